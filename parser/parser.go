@@ -1,0 +1,372 @@
+// Package parser finds llm-runtime commands in a stream of model output.
+//
+// # The grammar
+//
+// Everything that is not a command is prose and is ignored. A command is one
+// of
+//
+//	<open PATH>
+//	<search QUERY>
+//	<exec COMMAND>
+//	<write PATH>BODY</write>
+//	<write:LABEL PATH>BODY</write:LABEL>
+//
+// The tag name must be followed by at least one space or tab; the argument is
+// everything from there up to the first '>', with ASCII white space trimmed
+// from both ends, so paths with spaces work. Tag names match exactly and are
+// case-sensitive: "<opened x>", "<Open x>" and "<open>" are prose.
+//
+// The argument must end on the line it starts on and is at most
+// [Options.MaxArg] bytes. A newline, the end of input or an overlong argument
+// before the closing '>' makes the command malformed: it is reported as a
+// [Command] with Err set, so the model hears about it, and parsing resumes
+// after it.
+//
+// A write body is every byte between the '>' of the opening tag and the
+// closing tag, exactly, except that one line ending (LF or CRLF) right after
+// the opening tag is dropped. Nothing inside a body is interpreted: commands
+// in it are content, and no escape sequences exist. A body that must itself
+// contain the text "</write>" uses a labelled write: "<write:EOF notes.md>"
+// ends only at "</write:EOF>". A label is 1 to 32 ASCII letters, digits, '_'
+// or '-'. A write whose closing tag never comes is malformed and nothing is
+// written.
+//
+// Input is read as a stream. [Parser.Next] reads only as far as the end of the
+// next command, so a caller can run each command and flush its result before
+// any more input is read. Memory use is bounded by the read buffer, MaxArg and
+// MaxBody, whatever the size of the input: prose is scanned and discarded, and
+// the part of a write body past MaxBody is counted but not kept.
+package parser
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+// Kind names a command.
+type Kind string
+
+// The commands of the language.
+const (
+	Open   Kind = "open"
+	Write  Kind = "write"
+	Exec   Kind = "exec"
+	Search Kind = "search"
+)
+
+// ErrMalformed is the error of a command whose text is incomplete or invalid.
+// Command.Err wraps it with the details.
+var ErrMalformed = errors.New("parser: malformed command")
+
+// Command is one command found in the input.
+type Command struct {
+	Kind Kind
+	// Arg is the trimmed argument: a path for open and write, a query for
+	// search, a command line for exec. It never holds a newline.
+	Arg string
+	// Label is the label of a labelled write ("EOF" in <write:EOF x>).
+	Label string
+	// Body is the content of a write, at most Options.MaxBody bytes of it.
+	Body []byte
+	// BodySize is the full size of the write body as the input gave it; when
+	// it exceeds len(Body), the body was cut at Options.MaxBody.
+	BodySize int64
+	// Line is the 1-based line of the input on which the command starts.
+	Line int
+	// Err is non-nil when the command is malformed; it wraps ErrMalformed and
+	// says what is wrong. Such a command must not be run.
+	Err error
+}
+
+// Truncated reports whether the write body was longer than Options.MaxBody.
+func (c Command) Truncated() bool { return c.BodySize > int64(len(c.Body)) }
+
+// Tag is the opening tag in a canonical form, for display: "<open a.txt>",
+// "<write:EOF notes.md>". Control characters and invalid UTF-8 in the
+// argument are escaped, so the result is always one printable line.
+func (c Command) Tag() string {
+	name := string(c.Kind)
+	if c.Label != "" {
+		name += ":" + c.Label
+	}
+	return "<" + name + " " + Printable(c.Arg) + ">"
+}
+
+// Options bound the parser's memory. The zero value uses the defaults.
+type Options struct {
+	// MaxArg is the longest argument accepted, in bytes. Default 4096.
+	MaxArg int
+	// MaxBody is how much of a write body is kept, in bytes; the rest is
+	// counted in BodySize and dropped. Default 100 KiB.
+	MaxBody int64
+	// BufferSize is the size of the read buffer. Default 64 KiB, minimum 64.
+	BufferSize int
+}
+
+// Defaults of Options.
+const (
+	DefaultMaxArg     = 4096
+	DefaultMaxBody    = 100 << 10
+	DefaultBufferSize = 64 << 10
+	maxLabel          = 32
+)
+
+// Parser reads commands from a stream. It is not safe for concurrent use.
+type Parser struct {
+	r    *bufio.Reader
+	opts Options
+	line int
+	err  error // sticky read error
+}
+
+// New returns a parser reading from r.
+func New(r io.Reader, opts Options) *Parser {
+	if opts.MaxArg <= 0 {
+		opts.MaxArg = DefaultMaxArg
+	}
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = DefaultMaxBody
+	}
+	if opts.BufferSize <= 0 {
+		opts.BufferSize = DefaultBufferSize
+	}
+	opts.BufferSize = max(opts.BufferSize, 64)
+	return &Parser{r: bufio.NewReaderSize(r, opts.BufferSize), opts: opts, line: 1}
+}
+
+// Next returns the next command. At the end of input it returns io.EOF; a
+// read error of the underlying reader is returned as it is. A malformed
+// command is returned with a nil error and Command.Err set.
+func (p *Parser) Next() (Command, error) {
+	if p.err != nil {
+		return Command{}, p.err
+	}
+	for {
+		chunk, err := p.r.ReadSlice('<')
+		p.line += bytes.Count(chunk, newline)
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			p.err = err
+			return Command{}, err
+		}
+		if cmd, ok := p.command(); ok {
+			return cmd, nil
+		}
+	}
+}
+
+var (
+	newline = []byte{'\n'}
+	lt      = []byte{'<'}
+)
+
+var kinds = []Kind{Open, Write, Exec, Search}
+
+// command is called just after a '<' was consumed. It reports false, having
+// consumed nothing, when no command starts here.
+func (p *Parser) command() (Command, bool) {
+	head, _ := p.r.Peek(len("search") + 1)
+	for _, k := range kinds {
+		if len(head) <= len(k) || !bytes.HasPrefix(head, []byte(k)) {
+			continue
+		}
+		switch c := head[len(k)]; {
+		case c == ' ' || c == '\t':
+			p.discard(len(k) + 1)
+			cmd := Command{Kind: k, Line: p.line}
+			return p.finish(cmd), true
+		case c == ':' && k == Write:
+			p.discard(len(k) + 1)
+			cmd := Command{Kind: k, Line: p.line}
+			label, err := p.label()
+			cmd.Label = label
+			if err != nil {
+				cmd.Err = err
+				p.skipArg()
+				return cmd, true
+			}
+			return p.finish(cmd), true
+		}
+	}
+	return Command{}, false
+}
+
+// finish reads the argument and, for a write, the body.
+func (p *Parser) finish(cmd Command) Command {
+	arg, err := p.arg()
+	cmd.Arg = arg
+	if err != nil {
+		cmd.Err = err
+		return cmd
+	}
+	if cmd.Kind == Write {
+		cmd.Err = p.body(&cmd)
+		if cmd.Err != nil {
+			cmd.Body, cmd.BodySize = nil, 0
+		}
+	}
+	return cmd
+}
+
+func (p *Parser) discard(n int) {
+	b, _ := p.r.Peek(n)
+	p.line += bytes.Count(b, newline)
+	p.r.Discard(n)
+}
+
+// label reads a write label up to the space or tab after it.
+func (p *Parser) label() (string, error) {
+	var b strings.Builder
+	for {
+		c, err := p.r.ReadByte()
+		if err != nil {
+			return b.String(), fmt.Errorf("%w: <write:%s ends at the end of input", ErrMalformed, b.String())
+		}
+		switch {
+		case c == ' ' || c == '\t':
+			if b.Len() == 0 {
+				return "", fmt.Errorf("%w: empty label in <write:>; write <write:LABEL PATH>", ErrMalformed)
+			}
+			return b.String(), nil
+		case isLabelByte(c) && b.Len() < maxLabel:
+			b.WriteByte(c)
+		case isLabelByte(c):
+			return "", fmt.Errorf("%w: write label longer than %d characters", ErrMalformed, maxLabel)
+		default:
+			p.r.UnreadByte()
+			return "", fmt.Errorf("%w: write label %q is followed by %q; a label is letters, digits, '_' or '-', then a space and the path", ErrMalformed, b.String(), Printable(string(c)))
+		}
+	}
+}
+
+func isLabelByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+}
+
+// arg reads the argument up to and including '>'.
+func (p *Parser) arg() (string, error) {
+	var b []byte
+	for {
+		c, err := p.r.ReadByte()
+		if err != nil {
+			return trim(b), fmt.Errorf("%w: no '>' before the end of input", ErrMalformed)
+		}
+		switch c {
+		case '>':
+			return trim(b), nil
+		case '\n':
+			p.line++
+			return trim(b), fmt.Errorf("%w: no '>' before the end of the line", ErrMalformed)
+		}
+		if len(b) >= p.opts.MaxArg {
+			p.skipArg()
+			return trim(b), fmt.Errorf("%w: argument longer than %d bytes", ErrMalformed, p.opts.MaxArg)
+		}
+		b = append(b, c)
+	}
+}
+
+// skipArg discards input up to and including the next '>' or newline.
+func (p *Parser) skipArg() {
+	for {
+		c, err := p.r.ReadByte()
+		if err != nil || c == '>' {
+			return
+		}
+		if c == '\n' {
+			p.line++
+			return
+		}
+	}
+}
+
+func trim(b []byte) string { return string(bytes.Trim(b, " \t\r\n\v\f")) }
+
+// body reads a write body and its closing tag.
+func (p *Parser) body(cmd *Command) error {
+	// One line ending right after the opening tag is not content.
+	if b, _ := p.r.Peek(2); len(b) > 0 && b[0] == '\n' {
+		p.discard(1)
+	} else if len(b) == 2 && b[0] == '\r' && b[1] == '\n' {
+		p.discard(2)
+	}
+	closing := []byte("/write>")
+	if cmd.Label != "" {
+		closing = []byte("/write:" + cmd.Label + ">")
+	}
+	keep := func(b []byte) {
+		cmd.BodySize += int64(len(b))
+		if room := p.opts.MaxBody - int64(len(cmd.Body)); room > 0 {
+			cmd.Body = append(cmd.Body, b[:min(int64(len(b)), room)]...)
+		}
+	}
+	for {
+		chunk, err := p.r.ReadSlice('<')
+		p.line += bytes.Count(chunk, newline)
+		if err == bufio.ErrBufferFull {
+			keep(chunk)
+			continue
+		}
+		if err != nil {
+			keep(chunk)
+			return fmt.Errorf("%w: no <%s before the end of input; nothing was written", ErrMalformed, closing)
+		}
+		keep(chunk[:len(chunk)-1])
+		if next, _ := p.r.Peek(len(closing)); bytes.Equal(next, closing) {
+			p.r.Discard(len(closing))
+			if cmd.Body == nil {
+				cmd.Body = []byte{}
+			}
+			return nil
+		}
+		keep(lt) // chunk may have moved: Peek can refill the buffer
+	}
+}
+
+// Printable returns s with control characters and invalid UTF-8 escaped
+// Go-style (\t, \x00, \u0085), so it prints as one line that cannot forge
+// output framing or drive a terminal. Printable characters, including
+// non-ASCII ones, are kept as they are.
+func Printable(s string) string {
+	if printable(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == 0xfffd && size <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r >= 0x80 && r < 0xa0:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+func printable(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError || (r >= 0x80 && r < 0xa0) {
+			return false
+		}
+	}
+	return true
+}
