@@ -1,0 +1,185 @@
+// Package sandbox defines what every llm-runtime sandbox does and the rules
+// it keeps, and implements those rules once, on an [os.Root].
+//
+// A [Sandbox] runs the file operations of the command language (open, write,
+// search, exec) against one repository. [Workspace] is the shared
+// implementation of the file rules; [Local] runs it on the host, and the
+// container agent runs the very same code inside a container, so every
+// sandbox gives the same answers and the same error codes:
+//
+//   - every path is relative to the repository root and is resolved component
+//     by component through an [os.Root]; no path, symlink or ".." reaches
+//     outside the repository (PATH_SECURITY);
+//   - excluded paths (security.excluded_paths) are refused for open and write,
+//     matched case-insensitively against every component at any depth;
+//   - reads refuse directories (IS_DIRECTORY), binary files (BINARY_FILE: a
+//     NUL byte in the first 8000 bytes, as git decides) and files over the
+//     size limit (RESOURCE_LIMIT);
+//   - writes are atomic (temporary file in the same directory, fsync, rename,
+//     fsync of the directory), keep an existing file's mode, create missing
+//     parent directories, and refuse content over the size limit, leaving the
+//     old file untouched.
+//
+// Failures are [*Error] values carrying an UPPER_SNAKE code.
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Error codes. Every failure a sandbox reports carries one of these.
+const (
+	CodePathSecurity   = "PATH_SECURITY"    // the path leaves the repository or is excluded
+	CodeInvalidPath    = "INVALID_PATH"     // empty, too long, or otherwise not a usable path
+	CodeFileNotFound   = "FILE_NOT_FOUND"   // nothing at that path
+	CodeIsDirectory    = "IS_DIRECTORY"     // a directory where a file was expected
+	CodeNotRegularFile = "NOT_REGULAR_FILE" // a device, socket or FIFO
+	CodeBinaryFile     = "BINARY_FILE"      // the file holds a NUL byte
+	CodeResourceLimit  = "RESOURCE_LIMIT"   // over a size limit
+	CodePermission     = "PERMISSION_DENIED"
+	CodeInvalidQuery   = "INVALID_QUERY" // an empty search or a bad regular expression
+	CodeExecDisabled   = "EXEC_DISABLED"
+	CodeIO             = "IO_ERROR" // the operating system failed the operation
+	CodeCanceled       = "CANCELED"
+	CodeInternal       = "INTERNAL_ERROR"
+)
+
+// Error is a failed operation: a code for programs and a message for people
+// (and models) to read.
+type Error struct {
+	Code    string
+	Message string
+	Err     error // the underlying error, if any
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with the code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// AsError returns err as an *Error; an error of another type becomes
+// INTERNAL_ERROR (or CANCELED for a cancelled context).
+func AsError(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &Error{Code: CodeCanceled, Message: err.Error(), Err: err}
+	}
+	return &Error{Code: CodeInternal, Message: err.Error(), Err: err}
+}
+
+// Sandbox runs file operations against one repository. Implementations must
+// be safe for concurrent use. Paths are relative to the repository root, as
+// the model wrote them; results name them relative to the root, cleaned.
+type Sandbox interface {
+	// Open reads a text file.
+	Open(ctx context.Context, path string) (*File, error)
+	// Write creates or replaces a file atomically.
+	Write(ctx context.Context, path string, content []byte) (*WriteResult, error)
+	// Search looks for a literal string, or a regular expression written
+	// "re:PATTERN", in the repository's text files.
+	Search(ctx context.Context, query string) (*SearchResult, error)
+	// Exec runs a command line; sandboxes that cannot answer EXEC_DISABLED.
+	Exec(ctx context.Context, command string) (*ExecResult, error)
+	// Close releases the sandbox's resources.
+	Close() error
+}
+
+// File is the result of Open.
+type File struct {
+	Path    string // cleaned, relative to the repository root
+	Content []byte
+}
+
+// WriteResult is the result of Write.
+type WriteResult struct {
+	Path    string // cleaned, relative to the repository root
+	Created bool   // false: an existing file was replaced
+	Bytes   int64
+}
+
+// Action is "CREATED" or "UPDATED".
+func (w *WriteResult) Action() string {
+	if w.Created {
+		return "CREATED"
+	}
+	return "UPDATED"
+}
+
+// SearchResult is the result of Search.
+type SearchResult struct {
+	Query   string
+	Matches []Match // at most Limits.MaxSearchResults, in path then line order
+	Total   int     // every matching line, including those not listed
+	Files   int     // files with at least one match
+}
+
+// Truncated reports whether more lines matched than are listed.
+func (s *SearchResult) Truncated() bool { return s.Total > len(s.Matches) }
+
+// Match is one matching line.
+type Match struct {
+	Path string
+	Line int
+	Text string // the line, without its line ending, cut to Limits.MaxLineLength
+}
+
+// ExecResult is the result of Exec.
+type ExecResult struct {
+	ExitCode int
+	Duration time.Duration
+	Output   []byte
+}
+
+// Limits are the rules a Workspace enforces. The zero value of a field
+// means its default.
+type Limits struct {
+	MaxFileSize      int64    // largest file Open reads or Search scans; default 1 MiB
+	MaxWriteSize     int64    // largest content Write accepts; default 100 KiB
+	Excluded         []string // glob patterns; default DefaultExcluded
+	WriteProtected   []string // exact repository-relative paths Write refuses, e.g. the config file
+	MaxSearchResults int      // matching lines listed; default 100
+	MaxLineLength    int      // longest line listed by Search, in bytes; default 200
+}
+
+// Defaults of Limits.
+const (
+	DefaultMaxFileSize      = 1 << 20
+	DefaultMaxWriteSize     = 100 << 10
+	DefaultMaxSearchResults = 100
+	DefaultMaxLineLength    = 200
+)
+
+// DefaultExcluded is the default of Limits.Excluded.
+var DefaultExcluded = []string{".git", ".env", "*.key", "*.pem"}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxFileSize <= 0 {
+		l.MaxFileSize = DefaultMaxFileSize
+	}
+	if l.MaxWriteSize <= 0 {
+		l.MaxWriteSize = DefaultMaxWriteSize
+	}
+	if l.Excluded == nil {
+		l.Excluded = DefaultExcluded
+	}
+	if l.MaxSearchResults <= 0 {
+		l.MaxSearchResults = DefaultMaxSearchResults
+	}
+	if l.MaxLineLength <= 0 {
+		l.MaxLineLength = DefaultMaxLineLength
+	}
+	return l
+}

@@ -1,0 +1,473 @@
+// Package sandboxtest is the conformance suite every sandbox.Sandbox must
+// pass: the same files, the same hostile inputs and the same expected
+// answers, whether the operations run on the host or in a container.
+package sandboxtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/llm-runtime/llm-runtime/sandbox"
+)
+
+// Factory returns a sandbox on the repository dir with the given limits. The
+// sandbox is closed by the suite.
+type Factory func(t *testing.T, dir string, limits sandbox.Limits) sandbox.Sandbox
+
+// Secret is the content of the file outside the repository; no result may
+// ever contain it.
+const Secret = "TOP SECRET: outside the repository"
+
+// Limits are the limits the suite runs with: small, so the limits are easy
+// to cross.
+var Limits = sandbox.Limits{
+	MaxFileSize:      4096,
+	MaxWriteSize:     2048,
+	WriteProtected:   []string{"llm-runtime.config.yaml"},
+	MaxSearchResults: 5,
+	MaxLineLength:    40,
+}
+
+// Fixture is a repository and, beside it, a directory the sandbox must
+// never reach.
+type Fixture struct {
+	Dir     string // the repository
+	Outside string // a sibling of the repository holding Secret
+}
+
+// NewFixture lays out the repository the suite works on.
+func NewFixture(t *testing.T) Fixture {
+	t.Helper()
+	base := t.TempDir()
+	fx := Fixture{Dir: filepath.Join(base, "repo"), Outside: filepath.Join(base, "outside")}
+	files := map[string]string{
+		"hello.txt":               "hello\n",
+		"sub/inner.txt":           "inner\n",
+		"sub/.env":                "TOKEN=sub\n",
+		".env":                    "TOKEN=root\n",
+		".git/config":             "[core]\n",
+		"keys/server.key":         "KEY\n",
+		"cert.PEM":                "PEM\n",
+		"bin.dat":                 "abc\x00def",
+		"big.txt":                 strings.Repeat("b", int(Limits.MaxFileSize)+1),
+		"llm-runtime.config.yaml": "sandbox: local\n",
+	}
+	for name, content := range files {
+		writeFile(t, filepath.Join(fx.Dir, name), content)
+	}
+	writeFile(t, filepath.Join(fx.Outside, "secret.txt"), Secret)
+	links := map[string]string{
+		"link-out": "../outside/secret.txt",
+		"abs-link": filepath.Join(fx.Outside, "secret.txt"),
+		"dirlink":  "../outside",
+		"inlink":   "hello.txt",
+		"env-link": ".env",
+		"git-link": ".git",
+		"loop":     "loop",
+		"sub/up":   "..",
+		"sub/out":  "../../outside",
+	}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(fx.Dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Mkfifo(filepath.Join(fx.Dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return fx
+}
+
+func writeFile(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TreeHash hashes every name, mode and content under dir, so a test can
+// prove nothing there changed.
+func TreeHash(t *testing.T, dir string) string {
+	t.Helper()
+	h := sha256.New()
+	var names []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil {
+			names = append(names, p)
+		}
+		return nil
+	})
+	sort.Strings(names)
+	for _, p := range names {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(h, "%s %v %d\n", p, fi.Mode(), fi.Size())
+		if fi.Mode().IsRegular() {
+			b, _ := os.ReadFile(p)
+			h.Write(b)
+		}
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+// Op is one operation of a table-driven case.
+type Op struct {
+	Name    string
+	Kind    string // "open", "write" or "search"
+	Arg     string
+	Content string // for write
+	Code    string // expected error code; "" for success
+	Want    string // for a successful open: the content; for write: the bytes on disk
+}
+
+// Hostile is the table of hostile and edge-case paths and contents, each
+// with its expected outcome.
+func Hostile(fx Fixture) []Op {
+	long := strings.Repeat("a", 5000)
+	return []Op{
+		{Name: "dot-dot", Kind: "open", Arg: "../outside/secret.txt", Code: sandbox.CodePathSecurity},
+		{Name: "dot-dot deep", Kind: "open", Arg: "../../../../../../etc/passwd", Code: sandbox.CodePathSecurity},
+		{Name: "dot-dot after a directory", Kind: "open", Arg: "sub/../../outside/secret.txt", Code: sandbox.CodePathSecurity},
+		{Name: "dot-dot through a missing directory", Kind: "open", Arg: "nope/../../outside/secret.txt", Code: sandbox.CodePathSecurity},
+		{Name: "bare dot-dot", Kind: "open", Arg: "..", Code: sandbox.CodePathSecurity},
+		{Name: "absolute system path", Kind: "open", Arg: "/etc/passwd", Code: sandbox.CodePathSecurity},
+		{Name: "absolute path to the secret", Kind: "open", Arg: filepath.Join(fx.Outside, "secret.txt"), Code: sandbox.CodePathSecurity},
+		{Name: "absolute path inside the repository", Kind: "open", Arg: filepath.Join(fx.Dir, "hello.txt"), Code: sandbox.CodePathSecurity},
+		{Name: "symlinked file pointing outside", Kind: "open", Arg: "link-out", Code: sandbox.CodePathSecurity},
+		{Name: "absolute symlink", Kind: "open", Arg: "abs-link", Code: sandbox.CodePathSecurity},
+		{Name: "symlinked parent directory pointing outside", Kind: "open", Arg: "dirlink/secret.txt", Code: sandbox.CodePathSecurity},
+		{Name: "nested symlinked parent pointing outside", Kind: "open", Arg: "sub/out/secret.txt", Code: sandbox.CodePathSecurity},
+		{Name: "symlink to .. then out", Kind: "open", Arg: "sub/up/../outside/secret.txt", Code: sandbox.CodePathSecurity},
+		{Name: "write through a symlinked parent", Kind: "write", Arg: "dirlink/evil.txt", Content: "x", Code: sandbox.CodePathSecurity},
+		{Name: "write through a symlinked file", Kind: "write", Arg: "link-out", Content: "x", Code: sandbox.CodePathSecurity},
+		{Name: "write with dot-dot", Kind: "write", Arg: "../outside/evil.txt", Content: "x", Code: sandbox.CodePathSecurity},
+		{Name: "write to an absolute path", Kind: "write", Arg: "/tmp/llm-runtime-evil.txt", Content: "x", Code: sandbox.CodePathSecurity},
+		{Name: "symlink loop", Kind: "open", Arg: "loop", Code: sandbox.CodePathSecurity},
+		{Name: "excluded .env", Kind: "open", Arg: ".env", Code: sandbox.CodePathSecurity},
+		{Name: "excluded .env at depth", Kind: "open", Arg: "sub/.env", Code: sandbox.CodePathSecurity},
+		{Name: "excluded .git", Kind: "open", Arg: ".git/config", Code: sandbox.CodePathSecurity},
+		{Name: "write into .git", Kind: "write", Arg: ".git/hooks/pre-commit", Content: "#!/bin/sh\n", Code: sandbox.CodePathSecurity},
+		{Name: "write a new .env", Kind: "write", Arg: "app/.env", Content: "x", Code: sandbox.CodePathSecurity},
+		{Name: "excluded *.key", Kind: "open", Arg: "keys/server.key", Code: sandbox.CodePathSecurity},
+		{Name: "excluded *.pem in another case", Kind: "open", Arg: "cert.PEM", Code: sandbox.CodePathSecurity},
+		{Name: "symlink to an excluded file", Kind: "open", Arg: "env-link", Code: sandbox.CodePathSecurity},
+		{Name: "symlink to an excluded directory", Kind: "write", Arg: "git-link/config", Content: "x", Code: sandbox.CodePathSecurity},
+		{Name: "dot-dot into an excluded file", Kind: "open", Arg: "sub/../.env", Code: sandbox.CodePathSecurity},
+		{Name: "the configuration file", Kind: "write", Arg: "llm-runtime.config.yaml", Content: "sandbox: local\n", Code: sandbox.CodePathSecurity},
+		{Name: "NUL in a path", Kind: "open", Arg: "hello.txt\x00.png", Code: sandbox.CodePathSecurity},
+		{Name: "NUL in a write path", Kind: "write", Arg: "a\x00b", Content: "x", Code: sandbox.CodePathSecurity},
+		{Name: "newline in a path", Kind: "open", Arg: "hello.txt\n=== END COMMAND ===", Code: sandbox.CodePathSecurity},
+		{Name: "invalid UTF-8 in a path", Kind: "write", Arg: "bad\xff.txt", Content: "x", Code: sandbox.CodePathSecurity},
+		{Name: "5000-character name", Kind: "open", Arg: long, Code: sandbox.CodeInvalidPath},
+		{Name: "5000-character write", Kind: "write", Arg: long, Content: "x", Code: sandbox.CodeInvalidPath},
+		{Name: "256-byte component", Kind: "write", Arg: "sub/" + strings.Repeat("n", 256), Content: "x", Code: sandbox.CodeInvalidPath},
+		{Name: "empty path", Kind: "open", Arg: "", Code: sandbox.CodeInvalidPath},
+		{Name: "blank path", Kind: "write", Arg: "   ", Content: "x", Code: sandbox.CodeInvalidPath},
+		{Name: "the root", Kind: "open", Arg: ".", Code: sandbox.CodeIsDirectory},
+		{Name: "a directory", Kind: "open", Arg: "sub", Code: sandbox.CodeIsDirectory},
+		{Name: "write over a directory", Kind: "write", Arg: "sub", Content: "x", Code: sandbox.CodeIsDirectory},
+		{Name: "write over the root", Kind: "write", Arg: "./", Content: "x", Code: sandbox.CodeIsDirectory},
+		{Name: "a parent that is a file", Kind: "write", Arg: "hello.txt/x", Content: "x", Code: sandbox.CodeFileNotFound},
+		{Name: "binary file", Kind: "open", Arg: "bin.dat", Code: sandbox.CodeBinaryFile},
+		{Name: "file over the size limit", Kind: "open", Arg: "big.txt", Code: sandbox.CodeResourceLimit},
+		{Name: "content over the write limit", Kind: "write", Arg: "hello.txt", Content: strings.Repeat("x", int(Limits.MaxWriteSize)+1), Code: sandbox.CodeResourceLimit},
+		{Name: "a FIFO does not hang", Kind: "open", Arg: "fifo", Code: sandbox.CodeNotRegularFile},
+		{Name: "write over a FIFO", Kind: "write", Arg: "fifo", Content: "x", Code: sandbox.CodeNotRegularFile},
+		{Name: "missing file", Kind: "open", Arg: "missing.txt", Code: sandbox.CodeFileNotFound},
+		{Name: "backslashes are not separators", Kind: "open", Arg: `..\outside\secret.txt`, Code: sandbox.CodeFileNotFound},
+		{Name: "no tilde expansion", Kind: "open", Arg: "~/.ssh/id_rsa", Code: sandbox.CodeFileNotFound},
+		{Name: "no variable expansion", Kind: "open", Arg: "$HOME/.bashrc", Code: sandbox.CodeFileNotFound},
+		{Name: "no URL schemes", Kind: "open", Arg: "file:///etc/passwd", Code: sandbox.CodeFileNotFound},
+		{Name: "shell syntax is written as it is", Kind: "write", Arg: "shell.txt", Content: "echo $(rm -rf /)\n`id`\n\tdone\n", Want: "echo $(rm -rf /)\n`id`\n\tdone\n"},
+		{Name: "CRLF is kept", Kind: "write", Arg: "crlf.txt", Content: "a\r\nb\r\n", Want: "a\r\nb\r\n"},
+		{Name: "invalid UTF-8 and NUL content is kept", Kind: "write", Arg: "raw.txt", Content: "\xff\xfe\x00z", Want: "\xff\xfe\x00z"},
+		{Name: "quotes and backslashes are kept", Kind: "write", Arg: "q.txt", Content: `"'\n\\`, Want: `"'\n\\`},
+		{Name: "a path with spaces", Kind: "write", Arg: "my notes/to do.txt", Content: "x", Want: "x"},
+		{Name: "shell metacharacters in a name", Kind: "write", Arg: "$(touch pwned);`id`.txt", Content: "x", Want: "x"},
+		{Name: "dot segments that stay inside", Kind: "open", Arg: "sub/./../sub//inner.txt", Want: "inner\n"},
+		{Name: "symlink inside the repository", Kind: "open", Arg: "inlink", Want: "hello\n"},
+		{Name: "symlink to .. that stays inside", Kind: "open", Arg: "sub/up/hello.txt", Want: "hello\n"},
+		{Name: "new parent directories", Kind: "write", Arg: "new/deep/dir/file.txt", Content: "deep", Want: "deep"},
+		{Name: "write through an inside symlink keeps the link", Kind: "write", Arg: "inlink", Content: "via link\n", Want: "via link\n"},
+	}
+}
+
+// Run runs the conformance suite against the sandboxes newSandbox makes.
+func Run(t *testing.T, newSandbox Factory) {
+	t.Run("Hostile", func(t *testing.T) { testHostile(t, newSandbox) })
+	t.Run("SymlinkSwappedBetweenCommands", func(t *testing.T) { testSwap(t, newSandbox) })
+	t.Run("Write", func(t *testing.T) { testWrite(t, newSandbox) })
+	t.Run("Search", func(t *testing.T) { testSearch(t, newSandbox) })
+}
+
+func code(err error) string {
+	if err == nil {
+		return ""
+	}
+	return sandbox.AsError(err).Code
+}
+
+// Do runs op on sb and checks its outcome; it returns what a successful
+// open read.
+func Do(t *testing.T, sb sandbox.Sandbox, fx Fixture, op Op) {
+	t.Helper()
+	ctx := context.Background()
+	var got string
+	var err error
+	switch op.Kind {
+	case "open":
+		var f *sandbox.File
+		if f, err = sb.Open(ctx, op.Arg); err == nil {
+			got = string(f.Content)
+		}
+	case "write":
+		var w *sandbox.WriteResult
+		if w, err = sb.Write(ctx, op.Arg, []byte(op.Content)); err == nil {
+			if w.Bytes != int64(len(op.Content)) {
+				t.Errorf("%s: Bytes = %d, want %d", op.Name, w.Bytes, len(op.Content))
+			}
+			b, rerr := os.ReadFile(filepath.Join(fx.Dir, w.Path))
+			if rerr != nil {
+				t.Fatalf("%s: reading back %s: %v", op.Name, w.Path, rerr)
+			}
+			got = string(b)
+		}
+	default:
+		t.Fatalf("unknown op kind %q", op.Kind)
+	}
+	if c := code(err); c != op.Code {
+		t.Fatalf("%s: %s %q: code %q (%v), want %q", op.Name, op.Kind, op.Arg, c, err, op.Code)
+	}
+	if err == nil && got != op.Want {
+		t.Fatalf("%s: got %q, want %q", op.Name, got, op.Want)
+	}
+	if err != nil && strings.Contains(err.Error(), Secret) || strings.Contains(got, Secret) {
+		t.Fatalf("%s: the secret outside the repository leaked", op.Name)
+	}
+}
+
+func testHostile(t *testing.T, newSandbox Factory) {
+	fx := NewFixture(t)
+	before := TreeHash(t, fx.Outside)
+	hello, _ := os.ReadFile(filepath.Join(fx.Dir, "hello.txt"))
+	sb := newSandbox(t, fx.Dir, Limits)
+	defer sb.Close()
+	ops := Hostile(fx)
+	if len(ops) < 30 {
+		t.Fatalf("only %d hostile cases", len(ops))
+	}
+	for _, op := range ops {
+		t.Run(op.Name, func(t *testing.T) { Do(t, sb, fx, op) })
+	}
+	if after := TreeHash(t, fx.Outside); after != before {
+		t.Fatal("something outside the repository changed")
+	}
+	if _, err := os.Lstat("/tmp/llm-runtime-evil.txt"); err == nil {
+		t.Fatal("an absolute path was written")
+	}
+	// The refused oversized write left the old content in place; the
+	// write through inlink changed hello.txt itself, and inlink is still a
+	// link.
+	if fi, err := os.Lstat(filepath.Join(fx.Dir, "inlink")); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Fatalf("inlink is no longer a symlink: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(fx.Dir, "hello.txt")); string(b) != "via link\n" || string(hello) != "hello\n" {
+		t.Fatalf("hello.txt = %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(fx.Dir, "pwned")); err == nil {
+		t.Fatal("a file name was run by a shell")
+	}
+	if b, _ := os.ReadFile(filepath.Join(fx.Dir, "llm-runtime.config.yaml")); string(b) != "sandbox: local\n" {
+		t.Fatalf("the configuration file changed: %q", b)
+	}
+}
+
+// testSwap replaces a directory with a symlink to the outside between two
+// commands: the second must be refused.
+func testSwap(t *testing.T, newSandbox Factory) {
+	fx := NewFixture(t)
+	sb := newSandbox(t, fx.Dir, Limits)
+	defer sb.Close()
+	Do(t, sb, fx, Op{Name: "before the swap", Kind: "write", Arg: "swap/x.txt", Content: "one", Want: "one"})
+	before := TreeHash(t, fx.Outside)
+	if err := os.RemoveAll(filepath.Join(fx.Dir, "swap")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(fx.Outside, filepath.Join(fx.Dir, "swap")); err != nil {
+		t.Fatal(err)
+	}
+	Do(t, sb, fx, Op{Name: "write after the swap", Kind: "write", Arg: "swap/x.txt", Content: "two", Code: sandbox.CodePathSecurity})
+	Do(t, sb, fx, Op{Name: "open after the swap", Kind: "open", Arg: "swap/secret.txt", Code: sandbox.CodePathSecurity})
+	if err := os.Remove(filepath.Join(fx.Dir, "swap")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../outside", filepath.Join(fx.Dir, "swap")); err != nil {
+		t.Fatal(err)
+	}
+	Do(t, sb, fx, Op{Name: "write after a relative swap", Kind: "write", Arg: "swap/x.txt", Content: "two", Code: sandbox.CodePathSecurity})
+	if TreeHash(t, fx.Outside) != before {
+		t.Fatal("the swapped symlink let a write out")
+	}
+}
+
+func testWrite(t *testing.T, newSandbox Factory) {
+	fx := NewFixture(t)
+	sb := newSandbox(t, fx.Dir, Limits)
+	defer sb.Close()
+	ctx := context.Background()
+	w, err := sb.Write(ctx, "fresh.txt", []byte("a"))
+	if err != nil || !w.Created || w.Action() != "CREATED" || w.Path != "fresh.txt" {
+		t.Fatalf("first write: %+v, %v", w, err)
+	}
+	w, err = sb.Write(ctx, "./fresh.txt", []byte("bb"))
+	if err != nil || w.Created || w.Action() != "UPDATED" || w.Bytes != 2 || w.Path != "fresh.txt" {
+		t.Fatalf("second write: %+v, %v", w, err)
+	}
+	if fi, err := os.Stat(filepath.Join(fx.Dir, "fresh.txt")); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("new file mode: %v, %v", fi.Mode(), err)
+	}
+	// An existing file's mode is kept.
+	script := filepath.Join(fx.Dir, "run.sh")
+	writeFile(t, script, "#!/bin/sh\n")
+	if err := os.Chmod(script, 0o751); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sb.Write(ctx, "run.sh", []byte("#!/bin/sh\necho hi\n")); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(script); fi.Mode().Perm() != 0o751 {
+		t.Fatalf("mode changed to %v", fi.Mode().Perm())
+	}
+	// A refused write leaves the old file untouched.
+	if _, err := sb.Write(ctx, "run.sh", bytes.Repeat([]byte("x"), int(Limits.MaxWriteSize)+1)); code(err) != sandbox.CodeResourceLimit {
+		t.Fatalf("oversized write: %v", err)
+	}
+	if b, _ := os.ReadFile(script); string(b) != "#!/bin/sh\necho hi\n" {
+		t.Fatalf("refused write changed the file: %q", b)
+	}
+	// Exactly the limit is fine, and an empty file is a file.
+	if _, err := sb.Write(ctx, "limit.txt", bytes.Repeat([]byte("x"), int(Limits.MaxWriteSize))); err != nil {
+		t.Fatalf("write of exactly the limit: %v", err)
+	}
+	if w, err := sb.Write(ctx, "empty.txt", nil); err != nil || w.Bytes != 0 {
+		t.Fatalf("empty write: %+v %v", w, err)
+	}
+	// No temporary files are left behind.
+	filepath.WalkDir(fx.Dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".tmp") {
+			t.Errorf("temporary file left: %s", p)
+		}
+		return nil
+	})
+	// What is written is what is read.
+	f, err := sb.Open(ctx, "fresh.txt")
+	if err != nil || string(f.Content) != "bb" || f.Path != "fresh.txt" {
+		t.Fatalf("read back: %+v, %v", f, err)
+	}
+	// A file of exactly the read limit is read.
+	writeFile(t, filepath.Join(fx.Dir, "edge.txt"), strings.Repeat("e", int(Limits.MaxFileSize)))
+	if f, err := sb.Open(ctx, "edge.txt"); err != nil || len(f.Content) != int(Limits.MaxFileSize) {
+		t.Fatalf("file of exactly the limit: %v", err)
+	}
+}
+
+func testSearch(t *testing.T, newSandbox Factory) {
+	fx := NewFixture(t)
+	files := map[string]string{
+		"a.go":                 "package a\n// TODO: one\nfunc A() {}\n",
+		"b/b.go":               "// TODO: two\r\n// todo lower\n",
+		"b/deep/c.txt":         "TODO three\n",
+		"ignored.log":          "TODO ignored by .gitignore\n",
+		"build/out.txt":        "TODO in an ignored directory\n",
+		"b/.gitignore":         "local.txt\n",
+		"b/local.txt":          "TODO ignored by a nested .gitignore\n",
+		"b/keep.log":           "TODO re-included\n",
+		".gitignore":           "*.log\n!keep.log\n/build/\n",
+		"secret.pem":           "TODO in an excluded file\n",
+		"bin2.dat":             "TODO\x00 binary\n",
+		"long.txt":             "TODO " + strings.Repeat("é", 60) + "\n",
+		"many/m.txt":           strings.Repeat("needle\n", 12),
+		"unicode/ü.txt":        "naïve TODO\n",
+		"huge/over-limit.txt":  "TODO " + strings.Repeat("x", int(Limits.MaxFileSize)),
+		"sub/.env":             "TODO excluded\n",
+		"b/deep/.gitignore":    "# comment\n\n",
+		"b/deep/ok.txt":        "nothing here\n",
+		"regexp/r.txt":         "foo123\nfoo\nbar456\n",
+		"outside-link-target/": "",
+	}
+	for name, content := range files {
+		if strings.HasSuffix(name, "/") {
+			continue
+		}
+		writeFile(t, filepath.Join(fx.Dir, name), content)
+	}
+	sb := newSandbox(t, fx.Dir, Limits)
+	defer sb.Close()
+	ctx := context.Background()
+	res, err := sb.Search(ctx, "TODO")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range res.Matches {
+		got = append(got, fmt.Sprintf("%s:%d: %s", m.Path, m.Line, m.Text))
+	}
+	want := []string{
+		"a.go:2: // TODO: one",
+		"b/b.go:1: // TODO: two",
+		"b/deep/c.txt:1: TODO three",
+		"b/keep.log:1: TODO re-included",
+		"long.txt:1: TODO " + strings.Repeat("é", 17) + " [...]",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("matches:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// unicode/ü.txt is the sixth match: counted but not listed.
+	if res.Total != 6 || res.Files != 6 || !res.Truncated() {
+		t.Fatalf("total %d in %d files (truncated %v), want 6 in 6", res.Total, res.Files, res.Truncated())
+	}
+	if strings.Contains(strings.Join(got, ""), Secret) {
+		t.Fatal("search followed a symlink out of the repository")
+	}
+
+	res, err = sb.Search(ctx, "re:^foo[0-9]+$|^bar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Total != 2 || res.Matches[0].Text != "foo123" || res.Matches[1].Line != 3 {
+		t.Fatalf("regexp search: %+v", res)
+	}
+	res, err = sb.Search(ctx, "needle")
+	if err != nil || res.Total != 12 || len(res.Matches) != Limits.MaxSearchResults || res.Files != 1 {
+		t.Fatalf("capped search: %+v, %v", res, err)
+	}
+	res, err = sb.Search(ctx, "no such text anywhere")
+	if err != nil || res.Total != 0 || len(res.Matches) != 0 {
+		t.Fatalf("empty search: %+v, %v", res, err)
+	}
+	for _, q := range []string{"", "re:", "re:(unclosed"} {
+		if _, err := sb.Search(ctx, q); code(err) != sandbox.CodeInvalidQuery {
+			t.Errorf("Search(%q): %v, want INVALID_QUERY", q, err)
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := sb.Search(cctx, "TODO"); !errors.Is(err, context.Canceled) && code(err) != sandbox.CodeCanceled {
+		t.Errorf("cancelled search: %v", err)
+	}
+}
