@@ -1,0 +1,204 @@
+// Package config is llm-runtime's configuration: the schema, its defaults,
+// and validation whose errors name the key and where its value came from
+// (file and line, environment variable, or flag).
+//
+// Values are layered: defaults, then the configuration file, then flags,
+// then LLM_RUNTIME_* environment variables. The file is
+// llm-runtime.config.yaml in the repository root, else config.yaml in the
+// user's configuration directory ($XDG_CONFIG_HOME/llm-runtime, by default
+// ~/.config/llm-runtime), unless a path is named explicitly.
+//
+// Every setting has one key ("container_pool.size"), one environment
+// variable (LLM_RUNTIME_CONTAINER_POOL_SIZE) and a documented default;
+// [Settings] lists them.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// FileName is the name of the configuration file in a repository root.
+const FileName = "llm-runtime.config.yaml"
+
+// Config is the whole configuration. Use Default to get one; the zero value
+// is not valid.
+type Config struct {
+	// Sandbox is where operations run: "local" (on the host, no container).
+	Sandbox string
+	Output  Output
+	// Security bounds what operations may touch.
+	Security Security
+	Search   Search
+	// ContainerPool configures the pool of sandbox containers.
+	ContainerPool Pool
+
+	origin map[string]string // key -> where its value came from
+}
+
+// Output configures how results are printed.
+type Output struct {
+	Format string // "text" or "jsonl"
+}
+
+// Security holds the limits every sandbox enforces.
+type Security struct {
+	MaxFileSize   int64    // largest file read or searched, in bytes
+	MaxWriteSize  int64    // largest content written, in bytes
+	ExcludedPaths []string // glob patterns refused for open and write, at any depth
+}
+
+// Search configures <search>.
+type Search struct {
+	MaxResults    int // matching lines listed; the total is always counted
+	MaxLineLength int // longest line listed, in bytes
+}
+
+// Pool holds the settings of the container pooling guide.
+type Pool struct {
+	Enabled             bool
+	Size                int           // most containers at once
+	MaxUsesPerContainer int           // recycle a container after this many operations
+	IdleTimeout         time.Duration // remove containers idle this long; 0 never
+	HealthCheckInterval time.Duration // ping idle containers this often; 0 never
+	StartupContainers   int           // created at start, in parallel
+}
+
+// Default returns the default configuration.
+func Default() *Config {
+	c := &Config{origin: map[string]string{}}
+	for _, s := range settings {
+		if err := s.set(c, s.Default); err != nil {
+			panic(fmt.Sprintf("config: default of %s: %v", s.Key, err))
+		}
+		c.origin[s.Key] = "default"
+	}
+	return c
+}
+
+// Origin says where the value of key came from: "default", "FILE:LINE",
+// "$LLM_RUNTIME_..." or "--flag".
+func (c *Config) Origin(key string) string { return c.origin[key] }
+
+// Error is an invalid setting.
+type Error struct {
+	Source string // "llm-runtime.config.yaml:7", "$LLM_RUNTIME_SANDBOX", "--format"
+	Key    string // "container_pool.size"; empty when the error is not about one key
+	Msg    string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.Source != "" {
+		b.WriteString(e.Source + ": ")
+	}
+	if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Set sets key from its text form, as a flag or environment variable would;
+// source names where the value came from, for error messages.
+func (c *Config) Set(key, value, source string) error {
+	s, ok := lookup(key)
+	if !ok {
+		return &Error{Source: source, Key: key, Msg: "unknown setting"}
+	}
+	if err := s.set(c, value); err != nil {
+		return &Error{Source: source, Key: key, Msg: err.Error()}
+	}
+	c.origin[key] = source
+	return nil
+}
+
+// EnvPrefix starts the name of every environment variable llm-runtime reads.
+const EnvPrefix = "LLM_RUNTIME_"
+
+// otherEnv are LLM_RUNTIME_ variables that are not settings.
+var otherEnv = map[string]string{
+	"LLM_RUNTIME_REQUIRE_DOCKER": "tests: fail instead of skipping when Docker is unreachable",
+}
+
+// ApplyEnv applies the LLM_RUNTIME_* variables of environ (as os.Environ
+// returns it). A variable that names no setting is an error, so a typo is
+// not silently ignored.
+func (c *Config) ApplyEnv(environ []string) error {
+	byEnv := map[string]*Setting{}
+	for i := range settings {
+		byEnv[settings[i].Env()] = &settings[i]
+	}
+	var names []string
+	values := map[string]string{}
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) {
+			continue
+		}
+		if _, ok := otherEnv[name]; ok {
+			continue
+		}
+		names = append(names, name)
+		values[name] = value
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s, ok := byEnv[name]
+		if !ok {
+			return &Error{Source: "$" + name, Msg: "no such setting; see 'llm-runtime config --help' for the list"}
+		}
+		if err := c.Set(s.Key, values[name], "$"+name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Validate checks the settings against each other; each value alone was
+// checked when it was set.
+func (c *Config) Validate() error {
+	p := c.ContainerPool
+	if p.StartupContainers > p.Size {
+		return &Error{Source: c.origin["container_pool.startup_containers"], Key: "container_pool.startup_containers",
+			Msg: fmt.Sprintf("is %d, more than container_pool.size (%d)", p.StartupContainers, p.Size)}
+	}
+	return nil
+}
+
+// Find returns the configuration file to use for the repository at root:
+// explicit if not empty (it must exist), else root's llm-runtime.config.yaml,
+// else the user's config.yaml. It returns "" when there is none.
+func Find(explicit, root string) (string, error) {
+	if explicit != "" {
+		if _, err := os.Stat(explicit); err != nil {
+			return "", &Error{Source: explicit, Msg: "cannot read the configuration file: " + errText(err)}
+		}
+		return explicit, nil
+	}
+	candidates := []string{filepath.Join(root, FileName)}
+	if dir, err := os.UserConfigDir(); err == nil {
+		candidates = append(candidates, filepath.Join(dir, "llm-runtime", "config.yaml"))
+	}
+	for _, p := range candidates {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return "", &Error{Source: p, Msg: "cannot read the configuration file: " + errText(err)}
+		}
+	}
+	return "", nil
+}
+
+func errText(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}

@@ -1,0 +1,277 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/llm-runtime/llm-runtime/sandbox"
+)
+
+// Setting describes one configuration key.
+type Setting struct {
+	Key     string // dotted key in the file: "container_pool.size"
+	Default string // the default, in the file's notation
+	Doc     string // one line: what it does
+	List    bool   // a list of strings (comma-separated in the environment)
+	set     func(c *Config, v string) error
+	get     func(c *Config) string
+}
+
+// Env is the environment variable of the setting.
+func (s Setting) Env() string {
+	return EnvPrefix + strings.ToUpper(strings.NewReplacer(".", "_").Replace(s.Key))
+}
+
+// Settings returns every setting, in the order of the documentation.
+func Settings() []Setting { return append([]Setting(nil), settings...) }
+
+// Value returns the current value of key in the file's notation.
+func (c *Config) Value(key string) string {
+	s, ok := lookup(key)
+	if !ok {
+		return ""
+	}
+	return s.get(c)
+}
+
+func lookup(key string) (Setting, bool) {
+	for _, s := range settings {
+		if s.Key == key {
+			return s, true
+		}
+	}
+	return Setting{}, false
+}
+
+var settings = []Setting{
+	{
+		Key: "sandbox", Default: "local",
+		Doc: "where operations run: local (on the host, no container boundary, no exec)",
+		set: func(c *Config, v string) error { return oneOf(&c.Sandbox, v, "local") },
+		get: func(c *Config) string { return c.Sandbox },
+	},
+	{
+		Key: "output.format", Default: "text",
+		Doc: "text (the === framing) or jsonl (one JSON object per command)",
+		set: func(c *Config, v string) error { return oneOf(&c.Output.Format, v, "text", "jsonl") },
+		get: func(c *Config) string { return c.Output.Format },
+	},
+	{
+		Key: "security.max_file_size", Default: "1MiB",
+		Doc: "largest file <open> reads or <search> scans",
+		set: func(c *Config, v string) error { return sizeIn(&c.Security.MaxFileSize, v, 1, 256<<20) },
+		get: func(c *Config) string { return FormatSize(c.Security.MaxFileSize) },
+	},
+	{
+		Key: "security.max_write_size", Default: "100KiB",
+		Doc: "largest content <write> accepts; larger writes are refused and the file is left as it was",
+		set: func(c *Config, v string) error { return sizeIn(&c.Security.MaxWriteSize, v, 1, 64<<20) },
+		get: func(c *Config) string { return FormatSize(c.Security.MaxWriteSize) },
+	},
+	{
+		Key: "security.excluded_paths", Default: ".git,.env,*.key,*.pem", List: true,
+		Doc: "glob patterns refused for open and write and skipped by search, matched against every path component at any depth, ignoring case",
+		set: func(c *Config, v string) error { return patterns(&c.Security.ExcludedPaths, splitList(v)) },
+		get: func(c *Config) string { return strings.Join(c.Security.ExcludedPaths, ",") },
+	},
+	{
+		Key: "search.max_results", Default: "100",
+		Doc: "matching lines <search> lists; the total count is always given",
+		set: func(c *Config, v string) error { return intIn(&c.Search.MaxResults, v, 1, 100000) },
+		get: func(c *Config) string { return strconv.Itoa(c.Search.MaxResults) },
+	},
+	{
+		Key: "search.max_line_length", Default: "200",
+		Doc: "longest line <search> prints, in bytes; longer lines are cut and marked [...]",
+		set: func(c *Config, v string) error { return intIn(&c.Search.MaxLineLength, v, 10, 100000) },
+		get: func(c *Config) string { return strconv.Itoa(c.Search.MaxLineLength) },
+	},
+	{
+		Key: "container_pool.enabled", Default: "true",
+		Doc: "reuse sandbox containers; false starts a container per operation",
+		set: func(c *Config, v string) error { return boolean(&c.ContainerPool.Enabled, v) },
+		get: func(c *Config) string { return strconv.FormatBool(c.ContainerPool.Enabled) },
+	},
+	{
+		Key: "container_pool.size", Default: "5",
+		Doc: "most containers in the pool at once",
+		set: func(c *Config, v string) error { return intIn(&c.ContainerPool.Size, v, 1, 64) },
+		get: func(c *Config) string { return strconv.Itoa(c.ContainerPool.Size) },
+	},
+	{
+		Key: "container_pool.max_uses_per_container", Default: "100",
+		Doc: "recycle a container after this many operations",
+		set: func(c *Config, v string) error { return intIn(&c.ContainerPool.MaxUsesPerContainer, v, 1, 1000000) },
+		get: func(c *Config) string { return strconv.Itoa(c.ContainerPool.MaxUsesPerContainer) },
+	},
+	{
+		Key: "container_pool.idle_timeout", Default: "5m",
+		Doc: "remove a container idle this long; 0 keeps idle containers",
+		set: func(c *Config, v string) error { return duration(&c.ContainerPool.IdleTimeout, v) },
+		get: func(c *Config) string { return formatDuration(c.ContainerPool.IdleTimeout) },
+	},
+	{
+		Key: "container_pool.health_check_interval", Default: "30s",
+		Doc: "ping each idle container this often; 0 turns health checks off",
+		set: func(c *Config, v string) error { return duration(&c.ContainerPool.HealthCheckInterval, v) },
+		get: func(c *Config) string { return formatDuration(c.ContainerPool.HealthCheckInterval) },
+	},
+	{
+		Key: "container_pool.startup_containers", Default: "2",
+		Doc: "containers created at start, in parallel; at most container_pool.size",
+		set: func(c *Config, v string) error { return intIn(&c.ContainerPool.StartupContainers, v, 0, 64) },
+		get: func(c *Config) string { return strconv.Itoa(c.ContainerPool.StartupContainers) },
+	},
+}
+
+func oneOf(dst *string, v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			*dst = v
+			return nil
+		}
+	}
+	return fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
+}
+
+func intIn(dst *int, v string, lo, hi int) error {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", v)
+	}
+	if n < lo || n > hi {
+		return fmt.Errorf("%d is out of range; want %d to %d", n, lo, hi)
+	}
+	*dst = n
+	return nil
+}
+
+func boolean(dst *bool, v string) error {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "true":
+		*dst = true
+	case "false":
+		*dst = false
+	default:
+		return fmt.Errorf("%q is not true or false", v)
+	}
+	return nil
+}
+
+func duration(dst *time.Duration, v string) error {
+	v = strings.TrimSpace(v)
+	if v == "0" {
+		*dst = 0
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration; write it like 30s, 5m or 1h30m", v)
+	}
+	if d < 0 {
+		return fmt.Errorf("%s is negative", v)
+	}
+	*dst = d
+	return nil
+}
+
+func formatDuration(d time.Duration) string {
+	if d == 0 {
+		return "0"
+	}
+	s := d.String() // "5m0s", "1h0m0s", "1h30m0s"
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+func sizeIn(dst *int64, v string, lo, hi int64) error {
+	n, err := ParseSize(v)
+	if err != nil {
+		return err
+	}
+	if n < lo || n > hi {
+		return fmt.Errorf("%s is out of range; want %s to %s", FormatSize(n), FormatSize(lo), FormatSize(hi))
+	}
+	*dst = n
+	return nil
+}
+
+// ParseSize parses a byte count: a whole number of bytes, or a number with
+// a unit B, KiB, MiB or GiB (K, M and G are the same binary units; case and
+// a space before the unit do not matter). Decimal units (KB, MB, GB) are
+// refused as ambiguous.
+func ParseSize(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, fmt.Errorf("%q is not a size; write it like 1048576, 512KiB or 1MiB", v)
+	}
+	n, err := strconv.ParseInt(s[:i], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is too large", v)
+	}
+	var mult int64
+	switch unit := strings.ToLower(strings.TrimSpace(s[i:])); unit {
+	case "", "b":
+		mult = 1
+	case "k", "kib":
+		mult = 1 << 10
+	case "m", "mib":
+		mult = 1 << 20
+	case "g", "gib":
+		mult = 1 << 30
+	case "kb", "mb", "gb":
+		return 0, fmt.Errorf("%q: write binary units (KiB, MiB, GiB) to say what you mean", v)
+	default:
+		return 0, fmt.Errorf("%q has unknown unit %q; use B, KiB, MiB or GiB", v, s[i:])
+	}
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is too large", v)
+	}
+	return n * mult, nil
+}
+
+// FormatSize prints a byte count in the notation ParseSize reads.
+func FormatSize(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func patterns(dst *[]string, list []string) error {
+	out := []string{} // not nil: an empty list means "exclude nothing"
+	for _, p := range list {
+		if err := sandbox.ValidatePattern(p); err != nil {
+			return err
+		}
+		out = append(out, p)
+	}
+	*dst = out
+	return nil
+}
