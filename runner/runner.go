@@ -1,0 +1,105 @@
+// Package runner is the orchestration: it reads model output, runs each
+// command it finds in a sandbox, and reports each result before reading
+// further.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/llm-runtime/llm-runtime/output"
+	"github.com/llm-runtime/llm-runtime/parser"
+	"github.com/llm-runtime/llm-runtime/sandbox"
+)
+
+// CodeParseError is the code of a command whose text is malformed.
+const CodeParseError = "PARSE_ERROR"
+
+// Runner runs the commands of one input.
+type Runner struct {
+	Sandbox sandbox.Sandbox
+	Report  output.Reporter
+	// MaxWriteSize is the largest write body kept in memory; a larger one is
+	// refused with RESOURCE_LIMIT. It should be the sandbox's own limit.
+	MaxWriteSize int64
+}
+
+// Run reads in to the end, running each command as soon as its text is
+// complete. Failed commands are reported in the output and do not stop the
+// run; Run returns an error only when reading the input or writing the
+// output fails, or ctx is cancelled (after reporting what ran).
+func (r *Runner) Run(ctx context.Context, in io.Reader) (output.Summary, error) {
+	start := time.Now()
+	var sum output.Summary
+	if err := r.Report.Start(); err != nil {
+		return sum, err
+	}
+	p := parser.New(in, parser.Options{MaxBody: r.MaxWriteSize})
+	var runErr error
+	for {
+		if err := ctx.Err(); err != nil {
+			runErr = err
+			break
+		}
+		cmd, err := p.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			runErr = fmt.Errorf("reading input: %w", err)
+			break
+		}
+		sum.Commands++
+		res := r.run(ctx, cmd)
+		res.Index = sum.Commands
+		if res.Err != nil {
+			sum.Failed++
+		}
+		if err := r.Report.Result(res); err != nil {
+			return sum, fmt.Errorf("writing output: %w", err)
+		}
+	}
+	sum.Elapsed = time.Since(start)
+	if err := r.Report.Finish(sum); err != nil && runErr == nil {
+		runErr = fmt.Errorf("writing output: %w", err)
+	}
+	return sum, runErr
+}
+
+func (r *Runner) run(ctx context.Context, cmd parser.Command) *output.Result {
+	res := &output.Result{Command: cmd}
+	start := time.Now()
+	defer func() { res.Duration = time.Since(start) }()
+	if cmd.Err != nil {
+		msg := strings.TrimPrefix(cmd.Err.Error(), parser.ErrMalformed.Error()+": ")
+		res.Err = sandbox.Errorf(CodeParseError, "%s", msg)
+		return res
+	}
+	var err error
+	switch cmd.Kind {
+	case parser.Open:
+		res.File, err = r.Sandbox.Open(ctx, cmd.Arg)
+	case parser.Write:
+		if cmd.Truncated() {
+			err = sandbox.Errorf(sandbox.CodeResourceLimit, "content is %s; the limit (security.max_write_size) is %s; nothing was written",
+				sandbox.FormatSize(cmd.BodySize), sandbox.FormatSize(r.MaxWriteSize))
+			break
+		}
+		res.Write, err = r.Sandbox.Write(ctx, cmd.Arg, cmd.Body)
+	case parser.Search:
+		res.Search, err = r.Sandbox.Search(ctx, cmd.Arg)
+	case parser.Exec:
+		res.Exec, err = r.Sandbox.Exec(ctx, cmd.Arg)
+	default:
+		err = sandbox.Errorf(sandbox.CodeInternal, "unknown command %q", cmd.Kind)
+	}
+	if err != nil {
+		res.File, res.Write, res.Search, res.Exec = nil, nil, nil, nil
+		res.Err = sandbox.AsError(err)
+	}
+	return res
+}

@@ -1,0 +1,192 @@
+package runner
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/llm-runtime/llm-runtime/output"
+	"github.com/llm-runtime/llm-runtime/sandbox"
+)
+
+func setup(t *testing.T, files map[string]string) (string, sandbox.Sandbox) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sb, err := sandbox.NewLocal(dir, sandbox.Limits{MaxWriteSize: 64, MaxSearchResults: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close() })
+	return dir, sb
+}
+
+func run(t *testing.T, sb sandbox.Sandbox, format, input string) (string, output.Summary) {
+	t.Helper()
+	var out bytes.Buffer
+	rep, err := output.New(format, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Runner{Sandbox: sb, Report: rep, MaxWriteSize: 64}
+	sum, err := r.Run(context.Background(), strings.NewReader(input))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), sum
+}
+
+var elapsed = regexp.MustCompile(`Time elapsed: \d+\.\d\ds`)
+
+func TestRunPrintsTheFramingLineForLine(t *testing.T) {
+	dir, sb := setup(t, map[string]string{"go.mod": "module x\n", "a.txt": "no newline", "src/a.go": "// TODO one\n// TODO two\n// TODO three\n"})
+	input := "Reading: <open go.mod> <open a.txt>\n" +
+		"<write notes.txt>\nProject uses Go\n</write> <write notes.txt>v2</write>\n" +
+		"<open missing.txt> <exec ls> <search TODO> <open ../x> <write big.txt>" + strings.Repeat("x", 65) + "</write>\n" +
+		"<open unterminated"
+	got, sum := run(t, sb, "text", input)
+	want := `=== LLM TOOL START ===
+=== COMMAND: <open go.mod> ===
+=== FILE: go.mod ===
+module x
+=== END FILE ===
+=== END COMMAND ===
+=== COMMAND: <open a.txt> ===
+=== FILE: a.txt ===
+no newline
+=== END FILE ===
+=== END COMMAND ===
+=== COMMAND: <write notes.txt> ===
+=== WRITE SUCCESSFUL: notes.txt ===
+Action: CREATED
+Bytes written: 16
+=== END COMMAND ===
+=== COMMAND: <write notes.txt> ===
+=== WRITE SUCCESSFUL: notes.txt ===
+Action: UPDATED
+Bytes written: 2
+=== END COMMAND ===
+=== COMMAND: <open missing.txt> ===
+=== ERROR: FILE_NOT_FOUND ===
+Message: no such file: missing.txt
+Command: <open missing.txt>
+=== END COMMAND ===
+=== COMMAND: <exec ls> ===
+=== ERROR: EXEC_DISABLED ===
+Message: exec is disabled: the local sandbox has no container boundary and cannot run commands
+Command: <exec ls>
+=== END COMMAND ===
+=== COMMAND: <search TODO> ===
+=== SEARCH: TODO ===
+src/a.go:1: // TODO one
+src/a.go:2: // TODO two
+Matches: 3 in 1 file (showing the first 2)
+=== END SEARCH ===
+=== END COMMAND ===
+=== COMMAND: <open ../x> ===
+=== ERROR: PATH_SECURITY ===
+Message: path "../x" leaves the repository
+Command: <open ../x>
+=== END COMMAND ===
+=== COMMAND: <write big.txt> ===
+=== ERROR: RESOURCE_LIMIT ===
+Message: content is 65 bytes; the limit (security.max_write_size) is 64 bytes; nothing was written
+Command: <write big.txt>
+=== END COMMAND ===
+=== COMMAND: <open unterminated> ===
+=== ERROR: PARSE_ERROR ===
+Message: no '>' before the end of input
+Command: <open unterminated>
+=== END COMMAND ===
+=== LLM TOOL COMPLETE ===
+Commands executed: 10
+Time elapsed: 0.00s
+=== END ===
+`
+	if g := elapsed.ReplaceAllString(got, "Time elapsed: 0.00s"); g != want {
+		t.Fatalf("output:\n%s\nwant:\n%s", g, want)
+	}
+	if sum.Commands != 10 || sum.Failed != 5 {
+		t.Fatalf("summary %+v", sum)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "notes.txt")); string(b) != "v2" {
+		t.Fatalf("notes.txt = %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "big.txt")); err == nil {
+		t.Fatal("an oversized write created a file")
+	}
+}
+
+func TestRunWithNoCommands(t *testing.T) {
+	_, sb := setup(t, nil)
+	got, _ := run(t, sb, "text", "just prose, <b>html</b> and a < sign")
+	want := "=== LLM TOOL START ===\n=== LLM TOOL COMPLETE ===\nCommands executed: 0\nTime elapsed: 0.00s\n=== END ===\n"
+	if elapsed.ReplaceAllString(got, "Time elapsed: 0.00s") != want {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestRunJSONLinesOneObjectPerCommand(t *testing.T) {
+	_, sb := setup(t, map[string]string{"a.txt": "hi\n", "raw.txt": "\xff\xfe", "empty.txt": ""})
+	got, _ := run(t, sb, "jsonl", "<open a.txt> <open raw.txt> <open empty.txt> <write b.txt>x</write> <search nothing-matches> <open nope>")
+	sc := bufio.NewScanner(strings.NewReader(got))
+	var recs []map[string]any
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		recs = append(recs, m)
+	}
+	if len(recs) != 6 {
+		t.Fatalf("%d lines, want 6:\n%s", len(recs), got)
+	}
+	checks := []struct {
+		i     int
+		field string
+		want  any
+	}{
+		{0, "content", "hi\n"}, {0, "ok", true}, {0, "command", "open"}, {0, "index", 1.0}, {0, "tag", "<open a.txt>"},
+		{1, "content_base64", "//4="},
+		{2, "content", ""},
+		{3, "action", "CREATED"}, {3, "bytes_written", 1.0}, {3, "path", "b.txt"},
+		{4, "total_matches", 0.0},
+		{5, "ok", false},
+	}
+	for _, c := range checks {
+		if recs[c.i][c.field] != c.want {
+			t.Errorf("line %d: %s = %#v, want %#v", c.i+1, c.field, recs[c.i][c.field], c.want)
+		}
+	}
+	if m, ok := recs[4]["matches"].([]any); !ok || len(m) != 0 {
+		t.Errorf("search with no match: matches = %#v, want []", recs[4]["matches"])
+	}
+	if e, _ := recs[5]["error"].(map[string]any); e["code"] != "FILE_NOT_FOUND" {
+		t.Errorf("error: %#v", recs[5]["error"])
+	}
+}
+
+func TestRunStopsWhenCancelled(t *testing.T) {
+	_, sb := setup(t, map[string]string{"a.txt": "a"})
+	var out bytes.Buffer
+	rep, _ := output.New("text", &out)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := &Runner{Sandbox: sb, Report: rep, MaxWriteSize: 64}
+	sum, err := r.Run(ctx, strings.NewReader("<open a.txt>"))
+	if err == nil || sum.Commands != 0 || !strings.Contains(out.String(), "=== END ===") {
+		t.Fatalf("err %v, summary %+v, output %q", err, sum, out.String())
+	}
+}
