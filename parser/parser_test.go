@@ -181,7 +181,7 @@ func FuzzParser(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		opts := Options{MaxBody: 64, MaxArg: 32}
+		opts := Options{MaxBody: 64, MaxArg: 32, BufferSize: 4096}
 		whole := parseAll(t, bytes.NewReader(data), opts)
 		opts.BufferSize = 64
 		split := parseAll(t, iotest.OneByteReader(bytes.NewReader(data)), opts)

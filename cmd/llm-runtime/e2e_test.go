@@ -1,0 +1,392 @@
+package main
+
+// End-to-end tests: they build the binary once and drive it the way a user
+// does, through its standard input, output and exit code.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "llm-runtime-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "llm-runtime")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building llm-runtime: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// runBinary runs the binary in dir with stdin and extra environment variables.
+func runBinary(t *testing.T, dir, stdin string, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Env = append(cleanEnv(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+// cleanEnv is the test's environment without LLM_RUNTIME_ settings and with
+// a private config directory, so the developer's own setup cannot leak in.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "LLM_RUNTIME_") && !strings.HasPrefix(kv, "XDG_CONFIG_HOME=") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "XDG_CONFIG_HOME="+os.TempDir()+"/llm-runtime-e2e-no-config")
+}
+
+func repo(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+var timeLine = regexp.MustCompile(`(?m)^Time elapsed: \d+\.\d\ds$`)
+
+func TestE2EReadsConfigsFromAPipe(t *testing.T) {
+	dir := repo(t, map[string]string{"config.yaml": "port: 8080\n", "api.yaml": "version: 2\n"})
+	r := runBinary(t, dir, "Read configs: <open config.yaml> <open api.yaml>\n", nil)
+	want := `=== LLM TOOL START ===
+=== COMMAND: <open config.yaml> ===
+=== FILE: config.yaml ===
+port: 8080
+=== END FILE ===
+=== END COMMAND ===
+=== COMMAND: <open api.yaml> ===
+=== FILE: api.yaml ===
+version: 2
+=== END FILE ===
+=== END COMMAND ===
+=== LLM TOOL COMPLETE ===
+Commands executed: 2
+Time elapsed: X
+=== END ===
+`
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	if !timeLine.MatchString(r.stdout) {
+		t.Fatalf("no Time elapsed line in:\n%s", r.stdout)
+	}
+	if got := timeLine.ReplaceAllString(r.stdout, "Time elapsed: X"); got != want {
+		t.Fatalf("stdout:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// The issue's acceptance line: a three-line file holding $(rm -rf /), a
+// backtick and a tab is written exactly.
+func TestE2EWritesShellSyntaxByteForByte(t *testing.T) {
+	dir := repo(t, nil)
+	content := "echo $(rm -rf /)\nrun `whoami` now\n\tindented with a tab\n"
+	r := runBinary(t, dir, "<write danger.sh>\n"+content+"</write>\n", nil)
+	if r.code != 0 || !strings.Contains(r.stdout, "=== WRITE SUCCESSFUL: danger.sh ===\nAction: CREATED\nBytes written: 55\n") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "danger.sh"))
+	if err != nil || string(got) != content {
+		t.Fatalf("on disk %q (%v), want %q", got, err, content)
+	}
+}
+
+func TestE2ELabelledWriteHoldsTheClosingTag(t *testing.T) {
+	dir := repo(t, nil)
+	in := "<write:EOF docs/howto.md>\nUse <write PATH>text</write> to write.\n</write:EOF>"
+	r := runBinary(t, dir, in, nil)
+	got, _ := os.ReadFile(filepath.Join(dir, "docs/howto.md"))
+	if r.code != 0 || string(got) != "Use <write PATH>text</write> to write.\n" {
+		t.Fatalf("exit %d, file %q\n%s", r.code, got, r.stdout)
+	}
+}
+
+func TestE2EInputAndOutputFiles(t *testing.T) {
+	dir := repo(t, map[string]string{"a.txt": "A\n"})
+	in := filepath.Join(t.TempDir(), "reply.txt")
+	out := filepath.Join(t.TempDir(), "results.txt")
+	os.WriteFile(in, []byte("<open a.txt>"), 0o644)
+	r := runBinary(t, dir, "ignored stdin <open nope>", nil, "--input", in, "--output", out)
+	b, _ := os.ReadFile(out)
+	if r.code != 0 || r.stdout != "" || !strings.Contains(string(b), "=== FILE: a.txt ===\nA\n=== END FILE ===") {
+		t.Fatalf("exit %d, stdout %q, file:\n%s", r.code, r.stdout, b)
+	}
+	if r := runBinary(t, dir, "", nil, "--input", filepath.Join(dir, "missing")); r.code != 1 || !strings.Contains(r.stderr, "--input") {
+		t.Fatalf("missing input: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+func TestE2EJSONLines(t *testing.T) {
+	dir := repo(t, map[string]string{"a.txt": "A\n"})
+	r := runBinary(t, dir, "<open a.txt> <write b.txt>B</write> <open ../x>", nil, "--format", "jsonl")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if r.code != 0 || len(lines) != 3 {
+		t.Fatalf("exit %d, %d lines:\n%s", r.code, len(lines), r.stdout)
+	}
+	type record struct {
+		Command string `json:"command"`
+		OK      bool   `json:"ok"`
+		Content string `json:"content"`
+		Action  string `json:"action"`
+		Error   struct{ Code string }
+	}
+	var recs []record
+	for _, l := range lines {
+		var x record
+		if err := json.Unmarshal([]byte(l), &x); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		recs = append(recs, x)
+	}
+	if recs[0].Content != "A\n" || recs[1].Action != "CREATED" || recs[2].OK || recs[2].Error.Code != "PATH_SECURITY" {
+		t.Fatalf("records: %+v", recs)
+	}
+}
+
+func TestE2EUnterminatedCommandIsAnError(t *testing.T) {
+	dir := repo(t, nil)
+	for _, in := range []string{"<open a.txt", "<write a.txt>\nhalf a file"} {
+		r := runBinary(t, dir, in, nil)
+		if r.code != 0 || !strings.Contains(r.stdout, "=== ERROR: PARSE_ERROR ===") || !strings.Contains(r.stdout, "Commands executed: 1") {
+			t.Fatalf("%q: exit %d\n%s", in, r.code, r.stdout)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a.txt")); err == nil {
+		t.Fatal("an unterminated write wrote a file")
+	}
+}
+
+func TestE2EOddBytesNeverCrashIt(t *testing.T) {
+	dir := repo(t, map[string]string{"a.txt": "A\r\n"})
+	in := "\x00\xff\xfe prose\r\n<open a.txt>\r\n<open \xff\x00>\r\n<write c.txt>\r\nx\r\n</write>\r\n<search \xc3\x28>"
+	r := runBinary(t, dir, in, nil)
+	if r.code != 0 || !strings.Contains(r.stdout, "=== FILE: a.txt ===\nA\r\n=== END FILE ===") ||
+		!strings.Contains(r.stdout, `=== COMMAND: <open \xff\x00> ===`) || !strings.Contains(r.stdout, "Commands executed: 4") {
+		t.Fatalf("exit %d\n%q\n%s", r.code, r.stdout, r.stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "c.txt")); string(b) != "x\r\n" {
+		t.Fatalf("c.txt = %q", b)
+	}
+}
+
+func TestE2EHostilePathsStayInside(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "repo")
+	outside := filepath.Join(base, "outside")
+	os.MkdirAll(dir, 0o755)
+	os.MkdirAll(outside, 0o755)
+	os.WriteFile(filepath.Join(outside, "secret.txt"), []byte("SECRET"), 0o644)
+	os.Symlink("../outside/secret.txt", filepath.Join(dir, "link"))
+	os.Symlink("../outside", filepath.Join(dir, "dirlink"))
+	in := "<open ../outside/secret.txt> <open link> <open dirlink/secret.txt> <open " + filepath.Join(outside, "secret.txt") + ">" +
+		"<write dirlink/evil.txt>x</write> <write ../outside/evil.txt>x</write> <write link>x</write> <open .env> <write .git/config>x</write>"
+	r := runBinary(t, dir, in, nil, "--format", "jsonl")
+	if r.code != 0 || strings.Contains(r.stdout, "SECRET") {
+		t.Fatalf("exit %d\n%s", r.code, r.stdout)
+	}
+	if n := strings.Count(r.stdout, `"code":"PATH_SECURITY"`); n != 9 {
+		t.Fatalf("%d PATH_SECURITY errors, want 9:\n%s", n, r.stdout)
+	}
+	entries, _ := os.ReadDir(outside)
+	if b, _ := os.ReadFile(filepath.Join(outside, "secret.txt")); len(entries) != 1 || string(b) != "SECRET" {
+		t.Fatalf("outside changed: %d entries, secret %q", len(entries), b)
+	}
+}
+
+func TestE2EConfigurationErrorsNameKeyAndLine(t *testing.T) {
+	dir := repo(t, map[string]string{"llm-runtime.config.yaml": "container_pool:\n  enabled: true\n  sise: 3\n"})
+	r := runBinary(t, dir, "", nil)
+	if r.code != 2 || !strings.Contains(r.stderr, "llm-runtime.config.yaml:3: container_pool.sise: unknown key") {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = runBinary(t, repo(t, nil), "", []string{"LLM_RUNTIME_CONTAINER_POOL_SIZE=0"})
+	if r.code != 2 || !strings.Contains(r.stderr, "$LLM_RUNTIME_CONTAINER_POOL_SIZE: container_pool.size: 0 is out of range") {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := runBinary(t, repo(t, nil), "", nil, "--sandbox", "vm"); r.code != 2 || !strings.Contains(r.stderr, `--sandbox: sandbox: "vm" is not one of local`) {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := runBinary(t, repo(t, nil), "", nil, "--no-such-flag"); r.code != 1 {
+		t.Fatalf("unknown flag: exit %d", r.code)
+	}
+}
+
+func TestE2EPrecedenceFileFlagsEnvironment(t *testing.T) {
+	dir := repo(t, map[string]string{"llm-runtime.config.yaml": "output:\n  format: jsonl\nsearch:\n  max_results: 1\n", "a.txt": "needle\nneedle\n"})
+	// The file says jsonl and max_results 1.
+	r := runBinary(t, dir, "<search needle>", nil)
+	if !strings.HasPrefix(r.stdout, "{") || !strings.Contains(r.stdout, `"total_matches":2`) || strings.Count(r.stdout, `"line":`) != 2 {
+		t.Fatalf("file not applied:\n%s", r.stdout)
+	}
+	// A flag beats the file.
+	if r := runBinary(t, dir, "<search needle>", nil, "--format", "text"); !strings.HasPrefix(r.stdout, "=== LLM TOOL START ===") {
+		t.Fatalf("flag did not beat the file:\n%s", r.stdout)
+	}
+	// The environment beats both.
+	r = runBinary(t, dir, "<search needle>", []string{"LLM_RUNTIME_OUTPUT_FORMAT=jsonl"}, "--format", "text")
+	if !strings.HasPrefix(r.stdout, "{") {
+		t.Fatalf("environment did not beat the flag:\n%s", r.stdout)
+	}
+	// The model cannot rewrite the configuration that binds it.
+	r = runBinary(t, dir, "<write llm-runtime.config.yaml>output:\n  format: text\n</write>", nil)
+	if !strings.Contains(r.stdout, `"code":"PATH_SECURITY"`) {
+		t.Fatalf("configuration file was writable:\n%s", r.stdout)
+	}
+	r = runBinary(t, dir, "", nil, "config")
+	if !strings.Contains(r.stdout, "output.format: jsonl") || !strings.Contains(r.stdout, "llm-runtime.config.yaml:2") {
+		t.Fatalf("config:\n%s", r.stdout)
+	}
+}
+
+// TestE2EStreamsEachResultBeforeReadingOn keeps standard input open and
+// checks that each command's result arrives while the model is still
+// "writing".
+func TestE2EStreamsEachResultBeforeReadingOn(t *testing.T) {
+	dir := repo(t, map[string]string{"a.txt": "A\n", "b.txt": "B\n"})
+	cmd := exec.Command(binary)
+	cmd.Dir = dir
+	cmd.Env = cleanEnv()
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	waitFor := func(want string) {
+		t.Helper()
+		deadline := time.After(30 * time.Second) // a hang, not a speed check
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("output ended before %q", want)
+				}
+				if l == want {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no %q while input is still open: results are not streamed", want)
+			}
+		}
+	}
+	io.WriteString(stdin, "First I read <open a.txt>")
+	waitFor("A")
+	waitFor("=== END COMMAND ===")
+	io.WriteString(stdin, " then <open b.txt> and I keep talking")
+	waitFor("B")
+	stdin.Close()
+	waitFor("Commands executed: 2")
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestE2EMemoryStaysFlat pipes 200 MB of prose without commands and checks
+// the process's peak resident memory.
+func TestE2EMemoryStaysFlat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("pipes 200 MB")
+	}
+	dir := repo(t, map[string]string{"a.txt": "A\n"})
+	cmd := exec.Command(binary, "--format", "jsonl")
+	cmd.Dir = dir
+	cmd.Env = cleanEnv()
+	stdin, _ := cmd.StdinPipe()
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line := []byte(strings.Repeat("The model thinks aloud, a < b and c > d, <b>bold</b> ", 19) + "\n")
+	chunk := bytes.Repeat(line, 1024)
+	total := 0
+	for total < 200<<20 {
+		n, err := stdin.Write(chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += n
+	}
+	io.WriteString(stdin, "<open a.txt>")
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	maxRSS := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024 // KiB on Linux
+	t.Logf("%d MB of prose: peak RSS %.1f MB", total>>20, float64(maxRSS)/(1<<20))
+	if maxRSS > 50<<20 {
+		t.Fatalf("peak RSS %d MB, want under 50 MB", maxRSS>>20)
+	}
+	if !strings.Contains(out.String(), `"content":"A\n"`) || strings.Count(out.String(), "\n") != 1 {
+		t.Fatalf("output: %q", out.String())
+	}
+}
+
+func TestE2EVersionAndHelp(t *testing.T) {
+	r := runBinary(t, t.TempDir(), "", nil, "version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "llm-runtime ") {
+		t.Fatalf("version: %d %q", r.code, r.stdout)
+	}
+	r = runBinary(t, t.TempDir(), "", nil, "--help")
+	for _, want := range []string{"<write PATH>CONTENT</write>", "--input=FILE", "Exit codes", "echo 'Read configs"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("--help lacks %q", want)
+		}
+	}
+	if r.code != 0 {
+		t.Fatalf("--help exit %d", r.code)
+	}
+}

@@ -1,0 +1,345 @@
+// Command llm-runtime runs the commands a language model writes in its
+// replies (<open>, <write>, <exec>, <search>) against one repository, in a
+// sandbox, and prints their results for the model to read.
+//
+// This file is the CLI wiring only: flags, building the pieces, and turning
+// errors into exit codes.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/llm-runtime/llm-runtime/config"
+	"github.com/llm-runtime/llm-runtime/output"
+	"github.com/llm-runtime/llm-runtime/runner"
+	"github.com/llm-runtime/llm-runtime/sandbox"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes.
+const (
+	exitOK          = 0
+	exitUsage       = 1 // bad flags or arguments, unreadable input, unwritable output
+	exitConfig      = 2 // an invalid configuration file, flag value or environment variable
+	exitSandbox     = 3 // the sandbox cannot be started
+	exitInterrupted = 130
+)
+
+// exitError carries an exit code out of a command's Run.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func fail(code int, format string, args ...any) error {
+	return &exitError{code: code, err: fmt.Errorf(format, args...)}
+}
+
+// env is what a command may use of the process: its streams and
+// environment, injected so that tests can run the CLI in-process.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	environ        []string
+	ctx            context.Context
+}
+
+type cli struct {
+	settingsFlags
+	Input   string           `short:"i" placeholder:"FILE" help:"Read model output from FILE instead of standard input."`
+	Output  string           `short:"o" placeholder:"FILE" help:"Write results to FILE instead of standard output."`
+	Verbose bool             `short:"v" help:"Report the root, the configuration and the sandbox on standard error."`
+	V       kong.VersionFlag `name:"version" help:"Print the version and exit."`
+
+	Run     runCmd     `cmd:"" default:"withargs" help:"Run the commands in model output (the default command)."`
+	Config  configCmd  `cmd:"" help:"Print the configuration in force and where each value comes from."`
+	Version versionCmd `cmd:"" help:"Print the version."`
+}
+
+const description = `Run the commands a language model writes in its reply against one repository,
+inside a sandbox, and print their results for the model to read.
+
+The model writes prose with commands in it:
+
+  <open PATH>                       print a file
+  <write PATH>CONTENT</write>       create or replace a file, atomically
+  <write:EOF PATH>...</write:EOF>   the same, for content that holds </write>
+  <search QUERY>                    search text files (re:PATTERN for a regexp)
+  <exec COMMAND>                    run a command (needs a container sandbox)
+
+Examples:
+
+  echo 'Read configs: <open config.yaml> <open api.yaml>' | llm-runtime
+  llm-runtime --input reply.txt --output results.txt
+  llm-runtime --root ~/src/project --format jsonl < reply.txt
+  llm-runtime config            # the settings in force, and where they come from
+
+Exit codes: 0 input processed (failed commands are reported in the output),
+1 usage or I/O error, 2 configuration error, 3 sandbox unavailable.`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := doMain(os.Args[1:], env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ(), ctx: ctx})
+	stop()
+	os.Exit(code)
+}
+
+// exitPanic unwinds out of kong when it wants to exit (after --help).
+type exitPanic int
+
+// doMain runs the CLI and returns the process's exit code.
+func doMain(args []string, e env) (code int) {
+	var c cli
+	parser, err := kong.New(&c,
+		kong.Name("llm-runtime"),
+		kong.Description(description),
+		kong.Writers(e.stdout, e.stderr),
+		kong.Exit(func(code int) { panic(exitPanic(code)) }),
+		kong.Vars{"version": versionString()},
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true, WrapUpperBound: 100}),
+		kong.BindTo(e, (*env)(nil)),
+	)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "llm-runtime: %v\n", err)
+		return exitUsage
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			x, ok := p.(exitPanic)
+			if !ok {
+				panic(p)
+			}
+			code = int(x)
+		}
+	}()
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "llm-runtime: %v\n", err)
+		if pe := (*kong.ParseError)(nil); errors.As(err, &pe) {
+			fmt.Fprintln(e.stderr, "Run 'llm-runtime --help' for usage.")
+		}
+		return exitUsage
+	}
+	if err := kctx.Run(e, &c); err != nil {
+		fmt.Fprintf(e.stderr, "llm-runtime: %v\n", err)
+		var xe *exitError
+		if errors.As(err, &xe) {
+			return xe.code
+		}
+		return exitUsage
+	}
+	return exitOK
+}
+
+// settingsFlags are the flags shared by the commands that load the
+// configuration. Each flag that mirrors a setting overrides the file.
+type settingsFlags struct {
+	Root       string `short:"r" default:"." placeholder:"DIR" help:"Repository root: the only directory commands can reach."`
+	ConfigFile string `name:"config" short:"c" placeholder:"FILE" help:"Configuration file. Default: ROOT/llm-runtime.config.yaml, else ~/.config/llm-runtime/config.yaml, else built-in defaults."`
+	Sandbox    string `placeholder:"NAME" help:"Where operations run: local. Overrides the 'sandbox' setting."`
+	Format     string `short:"f" placeholder:"FORMAT" help:"Output format: text or jsonl. Overrides 'output.format'."`
+}
+
+// load resolves the root and layers the configuration: defaults, file,
+// flags, environment.
+func (f *settingsFlags) load(e env) (root, file string, cfg *config.Config, err error) {
+	root, err = filepath.Abs(f.Root)
+	if err == nil {
+		var fi os.FileInfo
+		if fi, err = os.Stat(root); err == nil && !fi.IsDir() {
+			err = errors.New("not a directory")
+		}
+	}
+	if err != nil {
+		return "", "", nil, fail(exitUsage, "--root %s: %v", f.Root, unwrapPath(err))
+	}
+	if file, err = config.Find(f.ConfigFile, root); err != nil {
+		return "", "", nil, fail(exitConfig, "%v", err)
+	}
+	if cfg, err = config.Load(file); err != nil {
+		return "", "", nil, fail(exitConfig, "%v", err)
+	}
+	for key, value := range map[string]string{"sandbox": f.Sandbox, "output.format": f.Format} {
+		if value == "" {
+			continue
+		}
+		flag := "--" + map[string]string{"sandbox": "sandbox", "output.format": "format"}[key]
+		if err := cfg.Set(key, value, flag); err != nil {
+			return "", "", nil, fail(exitConfig, "%v", err)
+		}
+	}
+	if err := cfg.ApplyEnv(e.environ); err != nil {
+		return "", "", nil, fail(exitConfig, "%v", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return "", "", nil, fail(exitConfig, "%v", err)
+	}
+	return root, file, cfg, nil
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+type runCmd struct{}
+
+func (runCmd) Run(e env, r *cli) error {
+	root, file, cfg, err := r.load(e)
+	if err != nil {
+		return err
+	}
+	in := e.stdin
+	if r.Input != "" && r.Input != "-" {
+		f, err := os.Open(r.Input)
+		if err != nil {
+			return fail(exitUsage, "--input: %v", err)
+		}
+		defer f.Close()
+		in = f
+	} else if f, ok := in.(*os.File); ok && isTerminal(f) {
+		fmt.Fprintln(e.stderr, "llm-runtime: reading model output from the terminal; end it with Ctrl-D (see --help)")
+	}
+	out := e.stdout
+	if r.Output != "" && r.Output != "-" {
+		f, err := os.Create(r.Output)
+		if err != nil {
+			return fail(exitUsage, "--output: %v", err)
+		}
+		defer f.Close()
+		out = f
+	}
+	limits := sandbox.Limits{
+		MaxFileSize:      cfg.Security.MaxFileSize,
+		MaxWriteSize:     cfg.Security.MaxWriteSize,
+		Excluded:         cfg.Security.ExcludedPaths,
+		WriteProtected:   protected(root, file),
+		MaxSearchResults: cfg.Search.MaxResults,
+		MaxLineLength:    cfg.Search.MaxLineLength,
+	}
+	sb, err := sandbox.NewLocal(root, limits)
+	if err != nil {
+		return fail(exitSandbox, "sandbox %s: %v", cfg.Sandbox, err)
+	}
+	defer sb.Close()
+	if r.Verbose {
+		fmt.Fprintf(e.stderr, "Repository root: %s\n", root)
+		fmt.Fprintf(e.stderr, "Configuration: %s\n", orDefaults(file))
+		fmt.Fprintf(e.stderr, "Sandbox: %s (no container boundary; exec disabled)\n", cfg.Sandbox)
+	}
+	rep, err := output.New(cfg.Output.Format, out)
+	if err != nil {
+		return fail(exitConfig, "%v", err)
+	}
+	run := &runner.Runner{Sandbox: sb, Report: rep, MaxWriteSize: cfg.Security.MaxWriteSize}
+	sum, err := run.Run(e.ctx, in)
+	if r.Verbose {
+		fmt.Fprintf(e.stderr, "Commands: %d, failed: %d, time: %s\n", sum.Commands, sum.Failed, sum.Elapsed)
+	}
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return fail(exitInterrupted, "interrupted after %d commands", sum.Commands)
+		}
+		return fail(exitUsage, "%v", err)
+	}
+	if f, ok := out.(*os.File); ok && r.Output != "" && r.Output != "-" {
+		if err := f.Close(); err != nil {
+			return fail(exitUsage, "--output: %v", err)
+		}
+	}
+	return nil
+}
+
+// protected lists the repository-relative paths the sandbox must never
+// write: the repository's configuration file, and the file in use if it
+// lies inside the repository.
+func protected(root, file string) []string {
+	list := []string{config.FileName}
+	if file != "" {
+		if abs, err := filepath.Abs(file); err == nil {
+			if rel, err := filepath.Rel(root, abs); err == nil && !strings.HasPrefix(rel, "..") {
+				list = append(list, filepath.ToSlash(rel))
+			}
+		}
+	}
+	return list
+}
+
+func orDefaults(file string) string {
+	if file == "" {
+		return "none (built-in defaults)"
+	}
+	return file
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+type configCmd struct{}
+
+func (configCmd) Help() string {
+	var b strings.Builder
+	b.WriteString("Settings, their defaults and their environment variables:\n\n")
+	for _, s := range config.Settings() {
+		fmt.Fprintf(&b, "  %s (default %s, $%s)\n      %s\n", s.Key, s.Default, s.Env(), s.Doc)
+	}
+	b.WriteString("\nPrecedence: defaults, then the file, then flags, then LLM_RUNTIME_* variables.")
+	return b.String()
+}
+
+func (configCmd) Run(e env, c *cli) error {
+	root, file, cfg, err := c.load(e)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "# repository root: %s\n# configuration file: %s\n", root, orDefaults(file))
+	for _, s := range config.Settings() {
+		line := fmt.Sprintf("%s: %s", s.Key, cfg.Value(s.Key))
+		fmt.Fprintf(e.stdout, "%-52s # %s\n", line, cfg.Origin(s.Key))
+	}
+	return nil
+}
+
+type versionCmd struct{}
+
+func (versionCmd) Run(e env) error {
+	fmt.Fprintln(e.stdout, versionString())
+	return nil
+}
+
+func versionString() string {
+	v, commit := version, ""
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if v == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+			v = info.Main.Version
+		}
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				commit = " " + s.Value[:12]
+			}
+		}
+	}
+	return fmt.Sprintf("llm-runtime %s%s %s %s/%s", v, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
