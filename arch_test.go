@@ -1,0 +1,65 @@
+package llmruntime_test
+
+// The import rules of DESIGN.md: cmd wires everything, the orchestration
+// imports the parts, and the parts do not import the orchestration, the CLI
+// or each other where the design keeps them apart.
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/llm-runtime/llm-runtime/"
+
+// forbidden maps a package to the packages it must not import.
+var forbidden = map[string][]string{
+	"parser":       {"config", "sandbox", "output", "runner", "cmd", "pool", "audit", "runtime"},
+	"sandbox":      {"config", "output", "runner", "cmd", "pool", "audit", "runtime"},
+	"config":       {"output", "runner", "cmd", "pool", "audit", "runtime"},
+	"output":       {"config", "runner", "cmd", "pool", "audit", "runtime"},
+	"runner":       {"config", "cmd"},
+	"pool":         {"config", "audit", "runtime", "sandbox", "runner", "cmd"},
+	"audit":        {"config", "pool", "runtime", "runner", "cmd"},
+	"runtime/wasm": {"config", "pool", "audit", "runner", "cmd"},
+}
+
+func TestImportsPointOneWay(t *testing.T) {
+	checked := 0
+	for pkg, bad := range forbidden {
+		files, _ := filepath.Glob(filepath.Join(filepath.FromSlash(pkg), "*.go"))
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ast, err := parser.ParseFile(token.NewFileSet(), f, src, parser.ImportsOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checked++
+			for _, imp := range ast.Imports {
+				path, _ := strconv.Unquote(imp.Path.Value)
+				rel, ok := strings.CutPrefix(path, module)
+				if !ok {
+					continue
+				}
+				for _, b := range bad {
+					if rel == b || strings.HasPrefix(rel, b+"/") {
+						t.Errorf("%s imports %s: %s must not depend on %s", f, path, pkg, b)
+					}
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no package files found")
+	}
+}
