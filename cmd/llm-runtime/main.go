@@ -176,12 +176,14 @@ func (f *settingsFlags) load(e env) (root, file string, cfg *config.Config, err 
 	if cfg, err = config.Load(file); err != nil {
 		return "", "", nil, fail(exitConfig, "%v", err)
 	}
-	for key, value := range map[string]string{"sandbox": f.Sandbox, "output.format": f.Format} {
-		if value == "" {
+	for _, o := range []struct{ key, flag, value string }{
+		{"sandbox", "--sandbox", f.Sandbox},
+		{"output.format", "--format", f.Format},
+	} {
+		if o.value == "" {
 			continue
 		}
-		flag := "--" + map[string]string{"sandbox": "sandbox", "output.format": "format"}[key]
-		if err := cfg.Set(key, value, flag); err != nil {
+		if err := cfg.Set(o.key, o.value, o.flag); err != nil {
 			return "", "", nil, fail(exitConfig, "%v", err)
 		}
 	}
@@ -221,13 +223,13 @@ func (runCmd) Run(e env, r *cli) error {
 		fmt.Fprintln(e.stderr, "llm-runtime: reading model output from the terminal; end it with Ctrl-D (see --help)")
 	}
 	out := e.stdout
+	var outFile *os.File // closed, and its error reported, after the run
 	if r.Output != "" && r.Output != "-" {
-		f, err := os.Create(r.Output)
-		if err != nil {
+		if outFile, err = os.Create(r.Output); err != nil {
 			return fail(exitUsage, "--output: %v", err)
 		}
-		defer f.Close()
-		out = f
+		defer outFile.Close()
+		out = outFile
 	}
 	limits := sandbox.Limits{
 		MaxFileSize:      cfg.Security.MaxFileSize,
@@ -262,8 +264,8 @@ func (runCmd) Run(e env, r *cli) error {
 		}
 		return fail(exitUsage, "%v", err)
 	}
-	if f, ok := out.(*os.File); ok && r.Output != "" && r.Output != "-" {
-		if err := f.Close(); err != nil {
+	if outFile != nil {
+		if err := outFile.Close(); err != nil {
 			return fail(exitUsage, "--output: %v", err)
 		}
 	}
