@@ -1,0 +1,291 @@
+package pool_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/llm-runtime/llm-runtime/pool"
+	"github.com/llm-runtime/llm-runtime/pool/pooltest"
+)
+
+func newPool(t *testing.T, f *pooltest.Fake, cfg pool.Config[int]) *pool.Pool[int] {
+	t.Helper()
+	cfg.Create, cfg.Destroy, cfg.Check = f.Create, f.Destroy, f.Check
+	p, err := pool.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Close()
+		if n := f.Live(); n != 0 {
+			t.Errorf("%d resources alive after Close", n)
+		}
+	})
+	return p
+}
+
+// eventually polls cond for up to 5 s: pool work happens in the background.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("never happened: %s", what)
+}
+
+func TestPoolNewRejectsBadConfig(t *testing.T) {
+	f := pooltest.NewFake()
+	for _, cfg := range []pool.Config[int]{
+		{},
+		{Create: f.Create, Destroy: f.Destroy, MaxSize: 2, MinSize: 3},
+		{Create: f.Create, Destroy: f.Destroy, MaxSize: -1},
+		{Create: f.Create, Destroy: f.Destroy, MaxUses: -1},
+	} {
+		if _, err := pool.New(cfg); err == nil {
+			t.Errorf("accepted %+v", cfg)
+		}
+	}
+}
+
+func TestPoolStartsMinSizeInParallelAndServesTheFirstReady(t *testing.T) {
+	f := pooltest.NewFake()
+	f.Delay = 50 * time.Millisecond
+	p := newPool(t, f, pool.Config[int]{MaxSize: 5, MinSize: 3})
+	r, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Release()
+	if got := f.MaxConcurrentCreates(); got != 3 {
+		t.Fatalf("%d creations in flight at once, want the 3 start-up ones", got)
+	}
+	eventually(t, "3 idle", func() bool { return p.Stat().Idle == 3 })
+	if f.Created() != 3 {
+		t.Fatalf("created %d, want 3: the first Acquire must not start another", f.Created())
+	}
+}
+
+func TestPoolReusesReleasedResources(t *testing.T) {
+	f := pooltest.NewFake()
+	p := newPool(t, f, pool.Config[int]{MaxSize: 2})
+	for i := range 10 {
+		r, err := p.Acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Value() != 1 || r.Uses() != i {
+			t.Fatalf("use %d: got resource %d with %d uses", i, r.Value(), r.Uses())
+		}
+		r.Release()
+	}
+	if s := p.Stat(); s.Created != 1 || s.Reused != 9 || s.Acquired != 10 {
+		t.Fatalf("stat %+v", s)
+	}
+}
+
+func TestPoolAcquireReturnsErrExhaustedWhenFullAndBusy(t *testing.T) {
+	f := pooltest.NewFake()
+	p := newPool(t, f, pool.Config[int]{MaxSize: 2, AcquireTimeout: 20 * time.Millisecond})
+	a, _ := p.Acquire(context.Background())
+	b, _ := p.Acquire(context.Background())
+	_, err := p.Acquire(context.Background())
+	if !errors.Is(err, pool.ErrExhausted) || err.Error() != "pool exhausted: timeout waiting for available container" {
+		t.Fatalf("got %v", err)
+	}
+	if s := p.Stat(); s.Exhausted != 1 || s.Waiting != 0 || s.Total != 2 || f.MaxLive() != 2 {
+		t.Fatalf("stat %+v, max live %d", s, f.MaxLive())
+	}
+	// A waiter is served by a release.
+	go func() { time.Sleep(5 * time.Millisecond); a.Release() }()
+	c, err := p.Acquire(context.Background())
+	if err != nil || c.Value() != a.Value() {
+		t.Fatalf("after release: %v", err)
+	}
+	c.Release()
+	b.Release()
+}
+
+func TestPoolAcquireHonoursContextCancellation(t *testing.T) {
+	f := pooltest.NewFake()
+	p := newPool(t, f, pool.Config[int]{MaxSize: 1})
+	a, _ := p.Acquire(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if _, err := p.Acquire(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v", err)
+	}
+	a.Release()
+	if s := p.Stat(); s.InUse != 0 || s.Waiting != 0 || s.Idle != 1 {
+		t.Fatalf("stat %+v", s)
+	}
+}
+
+func TestPoolRecyclesAfterMaxUses(t *testing.T) {
+	f := pooltest.NewFake()
+	var recycled atomic.Int32
+	p := newPool(t, f, pool.Config[int]{MaxSize: 1, MinSize: 1, MaxUses: 3, OnEvent: func(e pool.Event) {
+		if e.Kind == pool.EventRecycled {
+			recycled.Add(1)
+		}
+	}})
+	seen := map[int]int{}
+	for range 9 {
+		r, err := p.Acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[r.Value()]++
+		r.Release()
+	}
+	if len(seen) != 3 || seen[1] != 3 || seen[2] != 3 || seen[3] != 3 || recycled.Load() != 3 {
+		t.Fatalf("uses per resource %v, recycled %d", seen, recycled.Load())
+	}
+	// The pool keeps MinSize: a fresh replacement is started.
+	eventually(t, "a replacement", func() bool { return p.Stat().Idle == 1 })
+}
+
+func TestPoolReapsIdleResourcesDownToMinSize(t *testing.T) {
+	f := pooltest.NewFake()
+	p := newPool(t, f, pool.Config[int]{MaxSize: 4, MinSize: 1, IdleTimeout: 20 * time.Millisecond})
+	var rs []*pool.Resource[int]
+	for range 4 {
+		r, err := p.Acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, r)
+	}
+	for _, r := range rs {
+		r.Release()
+	}
+	eventually(t, "reaped to 1", func() bool { s := p.Stat(); return s.Total == 1 && s.Reaped == 3 })
+	if f.Live() != 1 {
+		t.Fatalf("%d alive", f.Live())
+	}
+}
+
+func TestPoolDestroysResourcesThatFailHealthChecks(t *testing.T) {
+	f := pooltest.NewFake()
+	p := newPool(t, f, pool.Config[int]{MaxSize: 2, MinSize: 2, HealthCheckInterval: 5 * time.Millisecond})
+	eventually(t, "2 idle", func() bool { return p.Stat().Idle == 2 })
+	f.MarkUnhealthy(1)
+	eventually(t, "1 destroyed and replaced", func() bool { s := p.Stat(); return s.Unhealthy == 1 && s.Idle == 2 })
+	for range 20 {
+		r, err := p.Acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Value() == 1 {
+			t.Fatal("an unhealthy resource was handed out")
+		}
+		r.Release()
+	}
+}
+
+func TestPoolNeverHandsOutADestroyedResource(t *testing.T) {
+	f := pooltest.NewFake()
+	p := newPool(t, f, pool.Config[int]{MaxSize: 1})
+	r, _ := p.Acquire(context.Background())
+	first := r.Value()
+	r.Destroy()
+	r.Release() // a second call is ignored
+	r2, err := p.Acquire(context.Background())
+	if err != nil || r2.Value() == first {
+		t.Fatalf("got %d, %v", r2.Value(), err)
+	}
+	r2.Release()
+}
+
+func TestPoolAcquireReportsCreateErrors(t *testing.T) {
+	f := pooltest.NewFake()
+	f.FailNext(1)
+	p := newPool(t, f, pool.Config[int]{MaxSize: 2})
+	if _, err := p.Acquire(context.Background()); !errors.Is(err, pooltest.ErrCreate) {
+		t.Fatalf("got %v", err)
+	}
+	r, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatalf("after the failure: %v", err)
+	}
+	r.Release()
+}
+
+func TestPoolAcquireReturnsErrClosedAfterClose(t *testing.T) {
+	f := pooltest.NewFake()
+	p := newPool(t, f, pool.Config[int]{MaxSize: 1, MinSize: 1})
+	held, _ := p.Acquire(context.Background())
+	waiting := make(chan error)
+	go func() { _, err := p.Acquire(context.Background()); waiting <- err }()
+	eventually(t, "a waiter", func() bool { return p.Stat().Waiting == 1 })
+	done := make(chan struct{})
+	go func() { p.Close(); close(done) }()
+	if err := <-waiting; !errors.Is(err, pool.ErrClosed) {
+		t.Fatalf("waiter got %v", err)
+	}
+	<-done
+	if _, err := p.Acquire(context.Background()); !errors.Is(err, pool.ErrClosed) {
+		t.Fatalf("got %v", err)
+	}
+	held.Release() // destroyed, since the pool is closed
+	eventually(t, "all destroyed", func() bool { return f.Live() == 0 })
+}
+
+// TestPoolHammer runs many goroutines acquiring, releasing and destroying at
+// random while the pool reaps and checks, and checks that no resource is
+// ever held twice and the pool never exceeds MaxSize.
+func TestPoolHammer(t *testing.T) {
+	f := pooltest.NewFake()
+	f.Delay = 100 * time.Microsecond
+	p := newPool(t, f, pool.Config[int]{MaxSize: 4, MinSize: 2, MaxUses: 7, IdleTimeout: 2 * time.Millisecond,
+		HealthCheckInterval: time.Millisecond, AcquireTimeout: 50 * time.Millisecond})
+	var held sync.Map
+	var ops, exhausted atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 1))
+			for range 300 {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rng.IntN(20))*time.Millisecond)
+				r, err := p.Acquire(ctx)
+				cancel()
+				if err != nil {
+					if errors.Is(err, pool.ErrExhausted) {
+						exhausted.Add(1)
+					}
+					continue
+				}
+				if _, dup := held.LoadOrStore(r.Value(), true); dup {
+					t.Errorf("resource %d held twice", r.Value())
+				}
+				if rng.IntN(10) == 0 {
+					time.Sleep(time.Duration(rng.IntN(200)) * time.Microsecond)
+				}
+				held.Delete(r.Value())
+				if rng.IntN(20) == 0 {
+					r.Destroy()
+				} else {
+					r.Release()
+				}
+				ops.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if f.MaxLive() > 4 {
+		t.Fatalf("%d resources alive at once, MaxSize 4", f.MaxLive())
+	}
+	s := p.Stat()
+	if s.InUse != 0 || s.Waiting != 0 || ops.Load() == 0 {
+		t.Fatalf("stat %+v after %d operations", s, ops.Load())
+	}
+	t.Logf("%d operations, %d exhausted; %+v", ops.Load(), exhausted.Load(), s)
+}
