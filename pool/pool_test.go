@@ -283,9 +283,10 @@ func TestPoolHammer(t *testing.T) {
 	if f.MaxLive() > 4 {
 		t.Fatalf("%d resources alive at once, MaxSize 4", f.MaxLive())
 	}
-	s := p.Stat()
-	if s.InUse != 0 || s.Waiting != 0 || ops.Load() == 0 {
-		t.Fatalf("stat %+v after %d operations", s, ops.Load())
+	// A health check in progress holds idle resources for a moment.
+	eventually(t, "nothing in use", func() bool { s := p.Stat(); return s.InUse == 0 && s.Waiting == 0 })
+	if ops.Load() == 0 {
+		t.Fatal("no operation succeeded")
 	}
-	t.Logf("%d operations, %d exhausted; %+v", ops.Load(), exhausted.Load(), s)
+	t.Logf("%d operations, %d exhausted; %+v", ops.Load(), exhausted.Load(), p.Stat())
 }
