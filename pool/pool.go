@@ -141,15 +141,15 @@ type Pool[T any] struct {
 	cancel context.CancelFunc
 	bg     sync.WaitGroup // creators, destroyers and the maintenance loop
 
-	mu       sync.Mutex
-	closed   bool
-	idle     []*item[T] // most recently used last
-	inUse    int
-	creating int
+	mu         sync.Mutex
+	closed     bool
+	idle       []*item[T] // most recently used last
+	inUse      int
+	creating   int
 	destroying int // still count toward MaxSize until Destroy returns
-	waiters  []chan result[T]
-	nextID   uint64
-	stat     Stat
+	waiters    []chan result[T]
+	nextID     uint64
+	stat       Stat
 }
 
 // New validates cfg, starts MinSize resources in the background and

@@ -27,6 +27,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"time"
 )
 
@@ -44,6 +45,7 @@ const (
 	CodeExecDisabled   = "EXEC_DISABLED"
 	CodeIO             = "IO_ERROR" // the operating system failed the operation
 	CodeCanceled       = "CANCELED"
+	CodeSandboxError   = "SANDBOX_ERROR" // the sandbox itself failed (a container died mid-operation)
 	CodeInternal       = "INTERNAL_ERROR"
 )
 
@@ -134,6 +136,14 @@ type Match struct {
 	Path string
 	Line int
 	Text string // the line, without its line ending, cut to Limits.MaxLineLength
+}
+
+// Info describes a path, as Stat returns it.
+type Info struct {
+	Path  string      `json:"path"` // cleaned, relative to the repository root
+	IsDir bool        `json:"is_dir,omitempty"`
+	Size  int64       `json:"size"`
+	Mode  fs.FileMode `json:"mode"`
 }
 
 // ExecResult is the result of Exec.

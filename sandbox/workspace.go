@@ -97,6 +97,20 @@ func (w *Workspace) Open(p string) (*File, error) {
 	return &File{Path: rel, Content: content}, nil
 }
 
+// Stat describes the file or directory at p, after the same resolution and
+// exclusion rules as Open.
+func (w *Workspace) Stat(p string) (*Info, error) {
+	rel, err := w.locate(p)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := w.root.Stat(rel)
+	if err != nil {
+		return nil, osError(err, rel)
+	}
+	return &Info{Path: rel, IsDir: fi.IsDir(), Size: fi.Size(), Mode: fi.Mode()}, nil
+}
+
 func (w *Workspace) tooBig(rel string, size int64) error {
 	return Errorf(CodeResourceLimit, "%s is %s; the limit (security.max_file_size) is %s", rel, FormatSize(size), FormatSize(w.limits.MaxFileSize))
 }

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/output"
 	"github.com/llm-runtime/llm-runtime/runner"
+	"github.com/llm-runtime/llm-runtime/runtime/container/agent"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
@@ -71,6 +73,7 @@ type cli struct {
 	Run     runCmd     `cmd:"" default:"withargs" help:"Run the commands in model output (the default command)."`
 	Config  configCmd  `cmd:"" help:"Print the configuration in force and where each value comes from."`
 	Version versionCmd `cmd:"" help:"Print the version."`
+	Agent   agentCmd   `cmd:"" hidden:"" help:"Serve the sandbox protocol on stdin/stdout (run inside sandbox containers)."`
 }
 
 const description = `Run the commands a language model writes in its reply against one repository,
@@ -320,6 +323,31 @@ func (configCmd) Run(e env, c *cli) error {
 	for _, s := range config.Settings() {
 		line := fmt.Sprintf("%s: %s", s.Key, cfg.Value(s.Key))
 		fmt.Fprintf(e.stdout, "%-52s # %s\n", line, cfg.Origin(s.Key))
+	}
+	return nil
+}
+
+// agentCmd is the entrypoint of sandbox containers: it serves the agent
+// protocol on standard input and output until standard input closes.
+type agentCmd struct {
+	Workspace string `default:"/workspace" help:"The repository, as mounted in the container."`
+	Limits    string `placeholder:"JSON" help:"The sandbox limits, as JSON."`
+}
+
+func (a agentCmd) Run(e env) error {
+	var limits sandbox.Limits
+	if a.Limits != "" {
+		if err := json.Unmarshal([]byte(a.Limits), &limits); err != nil {
+			return fail(exitUsage, "--limits: %v", err)
+		}
+	}
+	ws, err := sandbox.OpenWorkspace(a.Workspace, limits)
+	if err != nil {
+		return fail(exitSandbox, "agent: %v", err)
+	}
+	defer ws.Close()
+	if err := agent.Serve(e.stdin, e.stdout, ws, version); err != nil {
+		return fail(exitSandbox, "agent: %v", err)
 	}
 	return nil
 }

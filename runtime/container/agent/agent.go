@@ -1,0 +1,327 @@
+// Package agent is the resident agent that runs inside every sandbox
+// container, and the host's side of its protocol.
+//
+// The host writes framed requests to the agent's standard input and reads
+// framed replies from its standard output; one agent serves any number of
+// operations, one at a time, for the life of its container. The agent runs
+// the very same sandbox.Workspace code as the local sandbox, on an os.Root
+// of /workspace, so both give the same answers and error codes.
+//
+// # Frames
+//
+// A frame is a 12-byte head, then a JSON header, then a raw body:
+//
+//	magic   uint32  0x4C4C4D31 ("LLM1"), big-endian
+//	hlen    uint32  length of the JSON header, at most 1 MiB
+//	blen    uint32  length of the body, at most 256 MiB
+//
+// The body carries file content (a write's content, a read's result), so it
+// is never base64-encoded. The magic lets either side notice at once a
+// stream that is out of step (for example, a stray byte of Docker's own
+// framing) instead of reading a garbage length.
+//
+// The agent exits when its standard input closes, so a killed host leaves no
+// agent, and so no container, behind.
+package agent
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/llm-runtime/llm-runtime/sandbox"
+)
+
+// Protocol limits.
+const (
+	magic     = 0x4C4C4D31
+	maxHeader = 1 << 20
+	maxBody   = 256 << 20
+)
+
+// Operations.
+const (
+	OpPing   = "ping"
+	OpRead   = "read"
+	OpWrite  = "write"
+	OpStat   = "stat"
+	OpSearch = "search"
+)
+
+// Request is a request's header; a write's content is the frame's body.
+// Path and Query are bytes (base64 in JSON) so that they arrive exactly as
+// the model wrote them, invalid UTF-8 included, and the agent refuses what
+// the local sandbox refuses.
+type Request struct {
+	ID    uint64 `json:"id"`
+	Op    string `json:"op"`
+	Path  []byte `json:"path,omitempty"`
+	Query []byte `json:"query,omitempty"`
+}
+
+// Reply is a reply's header; a read's content is the frame's body.
+type Reply struct {
+	ID      uint64                `json:"id"`
+	Code    string                `json:"code,omitempty"` // set on failure
+	Message string                `json:"message,omitempty"`
+	Path    string                `json:"path,omitempty"`
+	Created bool                  `json:"created,omitempty"`
+	Bytes   int64                 `json:"bytes,omitempty"`
+	Stat    *sandbox.Info         `json:"stat,omitempty"`
+	Search  *sandbox.SearchResult `json:"search,omitempty"`
+	Version string                `json:"version,omitempty"` // ping
+}
+
+// ErrProtocol is the error of a stream that does not follow the protocol.
+var ErrProtocol = errors.New("agent: protocol error")
+
+// WriteFrame writes one frame.
+func WriteFrame(w io.Writer, header any, body []byte) error {
+	h, err := json.Marshal(header)
+	if err != nil {
+		return err
+	}
+	if len(h) > maxHeader || len(body) > maxBody {
+		return fmt.Errorf("%w: frame too large (%d + %d bytes)", ErrProtocol, len(h), len(body))
+	}
+	var head [12]byte
+	binary.BigEndian.PutUint32(head[0:], magic)
+	binary.BigEndian.PutUint32(head[4:], uint32(len(h)))
+	binary.BigEndian.PutUint32(head[8:], uint32(len(body)))
+	// One write per frame part; callers wrap w in a bufio.Writer when they
+	// want a single system call.
+	if _, err := w.Write(head[:]); err != nil {
+		return err
+	}
+	if _, err := w.Write(h); err != nil {
+		return err
+	}
+	_, err = w.Write(body)
+	return err
+}
+
+// ReadFrame reads one frame, decoding its header into header. It returns
+// io.EOF only when the stream ends cleanly between frames.
+func ReadFrame(r io.Reader, header any) ([]byte, error) {
+	var head [12]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%w: stream ended inside a frame", ErrProtocol)
+		}
+		return nil, err
+	}
+	if m := binary.BigEndian.Uint32(head[0:]); m != magic {
+		return nil, fmt.Errorf("%w: bad magic %#08x", ErrProtocol, m)
+	}
+	hlen, blen := binary.BigEndian.Uint32(head[4:]), binary.BigEndian.Uint32(head[8:])
+	if hlen > maxHeader || blen > maxBody {
+		return nil, fmt.Errorf("%w: frame too large (%d + %d bytes)", ErrProtocol, hlen, blen)
+	}
+	buf := make([]byte, int(hlen)+int(blen))
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, fmt.Errorf("%w: stream ended inside a frame: %v", ErrProtocol, err)
+	}
+	if err := json.Unmarshal(buf[:hlen], header); err != nil {
+		return nil, fmt.Errorf("%w: bad header: %v", ErrProtocol, err)
+	}
+	return buf[hlen:], nil
+}
+
+// Serve answers requests from r on w with ws until r ends. It returns nil
+// when r ends cleanly between frames.
+func Serve(r io.Reader, w io.Writer, ws *sandbox.Workspace, version string) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	for {
+		var req Request
+		body, err := ReadFrame(br, &req)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rep, out := handle(ws, req, body, version)
+		if err := WriteFrame(bw, rep, out); err != nil {
+			return err
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+	}
+}
+
+func handle(ws *sandbox.Workspace, req Request, body []byte, version string) (Reply, []byte) {
+	rep := Reply{ID: req.ID}
+	var out []byte
+	var err error
+	switch req.Op {
+	case OpPing:
+		rep.Version = version
+	case OpRead:
+		var f *sandbox.File
+		if f, err = ws.Open(string(req.Path)); err == nil {
+			rep.Path, out = f.Path, f.Content
+		}
+	case OpWrite:
+		var wr *sandbox.WriteResult
+		if wr, err = ws.Write(string(req.Path), body); err == nil {
+			rep.Path, rep.Created, rep.Bytes = wr.Path, wr.Created, wr.Bytes
+		}
+	case OpStat:
+		rep.Stat, err = ws.Stat(string(req.Path))
+	case OpSearch:
+		rep.Search, err = ws.Search(context.Background(), string(req.Query))
+	default:
+		err = sandbox.Errorf(sandbox.CodeInternal, "agent: unknown operation %q", req.Op)
+	}
+	if err != nil {
+		e := sandbox.AsError(err)
+		rep.Code, rep.Message = e.Code, e.Message
+	}
+	return rep, out
+}
+
+// Conn is the host's end of one agent's stream. Calls are serialised. Once
+// the stream fails (a transport error, a protocol error, or a context
+// cancelled mid-call) the Conn is broken for good: every later call fails
+// at once, and the container behind it must be thrown away.
+type Conn struct {
+	mu     sync.Mutex
+	w      *bufio.Writer
+	r      *bufio.Reader
+	closer io.Closer
+	next   uint64
+	broken error
+}
+
+// NewConn returns a Conn writing requests to w and reading replies from r.
+// closer, if not nil, is closed when a call is cancelled, to unblock it.
+func NewConn(w io.Writer, r io.Reader, closer io.Closer) *Conn {
+	return &Conn{w: bufio.NewWriterSize(w, 64<<10), r: bufio.NewReaderSize(r, 64<<10), closer: closer}
+}
+
+// Err returns why the Conn is broken, or nil.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.broken
+}
+
+// Close breaks the Conn and closes its transport.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.broken == nil {
+		c.broken = errors.New("agent: connection closed")
+	}
+	if c.closer != nil {
+		return c.closer.Close()
+	}
+	return nil
+}
+
+// call sends one request and reads its reply. A reply carrying an error
+// code is returned as a *sandbox.Error; a broken stream as an error with
+// code SANDBOX_ERROR.
+func (c *Conn) call(ctx context.Context, req Request, body []byte) (Reply, []byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.broken != nil {
+		return Reply{}, nil, c.brokenError()
+	}
+	c.next++
+	req.ID = c.next
+	stop := context.AfterFunc(ctx, func() {
+		if c.closer != nil {
+			c.closer.Close()
+		}
+	})
+	rep, out, err := c.roundTrip(req, body)
+	if !stop() && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		c.broken = err
+		return Reply{}, nil, c.brokenError()
+	}
+	if rep.Code != "" {
+		return rep, nil, &sandbox.Error{Code: rep.Code, Message: rep.Message}
+	}
+	return rep, out, nil
+}
+
+func (c *Conn) roundTrip(req Request, body []byte) (Reply, []byte, error) {
+	if err := WriteFrame(c.w, req, body); err != nil {
+		return Reply{}, nil, err
+	}
+	if err := c.w.Flush(); err != nil {
+		return Reply{}, nil, err
+	}
+	var rep Reply
+	out, err := ReadFrame(c.r, &rep)
+	if errors.Is(err, io.EOF) {
+		err = errors.New("agent: the agent closed its stream (the container stopped)")
+	}
+	if err == nil && rep.ID != req.ID {
+		err = fmt.Errorf("%w: reply %d to request %d", ErrProtocol, rep.ID, req.ID)
+	}
+	return rep, out, err
+}
+
+func (c *Conn) brokenError() error {
+	if errors.Is(c.broken, context.Canceled) || errors.Is(c.broken, context.DeadlineExceeded) {
+		return &sandbox.Error{Code: sandbox.CodeCanceled, Message: c.broken.Error(), Err: c.broken}
+	}
+	return &sandbox.Error{Code: sandbox.CodeSandboxError, Message: "the sandbox container failed: " + c.broken.Error(), Err: c.broken}
+}
+
+// Ping checks the agent answers and returns its version.
+func (c *Conn) Ping(ctx context.Context) (string, error) {
+	rep, _, err := c.call(ctx, Request{Op: OpPing}, nil)
+	return rep.Version, err
+}
+
+// Open reads a file.
+func (c *Conn) Open(ctx context.Context, path string) (*sandbox.File, error) {
+	rep, out, err := c.call(ctx, Request{Op: OpRead, Path: []byte(path)}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &sandbox.File{Path: rep.Path, Content: out}, nil
+}
+
+// Write writes a file.
+func (c *Conn) Write(ctx context.Context, path string, content []byte) (*sandbox.WriteResult, error) {
+	rep, _, err := c.call(ctx, Request{Op: OpWrite, Path: []byte(path)}, content)
+	if err != nil {
+		return nil, err
+	}
+	return &sandbox.WriteResult{Path: rep.Path, Created: rep.Created, Bytes: rep.Bytes}, nil
+}
+
+// Stat describes a path.
+func (c *Conn) Stat(ctx context.Context, path string) (*sandbox.Info, error) {
+	rep, _, err := c.call(ctx, Request{Op: OpStat, Path: []byte(path)}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return rep.Stat, nil
+}
+
+// Search searches the workspace.
+func (c *Conn) Search(ctx context.Context, query string) (*sandbox.SearchResult, error) {
+	rep, _, err := c.call(ctx, Request{Op: OpSearch, Query: []byte(query)}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if rep.Search == nil {
+		return nil, &sandbox.Error{Code: sandbox.CodeSandboxError, Message: "agent: search reply without a result"}
+	}
+	return rep.Search, nil
+}
