@@ -290,3 +290,11 @@ func TestPoolHammer(t *testing.T) {
 	}
 	t.Logf("%d operations, %d exhausted; %+v", ops.Load(), exhausted.Load(), p.Stat())
 }
+
+func TestPoolConformanceWithTheFake(t *testing.T) {
+	f := pooltest.NewFake()
+	pooltest.Conformance(t, pooltest.Backend[int]{
+		Create: f.Create, Destroy: f.Destroy, Check: f.Check,
+		Break: f.MarkUnhealthy, Live: f.Live,
+	})
+}
