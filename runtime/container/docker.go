@@ -1,0 +1,495 @@
+// Package container is the Docker sandbox: the image, the hardened
+// container spec, the resident agent's containers, the pooled and unpooled
+// sandboxes, and exec.
+//
+// It talks to the Docker Engine API with github.com/moby/moby/client, which
+// honours DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH and negotiates
+// the API version (Engine 19.03, API 1.40, or newer).
+//
+// No image is ever pulled. The sandbox image, llm-runtime-io, is FROM
+// scratch plus the static llm-runtime binary, run as "llm-runtime agent";
+// it is built locally on first use and tagged by the binary's SHA-256, so a
+// new version builds a new image.
+//
+// Every container carries the labels of [Labels]: the owner's pid, host and
+// start time and the version. Containers run with AutoRemove and the agent
+// exits when its standard input closes, so a killed host leaves nothing
+// behind; [Docker.Sweep] removes, at start-up, any container whose owner is
+// gone.
+package container
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/build"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/jsonstream"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
+
+	"github.com/llm-runtime/llm-runtime/runtime/container/agent"
+	"github.com/llm-runtime/llm-runtime/sandbox"
+)
+
+// Names users can see.
+const (
+	ImageName  = "llm-runtime-io" // the sandbox image, tagged by content
+	NamePrefix = "llm-runtime-io-"
+)
+
+// Labels on every container and image of ours.
+const (
+	LabelApp      = "io.llm-runtime"           // always "1"
+	LabelOwnerPID = "io.llm-runtime.owner-pid" // the llm-runtime process that started it
+	LabelHost     = "io.llm-runtime.owner-host"
+	LabelStarted  = "io.llm-runtime.started" // RFC 3339
+	LabelVersion  = "io.llm-runtime.version"
+	LabelRole     = "io.llm-runtime.role" // "io" or "exec"
+)
+
+// Error codes of this package.
+const (
+	CodeDockerUnavailable = "DOCKER_UNAVAILABLE"
+	CodePoolExhausted     = "POOL_EXHAUSTED"
+)
+
+// ErrUnavailable wraps every failure to reach the Docker daemon.
+var ErrUnavailable = errors.New("docker unavailable")
+
+// Docker is a connection to the Docker daemon.
+type Docker struct {
+	cli     *client.Client
+	version string // llm-runtime's, for labels
+	server  string // the daemon's version
+}
+
+// Connect connects to the daemon named by the environment and checks that
+// it answers. Its errors wrap ErrUnavailable and say how to fix them.
+func Connect(ctx context.Context, version string) (*Docker, error) {
+	cli, err := client.New(client.FromEnv, client.WithUserAgent("llm-runtime/"+version))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("%w: %v\nStart Docker (and check DOCKER_HOST), or run with --sandbox local, which has no container boundary", ErrUnavailable, err)
+	}
+	sv, err := cli.ServerVersion(pctx, client.ServerVersionOptions{})
+	if err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return &Docker{cli: cli, version: version, server: sv.Version}, nil
+}
+
+// ServerVersion returns the daemon's version.
+func (d *Docker) ServerVersion() string { return d.server }
+
+// Close closes the connection.
+func (d *Docker) Close() error { return d.cli.Close() }
+
+// Labels returns the labels of a container of ours with the given role.
+func (d *Docker) Labels(role string) map[string]string {
+	host, _ := os.Hostname()
+	return map[string]string{
+		LabelApp:      "1",
+		LabelOwnerPID: strconv.Itoa(os.Getpid()),
+		LabelHost:     host,
+		LabelStarted:  time.Now().UTC().Format(time.RFC3339Nano),
+		LabelVersion:  d.version,
+		LabelRole:     role,
+	}
+}
+
+// Image is a built sandbox image.
+type Image struct {
+	Ref     string // llm-runtime-io:<tag>
+	ID      string
+	Created bool // built by this call
+}
+
+// AgentBinary returns the path of the running executable, which must be a
+// static binary to run in a FROM-scratch image.
+func AgentBinary() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	return exe, CheckStatic(exe)
+}
+
+// CheckStatic reports an error unless path is a statically linked ELF
+// binary.
+func CheckStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("the agent binary %s: %v", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("the agent binary %s is dynamically linked; build llm-runtime with CGO_ENABLED=0 (make build)", path)
+		}
+	}
+	return nil
+}
+
+// ImageRef returns the content-addressed reference of the image built from
+// the agent binary at path.
+func ImageRef(path string) (string, []byte, error) {
+	bin, err := os.ReadFile(path)
+	if err != nil {
+		return "", nil, err
+	}
+	sum := sha256.Sum256(bin)
+	return ImageName + ":" + hex.EncodeToString(sum[:8]), bin, nil
+}
+
+// InspectImage returns the image for the agent binary at path, if it was
+// built.
+func (d *Docker) InspectImage(ctx context.Context, path string) (Image, bool, error) {
+	ref, _, err := ImageRef(path)
+	if err != nil {
+		return Image{}, false, err
+	}
+	ii, err := d.cli.ImageInspect(ctx, ref)
+	if cerrdefs.IsNotFound(err) {
+		return Image{Ref: ref}, false, nil
+	}
+	if err != nil {
+		return Image{}, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return Image{Ref: ref, ID: ii.ID}, true, nil
+}
+
+// EnsureImage returns the sandbox image for the agent binary at path,
+// building it from scratch if it is not there. Nothing is pulled.
+func (d *Docker) EnsureImage(ctx context.Context, path string) (Image, error) {
+	if err := CheckStatic(path); err != nil {
+		return Image{}, err
+	}
+	if img, ok, err := d.InspectImage(ctx, path); err != nil || ok {
+		return img, err
+	}
+	return d.BuildImage(ctx, path)
+}
+
+// BuildImage builds the sandbox image for the agent binary at path.
+func (d *Docker) BuildImage(ctx context.Context, path string) (Image, error) {
+	ref, bin, err := ImageRef(path)
+	if err != nil {
+		return Image{}, err
+	}
+	dockerfile := "FROM scratch\nCOPY llm-runtime /llm-runtime\nUSER 65534:65534\nENTRYPOINT [\"/llm-runtime\", \"agent\"]\n"
+	ctxTar, err := tarball(map[string][]byte{"Dockerfile": []byte(dockerfile), "llm-runtime": bin})
+	if err != nil {
+		return Image{}, err
+	}
+	res, err := d.cli.ImageBuild(ctx, ctxTar, client.ImageBuildOptions{
+		Tags:        []string{ref},
+		Labels:      map[string]string{LabelApp: "1", LabelVersion: d.version},
+		Dockerfile:  "Dockerfile",
+		Remove:      true,
+		ForceRemove: true,
+		Version:     build.BuilderV1,
+	})
+	if err != nil {
+		return Image{}, fmt.Errorf("building %s: %w", ref, err)
+	}
+	id, err := readBuild(res.Body)
+	if err != nil {
+		return Image{}, fmt.Errorf("building %s: %w", ref, err)
+	}
+	return Image{Ref: ref, ID: id, Created: true}, nil
+}
+
+// tarball makes a build context of files; names ending in no slash are
+// regular files, executable if they are not Dockerfile.
+func tarball(files map[string][]byte) (io.Reader, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, data := range files {
+		mode := int64(0o755)
+		if name == "Dockerfile" {
+			mode = 0o644
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(data)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return nil, err
+		}
+	}
+	return &buf, tw.Close()
+}
+
+func readBuild(body io.ReadCloser) (string, error) {
+	defer body.Close()
+	dec := json.NewDecoder(body)
+	var id string
+	var log strings.Builder
+	for {
+		var m jsonstream.Message
+		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return "", err
+		}
+		if m.Error != nil {
+			return "", fmt.Errorf("%s\n%s", m.Error.Message, log.String())
+		}
+		log.WriteString(m.Stream)
+		if m.Aux != nil {
+			var aux struct{ ID string }
+			if json.Unmarshal(*m.Aux, &aux) == nil && aux.ID != "" {
+				id = aux.ID
+			}
+		}
+	}
+	if id == "" {
+		return "", fmt.Errorf("no image id in the build output:\n%s", log.String())
+	}
+	return id, nil
+}
+
+// Spec describes a sandbox container.
+type Spec struct {
+	Image     string
+	Workspace string // host directory mounted at /workspace
+	ReadOnly  bool   // mount the workspace read-only
+	Limits    sandbox.Limits
+	Role      string            // "io" or "exec"; a label
+	Labels    map[string]string // extra labels
+	Memory    int64             // bytes; default 256 MiB
+	PIDs      int64             // default 64
+	NanoCPUs  int64             // default one CPU
+}
+
+// Container is a running sandbox container with its agent.
+type Container struct {
+	*agent.Conn
+	ID, Name string
+
+	d      *Docker
+	hijack client.HijackedResponse
+	exited chan struct{} // closed when the container is gone
+}
+
+// Start creates, attaches to and starts a hardened container running the
+// agent, and waits until the agent answers a ping.
+func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
+	if s.Memory == 0 {
+		s.Memory = 256 << 20
+	}
+	if s.PIDs == 0 {
+		s.PIDs = 64
+	}
+	if s.NanoCPUs == 0 {
+		s.NanoCPUs = 1e9
+	}
+	if s.Role == "" {
+		s.Role = "io"
+	}
+	limits, err := json.Marshal(s.Limits)
+	if err != nil {
+		return nil, err
+	}
+	labels := d.Labels(s.Role)
+	for k, v := range s.Labels {
+		labels[k] = v
+	}
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	name := fmt.Sprintf("%s%d-%s", NamePrefix, os.Getpid(), hex.EncodeToString(rnd[:]))
+	pids := s.PIDs
+	cfg := &container.Config{
+		Image:           s.Image,
+		Cmd:             []string{"--limits", string(limits)},
+		Labels:          labels,
+		AttachStdin:     true,
+		AttachStdout:    true,
+		AttachStderr:    true,
+		OpenStdin:       true,
+		StdinOnce:       true, // the agent sees EOF when we go away
+		NetworkDisabled: true, // no network namespace setup: ~230 ms faster than NetworkMode none alone
+		User:            fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid()),
+	}
+	hc := &container.HostConfig{
+		NetworkMode:    "none",
+		ReadonlyRootfs: true,
+		CapDrop:        []string{"ALL"},
+		SecurityOpt:    []string{"no-new-privileges"},
+		Resources: container.Resources{
+			PidsLimit:  &pids,
+			Memory:     s.Memory,
+			MemorySwap: s.Memory,
+			NanoCPUs:   s.NanoCPUs,
+		},
+		Tmpfs:      map[string]string{"/tmp": "rw,nosuid,nodev,size=16m"},
+		Mounts:     []mount.Mount{{Type: mount.TypeBind, Source: s.Workspace, Target: "/workspace", ReadOnly: s.ReadOnly}},
+		AutoRemove: true,
+		LogConfig:  container.LogConfig{Type: "none"},
+	}
+	cr, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name, Config: cfg, HostConfig: hc})
+	if err != nil {
+		return nil, fmt.Errorf("%w: creating a container: %v", ErrUnavailable, err)
+	}
+	c := &Container{ID: cr.ID, Name: name, d: d, exited: make(chan struct{})}
+	fail := func(err error) (*Container, error) {
+		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		d.cli.ContainerRemove(rctx, cr.ID, client.ContainerRemoveOptions{Force: true})
+		return nil, err
+	}
+	ar, err := d.cli.ContainerAttach(ctx, cr.ID, client.ContainerAttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
+	if err != nil {
+		return fail(fmt.Errorf("%w: attaching to %s: %v", ErrUnavailable, name, err))
+	}
+	c.hijack = ar.HijackedResponse
+	wait := d.cli.ContainerWait(context.Background(), cr.ID, client.ContainerWaitOptions{Condition: container.WaitConditionRemoved})
+	go func() {
+		select {
+		case <-wait.Result:
+		case <-wait.Error:
+		}
+		close(c.exited)
+	}()
+	// With Tty false the stream is multiplexed whatever its media type says.
+	pr, pw := io.Pipe()
+	stderr := &limitedBuffer{max: 4096}
+	go func() {
+		_, err := stdcopy.StdCopy(pw, stderr, ar.Reader)
+		if err == nil && stderr.Len() > 0 {
+			err = fmt.Errorf("agent stopped: %s", strings.TrimSpace(stderr.String()))
+		}
+		pw.CloseWithError(err)
+	}()
+	c.Conn = agent.NewConn(ar.Conn, pr, closerFunc(func() error { ar.Close(); return pr.Close() }))
+	if _, err := d.cli.ContainerStart(ctx, cr.ID, client.ContainerStartOptions{}); err != nil {
+		ar.Close()
+		return fail(fmt.Errorf("%w: starting %s: %v", ErrUnavailable, name, err))
+	}
+	if _, err := c.Ping(ctx); err != nil {
+		c.Destroy()
+		return nil, fmt.Errorf("%w: the agent in %s does not answer: %v", ErrUnavailable, name, err)
+	}
+	return c, nil
+}
+
+// Destroy stops the container for good: it closes the agent's input, so the
+// agent exits and Docker removes the container, and forces the removal if
+// that takes more than a second (an agent stuck in a long operation).
+func (c *Container) Destroy() {
+	c.hijack.CloseWrite()
+	c.Conn.Close()
+	select {
+	case <-c.exited:
+		return
+	case <-time.After(time.Second):
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c.d.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+	select {
+	case <-c.exited:
+	case <-ctx.Done():
+	}
+}
+
+// Exited is closed once the container is gone.
+func (c *Container) Exited() <-chan struct{} { return c.exited }
+
+// Kill kills the container from outside, as `docker kill` would (tests use
+// it to break a container).
+func (c *Container) Kill(ctx context.Context) error {
+	_, err := c.d.cli.ContainerKill(ctx, c.ID, client.ContainerKillOptions{Signal: "SIGKILL"})
+	return err
+}
+
+// Ours lists our containers on this daemon (all of them: any owner, any
+// state), optionally only those with the extra label key=value.
+func (d *Docker) Ours(ctx context.Context, key, value string) ([]container.Summary, error) {
+	f := make(client.Filters).Add("label", LabelApp+"=1")
+	if key != "" {
+		f.Add("label", key+"="+value)
+	}
+	l, err := d.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return l.Items, nil
+}
+
+// Sweep force-removes our containers whose owner process on this host is
+// gone, and returns how many it removed.
+func (d *Docker) Sweep(ctx context.Context) (int, error) {
+	items, err := d.Ours(ctx, "", "")
+	if err != nil {
+		return 0, err
+	}
+	host, _ := os.Hostname()
+	n := 0
+	for _, it := range items {
+		if it.Labels[LabelHost] != host {
+			continue
+		}
+		pid, err := strconv.Atoi(it.Labels[LabelOwnerPID])
+		if err != nil || pid <= 0 || alive(pid) {
+			continue
+		}
+		if _, err := d.cli.ContainerRemove(ctx, it.ID, client.ContainerRemoveOptions{Force: true}); err == nil || cerrdefs.IsNotFound(err) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
+// limitedBuffer keeps the first max bytes written to it.
+type limitedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.Len(); room > 0 {
+		b.Buffer.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+// Inspect returns the daemon's view of a container.
+func (d *Docker) Inspect(ctx context.Context, id string) (container.InspectResponse, error) {
+	r, err := d.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return container.InspectResponse{}, err
+	}
+	return r.Container, nil
+}

@@ -1,0 +1,175 @@
+package container_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/llm-runtime/llm-runtime/pool/pooltest"
+	"github.com/llm-runtime/llm-runtime/runtime/container"
+	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
+	"github.com/llm-runtime/llm-runtime/sandbox"
+	"github.com/llm-runtime/llm-runtime/sandbox/sandboxtest"
+)
+
+func newSandbox(t *testing.T, env dockertest.Env, dir string, limits sandbox.Limits, pooled bool) *container.Sandbox {
+	t.Helper()
+	sb, err := container.NewSandbox(env.Docker, container.Options{
+		Root:   dir,
+		Limits: limits,
+		Image:  env.Image,
+		Labels: env.Labels,
+		Pool: container.PoolOptions{Enabled: pooled, Size: 3, StartupContainers: 1, MaxUsesPerContainer: 50,
+			HealthCheckInterval: time.Second, IdleTimeout: time.Minute, AcquireTimeout: 30 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sb
+}
+
+func TestDockerPooledConformance(t *testing.T) {
+	env := dockertest.Require(t)
+	sandboxtest.Run(t, func(t *testing.T, dir string, limits sandbox.Limits) sandbox.Sandbox {
+		return newSandbox(t, env, dir, limits, true)
+	})
+}
+
+func TestDockerUnpooledRunsAContainerPerOperation(t *testing.T) {
+	env := dockertest.Require(t)
+	fx := sandboxtest.NewFixture(t)
+	sb := newSandbox(t, env, fx.Dir, sandboxtest.Limits, false)
+	defer sb.Close()
+	for _, op := range sandboxtest.Hostile(fx)[:6] {
+		sandboxtest.Do(t, sb, fx, op)
+	}
+	sandboxtest.Do(t, sb, fx, sandboxtest.Op{Name: "write", Kind: "write", Arg: "u.txt", Content: "unpooled", Want: "unpooled"})
+	sandboxtest.Do(t, sb, fx, sandboxtest.Op{Name: "read", Kind: "open", Arg: "u.txt", Want: "unpooled"})
+}
+
+func TestDockerPoolConformance(t *testing.T) {
+	env := dockertest.Require(t)
+	dir := t.TempDir()
+	spec := container.Spec{Image: env.Image, Workspace: dir, Labels: env.Labels}
+	ctx := context.Background()
+	pooltest.Conformance(t, pooltest.Backend[*container.Container]{
+		Create:  func(ctx context.Context) (*container.Container, error) { return env.Docker.Start(ctx, spec) },
+		Destroy: (*container.Container).Destroy,
+		Check:   func(ctx context.Context, c *container.Container) error { _, err := c.Ping(ctx); return err },
+		Break: func(c *container.Container) {
+			if err := c.Kill(ctx); err != nil {
+				t.Fatal(err)
+			}
+		},
+		Live: func() int {
+			items, err := env.Docker.Ours(ctx, dockertest.LabelTest, env.Labels[dockertest.LabelTest])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(items)
+		},
+		Patience: 30 * time.Second,
+	})
+}
+
+func TestDockerContainersAreHardened(t *testing.T) {
+	env := dockertest.Require(t)
+	ctx := context.Background()
+	c, err := env.Docker.Start(ctx, container.Spec{Image: env.Image, Workspace: t.TempDir(), Labels: env.Labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Destroy()
+	in, err := env.Docker.Inspect(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, cfg := in.HostConfig, in.Config
+	checks := map[string]bool{
+		"network none":         string(hc.NetworkMode) == "none" && cfg.NetworkDisabled,
+		"read-only root":       hc.ReadonlyRootfs,
+		"all capabilities off": len(hc.CapDrop) == 1 && hc.CapDrop[0] == "ALL" && len(hc.CapAdd) == 0,
+		"no new privileges":    len(hc.SecurityOpt) == 1 && hc.SecurityOpt[0] == "no-new-privileges",
+		"not privileged":       !hc.Privileged,
+		"pids limit":           hc.PidsLimit != nil && *hc.PidsLimit == 64,
+		"memory limit":         hc.Memory == 256<<20 && hc.MemorySwap == 256<<20,
+		"cpu limit":            hc.NanoCPUs == 1e9,
+		"tmpfs /tmp":           hc.Tmpfs["/tmp"] != "",
+		"auto remove":          hc.AutoRemove,
+		"no logging":           hc.LogConfig.Type == "none",
+		"invoking user":        cfg.User == strconv.Itoa(os.Getuid())+":"+strconv.Itoa(os.Getgid()),
+		"stdin once":           cfg.StdinOnce && cfg.OpenStdin,
+		"owner label":          cfg.Labels[container.LabelOwnerPID] == strconv.Itoa(os.Getpid()),
+		"version label":        cfg.Labels[container.LabelVersion] != "",
+		"started label":        cfg.Labels[container.LabelStarted] != "",
+		"only the workspace":   len(in.Mounts) == 1 && in.Mounts[0].Destination == "/workspace",
+	}
+	for what, ok := range checks {
+		if !ok {
+			t.Errorf("not hardened: %s", what)
+		}
+	}
+}
+
+func TestDockerDestroyRemovesTheContainer(t *testing.T) {
+	env := dockertest.Require(t)
+	c, err := env.Docker.Start(context.Background(), container.Spec{Image: env.Image, Workspace: t.TempDir(), Labels: env.Labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Destroy()
+	select {
+	case <-c.Exited():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the container is still there")
+	}
+	if _, err := c.Ping(context.Background()); err == nil {
+		t.Fatal("a destroyed container answered")
+	}
+}
+
+func TestDockerSweepRemovesOrphans(t *testing.T) {
+	env := dockertest.Require(t)
+	labels := map[string]string{container.LabelOwnerPID: "999999999"} // no such process
+	for k, v := range env.Labels {
+		labels[k] = v
+	}
+	c, err := env.Docker.Start(context.Background(), container.Spec{Image: env.Image, Workspace: t.TempDir(), Labels: labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Conn.Close()
+	n, err := env.Docker.Sweep(context.Background())
+	if err != nil || n < 1 {
+		t.Fatalf("swept %d, %v", n, err)
+	}
+	select {
+	case <-c.Exited():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the orphan is still there")
+	}
+}
+
+func TestDockerImageIsTaggedByContent(t *testing.T) {
+	env := dockertest.Require(t)
+	ref, _, err := container.ImageRef(env.Binary)
+	if err != nil || ref != env.Image {
+		t.Fatalf("ref %q, image %q, %v", ref, env.Image, err)
+	}
+	img, ok, err := env.Docker.InspectImage(context.Background(), env.Binary)
+	if err != nil || !ok || img.ID == "" {
+		t.Fatalf("inspect: %+v %v %v", img, ok, err)
+	}
+	other := filepath.Join(t.TempDir(), "other")
+	b, _ := os.ReadFile(env.Binary)
+	os.WriteFile(other, append(b, 0), 0o755)
+	if ref2, _, _ := container.ImageRef(other); ref2 == ref {
+		t.Fatal("a different binary has the same tag")
+	}
+	if err := container.CheckStatic("/bin/sh"); err == nil {
+		t.Fatal("/bin/sh passed for static")
+	}
+}

@@ -1,0 +1,113 @@
+// Package dockertest gives tests a real Docker daemon and the sandbox image,
+// and makes sure every container a test starts is gone when it ends.
+//
+// A test that needs Docker calls Require: it skips with a reason when no
+// daemon answers, and fails instead when LLM_RUNTIME_REQUIRE_DOCKER=1 (as
+// in CI), so CI cannot pass by skipping.
+package dockertest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/llm-runtime/llm-runtime/runtime/container"
+)
+
+// LabelTest names the test that started a container.
+const LabelTest = "io.llm-runtime.test"
+
+var (
+	once    sync.Once
+	docker  *container.Docker
+	binary  string
+	image   container.Image
+	initErr error
+	skipErr error
+)
+
+// Env is what a Docker test gets.
+type Env struct {
+	Docker *container.Docker
+	Binary string // a static llm-runtime binary, the agent of the image
+	Image  string
+	Labels map[string]string // put these on every container the test starts
+}
+
+// Require returns the daemon and the image built from a fresh static
+// build of llm-runtime, and registers a cleanup that removes, and then
+// reports as a failure, any container labelled with the test's name.
+func Require(t testing.TB) Env {
+	t.Helper()
+	once.Do(setup)
+	if skipErr != nil {
+		if os.Getenv("LLM_RUNTIME_REQUIRE_DOCKER") == "1" {
+			t.Fatalf("Docker is required (LLM_RUNTIME_REQUIRE_DOCKER=1): %v", skipErr)
+		}
+		t.Skipf("no Docker daemon: %v", skipErr)
+	}
+	if initErr != nil {
+		t.Fatal(initErr)
+	}
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		// Give AutoRemove a moment before calling anything a leak.
+		var left int
+		for range 100 {
+			items, err := docker.Ours(ctx, LabelTest, name)
+			if err != nil {
+				t.Errorf("listing containers: %v", err)
+				return
+			}
+			if left = len(items); left == 0 {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		items, _ := docker.Ours(ctx, LabelTest, name)
+		for _, it := range items {
+			ForceRemove(it.ID)
+		}
+		t.Errorf("%d container(s) of %s were left behind, now removed", left, name)
+	})
+	return Env{Docker: docker, Binary: binary, Image: image.Ref, Labels: map[string]string{LabelTest: name}}
+}
+
+// ForceRemove removes a container with the docker CLI, for cleanups.
+func ForceRemove(id string) {
+	exec.Command("docker", "rm", "-f", id).Run()
+}
+
+func setup() {
+	ctx := context.Background()
+	d, err := container.Connect(ctx, "test")
+	if err != nil {
+		skipErr = err
+		return
+	}
+	docker = d
+	dir, err := os.MkdirTemp("", "llm-runtime-dockertest-")
+	if err != nil {
+		initErr = err
+		return
+	}
+	binary = filepath.Join(dir, "llm-runtime")
+	build := exec.Command("go", "build", "-trimpath", "-o", binary, "github.com/llm-runtime/llm-runtime/cmd/llm-runtime")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		initErr = fmt.Errorf("building the agent: %v\n%s", err, out)
+		return
+	}
+	image, err = d.EnsureImage(ctx, binary)
+	if err != nil {
+		initErr = fmt.Errorf("building the image: %v", err)
+	}
+}

@@ -1,0 +1,177 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/llm-runtime/llm-runtime/pool"
+	"github.com/llm-runtime/llm-runtime/sandbox"
+)
+
+// PoolOptions are the pooling guide's settings, plus the acquire timeout.
+type PoolOptions struct {
+	Enabled             bool
+	Size                int
+	MaxUsesPerContainer int
+	IdleTimeout         time.Duration
+	HealthCheckInterval time.Duration
+	StartupContainers   int
+	AcquireTimeout      time.Duration
+}
+
+// Options configure a Sandbox.
+type Options struct {
+	Root    string // the repository on the host
+	Limits  sandbox.Limits
+	Image   string // from EnsureImage
+	Pool    PoolOptions
+	Labels  map[string]string // extra labels on every container (tests name themselves)
+	OnEvent func(pool.Event)  // pool activity, for --verbose
+}
+
+// Sandbox runs file operations in Docker containers: pooled containers
+// that serve many operations each, or, with the pool disabled, a fresh
+// container per operation (the baseline the pool is measured against).
+type Sandbox struct {
+	d    *Docker
+	opts Options
+	spec Spec
+	pool *pool.Pool[*Container] // nil when unpooled
+}
+
+// NewSandbox starts the sandbox. With pooling on, it returns at once while
+// the start-up containers are created in parallel; the first operation
+// runs as soon as one is ready.
+func NewSandbox(d *Docker, opts Options) (*Sandbox, error) {
+	s := &Sandbox{d: d, opts: opts, spec: Spec{
+		Image:     opts.Image,
+		Workspace: opts.Root,
+		Limits:    opts.Limits,
+		Role:      "io",
+		Labels:    opts.Labels,
+	}}
+	if opts.Pool.Enabled {
+		p, err := pool.New(pool.Config[*Container]{
+			Create:              func(ctx context.Context) (*Container, error) { return d.Start(ctx, s.spec) },
+			Destroy:             (*Container).Destroy,
+			Check:               func(ctx context.Context, c *Container) error { _, err := c.Ping(ctx); return err },
+			MaxSize:             opts.Pool.Size,
+			MinSize:             opts.Pool.StartupContainers,
+			MaxUses:             opts.Pool.MaxUsesPerContainer,
+			IdleTimeout:         opts.Pool.IdleTimeout,
+			HealthCheckInterval: opts.Pool.HealthCheckInterval,
+			AcquireTimeout:      opts.Pool.AcquireTimeout,
+			OnEvent:             opts.OnEvent,
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.pool = p
+	}
+	return s, nil
+}
+
+// Stat returns the pool's statistics (zero when unpooled).
+func (s *Sandbox) Stat() pool.Stat {
+	if s.pool == nil {
+		return pool.Stat{}
+	}
+	return s.pool.Stat()
+}
+
+// Close destroys every container and waits until they are gone.
+func (s *Sandbox) Close() error {
+	if s.pool != nil {
+		s.pool.Close()
+	}
+	return nil
+}
+
+// do runs fn in a container. A container whose stream broke is destroyed,
+// never reused; retry says whether fn is safe to run again in a fresh
+// container when that happens.
+func (s *Sandbox) do(ctx context.Context, retry bool, fn func(c *Container) error) error {
+	for attempt := 0; ; attempt++ {
+		err, broken := s.once(ctx, fn)
+		if !broken || !retry || attempt > 0 || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+func (s *Sandbox) once(ctx context.Context, fn func(c *Container) error) (err error, broken bool) {
+	if s.pool == nil {
+		c, err := s.d.Start(ctx, s.spec)
+		if err != nil {
+			return unavailable(err), false
+		}
+		defer c.Destroy()
+		err = fn(c)
+		return err, c.Err() != nil
+	}
+	r, err := s.pool.Acquire(ctx)
+	switch {
+	case errors.Is(err, pool.ErrExhausted):
+		return sandbox.Errorf(CodePoolExhausted, "%v (container_pool.size is %d; raise it, or container_pool.acquire_timeout)", err, s.opts.Pool.Size), false
+	case errors.Is(err, pool.ErrClosed):
+		return sandbox.Errorf(sandbox.CodeCanceled, "the sandbox is closed"), false
+	case err != nil:
+		return unavailable(err), false
+	}
+	c := r.Value()
+	err = fn(c)
+	if c.Err() != nil {
+		r.Destroy()
+		return err, true
+	}
+	r.Release()
+	return err, false
+}
+
+func unavailable(err error) error {
+	var se *sandbox.Error
+	if errors.As(err, &se) {
+		return se
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return sandbox.AsError(err)
+	}
+	return &sandbox.Error{Code: CodeDockerUnavailable, Message: fmt.Sprintf("no sandbox container: %v", err), Err: err}
+}
+
+// Open implements sandbox.Sandbox. A read is retried once in a fresh
+// container if its container dies under it.
+func (s *Sandbox) Open(ctx context.Context, path string) (f *sandbox.File, err error) {
+	err = s.do(ctx, true, func(c *Container) error {
+		f, err = c.Open(ctx, path)
+		return err
+	})
+	return f, err
+}
+
+// Write implements sandbox.Sandbox. A write is never retried: if the
+// container dies mid-write the error says so, and the file is either the
+// old one or the new one, never a mix (the write is a rename).
+func (s *Sandbox) Write(ctx context.Context, path string, content []byte) (w *sandbox.WriteResult, err error) {
+	err = s.do(ctx, false, func(c *Container) error {
+		w, err = c.Write(ctx, path, content)
+		return err
+	})
+	return w, err
+}
+
+// Search implements sandbox.Sandbox; it is retried like Open.
+func (s *Sandbox) Search(ctx context.Context, query string) (r *sandbox.SearchResult, err error) {
+	err = s.do(ctx, true, func(c *Container) error {
+		r, err = c.Search(ctx, query)
+		return err
+	})
+	return r, err
+}
+
+// Exec implements sandbox.Sandbox.
+func (s *Sandbox) Exec(ctx context.Context, command string) (*sandbox.ExecResult, error) {
+	return nil, sandbox.Errorf(sandbox.CodeExecDisabled, "exec is disabled")
+}
