@@ -29,7 +29,8 @@ const FileName = "llm-runtime.config.yaml"
 // Config is the whole configuration. Use Default to get one; the zero value
 // is not valid.
 type Config struct {
-	// Sandbox is where operations run: "local" (on the host, no container).
+	// Sandbox is where operations run: "docker" or "local" (on the host, no
+	// container).
 	Sandbox string
 	Output  Output
 	// Security bounds what operations may touch.
@@ -67,6 +68,7 @@ type Pool struct {
 	IdleTimeout         time.Duration // remove containers idle this long; 0 never
 	HealthCheckInterval time.Duration // ping idle containers this often; 0 never
 	StartupContainers   int           // created at start, in parallel
+	AcquireTimeout      time.Duration // wait for a busy pool this long
 }
 
 // Default returns the default configuration.

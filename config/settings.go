@@ -47,9 +47,9 @@ func lookup(key string) (Setting, bool) {
 
 var settings = []Setting{
 	{
-		Key: "sandbox", Default: "local",
-		Doc: "where operations run: local (on the host, no container boundary, no exec)",
-		set: func(c *Config, v string) error { return oneOf(&c.Sandbox, v, "local") },
+		Key: "sandbox", Default: "docker",
+		Doc: "where operations run: docker (hardened, pooled containers) or local (on the host, no container boundary, no exec)",
+		set: func(c *Config, v string) error { return oneOf(&c.Sandbox, v, "docker", "local") },
 		get: func(c *Config) string { return c.Sandbox },
 	},
 	{
@@ -124,6 +124,12 @@ var settings = []Setting{
 		set: func(c *Config, v string) error { return intIn(&c.ContainerPool.StartupContainers, v, 0, 64) },
 		get: func(c *Config) string { return strconv.Itoa(c.ContainerPool.StartupContainers) },
 	},
+	{
+		Key: "container_pool.acquire_timeout", Default: "30s",
+		Doc: "how long an operation waits for a container when all are busy, before POOL_EXHAUSTED",
+		set: func(c *Config, v string) error { return positive(&c.ContainerPool.AcquireTimeout, v) },
+		get: func(c *Config) string { return formatDuration(c.ContainerPool.AcquireTimeout) },
+	},
 }
 
 func oneOf(dst *string, v string, allowed ...string) error {
@@ -172,6 +178,18 @@ func duration(dst *time.Duration, v string) error {
 	}
 	if d < 0 {
 		return fmt.Errorf("%s is negative", v)
+	}
+	*dst = d
+	return nil
+}
+
+func positive(dst *time.Duration, v string) error {
+	var d time.Duration
+	if err := duration(&d, v); err != nil {
+		return err
+	}
+	if d == 0 {
+		return fmt.Errorf("must be more than 0")
 	}
 	*dst = d
 	return nil

@@ -73,7 +73,7 @@ type Config[T any] struct {
 	AcquireTimeout time.Duration
 	// OnEvent, if set, is told of each event in the pool's life. It must
 	// not block or call back into the pool.
-	OnEvent func(Event)
+	OnEvent func(Event[T])
 }
 
 // EventKind names what happened to a resource.
@@ -92,8 +92,9 @@ const (
 )
 
 // Event is one event; Err is set for EventCreateFailed and EventUnhealthy.
-type Event struct {
+type Event[T any] struct {
 	Kind  EventKind
+	Value T // the resource (the zero value for EventCreateFailed)
 	ID    uint64 // the resource's serial number, from 1
 	Uses  int
 	Err   error
@@ -349,6 +350,9 @@ func (p *Pool[T]) create(id uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.creating--
+	if err != nil && p.closed {
+		return // cancelled by Close: not a failure
+	}
 	if err != nil {
 		p.stat.CreateFailed++
 		p.emitLocked(EventCreateFailed, &item[T]{id: id}, err, took)
@@ -432,7 +436,7 @@ func (p *Pool[T]) destroyLocked(it *item[T], why EventKind, err error) {
 
 func (p *Pool[T]) emitLocked(kind EventKind, it *item[T], err error, took time.Duration) {
 	if p.cfg.OnEvent != nil {
-		p.cfg.OnEvent(Event{Kind: kind, ID: it.id, Uses: it.uses, Err: err, Took: took, Stats: p.statLocked()})
+		p.cfg.OnEvent(Event[T]{Kind: kind, Value: it.val, ID: it.id, Uses: it.uses, Err: err, Took: took, Stats: p.statLocked()})
 	}
 }
 

@@ -130,7 +130,7 @@ func TestPoolAcquireHonoursContextCancellation(t *testing.T) {
 func TestPoolRecyclesAfterMaxUses(t *testing.T) {
 	f := pooltest.NewFake()
 	var recycled atomic.Int32
-	p := newPool(t, f, pool.Config[int]{MaxSize: 1, MinSize: 1, MaxUses: 3, OnEvent: func(e pool.Event) {
+	p := newPool(t, f, pool.Config[int]{MaxSize: 1, MinSize: 1, MaxUses: 3, OnEvent: func(e pool.Event[int]) {
 		if e.Kind == pool.EventRecycled {
 			recycled.Add(1)
 		}

@@ -6,6 +6,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,10 +14,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/llm-runtime/llm-runtime/runtime/container"
+	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
 )
 
 var binary string
@@ -43,9 +48,11 @@ type result struct {
 	code           int
 }
 
-// runBinary runs the binary in dir with stdin and extra environment variables.
+// runBinary runs the binary in dir with stdin and extra environment
+// variables, and checks that it left no container behind.
 func runBinary(t *testing.T, dir, stdin string, env []string, args ...string) result {
 	t.Helper()
+	denv := dockertest.Require(t)
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = dir
 	cmd.Stdin = strings.NewReader(stdin)
@@ -59,7 +66,31 @@ func runBinary(t *testing.T, dir, stdin string, env []string, args ...string) re
 	} else if err != nil {
 		t.Fatal(err)
 	}
+	noContainersOf(t, denv, cmd.Process.Pid, 0)
 	return result{out.String(), errb.String(), code}
+}
+
+// noContainersOf fails unless every container started by process pid is
+// gone within wait.
+func noContainersOf(t *testing.T, env dockertest.Env, pid int, wait time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		items, err := env.Docker.Ours(context.Background(), container.LabelOwnerPID, strconv.Itoa(pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(items) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, it := range items {
+				dockertest.ForceRemove(it.ID)
+			}
+			t.Fatalf("%d container(s) of process %d still exist", len(items), pid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // cleanEnv is the test's environment without LLM_RUNTIME_ settings and with
@@ -248,7 +279,7 @@ func TestE2EConfigurationErrorsNameKeyAndLine(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, "$LLM_RUNTIME_CONTAINER_POOL_SIZE: container_pool.size: 0 is out of range") {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
-	if r := runBinary(t, repo(t, nil), "", nil, "--sandbox", "vm"); r.code != 2 || !strings.Contains(r.stderr, `--sandbox: sandbox: "vm" is not one of local`) {
+	if r := runBinary(t, repo(t, nil), "", nil, "--sandbox", "vm"); r.code != 2 || !strings.Contains(r.stderr, `--sandbox: sandbox: "vm" is not one of docker, local`) {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
 	if r := runBinary(t, repo(t, nil), "", nil, "--no-such-flag"); r.code != 1 {

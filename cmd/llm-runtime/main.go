@@ -19,6 +19,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kong"
 
@@ -73,6 +74,7 @@ type cli struct {
 	Run     runCmd     `cmd:"" default:"withargs" help:"Run the commands in model output (the default command)."`
 	Config  configCmd  `cmd:"" help:"Print the configuration in force and where each value comes from."`
 	Version versionCmd `cmd:"" help:"Print the version."`
+	Image   imageCmd   `cmd:"" help:"Build or inspect the sandbox image."`
 	Agent   agentCmd   `cmd:"" hidden:"" help:"Serve the sandbox protocol on stdin/stdout (run inside sandbox containers)."`
 }
 
@@ -156,8 +158,9 @@ func doMain(args []string, e env) (code int) {
 type settingsFlags struct {
 	Root       string `short:"r" default:"." placeholder:"DIR" help:"Repository root: the only directory commands can reach."`
 	ConfigFile string `name:"config" short:"c" placeholder:"FILE" help:"Configuration file. Default: ROOT/llm-runtime.config.yaml, else ~/.config/llm-runtime/config.yaml, else built-in defaults."`
-	Sandbox    string `placeholder:"NAME" help:"Where operations run: local. Overrides the 'sandbox' setting."`
+	Sandbox    string `placeholder:"NAME" help:"Where operations run: docker or local. Overrides the 'sandbox' setting."`
 	Format     string `short:"f" placeholder:"FORMAT" help:"Output format: text or jsonl. Overrides 'output.format'."`
+	NoPool     bool   `name:"no-pool" help:"A fresh container per operation (container_pool.enabled: false)."`
 }
 
 // load resolves the root and layers the configuration: defaults, file,
@@ -179,9 +182,14 @@ func (f *settingsFlags) load(e env) (root, file string, cfg *config.Config, err 
 	if cfg, err = config.Load(file); err != nil {
 		return "", "", nil, fail(exitConfig, "%v", err)
 	}
+	noPool := ""
+	if f.NoPool {
+		noPool = "false"
+	}
 	for _, o := range []struct{ key, flag, value string }{
 		{"sandbox", "--sandbox", f.Sandbox},
 		{"output.format", "--format", f.Format},
+		{"container_pool.enabled", "--no-pool", noPool},
 	} {
 		if o.value == "" {
 			continue
@@ -234,24 +242,11 @@ func (runCmd) Run(e env, r *cli) error {
 		defer outFile.Close()
 		out = outFile
 	}
-	limits := sandbox.Limits{
-		MaxFileSize:      cfg.Security.MaxFileSize,
-		MaxWriteSize:     cfg.Security.MaxWriteSize,
-		Excluded:         cfg.Security.ExcludedPaths,
-		WriteProtected:   protected(root, file),
-		MaxSearchResults: cfg.Search.MaxResults,
-		MaxLineLength:    cfg.Search.MaxLineLength,
-	}
-	sb, err := sandbox.NewLocal(root, limits)
+	sb, err := openSandbox(e, cfg, root, file, r.Verbose)
 	if err != nil {
-		return fail(exitSandbox, "sandbox %s: %v", cfg.Sandbox, err)
+		return err
 	}
 	defer sb.Close()
-	if r.Verbose {
-		fmt.Fprintf(e.stderr, "Repository root: %s\n", root)
-		fmt.Fprintf(e.stderr, "Configuration: %s\n", orDefaults(file))
-		fmt.Fprintf(e.stderr, "Sandbox: %s (no container boundary; exec disabled)\n", cfg.Sandbox)
-	}
 	rep, err := output.New(cfg.Output.Format, out)
 	if err != nil {
 		return fail(exitConfig, "%v", err)
@@ -259,7 +254,7 @@ func (runCmd) Run(e env, r *cli) error {
 	run := &runner.Runner{Sandbox: sb, Report: rep, MaxWriteSize: cfg.Security.MaxWriteSize}
 	sum, err := run.Run(e.ctx, in)
 	if r.Verbose {
-		fmt.Fprintf(e.stderr, "Commands: %d, failed: %d, time: %s\n", sum.Commands, sum.Failed, sum.Elapsed)
+		fmt.Fprintf(e.stderr, "Commands: %d, failed: %d, time: %s\n", sum.Commands, sum.Failed, sum.Elapsed.Round(time.Microsecond))
 	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {

@@ -27,8 +27,8 @@ type Options struct {
 	Limits  sandbox.Limits
 	Image   string // from EnsureImage
 	Pool    PoolOptions
-	Labels  map[string]string // extra labels on every container (tests name themselves)
-	OnEvent func(pool.Event)  // pool activity, for --verbose
+	Labels  map[string]string            // extra labels on every container (tests name themselves)
+	OnEvent func(pool.Event[*Container]) // pool activity, for --verbose
 }
 
 // Sandbox runs file operations in Docker containers: pooled containers
@@ -90,12 +90,14 @@ func (s *Sandbox) Close() error {
 }
 
 // do runs fn in a container. A container whose stream broke is destroyed,
-// never reused; retry says whether fn is safe to run again in a fresh
-// container when that happens.
+// never reused; retry says whether fn is safe to run again in another
+// container when that happens. Every idle container may have died at once
+// (docker kill, a daemon restart), so an idempotent operation is tried on
+// up to size+1 containers, the last of them freshly created.
 func (s *Sandbox) do(ctx context.Context, retry bool, fn func(c *Container) error) error {
 	for attempt := 0; ; attempt++ {
 		err, broken := s.once(ctx, fn)
-		if !broken || !retry || attempt > 0 || ctx.Err() != nil {
+		if !broken || !retry || attempt > s.opts.Pool.Size || ctx.Err() != nil {
 			return err
 		}
 	}
@@ -111,14 +113,9 @@ func (s *Sandbox) once(ctx context.Context, fn func(c *Container) error) (err er
 		err = fn(c)
 		return err, c.Err() != nil
 	}
-	r, err := s.pool.Acquire(ctx)
-	switch {
-	case errors.Is(err, pool.ErrExhausted):
-		return sandbox.Errorf(CodePoolExhausted, "%v (container_pool.size is %d; raise it, or container_pool.acquire_timeout)", err, s.opts.Pool.Size), false
-	case errors.Is(err, pool.ErrClosed):
-		return sandbox.Errorf(sandbox.CodeCanceled, "the sandbox is closed"), false
-	case err != nil:
-		return unavailable(err), false
+	r, err := s.acquire(ctx)
+	if err != nil {
+		return err, false
 	}
 	c := r.Value()
 	err = fn(c)
@@ -128,6 +125,32 @@ func (s *Sandbox) once(ctx context.Context, fn func(c *Container) error) (err er
 	}
 	r.Release()
 	return err, false
+}
+
+// acquire returns a pooled container that has not stopped. A container
+// found dead while idle was never sent anything, so skipping it loses no
+// operation, writes included.
+func (s *Sandbox) acquire(ctx context.Context) (*pool.Resource[*Container], error) {
+	for attempt := 0; ; attempt++ {
+		r, err := s.pool.Acquire(ctx)
+		switch {
+		case errors.Is(err, pool.ErrExhausted):
+			return nil, sandbox.Errorf(CodePoolExhausted, "%v (container_pool.size is %d; raise it, or container_pool.acquire_timeout)", err, s.opts.Pool.Size)
+		case errors.Is(err, pool.ErrClosed):
+			return nil, sandbox.Errorf(sandbox.CodeCanceled, "the sandbox is closed")
+		case err != nil:
+			return nil, unavailable(err)
+		}
+		select {
+		case <-r.Value().Exited():
+			r.Destroy()
+			if attempt > s.opts.Pool.Size {
+				return nil, sandbox.Errorf(CodeDockerUnavailable, "sandbox containers keep stopping")
+			}
+		default:
+			return r, nil
+		}
+	}
 }
 
 func unavailable(err error) error {

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/llm-runtime/llm-runtime/config"
+	"github.com/llm-runtime/llm-runtime/pool"
+	"github.com/llm-runtime/llm-runtime/runtime/container"
+	"github.com/llm-runtime/llm-runtime/sandbox"
+)
+
+// openSandbox builds the sandbox the configuration names. Docker problems
+// are exit 3 with a message that says how to fix them; there is no silent
+// fallback to the local sandbox.
+func openSandbox(e env, cfg *config.Config, root, file string, verbose bool) (sandbox.Sandbox, error) {
+	limits := sandbox.Limits{
+		MaxFileSize:      cfg.Security.MaxFileSize,
+		MaxWriteSize:     cfg.Security.MaxWriteSize,
+		Excluded:         cfg.Security.ExcludedPaths,
+		WriteProtected:   protected(root, file),
+		MaxSearchResults: cfg.Search.MaxResults,
+		MaxLineLength:    cfg.Search.MaxLineLength,
+	}
+	logf := func(format string, args ...any) {
+		if verbose {
+			fmt.Fprintf(e.stderr, format+"\n", args...)
+		}
+	}
+	logf("Repository root: %s", root)
+	logf("Configuration: %s", orDefaults(file))
+	if cfg.Sandbox == "local" {
+		sb, err := sandbox.NewLocal(root, limits)
+		if err != nil {
+			return nil, fail(exitSandbox, "sandbox local: %v", err)
+		}
+		logf("Sandbox: local (no container boundary; exec disabled)")
+		return sb, nil
+	}
+	d, bin, err := dockerAndAgent(e.ctx)
+	if err != nil {
+		return nil, err
+	}
+	img, err := d.EnsureImage(e.ctx, bin)
+	if err != nil {
+		d.Close()
+		return nil, fail(exitSandbox, "sandbox image: %v", err)
+	}
+	if img.Created {
+		logf("Image: built %s", img.Ref)
+	} else {
+		logf("Image: %s", img.Ref)
+	}
+	if n, err := d.Sweep(e.ctx); err == nil && n > 0 {
+		logf("Removed %d orphaned container(s) of llm-runtime processes that are gone", n)
+	}
+	p := cfg.ContainerPool
+	opts := container.Options{
+		Root:   root,
+		Limits: limits,
+		Image:  img.Ref,
+		Pool: container.PoolOptions{
+			Enabled:             p.Enabled,
+			Size:                p.Size,
+			MaxUsesPerContainer: p.MaxUsesPerContainer,
+			IdleTimeout:         p.IdleTimeout,
+			HealthCheckInterval: p.HealthCheckInterval,
+			StartupContainers:   p.StartupContainers,
+			AcquireTimeout:      p.AcquireTimeout,
+		},
+	}
+	if verbose {
+		opts.OnEvent = func(ev pool.Event[*container.Container]) { logEvent(e, ev) }
+	}
+	sb, err := container.NewSandbox(d, opts)
+	if err != nil {
+		d.Close()
+		return nil, fail(exitSandbox, "sandbox docker: %v", err)
+	}
+	if p.Enabled {
+		logf("Sandbox: docker, pooled (size %d, %d at start-up, recycled after %d uses)", p.Size, p.StartupContainers, p.MaxUsesPerContainer)
+	} else {
+		logf("Sandbox: docker, unpooled (a container per operation)")
+	}
+	return closers{sb, d}, nil
+}
+
+func dockerAndAgent(ctx context.Context) (*container.Docker, string, error) {
+	d, err := container.Connect(ctx, version)
+	if err != nil {
+		return nil, "", fail(exitSandbox, "%v", err)
+	}
+	bin, err := container.AgentBinary()
+	if err != nil {
+		d.Close()
+		return nil, "", fail(exitSandbox, "%v", err)
+	}
+	return d, bin, nil
+}
+
+func logEvent(e env, ev pool.Event[*container.Container]) {
+	name := ""
+	if ev.Value != nil {
+		name = ev.Value.Name
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "pool: %s #%d %s", ev.Kind, ev.ID, name)
+	if ev.Took > 0 {
+		fmt.Fprintf(&b, " in %s", ev.Took.Round(time.Millisecond))
+	}
+	if ev.Kind != pool.EventCreated && ev.Kind != pool.EventCreateFailed {
+		fmt.Fprintf(&b, " after %d uses", ev.Uses)
+	}
+	if ev.Err != nil {
+		fmt.Fprintf(&b, ": %v", ev.Err)
+	}
+	fmt.Fprintf(&b, " (%d idle, %d in use, %d total)", ev.Stats.Idle, ev.Stats.InUse, ev.Stats.Total)
+	fmt.Fprintln(e.stderr, b.String())
+}
+
+// closers closes a sandbox, then the Docker connection under it.
+type closers struct {
+	sandbox.Sandbox
+	d *container.Docker
+}
+
+func (c closers) Close() error {
+	err := c.Sandbox.Close()
+	c.d.Close()
+	return err
+}
+
+type imageCmd struct {
+	Build  imageBuildCmd  `cmd:"" help:"Build the sandbox image now (it is also built on first use)."`
+	Status imageStatusCmd `cmd:"" help:"Show the sandbox image for this binary and what of ours exists in Docker."`
+}
+
+type imageBuildCmd struct {
+	Force bool `help:"Build even if the image for this binary exists."`
+}
+
+func (b imageBuildCmd) Run(e env) error {
+	d, bin, err := dockerAndAgent(e.ctx)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	start := time.Now()
+	var img container.Image
+	if b.Force {
+		img, err = d.BuildImage(e.ctx, bin)
+	} else {
+		img, err = d.EnsureImage(e.ctx, bin)
+	}
+	if err != nil {
+		return fail(exitSandbox, "%v", err)
+	}
+	if img.Created {
+		fmt.Fprintf(e.stdout, "built %s (%s) in %.1fs\n", img.Ref, shortID(img.ID), time.Since(start).Seconds())
+	} else {
+		fmt.Fprintf(e.stdout, "%s (%s) is already built; --force builds it again\n", img.Ref, shortID(img.ID))
+	}
+	return nil
+}
+
+type imageStatusCmd struct{}
+
+func (imageStatusCmd) Run(e env) error {
+	d, bin, err := dockerAndAgent(e.ctx)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	img, ok, err := d.InspectImage(e.ctx, bin)
+	if err != nil {
+		return fail(exitSandbox, "%v", err)
+	}
+	fmt.Fprintf(e.stdout, "Docker:     %s\n", d.ServerVersion())
+	fmt.Fprintf(e.stdout, "Agent:      %s\n", filepath.Clean(bin))
+	if ok {
+		fmt.Fprintf(e.stdout, "Image:      %s (%s), built\n", img.Ref, shortID(img.ID))
+	} else {
+		fmt.Fprintf(e.stdout, "Image:      %s, not built yet (llm-runtime image build)\n", img.Ref)
+	}
+	items, err := d.Ours(e.ctx, "", "")
+	if err != nil {
+		return fail(exitSandbox, "%v", err)
+	}
+	fmt.Fprintf(e.stdout, "Containers: %d\n", len(items))
+	for _, it := range items {
+		name := strings.TrimPrefix(strings.Join(it.Names, ","), "/")
+		fmt.Fprintf(e.stdout, "  %s  %s  owner pid %s  %s\n", shortID(it.ID), name, it.Labels[container.LabelOwnerPID], it.Status)
+	}
+	return nil
+}
+
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	return id[:min(12, len(id))]
+}
