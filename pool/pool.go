@@ -94,7 +94,7 @@ const (
 // Event is one event; Err is set for EventCreateFailed and EventUnhealthy.
 type Event[T any] struct {
 	Kind  EventKind
-	Value T // the resource (the zero value for EventCreateFailed)
+	Value T      // the resource (the zero value for EventCreateFailed)
 	ID    uint64 // the resource's serial number, from 1
 	Uses  int
 	Err   error
