@@ -38,6 +38,8 @@ type Config struct {
 	Search   Search
 	// ContainerPool configures the pool of sandbox containers.
 	ContainerPool Pool
+	// Exec configures <exec>.
+	Exec Exec
 
 	origin map[string]string // key -> where its value came from
 }
@@ -58,6 +60,19 @@ type Security struct {
 type Search struct {
 	MaxResults    int // matching lines listed; the total is always counted
 	MaxLineLength int // longest line listed, in bytes
+}
+
+// Exec configures <exec>.
+type Exec struct {
+	Enabled   bool
+	Image     string
+	Whitelist []string // argument-vector prefixes; "*" allows anything
+	Shell     bool
+	Writable  bool
+	Timeout   time.Duration
+	MaxOutput int64
+	Memory    int64
+	PIDs      int64
 }
 
 // Pool holds the settings of the container pooling guide.

@@ -130,6 +130,78 @@ var settings = []Setting{
 		set: func(c *Config, v string) error { return positive(&c.ContainerPool.AcquireTimeout, v) },
 		get: func(c *Config) string { return formatDuration(c.ContainerPool.AcquireTimeout) },
 	},
+	{
+		Key: "exec.enabled", Default: "false",
+		Doc: "allow <exec>; it runs in a fresh, pre-started container of exec.image",
+		set: func(c *Config, v string) error { return boolean(&c.Exec.Enabled, v) },
+		get: func(c *Config) string { return strconv.FormatBool(c.Exec.Enabled) },
+	},
+	{
+		Key: "exec.image", Default: "llm-runtime-exec:busybox",
+		Doc: "the image commands run in; it must exist locally (nothing is pulled): 'llm-runtime image build exec' builds the default from busybox-static",
+		set: func(c *Config, v string) error {
+			if strings.TrimSpace(v) == "" || strings.ContainsAny(v, " \t") {
+				return fmt.Errorf("%q is not an image name", v)
+			}
+			c.Exec.Image = v
+			return nil
+		},
+		get: func(c *Config) string { return c.Exec.Image },
+	},
+	{
+		Key: "exec.whitelist", Default: strings.Join(DefaultWhitelist, ","), List: true,
+		Doc: "allowed commands, as argument-vector prefixes (\"go test\" allows go test ./...); \"*\" allows anything",
+		set: func(c *Config, v string) error { c.Exec.Whitelist = append([]string{}, splitList(v)...); return nil },
+		get: func(c *Config) string { return strings.Join(c.Exec.Whitelist, ",") },
+	},
+	{
+		Key: "exec.shell", Default: "false",
+		Doc: "run commands under /bin/sh -c, allowing |, &&, || and ; between whitelisted commands",
+		set: func(c *Config, v string) error { return boolean(&c.Exec.Shell, v) },
+		get: func(c *Config) string { return strconv.FormatBool(c.Exec.Shell) },
+	},
+	{
+		Key: "exec.writable", Default: "false",
+		Doc: "mount the repository read-write for commands (.git stays read-only)",
+		set: func(c *Config, v string) error { return boolean(&c.Exec.Writable, v) },
+		get: func(c *Config) string { return strconv.FormatBool(c.Exec.Writable) },
+	},
+	{
+		Key: "exec.timeout", Default: "30s",
+		Doc: "a command still running after this is killed: exit code 124, EXEC_TIMEOUT",
+		set: func(c *Config, v string) error { return positive(&c.Exec.Timeout, v) },
+		get: func(c *Config) string { return formatDuration(c.Exec.Timeout) },
+	},
+	{
+		Key: "exec.max_output", Default: "1MiB",
+		Doc: "output kept per command; the rest is dropped and a truncation marker says how much",
+		set: func(c *Config, v string) error { return sizeIn(&c.Exec.MaxOutput, v, 1, 64<<20) },
+		get: func(c *Config) string { return FormatSize(c.Exec.MaxOutput) },
+	},
+	{
+		Key: "exec.memory", Default: "512MiB",
+		Doc: "memory limit of an exec container (no swap)",
+		set: func(c *Config, v string) error { return sizeIn(&c.Exec.Memory, v, 16<<20, 64<<30) },
+		get: func(c *Config) string { return FormatSize(c.Exec.Memory) },
+	},
+	{
+		Key: "exec.pids", Default: "128",
+		Doc: "most processes in an exec container (stops fork bombs)",
+		set: func(c *Config, v string) error { return int64In(&c.Exec.PIDs, v, 8, 100000) },
+		get: func(c *Config) string { return strconv.FormatInt(c.Exec.PIDs, 10) },
+	},
+}
+
+// DefaultWhitelist is the default of exec.whitelist.
+var DefaultWhitelist = []string{"go test", "go build", "go vet", "go mod tidy", "make", "ls", "cat", "grep", "find", "head", "tail", "wc", "echo", "pwd", "true"}
+
+func int64In(dst *int64, v string, lo, hi int) error {
+	var n int
+	if err := intIn(&n, v, lo, hi); err != nil {
+		return err
+	}
+	*dst = int64(n)
+	return nil
 }
 
 func oneOf(dst *string, v string, allowed ...string) error {

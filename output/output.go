@@ -19,7 +19,8 @@ import (
 )
 
 // Result is the outcome of one command. Exactly one of File, Write,
-// Search, Exec and Err is set.
+// Search, Exec and Err is set, except that a failed exec sets both Exec
+// and Err.
 type Result struct {
 	Index    int // 1-based position among the commands of the input
 	Command  parser.Command
@@ -87,6 +88,13 @@ func (t *Text) Result(r *Result) error {
 		fmt.Fprintf(w, "=== ERROR: %s ===\n", r.Err.Code)
 		fmt.Fprintf(w, "Message: %s\n", parser.Printable(r.Err.Message))
 		fmt.Fprintf(w, "Command: %s\n", r.Command.Tag())
+		if e := r.Exec; e != nil {
+			fmt.Fprintf(w, "Exit code: %d\n", e.ExitCode)
+			fmt.Fprintf(w, "Duration: %.2fs\n", e.Duration.Seconds())
+			w.WriteString("Output:\n")
+			block(w, e.Output)
+			w.WriteString("=== END EXEC ===\n")
+		}
 	case r.File != nil:
 		fmt.Fprintf(w, "=== FILE: %s ===\n", parser.Printable(r.File.Path))
 		block(w, r.File.Content)
@@ -199,9 +207,10 @@ func (j *JSONL) Result(r *Result) error {
 		OK:         r.Err == nil,
 		DurationMS: float64(r.Duration.Microseconds()) / 1000,
 	}
-	switch {
-	case r.Err != nil:
+	if r.Err != nil {
 		rec.Error = &Error{Code: r.Err.Code, Message: r.Err.Message}
+	}
+	switch {
 	case r.File != nil:
 		rec.Path = r.File.Path
 		if utf8.Valid(r.File.Content) {

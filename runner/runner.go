@@ -20,6 +20,9 @@ import (
 const CodeParseError = "PARSE_ERROR"
 
 // Runner runs the commands of one input.
+//
+// A result normally holds either a value or an error; an exec that failed
+// or timed out holds both, its output and the error.
 type Runner struct {
 	Sandbox sandbox.Sandbox
 	Report  output.Reporter
@@ -98,7 +101,9 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) *output.Result {
 		err = sandbox.Errorf(sandbox.CodeInternal, "unknown command %q", cmd.Kind)
 	}
 	if err != nil {
-		res.File, res.Write, res.Search, res.Exec = nil, nil, nil, nil
+		// A failed exec keeps its result: the output of a failing command
+		// is what the model needs most.
+		res.File, res.Write, res.Search = nil, nil, nil
 		res.Err = sandbox.AsError(err)
 	}
 	return res

@@ -43,7 +43,10 @@ const (
 	CodePermission     = "PERMISSION_DENIED"
 	CodeInvalidQuery   = "INVALID_QUERY" // an empty search or a bad regular expression
 	CodeExecDisabled   = "EXEC_DISABLED"
-	CodeIO             = "IO_ERROR" // the operating system failed the operation
+	CodeExecValidation = "EXEC_VALIDATION" // not on the whitelist, or shell syntax without a shell
+	CodeExecTimeout    = "EXEC_TIMEOUT"    // killed at exec.timeout; exit code 124
+	CodeExecFailed     = "EXEC_FAILED"     // non-zero exit, or it could not start
+	CodeIO             = "IO_ERROR"        // the operating system failed the operation
 	CodeCanceled       = "CANCELED"
 	CodeSandboxError   = "SANDBOX_ERROR" // the sandbox itself failed (a container died mid-operation)
 	CodeInternal       = "INTERNAL_ERROR"

@@ -204,19 +204,21 @@ func (w *Workspace) replace(dir, name string, content []byte, mode fs.FileMode) 
 	return nil
 }
 
-// FormatSize prints a byte count the way the configuration spells it.
+// FormatSize prints a byte count for people: "512 bytes", "100 KiB",
+// "1.5 MiB", "99.9 MiB".
 func FormatSize(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%d KiB", n>>10)
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	units := []struct {
+		size int64
+		name string
+	}{{1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}}
+	for _, u := range units {
+		if n < u.size {
+			continue
+		}
+		if n%u.size == 0 {
+			return fmt.Sprintf("%d %s", n/u.size, u.name)
+		}
+		return fmt.Sprintf("%.1f %s", float64(n)/float64(u.size), u.name)
 	}
 	return fmt.Sprintf("%d bytes", n)
 }

@@ -161,6 +161,7 @@ type settingsFlags struct {
 	Sandbox    string `placeholder:"NAME" help:"Where operations run: docker or local. Overrides the 'sandbox' setting."`
 	Format     string `short:"f" placeholder:"FORMAT" help:"Output format: text or jsonl. Overrides 'output.format'."`
 	NoPool     bool   `name:"no-pool" help:"A fresh container per operation (container_pool.enabled: false)."`
+	Exec       bool   `name:"exec" help:"Allow <exec> (exec.enabled: true)."`
 }
 
 // load resolves the root and layers the configuration: defaults, file,
@@ -182,14 +183,17 @@ func (f *settingsFlags) load(e env) (root, file string, cfg *config.Config, err 
 	if cfg, err = config.Load(file); err != nil {
 		return "", "", nil, fail(exitConfig, "%v", err)
 	}
-	noPool := ""
-	if f.NoPool {
-		noPool = "false"
+	ifSet := func(set bool, value string) string {
+		if set {
+			return value
+		}
+		return ""
 	}
 	for _, o := range []struct{ key, flag, value string }{
 		{"sandbox", "--sandbox", f.Sandbox},
 		{"output.format", "--format", f.Format},
-		{"container_pool.enabled", "--no-pool", noPool},
+		{"container_pool.enabled", "--no-pool", ifSet(f.NoPool, "false")},
+		{"exec.enabled", "--exec", ifSet(f.Exec, "true")},
 	} {
 		if o.value == "" {
 			continue
@@ -327,6 +331,7 @@ func (configCmd) Run(e env, c *cli) error {
 type agentCmd struct {
 	Workspace string `default:"/workspace" help:"The repository, as mounted in the container."`
 	Limits    string `placeholder:"JSON" help:"The sandbox limits, as JSON."`
+	Threads   int    `name:"reserve-threads" help:"Start this many spare OS threads first, so a fork bomb in an exec cannot starve the agent."`
 }
 
 func (a agentCmd) Run(e env) error {
@@ -335,6 +340,9 @@ func (a agentCmd) Run(e env) error {
 		if err := json.Unmarshal([]byte(a.Limits), &limits); err != nil {
 			return fail(exitUsage, "--limits: %v", err)
 		}
+	}
+	if a.Threads > 0 {
+		agent.ReserveThreads(a.Threads)
 	}
 	ws, err := sandbox.OpenWorkspace(a.Workspace, limits)
 	if err != nil {

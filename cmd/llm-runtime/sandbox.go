@@ -75,6 +75,26 @@ func openSandbox(e env, cfg *config.Config, root, file string, verbose bool) (sa
 	if verbose {
 		opts.OnEvent = func(ev pool.Event[*container.Container]) { logEvent(e, ev) }
 	}
+	if x := cfg.Exec; x.Enabled {
+		ok, err := d.HasImage(e.ctx, x.Image)
+		if err != nil {
+			d.Close()
+			return nil, fail(exitSandbox, "%v", err)
+		}
+		if !ok {
+			d.Close()
+			hint := "name a local image in exec.image"
+			if x.Image == container.ExecImageName {
+				hint = "build it with 'llm-runtime image build exec' (from Debian's busybox-static), or " + hint
+			}
+			return nil, fail(exitSandbox, "exec.image %s is not on this machine and is never pulled; %s", x.Image, hint)
+		}
+		opts.Exec = &container.ExecOptions{
+			Image: x.Image, Agent: bin, Writable: x.Writable, Whitelist: x.Whitelist, Shell: x.Shell,
+			Timeout: x.Timeout, MaxOutput: x.MaxOutput, Memory: x.Memory, PIDs: x.PIDs,
+		}
+		logf("Exec: enabled in %s (shell %v, repository %s, timeout %s)", x.Image, x.Shell, map[bool]string{true: "read-write", false: "read-only"}[x.Writable], x.Timeout)
+	}
 	sb, err := container.NewSandbox(d, opts)
 	if err != nil {
 		d.Close()
@@ -139,7 +159,9 @@ type imageCmd struct {
 }
 
 type imageBuildCmd struct {
-	Force bool `help:"Build even if the image for this binary exists."`
+	Force   bool   `help:"Build even if the image for this binary exists."`
+	Which   string `arg:"" optional:"" enum:"sandbox,exec" default:"sandbox" help:"sandbox (the agent's image, llm-runtime-io) or exec (the default exec image, llm-runtime-exec:busybox, from a static busybox)."`
+	Busybox string `default:"/bin/busybox" placeholder:"PATH" help:"The static busybox for the exec image (Debian: apt-get install busybox-static)."`
 }
 
 func (b imageBuildCmd) Run(e env) error {
@@ -150,6 +172,13 @@ func (b imageBuildCmd) Run(e env) error {
 	defer d.Close()
 	start := time.Now()
 	var img container.Image
+	if b.Which == "exec" {
+		if img, err = d.BuildBusyboxImage(e.ctx, b.Busybox, container.ExecImageName); err != nil {
+			return fail(exitSandbox, "%v", err)
+		}
+		fmt.Fprintf(e.stdout, "built %s (%s) from %s in %.1fs\n", img.Ref, shortID(img.ID), b.Busybox, time.Since(start).Seconds())
+		return nil
+	}
 	if b.Force {
 		img, err = d.BuildImage(e.ctx, bin)
 	} else {

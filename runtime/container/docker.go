@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -282,6 +283,12 @@ type Spec struct {
 	Memory    int64             // bytes; default 256 MiB
 	PIDs      int64             // default 64
 	NanoCPUs  int64             // default one CPU
+	// Agent, if set, is a static agent binary mounted into the container
+	// and run as its entrypoint, so any image can host the agent (exec
+	// containers). Unset: the image's own entrypoint, the agent.
+	Agent     string
+	AgentArgs []string      // more arguments for the agent
+	Mounts    []mount.Mount // more mounts, after the workspace
 }
 
 // Container is a running sandbox container with its agent.
@@ -323,7 +330,7 @@ func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
 	pids := s.PIDs
 	cfg := &container.Config{
 		Image:           s.Image,
-		Cmd:             []string{"--limits", string(limits)},
+		Cmd:             append([]string{"--limits", string(limits)}, s.AgentArgs...),
 		Labels:          labels,
 		AttachStdin:     true,
 		AttachStdout:    true,
@@ -344,12 +351,20 @@ func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
 			MemorySwap: s.Memory,
 			NanoCPUs:   s.NanoCPUs,
 		},
-		Tmpfs:      map[string]string{"/tmp": "rw,nosuid,nodev,size=16m"},
-		Mounts:     []mount.Mount{{Type: mount.TypeBind, Source: s.Workspace, Target: "/workspace", ReadOnly: s.ReadOnly}},
+		Tmpfs:      map[string]string{"/tmp": "rw,nosuid,nodev,size=64m"},
+		Mounts:     append([]mount.Mount{{Type: mount.TypeBind, Source: s.Workspace, Target: "/workspace", ReadOnly: s.ReadOnly}}, s.Mounts...),
 		AutoRemove: true,
 		LogConfig:  container.LogConfig{Type: "none"},
 	}
-	cr, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name, Config: cfg, HostConfig: hc})
+	if s.Agent != "" {
+		cfg.Entrypoint = []string{agentMount, "agent"}
+		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: s.Agent, Target: agentMount, ReadOnly: true})
+	}
+	// Not cancellable: a create cancelled in flight may still happen on the
+	// daemon, and then only its id lets us remove it.
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	cr, err := d.cli.ContainerCreate(cctx, client.ContainerCreateOptions{Name: name, Config: cfg, HostConfig: hc})
+	ccancel()
 	if err != nil {
 		return nil, fmt.Errorf("%w: creating a container: %v", ErrUnavailable, err)
 	}
@@ -492,4 +507,71 @@ func (d *Docker) Inspect(ctx context.Context, id string) (container.InspectRespo
 		return container.InspectResponse{}, err
 	}
 	return r.Container, nil
+}
+
+// ExecImageName is the default exec image, built from busybox-static by
+// BuildBusyboxImage.
+const ExecImageName = "llm-runtime-exec:busybox"
+
+// HasImage reports whether ref exists locally.
+func (d *Docker) HasImage(ctx context.Context, ref string) (bool, error) {
+	_, err := d.cli.ImageInspect(ctx, ref)
+	if cerrdefs.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return true, nil
+}
+
+// BuildBusyboxImage builds ref FROM scratch with the static busybox at path
+// and a link in /bin for each of its applets: a small image with a shell
+// and the usual tools, made without pulling anything.
+func (d *Docker) BuildBusyboxImage(ctx context.Context, path, ref string) (Image, error) {
+	if err := CheckStatic(path); err != nil {
+		return Image{}, fmt.Errorf("%v (on Debian: apt-get install busybox-static)", err)
+	}
+	bin, err := os.ReadFile(path)
+	if err != nil {
+		return Image{}, err
+	}
+	list, err := exec.Command(path, "--list").Output()
+	if err != nil {
+		return Image{}, fmt.Errorf("%s --list: %v", path, err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	add := func(h *tar.Header, data []byte) {
+		h.ModTime = time.Unix(0, 0)
+		tw.WriteHeader(h)
+		tw.Write(data)
+	}
+	dockerfile := "FROM scratch\nCOPY rootfs/ /\nCMD [\"/bin/sh\"]\n"
+	add(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(dockerfile)), Typeflag: tar.TypeReg}, []byte(dockerfile))
+	add(&tar.Header{Name: "rootfs/bin/", Mode: 0o755, Typeflag: tar.TypeDir}, nil)
+	add(&tar.Header{Name: "rootfs/bin/busybox", Mode: 0o755, Size: int64(len(bin)), Typeflag: tar.TypeReg}, bin)
+	for _, applet := range strings.Fields(string(list)) {
+		if applet != "busybox" && !strings.Contains(applet, "/") {
+			add(&tar.Header{Name: "rootfs/bin/" + applet, Linkname: "busybox", Mode: 0o777, Typeflag: tar.TypeSymlink}, nil)
+		}
+	}
+	for _, dir := range []string{"rootfs/tmp/", "rootfs/workspace/", "rootfs/etc/"} {
+		add(&tar.Header{Name: dir, Mode: 0o755, Typeflag: tar.TypeDir}, nil)
+	}
+	if err := tw.Close(); err != nil {
+		return Image{}, err
+	}
+	res, err := d.cli.ImageBuild(ctx, &buf, client.ImageBuildOptions{
+		Tags: []string{ref}, Labels: map[string]string{LabelApp: "1", LabelVersion: d.version},
+		Dockerfile: "Dockerfile", Remove: true, ForceRemove: true, Version: build.BuilderV1,
+	})
+	if err != nil {
+		return Image{}, fmt.Errorf("building %s: %w", ref, err)
+	}
+	id, err := readBuild(res.Body)
+	if err != nil {
+		return Image{}, fmt.Errorf("building %s: %w", ref, err)
+	}
+	return Image{Ref: ref, ID: id, Created: true}, nil
 }

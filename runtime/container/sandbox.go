@@ -29,6 +29,7 @@ type Options struct {
 	Pool    PoolOptions
 	Labels  map[string]string            // extra labels on every container (tests name themselves)
 	OnEvent func(pool.Event[*Container]) // pool activity, for --verbose
+	Exec    *ExecOptions                 // nil: <exec> answers EXEC_DISABLED
 }
 
 // Sandbox runs file operations in Docker containers: pooled containers
@@ -39,6 +40,7 @@ type Sandbox struct {
 	opts Options
 	spec Spec
 	pool *pool.Pool[*Container] // nil when unpooled
+	exec *execRunner            // nil when exec is disabled
 }
 
 // NewSandbox starts the sandbox. With pooling on, it returns at once while
@@ -70,6 +72,14 @@ func NewSandbox(d *Docker, opts Options) (*Sandbox, error) {
 		}
 		s.pool = p
 	}
+	if opts.Exec != nil {
+		x, err := newExecRunner(d, opts.Root, opts.Labels, *opts.Exec)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.exec = x
+	}
 	return s, nil
 }
 
@@ -85,6 +95,9 @@ func (s *Sandbox) Stat() pool.Stat {
 func (s *Sandbox) Close() error {
 	if s.pool != nil {
 		s.pool.Close()
+	}
+	if s.exec != nil {
+		s.exec.close()
 	}
 	return nil
 }
@@ -196,5 +209,8 @@ func (s *Sandbox) Search(ctx context.Context, query string) (r *sandbox.SearchRe
 
 // Exec implements sandbox.Sandbox.
 func (s *Sandbox) Exec(ctx context.Context, command string) (*sandbox.ExecResult, error) {
-	return nil, sandbox.Errorf(sandbox.CodeExecDisabled, "exec is disabled")
+	if s.exec == nil {
+		return nil, sandbox.Errorf(sandbox.CodeExecDisabled, "exec is disabled; enable it with exec.enabled: true (or --exec)")
+	}
+	return s.exec.run(ctx, command)
 }

@@ -51,6 +51,7 @@ const (
 	OpWrite  = "write"
 	OpStat   = "stat"
 	OpSearch = "search"
+	OpExec   = "exec"
 )
 
 // Request is a request's header; a write's content is the frame's body.
@@ -58,10 +59,11 @@ const (
 // the model wrote them, invalid UTF-8 included, and the agent refuses what
 // the local sandbox refuses.
 type Request struct {
-	ID    uint64 `json:"id"`
-	Op    string `json:"op"`
-	Path  []byte `json:"path,omitempty"`
-	Query []byte `json:"query,omitempty"`
+	ID    uint64       `json:"id"`
+	Op    string       `json:"op"`
+	Path  []byte       `json:"path,omitempty"`
+	Query []byte       `json:"query,omitempty"`
+	Exec  *ExecRequest `json:"exec,omitempty"`
 }
 
 // Reply is a reply's header; a read's content is the frame's body.
@@ -74,6 +76,7 @@ type Reply struct {
 	Bytes   int64                 `json:"bytes,omitempty"`
 	Stat    *sandbox.Info         `json:"stat,omitempty"`
 	Search  *sandbox.SearchResult `json:"search,omitempty"`
+	Exec    *ExecReply            `json:"exec,omitempty"`
 	Version string                `json:"version,omitempty"` // ping
 }
 
@@ -177,6 +180,17 @@ func handle(ws *sandbox.Workspace, req Request, body []byte, version string) (Re
 		rep.Stat, err = ws.Stat(string(req.Path))
 	case OpSearch:
 		rep.Search, err = ws.Search(context.Background(), string(req.Query))
+	case OpExec:
+		if req.Exec == nil {
+			err = sandbox.Errorf(sandbox.CodeInternal, "agent: exec request without a command")
+			break
+		}
+		var x ExecReply
+		if x, out, err = runExec(*req.Exec); err == nil {
+			rep.Exec = &x
+		} else {
+			err = sandbox.Errorf(sandbox.CodeExecFailed, "%v", err)
+		}
 	default:
 		err = sandbox.Errorf(sandbox.CodeInternal, "agent: unknown operation %q", req.Op)
 	}
@@ -312,6 +326,19 @@ func (c *Conn) Stat(ctx context.Context, path string) (*sandbox.Info, error) {
 		return nil, err
 	}
 	return rep.Stat, nil
+}
+
+// Exec runs a command in the agent's container and returns its result
+// and merged output.
+func (c *Conn) Exec(ctx context.Context, req ExecRequest) (*ExecReply, []byte, error) {
+	rep, out, err := c.call(ctx, Request{Op: OpExec, Exec: &req}, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rep.Exec == nil {
+		return nil, nil, &sandbox.Error{Code: sandbox.CodeSandboxError, Message: "agent: exec reply without a result"}
+	}
+	return rep.Exec, out, nil
 }
 
 // Search searches the workspace.

@@ -1,0 +1,167 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ExecRequest is the body of an exec request, as JSON in the header.
+type ExecRequest struct {
+	Argv      []string `json:"argv"`
+	Dir       string   `json:"dir"`
+	TimeoutMS int64    `json:"timeout_ms"`
+	MaxOutput int64    `json:"max_output"`
+}
+
+// ExecReply is the result of an exec; the output is the frame's body.
+type ExecReply struct {
+	ExitCode   int   `json:"exit_code"`
+	TimedOut   bool  `json:"timed_out,omitempty"`
+	Dropped    int64 `json:"dropped,omitempty"` // output bytes past MaxOutput
+	DurationNS int64 `json:"duration_ns"`
+}
+
+// execEnv is the whole environment of an exec'd command: nothing of the
+// host's reaches it.
+var execEnv = []string{
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	"HOME=/tmp",
+	"TMPDIR=/tmp",
+	"LANG=C.UTF-8",
+}
+
+// runExec runs argv in its own process group, stdout and stderr merged in
+// order, keeping the first MaxOutput bytes. On timeout the whole group is
+// killed and the exit code is 124, as timeout(1) reports it.
+func runExec(req ExecRequest) (ExecReply, []byte, error) {
+	if len(req.Argv) == 0 {
+		return ExecReply{}, nil, errors.New("empty command")
+	}
+	timeout := time.Duration(req.TimeoutMS) * time.Millisecond
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	out := &capped{max: req.MaxOutput}
+	cmd := exec.Command(req.Argv[0], req.Argv[1:]...)
+	cmd.Dir = req.Dir
+	cmd.Env = execEnv
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A background process that keeps the output pipe open must not hold
+	// the reply once the command itself has exited or been killed.
+	cmd.WaitDelay = 500 * time.Millisecond
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return ExecReply{}, nil, err
+	}
+	// Make the command, not the agent, what the OOM killer picks first.
+	os.WriteFile("/proc/"+strconv.Itoa(cmd.Process.Pid)+"/oom_score_adj", []byte("1000"), 0)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	timedOut := false
+	stop := context.AfterFunc(ctx, func() {
+		timedOut = ctx.Err() == context.DeadlineExceeded
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	})
+	err := cmd.Wait()
+	stopped := stop()
+	// Whatever the command left running in its group goes too.
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	rep := ExecReply{DurationNS: int64(time.Since(start)), Dropped: out.dropped}
+	var ee *exec.ExitError
+	switch {
+	case !stopped && timedOut:
+		rep.ExitCode, rep.TimedOut = 124, true
+	case errors.As(err, &ee):
+		rep.ExitCode = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			rep.ExitCode = 128 + int(ws.Signal())
+		}
+	case err != nil:
+		return ExecReply{}, nil, fmt.Errorf("running %s: %v", req.Argv[0], err)
+	}
+	return rep, out.buf.Bytes(), nil
+}
+
+// capped keeps the first max bytes written and counts the rest.
+type capped struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	max     int64
+	dropped int64
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	room := c.max - int64(c.buf.Len())
+	if room < 0 {
+		room = 0
+	}
+	keep := min(int64(len(p)), room)
+	c.buf.Write(p[:keep])
+	c.dropped += int64(len(p)) - keep
+	return len(p), nil
+}
+
+// ReserveThreads makes the Go runtime start n more OS threads now and keep
+// them idle. A fork bomb exhausts the container's process limit, and a Go
+// program that cannot start a thread when it needs one dies; with threads
+// in reserve the agent outlives the bomb and reports it. Goroutines blocked
+// in read(2) on blocking pipes each hold a thread; once released, the
+// threads stay in the runtime's idle list.
+func ReserveThreads(n int) {
+	target := threads() + n
+	var fds [][2]int
+	defer func() {
+		for _, p := range fds {
+			syscall.Close(p[0])
+			syscall.Close(p[1])
+		}
+	}()
+	var wg sync.WaitGroup
+	for range n {
+		var p [2]int
+		if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+			break
+		}
+		fds = append(fds, p)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var b [1]byte
+			syscall.Read(p[0], b[:])
+		}()
+	}
+	for deadline := time.Now().Add(time.Second); threads() < target && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	for _, p := range fds {
+		syscall.Write(p[1], []byte{0})
+	}
+	wg.Wait()
+}
+
+// threads returns the process's thread count, from /proc.
+func threads() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
+}

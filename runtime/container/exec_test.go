@@ -1,0 +1,179 @@
+package container_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/llm-runtime/llm-runtime/runtime/container"
+	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
+	"github.com/llm-runtime/llm-runtime/sandbox"
+)
+
+var execImageOnce sync.Once
+
+// execSandbox is a sandbox with exec enabled in the busybox exec image,
+// which it builds (from Debian's busybox-static) if it is missing.
+func execSandbox(t *testing.T, env dockertest.Env, dir string, o container.ExecOptions) *container.Sandbox {
+	t.Helper()
+	ctx := context.Background()
+	execImageOnce.Do(func() {
+		if ok, _ := env.Docker.HasImage(ctx, container.ExecImageName); !ok {
+			if _, err := env.Docker.BuildBusyboxImage(ctx, "/bin/busybox", container.ExecImageName); err != nil {
+				t.Fatalf("building the exec image: %v", err)
+			}
+		}
+	})
+	o.Image, o.Agent = container.ExecImageName, env.Binary
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.MaxOutput == 0 {
+		o.MaxOutput = 64 << 10
+	}
+	if o.Memory == 0 {
+		o.Memory = 64 << 20
+	}
+	if o.PIDs == 0 {
+		o.PIDs = 32
+	}
+	if o.Whitelist == nil {
+		o.Whitelist = []string{"*"}
+	}
+	sb, err := container.NewSandbox(env.Docker, container.Options{Root: dir, Image: env.Image, Labels: env.Labels, Exec: &o,
+		Pool: container.PoolOptions{Enabled: true, Size: 1, MaxUsesPerContainer: 100, AcquireTimeout: 30 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close() })
+	return sb
+}
+
+func execute(t *testing.T, sb *container.Sandbox, line string) (*sandbox.ExecResult, string) {
+	t.Helper()
+	res, err := sb.Exec(context.Background(), line)
+	code := ""
+	if err != nil {
+		code = sandbox.AsError(err).Code
+	}
+	return res, code
+}
+
+func TestExecRunsAndKeepsOutputOfFailures(t *testing.T) {
+	env := dockertest.Require(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module x\n"), 0o644)
+	sb := execSandbox(t, env, dir, container.ExecOptions{})
+	res, code := execute(t, sb, "cat go.mod")
+	if code != "" || res.ExitCode != 0 || string(res.Output) != "module x\n" {
+		t.Fatalf("cat: %q %+v", code, res)
+	}
+	res, code = execute(t, sb, `sh -c "echo to stdout; echo to stderr >&2; exit 3"`)
+	if code != sandbox.CodeExecFailed || res == nil || res.ExitCode != 3 || string(res.Output) != "to stdout\nto stderr\n" {
+		t.Fatalf("failing command: %q %+v", code, res)
+	}
+	if _, code := execute(t, sb, "no-such-command"); code != sandbox.CodeExecFailed {
+		t.Fatalf("missing command: %q", code)
+	}
+}
+
+func TestExecTimeoutKillsWithExitCode124(t *testing.T) {
+	env := dockertest.Require(t)
+	sb := execSandbox(t, env, t.TempDir(), container.ExecOptions{Timeout: time.Second})
+	for _, line := range []string{"sleep 30", `awk "BEGIN { while (1) {} }"`, `sh -c "echo started; sleep 30 & wait"`} {
+		start := time.Now()
+		res, code := execute(t, sb, line)
+		if code != sandbox.CodeExecTimeout || res == nil || res.ExitCode != 124 {
+			t.Fatalf("%s: %q %+v", line, code, res)
+		}
+		if took := time.Since(start); took > 20*time.Second {
+			t.Fatalf("%s: the timeout did not hold (%s)", line, took)
+		}
+	}
+}
+
+func TestExecContainsForkBombsMemoryHogsAndFloods(t *testing.T) {
+	env := dockertest.Require(t)
+	sb := execSandbox(t, env, t.TempDir(), container.ExecOptions{Timeout: 3 * time.Second})
+	res, code := execute(t, sb, `sh -c "bomb() { bomb | bomb & }; bomb; sleep 10"`)
+	if code == "" || res == nil {
+		_, err := sb.Exec(context.Background(), `sh -c "bomb() { bomb | bomb & }; bomb; sleep 10"`)
+		t.Fatalf("fork bomb: %q %+v; again: %v", code, res, err)
+	}
+	t.Logf("fork bomb: %s, exit %d", code, res.ExitCode)
+	res, code = execute(t, sb, `awk "BEGIN { s = \"x\"; while (1) s = s s }"`)
+	if code == "" || res == nil || res.ExitCode == 0 {
+		t.Fatalf("memory hog: %q %+v", code, res)
+	}
+	t.Logf("memory hog: %s, exit %d", code, res.ExitCode)
+	res, code = execute(t, sb, "head -c 104857600 /dev/zero")
+	if code != "" || res.ExitCode != 0 || len(res.Output) > 64<<10+200 || !strings.Contains(string(res.Output), "[... output truncated: 99.9 MiB more") {
+		t.Fatalf("flood: %q, exit %d, %d bytes, tail %q", code, res.ExitCode, len(res.Output), res.Output[max(0, len(res.Output)-120):])
+	}
+	// And the host side is fine: the next command runs normally.
+	if res, code := execute(t, sb, "echo alive"); code != "" || string(res.Output) != "alive\n" {
+		t.Fatalf("after the hostile commands: %q %+v", code, res)
+	}
+}
+
+func TestExecIsolationBetweenCommands(t *testing.T) {
+	env := dockertest.Require(t)
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, ".git"), 0o755)
+	sb := execSandbox(t, env, dir, container.ExecOptions{})
+	if _, code := execute(t, sb, `sh -c "echo secret > /tmp/left-behind"`); code != "" {
+		t.Fatalf("writing /tmp: %q", code)
+	}
+	if res, code := execute(t, sb, "cat /tmp/left-behind"); code != sandbox.CodeExecFailed {
+		t.Fatalf("the next exec saw the last one's /tmp: %q %q", code, res.Output)
+	}
+	if res, code := execute(t, sb, "touch new-file"); code != sandbox.CodeExecFailed {
+		t.Fatalf("a read-only repository was written: %q %+v", code, res)
+	}
+	if res, code := execute(t, sb, "ls /sys/class/net"); code != "" || strings.TrimSpace(string(res.Output)) != "lo" {
+		t.Fatalf("network interfaces: %q %q", code, res.Output)
+	}
+	if res, code := execute(t, sb, "id -u"); code != "" || strings.TrimSpace(string(res.Output)) != strconv.Itoa(os.Getuid()) {
+		t.Fatalf("user: %q %q", code, res.Output)
+	}
+	if res, _ := execute(t, sb, "env"); strings.Contains(string(res.Output), "LLM_RUNTIME") || strings.Contains(string(res.Output), "DOCKER") {
+		t.Fatalf("the host's environment leaked: %q", res.Output)
+	}
+
+	w := execSandbox(t, env, dir, container.ExecOptions{Writable: true})
+	if _, code := execute(t, w, "touch new-file"); code != "" {
+		t.Fatalf("a writable repository refused a write: %q", code)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new-file")); err != nil {
+		t.Fatal(err)
+	}
+	if _, code := execute(t, w, "touch .git/hooked"); code != sandbox.CodeExecFailed {
+		t.Fatalf(".git was writable: %q", code)
+	}
+}
+
+func TestExecValidationRunsNothing(t *testing.T) {
+	env := dockertest.Require(t)
+	dir := t.TempDir()
+	sb := execSandbox(t, env, dir, container.ExecOptions{Whitelist: []string{"ls", "touch"}})
+	for _, line := range []string{"ls && touch pwned", "rm -rf .", "ls; touch pwned", "ls $(touch pwned)"} {
+		if _, code := execute(t, sb, line); code != sandbox.CodeExecValidation {
+			t.Fatalf("%s: %q", line, code)
+		}
+	}
+	sh := execSandbox(t, env, dir, container.ExecOptions{Shell: true, Writable: true, Whitelist: []string{"ls", "wc"}})
+	if res, code := execute(t, sh, "ls / | wc -l"); code != "" || strings.TrimSpace(string(res.Output)) == "" {
+		t.Fatalf("a whitelisted pipeline: %q %+v", code, res)
+	}
+	if _, code := execute(t, sh, "ls && touch pwned"); code != sandbox.CodeExecValidation {
+		t.Fatalf("a pipeline with an unlisted command: %q", code)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
+		t.Fatal("a refused command ran")
+	}
+}
