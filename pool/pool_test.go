@@ -298,3 +298,24 @@ func TestPoolConformanceWithTheFake(t *testing.T) {
 		Break: f.MarkUnhealthy, Live: f.Live,
 	})
 }
+
+// BenchmarkAcquireWarm measures checking out and returning an idle
+// resource: the pool's own overhead per operation.
+func BenchmarkAcquireWarm(b *testing.B) {
+	f := pooltest.NewFake()
+	p, err := pool.New(pool.Config[int]{Create: f.Create, Destroy: f.Destroy, MaxSize: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	r, _ := p.Acquire(ctx)
+	r.Release()
+	for b.Loop() {
+		r, err := p.Acquire(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.Release()
+	}
+}

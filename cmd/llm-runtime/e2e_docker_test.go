@@ -6,6 +6,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -183,4 +184,44 @@ func TestE2EDockerKillDuringARun(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dir, "c.txt")); string(b) != "C" {
 		t.Fatalf("c.txt = %q", b)
 	}
+}
+
+// TestE2EExecContainsHostileCommands runs a fork bomb, a memory hog, an
+// endless loop and 100 MB of output through the binary: each is contained
+// and reported, the run goes on, and nothing is left behind.
+func TestE2EExecContainsHostileCommands(t *testing.T) {
+	env := dockertest.Require(t)
+	dockertest.RequireExecImage(t, env)
+	dir := repo(t, map[string]string{
+		"llm-runtime.config.yaml": "exec:\n  enabled: true\n  whitelist: [\"*\"]\n  timeout: 3s\n  memory: 64MiB\n  pids: 32\n  max_output: 64KiB\n",
+		"a.txt":                   "A\n",
+	})
+	in := `<exec sh -c "bomb() { bomb | bomb & }; bomb; sleep 10">
+<exec awk "BEGIN { s = \"x\"; while (1) s = s s }">
+<exec awk "BEGIN { while (1) {} }">
+<exec head -c 104857600 /dev/zero>
+<exec ls && rm -rf a.txt>
+<exec cat a.txt>
+`
+	start := time.Now()
+	r := runBinary(t, dir, in, nil, "--format", "jsonl")
+	took := time.Since(start)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if r.code != 0 || len(lines) != 6 {
+		t.Fatalf("exit %d, %d lines\n%s\n%s", r.code, len(lines), r.stdout, r.stderr)
+	}
+	want := []string{`"code":"EXEC_TIMEOUT"`, `"code":"EXEC_FAILED"`, `"exit_code":124`, `output truncated: 99.9 MiB more`, `"code":"EXEC_VALIDATION"`, `"output":"A\n"`}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("command %d: no %s in %.300s", i+1, w, lines[i])
+		}
+	}
+	var flood struct{ Output string }
+	if err := json.Unmarshal([]byte(lines[3]), &flood); err != nil || len(flood.Output) > 64<<10+200 {
+		t.Errorf("100 MB of output came back as %d bytes: the cap did not hold (%v)", len(flood.Output), err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "a.txt")); err != nil || string(b) != "A\n" {
+		t.Fatalf("a.txt: %q %v", b, err)
+	}
+	t.Logf("six commands, four hostile, in %s", took.Round(time.Millisecond))
 }

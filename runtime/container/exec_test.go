@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,20 +14,11 @@ import (
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
-var execImageOnce sync.Once
-
 // execSandbox is a sandbox with exec enabled in the busybox exec image,
 // which it builds (from Debian's busybox-static) if it is missing.
 func execSandbox(t *testing.T, env dockertest.Env, dir string, o container.ExecOptions) *container.Sandbox {
 	t.Helper()
-	ctx := context.Background()
-	execImageOnce.Do(func() {
-		if ok, _ := env.Docker.HasImage(ctx, container.ExecImageName); !ok {
-			if _, err := env.Docker.BuildBusyboxImage(ctx, "/bin/busybox", container.ExecImageName); err != nil {
-				t.Fatalf("building the exec image: %v", err)
-			}
-		}
-	})
+	dockertest.RequireExecImage(t, env)
 	o.Image, o.Agent = container.ExecImageName, env.Binary
 	if o.Timeout == 0 {
 		o.Timeout = 5 * time.Second

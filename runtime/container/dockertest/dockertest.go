@@ -111,3 +111,22 @@ func setup() {
 		initErr = fmt.Errorf("building the image: %v", err)
 	}
 }
+
+var execOnce sync.Once
+
+// RequireExecImage builds the default exec image from /bin/busybox
+// (Debian's busybox-static) if it is not there yet.
+func RequireExecImage(t testing.TB, env Env) {
+	t.Helper()
+	var err error
+	execOnce.Do(func() {
+		ctx := context.Background()
+		var ok bool
+		if ok, err = env.Docker.HasImage(ctx, container.ExecImageName); err == nil && !ok {
+			_, err = env.Docker.BuildBusyboxImage(ctx, "/bin/busybox", container.ExecImageName)
+		}
+	})
+	if err != nil {
+		t.Fatalf("the exec image: %v", err)
+	}
+}

@@ -1,0 +1,93 @@
+package container_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/llm-runtime/llm-runtime/runtime/container"
+	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
+	"github.com/llm-runtime/llm-runtime/sandbox"
+)
+
+// percentiles reports the p50 and p95 of the timed runs, in microseconds,
+// beside the mean that ns/op gives.
+func percentiles(b *testing.B, d []time.Duration) {
+	if len(d) == 0 {
+		return
+	}
+	slices.Sort(d)
+	b.ReportMetric(float64(d[len(d)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(d[len(d)*95/100].Microseconds()), "p95-µs")
+}
+
+func benchOpen(b *testing.B, size int, pooled bool) {
+	env := dockertest.Require(b)
+	dir := b.TempDir()
+	os.WriteFile(filepath.Join(dir, "f.txt"), bytes.Repeat([]byte("x"), size), 0o644)
+	sb, err := container.NewSandbox(env.Docker, container.Options{Root: dir, Image: env.Image, Labels: env.Labels,
+		Limits: sandbox.Limits{MaxFileSize: 2 << 20},
+		Pool:   container.PoolOptions{Enabled: pooled, Size: 1, StartupContainers: 1, MaxUsesPerContainer: 1 << 30, AcquireTimeout: time.Minute}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sb.Close()
+	ctx := context.Background()
+	if _, err := sb.Open(ctx, "f.txt"); err != nil { // warm up: the container is started
+		b.Fatal(err)
+	}
+	var d []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if _, err := sb.Open(ctx, "f.txt"); err != nil {
+			b.Fatal(err)
+		}
+		d = append(d, time.Since(start))
+	}
+	percentiles(b, d)
+}
+
+func BenchmarkPooledOpen4KiB(b *testing.B)   { benchOpen(b, 4<<10, true) }
+func BenchmarkPooledOpen1MiB(b *testing.B)   { benchOpen(b, 1<<20, true) }
+func BenchmarkUnpooledOpen4KiB(b *testing.B) { benchOpen(b, 4<<10, false) }
+
+func BenchmarkPooledWrite4KiB(b *testing.B) {
+	env := dockertest.Require(b)
+	sb := newSandbox(&testing.T{}, env, b.TempDir(), sandbox.Limits{}, true)
+	defer sb.Close()
+	content := bytes.Repeat([]byte("y"), 4<<10)
+	var d []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if _, err := sb.Write(context.Background(), "w.txt", content); err != nil {
+			b.Fatal(err)
+		}
+		d = append(d, time.Since(start))
+	}
+	percentiles(b, d)
+}
+
+// BenchmarkExecTrue runs `true` in pre-started exec containers: each
+// iteration uses a container started while the last one ran.
+func BenchmarkExecTrue(b *testing.B) {
+	env := dockertest.Require(b)
+	t := &testing.T{}
+	sb := execSandbox(t, env, b.TempDir(), container.ExecOptions{})
+	ctx := context.Background()
+	var d []time.Duration
+	for b.Loop() {
+		time.Sleep(400 * time.Millisecond) // let the next container start, as a model's think time would
+		start := time.Now()
+		if _, err := sb.Exec(ctx, "true"); err != nil {
+			b.Fatal(err)
+		}
+		d = append(d, time.Since(start))
+	}
+	b.StopTimer()
+	percentiles(b, d)
+	sb.Close()
+}
