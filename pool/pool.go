@@ -7,8 +7,11 @@
 // Config.Create, throws them away with Config.Destroy and checks idle ones
 // with Config.Check, and it:
 //
-//   - starts Config.MinSize resources at once, in parallel, and hands the
-//     first one out as soon as it is ready;
+//   - starts one resource at once and, as soon as it is ready, the rest of
+//     Config.MinSize in parallel: the first Acquire gets the first resource
+//     without waiting on the others, which on a small machine would slow
+//     it down (two container starts at once on two cores take ~390 ms
+//     each, one alone ~230 ms);
 //   - never holds more than Config.MaxSize resources (idle, in use, being
 //     created and being destroyed together);
 //   - recycles a resource after Config.MaxUses uses;
@@ -153,8 +156,8 @@ type Pool[T any] struct {
 	stat       Stat
 }
 
-// New validates cfg, starts MinSize resources in the background and
-// returns the pool at once.
+// New validates cfg, starts creating the MinSize resources in the
+// background and returns the pool at once.
 func New[T any](cfg Config[T]) (*Pool[T], error) {
 	if cfg.Create == nil || cfg.Destroy == nil {
 		return nil, errors.New("pool: Config.Create and Config.Destroy are required")
@@ -174,7 +177,7 @@ func New[T any](cfg Config[T]) (*Pool[T], error) {
 	p := &Pool[T]{cfg: cfg}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.mu.Lock()
-	p.growLocked()
+	p.startLocked(min(1, cfg.MinSize)) // the rest once this one is ready
 	p.mu.Unlock()
 	if cfg.IdleTimeout > 0 || cfg.HealthCheckInterval > 0 {
 		p.bg.Add(1)
@@ -231,7 +234,7 @@ func (p *Pool[T]) Acquire(ctx context.Context) (*Resource[T], error) {
 	}
 	w := make(chan result[T], 1)
 	p.waiters = append(p.waiters, w)
-	p.growLocked()
+	p.startLocked(0) // a creation for every waiter; MinSize follows creations
 	p.mu.Unlock()
 
 	start := time.Now()
@@ -375,6 +378,7 @@ func (p *Pool[T]) create(id uint64) {
 	}
 	p.emitLocked(EventCreated, it, nil, took)
 	p.putLocked(it)
+	p.growLocked()
 }
 
 // putLocked gives an available resource to the first waiter, or makes it

@@ -180,7 +180,7 @@ func TestE2EDockerKillDuringARun(t *testing.T) {
 	if err := s.cmd.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	noContainersOf(t, env, pid, 0)
+	noContainersOf(t, env, pid, 5*time.Second)
 	if b, _ := os.ReadFile(filepath.Join(dir, "c.txt")); string(b) != "C" {
 		t.Fatalf("c.txt = %q", b)
 	}

@@ -66,7 +66,7 @@ func runBinary(t *testing.T, dir, stdin string, env []string, args ...string) re
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	noContainersOf(t, denv, cmd.Process.Pid, 0)
+	noContainersOf(t, denv, cmd.Process.Pid, 5*time.Second) // AutoRemove finishes after we exit
 	return result{out.String(), errb.String(), code}
 }
 

@@ -76,6 +76,7 @@ type cli struct {
 	Version versionCmd `cmd:"" help:"Print the version."`
 	Image   imageCmd   `cmd:"" help:"Build or inspect the sandbox image."`
 	Agent   agentCmd   `cmd:"" hidden:"" help:"Serve the sandbox protocol on stdin/stdout (run inside sandbox containers)."`
+	Reaper  reaperCmd  `cmd:"" hidden:"" help:"Remove the containers of a process once it is gone (started by the Docker sandbox)."`
 }
 
 const description = `Run the commands a language model writes in its reply against one repository,

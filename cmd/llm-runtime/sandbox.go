@@ -3,8 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/config"
@@ -56,6 +61,9 @@ func openSandbox(e env, cfg *config.Config, root, file string, verbose bool) (sa
 	}
 	if n, err := d.Sweep(e.ctx); err == nil && n > 0 {
 		logf("Removed %d orphaned container(s) of llm-runtime processes that are gone", n)
+	}
+	if err := startReaper(bin); err != nil {
+		logf("No reaper (containers being created at a kill -9 would wait for the next start's sweep): %v", err)
 	}
 	p := cfg.ContainerPool
 	opts := container.Options{
@@ -229,4 +237,52 @@ func (imageStatusCmd) Run(e env) error {
 func shortID(id string) string {
 	id = strings.TrimPrefix(id, "sha256:")
 	return id[:min(12, len(id))]
+}
+
+// startReaper starts "llm-runtime reaper", a small process that outlives
+// this one by an instant: the kernel signals it when we die (PDEATHSIG), and
+// it removes what we left. Closing the agents' input already takes care of
+// running containers when we are killed; the reaper covers the ones being
+// created at that moment, which have no agent yet. It shares none of our
+// standard streams, so a reader of our output sees its end when we exit.
+func startReaper(bin string) error {
+	cmd := exec.Command(bin, "reaper", "--owner", strconv.Itoa(os.Getpid()))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	go cmd.Wait()
+	return nil
+}
+
+type reaperCmd struct {
+	Owner int `required:"" help:"The process whose containers to remove when it exits."`
+}
+
+func (r reaperCmd) Run(e env) error {
+	if os.Getppid() == r.Owner {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+		for os.Getppid() == r.Owner {
+			select {
+			case <-sig:
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := container.Connect(ctx, version)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	// Containers still being created appear a moment later: look twice.
+	for range 2 {
+		if _, err := d.RemoveOwned(ctx, r.Owner); err != nil {
+			return err
+		}
+		time.Sleep(2 * time.Second)
+	}
+	return nil
 }

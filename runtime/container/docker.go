@@ -296,9 +296,10 @@ type Container struct {
 	*agent.Conn
 	ID, Name string
 
-	d      *Docker
-	hijack client.HijackedResponse
-	exited chan struct{} // closed when the container is gone
+	d         *Docker
+	hijack    client.HijackedResponse
+	exited    chan struct{} // closed when the container is gone
+	agentDone chan struct{} // closed when the agent's output ends: it exited
 }
 
 // Start creates, attaches to and starts a hardened container running the
@@ -368,7 +369,7 @@ func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: creating a container: %v", ErrUnavailable, err)
 	}
-	c := &Container{ID: cr.ID, Name: name, d: d, exited: make(chan struct{})}
+	c := &Container{ID: cr.ID, Name: name, d: d, exited: make(chan struct{}), agentDone: make(chan struct{})}
 	fail := func(err error) (*Container, error) {
 		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -397,6 +398,7 @@ func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
 			err = fmt.Errorf("agent stopped: %s", strings.TrimSpace(stderr.String()))
 		}
 		pw.CloseWithError(err)
+		close(c.agentDone)
 	}()
 	c.Conn = agent.NewConn(ar.Conn, pr, closerFunc(func() error { ar.Close(); return pr.Close() }))
 	if _, err := d.cli.ContainerStart(ctx, cr.ID, client.ContainerStartOptions{}); err != nil {
@@ -410,17 +412,23 @@ func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
 	return c, nil
 }
 
-// Destroy stops the container for good: it closes the agent's input, so the
-// agent exits and Docker removes the container, and forces the removal if
-// that takes more than a second (an agent stuck in a long operation).
+// Destroy stops the container for good: it closes the agent's input, so
+// the agent exits and Docker removes the container (AutoRemove; that takes
+// Docker ~100 ms more, which Destroy does not wait for). If the agent has
+// not exited within a second (stuck in a long operation), Destroy forces
+// the removal and waits for it.
 func (c *Container) Destroy() {
 	c.hijack.CloseWrite()
-	c.Conn.Close()
 	select {
+	case <-c.agentDone:
+		c.Conn.Close()
+		return
 	case <-c.exited:
+		c.Conn.Close()
 		return
 	case <-time.After(time.Second):
 	}
+	c.Conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c.d.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
@@ -469,6 +477,26 @@ func (d *Docker) Sweep(ctx context.Context) (int, error) {
 		}
 		pid, err := strconv.Atoi(it.Labels[LabelOwnerPID])
 		if err != nil || pid <= 0 || alive(pid) {
+			continue
+		}
+		if _, err := d.cli.ContainerRemove(ctx, it.ID, client.ContainerRemoveOptions{Force: true}); err == nil || cerrdefs.IsNotFound(err) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// RemoveOwned force-removes every container of ours that process pid on
+// this host started, and returns how many it removed.
+func (d *Docker) RemoveOwned(ctx context.Context, pid int) (int, error) {
+	items, err := d.Ours(ctx, LabelOwnerPID, strconv.Itoa(pid))
+	if err != nil {
+		return 0, err
+	}
+	host, _ := os.Hostname()
+	n := 0
+	for _, it := range items {
+		if it.Labels[LabelHost] != host {
 			continue
 		}
 		if _, err := d.cli.ContainerRemove(ctx, it.ID, client.ContainerRemoveOptions{Force: true}); err == nil || cerrdefs.IsNotFound(err) {
