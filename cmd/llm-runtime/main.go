@@ -80,7 +80,9 @@ type cli struct {
 }
 
 const description = `Run the commands a language model writes in its reply against one repository,
-inside a sandbox, and print their results for the model to read.
+inside a sandbox, and print their results for the model to read. The default
+sandbox is a pool of hardened Docker containers that see only the repository
+(no network, no privileges); the image is built locally on first use.
 
 The model writes prose with commands in it:
 
@@ -88,14 +90,17 @@ The model writes prose with commands in it:
   <write PATH>CONTENT</write>       create or replace a file, atomically
   <write:EOF PATH>...</write:EOF>   the same, for content that holds </write>
   <search QUERY>                    search text files (re:PATTERN for a regexp)
-  <exec COMMAND>                    run a command (needs a container sandbox)
+  <exec COMMAND>                    run a command in a fresh container (--exec)
 
 Examples:
 
   echo 'Read configs: <open config.yaml> <open api.yaml>' | llm-runtime
   llm-runtime --input reply.txt --output results.txt
   llm-runtime --root ~/src/project --format jsonl < reply.txt
+  llm-runtime --exec -v < reply.txt   # allow <exec>; report pool activity
+  llm-runtime --sandbox local < reply.txt   # no Docker: host only, no exec
   llm-runtime config            # the settings in force, and where they come from
+  llm-runtime image status      # the sandbox image and our containers
 
 Exit codes: 0 input processed (failed commands are reported in the output),
 1 usage or I/O error, 2 configuration error, 3 sandbox unavailable.`
