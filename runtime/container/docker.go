@@ -155,20 +155,25 @@ func CheckStatic(path string) error {
 }
 
 // ImageRef returns the content-addressed reference of the image built from
-// the agent binary at path.
-func ImageRef(path string) (string, []byte, error) {
-	bin, err := os.ReadFile(path)
+// the agent binary at path. The binary is hashed as a stream, not read into
+// memory.
+func ImageRef(path string) (string, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
-	sum := sha256.Sum256(bin)
-	return ImageName + ":" + hex.EncodeToString(sum[:8]), bin, nil
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return ImageName + ":" + hex.EncodeToString(h.Sum(nil)[:8]), nil
 }
 
 // InspectImage returns the image for the agent binary at path, if it was
 // built.
 func (d *Docker) InspectImage(ctx context.Context, path string) (Image, bool, error) {
-	ref, _, err := ImageRef(path)
+	ref, err := ImageRef(path)
 	if err != nil {
 		return Image{}, false, err
 	}
@@ -196,15 +201,12 @@ func (d *Docker) EnsureImage(ctx context.Context, path string) (Image, error) {
 
 // BuildImage builds the sandbox image for the agent binary at path.
 func (d *Docker) BuildImage(ctx context.Context, path string) (Image, error) {
-	ref, bin, err := ImageRef(path)
+	ref, err := ImageRef(path)
 	if err != nil {
 		return Image{}, err
 	}
 	dockerfile := "FROM scratch\nCOPY llm-runtime /llm-runtime\nUSER 65534:65534\nENTRYPOINT [\"/llm-runtime\", \"agent\"]\n"
-	ctxTar, err := tarball(map[string][]byte{"Dockerfile": []byte(dockerfile), "llm-runtime": bin})
-	if err != nil {
-		return Image{}, err
-	}
+	ctxTar := streamContext(dockerfile, path)
 	res, err := d.cli.ImageBuild(ctx, ctxTar, client.ImageBuildOptions{
 		Tags:        []string{ref},
 		Labels:      map[string]string{LabelApp: "1", LabelVersion: d.version},
@@ -223,24 +225,40 @@ func (d *Docker) BuildImage(ctx context.Context, path string) (Image, error) {
 	return Image{Ref: ref, ID: id, Created: true}, nil
 }
 
-// tarball makes a build context of files; names ending in no slash are
-// regular files, executable if they are not Dockerfile.
-func tarball(files map[string][]byte) (io.Reader, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for name, data := range files {
-		mode := int64(0o755)
-		if name == "Dockerfile" {
-			mode = 0o644
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(data)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write(data); err != nil {
-			return nil, err
-		}
-	}
-	return &buf, tw.Close()
+// streamContext returns a build context holding the Dockerfile and the
+// binary at path as "llm-runtime", written as it is read, so the binary is
+// never held in memory.
+func streamContext(dockerfile, path string) io.Reader {
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(func() error {
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			fi, err := f.Stat()
+			if err != nil {
+				return err
+			}
+			tw := tar.NewWriter(pw)
+			epoch := time.Unix(0, 0)
+			if err := tw.WriteHeader(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(dockerfile)), ModTime: epoch, Typeflag: tar.TypeReg}); err != nil {
+				return err
+			}
+			if _, err := io.WriteString(tw, dockerfile); err != nil {
+				return err
+			}
+			if err := tw.WriteHeader(&tar.Header{Name: "llm-runtime", Mode: 0o755, Size: fi.Size(), ModTime: epoch, Typeflag: tar.TypeReg}); err != nil {
+				return err
+			}
+			if _, err := io.Copy(tw, f); err != nil {
+				return err
+			}
+			return tw.Close()
+		}())
+	}()
+	return pr
 }
 
 func readBuild(body io.ReadCloser) (string, error) {
