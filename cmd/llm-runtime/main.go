@@ -264,7 +264,7 @@ func (runCmd) Run(e env, r *cli) error {
 	run := &runner.Runner{Sandbox: sb, Report: rep, MaxWriteSize: cfg.Security.MaxWriteSize}
 	sum, err := run.Run(e.ctx, in)
 	if r.Verbose {
-		fmt.Fprintf(e.stderr, "Commands: %d, failed: %d, time: %s\n", sum.Commands, sum.Failed, sum.Elapsed.Round(time.Microsecond))
+		fmt.Fprintf(e.stderr, "Commands: %d, failed: %d, time: %s, peak memory: %s\n", sum.Commands, sum.Failed, sum.Elapsed.Round(time.Microsecond), peakRSS())
 	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
@@ -381,4 +381,18 @@ func versionString() string {
 		}
 	}
 	return fmt.Sprintf("llm-runtime %s%s %s %s/%s", v, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// peakRSS is the process's peak resident set (VmHWM), for --verbose.
+func peakRSS() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
 }
