@@ -207,7 +207,14 @@ func (d *Docker) BuildImage(ctx context.Context, path string) (Image, error) {
 	}
 	dockerfile := "FROM scratch\nCOPY llm-runtime /llm-runtime\nUSER 65534:65534\nENTRYPOINT [\"/llm-runtime\", \"agent\"]\n"
 	ctxTar := streamContext(dockerfile, path)
-	res, err := d.cli.ImageBuild(ctx, ctxTar, client.ImageBuildOptions{
+	return d.build(ctx, ref, ctxTar)
+}
+
+// build builds ref from a build context (a tar stream with a Dockerfile)
+// with the classic builder, which needs no session and pulls nothing for
+// FROM scratch.
+func (d *Docker) build(ctx context.Context, ref string, buildContext io.Reader) (Image, error) {
+	res, err := d.cli.ImageBuild(ctx, buildContext, client.ImageBuildOptions{
 		Tags:        []string{ref},
 		Labels:      map[string]string{LabelApp: "1", LabelVersion: d.version},
 		Dockerfile:  "Dockerfile",
@@ -608,16 +615,5 @@ func (d *Docker) BuildBusyboxImage(ctx context.Context, path, ref string) (Image
 	if err := tw.Close(); err != nil {
 		return Image{}, err
 	}
-	res, err := d.cli.ImageBuild(ctx, &buf, client.ImageBuildOptions{
-		Tags: []string{ref}, Labels: map[string]string{LabelApp: "1", LabelVersion: d.version},
-		Dockerfile: "Dockerfile", Remove: true, ForceRemove: true, Version: build.BuilderV1,
-	})
-	if err != nil {
-		return Image{}, fmt.Errorf("building %s: %w", ref, err)
-	}
-	id, err := readBuild(res.Body)
-	if err != nil {
-		return Image{}, fmt.Errorf("building %s: %w", ref, err)
-	}
-	return Image{Ref: ref, ID: id, Created: true}, nil
+	return d.build(ctx, ref, &buf)
 }
