@@ -101,7 +101,11 @@ func openSandbox(e env, cfg *config.Config, root, file string, verbose bool) (sa
 			Image: x.Image, Agent: bin, Writable: x.Writable, Whitelist: x.Whitelist, Shell: x.Shell,
 			Timeout: x.Timeout, MaxOutput: x.MaxOutput, Memory: x.Memory, PIDs: x.PIDs,
 		}
-		logf("Exec: enabled in %s (shell %v, repository %s, timeout %s)", x.Image, x.Shell, map[bool]string{true: "read-write", false: "read-only"}[x.Writable], x.Timeout)
+		mode := "read-only"
+		if x.Writable {
+			mode = "read-write"
+		}
+		logf("Exec: enabled in %s (shell %v, repository %s, timeout %s)", x.Image, x.Shell, mode, x.Timeout)
 	}
 	sb, err := container.NewSandbox(d, opts)
 	if err != nil {
