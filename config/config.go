@@ -40,6 +40,8 @@ type Config struct {
 	ContainerPool Pool
 	// Exec configures <exec>.
 	Exec Exec
+	// Audit configures the audit log.
+	Audit Audit
 
 	origin map[string]string // key -> where its value came from
 }
@@ -60,6 +62,12 @@ type Security struct {
 type Search struct {
 	MaxResults    int // matching lines listed; the total is always counted
 	MaxLineLength int // longest line listed, in bytes
+}
+
+// Audit configures the audit log.
+type Audit struct {
+	Enabled bool
+	Dir     string // "" means the user's state directory
 }
 
 // Exec configures <exec>.

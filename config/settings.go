@@ -190,6 +190,18 @@ var settings = []Setting{
 		set: func(c *Config, v string) error { return int64In(&c.Exec.PIDs, v, 8, 100000) },
 		get: func(c *Config) string { return strconv.FormatInt(c.Exec.PIDs, 10) },
 	},
+	{
+		Key: "audit.enabled", Default: "true",
+		Doc: "record every operation, with its latency, in the audit log",
+		set: func(c *Config, v string) error { return boolean(&c.Audit.Enabled, v) },
+		get: func(c *Config) string { return strconv.FormatBool(c.Audit.Enabled) },
+	},
+	{
+		Key: "audit.dir", Default: "",
+		Doc: "the audit store; empty: $XDG_STATE_HOME/llm-runtime/audit (~/.local/state/llm-runtime/audit); never inside the repository",
+		set: func(c *Config, v string) error { c.Audit.Dir = strings.TrimSpace(v); return nil },
+		get: func(c *Config) string { return c.Audit.Dir },
+	},
 }
 
 // DefaultWhitelist is the default of exec.whitelist.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/output"
 	"github.com/llm-runtime/llm-runtime/parser"
 	"github.com/llm-runtime/llm-runtime/sandbox"
@@ -18,6 +19,12 @@ import (
 
 // CodeParseError is the code of a command whose text is malformed.
 const CodeParseError = "PARSE_ERROR"
+
+// Recorder keeps the audit record of each operation. Append must return
+// only once the record is durable: the result is printed after it.
+type Recorder interface {
+	Append(*audit.Record) error
+}
 
 // Runner runs the commands of one input.
 //
@@ -29,6 +36,11 @@ type Runner struct {
 	// MaxWriteSize is the largest write body kept in memory; a larger one is
 	// refused with RESOURCE_LIMIT. It should be the sandbox's own limit.
 	MaxWriteSize int64
+	// Audit, if set, gets a record of every command before its result is
+	// printed; if it fails, the run stops without printing that result.
+	Audit Recorder
+	// Repo names the repository in audit records.
+	Repo string
 }
 
 // Run reads in to the end, running each command as soon as its text is
@@ -57,10 +69,17 @@ func (r *Runner) Run(ctx context.Context, in io.Reader) (output.Summary, error) 
 			break
 		}
 		sum.Commands++
-		res := r.run(ctx, cmd)
+		octx, timing := sandbox.WithTiming(ctx)
+		res := r.run(octx, cmd)
 		res.Index = sum.Commands
 		if res.Err != nil {
 			sum.Failed++
+		}
+		if r.Audit != nil {
+			if err := r.Audit.Append(r.record(res, timing)); err != nil {
+				runErr = fmt.Errorf("audit: %w (the result of %s was not printed)", err, cmd.Tag())
+				break
+			}
 		}
 		if err := r.Report.Result(res); err != nil {
 			return sum, fmt.Errorf("writing output: %w", err)
@@ -71,6 +90,50 @@ func (r *Runner) Run(ctx context.Context, in io.Reader) (output.Summary, error) 
 		runErr = fmt.Errorf("writing output: %w", err)
 	}
 	return sum, runErr
+}
+
+// denials are the codes of operations refused by a rule: nothing was done.
+var denials = map[string]bool{
+	sandbox.CodePathSecurity:   true,
+	sandbox.CodeExecValidation: true,
+	sandbox.CodeExecDisabled:   true,
+	"POLICY_DENIED":            true,
+}
+
+// record is the audit record of a result.
+func (r *Runner) record(res *output.Result, t *sandbox.Timing) *audit.Record {
+	rec := &audit.Record{
+		Time:      time.Now().Add(-res.Duration),
+		Repo:      r.Repo,
+		Op:        string(res.Command.Kind),
+		Target:    res.Command.Arg,
+		Outcome:   audit.OK,
+		Latency:   res.Duration,
+		Wait:      t.Wait,
+		Sandbox:   max(0, res.Duration-t.Wait),
+		Container: t.Container,
+		Pooled:    t.Pooled,
+	}
+	if res.Command.Kind == parser.Write {
+		rec.BytesIn = res.Command.BodySize
+	}
+	switch {
+	case res.File != nil:
+		rec.BytesOut = int64(len(res.File.Content))
+	case res.Exec != nil:
+		rec.BytesOut = int64(len(res.Exec.Output))
+	case res.Search != nil:
+		for _, m := range res.Search.Matches {
+			rec.BytesOut += int64(len(m.Path) + len(m.Text))
+		}
+	}
+	if res.Err != nil {
+		rec.Code, rec.Outcome = res.Err.Code, audit.Error
+		if denials[res.Err.Code] {
+			rec.Outcome = audit.Denied
+		}
+	}
+	return rec
 }
 
 func (r *Runner) run(ctx context.Context, cmd parser.Command) *output.Result {

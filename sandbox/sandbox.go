@@ -196,3 +196,28 @@ func (l Limits) withDefaults() Limits {
 	}
 	return l
 }
+
+// Timing is what a sandbox reports about how it ran an operation, for the
+// audit log. A caller that wants it puts one in the context with
+// WithTiming; sandboxes fill what they know.
+type Timing struct {
+	Wait      time.Duration // waiting for a container
+	Container string        // the container that ran the operation
+	Pooled    bool
+}
+
+type timingKey struct{}
+
+// WithTiming returns a context carrying a new Timing, and the Timing.
+func WithTiming(ctx context.Context) (context.Context, *Timing) {
+	t := &Timing{}
+	return context.WithValue(ctx, timingKey{}, t), t
+}
+
+// TimingFrom returns the context's Timing, or a throwaway one.
+func TimingFrom(ctx context.Context) *Timing {
+	if t, ok := ctx.Value(timingKey{}).(*Timing); ok {
+		return t
+	}
+	return &Timing{}
+}

@@ -32,6 +32,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "llm-runtime")
+	stateDir = filepath.Join(dir, "state")
 	build := exec.Command("go", "build", "-o", binary, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -98,12 +99,16 @@ func noContainersOf(t *testing.T, env dockertest.Env, pid int, wait time.Duratio
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "LLM_RUNTIME_") && !strings.HasPrefix(kv, "XDG_CONFIG_HOME=") {
+		if !strings.HasPrefix(kv, "LLM_RUNTIME_") && !strings.HasPrefix(kv, "XDG_CONFIG_HOME=") && !strings.HasPrefix(kv, "XDG_STATE_HOME=") {
 			env = append(env, kv)
 		}
 	}
-	return append(env, "XDG_CONFIG_HOME="+os.TempDir()+"/llm-runtime-e2e-no-config")
+	return append(env, "XDG_CONFIG_HOME="+os.TempDir()+"/llm-runtime-e2e-no-config", "XDG_STATE_HOME="+stateDir)
 }
+
+// stateDir holds the audit log of every run of the end-to-end tests, so
+// they never write to the developer's own.
+var stateDir string
 
 func repo(t *testing.T, files map[string]string) string {
 	t.Helper()

@@ -65,16 +65,17 @@ type env struct {
 }
 
 type cli struct {
-	settingsFlags
-	Input   string           `short:"i" placeholder:"FILE" help:"Read model output from FILE instead of standard input."`
-	Output  string           `short:"o" placeholder:"FILE" help:"Write results to FILE instead of standard output."`
-	Verbose bool             `short:"v" help:"Report the root, the configuration and the sandbox on standard error."`
-	V       kong.VersionFlag `name:"version" help:"Print the version and exit."`
+	Root       string           `short:"r" default:"." placeholder:"DIR" help:"Repository root: the only directory commands can reach."`
+	ConfigFile string           `name:"config" short:"c" placeholder:"FILE" help:"Configuration file. Default: ROOT/llm-runtime.config.yaml, else ~/.config/llm-runtime/config.yaml, else built-in defaults."`
+	Verbose    bool             `short:"v" help:"Report the root, the configuration and the sandbox on standard error."`
+	AuditDir   string           `name:"audit-dir" placeholder:"DIR" help:"The audit store (audit.dir). Default: $XDG_STATE_HOME/llm-runtime/audit, else ~/.local/state/llm-runtime/audit."`
+	V          kong.VersionFlag `name:"version" help:"Print the version and exit."`
 
 	Run     runCmd     `cmd:"" default:"withargs" help:"Run the commands in model output (the default command)."`
 	Config  configCmd  `cmd:"" help:"Print the configuration in force and where each value comes from."`
 	Version versionCmd `cmd:"" help:"Print the version."`
 	Image   imageCmd   `cmd:"" help:"Build or inspect the sandbox image."`
+	Audit   auditCmd   `cmd:"" help:"Query the audit log: list, stats, verify, export."`
 	Agent   agentCmd   `cmd:"" hidden:"" help:"Serve the sandbox protocol on stdin/stdout (run inside sandbox containers)."`
 	Reaper  reaperCmd  `cmd:"" hidden:"" help:"Remove the containers of a process once it is gone (started by the Docker sandbox)."`
 }
@@ -140,6 +141,9 @@ func doMain(args []string, e env) (code int) {
 			code = int(x)
 		}
 	}()
+	if len(args) == 1 && (args[0] == "--help" || args[0] == "-h") {
+		args = []string{"run", "--help"} // the filter's manual, which lists the other commands
+	}
 	kctx, err := parser.Parse(args)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "llm-runtime: %v\n", err)
@@ -159,20 +163,21 @@ func doMain(args []string, e env) (code int) {
 	return exitOK
 }
 
-// settingsFlags are the flags shared by the commands that load the
-// configuration. Each flag that mirrors a setting overrides the file.
-type settingsFlags struct {
-	Root       string `short:"r" default:"." placeholder:"DIR" help:"Repository root: the only directory commands can reach."`
-	ConfigFile string `name:"config" short:"c" placeholder:"FILE" help:"Configuration file. Default: ROOT/llm-runtime.config.yaml, else ~/.config/llm-runtime/config.yaml, else built-in defaults."`
-	Sandbox    string `placeholder:"NAME" help:"Where operations run: docker or local. Overrides the 'sandbox' setting."`
-	Format     string `short:"f" placeholder:"FORMAT" help:"Output format: text or jsonl. Overrides 'output.format'."`
-	NoPool     bool   `name:"no-pool" help:"A fresh container per operation (container_pool.enabled: false)."`
-	Exec       bool   `name:"exec" help:"Allow <exec> (exec.enabled: true)."`
+// overrides are the flags that override settings, shared by the filter
+// and the config command.
+type overrides struct {
+	Sandbox string `placeholder:"NAME" help:"Where operations run: docker or local. Overrides the 'sandbox' setting."`
+	Format  string `short:"f" placeholder:"FORMAT" help:"Output format: text or jsonl. Overrides 'output.format'."`
+	NoPool  bool   `name:"no-pool" help:"A fresh container per operation (container_pool.enabled: false)."`
+	Exec    bool   `name:"exec" help:"Allow <exec> (exec.enabled: true)."`
 }
 
 // load resolves the root and layers the configuration: defaults, file,
-// flags, environment.
-func (f *settingsFlags) load(e env) (root, file string, cfg *config.Config, err error) {
+// flags (o may be nil), environment.
+func (f *cli) load(e env, o *overrides) (root, file string, cfg *config.Config, err error) {
+	if o == nil {
+		o = &overrides{}
+	}
 	root, err = filepath.Abs(f.Root)
 	if err == nil {
 		var fi os.FileInfo
@@ -196,10 +201,10 @@ func (f *settingsFlags) load(e env) (root, file string, cfg *config.Config, err 
 		return ""
 	}
 	for _, o := range []struct{ key, flag, value string }{
-		{"sandbox", "--sandbox", f.Sandbox},
-		{"output.format", "--format", f.Format},
-		{"container_pool.enabled", "--no-pool", ifSet(f.NoPool, "false")},
-		{"exec.enabled", "--exec", ifSet(f.Exec, "true")},
+		{"sandbox", "--sandbox", o.Sandbox},
+		{"output.format", "--format", o.Format},
+		{"container_pool.enabled", "--no-pool", ifSet(o.NoPool, "false")},
+		{"exec.enabled", "--exec", ifSet(o.Exec, "true")},
 	} {
 		if o.value == "" {
 			continue
@@ -225,10 +230,25 @@ func unwrapPath(err error) error {
 	return err
 }
 
-type runCmd struct{}
+type runCmd struct {
+	overrides
+	Input  string `short:"i" placeholder:"FILE" help:"Read model output from FILE instead of standard input."`
+	Output string `short:"o" placeholder:"FILE" help:"Write results to FILE instead of standard output."`
+}
 
-func (runCmd) Run(e env, r *cli) error {
-	root, file, cfg, err := r.load(e)
+// Help is the manual; 'llm-runtime --help' shows it too.
+func (runCmd) Help() string { return description + "\n\n" + commandsHelp }
+
+const commandsHelp = `Other commands ('llm-runtime COMMAND --help' for each):
+
+  config                               the settings in force and where they come from
+  image build [sandbox|exec]           build the sandbox image, or the busybox exec image
+  image status                         the image and every container of ours
+  audit list|stats|verify|export       query the audit log
+  version                              the version`
+
+func (r *runCmd) Run(e env, c *cli) error {
+	root, file, cfg, err := c.load(e, &r.overrides)
 	if err != nil {
 		return err
 	}
@@ -252,7 +272,7 @@ func (runCmd) Run(e env, r *cli) error {
 		defer outFile.Close()
 		out = outFile
 	}
-	sb, err := openSandbox(e, cfg, root, file, r.Verbose)
+	sb, err := openSandbox(e, cfg, root, file, c.Verbose)
 	if err != nil {
 		return err
 	}
@@ -261,9 +281,20 @@ func (runCmd) Run(e env, r *cli) error {
 	if err != nil {
 		return fail(exitConfig, "%v", err)
 	}
-	run := &runner.Runner{Sandbox: sb, Report: rep, MaxWriteSize: cfg.Security.MaxWriteSize}
+	aw, adir, err := openAudit(c, cfg, root)
+	if err != nil {
+		return err
+	}
+	run := &runner.Runner{Sandbox: sb, Report: rep, MaxWriteSize: cfg.Security.MaxWriteSize, Repo: root}
+	if aw != nil {
+		defer aw.Close()
+		run.Audit = aw
+		if c.Verbose {
+			fmt.Fprintf(e.stderr, "Audit: session %s in %s\n", aw.Session(), adir)
+		}
+	}
 	sum, err := run.Run(e.ctx, in)
-	if r.Verbose {
+	if c.Verbose {
 		fmt.Fprintf(e.stderr, "Commands: %d, failed: %d, time: %s, peak memory: %s\n", sum.Commands, sum.Failed, sum.Elapsed.Round(time.Microsecond), peakRSS())
 	}
 	if err != nil {
@@ -307,7 +338,9 @@ func isTerminal(f *os.File) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-type configCmd struct{}
+type configCmd struct {
+	overrides
+}
 
 func (configCmd) Help() string {
 	var b strings.Builder
@@ -319,8 +352,8 @@ func (configCmd) Help() string {
 	return b.String()
 }
 
-func (configCmd) Run(e env, c *cli) error {
-	root, file, cfg, err := c.load(e)
+func (cc *configCmd) Run(e env, c *cli) error {
+	root, file, cfg, err := c.load(e, &cc.overrides)
 	if err != nil {
 		return err
 	}

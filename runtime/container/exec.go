@@ -92,7 +92,13 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	// margin before it gives up on the container itself.
 	hctx, cancel := context.WithTimeout(ctx, x.opts.Timeout+15*time.Second)
 	defer cancel()
+	start := time.Now()
 	r, err := x.pool.Acquire(hctx)
+	timing := sandbox.TimingFrom(ctx)
+	timing.Wait += time.Since(start)
+	if err == nil {
+		timing.Container, timing.Pooled = r.Value().Name, true
+	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 			return nil, sandbox.AsError(err)

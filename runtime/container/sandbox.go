@@ -117,20 +117,26 @@ func (s *Sandbox) do(ctx context.Context, retry bool, fn func(c *Container) erro
 }
 
 func (s *Sandbox) once(ctx context.Context, fn func(c *Container) error) (err error, broken bool) {
+	timing := sandbox.TimingFrom(ctx)
+	start := time.Now()
 	if s.pool == nil {
 		c, err := s.d.Start(ctx, s.spec)
+		timing.Wait += time.Since(start)
 		if err != nil {
 			return unavailable(err), false
 		}
+		timing.Container, timing.Pooled = c.Name, false
 		defer c.Destroy()
 		err = fn(c)
 		return err, c.Err() != nil
 	}
 	r, err := s.acquire(ctx)
+	timing.Wait += time.Since(start)
 	if err != nil {
 		return err, false
 	}
 	c := r.Value()
+	timing.Container, timing.Pooled = c.Name, true
 	err = fn(c)
 	if c.Err() != nil {
 		r.Destroy()

@@ -1,0 +1,239 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"path"
+	"slices"
+	"sort"
+	"time"
+)
+
+// Filter selects records. Zero fields select everything.
+type Filter struct {
+	Since, Until time.Time // [Since, Until)
+	Op           string
+	Outcome      string
+	Path         string // a glob matched against the target (path.Match; "**" is not special)
+	Session      string
+	Repo         string
+	Limit        int // 0: no limit
+	Reverse      bool
+}
+
+// Match reports whether r passes every field of f but the time range and
+// the limit, which the scan applies.
+func (f *Filter) Match(r *Record) bool {
+	if f.Op != "" && r.Op != f.Op || f.Outcome != "" && r.Outcome != f.Outcome ||
+		f.Session != "" && r.Session != f.Session || f.Repo != "" && r.Repo != f.Repo {
+		return false
+	}
+	if f.Path != "" {
+		if ok, _ := path.Match(f.Path, r.Target); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidatePath checks a Path glob.
+func ValidatePath(glob string) error {
+	_, err := path.Match(glob, "")
+	return err
+}
+
+// Each calls fn for every record f selects, in time order (or reverse),
+// up to f.Limit. A record that does not decode is an error.
+func (r *Reader) Each(f Filter, fn func(*Record) error) error {
+	n := 0
+	var ferr error
+	err := r.Scan(f.Since, f.Until, f.Reverse, func(key []byte, rec *Record, err error) bool {
+		if err != nil {
+			ferr = fmt.Errorf("record %x: %w", key, err)
+			return false
+		}
+		if !f.Match(rec) {
+			return true
+		}
+		if ferr = fn(rec); ferr != nil {
+			return false
+		}
+		n++
+		return f.Limit <= 0 || n < f.Limit
+	})
+	if err != nil {
+		return err
+	}
+	return ferr
+}
+
+// Summary is the latency distribution of a set of durations.
+type Summary struct {
+	Count              int
+	P50, P95, P99, Max time.Duration
+}
+
+func summarize(d []time.Duration) Summary {
+	if len(d) == 0 {
+		return Summary{}
+	}
+	slices.Sort(d)
+	pick := func(q float64) time.Duration {
+		// The nearest-rank percentile: the smallest value with at least
+		// q of the values at or below it.
+		i := int(math.Ceil(q*float64(len(d)))) - 1
+		return d[max(0, min(i, len(d)-1))]
+	}
+	return Summary{Count: len(d), P50: pick(0.50), P95: pick(0.95), P99: pick(0.99), Max: d[len(d)-1]}
+}
+
+// Group is the statistics of one group of records.
+type Group struct {
+	Key       string
+	Count     int
+	Errors    int // outcome error or denied
+	Latency   Summary
+	Wait      Summary
+	Policy    Summary
+	Sandbox   Summary
+	Transform Summary
+}
+
+// ErrorRate is Errors / Count.
+func (g Group) ErrorRate() float64 {
+	if g.Count == 0 {
+		return 0
+	}
+	return float64(g.Errors) / float64(g.Count)
+}
+
+// Stats groups the selected records by "op", "outcome" or "session", with
+// a last group "all" over everything, and summarises each group's latency
+// and phases.
+func (r *Reader) Stats(f Filter, by string) ([]Group, error) {
+	key := map[string]func(*Record) string{
+		"op":      func(r *Record) string { return r.Op },
+		"outcome": func(r *Record) string { return r.Outcome },
+		"session": func(r *Record) string { return r.Session },
+	}[by]
+	if key == nil {
+		return nil, fmt.Errorf("audit: cannot group by %q; want op, outcome or session", by)
+	}
+	type acc struct {
+		count, errors                         int
+		lat, wait, policy, sandbox, transform []time.Duration
+	}
+	groups := map[string]*acc{}
+	all := &acc{}
+	add := func(a *acc, rec *Record) {
+		a.count++
+		if rec.Outcome != OK {
+			a.errors++
+		}
+		a.lat = append(a.lat, rec.Latency)
+		a.wait = append(a.wait, rec.Wait)
+		a.policy = append(a.policy, rec.Policy)
+		a.sandbox = append(a.sandbox, rec.Sandbox)
+		a.transform = append(a.transform, rec.Transform)
+	}
+	err := r.Each(f, func(rec *Record) error {
+		k := key(rec)
+		a := groups[k]
+		if a == nil {
+			a = &acc{}
+			groups[k] = a
+		}
+		add(a, rec)
+		add(all, rec)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []Group
+	for _, k := range append(keys, "") {
+		a, name := groups[k], k
+		if k == "" {
+			a, name = all, "all"
+		}
+		if a == nil || a.count == 0 {
+			continue
+		}
+		out = append(out, Group{Key: name, Count: a.count, Errors: a.errors, Latency: summarize(a.lat),
+			Wait: summarize(a.wait), Policy: summarize(a.policy), Sandbox: summarize(a.sandbox), Transform: summarize(a.transform)})
+	}
+	return out, nil
+}
+
+// Break is the first place a chain does not hold.
+type Break struct {
+	Key     []byte
+	Session string
+	Seq     uint64
+	Reason  string
+}
+
+func (b *Break) Error() string {
+	return fmt.Sprintf("audit: chain broken at record %x (session %s, seq %d): %s", b.Key, b.Session, b.Seq, b.Reason)
+}
+
+// Verify walks every session's chain and returns the number of records
+// checked and the first break, by time, if any.
+func (r *Reader) Verify() (int, *Break, error) {
+	type link struct {
+		key []byte
+		rec *Record
+	}
+	sessions := map[string][]link{}
+	var first *Break
+	note := func(b *Break) {
+		if first == nil || bytes.Compare(b.Key, first.Key) < 0 {
+			first = b
+		}
+	}
+	n := 0
+	err := r.Scan(time.Time{}, time.Time{}, false, func(key []byte, rec *Record, err error) bool {
+		n++
+		if err != nil {
+			note(&Break{Key: key, Reason: "the record does not decode: " + err.Error()})
+			return true
+		}
+		if !bytes.Equal(key, rec.Key()) {
+			note(&Break{Key: key, Session: rec.Session, Seq: rec.Seq, Reason: "the record is not under the key its time and sequence give (moved)"})
+		}
+		sessions[rec.Session] = append(sessions[rec.Session], link{key, rec})
+		return true
+	})
+	if err != nil {
+		return n, nil, err
+	}
+	for session, links := range sessions {
+		sort.Slice(links, func(i, j int) bool { return links[i].rec.Seq < links[j].rec.Seq })
+		prev := genesis(session)
+		for i, l := range links {
+			rec := l.rec
+			switch {
+			case rec.Seq != uint64(i+1):
+				note(&Break{Key: l.key, Session: session, Seq: rec.Seq, Reason: fmt.Sprintf("sequence %d where %d was expected (a record is missing)", rec.Seq, i+1)})
+			case rec.Prev != prev:
+				note(&Break{Key: l.key, Session: session, Seq: rec.Seq, Reason: "its previous hash is " + short(rec.Prev) + ", the previous record's is " + short(prev)})
+			case rec.computeHash() != rec.Hash:
+				note(&Break{Key: l.key, Session: session, Seq: rec.Seq, Reason: "its content does not match its hash (changed)"})
+			default:
+				prev = rec.Hash
+				continue
+			}
+			break // one break per session is enough
+		}
+	}
+	return n, first, nil
+}
+
+func short(h [32]byte) string { return hex.EncodeToString(h[:6]) }

@@ -1,0 +1,222 @@
+// Package audit is llm-runtime's append-only audit log, kept in Pebble:
+// one record per operation, with its latency and phases, each record
+// hash-chained to the one before it in its session.
+//
+// # Layout
+//
+// A store is a directory. Every writing process (one llm-runtime run, one
+// session) appends to a Pebble database of its own under segments/, which it
+// alone holds open; when it closes, it merges its segment into main/, the
+// shared database, if nobody else holds that at the moment, and otherwise
+// leaves it for the next reader or writer to merge. Readers merge closed
+// segments into main, then read main and every live segment together (a live
+// segment is copied and the copy opened, since Pebble locks its directory
+// even for reading). So any number of runs can write at once, and a query
+// works while they do.
+//
+// # Keys and records
+//
+// A key is 16 bytes: the record's time in big-endian Unix nanoseconds, a
+// 32-bit hash of its session and its sequence number in the session, so a
+// time range is a key range. A value starts with its encoding version (1), then
+// the fields in a fixed binary order (see Record.MarshalBinary).
+//
+// # The chain
+//
+// Each record carries the hash of the previous record of its session (a
+// session's first record, the hash of the session id) and its own hash:
+// SHA-256 of the previous hash and its encoding without the hash. Verify
+// recomputes every chain, checks sequence numbers run 1, 2, 3... without a
+// gap, and checks each record sits under the key its time and sequence
+// give; so a changed value, a deleted record and a moved record are all
+// found. Deleting a session's last records, or a whole session, is not
+// detectable by a chain alone.
+package audit
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"time"
+)
+
+// Outcomes.
+const (
+	OK     = "ok"
+	Denied = "denied" // refused by a rule or a policy: nothing was done
+	Error  = "error"  // attempted and failed
+)
+
+// Record is one operation.
+type Record struct {
+	Time     time.Time
+	Session  string
+	Seq      uint64 // 1, 2, 3... within the session
+	PID      uint32 // the writing process
+	Repo     string // the repository root
+	Op       string // open, write, search, exec
+	Target   string // the path, query or command
+	Outcome  string // ok, denied or error
+	Code     string // the error code, if any
+	BytesIn  int64  // content sent (a write's content)
+	BytesOut int64  // content returned (a file, output, matches)
+
+	Latency   time.Duration // the whole operation
+	Wait      time.Duration // waiting for a container
+	Policy    time.Duration // policy guests
+	Sandbox   time.Duration // the operation in the sandbox
+	Transform time.Duration // transform guests
+
+	Container string // the container that ran it, if any
+	Pooled    bool
+	Decider   string // the policy that decided, once policies exist
+	Reason    string
+
+	Prev [32]byte
+	Hash [32]byte
+}
+
+const version = 1
+
+// Key returns the record's key.
+func (r *Record) Key() []byte {
+	k := make([]byte, 16)
+	binary.BigEndian.PutUint64(k, uint64(r.Time.UnixNano()))
+	h := fnv.New32a()
+	h.Write([]byte(r.Session))
+	binary.BigEndian.PutUint32(k[8:], h.Sum32())
+	binary.BigEndian.PutUint32(k[12:], uint32(r.Seq))
+	return k
+}
+
+// timeKey is the smallest key at or after t.
+func timeKey(t time.Time) []byte {
+	k := make([]byte, 8)
+	binary.BigEndian.PutUint64(k, uint64(t.UnixNano()))
+	return k
+}
+
+// body encodes every field but Hash.
+func (r *Record) body() []byte {
+	b := make([]byte, 0, 128+len(r.Session)+len(r.Repo)+len(r.Target))
+	b = append(b, version)
+	b = binary.AppendVarint(b, r.Time.UnixNano())
+	for _, s := range []string{r.Session, r.Repo, r.Op, r.Target, r.Outcome, r.Code, r.Container, r.Decider, r.Reason} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	b = binary.AppendUvarint(b, r.Seq)
+	b = binary.AppendUvarint(b, uint64(r.PID))
+	for _, n := range []int64{r.BytesIn, r.BytesOut, int64(r.Latency), int64(r.Wait), int64(r.Policy), int64(r.Sandbox), int64(r.Transform)} {
+		b = binary.AppendVarint(b, n)
+	}
+	if r.Pooled {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	return append(b, r.Prev[:]...)
+}
+
+// MarshalBinary encodes the record with its hash.
+func (r *Record) MarshalBinary() ([]byte, error) { return append(r.body(), r.Hash[:]...), nil }
+
+// ErrCorrupt is the error of a value that does not decode.
+var ErrCorrupt = errors.New("audit: corrupt record")
+
+// UnmarshalBinary decodes a record.
+func (r *Record) UnmarshalBinary(b []byte) error {
+	d := decoder{b: b}
+	if v := d.byte(); v != version {
+		return fmt.Errorf("%w: encoding version %d, want %d", ErrCorrupt, v, version)
+	}
+	r.Time = time.Unix(0, d.varint()).UTC()
+	for _, s := range []*string{&r.Session, &r.Repo, &r.Op, &r.Target, &r.Outcome, &r.Code, &r.Container, &r.Decider, &r.Reason} {
+		*s = d.string()
+	}
+	r.Seq = d.uvarint()
+	r.PID = uint32(d.uvarint())
+	for _, n := range []*int64{&r.BytesIn, &r.BytesOut, (*int64)(&r.Latency), (*int64)(&r.Wait), (*int64)(&r.Policy), (*int64)(&r.Sandbox), (*int64)(&r.Transform)} {
+		*n = d.varint()
+	}
+	r.Pooled = d.byte() == 1
+	copy(r.Prev[:], d.bytes(32))
+	copy(r.Hash[:], d.bytes(32))
+	if d.err != nil || len(d.b) != 0 {
+		return fmt.Errorf("%w: %d bytes do not decode", ErrCorrupt, len(b))
+	}
+	return nil
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail() {
+	if d.err == nil {
+		d.err = ErrCorrupt
+	}
+	d.b = nil
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) < 1 {
+		d.fail()
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes(n int) []byte {
+	if len(d.b) < n {
+		d.fail()
+		return make([]byte, n)
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return ""
+	}
+	return string(d.bytes(int(n)))
+}
+
+// genesis is the Prev of a session's first record.
+func genesis(session string) [32]byte {
+	return sha256.Sum256([]byte("llm-runtime audit v1 " + session))
+}
+
+// seal sets Hash from the other fields.
+func (r *Record) seal() { r.Hash = r.computeHash() }
+
+func (r *Record) computeHash() [32]byte { return sha256.Sum256(r.body()) }

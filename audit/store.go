@@ -1,0 +1,435 @@
+package audit
+
+import (
+	"bytes"
+	"container/heap"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// ErrBusy is returned when the shared database stayed locked by other
+// processes for longer than the retry allows.
+var ErrBusy = errors.New("audit: the store is busy")
+
+// Options configure opening a store. The zero value is quiet and waits up
+// to 10 s for the shared database.
+type Options struct {
+	// Verbose lets Pebble's own log lines through to standard error.
+	Verbose bool
+	// Wait bounds how long to retry the shared database when another
+	// process holds it. Default 10 s.
+	Wait time.Duration
+}
+
+func (o Options) pebble(readOnly bool) *pebble.Options {
+	po := &pebble.Options{ReadOnly: readOnly, Logger: quiet{}}
+	if o.Verbose {
+		po.Logger = verboseLogger{log.New(os.Stderr, "pebble: ", 0)}
+	}
+	return po
+}
+
+type quiet struct{}
+
+func (quiet) Infof(string, ...any)           {}
+func (quiet) Errorf(string, ...any)          {}
+func (quiet) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
+
+type verboseLogger struct{ *log.Logger }
+
+func (l verboseLogger) Infof(f string, a ...any)  { l.Printf(f, a...) }
+func (l verboseLogger) Errorf(f string, a ...any) { l.Printf(f, a...) }
+func (l verboseLogger) Fatalf(f string, a ...any) { l.Logger.Fatalf(f, a...) }
+
+func mainDir(dir string) string     { return filepath.Join(dir, "main") }
+func segmentsDir(dir string) string { return filepath.Join(dir, "segments") }
+
+// Writer appends one session's records to a segment of its own. It is safe
+// for concurrent use.
+type Writer struct {
+	dir, seg string
+	db       *pebble.DB
+	opts     Options
+
+	mu      sync.Mutex
+	session string
+	pid     uint32
+	seq     uint64
+	prev    [32]byte
+	closed  bool
+}
+
+// NewSession returns a new session id: the start time and a random suffix.
+func NewSession() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// OpenWriter opens a new segment in the store at dir for session.
+func OpenWriter(dir, session string, opts Options) (*Writer, error) {
+	seg := filepath.Join(segmentsDir(dir), fmt.Sprintf("%d-%d-%s", time.Now().UnixNano(), os.Getpid(), session))
+	if err := os.MkdirAll(seg, 0o700); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	db, err := pebble.Open(seg, opts.pebble(false))
+	if err != nil {
+		return nil, fmt.Errorf("audit: opening %s: %w", seg, err)
+	}
+	return &Writer{dir: dir, seg: seg, db: db, opts: opts, session: session, pid: uint32(os.Getpid()), prev: genesis(session)}, nil
+}
+
+// Session returns the writer's session id.
+func (w *Writer) Session() string { return w.session }
+
+// Append fills in the record's session, pid, sequence number and chain
+// hashes, and writes it durably: when Append returns nil the record is on
+// disk (the write-ahead log is synced; concurrent appends share a sync).
+func (w *Writer) Append(r *Record) error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return errors.New("audit: writer closed")
+	}
+	w.seq++
+	r.Session, r.PID, r.Seq, r.Prev = w.session, w.pid, w.seq, w.prev
+	if r.Time.IsZero() {
+		r.Time = time.Now()
+	}
+	r.Time = r.Time.UTC()
+	r.seal()
+	w.prev = r.Hash
+	v, _ := r.MarshalBinary()
+	b := w.db.NewBatch()
+	b.Set(r.Key(), v, nil)
+	w.mu.Unlock()
+	// Outside the lock, so that appends from several goroutines commit
+	// together: Pebble syncs the log once for all batches waiting on it.
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
+// Close closes the segment and tries to merge it into the shared database
+// at once; if another process holds that, the segment stays for the next
+// reader or writer to merge.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true
+	w.mu.Unlock()
+	if err := w.db.Close(); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	os.MkdirAll(mainDir(w.dir), 0o700)
+	if lock, err := pebble.LockDirectory(mainDir(w.dir), vfs.Default); err == nil {
+		if db, err := openMain(w.dir, lock, w.opts); err == nil {
+			mergeSegments(db, w.dir, w.opts)
+			db.Close()
+		}
+	}
+	return nil
+}
+
+// openMain opens the shared database under a lock the caller took; the
+// database holds the lock until it is closed.
+func openMain(dir string, lock *pebble.Lock, opts Options) (*pebble.DB, error) {
+	po := opts.pebble(false)
+	po.Lock = lock
+	db, err := pebble.Open(mainDir(dir), po)
+	lock.Close() // Open took its own reference
+	if err != nil {
+		return nil, fmt.Errorf("audit: opening %s: %w", mainDir(dir), err)
+	}
+	return db, nil
+}
+
+// lockMain takes the shared database's lock, retrying while other
+// processes hold it, for up to opts.Wait.
+func lockMain(dir string, opts Options) (*pebble.Lock, error) {
+	m := mainDir(dir)
+	if err := os.MkdirAll(m, 0o700); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	wait := opts.Wait
+	if wait == 0 {
+		wait = 10 * time.Second
+	}
+	deadline := time.Now().Add(wait)
+	for delay := time.Millisecond; ; delay = min(delay*2, 100*time.Millisecond) {
+		lock, err := pebble.LockDirectory(m, vfs.Default)
+		if err == nil {
+			return lock, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%w: %s stayed locked for %s: %v", ErrBusy, m, wait, err)
+		}
+		time.Sleep(delay)
+	}
+}
+
+// mergeSegments moves every closed segment into main. A segment is deleted
+// only after its records are synced into main, so a crash midway merges it
+// again, and merging is idempotent: keys are unique.
+func mergeSegments(db *pebble.DB, dir string, opts Options) error {
+	segs, _ := os.ReadDir(segmentsDir(dir))
+	for _, s := range segs {
+		path := filepath.Join(segmentsDir(dir), s.Name())
+		lock, err := pebble.LockDirectory(path, vfs.Default)
+		if err != nil {
+			continue // live: its writer holds it
+		}
+		if err := moveSegment(db, path, lock, opts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func moveSegment(into *pebble.DB, path string, lock *pebble.Lock, opts Options) error {
+	po := opts.pebble(true)
+	po.Lock = lock
+	seg, err := pebble.Open(path, po)
+	lock.Close()
+	if err != nil {
+		// Not a database (an empty directory left by a crash before the
+		// first Open finished): nothing to keep.
+		if empty(path) {
+			return os.RemoveAll(path)
+		}
+		return fmt.Errorf("audit: opening segment %s: %w", path, err)
+	}
+	it, err := seg.NewIter(nil)
+	if err != nil {
+		seg.Close()
+		return err
+	}
+	b := into.NewBatch()
+	for ok := it.First(); ok; ok = it.Next() {
+		b.Set(bytes.Clone(it.Key()), bytes.Clone(it.Value()), nil)
+	}
+	it.Close()
+	seg.Close()
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("audit: merging %s: %w", path, err)
+	}
+	return os.RemoveAll(path)
+}
+
+func empty(path string) bool {
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if e.Name() != "LOCK" {
+			return false
+		}
+	}
+	return true
+}
+
+// Reader is a view of the whole store as it was when opened: main, which
+// it holds (other readers wait for it), and a copy of every live segment.
+type Reader struct {
+	dbs     []*pebble.DB
+	cleanup []string
+}
+
+// OpenReader merges closed segments into main and opens main and a copy of
+// every live segment for reading. It waits (up to Options.Wait) while other
+// processes hold main; writers never wait for it.
+func OpenReader(dir string, opts Options) (*Reader, error) {
+	lock, err := lockMain(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	db, err := openMain(dir, lock, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := mergeSegments(db, dir, opts); err != nil {
+		db.Close()
+		return nil, err
+	}
+	r := &Reader{dbs: []*pebble.DB{db}}
+	segs, _ := os.ReadDir(segmentsDir(dir))
+	for _, s := range segs {
+		db, tmp, err := openLiveCopy(filepath.Join(segmentsDir(dir), s.Name()), opts)
+		if tmp != "" {
+			r.cleanup = append(r.cleanup, tmp)
+		}
+		if err != nil {
+			continue // finished and merged by its writer meanwhile, or not a database yet
+		}
+		r.dbs = append(r.dbs, db)
+	}
+	return r, nil
+}
+
+// openLiveCopy copies a segment that its writer holds open and opens the
+// copy read-only. Pebble reads a write-ahead log cut mid-record as a crash
+// would leave it, so the copy holds every record synced before the copy.
+func openLiveCopy(path string, opts Options) (*pebble.DB, string, error) {
+	tmp, err := os.MkdirTemp("", "llm-runtime-audit-")
+	if err != nil {
+		return nil, "", err
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, tmp, err
+	}
+	for _, e := range entries {
+		if e.Name() == "LOCK" || e.IsDir() {
+			continue
+		}
+		if err := copyFile(filepath.Join(path, e.Name()), filepath.Join(tmp, e.Name())); err != nil {
+			return nil, tmp, err
+		}
+	}
+	db, err := pebble.Open(tmp, opts.pebble(true))
+	return db, tmp, err
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// Close closes the reader.
+func (r *Reader) Close() error {
+	for _, db := range r.dbs {
+		db.Close()
+	}
+	for _, d := range r.cleanup {
+		os.RemoveAll(d)
+	}
+	return nil
+}
+
+// Scan calls fn for every record with a key in [from, to) (zero times mean
+// unbounded), in key order (time order), or in reverse, until fn returns
+// false. Records that do not decode are passed with a non-nil error.
+func (r *Reader) Scan(from, to time.Time, reverse bool, fn func(key []byte, rec *Record, err error) bool) error {
+	var o pebble.IterOptions
+	if !from.IsZero() {
+		o.LowerBound = timeKey(from)
+	}
+	if !to.IsZero() {
+		o.UpperBound = timeKey(to)
+	}
+	m := &merger{reverse: reverse}
+	for _, db := range r.dbs {
+		it, err := db.NewIter(&o)
+		if err != nil {
+			m.close()
+			return err
+		}
+		var ok bool
+		if reverse {
+			ok = it.Last()
+		} else {
+			ok = it.First()
+		}
+		if ok {
+			m.its = append(m.its, it)
+		} else {
+			it.Close()
+		}
+	}
+	heap.Init(m)
+	defer m.close()
+	for m.Len() > 0 {
+		it := m.its[0]
+		var rec Record
+		err := rec.UnmarshalBinary(it.Value())
+		var recp *Record
+		if err == nil {
+			recp = &rec
+		}
+		if !fn(bytes.Clone(it.Key()), recp, err) {
+			return nil
+		}
+		var ok bool
+		if reverse {
+			ok = it.Prev()
+		} else {
+			ok = it.Next()
+		}
+		if ok {
+			heap.Fix(m, 0)
+		} else {
+			it.Close()
+			heap.Pop(m)
+		}
+	}
+	return nil
+}
+
+// merger is a heap of iterators ordered by their current key.
+type merger struct {
+	its     []*pebble.Iterator
+	reverse bool
+}
+
+func (m *merger) Len() int { return len(m.its) }
+func (m *merger) Less(i, j int) bool {
+	c := bytes.Compare(m.its[i].Key(), m.its[j].Key())
+	if m.reverse {
+		return c > 0
+	}
+	return c < 0
+}
+func (m *merger) Swap(i, j int) { m.its[i], m.its[j] = m.its[j], m.its[i] }
+func (m *merger) Push(x any)    { m.its = append(m.its, x.(*pebble.Iterator)) }
+func (m *merger) Pop() any {
+	it := m.its[len(m.its)-1]
+	m.its = m.its[:len(m.its)-1]
+	return it
+}
+func (m *merger) close() {
+	for _, it := range m.its {
+		it.Close()
+	}
+	m.its = nil
+}
+
+// DefaultDir is the store's default directory: $XDG_STATE_HOME/llm-runtime/audit,
+// else ~/.local/state/llm-runtime/audit.
+func DefaultDir() (string, error) {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "llm-runtime", "audit"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("audit: no state directory: %w", err)
+	}
+	return filepath.Join(home, ".local", "state", "llm-runtime", "audit"), nil
+}
