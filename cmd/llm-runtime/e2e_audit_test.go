@@ -114,6 +114,9 @@ func TestE2ETwoRunsAtOnceAndAQueryDuringThem(t *testing.T) {
 	if v := runBinary(t, t.TempDir(), "", nil, "audit", "verify"); v.code != 0 {
 		t.Fatalf("verify during the runs: %d %s", v.code, v.stderr)
 	}
+	if st := runBinary(t, t.TempDir(), "", nil, "audit", "stats", "--repo", dir, "--format", "json"); st.code != 0 || !strings.Contains(st.stdout, `"group":"all","count":6`) {
+		t.Fatalf("stats during the runs: %d %s %s", st.code, st.stdout, st.stderr)
+	}
 	var wg sync.WaitGroup
 	for _, s := range []*session{s1, s2} {
 		wg.Add(1)

@@ -103,8 +103,11 @@ Examples:
   llm-runtime config            # the settings in force, and where they come from
   llm-runtime image status      # the sandbox image and our containers
 
+Every operation is recorded in the audit log ('llm-runtime audit list').
+
 Exit codes: 0 input processed (failed commands are reported in the output),
-1 usage or I/O error, 2 configuration error, 3 sandbox unavailable.`
+1 usage or I/O error, 2 configuration error, 3 sandbox unavailable,
+4 audit verify found a broken chain.`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
