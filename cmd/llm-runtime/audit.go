@@ -219,9 +219,9 @@ func (s auditStatsCmd) Run(e env, c *cli) error {
 	if s.Format == "json" {
 		enc := json.NewEncoder(e.stdout)
 		for _, g := range groups {
-			enc.Encode(map[string]any{"group": g.Key, "count": g.Count, "errors": g.Errors, "error_rate": g.ErrorRate(),
-				"latency": jsonSummary(g.Latency), "wait": jsonSummary(g.Wait), "policy": jsonSummary(g.Policy),
-				"sandbox": jsonSummary(g.Sandbox), "transform": jsonSummary(g.Transform)})
+			enc.Encode(groupJSON{Group: g.Key, Count: g.Count, Errors: g.Errors, ErrorRate: g.ErrorRate(),
+				Latency: jsonSummary(g.Latency), Wait: jsonSummary(g.Wait), Policy: jsonSummary(g.Policy),
+				Sandbox: jsonSummary(g.Sandbox), Transform: jsonSummary(g.Transform)})
 		}
 		return nil
 	}
@@ -246,8 +246,28 @@ func (s auditStatsCmd) Run(e env, c *cli) error {
 	return tw.Flush()
 }
 
-func jsonSummary(s audit.Summary) map[string]int64 {
-	return map[string]int64{"p50_ns": int64(s.P50), "p95_ns": int64(s.P95), "p99_ns": int64(s.P99), "max_ns": int64(s.Max)}
+// groupJSON is one line of `audit stats --format json`.
+type groupJSON struct {
+	Group     string      `json:"group"`
+	Count     int         `json:"count"`
+	Errors    int         `json:"errors"`
+	ErrorRate float64     `json:"error_rate"`
+	Latency   summaryJSON `json:"latency"`
+	Wait      summaryJSON `json:"wait"`
+	Policy    summaryJSON `json:"policy"`
+	Sandbox   summaryJSON `json:"sandbox"`
+	Transform summaryJSON `json:"transform"`
+}
+
+type summaryJSON struct {
+	P50 int64 `json:"p50_ns"`
+	P95 int64 `json:"p95_ns"`
+	P99 int64 `json:"p99_ns"`
+	Max int64 `json:"max_ns"`
+}
+
+func jsonSummary(s audit.Summary) summaryJSON {
+	return summaryJSON{P50: int64(s.P50), P95: int64(s.P95), P99: int64(s.P99), Max: int64(s.Max)}
 }
 
 type auditVerifyCmd struct{}
