@@ -4,7 +4,9 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: build test check fuzz clean
+GUESTS := protect-secrets readonly redact
+
+.PHONY: build test check fuzz guests clean
 
 ## build: the static binary ./llm-runtime
 build:
@@ -15,15 +17,23 @@ test:
 	go test -race -count=1 ./...
 	go test -run='^$$' -fuzz=FuzzParser -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s ./parser
 
-## check: vet, formatting, and a tidy go.mod
+## check: vet (the host and the guests), formatting, and a tidy go.mod
 check:
 	go vet ./...
+	GOOS=wasip1 GOARCH=wasm go vet ./guests/... ./runtime/wasm/testdata/spin ./runtime/wasm/testdata/oom ./runtime/wasm/testdata/garbage
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go mod tidy -diff
+
+## guests: the example WebAssembly guests, guests/NAME/NAME.wasm
+guests:
+	@for g in $(GUESTS); do \
+		echo "GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o guests/$$g/$$g.wasm ./guests/$$g"; \
+		GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o guests/$$g/$$g.wasm ./guests/$$g || exit 1; \
+	done
 
 ## fuzz: a longer fuzz run (FUZZTIME=10m make fuzz)
 fuzz:
 	go test -run='^$$' -fuzz=FuzzParser -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s ./parser
 
 clean:
-	rm -f llm-runtime
+	rm -f llm-runtime guests/*/*.wasm

@@ -14,6 +14,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -42,6 +43,9 @@ type Config struct {
 	Exec Exec
 	// Audit configures the audit log.
 	Audit Audit
+	// Policies and Transforms are the guest modules, in the order they run.
+	Policies   []Guest
+	Transforms []Guest
 
 	origin map[string]string // key -> where its value came from
 }
@@ -62,6 +66,15 @@ type Security struct {
 type Search struct {
 	MaxResults    int // matching lines listed; the total is always counted
 	MaxLineLength int // longest line listed, in bytes
+}
+
+// Guest is a policy or transform module.
+type Guest struct {
+	Module      string          // the .wasm file; relative paths are relative to the configuration file
+	Config      json.RawMessage // the module's own configuration, as JSON
+	Timeout     time.Duration   // per call; 0: the default (100ms)
+	MemoryLimit int64           // bytes; 0: the default (64MiB)
+	Source      string          // where it was configured: "file.yaml:12" or "--policy"
 }
 
 // Audit configures the audit log.

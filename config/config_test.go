@@ -79,7 +79,7 @@ func TestParseRejectsBadFilesWithKeyAndLine(t *testing.T) {
 	cases := []struct{ yaml, want string }{
 		{"sandbox: vm\n", `f.yaml:1: sandbox: "vm" is not one of docker, local`},
 		{"container_pool:\n  acquire_timeout: 0\n", "f.yaml:2: container_pool.acquire_timeout: must be more than 0"},
-		{"bogus: 1\n", "f.yaml:1: bogus: unknown key; known keys here: sandbox, output, security, search, container_pool, exec, audit"},
+		{"bogus: 1\n", "f.yaml:1: bogus: unknown key; known keys here: sandbox, output, security, search, container_pool, exec, audit, policies, transforms"},
 		{"container_pool:\n  size: 5\n  sise: 3\n", "f.yaml:3: container_pool.sise: unknown key; known keys here: enabled, size, max_uses_per_container, idle_timeout, health_check_interval, startup_containers, acquire_timeout"},
 		{"container_pool:\n  size: 0\n", "f.yaml:2: container_pool.size: 0 is out of range; want 1 to 64"},
 		{"container_pool:\n  size: many\n", `f.yaml:2: container_pool.size: "many" is not a whole number`},
@@ -199,6 +199,31 @@ func TestParseSize(t *testing.T) {
 	for _, in := range []string{"", "MiB", "-1", "1.5MiB", "99999999999999999999", "9999999999GiB"} {
 		if _, err := ParseSize(in); err == nil {
 			t.Errorf("ParseSize(%q) accepted", in)
+		}
+	}
+}
+
+func TestGuestLists(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.wasm"), []byte("x"), 0o644)
+	file := filepath.Join(dir, "llm-runtime.config.yaml")
+	c, err := Parse(file, []byte("policies:\n  - module: p.wasm\n    config: {paths: [\".env*\"], n: 2}\n    timeout: 50ms\n    memory_limit: 32MiB\ntransforms:\n  - module: p.wasm\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Policies) != 1 || c.Policies[0].Module != filepath.Join(dir, "p.wasm") || string(c.Policies[0].Config) != `{"n":2,"paths":[".env*"]}` ||
+		c.Policies[0].Timeout != 50*time.Millisecond || c.Policies[0].MemoryLimit != 32<<20 || len(c.Transforms) != 1 {
+		t.Fatalf("got %+v %+v", c.Policies, c.Transforms)
+	}
+	for y, want := range map[string]string{
+		"policies: p.wasm\n":                              "policies: must be a list of modules",
+		"policies:\n  - config: {}\n":                     "policies[0]: has no module:",
+		"policies:\n  - module: nope.wasm\n":              "policies[0].module: cannot read",
+		"policies:\n  - module: p.wasm\n    color: red\n": "policies[0].color: unknown key",
+		"policies:\n  - module: p.wasm\n    timeout: 0\n": "policies[0].timeout: must be more than 0",
+	} {
+		if _, err := Parse(file, []byte(y)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", y, err, want)
 		}
 	}
 }

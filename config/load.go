@@ -2,8 +2,10 @@ package config
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -89,6 +91,18 @@ func (c *Config) mapping(file, prefix string, n *yaml.Node) error {
 			}
 			continue
 		}
+		if key == "policies" || key == "transforms" {
+			guests, err := guestList(file, key, v)
+			if err != nil {
+				return err
+			}
+			if key == "policies" {
+				c.Policies = guests
+			} else {
+				c.Transforms = guests
+			}
+			continue
+		}
 		return &Error{Source: at(k), Key: key, Msg: "unknown key" + suggest(prefix)}
 	}
 	return nil
@@ -148,7 +162,73 @@ func suggest(prefix string) string {
 			}
 		}
 	}
+	if prefix == "" {
+		keys = append(keys, "policies", "transforms")
+	}
 	return "; known keys here: " + strings.Join(keys, ", ")
+}
+
+// guestList reads a list of guest modules:
+//
+//	policies:
+//	  - module: guests/protect-secrets/protect-secrets.wasm
+//	    config: {paths: [".env*"]}
+//	    timeout: 100ms
+//	    memory_limit: 64MiB
+func guestList(file, key string, n *yaml.Node) ([]Guest, error) {
+	at := func(n *yaml.Node) string { return fmt.Sprintf("%s:%d", file, n.Line) }
+	if n.Kind != yaml.SequenceNode {
+		return nil, &Error{Source: at(n), Key: key, Msg: "must be a list of modules, like [{module: guest.wasm}]"}
+	}
+	var out []Guest
+	for i, item := range n.Content {
+		ikey := fmt.Sprintf("%s[%d]", key, i)
+		if item.Kind != yaml.MappingNode {
+			return nil, &Error{Source: at(item), Key: ikey, Msg: "must be a mapping with at least module:"}
+		}
+		g := Guest{Source: at(item)}
+		for j := 0; j+1 < len(item.Content); j += 2 {
+			k, v := item.Content[j], item.Content[j+1]
+			switch k.Value {
+			case "module":
+				if v.Kind != yaml.ScalarNode || v.Value == "" {
+					return nil, &Error{Source: at(v), Key: ikey + ".module", Msg: "must be the path of a .wasm file"}
+				}
+				g.Module = v.Value
+				if !filepath.IsAbs(g.Module) {
+					g.Module = filepath.Join(filepath.Dir(file), g.Module)
+				}
+			case "config":
+				var anyv any
+				if err := v.Decode(&anyv); err != nil {
+					return nil, &Error{Source: at(v), Key: ikey + ".config", Msg: err.Error()}
+				}
+				b, err := json.Marshal(anyv)
+				if err != nil {
+					return nil, &Error{Source: at(v), Key: ikey + ".config", Msg: "cannot be written as JSON: " + err.Error()}
+				}
+				g.Config = b
+			case "timeout":
+				if err := positive(&g.Timeout, v.Value); err != nil {
+					return nil, &Error{Source: at(v), Key: ikey + ".timeout", Msg: err.Error()}
+				}
+			case "memory_limit":
+				if err := sizeIn(&g.MemoryLimit, v.Value, 1<<20, 4<<30); err != nil {
+					return nil, &Error{Source: at(v), Key: ikey + ".memory_limit", Msg: err.Error()}
+				}
+			default:
+				return nil, &Error{Source: at(k), Key: ikey + "." + k.Value, Msg: "unknown key; known keys here: module, config, timeout, memory_limit"}
+			}
+		}
+		if g.Module == "" {
+			return nil, &Error{Source: at(item), Key: ikey, Msg: "has no module:"}
+		}
+		if _, err := os.Stat(g.Module); err != nil {
+			return nil, &Error{Source: at(item), Key: ikey + ".module", Msg: "cannot read " + g.Module + ": " + errText(err)}
+		}
+		out = append(out, g)
+	}
+	return out, nil
 }
 
 // yamlError turns "yaml: line 3: did not find..." into "FILE:3: did not find...".

@@ -14,6 +14,7 @@ import (
 	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/output"
 	"github.com/llm-runtime/llm-runtime/parser"
+	"github.com/llm-runtime/llm-runtime/runtime/wasm"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
@@ -41,6 +42,24 @@ type Runner struct {
 	Audit Recorder
 	// Repo names the repository in audit records.
 	Repo string
+	// Guests, if not nil, are the policy and transform modules: every
+	// command is put to the policies before it runs, and every output to
+	// the transforms before it is shown. A guest that fails denies.
+	Guests *wasm.Chain
+	// Session identifies the run to the guests.
+	Session string
+}
+
+// Codes of the guests.
+const (
+	CodePolicyDenied = "POLICY_DENIED"
+	CodePolicyError  = "POLICY_ERROR"
+)
+
+// guestInfo is what the guests did to one command, for the audit log.
+type guestInfo struct {
+	policy, transform time.Duration
+	decider, reason   string
 }
 
 // Run reads in to the end, running each command as soon as its text is
@@ -70,13 +89,13 @@ func (r *Runner) Run(ctx context.Context, in io.Reader) (output.Summary, error) 
 		}
 		sum.Commands++
 		octx, timing := sandbox.WithTiming(ctx)
-		res := r.run(octx, cmd)
+		res, gi := r.run(octx, cmd)
 		res.Index = sum.Commands
 		if res.Err != nil {
 			sum.Failed++
 		}
 		if r.Audit != nil {
-			if err := r.Audit.Append(r.record(res, timing)); err != nil {
+			if err := r.Audit.Append(r.record(res, timing, gi)); err != nil {
 				runErr = fmt.Errorf("audit: %w (the result of %s was not printed)", err, cmd.Tag())
 				break
 			}
@@ -97,11 +116,11 @@ var denials = map[string]bool{
 	sandbox.CodePathSecurity:   true,
 	sandbox.CodeExecValidation: true,
 	sandbox.CodeExecDisabled:   true,
-	"POLICY_DENIED":            true,
+	CodePolicyDenied:           true,
 }
 
 // record is the audit record of a result.
-func (r *Runner) record(res *output.Result, t *sandbox.Timing) *audit.Record {
+func (r *Runner) record(res *output.Result, t *sandbox.Timing, gi guestInfo) *audit.Record {
 	rec := &audit.Record{
 		Time:      time.Now().Add(-res.Duration),
 		Repo:      r.Repo,
@@ -110,9 +129,13 @@ func (r *Runner) record(res *output.Result, t *sandbox.Timing) *audit.Record {
 		Outcome:   audit.OK,
 		Latency:   res.Duration,
 		Wait:      t.Wait,
-		Sandbox:   max(0, res.Duration-t.Wait),
+		Policy:    gi.policy,
+		Transform: gi.transform,
+		Sandbox:   max(0, res.Duration-t.Wait-gi.policy-gi.transform),
 		Container: t.Container,
 		Pooled:    t.Pooled,
+		Decider:   gi.decider,
+		Reason:    gi.reason,
 	}
 	if res.Command.Kind == parser.Write {
 		rec.BytesIn = res.Command.BodySize
@@ -136,14 +159,31 @@ func (r *Runner) record(res *output.Result, t *sandbox.Timing) *audit.Record {
 	return rec
 }
 
-func (r *Runner) run(ctx context.Context, cmd parser.Command) *output.Result {
+func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, guestInfo) {
 	res := &output.Result{Command: cmd}
+	var gi guestInfo
 	start := time.Now()
 	defer func() { res.Duration = time.Since(start) }()
 	if cmd.Err != nil {
 		msg := strings.TrimPrefix(cmd.Err.Error(), parser.ErrMalformed.Error()+": ")
 		res.Err = sandbox.Errorf(CodeParseError, "%s", msg)
-		return res
+		return res, gi
+	}
+	if r.Guests.HasPolicies() {
+		pstart := time.Now()
+		v := r.Guests.Decide(ctx, PolicyRequest(cmd, r.Session))
+		gi.policy, gi.decider, gi.reason = time.Since(pstart), v.Decider, v.Reason
+		switch {
+		case v.Failed:
+			res.Err = sandbox.Errorf(CodePolicyError, "policy %s failed, so the command is denied: %s", orUnknown(v.Decider), v.Reason)
+			return res, gi
+		case !v.Allowed:
+			res.Err = sandbox.Errorf(CodePolicyDenied, "denied by policy %s: %s", v.Decider, v.Reason)
+			return res, gi
+		case v.Argument != cmd.Arg:
+			cmd.Arg = v.Argument // rewritten; the result shows the command as run
+			res.Command = cmd
+		}
 	}
 	var err error
 	switch cmd.Kind {
@@ -169,5 +209,78 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) *output.Result {
 		res.File, res.Write, res.Search = nil, nil, nil
 		res.Err = sandbox.AsError(err)
 	}
-	return res
+	if r.Guests.HasTransforms() {
+		tstart := time.Now()
+		if terr := r.transform(ctx, res); terr != nil {
+			res.File, res.Search, res.Exec = nil, nil, nil
+			res.Err = terr
+		}
+		gi.transform = time.Since(tstart)
+	}
+	return res, gi
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(loading)"
+	}
+	return s
+}
+
+// PolicyRequest is what the policies see of a command.
+func PolicyRequest(cmd parser.Command, session string) wasm.Request {
+	req := wasm.Request{Op: string(cmd.Kind), Session: session}
+	switch cmd.Kind {
+	case parser.Exec:
+		req.Command = cmd.Arg
+	case parser.Search:
+		req.Query = cmd.Arg
+	default:
+		req.Path = cmd.Arg
+	}
+	if cmd.Kind == parser.Write {
+		req.Content = string(cmd.Body)
+	}
+	return req
+}
+
+// transform passes what the model would see through the transforms. If a
+// transform fails, the output is withheld (fail closed).
+func (r *Runner) transform(ctx context.Context, res *output.Result) *sandbox.Error {
+	req := wasm.TransformRequest{Op: string(res.Command.Kind), Session: r.Session}
+	var apply func(string) error
+	switch {
+	case res.File != nil:
+		req.Path, req.Output = res.File.Path, string(res.File.Content)
+		apply = func(s string) error { res.File.Content = []byte(s); return nil }
+	case res.Exec != nil:
+		req.Command, req.Output = res.Command.Arg, string(res.Exec.Output)
+		apply = func(s string) error { res.Exec.Output = []byte(s); return nil }
+	case res.Search != nil && len(res.Search.Matches) > 0:
+		lines := make([]string, len(res.Search.Matches))
+		for i, m := range res.Search.Matches {
+			lines[i] = m.Text
+		}
+		req.Query, req.Output = res.Search.Query, strings.Join(lines, "\n")
+		apply = func(s string) error {
+			out := strings.Split(s, "\n")
+			if len(out) != len(lines) {
+				return fmt.Errorf("it turned %d matching lines into %d", len(lines), len(out))
+			}
+			for i := range out {
+				res.Search.Matches[i].Text = out[i]
+			}
+			return nil
+		}
+	default:
+		return nil
+	}
+	out, _, by, err := r.Guests.Transform(ctx, req)
+	if err == nil {
+		err = apply(out)
+	}
+	if err != nil {
+		return sandbox.Errorf(CodePolicyError, "transform %s failed, so the output is withheld: %v", orUnknown(by), err)
+	}
+	return nil
 }

@@ -23,10 +23,12 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/output"
 	"github.com/llm-runtime/llm-runtime/runner"
 	"github.com/llm-runtime/llm-runtime/runtime/container/agent"
+	"github.com/llm-runtime/llm-runtime/runtime/wasm"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
@@ -76,6 +78,7 @@ type cli struct {
 	Version versionCmd `cmd:"" help:"Print the version."`
 	Image   imageCmd   `cmd:"" help:"Build or inspect the sandbox image."`
 	Audit   auditCmd   `cmd:"" help:"Query the audit log: list, stats, verify, export."`
+	Policy  policyCmd  `cmd:"" help:"Try or check a WebAssembly policy or transform guest."`
 	Agent   agentCmd   `cmd:"" hidden:"" help:"Serve the sandbox protocol on stdin/stdout (run inside sandbox containers)."`
 	Reaper  reaperCmd  `cmd:"" hidden:"" help:"Remove the containers of a process once it is gone (started by the Docker sandbox)."`
 }
@@ -169,10 +172,12 @@ func doMain(args []string, e env) (code int) {
 // overrides are the flags that override settings, shared by the filter
 // and the config command.
 type overrides struct {
-	Sandbox string `placeholder:"NAME" help:"Where operations run: docker or local. Overrides the 'sandbox' setting."`
-	Format  string `short:"f" placeholder:"FORMAT" help:"Output format: text or jsonl. Overrides 'output.format'."`
-	NoPool  bool   `name:"no-pool" help:"A fresh container per operation (container_pool.enabled: false)."`
-	Exec    bool   `name:"exec" help:"Allow <exec> (exec.enabled: true)."`
+	Sandbox   string   `placeholder:"NAME" help:"Where operations run: docker or local. Overrides the 'sandbox' setting."`
+	Format    string   `short:"f" placeholder:"FORMAT" help:"Output format: text or jsonl. Overrides 'output.format'."`
+	NoPool    bool     `name:"no-pool" help:"A fresh container per operation (container_pool.enabled: false)."`
+	Exec      bool     `name:"exec" help:"Allow <exec> (exec.enabled: true)."`
+	Policy    []string `placeholder:"FILE.wasm" sep:"none" help:"Add a policy guest, after those of the configuration (repeatable)."`
+	Transform []string `placeholder:"FILE.wasm" sep:"none" help:"Add a transform guest, after those of the configuration (repeatable)."`
 }
 
 // load resolves the root and layers the configuration: defaults, file,
@@ -215,6 +220,12 @@ func (f *cli) load(e env, o *overrides) (root, file string, cfg *config.Config, 
 		if err := cfg.Set(o.key, o.value, o.flag); err != nil {
 			return "", "", nil, fail(exitConfig, "%v", err)
 		}
+	}
+	for _, p := range o.Policy {
+		cfg.Policies = append(cfg.Policies, config.Guest{Module: p, Source: "--policy"})
+	}
+	for _, p := range o.Transform {
+		cfg.Transforms = append(cfg.Transforms, config.Guest{Module: p, Source: "--transform"})
 	}
 	if err := cfg.ApplyEnv(e.environ); err != nil {
 		return "", "", nil, fail(exitConfig, "%v", err)
@@ -275,11 +286,23 @@ func (r *runCmd) Run(e env, c *cli) error {
 		defer outFile.Close()
 		out = outFile
 	}
+	// Guests compile in the background while the sandbox starts.
+	guestStart := time.Now()
+	guests := wasm.Start(e.ctx, guestSpecs(cfg.Policies), guestSpecs(cfg.Transforms))
+	defer guests.Close()
 	sb, err := openSandbox(e, cfg, root, file, c.Verbose)
 	if err != nil {
 		return err
 	}
 	defer sb.Close()
+	if guests != nil {
+		if err := guests.Wait(); err != nil {
+			return fail(exitConfig, "%v", err)
+		}
+		if c.Verbose {
+			fmt.Fprintf(e.stderr, "Guests: %d policies, %d transforms, ready %s after start\n", len(cfg.Policies), len(cfg.Transforms), time.Since(guestStart).Round(time.Millisecond))
+		}
+	}
 	rep, err := output.New(cfg.Output.Format, out)
 	if err != nil {
 		return fail(exitConfig, "%v", err)
@@ -288,8 +311,9 @@ func (r *runCmd) Run(e env, c *cli) error {
 	if err != nil {
 		return err
 	}
-	run := &runner.Runner{Sandbox: sb, Report: rep, MaxWriteSize: cfg.Security.MaxWriteSize, Repo: root}
+	run := &runner.Runner{Sandbox: sb, Report: rep, MaxWriteSize: cfg.Security.MaxWriteSize, Repo: root, Guests: guests, Session: audit.NewSession()}
 	if aw != nil {
+		run.Session = aw.Session()
 		defer aw.Close()
 		run.Audit = aw
 		if c.Verbose {

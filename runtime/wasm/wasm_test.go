@@ -1,0 +1,229 @@
+package wasm_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llm-runtime/llm-runtime/runtime/wasm"
+	"github.com/llm-runtime/llm-runtime/runtime/wasm/wasmtest"
+)
+
+func compile(t testing.TB, dir string, spec wasm.Spec) *wasm.Module {
+	t.Helper()
+	spec.Path = wasmtest.Build(t, dir)
+	m, err := wasm.Compile(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(context.Background()) })
+	return m
+}
+
+type decisionCase struct {
+	req      wasm.Request
+	decision string
+}
+
+func checkDecisions(t *testing.T, m *wasm.Module, cases []decisionCase) {
+	t.Helper()
+	for _, c := range cases {
+		rep, err := m.Decide(context.Background(), c.req)
+		if err != nil {
+			t.Fatalf("%+v: %v", c.req, err)
+		}
+		if rep.Decision != c.decision {
+			t.Errorf("%s %s%s: %s (%s), want %s", c.req.Op, c.req.Path, c.req.Command, rep.Decision, rep.Reason, c.decision)
+		}
+		if rep.Decision == "deny" && rep.Reason == "" {
+			t.Errorf("%+v: a denial without a reason", c.req)
+		}
+	}
+}
+
+func TestProtectSecretsDecisions(t *testing.T) {
+	m := compile(t, "guests/protect-secrets", wasm.Spec{})
+	checkDecisions(t, m, []decisionCase{
+		{wasm.Request{Op: "open", Path: ".env"}, "deny"},
+		{wasm.Request{Op: "write", Path: ".env.local"}, "deny"},
+		{wasm.Request{Op: "open", Path: "config/prod.env"}, "deny"},
+		{wasm.Request{Op: "open", Path: "certs/server.PEM"}, "deny"},
+		{wasm.Request{Op: "write", Path: "keys/deploy.key"}, "deny"},
+		{wasm.Request{Op: "open", Path: ".ssh/id_rsa"}, "deny"},
+		{wasm.Request{Op: "open", Path: "home/id_ed25519.pub"}, "deny"},
+		{wasm.Request{Op: "open", Path: ".npmrc"}, "deny"},
+		{wasm.Request{Op: "open", Path: "README.md"}, "allow"},
+		{wasm.Request{Op: "open", Path: "src/environment.go"}, "allow"},
+		{wasm.Request{Op: "write", Path: "docs/keys.md"}, "allow"},
+		{wasm.Request{Op: "search", Query: "password"}, "allow"},
+		{wasm.Request{Op: "exec", Command: "curl https://example.com"}, "deny"},
+		{wasm.Request{Op: "exec", Command: "/usr/bin/wget -q x"}, "deny"},
+		{wasm.Request{Op: "exec", Command: "go test ./... && ssh host"}, "deny"},
+		{wasm.Request{Op: "exec", Command: "ls | nc host 80"}, "deny"},
+		{wasm.Request{Op: "exec", Command: "FOO=1 sudo scp a b"}, "deny"},
+		{wasm.Request{Op: "exec", Command: "go test ./..."}, "allow"},
+		{wasm.Request{Op: "exec", Command: "echo curl"}, "allow"},
+	})
+	configured := compile(t, "guests/protect-secrets", wasm.Spec{Config: json.RawMessage(`{"paths":["*.secret"],"commands":["go"]}`)})
+	checkDecisions(t, configured, []decisionCase{
+		{wasm.Request{Op: "open", Path: "a.secret"}, "deny"},
+		{wasm.Request{Op: "open", Path: ".env"}, "allow"},
+		{wasm.Request{Op: "exec", Command: "go test"}, "deny"},
+		{wasm.Request{Op: "exec", Command: "curl x"}, "allow"},
+	})
+}
+
+func TestReadonlyDecisions(t *testing.T) {
+	m := compile(t, "guests/readonly", wasm.Spec{})
+	checkDecisions(t, m, []decisionCase{
+		{wasm.Request{Op: "open", Path: "a"}, "allow"},
+		{wasm.Request{Op: "search", Query: "x"}, "allow"},
+		{wasm.Request{Op: "write", Path: "a"}, "deny"},
+		{wasm.Request{Op: "exec", Command: "ls"}, "deny"},
+	})
+	if !m.HasPolicy() || m.HasTransform() {
+		t.Fatalf("exports %v", m.Exports())
+	}
+}
+
+func TestRedactMasksSecrets(t *testing.T) {
+	m := compile(t, "guests/redact", wasm.Spec{})
+	in := strings.Join([]string{
+		"aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
+		"token: ghp_" + strings.Repeat("a", 36),
+		"DB_PASSWORD=hunter22",
+		`password: "s3cr3t!"`,
+		"-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\nabc\n-----END RSA PRIVATE KEY-----",
+		"nothing to see: the password field is required",
+	}, "\n")
+	out, n, err := m.Transform(context.Background(), wasm.TransformRequest{Op: "open", Path: "x", Output: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"AKIAIOSFODNN7EXAMPLE", "ghp_aaaa", "hunter22", "s3cr3t!", "MIIEpAIBAAKCAQEA"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("%q survived:\n%s", secret, out)
+		}
+	}
+	if !strings.Contains(out, "the password field is required") || !strings.Contains(out, "DB_PASSWORD=[REDACTED]") {
+		t.Errorf("too much or too little was masked:\n%s", out)
+	}
+	if n < 5 {
+		t.Errorf("%d changes, want at least 5", n)
+	}
+	clean, n, err := m.Transform(context.Background(), wasm.TransformRequest{Op: "open", Output: "package main\n"})
+	if err != nil || n != 0 || clean != "package main\n" {
+		t.Fatalf("clean input: %q %d %v", clean, n, err)
+	}
+	if m.HasPolicy() || !m.HasTransform() {
+		t.Fatalf("exports %v", m.Exports())
+	}
+}
+
+func TestASpinningGuestIsStoppedAndReplaced(t *testing.T) {
+	m := compile(t, "runtime/wasm/testdata/spin", wasm.Spec{Timeout: 50 * time.Millisecond})
+	start := time.Now()
+	_, err := m.Decide(context.Background(), wasm.Request{Op: "open", Path: "loop"})
+	if err == nil || !strings.Contains(err.Error(), "deadline") {
+		t.Fatalf("got %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the deadline did not hold: %s", took)
+	}
+	// A fresh instance answers the next call.
+	rep, err := m.Decide(context.Background(), wasm.Request{Op: "open", Path: "quick"})
+	if err != nil || rep.Decision != "allow" {
+		t.Fatalf("after the timeout: %+v %v", rep, err)
+	}
+}
+
+func TestAGuestOutOfMemoryFails(t *testing.T) {
+	m := compile(t, "runtime/wasm/testdata/oom", wasm.Spec{MemoryLimit: 64 << 20, Timeout: 5 * time.Second})
+	_, err := m.Decide(context.Background(), wasm.Request{Op: "open", Path: "hog"})
+	if err == nil {
+		t.Fatal("a guest out of memory answered")
+	}
+	t.Logf("out of memory: %v", err)
+	if rep, err := m.Decide(context.Background(), wasm.Request{Op: "open", Path: "quick"}); err != nil || rep.Decision != "allow" {
+		t.Fatalf("after the crash: %+v %v", rep, err)
+	}
+}
+
+func TestGarbageRepliesFail(t *testing.T) {
+	m := compile(t, "runtime/wasm/testdata/garbage", wasm.Spec{})
+	if _, err := m.Decide(context.Background(), wasm.Request{Op: "open", Path: "a"}); err == nil || !strings.Contains(err.Error(), "not JSON") {
+		t.Fatalf("policy: %v", err)
+	}
+	if _, _, err := m.Transform(context.Background(), wasm.TransformRequest{Op: "open", Output: "x"}); err == nil || !strings.Contains(err.Error(), "outside its memory") {
+		t.Fatalf("transform: %v", err)
+	}
+}
+
+func TestCompileRejectsWhatIsNotAGuest(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.wasm")
+	os.WriteFile(junk, []byte("not wasm"), 0o644)
+	if _, err := wasm.Compile(context.Background(), wasm.Spec{Path: junk}); err == nil {
+		t.Fatal("junk compiled")
+	}
+	if _, err := wasm.Compile(context.Background(), wasm.Spec{Path: filepath.Join(dir, "missing.wasm")}); err == nil {
+		t.Fatal("a missing file compiled")
+	}
+	// A valid module that exports nothing of the ABI: (module)
+	empty := filepath.Join(dir, "empty.wasm")
+	os.WriteFile(empty, []byte{0, 'a', 's', 'm', 1, 0, 0, 0}, 0o644)
+	if _, err := wasm.Compile(context.Background(), wasm.Spec{Path: empty}); err == nil || !strings.Contains(err.Error(), "does not export") {
+		t.Fatalf("an empty module: %v", err)
+	}
+}
+
+func TestChainFirstDenyWinsAndFailuresDeny(t *testing.T) {
+	ctx := context.Background()
+	ro := wasm.Spec{Path: wasmtest.Build(t, "guests/readonly")}
+	ps := wasm.Spec{Path: wasmtest.Build(t, "guests/protect-secrets")}
+	c := wasm.Start(ctx, []wasm.Spec{ps, ro}, nil)
+	defer c.Close()
+	if err := c.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if v := c.Decide(ctx, wasm.Request{Op: "write", Path: ".env"}); v.Allowed || v.Decider != "protect-secrets" {
+		t.Fatalf("write .env: %+v", v)
+	}
+	if v := c.Decide(ctx, wasm.Request{Op: "write", Path: "a.txt"}); v.Allowed || v.Decider != "readonly" {
+		t.Fatalf("write a.txt: %+v", v)
+	}
+	if v := c.Decide(ctx, wasm.Request{Op: "open", Path: "a.txt"}); !v.Allowed || v.Argument != "a.txt" {
+		t.Fatalf("open a.txt: %+v", v)
+	}
+	spin := wasm.Start(ctx, []wasm.Spec{{Path: wasmtest.Build(t, "runtime/wasm/testdata/spin"), Timeout: 20 * time.Millisecond}}, nil)
+	defer spin.Close()
+	if v := spin.Decide(ctx, wasm.Request{Op: "open", Path: "x"}); v.Allowed || !v.Failed || v.Decider != "spin" {
+		t.Fatalf("a failing guest must deny: %+v", v)
+	}
+	if wasm.Start(ctx, nil, nil) != nil {
+		t.Fatal("no guests, yet a chain (and a wazero runtime)")
+	}
+	bad := wasm.Start(ctx, []wasm.Spec{{Path: wasmtest.Build(t, "guests/redact")}}, nil)
+	defer bad.Close()
+	if err := bad.Wait(); err == nil || !strings.Contains(err.Error(), "configured as a policy") {
+		t.Fatalf("a transform configured as a policy: %v", err)
+	}
+}
+
+// BenchmarkPolicyDecision is the per-operation overhead of one policy.
+// Target: p50 <= 50 µs.
+func BenchmarkPolicyDecision(b *testing.B) {
+	m := compile(b, "guests/protect-secrets", wasm.Spec{})
+	ctx := context.Background()
+	req := wasm.Request{Op: "open", Path: "src/main.go", Session: "bench"}
+	m.Decide(ctx, req)
+	for b.Loop() {
+		if _, err := m.Decide(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
