@@ -27,8 +27,8 @@ check:
 ## guests: the example WebAssembly guests, guests/NAME/NAME.wasm
 guests:
 	@for g in $(GUESTS); do \
-		echo "GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o guests/$$g/$$g.wasm ./guests/$$g"; \
-		GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o guests/$$g/$$g.wasm ./guests/$$g || exit 1; \
+		echo "GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -ldflags=-s -o guests/$$g/$$g.wasm ./guests/$$g"; \
+		GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -ldflags=-s -o guests/$$g/$$g.wasm ./guests/$$g || exit 1; \
 	done
 
 ## fuzz: a longer fuzz run (FUZZTIME=10m make fuzz)

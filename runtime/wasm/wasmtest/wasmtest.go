@@ -51,7 +51,7 @@ func Build(t testing.TB, dir string) string {
 	}
 	os.MkdirAll(filepath.Dir(out), 0o755)
 	tmp := out + ".tmp"
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", tmp, "./"+dir)
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-ldflags=-s", "-o", tmp, "./"+dir)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
