@@ -105,6 +105,16 @@ func (f auditFilter) filter(now time.Time) (audit.Filter, error) {
 	return out, nil
 }
 
+// open reads the filter flags and opens the store.
+func (f auditFilter) open(c *cli, e env) (audit.Filter, *audit.Reader, error) {
+	flt, err := f.filter(time.Now())
+	if err != nil {
+		return flt, nil, err
+	}
+	r, err := openReader(c, e)
+	return flt, r, err
+}
+
 // parseWhen reads "90m" (ago) or an RFC 3339 time; "" is no bound.
 func parseWhen(s string, now time.Time) (time.Time, error) {
 	if s == "" {
@@ -150,11 +160,7 @@ type auditListCmd struct {
 }
 
 func (l auditListCmd) Run(e env, c *cli) error {
-	f, err := l.filter(time.Now())
-	if err != nil {
-		return err
-	}
-	r, err := openReader(c, e)
+	f, r, err := l.open(c, e)
 	if err != nil {
 		return err
 	}
@@ -179,11 +185,7 @@ type auditExportCmd struct {
 }
 
 func (x auditExportCmd) Run(e env, c *cli) error {
-	f, err := x.filter(time.Now())
-	if err != nil {
-		return err
-	}
-	r, err := openReader(c, e)
+	f, r, err := x.open(c, e)
 	if err != nil {
 		return err
 	}
@@ -203,11 +205,7 @@ type auditStatsCmd struct {
 }
 
 func (s auditStatsCmd) Run(e env, c *cli) error {
-	f, err := s.filter(time.Now())
-	if err != nil {
-		return err
-	}
-	r, err := openReader(c, e)
+	f, r, err := s.open(c, e)
 	if err != nil {
 		return err
 	}

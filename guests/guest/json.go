@@ -3,6 +3,7 @@
 package guest
 
 import (
+	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -229,63 +230,35 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-func decodeRequest(b []byte) (Request, error) {
-	var r Request
-	err := fields(b, func(k string, raw []byte) error {
-		var dst *string
-		switch k {
-		case "op":
-			dst = &r.Op
-		case "path":
-			dst = &r.Path
-		case "command":
-			dst = &r.Command
-		case "query":
-			dst = &r.Query
-		case "content":
-			dst = &r.Content
-		case "session":
-			dst = &r.Session
-		case "config":
-			r.Config = append([]byte(nil), raw...)
+// decode sets the string fields named in dst, and config, from an object;
+// other fields are ignored.
+func decode(b []byte, dst map[string]*string, config *json.RawMessage) error {
+	return fields(b, func(k string, raw []byte) error {
+		if k == "config" {
+			*config = append([]byte(nil), raw...)
 			return nil
-		default:
+		}
+		p, ok := dst[k]
+		if !ok {
 			return nil
 		}
 		s, err := unquote(raw)
-		*dst = s
+		*p = s
 		return err
 	})
+}
+
+func decodeRequest(b []byte) (Request, error) {
+	var r Request
+	err := decode(b, map[string]*string{"op": &r.Op, "path": &r.Path, "command": &r.Command, "query": &r.Query,
+		"content": &r.Content, "session": &r.Session}, &r.Config)
 	return r, err
 }
 
 func decodeTransformRequest(b []byte) (TransformRequest, error) {
 	var r TransformRequest
-	err := fields(b, func(k string, raw []byte) error {
-		var dst *string
-		switch k {
-		case "op":
-			dst = &r.Op
-		case "path":
-			dst = &r.Path
-		case "command":
-			dst = &r.Command
-		case "query":
-			dst = &r.Query
-		case "output":
-			dst = &r.Output
-		case "session":
-			dst = &r.Session
-		case "config":
-			r.Config = append([]byte(nil), raw...)
-			return nil
-		default:
-			return nil
-		}
-		s, err := unquote(raw)
-		*dst = s
-		return err
-	})
+	err := decode(b, map[string]*string{"op": &r.Op, "path": &r.Path, "command": &r.Command, "query": &r.Query,
+		"output": &r.Output, "session": &r.Session}, &r.Config)
 	return r, err
 }
 

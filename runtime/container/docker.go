@@ -490,38 +490,29 @@ func (d *Docker) Ours(ctx context.Context, key, value string) ([]container.Summa
 // Sweep force-removes our containers whose owner process on this host is
 // gone, and returns how many it removed.
 func (d *Docker) Sweep(ctx context.Context) (int, error) {
-	items, err := d.Ours(ctx, "", "")
-	if err != nil {
-		return 0, err
-	}
-	host, _ := os.Hostname()
-	n := 0
-	for _, it := range items {
-		if it.Labels[LabelHost] != host {
-			continue
-		}
-		pid, err := strconv.Atoi(it.Labels[LabelOwnerPID])
-		if err != nil || pid <= 0 || alive(pid) {
-			continue
-		}
-		if _, err := d.cli.ContainerRemove(ctx, it.ID, client.ContainerRemoveOptions{Force: true}); err == nil || cerrdefs.IsNotFound(err) {
-			n++
-		}
-	}
-	return n, nil
+	return d.removeWhere(ctx, "", "", func(labels map[string]string) bool {
+		pid, err := strconv.Atoi(labels[LabelOwnerPID])
+		return err == nil && pid > 0 && !alive(pid)
+	})
 }
 
 // RemoveOwned force-removes every container of ours that process pid on
 // this host started, and returns how many it removed.
 func (d *Docker) RemoveOwned(ctx context.Context, pid int) (int, error) {
-	items, err := d.Ours(ctx, LabelOwnerPID, strconv.Itoa(pid))
+	return d.removeWhere(ctx, LabelOwnerPID, strconv.Itoa(pid), func(map[string]string) bool { return true })
+}
+
+// removeWhere force-removes our containers on this host, with the label
+// key=value if key is set, for which remove says yes.
+func (d *Docker) removeWhere(ctx context.Context, key, value string, remove func(labels map[string]string) bool) (int, error) {
+	items, err := d.Ours(ctx, key, value)
 	if err != nil {
 		return 0, err
 	}
 	host, _ := os.Hostname()
 	n := 0
 	for _, it := range items {
-		if it.Labels[LabelHost] != host {
+		if it.Labels[LabelHost] != host || !remove(it.Labels) {
 			continue
 		}
 		if _, err := d.cli.ContainerRemove(ctx, it.ID, client.ContainerRemoveOptions{Force: true}); err == nil || cerrdefs.IsNotFound(err) {
