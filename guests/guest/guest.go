@@ -7,10 +7,7 @@
 // guests/README.md.
 package guest
 
-import (
-	"encoding/json"
-	"unsafe"
-)
+import "unsafe"
 
 // ABIVersion is the version of the ABI this package implements.
 const ABIVersion = 1
@@ -23,7 +20,7 @@ type Request struct {
 	Query   string          `json:"query,omitempty"`   // search
 	Content string          `json:"content,omitempty"` // write
 	Session string          `json:"session,omitempty"`
-	Config  json.RawMessage `json:"config,omitempty"` // the module's configuration
+	Config  []byte `json:"config,omitempty"` // the module's configuration
 }
 
 // Decision is a policy's answer.
@@ -52,7 +49,7 @@ type TransformRequest struct {
 	Query   string          `json:"query,omitempty"`
 	Output  string          `json:"output"` // the text the model would see
 	Session string          `json:"session,omitempty"`
-	Config  json.RawMessage `json:"config,omitempty"`
+	Config  []byte `json:"config,omitempty"`
 }
 
 // TransformResult is a transform's answer.

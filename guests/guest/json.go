@@ -3,7 +3,6 @@
 package guest
 
 import (
-	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -232,7 +231,7 @@ func appendString(b []byte, s string) []byte {
 
 // decode sets the string fields named in dst, and config, from an object;
 // other fields are ignored.
-func decode(b []byte, dst map[string]*string, config *json.RawMessage) error {
+func decode(b []byte, dst map[string]*string, config *[]byte) error {
 	return fields(b, func(k string, raw []byte) error {
 		if k == "config" {
 			*config = append([]byte(nil), raw...)
@@ -282,4 +281,46 @@ func (t TransformResult) appendJSON(b []byte) []byte {
 	b = append(b, `,"changes":`...)
 	b = strconv.AppendInt(b, int64(t.Changes), 10)
 	return append(b, '}')
+}
+
+// StringList returns the list of strings under key in a JSON object, such
+// as a module's configuration: found is false when the key is absent.
+func StringList(raw []byte, key string) (list []string, found bool, err error) {
+	if len(raw) == 0 {
+		return nil, false, nil
+	}
+	err = fields(raw, func(k string, v []byte) error {
+		if k != key {
+			return nil
+		}
+		found = true
+		list = []string{}
+		r := &reader{b: v}
+		if err := r.expect('['); err != nil {
+			return errors.New(key + " must be a list of strings")
+		}
+		r.space()
+		if r.i < len(r.b) && r.b[r.i] == ']' {
+			return nil
+		}
+		for {
+			r.space()
+			start := r.i
+			if err := r.skip(); err != nil {
+				return err
+			}
+			s, err := unquote(r.b[start:r.i])
+			if err != nil {
+				return errors.New(key + " must be a list of strings")
+			}
+			list = append(list, s)
+			r.space()
+			if r.i < len(r.b) && r.b[r.i] == ',' {
+				r.i++
+				continue
+			}
+			return r.expect(']')
+		}
+	})
+	return list, found, err
 }

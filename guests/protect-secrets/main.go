@@ -12,7 +12,6 @@
 package main
 
 import (
-	"encoding/json"
 	"path"
 	"strings"
 
@@ -23,8 +22,8 @@ import (
 func main() {}
 
 type config struct {
-	Paths    []string `json:"paths"`
-	Commands []string `json:"commands"`
+	Paths    []string
+	Commands []string
 }
 
 var (
@@ -51,17 +50,15 @@ func load(raw []byte) *rules {
 	}
 	cfg := config{Paths: defaultPaths, Commands: defaultCommands}
 	r := &rules{key: string(raw), commands: map[string]bool{}}
-	if len(raw) > 0 {
-		var c config
-		if err := json.Unmarshal(raw, &c); err != nil {
-			r.err = err
-		}
-		if c.Paths != nil {
-			cfg.Paths = c.Paths
-		}
-		if c.Commands != nil {
-			cfg.Commands = c.Commands
-		}
+	if paths, ok, err := guest.StringList(raw, "paths"); err != nil {
+		r.err = err
+	} else if ok {
+		cfg.Paths = paths
+	}
+	if cmds, ok, err := guest.StringList(raw, "commands"); err != nil {
+		r.err = err
+	} else if ok {
+		cfg.Commands = cmds
 	}
 	for _, p := range cfg.Paths {
 		r.paths = append(r.paths, compileGlob(strings.ToLower(p)))
