@@ -62,7 +62,8 @@ func openSandbox(e env, cfg *config.Config, root, file string, verbose bool) (sa
 	if n, err := d.Sweep(e.ctx); err == nil && n > 0 {
 		logf("Removed %d orphaned container(s) of llm-runtime processes that are gone", n)
 	}
-	if err := startReaper(bin); err != nil {
+	reaper, err := startReaper(bin)
+	if err != nil {
 		logf("No reaper (containers being created at a kill -9 would wait for the next start's sweep): %v", err)
 	}
 	p := cfg.ContainerPool
@@ -117,7 +118,7 @@ func openSandbox(e env, cfg *config.Config, root, file string, verbose bool) (sa
 	} else {
 		logf("Sandbox: docker, unpooled (a container per operation)")
 	}
-	return closers{sb, d}, nil
+	return closers{sb, d, reaper}, nil
 }
 
 func dockerAndAgent(ctx context.Context) (*container.Docker, string, error) {
@@ -153,15 +154,20 @@ func logEvent(e env, ev pool.Event[*container.Container]) {
 	fmt.Fprintln(e.stderr, b.String())
 }
 
-// closers closes a sandbox, then the Docker connection under it.
+// closers closes a sandbox, then the Docker connection under it, then
+// dismisses the reaper: after a clean close there is nothing to reap.
 type closers struct {
 	sandbox.Sandbox
-	d *container.Docker
+	d      *container.Docker
+	reaper *os.Process
 }
 
 func (c closers) Close() error {
 	err := c.Sandbox.Close()
 	c.d.Close()
+	if c.reaper != nil {
+		c.reaper.Kill()
+	}
 	return err
 }
 
@@ -245,18 +251,19 @@ func shortID(id string) string {
 
 // startReaper starts "llm-runtime reaper", a small process that outlives
 // this one by an instant: the kernel signals it when we die (PDEATHSIG), and
-// it removes what we left. Closing the agents' input already takes care of
+// it removes what we left; after a clean close we kill it instead, as there
+// is nothing to remove. Closing the agents' input already takes care of
 // running containers when we are killed; the reaper covers the ones being
 // created at that moment, which have no agent yet. It shares none of our
 // standard streams, so a reader of our output sees its end when we exit.
-func startReaper(bin string) error {
+func startReaper(bin string) (*os.Process, error) {
 	cmd := exec.Command(bin, "reaper", "--owner", strconv.Itoa(os.Getpid()))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return err
+		return nil, err
 	}
 	go cmd.Wait()
-	return nil
+	return cmd.Process, nil
 }
 
 type reaperCmd struct {
