@@ -79,6 +79,7 @@ type cli struct {
 	Image   imageCmd   `cmd:"" help:"Build or inspect the sandbox image."`
 	Audit   auditCmd   `cmd:"" help:"Query the audit log: list, stats, verify, export."`
 	Policy  policyCmd  `cmd:"" help:"Try or check a WebAssembly policy or transform guest."`
+	Bench   benchCmd   `cmd:"" help:"Measure pooled against unpooled containers on this machine."`
 	Agent   agentCmd   `cmd:"" hidden:"" help:"Serve the sandbox protocol on stdin/stdout (run inside sandbox containers)."`
 	Reaper  reaperCmd  `cmd:"" hidden:"" help:"Remove the containers of a process once it is gone (started by the Docker sandbox)."`
 }
