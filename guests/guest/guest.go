@@ -14,12 +14,12 @@ const ABIVersion = 1
 
 // Request is what a policy sees of an operation.
 type Request struct {
-	Op      string          `json:"op"`                // open, write, search or exec
-	Path    string          `json:"path,omitempty"`    // open and write: relative to the repository
-	Command string          `json:"command,omitempty"` // exec
-	Query   string          `json:"query,omitempty"`   // search
-	Content string          `json:"content,omitempty"` // write
-	Session string          `json:"session,omitempty"`
+	Op      string `json:"op"`                // open, write, search or exec
+	Path    string `json:"path,omitempty"`    // open and write: relative to the repository
+	Command string `json:"command,omitempty"` // exec
+	Query   string `json:"query,omitempty"`   // search
+	Content string `json:"content,omitempty"` // write
+	Session string `json:"session,omitempty"`
 	Config  []byte `json:"config,omitempty"` // the module's configuration
 }
 
@@ -43,12 +43,12 @@ func Rewrite(argument, reason string) Decision {
 
 // TransformRequest is what a transform sees of a result.
 type TransformRequest struct {
-	Op      string          `json:"op"`
-	Path    string          `json:"path,omitempty"`
-	Command string          `json:"command,omitempty"`
-	Query   string          `json:"query,omitempty"`
-	Output  string          `json:"output"` // the text the model would see
-	Session string          `json:"session,omitempty"`
+	Op      string `json:"op"`
+	Path    string `json:"path,omitempty"`
+	Command string `json:"command,omitempty"`
+	Query   string `json:"query,omitempty"`
+	Output  string `json:"output"` // the text the model would see
+	Session string `json:"session,omitempty"`
 	Config  []byte `json:"config,omitempty"`
 }
 
