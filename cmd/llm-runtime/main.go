@@ -390,6 +390,19 @@ func (cc *configCmd) Run(e env, c *cli) error {
 		line := fmt.Sprintf("%s: %s", s.Key, cfg.Value(s.Key))
 		fmt.Fprintf(e.stdout, "%-52s # %s\n", line, cfg.Origin(s.Key))
 	}
+	for _, list := range []struct {
+		name   string
+		guests []config.Guest
+	}{{"policies", cfg.Policies}, {"transforms", cfg.Transforms}} {
+		if len(list.guests) == 0 {
+			fmt.Fprintf(e.stdout, "%-52s # default\n", list.name+": []")
+			continue
+		}
+		fmt.Fprintf(e.stdout, "%s:\n", list.name)
+		for _, g := range list.guests {
+			fmt.Fprintf(e.stdout, "  %-50s # %s\n", "- module: "+g.Module, g.Source)
+		}
+	}
 	return nil
 }
 
