@@ -37,35 +37,19 @@ func (r *reader) expect(c byte) error {
 	return nil
 }
 
-// fields calls fn for each key of an object with its raw value.
-func fields(b []byte, fn func(key string, raw []byte) error) error {
+// elements calls fn for each raw value between open and close (an array's
+// elements, or an object's key-value pairs, whose ':' fn reads).
+func elements(b []byte, open, close byte, fn func(r *reader) error) error {
 	r := &reader{b: b}
-	if err := r.expect('{'); err != nil {
+	if err := r.expect(open); err != nil {
 		return err
 	}
 	r.space()
-	if r.i < len(r.b) && r.b[r.i] == '}' {
+	if r.i < len(r.b) && r.b[r.i] == close {
 		return nil
 	}
 	for {
-		r.space()
-		start := r.i
-		if err := r.skip(); err != nil {
-			return err
-		}
-		key, err := unquote(r.b[start:r.i])
-		if err != nil {
-			return err
-		}
-		if err := r.expect(':'); err != nil {
-			return err
-		}
-		r.space()
-		vstart := r.i
-		if err := r.skip(); err != nil {
-			return err
-		}
-		if err := fn(key, r.b[vstart:r.i]); err != nil {
+		if err := fn(r); err != nil {
 			return err
 		}
 		r.space()
@@ -73,8 +57,38 @@ func fields(b []byte, fn func(key string, raw []byte) error) error {
 			r.i++
 			continue
 		}
-		return r.expect('}')
+		return r.expect(close)
 	}
+}
+
+// value returns the next raw value.
+func (r *reader) value() ([]byte, error) {
+	r.space()
+	start := r.i
+	err := r.skip()
+	return r.b[start:r.i], err
+}
+
+// fields calls fn for each key of an object with its raw value.
+func fields(b []byte, fn func(key string, raw []byte) error) error {
+	return elements(b, '{', '}', func(r *reader) error {
+		k, err := r.value()
+		if err != nil {
+			return err
+		}
+		key, err := unquote(k)
+		if err != nil {
+			return err
+		}
+		if err := r.expect(':'); err != nil {
+			return err
+		}
+		v, err := r.value()
+		if err != nil {
+			return err
+		}
+		return fn(key, v)
+	})
 }
 
 // skip moves past one JSON value.
@@ -289,38 +303,25 @@ func StringList(raw []byte, key string) (list []string, found bool, err error) {
 	if len(raw) == 0 {
 		return nil, false, nil
 	}
+	bad := errors.New(key + " must be a list of strings")
 	err = fields(raw, func(k string, v []byte) error {
 		if k != key {
 			return nil
 		}
-		found = true
-		list = []string{}
-		r := &reader{b: v}
-		if err := r.expect('['); err != nil {
-			return errors.New(key + " must be a list of strings")
-		}
-		r.space()
-		if r.i < len(r.b) && r.b[r.i] == ']' {
-			return nil
-		}
-		for {
-			r.space()
-			start := r.i
-			if err := r.skip(); err != nil {
+		found, list = true, []string{}
+		err := elements(v, '[', ']', func(r *reader) error {
+			raw, err := r.value()
+			if err != nil {
 				return err
 			}
-			s, err := unquote(r.b[start:r.i])
-			if err != nil {
-				return errors.New(key + " must be a list of strings")
-			}
+			s, err := unquote(raw)
 			list = append(list, s)
-			r.space()
-			if r.i < len(r.b) && r.b[r.i] == ',' {
-				r.i++
-				continue
-			}
-			return r.expect(']')
+			return err
+		})
+		if err != nil {
+			return bad
 		}
+		return nil
 	})
 	return list, found, err
 }
