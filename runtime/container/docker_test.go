@@ -3,6 +3,7 @@ package container_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -133,24 +134,42 @@ func TestDockerDestroyRemovesTheContainer(t *testing.T) {
 
 func TestDockerSweepRemovesOrphans(t *testing.T) {
 	env := dockertest.Require(t)
-	labels := map[string]string{container.LabelOwnerPID: "999999999"} // no such process
+	// The owner is a real process, alive while the container starts (so
+	// no other llm-runtime's start-up sweep takes it), then killed.
+	owner := exec.Command("sleep", "60")
+	if err := owner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{container.LabelOwnerPID: strconv.Itoa(owner.Process.Pid)}
 	for k, v := range env.Labels {
 		labels[k] = v
 	}
 	c, err := env.Docker.Start(context.Background(), container.Spec{Image: env.Image, Workspace: t.TempDir(), Labels: labels})
 	if err != nil {
+		owner.Process.Kill()
 		t.Fatal(err)
 	}
 	defer c.Conn.Close()
+	if _, err := env.Docker.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Ping(context.Background()); err != nil {
+		t.Fatalf("the container of a live owner was swept: %v", err)
+	}
+	owner.Process.Kill()
+	owner.Wait()
+	// Another llm-runtime starting now (tests run in parallel) may sweep it
+	// first; either way it must go.
 	n, err := env.Docker.Sweep(context.Background())
-	if err != nil || n < 1 {
-		t.Fatalf("swept %d, %v", n, err)
+	if err != nil {
+		t.Fatal(err)
 	}
 	select {
 	case <-c.Exited():
 	case <-time.After(10 * time.Second):
 		t.Fatal("the orphan is still there")
 	}
+	t.Logf("swept %d", n)
 }
 
 func TestDockerImageIsTaggedByContent(t *testing.T) {
