@@ -103,7 +103,8 @@ type Pool struct {
 	MaxUsesPerContainer int           // recycle a container after this many operations
 	IdleTimeout         time.Duration // remove containers idle this long; 0 never
 	HealthCheckInterval time.Duration // ping idle containers this often; 0 never
-	StartupContainers   int           // created at start, in parallel
+	StartupContainers   int           // kept ready: one at start, the rest after SpareDelay
+	SpareDelay          time.Duration // the first must be ready this long before the rest are created
 	AcquireTimeout      time.Duration // wait for a busy pool this long
 }
 

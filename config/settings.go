@@ -120,9 +120,15 @@ var settings = []Setting{
 	},
 	{
 		Key: "container_pool.startup_containers", Default: "2",
-		Doc: "containers created at start, in parallel; at most container_pool.size",
+		Doc: "containers kept ready: one created at start, the rest (spares) in parallel once it has been ready for container_pool.spare_delay; at most container_pool.size",
 		set: func(c *Config, v string) error { return intIn(&c.ContainerPool.StartupContainers, v, 0, 64) },
 		get: func(c *Config) string { return strconv.Itoa(c.ContainerPool.StartupContainers) },
+	},
+	{
+		Key: "container_pool.spare_delay", Default: "1s",
+		Doc: "how long the first container must have been ready before the rest of container_pool.startup_containers are created: a run that ends sooner never starts, nor waits to remove, containers it does not use; 0 creates them as soon as the first is ready",
+		set: func(c *Config, v string) error { return duration(&c.ContainerPool.SpareDelay, v) },
+		get: func(c *Config) string { return formatDuration(c.ContainerPool.SpareDelay) },
 	},
 	{
 		Key: "container_pool.acquire_timeout", Default: "30s",

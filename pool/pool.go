@@ -7,11 +7,13 @@
 // Config.Create, throws them away with Config.Destroy and checks idle ones
 // with Config.Check, and it:
 //
-//   - starts one resource at once and, as soon as it is ready, the rest of
-//     Config.MinSize in parallel: the first Acquire gets the first resource
-//     without waiting on the others, which on a small machine would slow
-//     it down (two container starts at once on two cores take ~390 ms
-//     each, one alone ~230 ms);
+//   - starts one resource at once and the rest of Config.MinSize (the
+//     spares) in parallel once it has been ready for Config.SpareDelay:
+//     the first Acquire gets the first resource without waiting on the
+//     others, which on a small machine would slow it down (two container
+//     starts at once on two cores take ~390 ms each, one alone ~230 ms),
+//     and a short-lived pool never creates, nor waits at Close for,
+//     spares it would not have used;
 //   - never holds more than Config.MaxSize resources (idle, in use, being
 //     created and being destroyed together);
 //   - recycles a resource after Config.MaxUses uses;
@@ -59,6 +61,11 @@ type Config[T any] struct {
 	// MinSize is how many resources are created at start and kept through
 	// reaping and recycling. Default 0; at most MaxSize.
 	MinSize int
+	// SpareDelay is how long the first resource must have been ready
+	// before the rest of MinSize is created; 0 means as soon as it is
+	// ready. Until then the pool keeps one resource, and creates more
+	// only for waiting Acquire calls.
+	SpareDelay time.Duration
 	// MaxUses recycles a resource after this many Release calls; 0 means
 	// never.
 	MaxUses int
@@ -154,6 +161,8 @@ type Pool[T any] struct {
 	waiters    []chan result[T]
 	nextID     uint64
 	stat       Stat
+	spares     bool        // the rest of MinSize may be created
+	spareTimer *time.Timer // set when the first resource is ready
 }
 
 // New validates cfg, starts creating the MinSize resources in the
@@ -168,8 +177,8 @@ func New[T any](cfg Config[T]) (*Pool[T], error) {
 	if cfg.MaxSize < 1 || cfg.MinSize < 0 || cfg.MinSize > cfg.MaxSize {
 		return nil, fmt.Errorf("pool: want 0 <= MinSize (%d) <= MaxSize (%d), MaxSize >= 1", cfg.MinSize, cfg.MaxSize)
 	}
-	if cfg.MaxUses < 0 || cfg.IdleTimeout < 0 || cfg.HealthCheckInterval < 0 || cfg.AcquireTimeout < 0 {
-		return nil, errors.New("pool: negative MaxUses, IdleTimeout, HealthCheckInterval or AcquireTimeout")
+	if cfg.MaxUses < 0 || cfg.IdleTimeout < 0 || cfg.HealthCheckInterval < 0 || cfg.AcquireTimeout < 0 || cfg.SpareDelay < 0 {
+		return nil, errors.New("pool: negative MaxUses, IdleTimeout, HealthCheckInterval, AcquireTimeout or SpareDelay")
 	}
 	if cfg.CheckTimeout <= 0 {
 		cfg.CheckTimeout = 5 * time.Second
@@ -177,7 +186,7 @@ func New[T any](cfg Config[T]) (*Pool[T], error) {
 	p := &Pool[T]{cfg: cfg}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.mu.Lock()
-	p.startLocked(min(1, cfg.MinSize)) // the rest once this one is ready
+	p.growLocked() // one; the spares once it has been ready for SpareDelay
 	p.mu.Unlock()
 	if cfg.IdleTimeout > 0 || cfg.HealthCheckInterval > 0 {
 		p.bg.Add(1)
@@ -308,6 +317,9 @@ func (p *Pool[T]) Close() {
 		return
 	}
 	p.closed = true
+	if p.spareTimer != nil {
+		p.spareTimer.Stop()
+	}
 	for _, w := range p.waiters {
 		w <- result[T]{err: ErrClosed}
 	}
@@ -323,8 +335,32 @@ func (p *Pool[T]) Close() {
 }
 
 // growLocked starts creations so that every waiter has a resource coming
-// and the pool holds at least MinSize, within MaxSize.
-func (p *Pool[T]) growLocked() { p.startLocked(p.cfg.MinSize) }
+// and the pool holds at least MinSize (one, until spares are allowed),
+// within MaxSize.
+func (p *Pool[T]) growLocked() {
+	if p.spares {
+		p.startLocked(p.cfg.MinSize)
+	} else {
+		p.startLocked(min(1, p.cfg.MinSize))
+	}
+}
+
+// allowSparesLocked lets growLocked create the rest of MinSize, at once
+// or after SpareDelay; it is called when a resource is ready.
+func (p *Pool[T]) allowSparesLocked() {
+	switch {
+	case p.spares || p.spareTimer != nil:
+	case p.cfg.SpareDelay == 0:
+		p.spares = true
+	default:
+		p.spareTimer = time.AfterFunc(p.cfg.SpareDelay, func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			p.spares = true
+			p.growLocked()
+		})
+	}
+}
 
 // startLocked starts creations so that every waiter has a resource coming
 // and the pool holds at least min, within MaxSize.
@@ -378,6 +414,7 @@ func (p *Pool[T]) create(id uint64) {
 	}
 	p.emitLocked(EventCreated, it, nil, took)
 	p.putLocked(it)
+	p.allowSparesLocked()
 	p.growLocked()
 }
 

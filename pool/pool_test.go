@@ -47,6 +47,7 @@ func TestPoolNewRejectsBadConfig(t *testing.T) {
 		{Create: f.Create, Destroy: f.Destroy, MaxSize: 2, MinSize: 3},
 		{Create: f.Create, Destroy: f.Destroy, MaxSize: -1},
 		{Create: f.Create, Destroy: f.Destroy, MaxUses: -1},
+		{Create: f.Create, Destroy: f.Destroy, SpareDelay: -time.Second},
 	} {
 		if _, err := pool.New(cfg); err == nil {
 			t.Errorf("accepted %+v", cfg)
@@ -70,6 +71,48 @@ func TestPoolStartsOneThenTheRestOfMinSizeInParallel(t *testing.T) {
 	eventually(t, "4 idle", func() bool { return p.Stat().Idle == 4 })
 	if f.Created() != 4 {
 		t.Fatalf("created %d, want 4: the first Acquire must not start another", f.Created())
+	}
+}
+
+func TestPoolCreatesSparesOnlyAfterSpareDelay(t *testing.T) {
+	f := pooltest.NewFake()
+	p := newPool(t, f, pool.Config[int]{MaxSize: 5, MinSize: 3, SpareDelay: time.Hour})
+	for range 20 {
+		r, err := p.Acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Release()
+	}
+	if s := p.Stat(); f.Created() != 1 || s.Total != 1 {
+		t.Fatalf("created %d, %d in the pool before SpareDelay passed; want 1 and 1", f.Created(), s.Total)
+	}
+	// Concurrent demand still gets resources at once.
+	r1, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1.Release()
+	r2.Release()
+	if f.Created() != 2 {
+		t.Fatalf("created %d, want 2", f.Created())
+	}
+
+	f2 := pooltest.NewFake()
+	f2.Delay = 20 * time.Millisecond
+	p2 := newPool(t, f2, pool.Config[int]{MaxSize: 5, MinSize: 3, SpareDelay: 20 * time.Millisecond})
+	r, err := p2.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Release()
+	eventually(t, "3 idle once SpareDelay passed", func() bool { return p2.Stat().Idle == 3 })
+	if n := f2.MaxConcurrentCreates(); n != 2 {
+		t.Fatalf("at most %d creations at once, want the 2 spares together", n)
 	}
 }
 
