@@ -103,7 +103,11 @@ func (b *benchCmd) Run(e env, c *cli) error {
 		if img.Created && terminal {
 			fmt.Fprintf(e.stderr, "built %s in %.1fs (before any timing)\n", img.Ref, time.Since(start).Seconds())
 		}
-		cfg.Machine.Docker, cfg.Machine.Image, cfg.Machine.ImageID = d.ServerVersion(), img.Ref, img.ID
+		server, err := d.ServerVersion(e.ctx)
+		if err != nil {
+			return fail(exitSandbox, "%v", err)
+		}
+		cfg.Machine.Docker, cfg.Machine.Image, cfg.Machine.ImageID = server, img.Ref, img.ID
 		cfg.AfterRun = func(ctx context.Context, pid int) error { return containersGone(ctx, d, pid) }
 	}
 	rep, err := bench.Run(e.ctx, cfg)

@@ -59,9 +59,6 @@ func openSandbox(e env, cfg *config.Config, root, file string, verbose bool) (sa
 	} else {
 		logf("Image: %s", img.Ref)
 	}
-	if n, err := d.Sweep(e.ctx); err == nil && n > 0 {
-		logf("Removed %d orphaned container(s) of llm-runtime processes that are gone", n)
-	}
 	reaper, err := startReaper(bin)
 	if err != nil {
 		logf("No reaper (containers being created at a kill -9 would wait for the next start's sweep): %v", err)
@@ -78,6 +75,7 @@ func openSandbox(e env, cfg *config.Config, root, file string, verbose bool) (sa
 			IdleTimeout:         p.IdleTimeout,
 			HealthCheckInterval: p.HealthCheckInterval,
 			StartupContainers:   p.StartupContainers,
+			SpareDelay:          p.SpareDelay,
 			AcquireTimeout:      p.AcquireTimeout,
 		},
 	}
@@ -109,16 +107,27 @@ func openSandbox(e env, cfg *config.Config, root, file string, verbose bool) (sa
 		logf("Exec: enabled in %s (shell %v, repository %s, timeout %s)", x.Image, x.Shell, mode, x.Timeout)
 	}
 	sb, err := container.NewSandbox(d, opts)
+	// The sweep runs beside the pool's start: listing containers can wait
+	// on one Docker is still removing (a previous run's) for ~10-20 ms.
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+		defer cancel()
+		if n, err := d.Sweep(ctx); err == nil && n > 0 {
+			logf("Removed %d orphaned container(s) of llm-runtime processes that are gone", n)
+		}
+	}()
 	if err != nil {
 		d.Close()
 		return nil, fail(exitSandbox, "sandbox docker: %v", err)
 	}
 	if p.Enabled {
-		logf("Sandbox: docker, pooled (size %d, %d at start-up, recycled after %d uses)", p.Size, p.StartupContainers, p.MaxUsesPerContainer)
+		logf("Sandbox: docker, pooled (size %d, %d kept ready, spares after %s; recycled after %d uses)", p.Size, p.StartupContainers, p.SpareDelay, p.MaxUsesPerContainer)
 	} else {
 		logf("Sandbox: docker, unpooled (a container per operation)")
 	}
-	return closers{sb, d, reaper}, nil
+	return closers{sb, d, reaper, swept}, nil
 }
 
 func dockerAndAgent(ctx context.Context) (*container.Docker, string, error) {
@@ -154,16 +163,19 @@ func logEvent(e env, ev pool.Event[*container.Container]) {
 	fmt.Fprintln(e.stderr, b.String())
 }
 
-// closers closes a sandbox, then the Docker connection under it, then
-// dismisses the reaper: after a clean close there is nothing to reap.
+// closers closes a sandbox, waits for the start-up sweep, closes the Docker
+// connection under them, then dismisses the reaper: after a clean close
+// there is nothing to reap.
 type closers struct {
 	sandbox.Sandbox
 	d      *container.Docker
 	reaper *os.Process
+	swept  <-chan struct{}
 }
 
 func (c closers) Close() error {
 	err := c.Sandbox.Close()
+	<-c.swept
 	c.d.Close()
 	if c.reaper != nil {
 		c.reaper.Kill()
@@ -225,7 +237,11 @@ func (imageStatusCmd) Run(e env) error {
 	if err != nil {
 		return fail(exitSandbox, "%v", err)
 	}
-	fmt.Fprintf(e.stdout, "Docker:     %s\n", d.ServerVersion())
+	server, err := d.ServerVersion(e.ctx)
+	if err != nil {
+		return fail(exitSandbox, "%v", err)
+	}
+	fmt.Fprintf(e.stdout, "Docker:     %s\n", server)
 	fmt.Fprintf(e.stdout, "Agent:      %s\n", filepath.Clean(bin))
 	if ok {
 		fmt.Fprintf(e.stdout, "Image:      %s (%s), built\n", img.Ref, shortID(img.ID))

@@ -32,8 +32,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -78,7 +80,6 @@ var ErrUnavailable = errors.New("docker unavailable")
 type Docker struct {
 	cli     *client.Client
 	version string // llm-runtime's, for labels
-	server  string // the daemon's version
 }
 
 // Connect connects to the daemon named by the environment and checks that
@@ -94,16 +95,18 @@ func Connect(ctx context.Context, version string) (*Docker, error) {
 		cli.Close()
 		return nil, fmt.Errorf("%w: %v\nStart Docker (and check DOCKER_HOST), or run with --sandbox local, which has no container boundary", ErrUnavailable, err)
 	}
-	sv, err := cli.ServerVersion(pctx, client.ServerVersionOptions{})
-	if err != nil {
-		cli.Close()
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	return &Docker{cli: cli, version: version, server: sv.Version}, nil
+	return &Docker{cli: cli, version: version}, nil
 }
 
-// ServerVersion returns the daemon's version.
-func (d *Docker) ServerVersion() string { return d.server }
+// ServerVersion returns the daemon's version. It costs a round trip, which
+// Connect leaves to the few commands that show it.
+func (d *Docker) ServerVersion(ctx context.Context) (string, error) {
+	sv, err := d.cli.ServerVersion(ctx, client.ServerVersionOptions{})
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return sv.Version, nil
+}
 
 // Close closes the connection.
 func (d *Docker) Close() error { return d.cli.Close() }
@@ -155,19 +158,72 @@ func CheckStatic(path string) error {
 }
 
 // ImageRef returns the content-addressed reference of the image built from
-// the agent binary at path. The binary is hashed as a stream, not read into
-// memory.
+// the agent binary at path: its tag is the start of the binary's SHA-256.
 func ImageRef(path string) (string, error) {
+	sum, err := fileSum(path)
+	if err != nil {
+		return "", err
+	}
+	return ImageName + ":" + sum[:16], nil
+}
+
+// fileSum returns the hex SHA-256 of the file at path. Hashing a 20 MB
+// binary takes ~20 ms, on the path of every run, so the last sum is kept
+// in the user's cache directory with the file's identity (device, inode,
+// size, modification and change times: what git's index trusts; a change
+// time cannot be set back). A missing or unwritable cache only costs the
+// hash.
+func fileSum(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	key := ""
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		key = fmt.Sprintf("%d %d %d %d.%09d %d.%09d", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+	}
+	cache := ""
+	if dir, err := os.UserCacheDir(); err == nil && key != "" {
+		cache = filepath.Join(dir, "llm-runtime", "agent-sum")
+		if b, err := os.ReadFile(cache); err == nil {
+			if k, sum, ok := strings.Cut(strings.TrimSpace(string(b)), " = "); ok && k == key && len(sum) == 64 {
+				return sum, nil
+			}
+		}
+	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return "", err
 	}
-	return ImageName + ":" + hex.EncodeToString(h.Sum(nil)[:8]), nil
+	sum := hex.EncodeToString(h.Sum(nil))
+	if cache != "" {
+		writeCache(cache, key+" = "+sum+"\n")
+	}
+	return sum, nil
+}
+
+// writeCache replaces the file at path with content, atomically, or does
+// nothing.
+func writeCache(path, content string) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".agent-sum-*")
+	if err != nil {
+		return
+	}
+	_, err = tmp.WriteString(content)
+	if cerr := tmp.Close(); err == nil && cerr == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
 }
 
 // InspectImage returns the image for the agent binary at path, if it was
@@ -324,7 +380,8 @@ type Container struct {
 	d         *Docker
 	hijack    client.HijackedResponse
 	exited    chan struct{} // closed when the container is gone
-	agentDone chan struct{} // closed when the agent's output ends: it exited
+	agentDone chan struct{} // closed when the agent's output ends: it exited, or we hung up
+	hungUp    atomic.Bool   // we closed the stream (a cancelled call, or Close)
 }
 
 // Start creates, attaches to and starts a hardened container running the
@@ -425,7 +482,7 @@ func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
 		pw.CloseWithError(err)
 		close(c.agentDone)
 	}()
-	c.Conn = agent.NewConn(ar.Conn, pr, closerFunc(func() error { ar.Close(); return pr.Close() }))
+	c.Conn = agent.NewConn(ar.Conn, pr, closerFunc(func() error { c.hungUp.Store(true); ar.Close(); return pr.Close() }))
 	if _, err := d.cli.ContainerStart(ctx, cr.ID, client.ContainerStartOptions{}); err != nil {
 		ar.Close()
 		return fail(fmt.Errorf("%w: starting %s: %v", ErrUnavailable, name, err))
@@ -440,18 +497,29 @@ func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
 // Destroy stops the container for good: it closes the agent's input, so
 // the agent exits and Docker removes the container (AutoRemove; that takes
 // Docker ~100 ms more, which Destroy does not wait for). If the agent has
-// not exited within a second (stuck in a long operation), Destroy forces
-// the removal and waits for it.
+// not exited within a second (stuck in a long operation, or frozen), or we
+// cannot tell because we hung up on it first (a cancelled call) and Docker
+// has not removed it within that second, Destroy forces the removal and
+// waits for it.
 func (c *Container) Destroy() {
 	c.hijack.CloseWrite()
-	select {
-	case <-c.agentDone:
-		c.Conn.Close()
-		return
-	case <-c.exited:
-		c.Conn.Close()
-		return
-	case <-time.After(time.Second):
+	timeout := time.After(time.Second)
+	agentDone := c.agentDone
+wait:
+	for {
+		select {
+		case <-agentDone:
+			if !c.hungUp.Load() {
+				c.Conn.Close()
+				return
+			}
+			agentDone = nil // the stream ended because we hung up: that proves nothing
+		case <-c.exited:
+			c.Conn.Close()
+			return
+		case <-timeout:
+			break wait
+		}
 	}
 	c.Conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -461,6 +529,36 @@ func (c *Container) Destroy() {
 	case <-c.exited:
 	case <-ctx.Done():
 	}
+}
+
+// retire ends an idle container without waiting for it to go: once its
+// agent has answered a ping, it is blocked reading its input, so closing
+// that input ends it and Docker removes the container (AutoRemove), even
+// if this process exits first. Waiting for that, as Destroy does, would
+// add ~70 ms to the end of every run. If the agent does not answer,
+// retire falls back to Destroy.
+func (c *Container) retire() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	_, err := c.Ping(ctx)
+	cancel()
+	if err != nil {
+		c.Destroy()
+		return
+	}
+	c.hijack.CloseWrite()
+	c.Conn.Close()
+}
+
+// destroyer destroys a pool's containers: fully while the pool is in use,
+// and by retire once it closes, when every container left is idle.
+type destroyer struct{ closing atomic.Bool }
+
+func (d *destroyer) destroy(c *Container) {
+	if d.closing.Load() {
+		c.retire()
+		return
+	}
+	c.Destroy()
 }
 
 // Exited is closed once the container is gone.

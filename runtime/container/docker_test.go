@@ -192,3 +192,56 @@ func TestDockerImageIsTaggedByContent(t *testing.T) {
 		t.Fatal("/bin/sh passed for static")
 	}
 }
+
+// Close does not wait for healthy idle containers to go (closing their
+// agent's input ends them), but it must not leave a stuck one behind:
+// a container whose agent cannot answer (paused here) is removed by force.
+func TestDockerSandboxCloseEndsEveryContainer(t *testing.T) {
+	env := dockertest.Require(t)
+	fx := sandboxtest.NewFixture(t)
+	sb, err := container.NewSandbox(env.Docker, container.Options{
+		Root: fx.Dir, Limits: sandboxtest.Limits, Image: env.Image, Labels: env.Labels,
+		Pool: container.PoolOptions{Enabled: true, Size: 2, StartupContainers: 2, MaxUsesPerContainer: 50, AcquireTimeout: 30 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sandboxtest.Do(t, sb, fx, sandboxtest.Op{Name: "write", Kind: "write", Arg: "c.txt", Content: "close", Want: "close"})
+	ctx := context.Background()
+	var items []string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if s := sb.Stat(); s.Idle == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the spare never became idle: %+v", sb.Stat())
+		}
+	}
+	ours, err := env.Docker.Ours(ctx, dockertest.LabelTest, env.Labels[dockertest.LabelTest])
+	if err != nil || len(ours) != 2 {
+		t.Fatalf("%d containers, %v; want 2", len(ours), err)
+	}
+	for _, it := range ours {
+		items = append(items, it.ID)
+	}
+	if out, err := exec.Command("docker", "pause", items[0]).CombinedOutput(); err != nil {
+		t.Fatalf("docker pause: %v: %s", err, out)
+	}
+	sb.Close()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ours, err := env.Docker.Ours(ctx, dockertest.LabelTest, env.Labels[dockertest.LabelTest])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ours) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, it := range ours {
+				t.Logf("left: %s %s %s", it.ID[:12], it.State, it.Status)
+				dockertest.ForceRemove(it.ID)
+			}
+			t.Fatalf("%d container(s) left after Close", len(ours))
+		}
+	}
+}

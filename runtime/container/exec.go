@@ -38,6 +38,7 @@ type execRunner struct {
 	opts  ExecOptions
 	white whitelist
 	pool  *pool.Pool[*Container]
+	destroyer
 }
 
 func newExecRunner(d *Docker, root string, labels map[string]string, o ExecOptions) (*execRunner, error) {
@@ -60,9 +61,10 @@ func newExecRunner(d *Docker, root string, labels map[string]string, o ExecOptio
 			spec.Mounts = append(spec.Mounts, mount.Mount{Type: mount.TypeBind, Source: filepath.Join(root, ".git"), Target: "/workspace/.git", ReadOnly: true})
 		}
 	}
+	x := &execRunner{opts: o, white: newWhitelist(o.Whitelist)}
 	p, err := pool.New(pool.Config[*Container]{
 		Create:  func(ctx context.Context) (*Container, error) { return d.Start(ctx, spec) },
-		Destroy: (*Container).Destroy,
+		Destroy: x.destroyer.destroy,
 		MaxSize: 2,
 		MinSize: 1, // one container always ready
 		MaxUses: 1,
@@ -70,10 +72,14 @@ func newExecRunner(d *Docker, root string, labels map[string]string, o ExecOptio
 	if err != nil {
 		return nil, err
 	}
-	return &execRunner{opts: o, white: newWhitelist(o.Whitelist), pool: p}, nil
+	x.pool = p
+	return x, nil
 }
 
-func (x *execRunner) close() { x.pool.Close() }
+func (x *execRunner) close() {
+	x.destroyer.closing.Store(true)
+	x.pool.Close()
+}
 
 // run validates and runs one command line.
 func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult, error) {

@@ -10,7 +10,8 @@ import (
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
-// PoolOptions are the pooling guide's settings, plus the acquire timeout.
+// PoolOptions are the pooling guide's settings, plus the spare delay and
+// the acquire timeout.
 type PoolOptions struct {
 	Enabled             bool
 	Size                int
@@ -18,6 +19,7 @@ type PoolOptions struct {
 	IdleTimeout         time.Duration
 	HealthCheckInterval time.Duration
 	StartupContainers   int
+	SpareDelay          time.Duration
 	AcquireTimeout      time.Duration
 }
 
@@ -40,7 +42,8 @@ type Sandbox struct {
 	opts Options
 	spec Spec
 	pool *pool.Pool[*Container] // nil when unpooled
-	exec *execRunner            // nil when exec is disabled
+	destroyer
+	exec *execRunner // nil when exec is disabled
 }
 
 // NewSandbox starts the sandbox. With pooling on, it returns at once while
@@ -57,10 +60,11 @@ func NewSandbox(d *Docker, opts Options) (*Sandbox, error) {
 	if opts.Pool.Enabled {
 		p, err := pool.New(pool.Config[*Container]{
 			Create:              func(ctx context.Context) (*Container, error) { return d.Start(ctx, s.spec) },
-			Destroy:             (*Container).Destroy,
+			Destroy:             s.destroyer.destroy,
 			Check:               func(ctx context.Context, c *Container) error { _, err := c.Ping(ctx); return err },
 			MaxSize:             opts.Pool.Size,
 			MinSize:             opts.Pool.StartupContainers,
+			SpareDelay:          opts.Pool.SpareDelay,
 			MaxUses:             opts.Pool.MaxUsesPerContainer,
 			IdleTimeout:         opts.Pool.IdleTimeout,
 			HealthCheckInterval: opts.Pool.HealthCheckInterval,
@@ -94,6 +98,7 @@ func (s *Sandbox) Stat() pool.Stat {
 // Close destroys every container and waits until they are gone.
 func (s *Sandbox) Close() error {
 	if s.pool != nil {
+		s.destroyer.closing.Store(true)
 		s.pool.Close()
 	}
 	if s.exec != nil {
