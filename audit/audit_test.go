@@ -105,9 +105,29 @@ func TestAppendAndReadBackEveryField(t *testing.T) {
 			t.Fatalf("record %d: %+v", i, r)
 		}
 	}
-	// The segment was merged into main when its writer closed.
+	// The reader merged the closed segment into main.
 	if segs, _ := os.ReadDir(segmentsDir(dir)); len(segs) != 0 {
 		t.Fatalf("%d segments left", len(segs))
+	}
+}
+
+// A writer leaves its segment at Close (merging it would delay the end of
+// every run); the next writer merges it in the background.
+func TestTheNextWriterMergesClosedSegments(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "s1", sample(0), sample(1))
+	segs, _ := os.ReadDir(segmentsDir(dir))
+	if len(segs) != 1 {
+		t.Fatalf("%d segments after the first writer, want its own", len(segs))
+	}
+	first := segs[0].Name()
+	write(t, dir, "s2", sample(2))
+	segs, _ = os.ReadDir(segmentsDir(dir))
+	if len(segs) != 1 || segs[0].Name() == first {
+		t.Fatalf("segments %v: the second writer did not merge the first's", segs)
+	}
+	if got := read(t, dir, Filter{}); len(got) != 3 {
+		t.Fatalf("%d records, want 3", len(got))
 	}
 }
 
@@ -344,7 +364,7 @@ func TestConcurrentWritersAndAReaderDuringTheWrites(t *testing.T) {
 func TestLeftoverSegmentsAreMergedByTheNextReader(t *testing.T) {
 	dir := t.TempDir()
 	// A writer whose process died: its segment was never merged.
-	seg := filepath.Join(segmentsDir(dir), "1-1-dead")
+	seg := filepath.Join(segmentsDir(dir), "1-2147483647-dead")
 	db, err := pebble.Open(seg, &pebble.Options{Logger: quiet{}})
 	if err != nil {
 		t.Fatal(err)
@@ -355,7 +375,7 @@ func TestLeftoverSegmentsAreMergedByTheNextReader(t *testing.T) {
 	v, _ := r.MarshalBinary()
 	db.Set(r.Key(), v, pebble.Sync)
 	db.Close()
-	os.MkdirAll(filepath.Join(segmentsDir(dir), "2-2-empty"), 0o700)
+	os.MkdirAll(filepath.Join(segmentsDir(dir), "2-2147483647-empty"), 0o700)
 	if got := read(t, dir, Filter{}); len(got) != 1 || got[0].Session != "dead" {
 		t.Fatalf("got %d records", len(got))
 	}

@@ -11,7 +11,10 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -68,6 +71,8 @@ type Writer struct {
 	seq     uint64
 	prev    [32]byte
 	closed  bool
+
+	merged chan struct{} // closed when the merge of earlier segments ended
 }
 
 // NewSession returns a new session id: the start time and a random suffix.
@@ -77,17 +82,39 @@ func NewSession() string {
 	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
 }
 
-// OpenWriter opens a new segment in the store at dir for session.
+// OpenWriter opens a new segment in the store at dir for session, and
+// merges the closed segments of earlier writers into the shared database
+// in the background (Close waits for that): a run merges its predecessors'
+// records while its sandbox starts, instead of its own at its exit, which
+// would cost ~10 ms of every run.
 func OpenWriter(dir, session string, opts Options) (*Writer, error) {
 	seg := filepath.Join(segmentsDir(dir), fmt.Sprintf("%d-%d-%s", time.Now().UnixNano(), os.Getpid(), session))
+	ownSegments.set(seg, true)
 	if err := os.MkdirAll(seg, 0o700); err != nil {
+		ownSegments.set(seg, false)
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	db, err := pebble.Open(seg, opts.pebble(false))
 	if err != nil {
+		ownSegments.set(seg, false)
 		return nil, fmt.Errorf("audit: opening %s: %w", seg, err)
 	}
-	return &Writer{dir: dir, seg: seg, db: db, opts: opts, session: session, pid: uint32(os.Getpid()), prev: genesis(session)}, nil
+	w := &Writer{dir: dir, seg: seg, db: db, opts: opts, session: session, pid: uint32(os.Getpid()), prev: genesis(session), merged: make(chan struct{})}
+	go w.mergeEarlier()
+	return w, nil
+}
+
+// mergeEarlier merges every closed segment into the shared database,
+// unless another process holds it: then a later writer or reader will.
+func (w *Writer) mergeEarlier() {
+	defer close(w.merged)
+	os.MkdirAll(mainDir(w.dir), 0o700)
+	if lock, err := pebble.LockDirectory(mainDir(w.dir), vfs.Default); err == nil {
+		if db, err := openMain(w.dir, lock, w.opts); err == nil {
+			mergeSegments(db, w.dir, w.opts, w.seg)
+			db.Close()
+		}
+	}
 }
 
 // Session returns the writer's session id.
@@ -122,9 +149,9 @@ func (w *Writer) Append(r *Record) error {
 	return nil
 }
 
-// Close closes the segment and tries to merge it into the shared database
-// at once; if another process holds that, the segment stays for the next
-// reader or writer to merge.
+// Close closes the segment, which the next writer or reader merges into
+// the shared database; readers see it meanwhile. It waits for the merge
+// OpenWriter started.
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	if w.closed {
@@ -133,15 +160,11 @@ func (w *Writer) Close() error {
 	}
 	w.closed = true
 	w.mu.Unlock()
-	if err := w.db.Close(); err != nil {
+	err := w.db.Close()
+	ownSegments.set(w.seg, false)
+	<-w.merged
+	if err != nil {
 		return fmt.Errorf("audit: %w", err)
-	}
-	os.MkdirAll(mainDir(w.dir), 0o700)
-	if lock, err := pebble.LockDirectory(mainDir(w.dir), vfs.Default); err == nil {
-		if db, err := openMain(w.dir, lock, w.opts); err == nil {
-			mergeSegments(db, w.dir, w.opts)
-			db.Close()
-		}
 	}
 	return nil
 }
@@ -183,13 +206,66 @@ func lockMain(dir string, opts Options) (*pebble.Lock, error) {
 	}
 }
 
-// mergeSegments moves every closed segment into main. A segment is deleted
+// ownSegments are the segments this process's writers have open, or are
+// opening.
+var ownSegments = segmentSet{m: map[string]bool{}}
+
+type segmentSet struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+func (s *segmentSet) set(path string, open bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if open {
+		s.m[path] = true
+	} else {
+		delete(s.m, path)
+	}
+}
+
+func (s *segmentSet) has(path string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[path]
+}
+
+// inUse tells whether a segment may still be written: this process has it
+// open, or its writer's process (named in the segment's name,
+// TIME-PID-SESSION) is alive. Such a segment may be one being created,
+// not yet a database and not yet locked, so its lock alone cannot say.
+// A closed segment of a live process waits for that process's exit; a
+// reader sees it meanwhile.
+func inUse(path string) bool {
+	if ownSegments.has(path) {
+		return true
+	}
+	parts := strings.SplitN(filepath.Base(path), "-", 3)
+	if len(parts) != 3 {
+		return false
+	}
+	pid, err := strconv.Atoi(parts[1])
+	if err != nil || pid <= 0 {
+		return false
+	}
+	if pid == os.Getpid() {
+		return false // ours, and closed
+	}
+	err = syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// mergeSegments moves every closed segment but skip into main. A segment is deleted
 // only after its records are synced into main, so a crash midway merges it
 // again, and merging is idempotent: keys are unique.
-func mergeSegments(db *pebble.DB, dir string, opts Options) error {
+func mergeSegments(db *pebble.DB, dir string, opts Options, skip string) error {
 	segs, _ := os.ReadDir(segmentsDir(dir))
 	for _, s := range segs {
 		path := filepath.Join(segmentsDir(dir), s.Name())
+		if path == skip || inUse(path) {
+			continue
+		}
 		lock, err := pebble.LockDirectory(path, vfs.Default)
 		if err != nil {
 			continue // live: its writer holds it
@@ -263,7 +339,7 @@ func OpenReader(dir string, opts Options) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := mergeSegments(db, dir, opts); err != nil {
+	if err := mergeSegments(db, dir, opts, ""); err != nil {
 		db.Close()
 		return nil, err
 	}
