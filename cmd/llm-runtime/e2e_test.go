@@ -6,7 +6,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -75,22 +74,12 @@ func runBinary(t *testing.T, dir, stdin string, env []string, args ...string) re
 // gone within wait.
 func noContainersOf(t *testing.T, env dockertest.Env, pid int, wait time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		items, err := env.Docker.Ours(context.Background(), container.LabelOwnerPID, strconv.Itoa(pid))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(items) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			for _, it := range items {
-				dockertest.ForceRemove(it.ID)
-			}
-			t.Fatalf("%d container(s) of process %d still exist", len(items), pid)
-		}
-		time.Sleep(50 * time.Millisecond)
+	left, err := dockertest.Gone(env.Docker, container.LabelOwnerPID, strconv.Itoa(pid), wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left > 0 {
+		t.Fatalf("%d container(s) of process %d still existed, now removed", left, pid)
 	}
 }
 

@@ -228,20 +228,8 @@ func TestDockerSandboxCloseEndsEveryContainer(t *testing.T) {
 		t.Fatalf("docker pause: %v: %s", err, out)
 	}
 	sb.Close()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		ours, err := env.Docker.Ours(ctx, dockertest.LabelTest, env.Labels[dockertest.LabelTest])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ours) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			for _, it := range ours {
-				t.Logf("left: %s %s %s", it.ID[:12], it.State, it.Status)
-				dockertest.ForceRemove(it.ID)
-			}
-			t.Fatalf("%d container(s) left after Close", len(ours))
-		}
+	left, err := dockertest.Gone(env.Docker, dockertest.LabelTest, env.Labels[dockertest.LabelTest], 20*time.Second)
+	if err != nil || left > 0 {
+		t.Fatalf("%d container(s) left after Close, now removed (%v)", left, err)
 	}
 }

@@ -57,28 +57,37 @@ func Require(t testing.TB) Env {
 	}
 	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
 		// Give AutoRemove a moment before calling anything a leak.
-		var left int
-		for range 100 {
-			items, err := docker.Ours(ctx, LabelTest, name)
-			if err != nil {
-				t.Errorf("listing containers: %v", err)
-				return
-			}
-			if left = len(items); left == 0 {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
+		left, err := Gone(docker, LabelTest, name, 10*time.Second)
+		if err != nil {
+			t.Errorf("listing containers: %v", err)
+		} else if left > 0 {
+			t.Errorf("%d container(s) of %s were left behind, now removed", left, name)
 		}
-		items, _ := docker.Ours(ctx, LabelTest, name)
-		for _, it := range items {
-			ForceRemove(it.ID)
-		}
-		t.Errorf("%d container(s) of %s were left behind, now removed", left, name)
 	})
 	return Env{Docker: docker, Binary: binary, Image: image.Ref, Labels: map[string]string{LabelTest: name}}
+}
+
+// Gone waits up to wait for every container of ours labelled key=value to
+// be gone (AutoRemove finishes after its owner let go), then removes any
+// left and returns how many there were.
+func Gone(d *container.Docker, key, value string, wait time.Duration) (left int, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), wait+20*time.Second)
+	defer cancel()
+	deadline := time.Now().Add(wait)
+	for {
+		items, err := d.Ours(ctx, key, value)
+		if err != nil || len(items) == 0 {
+			return 0, err
+		}
+		if time.Now().After(deadline) {
+			for _, it := range items {
+				ForceRemove(it.ID)
+			}
+			return len(items), nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // ForceRemove removes a container with the docker CLI, for cleanups.
