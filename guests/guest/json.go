@@ -69,14 +69,25 @@ func (r *reader) value() ([]byte, error) {
 	return r.b[start:r.i], err
 }
 
-// fields calls fn for each key of an object with its raw value.
-func fields(b []byte, fn func(key string, raw []byte) error) error {
-	return elements(b, '{', '}', func(r *reader) error {
+// fields calls fn for each key of an object (its text between the quotes,
+// decoded only when it holds an escape) with its raw value. Allocations
+// cost ~1.6 µs each in a guest, so neither the reader nor a plain key is
+// allocated.
+func fields(b []byte, fn func(key, raw []byte) error) error {
+	r := reader{b: b}
+	if err := r.expect('{'); err != nil {
+		return err
+	}
+	r.space()
+	if r.i < len(r.b) && r.b[r.i] == '}' {
+		return nil
+	}
+	for {
 		k, err := r.value()
 		if err != nil {
 			return err
 		}
-		key, err := unquote(k)
+		key, err := rawKey(k)
 		if err != nil {
 			return err
 		}
@@ -87,8 +98,30 @@ func fields(b []byte, fn func(key string, raw []byte) error) error {
 		if err != nil {
 			return err
 		}
-		return fn(key, v)
-	})
+		if err := fn(key, v); err != nil {
+			return err
+		}
+		r.space()
+		if r.i < len(r.b) && r.b[r.i] == ',' {
+			r.i++
+			continue
+		}
+		return r.expect('}')
+	}
+}
+
+// rawKey returns a key literal's text: a slice of b when it has no escape.
+func rawKey(b []byte) ([]byte, error) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return nil, errSyntax
+	}
+	for _, c := range b[1 : len(b)-1] {
+		if c == '\\' {
+			s, err := unquote(b)
+			return []byte(s), err
+		}
+	}
+	return b[1 : len(b)-1], nil
 }
 
 // skip moves past one JSON value.
@@ -243,35 +276,64 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// decode sets the string fields named in dst, and config, from an object;
-// other fields are ignored.
-func decode(b []byte, dst map[string]*string, config *[]byte) error {
-	return fields(b, func(k string, raw []byte) error {
-		if k == "config" {
-			*config = append([]byte(nil), raw...)
+// decodeRequest decodes a policy request; unknown keys are ignored.
+func decodeRequest(b []byte) (r Request, err error) {
+	err = fields(b, func(k, raw []byte) error {
+		var p *string
+		switch string(k) {
+		case "op":
+			p = &r.Op
+		case "path":
+			p = &r.Path
+		case "command":
+			p = &r.Command
+		case "query":
+			p = &r.Query
+		case "content":
+			p = &r.Content
+		case "session":
+			p = &r.Session
+		case "config":
+			r.Config = append([]byte(nil), raw...)
 			return nil
-		}
-		p, ok := dst[k]
-		if !ok {
+		default:
 			return nil
 		}
 		s, err := unquote(raw)
 		*p = s
 		return err
 	})
-}
-
-func decodeRequest(b []byte) (Request, error) {
-	var r Request
-	err := decode(b, map[string]*string{"op": &r.Op, "path": &r.Path, "command": &r.Command, "query": &r.Query,
-		"content": &r.Content, "session": &r.Session}, &r.Config)
 	return r, err
 }
 
-func decodeTransformRequest(b []byte) (TransformRequest, error) {
-	var r TransformRequest
-	err := decode(b, map[string]*string{"op": &r.Op, "path": &r.Path, "command": &r.Command, "query": &r.Query,
-		"output": &r.Output, "session": &r.Session}, &r.Config)
+// decodeTransformRequest decodes a transform request; unknown keys are
+// ignored.
+func decodeTransformRequest(b []byte) (r TransformRequest, err error) {
+	err = fields(b, func(k, raw []byte) error {
+		var p *string
+		switch string(k) {
+		case "op":
+			p = &r.Op
+		case "path":
+			p = &r.Path
+		case "command":
+			p = &r.Command
+		case "query":
+			p = &r.Query
+		case "output":
+			p = &r.Output
+		case "session":
+			p = &r.Session
+		case "config":
+			r.Config = append([]byte(nil), raw...)
+			return nil
+		default:
+			return nil
+		}
+		s, err := unquote(raw)
+		*p = s
+		return err
+	})
 	return r, err
 }
 
@@ -304,8 +366,8 @@ func StringList(raw []byte, key string) (list []string, found bool, err error) {
 		return nil, false, nil
 	}
 	bad := errors.New(key + " must be a list of strings")
-	err = fields(raw, func(k string, v []byte) error {
-		if k != key {
+	err = fields(raw, func(k, v []byte) error {
+		if string(k) != key {
 			return nil
 		}
 		found, list = true, []string{}

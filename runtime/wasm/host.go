@@ -142,6 +142,7 @@ type Module struct {
 
 	mu   sync.Mutex
 	inst api.Module
+	fns  map[string]api.Function // the instance's exports, looked up once: each lookup builds a call engine
 }
 
 // CacheDir is where compiled guests are cached: the user's cache
@@ -278,6 +279,12 @@ func (m *Module) instantiateLocked(ctx context.Context) error {
 		return fmt.Errorf("guest %s: ABI version %d; this llm-runtime speaks %d", m.Name(), v, ABIVersion)
 	}
 	m.inst = inst
+	m.fns = map[string]api.Function{}
+	for _, name := range []string{ExportAlloc, ExportPolicy, ExportTransform} {
+		if f := inst.ExportedFunction(name); f != nil {
+			m.fns[name] = f
+		}
+	}
 	return nil
 }
 
@@ -297,7 +304,7 @@ func (m *Module) call(ctx context.Context, fn string, req []byte) (reply []byte,
 	}
 	cctx, cancel := context.WithTimeout(ctx, m.spec.Timeout)
 	defer cancel()
-	res, err := m.inst.ExportedFunction(ExportAlloc).Call(cctx, uint64(len(req)))
+	res, err := m.fns[ExportAlloc].Call(cctx, uint64(len(req)))
 	if err != nil {
 		return nil, m.explain(err)
 	}
@@ -306,7 +313,7 @@ func (m *Module) call(ctx context.Context, fn string, req []byte) (reply []byte,
 	if mem == nil || !mem.Write(ptr, req) {
 		return nil, fmt.Errorf("guest %s: %s returned a buffer outside its memory", m.Name(), ExportAlloc)
 	}
-	res, err = m.inst.ExportedFunction(fn).Call(cctx, uint64(ptr), uint64(len(req)))
+	res, err = m.fns[fn].Call(cctx, uint64(ptr), uint64(len(req)))
 	if err != nil {
 		return nil, m.explain(err)
 	}

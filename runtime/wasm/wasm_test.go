@@ -45,6 +45,28 @@ func checkDecisions(t *testing.T, m *wasm.Module, cases []decisionCase) {
 	}
 }
 
+// The guest SDK's own JSON codec must carry any path through unchanged:
+// quotes, backslashes, control characters, non-ASCII (sent as UTF-8), and
+// <, > and & (which encoding/json escapes as \u003c...).
+func TestGuestSDKCarriesEscapedStringsUnchanged(t *testing.T) {
+	m := compile(t, "guests/protect-secrets", wasm.Spec{})
+	for _, p := range []string{
+		`dir "quoted"/.env`,
+		`back\slash\\/.env`,
+		"tab\there\nnew line/\x01/.env",
+		"caf\u00e9 <b>&amp;</b>/\U0001F600/.env",
+		"UPPER/Secrets/.ENV",
+	} {
+		rep, err := m.Decide(context.Background(), wasm.Request{Op: "open", Path: p})
+		if err != nil {
+			t.Fatalf("%q: %v", p, err)
+		}
+		if want := p + " looks like a credential file"; rep.Decision != "deny" || !strings.HasPrefix(rep.Reason, want) {
+			t.Errorf("%q: %s %q, want deny %q...", p, rep.Decision, rep.Reason, want)
+		}
+	}
+}
+
 func TestProtectSecretsDecisions(t *testing.T) {
 	m := compile(t, "guests/protect-secrets", wasm.Spec{})
 	checkDecisions(t, m, []decisionCase{
