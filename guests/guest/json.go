@@ -276,64 +276,44 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// decodeRequest decodes a policy request; unknown keys are ignored.
-func decodeRequest(b []byte) (r Request, err error) {
-	err = fields(b, func(k, raw []byte) error {
-		var p *string
-		switch string(k) {
-		case "op":
-			p = &r.Op
-		case "path":
-			p = &r.Path
-		case "command":
-			p = &r.Command
-		case "query":
-			p = &r.Query
-		case "content":
-			p = &r.Content
-		case "session":
-			p = &r.Session
-		case "config":
-			r.Config = append([]byte(nil), raw...)
-			return nil
-		default:
+// decode sets vals[i] to the string under keys[i], and config to the raw
+// value under "config", from an object; other keys are ignored. Nothing
+// here makes the caller's values escape to the heap.
+func decode(b []byte, keys, vals []string, config *[]byte) error {
+	return fields(b, func(k, raw []byte) error {
+		if string(k) == "config" {
+			*config = append([]byte(nil), raw...)
 			return nil
 		}
-		s, err := unquote(raw)
-		*p = s
-		return err
+		for i, key := range keys {
+			if string(k) == key {
+				s, err := unquote(raw)
+				vals[i] = s
+				return err
+			}
+		}
+		return nil
 	})
+}
+
+var (
+	requestKeys   = []string{"op", "path", "command", "query", "content", "session"}
+	transformKeys = []string{"op", "path", "command", "query", "output", "session"}
+)
+
+// decodeRequest decodes a policy request.
+func decodeRequest(b []byte) (r Request, err error) {
+	var v [6]string
+	err = decode(b, requestKeys, v[:], &r.Config)
+	r.Op, r.Path, r.Command, r.Query, r.Content, r.Session = v[0], v[1], v[2], v[3], v[4], v[5]
 	return r, err
 }
 
-// decodeTransformRequest decodes a transform request; unknown keys are
-// ignored.
+// decodeTransformRequest decodes a transform request.
 func decodeTransformRequest(b []byte) (r TransformRequest, err error) {
-	err = fields(b, func(k, raw []byte) error {
-		var p *string
-		switch string(k) {
-		case "op":
-			p = &r.Op
-		case "path":
-			p = &r.Path
-		case "command":
-			p = &r.Command
-		case "query":
-			p = &r.Query
-		case "output":
-			p = &r.Output
-		case "session":
-			p = &r.Session
-		case "config":
-			r.Config = append([]byte(nil), raw...)
-			return nil
-		default:
-			return nil
-		}
-		s, err := unquote(raw)
-		*p = s
-		return err
-	})
+	var v [6]string
+	err = decode(b, transformKeys, v[:], &r.Config)
+	r.Op, r.Path, r.Command, r.Query, r.Output, r.Session = v[0], v[1], v[2], v[3], v[4], v[5]
 	return r, err
 }
 
