@@ -14,11 +14,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/llm-runtime/llm-runtime/internal/proc"
 )
 
 // ErrBusy is returned when the shared database stayed locked by other
@@ -111,7 +112,7 @@ func (w *Writer) mergeEarlier() {
 	os.MkdirAll(mainDir(w.dir), 0o700)
 	if lock, err := pebble.LockDirectory(mainDir(w.dir), vfs.Default); err == nil {
 		if db, err := openMain(w.dir, lock, w.opts); err == nil {
-			mergeSegments(db, w.dir, w.opts, w.seg)
+			mergeSegments(db, w.dir, w.opts)
 			db.Close()
 		}
 	}
@@ -161,8 +162,8 @@ func (w *Writer) Close() error {
 	w.closed = true
 	w.mu.Unlock()
 	err := w.db.Close()
+	<-w.merged // it must not take our segment, which it would see closed
 	ownSegments.set(w.seg, false)
-	<-w.merged
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
@@ -252,18 +253,17 @@ func inUse(path string) bool {
 	if pid == os.Getpid() {
 		return false // ours, and closed
 	}
-	err = syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	return proc.Alive(pid)
 }
 
-// mergeSegments moves every closed segment but skip into main. A segment is deleted
+// mergeSegments moves every closed segment into main. A segment is deleted
 // only after its records are synced into main, so a crash midway merges it
 // again, and merging is idempotent: keys are unique.
-func mergeSegments(db *pebble.DB, dir string, opts Options, skip string) error {
+func mergeSegments(db *pebble.DB, dir string, opts Options) error {
 	segs, _ := os.ReadDir(segmentsDir(dir))
 	for _, s := range segs {
 		path := filepath.Join(segmentsDir(dir), s.Name())
-		if path == skip || inUse(path) {
+		if inUse(path) {
 			continue
 		}
 		lock, err := pebble.LockDirectory(path, vfs.Default)
@@ -339,7 +339,7 @@ func OpenReader(dir string, opts Options) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := mergeSegments(db, dir, opts, ""); err != nil {
+	if err := mergeSegments(db, dir, opts); err != nil {
 		db.Close()
 		return nil, err
 	}

@@ -47,6 +47,7 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
+	"github.com/llm-runtime/llm-runtime/internal/proc"
 	"github.com/llm-runtime/llm-runtime/runtime/container/agent"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
@@ -590,7 +591,7 @@ func (d *Docker) Ours(ctx context.Context, key, value string) ([]container.Summa
 func (d *Docker) Sweep(ctx context.Context) (int, error) {
 	return d.removeWhere(ctx, "", "", func(labels map[string]string) bool {
 		pid, err := strconv.Atoi(labels[LabelOwnerPID])
-		return err == nil && pid > 0 && !alive(pid)
+		return err == nil && pid > 0 && !proc.Alive(pid)
 	})
 }
 
@@ -618,11 +619,6 @@ func (d *Docker) removeWhere(ctx context.Context, key, value string, remove func
 		}
 	}
 	return n, nil
-}
-
-func alive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 type closerFunc func() error
