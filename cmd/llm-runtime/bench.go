@@ -139,26 +139,10 @@ func (b *benchCmd) Run(e env, c *cli) error {
 // process pid started (AutoRemove finishes after the process exits), and
 // fails, removing them, if some are still there after 15 seconds.
 func containersGone(ctx context.Context, d *container.Docker, pid int) error {
-	host, _ := os.Hostname()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		items, err := d.Ours(ctx, container.LabelOwnerPID, strconv.Itoa(pid))
-		if err != nil {
-			return err
-		}
-		left := 0
-		for _, it := range items {
-			if it.Labels[container.LabelHost] == host {
-				left++
-			}
-		}
-		if left == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			d.RemoveOwned(ctx, pid)
-			return fmt.Errorf("%d container(s) of the invocation (pid %d) were still there 15 s after it exited; removed", left, pid)
-		}
-		time.Sleep(20 * time.Millisecond)
+	left, err := d.AwaitGone(ctx, container.LabelOwnerPID, strconv.Itoa(pid), 15*time.Second)
+	if err != nil || len(left) == 0 {
+		return err
 	}
+	d.RemoveOwned(ctx, pid)
+	return fmt.Errorf("%d container(s) of the invocation (pid %d) were still there 15 s after it exited; removed", len(left), pid)
 }

@@ -586,6 +586,30 @@ func (d *Docker) Ours(ctx context.Context, key, value string) ([]container.Summa
 	return l.Items, nil
 }
 
+// AwaitGone waits up to wait for Docker to remove every container of ours
+// on this host labelled key=value (AutoRemove finishes after its owner let
+// go of it), and returns those still there.
+func (d *Docker) AwaitGone(ctx context.Context, key, value string, wait time.Duration) ([]container.Summary, error) {
+	host, _ := os.Hostname()
+	deadline := time.Now().Add(wait)
+	for {
+		items, err := d.Ours(ctx, key, value)
+		if err != nil {
+			return nil, err
+		}
+		var left []container.Summary
+		for _, it := range items {
+			if it.Labels[LabelHost] == host {
+				left = append(left, it)
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Sweep force-removes our containers whose owner process on this host is
 // gone, and returns how many it removed.
 func (d *Docker) Sweep(ctx context.Context) (int, error) {

@@ -74,20 +74,11 @@ func Require(t testing.TB) Env {
 func Gone(d *container.Docker, key, value string, wait time.Duration) (left int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), wait+20*time.Second)
 	defer cancel()
-	deadline := time.Now().Add(wait)
-	for {
-		items, err := d.Ours(ctx, key, value)
-		if err != nil || len(items) == 0 {
-			return 0, err
-		}
-		if time.Now().After(deadline) {
-			for _, it := range items {
-				ForceRemove(it.ID)
-			}
-			return len(items), nil
-		}
-		time.Sleep(50 * time.Millisecond)
+	items, err := d.AwaitGone(ctx, key, value, wait)
+	for _, it := range items {
+		ForceRemove(it.ID)
 	}
+	return len(items), err
 }
 
 // ForceRemove removes a container with the docker CLI, for cleanups.
