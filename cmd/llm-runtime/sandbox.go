@@ -107,6 +107,10 @@ func openSandbox(e env, cfg *config.Config, root, file string, verbose bool) (sa
 		logf("Exec: enabled in %s (shell %v, repository %s, timeout %s)", x.Image, x.Shell, mode, x.Timeout)
 	}
 	sb, err := container.NewSandbox(d, opts)
+	if err != nil {
+		d.Close()
+		return nil, fail(exitSandbox, "sandbox docker: %v", err)
+	}
 	// The sweep runs beside the pool's start: listing containers can wait
 	// on one Docker is still removing (a previous run's) for ~10-20 ms.
 	swept := make(chan struct{})
@@ -118,10 +122,6 @@ func openSandbox(e env, cfg *config.Config, root, file string, verbose bool) (sa
 			logf("Removed %d orphaned container(s) of llm-runtime processes that are gone", n)
 		}
 	}()
-	if err != nil {
-		d.Close()
-		return nil, fail(exitSandbox, "sandbox docker: %v", err)
-	}
 	if p.Enabled {
 		logf("Sandbox: docker, pooled (size %d, %d kept ready, spares after %s; recycled after %d uses)", p.Size, p.StartupContainers, p.SpareDelay, p.MaxUsesPerContainer)
 	} else {
