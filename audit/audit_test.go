@@ -197,14 +197,14 @@ func TestStatsAgainstAHandComputedSet(t *testing.T) {
 	open := groups[0]
 	ms := time.Millisecond
 	// Nearest rank: p50 of 1..10 is the 5th value, p95 and p99 the 10th.
-	if open.Count != 10 || open.Errors != 2 || open.ErrorRate() != 0.2 ||
+	if open.Count != 10 || open.Errors != 2 || open.Denied != 0 || open.ErrorRate() != 0.2 ||
 		open.Latency != (Summary{Count: 10, P50: 5 * ms, P95: 10 * ms, P99: 10 * ms, Max: 10 * ms}) ||
 		open.Wait.P50 != 5*time.Microsecond {
 		t.Fatalf("open: %+v", open)
 	}
 	all := groups[2]
 	// 1..10 and 50: p50 is the 6th value, p95 and p99 the 11th.
-	if all.Count != 11 || all.Errors != 3 || all.Latency != (Summary{Count: 11, P50: 6 * ms, P95: 50 * ms, P99: 50 * ms, Max: 50 * ms}) {
+	if all.Count != 11 || all.Errors != 2 || all.Denied != 1 || all.Latency != (Summary{Count: 11, P50: 6 * ms, P95: 50 * ms, P99: 50 * ms, Max: 50 * ms}) {
 		t.Fatalf("all: %+v", all)
 	}
 	byOutcome, _ := rd.Stats(Filter{}, "outcome")

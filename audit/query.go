@@ -93,7 +93,8 @@ func summarize(d []time.Duration) Summary {
 type Group struct {
 	Key       string
 	Count     int
-	Errors    int // outcome error or denied
+	Denied    int // outcome denied: refused by a rule or a policy
+	Errors    int // outcome error
 	Latency   Summary
 	Wait      Summary
 	Policy    Summary
@@ -101,7 +102,7 @@ type Group struct {
 	Transform Summary
 }
 
-// ErrorRate is Errors / Count.
+// ErrorRate is Errors / Count: denials are not errors.
 func (g Group) ErrorRate() float64 {
 	if g.Count == 0 {
 		return 0
@@ -122,14 +123,17 @@ func (r *Reader) Stats(f Filter, by string) ([]Group, error) {
 		return nil, fmt.Errorf("audit: cannot group by %q; want op, outcome or session", by)
 	}
 	type acc struct {
-		count, errors                         int
+		count, denied, errors                 int
 		lat, wait, policy, sandbox, transform []time.Duration
 	}
 	groups := map[string]*acc{}
 	all := &acc{}
 	add := func(a *acc, rec *Record) {
 		a.count++
-		if rec.Outcome != OK {
+		switch rec.Outcome {
+		case Denied:
+			a.denied++
+		case Error:
 			a.errors++
 		}
 		a.lat = append(a.lat, rec.Latency)
@@ -166,7 +170,7 @@ func (r *Reader) Stats(f Filter, by string) ([]Group, error) {
 		if a == nil || a.count == 0 {
 			continue
 		}
-		out = append(out, Group{Key: name, Count: a.count, Errors: a.errors, Latency: summarize(a.lat),
+		out = append(out, Group{Key: name, Count: a.count, Denied: a.denied, Errors: a.errors, Latency: summarize(a.lat),
 			Wait: summarize(a.wait), Policy: summarize(a.policy), Sandbox: summarize(a.sandbox), Transform: summarize(a.transform)})
 	}
 	return out, nil

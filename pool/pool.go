@@ -93,7 +93,8 @@ type EventKind string
 const (
 	EventCreated      EventKind = "created"
 	EventCreateFailed EventKind = "create failed"
-	EventReused       EventKind = "reused"
+	EventFirstUse     EventKind = "first use" // handed out for the first time
+	EventReused       EventKind = "reused"    // handed out again
 	EventRecycled     EventKind = "recycled"  // destroyed after MaxUses
 	EventReaped       EventKind = "reaped"    // destroyed after IdleTimeout
 	EventUnhealthy    EventKind = "unhealthy" // failed a check; destroyed
@@ -102,11 +103,15 @@ const (
 )
 
 // Event is one event; Err is set for EventCreateFailed and EventUnhealthy.
+// Stats are the pool's as the event leaves it: after EventCreated the new
+// resource counts as idle (it is ready), after EventFirstUse and
+// EventReused as in use, and a destroyed one counts as being destroyed
+// until Destroy returns.
 type Event[T any] struct {
 	Kind  EventKind
 	Value T      // the resource (the zero value for EventCreateFailed)
 	ID    uint64 // the resource's serial number, from 1
-	Uses  int
+	Uses  int    // how many times it was released before
 	Err   error
 	Took  time.Duration // for EventCreated: how long Create took
 	Stats Stat
@@ -237,7 +242,7 @@ func (p *Pool[T]) Acquire(ctx context.Context) (*Resource[T], error) {
 		p.idle = p.idle[:n-1]
 		p.inUse++
 		p.stat.Reused++
-		p.emitLocked(EventReused, it, nil, 0)
+		p.emitLocked(useKind(it), it, nil, 0)
 		p.mu.Unlock()
 		return &Resource[T]{p: p, it: it}, nil
 	}
@@ -412,7 +417,10 @@ func (p *Pool[T]) create(id uint64) {
 		p.destroyLocked(it, EventClosed, nil)
 		return
 	}
+	// Ready: idle for the event, then handed to a waiter if one waits.
+	p.idle = append(p.idle, it)
 	p.emitLocked(EventCreated, it, nil, took)
+	p.idle = p.idle[:len(p.idle)-1]
 	p.putLocked(it)
 	p.allowSparesLocked()
 	p.growLocked()
@@ -429,6 +437,7 @@ func (p *Pool[T]) putLocked(it *item[T]) {
 		w := p.waiters[0]
 		p.waiters = p.waiters[1:]
 		p.inUse++
+		p.emitLocked(useKind(it), it, nil, 0)
 		w <- result[T]{it: it}
 		return
 	}
@@ -473,6 +482,14 @@ func (p *Pool[T]) destroyLocked(it *item[T], why EventKind, err error) {
 		p.growLocked() // room for a waiter or for MinSize
 		p.mu.Unlock()
 	}()
+}
+
+// useKind is the event of handing it out.
+func useKind[T any](it *item[T]) EventKind {
+	if it.uses == 0 {
+		return EventFirstUse
+	}
+	return EventReused
 }
 
 func (p *Pool[T]) emitLocked(kind EventKind, it *item[T], err error, took time.Duration) {

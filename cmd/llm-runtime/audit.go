@@ -217,17 +217,17 @@ func (s auditStatsCmd) Run(e env, c *cli) error {
 	if s.Format == "json" {
 		enc := json.NewEncoder(e.stdout)
 		for _, g := range groups {
-			enc.Encode(groupJSON{Group: g.Key, Count: g.Count, Errors: g.Errors, ErrorRate: g.ErrorRate(),
+			enc.Encode(groupJSON{Group: g.Key, Count: g.Count, Denied: g.Denied, Errors: g.Errors, ErrorRate: g.ErrorRate(),
 				Latency: jsonSummary(g.Latency), Wait: jsonSummary(g.Wait), Policy: jsonSummary(g.Policy),
 				Sandbox: jsonSummary(g.Sandbox), Transform: jsonSummary(g.Transform)})
 		}
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%s\tCOUNT\tERRORS\tERROR%%\tP50\tP95\tP99\tMAX\t\n", strings.ToUpper(s.By))
+	fmt.Fprintf(tw, "%s\tCOUNT\tDENIED\tERRORS\tERROR%%\tP50\tP95\tP99\tMAX\t\n", strings.ToUpper(s.By))
 	for _, g := range groups {
 		l := g.Latency
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f%%\t%s\t%s\t%s\t%s\t\n", g.Key, g.Count, g.Errors, 100*g.ErrorRate(), dur(l.P50), dur(l.P95), dur(l.P99), dur(l.Max))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f%%\t%s\t%s\t%s\t%s\t\n", g.Key, g.Count, g.Denied, g.Errors, 100*g.ErrorRate(), dur(l.P50), dur(l.P95), dur(l.P99), dur(l.Max))
 	}
 	tw.Flush()
 	fmt.Fprintln(e.stdout)
@@ -248,6 +248,7 @@ func (s auditStatsCmd) Run(e env, c *cli) error {
 type groupJSON struct {
 	Group     string      `json:"group"`
 	Count     int         `json:"count"`
+	Denied    int         `json:"denied"`
 	Errors    int         `json:"errors"`
 	ErrorRate float64     `json:"error_rate"`
 	Latency   summaryJSON `json:"latency"`

@@ -57,16 +57,6 @@ func TestE2EPoolingGuideExamples(t *testing.T) {
 	}
 }
 
-func TestE2EVerboseShowsPoolActivity(t *testing.T) {
-	dir := repo(t, map[string]string{"a.txt": "a"})
-	r := runBinary(t, dir, "<open a.txt> <open a.txt>", nil, "-v")
-	for _, want := range []string{"Sandbox: docker, pooled", "pool: created #", "pool: reused #", "Repository root: "} {
-		if !strings.Contains(r.stderr, want) {
-			t.Errorf("-v does not say %q:\n%s", want, r.stderr)
-		}
-	}
-}
-
 func TestE2EDockerUnreachableIsExit3WithAFix(t *testing.T) {
 	dockertest.Require(t)
 	r := runBinary(t, repo(t, nil), "<open a>", []string{"DOCKER_HOST=unix:///nonexistent/docker.sock"})

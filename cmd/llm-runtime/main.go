@@ -7,6 +7,8 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,18 +24,24 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+	"golang.org/x/sys/unix"
 
 	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/output"
 	"github.com/llm-runtime/llm-runtime/runner"
+	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/runtime/container/agent"
 	"github.com/llm-runtime/llm-runtime/runtime/wasm"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and commit are set at build time by make build, with -ldflags
+// "-X main.version=... -X main.commit=...".
+var (
+	version = "dev"
+	commit  = ""
+)
 
 // Exit codes.
 const (
@@ -133,6 +141,7 @@ func doMain(args []string, e env) (code int) {
 		kong.Exit(func(code int) { panic(exitPanic(code)) }),
 		kong.Vars{"version": versionString()},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, WrapUpperBound: 100}),
+		kong.Help(printHelp),
 		kong.BindTo(e, (*env)(nil)),
 	)
 	if err != nil {
@@ -170,6 +179,18 @@ func doMain(args []string, e env) (code int) {
 	return exitOK
 }
 
+// printHelp is kong's help, with the filter's usage line saying that run
+// is the default command.
+func printHelp(o kong.HelpOptions, ctx *kong.Context) error {
+	out := ctx.Stdout
+	var b bytes.Buffer
+	ctx.Stdout = &b
+	err := kong.DefaultHelpPrinter(o, ctx)
+	ctx.Stdout = out
+	_, werr := io.WriteString(out, strings.Replace(b.String(), "Usage: llm-runtime run ", "Usage: llm-runtime [run] ", 1))
+	return cmp.Or(err, werr)
+}
+
 // overrides are the flags that override settings, shared by the filter
 // and the config command.
 type overrides struct {
@@ -179,6 +200,7 @@ type overrides struct {
 	Exec      bool     `name:"exec" help:"Allow <exec> (exec.enabled: true)."`
 	Policy    []string `placeholder:"FILE.wasm" sep:"none" help:"Add a policy guest, after those of the configuration (repeatable)."`
 	Transform []string `placeholder:"FILE.wasm" sep:"none" help:"Add a transform guest, after those of the configuration (repeatable)."`
+	legacyFlags
 }
 
 // load resolves the root and layers the configuration: defaults, file,
@@ -222,6 +244,9 @@ func (f *cli) load(e env, o *overrides) (root, file string, cfg *config.Config, 
 			return "", "", nil, fail(exitConfig, "%v", err)
 		}
 	}
+	if err := o.legacyFlags.apply(cfg, func(w string) { fmt.Fprintln(e.stderr, w) }); err != nil {
+		return "", "", nil, err
+	}
 	for _, p := range o.Policy {
 		cfg.Policies = append(cfg.Policies, config.Guest{Module: p, Source: "--policy"})
 	}
@@ -258,8 +283,11 @@ const commandsHelp = `Other commands ('llm-runtime COMMAND --help' for each):
 
   config                               the settings in force and where they come from
   image build [sandbox|exec]           build the sandbox image, or the busybox exec image
-  image status                         the image and every container of ours
+  image status                         the images and every container of ours
+  image prune [--all]                  remove our images that are no longer used
   audit list|stats|verify|export       query the audit log
+  policy test|check MODULE.wasm        try or check a policy or transform guest
+  bench                                pooled against unpooled on this machine
   version                              the version`
 
 func (r *runCmd) Run(e env, c *cli) error {
@@ -361,9 +389,11 @@ func orDefaults(file string) string {
 	return file
 }
 
+// isTerminal reports whether f is a terminal: a character device that
+// answers a terminal's ioctl (/dev/null is a character device too).
 func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 type configCmd struct {
@@ -374,10 +404,29 @@ func (configCmd) Help() string {
 	var b strings.Builder
 	b.WriteString("Settings, their defaults and their environment variables:\n\n")
 	for _, s := range config.Settings() {
-		fmt.Fprintf(&b, "  %s (default %s, $%s)\n      %s\n", s.Key, s.Default, s.Env(), s.Doc)
+		fmt.Fprintf(&b, "  %s (default %s, $%s)\n      %s\n", s.Key, shown(s.Default, s.List), s.Env(), s.Doc)
 	}
-	b.WriteString("\nPrecedence: defaults, then the file, then flags, then LLM_RUNTIME_* variables.")
+	b.WriteString(`  policies (default [], no variable; flag --policy FILE.wasm)
+      policy guests, in order: [{module: x.wasm, config: {...}, timeout: 100ms, memory_limit: 64MiB}]
+  transforms (default [], no variable; flag --transform FILE.wasm)
+      transform guests, in order, with the same fields
+
+Precedence: defaults, then the file, then flags, then LLM_RUNTIME_* variables.
+The output ends with the paths in use that follow from the settings and the
+environment: the audit store, the image sum cache and the compilation cache.`)
 	return b.String()
+}
+
+// shown is a value as the configuration file would spell it: "" for an
+// empty string, [] for an empty list.
+func shown(v string, list bool) string {
+	switch {
+	case v != "":
+		return v
+	case list:
+		return "[]"
+	}
+	return `""`
 }
 
 func (cc *configCmd) Run(e env, c *cli) error {
@@ -386,16 +435,31 @@ func (cc *configCmd) Run(e env, c *cli) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "# repository root: %s\n# configuration file: %s\n", root, orDefaults(file))
+	audit := "off (audit.enabled: false)"
+	if cfg.Audit.Enabled {
+		dir, err := auditDir(c.AuditDir, cfg, root)
+		if err != nil {
+			return err
+		}
+		audit = dir
+	}
+	row := func(line, comment string) { fmt.Fprintf(e.stdout, "%-52s # %s\n", line, comment) }
 	for _, s := range config.Settings() {
-		line := fmt.Sprintf("%s: %s", s.Key, cfg.Value(s.Key))
-		fmt.Fprintf(e.stdout, "%-52s # %s\n", line, cfg.Origin(s.Key))
+		value, origin := shown(cfg.Value(s.Key), s.List), cfg.Origin(s.Key)
+		if s.Key == "audit.dir" {
+			if c.AuditDir != "" {
+				value, origin = c.AuditDir, "--audit-dir"
+			}
+			origin += "; in use: " + audit
+		}
+		row(s.Key+": "+value, origin)
 	}
 	for _, list := range []struct {
 		name   string
 		guests []config.Guest
 	}{{"policies", cfg.Policies}, {"transforms", cfg.Transforms}} {
 		if len(list.guests) == 0 {
-			fmt.Fprintf(e.stdout, "%-52s # default\n", list.name+": []")
+			row(list.name+": []", "default")
 			continue
 		}
 		fmt.Fprintf(e.stdout, "%s:\n", list.name)
@@ -403,7 +467,22 @@ func (cc *configCmd) Run(e env, c *cli) error {
 			fmt.Fprintf(e.stdout, "  %-50s # %s\n", "- module: "+g.Module, g.Source)
 		}
 	}
+	fmt.Fprintln(e.stdout, "# in use:")
+	for _, p := range []struct{ what, path string }{
+		{"audit store", audit},
+		{"image sum cache", orNone(container.SumCachePath())},
+		{"compilation cache", orNone(wasm.CacheDir())},
+	} {
+		fmt.Fprintf(e.stdout, "#   %-18s %s\n", p.what+":", p.path)
+	}
 	return nil
+}
+
+func orNone(path string) string {
+	if path == "" {
+		return "none (no cache directory: $XDG_CACHE_HOME and $HOME are unset)"
+	}
+	return path
 }
 
 // agentCmd is the entrypoint of sandbox containers: it serves the agent
@@ -442,19 +521,35 @@ func (versionCmd) Run(e env) error {
 	return nil
 }
 
+// versionString is "llm-runtime VERSION COMMIT GO OS/ARCH": the version
+// and commit that make build stamps in (-X main.version, -X main.commit),
+// else what the Go toolchain recorded (a module version, vcs.revision,
+// which -buildvcs=false leaves out); the commit is cut to 12 digits and
+// left out when unknown.
 func versionString() string {
-	v, commit := version, ""
+	v, c := version, commit
 	if info, ok := debug.ReadBuildInfo(); ok {
 		if v == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
 			v = info.Main.Version
 		}
 		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				commit = " " + s.Value[:12]
+			if s.Key == "vcs.revision" && c == "" {
+				c = s.Value
 			}
 		}
 	}
-	return fmt.Sprintf("llm-runtime %s%s %s %s/%s", v, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	if c != "" {
+		c = " " + c[:min(12, len(c))]
+	}
+	return fmt.Sprintf("llm-runtime %s%s %s %s/%s", v, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// plural is "1 use", "2 uses".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // peakRSS is the process's peak resident set (VmHWM), for --verbose.

@@ -102,7 +102,7 @@ func (p policyTestCmd) Run(e env) error {
 		if err != nil {
 			return fail(exitUsage, "transform: %v", err)
 		}
-		fmt.Fprintf(e.stdout, "%s\n(%d changes)\n", out, changes)
+		fmt.Fprintf(e.stdout, "%s\n(%s)\n", out, plural(changes, "change"))
 	}
 	return nil
 }

@@ -42,6 +42,11 @@ func openSandbox(e env, cfg *config.Config, root, file string, verbose bool) (sa
 			return nil, fail(exitSandbox, "sandbox local: %v", err)
 		}
 		logf("Sandbox: local (no container boundary; exec disabled)")
+		if cfg.Exec.Enabled {
+			logf("Exec enabled: false (exec.enabled is true, but the local sandbox cannot exec; <exec> answers EXEC_DISABLED)")
+		} else {
+			logf("Exec enabled: false (the local sandbox cannot exec)")
+		}
 		return sb, nil
 	}
 	d, bin, err := dockerAndAgent(e.ctx)
@@ -99,11 +104,16 @@ func openSandbox(e env, cfg *config.Config, root, file string, verbose bool) (sa
 			Image: x.Image, Agent: bin, Writable: x.Writable, Whitelist: x.Whitelist, Shell: x.Shell,
 			Timeout: x.Timeout, MaxOutput: x.MaxOutput, Memory: x.Memory, PIDs: x.PIDs,
 		}
-		mode := "read-only"
+		mode, shell := "read-only", "no shell"
 		if x.Writable {
 			mode = "read-write"
 		}
-		logf("Exec: enabled in %s (shell %v, repository %s, timeout %s)", x.Image, x.Shell, mode, x.Timeout)
+		if x.Shell {
+			shell = "under /bin/sh"
+		}
+		logf("Exec enabled: true (container mode: a fresh container of %s per command, repository %s, %s, timeout %s)", x.Image, mode, shell, x.Timeout)
+	} else {
+		logf("Exec enabled: false (exec.enabled is false; --exec turns it on)")
 	}
 	sb, err := container.NewSandbox(d, opts)
 	if err != nil {
@@ -152,8 +162,10 @@ func logEvent(e env, ev pool.Event[*container.Container]) {
 	if ev.Took > 0 {
 		fmt.Fprintf(&b, " in %s", ev.Took.Round(time.Millisecond))
 	}
-	if ev.Kind != pool.EventCreated && ev.Kind != pool.EventCreateFailed {
-		fmt.Fprintf(&b, " after %d uses", ev.Uses)
+	switch ev.Kind {
+	case pool.EventCreated, pool.EventCreateFailed, pool.EventFirstUse:
+	default:
+		fmt.Fprintf(&b, " after %s", plural(ev.Uses, "use"))
 	}
 	if ev.Err != nil {
 		fmt.Fprintf(&b, ": %v", ev.Err)

@@ -189,8 +189,10 @@ func fileSum(path string) (string, error) {
 		key = fmt.Sprintf("%d %d %d %d.%09d %d.%09d", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
 	}
 	cache := ""
-	if dir, err := os.UserCacheDir(); err == nil && key != "" {
-		cache = filepath.Join(dir, "llm-runtime", "agent-sum")
+	if key != "" {
+		cache = SumCachePath()
+	}
+	if cache != "" {
 		if b, err := os.ReadFile(cache); err == nil {
 			if k, sum, ok := strings.Cut(strings.TrimSpace(string(b)), " = "); ok && k == key && len(sum) == 64 {
 				return sum, nil
@@ -206,6 +208,17 @@ func fileSum(path string) (string, error) {
 		writeCache(cache, key+" = "+sum+"\n")
 	}
 	return sum, nil
+}
+
+// SumCachePath is where the agent binary's last sum is kept:
+// $XDG_CACHE_HOME/llm-runtime/agent-sum (~/.cache/llm-runtime/agent-sum),
+// or "" when there is no cache directory.
+func SumCachePath() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "llm-runtime", "agent-sum")
 }
 
 // writeCache replaces the file at path with content, atomically, or does
