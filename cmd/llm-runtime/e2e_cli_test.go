@@ -243,7 +243,7 @@ func TestE2ETheOriginalsFlagsStillWorkAndSaySo(t *testing.T) {
 			t.Errorf("config lacks %s:\n%s", want, c.stdout)
 		}
 	}
-	for _, flag := range []string{"--io-image", "--io-timeout", "--io-memory"} {
+	for _, flag := range []string{"--io-image", "--io-container", "--io-timeout", "--io-memory"} {
 		r := runBinary(t, dir, "<open a.txt>", nil, "--sandbox", "local", flag, "1")
 		if r.code != 1 || !strings.Contains(r.stderr, flag+" is a flag of the original llm-runtime with no equivalent here: ") || r.stdout != "" {
 			t.Errorf("%s: exit %d %q %q", flag, r.code, r.stdout, r.stderr)

@@ -14,6 +14,7 @@ type legacyFlags struct {
 	ExecEnabled  bool   `name:"exec-enabled" hidden:""`
 	ExecList     string `name:"exec-whitelist" hidden:""`
 	ExecImage    string `name:"exec-image" hidden:""`
+	ExecCont     string `name:"exec-container" hidden:""`
 	ExecTimeout  string `name:"exec-timeout" hidden:""`
 	ExecMemory   string `name:"exec-memory" hidden:""`
 	MaxSize      string `name:"max-size" hidden:""`
@@ -21,6 +22,7 @@ type legacyFlags struct {
 	Exclude      string `name:"exclude" hidden:""`
 	JSON         bool   `name:"json" hidden:""`
 	IOImage      string `name:"io-image" hidden:""`
+	IOCont       string `name:"io-container" hidden:""`
 	IOTimeout    string `name:"io-timeout" hidden:""`
 	IOMemory     string `name:"io-memory" hidden:""`
 }
@@ -42,6 +44,7 @@ func (l *legacyFlags) settings() []legacySetting {
 		{"--exec-enabled", "exec.enabled", on(l.ExecEnabled, "true"), "--exec"},
 		{"--exec-whitelist", "exec.whitelist", l.ExecList, "exec.whitelist in the configuration, or LLM_RUNTIME_EXEC_WHITELIST"},
 		{"--exec-image", "exec.image", l.ExecImage, "exec.image in the configuration, or LLM_RUNTIME_EXEC_IMAGE"},
+		{"--exec-container", "exec.image", l.ExecCont, "exec.image in the configuration, or LLM_RUNTIME_EXEC_IMAGE"},
 		{"--exec-timeout", "exec.timeout", l.ExecTimeout, "exec.timeout in the configuration, or LLM_RUNTIME_EXEC_TIMEOUT"},
 		{"--exec-memory", "exec.memory", l.ExecMemory, "exec.memory in the configuration, or LLM_RUNTIME_EXEC_MEMORY"},
 		{"--max-size", "security.max_file_size", l.MaxSize, "security.max_file_size in the configuration, or LLM_RUNTIME_SECURITY_MAX_FILE_SIZE"},
@@ -63,6 +66,7 @@ func (l *legacyFlags) settings() []legacySetting {
 func (l *legacyFlags) refused() error {
 	for _, r := range []struct{ flag, value, why string }{
 		{"--io-image", l.IOImage, "the sandbox image is built from this binary (llm-runtime-io:<sum of the binary>) and cannot be replaced; see 'llm-runtime image status'"},
+		{"--io-container", l.IOCont, "the sandbox image is built from this binary (llm-runtime-io:<sum of the binary>) and cannot be replaced; see 'llm-runtime image status'"},
 		{"--io-timeout", l.IOTimeout, "file operations have no timeout of their own here: a pooled one takes well under a millisecond, and container_pool.acquire_timeout bounds the wait for a container"},
 		{"--io-memory", l.IOMemory, "sandbox containers have a fixed 256 MiB (no swap); exec containers take exec.memory"},
 	} {
