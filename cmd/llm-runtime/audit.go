@@ -66,7 +66,7 @@ func openAudit(r *cli, cfg *config.Config, root string) (*audit.Writer, string, 
 
 type auditCmd struct {
 	List   auditListCmd   `cmd:"" help:"List operations, oldest first; --limit N keeps the newest N."`
-	Stats  auditStatsCmd  `cmd:"" help:"Count, error rate and latency percentiles per operation and per phase."`
+	Stats  auditStatsCmd  `cmd:"" help:"Count, denials, errors, error rate and latency percentiles per operation and per phase."`
 	Verify auditVerifyCmd `cmd:"" help:"Check every session's hash chain; exit 4 at the first break."`
 	Export auditExportCmd `cmd:"" help:"Every matching record, in full, as JSON Lines."`
 }
