@@ -1,23 +1,60 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/runtime/container"
+	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
 type imageCmd struct {
-	Build  imageBuildCmd  `cmd:"" help:"Build the sandbox image now (it is also built on first use)."`
-	Status imageStatusCmd `cmd:"" help:"Show the sandbox image for this binary and what of ours exists in Docker."`
+	Build  imageBuildCmd  `cmd:"" help:"Build the sandbox image (it is also built on first use), or the busybox exec image, unless it is already built."`
+	Status imageStatusCmd `cmd:"" help:"Show Docker, this binary's sandbox image, and every image and container of ours."`
+	Prune  imagePruneCmd  `cmd:"" help:"Remove our images that no container uses, except the current ones (--all: those too)."`
+}
+
+func (imageCmd) Help() string {
+	return `The images of ours: the sandbox image, llm-runtime-io:<first 16 hex of the
+binary's SHA-256>, one per binary, and the default exec image,
+llm-runtime-exec:busybox. Each new binary builds a new one and leaves the old
+behind: 'image status' lists them with their sizes, 'image prune' removes those
+no longer used.
+
+Examples:
+
+  llm-runtime image build && llm-runtime image build exec
+  llm-runtime image status
+  llm-runtime image prune --dry-run`
 }
 
 type imageBuildCmd struct {
-	Force   bool   `help:"Build even if the image for this binary exists."`
+	Force   bool   `help:"Build even if the image is already built (for exec: from the same busybox)."`
 	Which   string `arg:"" optional:"" enum:"sandbox,exec" default:"sandbox" help:"sandbox (the agent's image, llm-runtime-io) or exec (the default exec image, llm-runtime-exec:busybox, from a static busybox)."`
 	Busybox string `default:"/bin/busybox" placeholder:"PATH" help:"The static busybox for the exec image (Debian: apt-get install busybox-static)."`
+}
+
+func (imageBuildCmd) Help() string {
+	return `The sandbox image, llm-runtime-io:<first 16 hex of this binary's SHA-256>, is
+FROM scratch plus this binary; a run builds it on first use, so this only
+saves that run the few seconds. The exec image, llm-runtime-exec:busybox, is
+FROM scratch plus a static busybox and a link per applet, and records the
+busybox's SHA-256 in its label io.llm-runtime.busybox-sha256.
+
+Either is built only when it is missing (for exec: also when the busybox
+differs from the one it was built from), or with --force. Nothing is pulled.
+A new binary or busybox leaves the old image behind: 'llm-runtime image prune'
+removes it.
+
+Examples:
+
+  llm-runtime image build
+  llm-runtime image build exec                      # from /bin/busybox
+  llm-runtime image build exec --busybox ~/bin/busybox --force`
 }
 
 func (b imageBuildCmd) Run(e env) error {
@@ -29,10 +66,23 @@ func (b imageBuildCmd) Run(e env) error {
 	start := time.Now()
 	var img container.Image
 	if b.Which == "exec" {
-		if img, err = d.BuildBusyboxImage(e.ctx, b.Busybox, container.ExecImageName); err != nil {
+		stale := false
+		if b.Force {
+			img, err = d.BuildBusyboxImage(e.ctx, b.Busybox, container.ExecImageName)
+		} else {
+			img, stale, err = d.EnsureBusyboxImage(e.ctx, b.Busybox, container.ExecImageName)
+		}
+		if err != nil {
 			return fail(exitSandbox, "%v", err)
 		}
-		fmt.Fprintf(e.stdout, "built %s (%s) from %s in %.1fs\n", img.Ref, shortID(img.ID), b.Busybox, time.Since(start).Seconds())
+		switch {
+		case !img.Created:
+			fmt.Fprintf(e.stdout, "%s (%s) is already built from %s; --force builds it again\n", img.Ref, container.ShortID(img.ID), b.Busybox)
+		case stale:
+			fmt.Fprintf(e.stdout, "built %s (%s) from %s in %.1fs: the image there was built from another busybox\n", img.Ref, container.ShortID(img.ID), b.Busybox, time.Since(start).Seconds())
+		default:
+			fmt.Fprintf(e.stdout, "built %s (%s) from %s in %.1fs\n", img.Ref, container.ShortID(img.ID), b.Busybox, time.Since(start).Seconds())
+		}
 		return nil
 	}
 	if b.Force {
@@ -44,16 +94,71 @@ func (b imageBuildCmd) Run(e env) error {
 		return fail(exitSandbox, "%v", err)
 	}
 	if img.Created {
-		fmt.Fprintf(e.stdout, "built %s (%s) in %.1fs\n", img.Ref, shortID(img.ID), time.Since(start).Seconds())
+		fmt.Fprintf(e.stdout, "built %s (%s) in %.1fs\n", img.Ref, container.ShortID(img.ID), time.Since(start).Seconds())
 	} else {
-		fmt.Fprintf(e.stdout, "%s (%s) is already built; --force builds it again\n", img.Ref, shortID(img.ID))
+		fmt.Fprintf(e.stdout, "%s (%s) is already built; --force builds it again\n", img.Ref, container.ShortID(img.ID))
 	}
 	return nil
 }
 
-type imageStatusCmd struct{}
+// imageFilter is the --filter flag of status and prune.
+type imageFilter struct {
+	Filter []string `placeholder:"label=KEY[=VALUE]" sep:"none" help:"Only images (and containers) with this label; repeatable, all must match."`
+}
 
-func (imageStatusCmd) Run(e env) error {
+// labels returns the filter's labels, KEY or KEY=VALUE.
+func (f imageFilter) labels() ([]string, error) {
+	var out []string
+	for _, s := range f.Filter {
+		l, ok := strings.CutPrefix(s, "label=")
+		if k, _, _ := strings.Cut(l, "="); !ok || k == "" {
+			return nil, fail(exitUsage, "--filter %s: the filter is label=KEY or label=KEY=VALUE", s)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// ourImages returns the images of ours that carry every label of match,
+// with this binary's sandbox image and the default exec image marked
+// current.
+func ourImages(e env, d *container.Docker, bin string, match []string) ([]container.OurImage, error) {
+	ref, err := container.ImageRef(bin)
+	if err != nil {
+		return nil, fail(exitSandbox, "%v", err)
+	}
+	imgs, err := d.Images(e.ctx, []string{ref, container.ExecImageName}, match)
+	if err != nil {
+		return nil, fail(exitSandbox, "%v", err)
+	}
+	return imgs, nil
+}
+
+type imageStatusCmd struct {
+	imageFilter
+}
+
+func (imageStatusCmd) Help() string {
+	return `Shows the Docker version, this binary and its sandbox image, then every image
+of ours (labelled io.llm-runtime=1 and built by llm-runtime) with its id, size,
+creation time and state, and their total, then every container of ours.
+
+An image's state is one or more of: current (this binary's sandbox image, or
+the image tagged llm-runtime-exec:busybox), in use by N containers (in any
+state), the base of N images (built FROM it), also tagged NAME (a name of
+someone else's), or unused. 'llm-runtime image prune' removes the unused ones.
+
+Examples:
+
+  llm-runtime image status
+  llm-runtime image status --filter label=io.llm-runtime.role=exec`
+}
+
+func (s imageStatusCmd) Run(e env) error {
+	match, err := s.labels()
+	if err != nil {
+		return err
+	}
 	d, bin, err := dockerAndAgent(e.ctx)
 	if err != nil {
 		return err
@@ -70,23 +175,169 @@ func (imageStatusCmd) Run(e env) error {
 	fmt.Fprintf(e.stdout, "Docker:     %s\n", server)
 	fmt.Fprintf(e.stdout, "Agent:      %s\n", filepath.Clean(bin))
 	if ok {
-		fmt.Fprintf(e.stdout, "Image:      %s (%s), built\n", img.Ref, shortID(img.ID))
+		fmt.Fprintf(e.stdout, "Image:      %s (%s), built\n", img.Ref, container.ShortID(img.ID))
 	} else {
 		fmt.Fprintf(e.stdout, "Image:      %s, not built yet (llm-runtime image build)\n", img.Ref)
+	}
+	imgs, err := ourImages(e, d, bin, match)
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, im := range imgs {
+		total += im.Size
+	}
+	fmt.Fprintf(e.stdout, "Images:     %s of ours, %s\n", plural(len(imgs), "image"), sandbox.FormatSize(total))
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	for _, im := range imgs {
+		name := im.Name()
+		if len(im.Tags) == 0 {
+			name = "<untagged>"
+		} else if len(im.Tags) > 1 {
+			name = strings.Join(im.Tags, ",")
+		}
+		state := im.Keep(false)
+		if state == "" {
+			state = "unused"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", name, container.ShortID(im.ID), sandbox.FormatSize(im.Size), im.Created.Local().Format("2006-01-02 15:04"), state)
+	}
+	tw.Flush()
+	if prune := container.Prunable(imgs, false); len(prune) > 0 {
+		var size int64
+		for _, im := range prune {
+			size += im.Size
+		}
+		them := "them"
+		if len(prune) == 1 {
+			them = "it"
+		}
+		fmt.Fprintf(e.stdout, "Unused:     %s, %s: llm-runtime image prune removes %s\n", plural(len(prune), "image"), sandbox.FormatSize(size), them)
 	}
 	items, err := d.Ours(e.ctx, "", "")
 	if err != nil {
 		return fail(exitSandbox, "%v", err)
 	}
-	fmt.Fprintf(e.stdout, "Containers: %d\n", len(items))
+	var shown int
+	var lines strings.Builder
 	for _, it := range items {
+		if !container.MatchLabels(it.Labels, match) {
+			continue
+		}
+		shown++
 		name := strings.TrimPrefix(strings.Join(it.Names, ","), "/")
-		fmt.Fprintf(e.stdout, "  %s  %s  owner pid %s  %s\n", shortID(it.ID), name, it.Labels[container.LabelOwnerPID], it.Status)
+		fmt.Fprintf(&lines, "  %s  %s  owner pid %s  %s\n", container.ShortID(it.ID), name, it.Labels[container.LabelOwnerPID], it.Status)
 	}
+	fmt.Fprintf(e.stdout, "Containers: %d\n%s", shown, lines.String())
 	return nil
 }
 
-func shortID(id string) string {
-	id = strings.TrimPrefix(id, "sha256:")
-	return id[:min(12, len(id))]
+type imagePruneCmd struct {
+	All    bool `help:"Remove the current images too: every image of ours that no container uses."`
+	DryRun bool `name:"dry-run" short:"n" help:"Say what would be removed, and remove nothing."`
+	imageFilter
+}
+
+func (imagePruneCmd) Help() string {
+	return `Every new llm-runtime binary builds a new sandbox image, and every new busybox a
+new exec image; the old ones stay behind. Prune removes the images of ours that
+no container uses (in any state), except this binary's sandbox image and the
+image tagged llm-runtime-exec:busybox; an exec image left untagged by a rebuild
+is removed. With --all, the current images go too (a later run builds its
+sandbox image again; 'llm-runtime image build exec' the exec image).
+
+An image is ours when it carries the label io.llm-runtime=1 and is one that
+llm-runtime built (a single layer, not built on another of ours): an image
+you built FROM one of ours inherits the label but is never removed, nor is
+one of ours that you tagged with a name of your own, nor one an image of
+yours is built on. Nothing is forced: Docker refuses to remove an image a
+container uses.
+
+It prints each image it removes (its name, or its id if it has none, and
+its size) and the space freed; with --dry-run, what it would remove.
+
+Examples:
+
+  llm-runtime image prune --dry-run
+  llm-runtime image prune
+  llm-runtime image prune --all
+  llm-runtime image prune --filter label=io.llm-runtime.version=v0.3.0`
+}
+
+func (p imagePruneCmd) Run(e env) error {
+	match, err := p.labels()
+	if err != nil {
+		return err
+	}
+	d, bin, err := dockerAndAgent(e.ctx)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	imgs, err := ourImages(e, d, bin, match)
+	if err != nil {
+		return err
+	}
+	prune := container.Prunable(imgs, p.All)
+	kept := len(imgs) - len(prune)
+	if len(prune) == 0 {
+		all := "all "
+		if len(imgs) == 1 {
+			all = ""
+		}
+		switch {
+		case len(imgs) == 0 && len(match) > 0:
+			label := "label"
+			if len(match) > 1 {
+				label = "labels"
+			}
+			fmt.Fprintf(e.stdout, "nothing to remove: no image of ours has the %s %s\n", label, strings.Join(match, " and "))
+		case len(imgs) == 0:
+			fmt.Fprintln(e.stdout, "nothing to remove: there is no image of ours")
+		case p.All:
+			fmt.Fprintf(e.stdout, "nothing to remove: %s of ours, %sin use ('llm-runtime image status' says by what)\n", plural(len(imgs), "image"), all)
+		default:
+			fmt.Fprintf(e.stdout, "nothing to remove: %s of ours, %scurrent or in use ('llm-runtime image status' says which; --all removes the current ones too)\n", plural(len(imgs), "image"), all)
+		}
+		return nil
+	}
+	var freed int64
+	removed := 0
+	for _, im := range prune {
+		what := fmt.Sprintf("%s (%s, %s)", im.Name(), container.ShortID(im.ID), sandbox.FormatSize(im.Size))
+		if len(im.Tags) == 0 {
+			what = fmt.Sprintf("%s (untagged, %s)", container.ShortID(im.ID), sandbox.FormatSize(im.Size))
+		}
+		if p.DryRun {
+			fmt.Fprintf(e.stdout, "would remove %s\n", what)
+			freed += im.Size
+			removed++
+			continue
+		}
+		ok, err := d.RemoveImage(e.ctx, im)
+		switch {
+		case errors.Is(err, container.ErrImageInUse):
+			fmt.Fprintf(e.stdout, "kept %s: in use since it was listed\n", what)
+			kept++
+		case err != nil:
+			fmt.Fprintf(e.stdout, "freed %s (%s)\n", sandbox.FormatSize(freed), plural(removed, "image"))
+			return fail(exitSandbox, "%v", err)
+		case !ok:
+			fmt.Fprintf(e.stdout, "%s was gone already\n", what)
+		default:
+			fmt.Fprintf(e.stdout, "removed %s\n", what)
+			freed += im.Size
+			removed++
+		}
+	}
+	keptNote := ""
+	if kept > 0 {
+		keptNote = fmt.Sprintf("; kept %d ('llm-runtime image status' says why)", kept)
+	}
+	if p.DryRun {
+		fmt.Fprintf(e.stdout, "would free %s (%s)%s; nothing was removed (--dry-run)\n", sandbox.FormatSize(freed), plural(removed, "image"), keptNote)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "freed %s (%s)%s\n", sandbox.FormatSize(freed), plural(removed, "image"), keptNote)
+	return nil
 }

@@ -84,7 +84,7 @@ type cli struct {
 	Run     runCmd     `cmd:"" default:"withargs" help:"Run the commands in model output (the default command)."`
 	Config  configCmd  `cmd:"" help:"Print the configuration in force and where each value comes from."`
 	Version versionCmd `cmd:"" help:"Print the version."`
-	Image   imageCmd   `cmd:"" help:"Build or inspect the sandbox image."`
+	Image   imageCmd   `cmd:"" help:"Build, inspect or prune the images of ours."`
 	Audit   auditCmd   `cmd:"" help:"Query the audit log: list, stats, verify, export."`
 	Policy  policyCmd  `cmd:"" help:"Try or check a WebAssembly policy or transform guest."`
 	Bench   benchCmd   `cmd:"" help:"Measure pooled against unpooled containers on this machine."`

@@ -19,7 +19,6 @@
 package container
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -31,7 +30,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -41,9 +39,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
-	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
@@ -238,133 +234,6 @@ func writeCache(path, content string) {
 	if err != nil {
 		os.Remove(tmp.Name())
 	}
-}
-
-// InspectImage returns the image for the agent binary at path, if it was
-// built.
-func (d *Docker) InspectImage(ctx context.Context, path string) (Image, bool, error) {
-	ref, err := ImageRef(path)
-	if err != nil {
-		return Image{}, false, err
-	}
-	ii, err := d.cli.ImageInspect(ctx, ref)
-	if cerrdefs.IsNotFound(err) {
-		return Image{Ref: ref}, false, nil
-	}
-	if err != nil {
-		return Image{}, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	return Image{Ref: ref, ID: ii.ID}, true, nil
-}
-
-// EnsureImage returns the sandbox image for the agent binary at path,
-// building it from scratch if it is not there. Nothing is pulled.
-func (d *Docker) EnsureImage(ctx context.Context, path string) (Image, error) {
-	if err := CheckStatic(path); err != nil {
-		return Image{}, err
-	}
-	if img, ok, err := d.InspectImage(ctx, path); err != nil || ok {
-		return img, err
-	}
-	return d.BuildImage(ctx, path)
-}
-
-// BuildImage builds the sandbox image for the agent binary at path.
-func (d *Docker) BuildImage(ctx context.Context, path string) (Image, error) {
-	ref, err := ImageRef(path)
-	if err != nil {
-		return Image{}, err
-	}
-	dockerfile := "FROM scratch\nCOPY llm-runtime /llm-runtime\nUSER 65534:65534\nENTRYPOINT [\"/llm-runtime\", \"agent\"]\n"
-	ctxTar := streamContext(dockerfile, path)
-	return d.build(ctx, ref, ctxTar)
-}
-
-// build builds ref from a build context (a tar stream with a Dockerfile)
-// with the classic builder, which needs no session and pulls nothing for
-// FROM scratch.
-func (d *Docker) build(ctx context.Context, ref string, buildContext io.Reader) (Image, error) {
-	res, err := d.cli.ImageBuild(ctx, buildContext, client.ImageBuildOptions{
-		Tags:        []string{ref},
-		Labels:      map[string]string{LabelApp: "1", LabelVersion: d.version},
-		Dockerfile:  "Dockerfile",
-		Remove:      true,
-		ForceRemove: true,
-		Version:     build.BuilderV1,
-	})
-	if err != nil {
-		return Image{}, fmt.Errorf("building %s: %w", ref, err)
-	}
-	id, err := readBuild(res.Body)
-	if err != nil {
-		return Image{}, fmt.Errorf("building %s: %w", ref, err)
-	}
-	return Image{Ref: ref, ID: id, Created: true}, nil
-}
-
-// streamContext returns a build context holding the Dockerfile and the
-// binary at path as "llm-runtime", written as it is read, so the binary is
-// never held in memory.
-func streamContext(dockerfile, path string) io.Reader {
-	pr, pw := io.Pipe()
-	go func() {
-		pw.CloseWithError(func() error {
-			f, err := os.Open(path)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			fi, err := f.Stat()
-			if err != nil {
-				return err
-			}
-			tw := tar.NewWriter(pw)
-			epoch := time.Unix(0, 0)
-			if err := tw.WriteHeader(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(dockerfile)), ModTime: epoch, Typeflag: tar.TypeReg}); err != nil {
-				return err
-			}
-			if _, err := io.WriteString(tw, dockerfile); err != nil {
-				return err
-			}
-			if err := tw.WriteHeader(&tar.Header{Name: "llm-runtime", Mode: 0o755, Size: fi.Size(), ModTime: epoch, Typeflag: tar.TypeReg}); err != nil {
-				return err
-			}
-			if _, err := io.Copy(tw, f); err != nil {
-				return err
-			}
-			return tw.Close()
-		}())
-	}()
-	return pr
-}
-
-func readBuild(body io.ReadCloser) (string, error) {
-	defer body.Close()
-	dec := json.NewDecoder(body)
-	var id string
-	var log strings.Builder
-	for {
-		var m jsonstream.Message
-		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return "", err
-		}
-		if m.Error != nil {
-			return "", fmt.Errorf("%s\n%s", m.Error.Message, log.String())
-		}
-		log.WriteString(m.Stream)
-		if m.Aux != nil {
-			var aux struct{ ID string }
-			if json.Unmarshal(*m.Aux, &aux) == nil && aux.ID != "" {
-				id = aux.ID
-			}
-		}
-	}
-	if id == "" {
-		return "", fmt.Errorf("no image id in the build output:\n%s", log.String())
-	}
-	return id, nil
 }
 
 // Spec describes a sandbox container.
@@ -682,60 +551,4 @@ func (d *Docker) Inspect(ctx context.Context, id string) (container.InspectRespo
 		return container.InspectResponse{}, err
 	}
 	return r.Container, nil
-}
-
-// ExecImageName is the default exec image, built from busybox-static by
-// BuildBusyboxImage.
-const ExecImageName = "llm-runtime-exec:busybox"
-
-// HasImage reports whether ref exists locally.
-func (d *Docker) HasImage(ctx context.Context, ref string) (bool, error) {
-	_, err := d.cli.ImageInspect(ctx, ref)
-	if cerrdefs.IsNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	return true, nil
-}
-
-// BuildBusyboxImage builds ref FROM scratch with the static busybox at path
-// and a link in /bin for each of its applets: a small image with a shell
-// and the usual tools, made without pulling anything.
-func (d *Docker) BuildBusyboxImage(ctx context.Context, path, ref string) (Image, error) {
-	if err := CheckStatic(path); err != nil {
-		return Image{}, fmt.Errorf("%v (on Debian: apt-get install busybox-static)", err)
-	}
-	bin, err := os.ReadFile(path)
-	if err != nil {
-		return Image{}, err
-	}
-	list, err := exec.Command(path, "--list").Output()
-	if err != nil {
-		return Image{}, fmt.Errorf("%s --list: %v", path, err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	add := func(h *tar.Header, data []byte) {
-		h.ModTime = time.Unix(0, 0)
-		tw.WriteHeader(h)
-		tw.Write(data)
-	}
-	dockerfile := "FROM scratch\nCOPY rootfs/ /\nCMD [\"/bin/sh\"]\n"
-	add(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(dockerfile)), Typeflag: tar.TypeReg}, []byte(dockerfile))
-	add(&tar.Header{Name: "rootfs/bin/", Mode: 0o755, Typeflag: tar.TypeDir}, nil)
-	add(&tar.Header{Name: "rootfs/bin/busybox", Mode: 0o755, Size: int64(len(bin)), Typeflag: tar.TypeReg}, bin)
-	for _, applet := range strings.Fields(string(list)) {
-		if applet != "busybox" && !strings.Contains(applet, "/") {
-			add(&tar.Header{Name: "rootfs/bin/" + applet, Linkname: "busybox", Mode: 0o777, Typeflag: tar.TypeSymlink}, nil)
-		}
-	}
-	for _, dir := range []string{"rootfs/tmp/", "rootfs/workspace/", "rootfs/etc/"} {
-		add(&tar.Header{Name: dir, Mode: 0o755, Typeflag: tar.TypeDir}, nil)
-	}
-	if err := tw.Close(); err != nil {
-		return Image{}, err
-	}
-	return d.build(ctx, ref, &buf)
 }
