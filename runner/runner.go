@@ -72,7 +72,7 @@ func (r *Runner) Run(ctx context.Context, in io.Reader) (output.Summary, error) 
 	if err := r.Report.Start(); err != nil {
 		return sum, err
 	}
-	p := parser.New(in, parser.Options{MaxBody: r.MaxWriteSize})
+	p := parser.New(newCtxReader(ctx, in), parser.Options{MaxBody: r.MaxWriteSize})
 	var runErr error
 	for {
 		if err := ctx.Err(); err != nil {
@@ -283,4 +283,75 @@ func (r *Runner) transform(ctx context.Context, res *output.Result) *sandbox.Err
 		return sandbox.Errorf(CodePolicyError, "transform %s failed, so the output is withheld: %v", orUnknown(by), err)
 	}
 	return nil
+}
+
+// ctxReader reads from r in a goroutine of its own, one read at a time and
+// only when asked (nothing is read ahead), so that a read blocked on a pipe
+// or a terminal gives way to ctx: once ctx is done, Read returns ctx.Err()
+// at once. A read still blocked then is abandoned to the process's exit.
+type ctxReader struct {
+	ctx     context.Context
+	r       io.Reader
+	reqs    chan int
+	res     chan readResult
+	pending bool // a read was asked for and not yet answered
+	started bool
+	err     error // the reader's last error: every later Read returns it
+}
+
+type readResult struct {
+	b   []byte
+	err error
+}
+
+func newCtxReader(ctx context.Context, r io.Reader) *ctxReader {
+	return &ctxReader{ctx: ctx, r: r, reqs: make(chan int), res: make(chan readResult, 1)}
+}
+
+func (c *ctxReader) loop() {
+	for n := range c.reqs {
+		buf := make([]byte, n)
+		k, err := c.r.Read(buf)
+		c.res <- readResult{buf[:k], err}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Read implements io.Reader.
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if !c.started {
+		c.started = true
+		go c.loop()
+	}
+	if !c.pending {
+		select {
+		case c.reqs <- len(p):
+			c.pending = true
+		case <-c.ctx.Done():
+			return 0, c.ctx.Err()
+		}
+	}
+	select {
+	case r := <-c.res:
+		c.pending = false
+		n := copy(p, r.b) // r.b is at most len(p) long: the loop read into a buffer of that size
+		if r.err != nil {
+			c.err = r.err
+			close(c.reqs)
+		}
+		return n, r.err
+	case <-c.ctx.Done():
+		return 0, c.ctx.Err()
+	}
 }

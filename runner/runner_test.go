@@ -5,10 +5,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/llm-runtime/llm-runtime/output"
@@ -189,4 +193,78 @@ func TestRunStopsWhenCancelled(t *testing.T) {
 	if err == nil || sum.Commands != 0 || !strings.Contains(out.String(), "=== END ===") {
 		t.Fatalf("err %v, summary %+v, output %q", err, sum, out.String())
 	}
+}
+
+// syncWriter is a bytes.Buffer safe to read while Run writes to it.
+type syncWriter struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func (w *syncWriter) String() string { w.mu.Lock(); defer w.mu.Unlock(); return w.buf.String() }
+
+func TestRunEndsWhenCancelledWhileWaitingForInput(t *testing.T) {
+	_, sb := setup(t, map[string]string{"a.txt": "A\n"})
+	var out syncWriter
+	rep, _ := output.New("text", &out)
+	pr, pw := io.Pipe() // never closed: the input stays open, as a model's would
+	defer pw.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Runner{Sandbox: sb, Report: rep, MaxWriteSize: 64}
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Run(ctx, pr)
+		done <- err
+	}()
+	io.WriteString(pw, "<open a.txt>\n")
+	for !strings.Contains(out.String(), "=== END COMMAND ===") {
+		runtime.Gosched()
+	}
+	// Run is now blocked reading more input.
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run returned %v, want context.Canceled", err)
+	}
+	if got := out.String(); !strings.Contains(got, "=== FILE: a.txt ===") || !strings.Contains(got, "Commands executed: 1") {
+		t.Fatalf("output:\n%s", got)
+	}
+}
+
+func TestCtxReaderReadsOnlyWhenAsked(t *testing.T) {
+	src := &countingReader{data: []byte("abcdef")}
+	r := newCtxReader(context.Background(), src)
+	p := make([]byte, 2)
+	for i, want := range []string{"ab", "cd", "ef"} {
+		n, err := r.Read(p)
+		if err != nil || string(p[:n]) != want || src.reads != i+1 {
+			t.Fatalf("read %d: %q %v after %d reads of the source", i, p[:n], err, src.reads)
+		}
+	}
+	if _, err := r.Read(p); err != io.EOF {
+		t.Fatalf("at the end: %v", err)
+	}
+	if _, err := r.Read(p); err != io.EOF {
+		t.Fatalf("after the end: %v", err)
+	}
+}
+
+type countingReader struct {
+	data  []byte
+	reads int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	c.reads++
+	n := copy(p, c.data)
+	c.data = c.data[n:]
+	return n, nil
 }
