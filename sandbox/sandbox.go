@@ -162,7 +162,8 @@ type Limits struct {
 	MaxFileSize      int64    // largest file Open reads or Search scans; default 1 MiB
 	MaxWriteSize     int64    // largest content Write accepts; default 100 KiB
 	Excluded         []string // glob patterns; default DefaultExcluded
-	WriteProtected   []string // exact repository-relative paths Write refuses, e.g. the config file
+	WriteProtected   []string // repository-relative paths (links resolved) Write refuses, and everything under them
+	Protected        []FileID // files and directories Write refuses by identity, whatever their name: the object, and for a directory everything in it
 	MaxSearchResults int      // matching lines listed; default 100
 	MaxLineLength    int      // longest line listed by Search, in bytes; default 200
 }

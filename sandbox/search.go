@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
-	"io/fs"
+	"os"
 	"regexp"
+	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
 )
 
 // Search finds lines matching query in the workspace's text files. A query
@@ -16,52 +18,115 @@ import (
 // else is a literal, case-sensitive string. Excluded, .gitignored, binary,
 // oversized and symlinked files are skipped, as are excluded and ignored
 // directories. Files are visited in lexical order.
+//
+// The walk is on descriptors, like every other access: each directory is
+// opened relative to its parent with O_NOFOLLOW, each file relative to its
+// directory with O_NOFOLLOW, and the rules are decided on the names
+// traversed, so a file swapped for a link to an excluded one while the
+// search runs is skipped, never read.
 func (w *Workspace) Search(ctx context.Context, query string) (*SearchResult, error) {
 	match, err := compileQuery(query)
 	if err != nil {
 		return nil, err
 	}
 	res := &SearchResult{Query: query}
-	ign := newIgnorer(func(name string) []byte {
-		b, err := w.root.ReadFile(name)
-		if err != nil || len(b) > 1<<20 {
-			return nil
-		}
-		return b
-	})
-	err = fs.WalkDir(w.root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == "." {
-				return err
-			}
-			return nil // unreadable entries are skipped, as grep -s would
-		}
-		if cerr := ctx.Err(); cerr != nil {
-			return cerr
-		}
-		if p == "." {
-			return nil
-		}
-		_, excluded := w.excl.match(p)
-		if d.IsDir() {
-			if excluded || ign.ignored(p, true) {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if excluded || !d.Type().IsRegular() || ign.ignored(p, false) {
-			return nil
-		}
-		w.searchFile(p, match, res)
-		return nil
-	})
+	fd, err := openat(w.rootFD, ".", unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
+		return nil, osError(err, ".")
+	}
+	ign := newIgnorer(func(string) []byte { return nil }) // each directory's rules are loaded as it is entered
+	ign.rules["."] = append(parseGitignore(w.readInternal(".git", "info", "exclude")), parseGitignore(readSmall(fd, ".gitignore"))...)
+	if err := w.searchDir(ctx, fd, ".", ign, match, res); err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return nil, AsError(err)
 		}
 		return nil, osError(err, ".")
 	}
 	return res, nil
+}
+
+// searchDir searches the directory dirfd, rel in the repository, and
+// closes dirfd.
+func (w *Workspace) searchDir(ctx context.Context, dirfd int, rel string, ign *ignorer, match func([]byte) bool, res *SearchResult) error {
+	dir := os.NewFile(uintptr(dirfd), rel)
+	defer dir.Close()
+	entries, err := dir.ReadDir(-1)
+	if err != nil && rel == "." {
+		return err
+	} // elsewhere, an unreadable directory is skipped, as grep -s would
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		name := e.Name()
+		child := name
+		if rel != "." {
+			child = rel + "/" + name
+		}
+		if _, excluded := w.excl.match(child); excluded {
+			continue
+		}
+		switch {
+		case e.IsDir():
+			if ign.ignored(child, true) {
+				continue
+			}
+			cfd, err := openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
+			if err != nil {
+				continue // swapped for a link, gone, or unreadable
+			}
+			ign.rules[child] = parseGitignore(readSmall(cfd, ".gitignore"))
+			if err := w.searchDir(ctx, cfd, child, ign, match, res); err != nil {
+				return err
+			}
+		case e.Type().IsRegular():
+			if !ign.ignored(child, false) {
+				w.searchFile(dirfd, name, child, match, res)
+			}
+		}
+	}
+	return nil
+}
+
+// readSmall reads the regular file name in dirfd, without following a
+// link, if it is at most 1 MiB; otherwise, or if it is missing, nil.
+func readSmall(dirfd int, name string) []byte {
+	fd, err := openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > 1<<20 {
+		return nil
+	}
+	b, err := readAll(fd, 1<<20+1, st.Size)
+	if err != nil || len(b) > 1<<20 {
+		return nil
+	}
+	return b
+}
+
+// readInternal reads a small file of llm-runtime's own under the root
+// (such as .git/info/exclude, which the model cannot open), following no
+// link on the way.
+func (w *Workspace) readInternal(comps ...string) []byte {
+	dirfd := w.rootFD
+	for _, c := range comps[:len(comps)-1] {
+		fd, err := openat(dirfd, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW)
+		if dirfd != w.rootFD {
+			unix.Close(dirfd)
+		}
+		if err != nil {
+			return nil
+		}
+		dirfd = fd
+	}
+	if dirfd != w.rootFD {
+		defer unix.Close(dirfd)
+	}
+	return readSmall(dirfd, comps[len(comps)-1])
 }
 
 func compileQuery(q string) (func([]byte) bool, error) {
@@ -82,16 +147,17 @@ func compileQuery(q string) (func([]byte) bool, error) {
 	return func(line []byte) bool { return bytes.Contains(line, lit) }, nil
 }
 
-func (w *Workspace) searchFile(p string, match func([]byte) bool, res *SearchResult) {
-	f, err := w.root.Open(p)
+func (w *Workspace) searchFile(dirfd int, name, rel string, match func([]byte) bool, res *SearchResult) {
+	fd, err := openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
 	if err != nil {
+		return // swapped for a link, gone, or unreadable
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > w.limits.MaxFileSize {
 		return
 	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() > w.limits.MaxFileSize {
-		return
-	}
-	data, err := io.ReadAll(io.LimitReader(f, w.limits.MaxFileSize+1))
+	data, err := readAll(fd, w.limits.MaxFileSize+1, st.Size)
 	if err != nil || int64(len(data)) > w.limits.MaxFileSize || isBinary(data) {
 		return
 	}
@@ -110,7 +176,7 @@ func (w *Workspace) searchFile(p string, match func([]byte) bool, res *SearchRes
 		found = true
 		res.Total++
 		if len(res.Matches) < w.limits.MaxSearchResults {
-			res.Matches = append(res.Matches, Match{Path: p, Line: n, Text: cut(line, w.limits.MaxLineLength)})
+			res.Matches = append(res.Matches, Match{Path: rel, Line: n, Text: cut(line, w.limits.MaxLineLength)})
 		}
 	}
 	if found {

@@ -2,27 +2,31 @@ package sandbox
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
-	"syscall"
+	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // binarySniff is how much of a file is looked at for a NUL byte, as git does.
 const binarySniff = 8000
 
-// Workspace applies the sandbox rules to the directory tree under an
-// os.Root. It is safe for concurrent use.
+// Workspace applies the sandbox rules to the directory tree under a root
+// directory, on file descriptors (see walk.go). It is safe for concurrent
+// use.
 type Workspace struct {
-	root   *os.Root
+	rootFD int // O_PATH, the base of every walk
+	rootID FileID
 	limits Limits
 	excl   *excluder
+	prot   map[FileID]string // Limits.Protected, by identity
 }
 
 // OpenWorkspace opens dir as a workspace with the given limits.
@@ -32,59 +36,47 @@ func OpenWorkspace(dir string, limits Limits) (*Workspace, error) {
 	if err != nil {
 		return nil, err
 	}
-	root, err := os.OpenRoot(dir)
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	return &Workspace{root: root, limits: limits, excl: excl}, nil
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	w := &Workspace{rootFD: fd, rootID: idOf(&st), limits: limits, excl: excl, prot: map[FileID]string{}}
+	for _, id := range limits.Protected {
+		w.prot[FileID{Dev: id.Dev, Ino: id.Ino}] = cmp.Or(id.What, "protected")
+	}
+	return w, nil
 }
 
 // Close closes the root.
-func (w *Workspace) Close() error { return w.root.Close() }
+func (w *Workspace) Close() error { return unix.Close(w.rootFD) }
 
 // Limits returns the limits in force, defaults filled in.
 func (w *Workspace) Limits() Limits { return w.limits }
 
-// locate resolves p and applies the exclusion rules to both the path as
-// written and the file it names.
-func (w *Workspace) locate(p string) (string, error) {
-	resolved, lexical, err := resolve(w.root, p)
-	if err != nil {
-		return "", err
-	}
-	for _, q := range []string{lexical, resolved} {
-		if pat, ok := w.excl.match(q); ok {
-			return "", Errorf(CodePathSecurity, "%s is excluded (security.excluded_paths: %q)", q, pat)
-		}
-	}
-	return resolved, nil
-}
-
 // Open reads the text file at p.
 func (w *Workspace) Open(p string) (*File, error) {
-	rel, err := w.locate(p)
+	t, err := w.walk(p, walkOpen, false)
 	if err != nil {
 		return nil, err
 	}
-	// O_NONBLOCK: a FIFO swapped in after resolution must not hang the read.
-	f, err := w.root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, osError(err, rel)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, osError(err, rel)
-	}
-	switch {
-	case fi.IsDir():
+	defer t.close()
+	rel := t.rel
+	switch t.st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
 		return nil, Errorf(CodeIsDirectory, "%s is a directory; use <search> to find files in it", rel)
-	case !fi.Mode().IsRegular():
-		return nil, Errorf(CodeNotRegularFile, "%s is not a regular file (%s)", rel, fi.Mode().Type())
-	case fi.Size() > w.limits.MaxFileSize:
-		return nil, w.tooBig(rel, fi.Size())
+	case unix.S_IFREG:
+	default:
+		return nil, Errorf(CodeNotRegularFile, "%s is not a regular file (%s)", rel, fileType(t.st.Mode))
 	}
-	content, err := io.ReadAll(io.LimitReader(f, w.limits.MaxFileSize+1))
+	if t.st.Size > w.limits.MaxFileSize {
+		return nil, w.tooBig(rel, t.st.Size)
+	}
+	content, err := readAll(t.fd, w.limits.MaxFileSize+1, t.st.Size)
 	if err != nil {
 		return nil, osError(err, rel)
 	}
@@ -97,18 +89,67 @@ func (w *Workspace) Open(p string) (*File, error) {
 	return &File{Path: rel, Content: content}, nil
 }
 
+// readAll reads fd to its end, or to max bytes; size is what fstat said,
+// a hint for the buffer.
+func readAll(fd int, max, size int64) ([]byte, error) {
+	buf := make([]byte, 0, min(max, size+1))
+	for int64(len(buf)) < max {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):min(int64(cap(buf)), max)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			break
+		}
+		buf = buf[:len(buf)+n]
+	}
+	return buf, nil
+}
+
 // Stat describes the file or directory at p, after the same resolution and
 // exclusion rules as Open.
 func (w *Workspace) Stat(p string) (*Info, error) {
-	rel, err := w.locate(p)
+	t, err := w.walk(p, walkLocate, false)
 	if err != nil {
 		return nil, err
 	}
-	fi, err := w.root.Stat(rel)
-	if err != nil {
-		return nil, osError(err, rel)
+	defer t.close()
+	if !t.found {
+		return nil, Errorf(CodeFileNotFound, "no such file: %s", p)
 	}
-	return &Info{Path: rel, IsDir: fi.IsDir(), Size: fi.Size(), Mode: fi.Mode()}, nil
+	mode := fs.FileMode(t.st.Mode & 0o777)
+	switch t.st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		mode |= fs.ModeDir
+	case unix.S_IFREG:
+	case unix.S_IFIFO:
+		mode |= fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		mode |= fs.ModeSocket
+	default:
+		mode |= fs.ModeDevice
+	}
+	return &Info{Path: t.rel, IsDir: mode.IsDir(), Size: t.st.Size, Mode: mode}, nil
+}
+
+func fileType(m uint32) string {
+	switch m & unix.S_IFMT {
+	case unix.S_IFIFO:
+		return "a named pipe"
+	case unix.S_IFSOCK:
+		return "a socket"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	}
+	return "not a regular file"
 }
 
 func (w *Workspace) tooBig(rel string, size int64) error {
@@ -117,90 +158,111 @@ func (w *Workspace) tooBig(rel string, size int64) error {
 
 func isBinary(b []byte) bool { return bytes.IndexByte(b[:min(len(b), binarySniff)], 0) >= 0 }
 
-// Write replaces the file at p with content, atomically.
+// ConfigName is the name of llm-runtime's configuration file in a
+// repository. A file of that name is never written, at any depth: it would
+// be the configuration of a later run with --root there.
+const ConfigName = "llm-runtime.config.yaml"
+
+// writeProtected refuses a write to t: a file named ConfigName, a path of
+// Limits.WriteProtected or under one, or a file or directory (on the way
+// or the target) whose identity is protected.
+func (w *Workspace) writeProtected(t *target) error {
+	if strings.EqualFold(t.name, ConfigName) {
+		return Errorf(CodePathSecurity, "%s is llm-runtime's own configuration and cannot be written from the sandbox", t.rel)
+	}
+	for _, q := range w.limits.WriteProtected {
+		q = path.Clean(q)
+		if t.rel == q || strings.HasPrefix(t.rel, q+"/") || q == "." {
+			return Errorf(CodePathSecurity, "%s is llm-runtime's own (%s) and cannot be written from the sandbox", t.rel, q)
+		}
+	}
+	if len(w.prot) == 0 {
+		return nil
+	}
+	for _, id := range t.ids {
+		if what, ok := w.prot[id]; ok {
+			return Errorf(CodePathSecurity, "%s is inside %s, which cannot be written from the sandbox", t.rel, what)
+		}
+	}
+	if t.found {
+		if what, ok := w.prot[idOf(&t.st)]; ok {
+			return Errorf(CodePathSecurity, "%s is %s and cannot be written from the sandbox", t.rel, what)
+		}
+	}
+	return nil
+}
+
+// Write replaces the file at p with content, atomically: a temporary file
+// in the checked directory, then renameat over the checked name there.
 func (w *Workspace) Write(p string, content []byte) (*WriteResult, error) {
 	if int64(len(content)) > w.limits.MaxWriteSize {
 		return nil, Errorf(CodeResourceLimit, "content is %s; the limit (security.max_write_size) is %s; nothing was written", FormatSize(int64(len(content))), FormatSize(w.limits.MaxWriteSize))
 	}
-	rel, err := w.locate(p)
+	t, err := w.walk(p, walkLocate, true)
 	if err != nil {
 		return nil, err
 	}
-	if rel == "." {
-		return nil, Errorf(CodeIsDirectory, "the repository root is a directory")
-	}
-	for _, q := range w.limits.WriteProtected {
-		if path.Clean(q) == rel {
-			return nil, Errorf(CodePathSecurity, "%s is llm-runtime's own configuration and cannot be written from the sandbox", rel)
+	defer t.close()
+	if t.name == "" {
+		if t.rel == "." {
+			return nil, Errorf(CodeIsDirectory, "the repository root is a directory")
 		}
+		return nil, Errorf(CodeIsDirectory, "%s is a directory", t.rel)
 	}
-	dir, name := path.Split(rel)
-	if dir == "" {
-		dir = "."
-	} else {
-		dir = path.Clean(dir)
-		if err := w.root.MkdirAll(dir, 0o755); err != nil {
-			if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {
-				return nil, Errorf(CodeInvalidPath, "cannot create directory %s: a file is in the way", dir)
-			}
-			return nil, osError(err, dir)
-		}
-	}
-	mode := fs.FileMode(0o644)
-	created := true
-	switch fi, err := w.root.Lstat(rel); {
-	case err == nil && fi.IsDir():
-		return nil, Errorf(CodeIsDirectory, "%s is a directory", rel)
-	case err == nil && !fi.Mode().IsRegular():
-		return nil, Errorf(CodeNotRegularFile, "%s is not a regular file (%s)", rel, fi.Mode().Type())
-	case err == nil:
-		mode, created = fi.Mode().Perm(), false
-	case !errors.Is(err, fs.ErrNotExist):
-		return nil, osError(err, rel)
-	}
-	if err := w.replace(dir, name, content, mode); err != nil {
+	if err := w.writeProtected(t); err != nil {
 		return nil, err
 	}
-	return &WriteResult{Path: rel, Created: created, Bytes: int64(len(content))}, nil
+	mode := uint32(0o644)
+	if t.found {
+		switch t.st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			return nil, Errorf(CodeIsDirectory, "%s is a directory", t.rel)
+		case unix.S_IFREG:
+			mode = t.st.Mode & 0o7777 &^ (unix.S_ISUID | unix.S_ISGID)
+		default:
+			return nil, Errorf(CodeNotRegularFile, "%s is not a regular file (%s)", t.rel, fileType(t.st.Mode))
+		}
+	}
+	if err := w.replace(t.top(), t.name, t.rel, content, mode); err != nil {
+		return nil, err
+	}
+	return &WriteResult{Path: t.rel, Created: !t.found, Bytes: int64(len(content))}, nil
 }
 
-// replace writes content to a new temporary file in dir, syncs it, renames
-// it over name and syncs dir. On failure the temporary file is removed and
-// the old file, if any, is as it was.
-func (w *Workspace) replace(dir, name string, content []byte, mode fs.FileMode) (err error) {
+// replace writes content to a new temporary file in the directory dirfd,
+// syncs it, renames it over name there and syncs the directory. On failure
+// the temporary file is removed and the old file, if any, is as it was.
+func (w *Workspace) replace(dirfd int, name, rel string, content []byte, mode uint32) (err error) {
 	var rnd [8]byte
 	rand.Read(rnd[:])
-	tmp := path.Join(dir, ".llm-runtime-"+hex.EncodeToString(rnd[:])+".tmp")
-	target := path.Join(dir, name)
-	f, err := w.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	tmp := ".llm-runtime-" + hex.EncodeToString(rnd[:]) + ".tmp"
+	fd, err := openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW)
 	if err != nil {
-		return osError(err, target)
+		return osError(err, rel)
 	}
+	f := os.NewFile(uintptr(fd), tmp)
 	defer func() {
 		if err != nil {
 			f.Close()
-			w.root.Remove(tmp)
+			unix.Unlinkat(dirfd, tmp, 0)
 		}
 	}()
 	if _, err := f.Write(content); err != nil {
-		return osError(err, target)
+		return osError(err, rel)
 	}
-	if err := f.Chmod(mode); err != nil {
-		return osError(err, target)
+	if err := unix.Fchmod(fd, mode); err != nil {
+		return osError(err, rel)
 	}
 	if err := f.Sync(); err != nil {
-		return osError(err, target)
+		return osError(err, rel)
 	}
 	if err := f.Close(); err != nil {
-		return osError(err, target)
+		return osError(err, rel)
 	}
-	if err := w.root.Rename(tmp, target); err != nil {
-		return osError(err, target)
+	if err := unix.Renameat(dirfd, tmp, dirfd, name); err != nil {
+		return osError(err, rel)
 	}
-	if d, err := w.root.Open(dir); err == nil {
-		d.Sync() // best effort: some file systems cannot sync a directory
-		d.Close()
-	}
+	unix.Fsync(dirfd) // best effort: some file systems cannot sync a directory
 	return nil
 }
 

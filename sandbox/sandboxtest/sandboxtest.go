@@ -213,6 +213,7 @@ func Run(t *testing.T, newSandbox Factory) {
 	t.Run("SymlinkSwappedBetweenCommands", func(t *testing.T) { testSwap(t, newSandbox) })
 	t.Run("Write", func(t *testing.T) { testWrite(t, newSandbox) })
 	t.Run("Search", func(t *testing.T) { testSearch(t, newSandbox) })
+	t.Run("Racer", func(t *testing.T) { testRacer(t, newSandbox) })
 }
 
 func code(err error) string {

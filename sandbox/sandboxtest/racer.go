@@ -1,0 +1,145 @@
+package sandboxtest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/llm-runtime/llm-runtime/sandbox"
+)
+
+// RaceDuration is how long each racer runs.
+var RaceDuration = 1500 * time.Millisecond
+
+// The secrets of the racer's repository: no result may ever hold one.
+const (
+	envSecret = "RACER_ENV_SECRET"
+	gitSecret = "RACER_GIT_SECRET"
+)
+
+// testRacer runs operations while another process (a goroutine here, on
+// the host, as a process in an exec container or any other program would)
+// swaps names under them: a file for a link to .env, and a directory for a
+// link to .git (renameat2 RENAME_EXCHANGE). No open or search may return a
+// secret, and no write may land in .git, however the swaps fall.
+func testRacer(t *testing.T, newSandbox Factory) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	for name, content := range map[string]string{
+		".env":        envSecret + "\n",
+		".git/config": "[core]\n" + gitSecret + "\n",
+		"race.txt":    "public\n",
+		"d/config":    "public\n",
+		"plain.txt":   "public\n",
+	} {
+		writeFile(t, filepath.Join(dir, name), content)
+	}
+	sb := newSandbox(t, dir, sandbox.Limits{MaxSearchResults: 1000})
+	defer sb.Close()
+	gitBefore := TreeHash(t, filepath.Join(dir, ".git"))
+	ctx := context.Background()
+
+	type racer struct {
+		name  string
+		setup func() error
+		swap  func() error
+	}
+	at := func(name string) string { return filepath.Join(dir, name) }
+	racers := []racer{
+		{
+			name: "file swapped for a link to .env",
+			setup: func() error {
+				writeFile(t, at("race.real"), "public\n")
+				return os.Symlink(".env", at("race.link"))
+			},
+			// Exchange race.txt with the link, back and forth: race.txt is
+			// the file, then the link, then the file...
+			swap: func() error {
+				return unix.Renameat2(unix.AT_FDCWD, at("race.txt"), unix.AT_FDCWD, at("race.link"), unix.RENAME_EXCHANGE)
+			},
+		},
+		{
+			name:  "directory swapped for a link to .git",
+			setup: func() error { return os.Symlink(".git", at("d.link")) },
+			swap: func() error {
+				return unix.Renameat2(unix.AT_FDCWD, at("d"), unix.AT_FDCWD, at("d.link"), unix.RENAME_EXCHANGE)
+			},
+		},
+	}
+	for _, r := range racers {
+		if err := r.setup(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stop atomic.Bool
+	var swaps atomic.Int64
+	var wg sync.WaitGroup
+	for _, r := range racers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				if err := r.swap(); err != nil {
+					t.Errorf("%s: %v", r.name, err)
+					return
+				}
+				swaps.Add(1)
+			}
+		}()
+	}
+	var ops, refused int
+	leak := func(what, got string) {
+		if strings.Contains(got, envSecret) || strings.Contains(got, gitSecret) {
+			t.Errorf("%s leaked a secret: %q", what, got)
+		}
+	}
+	deadline := time.Now().Add(RaceDuration)
+	for i := 0; time.Now().Before(deadline) || ops < 200; i++ {
+		ops++
+		switch i % 4 {
+		case 0:
+			f, err := sb.Open(ctx, "race.txt")
+			if err == nil {
+				leak("open race.txt", string(f.Content))
+			} else {
+				refused++
+				leak("open race.txt's error", err.Error())
+			}
+		case 1:
+			f, err := sb.Open(ctx, "d/config")
+			if err == nil {
+				leak("open d/config", string(f.Content))
+			} else {
+				refused++
+				leak("open d/config's error", err.Error())
+			}
+		case 2:
+			if _, err := sb.Write(ctx, "d/config", []byte("core.fsmonitor = touch /tmp/pwned\n")); err != nil {
+				refused++
+			}
+		case 3:
+			res, err := sb.Search(ctx, "SECRET")
+			if err != nil {
+				t.Fatalf("search: %v", err)
+			}
+			for _, m := range res.Matches {
+				leak("search", m.Path+": "+m.Text)
+			}
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if after := TreeHash(t, filepath.Join(dir, ".git")); after != gitBefore {
+		t.Fatal("a write landed in .git")
+	}
+	t.Logf("%d operations (%d refused) against %d swaps", ops, refused, swaps.Load())
+	if swaps.Load() == 0 {
+		t.Fatal("the racers never swapped")
+	}
+}
