@@ -211,6 +211,10 @@ func (w *Workspace) walk(p string, op walkOp, create bool) (*target, error) {
 			// A directory on the way: open the object itself, whatever it is.
 			fd, err := openat(dirfd, c, unix.O_PATH|unix.O_NOFOLLOW)
 			if errors.Is(err, unix.ENOENT) && create {
+				// Nothing is created where a write is refused.
+				if err := w.guardPath(rel); err != nil {
+					return nil, err
+				}
 				if err = unix.Mkdirat(dirfd, c, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
 					fd, err = openat(dirfd, c, unix.O_PATH|unix.O_NOFOLLOW)
 				}
@@ -229,6 +233,11 @@ func (w *Workspace) walk(p string, op walkOp, create bool) (*target, error) {
 			switch st.Mode & unix.S_IFMT {
 			case unix.S_IFDIR:
 				t.push(fd, c, idOf(&st))
+				if create {
+					if err := w.guardDir(rel, idOf(&st)); err != nil {
+						return nil, err
+					}
+				}
 			case unix.S_IFLNK:
 				err := follow(fd, c, true)
 				unix.Close(fd)

@@ -163,6 +163,30 @@ func isBinary(b []byte) bool { return bytes.IndexByte(b[:min(len(b), binarySniff
 // be the configuration of a later run with --root there.
 const ConfigName = "llm-runtime.config.yaml"
 
+// guardPath refuses a write at rel, or a directory created there, if rel
+// is a path of Limits.WriteProtected or lies under one.
+func (w *Workspace) guardPath(rel string) error {
+	for _, q := range w.limits.WriteProtected {
+		q = path.Clean(q)
+		if rel == q || strings.HasPrefix(rel, q+"/") || q == "." {
+			return Errorf(CodePathSecurity, "%s is llm-runtime's own (%s) and cannot be written from the sandbox", rel, q)
+		}
+	}
+	return nil
+}
+
+// guardDir refuses a write into the directory rel, whose identity is id,
+// if it is protected by path or by identity.
+func (w *Workspace) guardDir(rel string, id FileID) error {
+	if err := w.guardPath(rel); err != nil {
+		return err
+	}
+	if what, ok := w.prot[id]; ok {
+		return Errorf(CodePathSecurity, "%s is %s, which cannot be written from the sandbox", rel, what)
+	}
+	return nil
+}
+
 // writeProtected refuses a write to t: a file named ConfigName, a path of
 // Limits.WriteProtected or under one, or a file or directory (on the way
 // or the target) whose identity is protected.
@@ -170,14 +194,8 @@ func (w *Workspace) writeProtected(t *target) error {
 	if strings.EqualFold(t.name, ConfigName) {
 		return Errorf(CodePathSecurity, "%s is llm-runtime's own configuration and cannot be written from the sandbox", t.rel)
 	}
-	for _, q := range w.limits.WriteProtected {
-		q = path.Clean(q)
-		if t.rel == q || strings.HasPrefix(t.rel, q+"/") || q == "." {
-			return Errorf(CodePathSecurity, "%s is llm-runtime's own (%s) and cannot be written from the sandbox", t.rel, q)
-		}
-	}
-	if len(w.prot) == 0 {
-		return nil
+	if err := w.guardPath(t.rel); err != nil {
+		return err
 	}
 	for _, id := range t.ids {
 		if what, ok := w.prot[id]; ok {

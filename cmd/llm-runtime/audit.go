@@ -40,8 +40,9 @@ func auditDir(flag string, cfg *config.Config, root string) (string, error) {
 		return "", fail(exitConfig, "audit.dir %s: %v", dir, err)
 	}
 	if root != "" {
-		if rel, err := filepath.Rel(root, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-			return "", fail(exitConfig, "audit.dir %s is inside the repository %s, where the sandbox can write; choose a directory outside it", abs, root)
+		// Compared as real paths, so no link or spelling puts it inside.
+		if _, inside := within(root, abs); inside {
+			return "", fail(exitConfig, "audit.dir %s is inside the repository %s, where the sandbox can reach it; choose a directory outside it", abs, root)
 		}
 	}
 	return abs, nil

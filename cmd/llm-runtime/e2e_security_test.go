@@ -4,15 +4,137 @@ package main
 // (issue 11): each reproduces an attack through the binary.
 
 import (
+	"os"
 	"os/exec"
-	"strconv"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
+	"github.com/llm-runtime/llm-runtime/runtime/wasm/wasmtest"
 )
+
+// bothSandboxes runs f once with --sandbox local and once with the default
+// Docker sandbox.
+func bothSandboxes(t *testing.T, f func(t *testing.T, sb string)) {
+	for _, sb := range []string{"local", "docker"} {
+		t.Run(sb, func(t *testing.T) {
+			if sb == "docker" {
+				dockertest.Require(t)
+			}
+			f(t, sb)
+		})
+	}
+}
+
+// mustRefuse runs input in dir and checks that every command was refused
+// with PATH_SECURITY and that the files named in keep still hold what
+// they held.
+func mustRefuse(t *testing.T, dir, input string, env []string, keep []string, args ...string) result {
+	t.Helper()
+	before := map[string]string{}
+	for _, k := range keep {
+		b, err := os.ReadFile(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[k] = string(b)
+	}
+	r := runBinary(t, dir, input, env, args...)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if n := strings.Count(r.stdout, "=== COMMAND: "); n == 0 || strings.Count(r.stdout, "=== ERROR: PATH_SECURITY ===") != n {
+		t.Fatalf("not every command was refused with PATH_SECURITY:\n%s", r.stdout)
+	}
+	for _, k := range keep {
+		if b, _ := os.ReadFile(k); string(b) != before[k] {
+			t.Fatalf("%s changed: %q", k, b)
+		}
+	}
+	return r
+}
+
+// TestE2EOwnFilesAreProtectedByIdentityNotSpelling reproduces every way
+// the red team wrote llm-runtime's own configuration from the sandbox.
+func TestE2EOwnFilesAreProtectedByIdentityNotSpelling(t *testing.T) {
+	const evil = "security:\n  excluded_paths: []\n"
+	bothSandboxes(t, func(t *testing.T, sb string) {
+		t.Run("the configuration file is a link", func(t *testing.T) {
+			dir := repo(t, map[string]string{"conf/real.yaml": "search:\n  max_results: 7\n"})
+			os.Symlink("conf/real.yaml", filepath.Join(dir, "llm-runtime.config.yaml"))
+			mustRefuse(t, dir, "<write conf/real.yaml>"+evil+"</write> <write ./conf//real.yaml>x</write>", nil,
+				[]string{filepath.Join(dir, "conf/real.yaml")}, "--sandbox", sb)
+		})
+		t.Run("the root through a link, the configuration by its real path", func(t *testing.T) {
+			dir := repo(t, map[string]string{"cfg.yaml": "search:\n  max_results: 7\n"})
+			link := filepath.Join(t.TempDir(), "link")
+			os.Symlink(dir, link)
+			mustRefuse(t, t.TempDir(), "<write cfg.yaml>"+evil+"</write>", nil, []string{filepath.Join(dir, "cfg.yaml")},
+				"--sandbox", sb, "--root", link, "--config", filepath.Join(dir, "cfg.yaml"))
+		})
+		t.Run("a configuration named ..cfg.yaml", func(t *testing.T) {
+			dir := repo(t, map[string]string{"..cfg.yaml": "search:\n  max_results: 7\n"})
+			mustRefuse(t, dir, "<write ..cfg.yaml>"+evil+"</write>", nil, []string{filepath.Join(dir, "..cfg.yaml")},
+				"--sandbox", sb, "--config", "..cfg.yaml")
+		})
+		t.Run("the configuration through a linked directory", func(t *testing.T) {
+			dir := repo(t, map[string]string{"real/c.yaml": "search:\n  max_results: 7\n"})
+			os.Symlink("real", filepath.Join(dir, "confdir"))
+			mustRefuse(t, dir, "<write real/c.yaml>"+evil+"</write> <write confdir/c.yaml>"+evil+"</write>", nil,
+				[]string{filepath.Join(dir, "real/c.yaml")}, "--sandbox", sb, "--config", "confdir/c.yaml")
+		})
+		t.Run("a hard link to the configuration", func(t *testing.T) {
+			dir := repo(t, map[string]string{"llm-runtime.config.yaml": "search:\n  max_results: 7\n"})
+			os.Link(filepath.Join(dir, "llm-runtime.config.yaml"), filepath.Join(dir, "other.yaml"))
+			mustRefuse(t, dir, "<write other.yaml>"+evil+"</write>", nil, []string{filepath.Join(dir, "llm-runtime.config.yaml")}, "--sandbox", sb)
+		})
+		t.Run("a configuration for a later run in a subdirectory", func(t *testing.T) {
+			dir := repo(t, map[string]string{"sub/a.txt": "a\n"})
+			mustRefuse(t, dir, "<write sub/llm-runtime.config.yaml>"+evil+"</write> <write deep/er/LLM-RUNTIME.CONFIG.YAML>x</write>", nil, nil, "--sandbox", sb)
+			if _, err := os.Stat(filepath.Join(dir, "sub/llm-runtime.config.yaml")); err == nil {
+				t.Fatal("written")
+			}
+		})
+		t.Run("the user's configuration directory inside the root", func(t *testing.T) {
+			dir := repo(t, map[string]string{"a.txt": "a\n"})
+			mustRefuse(t, dir, "<write .config/llm-runtime/config.yaml>"+evil+"</write> <write .config/llm-runtime>x</write>",
+				[]string{"XDG_CONFIG_HOME=" + filepath.Join(dir, ".config")}, nil, "--sandbox", sb)
+			if _, err := os.Stat(filepath.Join(dir, ".config/llm-runtime")); err == nil {
+				t.Fatal("created")
+			}
+		})
+		t.Run("a policy module inside the repository", func(t *testing.T) {
+			guest := wasmtest.Build(t, "guests/redact")
+			dir := repo(t, map[string]string{"a.txt": "a\n"})
+			b, _ := os.ReadFile(guest)
+			os.WriteFile(filepath.Join(dir, "policy.wasm"), b, 0o644)
+			r := mustRefuse(t, dir, "<write policy.wasm>\x00asm</write>", nil, []string{filepath.Join(dir, "policy.wasm")},
+				"--sandbox", sb, "--transform", "policy.wasm", "-v")
+			if !strings.Contains(r.stderr, "Warning: the guest module policy.wasm (policy.wasm) is inside the repository") {
+				t.Errorf("no warning:\n%s", r.stderr)
+			}
+		})
+	})
+}
+
+func TestE2EAuditStoreInsideTheRepositoryIsRefusedHoweverSpelt(t *testing.T) {
+	dir := repo(t, map[string]string{"a.txt": "a\n"})
+	link := filepath.Join(t.TempDir(), "link")
+	os.Symlink(dir, link)
+	for _, args := range [][]string{
+		{"--root", link, "--audit-dir", filepath.Join(dir, "audit")},
+		{"--root", dir, "--audit-dir", filepath.Join(link, "audit")},
+		{"--root", dir, "--audit-dir", filepath.Join(dir, "x", "..", "audit")},
+	} {
+		r := runBinary(t, t.TempDir(), "<open a.txt>", nil, append([]string{"--sandbox", "local"}, args...)...)
+		if r.code != exitConfig || !strings.Contains(r.stderr, "is inside the repository") || r.stdout != "" {
+			t.Errorf("%v: exit %d %q %q", args, r.code, r.stdout, r.stderr)
+		}
+	}
+}
 
 // TestE2ESignalEndsARunWaitingForInput: SIGTERM or SIGINT while the input
 // is still open ends the run with exit 130, its containers gone, instead of
@@ -57,5 +179,3 @@ func TestE2ESignalEndsARunWaitingForInput(t *testing.T) {
 	}
 }
 
-var _ = strconv.Itoa
-var _ = container.LabelOwnerPID

@@ -211,6 +211,11 @@ func (f *cli) load(e env, o *overrides) (root, file string, cfg *config.Config, 
 	}
 	root, err = filepath.Abs(f.Root)
 	if err == nil {
+		// The real path: every comparison with it is between real paths,
+		// and the container mounts what the link points to anyway.
+		root, err = filepath.EvalSymlinks(root)
+	}
+	if err == nil {
 		var fi os.FileInfo
 		if fi, err = os.Stat(root); err == nil && !fi.IsDir() {
 			err = errors.New("not a directory")
@@ -365,21 +370,6 @@ func (r *runCmd) Run(e env, c *cli) error {
 		}
 	}
 	return nil
-}
-
-// protected lists the repository-relative paths the sandbox must never
-// write: the repository's configuration file, and the file in use if it
-// lies inside the repository.
-func protected(root, file string) []string {
-	list := []string{config.FileName}
-	if file != "" {
-		if abs, err := filepath.Abs(file); err == nil {
-			if rel, err := filepath.Rel(root, abs); err == nil && !strings.HasPrefix(rel, "..") {
-				list = append(list, filepath.ToSlash(rel))
-			}
-		}
-	}
-	return list
 }
 
 func orDefaults(file string) string {

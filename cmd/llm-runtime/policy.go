@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -111,7 +112,12 @@ type policyCheckCmd struct {
 	Module string `arg:"" placeholder:"MODULE.wasm" help:"The guest."`
 }
 
-func (p policyCheckCmd) Run(e env) error {
+func (p policyCheckCmd) Run(e env, c *cli) error {
+	if root, err := filepath.Abs(c.Root); err == nil {
+		if _, inside := within(root, p.Module); inside {
+			fmt.Fprintf(e.stderr, "llm-runtime: warning: %s is inside the repository %s: a run refuses to write it from the sandbox, but anything else that can write the repository can replace this policy; keep guests outside\n", p.Module, realPath(root))
+		}
+	}
 	start := time.Now()
 	m, err := wasm.Compile(e.ctx, wasm.Spec{Path: p.Module})
 	if err != nil {

@@ -21,11 +21,13 @@ import (
 // are exit 3 with a message that says how to fix them; there is no silent
 // fallback to the local sandbox.
 func openSandbox(e env, cfg *config.Config, root, file string, verbose bool) (sandbox.Sandbox, error) {
+	paths, ids, inside := protection(root, file, cfg)
 	limits := sandbox.Limits{
 		MaxFileSize:      cfg.Security.MaxFileSize,
 		MaxWriteSize:     cfg.Security.MaxWriteSize,
 		Excluded:         cfg.Security.ExcludedPaths,
-		WriteProtected:   protected(root, file),
+		WriteProtected:   paths,
+		Protected:        ids,
 		MaxSearchResults: cfg.Search.MaxResults,
 		MaxLineLength:    cfg.Search.MaxLineLength,
 	}
@@ -36,6 +38,9 @@ func openSandbox(e env, cfg *config.Config, root, file string, verbose bool) (sa
 	}
 	logf("Repository root: %s", root)
 	logf("Configuration: %s", orDefaults(file))
+	for _, g := range inside {
+		logf("Warning: %s (%s) is inside the repository: the sandbox refuses to write it, but anything else that can write the repository (an exec with exec.writable, another program) can change what the next run does; keep it outside", g.what, g.path)
+	}
 	if cfg.Sandbox == "local" {
 		sb, err := sandbox.NewLocal(root, limits)
 		if err != nil {
