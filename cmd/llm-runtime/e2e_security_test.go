@@ -178,4 +178,3 @@ func TestE2ESignalEndsARunWaitingForInput(t *testing.T) {
 		}
 	}
 }
-
