@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
 	"github.com/llm-runtime/llm-runtime/runtime/wasm/wasmtest"
 )
@@ -177,4 +179,74 @@ func TestE2ESignalEndsARunWaitingForInput(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestE2ESwapsDuringARunLeakNothing is the red team's race through the
+// binary: while a run opens, searches and writes, another process swaps
+// race.txt with a link to .env and exchanges the directory d with a link
+// to .git. No secret may appear in the output and nothing may land in .git.
+func TestE2ESwapsDuringARunLeakNothing(t *testing.T) {
+	bothSandboxes(t, func(t *testing.T, sb string) {
+		dir := repo(t, map[string]string{
+			".env": "ENV_SECRET_VALUE\n", ".git/config": "[core]\nGIT_SECRET_VALUE\n",
+			"race.txt": "public\n", "race.real": "public\n", "d/config": "public\n",
+		})
+		os.Symlink(".env", filepath.Join(dir, "race.link"))
+		os.Symlink(".git", filepath.Join(dir, "d.link"))
+		gitBefore, _ := os.ReadFile(filepath.Join(dir, ".git/config"))
+		var input strings.Builder
+		for range 100 {
+			input.WriteString("<open race.txt> <search SECRET_VALUE> <open d/config>\n<write d/config>\n[core]\n\tfsmonitor = touch pwned\n</write>\n")
+		}
+		stop := make(chan struct{})
+		swapped := make(chan int)
+		go func() {
+			n := 0
+			defer func() { swapped <- n }()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for _, pair := range [][2]string{{"race.txt", "race.link"}, {"d", "d.link"}} {
+					if unix.Renameat2(unix.AT_FDCWD, filepath.Join(dir, pair[0]), unix.AT_FDCWD, filepath.Join(dir, pair[1]), unix.RENAME_EXCHANGE) == nil {
+						n++
+					}
+				}
+			}
+		}()
+		r := runBinary(t, dir, input.String(), nil, "--sandbox", sb)
+		close(stop)
+		n := <-swapped
+		if r.code != 0 {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		if strings.Contains(r.stdout, "ENV_SECRET_VALUE") || strings.Contains(r.stdout, "GIT_SECRET_VALUE") {
+			t.Fatalf("a secret leaked:\n%s", r.stdout)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, ".git/config")); string(b) != string(gitBefore) {
+			t.Fatalf(".git/config was written: %q", b)
+		}
+		t.Logf("400 commands against %d swaps: %d refused", n, strings.Count(r.stdout, "=== ERROR: "))
+	})
+}
+
+// TestE2EErrorsDoNotTellWhetherAnExcludedFileExists: a path through an
+// excluded name is PATH_SECURITY before the file system is asked, so the
+// answer is the same whether the excluded file exists or not.
+func TestE2EErrorsDoNotTellWhetherAnExcludedFileExists(t *testing.T) {
+	probes := "<open .env/x> <open .git/refs/heads/main/x> <open .git/refs/heads/nosuch/x> <write .env/x>y</write> <open sub/../.env/x> <open a/../.git/HEAD>"
+	bothSandboxes(t, func(t *testing.T, sb string) {
+		with := repo(t, map[string]string{".env": "X=1\n", ".git/refs/heads/main": "abc\n", ".git/HEAD": "ref\n", "sub/a": ""})
+		without := repo(t, map[string]string{"sub/a": ""})
+		a := runBinary(t, with, probes, nil, "--sandbox", sb)
+		b := runBinary(t, without, probes, nil, "--sandbox", sb)
+		if strings.Count(a.stdout, "=== ERROR: PATH_SECURITY ===") != 6 {
+			t.Fatalf("not all refused:\n%s", a.stdout)
+		}
+		if timeLine.ReplaceAllString(a.stdout, "") != timeLine.ReplaceAllString(b.stdout, "") {
+			t.Fatalf("the answers differ with and without the excluded files:\n%s\n---\n%s", a.stdout, b.stdout)
+		}
+	})
 }
