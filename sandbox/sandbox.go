@@ -98,6 +98,11 @@ type Sandbox interface {
 	Search(ctx context.Context, query string) (*SearchResult, error)
 	// Exec runs a command line; sandboxes that cannot answer EXEC_DISABLED.
 	Exec(ctx context.Context, command string) (*ExecResult, error)
+	// Resolve returns the repository-relative path that path names once
+	// links, ".", ".." and "//" are resolved, with the rules of open and
+	// write (an excluded or escaping path is an error). The last component
+	// and missing directories before it may not exist yet.
+	Resolve(ctx context.Context, path string) (string, error)
 	// Close releases the sandbox's resources.
 	Close() error
 }
@@ -129,6 +134,42 @@ type SearchResult struct {
 	Matches []Match // at most Limits.MaxSearchResults, in path then line order
 	Total   int     // every matching line, including those not listed
 	Files   int     // files with at least one match
+	// MatchedFiles lists every file with a match (at most MaxMatchedFiles),
+	// when Options.ListFiles asked for it.
+	MatchedFiles []string `json:",omitempty"`
+}
+
+// MaxMatchedFiles bounds SearchResult.MatchedFiles.
+const MaxMatchedFiles = 100000
+
+// Options are what a caller may ask of one operation beyond its argument.
+// They travel in the context (WithOptions), so that every sandbox passes
+// them on to where the operation runs.
+type Options struct {
+	// Expect, for open and write: the repository-relative path, as Resolve
+	// gave it, that the operation must touch. If the path resolves
+	// elsewhere when the operation runs (the tree changed since it was
+	// resolved and decided on), it is refused with PATH_SECURITY and
+	// nothing is read or written.
+	Expect string `json:"expect,omitempty"`
+	// Skip, for search: repository-relative files left out, their lines
+	// neither listed nor counted.
+	Skip []string `json:"skip,omitempty"`
+	// ListFiles, for search: fill SearchResult.MatchedFiles.
+	ListFiles bool `json:"list_files,omitempty"`
+}
+
+type optionsKey struct{}
+
+// WithOptions returns a context carrying o.
+func WithOptions(ctx context.Context, o Options) context.Context {
+	return context.WithValue(ctx, optionsKey{}, o)
+}
+
+// OptionsFrom returns the context's Options, or none.
+func OptionsFrom(ctx context.Context) Options {
+	o, _ := ctx.Value(optionsKey{}).(Options)
+	return o
 }
 
 // Truncated reports whether more lines matched than are listed.

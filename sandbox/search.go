@@ -25,6 +25,12 @@ import (
 // traversed, so a file swapped for a link to an excluded one while the
 // search runs is skipped, never read.
 func (w *Workspace) Search(ctx context.Context, query string) (*SearchResult, error) {
+	return w.SearchWith(ctx, query, Options{})
+}
+
+// SearchWith is Search with the options o: files of o.Skip are left out,
+// and o.ListFiles lists every file with a match.
+func (w *Workspace) SearchWith(ctx context.Context, query string, o Options) (*SearchResult, error) {
 	match, err := compileQuery(query)
 	if err != nil {
 		return nil, err
@@ -36,7 +42,14 @@ func (w *Workspace) Search(ctx context.Context, query string) (*SearchResult, er
 	}
 	ign := newIgnorer(func(string) []byte { return nil }) // each directory's rules are loaded as it is entered
 	ign.rules["."] = append(parseGitignore(w.readInternal(".git", "info", "exclude")), parseGitignore(readSmall(fd, ".gitignore"))...)
-	if err := w.searchDir(ctx, fd, ".", ign, match, res); err != nil {
+	sc := &searcher{ign: ign, match: match, res: res, list: o.ListFiles}
+	if len(o.Skip) > 0 {
+		sc.skip = map[string]bool{}
+		for _, p := range o.Skip {
+			sc.skip[p] = true
+		}
+	}
+	if err := w.searchDir(ctx, fd, ".", sc); err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return nil, AsError(err)
 		}
@@ -45,9 +58,19 @@ func (w *Workspace) Search(ctx context.Context, query string) (*SearchResult, er
 	return res, nil
 }
 
+// searcher is the state of one search.
+type searcher struct {
+	ign   *ignorer
+	match func([]byte) bool
+	res   *SearchResult
+	skip  map[string]bool // files left out
+	list  bool            // fill res.MatchedFiles
+}
+
 // searchDir searches the directory dirfd, rel in the repository, and
 // closes dirfd.
-func (w *Workspace) searchDir(ctx context.Context, dirfd int, rel string, ign *ignorer, match func([]byte) bool, res *SearchResult) error {
+func (w *Workspace) searchDir(ctx context.Context, dirfd int, rel string, sc *searcher) error {
+	ign := sc.ign
 	dir := os.NewFile(uintptr(dirfd), rel)
 	defer dir.Close()
 	entries, err := dir.ReadDir(-1)
@@ -77,12 +100,12 @@ func (w *Workspace) searchDir(ctx context.Context, dirfd int, rel string, ign *i
 				continue // swapped for a link, gone, or unreadable
 			}
 			ign.rules[child] = parseGitignore(readSmall(cfd, ".gitignore"))
-			if err := w.searchDir(ctx, cfd, child, ign, match, res); err != nil {
+			if err := w.searchDir(ctx, cfd, child, sc); err != nil {
 				return err
 			}
 		case e.Type().IsRegular():
-			if !ign.ignored(child, false) {
-				w.searchFile(dirfd, name, child, match, res)
+			if !ign.ignored(child, false) && !sc.skip[child] {
+				w.searchFile(dirfd, name, child, sc)
 			}
 		}
 	}
@@ -147,7 +170,8 @@ func compileQuery(q string) (func([]byte) bool, error) {
 	return func(line []byte) bool { return bytes.Contains(line, lit) }, nil
 }
 
-func (w *Workspace) searchFile(dirfd int, name, rel string, match func([]byte) bool, res *SearchResult) {
+func (w *Workspace) searchFile(dirfd int, name, rel string, sc *searcher) {
+	match, res := sc.match, sc.res
 	fd, err := openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
 	if err != nil {
 		return // swapped for a link, gone, or unreadable
@@ -181,6 +205,9 @@ func (w *Workspace) searchFile(dirfd int, name, rel string, match func([]byte) b
 	}
 	if found {
 		res.Files++
+		if sc.list && len(res.MatchedFiles) < MaxMatchedFiles {
+			res.MatchedFiles = append(res.MatchedFiles, rel)
+		}
 	}
 }
 

@@ -86,6 +86,9 @@ const (
 	// stat): missing directories on the way are created when create is
 	// set, and the last component may be missing.
 	walkLocate
+	// walkResolve is walkLocate that takes missing directories, and
+	// everything after them, as written, creating nothing.
+	walkResolve
 )
 
 // target is what a walk found.
@@ -218,6 +221,27 @@ func (w *Workspace) walk(p string, op walkOp, create bool) (*target, error) {
 				if err = unix.Mkdirat(dirfd, c, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
 					fd, err = openat(dirfd, c, unix.O_PATH|unix.O_NOFOLLOW)
 				}
+			}
+			if errors.Is(err, unix.ENOENT) && op == walkResolve {
+				// Nothing below a missing directory can be a link: the
+				// rest resolves as written (precheck vetted its names).
+				names := append(append([]string(nil), t.names...), c)
+				for _, r := range todo {
+					if r == ".." {
+						if len(names) == 0 {
+							return nil, Errorf(CodePathSecurity, "path %q leaves the repository", p)
+						}
+						names = names[:len(names)-1]
+						continue
+					}
+					names = append(names, r)
+				}
+				t.rel = "."
+				if len(names) > 0 {
+					t.rel = strings.Join(names, "/")
+				}
+				ok = true
+				return t, nil
 			}
 			if err != nil {
 				if errors.Is(err, unix.ENOENT) {

@@ -59,12 +59,27 @@ func (w *Workspace) Close() error { return unix.Close(w.rootFD) }
 func (w *Workspace) Limits() Limits { return w.limits }
 
 // Open reads the text file at p.
-func (w *Workspace) Open(p string) (*File, error) {
+func (w *Workspace) Open(p string) (*File, error) { return w.OpenWith(p, Options{}) }
+
+// expected refuses an operation on t if it does not touch what o.Expect
+// approved.
+func expected(t *target, o Options) error {
+	if o.Expect != "" && t.rel != o.Expect {
+		return Errorf(CodePathSecurity, "%s changed while it was decided on: it named %s, it now names %s; nothing was done", o.Expect, o.Expect, t.rel)
+	}
+	return nil
+}
+
+// OpenWith reads the text file at p, with the options o.
+func (w *Workspace) OpenWith(p string, o Options) (*File, error) {
 	t, err := w.walk(p, walkOpen, false)
 	if err != nil {
 		return nil, err
 	}
 	defer t.close()
+	if err := expected(t, o); err != nil {
+		return nil, err
+	}
 	rel := t.rel
 	switch t.st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
@@ -110,6 +125,18 @@ func readAll(fd int, max, size int64) ([]byte, error) {
 		buf = buf[:len(buf)+n]
 	}
 	return buf, nil
+}
+
+// Resolve returns the repository-relative path p names, links, ".", ".."
+// and "//" resolved, with the rules of open and write. Directories that do
+// not exist yet are taken as written.
+func (w *Workspace) Resolve(p string) (string, error) {
+	t, err := w.walk(p, walkResolve, false)
+	if err != nil {
+		return "", err
+	}
+	defer t.close()
+	return t.rel, nil
 }
 
 // Stat describes the file or directory at p, after the same resolution and
@@ -213,6 +240,11 @@ func (w *Workspace) writeProtected(t *target) error {
 // Write replaces the file at p with content, atomically: a temporary file
 // in the checked directory, then renameat over the checked name there.
 func (w *Workspace) Write(p string, content []byte) (*WriteResult, error) {
+	return w.WriteWith(p, content, Options{})
+}
+
+// WriteWith is Write with the options o.
+func (w *Workspace) WriteWith(p string, content []byte, o Options) (*WriteResult, error) {
 	if int64(len(content)) > w.limits.MaxWriteSize {
 		return nil, Errorf(CodeResourceLimit, "content is %s; the limit (security.max_write_size) is %s; nothing was written", FormatSize(int64(len(content))), FormatSize(w.limits.MaxWriteSize))
 	}
@@ -226,6 +258,9 @@ func (w *Workspace) Write(p string, content []byte) (*WriteResult, error) {
 			return nil, Errorf(CodeIsDirectory, "the repository root is a directory")
 		}
 		return nil, Errorf(CodeIsDirectory, "%s is a directory", t.rel)
+	}
+	if err := expected(t, o); err != nil {
+		return nil, err
 	}
 	if err := w.writeProtected(t); err != nil {
 		return nil, err
@@ -319,17 +354,22 @@ func NewLocal(dir string, limits Limits) (*Local, error) {
 }
 
 // Open implements Sandbox.
-func (l *Local) Open(ctx context.Context, p string) (*File, error) { return l.ws.Open(p) }
+func (l *Local) Open(ctx context.Context, p string) (*File, error) {
+	return l.ws.OpenWith(p, OptionsFrom(ctx))
+}
 
 // Write implements Sandbox.
 func (l *Local) Write(ctx context.Context, p string, content []byte) (*WriteResult, error) {
-	return l.ws.Write(p, content)
+	return l.ws.WriteWith(p, content, OptionsFrom(ctx))
 }
 
 // Search implements Sandbox.
 func (l *Local) Search(ctx context.Context, query string) (*SearchResult, error) {
-	return l.ws.Search(ctx, query)
+	return l.ws.SearchWith(ctx, query, OptionsFrom(ctx))
 }
+
+// Resolve implements Sandbox.
+func (l *Local) Resolve(ctx context.Context, p string) (string, error) { return l.ws.Resolve(p) }
 
 // Exec implements Sandbox: the local sandbox never runs commands.
 func (l *Local) Exec(ctx context.Context, command string) (*ExecResult, error) {

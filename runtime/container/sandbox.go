@@ -218,6 +218,15 @@ func (s *Sandbox) Search(ctx context.Context, query string) (r *sandbox.SearchRe
 	return r, err
 }
 
+// Resolve implements sandbox.Sandbox; it is retried like Open.
+func (s *Sandbox) Resolve(ctx context.Context, path string) (rel string, err error) {
+	err = s.do(ctx, true, func(c *Container) error {
+		rel, err = c.Resolve(ctx, path)
+		return err
+	})
+	return rel, err
+}
+
 // Exec implements sandbox.Sandbox.
 func (s *Sandbox) Exec(ctx context.Context, command string) (*sandbox.ExecResult, error) {
 	if s.exec == nil {

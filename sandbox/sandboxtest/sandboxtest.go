@@ -214,6 +214,57 @@ func Run(t *testing.T, newSandbox Factory) {
 	t.Run("Write", func(t *testing.T) { testWrite(t, newSandbox) })
 	t.Run("Search", func(t *testing.T) { testSearch(t, newSandbox) })
 	t.Run("Racer", func(t *testing.T) { testRacer(t, newSandbox) })
+	t.Run("ResolveAndOptions", func(t *testing.T) { testResolve(t, newSandbox) })
+}
+
+// testResolve checks Resolve, and that an operation refuses to touch
+// anything but what Options.Expect approved, and a search's Skip and
+// ListFiles.
+func testResolve(t *testing.T, newSandbox Factory) {
+	fx := NewFixture(t)
+	sb := newSandbox(t, fx.Dir, Limits)
+	defer sb.Close()
+	ctx := context.Background()
+	for in, want := range map[string]string{
+		"inlink": "hello.txt", "sub/up/hello.txt": "hello.txt", "sub/./../sub//inner.txt": "sub/inner.txt",
+		"new/deep/x.txt": "new/deep/x.txt", "missing/../hello.txt": "hello.txt", "./": ".", "sub/up": ".",
+		"env-link": sandbox.CodePathSecurity, "link-out": sandbox.CodePathSecurity, "sub/.env": sandbox.CodePathSecurity,
+		"../x": sandbox.CodePathSecurity, "hello.txt/x": sandbox.CodeFileNotFound, "git-link/config": sandbox.CodePathSecurity,
+	} {
+		got, err := sb.Resolve(ctx, in)
+		if err != nil {
+			got = code(err)
+		}
+		if got != want {
+			t.Errorf("Resolve(%q) = %q (%v), want %q", in, got, err, want)
+		}
+	}
+	expect := func(rel string) context.Context { return sandbox.WithOptions(ctx, sandbox.Options{Expect: rel}) }
+	if f, err := sb.Open(expect("hello.txt"), "inlink"); err != nil || string(f.Content) != "hello\n" {
+		t.Errorf("open as expected: %v", err)
+	}
+	if _, err := sb.Open(expect("sub/inner.txt"), "inlink"); code(err) != sandbox.CodePathSecurity {
+		t.Errorf("open of something else than expected: %v", err)
+	}
+	if _, err := sb.Write(expect("sub/inner.txt"), "inlink", []byte("x")); code(err) != sandbox.CodePathSecurity {
+		t.Errorf("write of something else than expected: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(fx.Dir, "hello.txt")); string(b) != "hello\n" {
+		t.Errorf("the refused write wrote: %q", b)
+	}
+	if w, err := sb.Write(expect("made/here.txt"), "made/./here.txt", []byte("x")); err != nil || w.Path != "made/here.txt" {
+		t.Errorf("write as expected: %+v %v", w, err)
+	}
+	writeFile(t, filepath.Join(fx.Dir, "s1.txt"), "needle 1\n")
+	writeFile(t, filepath.Join(fx.Dir, "s2.txt"), "needle 2\nneedle 3\n")
+	res, err := sb.Search(sandbox.WithOptions(ctx, sandbox.Options{ListFiles: true}), "needle")
+	if err != nil || strings.Join(res.MatchedFiles, ",") != "s1.txt,s2.txt" || res.Total != 3 {
+		t.Errorf("search listing files: %+v %v", res, err)
+	}
+	res, err = sb.Search(sandbox.WithOptions(ctx, sandbox.Options{Skip: []string{"s2.txt"}}), "needle")
+	if err != nil || res.Total != 1 || res.Files != 1 || len(res.Matches) != 1 || res.Matches[0].Path != "s1.txt" || res.MatchedFiles != nil {
+		t.Errorf("search skipping a file: %+v %v", res, err)
+	}
 }
 
 func code(err error) string {

@@ -46,12 +46,13 @@ const (
 
 // Operations.
 const (
-	OpPing   = "ping"
-	OpRead   = "read"
-	OpWrite  = "write"
-	OpStat   = "stat"
-	OpSearch = "search"
-	OpExec   = "exec"
+	OpPing    = "ping"
+	OpRead    = "read"
+	OpWrite   = "write"
+	OpStat    = "stat"
+	OpResolve = "resolve"
+	OpSearch  = "search"
+	OpExec    = "exec"
 )
 
 // Request is a request's header; a write's content is the frame's body.
@@ -64,6 +65,26 @@ type Request struct {
 	Path  []byte       `json:"path,omitempty"`
 	Query []byte       `json:"query,omitempty"`
 	Exec  *ExecRequest `json:"exec,omitempty"`
+	// Options are the operation's sandbox.Options (an expected path, files
+	// a search leaves out...).
+	Options *sandbox.Options `json:"options,omitempty"`
+}
+
+// options returns the request's options, or none.
+func (r Request) options() sandbox.Options {
+	if r.Options == nil {
+		return sandbox.Options{}
+	}
+	return *r.Options
+}
+
+// optionsOf returns the options in ctx for a request, or nil.
+func optionsOf(ctx context.Context) *sandbox.Options {
+	o := sandbox.OptionsFrom(ctx)
+	if o.Expect == "" && len(o.Skip) == 0 && !o.ListFiles {
+		return nil
+	}
+	return &o
 }
 
 // Reply is a reply's header; a read's content is the frame's body.
@@ -168,18 +189,20 @@ func handle(ws *sandbox.Workspace, req Request, body []byte, version string) (Re
 		rep.Version = version
 	case OpRead:
 		var f *sandbox.File
-		if f, err = ws.Open(string(req.Path)); err == nil {
+		if f, err = ws.OpenWith(string(req.Path), req.options()); err == nil {
 			rep.Path, out = f.Path, f.Content
 		}
 	case OpWrite:
 		var wr *sandbox.WriteResult
-		if wr, err = ws.Write(string(req.Path), body); err == nil {
+		if wr, err = ws.WriteWith(string(req.Path), body, req.options()); err == nil {
 			rep.Path, rep.Created, rep.Bytes = wr.Path, wr.Created, wr.Bytes
 		}
 	case OpStat:
 		rep.Stat, err = ws.Stat(string(req.Path))
+	case OpResolve:
+		rep.Path, err = ws.Resolve(string(req.Path))
 	case OpSearch:
-		rep.Search, err = ws.Search(context.Background(), string(req.Query))
+		rep.Search, err = ws.SearchWith(context.Background(), string(req.Query), req.options())
 	case OpExec:
 		if req.Exec == nil {
 			err = sandbox.Errorf(sandbox.CodeInternal, "agent: exec request without a command")
@@ -303,7 +326,7 @@ func (c *Conn) Ping(ctx context.Context) (string, error) {
 
 // Open reads a file.
 func (c *Conn) Open(ctx context.Context, path string) (*sandbox.File, error) {
-	rep, out, err := c.call(ctx, Request{Op: OpRead, Path: []byte(path)}, nil)
+	rep, out, err := c.call(ctx, Request{Op: OpRead, Path: []byte(path), Options: optionsOf(ctx)}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -312,11 +335,17 @@ func (c *Conn) Open(ctx context.Context, path string) (*sandbox.File, error) {
 
 // Write writes a file.
 func (c *Conn) Write(ctx context.Context, path string, content []byte) (*sandbox.WriteResult, error) {
-	rep, _, err := c.call(ctx, Request{Op: OpWrite, Path: []byte(path)}, content)
+	rep, _, err := c.call(ctx, Request{Op: OpWrite, Path: []byte(path), Options: optionsOf(ctx)}, content)
 	if err != nil {
 		return nil, err
 	}
 	return &sandbox.WriteResult{Path: rep.Path, Created: rep.Created, Bytes: rep.Bytes}, nil
+}
+
+// Resolve resolves a path (see sandbox.Sandbox).
+func (c *Conn) Resolve(ctx context.Context, path string) (string, error) {
+	rep, _, err := c.call(ctx, Request{Op: OpResolve, Path: []byte(path)}, nil)
+	return rep.Path, err
 }
 
 // Stat describes a path.
@@ -343,7 +372,7 @@ func (c *Conn) Exec(ctx context.Context, req ExecRequest) (*ExecReply, []byte, e
 
 // Search searches the workspace.
 func (c *Conn) Search(ctx context.Context, query string) (*sandbox.SearchResult, error) {
-	rep, _, err := c.call(ctx, Request{Op: OpSearch, Query: []byte(query)}, nil)
+	rep, _, err := c.call(ctx, Request{Op: OpSearch, Query: []byte(query), Options: optionsOf(ctx)}, nil)
 	if err != nil {
 		return nil, err
 	}
