@@ -170,8 +170,20 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 		return res, gi
 	}
 	if r.Guests.HasPolicies() {
+		// The policies decide on what the operation touches: an open or
+		// write is resolved first, and then may touch only that file.
+		req := PolicyRequest(cmd, r.Session)
+		pathOp := cmd.Kind == parser.Open || cmd.Kind == parser.Write
+		if pathOp {
+			rel, err := r.Sandbox.Resolve(ctx, cmd.Arg)
+			if err != nil {
+				res.Err = sandbox.AsError(err) // the operation would fail the same way
+				return res, gi
+			}
+			req.Resolved = rel
+		}
 		pstart := time.Now()
-		v := r.Guests.Decide(ctx, PolicyRequest(cmd, r.Session))
+		v := r.Guests.Decide(ctx, req)
 		gi.policy, gi.decider, gi.reason = time.Since(pstart), v.Decider, v.Reason
 		switch {
 		case v.Failed:
@@ -183,6 +195,17 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 		case v.Argument != cmd.Arg:
 			cmd.Arg = v.Argument // rewritten; the result shows the command as run
 			res.Command = cmd
+			if pathOp {
+				rel, err := r.Sandbox.Resolve(ctx, cmd.Arg)
+				if err != nil {
+					res.Err = sandbox.AsError(err)
+					return res, gi
+				}
+				req.Resolved = rel
+			}
+		}
+		if pathOp {
+			ctx = sandbox.WithOptions(ctx, sandbox.Options{Expect: req.Resolved})
 		}
 	}
 	var err error
@@ -197,7 +220,11 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 		}
 		res.Write, err = r.Sandbox.Write(ctx, cmd.Arg, cmd.Body)
 	case parser.Search:
-		res.Search, err = r.Sandbox.Search(ctx, cmd.Arg)
+		if r.Guests.HasPolicies() {
+			res.Search, err = r.searchAllowed(ctx, cmd.Arg, &gi)
+		} else {
+			res.Search, err = r.Sandbox.Search(ctx, cmd.Arg)
+		}
 	case parser.Exec:
 		res.Exec, err = r.Sandbox.Exec(ctx, cmd.Arg)
 	default:
@@ -218,6 +245,43 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 		gi.transform = time.Since(tstart)
 	}
 	return res, gi
+}
+
+// searchAllowed searches, and leaves out the files the policies would not
+// let the model open: each file with a match is put to them as an open,
+// and if any is denied the search runs again without those files, so that
+// neither their lines nor their counts show.
+func (r *Runner) searchAllowed(ctx context.Context, query string, gi *guestInfo) (*sandbox.SearchResult, error) {
+	res, err := r.Sandbox.Search(sandbox.WithOptions(ctx, sandbox.Options{ListFiles: true}), query)
+	if err != nil {
+		return nil, err
+	}
+	if res.Files > len(res.MatchedFiles) {
+		return nil, sandbox.Errorf(CodePolicyError, "%d files match, more than the %d that can be put to the policies; search for something narrower", res.Files, sandbox.MaxMatchedFiles)
+	}
+	pstart := time.Now()
+	var denied []string
+	for _, f := range res.MatchedFiles {
+		v := r.Guests.Decide(ctx, wasm.Request{Op: string(parser.Open), Path: f, Resolved: f, Session: r.Session})
+		if !v.Allowed || v.Failed {
+			if len(denied) == 0 {
+				gi.decider = v.Decider
+			}
+			denied = append(denied, f)
+		}
+	}
+	gi.policy += time.Since(pstart)
+	res.MatchedFiles = nil
+	if len(denied) == 0 {
+		return res, nil
+	}
+	gi.reason = fmt.Sprintf("%d of %d matching files left out: the policies would not let them be opened", len(denied), res.Files)
+	res, err = r.Sandbox.Search(sandbox.WithOptions(ctx, sandbox.Options{Skip: denied}), query)
+	if err != nil {
+		return nil, err
+	}
+	res.MatchedFiles = nil
+	return res, nil
 }
 
 func orUnknown(s string) string {

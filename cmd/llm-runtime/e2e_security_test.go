@@ -250,3 +250,60 @@ func TestE2EErrorsDoNotTellWhetherAnExcludedFileExists(t *testing.T) {
 		}
 	})
 }
+
+// TestE2EPoliciesDecideOnWhatIsTouched: protect-secrets sees the file a
+// link leads to, a search leaves out the lines of files it would not let
+// the model open, and a swap between the decision and the access is
+// refused. The sandbox's own exclusions are narrowed to .git, so that only
+// the policy stands between the model and the secrets.
+func TestE2EPoliciesDecideOnWhatIsTouched(t *testing.T) {
+	guest := wasmtest.Build(t, "guests/protect-secrets")
+	env := []string{"LLM_RUNTIME_SECURITY_EXCLUDED_PATHS=.git"}
+	bothSandboxes(t, func(t *testing.T, sb string) {
+		dir := repo(t, map[string]string{
+			".env.local": "MARKER env S3CR3T\n", "keys/id_rsa": "MARKER key S3CR3T\n", "credentials.json": "MARKER creds S3CR3T\n",
+			"notes.txt": "MARKER public\n", "race.txt": "public\n",
+		})
+		os.Symlink(".env.local", filepath.Join(dir, "cfg-link"))
+		os.Symlink("keys/id_rsa", filepath.Join(dir, "deploy.txt"))
+		r := runBinary(t, dir, "<open cfg-link> <open deploy.txt> <open keys/../keys//id_rsa> <search MARKER> <write cfg-link>X=1</write>", env,
+			"--sandbox", sb, "--policy", guest)
+		if r.code != 0 || strings.Contains(r.stdout, "S3CR3T") || strings.Count(r.stdout, "=== ERROR: POLICY_DENIED ===") != 4 ||
+			!strings.Contains(r.stdout, "notes.txt:1: MARKER public\nMatches: 1 in 1 file\n") {
+			t.Fatalf("exit %d:\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		if !strings.Contains(r.stdout, "Message: denied by policy protect-secrets: cfg-link (.env.local) looks like a credential file") {
+			t.Errorf("the denial does not name the file:\n%s", r.stdout)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, ".env.local")); string(b) != "MARKER env S3CR3T\n" {
+			t.Fatalf(".env.local was written: %q", b)
+		}
+
+		// A swap between the decision and the access.
+		os.Symlink(".env.local", filepath.Join(dir, "race.link"))
+		var input strings.Builder
+		for range 150 {
+			input.WriteString("<open race.txt>\n")
+		}
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					unix.Renameat2(unix.AT_FDCWD, filepath.Join(dir, "race.txt"), unix.AT_FDCWD, filepath.Join(dir, "race.link"), unix.RENAME_EXCHANGE)
+				}
+			}
+		}()
+		r = runBinary(t, dir, input.String(), env, "--sandbox", sb, "--policy", guest)
+		close(stop)
+		<-done
+		if r.code != 0 || strings.Contains(r.stdout, "S3CR3T") {
+			t.Fatalf("exit %d: a swap let a secret through:\n%s", r.code, r.stdout)
+		}
+		t.Logf("150 opens during swaps: %d read, %d denied, %d refused as changed", strings.Count(r.stdout, "=== FILE: "),
+			strings.Count(r.stdout, "POLICY_DENIED"), strings.Count(r.stdout, "changed while it was decided on"))
+	})
+}

@@ -14,13 +14,19 @@ const ABIVersion = 1
 
 // Request is what a policy sees of an operation.
 type Request struct {
-	Op      string `json:"op"`                // open, write, search or exec
-	Path    string `json:"path,omitempty"`    // open and write: relative to the repository
-	Command string `json:"command,omitempty"` // exec
-	Query   string `json:"query,omitempty"`   // search
-	Content string `json:"content,omitempty"` // write
-	Session string `json:"session,omitempty"`
-	Config  []byte `json:"config,omitempty"` // the module's configuration
+	Op   string `json:"op"`             // open, write, search or exec
+	Path string `json:"path,omitempty"` // open and write: relative to the repository, as the model wrote it
+	// Resolved, for open and write: the repository-relative path of the
+	// file the operation touches, links, ".", ".." and "//" resolved
+	// (since llm-runtime 0.2; ABI 1 still: older hosts leave it empty).
+	// The host refuses the operation if it would touch another file by the
+	// time it runs, so a decision on Resolved holds. Decide on both.
+	Resolved string `json:"resolved,omitempty"`
+	Command  string `json:"command,omitempty"` // exec
+	Query    string `json:"query,omitempty"`   // search
+	Content  string `json:"content,omitempty"` // write
+	Session  string `json:"session,omitempty"`
+	Config   []byte `json:"config,omitempty"` // the module's configuration
 }
 
 // Decision is a policy's answer.

@@ -297,15 +297,15 @@ func decode(b []byte, keys, vals []string, config *[]byte) error {
 }
 
 var (
-	requestKeys   = []string{"op", "path", "command", "query", "content", "session"}
+	requestKeys   = []string{"op", "path", "command", "query", "content", "session", "resolved"}
 	transformKeys = []string{"op", "path", "command", "query", "output", "session"}
 )
 
 // decodeRequest decodes a policy request.
 func decodeRequest(b []byte) (r Request, err error) {
-	var v [6]string
+	var v [7]string
 	err = decode(b, requestKeys, v[:], &r.Config)
-	r.Op, r.Path, r.Command, r.Query, r.Content, r.Session = v[0], v[1], v[2], v[3], v[4], v[5]
+	r.Op, r.Path, r.Command, r.Query, r.Content, r.Session, r.Resolved = v[0], v[1], v[2], v[3], v[4], v[5], v[6]
 	return r, err
 }
 

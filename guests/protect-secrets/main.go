@@ -78,8 +78,16 @@ func init() {
 		}
 		switch r.Op {
 		case "open", "write":
-			if p, ok := secretPath(r.Path, rules.paths); ok {
-				return guest.Deny(r.Path + " looks like a credential file (" + p + ")")
+			// The path as written, and the file it names once links are
+			// resolved: a link to .env is .env.
+			for _, name := range []string{r.Path, r.Resolved} {
+				if p, ok := secretPath(name, rules.paths); ok {
+					what := r.Path
+					if name != r.Path {
+						what += " (" + name + ")"
+					}
+					return guest.Deny(what + " looks like a credential file (" + p + ")")
+				}
 			}
 		case "exec":
 			if c, ok := networkTool(r.Command, rules.commands); ok {

@@ -119,7 +119,10 @@ func setArgument(r *Request, a string) {
 	case "search":
 		r.Query = a
 	default:
-		r.Path = a
+		// The rewritten path is not resolved yet: the policies after the
+		// rewrite see no Resolved, and the host resolves the new path for
+		// the operation itself.
+		r.Path, r.Resolved = a, ""
 	}
 }
 

@@ -98,14 +98,17 @@ func (s Spec) Name() string { return strings.TrimSuffix(filepath.Base(s.Path), "
 
 // Request is a policy request.
 type Request struct {
-	ABI     int             `json:"abi"`
-	Op      string          `json:"op"`
-	Path    string          `json:"path,omitempty"`
-	Command string          `json:"command,omitempty"`
-	Query   string          `json:"query,omitempty"`
-	Content string          `json:"content,omitempty"`
-	Session string          `json:"session,omitempty"`
-	Config  json.RawMessage `json:"config,omitempty"`
+	ABI  int    `json:"abi"`
+	Op   string `json:"op"`
+	Path string `json:"path,omitempty"`
+	// Resolved is the repository-relative path an open or write touches,
+	// links resolved; the operation is refused if it would touch another.
+	Resolved string          `json:"resolved,omitempty"`
+	Command  string          `json:"command,omitempty"`
+	Query    string          `json:"query,omitempty"`
+	Content  string          `json:"content,omitempty"`
+	Session  string          `json:"session,omitempty"`
+	Config   json.RawMessage `json:"config,omitempty"`
 }
 
 // Reply is a policy reply.
