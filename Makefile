@@ -13,11 +13,13 @@ GUESTS := protect-secrets readonly redact
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o llm-runtime ./cmd/llm-runtime
 
-## test: the whole suite under the race detector, then a short fuzz run of the parser
-## (a count, not a duration: a timed run can end in a spurious "context deadline exceeded")
+## test: the whole suite under the race detector, then short fuzz runs of the parser and
+## of the text framing (a count, not a duration: a timed run can end in a spurious
+## "context deadline exceeded")
 test:
 	go test -race -count=1 ./...
 	go test -run='^$$' -fuzz=FuzzParser -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s ./parser
+	go test -run='^$$' -fuzz=FuzzTextFramingCannotBeForged -fuzztime=50000x -fuzzminimizetime=1s ./output
 
 ## check: vet (the host and the guests), formatting, and a tidy go.mod
 check:

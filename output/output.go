@@ -3,12 +3,69 @@
 //
 // Every result is written and flushed before Result returns, so a reader
 // sees each command's outcome as soon as it is known.
+//
+// # Content cannot forge the framing
+//
+// In the text format the tool's own lines about a command start with "=== "
+// (framing lines), and no line that comes from content does: a reader that
+// takes every line beginning with "=== " for the tool's is never fooled.
+// Content is a file's content, an exec's output, and each search line
+// ("path:N: text", the path included). One rule escapes it, at the start of
+// every line of content:
+//
+//	A line that begins with zero or more '\' and then "=== " gets one
+//	more '\' in front. Nothing else changes.
+//
+// So a line "=== END ===" prints as `\=== END ===` and a line `\=== x` as
+// `\\=== x`; [Unescape] takes one '\' off every line that begins with one
+// or more '\' and then "=== ". It is the ">From " quoting of mboxrd
+// mailboxes, with '\' for '>'. Why this rule:
+//
+//   - Real content almost never has a line starting with "=== ", so a file
+//     prints as it is, and a model reads it, and copies it into a <write>,
+//     unchanged. Indenting or encoding all content would change every line,
+//     and a model would copy the change into the files it writes.
+//   - It matches "=== " with its space, the start of every framing line,
+//     and not "===" alone: setext headings and RST titles underline with
+//     "===" and "=====", and those stay as they are. A reader recognises
+//     framing by "=== " at the start of a line and by nothing else.
+//   - A line that begins with '\' but not with '\'s and "=== " (LaTeX, a
+//     Windows path) is left alone, and the rule is still reversible.
+//   - A line starts at the start of the content and after every line break:
+//     LF, CR, VT, FF, FS, GS, RS (U+001C to U+001E), NEL (U+0085), LS
+//     (U+2028) and PS (U+2029), the characters Python's str.splitlines
+//     breaks on, which include Unicode's and JavaScript's. Readers split
+//     lines differently (and a terminal goes back to the start of the line
+//     on CR), and what follows a lone CR must not start a framing line for
+//     any of them. Content hardly ever has "=== " right after one of these,
+//     so this costs nothing. A CRLF line "=== END ===\r\n" is escaped like
+//     any other line.
+//   - NUL bytes, invalid UTF-8 and other control characters print as they
+//     are: none of them can put "=== " at the start of a line, and escaping
+//     them would change content that needs no change.
+//
+// A block of content (a FILE block, an exec's Output) ends with a newline
+// and then its end line. Content that does not end with a newline gets one,
+// and the end line says so: "=== END FILE (no newline at end) ===" instead
+// of "=== END FILE ===", the same for END EXEC. So the content is
+// recoverable byte for byte, and [DecodeBlock] recovers it. Empty content
+// prints no line at all.
+//
+// Paths, queries, commands and error codes printed on framing lines, and
+// the text of Message lines, go through [parser.Printable]: control
+// characters, line and paragraph separators, bidirectional controls and
+// invalid UTF-8 are escaped there, so each stays on its line and cannot
+// reorder how the rest of the line is displayed. That escape is for display
+// and is not reversible. The JSONL format gives every string exactly and
+// needs no escape of its own: content is inside JSON strings, which hold
+// no raw LF or CR, and a program parses each line as JSON.
 package output
 
 import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -85,20 +142,18 @@ func (t *Text) Result(r *Result) error {
 	fmt.Fprintf(w, "=== COMMAND: %s ===\n", r.Command.Tag())
 	switch {
 	case r.Err != nil:
-		fmt.Fprintf(w, "=== ERROR: %s ===\n", r.Err.Code)
+		fmt.Fprintf(w, "=== ERROR: %s ===\n", parser.Printable(r.Err.Code))
 		fmt.Fprintf(w, "Message: %s\n", parser.Printable(r.Err.Message))
 		fmt.Fprintf(w, "Command: %s\n", r.Command.Tag())
 		if e := r.Exec; e != nil {
 			fmt.Fprintf(w, "Exit code: %d\n", e.ExitCode)
 			fmt.Fprintf(w, "Duration: %.2fs\n", e.Duration.Seconds())
 			w.WriteString("Output:\n")
-			block(w, e.Output)
-			w.WriteString("=== END EXEC ===\n")
+			block(w, e.Output, "END EXEC")
 		}
 	case r.File != nil:
 		fmt.Fprintf(w, "=== FILE: %s ===\n", parser.Printable(r.File.Path))
-		block(w, r.File.Content)
-		w.WriteString("=== END FILE ===\n")
+		block(w, r.File.Content, "END FILE")
 	case r.Write != nil:
 		fmt.Fprintf(w, "=== WRITE SUCCESSFUL: %s ===\n", parser.Printable(r.Write.Path))
 		fmt.Fprintf(w, "Action: %s\n", r.Write.Action())
@@ -106,8 +161,11 @@ func (t *Text) Result(r *Result) error {
 	case r.Search != nil:
 		s := r.Search
 		fmt.Fprintf(w, "=== SEARCH: %s ===\n", parser.Printable(s.Query))
+		var line []byte
 		for _, m := range s.Matches {
-			fmt.Fprintf(w, "%s:%d: %s\n", parser.Printable(m.Path), m.Line, m.Text)
+			line = fmt.Appendf(line[:0], "%s:%d: %s", parser.Printable(m.Path), m.Line, m.Text)
+			writeEscaped(w, line)
+			w.WriteByte('\n')
 		}
 		fmt.Fprintf(w, "Matches: %d in %d %s", s.Total, s.Files, plural(s.Files, "file", "files"))
 		if s.Truncated() {
@@ -120,19 +178,117 @@ func (t *Text) Result(r *Result) error {
 		fmt.Fprintf(w, "Exit code: %d\n", e.ExitCode)
 		fmt.Fprintf(w, "Duration: %.2fs\n", e.Duration.Seconds())
 		w.WriteString("Output:\n")
-		block(w, e.Output)
-		w.WriteString("=== END EXEC ===\n")
+		block(w, e.Output, "END EXEC")
 	}
 	w.WriteString("=== END COMMAND ===\n")
 	return w.Flush()
 }
 
-// block writes content so that the line after it starts on a line of its own.
-func block(w *bufio.Writer, b []byte) {
-	w.Write(b)
+// noNewline marks an end line whose content did not end with a newline:
+// the newline before the end line is the tool's.
+const noNewline = " (no newline at end)"
+
+// block writes escaped content and the line that ends it, "=== END FILE
+// ===" for end "END FILE". Content that does not end with a newline gets
+// one, and the end line says so.
+func block(w *bufio.Writer, b []byte, end string) {
+	writeEscaped(w, b)
 	if len(b) > 0 && b[len(b)-1] != '\n' {
-		w.WriteByte('\n')
+		fmt.Fprintf(w, "\n=== %s%s ===\n", end, noNewline)
+		return
 	}
+	fmt.Fprintf(w, "=== %s ===\n", end)
+}
+
+// writeEscaped writes content with one '\' added in front of every line
+// that begins with zero or more '\' and then "=== " (see the package doc).
+func writeEscaped(w *bufio.Writer, b []byte) {
+	done := 0 // b[:done] is written
+	for i := 0; i >= 0; i = nextLine(b, i) {
+		if quoted(b[i:]) {
+			w.Write(b[done:i])
+			w.WriteByte('\\')
+			done = i
+		}
+	}
+	w.Write(b[done:])
+}
+
+// Unescape returns the content that escaped text stands for: one '\' is
+// taken off every line that begins with one or more '\' and then "=== ",
+// where lines start as the package doc says. It undoes the escape of a
+// block's content and of a search line ("path:N: text"); for a whole block,
+// use [DecodeBlock], which also knows whether the last newline is the
+// tool's.
+func Unescape(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	done := 0 // b[:done] is copied to out, or dropped
+	for i := 0; i >= 0; i = nextLine(b, i) {
+		if i < len(b) && b[i] == '\\' && quoted(b[i:]) {
+			out = append(out, b[done:i]...)
+			done = i + 1
+		}
+	}
+	return append(out, b[done:]...)
+}
+
+// DecodeBlock reads one block of content from text output: text starts
+// just after the line that opens the block ("=== FILE: PATH ===", or
+// "Output:" for an exec). It returns the content, byte for byte, and the
+// rest of text after the block's end line ("=== END FILE ===" or "=== END
+// FILE (no newline at end) ==="). The end line is the first line that
+// begins with "=== ", since no line of content does.
+func DecodeBlock(text []byte) (content, rest []byte, err error) {
+	i := 0 // where the end line starts
+	if !bytes.HasPrefix(text, framing) {
+		j := bytes.Index(text, lfFraming)
+		if j < 0 {
+			return nil, nil, errNoEnd
+		}
+		i = j + 1
+	}
+	body, end := text[:i], text[i:]
+	n := bytes.IndexByte(end, '\n')
+	if n < 0 {
+		return nil, nil, errNoEnd
+	}
+	end, rest = end[:n], end[n+1:]
+	if bytes.HasSuffix(end, []byte(noNewline+" ===")) {
+		if len(body) == 0 {
+			return nil, nil, errors.New("output: an empty block cannot lack a newline")
+		}
+		body = body[:len(body)-1] // the newline the tool added
+	}
+	return Unescape(body), rest, nil
+}
+
+var (
+	framing   = []byte("=== ")
+	lfFraming = []byte("\n=== ")
+	errNoEnd  = errors.New("output: no end line after the block")
+)
+
+// quoted reports whether b begins with zero or more '\' and then "=== ".
+func quoted(b []byte) bool {
+	return bytes.HasPrefix(bytes.TrimLeft(b, `\`), framing)
+}
+
+// nextLine returns the index just after the first line break in b[i:], or
+// -1 if there is none. The line breaks are LF, VT, FF, CR, FS, GS, RS, NEL,
+// LS and PS, matched as bytes, so invalid UTF-8 around them changes
+// nothing.
+func nextLine(b []byte, i int) int {
+	for ; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '\n' || c == '\v' || c == '\f' || c == '\r' || c >= 0x1c && c <= 0x1e:
+			return i + 1
+		case c == 0xc2 && i+1 < len(b) && b[i+1] == 0x85: // NEL
+			return i + 2
+		case c == 0xe2 && i+2 < len(b) && b[i+1] == 0x80 && (b[i+2] == 0xa8 || b[i+2] == 0xa9): // LS, PS
+			return i + 3
+		}
+	}
+	return -1
 }
 
 func plural(n int, one, many string) string {

@@ -330,10 +330,14 @@ func (p *Parser) body(cmd *Command) error {
 	}
 }
 
-// Printable returns s with control characters and invalid UTF-8 escaped
-// Go-style (\t, \x00, \u0085), so it prints as one line that cannot forge
-// output framing or drive a terminal. Printable characters, including
-// non-ASCII ones, are kept as they are.
+// Printable returns s escaped Go-style (\t, \x00, \u0085, \u2028) so that
+// it prints as one line that cannot forge output framing, drive a
+// terminal or reorder how the rest of its line is displayed. It escapes
+// control characters (C0, DEL, C1), invalid UTF-8, the line and paragraph
+// separators U+2028 and U+2029, which some readers take for line breaks,
+// and the bidirectional controls (U+061C, U+200E, U+200F, U+202A to
+// U+202E, U+2066 to U+2069). Other characters, non-ASCII ones included,
+// are kept as they are. The escape is for display: it is not reversible.
 func Printable(s string) string {
 	if printable(s) {
 		return s
@@ -342,7 +346,7 @@ func Printable(s string) string {
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		switch {
-		case r == 0xfffd && size <= 1:
+		case r == utf8.RuneError && size <= 1:
 			fmt.Fprintf(&b, `\x%02x`, s[i])
 		case r == '\t':
 			b.WriteString(`\t`)
@@ -352,7 +356,7 @@ func Printable(s string) string {
 			b.WriteString(`\n`)
 		case r < 0x20 || r == 0x7f:
 			fmt.Fprintf(&b, `\x%02x`, r)
-		case r >= 0x80 && r < 0xa0:
+		case !keep(r):
 			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
 			b.WriteString(s[i : i+size])
@@ -364,9 +368,22 @@ func Printable(s string) string {
 
 func printable(s string) bool {
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r == utf8.RuneError || (r >= 0x80 && r < 0xa0) {
+		if !keep(r) || r == utf8.RuneError {
 			return false
 		}
+	}
+	return true
+}
+
+// keep reports whether Printable keeps the valid rune r as it is.
+func keep(r rune) bool {
+	switch {
+	case r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0: // C0, DEL, C1
+		return false
+	case r == 0x2028 || r == 0x2029: // line and paragraph separators
+		return false
+	case r == 0x061c || r == 0x200e || r == 0x200f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069: // Bidi_Control
+		return false
 	}
 	return true
 }

@@ -70,7 +70,7 @@ module x
 === COMMAND: <open a.txt> ===
 === FILE: a.txt ===
 no newline
-=== END FILE ===
+=== END FILE (no newline at end) ===
 === END COMMAND ===
 === COMMAND: <write notes.txt> ===
 === WRITE SUCCESSFUL: notes.txt ===
