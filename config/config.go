@@ -64,8 +64,9 @@ type Security struct {
 
 // Search configures <search>.
 type Search struct {
-	MaxResults    int // matching lines listed; the total is always counted
-	MaxLineLength int // longest line listed, in bytes
+	MaxResults    int           // matching lines listed; the total is always counted
+	MaxLineLength int           // longest line listed, in bytes
+	Timeout       time.Duration // longest a search runs before it reports a partial result; 0: no limit
 }
 
 // Guest is a policy or transform module.

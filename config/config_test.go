@@ -28,7 +28,7 @@ func TestDefaultsMatchTheirDocumentation(t *testing.T) {
 	if c.ContainerPool != want {
 		t.Fatalf("pool defaults %+v, want the pooling guide's %+v", c.ContainerPool, want)
 	}
-	if c.Security.MaxFileSize != 1<<20 || c.Security.MaxWriteSize != 100<<10 || strings.Join(c.Security.ExcludedPaths, " ") != ".git .env *.key *.pem" {
+	if c.Security.MaxFileSize != 1<<20 || c.Security.MaxWriteSize != 100<<10 || strings.Join(c.Security.ExcludedPaths, " ") != ".git .env .env.* *.env *.pem *.key *.p12 *.pfx *.jks *.keystore id_rsa* id_dsa* id_ecdsa* id_ed25519* .ssh .aws .gnupg .netrc .npmrc .pypirc .htpasswd credentials credentials.json *.tfstate secrets.yaml secrets.yml" {
 		t.Fatalf("security defaults: %+v", c.Security)
 	}
 }

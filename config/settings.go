@@ -71,7 +71,7 @@ var settings = []Setting{
 		get: func(c *Config) string { return FormatSize(c.Security.MaxWriteSize) },
 	},
 	{
-		Key: "security.excluded_paths", Default: ".git,.env,*.key,*.pem", List: true,
+		Key: "security.excluded_paths", Default: strings.Join(sandbox.DefaultExcluded, ","), List: true,
 		Doc: "glob patterns refused for open and write and skipped by search, matched against every path component at any depth, ignoring case",
 		set: func(c *Config, v string) error { return patterns(&c.Security.ExcludedPaths, splitList(v)) },
 		get: func(c *Config) string { return strings.Join(c.Security.ExcludedPaths, ",") },
@@ -87,6 +87,12 @@ var settings = []Setting{
 		Doc: "longest line <search> prints, in bytes; longer lines are cut and marked [...]",
 		set: func(c *Config, v string) error { return intIn(&c.Search.MaxLineLength, v, 10, 100000) },
 		get: func(c *Config) string { return strconv.Itoa(c.Search.MaxLineLength) },
+	},
+	{
+		Key: "search.timeout", Default: "10s",
+		Doc: "longest a <search> runs; then it stops and reports what it found as partial; 0 never stops",
+		set: func(c *Config, v string) error { return duration(&c.Search.Timeout, v) },
+		get: func(c *Config) string { return formatDuration(c.Search.Timeout) },
 	},
 	{
 		Key: "container_pool.enabled", Default: "true",

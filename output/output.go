@@ -171,6 +171,9 @@ func (t *Text) Result(r *Result) error {
 		if s.Truncated() {
 			fmt.Fprintf(w, " (showing the first %d)", len(s.Matches))
 		}
+		if s.Partial != "" {
+			fmt.Fprintf(w, "\nPartial: %s", parser.Printable(s.Partial))
+		}
 		w.WriteString("\n=== END SEARCH ===\n")
 	case r.Exec != nil:
 		e := r.Exec
@@ -331,6 +334,7 @@ type Record struct {
 	TotalMatches  *int    `json:"total_matches,omitempty"`
 	FilesMatched  *int    `json:"files_matched,omitempty"`
 	Truncated     bool    `json:"truncated,omitempty"`
+	Partial       string  `json:"partial,omitempty"` // why a search stopped early (search.timeout)
 	ExitCode      *int    `json:"exit_code,omitempty"`
 	Output        *string `json:"output,omitempty"`
 	Error         *Error  `json:"error,omitempty"`
@@ -379,7 +383,7 @@ func (j *JSONL) Result(r *Result) error {
 		rec.Path, rec.Action, rec.BytesWritten = r.Write.Path, r.Write.Action(), &r.Write.Bytes
 	case r.Search != nil:
 		s := r.Search
-		rec.Query, rec.TotalMatches, rec.FilesMatched, rec.Truncated = s.Query, &s.Total, &s.Files, s.Truncated()
+		rec.Query, rec.TotalMatches, rec.FilesMatched, rec.Truncated, rec.Partial = s.Query, &s.Total, &s.Files, s.Truncated(), s.Partial
 		rec.Matches = make([]Match, len(s.Matches))
 		for i, m := range s.Matches {
 			rec.Matches[i] = Match(m)

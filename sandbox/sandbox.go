@@ -1,5 +1,5 @@
 // Package sandbox defines what every llm-runtime sandbox does and the rules
-// it keeps, and implements those rules once, on an [os.Root].
+// it keeps, and implements those rules once, on file descriptors.
 //
 // A [Sandbox] runs the file operations of the command language (open, write,
 // search, exec) against one repository. [Workspace] is the shared
@@ -8,7 +8,7 @@
 // sandbox gives the same answers and the same error codes:
 //
 //   - every path is relative to the repository root and is resolved component
-//     by component through an [os.Root]; no path, symlink or ".." reaches
+//     by component on descriptors (walk.go); no path, symlink or ".." reaches
 //     outside the repository (PATH_SECURITY);
 //   - excluded paths (security.excluded_paths) are refused for open and write,
 //     matched case-insensitively against every component at any depth;
@@ -134,6 +134,9 @@ type SearchResult struct {
 	Matches []Match // at most Limits.MaxSearchResults, in path then line order
 	Total   int     // every matching line, including those not listed
 	Files   int     // files with at least one match
+	// Partial, if set, says why the search stopped before it had looked
+	// at every file (search.timeout); the counts cover what it looked at.
+	Partial string `json:",omitempty"`
 	// MatchedFiles lists every file with a match (at most MaxMatchedFiles),
 	// when Options.ListFiles asked for it.
 	MatchedFiles []string `json:",omitempty"`
@@ -207,6 +210,9 @@ type Limits struct {
 	Protected        []FileID // files and directories Write refuses by identity, whatever their name: the object, and for a directory everything in it
 	MaxSearchResults int      // matching lines listed; default 100
 	MaxLineLength    int      // longest line listed by Search, in bytes; default 200
+	// SearchTimeout is how long a search may run before it stops and
+	// reports a partial result; 0 means no limit.
+	SearchTimeout time.Duration
 }
 
 // Defaults of Limits.
@@ -217,8 +223,18 @@ const (
 	DefaultMaxLineLength    = 200
 )
 
-// DefaultExcluded is the default of Limits.Excluded.
-var DefaultExcluded = []string{".git", ".env", "*.key", "*.pem"}
+// DefaultExcluded is the default of Limits.Excluded: the repository's git
+// directory and the usual credential files (the list of the protect-secrets
+// guest) and directories.
+var DefaultExcluded = []string{
+	".git",
+	".env", ".env.*", "*.env", // dotenv files, .env.local, prod.env
+	"*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", // keys and key stores
+	"id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", // SSH keys
+	".ssh", ".aws", ".gnupg", // credential directories, for a root that is a home directory
+	".netrc", ".npmrc", ".pypirc", ".htpasswd", // tokens and passwords of tools
+	"credentials", "credentials.json", "*.tfstate", "secrets.yaml", "secrets.yml",
+}
 
 func (l Limits) withDefaults() Limits {
 	if l.MaxFileSize <= 0 {

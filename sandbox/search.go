@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
@@ -43,13 +45,18 @@ func (w *Workspace) SearchWith(ctx context.Context, query string, o Options) (*S
 	ign := newIgnorer(func(string) []byte { return nil }) // each directory's rules are loaded as it is entered
 	ign.rules["."] = append(parseGitignore(w.readInternal(".git", "info", "exclude")), parseGitignore(readSmall(fd, ".gitignore"))...)
 	sc := &searcher{ign: ign, match: match, res: res, list: o.ListFiles}
+	if d := w.limits.SearchTimeout; d > 0 {
+		sc.deadline = time.Now().Add(d)
+	}
 	if len(o.Skip) > 0 {
 		sc.skip = map[string]bool{}
 		for _, p := range o.Skip {
 			sc.skip[p] = true
 		}
 	}
-	if err := w.searchDir(ctx, fd, ".", sc); err != nil {
+	if err := w.searchDir(ctx, fd, ".", sc); errors.Is(err, errSearchTimeout) {
+		res.Partial = fmt.Sprintf("stopped at search.timeout (%s) after %d files; a narrower query, or a larger search.timeout, searches the rest", w.limits.SearchTimeout, sc.files)
+	} else if err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return nil, AsError(err)
 		}
@@ -60,12 +67,17 @@ func (w *Workspace) SearchWith(ctx context.Context, query string, o Options) (*S
 
 // searcher is the state of one search.
 type searcher struct {
-	ign   *ignorer
-	match func([]byte) bool
-	res   *SearchResult
-	skip  map[string]bool // files left out
-	list  bool            // fill res.MatchedFiles
+	ign      *ignorer
+	match    func([]byte) bool
+	res      *SearchResult
+	skip     map[string]bool // files left out
+	list     bool            // fill res.MatchedFiles
+	deadline time.Time       // Limits.SearchTimeout from the start; zero: none
+	files    int             // files searched
 }
+
+// errSearchTimeout stops a search at Limits.SearchTimeout.
+var errSearchTimeout = errors.New("search timeout")
 
 // searchDir searches the directory dirfd, rel in the repository, and
 // closes dirfd.
@@ -81,6 +93,9 @@ func (w *Workspace) searchDir(ctx context.Context, dirfd int, rel string, sc *se
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if !sc.deadline.IsZero() && time.Now().After(sc.deadline) {
+			return errSearchTimeout
 		}
 		name := e.Name()
 		child := name
@@ -172,6 +187,7 @@ func compileQuery(q string) (func([]byte) bool, error) {
 
 func (w *Workspace) searchFile(dirfd int, name, rel string, sc *searcher) {
 	match, res := sc.match, sc.res
+	sc.files++
 	fd, err := openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
 	if err != nil {
 		return // swapped for a link, gone, or unreadable

@@ -307,3 +307,24 @@ func TestE2EPoliciesDecideOnWhatIsTouched(t *testing.T) {
 			strings.Count(r.stdout, "POLICY_DENIED"), strings.Count(r.stdout, "changed while it was decided on"))
 	})
 }
+
+func TestE2EDefaultsExcludeTheUsualSecretsAndBoundASearch(t *testing.T) {
+	bothSandboxes(t, func(t *testing.T, sb string) {
+		dir := repo(t, map[string]string{
+			".env.local": "S3CR3T\n", "deploy/prod.env": "S3CR3T\n", "home/.ssh/id_ed25519": "S3CR3T\n", ".aws/credentials": "S3CR3T\n",
+			".npmrc": "S3CR3T\n", "infra/terraform.tfstate": "S3CR3T\n", "a.txt": "public S3CR3T-free\n",
+		})
+		r := runBinary(t, dir, "<open .env.local> <open deploy/prod.env> <open home/.ssh/id_ed25519> <open .aws/credentials> <open .npmrc> <open infra/terraform.tfstate> <search S3CR3T>", nil, "--sandbox", sb)
+		if r.code != 0 || strings.Count(r.stdout, "=== ERROR: PATH_SECURITY ===") != 6 || !strings.Contains(r.stdout, "a.txt:1: public S3CR3T-free\nMatches: 1 in 1 file\n") {
+			t.Fatalf("exit %d:\n%s", r.code, r.stdout)
+		}
+		r = runBinary(t, dir, "<search S3CR3T>", []string{"LLM_RUNTIME_SEARCH_TIMEOUT=1ns"}, "--sandbox", sb)
+		if !strings.Contains(r.stdout, "\nPartial: stopped at search.timeout (1ns) after 0 files; ") {
+			t.Fatalf("no partial result:\n%s", r.stdout)
+		}
+		r = runBinary(t, dir, "<search S3CR3T>", []string{"LLM_RUNTIME_SEARCH_TIMEOUT=1ns"}, "--sandbox", sb, "--format", "jsonl")
+		if !strings.Contains(r.stdout, `"partial":"stopped at search.timeout (1ns) after 0 files; `) {
+			t.Fatalf("no partial result:\n%s", r.stdout)
+		}
+	})
+}

@@ -30,6 +30,7 @@ func openSandbox(e env, cfg *config.Config, root, file string, verbose bool) (sa
 		Protected:        ids,
 		MaxSearchResults: cfg.Search.MaxResults,
 		MaxLineLength:    cfg.Search.MaxLineLength,
+		SearchTimeout:    cfg.Search.Timeout,
 	}
 	logf := func(format string, args ...any) {
 		if verbose {

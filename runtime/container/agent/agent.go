@@ -4,7 +4,7 @@
 // The host writes framed requests to the agent's standard input and reads
 // framed replies from its standard output; one agent serves any number of
 // operations, one at a time, for the life of its container. The agent runs
-// the very same sandbox.Workspace code as the local sandbox, on an os.Root
+// the very same sandbox.Workspace code as the local sandbox, on a descriptor
 // of /workspace, so both give the same answers and error codes.
 //
 // # Frames
