@@ -11,6 +11,9 @@ import (
 
 func benchWorkspace(b *testing.B) *Workspace {
 	dir := b.TempDir()
+	deep := filepath.Join(dir, "a/b/c/d/e/f/g")
+	os.MkdirAll(deep, 0o755)
+	os.WriteFile(filepath.Join(deep, "4k.txt"), bytes.Repeat([]byte("x"), 4096), 0o644)
 	for i := range 200 {
 		p := filepath.Join(dir, fmt.Sprintf("pkg%d/file%d.go", i%20, i))
 		os.MkdirAll(filepath.Dir(p), 0o755)
@@ -49,6 +52,18 @@ func BenchmarkSearch(b *testing.B) {
 	ws := benchWorkspace(b)
 	for b.Loop() {
 		if _, err := ws.Search(context.Background(), "return"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOpenDeep8 opens a 4 KiB file 8 components deep: one openat and
+// one fstat per directory on the way.
+func BenchmarkOpenDeep8(b *testing.B) {
+	ws := benchWorkspace(b)
+	p := "a/b/c/d/e/f/g/4k.txt"
+	for b.Loop() {
+		if _, err := ws.Open(p); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -74,6 +74,7 @@ type searcher struct {
 	list     bool            // fill res.MatchedFiles
 	deadline time.Time       // Limits.SearchTimeout from the start; zero: none
 	files    int             // files searched
+	dir      []string        // the components of the directory being searched
 }
 
 // errSearchTimeout stops a search at Limits.SearchTimeout.
@@ -102,7 +103,8 @@ func (w *Workspace) searchDir(ctx context.Context, dirfd int, rel string, sc *se
 		if rel != "." {
 			child = rel + "/" + name
 		}
-		if _, excluded := w.excl.match(child); excluded {
+		// The directories above were checked on the way down.
+		if _, excluded := w.excl.matchLast(sc.dir, name); excluded {
 			continue
 		}
 		switch {
@@ -115,7 +117,10 @@ func (w *Workspace) searchDir(ctx context.Context, dirfd int, rel string, sc *se
 				continue // swapped for a link, gone, or unreadable
 			}
 			ign.rules[child] = parseGitignore(readSmall(cfd, ".gitignore"))
-			if err := w.searchDir(ctx, cfd, child, sc); err != nil {
+			sc.dir = append(sc.dir, name)
+			err = w.searchDir(ctx, cfd, child, sc)
+			sc.dir = sc.dir[:len(sc.dir)-1]
+			if err != nil {
 				return err
 			}
 		case e.Type().IsRegular():

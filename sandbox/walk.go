@@ -206,7 +206,7 @@ func (w *Workspace) walk(p string, op walkOp, create bool) (*target, error) {
 			return nil, Errorf(CodeInvalidPath, "a component of the path is %d bytes long; the limit is %d", len(c), maxNameLen)
 		}
 		rel := t.relOf(c)
-		if pat, ok := w.excl.match(rel); ok {
+		if pat, ok := w.excl.matchLast(t.names, c); ok {
 			return nil, excludedError(rel, pat)
 		}
 		dirfd := t.top()
