@@ -1,8 +1,6 @@
 package audit
 
 import (
-	"bytes"
-	"encoding/hex"
 	"fmt"
 	"math"
 	"path"
@@ -175,69 +173,3 @@ func (r *Reader) Stats(f Filter, by string) ([]Group, error) {
 	}
 	return out, nil
 }
-
-// Break is the first place a chain does not hold.
-type Break struct {
-	Key     []byte
-	Session string
-	Seq     uint64
-	Reason  string
-}
-
-func (b *Break) Error() string {
-	return fmt.Sprintf("audit: chain broken at record %x (session %s, seq %d): %s", b.Key, b.Session, b.Seq, b.Reason)
-}
-
-// Verify walks every session's chain and returns the number of records
-// checked and the first break, by time, if any.
-func (r *Reader) Verify() (int, *Break, error) {
-	type link struct {
-		key []byte
-		rec *Record
-	}
-	sessions := map[string][]link{}
-	var first *Break
-	note := func(b *Break) {
-		if first == nil || bytes.Compare(b.Key, first.Key) < 0 {
-			first = b
-		}
-	}
-	n := 0
-	err := r.Scan(time.Time{}, time.Time{}, false, func(key []byte, rec *Record, err error) bool {
-		n++
-		if err != nil {
-			note(&Break{Key: key, Reason: "the record does not decode: " + err.Error()})
-			return true
-		}
-		if !bytes.Equal(key, rec.Key()) {
-			note(&Break{Key: key, Session: rec.Session, Seq: rec.Seq, Reason: "the record is not under the key its time and sequence give (moved)"})
-		}
-		sessions[rec.Session] = append(sessions[rec.Session], link{key, rec})
-		return true
-	})
-	if err != nil {
-		return n, nil, err
-	}
-	for session, links := range sessions {
-		sort.Slice(links, func(i, j int) bool { return links[i].rec.Seq < links[j].rec.Seq })
-		prev := genesis(session)
-		for i, l := range links {
-			rec := l.rec
-			switch {
-			case rec.Seq != uint64(i+1):
-				note(&Break{Key: l.key, Session: session, Seq: rec.Seq, Reason: fmt.Sprintf("sequence %d where %d was expected (a record is missing)", rec.Seq, i+1)})
-			case rec.Prev != prev:
-				note(&Break{Key: l.key, Session: session, Seq: rec.Seq, Reason: "its previous hash is " + short(rec.Prev) + ", the previous record's is " + short(prev)})
-			case rec.computeHash() != rec.Hash:
-				note(&Break{Key: l.key, Session: session, Seq: rec.Seq, Reason: "its content does not match its hash (changed)"})
-			default:
-				prev = rec.Hash
-				continue
-			}
-			break // one break per session is enough
-		}
-	}
-	return n, first, nil
-}
-
-func short(h [32]byte) string { return hex.EncodeToString(h[:6]) }

@@ -28,9 +28,47 @@
 // SHA-256 of the previous hash and its encoding without the hash. Verify
 // recomputes every chain, checks sequence numbers run 1, 2, 3... without a
 // gap, and checks each record sits under the key its time and sequence
-// give; so a changed value, a deleted record and a moved record are all
-// found. Deleting a session's last records, or a whole session, is not
-// detectable by a chain alone.
+// give; so a changed value, a record deleted from the middle and a moved
+// record are all found. A chain alone cannot show a record rewritten with
+// every hash after it recomputed (anyone can compute SHA-256: the chain
+// holds no secret), nor a session's last records or a whole session
+// deleted. A checkpoint kept elsewhere can.
+//
+// # Checkpoints
+//
+// A checkpoint (Reader.Checkpoint) holds each session's record count, last
+// sequence number and last record's hash: since that hash covers every
+// record before it, a record of the session up to there cannot change
+// without changing it, and records appended later leave it as it was.
+// Reader.Check reports a session a checkpoint holds that is gone, ends
+// before the checkpoint's last record, or whose record at that sequence
+// number has another hash.
+//
+// A checkpoint is UTF-8 JSON Lines, one JSON object a line, in this order:
+//
+//	{"llm_runtime_audit_checkpoint":1,"time":T,"store":DIR,"since":T,"sessions":N,"records":M}
+//	{"session":ID,"count":C,"last_seq":C,"last_time":T,"head_hash":HEX}    one line per session, by id
+//	{"checkpoint_sha256":HEX}
+//
+// The first key names the format and its version (CheckpointVersion);
+// times are RFC 3339 with nanoseconds, in UTC; "since" is there only when
+// the checkpoint covers just the sessions with a record since then;
+// "sessions" and "records" count the session lines and the sum of their
+// counts; head_hash is the last record's hash, 64 lowercase hex digits.
+// The last line is the SHA-256 of every byte of the lines before it, from
+// the first line's first byte to the last session line's newline, so a
+// damaged or cut checkpoint is reported as such (it is no signature:
+// anyone can recompute it). A file may hold any number of checkpoints one
+// after another, blank lines between them; readers ignore keys they do not
+// know; a change that old readers could not ignore gets a new version.
+//
+// # Damage
+//
+// A file Pebble finds damaged (a block whose checksum does not match) is
+// a *DamageError naming it, from any read; writers go on appending. But
+// Pebble reads a damaged write-ahead log or MANIFEST as one a crash cut
+// short: what follows the damage is silently missing (for a MANIFEST,
+// whole files of records), which only a checkpoint shows.
 package audit
 
 import (

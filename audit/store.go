@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"cmp"
 	"container/heap"
 	"crypto/rand"
 	"encoding/hex"
@@ -41,6 +42,12 @@ func (o Options) pebble(readOnly bool) *pebble.Options {
 	if o.Verbose {
 		po.Logger = verboseLogger{log.New(os.Stderr, "pebble: ", 0)}
 	}
+	// On a damaged file Pebble's default is Logger.Fatalf: a panic (quiet)
+	// or an exit (log), from the read that found it or from a compaction
+	// in the background. Pebble also returns the error to that read, which
+	// is what a caller gets here (see DamageError); so only log it.
+	logger := po.Logger
+	po.EventListener = &pebble.EventListener{DataCorruption: func(info pebble.DataCorruptionInfo) { logger.Errorf("%s", info) }}
 	return po
 }
 
@@ -178,6 +185,9 @@ func openMain(dir string, lock *pebble.Lock, opts Options) (*pebble.DB, error) {
 	db, err := pebble.Open(mainDir(dir), po)
 	lock.Close() // Open took its own reference
 	if err != nil {
+		if err := asDamage(err, mainDir(dir), ""); errors.Is(err, ErrDamaged) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("audit: opening %s: %w", mainDir(dir), err)
 	}
 	return db, nil
@@ -258,9 +268,12 @@ func inUse(path string) bool {
 
 // mergeSegments moves every closed segment into main. A segment is deleted
 // only after its records are synced into main, so a crash midway merges it
-// again, and merging is idempotent: keys are unique.
+// again, and merging is idempotent: keys are unique. A damaged segment is
+// left where it is, and the first such is returned once the others are
+// merged.
 func mergeSegments(db *pebble.DB, dir string, opts Options) error {
 	segs, _ := os.ReadDir(segmentsDir(dir))
+	var damage error
 	for _, s := range segs {
 		path := filepath.Join(segmentsDir(dir), s.Name())
 		if inUse(path) {
@@ -270,11 +283,13 @@ func mergeSegments(db *pebble.DB, dir string, opts Options) error {
 		if err != nil {
 			continue // live: its writer holds it
 		}
-		if err := moveSegment(db, path, lock, opts); err != nil {
+		if err := moveSegment(db, path, lock, opts); errors.Is(err, ErrDamaged) {
+			damage = cmp.Or(damage, err)
+		} else if err != nil {
 			return err
 		}
 	}
-	return nil
+	return damage
 }
 
 func moveSegment(into *pebble.DB, path string, lock *pebble.Lock, opts Options) error {
@@ -288,19 +303,33 @@ func moveSegment(into *pebble.DB, path string, lock *pebble.Lock, opts Options) 
 		if empty(path) {
 			return os.RemoveAll(path)
 		}
+		if err := asDamage(err, path, ""); errors.Is(err, ErrDamaged) {
+			return err
+		}
 		return fmt.Errorf("audit: opening segment %s: %w", path, err)
 	}
 	it, err := seg.NewIter(nil)
 	if err != nil {
 		seg.Close()
-		return err
+		return asDamage(err, path, "")
 	}
 	b := into.NewBatch()
 	for ok := it.First(); ok; ok = it.Next() {
-		b.Set(bytes.Clone(it.Key()), bytes.Clone(it.Value()), nil)
+		v, err := it.ValueAndErr()
+		if err != nil {
+			break // it.Error() says it
+		}
+		b.Set(bytes.Clone(it.Key()), bytes.Clone(v), nil)
 	}
+	// A damaged segment stays, whole, for a reader to report: merging what
+	// could be read and removing it would drop the rest unseen.
+	err = it.Error()
 	it.Close()
 	seg.Close()
+	if err != nil {
+		b.Close()
+		return asDamage(err, path, "")
+	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("audit: merging %s: %w", path, err)
 	}
@@ -323,7 +352,10 @@ func empty(path string) bool {
 // Reader is a view of the whole store as it was when opened: main, which
 // it holds (other readers wait for it), and a copy of every live segment.
 type Reader struct {
+	dir     string
 	dbs     []*pebble.DB
+	dirs    []string // each database's directory: main, or the segment copied
+	copies  []string // where each database was copied to ("" for main)
 	cleanup []string
 }
 
@@ -343,17 +375,18 @@ func OpenReader(dir string, opts Options) (*Reader, error) {
 		db.Close()
 		return nil, err
 	}
-	r := &Reader{dbs: []*pebble.DB{db}}
+	r := &Reader{dir: dir, dbs: []*pebble.DB{db}, dirs: []string{mainDir(dir)}, copies: []string{""}}
 	segs, _ := os.ReadDir(segmentsDir(dir))
 	for _, s := range segs {
-		db, tmp, err := openLiveCopy(filepath.Join(segmentsDir(dir), s.Name()), opts)
+		path := filepath.Join(segmentsDir(dir), s.Name())
+		db, tmp, err := openLiveCopy(path, opts)
 		if tmp != "" {
 			r.cleanup = append(r.cleanup, tmp)
 		}
 		if err != nil {
 			continue // finished and merged by its writer meanwhile, or not a database yet
 		}
-		r.dbs = append(r.dbs, db)
+		r.dbs, r.dirs, r.copies = append(r.dbs, db), append(r.dirs, path), append(r.copies, tmp)
 	}
 	return r, nil
 }
@@ -412,7 +445,9 @@ func (r *Reader) Close() error {
 
 // Scan calls fn for every record with a key in [from, to) (zero times mean
 // unbounded), in key order (time order), or in reverse, until fn returns
-// false. Records that do not decode are passed with a non-nil error.
+// false. Records that do not decode are passed with a non-nil error. A
+// file of the store that Pebble finds damaged ends the scan with a
+// *DamageError naming it.
 func (r *Reader) Scan(from, to time.Time, reverse bool, fn func(key []byte, rec *Record, err error) bool) error {
 	var o pebble.IterOptions
 	if !from.IsZero() {
@@ -422,11 +457,11 @@ func (r *Reader) Scan(from, to time.Time, reverse bool, fn func(key []byte, rec 
 		o.UpperBound = timeKey(to)
 	}
 	m := &merger{reverse: reverse}
-	for _, db := range r.dbs {
+	defer m.close()
+	for i, db := range r.dbs {
 		it, err := db.NewIter(&o)
 		if err != nil {
-			m.close()
-			return err
+			return r.damaged(i, err)
 		}
 		var ok bool
 		if reverse {
@@ -434,18 +469,25 @@ func (r *Reader) Scan(from, to time.Time, reverse bool, fn func(key []byte, rec 
 		} else {
 			ok = it.First()
 		}
-		if ok {
-			m.its = append(m.its, it)
-		} else {
+		if !ok {
+			err := it.Error()
 			it.Close()
+			if err != nil {
+				return r.damaged(i, err)
+			}
+			continue
 		}
+		m.its = append(m.its, cursor{it, i})
 	}
 	heap.Init(m)
-	defer m.close()
 	for m.Len() > 0 {
-		it := m.its[0]
+		it, db := m.its[0].it, m.its[0].db
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return r.damaged(db, err)
+		}
 		var rec Record
-		err := rec.UnmarshalBinary(it.Value())
+		err = rec.UnmarshalBinary(v)
 		var recp *Record
 		if err == nil {
 			recp = &rec
@@ -461,38 +503,47 @@ func (r *Reader) Scan(from, to time.Time, reverse bool, fn func(key []byte, rec 
 		}
 		if ok {
 			heap.Fix(m, 0)
-		} else {
-			it.Close()
-			heap.Pop(m)
+			continue
 		}
+		if err := it.Error(); err != nil {
+			return r.damaged(db, err)
+		}
+		it.Close()
+		heap.Pop(m)
 	}
 	return nil
 }
 
 // merger is a heap of iterators ordered by their current key.
 type merger struct {
-	its     []*pebble.Iterator
+	its     []cursor
 	reverse bool
+}
+
+// cursor is an iterator and the index in Reader.dbs of its database.
+type cursor struct {
+	it *pebble.Iterator
+	db int
 }
 
 func (m *merger) Len() int { return len(m.its) }
 func (m *merger) Less(i, j int) bool {
-	c := bytes.Compare(m.its[i].Key(), m.its[j].Key())
+	c := bytes.Compare(m.its[i].it.Key(), m.its[j].it.Key())
 	if m.reverse {
 		return c > 0
 	}
 	return c < 0
 }
 func (m *merger) Swap(i, j int) { m.its[i], m.its[j] = m.its[j], m.its[i] }
-func (m *merger) Push(x any)    { m.its = append(m.its, x.(*pebble.Iterator)) }
+func (m *merger) Push(x any)    { m.its = append(m.its, x.(cursor)) }
 func (m *merger) Pop() any {
-	it := m.its[len(m.its)-1]
+	c := m.its[len(m.its)-1]
 	m.its = m.its[:len(m.its)-1]
-	return it
+	return c
 }
 func (m *merger) close() {
-	for _, it := range m.its {
-		it.Close()
+	for _, c := range m.its {
+		c.it.Close()
 	}
 	m.its = nil
 }

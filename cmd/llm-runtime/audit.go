@@ -4,20 +4,26 @@ import (
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/config"
+	"github.com/llm-runtime/llm-runtime/parser"
 )
 
-// exitTampered is the exit code of `audit verify` when a chain is broken.
+// exitTampered is the exit code of `audit verify` (and `audit
+// checkpoint`) when a chain is broken, a record departs from a
+// checkpoint, or the store or a checkpoint is damaged.
 const exitTampered = 4
 
 // auditDir returns the store's directory: --audit-dir, else audit.dir,
@@ -66,10 +72,11 @@ func openAudit(r *cli, cfg *config.Config, root string) (*audit.Writer, string, 
 }
 
 type auditCmd struct {
-	List   auditListCmd   `cmd:"" help:"List operations, oldest first; --limit N keeps the newest N."`
-	Stats  auditStatsCmd  `cmd:"" help:"Count, denials, errors, error rate and latency percentiles per operation and per phase."`
-	Verify auditVerifyCmd `cmd:"" help:"Check every session's hash chain; exit 4 at the first break."`
-	Export auditExportCmd `cmd:"" help:"Every matching record, in full, as JSON Lines."`
+	List       auditListCmd       `cmd:"" help:"List operations, oldest first; --limit N keeps the newest N."`
+	Stats      auditStatsCmd      `cmd:"" help:"Count, denials, errors, error rate and latency percentiles per operation and per phase."`
+	Verify     auditVerifyCmd     `cmd:"" help:"Check every session's hash chain, and with --checkpoint that nothing a checkpoint covers changed or went; list every problem and exit 4."`
+	Checkpoint auditCheckpointCmd `cmd:"" help:"Print a digest of every session's head, or append it to --output FILE, to keep where nothing that can write the store can write: 'audit verify --checkpoint FILE' then shows what of it changed or went."`
+	Export     auditExportCmd     `cmd:"" help:"Every matching record, in full, as JSON Lines."`
 }
 
 // auditFilter holds the filter flags shared by the audit commands.
@@ -148,9 +155,18 @@ func openReader(c *cli, e env) (*audit.Reader, error) {
 	}
 	r, err := audit.OpenReader(dir, audit.Options{Verbose: c.Verbose})
 	if err != nil {
-		return nil, fail(exitUsage, "%v", err)
+		return nil, fail(exitUsage, "%w", err)
 	}
 	return r, nil
+}
+
+// tampered gives an error that a damaged store caused exit code 4, the
+// code of verify's findings.
+func tampered(err error) error {
+	if errors.Is(err, audit.ErrDamaged) {
+		return fail(exitTampered, "%w", err)
+	}
+	return err
 }
 
 type auditListCmd struct {
@@ -171,7 +187,7 @@ func (l auditListCmd) Run(e env, c *cli) error {
 	f.Reverse = l.Reverse || l.Limit > 0
 	var recs []*audit.Record
 	if err := r.Each(f, func(rec *audit.Record) error { recs = append(recs, rec); return nil }); err != nil {
-		return fail(exitUsage, "%v", err)
+		return fail(exitUsage, "%w", err)
 	}
 	if f.Reverse && !l.Reverse {
 		for i, j := 0, len(recs)-1; i < j; i, j = i+1, j-1 {
@@ -194,7 +210,7 @@ func (x auditExportCmd) Run(e env, c *cli) error {
 	enc := json.NewEncoder(e.stdout)
 	enc.SetEscapeHTML(false)
 	if err := r.Each(f, func(rec *audit.Record) error { return enc.Encode(jsonRecord(rec)) }); err != nil {
-		return fail(exitUsage, "%v", err)
+		return fail(exitUsage, "%w", err)
 	}
 	return nil
 }
@@ -213,7 +229,7 @@ func (s auditStatsCmd) Run(e env, c *cli) error {
 	defer r.Close()
 	groups, err := r.Stats(f, s.By)
 	if err != nil {
-		return fail(exitUsage, "%v", err)
+		return fail(exitUsage, "%w", err)
 	}
 	if s.Format == "json" {
 		enc := json.NewEncoder(e.stdout)
@@ -228,7 +244,7 @@ func (s auditStatsCmd) Run(e env, c *cli) error {
 	fmt.Fprintf(tw, "%s\tCOUNT\tDENIED\tERRORS\tERROR%%\tP50\tP95\tP99\tMAX\t\n", strings.ToUpper(s.By))
 	for _, g := range groups {
 		l := g.Latency
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f%%\t%s\t%s\t%s\t%s\t\n", g.Key, g.Count, g.Denied, g.Errors, 100*g.ErrorRate(), dur(l.P50), dur(l.P95), dur(l.P99), dur(l.Max))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f%%\t%s\t%s\t%s\t%s\t\n", parser.Printable(g.Key), g.Count, g.Denied, g.Errors, 100*g.ErrorRate(), dur(l.P50), dur(l.P95), dur(l.P99), dur(l.Max))
 	}
 	tw.Flush()
 	fmt.Fprintln(e.stdout)
@@ -239,7 +255,7 @@ func (s auditStatsCmd) Run(e env, c *cli) error {
 			name string
 			s    audit.Summary
 		}{{"wait", g.Wait}, {"policy", g.Policy}, {"sandbox", g.Sandbox}, {"transform", g.Transform}} {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", g.Key, p.name, dur(p.s.P50), dur(p.s.P95), dur(p.s.P99), dur(p.s.Max))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", parser.Printable(g.Key), p.name, dur(p.s.P50), dur(p.s.P95), dur(p.s.P99), dur(p.s.Max))
 		}
 	}
 	return tw.Flush()
@@ -270,22 +286,127 @@ func jsonSummary(s audit.Summary) summaryJSON {
 	return summaryJSON{P50: int64(s.P50), P95: int64(s.P95), P99: int64(s.P99), Max: int64(s.Max)}
 }
 
-type auditVerifyCmd struct{}
+type auditVerifyCmd struct {
+	Checkpoint []string `placeholder:"FILE" sep:"none" help:"Also check against every checkpoint in FILE ('audit checkpoint'; - for standard input; repeatable): a record it covers changed, forged, moved or deleted, a session gone."`
+}
 
-func (auditVerifyCmd) Run(e env, c *cli) error {
+func (v auditVerifyCmd) Run(e env, c *cli) error {
+	var cps []*audit.Checkpoint
+	var damaged []string
+	for _, file := range v.Checkpoint {
+		got, bad, err := readCheckpoints(e, file)
+		if err != nil {
+			return err
+		}
+		cps = append(cps, got...)
+		for _, b := range bad {
+			damaged = append(damaged, parser.Printable(file)+": "+strings.TrimPrefix(b.Error(), "audit: "))
+		}
+		if len(got) == 0 && len(bad) == 0 {
+			return fail(exitUsage, "--checkpoint %s: no checkpoint in it", file)
+		}
+	}
 	r, err := openReader(c, e)
 	if err != nil {
-		return err
+		return tampered(err)
 	}
 	defer r.Close()
-	n, brk, err := r.Verify()
+	rep, err := r.Check(cps)
 	if err != nil {
-		return fail(exitUsage, "%v", err)
+		return tampered(fail(exitUsage, "%w", err))
 	}
-	if brk != nil {
-		return fail(exitTampered, "%d records checked; %v", n, brk)
+	against := ""
+	if len(v.Checkpoint) > 0 {
+		against = " against " + plural(len(cps), "checkpoint")
 	}
-	fmt.Fprintf(e.stdout, "ok: %d records, every chain intact\n", n)
+	problems := len(rep.Breaks) + len(damaged)
+	if problems == 0 {
+		fmt.Fprintf(e.stdout, "ok: %d records, every chain intact", rep.Records)
+		if len(cps) > 0 {
+			latest := slices.MaxFunc(cps, func(a, b *audit.Checkpoint) int { return a.Time.Compare(b.Time) })
+			fmt.Fprintf(e.stdout, "; %s (the latest of %s) %s %d of them, all as they were", plural(len(cps), "checkpoint"),
+				latest.Time.Format(time.RFC3339), map[bool]string{true: "covers", false: "cover"}[len(cps) == 1], rep.Covered)
+		}
+		fmt.Fprintln(e.stdout)
+		return nil
+	}
+	for _, d := range damaged {
+		fmt.Fprintln(e.stdout, d)
+	}
+	for _, b := range rep.Breaks {
+		fmt.Fprintln(e.stdout, strings.TrimPrefix(b.Error(), "audit: "))
+	}
+	msg := fmt.Sprintf("%d records checked%s: %s, listed above", rep.Records, against, plural(problems, "problem"))
+	if rep.Gone > 0 && rep.Gone == rep.Held {
+		msg += fmt.Sprintf("; none of the checkpoints' sessions is in this store: are they of another? (the store they name: %s)", parser.Printable(cps[0].Store))
+	}
+	return fail(exitTampered, "%s", msg)
+}
+
+// readCheckpoints reads the checkpoints of a file, or of standard input
+// for "-".
+func readCheckpoints(e env, file string) ([]*audit.Checkpoint, []*audit.CheckpointError, error) {
+	in := e.stdin
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, nil, fail(exitUsage, "--checkpoint: %v", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	cps, bad, err := audit.ReadCheckpoints(in)
+	if err != nil {
+		return nil, nil, fail(exitUsage, "--checkpoint %s: %v", parser.Printable(file), err)
+	}
+	for _, cp := range cps {
+		cp.File = file
+	}
+	return cps, bad, nil
+}
+
+type auditCheckpointCmd struct {
+	Output string `short:"o" placeholder:"FILE" help:"Append the checkpoint to FILE (created with mode 0600 if missing) instead of printing it."`
+	Since  string `placeholder:"WHEN" help:"Only the sessions with a record at or after WHEN (90m, 24h, or an RFC 3339 time), each still from its first record: for a timer that appends to a file of earlier checkpoints."`
+}
+
+func (x auditCheckpointCmd) Run(e env, c *cli) error {
+	since, err := parseWhen(x.Since, time.Now())
+	if err != nil {
+		return fail(exitUsage, "--since: %v", err)
+	}
+	r, err := openReader(c, e)
+	if err != nil {
+		return tampered(err)
+	}
+	defer r.Close()
+	cp, err := r.Checkpoint(since)
+	var brk *audit.Break
+	switch {
+	case errors.As(err, &brk):
+		return fail(exitTampered, "no checkpoint of a broken chain: %v ('llm-runtime audit verify' lists every break)", strings.TrimPrefix(brk.Error(), "audit: "))
+	case err != nil:
+		return tampered(fail(exitUsage, "%w", err))
+	}
+	if x.Output == "" || x.Output == "-" {
+		_, err := cp.WriteTo(e.stdout)
+		return err
+	}
+	f, err := os.OpenFile(x.Output, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fail(exitUsage, "--output: %v", err)
+	}
+	_, err = cp.WriteTo(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fail(exitUsage, "--output: %v", err)
+	}
+	fmt.Fprintf(e.stdout, "checkpoint of %s (%d records) appended to %s\n", plural(len(cp.Heads), "session"), cp.Records(), parser.Printable(x.Output))
 	return nil
 }
 
@@ -335,6 +456,11 @@ func jsonRecord(r *audit.Record) recordJSON {
 	}
 }
 
+// printRecords prints records as JSON Lines, exactly, or as CSV or an
+// aligned table with every text field escaped by parser.Printable: a
+// target, a reason or a code can hold any bytes the model chose, and ESC,
+// BEL, CR or NUL printed raw would drive the operator's terminal or forge
+// a line.
 func printRecords(w io.Writer, format string, recs []*audit.Record) error {
 	switch format {
 	case "json":
@@ -348,11 +474,14 @@ func printRecords(w io.Writer, format string, recs []*audit.Record) error {
 		return nil
 	case "csv":
 		cw := csv.NewWriter(w)
-		cw.Write([]string{"time", "session", "seq", "repo", "op", "target", "outcome", "code", "bytes_in", "bytes_out", "latency_ns", "wait_ns", "sandbox_ns", "container", "pooled"})
+		cw.Write([]string{"time", "session", "seq", "repo", "op", "target", "outcome", "code", "bytes_in", "bytes_out", "latency_ns", "wait_ns", "sandbox_ns", "container", "pooled",
+			"policy_ns", "transform_ns", "decider", "reason", "hash"})
+		p := parser.Printable
 		for _, r := range recs {
-			cw.Write([]string{r.Time.Format(time.RFC3339Nano), r.Session, strconv.FormatUint(r.Seq, 10), r.Repo, r.Op, r.Target, r.Outcome, r.Code,
+			cw.Write([]string{r.Time.Format(time.RFC3339Nano), p(r.Session), strconv.FormatUint(r.Seq, 10), p(r.Repo), p(r.Op), p(r.Target), p(r.Outcome), p(r.Code),
 				strconv.FormatInt(r.BytesIn, 10), strconv.FormatInt(r.BytesOut, 10), strconv.FormatInt(int64(r.Latency), 10),
-				strconv.FormatInt(int64(r.Wait), 10), strconv.FormatInt(int64(r.Sandbox), 10), r.Container, strconv.FormatBool(r.Pooled)})
+				strconv.FormatInt(int64(r.Wait), 10), strconv.FormatInt(int64(r.Sandbox), 10), p(r.Container), strconv.FormatBool(r.Pooled),
+				strconv.FormatInt(int64(r.Policy), 10), strconv.FormatInt(int64(r.Transform), 10), p(r.Decider), p(r.Reason), hex.EncodeToString(r.Hash[:])})
 		}
 		cw.Flush()
 		return cw.Error()
@@ -360,14 +489,32 @@ func printRecords(w io.Writer, format string, recs []*audit.Record) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tSESSION\tOP\tOUTCOME\tCODE\tLATENCY\tWAIT\tTARGET")
 	for _, r := range recs {
-		target := r.Target
-		if len(target) > 60 {
-			target = target[:57] + "..."
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Local().Format("2006-01-02 15:04:05.000"), r.Session, r.Op, r.Outcome,
-			orDash(r.Code), dur(r.Latency), dur(r.Wait), strings.ReplaceAll(target, "\t", " "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Local().Format("2006-01-02 15:04:05.000"), parser.Printable(r.Session), parser.Printable(r.Op),
+			parser.Printable(r.Outcome), orDash(parser.Printable(r.Code)), dur(r.Latency), dur(r.Wait), cell(r.Target, 60))
 	}
 	return tw.Flush()
+}
+
+// cell is s escaped by parser.Printable and cut to at most max characters,
+// the last three "...", never inside an escape.
+func cell(s string, max int) string {
+	p := parser.Printable(s)
+	if utf8.RuneCountInString(p) <= max {
+		return p
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(s); {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		e := parser.Printable(s[i : i+size])
+		if n+utf8.RuneCountInString(e) > max-3 {
+			break
+		}
+		b.WriteString(e)
+		n += utf8.RuneCountInString(e)
+		i += size
+	}
+	return b.String() + "..."
 }
 
 func orDash(s string) string {
