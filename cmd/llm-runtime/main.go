@@ -85,7 +85,7 @@ type cli struct {
 	Config  configCmd  `cmd:"" help:"Print the configuration in force and where each value comes from."`
 	Version versionCmd `cmd:"" help:"Print the version."`
 	Image   imageCmd   `cmd:"" help:"Build, inspect or prune the images of ours."`
-	Audit   auditCmd   `cmd:"" help:"Query the audit log: list, stats, verify, export."`
+	Audit   auditCmd   `cmd:"" help:"Query the audit log: list, stats, verify, export, checkpoint."`
 	Policy  policyCmd  `cmd:"" help:"Try or check a WebAssembly policy or transform guest."`
 	Bench   benchCmd   `cmd:"" help:"Measure pooled against unpooled containers on this machine."`
 	Agent   agentCmd   `cmd:"" hidden:"" help:"Serve the sandbox protocol on stdin/stdout (run inside sandbox containers)."`
@@ -119,7 +119,8 @@ Every operation is recorded in the audit log ('llm-runtime audit list').
 
 Exit codes: 0 input processed (failed commands are reported in the output),
 1 usage or I/O error, 2 configuration error, 3 sandbox unavailable,
-4 audit verify found a broken chain.`
+4 audit verify or checkpoint found a broken chain, a departure from a
+checkpoint, or a damaged store or checkpoint.`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -286,14 +287,14 @@ func (runCmd) Help() string { return description + "\n\n" + commandsHelp }
 
 const commandsHelp = `Other commands ('llm-runtime COMMAND --help' for each):
 
-  config                               the settings in force and where they come from
-  image build [sandbox|exec]           build the sandbox image, or the busybox exec image
-  image status                         the images and every container of ours
-  image prune [--all]                  remove our images that are no longer used
-  audit list|stats|verify|export       query the audit log
-  policy test|check MODULE.wasm        try or check a policy or transform guest
-  bench                                pooled against unpooled on this machine
-  version                              the version`
+  config                                      the settings in force and where they come from
+  image build [sandbox|exec]                  build the sandbox image, or the busybox exec image
+  image status                                the images and every container of ours
+  image prune [--all]                         remove our images that are no longer used
+  audit list|stats|verify|export|checkpoint   query and check the audit log
+  policy test|check MODULE.wasm               try or check a policy or transform guest
+  bench                                       pooled against unpooled on this machine
+  version                                     the version`
 
 func (r *runCmd) Run(e env, c *cli) error {
 	root, file, cfg, err := c.load(e, &r.overrides)
