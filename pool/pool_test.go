@@ -29,15 +29,62 @@ func newPool(t *testing.T, f *pooltest.Fake, cfg pool.Config[int]) *pool.Pool[in
 	return p
 }
 
-// eventually polls cond for up to 5 s: pool work happens in the background.
+// patience bounds every wait for the pool's background work. It only
+// tells a hang from slow progress on a loaded machine, so it is long: a
+// condition met early costs nothing of it.
+const patience = time.Minute
+
+// eventually polls cond for up to patience: pool work happens in the
+// background.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(patience); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		if cond() {
 			return
 		}
 	}
-	t.Fatalf("never happened: %s", what)
+	t.Fatalf("within %s, never: %s", patience, what)
+}
+
+// mustAcquire acquires a resource, and releases it when the test ends if
+// the test has not (so that a failing test is not also reported as
+// leaking what it held).
+func mustAcquire(t *testing.T, p *pool.Pool[int]) *pool.Resource[int] {
+	t.Helper()
+	r, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Release) // ignored once released or destroyed
+	return r
+}
+
+// acquireAsync starts an Acquire in the background; the function it
+// returns waits (up to patience) for its result.
+func acquireAsync(t *testing.T, p *pool.Pool[int]) func() (*pool.Resource[int], error) {
+	t.Helper()
+	type result struct {
+		r   *pool.Resource[int]
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := p.Acquire(context.Background())
+		done <- result{r, err}
+	}()
+	return func() (*pool.Resource[int], error) {
+		t.Helper()
+		select {
+		case res := <-done:
+			if res.r != nil {
+				t.Cleanup(res.r.Release)
+			}
+			return res.r, res.err
+		case <-time.After(patience):
+			t.Fatalf("Acquire still waiting after %s", patience)
+			return nil, nil
+		}
+	}
 }
 
 func TestPoolNewRejectsBadConfig(t *testing.T) {
@@ -57,18 +104,33 @@ func TestPoolNewRejectsBadConfig(t *testing.T) {
 
 func TestPoolStartsOneThenTheRestOfMinSizeInParallel(t *testing.T) {
 	f := pooltest.NewFake()
-	f.Delay = 50 * time.Millisecond
+	// Creations stay in flight until let through, so that they overlap
+	// however late the scheduler runs them.
+	f.Hold()
 	p := newPool(t, f, pool.Config[int]{MaxSize: 5, MinSize: 4})
 	if s := p.Stat(); s.Creating != 1 {
 		t.Fatalf("%d creations at start, want 1", s.Creating)
 	}
-	r, err := p.Acquire(context.Background())
+	wait := acquireAsync(t, p)
+	eventually(t, "the first Acquire waiting", func() bool { return p.Stat().Waiting == 1 })
+	if s := p.Stat(); s.Creating != 1 {
+		t.Fatalf("%d creations with the first Acquire waiting, want 1: it must not start another", s.Creating)
+	}
+	f.Let(1)
+	r, err := wait()
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.Release()
-	eventually(t, "the other 3 started together", func() bool { return f.MaxConcurrentCreates() == 3 })
+	eventually(t, "the other 3 started together", func() bool { return f.Creating() == 3 })
+	if s := p.Stat(); f.Created() != 1 || s.Creating != 3 {
+		t.Fatalf("created %d, %d creating; want 1 and 3", f.Created(), s.Creating)
+	}
+	f.Unhold()
 	eventually(t, "4 idle", func() bool { return p.Stat().Idle == 4 })
+	if n := f.MaxConcurrentCreates(); n != 3 {
+		t.Fatalf("at most %d creations at once, want 3", n)
+	}
 	if f.Created() != 4 {
 		t.Fatalf("created %d, want 4: the first Acquire must not start another", f.Created())
 	}
@@ -103,13 +165,16 @@ func TestPoolCreatesSparesOnlyAfterSpareDelay(t *testing.T) {
 	}
 
 	f2 := pooltest.NewFake()
-	f2.Delay = 20 * time.Millisecond
+	f2.Hold() // the spares stay in flight until let through: they must overlap
 	p2 := newPool(t, f2, pool.Config[int]{MaxSize: 5, MinSize: 3, SpareDelay: 20 * time.Millisecond})
+	f2.Let(1)
 	r, err := p2.Acquire(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.Release()
+	eventually(t, "the 2 spares started together once SpareDelay passed", func() bool { return f2.Creating() == 2 })
+	f2.Unhold()
 	eventually(t, "3 idle once SpareDelay passed", func() bool { return p2.Stat().Idle == 3 })
 	if n := f2.MaxConcurrentCreates(); n != 2 {
 		t.Fatalf("at most %d creations at once, want the 2 spares together", n)
@@ -136,9 +201,13 @@ func TestPoolReusesReleasedResources(t *testing.T) {
 
 func TestPoolAcquireReturnsErrExhaustedWhenFullAndBusy(t *testing.T) {
 	f := pooltest.NewFake()
-	p := newPool(t, f, pool.Config[int]{MaxSize: 2, AcquireTimeout: 20 * time.Millisecond})
-	a, _ := p.Acquire(context.Background())
-	b, _ := p.Acquire(context.Background())
+	// MinSize 2, and both idle before the first Acquire: no Acquire here
+	// waits for a creation under the short AcquireTimeout; only the one
+	// meant to time out waits at all.
+	p := newPool(t, f, pool.Config[int]{MaxSize: 2, MinSize: 2, AcquireTimeout: 20 * time.Millisecond})
+	eventually(t, "2 idle", func() bool { return p.Stat().Idle == 2 })
+	a := mustAcquire(t, p)
+	b := mustAcquire(t, p)
 	_, err := p.Acquire(context.Background())
 	if !errors.Is(err, pool.ErrExhausted) || err.Error() != "pool exhausted: timeout waiting for available container" {
 		t.Fatalf("got %v", err)
@@ -146,14 +215,33 @@ func TestPoolAcquireReturnsErrExhaustedWhenFullAndBusy(t *testing.T) {
 	if s := p.Stat(); s.Exhausted != 1 || s.Waiting != 0 || s.Total != 2 || f.MaxLive() != 2 {
 		t.Fatalf("stat %+v, max live %d", s, f.MaxLive())
 	}
-	// A waiter is served by a release.
-	go func() { time.Sleep(5 * time.Millisecond); a.Release() }()
-	c, err := p.Acquire(context.Background())
-	if err != nil || c.Value() != a.Value() {
-		t.Fatalf("after release: %v", err)
+	// The waiter that gave up left nothing behind: a released resource
+	// goes to the next Acquire, not to it.
+	a.Release()
+	c := mustAcquire(t, p)
+	if c.Value() != a.Value() {
+		t.Fatalf("after the release got %d, want %d", c.Value(), a.Value())
 	}
 	c.Release()
 	b.Release()
+
+	// A waiter is served by a release. The release comes once the waiter
+	// is seen waiting, so nothing races the timeout, which only bounds a
+	// hang here.
+	f2 := pooltest.NewFake()
+	p2 := newPool(t, f2, pool.Config[int]{MaxSize: 2, MinSize: 2, AcquireTimeout: patience})
+	eventually(t, "2 idle", func() bool { return p2.Stat().Idle == 2 })
+	a2 := mustAcquire(t, p2)
+	b2 := mustAcquire(t, p2)
+	wait := acquireAsync(t, p2)
+	eventually(t, "a waiter", func() bool { return p2.Stat().Waiting == 1 })
+	a2.Release()
+	c2, err := wait()
+	if err != nil || c2.Value() != a2.Value() {
+		t.Fatalf("after release: %v", err)
+	}
+	c2.Release()
+	b2.Release()
 }
 
 func TestPoolAcquireHonoursContextCancellation(t *testing.T) {
@@ -297,7 +385,11 @@ func TestPoolHammer(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(g), 1))
-			for range 300 {
+			// On a loaded machine every Acquire of a short run may time
+			// out: go on (up to patience) until one succeeded, so that
+			// ops > 0 below tests the pool, not the scheduler.
+			deadline := time.Now().Add(patience)
+			for i := 0; i < 300 || (ops.Load() == 0 && time.Now().Before(deadline)); i++ {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rng.IntN(20))*time.Millisecond)
 				r, err := p.Acquire(ctx)
 				cancel()

@@ -141,7 +141,7 @@ func TestE2EKill9LeavesNoContainer(t *testing.T) {
 	}
 	s.cmd.Process.Signal(syscall.SIGKILL)
 	s.cmd.Wait()
-	noContainersOf(t, env, pid, 10*time.Second)
+	noContainersOf(t, env, pid, time.Minute)
 }
 
 // TestE2EDockerKillDuringARun kills every container of a run between two
@@ -170,7 +170,7 @@ func TestE2EDockerKillDuringARun(t *testing.T) {
 	if err := s.cmd.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	noContainersOf(t, env, pid, 5*time.Second)
+	noContainersOf(t, env, pid, time.Minute)
 	if b, _ := os.ReadFile(filepath.Join(dir, "c.txt")); string(b) != "C" {
 		t.Fatalf("c.txt = %q", b)
 	}
@@ -182,11 +182,19 @@ func TestE2EDockerKillDuringARun(t *testing.T) {
 func TestE2EExecContainsHostileCommands(t *testing.T) {
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
+	// The timeout is long enough for the flood and the last command to
+	// succeed on a loaded machine (the flood takes ~1 s unloaded). The
+	// bomb's shell forks nothing once the bomb runs: it starts its sleep,
+	// far longer than the timeout, first and the bomb in one background
+	// subshell, then waits. A shell that forked on (the sleep, or the
+	// second half of the bomb's first pipeline) could find the process
+	// limit reached, when the machine is loaded, and exit ("can't fork")
+	// instead of being killed at the timeout.
 	dir := repo(t, map[string]string{
-		"llm-runtime.config.yaml": "exec:\n  enabled: true\n  whitelist: [\"*\"]\n  timeout: 3s\n  memory: 64MiB\n  pids: 32\n  max_output: 64KiB\n",
+		"llm-runtime.config.yaml": "exec:\n  enabled: true\n  whitelist: [\"*\"]\n  timeout: 20s\n  memory: 64MiB\n  pids: 32\n  max_output: 64KiB\n",
 		"a.txt":                   "A\n",
 	})
-	in := `<exec sh -c "bomb() { bomb | bomb & }; bomb; sleep 10">
+	in := `<exec sh -c "sleep 600 & bomb() { bomb | bomb & }; bomb & wait">
 <exec awk "BEGIN { s = \"x\"; while (1) s = s s }">
 <exec awk "BEGIN { while (1) {} }">
 <exec head -c 104857600 /dev/zero>

@@ -34,9 +34,11 @@ func TestE2EPolicyDeniesWritingDotEnv(t *testing.T) {
 
 func TestE2ERedactMasksAKeyInAnOpenedFile(t *testing.T) {
 	guest := wasmtest.Build(t, "guests/redact")
+	// A generous per-call deadline: the default (100 ms) is one a loaded
+	// machine can make the transform miss.
 	dir := repo(t, map[string]string{
 		"deploy.sh":               "export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\necho deploying\n",
-		"llm-runtime.config.yaml": "transforms:\n  - module: " + guest + "\n",
+		"llm-runtime.config.yaml": "transforms:\n  - module: " + guest + "\n    timeout: 1m\n",
 	})
 	r := runBinary(t, dir, "<open deploy.sh> <search AKIA>", nil)
 	if r.code != 0 || strings.Contains(r.stdout, "AKIAIOSFODNN7EXAMPLE") || !strings.Contains(r.stdout, "[REDACTED aws-access-key]") ||

@@ -66,7 +66,7 @@ func runBinary(t *testing.T, dir, stdin string, env []string, args ...string) re
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	noContainersOf(t, denv, cmd.Process.Pid, 5*time.Second) // AutoRemove finishes after we exit
+	noContainersOf(t, denv, cmd.Process.Pid, time.Minute) // AutoRemove finishes after we exit: seconds, on a loaded machine
 	return result{out.String(), errb.String(), code}
 }
 
@@ -332,7 +332,7 @@ func TestE2EStreamsEachResultBeforeReadingOn(t *testing.T) {
 	}()
 	waitFor := func(want string) {
 		t.Helper()
-		deadline := time.After(30 * time.Second) // a hang, not a speed check
+		deadline := time.After(60 * time.Second) // a hang, not a speed check
 		for {
 			select {
 			case l, ok := <-lines:

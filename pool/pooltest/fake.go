@@ -11,7 +11,10 @@ import (
 )
 
 // Fake creates ints. It counts live resources and the most ever alive at
-// once, and can be told to fail creations or health checks.
+// once, and can be told to fail creations or health checks, or to hold
+// creations in flight until a test lets them finish (Hold, Let, Unhold):
+// a test that must see creations overlap holds them, instead of hoping a
+// Delay outlasts the scheduler.
 type Fake struct {
 	mu        sync.Mutex
 	next      int
@@ -23,16 +26,22 @@ type Fake struct {
 	destroyed int
 	failNext  int           // creations to fail
 	unhealthy map[int]bool  // resources whose Check fails
+	held      bool          // creations wait for a pass
+	passes    int           // held creations allowed to finish
+	wake      chan struct{} // closed, and replaced, when held or passes change
 	Delay     time.Duration // how long a creation takes
 }
 
 // NewFake returns an empty fake.
-func NewFake() *Fake { return &Fake{live: map[int]bool{}, unhealthy: map[int]bool{}} }
+func NewFake() *Fake {
+	return &Fake{live: map[int]bool{}, unhealthy: map[int]bool{}, wake: make(chan struct{})}
+}
 
 // ErrCreate is what a failed creation returns.
 var ErrCreate = errors.New("fake: cannot create")
 
-// Create makes a new int after Delay.
+// Create makes a new int after Delay, once let through if creations are
+// held.
 func (f *Fake) Create(ctx context.Context) (int, error) {
 	f.mu.Lock()
 	f.creating++
@@ -47,6 +56,9 @@ func (f *Fake) Create(ctx context.Context) (int, error) {
 		f.creating--
 		f.mu.Unlock()
 	}()
+	if err := f.pass(ctx); err != nil {
+		return 0, err
+	}
 	select {
 	case <-time.After(f.Delay):
 	case <-ctx.Done():
@@ -87,6 +99,50 @@ func (f *Fake) Check(ctx context.Context, v int) error {
 	}
 	return nil
 }
+
+// pass waits, while creations are held, for a pass from Let or for
+// Unhold.
+func (f *Fake) pass(ctx context.Context) error {
+	for {
+		f.mu.Lock()
+		if !f.held {
+			f.mu.Unlock()
+			return nil
+		}
+		if f.passes > 0 {
+			f.passes--
+			f.mu.Unlock()
+			return nil
+		}
+		wake := f.wake
+		f.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// wakeLocked tells waiting creations to look again.
+func (f *Fake) wakeLocked() {
+	close(f.wake)
+	f.wake = make(chan struct{})
+}
+
+// Hold makes creations, from now on, stay in flight until Let or Unhold
+// lets them finish (or their context ends).
+func (f *Fake) Hold() { f.mu.Lock(); f.held, f.passes = true, 0; f.mu.Unlock() }
+
+// Let lets n more held creations finish: any of those in flight, or the
+// next ones to start.
+func (f *Fake) Let(n int) { f.mu.Lock(); f.passes += n; f.wakeLocked(); f.mu.Unlock() }
+
+// Unhold lets every creation finish, now and from now on.
+func (f *Fake) Unhold() { f.mu.Lock(); f.held, f.passes = false, 0; f.wakeLocked(); f.mu.Unlock() }
+
+// Creating returns how many creations are in flight (held ones included).
+func (f *Fake) Creating() int { f.mu.Lock(); defer f.mu.Unlock(); return f.creating }
 
 // FailNext makes the next n creations fail.
 func (f *Fake) FailNext(n int) { f.mu.Lock(); f.failNext = n; f.mu.Unlock() }

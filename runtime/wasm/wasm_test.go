@@ -13,9 +13,19 @@ import (
 	"github.com/llm-runtime/llm-runtime/runtime/wasm/wasmtest"
 )
 
+// patience is the per-call deadline of guests whose calls must succeed:
+// the default (100 ms) is a bound a loaded machine can make a quick call
+// miss. Only the tests of the deadline itself set a short one.
+const patience = time.Minute
+
+// compile compiles the guest at dir; a spec without a Timeout gets
+// patience.
 func compile(t testing.TB, dir string, spec wasm.Spec) *wasm.Module {
 	t.Helper()
 	spec.Path = wasmtest.Build(t, dir)
+	if spec.Timeout == 0 {
+		spec.Timeout = patience
+	}
 	m, err := wasm.Compile(context.Background(), spec)
 	if err != nil {
 		t.Fatal(err)
@@ -146,14 +156,22 @@ func TestRedactMasksSecrets(t *testing.T) {
 	}
 }
 
+// The deadline must stop the spin and also let the quick call after it
+// through: it is short enough for a fast test, and thousands of times what
+// the quick call takes (~100 µs), so that a loaded machine cannot make it
+// miss (a guest's start-up gets 10 times the deadline, plus a second).
+const spinDeadline = time.Second
+
 func TestASpinningGuestIsStoppedAndReplaced(t *testing.T) {
-	m := compile(t, "runtime/wasm/testdata/spin", wasm.Spec{Timeout: 50 * time.Millisecond})
+	m := compile(t, "runtime/wasm/testdata/spin", wasm.Spec{Timeout: spinDeadline})
 	start := time.Now()
 	_, err := m.Decide(context.Background(), wasm.Request{Op: "open", Path: "loop"})
 	if err == nil || !strings.Contains(err.Error(), "deadline") {
 		t.Fatalf("got %v", err)
 	}
-	if took := time.Since(start); took > 5*time.Second {
+	// The spin never ends: any bound tells a deadline that held from one
+	// that did not.
+	if took := time.Since(start); took > patience {
 		t.Fatalf("the deadline did not hold: %s", took)
 	}
 	// A fresh instance answers the next call.
@@ -164,7 +182,7 @@ func TestASpinningGuestIsStoppedAndReplaced(t *testing.T) {
 }
 
 func TestAGuestOutOfMemoryFails(t *testing.T) {
-	m := compile(t, "runtime/wasm/testdata/oom", wasm.Spec{MemoryLimit: 64 << 20, Timeout: 5 * time.Second})
+	m := compile(t, "runtime/wasm/testdata/oom", wasm.Spec{MemoryLimit: 64 << 20, Timeout: patience})
 	_, err := m.Decide(context.Background(), wasm.Request{Op: "open", Path: "hog"})
 	if err == nil {
 		t.Fatal("a guest out of memory answered")
@@ -205,8 +223,8 @@ func TestCompileRejectsWhatIsNotAGuest(t *testing.T) {
 
 func TestChainFirstDenyWinsAndFailuresDeny(t *testing.T) {
 	ctx := context.Background()
-	ro := wasm.Spec{Path: wasmtest.Build(t, "guests/readonly")}
-	ps := wasm.Spec{Path: wasmtest.Build(t, "guests/protect-secrets")}
+	ro := wasm.Spec{Path: wasmtest.Build(t, "guests/readonly"), Timeout: patience}
+	ps := wasm.Spec{Path: wasmtest.Build(t, "guests/protect-secrets"), Timeout: patience}
 	c := wasm.Start(ctx, []wasm.Spec{ps, ro}, nil)
 	defer c.Close()
 	if err := c.Wait(); err != nil {
@@ -221,7 +239,9 @@ func TestChainFirstDenyWinsAndFailuresDeny(t *testing.T) {
 	if v := c.Decide(ctx, wasm.Request{Op: "open", Path: "a.txt"}); !v.Allowed || v.Argument != "a.txt" {
 		t.Fatalf("open a.txt: %+v", v)
 	}
-	spin := wasm.Start(ctx, []wasm.Spec{{Path: wasmtest.Build(t, "runtime/wasm/testdata/spin"), Timeout: 20 * time.Millisecond}}, nil)
+	// It must start (within 10 times its deadline, plus a second) to fail
+	// as itself, by its deadline.
+	spin := wasm.Start(ctx, []wasm.Spec{{Path: wasmtest.Build(t, "runtime/wasm/testdata/spin"), Timeout: spinDeadline}}, nil)
 	defer spin.Close()
 	if v := spin.Decide(ctx, wasm.Request{Op: "open", Path: "x"}); v.Allowed || !v.Failed || v.Decider != "spin" {
 		t.Fatalf("a failing guest must deny: %+v", v)
@@ -229,7 +249,7 @@ func TestChainFirstDenyWinsAndFailuresDeny(t *testing.T) {
 	if wasm.Start(ctx, nil, nil) != nil {
 		t.Fatal("no guests, yet a chain (and a wazero runtime)")
 	}
-	bad := wasm.Start(ctx, []wasm.Spec{{Path: wasmtest.Build(t, "guests/redact")}}, nil)
+	bad := wasm.Start(ctx, []wasm.Spec{{Path: wasmtest.Build(t, "guests/redact"), Timeout: patience}}, nil)
 	defer bad.Close()
 	if err := bad.Wait(); err == nil || !strings.Contains(err.Error(), "configured as a policy") {
 		t.Fatalf("a transform configured as a policy: %v", err)

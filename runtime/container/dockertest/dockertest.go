@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +21,10 @@ import (
 	"github.com/llm-runtime/llm-runtime/runtime/container"
 )
 
-// LabelTest names the test that started a container.
+// LabelTest names the test that started a container, and the test
+// process: test binaries running at once on one daemon (go test runs
+// packages in parallel; developers and CI jobs share daemons) must not
+// count, or remove, each other's containers.
 const LabelTest = "io.llm-runtime.test"
 
 var (
@@ -55,10 +59,12 @@ func Require(t testing.TB) Env {
 	if initErr != nil {
 		t.Fatal(initErr)
 	}
-	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + "-" + strconv.Itoa(os.Getpid())
 	t.Cleanup(func() {
-		// Give AutoRemove a moment before calling anything a leak.
-		left, err := Gone(docker, LabelTest, name, 10*time.Second)
+		// Give AutoRemove time before calling anything a leak: on a
+		// loaded machine it can take seconds. A container still there
+		// after a minute is a leak all the same, and fails the test.
+		left, err := Gone(docker, LabelTest, name, time.Minute)
 		if err != nil {
 			t.Errorf("listing containers: %v", err)
 		} else if left > 0 {

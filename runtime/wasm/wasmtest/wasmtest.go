@@ -50,7 +50,13 @@ func Build(t testing.TB, dir string) string {
 		return out
 	}
 	os.MkdirAll(filepath.Dir(out), 0o755)
-	tmp := out + ".tmp"
+	// A temporary file of this process's own: test binaries of several
+	// packages build the same guests at once (go test runs packages in
+	// parallel), and one must not rename or overwrite another's half
+	// written file. The rename is atomic; the last one wins, with the
+	// same content.
+	tmp := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
+	defer os.Remove(tmp)
 	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-ldflags=-s", "-o", tmp, "./"+dir)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
