@@ -11,10 +11,24 @@ import (
 	"github.com/llm-runtime/llm-runtime/runtime/wasm/wasmtest"
 )
 
+// withPolicy returns the flags that configure guest as a policy with a
+// per-call deadline a loaded machine cannot make it miss (--policy takes
+// the default, 100 ms), in a configuration file outside the repository.
+func withPolicy(t *testing.T, guest string) []string {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(cfg, []byte("policies:\n  - module: "+guest+"\n    timeout: 1m\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--config", cfg}
+}
+
 func TestE2EPolicyDeniesWritingDotEnv(t *testing.T) {
 	guest := wasmtest.Build(t, "guests/protect-secrets")
 	dir := repo(t, map[string]string{".env": "KEEP=1\n", "a.txt": "A\n"})
-	r := runBinary(t, dir, "<write .env>\nSTOLEN=1\n</write> <open a.txt>", nil, "--policy", guest)
+	// .env is excluded by default, and the sandbox's rule answers before
+	// a policy is asked: narrow the exclusions so that the policy decides.
+	r := runBinary(t, dir, "<write .env>\nSTOLEN=1\n</write> <open a.txt>", []string{"LLM_RUNTIME_SECURITY_EXCLUDED_PATHS=.git"}, withPolicy(t, guest)...)
 	if r.code != 0 || !strings.Contains(r.stdout, "=== ERROR: POLICY_DENIED ===\nMessage: denied by policy protect-secrets: .env looks like a credential file") ||
 		!strings.Contains(r.stdout, "=== FILE: a.txt ===") {
 		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)

@@ -267,7 +267,7 @@ func TestE2EPoliciesDecideOnWhatIsTouched(t *testing.T) {
 		os.Symlink(".env.local", filepath.Join(dir, "cfg-link"))
 		os.Symlink("keys/id_rsa", filepath.Join(dir, "deploy.txt"))
 		r := runBinary(t, dir, "<open cfg-link> <open deploy.txt> <open keys/../keys//id_rsa> <search MARKER> <write cfg-link>X=1</write>", env,
-			"--sandbox", sb, "--policy", guest)
+			append([]string{"--sandbox", sb}, withPolicy(t, guest)...)...)
 		if r.code != 0 || strings.Contains(r.stdout, "S3CR3T") || strings.Count(r.stdout, "=== ERROR: POLICY_DENIED ===") != 4 ||
 			!strings.Contains(r.stdout, "notes.txt:1: MARKER public\nMatches: 1 in 1 file\n") {
 			t.Fatalf("exit %d:\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -297,7 +297,7 @@ func TestE2EPoliciesDecideOnWhatIsTouched(t *testing.T) {
 				}
 			}
 		}()
-		r = runBinary(t, dir, input.String(), env, "--sandbox", sb, "--policy", guest)
+		r = runBinary(t, dir, input.String(), env, append([]string{"--sandbox", sb}, withPolicy(t, guest)...)...)
 		close(stop)
 		<-done
 		if r.code != 0 || strings.Contains(r.stdout, "S3CR3T") {
