@@ -192,6 +192,16 @@ func (w *Workspace) walk(p string, op walkOp, create bool) (*target, error) {
 		todo = append(components(link), todo...)
 		return nil
 	}
+	// link follows the link name in dirfd; if name is no longer a link (it
+	// was swapped back meanwhile), it is looked at again.
+	link := func(dirfd int, name string) error {
+		err := follow(dirfd, name, false)
+		if errors.Is(err, unix.EINVAL) {
+			todo = append([]string{name}, todo...)
+			return nil
+		}
+		return err
+	}
 	for len(todo) > 0 {
 		c := todo[0]
 		todo = todo[1:]
@@ -281,12 +291,8 @@ func (w *Workspace) walk(p string, op walkOp, create bool) (*target, error) {
 			fd, err := openat(dirfd, c, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
 			if errors.Is(err, unix.ELOOP) {
 				// A symbolic link (or one was swapped in): follow it with
-				// our rules. If it is no longer a link, look again.
-				if err := follow(dirfd, c, false); err != nil {
-					if errors.Is(err, unix.EINVAL) {
-						todo = append([]string{c}, todo...)
-						continue
-					}
+				// our rules.
+				if err := link(dirfd, c); err != nil {
 					return nil, err
 				}
 				continue
@@ -312,11 +318,7 @@ func (w *Workspace) walk(p string, op walkOp, create bool) (*target, error) {
 			return nil, osError(err, rel)
 		}
 		if t.st.Mode&unix.S_IFMT == unix.S_IFLNK {
-			if err := follow(dirfd, c, false); err != nil {
-				if errors.Is(err, unix.EINVAL) {
-					todo = append([]string{c}, todo...)
-					continue
-				}
+			if err := link(dirfd, c); err != nil {
 				return nil, err
 			}
 			continue
