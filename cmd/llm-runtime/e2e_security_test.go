@@ -328,3 +328,19 @@ func TestE2EDefaultsExcludeTheUsualSecretsAndBoundASearch(t *testing.T) {
 		}
 	})
 }
+
+func TestE2EPolicyCheckWarnsOfAGuestInsideTheRepository(t *testing.T) {
+	guest := wasmtest.Build(t, "guests/readonly")
+	dir := repo(t, nil)
+	b, _ := os.ReadFile(guest)
+	inside := filepath.Join(dir, "guests", "readonly.wasm")
+	os.MkdirAll(filepath.Dir(inside), 0o755)
+	os.WriteFile(inside, b, 0o644)
+	r := runBinary(t, dir, "", nil, "policy", "check", "guests/readonly.wasm")
+	if r.code != 0 || !strings.Contains(r.stderr, "warning: guests/readonly.wasm is inside the repository "+dir) {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := runBinary(t, dir, "", nil, "policy", "check", guest); r.code != 0 || strings.Contains(r.stderr, "warning") {
+		t.Fatalf("a guest outside: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
