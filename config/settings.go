@@ -162,7 +162,7 @@ var settings = []Setting{
 	},
 	{
 		Key: "exec.whitelist", Default: strings.Join(DefaultWhitelist, ","), List: true,
-		Doc: "allowed commands, as argument-vector prefixes (\"go test\" allows go test ./...); \"*\" allows anything",
+		Doc: "allowed commands, as argument-vector prefixes (\"go test\" allows go test ./...); a listed program may start only listed programs (find -exec, xargs, env...); \"*\" allows anything and turns those checks off",
 		set: func(c *Config, v string) error { c.Exec.Whitelist = append([]string{}, splitList(v)...); return nil },
 		get: func(c *Config) string { return strings.Join(c.Exec.Whitelist, ",") },
 	},

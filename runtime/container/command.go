@@ -1,7 +1,9 @@
 package container
 
 import (
+	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"unicode/utf8"
 
@@ -18,15 +20,49 @@ import (
 // simple commands with |, &&, || and ;, each of which must pass the
 // whitelist, and it runs under /bin/sh -c. Redirections, background jobs,
 // subshells and command substitution are refused in both modes.
+//
+// With a shell, a word the shell expands after the check ($VAR, an unquoted
+// *, ?, [, ~ or {a,b}) is marked open: its value is not known when the
+// command is checked. An open word matches no whitelist word, and a program
+// whose arguments decide what it starts (see rules) refuses one.
 
 // command is a parsed command line: its simple commands, in order.
-type command [][]string
+type command []simple
+
+// simple is one simple command: its argument vector and, for each word
+// whose value is not known when the command is checked, why (open[i] is
+// empty for a known word). more, when set, says why words that are not
+// known may follow the last one (xargs appends its input).
+type simple struct {
+	argv []string
+	open []string
+	more string
+}
+
+func (s simple) openAt(i int) string {
+	if i < len(s.open) {
+		return s.open[i]
+	}
+	return ""
+}
+
+// known returns the words before the first open one.
+func (s simple) known() []string {
+	for i := range s.argv {
+		if s.openAt(i) != "" {
+			return s.argv[:i]
+		}
+	}
+	return s.argv
+}
 
 // operators the tokenizer recognises, longest first.
 var operators = []string{"&&", "||", ">>", "2>", "|", ";", "&", ">", "<", "(", ")"}
 
 // chaining operators allowed with a shell.
 var chaining = map[string]bool{"&&": true, "||": true, "|": true, ";": true}
+
+const expandedByTheShell = "the shell expands it after the check: quote it, '...'"
 
 // parseCommand splits line into simple commands.
 func parseCommand(line string, shell bool) (command, error) {
@@ -37,15 +73,25 @@ func parseCommand(line string, shell bool) (command, error) {
 		return nil, sandbox.Errorf(sandbox.CodeExecValidation, "the command holds a NUL byte or a line break")
 	}
 	var cmds command
-	var cur []string
+	var cur simple
 	var word strings.Builder
 	inWord := false
+	// What the shell would expand in the current word (exec.shell only):
+	// expands is set by $ and unquoted glob characters and ~; braces and
+	// separators by unquoted {, } and , or .. (bash's brace expansion).
+	expands, braceOpen, braceSep, braceClose := false, false, false, false
 	flush := func() {
 		if inWord {
-			cur = append(cur, word.String())
+			open := ""
+			if shell && (expands || braceOpen && braceSep && braceClose) {
+				open = expandedByTheShell
+			}
+			cur.argv = append(cur.argv, word.String())
+			cur.open = append(cur.open, open)
 			word.Reset()
 			inWord = false
 		}
+		expands, braceOpen, braceSep, braceClose = false, false, false, false
 	}
 	for i := 0; i < len(line); {
 		c := line[i]
@@ -76,6 +122,9 @@ func parseCommand(line string, shell bool) (command, error) {
 				if d == '`' || (d == '$' && i+1 < len(line) && line[i+1] == '(') {
 					return nil, substitution()
 				}
+				if d == '$' {
+					expands = true
+				}
 				if d == '\\' && i+1 < len(line) && strings.IndexByte("\"\\$`", line[i+1]) >= 0 {
 					i++
 					d = line[i]
@@ -100,6 +149,18 @@ func parseCommand(line string, shell bool) (command, error) {
 				}
 			}
 			if op == "" {
+				switch c {
+				case '$', '*', '?', '[', '~':
+					expands = true
+				case '{':
+					braceOpen = true
+				case '}':
+					braceClose = true
+				case ',':
+					braceSep = true
+				case '.':
+					braceSep = braceSep || strings.HasPrefix(line[i:], "..")
+				}
 				word.WriteByte(c)
 				inWord = true
 				i++
@@ -112,16 +173,16 @@ func parseCommand(line string, shell bool) (command, error) {
 			if !shell {
 				return nil, sandbox.Errorf(sandbox.CodeExecValidation, "%q needs a shell, and commands run without one (exec.shell: false); run one command at a time", op)
 			}
-			if len(cur) == 0 {
+			if len(cur.argv) == 0 {
 				return nil, sandbox.Errorf(sandbox.CodeExecValidation, "%q with no command before it", op)
 			}
 			cmds = append(cmds, cur)
-			cur = nil
+			cur = simple{}
 			i += len(op)
 		}
 	}
 	flush()
-	if len(cur) == 0 {
+	if len(cur.argv) == 0 {
 		if len(cmds) == 0 {
 			return nil, sandbox.Errorf(sandbox.CodeExecValidation, "empty command")
 		}
@@ -147,11 +208,78 @@ func newWhitelist(entries []string) whitelist {
 	return w
 }
 
-// check returns nil if every simple command of c starts with an entry.
-func (w whitelist) check(c command) error {
-	for _, argv := range c {
-		if !w.allows(argv) {
-			return sandbox.Errorf(sandbox.CodeExecValidation, "%q is not on the whitelist (exec.whitelist: %s)", strings.Join(argv, " "), w)
+// anything reports whether w holds "*", which allows any command and turns
+// every check of the arguments off.
+func (w whitelist) anything() bool {
+	for _, e := range w {
+		if len(e) == 1 && e[0] == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+// check returns nil if every simple command of c passes: it starts with an
+// entry of the whitelist, and the programs its arguments make it start pass
+// in turn (rules); writable is exec.writable, without which the arguments
+// that make a program write files are refused too.
+func (w whitelist) check(c command, writable bool) error {
+	if w.anything() {
+		return nil
+	}
+	for _, s := range c {
+		if err := w.checkSimple(s, "", writable); err != nil {
+			return sandbox.Errorf(sandbox.CodeExecValidation, "%s", err)
+		}
+	}
+	return nil
+}
+
+// checkSimple checks one simple command; by names what starts it ("find
+// -exec"), empty for a command of the line itself.
+func (w whitelist) checkSimple(s simple, by string, writable bool) error {
+	line := strings.Join(s.argv, " ")
+	known := s.known()
+	if !w.allows(known) {
+		msg := fmt.Sprintf("%q is not on the whitelist (exec.whitelist: %s)", line, w)
+		if by != "" {
+			msg = fmt.Sprintf("%s starts %q, which is not on the whitelist (exec.whitelist: %s)", by, line, w)
+		}
+		if len(known) < len(s.argv) {
+			msg += fmt.Sprintf(": %q is not known when the command is checked (%s)", s.argv[len(known)], s.openAt(len(known)))
+		}
+		return errors.New(msg)
+	}
+	fail := func(format string, args ...any) error {
+		msg := fmt.Sprintf(format, args...)
+		if by != "" {
+			msg = fmt.Sprintf("%s starts %q: %s", by, line, msg)
+		}
+		return errors.New(msg)
+	}
+	name, shown := programName(s.argv[0]), path.Base(s.argv[0])
+	if why, ok := refused[name]; ok {
+		return fail("%s %s; it is refused even when listed", shown, why)
+	}
+	r, ok := rules[name]
+	if !ok {
+		return nil
+	}
+	for i := range s.argv {
+		if why := s.openAt(i); why != "" {
+			return fail("%s's arguments decide what it starts or writes, and %q is not known when the command is checked (%s)", shown, s.argv[i], why)
+		}
+	}
+	if s.more != "" {
+		return fail("%s's arguments decide what it starts or writes, and %s", shown, s.more)
+	}
+	starts, err := r(s.argv, writable)
+	if err != nil {
+		return fail("%v", err)
+	}
+	for _, n := range starts {
+		if err := w.checkSimple(n.simple, n.by, writable); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -87,10 +87,10 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	if err != nil {
 		return nil, err
 	}
-	if err := x.white.check(cmd); err != nil {
+	if err := x.white.check(cmd, x.opts.Writable); err != nil {
 		return nil, err
 	}
-	argv := cmd[0]
+	argv := cmd[0].argv
 	if x.opts.Shell {
 		argv = []string{"/bin/sh", "-c", line}
 	}
