@@ -3,7 +3,6 @@ package sandbox
 import (
 	"bufio"
 	"bytes"
-	"path"
 	"regexp"
 	"strings"
 )
@@ -108,25 +107,23 @@ func globRegexp(g string, anchored bool) string {
 }
 
 // ignorer answers whether a path is ignored by the .gitignore files of its
-// ancestors (and .git/info/exclude), loading each directory's file once.
+// ancestors (and .git/info/exclude). The search enters each directory
+// before it asks about anything in it, and hands over the directory's
+// files then (enter), read on the descriptor it walks.
 type ignorer struct {
-	load  func(file string) []byte // returns nil when the file is missing
-	rules map[string][]ignoreRule  // by directory ("." for the root)
+	rules map[string][]ignoreRule // by directory ("." for the root)
 }
 
-func newIgnorer(load func(string) []byte) *ignorer {
-	g := &ignorer{load: load, rules: map[string][]ignoreRule{}}
-	g.rules["."] = append(parseGitignore(load(".git/info/exclude")), parseGitignore(load(".gitignore"))...)
-	return g
-}
+func newIgnorer() *ignorer { return &ignorer{rules: map[string][]ignoreRule{}} }
 
-func (g *ignorer) dirRules(dir string) []ignoreRule {
-	if r, ok := g.rules[dir]; ok {
-		return r
+// enter sets the rules of dir from the contents of its ignore files, in
+// order (for the root: .git/info/exclude, then .gitignore); nil means none.
+func (g *ignorer) enter(dir string, files ...[]byte) {
+	var r []ignoreRule
+	for _, f := range files {
+		r = append(r, parseGitignore(f)...)
 	}
-	r := parseGitignore(g.load(path.Join(dir, ".gitignore")))
 	g.rules[dir] = r
-	return r
 }
 
 // ignored reports whether rel is ignored. The caller walks top-down and does
@@ -141,7 +138,7 @@ func (g *ignorer) ignored(rel string, isDir bool) bool {
 			dir = strings.Join(comps[:depth], "/")
 		}
 		sub := strings.Join(comps[depth:], "/")
-		for _, r := range g.dirRules(dir) {
+		for _, r := range g.rules[dir] {
 			if r.dirOnly && !isDir {
 				continue
 			}

@@ -1,6 +1,9 @@
 package sandbox
 
-import "testing"
+import (
+	"path"
+	"testing"
+)
 
 func TestGitignorePatterns(t *testing.T) {
 	cases := []struct {
@@ -36,7 +39,8 @@ func TestGitignorePatterns(t *testing.T) {
 		{"[unclosed", "[unclosed", false, true},
 	}
 	for _, c := range cases {
-		g := &ignorer{load: func(string) []byte { return nil }, rules: map[string][]ignoreRule{".": parseGitignore([]byte(c.pattern + "\n"))}}
+		g := newIgnorer()
+		g.enter(".", []byte(c.pattern+"\n"))
 		if got := g.ignored(c.path, c.isDir); got != c.want {
 			t.Errorf("pattern %q, path %q (dir %v): ignored = %v, want %v", c.pattern, c.path, c.isDir, got, c.want)
 		}
@@ -49,12 +53,10 @@ func TestGitignoreNestedFilesAndNegation(t *testing.T) {
 		"sub/.gitignore":  "!local.tmp\nonly-here.txt\n",
 		"sub2/.gitignore": "/anchored.txt\n",
 	}
-	g := newIgnorer(func(name string) []byte {
-		if s, ok := files[name]; ok {
-			return []byte(s)
-		}
-		return nil
-	})
+	g := newIgnorer()
+	for _, dir := range []string{".", "sub", "sub2", "sub2/deeper"} { // as the search enters them
+		g.enter(dir, []byte(files[path.Join(dir, ".gitignore")]))
+	}
 	for path, want := range map[string]bool{
 		"x.tmp": true, "keep.tmp": false, "sub/x.tmp": true, "sub/local.tmp": false,
 		"sub/only-here.txt": true, "only-here.txt": false, "sub2/anchored.txt": true,

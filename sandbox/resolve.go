@@ -50,7 +50,7 @@ func osError(err error, p string) *Error {
 		return &Error{Code: CodeIsDirectory, Message: p + " is a directory", Err: err}
 	case errors.Is(err, syscall.ENAMETOOLONG):
 		return &Error{Code: CodeInvalidPath, Message: "path too long: " + p, Err: err}
-	case errors.Is(err, syscall.ELOOP), isEscape(err):
+	case errors.Is(err, syscall.ELOOP):
 		return &Error{Code: CodePathSecurity, Message: "path " + p + " leaves the repository", Err: err}
 	case errors.Is(err, fs.ErrPermission):
 		return &Error{Code: CodePermission, Message: "permission denied: " + p, Err: err}
@@ -60,10 +60,4 @@ func osError(err error, p string) *Error {
 		return &Error{Code: CodePermission, Message: "the repository is read-only here: " + p, Err: err}
 	}
 	return &Error{Code: CodeIO, Message: p + ": " + err.Error(), Err: err}
-}
-
-// isEscape reports the error os.Root returns when a path would leave it. The
-// os package does not export it, so it is recognised by its text.
-func isEscape(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "path escapes from parent")
 }

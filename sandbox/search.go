@@ -42,8 +42,8 @@ func (w *Workspace) SearchWith(ctx context.Context, query string, o Options) (*S
 	if err != nil {
 		return nil, osError(err, ".")
 	}
-	ign := newIgnorer(func(string) []byte { return nil }) // each directory's rules are loaded as it is entered
-	ign.rules["."] = append(parseGitignore(w.readInternal(".git", "info", "exclude")), parseGitignore(readSmall(fd, ".gitignore"))...)
+	ign := newIgnorer()
+	ign.enter(".", w.readInternal(".git", "info", "exclude"), readIgnoreFile(fd, ".gitignore"))
 	sc := &searcher{ign: ign, match: match, res: res, list: o.ListFiles}
 	if d := w.limits.SearchTimeout; d > 0 {
 		sc.deadline = time.Now().Add(d)
@@ -116,7 +116,7 @@ func (w *Workspace) searchDir(ctx context.Context, dirfd int, rel string, sc *se
 			if err != nil {
 				continue // swapped for a link, gone, or unreadable
 			}
-			ign.rules[child] = parseGitignore(readSmall(cfd, ".gitignore"))
+			ign.enter(child, readIgnoreFile(cfd, ".gitignore"))
 			sc.dir = append(sc.dir, name)
 			err = w.searchDir(ctx, cfd, child, sc)
 			sc.dir = sc.dir[:len(sc.dir)-1]
@@ -132,22 +132,32 @@ func (w *Workspace) searchDir(ctx context.Context, dirfd int, rel string, sc *se
 	return nil
 }
 
-// readSmall reads the regular file name in dirfd, without following a
-// link, if it is at most 1 MiB; otherwise, or if it is missing, nil.
-func readSmall(dirfd int, name string) []byte {
+// maxIgnoreFile bounds a .gitignore or .git/info/exclude that is read.
+const maxIgnoreFile = 1 << 20
+
+// readRegular reads the regular file name in dirfd, without following a
+// link, if it holds at most max bytes; otherwise, or if it cannot be read,
+// it returns false.
+func readRegular(dirfd int, name string, max int64) ([]byte, bool) {
 	fd, err := openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
 	if err != nil {
-		return nil
+		return nil, false // swapped for a link, gone, or unreadable
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
-	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > 1<<20 {
-		return nil
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > max {
+		return nil, false
 	}
-	b, err := readAll(fd, 1<<20+1, st.Size)
-	if err != nil || len(b) > 1<<20 {
-		return nil
+	b, err := readAll(fd, max+1, st.Size)
+	if err != nil || int64(len(b)) > max { // it grew while we read
+		return nil, false
 	}
+	return b, true
+}
+
+// readIgnoreFile reads the .gitignore-style file name in dirfd, or nil.
+func readIgnoreFile(dirfd int, name string) []byte {
+	b, _ := readRegular(dirfd, name, maxIgnoreFile)
 	return b
 }
 
@@ -169,7 +179,7 @@ func (w *Workspace) readInternal(comps ...string) []byte {
 	if dirfd != w.rootFD {
 		defer unix.Close(dirfd)
 	}
-	return readSmall(dirfd, comps[len(comps)-1])
+	return readIgnoreFile(dirfd, comps[len(comps)-1])
 }
 
 func compileQuery(q string) (func([]byte) bool, error) {
@@ -193,17 +203,8 @@ func compileQuery(q string) (func([]byte) bool, error) {
 func (w *Workspace) searchFile(dirfd int, name, rel string, sc *searcher) {
 	match, res := sc.match, sc.res
 	sc.files++
-	fd, err := openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
-	if err != nil {
-		return // swapped for a link, gone, or unreadable
-	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > w.limits.MaxFileSize {
-		return
-	}
-	data, err := readAll(fd, w.limits.MaxFileSize+1, st.Size)
-	if err != nil || int64(len(data)) > w.limits.MaxFileSize || isBinary(data) {
+	data, ok := readRegular(dirfd, name, w.limits.MaxFileSize)
+	if !ok || isBinary(data) {
 		return
 	}
 	found := false
