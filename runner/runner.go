@@ -174,13 +174,17 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 		// write is resolved first, and then may touch only that file.
 		req := PolicyRequest(cmd, r.Session)
 		pathOp := cmd.Kind == parser.Open || cmd.Kind == parser.Write
-		if pathOp {
+		resolve := func() bool {
 			rel, err := r.Sandbox.Resolve(ctx, cmd.Arg)
 			if err != nil {
 				res.Err = sandbox.AsError(err) // the operation would fail the same way
-				return res, gi
+				return false
 			}
 			req.Resolved = rel
+			return true
+		}
+		if pathOp && !resolve() {
+			return res, gi
 		}
 		pstart := time.Now()
 		v := r.Guests.Decide(ctx, req)
@@ -195,13 +199,8 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 		case v.Argument != cmd.Arg:
 			cmd.Arg = v.Argument // rewritten; the result shows the command as run
 			res.Command = cmd
-			if pathOp {
-				rel, err := r.Sandbox.Resolve(ctx, cmd.Arg)
-				if err != nil {
-					res.Err = sandbox.AsError(err)
-					return res, gi
-				}
-				req.Resolved = rel
+			if pathOp && !resolve() {
+				return res, gi
 			}
 		}
 		if pathOp {

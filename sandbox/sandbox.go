@@ -162,6 +162,9 @@ type Options struct {
 	ListFiles bool `json:"list_files,omitempty"`
 }
 
+// IsZero reports whether o asks for nothing.
+func (o Options) IsZero() bool { return o.Expect == "" && len(o.Skip) == 0 && !o.ListFiles }
+
 type optionsKey struct{}
 
 // WithOptions returns a context carrying o.

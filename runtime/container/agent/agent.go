@@ -81,7 +81,7 @@ func (r Request) options() sandbox.Options {
 // optionsOf returns the options in ctx for a request, or nil.
 func optionsOf(ctx context.Context) *sandbox.Options {
 	o := sandbox.OptionsFrom(ctx)
-	if o.Expect == "" && len(o.Skip) == 0 && !o.ListFiles {
+	if o.IsZero() {
 		return nil
 	}
 	return &o
