@@ -217,10 +217,7 @@ func (d *Docker) HasImage(ctx context.Context, ref string) (bool, error) {
 // has none: an older llm-runtime built it). stale says that it was there
 // but built from another busybox; img.Created, that it was built now.
 func (d *Docker) EnsureBusyboxImage(ctx context.Context, path, ref string) (img Image, stale bool, err error) {
-	if err := CheckStatic(path); err != nil {
-		return Image{}, false, fmt.Errorf("%v (on Debian: apt-get install busybox-static)", err)
-	}
-	bin, err := os.ReadFile(path)
+	bin, err := readBusybox(path)
 	if err != nil {
 		return Image{}, false, err
 	}
@@ -248,14 +245,19 @@ func (d *Docker) EnsureBusyboxImage(ctx context.Context, path, ref string) (img 
 // and the usual tools, made without pulling anything. The image records
 // the busybox's SHA-256 in LabelBusybox.
 func (d *Docker) BuildBusyboxImage(ctx context.Context, path, ref string) (Image, error) {
-	if err := CheckStatic(path); err != nil {
-		return Image{}, fmt.Errorf("%v (on Debian: apt-get install busybox-static)", err)
-	}
-	bin, err := os.ReadFile(path)
+	bin, err := readBusybox(path)
 	if err != nil {
 		return Image{}, err
 	}
 	return d.buildBusybox(ctx, path, ref, bin)
+}
+
+// readBusybox returns the content of the static busybox at path.
+func readBusybox(path string) ([]byte, error) {
+	if err := CheckStatic(path); err != nil {
+		return nil, fmt.Errorf("%v (on Debian: apt-get install busybox-static)", err)
+	}
+	return os.ReadFile(path)
 }
 
 // buildBusybox builds ref from bin, the content of the busybox at path.
