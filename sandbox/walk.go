@@ -89,6 +89,9 @@ const (
 	// walkResolve is walkLocate that takes missing directories, and
 	// everything after them, as written, creating nothing.
 	walkResolve
+	// walkEntry is walkLocate that does not follow a symbolic link in the
+	// last component: the link itself is the object (a removal).
+	walkEntry
 )
 
 // target is what a walk found.
@@ -317,7 +320,7 @@ func (w *Workspace) walk(p string, op walkOp, create bool) (*target, error) {
 		if err != nil {
 			return nil, osError(err, rel)
 		}
-		if t.st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		if t.st.Mode&unix.S_IFMT == unix.S_IFLNK && op != walkEntry {
 			if err := link(dirfd, c); err != nil {
 				return nil, err
 			}

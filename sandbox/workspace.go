@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -285,7 +286,12 @@ func (w *Workspace) WriteWith(p string, content []byte, o Options) (*WriteResult
 // replace writes content to a new temporary file in the directory dirfd,
 // syncs it, renames it over name there and syncs the directory. On failure
 // the temporary file is removed and the old file, if any, is as it was.
-func (w *Workspace) replace(dirfd int, name, rel string, content []byte, mode uint32) (err error) {
+func (w *Workspace) replace(dirfd int, name, rel string, content []byte, mode uint32) error {
+	return w.replaceFrom(dirfd, name, rel, bytes.NewReader(content), mode)
+}
+
+// replaceFrom is replace with the content read from r.
+func (w *Workspace) replaceFrom(dirfd int, name, rel string, r io.Reader, mode uint32) (err error) {
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	tmp := ".llm-runtime-" + hex.EncodeToString(rnd[:]) + ".tmp"
@@ -300,7 +306,7 @@ func (w *Workspace) replace(dirfd int, name, rel string, content []byte, mode ui
 			unix.Unlinkat(dirfd, tmp, 0)
 		}
 	}()
-	if _, err := f.Write(content); err != nil {
+	if _, err := io.Copy(f, r); err != nil {
 		return osError(err, rel)
 	}
 	if err := unix.Fchmod(fd, mode); err != nil {
