@@ -111,12 +111,20 @@ type Record struct {
 	Pooled    bool
 	Decider   string // the policy that decided, once policies exist
 	Reason    string
+	// Changes are the files an exec changed, one a line: "created PATH",
+	// "updated PATH", "deleted PATH", "refused PATH: why" or "discarded
+	// PATH" (exec.writable false).
+	Changes string
 
 	Prev [32]byte
 	Hash [32]byte
+
+	enc byte // the encoding version it was decoded from; 0: version
 }
 
-const version = 1
+// version is the encoding of new records; version 1 (no Changes) still
+// decodes and verifies.
+const version = 2
 
 // Key returns the record's key.
 func (r *Record) Key() []byte {
@@ -138,8 +146,12 @@ func timeKey(t time.Time) []byte {
 
 // body encodes every field but Hash.
 func (r *Record) body() []byte {
-	b := make([]byte, 0, 128+len(r.Session)+len(r.Repo)+len(r.Target))
-	b = append(b, version)
+	b := make([]byte, 0, 128+len(r.Session)+len(r.Repo)+len(r.Target)+len(r.Changes))
+	v := r.enc
+	if v == 0 {
+		v = version
+	}
+	b = append(b, v)
 	b = binary.AppendVarint(b, r.Time.UnixNano())
 	for _, s := range []string{r.Session, r.Repo, r.Op, r.Target, r.Outcome, r.Code, r.Container, r.Decider, r.Reason} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
@@ -155,6 +167,10 @@ func (r *Record) body() []byte {
 	} else {
 		b = append(b, 0)
 	}
+	if v >= 2 {
+		b = binary.AppendUvarint(b, uint64(len(r.Changes)))
+		b = append(b, r.Changes...)
+	}
 	return append(b, r.Prev[:]...)
 }
 
@@ -167,8 +183,13 @@ var ErrCorrupt = errors.New("audit: corrupt record")
 // UnmarshalBinary decodes a record.
 func (r *Record) UnmarshalBinary(b []byte) error {
 	d := decoder{b: b}
-	if v := d.byte(); v != version {
-		return fmt.Errorf("%w: encoding version %d, want %d", ErrCorrupt, v, version)
+	v := d.byte()
+	if v < 1 || v > version {
+		return fmt.Errorf("%w: encoding version %d, want 1 to %d", ErrCorrupt, v, version)
+	}
+	r.enc = 0
+	if v != version {
+		r.enc = v
 	}
 	r.Time = time.Unix(0, d.varint()).UTC()
 	for _, s := range []*string{&r.Session, &r.Repo, &r.Op, &r.Target, &r.Outcome, &r.Code, &r.Container, &r.Decider, &r.Reason} {
@@ -180,6 +201,9 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 		*n = d.varint()
 	}
 	r.Pooled = d.byte() == 1
+	if v >= 2 {
+		r.Changes = d.string()
+	}
 	copy(r.Prev[:], d.bytes(32))
 	copy(r.Hash[:], d.bytes(32))
 	if d.err != nil || len(d.b) != 0 {

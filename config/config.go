@@ -95,6 +95,8 @@ type Exec struct {
 	MaxOutput int64
 	Memory    int64
 	PIDs      int64
+	TmpSize   int64  // the command's /tmp
+	StateDir  string // the repositories' copies and build caches; "": $XDG_CACHE_HOME/llm-runtime/exec
 }
 
 // Pool holds the settings of the container pooling guide.

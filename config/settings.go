@@ -174,7 +174,7 @@ var settings = []Setting{
 	},
 	{
 		Key: "exec.writable", Default: "false",
-		Doc: "mount the repository read-write for commands (.git stays read-only)",
+		Doc: "apply what a command changes to the repository, through the rules of <write> (no links, FIFOs, devices, setuid, setgid or sticky bits; nothing at an excluded path, in .git or at a configuration file; each refusal reported); false: a command may still write, to its copy, and its changes are discarded",
 		set: func(c *Config, v string) error { return boolean(&c.Exec.Writable, v) },
 		get: func(c *Config) string { return strconv.FormatBool(c.Exec.Writable) },
 	},
@@ -201,6 +201,18 @@ var settings = []Setting{
 		Doc: "most processes in an exec container (stops fork bombs)",
 		set: func(c *Config, v string) error { return int64In(&c.Exec.PIDs, v, 8, 100000) },
 		get: func(c *Config) string { return strconv.FormatInt(c.Exec.PIDs, 10) },
+	},
+	{
+		Key: "exec.tmp_size", Default: "512MiB",
+		Doc: "size of a command's /tmp: private to the command, executable (test binaries run from it), in memory and counted in exec.memory",
+		set: func(c *Config, v string) error { return sizeIn(&c.Exec.TmpSize, v, 1<<20, 64<<30) },
+		get: func(c *Config) string { return FormatSize(c.Exec.TmpSize) },
+	},
+	{
+		Key: "exec.state_dir", Default: "",
+		Doc: "where exec keeps, per repository, the copy commands run in and the build caches that persist between commands (GOCACHE, XDG_CACHE_HOME...); empty: $XDG_CACHE_HOME/llm-runtime/exec (~/.cache/llm-runtime/exec); 'llm-runtime cache' lists and removes them",
+		set: func(c *Config, v string) error { c.Exec.StateDir = strings.TrimSpace(v); return nil },
+		get: func(c *Config) string { return c.Exec.StateDir },
 	},
 	{
 		Key: "audit.enabled", Default: "true",

@@ -68,6 +68,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -148,6 +149,7 @@ func (t *Text) Result(r *Result) error {
 		if e := r.Exec; e != nil {
 			fmt.Fprintf(w, "Exit code: %d\n", e.ExitCode)
 			fmt.Fprintf(w, "Duration: %.2fs\n", e.Duration.Seconds())
+			changes(w, e.Changes)
 			w.WriteString("Output:\n")
 			block(w, e.Output, "END EXEC")
 		}
@@ -180,11 +182,54 @@ func (t *Text) Result(r *Result) error {
 		fmt.Fprintf(w, "=== EXEC SUCCESSFUL: %s ===\n", parser.Printable(r.Command.Arg))
 		fmt.Fprintf(w, "Exit code: %d\n", e.ExitCode)
 		fmt.Fprintf(w, "Duration: %.2fs\n", e.Duration.Seconds())
+		changes(w, e.Changes)
 		w.WriteString("Output:\n")
 		block(w, e.Output, "END EXEC")
 	}
 	w.WriteString("=== END COMMAND ===\n")
 	return w.Flush()
+}
+
+// maxChangeLines is how many of an exec's changed files the text format
+// lists; JSONL lists them all.
+const maxChangeLines = 50
+
+// changes lists the files an exec changed and what became of each change:
+//
+//	Files changed: 3 (2 applied, 1 refused)
+//	  created gen/a.go
+//	  updated main.go
+//	  refused .git: git's own files ... are never changed by exec ...
+func changes(w *bufio.Writer, cs []sandbox.Change) {
+	if len(cs) == 0 {
+		return
+	}
+	count := map[string]int{}
+	for _, c := range cs {
+		count[c.Action]++
+	}
+	var parts []string
+	if n := len(cs) - count[sandbox.ChangeRefused] - count[sandbox.ChangeDiscarded]; n > 0 {
+		parts = append(parts, fmt.Sprintf("%d applied", n))
+	}
+	if n := count[sandbox.ChangeRefused]; n > 0 {
+		parts = append(parts, fmt.Sprintf("%d refused", n))
+	}
+	if n := count[sandbox.ChangeDiscarded]; n > 0 {
+		parts = append(parts, fmt.Sprintf("%d discarded: exec.writable is false", n))
+	}
+	fmt.Fprintf(w, "Files changed: %d (%s)\n", len(cs), strings.Join(parts, ", "))
+	for i, c := range cs {
+		if i == maxChangeLines {
+			fmt.Fprintf(w, "  ... and %d more\n", len(cs)-i)
+			break
+		}
+		fmt.Fprintf(w, "  %s %s", c.Action, parser.Printable(c.Path))
+		if c.Reason != "" {
+			fmt.Fprintf(w, ": %s", parser.Printable(c.Reason))
+		}
+		w.WriteByte('\n')
+	}
 }
 
 // noNewline marks an end line whose content did not end with a newline:
@@ -337,7 +382,10 @@ type Record struct {
 	Partial       string  `json:"partial,omitempty"` // why a search stopped early (search.timeout)
 	ExitCode      *int    `json:"exit_code,omitempty"`
 	Output        *string `json:"output,omitempty"`
-	Error         *Error  `json:"error,omitempty"`
+	// Changes are the files an exec changed and what became of each:
+	// created, updated, deleted, refused (with the reason) or discarded.
+	Changes []sandbox.Change `json:"changes,omitempty"`
+	Error   *Error           `json:"error,omitempty"`
 }
 
 // Match is one search match.
@@ -390,7 +438,7 @@ func (j *JSONL) Result(r *Result) error {
 		}
 	case r.Exec != nil:
 		out := string(bytes.ToValidUTF8(r.Exec.Output, []byte("\uFFFD")))
-		rec.ExitCode, rec.Output = &r.Exec.ExitCode, &out
+		rec.ExitCode, rec.Output, rec.Changes = &r.Exec.ExitCode, &out, r.Exec.Changes
 	}
 	enc := json.NewEncoder(j.w)
 	enc.SetEscapeHTML(false)

@@ -145,6 +145,7 @@ func (r *Runner) record(res *output.Result, t *sandbox.Timing, gi guestInfo) *au
 		rec.BytesOut = int64(len(res.File.Content))
 	case res.Exec != nil:
 		rec.BytesOut = int64(len(res.Exec.Output))
+		rec.Changes = changeLines(res.Exec.Changes)
 	case res.Search != nil:
 		for _, m := range res.Search.Matches {
 			rec.BytesOut += int64(len(m.Path) + len(m.Text))
@@ -157,6 +158,22 @@ func (r *Runner) record(res *output.Result, t *sandbox.Timing, gi guestInfo) *au
 		}
 	}
 	return rec
+}
+
+// changeLines is an exec's changes as the audit record keeps them.
+func changeLines(cs []sandbox.Change) string {
+	var b strings.Builder
+	for _, c := range cs {
+		b.WriteString(c.Action)
+		b.WriteByte(' ')
+		b.WriteString(c.Path)
+		if c.Reason != "" {
+			b.WriteString(": ")
+			b.WriteString(c.Reason)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, guestInfo) {

@@ -34,6 +34,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -95,6 +96,8 @@ type Mirror struct {
 	m      manifest
 	saved  bool // m is what the manifest file holds
 	gen    uint64
+	stop   atomic.Bool
+	broken bool // a Finish failed: the copy may not match the record
 	skip   map[FileID]bool
 }
 
@@ -175,7 +178,9 @@ func (x *Mirror) load(root string) {
 func (x *Mirror) Close() error {
 	var err error
 	if x.tree >= 0 {
-		err = x.save()
+		if !x.broken {
+			err = x.save()
+		}
 		unix.Close(x.tree)
 		x.tree = -1
 	}
@@ -253,11 +258,7 @@ func (w *walk) do(fn func() error, fd1, fd2 int) {
 			unix.Close(fd2)
 		}
 		if err != nil {
-			w.mu.Lock()
-			if w.err == nil {
-				w.err = err
-			}
-			w.mu.Unlock()
+			w.fail(err)
 		}
 	}
 	select {
@@ -271,6 +272,21 @@ func (w *walk) do(fn func() error, fd1, fd2 int) {
 		run()
 	}
 }
+
+func (w *walk) fail(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.mu.Unlock()
+}
+
+var errStopped = errors.New("stopped: the mirror is closing")
+
+// Stop makes a Sync or Finish in progress, and every later one, stop
+// early with an error; what they did so far stays recorded. It is safe to
+// call at any time, from any goroutine.
+func (x *Mirror) Stop() { x.stop.Store(true) }
 
 func (w *walk) wait() error { w.wg.Wait(); return w.err }
 
@@ -297,6 +313,10 @@ func (w *walk) set(rel string, e *entry) {
 }
 
 func (w *walk) failed() bool {
+	if w.x.stop.Load() {
+		w.fail(errStopped)
+		return true
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.err != nil
@@ -588,8 +608,9 @@ func (x *Mirror) Finish(apply bool) ([]Change, error) {
 	var items []item
 	os.Chmod(x.Tree(), 0o755) // the command owns it, and may have locked it
 	w := x.newWalk()
-	w.do(func() error { return x.diffDir(w, x.tree, "", nil, &items) }, -1, -1)
+	w.do(func() error { return x.diffDir(w, x.tree, "", nil, "", &items) }, -1, -1)
 	if err := w.wait(); err != nil {
+		x.broken = true // the next run starts the copy afresh
 		return nil, err
 	}
 	for rel, e := range x.m.Entries {
@@ -617,6 +638,10 @@ func (x *Mirror) Finish(apply bool) ([]Change, error) {
 		}
 		if !apply {
 			refuse(it.rel, ChangeDiscarded, nil)
+			continue
+		}
+		if inGit(it.rel) {
+			refuse(it.rel, ChangeRefused, errors.New(gitRefusal))
 			continue
 		}
 		if err := x.ws.remove(it.rel, it.e.Src); err != nil {
@@ -660,6 +685,16 @@ func (x *Mirror) Finish(apply bool) ([]Change, error) {
 	x.undo(undo)
 	sort.SliceStable(changes, func(i, j int) bool { return changes[i].Path < changes[j].Path })
 	return changes, nil
+}
+
+// inGit says whether a component of rel is .git.
+func inGit(rel string) bool {
+	for _, c := range strings.Split(rel, "/") {
+		if strings.EqualFold(c, ".git") {
+			return true
+		}
+	}
+	return false
 }
 
 // reason is the message of a refusal.
@@ -774,8 +809,14 @@ func parentOf(rel string) string {
 	return dir
 }
 
+// gitRefusal is why nothing a command does to a .git directory or file is
+// applied, whether or not security.excluded_paths names .git: hooks,
+// config and the gitdir pointer are run or followed by git on the host.
+const gitRefusal = "git's own files (.git, at any depth) are never changed by exec: git on the host would run what they say"
+
 // diffDir compares the directory fd of the copy, at rel, with the record.
-func (x *Mirror) diffDir(w *walk, fd int, rel string, names []string, out *[]item) error {
+// Every change found under it is refused with refusal, when set.
+func (x *Mirror) diffDir(w *walk, fd int, rel string, names []string, refusal string, out *[]item) error {
 	if w.failed() {
 		return nil
 	}
@@ -813,24 +854,32 @@ func (x *Mirror) diffDir(w *walk, fd int, rel string, names []string, out *[]ite
 			found = append(found, item{rel: r, st: st, why: fmt.Sprintf("%s is excluded (security.excluded_paths: %q)", r, pat)})
 			continue
 		}
-		if why := special(&st); why != "" {
-			found = append(found, item{rel: r, st: st, e: e, why: why})
+		why, under := refusal, refusal
+		if strings.EqualFold(name, ".git") {
+			why, under = gitRefusal, gitRefusal
+			if e == nil {
+				found = append(found, item{rel: r, st: st, why: why})
+				continue
+			}
+		}
+		if s := special(&st); s != "" {
+			found = append(found, item{rel: r, st: st, e: e, why: s})
 			continue
 		}
 		switch kind(st.Mode) {
 		case unix.S_IFDIR:
 			if e == nil || kind(e.Src.Mode) != unix.S_IFDIR {
-				found = append(found, item{rel: r, st: st, e: e})
+				found = append(found, item{rel: r, st: st, e: e, why: why})
 			}
 			sub, err := openat(fd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW)
 			if err != nil {
 				continue
 			}
 			subNames := append(names[:len(names):len(names)], name)
-			w.do(func() error { return x.diffDir(w, sub, r, subNames, out) }, sub, -1)
+			w.do(func() error { return x.diffDir(w, sub, r, subNames, under, out) }, sub, -1)
 		case unix.S_IFREG:
 			if e == nil || kind(e.Src.Mode) != unix.S_IFREG || e.Dst != stampOf(&st) {
-				found = append(found, item{rel: r, st: st, e: e})
+				found = append(found, item{rel: r, st: st, e: e, why: why})
 			}
 		case unix.S_IFLNK:
 			link, err := readlinkAt(fd, name)

@@ -201,6 +201,7 @@ type ExecResult struct {
 	ExitCode int
 	Duration time.Duration
 	Output   []byte
+	Changes  []Change // what the command changed in its copy of the repository, and what became of it
 }
 
 // Limits are the rules a Workspace enforces. The zero value of a field

@@ -444,6 +444,7 @@ type recordJSON struct {
 	Pooled      bool   `json:"pooled"`
 	Decider     string `json:"decider"`
 	Reason      string `json:"reason"`
+	Changes     string `json:"changes,omitempty"` // an exec's changed files, one a line
 	Hash        string `json:"hash"`
 }
 
@@ -452,7 +453,7 @@ func jsonRecord(r *audit.Record) recordJSON {
 		Time: r.Time.Format(time.RFC3339Nano), Session: r.Session, Seq: r.Seq, Repo: r.Repo, Op: r.Op, Target: r.Target,
 		Outcome: r.Outcome, Code: r.Code, BytesIn: r.BytesIn, BytesOut: r.BytesOut, LatencyNS: int64(r.Latency),
 		WaitNS: int64(r.Wait), PolicyNS: int64(r.Policy), SandboxNS: int64(r.Sandbox), TransformNS: int64(r.Transform),
-		Container: r.Container, Pooled: r.Pooled, Decider: r.Decider, Reason: r.Reason, Hash: hex.EncodeToString(r.Hash[:]),
+		Container: r.Container, Pooled: r.Pooled, Decider: r.Decider, Reason: r.Reason, Changes: r.Changes, Hash: hex.EncodeToString(r.Hash[:]),
 	}
 }
 
@@ -475,13 +476,13 @@ func printRecords(w io.Writer, format string, recs []*audit.Record) error {
 	case "csv":
 		cw := csv.NewWriter(w)
 		cw.Write([]string{"time", "session", "seq", "repo", "op", "target", "outcome", "code", "bytes_in", "bytes_out", "latency_ns", "wait_ns", "sandbox_ns", "container", "pooled",
-			"policy_ns", "transform_ns", "decider", "reason", "hash"})
+			"policy_ns", "transform_ns", "decider", "reason", "changes", "hash"})
 		p := parser.Printable
 		for _, r := range recs {
 			cw.Write([]string{r.Time.Format(time.RFC3339Nano), p(r.Session), strconv.FormatUint(r.Seq, 10), p(r.Repo), p(r.Op), p(r.Target), p(r.Outcome), p(r.Code),
 				strconv.FormatInt(r.BytesIn, 10), strconv.FormatInt(r.BytesOut, 10), strconv.FormatInt(int64(r.Latency), 10),
 				strconv.FormatInt(int64(r.Wait), 10), strconv.FormatInt(int64(r.Sandbox), 10), p(r.Container), strconv.FormatBool(r.Pooled),
-				strconv.FormatInt(int64(r.Policy), 10), strconv.FormatInt(int64(r.Transform), 10), p(r.Decider), p(r.Reason), hex.EncodeToString(r.Hash[:])})
+				strconv.FormatInt(int64(r.Policy), 10), strconv.FormatInt(int64(r.Transform), 10), p(r.Decider), p(r.Reason), p(r.Changes), hex.EncodeToString(r.Hash[:])})
 		}
 		cw.Flush()
 		return cw.Error()

@@ -86,10 +86,10 @@ func TestE2EExecWhitelistFollowsWhatListedProgramsStart(t *testing.T) {
 	dockertest.RequireExecImage(t, env)
 
 	// The attack is real in this image: with "*", which turns the checks
-	// off, it runs sh and prints id and .env.
+	// off, it runs sh and prints id (but not .env, which exec never sees).
 	star := repo(t, map[string]string{"llm-runtime.config.yaml": "exec:\n  enabled: true\n  whitelist: [\"*\"]\n  timeout: 1m\n", ".env": "SECRET=hunter2\n"})
-	if r := runBinary(t, star, "<exec "+redTeam+">\n", nil); !strings.Contains(r.stdout, "uid=") || !strings.Contains(r.stdout, "hunter2") {
-		t.Fatalf("with \"*\" the red team's command did not run sh:\n%s\n%s", r.stdout, r.stderr)
+	if r := runBinary(t, star, "<exec "+redTeam+">\n", nil); !strings.Contains(r.stdout, "uid=") || strings.Contains(r.stdout, "hunter2") {
+		t.Fatalf("with \"*\" the red team's command did not run sh, or printed .env:\n%s\n%s", r.stdout, r.stderr)
 	}
 
 	config := "exec:\n  enabled: true\n  whitelist: [find, xargs, env, timeout, time, setsid, busybox, sh, awk, sed, grep, cat, echo, wc]\n  timeout: 1m\n"

@@ -92,7 +92,7 @@ func cleanEnv() []string {
 			env = append(env, kv)
 		}
 	}
-	return append(env, "XDG_CONFIG_HOME="+os.TempDir()+"/llm-runtime-e2e-no-config", "XDG_STATE_HOME="+stateDir)
+	return append(env, "XDG_CONFIG_HOME="+os.TempDir()+"/llm-runtime-e2e-no-config", "XDG_STATE_HOME="+stateDir, "LLM_RUNTIME_EXEC_STATE_DIR="+filepath.Join(stateDir, "exec"))
 }
 
 // stateDir holds the audit log of every run of the end-to-end tests, so

@@ -494,6 +494,9 @@ func (a agentCmd) Run(e env) error {
 	if a.Threads > 0 {
 		agent.ReserveThreads(a.Threads)
 	}
+	// Not dumpable: a command of the same uid cannot ptrace the agent or
+	// read its memory, so it cannot forge what the agent reports.
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	ws, err := sandbox.OpenWorkspace(a.Workspace, limits)
 	if err != nil {
 		return fail(exitSandbox, "agent: %v", err)

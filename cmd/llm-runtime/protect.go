@@ -73,6 +73,9 @@ func guardedFiles(file string, cfg *config.Config) []guarded {
 	if dir := wasm.CacheDir(); dir != "" {
 		g = append(g, guarded{"the guests' compilation cache", dir})
 	}
+	if cfg.Exec.StateDir != "" {
+		g = append(g, guarded{"exec's copies and build caches (exec.state_dir)", cfg.Exec.StateDir})
+	}
 	if exe, err := os.Executable(); err == nil {
 		g = append(g, guarded{"the llm-runtime binary in use", exe})
 	}

@@ -108,16 +108,16 @@ func openSandbox(e env, cfg *config.Config, root, file string, verbose bool) (sa
 		}
 		opts.Exec = &container.ExecOptions{
 			Image: x.Image, Agent: bin, Writable: x.Writable, Whitelist: x.Whitelist, Shell: x.Shell,
-			Timeout: x.Timeout, MaxOutput: x.MaxOutput, Memory: x.Memory, PIDs: x.PIDs,
+			Timeout: x.Timeout, MaxOutput: x.MaxOutput, Memory: x.Memory, PIDs: x.PIDs, TmpSize: x.TmpSize, StateDir: x.StateDir,
 		}
-		mode, shell := "read-only", "no shell"
+		mode, shell := "changes discarded", "no shell"
 		if x.Writable {
-			mode = "read-write"
+			mode = "changes applied through the rules of <write>"
 		}
 		if x.Shell {
 			shell = "under /bin/sh"
 		}
-		logf("Exec enabled: true (container mode: a fresh container of %s per command, repository %s, %s, timeout %s)", x.Image, mode, shell, x.Timeout)
+		logf("Exec enabled: true (container mode: a fresh container of %s per command, on a copy of the repository, %s, %s, timeout %s)", x.Image, mode, shell, x.Timeout)
 	} else {
 		logf("Exec enabled: false (exec.enabled is false; --exec turns it on)")
 	}

@@ -20,6 +20,7 @@ package container
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -253,6 +254,7 @@ type Spec struct {
 	Agent     string
 	AgentArgs []string      // more arguments for the agent
 	Mounts    []mount.Mount // more mounts, after the workspace
+	Tmpfs     string        // the options of /tmp; default rw,nosuid,nodev,noexec,size=64m
 }
 
 // Container is a running sandbox container with its agent.
@@ -317,7 +319,7 @@ func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
 			MemorySwap: s.Memory,
 			NanoCPUs:   s.NanoCPUs,
 		},
-		Tmpfs:      map[string]string{"/tmp": "rw,nosuid,nodev,size=64m"},
+		Tmpfs:      map[string]string{"/tmp": cmp.Or(s.Tmpfs, "rw,nosuid,nodev,noexec,size=64m")},
 		Mounts:     append([]mount.Mount{{Type: mount.TypeBind, Source: s.Workspace, Target: "/workspace", ReadOnly: s.ReadOnly}}, s.Mounts...),
 		AutoRemove: true,
 		LogConfig:  container.LogConfig{Type: "none"},

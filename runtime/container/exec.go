@@ -2,10 +2,14 @@ package container
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/moby/moby/api/types/mount"
@@ -19,49 +23,134 @@ import (
 type ExecOptions struct {
 	Image     string   // a local image; nothing is pulled
 	Agent     string   // the static agent binary, mounted into the container
-	Writable  bool     // mount the repository read-write (.git stays read-only)
+	Writable  bool     // apply the command's changes to the repository (through the rules of a write)
 	Whitelist []string // argument-vector prefixes; "*" allows anything
 	Shell     bool     // run under /bin/sh -c, allowing |, &&, || and ;
 	Timeout   time.Duration
 	MaxOutput int64
 	Memory    int64
 	PIDs      int64
+	TmpSize   int64  // the command's /tmp: a private, executable tmpfs; default 512 MiB
+	StateDir  string // the repositories' copies and build caches; default ExecStateDir()
 }
 
 // agentMount is where the agent binary is mounted in exec containers.
 const agentMount = "/.llm-runtime-agent"
 
+// CacheMount is where an exec container sees its repository's build
+// caches, which persist across commands and runs (and are never shared
+// between repositories); execCacheEnv points the usual tools there.
+const CacheMount = "/.llm-runtime-cache"
+
+var execCacheEnv = []string{
+	"TMPDIR=/tmp",
+	"XDG_CACHE_HOME=" + CacheMount,
+	"GOCACHE=" + CacheMount + "/go-build",
+	"GOMODCACHE=" + CacheMount + "/go-mod",
+	"npm_config_cache=" + CacheMount + "/npm",
+	"PIP_CACHE_DIR=" + CacheMount + "/pip",
+	"CARGO_HOME=" + CacheMount + "/cargo",
+}
+
+// ExecStateDir is where exec keeps, per repository, the copy commands run
+// in and the build caches: $XDG_CACHE_HOME/llm-runtime/exec
+// (~/.cache/llm-runtime/exec).
+func ExecStateDir() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory for exec's copies (set XDG_CACHE_HOME or HOME): %v", err)
+	}
+	return filepath.Join(dir, "llm-runtime", "exec"), nil
+}
+
+// RepoStateDir is the directory of StateDir that belongs to the
+// repository at root (its real path): the first 16 hex digits of the
+// path's SHA-256, which a file "root" in it names.
+func RepoStateDir(stateDir, root string) string {
+	sum := sha256.Sum256([]byte(root))
+	return filepath.Join(stateDir, hex.EncodeToString(sum[:8]))
+}
+
 // execRunner runs each command in a container of its own, started ahead of
 // time: a pool whose containers serve one use each, so nothing from one
-// exec (processes, /tmp) is seen by the next.
+// exec (processes, /tmp) is seen by the next. Every container mounts the
+// repository's copy (sandbox.Mirror), not the repository: the copy is
+// brought up to date before each command, and what the command changed in
+// it is applied afterwards through the rules of a write, or discarded.
 type execRunner struct {
 	opts  ExecOptions
 	white whitelist
 	pool  *pool.Pool[*Container]
 	destroyer
+
+	mu     sync.Mutex // one command at a time on the copy
+	ws     *sandbox.Workspace
+	mirror *sandbox.Mirror
 }
 
-func newExecRunner(d *Docker, root string, labels map[string]string, o ExecOptions) (*execRunner, error) {
+// mirrorSlots is how many copies of one repository may be in use at once
+// (by as many runs at the same time).
+const mirrorSlots = 16
+
+func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[string]string, o ExecOptions) (*execRunner, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
 	}
+	if o.TmpSize <= 0 {
+		o.TmpSize = 512 << 20
+	}
+	if o.StateDir == "" {
+		dir, err := ExecStateDir()
+		if err != nil {
+			return nil, err
+		}
+		o.StateDir = dir
+	}
+	base := RepoStateDir(o.StateDir, root)
+	cache := filepath.Join(base, "cache")
+	if err := os.MkdirAll(cache, 0o700); err != nil {
+		return nil, fmt.Errorf("exec's state: %v", err)
+	}
+	os.Chmod(o.StateDir, 0o700) // it holds the copies: only its owner may look in
+	if b, err := os.ReadFile(filepath.Join(base, "root")); err != nil || string(b) != root+"\n" {
+		os.WriteFile(filepath.Join(base, "root"), []byte(root+"\n"), 0o600)
+	}
+	ws, err := sandbox.OpenWorkspace(root, limits)
+	if err != nil {
+		return nil, err
+	}
+	var skip []sandbox.FileID
+	if id, err := sandbox.IDOf(o.StateDir); err == nil {
+		skip = append(skip, id)
+	}
+	var m *sandbox.Mirror
+	for i := 0; ; i++ {
+		m, err = sandbox.OpenMirror(ws, filepath.Join(base, "copy-"+strconv.Itoa(i)), root, skip)
+		if !errors.Is(err, sandbox.ErrMirrorBusy) {
+			break
+		}
+		if i == mirrorSlots-1 {
+			err = fmt.Errorf("%d runs on this repository are using exec already", mirrorSlots)
+			break
+		}
+	}
+	if err != nil {
+		ws.Close()
+		return nil, fmt.Errorf("exec's copy of the repository: %v", err)
+	}
 	spec := Spec{
 		Image:     o.Image,
-		Workspace: root,
-		ReadOnly:  !o.Writable,
+		Workspace: m.Tree(),
 		Role:      "exec",
 		Labels:    labels,
 		Memory:    o.Memory,
 		PIDs:      o.PIDs,
 		Agent:     o.Agent,
 		AgentArgs: []string{"--reserve-threads", "12"},
+		Tmpfs:     "rw,nosuid,nodev,exec,size=" + strconv.FormatInt(o.TmpSize, 10),
+		Mounts:    []mount.Mount{{Type: mount.TypeBind, Source: cache, Target: CacheMount}},
 	}
-	if o.Writable {
-		if fi, err := os.Stat(filepath.Join(root, ".git")); err == nil && fi.IsDir() {
-			spec.Mounts = append(spec.Mounts, mount.Mount{Type: mount.TypeBind, Source: filepath.Join(root, ".git"), Target: "/workspace/.git", ReadOnly: true})
-		}
-	}
-	x := &execRunner{opts: o, white: newWhitelist(o.Whitelist)}
+	x := &execRunner{opts: o, white: newWhitelist(o.Whitelist), ws: ws, mirror: m}
 	p, err := pool.New(pool.Config[*Container]{
 		Create:  func(ctx context.Context) (*Container, error) { return d.Start(ctx, spec) },
 		Destroy: x.destroyer.destroy,
@@ -70,15 +159,29 @@ func newExecRunner(d *Docker, root string, labels map[string]string, o ExecOptio
 		MaxUses: 1,
 	})
 	if err != nil {
+		m.Close()
+		ws.Close()
 		return nil, err
 	}
 	x.pool = p
+	// The copy is brought up to date while the first container starts;
+	// each command brings it up to date again.
+	x.mu.Lock()
+	go func() {
+		defer x.mu.Unlock()
+		m.Sync()
+	}()
 	return x, nil
 }
 
 func (x *execRunner) close() {
 	x.destroyer.closing.Store(true)
 	x.pool.Close()
+	x.mirror.Stop()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.mirror.Close()
+	x.ws.Close()
 }
 
 // run validates and runs one command line.
@@ -98,9 +201,14 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	// margin before it gives up on the container itself.
 	hctx, cancel := context.WithTimeout(ctx, x.opts.Timeout+15*time.Second)
 	defer cancel()
-	start := time.Now()
-	r, err := x.pool.Acquire(hctx)
 	timing := sandbox.TimingFrom(ctx)
+	start := time.Now()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if _, err := x.mirror.Sync(); err != nil {
+		return nil, sandbox.Errorf(sandbox.CodeSandboxError, "bringing exec's copy of the repository up to date: %v", err)
+	}
+	r, err := x.pool.Acquire(hctx)
 	timing.Wait += time.Since(start)
 	if err == nil {
 		timing.Container, timing.Pooled = r.Value().Name, true
@@ -111,24 +219,43 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 		}
 		return nil, unavailable(err)
 	}
-	defer r.Destroy() // one use: nothing survives into the next exec
-	rep, out, err := r.Value().Exec(hctx, agent.ExecRequest{
+	c := r.Value()
+	rep, out, err := c.Exec(hctx, agent.ExecRequest{
 		Argv:      argv,
 		Dir:       "/workspace",
 		TimeoutMS: x.opts.Timeout.Milliseconds(),
 		MaxOutput: x.opts.MaxOutput,
+		Env:       execCacheEnv,
 	})
+	if rep == nil || !rep.Alone {
+		// The agent could not vouch that nothing runs on: wait until the
+		// container is gone before the copy is looked at.
+		r.Destroy()
+		select {
+		case <-c.Exited():
+		case <-time.After(10 * time.Second):
+		}
+	} else {
+		defer r.Destroy() // one use: nothing survives into the next exec
+	}
+	// Whatever the command did, its changes are applied or discarded, and
+	// the copy put back, before anything else.
+	changes, ferr := x.mirror.Finish(x.opts.Writable)
+	res := &sandbox.ExecResult{Changes: changes, ExitCode: -1}
+	if ferr != nil {
+		return res, sandbox.Errorf(sandbox.CodeSandboxError, "what the command changed could not be read: %v; nothing was applied", ferr)
+	}
 	if e := sandbox.AsError(err); e != nil && e.Code == sandbox.CodeSandboxError && ctx.Err() == nil {
-		return nil, sandbox.Errorf(sandbox.CodeExecFailed, "the command brought its container down (exec.pids %d, exec.memory %s); the container is gone and nothing else was touched (%s)", x.opts.PIDs, sandbox.FormatSize(x.opts.Memory), e.Message)
+		return res, sandbox.Errorf(sandbox.CodeExecFailed, "the command brought its container down (exec.pids %d, exec.memory %s); the container is gone and nothing else was touched (%s)", x.opts.PIDs, sandbox.FormatSize(x.opts.Memory), e.Message)
 	}
 	if err != nil {
-		return nil, err
+		return res, err
 	}
 	if rep.Dropped > 0 {
 		out = append(out, fmt.Sprintf("\n[... output truncated: %s more (exec.max_output is %s) ...]\n",
 			sandbox.FormatSize(rep.Dropped), sandbox.FormatSize(x.opts.MaxOutput))...)
 	}
-	res := &sandbox.ExecResult{ExitCode: rep.ExitCode, Duration: time.Duration(rep.DurationNS), Output: out}
+	res.ExitCode, res.Duration, res.Output = rep.ExitCode, time.Duration(rep.DurationNS), out
 	switch {
 	case rep.TimedOut:
 		return res, sandbox.Errorf(sandbox.CodeExecTimeout, "killed after %s (exec.timeout); exit code 124", x.opts.Timeout)

@@ -37,6 +37,9 @@ func execSandbox(t *testing.T, env dockertest.Env, dir string, o container.ExecO
 	if o.Whitelist == nil {
 		o.Whitelist = []string{"*"}
 	}
+	if o.StateDir == "" {
+		o.StateDir = t.TempDir()
+	}
 	sb, err := container.NewSandbox(env.Docker, container.Options{Root: dir, Image: env.Image, Labels: env.Labels, Exec: &o,
 		Pool: container.PoolOptions{Enabled: true, Size: 1, MaxUsesPerContainer: 100, AcquireTimeout: loadPatience}})
 	if err != nil {
@@ -131,8 +134,15 @@ func TestExecIsolationBetweenCommands(t *testing.T) {
 	if res, code := execute(t, sb, "cat /tmp/left-behind"); code != sandbox.CodeExecFailed {
 		t.Fatalf("the next exec saw the last one's /tmp: %q %q", code, res.Output)
 	}
-	if res, code := execute(t, sb, "touch new-file"); code != sandbox.CodeExecFailed {
-		t.Fatalf("a read-only repository was written: %q %+v", code, res)
+	// A read-only exec may write, to its copy; the change is discarded.
+	if res, code := execute(t, sb, "touch new-file"); code != "" || len(res.Changes) != 1 || res.Changes[0] != (sandbox.Change{Path: "new-file", Action: sandbox.ChangeDiscarded}) {
+		t.Fatalf("touch new-file: %q %+v", code, res)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "new-file")); err == nil {
+		t.Fatal("a read-only exec wrote the repository")
+	}
+	if res, code := execute(t, sb, "ls new-file"); code != sandbox.CodeExecFailed {
+		t.Fatalf("the next exec saw the last one's discarded file: %q %q", code, res.Output)
 	}
 	if res, code := execute(t, sb, "ls /sys/class/net"); code != "" || strings.TrimSpace(string(res.Output)) != "lo" {
 		t.Fatalf("network interfaces: %q %q", code, res.Output)

@@ -77,7 +77,7 @@ func NewSandbox(d *Docker, opts Options) (*Sandbox, error) {
 		s.pool = p
 	}
 	if opts.Exec != nil {
-		x, err := newExecRunner(d, opts.Root, opts.Labels, *opts.Exec)
+		x, err := newExecRunner(d, opts.Root, opts.Limits, opts.Labels, *opts.Exec)
 		if err != nil {
 			s.Close()
 			return nil, err

@@ -20,6 +20,8 @@ type ExecRequest struct {
 	Dir       string   `json:"dir"`
 	TimeoutMS int64    `json:"timeout_ms"`
 	MaxOutput int64    `json:"max_output"`
+	// Env is set over the image's own environment (NAME=value).
+	Env []string `json:"env,omitempty"`
 }
 
 // ExecReply is the result of an exec; the output is the frame's body.
@@ -28,15 +30,50 @@ type ExecReply struct {
 	TimedOut   bool  `json:"timed_out,omitempty"`
 	Dropped    int64 `json:"dropped,omitempty"` // output bytes past MaxOutput
 	DurationNS int64 `json:"duration_ns"`
+	// Alone: every other process of the container is gone (the agent is
+	// its init and killed and reaped them), so nothing changes the
+	// workspace after the reply.
+	Alone bool `json:"alone,omitempty"`
 }
 
-// execEnv is the whole environment of an exec'd command: nothing of the
-// host's reaches it.
-var execEnv = []string{
-	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-	"HOME=/tmp",
-	"TMPDIR=/tmp",
-	"LANG=C.UTF-8",
+// execEnv is the environment of an exec'd command: the image's own (what
+// the container started with: the image's ENV and what Docker adds, never
+// the host's), with env set over it, a HOME that can be written (/tmp,
+// when the image has none, or "/"), and a PATH and LANG when the image
+// sets none.
+func execEnv(base, env []string) []string {
+	vars := map[string]string{}
+	var order []string
+	set := func(kv string) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return
+		}
+		if _, seen := vars[k]; !seen {
+			order = append(order, k)
+		}
+		vars[k] = v
+	}
+	for _, kv := range base {
+		set(kv)
+	}
+	for _, kv := range env {
+		set(kv)
+	}
+	if h := vars["HOME"]; h == "" || h == "/" {
+		set("HOME=/tmp")
+	}
+	if vars["PATH"] == "" {
+		set("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	}
+	if vars["LANG"] == "" {
+		set("LANG=C.UTF-8")
+	}
+	out := make([]string, 0, len(order))
+	for _, k := range order {
+		out = append(out, k+"="+vars[k])
+	}
+	return out
 }
 
 // runExec runs argv in its own process group, stdout and stderr merged in
@@ -53,7 +90,7 @@ func runExec(req ExecRequest) (ExecReply, []byte, error) {
 	out := &capped{max: req.MaxOutput}
 	cmd := exec.Command(req.Argv[0], req.Argv[1:]...)
 	cmd.Dir = req.Dir
-	cmd.Env = execEnv
+	cmd.Env = execEnv(os.Environ(), req.Env)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// A background process that keeps the output pipe open must not hold
@@ -76,11 +113,15 @@ func runExec(req ExecRequest) (ExecReply, []byte, error) {
 	stopped := stop()
 	// Whatever the command left running in its group goes too.
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	rep := ExecReply{DurationNS: int64(time.Since(start)), Dropped: out.dropped}
+	rep := ExecReply{DurationNS: int64(time.Since(start)), Dropped: out.dropped, Alone: reapAll()}
 	var ee *exec.ExitError
 	switch {
 	case !stopped && timedOut:
 		rep.ExitCode, rep.TimedOut = 124, true
+	case errors.Is(err, exec.ErrWaitDelay):
+		// It exited 0, and left something behind that held its output
+		// open (killed with its group above).
+		rep.ExitCode = cmd.ProcessState.ExitCode()
 	case errors.As(err, &ee):
 		rep.ExitCode = ee.ExitCode()
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -90,6 +131,27 @@ func runExec(req ExecRequest) (ExecReply, []byte, error) {
 		return ExecReply{}, nil, fmt.Errorf("running %s: %v", req.Argv[0], err)
 	}
 	return rep, out.buf.Bytes(), nil
+}
+
+// reapAll, in the agent that is its container's init (pid 1), kills every
+// other process of the container, whatever process group or session it
+// moved to, and waits until each is gone: after it nothing the command
+// started can touch the workspace. Elsewhere (a test on the host) it does
+// nothing and reports false.
+func reapAll() bool {
+	if os.Getpid() != 1 {
+		return false
+	}
+	syscall.Kill(-1, syscall.SIGKILL)
+	for {
+		_, err := syscall.Wait4(-1, nil, 0, nil)
+		if err == syscall.ECHILD {
+			return true
+		}
+		if err != nil && err != syscall.EINTR {
+			return false
+		}
+	}
 }
 
 // capped keeps the first max bytes written and counts the rest.
