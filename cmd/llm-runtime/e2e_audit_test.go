@@ -26,6 +26,7 @@ type auditLine struct {
 	Container string `json:"container"`
 	Pooled    bool   `json:"pooled"`
 	Repo      string `json:"repo"`
+	Changes   string `json:"changes"`
 }
 
 func auditOf(t *testing.T, dir string, args ...string) []auditLine {
