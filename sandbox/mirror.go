@@ -153,6 +153,35 @@ func OpenMirror(w *Workspace, dir, root string, skip []FileID) (*Mirror, error) 
 	return x, nil
 }
 
+// RemoveMirror removes the mirror in dir, unless a process holds it
+// (ErrMirrorBusy).
+func RemoveMirror(dir string) error {
+	lock, err := unix.Open(filepath.Join(dir, "lock"), unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err == nil {
+		defer unix.Close(lock)
+		if unix.Flock(lock, unix.LOCK_EX|unix.LOCK_NB) != nil {
+			return ErrMirrorBusy
+		}
+	}
+	return RemoveAll(dir)
+}
+
+// RemoveAll removes path and everything under it, never following a
+// link, and making what a command left unreadable or unwritable
+// removable first.
+func RemoveAll(path string) error {
+	fd, err := unix.Open(filepath.Dir(path), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: filepath.Dir(path), Err: err}
+	}
+	defer unix.Close(fd)
+	removeAllAt(fd, filepath.Base(path))
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("%s could not be removed", path)
+	}
+	return nil
+}
+
 // ErrMirrorBusy is OpenMirror's error when another process holds the
 // mirror.
 var ErrMirrorBusy = errors.New("the mirror is in use by another process")

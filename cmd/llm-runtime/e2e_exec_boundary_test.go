@@ -299,3 +299,28 @@ func TestE2EReadOnlyExecWritesOnlyItsCopy(t *testing.T) {
 		t.Errorf("the next command saw the discarded writes: %q", res[1].Output)
 	}
 }
+
+// TestE2ECacheListsAndRemovesARepositorysCopyAndBuildCache: exec's state
+// of a repository is listed by 'cache' and removed by 'cache remove', and
+// the next exec works from a fresh copy.
+func TestE2ECacheListsAndRemovesARepositorysCopyAndBuildCache(t *testing.T) {
+	env := dockertest.Require(t)
+	dockertest.RequireExecImage(t, env)
+	dir := repo(t, map[string]string{"llm-runtime.config.yaml": "exec:\n  enabled: true\n", "a.go": "package a\n"})
+	if r := runJSONL(t, dir, "<exec ls>\n"); !r[0].OK {
+		t.Fatalf("%+v", r[0])
+	}
+	list := runBinary(t, dir, "", nil, "cache")
+	if list.code != 0 || !strings.Contains(list.stdout, dir+" ") {
+		t.Fatalf("cache: exit %d\n%s%s", list.code, list.stdout, list.stderr)
+	}
+	if rm := runBinary(t, dir, "", nil, "cache", "remove"); rm.code != 0 || !strings.Contains(rm.stdout, "Removed the copies and build caches of 1 repository.") {
+		t.Fatalf("cache remove: exit %d\n%s%s", rm.code, rm.stdout, rm.stderr)
+	}
+	if list := runBinary(t, dir, "", nil, "cache"); strings.Contains(list.stdout, dir+" ") {
+		t.Fatalf("still listed after cache remove:\n%s", list.stdout)
+	}
+	if r := runJSONL(t, dir, "<exec cat a.go>\n"); !r[0].OK || r[0].Output != "package a\n" {
+		t.Fatalf("after cache remove: %+v", r[0])
+	}
+}

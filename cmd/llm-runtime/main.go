@@ -88,6 +88,7 @@ type cli struct {
 	Audit   auditCmd   `cmd:"" help:"Query the audit log: list, stats, verify, export, checkpoint."`
 	Policy  policyCmd  `cmd:"" help:"Try or check a WebAssembly policy or transform guest."`
 	Bench   benchCmd   `cmd:"" help:"Measure pooled against unpooled containers on this machine."`
+	Cache   cacheCmd   `cmd:"" help:"List or remove exec's copies of repositories and their build caches."`
 	Agent   agentCmd   `cmd:"" hidden:"" help:"Serve the sandbox protocol on stdin/stdout (run inside sandbox containers)."`
 	Reaper  reaperCmd  `cmd:"" hidden:"" help:"Remove the containers of a process once it is gone (started by the Docker sandbox)."`
 }

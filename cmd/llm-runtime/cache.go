@@ -1,0 +1,218 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/llm-runtime/llm-runtime/config"
+	"github.com/llm-runtime/llm-runtime/runtime/container"
+	"github.com/llm-runtime/llm-runtime/sandbox"
+)
+
+type cacheCmd struct {
+	List   cacheListCmd   `cmd:"" default:"withargs" help:"List exec's copies and build caches, one line per repository (the default)."`
+	Remove cacheRemoveCmd `cmd:"" help:"Remove the copies and build caches of this repository (--root), of repositories that are gone (--gone), or of every repository (--all)."`
+}
+
+func (cacheCmd) Help() string {
+	return `Exec runs each command on a copy of the repository (what the rules let it see:
+no excluded path is ever in it) and keeps, per repository, the build caches
+that commands share (GOCACHE, GOMODCACHE, XDG_CACHE_HOME, npm and pip caches,
+CARGO_HOME, all under /.llm-runtime-cache in the container). Both live in
+exec.state_dir ($XDG_CACHE_HOME/llm-runtime/exec by default), in a directory
+per repository, and are kept between runs so that the next run copies only
+what changed and builds warm. They are never shared between repositories.
+
+Examples:
+
+  llm-runtime cache
+  llm-runtime cache remove              # this repository's (--root, default .)
+  llm-runtime cache remove --gone       # of repositories no longer there
+  llm-runtime cache remove --all`
+}
+
+// execStateDir is exec.state_dir, or its default.
+func execStateDir(cfg *config.Config) (string, error) {
+	if cfg.Exec.StateDir != "" {
+		return cfg.Exec.StateDir, nil
+	}
+	return container.ExecStateDir()
+}
+
+type cacheEntry struct {
+	dir, root   string
+	gone        bool // the repository is no longer there
+	copies      int
+	copy, build int64 // bytes
+}
+
+// cacheEntries lists the repositories' directories in dir.
+func cacheEntries(dir string) ([]cacheEntry, error) {
+	list, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []cacheEntry
+	for _, d := range list {
+		if !d.IsDir() {
+			continue
+		}
+		c := cacheEntry{dir: filepath.Join(dir, d.Name()), root: "(unknown)"}
+		if b, err := os.ReadFile(filepath.Join(c.dir, "root")); err == nil {
+			c.root = strings.TrimSpace(string(b))
+		}
+		if _, err := os.Stat(c.root); err != nil {
+			c.gone = true
+		}
+		subs, _ := os.ReadDir(c.dir)
+		for _, s := range subs {
+			switch {
+			case strings.HasPrefix(s.Name(), "copy-"):
+				c.copies++
+				c.copy += du(filepath.Join(c.dir, s.Name()))
+			case s.Name() == "cache":
+				c.build += du(filepath.Join(c.dir, s.Name()))
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// du is the size of the files under dir.
+func du(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+type cacheListCmd struct{}
+
+func (cacheListCmd) Run(e env, c *cli) error {
+	_, _, cfg, err := c.load(e, nil)
+	if err != nil {
+		return err
+	}
+	dir, err := execStateDir(cfg)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	list, err := cacheEntries(dir)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	fmt.Fprintf(e.stdout, "Exec state: %s\n", dir)
+	if len(list) == 0 {
+		fmt.Fprintln(e.stdout, "No repository has a copy or a build cache.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "REPOSITORY\tCOPIES\tCOPY SIZE\tBUILD CACHE\tDIRECTORY")
+	for _, c := range list {
+		root := c.root
+		if c.gone {
+			root += " (gone)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", root, c.copies, sandbox.FormatSize(c.copy), sandbox.FormatSize(c.build), filepath.Base(c.dir))
+	}
+	return tw.Flush()
+}
+
+type cacheRemoveCmd struct {
+	All  bool `help:"Every repository's, not only this one's."`
+	Gone bool `help:"Those of repositories that are no longer there."`
+}
+
+func (r cacheRemoveCmd) Run(e env, c *cli) error {
+	root, _, cfg, err := c.load(e, nil)
+	if err != nil {
+		return err
+	}
+	dir, err := execStateDir(cfg)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	var targets []string
+	if r.All || r.Gone {
+		list, err := cacheEntries(dir)
+		if err != nil {
+			return fail(exitUsage, "%v", err)
+		}
+		for _, c := range list {
+			if r.All || c.gone {
+				targets = append(targets, c.dir)
+			}
+		}
+	} else {
+		targets = []string{container.RepoStateDir(dir, root)}
+	}
+	removed, failed := 0, false
+	for _, t := range targets {
+		if _, err := os.Lstat(t); err != nil {
+			continue
+		}
+		if removeState(e, t) {
+			removed++
+		} else {
+			failed = true
+		}
+	}
+	switch {
+	case removed == 0 && !r.All && !r.Gone:
+		fmt.Fprintf(e.stdout, "Nothing to remove for %s.\n", root)
+	default:
+		n := fmt.Sprintf("%d repositories", removed)
+		if removed == 1 {
+			n = "1 repository"
+		}
+		fmt.Fprintf(e.stdout, "Removed the copies and build caches of %s.\n", n)
+	}
+	if failed {
+		return fail(exitUsage, "some copies are in use and were left; run again when those runs end")
+	}
+	return nil
+}
+
+// Help of cacheRemoveCmd.
+func (cacheRemoveCmd) Help() string {
+	return `A copy that a running llm-runtime holds is left alone (it says so); the
+next run makes a new one. Removing only costs the next run a full copy and a
+cold build.`
+}
+
+// removeState removes a repository's directory of exec state, but for
+// the copies a running llm-runtime holds; it reports whether all went.
+func removeState(e env, dir string) bool {
+	subs, _ := os.ReadDir(dir)
+	all := true
+	for _, s := range subs {
+		p := filepath.Join(dir, s.Name())
+		if strings.HasPrefix(s.Name(), "copy-") {
+			if err := sandbox.RemoveMirror(p); err != nil {
+				fmt.Fprintf(e.stderr, "llm-runtime: %s: %v; left as it is\n", p, err)
+				all = false
+			}
+			continue
+		}
+		sandbox.RemoveAll(p)
+	}
+	if all {
+		sandbox.RemoveAll(dir)
+	}
+	return all
+}
