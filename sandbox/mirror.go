@@ -98,6 +98,7 @@ type Mirror struct {
 	gen    uint64
 	stop   atomic.Bool
 	broken bool // a Finish failed: the copy may not match the record
+	watch  *watcher
 	skip   map[FileID]bool
 }
 
@@ -123,7 +124,7 @@ func OpenMirror(w *Workspace, dir, root string, skip []FileID) (*Mirror, error) 
 		unix.Close(lock)
 		return nil, ErrMirrorBusy
 	}
-	x := &Mirror{ws: w, dir: dir, lockFD: lock, tree: -1, skip: map[FileID]bool{}}
+	x := &Mirror{ws: w, dir: dir, lockFD: lock, tree: -1, skip: map[FileID]bool{}, watch: newWatcher()}
 	for _, id := range skip {
 		x.skip[FileID{Dev: id.Dev, Ino: id.Ino}] = true
 	}
@@ -217,6 +218,7 @@ func (x *Mirror) Close() error {
 		unix.Close(x.lockFD)
 		x.lockFD = -1
 	}
+	x.watch.close()
 	return err
 }
 
@@ -238,23 +240,20 @@ func (x *Mirror) save() error {
 // left out.
 func (x *Mirror) Sync() (MirrorStats, error) {
 	var s MirrorStats
-	w := x.newWalk()
-	w.do(func() error { return x.syncDir(w, x.ws.rootFD, x.tree, "", nil, &s) }, -1, -1)
+	w := x.newWalk(srcSide)
+	if w.goes("") {
+		w.do(func() error { return x.syncDir(w, x.ws.rootFD, x.tree, "", nil, &s, false) }, -1, -1)
+	}
 	if err := w.wait(); err != nil {
+		x.watch.wholeAgain(srcSide)
 		return s, err
 	}
-	var gone []string
-	for rel, e := range x.m.Entries {
-		if e.gen != w.gen {
-			gone = append(gone, rel)
-		}
-	}
-	// Children before their directories.
-	sort.Sort(sort.Reverse(sort.StringSlice(gone)))
-	for _, rel := range gone {
+	for _, rel := range w.gone() {
 		x.drop(rel)
 		s.Removed++
 	}
+	// What Sync wrote to the copy is not the command's.
+	x.watch.discard(dstSide)
 	return s, nil
 }
 
@@ -262,17 +261,58 @@ func (x *Mirror) Sync() (MirrorStats, error) {
 // the runtime has processors: a walk is a system call per file, and a
 // repository of 10,000 files costs ~35 ms of them on one core.
 type walk struct {
-	x   *Mirror
-	gen uint64
-	sem chan struct{}
-	wg  sync.WaitGroup
-	mu  sync.Mutex // guards x.m.Entries and err during the walk
-	err error
+	x      *Mirror
+	gen    uint64
+	plan   plan
+	listed map[string]bool // the directories listed, under mu
+	sem    chan struct{}
+	wg     sync.WaitGroup
+	mu     sync.Mutex // guards x.m.Entries and err during the walk
+	err    error
 }
 
-func (x *Mirror) newWalk() *walk {
+func (x *Mirror) newWalk(s side) *walk {
 	x.gen++
-	return &walk{x: x, gen: x.gen, sem: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	return &walk{x: x, gen: x.gen, sem: make(chan struct{}, runtime.GOMAXPROCS(0)), plan: x.watch.take(s), listed: map[string]bool{}}
+}
+
+// whole says whether the walk lists the directory rel, whose parent it
+// listed whole (or which is new): everything is, in a whole walk.
+func (w *walk) whole(rel string, parentWhole bool) bool {
+	return parentWhole || w.plan.full || w.plan.dirty[rel]
+}
+
+// goes says whether the walk goes into the directory rel at all.
+func (w *walk) goes(rel string) bool {
+	return w.plan.full || w.plan.dirty[rel] || w.plan.kids[rel] != nil
+}
+
+func (w *walk) list(rel string) {
+	w.mu.Lock()
+	w.listed[rel] = true
+	w.mu.Unlock()
+}
+
+// gone returns the recorded paths the walk found missing: not seen in a
+// directory it listed, or under one of those, deepest first.
+func (w *walk) gone() []string {
+	var gone []string
+	set := map[string]bool{}
+	for rel, e := range w.x.m.Entries {
+		if e.gen != w.gen && (w.plan.full || w.listed[parentOf(rel)]) {
+			gone = append(gone, rel)
+			set[rel] = true
+		}
+	}
+	if len(set) > 0 && !w.plan.full {
+		for rel, e := range w.x.m.Entries {
+			if e.gen != w.gen && !set[rel] && underAny(parentOf(rel), set) {
+				gone = append(gone, rel)
+			}
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(gone)))
+	return gone
 }
 
 // do runs fn on a goroutine of its own if one is free, or here; then it
@@ -380,10 +420,34 @@ func join(dir, name string) string {
 
 // syncDir copies the directory src (of the repository) to dst (of the
 // copy); rel is its path, names its components.
-func (x *Mirror) syncDir(w *walk, src, dst int, rel string, names []string, s *MirrorStats) error {
+func (x *Mirror) syncDir(w *walk, src, dst int, rel string, names []string, s *MirrorStats, parentWhole bool) error {
 	if w.failed() {
 		return nil
 	}
+	whole := w.whole(rel, parentWhole)
+	if !whole {
+		// Only on the way to a directory with events: go down to it.
+		for _, name := range w.plan.kids[rel] {
+			r := join(rel, name)
+			sfd, err := openat(src, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
+			if err != nil {
+				continue // gone since: its parent had the event
+			}
+			var st unix.Stat_t
+			unix.Fstat(sfd, &st)
+			dfd, err := x.ensureDir(w, dst, name, r, &st, w.lookup(rel, []string{name})[0])
+			if err != nil {
+				unix.Close(sfd)
+				return err
+			}
+			sub := append(names[:len(names):len(names)], name)
+			w.do(func() error { return x.syncDir(w, sfd, dfd, r, sub, s, false) }, sfd, dfd)
+		}
+		return nil
+	}
+	w.list(rel)
+	x.watch.add(srcSide, src, rel)
+	x.watch.add(dstSide, dst, rel)
 	all, err := readNames(src)
 	if err != nil {
 		return err
@@ -419,13 +483,18 @@ func (x *Mirror) syncDir(w *walk, src, dst int, rel string, names []string, s *M
 			if err != nil {
 				continue
 			}
+			isNew := e == nil || kind(e.Src.Mode) != unix.S_IFDIR
+			if !isNew && !w.goes(r) {
+				unix.Close(sfd)
+				continue // no event under it
+			}
 			dfd, err := x.ensureDir(w, dst, name, r, &st, e)
 			if err != nil {
 				unix.Close(sfd)
 				return err
 			}
 			sub := append(names[:len(names):len(names)], name)
-			w.do(func() error { return x.syncDir(w, sfd, dfd, r, sub, s) }, sfd, dfd)
+			w.do(func() error { return x.syncDir(w, sfd, dfd, r, sub, s, isNew) }, sfd, dfd)
 		case unix.S_IFREG:
 			if e != nil && e.Src == stampOf(&st) {
 				continue
@@ -634,20 +703,10 @@ type item struct {
 // of the copy, so that the next Sync puts the repository's version back.
 // The changes come sorted by path.
 func (x *Mirror) Finish(apply bool) ([]Change, error) {
-	var items []item
-	os.Chmod(x.Tree(), 0o755) // the command owns it, and may have locked it
-	w := x.newWalk()
-	w.do(func() error { return x.diffDir(w, x.tree, "", nil, "", &items) }, -1, -1)
-	if err := w.wait(); err != nil {
-		x.broken = true // the next run starts the copy afresh
+	items, err := x.diff()
+	if err != nil {
 		return nil, err
 	}
-	for rel, e := range x.m.Entries {
-		if e.gen != w.gen {
-			items = append(items, item{rel: rel, e: e, gone: true})
-		}
-	}
-	sort.Slice(items, func(i, j int) bool { return items[i].rel < items[j].rel })
 	var changes []Change
 	var undo []string
 	refuse := func(rel, action string, err error) {
@@ -724,6 +783,43 @@ func inGit(rel string) bool {
 		}
 	}
 	return false
+}
+
+// diff finds what changed in the copy since the last look, sorted by path.
+func (x *Mirror) diff() ([]item, error) {
+	var items []item
+	os.Chmod(x.Tree(), 0o755) // the command owns it, and may have locked it
+	w := x.newWalk(dstSide)
+	if w.goes("") {
+		w.do(func() error { return x.diffDir(w, x.tree, "", nil, "", &items, false) }, -1, -1)
+	}
+	if err := w.wait(); err != nil {
+		x.broken = true // the next run starts the copy afresh
+		return nil, err
+	}
+	for _, rel := range w.gone() {
+		items = append(items, item{rel: rel, e: x.m.Entries[rel], gone: true})
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].rel < items[j].rel })
+	return items, nil
+}
+
+// Check takes out of the copy whatever differs from the record (nothing a
+// command changed is ever applied but by Finish), so that the next Sync
+// copies the repository's version; it returns how many paths differed.
+// The first Check of a run walks the whole copy: a run opens it with
+// Check, then Sync.
+func (x *Mirror) Check() (int, error) {
+	items, err := x.diff()
+	if err != nil {
+		return 0, err
+	}
+	paths := make([]string, len(items))
+	for i, it := range items {
+		paths[i] = it.rel
+	}
+	x.undo(paths)
+	return len(items), nil
 }
 
 // reason is the message of a refusal.
@@ -820,6 +916,11 @@ func (x *Mirror) undo(paths []string) {
 			delete(x.m.Entries, rel)
 		}
 	}
+	// The repository's version comes back with the next Sync, which lists
+	// these directories again.
+	for _, p := range paths {
+		x.watch.touch(srcSide, parentOf(p))
+	}
 	sort.Strings(paths)
 	for i, p := range paths {
 		if i > 0 && under(parentOf(p)) {
@@ -845,10 +946,27 @@ const gitRefusal = "git's own files (.git, at any depth) are never changed by ex
 
 // diffDir compares the directory fd of the copy, at rel, with the record.
 // Every change found under it is refused with refusal, when set.
-func (x *Mirror) diffDir(w *walk, fd int, rel string, names []string, refusal string, out *[]item) error {
+func (x *Mirror) diffDir(w *walk, fd int, rel string, names []string, refusal string, out *[]item, parentWhole bool) error {
 	if w.failed() {
 		return nil
 	}
+	if !w.whole(rel, parentWhole) {
+		// Only on the way to a directory with events: go down to it.
+		for _, name := range w.plan.kids[rel] {
+			sub, err := openat(fd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW)
+			if err != nil {
+				continue // gone, or no longer a directory: its parent had the event
+			}
+			r, subNames, under := join(rel, name), append(names[:len(names):len(names)], name), refusal
+			if strings.EqualFold(name, ".git") {
+				under = gitRefusal
+			}
+			w.do(func() error { return x.diffDir(w, sub, r, subNames, under, out, false) }, sub, -1)
+		}
+		return nil
+	}
+	w.list(rel)
+	x.watch.add(dstSide, fd, rel)
 	list, err := readNames(fd)
 	if err != nil {
 		return err
@@ -897,15 +1015,18 @@ func (x *Mirror) diffDir(w *walk, fd int, rel string, names []string, refusal st
 		}
 		switch kind(st.Mode) {
 		case unix.S_IFDIR:
-			if e == nil || kind(e.Src.Mode) != unix.S_IFDIR {
+			isNew := e == nil || kind(e.Src.Mode) != unix.S_IFDIR
+			if isNew {
 				found = append(found, item{rel: r, st: st, e: e, why: why})
+			} else if !w.goes(r) {
+				continue // no event under it
 			}
 			sub, err := openat(fd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW)
 			if err != nil {
 				continue
 			}
 			subNames := append(names[:len(names):len(names)], name)
-			w.do(func() error { return x.diffDir(w, sub, r, subNames, under, out) }, sub, -1)
+			w.do(func() error { return x.diffDir(w, sub, r, subNames, under, out, isNew) }, sub, -1)
 		case unix.S_IFREG:
 			if e == nil || kind(e.Src.Mode) != unix.S_IFREG || e.Dst != stampOf(&st) {
 				found = append(found, item{rel: r, st: st, e: e, why: why})

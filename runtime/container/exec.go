@@ -164,12 +164,15 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 		return nil, err
 	}
 	x.pool = p
-	// The copy is brought up to date while the first container starts;
+	// The copy is checked (anything left in it that the record does not
+	// know goes) and brought up to date while the first container starts;
 	// each command brings it up to date again.
 	x.mu.Lock()
 	go func() {
 		defer x.mu.Unlock()
-		m.Sync()
+		if _, err := m.Check(); err == nil {
+			m.Sync()
+		}
 	}()
 	return x, nil
 }
