@@ -45,26 +45,25 @@ const (
 const watchMask = unix.IN_MODIFY | unix.IN_ATTRIB | unix.IN_CLOSE_WRITE | unix.IN_CREATE | unix.IN_DELETE |
 	unix.IN_MOVED_FROM | unix.IN_MOVED_TO | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR
 
-type watchRef struct {
-	side side
-	rel  string
-}
-
 // watcher holds the inotify watches of both trees and what their events
-// said since each side's last walk.
+// said since each side's last walk. Each side has an inotify instance of
+// its own: the copy's events (the first copy writes ~6 per file) can
+// overflow its queue without costing the repository's its own.
 type watcher struct {
 	mu    sync.Mutex
-	fd    int // -1: off, every walk is whole
-	wds   map[int32]watchRef
+	fd    [2]int // -1: off, every walk of that side is whole
+	wds   [2]map[int32]string
 	full  [2]bool
 	dirty [2]map[string]bool
 }
 
 func newWatcher() *watcher {
-	w := &watcher{fd: -1, wds: map[int32]watchRef{}, full: [2]bool{true, true}}
-	w.dirty[srcSide], w.dirty[dstSide] = map[string]bool{}, map[string]bool{}
-	if fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC); err == nil {
-		w.fd = fd
+	w := &watcher{fd: [2]int{-1, -1}, full: [2]bool{true, true}}
+	for s := range w.fd {
+		w.wds[s], w.dirty[s] = map[int32]string{}, map[string]bool{}
+		if fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC); err == nil {
+			w.fd[s] = fd
+		}
 	}
 	return w
 }
@@ -72,17 +71,16 @@ func newWatcher() *watcher {
 func (w *watcher) close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.fd >= 0 {
-		unix.Close(w.fd)
-		w.fd = -1
-	}
+	w.off(srcSide)
+	w.off(dstSide)
 }
 
-// off turns watching off for good: every walk is whole from now on.
-func (w *watcher) off() {
-	if w.fd >= 0 {
-		unix.Close(w.fd)
-		w.fd = -1
+// off turns watching side s off for good: every walk of it is whole from
+// now on.
+func (w *watcher) off(s side) {
+	if w.fd[s] >= 0 {
+		unix.Close(w.fd[s])
+		w.fd[s] = -1
 	}
 }
 
@@ -92,24 +90,24 @@ func (w *watcher) off() {
 func (w *watcher) add(s side, fd int, rel string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.fd < 0 {
+	if w.fd[s] < 0 {
 		return
 	}
-	wd, err := unix.InotifyAddWatch(w.fd, "/proc/self/fd/"+strconv.Itoa(fd), watchMask)
+	wd, err := unix.InotifyAddWatch(w.fd[s], "/proc/self/fd/"+strconv.Itoa(fd), watchMask)
 	if err != nil {
-		w.off() // ENOSPC: the user's limit of watches
+		w.off(s) // ENOSPC: the user's limit of watches
 		return
 	}
-	w.wds[int32(wd)] = watchRef{s, rel}
+	w.wds[s][int32(wd)] = rel
 }
 
-// drain reads the events that are waiting.
-func (w *watcher) drain() {
+// drain reads the events of side s that are waiting.
+func (w *watcher) drain(s side) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var buf [64 << 10]byte
-	for w.fd >= 0 {
-		n, err := unix.Read(w.fd, buf[:])
+	for w.fd[s] >= 0 {
+		n, err := unix.Read(w.fd[s], buf[:])
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -119,30 +117,30 @@ func (w *watcher) drain() {
 		for off := 0; off+unix.SizeofInotifyEvent <= n; {
 			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
 			off += unix.SizeofInotifyEvent + int(ev.Len)
-			w.event(ev)
+			w.event(s, ev)
 		}
 	}
 }
 
-func (w *watcher) event(ev *unix.InotifyEvent) {
+func (w *watcher) event(s side, ev *unix.InotifyEvent) {
 	if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
-		w.full = [2]bool{true, true}
+		w.full[s] = true
 		return
 	}
-	ref, ok := w.wds[ev.Wd]
+	rel, ok := w.wds[s][ev.Wd]
 	switch {
 	case ev.Mask&unix.IN_IGNORED != 0:
-		delete(w.wds, ev.Wd) // its directory is gone: its parent had the event
+		delete(w.wds[s], ev.Wd) // its directory is gone: its parent had the event
 	case !ok:
-		w.full = [2]bool{true, true}
+		w.full[s] = true
 	case ev.Mask&unix.IN_MOVE_SELF != 0, ev.Mask&unix.IN_ISDIR != 0 && ev.Mask&(unix.IN_MOVED_FROM|unix.IN_MOVED_TO) != 0:
-		w.full[ref.side] = true // paths under it changed
+		w.full[s] = true // paths under it changed
 	case ev.Mask&unix.IN_DELETE_SELF != 0:
-		if ref.rel == "" {
-			w.full[ref.side] = true
+		if rel == "" {
+			w.full[s] = true
 		}
 	default:
-		w.dirty[ref.side][ref.rel] = true
+		w.dirty[s][rel] = true
 	}
 }
 
@@ -156,10 +154,10 @@ type plan struct {
 // take drains the events and returns the plan of a walk of side s,
 // starting s afresh: what happens from now on is for the next walk.
 func (w *watcher) take(s side) plan {
-	w.drain()
+	w.drain(s)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	p := plan{full: w.full[s] || w.fd < 0, dirty: w.dirty[s], kids: map[string][]string{}}
+	p := plan{full: w.full[s] || w.fd[s] < 0, dirty: w.dirty[s], kids: map[string][]string{}}
 	w.full[s], w.dirty[s] = false, map[string]bool{}
 	if p.full {
 		return p
@@ -181,11 +179,11 @@ func (w *watcher) take(s side) plan {
 
 // discard forgets what happened on side s: the writes were our own.
 func (w *watcher) discard(s side) {
-	w.drain()
+	w.drain(s)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.dirty[s] = map[string]bool{}
-	w.full[s] = w.fd < 0
+	w.full[s] = w.fd[s] < 0
 }
 
 // touch marks directories of side s to be listed again: what was taken
