@@ -443,3 +443,52 @@ func TestMirrorFollowsEveryKindOfChange(t *testing.T) {
 		}
 	})
 }
+
+// TestMirrorNeverChangesGitEvenWhenItIsNotExcluded: with .git taken off
+// security.excluded_paths (to run git in exec), .git is in the copy, and
+// nothing a command does to it, at any depth, is applied.
+func TestMirrorNeverChangesGitEvenWhenItIsNotExcluded(t *testing.T) {
+	root := t.TempDir()
+	for p, c := range map[string]string{".git/config": "[core]\n", ".git/HEAD": "ref: refs/heads/main\n", "sub/.git/config": "[core]\n", "a.go": "a\n"} {
+		write(t, filepath.Join(root, p), c)
+	}
+	ws, err := sandbox.OpenWorkspace(root, sandbox.Limits{Excluded: []string{".env"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	m, err := sandbox.OpenMirror(ws, filepath.Join(t.TempDir(), "m"), root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := m.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	tr := func(p string) string { return filepath.Join(m.Tree(), p) }
+	if !exists(tr(".git/HEAD")) {
+		t.Fatal(".git was not copied though it is not excluded")
+	}
+	write(t, tr(".git/config"), "[core]\n\tfsmonitor = touch x\n")
+	write(t, tr(".git/hooks/pre-commit"), "#!/bin/sh\n")
+	os.Remove(tr(".git/HEAD"))
+	write(t, tr("sub/.git/config"), "[core]\n\tpager = x\n")
+	write(t, tr("new/.GIT/config"), "x\n")
+	write(t, tr("a.go"), "changed\n")
+	cs, err := m.Finish(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := changesOf(cs)
+	for _, p := range []string{".git/config", ".git/hooks", ".git/HEAD", "sub/.git/config", "new/.GIT"} {
+		if !strings.Contains(got, "refused "+p+": git's own files") {
+			t.Errorf("%s not refused:\n%s", p, got)
+		}
+	}
+	if !strings.Contains(got, "updated a.go\n") {
+		t.Errorf("a.go did not land:\n%s", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, ".git/config")); string(b) != "[core]\n" || !exists(filepath.Join(root, ".git/HEAD")) || exists(filepath.Join(root, ".git/hooks")) {
+		t.Error(".git changed in the repository")
+	}
+}

@@ -324,3 +324,29 @@ func TestE2ECacheListsAndRemovesARepositorysCopyAndBuildCache(t *testing.T) {
 		t.Fatalf("after cache remove: %+v", r[0])
 	}
 }
+
+// TestE2ETwoRunsOnOneRepositoryEachGetTheirOwnCopy: a second run of exec
+// on a repository whose copy a first run holds makes a copy of its own;
+// both land their changes.
+func TestE2ETwoRunsOnOneRepositoryEachGetTheirOwnCopy(t *testing.T) {
+	env := dockertest.Require(t)
+	dockertest.RequireExecImage(t, env)
+	dir := repo(t, map[string]string{"llm-runtime.config.yaml": "exec:\n  enabled: true\n  writable: true\n  whitelist: [\"*\"]\n", "a.txt": "a\n", "b.txt": "b\n"})
+	one, two := startSession(t, dir), startSession(t, dir)
+	r1 := strings.Join(one.send("<exec sed -i s/a/A/ a.txt>\n"), "\n")
+	r2 := strings.Join(two.send("<exec sed -i s/b/B/ b.txt>\n"), "\n")
+	for _, r := range []string{r1, r2} {
+		if !strings.Contains(r, "=== EXEC SUCCESSFUL") || !strings.Contains(r, "  updated ") {
+			t.Errorf("a run's exec:\n%s", r)
+		}
+	}
+	for p, want := range map[string]string{"a.txt": "A\n", "b.txt": "B\n"} {
+		if b, _ := os.ReadFile(filepath.Join(dir, p)); string(b) != want {
+			t.Errorf("%s = %q, want %q", p, b, want)
+		}
+	}
+	// The first run's copy sees the second run's change.
+	if r := strings.Join(one.send("<exec cat b.txt>\n"), "\n"); !strings.Contains(r, "\nB\n") {
+		t.Errorf("the first run's copy missed the second's change:\n%s", r)
+	}
+}

@@ -245,14 +245,20 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	// the copy put back, before anything else.
 	changes, ferr := x.mirror.Finish(x.opts.Writable)
 	res := &sandbox.ExecResult{Changes: changes, ExitCode: -1}
+	// A command that did not come back has no exit code or output to
+	// show; its changes, if any, are shown all the same.
+	partial := res
+	if len(changes) == 0 {
+		partial = nil
+	}
 	if ferr != nil {
-		return res, sandbox.Errorf(sandbox.CodeSandboxError, "what the command changed could not be read: %v; nothing was applied", ferr)
+		return partial, sandbox.Errorf(sandbox.CodeSandboxError, "what the command changed could not be read: %v; nothing was applied", ferr)
 	}
 	if e := sandbox.AsError(err); e != nil && e.Code == sandbox.CodeSandboxError && ctx.Err() == nil {
-		return res, sandbox.Errorf(sandbox.CodeExecFailed, "the command brought its container down (exec.pids %d, exec.memory %s); the container is gone and nothing else was touched (%s)", x.opts.PIDs, sandbox.FormatSize(x.opts.Memory), e.Message)
+		return partial, sandbox.Errorf(sandbox.CodeExecFailed, "the command brought its container down (exec.pids %d, exec.memory %s); the container is gone and nothing else was touched (%s)", x.opts.PIDs, sandbox.FormatSize(x.opts.Memory), e.Message)
 	}
 	if err != nil {
-		return res, err
+		return partial, err
 	}
 	if rep.Dropped > 0 {
 		out = append(out, fmt.Sprintf("\n[... output truncated: %s more (exec.max_output is %s) ...]\n",
