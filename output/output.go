@@ -149,7 +149,7 @@ func (t *Text) Result(r *Result) error {
 		if e := r.Exec; e != nil {
 			fmt.Fprintf(w, "Exit code: %d\n", e.ExitCode)
 			fmt.Fprintf(w, "Duration: %.2fs\n", e.Duration.Seconds())
-			changes(w, e.Changes)
+			changes(w, e)
 			w.WriteString("Output:\n")
 			block(w, e.Output, "END EXEC")
 		}
@@ -182,7 +182,7 @@ func (t *Text) Result(r *Result) error {
 		fmt.Fprintf(w, "=== EXEC SUCCESSFUL: %s ===\n", parser.Printable(r.Command.Arg))
 		fmt.Fprintf(w, "Exit code: %d\n", e.ExitCode)
 		fmt.Fprintf(w, "Duration: %.2fs\n", e.Duration.Seconds())
-		changes(w, e.Changes)
+		changes(w, e)
 		w.WriteString("Output:\n")
 		block(w, e.Output, "END EXEC")
 	}
@@ -200,16 +200,24 @@ const maxChangeLines = 50
 //	  created gen/a.go
 //	  updated main.go
 //	  refused .git: git's own files ... are never changed by exec ...
-func changes(w *bufio.Writer, cs []sandbox.Change) {
+func changes(w *bufio.Writer, e *sandbox.ExecResult) {
+	cs := e.Changes
 	if len(cs) == 0 {
 		return
 	}
 	count := map[string]int{}
+	total := len(cs)
 	for _, c := range cs {
 		count[c.Action]++
 	}
+	omitted := 0
+	for a, n := range e.Omitted {
+		count[a] += n
+		omitted += n
+	}
+	total += omitted
 	var parts []string
-	if n := len(cs) - count[sandbox.ChangeRefused] - count[sandbox.ChangeDiscarded]; n > 0 {
+	if n := total - count[sandbox.ChangeRefused] - count[sandbox.ChangeDiscarded]; n > 0 {
 		parts = append(parts, fmt.Sprintf("%d applied", n))
 	}
 	if n := count[sandbox.ChangeRefused]; n > 0 {
@@ -218,10 +226,9 @@ func changes(w *bufio.Writer, cs []sandbox.Change) {
 	if n := count[sandbox.ChangeDiscarded]; n > 0 {
 		parts = append(parts, fmt.Sprintf("%d discarded: exec.writable is false", n))
 	}
-	fmt.Fprintf(w, "Files changed: %d (%s)\n", len(cs), strings.Join(parts, ", "))
+	fmt.Fprintf(w, "Files changed: %d (%s)\n", total, strings.Join(parts, ", "))
 	for i, c := range cs {
 		if i == maxChangeLines {
-			fmt.Fprintf(w, "  ... and %d more\n", len(cs)-i)
 			break
 		}
 		fmt.Fprintf(w, "  %s %s", c.Action, parser.Printable(c.Path))
@@ -229,6 +236,9 @@ func changes(w *bufio.Writer, cs []sandbox.Change) {
 			fmt.Fprintf(w, ": %s", parser.Printable(c.Reason))
 		}
 		w.WriteByte('\n')
+	}
+	if more := total - min(len(cs), maxChangeLines); more > 0 {
+		fmt.Fprintf(w, "  ... and %d more\n", more)
 	}
 }
 
@@ -385,7 +395,9 @@ type Record struct {
 	// Changes are the files an exec changed and what became of each:
 	// created, updated, deleted, refused (with the reason) or discarded.
 	Changes []sandbox.Change `json:"changes,omitempty"`
-	Error   *Error           `json:"error,omitempty"`
+	// ChangesOmitted counts, by action, the changes past the 1,000 listed.
+	ChangesOmitted map[string]int `json:"changes_omitted,omitempty"`
+	Error          *Error         `json:"error,omitempty"`
 }
 
 // Match is one search match.
@@ -438,7 +450,7 @@ func (j *JSONL) Result(r *Result) error {
 		}
 	case r.Exec != nil:
 		out := string(bytes.ToValidUTF8(r.Exec.Output, []byte("\uFFFD")))
-		rec.ExitCode, rec.Output, rec.Changes = &r.Exec.ExitCode, &out, r.Exec.Changes
+		rec.ExitCode, rec.Output, rec.Changes, rec.ChangesOmitted = &r.Exec.ExitCode, &out, r.Exec.Changes, r.Exec.Omitted
 	}
 	enc := json.NewEncoder(j.w)
 	enc.SetEscapeHTML(false)

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -145,7 +147,7 @@ func (r *Runner) record(res *output.Result, t *sandbox.Timing, gi guestInfo) *au
 		rec.BytesOut = int64(len(res.File.Content))
 	case res.Exec != nil:
 		rec.BytesOut = int64(len(res.Exec.Output))
-		rec.Changes = changeLines(res.Exec.Changes)
+		rec.Changes = changeLines(res.Exec.Changes, res.Exec.Omitted)
 	case res.Search != nil:
 		for _, m := range res.Search.Matches {
 			rec.BytesOut += int64(len(m.Path) + len(m.Text))
@@ -161,7 +163,7 @@ func (r *Runner) record(res *output.Result, t *sandbox.Timing, gi guestInfo) *au
 }
 
 // changeLines is an exec's changes as the audit record keeps them.
-func changeLines(cs []sandbox.Change) string {
+func changeLines(cs []sandbox.Change, omitted map[string]int) string {
 	var b strings.Builder
 	for _, c := range cs {
 		b.WriteString(c.Action)
@@ -172,6 +174,9 @@ func changeLines(cs []sandbox.Change) string {
 			b.WriteString(c.Reason)
 		}
 		b.WriteByte('\n')
+	}
+	for _, a := range slices.Sorted(maps.Keys(omitted)) {
+		fmt.Fprintf(&b, "... %d more %s\n", omitted[a], a)
 	}
 	return b.String()
 }

@@ -28,6 +28,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -202,6 +204,41 @@ type ExecResult struct {
 	Duration time.Duration
 	Output   []byte
 	Changes  []Change // what the command changed in its copy of the repository, and what became of it
+	// Omitted counts, by action, the changes left out of Changes, which
+	// lists at most MaxListedChanges (refusals first).
+	Omitted map[string]int
+}
+
+// MaxListedChanges is how many changes an ExecResult lists.
+const MaxListedChanges = 1000
+
+// ListChanges returns the changes an ExecResult lists, and the count by
+// action of those left out: all of them up to MaxListedChanges; past that,
+// the refusals first, then the rest, in path order.
+func ListChanges(cs []Change) ([]Change, map[string]int) {
+	if len(cs) <= MaxListedChanges {
+		return cs, nil
+	}
+	keep := make([]Change, 0, MaxListedChanges)
+	for pass := range 2 {
+		for _, c := range cs {
+			if (c.Action == ChangeRefused) == (pass == 0) && len(keep) < MaxListedChanges {
+				keep = append(keep, c)
+			}
+		}
+	}
+	listed := map[Change]bool{}
+	for _, c := range keep {
+		listed[c] = true
+	}
+	omitted := map[string]int{}
+	for _, c := range cs {
+		if !listed[c] {
+			omitted[c.Action]++
+		}
+	}
+	slices.SortStableFunc(keep, func(a, b Change) int { return strings.Compare(a.Path, b.Path) })
+	return keep, omitted
 }
 
 // Limits are the rules a Workspace enforces. The zero value of a field

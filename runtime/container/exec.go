@@ -244,7 +244,8 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	// Whatever the command did, its changes are applied or discarded, and
 	// the copy put back, before anything else.
 	changes, ferr := x.mirror.Finish(x.opts.Writable)
-	res := &sandbox.ExecResult{Changes: changes, ExitCode: -1}
+	res := &sandbox.ExecResult{ExitCode: -1}
+	res.Changes, res.Omitted = sandbox.ListChanges(changes)
 	// A command that did not come back has no exit code or output to
 	// show; its changes, if any, are shown all the same.
 	partial := res
