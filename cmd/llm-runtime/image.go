@@ -1,9 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,29 +16,33 @@ import (
 )
 
 type imageCmd struct {
-	Build  imageBuildCmd  `cmd:"" help:"Build the sandbox image (it is also built on first use), or the busybox exec image, unless it is already built."`
+	Build  imageBuildCmd  `cmd:"" help:"Build the sandbox image (it is also built on first use), the busybox exec image, or the exec image with Go, unless it is already built."`
 	Status imageStatusCmd `cmd:"" help:"Show Docker, this binary's sandbox image, and every image and container of ours."`
 	Prune  imagePruneCmd  `cmd:"" help:"Remove our images that no container uses, except the current ones (--all: those too)."`
 }
 
 func (imageCmd) Help() string {
 	return `The images of ours: the sandbox image, llm-runtime-io:<first 16 hex of the
-binary's SHA-256>, one per binary, and the default exec image,
-llm-runtime-exec:busybox. Each new binary builds a new one and leaves the old
-behind: 'image status' lists them with their sizes, 'image prune' removes those
-no longer used.
+binary's SHA-256>, one per binary, the default exec image,
+llm-runtime-exec:busybox, and the exec image with Go, llm-runtime-exec:go
+(exec.image: llm-runtime-exec:go). Each new binary builds a new one and leaves
+the old behind: 'image status' lists them with their sizes, 'image prune'
+removes those no longer used.
 
 Examples:
 
   llm-runtime image build && llm-runtime image build exec
+  llm-runtime image build go
   llm-runtime image status
   llm-runtime image prune --dry-run`
 }
 
 type imageBuildCmd struct {
-	Force   bool   `help:"Build even if the image is already built (for exec: from the same busybox)."`
-	Which   string `arg:"" optional:"" enum:"sandbox,exec" default:"sandbox" help:"sandbox (the agent's image, llm-runtime-io) or exec (the default exec image, llm-runtime-exec:busybox, from a static busybox)."`
-	Busybox string `default:"/bin/busybox" placeholder:"PATH" help:"The static busybox for the exec image (Debian: apt-get install busybox-static)."`
+	Force   bool   `help:"Build even if the image is already built (for exec and go: from the same busybox, and Go)."`
+	Which   string `arg:"" optional:"" enum:"sandbox,exec,go" default:"sandbox" help:"sandbox (the agent's image, llm-runtime-io), exec (the default exec image, llm-runtime-exec:busybox, from a static busybox) or go (an exec image with Go, llm-runtime-exec:go)."`
+	Busybox string `default:"/bin/busybox" placeholder:"PATH" help:"The static busybox of the exec and go images (Debian: apt-get install busybox-static)."`
+	GoRoot  string `name:"goroot" placeholder:"DIR" help:"For go: the Go installation the image holds. Default: what 'go env GOROOT' prints."`
+	Tag     string `placeholder:"REF" help:"For exec and go: the image's name. Default: llm-runtime-exec:busybox, llm-runtime-exec:go."`
 }
 
 func (imageBuildCmd) Help() string {
@@ -45,19 +52,53 @@ saves that run the few seconds. The exec image, llm-runtime-exec:busybox, is
 FROM scratch plus a static busybox and a link per applet, and records the
 busybox's SHA-256 in its label io.llm-runtime.busybox-sha256.
 
-Either is built only when it is missing (for exec: also when the busybox
-differs from the one it was built from), or with --force. Nothing is pulled.
-A new binary or busybox leaves the old image behind: 'llm-runtime image prune'
-removes it.
+The go image, llm-runtime-exec:go, is the exec image plus a Go installation
+in /usr/local/go (bin, pkg, src, lib: ~220 MB; not test, api, doc, misc),
+copied from --goroot (default: 'go env GOROOT'), whose go must be statically
+linked, as Go's own releases are. Its go runs with GOTOOLCHAIN=local,
+CGO_ENABLED=0, GOPROXY=off (there is no network: a module must be in the
+cache already, or come from a proxy in the repository, GOPROXY=file:///...)
+and GOFLAGS=-modcacherw; its build and module caches persist per repository,
+so a second 'go test' is "(cached)". It records the Go version in its label
+io.llm-runtime.go. To run the go command in it, configure exec with it:
+
+  exec:
+    enabled: true
+    image: llm-runtime-exec:go
+    timeout: 5m        # a first, cold build compiles the standard library
+    memory: 1GiB
+    whitelist: [go build, go vet, go test]
+
+Each is built only when it is missing (for exec and go: also when the busybox,
+or the Go version, differs from the one it was built from), or with --force.
+Nothing is pulled. A new binary, busybox or Go leaves the old image behind:
+'llm-runtime image prune' removes it. --tag names the exec or go image
+otherwise; only the default names count as current for prune, and a name
+outside llm-runtime-exec makes the image yours: prune leaves it alone.
 
 Examples:
 
   llm-runtime image build
   llm-runtime image build exec                      # from /bin/busybox
-  llm-runtime image build exec --busybox ~/bin/busybox --force`
+  llm-runtime image build exec --busybox ~/bin/busybox --force
+  llm-runtime image build go                        # from 'go env GOROOT'
+  llm-runtime image build go --goroot ~/sdk/go1.26.0 --tag llm-runtime-exec:go1.26.0`
 }
 
 func (b imageBuildCmd) Run(e env) error {
+	switch {
+	case b.Which != "go" && b.GoRoot != "":
+		return fail(exitUsage, "--goroot is for 'image build go'")
+	case b.Which == "sandbox" && b.Tag != "":
+		return fail(exitUsage, "--tag is for 'image build exec' and 'image build go': the sandbox image's name is its binary's SHA-256")
+	}
+	goroot := b.GoRoot
+	if b.Which == "go" && goroot == "" {
+		var err error
+		if goroot, err = defaultGoRoot(e); err != nil {
+			return err
+		}
+	}
 	d, bin, err := dockerAndAgent(e.ctx)
 	if err != nil {
 		return err
@@ -65,23 +106,33 @@ func (b imageBuildCmd) Run(e env) error {
 	defer d.Close()
 	start := time.Now()
 	var img container.Image
-	if b.Which == "exec" {
-		stale := false
+	stale := false
+	switch b.Which {
+	case "exec":
+		ref := cmp.Or(b.Tag, container.ExecImageName)
 		if b.Force {
-			img, err = d.BuildBusyboxImage(e.ctx, b.Busybox, container.ExecImageName)
+			img, err = d.BuildBusyboxImage(e.ctx, b.Busybox, ref)
 		} else {
-			img, stale, err = d.EnsureBusyboxImage(e.ctx, b.Busybox, container.ExecImageName)
+			img, stale, err = d.EnsureBusyboxImage(e.ctx, b.Busybox, ref)
 		}
 		if err != nil {
 			return fail(exitSandbox, "%v", err)
 		}
-		switch {
-		case !img.Created:
-			fmt.Fprintf(e.stdout, "%s (%s) is already built from %s; --force builds it again\n", img.Ref, container.ShortID(img.ID), b.Busybox)
-		case stale:
-			fmt.Fprintf(e.stdout, "built %s (%s) from %s in %.1fs: the image there was built from another busybox\n", img.Ref, container.ShortID(img.ID), b.Busybox, time.Since(start).Seconds())
-		default:
-			fmt.Fprintf(e.stdout, "built %s (%s) from %s in %.1fs\n", img.Ref, container.ShortID(img.ID), b.Busybox, time.Since(start).Seconds())
+		reportBuild(e, img, stale, start, b.Busybox, "busybox")
+		return nil
+	case "go":
+		ref := cmp.Or(b.Tag, container.GoImageName)
+		if b.Force {
+			img, err = d.BuildGoImage(e.ctx, goroot, b.Busybox, ref)
+		} else {
+			img, stale, err = d.EnsureGoImage(e.ctx, goroot, b.Busybox, ref)
+		}
+		if err != nil {
+			return fail(exitSandbox, "%v", err)
+		}
+		reportBuild(e, img, stale, start, goroot+" and "+b.Busybox, "Go or busybox")
+		if img.Created {
+			fmt.Fprintf(e.stdout, "to run commands in it, set exec.image: %s in llm-runtime.config.yaml\n", img.Ref)
 		}
 		return nil
 	}
@@ -99,6 +150,43 @@ func (b imageBuildCmd) Run(e env) error {
 		fmt.Fprintf(e.stdout, "%s (%s) is already built; --force builds it again\n", img.Ref, container.ShortID(img.ID))
 	}
 	return nil
+}
+
+// reportBuild says what building an exec image from from (its busybox,
+// its Go) did: nothing, it was there; or built it, in place of one built
+// from another what (stale).
+func reportBuild(e env, img container.Image, stale bool, start time.Time, from, what string) {
+	switch {
+	case !img.Created:
+		fmt.Fprintf(e.stdout, "%s (%s) is already built from %s; --force builds it again\n", img.Ref, container.ShortID(img.ID), from)
+	case stale:
+		fmt.Fprintf(e.stdout, "built %s (%s) from %s in %.1fs: the image there was built from another %s\n", img.Ref, container.ShortID(img.ID), from, time.Since(start).Seconds(), what)
+	default:
+		fmt.Fprintf(e.stdout, "built %s (%s) from %s in %.1fs\n", img.Ref, container.ShortID(img.ID), from, time.Since(start).Seconds())
+	}
+}
+
+// defaultGoRoot is the Go installation of 'image build go' without
+// --goroot: what 'go env GOROOT' prints, else the one this binary was
+// built with, if it knows (a -trimpath build does not).
+func defaultGoRoot(e env) (string, error) {
+	if _, err := exec.LookPath("go"); err == nil {
+		cmd := exec.CommandContext(e.ctx, "go", "env", "GOROOT")
+		cmd.Env = e.environ
+		out, err := cmd.Output()
+		if err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+				err = fmt.Errorf("%v: %s", err, strings.TrimSpace(string(ee.Stderr)))
+			}
+			return "", fail(exitUsage, "go env GOROOT: %v; name the Go installation with --goroot DIR", err)
+		}
+		return strings.TrimSpace(string(out)), nil
+	}
+	if root := runtime.GOROOT(); root != "" {
+		return root, nil
+	}
+	return "", fail(exitUsage, "no Go installation to copy: go is not on PATH; name one with --goroot DIR (Go's releases unpack to /usr/local/go)")
 }
 
 // imageFilter is the --filter flag of status and prune.
@@ -120,14 +208,14 @@ func (f imageFilter) labels() ([]string, error) {
 }
 
 // ourImages returns the images of ours that carry every label of match,
-// with this binary's sandbox image and the default exec image marked
-// current.
+// with this binary's sandbox image and the default exec and go images
+// marked current.
 func ourImages(e env, d *container.Docker, bin string, match []string) ([]container.OurImage, error) {
 	ref, err := container.ImageRef(bin)
 	if err != nil {
 		return nil, fail(exitSandbox, "%v", err)
 	}
-	imgs, err := d.Images(e.ctx, []string{ref, container.ExecImageName}, match)
+	imgs, err := d.Images(e.ctx, []string{ref, container.ExecImageName, container.GoImageName}, match)
 	if err != nil {
 		return nil, fail(exitSandbox, "%v", err)
 	}
@@ -144,7 +232,7 @@ of ours (labelled io.llm-runtime=1 and built by llm-runtime) with its id, size,
 creation time and state, and their total, then every container of ours.
 
 An image's state is one or more of: current (this binary's sandbox image, or
-the image tagged llm-runtime-exec:busybox), in use by N containers (in any
+the image tagged llm-runtime-exec:busybox or llm-runtime-exec:go), in use by N containers (in any
 state), the base of N images (built FROM it), also tagged NAME (a name of
 someone else's), or unused. 'llm-runtime image prune' removes the unused ones.
 
@@ -242,9 +330,10 @@ func (imagePruneCmd) Help() string {
 	return `Every new llm-runtime binary builds a new sandbox image, and every new busybox a
 new exec image; the old ones stay behind. Prune removes the images of ours that
 no container uses (in any state), except this binary's sandbox image and the
-image tagged llm-runtime-exec:busybox; an exec image left untagged by a rebuild
-is removed. With --all, the current images go too (a later run builds its
-sandbox image again; 'llm-runtime image build exec' the exec image).
+images tagged llm-runtime-exec:busybox and llm-runtime-exec:go; an exec image
+left untagged by a rebuild is removed. With --all, the current images go too
+(a later run builds its sandbox image again; 'llm-runtime image build exec'
+and 'llm-runtime image build go' the exec images).
 
 An image is ours when it carries the label io.llm-runtime=1 and is one that
 llm-runtime built (a single layer, not built on another of ours): an image

@@ -116,7 +116,13 @@ func dockerfileQuote(s string) string {
 // build builds ref from a build context (a tar stream with a Dockerfile
 // that ends with labelStep) with the classic builder, which needs no
 // session and pulls nothing for FROM scratch.
+//
+// A buildContext that is an io.Closer is closed when the build is over,
+// which stops whatever writes it.
 func (d *Docker) build(ctx context.Context, ref string, buildContext io.Reader) (Image, error) {
+	if c, ok := buildContext.(io.Closer); ok {
+		defer c.Close()
+	}
 	res, err := d.cli.ImageBuild(ctx, buildContext, client.ImageBuildOptions{
 		Tags:        []string{ref},
 		Dockerfile:  "Dockerfile",
@@ -137,37 +143,55 @@ func (d *Docker) build(ctx context.Context, ref string, buildContext io.Reader) 
 // streamContext returns a build context holding the Dockerfile and the
 // binary at path as "llm-runtime", written as it is read, so the binary is
 // never held in memory.
-func streamContext(dockerfile, path string) io.Reader {
+func streamContext(dockerfile, path string) *io.PipeReader {
+	return streamTar(func(tw *tar.Writer) error {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if err := addFile(tw, "Dockerfile", 0o644, []byte(dockerfile)); err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: "llm-runtime", Mode: 0o755, Size: fi.Size(), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, f); err != nil {
+			return err
+		}
+		return nil
+	})
+}
+
+// streamTar returns a tar stream that write fills as it is read, so that
+// a build context is never held in memory; the stream ends with write's
+// error, if it fails, and write's next write fails once the reader is
+// closed (build closes it when the build is over).
+func streamTar(write func(*tar.Writer) error) *io.PipeReader {
 	pr, pw := io.Pipe()
 	go func() {
-		pw.CloseWithError(func() error {
-			f, err := os.Open(path)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			fi, err := f.Stat()
-			if err != nil {
-				return err
-			}
-			tw := tar.NewWriter(pw)
-			epoch := time.Unix(0, 0)
-			if err := tw.WriteHeader(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(dockerfile)), ModTime: epoch, Typeflag: tar.TypeReg}); err != nil {
-				return err
-			}
-			if _, err := io.WriteString(tw, dockerfile); err != nil {
-				return err
-			}
-			if err := tw.WriteHeader(&tar.Header{Name: "llm-runtime", Mode: 0o755, Size: fi.Size(), ModTime: epoch, Typeflag: tar.TypeReg}); err != nil {
-				return err
-			}
-			if _, err := io.Copy(tw, f); err != nil {
-				return err
-			}
-			return tw.Close()
-		}())
+		tw := tar.NewWriter(pw)
+		err := write(tw)
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
 	}()
 	return pr
+}
+
+// addFile writes a regular file with content data to tw, as the files of
+// our images are: owned by root, dated 1970.
+func addFile(tw *tar.Writer, name string, mode int64, data []byte) error {
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(data)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}); err != nil {
+		return err
+	}
+	_, err := tw.Write(data)
+	return err
 }
 
 func readBuild(body io.ReadCloser) (string, error) {
@@ -221,23 +245,31 @@ func (d *Docker) EnsureBusyboxImage(ctx context.Context, path, ref string) (img 
 	if err != nil {
 		return Image{}, false, err
 	}
-	ii, err := d.cli.ImageInspect(ctx, ref)
-	switch {
-	case cerrdefs.IsNotFound(err):
-		img, err := d.buildBusybox(ctx, path, ref, bin)
-		return img, false, err
-	case err != nil:
-		return Image{}, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	id, labels, found, err := d.labelsOf(ctx, ref)
+	if err != nil {
+		return Image{}, false, err
 	}
-	var labels map[string]string
+	if found && labels[LabelBusybox] == sum(bin) {
+		return Image{Ref: ref, ID: id}, false, nil
+	}
+	img, err = d.buildBusybox(ctx, path, ref, bin)
+	return img, found, err
+}
+
+// labelsOf returns the id and the labels of the image ref; found is false
+// if there is none.
+func (d *Docker) labelsOf(ctx context.Context, ref string) (id string, labels map[string]string, found bool, err error) {
+	ii, err := d.cli.ImageInspect(ctx, ref)
+	if cerrdefs.IsNotFound(err) {
+		return "", nil, false, nil
+	}
+	if err != nil {
+		return "", nil, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
 	if ii.Config != nil {
 		labels = ii.Config.Labels
 	}
-	if labels[LabelBusybox] == sum(bin) {
-		return Image{Ref: ref, ID: ii.ID}, false, nil
-	}
-	img, err = d.buildBusybox(ctx, path, ref, bin)
-	return img, true, err
+	return ii.ID, labels, true, nil
 }
 
 // BuildBusyboxImage builds ref FROM scratch with the static busybox at path
@@ -262,34 +294,68 @@ func readBusybox(path string) ([]byte, error) {
 
 // buildBusybox builds ref from bin, the content of the busybox at path.
 func (d *Docker) buildBusybox(ctx context.Context, path, ref string, bin []byte) (Image, error) {
-	list, err := exec.Command(path, "--list").Output()
+	applets, err := busyboxApplets(path)
 	if err != nil {
-		return Image{}, fmt.Errorf("%s --list: %v", path, err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	add := func(h *tar.Header, data []byte) {
-		h.ModTime = time.Unix(0, 0)
-		tw.WriteHeader(h)
-		tw.Write(data)
+		return Image{}, err
 	}
 	dockerfile := "FROM scratch\nCOPY rootfs/ /\nCMD [\"/bin/sh\"]\n" +
 		d.labelStep(map[string]string{LabelRole: "exec", LabelBusybox: sum(bin)})
-	add(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(dockerfile)), Typeflag: tar.TypeReg}, []byte(dockerfile))
-	add(&tar.Header{Name: "rootfs/bin/", Mode: 0o755, Typeflag: tar.TypeDir}, nil)
-	add(&tar.Header{Name: "rootfs/bin/busybox", Mode: 0o755, Size: int64(len(bin)), Typeflag: tar.TypeReg}, bin)
-	for _, applet := range strings.Fields(string(list)) {
-		if applet != "busybox" && !strings.Contains(applet, "/") {
-			add(&tar.Header{Name: "rootfs/bin/" + applet, Linkname: "busybox", Mode: 0o777, Typeflag: tar.TypeSymlink}, nil)
-		}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := addFile(tw, "Dockerfile", 0o644, []byte(dockerfile)); err != nil {
+		return Image{}, err
 	}
-	for _, dir := range []string{"rootfs/tmp/", "rootfs/workspace/", "rootfs/etc/"} {
-		add(&tar.Header{Name: dir, Mode: 0o755, Typeflag: tar.TypeDir}, nil)
+	if err := addBusybox(tw, bin, applets); err != nil {
+		return Image{}, err
 	}
 	if err := tw.Close(); err != nil {
 		return Image{}, err
 	}
 	return d.build(ctx, ref, &buf)
+}
+
+// busyboxApplets returns the applets of the busybox at path (busybox
+// --list), each of which gets a link in the image's /bin.
+func busyboxApplets(path string) ([]string, error) {
+	list, err := exec.Command(path, "--list").Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s --list: %v", path, err)
+	}
+	var applets []string
+	for _, applet := range strings.Fields(string(list)) {
+		if applet != "busybox" && !strings.Contains(applet, "/") {
+			applets = append(applets, applet)
+		}
+	}
+	return applets, nil
+}
+
+// addBusybox writes to tw, under rootfs/, what every exec image of ours
+// holds: bin, the content of a static busybox, as /bin/busybox, a link to
+// it in /bin for each applet, and the directories /tmp, /workspace and
+// /etc.
+func addBusybox(tw *tar.Writer, bin []byte, applets []string) error {
+	epoch := time.Unix(0, 0)
+	dir := func(name string) error {
+		return tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, ModTime: epoch, Typeflag: tar.TypeDir})
+	}
+	if err := dir("rootfs/bin/"); err != nil {
+		return err
+	}
+	if err := addFile(tw, "rootfs/bin/busybox", 0o755, bin); err != nil {
+		return err
+	}
+	for _, applet := range applets {
+		if err := tw.WriteHeader(&tar.Header{Name: "rootfs/bin/" + applet, Linkname: "busybox", Mode: 0o777, ModTime: epoch, Typeflag: tar.TypeSymlink}); err != nil {
+			return err
+		}
+	}
+	for _, name := range []string{"rootfs/tmp/", "rootfs/workspace/", "rootfs/etc/"} {
+		if err := dir(name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func sum(b []byte) string {
