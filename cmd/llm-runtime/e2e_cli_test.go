@@ -162,6 +162,7 @@ func TestE2EConfigShowsThePathsInUse(t *testing.T) {
 		`(?m)^#   audit store: +` + regexp.QuoteMeta(audit) + `$`,
 		`(?m)^#   image sum cache: +` + regexp.QuoteMeta(filepath.Join(cache, "llm-runtime", "agent-sum")) + `$`,
 		`(?m)^#   compilation cache: +` + regexp.QuoteMeta(filepath.Join(cache, "llm-runtime", "wazero")) + `$`,
+		`(?m)^#   exec state: +` + regexp.QuoteMeta(filepath.Join(stateDir, "exec")) + `$`, // cleanEnv sets exec.state_dir
 		`(?m)^policies: \[\] +# default$`,
 	} {
 		if !regexp.MustCompile(want).MatchString(r.stdout) {

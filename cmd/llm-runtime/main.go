@@ -289,12 +289,13 @@ func (runCmd) Help() string { return description + "\n\n" + commandsHelp }
 const commandsHelp = `Other commands ('llm-runtime COMMAND --help' for each):
 
   config                                      the settings in force and where they come from
-  image build [sandbox|exec]                  build the sandbox image, or the busybox exec image
+  image build [sandbox|exec|go]               build the sandbox image, the busybox exec image, or one with Go
   image status                                the images and every container of ours
   image prune [--all]                         remove our images that are no longer used
   audit list|stats|verify|export|checkpoint   query and check the audit log
   policy test|check MODULE.wasm               try or check a policy or transform guest
   bench                                       pooled against unpooled on this machine
+  cache [remove [--gone|--all]]               exec's copies of repositories and build caches
   version                                     the version`
 
 func (r *runCmd) Run(e env, c *cli) error {
@@ -405,7 +406,8 @@ func (configCmd) Help() string {
 
 Precedence: defaults, then the file, then flags, then LLM_RUNTIME_* variables.
 The output ends with the paths in use that follow from the settings and the
-environment: the audit store, the image sum cache and the compilation cache.`)
+environment: the audit store, the image sum cache, the compilation cache and
+exec's state (copies of repositories and build caches).`)
 	return b.String()
 }
 
@@ -464,10 +466,20 @@ func (cc *configCmd) Run(e env, c *cli) error {
 		{"audit store", audit},
 		{"image sum cache", orNone(container.SumCachePath())},
 		{"compilation cache", orNone(wasm.CacheDir())},
+		{"exec state", execStateOrNone(cfg)},
 	} {
 		fmt.Fprintf(e.stdout, "#   %-18s %s\n", p.what+":", p.path)
 	}
 	return nil
+}
+
+// execStateOrNone is exec.state_dir, or its default, for config.
+func execStateOrNone(cfg *config.Config) string {
+	dir, err := execStateDir(cfg)
+	if err != nil {
+		return orNone("")
+	}
+	return dir
 }
 
 func orNone(path string) string {

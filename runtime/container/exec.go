@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/moby/moby/api/types/mount"
@@ -83,7 +82,7 @@ type execRunner struct {
 	pool  *pool.Pool[*Container]
 	destroyer
 
-	mu     sync.Mutex // one command at a time on the copy
+	turn   chan struct{} // one command at a time on the copy: held while sent to
 	ws     *sandbox.Workspace
 	mirror *sandbox.Mirror
 }
@@ -150,7 +149,7 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 		Tmpfs:     "rw,nosuid,nodev,exec,size=" + strconv.FormatInt(o.TmpSize, 10),
 		Mounts:    []mount.Mount{{Type: mount.TypeBind, Source: cache, Target: CacheMount}},
 	}
-	x := &execRunner{opts: o, white: newWhitelist(o.Whitelist), ws: ws, mirror: m}
+	x := &execRunner{opts: o, white: newWhitelist(o.Whitelist), ws: ws, mirror: m, turn: make(chan struct{}, 1)}
 	p, err := pool.New(pool.Config[*Container]{
 		Create:  func(ctx context.Context) (*Container, error) { return d.Start(ctx, spec) },
 		Destroy: x.destroyer.destroy,
@@ -167,9 +166,9 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 	// The copy is checked (anything left in it that the record does not
 	// know goes) and brought up to date while the first container starts;
 	// each command brings it up to date again.
-	x.mu.Lock()
+	x.turn <- struct{}{}
 	go func() {
-		defer x.mu.Unlock()
+		defer func() { <-x.turn }()
 		if _, err := m.Check(); err == nil {
 			m.Sync()
 		}
@@ -181,8 +180,8 @@ func (x *execRunner) close() {
 	x.destroyer.closing.Store(true)
 	x.pool.Close()
 	x.mirror.Stop()
-	x.mu.Lock()
-	defer x.mu.Unlock()
+	x.turn <- struct{}{}
+	defer func() { <-x.turn }()
 	x.mirror.Close()
 	x.ws.Close()
 }
@@ -206,8 +205,15 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	defer cancel()
 	timing := sandbox.TimingFrom(ctx)
 	start := time.Now()
-	x.mu.Lock()
-	defer x.mu.Unlock()
+	select {
+	case x.turn <- struct{}{}:
+		defer func() { <-x.turn }()
+	case <-hctx.Done():
+		return nil, sandbox.AsError(hctx.Err())
+	}
+	// A run that ends (a signal) does not wait for a long copy.
+	stop := context.AfterFunc(ctx, x.mirror.Stop)
+	defer stop()
 	if _, err := x.mirror.Sync(); err != nil {
 		return nil, sandbox.Errorf(sandbox.CodeSandboxError, "bringing exec's copy of the repository up to date: %v", err)
 	}
