@@ -110,7 +110,7 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 	if err := os.MkdirAll(cache, 0o700); err != nil {
 		return nil, fmt.Errorf("exec's state: %v", err)
 	}
-	os.Chmod(o.StateDir, 0o700) // it holds the copies: only its owner may look in
+	os.Chmod(base, 0o700) // it holds the copy: only its owner may look in (exec.state_dir itself may be a shared directory)
 	if b, err := os.ReadFile(filepath.Join(base, "root")); err != nil || string(b) != root+"\n" {
 		os.WriteFile(filepath.Join(base, "root"), []byte(root+"\n"), 0o600)
 	}
