@@ -10,6 +10,8 @@
 //	<exec COMMAND>
 //	<write PATH>BODY</write>
 //	<write:LABEL PATH>BODY</write:LABEL>
+//	<edit PATH>BODY</edit>
+//	<edit:LABEL PATH>BODY</edit:LABEL>
 //
 // The tag name must be followed by at least one space or tab; the argument is
 // everything from there up to the first '>', with ASCII white space trimmed
@@ -29,7 +31,8 @@
 // contain the text "</write>" uses a labelled write: "<write:EOF notes.md>"
 // ends only at "</write:EOF>". A label is 1 to 32 ASCII letters, digits, '_'
 // or '-'. A write whose closing tag never comes is malformed and nothing is
-// written.
+// written. An edit's body (its SEARCH/REPLACE blocks, which package edit
+// reads) is delimited the same way, by </edit> or </edit:LABEL>.
 //
 // Input is read as a stream. [Parser.Next] reads only as far as the end of the
 // next command, so a caller can run each command and flush its result before
@@ -57,6 +60,7 @@ const (
 	Write  Kind = "write"
 	Exec   Kind = "exec"
 	Search Kind = "search"
+	Edit   Kind = "edit"
 )
 
 // ErrMalformed is the error of a command whose text is incomplete or invalid.
@@ -66,12 +70,14 @@ var ErrMalformed = errors.New("parser: malformed command")
 // Command is one command found in the input.
 type Command struct {
 	Kind Kind
-	// Arg is the trimmed argument: a path for open and write, a query for
-	// search, a command line for exec. It never holds a newline.
+	// Arg is the trimmed argument: a path for open, write and edit, a
+	// query for search, a command line for exec. It never holds a newline.
 	Arg string
-	// Label is the label of a labelled write ("EOF" in <write:EOF x>).
+	// Label is the label of a labelled write or edit ("EOF" in
+	// <write:EOF x>).
 	Label string
-	// Body is the content of a write, at most Options.MaxBody bytes of it.
+	// Body is the content of a write, or the blocks of an edit, at most
+	// Options.MaxBody bytes of it.
 	Body []byte
 	// BodySize is the full size of the write body as the input gave it; when
 	// it exceeds len(Body), the body was cut at Options.MaxBody.
@@ -167,7 +173,10 @@ var (
 	lt      = []byte{'<'}
 )
 
-var kinds = []Kind{Open, Write, Exec, Search}
+var kinds = []Kind{Open, Write, Exec, Search, Edit}
+
+// hasBody says whether commands of kind k have a body and a closing tag.
+func hasBody(k Kind) bool { return k == Write || k == Edit }
 
 // command is called just after a '<' was consumed. It reports false, having
 // consumed nothing, when no command starts here.
@@ -182,10 +191,10 @@ func (p *Parser) command() (Command, bool) {
 			p.discard(len(k) + 1)
 			cmd := Command{Kind: k, Line: p.line}
 			return p.finish(cmd), true
-		case c == ':' && k == Write:
+		case c == ':' && hasBody(k):
 			p.discard(len(k) + 1)
 			cmd := Command{Kind: k, Line: p.line}
-			label, err := p.label()
+			label, err := p.label(k)
 			cmd.Label = label
 			if err != nil {
 				cmd.Err = err
@@ -206,7 +215,7 @@ func (p *Parser) finish(cmd Command) Command {
 		cmd.Err = err
 		return cmd
 	}
-	if cmd.Kind == Write {
+	if hasBody(cmd.Kind) {
 		cmd.Err = p.body(&cmd)
 		if cmd.Err != nil {
 			cmd.Body, cmd.BodySize = nil, 0
@@ -221,27 +230,28 @@ func (p *Parser) discard(n int) {
 	p.r.Discard(n)
 }
 
-// label reads a write label up to the space or tab after it.
-func (p *Parser) label() (string, error) {
+// label reads the label of a write or an edit up to the space or tab
+// after it.
+func (p *Parser) label(k Kind) (string, error) {
 	var b strings.Builder
 	for {
 		c, err := p.r.ReadByte()
 		if err != nil {
-			return b.String(), fmt.Errorf("%w: <write:%s ends at the end of input", ErrMalformed, b.String())
+			return b.String(), fmt.Errorf("%w: <%s:%s ends at the end of input", ErrMalformed, k, b.String())
 		}
 		switch {
 		case c == ' ' || c == '\t':
 			if b.Len() == 0 {
-				return "", fmt.Errorf("%w: empty label in <write:>; write <write:LABEL PATH>", ErrMalformed)
+				return "", fmt.Errorf("%w: empty label in <%s:>; write <%s:LABEL PATH>", ErrMalformed, k, k)
 			}
 			return b.String(), nil
 		case isLabelByte(c) && b.Len() < maxLabel:
 			b.WriteByte(c)
 		case isLabelByte(c):
-			return "", fmt.Errorf("%w: write label longer than %d characters", ErrMalformed, maxLabel)
+			return "", fmt.Errorf("%w: %s label longer than %d characters", ErrMalformed, k, maxLabel)
 		default:
 			p.r.UnreadByte()
-			return "", fmt.Errorf("%w: write label %q is followed by %q; a label is letters, digits, '_' or '-', then a space and the path", ErrMalformed, b.String(), Printable(string(c)))
+			return "", fmt.Errorf("%w: %s label %q is followed by %q; a label is letters, digits, '_' or '-', then a space and the path", ErrMalformed, k, b.String(), Printable(string(c)))
 		}
 	}
 }
@@ -289,7 +299,7 @@ func (p *Parser) skipArg() {
 
 func trim(b []byte) string { return string(bytes.Trim(b, " \t\r\n\v\f")) }
 
-// body reads a write body and its closing tag.
+// body reads the body of a write or an edit, and its closing tag.
 func (p *Parser) body(cmd *Command) error {
 	// One line ending right after the opening tag is not content.
 	if b, _ := p.r.Peek(2); len(b) > 0 && b[0] == '\n' {
@@ -297,9 +307,9 @@ func (p *Parser) body(cmd *Command) error {
 	} else if len(b) == 2 && b[0] == '\r' && b[1] == '\n' {
 		p.discard(2)
 	}
-	closing := []byte("/write>")
+	closing := []byte("/" + string(cmd.Kind) + ">")
 	if cmd.Label != "" {
-		closing = []byte("/write:" + cmd.Label + ">")
+		closing = []byte("/" + string(cmd.Kind) + ":" + cmd.Label + ">")
 	}
 	keep := func(b []byte) {
 		cmd.BodySize += int64(len(b))
@@ -316,7 +326,7 @@ func (p *Parser) body(cmd *Command) error {
 		}
 		if err != nil {
 			keep(chunk)
-			return fmt.Errorf("%w: no <%s before the end of input; nothing was written", ErrMalformed, closing)
+			return fmt.Errorf("%w: no <%s before the end of input; nothing was %s", ErrMalformed, closing, map[Kind]string{Write: "written", Edit: "edited"}[cmd.Kind])
 		}
 		keep(chunk[:len(chunk)-1])
 		if next, _ := p.r.Peek(len(closing)); bytes.Equal(next, closing) {

@@ -40,7 +40,7 @@ func describe(cmds []Command) string {
 		fmt.Fprintf(&b, " arg=%q", c.Arg)
 		if c.Err != nil {
 			fmt.Fprintf(&b, " error=%q", strings.TrimPrefix(c.Err.Error(), ErrMalformed.Error()+": "))
-		} else if c.Kind == Write {
+		} else if c.Kind == Write || c.Kind == Edit {
 			fmt.Fprintf(&b, " body=%q", c.Body)
 			if c.Truncated() {
 				fmt.Fprintf(&b, " size=%d", c.BodySize)
@@ -177,6 +177,7 @@ func FuzzParser(f *testing.F) {
 		"<open a.txt>", "<write a>\nx\n</write>", "<write:EOF a></write></write:EOF>",
 		"<exec go test ./...>", "<search re:fo+>", "<open a\n", "<write a>unterminated",
 		"<<open a>>", "<write:>", "<write:bad! a>x</write>", "\x00<open \xff>\r\n",
+		"<edit a.go>\n<<<<<<< SEARCH\nx\n=======\ny\n>>>>>>> REPLACE\n</edit>", "<edit:L a></edit></edit:L>", "<edit a>open",
 	} {
 		f.Add([]byte(s))
 	}
