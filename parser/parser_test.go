@@ -206,13 +206,14 @@ func FuzzParser(f *testing.F) {
 			if !bytes.Contains(data, []byte("<"+string(c.Kind))) {
 				t.Fatalf("command %s not in the input", c.Kind)
 			}
-			if c.Kind == Write && (int64(len(c.Body)) > opts.MaxBody || c.BodySize < int64(len(c.Body)) || c.Body == nil) {
+			body := c.Kind == Write || c.Kind == Edit
+			if body && (int64(len(c.Body)) > opts.MaxBody || c.BodySize < int64(len(c.Body)) || c.Body == nil) {
 				t.Fatalf("bad body: %d bytes kept of %d", len(c.Body), c.BodySize)
 			}
-			if c.Kind == Write && !c.Truncated() && !bytes.Contains(data, c.Body) {
+			if body && !c.Truncated() && !bytes.Contains(data, c.Body) {
 				t.Fatalf("body %q is not in the input", c.Body)
 			}
-			if c.Kind != Write && c.Body != nil {
+			if !body && c.Body != nil {
 				t.Fatalf("%s with a body", c.Kind)
 			}
 		}
