@@ -1,0 +1,207 @@
+package edit
+
+import (
+	"slices"
+	"strings"
+)
+
+// maxDiffLines caps Result.Diff: the model already knows what it meant to
+// change, and a long diff would crowd out the rest of its context. Call Diff
+// for another cap.
+const maxDiffLines = 200
+
+// Apply applies the blocks in order, each to the result of the previous
+// ones; all apply or none (on error the content is untouched and Result is
+// nil). The errors are *NoMatchError, *AmbiguousError, and *SyntaxError for a
+// block with no SEARCH lines (which Parse never returns). path only names the
+// file in the diff.
+//
+// Lines are kept with their terminators throughout, as substrings of one copy
+// of content, so that the diff can reuse them and nothing is copied per line.
+func Apply(path string, content []byte, blocks []Block) (*Result, error) {
+	old := splitLines(string(content)) // a copy: the caller may reuse content
+	cur, owned := old, false
+	var loose []int
+	for i, b := range blocks {
+		start, n, with, wasLoose, err := applyBlock(cur, b, i+1)
+		if err != nil {
+			return nil, err
+		}
+		if owned {
+			cur = slices.Replace(cur, start, start+n, with...)
+		} else { // the first change copies, leaving old for the diff
+			cur, owned = slices.Concat(cur[:start], with, cur[start+n:]), true
+		}
+		if wasLoose {
+			loose = append(loose, i+1)
+		}
+	}
+	diff, truncated := unifiedDiff(path, old, cur, maxDiffLines)
+	return &Result{
+		Content:       []byte(strings.Join(cur, "")),
+		Applied:       len(blocks),
+		Loose:         loose,
+		Diff:          diff,
+		DiffTruncated: truncated,
+	}, nil
+}
+
+// applyBlock finds block number n in lines and says what to put where: the
+// n lines from start are to be replaced by with. loose says the match was
+// loose.
+func applyBlock(lines []string, b Block, n int) (start, count int, with []string, loose bool, err error) {
+	if len(b.Search) == 0 {
+		return 0, 0, nil, false, &SyntaxError{Line: b.Line, Msg: "the SEARCH part is empty: put in it the lines to change"}
+	}
+	at := matches(lines, b.Search, text)
+	if len(at) == 0 {
+		at, loose = matches(lines, b.Search, trimSpace), true
+	}
+	switch len(at) {
+	case 0:
+		return 0, 0, nil, false, &NoMatchError{Block: n, Closest: closest(lines, b.Search)}
+	case 1:
+	default:
+		for i := range at {
+			at[i]++
+		}
+		return 0, 0, nil, false, &AmbiguousError{Block: n, Count: len(at), Lines: at}
+	}
+	start, count = at[0], len(b.Search)
+	matched, replace := lines[start:start+count], b.Replace
+	if loose {
+		replace = reindent(matched, b.Search, replace)
+	}
+	return start, count, terminate(replace, lines, start, count), loose, nil
+}
+
+// text is a line without its terminator, "\n" or "\r\n"; it is the key of
+// exact matching. A CR is part of the terminator only right before the LF.
+func text(line string) string {
+	if t, ok := strings.CutSuffix(line, "\n"); ok {
+		return strings.TrimSuffix(t, "\r")
+	}
+	return line
+}
+
+// trimSpace is the key of loose matching: the line without spaces, tabs, CRs
+// and LFs at its ends, so it also drops the terminator.
+func trimSpace(s string) string {
+	i, j := 0, len(s)
+	for i < j && blank[s[i]] {
+		i++
+	}
+	for j > i && blank[s[j-1]] {
+		j--
+	}
+	return s[i:j]
+}
+
+// blank holds the bytes trimSpace trims; a table is faster than comparisons
+// in the hot loops of loose matching.
+var blank = [256]bool{' ': true, '\t': true, '\r': true, '\n': true}
+
+// matches returns the 0-based index of the first line of every run of lines
+// whose keys equal the keys of search.
+func matches(lines, search []string, key func(string) string) []int {
+	want := make([]string, len(search))
+	for i, s := range search {
+		want[i] = key(s)
+	}
+	var at []int
+	for i := 0; i+len(want) <= len(lines); i++ {
+		if runEquals(lines[i:i+len(want)], want, key) {
+			at = append(at, i)
+		}
+	}
+	return at
+}
+
+func runEquals(lines, want []string, key func(string) string) bool {
+	for j, w := range want {
+		if key(lines[j]) != w {
+			return false
+		}
+	}
+	return true
+}
+
+// reindent adds to every non-blank REPLACE line the indentation that the
+// matched lines have in excess of the SEARCH lines, when that excess is the
+// same on every non-blank line; otherwise it returns replace as it is.
+func reindent(matched, search, replace []string) []string {
+	prefix, found := "", false
+	for i, s := range search {
+		if trimSpace(s) == "" {
+			continue
+		}
+		p, ok := strings.CutSuffix(indentation(matched[i]), indentation(s))
+		if !ok || found && p != prefix {
+			return replace
+		}
+		prefix, found = p, true
+	}
+	if prefix == "" {
+		return replace
+	}
+	out := make([]string, len(replace))
+	for i, r := range replace {
+		if trimSpace(r) != "" {
+			r = prefix + r
+		}
+		out[i] = r
+	}
+	return out
+}
+
+// indentation is the leading spaces and tabs of s.
+func indentation(s string) string {
+	return s[:len(s)-len(strings.TrimLeft(s, " \t"))]
+}
+
+// terminate gives the replacement lines for lines[start:start+n] their
+// terminators: that of the first replaced line, and none on the last one
+// when the last replaced line had none. A replacement line holding "\n",
+// against the contract of Block, becomes several lines, so that every line
+// of the result is one line.
+func terminate(replace, lines []string, start, n int) []string {
+	eol := terminator(lines[start])
+	if eol == "" && start > 0 {
+		eol = terminator(lines[start-1])
+	}
+	if eol == "" {
+		eol = "\n"
+	}
+	out := make([]string, 0, len(replace))
+	for _, r := range replace {
+		for {
+			part, rest, found := strings.Cut(r, "\n")
+			out = append(out, part+eol)
+			if !found {
+				break
+			}
+			r = rest
+		}
+	}
+	if len(out) > 0 && terminator(lines[start+n-1]) == "" {
+		out[len(out)-1] = strings.TrimSuffix(out[len(out)-1], eol)
+	}
+	return out
+}
+
+// terminator is the "\n", "\r\n" or "" that ends line.
+func terminator(line string) string { return line[len(text(line)):] }
+
+// splitLines splits s into lines that keep their terminators; a final line
+// without one is a line too, and an empty s has no lines.
+func splitLines(s string) []string {
+	lines := make([]string, 0, strings.Count(s, "\n")+1)
+	for len(s) > 0 {
+		i := strings.IndexByte(s, '\n') + 1
+		if i == 0 {
+			i = len(s)
+		}
+		lines, s = append(lines, s[:i]), s[i:]
+	}
+	return lines
+}

@@ -1,0 +1,168 @@
+// Package edit applies the body of an <edit PATH> command: Aider-style
+// SEARCH/REPLACE blocks, each naming lines of a file and the lines to put in
+// their place.
+//
+// A body is one or more blocks:
+//
+//	<<<<<<< SEARCH
+//		return nil
+//	=======
+//		return err
+//	>>>>>>> REPLACE
+//
+// The caller reads the file, calls [Parse] and [Apply], writes
+// [Result.Content] and shows the model [Result.Diff]. Apply changes nothing
+// on disk and never half-applies: either every block applies or an error says
+// which block failed and why, in words a model can act on.
+//
+// # Parsing
+//
+// Marker lines are exactly "<<<<<<< SEARCH", "=======" and ">>>>>>> REPLACE";
+// trailing spaces, tabs and a CR are allowed, leading ones are not, so an
+// indented marker is text. Body lines may end in LF or CRLF; the CR of a
+// CRLF is not part of the line. Blank lines (empty or only spaces and tabs)
+// between blocks are ignored; any other text between blocks is a
+// [*SyntaxError], because it usually means a block lost a marker and
+// guessing would edit the wrong lines.
+//
+// The first "=======" after a SEARCH marker ends the SEARCH, so a line that
+// is exactly "=======" cannot be searched for; in REPLACE it is an ordinary
+// line. A "<<<<<<< SEARCH" inside a block is an error (the block was not
+// closed), and so is a block whose SEARCH has no lines: there is nothing to
+// anchor it. A SEARCH of blank lines only is allowed but will rarely match
+// just one place.
+//
+// # Matching
+//
+// Matching is on whole lines. A SEARCH must match exactly one run of
+// consecutive lines of the content as the earlier blocks left it, compared
+// without their line terminators. When no run matches exactly, each line is
+// compared again with spaces, tabs and CRs trimmed from both ends (a "loose"
+// match): models often get indentation or trailing white space wrong. One
+// loose match is accepted and reported in [Result.Loose]; none is a
+// [*NoMatchError] carrying the lines of the file most like the SEARCH; more
+// than one match (exact, or loose when there is no exact one) is an
+// [*AmbiguousError]. Overlapping matches count separately. Line numbers in
+// errors are those of the content the failing block was applied to, which
+// differ from the file's only where an earlier block changed the line count
+// above them.
+//
+// # Replacing
+//
+// The matched lines are replaced by the REPLACE lines, each ending with the
+// line terminator of the first matched line (CRLF files stay CRLF). When the
+// matched lines end the content without a terminator, the last REPLACE line
+// gets none either. When that line is the only matched one and has no
+// terminator to copy, the line before it lends its terminator, or "\n". An
+// empty REPLACE deletes the matched lines; deleting the last line of a file
+// that had no final newline leaves the line before it with its newline.
+//
+// When a loose match found the file's lines indented by the same extra
+// prefix P on every non-blank line (file indentation = P + SEARCH
+// indentation), P is added to every non-blank REPLACE line: a model that
+// drops indentation drops it from both halves. Any other difference in
+// white space is left alone, and the REPLACE lines go in as written.
+//
+// # Diff
+//
+// [Diff] writes a unified diff that "patch -p1" applies. It aligns lines with
+// Myers' algorithm after trimming the common head and tail. When that takes
+// more than 100 edits it splits at lines that occur once in each version
+// (patience diff) and starts again on the pieces; a piece that still needs
+// more than 256 edits is shown as wholly replaced. Big rewrites of big files
+// stay fast, at the cost of a diff that may be longer than the shortest.
+// A diff cut at its line limit is its first lines, so its last hunk may be
+// incomplete. [Result.Diff] is cut at 200 lines.
+//
+// Binary content and size limits are the caller's business.
+package edit
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Block is one SEARCH/REPLACE pair: its lines, without line terminators.
+type Block struct {
+	Search, Replace []string
+	Line            int // 1-based line of the body where its <<<<<<< SEARCH marker is
+}
+
+// Result of Apply.
+type Result struct {
+	Content       []byte // the file after every block
+	Applied       int    // blocks applied: all of them
+	Loose         []int  // 1-based numbers of the blocks that matched only when leading and trailing white space on each line was ignored
+	Diff          string // unified diff of the change, at most 200 lines, see Diff
+	DiffTruncated bool   // Diff was cut at 200 lines
+}
+
+// Line is a line of the file, for showing the model where to look.
+type Line struct {
+	N    int    // 1-based line number
+	Text string // without its line terminator
+}
+
+// SyntaxError says that an edit body is not a list of SEARCH/REPLACE blocks.
+type SyntaxError struct {
+	Line int // 1-based line of the body; 0 when the fault is the body as a whole
+	Msg  string
+}
+
+func (e *SyntaxError) Error() string {
+	if e.Line == 0 {
+		return "edit body: " + e.Msg
+	}
+	return "edit body line " + strconv.Itoa(e.Line) + ": " + e.Msg
+}
+
+// NoMatchError says that a block's SEARCH matches no lines, not even loosely.
+type NoMatchError struct {
+	Block   int    // 1-based
+	Closest []Line // the lines most like the SEARCH, with a line of context; empty for an empty file
+}
+
+func (e *NoMatchError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "edit block %d: its SEARCH lines are not in the file, not even ignoring white space at the ends of lines", e.Block)
+	if len(e.Closest) == 0 {
+		b.WriteString("; the file is empty")
+		return b.String()
+	}
+	b.WriteString(". The most similar lines")
+	if e.Block > 1 {
+		fmt.Fprintf(&b, " (numbered as blocks 1 to %d left the file)", e.Block-1)
+	}
+	b.WriteString(" are:\n")
+	for _, l := range e.Closest {
+		fmt.Fprintf(&b, "%6d | %s\n", l.N, l.Text)
+	}
+	b.WriteString("Copy the SEARCH lines exactly from the file as it is now (open it again if unsure) and retry the whole edit; no block was applied.")
+	return b.String()
+}
+
+// AmbiguousError says that a block's SEARCH matches more than one place.
+type AmbiguousError struct {
+	Block int   // 1-based
+	Count int   // number of matches
+	Lines []int // the 1-based first line of every match
+}
+
+// maxListedLines caps the line numbers an AmbiguousError message lists.
+const maxListedLines = 10
+
+func (e *AmbiguousError) Error() string {
+	shown := e.Lines[:min(len(e.Lines), maxListedLines)]
+	nums := make([]string, len(shown))
+	for i, n := range shown {
+		nums[i] = strconv.Itoa(n)
+	}
+	list := strings.Join(nums, ", ")
+	if len(e.Lines) > len(shown) {
+		list += ", …"
+	}
+	return fmt.Sprintf("edit block %d: its SEARCH matches %d places, starting at lines %s; "+
+		"add neighbouring lines to SEARCH (and the same lines to REPLACE) until it matches one place only, "+
+		"then retry the whole edit; no block was applied", e.Block, e.Count, list)
+}
