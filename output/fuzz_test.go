@@ -46,6 +46,8 @@ func FuzzTextFramingCannotBeForged(f *testing.F) {
 				Err: &sandbox.Error{Code: sandbox.CodeExecFailed, Message: string(framed)}},
 			{Command: parser.Command{Kind: parser.Search, Arg: arg}, Search: &sandbox.SearchResult{Query: arg, Matches: matches, Total: len(matches) + 1, Files: 2}},
 			{Command: parser.Command{Kind: parser.Open, Arg: string(framed)}, Err: &sandbox.Error{Code: path, Message: string(data)}},
+			{Command: parser.Command{Kind: parser.Edit, Arg: arg}, Edit: &sandbox.EditResult{Path: path, Applied: 1, Bytes: 9, Diff: string(framed)}},
+			{Command: parser.Command{Kind: parser.Edit, Arg: path}, Err: &sandbox.Error{Code: sandbox.CodeEditNoMatch, Message: string(data), Detail: string(framed)}},
 		}
 		out := render(t, results...)
 
@@ -75,6 +77,10 @@ func FuzzTextFramingCannotBeForged(f *testing.F) {
 				d.line("=== ERROR: " + parser.Printable(r.Err.Code) + " ===")
 				d.line("Message: " + parser.Printable(r.Err.Message))
 				d.line("Command: " + r.Command.Tag())
+				if r.Err.Detail != "" {
+					d.line("Detail:")
+					d.block([]byte(r.Err.Detail))
+				}
 				if r.Exec != nil {
 					d.execBlock(r.Exec)
 				}
@@ -95,6 +101,12 @@ func FuzzTextFramingCannotBeForged(f *testing.F) {
 				}
 				d.line(fmt.Sprintf("Matches: %d in 2 files (showing the first %d)", len(r.Search.Matches)+1, len(r.Search.Matches)))
 				d.line("=== END SEARCH ===")
+			case r.Edit != nil:
+				d.line("=== EDIT SUCCESSFUL: " + parser.Printable(r.Edit.Path) + " ===")
+				d.line("Blocks applied: 1")
+				d.line("Bytes: 9")
+				d.line("Diff:")
+				d.block([]byte(r.Edit.Diff))
 			}
 			d.line("=== END COMMAND ===")
 		}
@@ -130,6 +142,9 @@ func framingOf(results []*Result) []string {
 		switch {
 		case r.Err != nil:
 			lines = append(lines, "=== ERROR: "+parser.Printable(r.Err.Code)+" ===")
+			if r.Err.Detail != "" {
+				lines = append(lines, end("END DETAIL", []byte(r.Err.Detail)))
+			}
 			if r.Exec != nil {
 				lines = append(lines, end("END EXEC", r.Exec.Output))
 			}
@@ -139,6 +154,8 @@ func framingOf(results []*Result) []string {
 			lines = append(lines, "=== EXEC SUCCESSFUL: "+parser.Printable(r.Command.Arg)+" ===", end("END EXEC", r.Exec.Output))
 		case r.Search != nil:
 			lines = append(lines, "=== SEARCH: "+parser.Printable(r.Search.Query)+" ===", "=== END SEARCH ===")
+		case r.Edit != nil:
+			lines = append(lines, "=== EDIT SUCCESSFUL: "+parser.Printable(r.Edit.Path)+" ===", end("END DIFF", []byte(r.Edit.Diff)))
 		}
 		lines = append(lines, "=== END COMMAND ===")
 	}

@@ -84,6 +84,7 @@ type Result struct {
 	Command  parser.Command
 	File     *sandbox.File
 	Write    *sandbox.WriteResult
+	Edit     *sandbox.EditResult
 	Search   *sandbox.SearchResult
 	Exec     *sandbox.ExecResult
 	Err      *sandbox.Error
@@ -146,6 +147,10 @@ func (t *Text) Result(r *Result) error {
 		fmt.Fprintf(w, "=== ERROR: %s ===\n", parser.Printable(r.Err.Code))
 		fmt.Fprintf(w, "Message: %s\n", parser.Printable(r.Err.Message))
 		fmt.Fprintf(w, "Command: %s\n", r.Command.Tag())
+		if d := r.Err.Detail; d != "" {
+			w.WriteString("Detail:\n")
+			block(w, []byte(d), "END DETAIL")
+		}
 		if e := r.Exec; e != nil {
 			fmt.Fprintf(w, "Exit code: %d\n", e.ExitCode)
 			fmt.Fprintf(w, "Duration: %.2fs\n", e.Duration.Seconds())
@@ -160,6 +165,20 @@ func (t *Text) Result(r *Result) error {
 		fmt.Fprintf(w, "=== WRITE SUCCESSFUL: %s ===\n", parser.Printable(r.Write.Path))
 		fmt.Fprintf(w, "Action: %s\n", r.Write.Action())
 		fmt.Fprintf(w, "Bytes written: %d\n", r.Write.Bytes)
+	case r.Edit != nil:
+		e := r.Edit
+		fmt.Fprintf(w, "=== EDIT SUCCESSFUL: %s ===\n", parser.Printable(e.Path))
+		fmt.Fprintf(w, "Blocks applied: %d\n", e.Applied)
+		for _, n := range e.Loose {
+			fmt.Fprintf(w, "Block %d matched only with the white space at the ends of its lines ignored\n", n)
+		}
+		fmt.Fprintf(w, "Bytes: %d\n", e.Bytes)
+		if e.DiffTruncated {
+			fmt.Fprintf(w, "Diff: the first %d lines\n", sandbox.MaxDiffLines)
+		} else {
+			w.WriteString("Diff:\n")
+		}
+		block(w, []byte(e.Diff), "END DIFF")
 	case r.Search != nil:
 		s := r.Search
 		fmt.Fprintf(w, "=== SEARCH: %s ===\n", parser.Printable(s.Query))
@@ -372,7 +391,7 @@ type JSONL struct {
 type Record struct {
 	Index      int     `json:"index"`
 	Line       int     `json:"line"`
-	Command    string  `json:"command"` // open, write, exec or search
+	Command    string  `json:"command"` // open, write, edit, exec or search
 	Argument   string  `json:"argument"`
 	Tag        string  `json:"tag"` // the opening tag, as the text format shows it
 	OK         bool    `json:"ok"`
@@ -384,6 +403,14 @@ type Record struct {
 	ContentBase64 []byte  `json:"content_base64,omitempty"`
 	Action        string  `json:"action,omitempty"` // CREATED or UPDATED
 	BytesWritten  *int64  `json:"bytes_written,omitempty"`
+	// An edit's: the blocks applied, those matched only ignoring white
+	// space at the ends of lines (1-based), the file's size after, and a
+	// unified diff (the first sandbox.MaxDiffLines lines; diff_truncated).
+	BlocksApplied *int    `json:"blocks_applied,omitempty"`
+	LooseBlocks   []int   `json:"loose_blocks,omitempty"`
+	Bytes         *int64  `json:"bytes,omitempty"`
+	Diff          *string `json:"diff,omitempty"`
+	DiffTruncated bool    `json:"diff_truncated,omitempty"`
 	Query         string  `json:"query,omitempty"`
 	Matches       []Match `json:"matches,omitzero"`
 	TotalMatches  *int    `json:"total_matches,omitempty"`
@@ -411,6 +438,9 @@ type Match struct {
 type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Detail is more to read, in lines: the closest lines of a file to an
+	// edit's SEARCH that matched nothing, each "NUMBER  TEXT".
+	Detail string `json:"detail,omitempty"`
 }
 
 // Start implements Reporter.
@@ -428,7 +458,7 @@ func (j *JSONL) Result(r *Result) error {
 		DurationMS: float64(r.Duration.Microseconds()) / 1000,
 	}
 	if r.Err != nil {
-		rec.Error = &Error{Code: r.Err.Code, Message: r.Err.Message}
+		rec.Error = &Error{Code: r.Err.Code, Message: r.Err.Message, Detail: r.Err.Detail}
 	}
 	switch {
 	case r.File != nil:
@@ -441,6 +471,9 @@ func (j *JSONL) Result(r *Result) error {
 		}
 	case r.Write != nil:
 		rec.Path, rec.Action, rec.BytesWritten = r.Write.Path, r.Write.Action(), &r.Write.Bytes
+	case r.Edit != nil:
+		e := r.Edit
+		rec.Path, rec.BlocksApplied, rec.LooseBlocks, rec.Bytes, rec.Diff, rec.DiffTruncated = e.Path, &e.Applied, e.Loose, &e.Bytes, &e.Diff, e.DiffTruncated
 	case r.Search != nil:
 		s := r.Search
 		rec.Query, rec.TotalMatches, rec.FilesMatched, rec.Truncated, rec.Partial = s.Query, &s.Total, &s.Files, s.Truncated(), s.Partial

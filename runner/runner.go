@@ -50,6 +50,11 @@ type Runner struct {
 	Guests *wasm.Chain
 	// Session identifies the run to the guests.
 	Session string
+	// Roots are the absolute paths of the repository (its real path, and
+	// the path as given when a link leads to it): a path of an open,
+	// write or edit that starts with one is taken relative to the root, as
+	// a model that was told where the repository is writes it.
+	Roots []string
 }
 
 // Codes of the guests.
@@ -139,12 +144,14 @@ func (r *Runner) record(res *output.Result, t *sandbox.Timing, gi guestInfo) *au
 		Decider:   gi.decider,
 		Reason:    gi.reason,
 	}
-	if res.Command.Kind == parser.Write {
+	if res.Command.Kind == parser.Write || res.Command.Kind == parser.Edit {
 		rec.BytesIn = res.Command.BodySize
 	}
 	switch {
 	case res.File != nil:
 		rec.BytesOut = int64(len(res.File.Content))
+	case res.Edit != nil:
+		rec.BytesOut = int64(len(res.Edit.Diff))
 	case res.Exec != nil:
 		rec.BytesOut = int64(len(res.Exec.Output))
 		rec.Changes = changeLines(res.Exec.Changes, res.Exec.Omitted)
@@ -160,6 +167,34 @@ func (r *Runner) record(res *output.Result, t *sandbox.Timing, gi guestInfo) *au
 		}
 	}
 	return rec
+}
+
+// inRoot returns p relative to the repository when it is an absolute
+// path in one of its Roots ("." for the root itself), and p otherwise: an
+// absolute path elsewhere is the sandbox's to refuse. The rest of the
+// path is left as written, ".." included, for the sandbox's rules.
+func (r *Runner) inRoot(p string) string {
+	if !strings.HasPrefix(p, "/") {
+		return p
+	}
+	for _, root := range r.Roots {
+		if root == "" || root == "/" {
+			continue
+		}
+		if p == root || p == root+"/" {
+			return "."
+		}
+		if rest, ok := strings.CutPrefix(p, root+"/"); ok {
+			return rest
+		}
+	}
+	return p
+}
+
+// editTooLong is the error of an edit whose body the parser cut.
+func editTooLong(cmd parser.Command, max int64) *sandbox.Error {
+	return sandbox.Errorf(sandbox.CodeResourceLimit, "the edit is %s; the limit on an edit's blocks (security.max_write_size) is %s; nothing was written",
+		sandbox.FormatSize(cmd.BodySize), sandbox.FormatSize(max))
 }
 
 // changeLines is an exec's changes as the audit record keeps them.
@@ -191,11 +226,14 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 		res.Err = sandbox.Errorf(CodeParseError, "%s", msg)
 		return res, gi
 	}
+	if cmd.Kind == parser.Open || cmd.Kind == parser.Write || cmd.Kind == parser.Edit {
+		cmd.Arg = r.inRoot(cmd.Arg) // res.Command keeps it as the model wrote it
+	}
 	if r.Guests.HasPolicies() {
 		// The policies decide on what the operation touches: an open or
 		// write is resolved first, and then may touch only that file.
 		req := PolicyRequest(cmd, r.Session)
-		pathOp := cmd.Kind == parser.Open || cmd.Kind == parser.Write
+		pathOp := cmd.Kind == parser.Open || cmd.Kind == parser.Write || cmd.Kind == parser.Edit
 		resolve := func() bool {
 			rel, err := r.Sandbox.Resolve(ctx, cmd.Arg)
 			if err != nil {
@@ -208,6 +246,21 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 		if pathOp && !resolve() {
 			return res, gi
 		}
+		// An edit is decided on as the write of the file it would leave,
+		// and then applies only to the file that was decided on.
+		base := ""
+		if cmd.Kind == parser.Edit {
+			if cmd.Truncated() {
+				res.Err = editTooLong(cmd, r.MaxWriteSize)
+				return res, gi
+			}
+			dr, err := r.Sandbox.Edit(sandbox.WithOptions(ctx, sandbox.Options{Expect: req.Resolved, DryRun: true}), cmd.Arg, cmd.Body)
+			if err != nil {
+				res.Err = sandbox.AsError(err)
+				return res, gi
+			}
+			req.Op, req.Edit, req.Content, base = string(parser.Write), true, string(dr.Content), dr.Base
+		}
 		pstart := time.Now()
 		v := r.Guests.Decide(ctx, req)
 		gi.policy, gi.decider, gi.reason = time.Since(pstart), v.Decider, v.Reason
@@ -218,6 +271,9 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 		case !v.Allowed:
 			res.Err = sandbox.Errorf(CodePolicyDenied, "denied by policy %s: %s", v.Decider, v.Reason)
 			return res, gi
+		case v.Argument != cmd.Arg && cmd.Kind == parser.Edit:
+			res.Err = sandbox.Errorf(CodePolicyError, "policy %s rewrote an edit's path, and an edit is decided on with its file: it is denied", orUnknown(v.Decider))
+			return res, gi
 		case v.Argument != cmd.Arg:
 			cmd.Arg = v.Argument // rewritten; the result shows the command as run
 			res.Command = cmd
@@ -226,7 +282,7 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 			}
 		}
 		if pathOp {
-			ctx = sandbox.WithOptions(ctx, sandbox.Options{Expect: req.Resolved})
+			ctx = sandbox.WithOptions(ctx, sandbox.Options{Expect: req.Resolved, Base: base})
 		}
 	}
 	var err error
@@ -240,6 +296,12 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 			break
 		}
 		res.Write, err = r.Sandbox.Write(ctx, cmd.Arg, cmd.Body)
+	case parser.Edit:
+		if cmd.Truncated() {
+			err = editTooLong(cmd, r.MaxWriteSize)
+			break
+		}
+		res.Edit, err = r.Sandbox.Edit(ctx, cmd.Arg, cmd.Body)
 	case parser.Search:
 		if r.Guests.HasPolicies() {
 			res.Search, err = r.searchAllowed(ctx, cmd.Arg, &gi)
@@ -254,13 +316,13 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 	if err != nil {
 		// A failed exec keeps its result: the output of a failing command
 		// is what the model needs most.
-		res.File, res.Write, res.Search = nil, nil, nil
+		res.File, res.Write, res.Search, res.Edit = nil, nil, nil, nil
 		res.Err = sandbox.AsError(err)
 	}
 	if r.Guests.HasTransforms() {
 		tstart := time.Now()
 		if terr := r.transform(ctx, res); terr != nil {
-			res.File, res.Search, res.Exec = nil, nil, nil
+			res.File, res.Search, res.Exec, res.Edit = nil, nil, nil, nil
 			res.Err = terr
 		}
 		gi.transform = time.Since(tstart)
@@ -326,6 +388,9 @@ func PolicyRequest(cmd parser.Command, session string) wasm.Request {
 	if cmd.Kind == parser.Write {
 		req.Content = string(cmd.Body)
 	}
+	if cmd.Kind == parser.Edit {
+		req.Op, req.Edit = string(parser.Write), true // Content: the runner's dry run fills it
+	}
 	return req
 }
 
@@ -341,6 +406,9 @@ func (r *Runner) transform(ctx context.Context, res *output.Result) *sandbox.Err
 	case res.Exec != nil:
 		req.Command, req.Output = res.Command.Arg, string(res.Exec.Output)
 		apply = func(s string) error { res.Exec.Output = []byte(s); return nil }
+	case res.Edit != nil:
+		req.Path, req.Output = res.Edit.Path, res.Edit.Diff
+		apply = func(s string) error { res.Edit.Diff = s; return nil }
 	case res.Search != nil && len(res.Search.Matches) > 0:
 		lines := make([]string, len(res.Search.Matches))
 		for i, m := range res.Search.Matches {

@@ -68,3 +68,31 @@ func BenchmarkOpenDeep8(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEdit3Blocks100KiB edits a 100 KiB Go file with 3 blocks, back
+// and forth, the atomic replace (and its fsyncs) included.
+func BenchmarkEdit3Blocks100KiB(b *testing.B) {
+	ws := benchWorkspace(b)
+	var src bytes.Buffer
+	for i := 0; src.Len() < 100<<10; i++ {
+		fmt.Fprintf(&src, "func f%d(x int) int {\n\treturn x + %d\n}\n\n", i, i)
+	}
+	if _, err := ws.Write("big.go", src.Bytes()[:100<<10-100]); err != nil {
+		b.Fatal(err)
+	}
+	blk := func(s, r string) string {
+		return "<<<<<<< SEARCH\n" + s + "\n=======\n" + r + "\n>>>>>>> REPLACE\n"
+	}
+	there := []byte(blk("\treturn x + 10", "\treturn x - 10") + blk("\treturn x + 500", "\treturn x - 500") + blk("\treturn x + 1000", "\treturn x - 1000"))
+	back := []byte(blk("\treturn x - 10", "\treturn x + 10") + blk("\treturn x - 500", "\treturn x + 500") + blk("\treturn x - 1000", "\treturn x + 1000"))
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		body := there
+		if i%2 == 1 {
+			body = back
+		}
+		if _, err := ws.Edit("big.go", body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

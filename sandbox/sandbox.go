@@ -43,7 +43,10 @@ const (
 	CodeBinaryFile     = "BINARY_FILE"      // the file holds a NUL byte
 	CodeResourceLimit  = "RESOURCE_LIMIT"   // over a size limit
 	CodePermission     = "PERMISSION_DENIED"
-	CodeInvalidQuery   = "INVALID_QUERY" // an empty search or a bad regular expression
+	CodeInvalidQuery   = "INVALID_QUERY"  // an empty search or a bad regular expression
+	CodeEditSyntax     = "EDIT_SYNTAX"    // an edit body that is not SEARCH/REPLACE blocks
+	CodeEditNoMatch    = "EDIT_NO_MATCH"  // a SEARCH found nowhere, even ignoring white space at the ends of lines
+	CodeEditAmbiguous  = "EDIT_AMBIGUOUS" // a SEARCH found more than once
 	CodeExecDisabled   = "EXEC_DISABLED"
 	CodeExecValidation = "EXEC_VALIDATION" // not on the whitelist, or shell syntax without a shell
 	CodeExecTimeout    = "EXEC_TIMEOUT"    // killed at exec.timeout; exit code 124
@@ -59,7 +62,11 @@ const (
 type Error struct {
 	Code    string
 	Message string
-	Err     error // the underlying error, if any
+	// Detail, if set, is more for the model to read, in lines (the lines of
+	// a file closest to an edit's SEARCH): printed as a block, not escaped
+	// onto the message's line.
+	Detail string
+	Err    error // the underlying error, if any
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -98,6 +105,9 @@ type Sandbox interface {
 	// Search looks for a literal string, or a regular expression written
 	// "re:PATTERN", in the repository's text files.
 	Search(ctx context.Context, query string) (*SearchResult, error)
+	// Edit applies an edit's SEARCH/REPLACE blocks (package edit) to a
+	// file, all or none, atomically.
+	Edit(ctx context.Context, path string, body []byte) (*EditResult, error)
 	// Exec runs a command line; sandboxes that cannot answer EXEC_DISABLED.
 	Exec(ctx context.Context, command string) (*ExecResult, error)
 	// Resolve returns the repository-relative path that path names once
@@ -121,6 +131,25 @@ type WriteResult struct {
 	Created bool   // false: an existing file was replaced
 	Bytes   int64
 }
+
+// EditResult is the result of Edit.
+type EditResult struct {
+	Path    string // cleaned, relative to the repository root
+	Applied int    // blocks applied: all of them
+	Loose   []int  `json:",omitempty"` // the blocks (1-based) that matched only ignoring white space at the ends of lines
+	Bytes   int64  // the file's size after the edit
+	Diff    string // a unified diff of the change, capped at MaxDiffLines
+	// DiffTruncated says that the diff was cut at MaxDiffLines.
+	DiffTruncated bool `json:",omitempty"`
+	// Content is the file after the edit, and Base the SHA-256 (hex) of
+	// the file it was made from: set only when Options.DryRun asked not to
+	// write (a policy decides on the content first).
+	Content []byte `json:",omitempty"`
+	Base    string `json:",omitempty"`
+}
+
+// MaxDiffLines caps the diff of an EditResult (package edit's cap).
+const MaxDiffLines = 200
 
 // Action is "CREATED" or "UPDATED".
 func (w *WriteResult) Action() string {
@@ -162,10 +191,19 @@ type Options struct {
 	Skip []string `json:"skip,omitempty"`
 	// ListFiles, for search: fill SearchResult.MatchedFiles.
 	ListFiles bool `json:"list_files,omitempty"`
+	// DryRun, for edit: compute the result, with its Content and Base,
+	// and write nothing.
+	DryRun bool `json:"dry_run,omitempty"`
+	// Base, for edit: the SHA-256 (hex) the file must have, the one a dry
+	// run was made from; otherwise it changed since it was decided on, and
+	// the edit is refused with PATH_SECURITY.
+	Base string `json:"base,omitempty"`
 }
 
 // IsZero reports whether o asks for nothing.
-func (o Options) IsZero() bool { return o.Expect == "" && len(o.Skip) == 0 && !o.ListFiles }
+func (o Options) IsZero() bool {
+	return o.Expect == "" && len(o.Skip) == 0 && !o.ListFiles && !o.DryRun && o.Base == ""
+}
 
 type optionsKey struct{}
 

@@ -209,6 +209,15 @@ func (s *Sandbox) Write(ctx context.Context, path string, content []byte) (w *sa
 	return w, err
 }
 
+// Edit implements sandbox.Sandbox. It is never retried, like Write.
+func (s *Sandbox) Edit(ctx context.Context, path string, body []byte) (r *sandbox.EditResult, err error) {
+	err = s.do(ctx, false, func(c *Container) error {
+		r, err = c.Edit(ctx, path, body)
+		return err
+	})
+	return r, err
+}
+
 // Search implements sandbox.Sandbox; it is retried like Open.
 func (s *Sandbox) Search(ctx context.Context, query string) (r *sandbox.SearchResult, err error) {
 	err = s.do(ctx, true, func(c *Container) error {

@@ -103,12 +103,15 @@ type Request struct {
 	Path string `json:"path,omitempty"`
 	// Resolved is the repository-relative path an open or write touches,
 	// links resolved; the operation is refused if it would touch another.
-	Resolved string          `json:"resolved,omitempty"`
-	Command  string          `json:"command,omitempty"`
-	Query    string          `json:"query,omitempty"`
-	Content  string          `json:"content,omitempty"`
-	Session  string          `json:"session,omitempty"`
-	Config   json.RawMessage `json:"config,omitempty"`
+	Resolved string `json:"resolved,omitempty"`
+	Command  string `json:"command,omitempty"`
+	Query    string `json:"query,omitempty"`
+	Content  string `json:"content,omitempty"`
+	// Edit marks a write that is an <edit>: Content is the file as the
+	// edit would leave it, so a guest that judges writes judges edits too.
+	Edit    bool            `json:"edit,omitempty"`
+	Session string          `json:"session,omitempty"`
+	Config  json.RawMessage `json:"config,omitempty"`
 }
 
 // Reply is a policy reply.

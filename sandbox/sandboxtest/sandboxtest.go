@@ -61,6 +61,8 @@ func NewFixture(t *testing.T) Fixture {
 		"bin.dat":                 "abc\x00def",
 		"big.txt":                 strings.Repeat("b", int(Limits.MaxFileSize)+1),
 		"llm-runtime.config.yaml": "sandbox: local\n",
+		"edit-me.txt":             "one\ntwo\n",
+		"dup.txt":                 "x\ny\nx\n",
 	}
 	for name, content := range files {
 		writeFile(t, filepath.Join(fx.Dir, name), content)
@@ -128,9 +130,9 @@ func TreeHash(t *testing.T, dir string) string {
 // Op is one operation of a table-driven case.
 type Op struct {
 	Name    string
-	Kind    string // "open", "write" or "search"
+	Kind    string // "open", "write", "edit" or "search"
 	Arg     string
-	Content string // for write
+	Content string // for write; for edit, its blocks
 	Code    string // expected error code; "" for success
 	Want    string // for a successful open: the content; for write: the bytes on disk
 }
@@ -204,7 +206,29 @@ func Hostile(fx Fixture) []Op {
 		{Name: "symlink to .. that stays inside", Kind: "open", Arg: "sub/up/hello.txt", Want: "hello\n"},
 		{Name: "new parent directories", Kind: "write", Arg: "new/deep/dir/file.txt", Content: "deep", Want: "deep"},
 		{Name: "write through an inside symlink keeps the link", Kind: "write", Arg: "inlink", Content: "via link\n", Want: "via link\n"},
+		{Name: "edit through a symlink pointing outside", Kind: "edit", Arg: "link-out", Content: block("s3cr3t", "x"), Code: sandbox.CodePathSecurity},
+		{Name: "edit through a symlinked parent", Kind: "edit", Arg: "dirlink/secret.txt", Content: block("s3cr3t", "x"), Code: sandbox.CodePathSecurity},
+		{Name: "edit with dot-dot", Kind: "edit", Arg: "../outside/secret.txt", Content: block("s3cr3t", "x"), Code: sandbox.CodePathSecurity},
+		{Name: "edit an absolute path", Kind: "edit", Arg: "/etc/passwd", Content: block("root", "x"), Code: sandbox.CodePathSecurity},
+		{Name: "edit .env", Kind: "edit", Arg: ".env", Content: block("SECRET=1", "x"), Code: sandbox.CodePathSecurity},
+		{Name: "edit into .git", Kind: "edit", Arg: ".git/config", Content: block("[core]", "x"), Code: sandbox.CodePathSecurity},
+		{Name: "edit the configuration file", Kind: "edit", Arg: "llm-runtime.config.yaml", Content: block("sandbox: local", "sandbox: docker"), Code: sandbox.CodePathSecurity},
+		{Name: "edit a FIFO", Kind: "edit", Arg: "fifo", Content: block("a", "b"), Code: sandbox.CodeNotRegularFile},
+		{Name: "edit a directory", Kind: "edit", Arg: "sub", Content: block("a", "b"), Code: sandbox.CodeIsDirectory},
+		{Name: "edit a missing file", Kind: "edit", Arg: "missing.txt", Content: block("a", "b"), Code: sandbox.CodeFileNotFound},
+		{Name: "edit a binary file", Kind: "edit", Arg: "bin.dat", Content: block("abc", "x"), Code: sandbox.CodeBinaryFile},
+		{Name: "edit a file over the size limit", Kind: "edit", Arg: "big.txt", Content: block("b", "x"), Code: sandbox.CodeResourceLimit},
+		{Name: "edit with no block", Kind: "edit", Arg: "edit-me.txt", Content: "one\n", Code: sandbox.CodeEditSyntax},
+		{Name: "edit whose SEARCH is nowhere", Kind: "edit", Arg: "edit-me.txt", Content: block("three", "3"), Code: sandbox.CodeEditNoMatch},
+		{Name: "edit whose SEARCH is twice", Kind: "edit", Arg: "dup.txt", Content: block("x", "z"), Code: sandbox.CodeEditAmbiguous},
+		{Name: "edit", Kind: "edit", Arg: "edit-me.txt", Content: block("two", "2"), Want: "one\n2\n"},
+		{Name: "edit through an inside symlink", Kind: "edit", Arg: "sub/up/edit-me.txt", Content: block("one", "1"), Want: "1\n2\n"},
 	}
+}
+
+// block is an edit body of one SEARCH/REPLACE block.
+func block(search, replace string) string {
+	return "<<<<<<< SEARCH\n" + search + "\n=======\n" + replace + "\n>>>>>>> REPLACE\n"
 }
 
 // Run runs the conformance suite against the sandboxes newSandbox makes.
@@ -212,6 +236,7 @@ func Run(t *testing.T, newSandbox Factory) {
 	t.Run("Hostile", func(t *testing.T) { testHostile(t, newSandbox) })
 	t.Run("SymlinkSwappedBetweenCommands", func(t *testing.T) { testSwap(t, newSandbox) })
 	t.Run("Write", func(t *testing.T) { testWrite(t, newSandbox) })
+	t.Run("Edit", func(t *testing.T) { testEdit(t, newSandbox) })
 	t.Run("Search", func(t *testing.T) { testSearch(t, newSandbox) })
 	t.Run("Racer", func(t *testing.T) { testRacer(t, newSandbox) })
 	t.Run("ResolveAndOptions", func(t *testing.T) { testResolve(t, newSandbox) })
@@ -296,6 +321,18 @@ func Do(t *testing.T, sb sandbox.Sandbox, fx Fixture, op Op) {
 			b, rerr := os.ReadFile(filepath.Join(fx.Dir, w.Path))
 			if rerr != nil {
 				t.Fatalf("%s: reading back %s: %v", op.Name, w.Path, rerr)
+			}
+			got = string(b)
+		}
+	case "edit":
+		var e *sandbox.EditResult
+		if e, err = sb.Edit(ctx, op.Arg, []byte(op.Content)); err == nil {
+			b, rerr := os.ReadFile(filepath.Join(fx.Dir, e.Path))
+			if rerr != nil {
+				t.Fatalf("%s: reading back %s: %v", op.Name, e.Path, rerr)
+			}
+			if e.Bytes != int64(len(b)) {
+				t.Errorf("%s: Bytes = %d, the file has %d", op.Name, e.Bytes, len(b))
 			}
 			got = string(b)
 		}
@@ -436,6 +473,73 @@ func testWrite(t *testing.T, newSandbox Factory) {
 	if f, err := sb.Open(ctx, "edge.txt"); err != nil || len(f.Content) != int(Limits.MaxFileSize) {
 		t.Fatalf("file of exactly the limit: %v", err)
 	}
+}
+
+// testEdit checks what an edit leaves: the result, the mode, the limits on
+// the file and not on the edit, a dry run and its base, and nothing left
+// behind by a refused one.
+func testEdit(t *testing.T, newSandbox Factory) {
+	fx := NewFixture(t)
+	sb := newSandbox(t, fx.Dir, Limits)
+	defer sb.Close()
+	ctx := context.Background()
+	// A file larger than the write limit takes a small edit.
+	large := strings.Repeat("line\n", int(Limits.MaxWriteSize)/5) + "last\n"
+	writeFile(t, filepath.Join(fx.Dir, "large.txt"), large)
+	os.Chmod(filepath.Join(fx.Dir, "large.txt"), 0o751)
+	e, err := sb.Edit(ctx, "large.txt", []byte(block("last", "LAST")+block("  line  ", "first")))
+	if code(err) != sandbox.CodeEditAmbiguous {
+		t.Fatalf("an ambiguous second block: %+v %v", e, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(fx.Dir, "large.txt")); string(b) != large {
+		t.Fatal("a refused edit changed the file: all blocks apply or none")
+	}
+	e, err = sb.Edit(ctx, "./large.txt", []byte(block("last", "LAST")))
+	if err != nil || e.Path != "large.txt" || e.Applied != 1 || e.Bytes != int64(len(large)) || !strings.Contains(e.Diff, "-last\n+LAST\n") || len(e.Content) != 0 {
+		t.Fatalf("edit of a large file: %+v %v", e, err)
+	}
+	if fi, _ := os.Stat(filepath.Join(fx.Dir, "large.txt")); fi.Mode().Perm() != 0o751 {
+		t.Fatalf("mode changed to %v", fi.Mode().Perm())
+	}
+	// Loose matches are said.
+	writeFile(t, filepath.Join(fx.Dir, "loose.go"), "func f() {\n\treturn nil\n}\n")
+	e, err = sb.Edit(ctx, "loose.go", []byte(block("return nil  ", "return err")))
+	if err != nil || len(e.Loose) != 1 || e.Loose[0] != 1 {
+		t.Fatalf("loose edit: %+v %v", e, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(fx.Dir, "loose.go")); string(b) != "func f() {\n\treturn err\n}\n" {
+		t.Fatalf("loose edit wrote %q", b)
+	}
+	// The closest lines come with a miss.
+	if _, err := sb.Edit(ctx, "loose.go", []byte(block("func g() {", "x"))); code(err) != sandbox.CodeEditNoMatch || !strings.Contains(sandbox.AsError(err).Detail, "1  func f() {") {
+		t.Fatalf("a miss: %v, detail %q", err, sandbox.AsError(err).Detail)
+	}
+	// The limit is on the result.
+	writeFile(t, filepath.Join(fx.Dir, "grow.txt"), strings.Repeat("g", int(Limits.MaxFileSize)-10)+"\nend\n")
+	if _, err := sb.Edit(ctx, "grow.txt", []byte(block("end", strings.Repeat("e", 100)))); code(err) != sandbox.CodeResourceLimit {
+		t.Fatalf("an edit past max_file_size: %v", err)
+	}
+	// A dry run writes nothing and gives the content and the base; an
+	// edit with that base applies, one with another is refused.
+	d, err := sb.Edit(sandbox.WithOptions(ctx, sandbox.Options{DryRun: true}), "edit-me.txt", []byte(block("one", "uno")))
+	if err != nil || string(d.Content) != "uno\ntwo\n" || len(d.Base) != 64 {
+		t.Fatalf("dry run: %+v %v", d, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(fx.Dir, "edit-me.txt")); string(b) != "one\ntwo\n" {
+		t.Fatalf("a dry run wrote %q", b)
+	}
+	if _, err := sb.Edit(sandbox.WithOptions(ctx, sandbox.Options{Base: strings.Repeat("0", 64)}), "edit-me.txt", []byte(block("one", "uno"))); code(err) != sandbox.CodePathSecurity {
+		t.Fatalf("an edit with another base: %v", err)
+	}
+	if _, err := sb.Edit(sandbox.WithOptions(ctx, sandbox.Options{Base: d.Base, Expect: "edit-me.txt"}), "edit-me.txt", []byte(block("one", "uno"))); err != nil {
+		t.Fatalf("an edit with its base: %v", err)
+	}
+	filepath.WalkDir(fx.Dir, func(p string, de fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".tmp") {
+			t.Errorf("temporary file left: %s", p)
+		}
+		return nil
+	})
 }
 
 func testSearch(t *testing.T, newSandbox Factory) {

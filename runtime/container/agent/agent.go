@@ -53,6 +53,7 @@ const (
 	OpResolve = "resolve"
 	OpSearch  = "search"
 	OpExec    = "exec"
+	OpEdit    = "edit"
 )
 
 // Request is a request's header; a write's content is the frame's body.
@@ -92,12 +93,14 @@ type Reply struct {
 	ID      uint64                `json:"id"`
 	Code    string                `json:"code,omitempty"` // set on failure
 	Message string                `json:"message,omitempty"`
+	Detail  string                `json:"detail,omitempty"`
 	Path    string                `json:"path,omitempty"`
 	Created bool                  `json:"created,omitempty"`
 	Bytes   int64                 `json:"bytes,omitempty"`
 	Stat    *sandbox.Info         `json:"stat,omitempty"`
 	Search  *sandbox.SearchResult `json:"search,omitempty"`
 	Exec    *ExecReply            `json:"exec,omitempty"`
+	Edit    *sandbox.EditResult   `json:"edit,omitempty"`
 	Version string                `json:"version,omitempty"` // ping
 }
 
@@ -197,6 +200,8 @@ func handle(ws *sandbox.Workspace, req Request, body []byte, version string) (Re
 		if wr, err = ws.WriteWith(string(req.Path), body, req.options()); err == nil {
 			rep.Path, rep.Created, rep.Bytes = wr.Path, wr.Created, wr.Bytes
 		}
+	case OpEdit:
+		rep.Edit, err = ws.EditWith(string(req.Path), body, req.options())
 	case OpStat:
 		rep.Stat, err = ws.Stat(string(req.Path))
 	case OpResolve:
@@ -219,7 +224,7 @@ func handle(ws *sandbox.Workspace, req Request, body []byte, version string) (Re
 	}
 	if err != nil {
 		e := sandbox.AsError(err)
-		rep.Code, rep.Message = e.Code, e.Message
+		rep.Code, rep.Message, rep.Detail = e.Code, e.Message, e.Detail
 	}
 	return rep, out
 }
@@ -288,7 +293,7 @@ func (c *Conn) call(ctx context.Context, req Request, body []byte) (Reply, []byt
 		return Reply{}, nil, c.brokenError()
 	}
 	if rep.Code != "" {
-		return rep, nil, &sandbox.Error{Code: rep.Code, Message: rep.Message}
+		return rep, nil, &sandbox.Error{Code: rep.Code, Message: rep.Message, Detail: rep.Detail}
 	}
 	return rep, out, nil
 }
@@ -340,6 +345,18 @@ func (c *Conn) Write(ctx context.Context, path string, content []byte) (*sandbox
 		return nil, err
 	}
 	return &sandbox.WriteResult{Path: rep.Path, Created: rep.Created, Bytes: rep.Bytes}, nil
+}
+
+// Edit applies an edit's blocks to a file.
+func (c *Conn) Edit(ctx context.Context, path string, body []byte) (*sandbox.EditResult, error) {
+	rep, _, err := c.call(ctx, Request{Op: OpEdit, Path: []byte(path), Options: optionsOf(ctx)}, body)
+	if err != nil {
+		return nil, err
+	}
+	if rep.Edit == nil {
+		return nil, &sandbox.Error{Code: sandbox.CodeSandboxError, Message: "agent: edit reply without a result"}
+	}
+	return rep.Edit, nil
 }
 
 // Resolve resolves a path (see sandbox.Sandbox).

@@ -1,0 +1,120 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/llm-runtime/llm-runtime/edit"
+)
+
+// Edit applies the SEARCH/REPLACE blocks of body to the file at p.
+func (w *Workspace) Edit(p string, body []byte) (*EditResult, error) {
+	return w.EditWith(p, body, Options{})
+}
+
+// EditWith is Edit with the options o. The file is read and replaced on
+// the descriptors of one walk: the rules of Open for what may be read (a
+// regular text file, not excluded), of Write for what may be written
+// (nothing protected), and security.max_file_size on the file before and
+// after, not security.max_write_size: a large file takes a small edit.
+func (w *Workspace) EditWith(p string, body []byte, o Options) (*EditResult, error) {
+	blocks, err := edit.Parse(body)
+	if err != nil {
+		return nil, editError(err)
+	}
+	t, err := w.walk(p, walkOpen, false)
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	if err := expected(t, o); err != nil {
+		return nil, err
+	}
+	rel := t.rel
+	switch t.st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return nil, Errorf(CodeIsDirectory, "%s is a directory", rel)
+	case unix.S_IFREG:
+	default:
+		return nil, Errorf(CodeNotRegularFile, "%s is not a regular file (%s)", rel, fileType(t.st.Mode))
+	}
+	if t.name == "" {
+		return nil, Errorf(CodeIsDirectory, "%s is a directory", rel)
+	}
+	if err := w.writeProtected(t); err != nil {
+		return nil, err
+	}
+	if t.st.Size > w.limits.MaxFileSize {
+		return nil, w.tooBig(rel, t.st.Size)
+	}
+	content, err := readAll(t.fd, w.limits.MaxFileSize+1, t.st.Size)
+	if err != nil {
+		return nil, osError(err, rel)
+	}
+	if int64(len(content)) > w.limits.MaxFileSize {
+		return nil, w.tooBig(rel, int64(len(content)))
+	}
+	if isBinary(content) {
+		return nil, Errorf(CodeBinaryFile, "%s is a binary file", rel)
+	}
+	sum := sha256.Sum256(content)
+	base := hex.EncodeToString(sum[:])
+	if o.Base != "" && o.Base != base {
+		return nil, Errorf(CodePathSecurity, "%s changed since the edit was decided on; nothing was written", rel)
+	}
+	r, err := edit.Apply(rel, content, blocks)
+	if err != nil {
+		return nil, editError(err)
+	}
+	if int64(len(r.Content)) > w.limits.MaxFileSize {
+		return nil, Errorf(CodeResourceLimit, "%s would be %s after the edit; the limit (security.max_file_size) is %s; nothing was written", rel, FormatSize(int64(len(r.Content))), FormatSize(w.limits.MaxFileSize))
+	}
+	res := &EditResult{Path: rel, Applied: r.Applied, Loose: r.Loose, Bytes: int64(len(r.Content)), Diff: r.Diff, DiffTruncated: r.DiffTruncated}
+	if o.DryRun {
+		res.Content, res.Base = r.Content, base
+		return res, nil
+	}
+	mode := t.st.Mode & 0o7777 &^ (unix.S_ISUID | unix.S_ISGID)
+	if err := w.replace(t.top(), t.name, rel, r.Content, mode); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// editError gives package edit's errors their codes.
+func editError(err error) error {
+	var (
+		syn *edit.SyntaxError
+		nm  *edit.NoMatchError
+		amb *edit.AmbiguousError
+	)
+	switch {
+	case errors.As(err, &syn):
+		return &Error{Code: CodeEditSyntax, Message: syn.Error() + "; nothing was written", Err: err}
+	case errors.As(err, &nm):
+		e := &Error{Code: CodeEditNoMatch, Message: nm.Error() + "; nothing was written", Err: err}
+		if len(nm.Closest) > 0 {
+			var b strings.Builder
+			for _, l := range nm.Closest {
+				fmt.Fprintf(&b, "%6d  %s\n", l.N, l.Text)
+			}
+			e.Message += "; the closest lines, with their numbers, follow"
+			e.Detail = b.String()
+		}
+		return e
+	case errors.As(err, &amb):
+		return &Error{Code: CodeEditAmbiguous, Message: amb.Error() + "; nothing was written", Err: err}
+	}
+	return err
+}
+
+// Edit implements Sandbox.
+func (l *Local) Edit(ctx context.Context, p string, body []byte) (*EditResult, error) {
+	return l.ws.EditWith(p, body, OptionsFrom(ctx))
+}
