@@ -268,3 +268,21 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.data = c.data[n:]
 	return n, nil
 }
+
+func TestInRootTakesAbsolutePathsInTheRepositoryRelativeToIt(t *testing.T) {
+	r := &Runner{Roots: []string{"/home/u/proj", "/link/proj"}}
+	for p, want := range map[string]string{
+		"/home/u/proj/go.mod":     "go.mod",
+		"/link/proj/a/b.go":       "a/b.go",
+		"/home/u/proj":            ".",
+		"/home/u/proj/":           ".",
+		"/home/u/proj/../x":       "../x", // the sandbox refuses it
+		"/home/u/project2/go.mod": "/home/u/project2/go.mod",
+		"/etc/passwd":             "/etc/passwd",
+		"go.mod":                  "go.mod",
+	} {
+		if got := r.inRoot(p); got != want {
+			t.Errorf("inRoot(%q) = %q, want %q", p, got, want)
+		}
+	}
+}

@@ -348,7 +348,11 @@ func (r *runCmd) Run(e env, c *cli) error {
 	if err != nil {
 		return err
 	}
-	run := &runner.Runner{Sandbox: sb, Report: rep, MaxWriteSize: cfg.Security.MaxWriteSize, Repo: root, Guests: guests, Session: audit.NewSession()}
+	run := &runner.Runner{Sandbox: sb, Report: rep, MaxWriteSize: cfg.Security.MaxWriteSize, Repo: root, Guests: guests, Session: audit.NewSession(),
+		Roots: []string{root}}
+	if abs, err := filepath.Abs(c.Root); err == nil && abs != root {
+		run.Roots = append(run.Roots, abs) // the root as given, if a link leads to it
+	}
 	if aw != nil {
 		run.Session = aw.Session()
 		defer aw.Close()
