@@ -24,7 +24,7 @@ test:
 ## check: vet (the host and the guests), formatting, and a tidy go.mod
 check:
 	go vet ./...
-	GOOS=wasip1 GOARCH=wasm go vet ./guests/... ./runtime/wasm/testdata/spin ./runtime/wasm/testdata/oom ./runtime/wasm/testdata/garbage
+	GOOS=wasip1 GOARCH=wasm go vet ./guests/... ./runtime/wasm/testdata/spin ./runtime/wasm/testdata/oom ./runtime/wasm/testdata/garbage ./runtime/wasm/testdata/nocontent
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go mod tidy -diff
 

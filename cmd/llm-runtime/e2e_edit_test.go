@@ -99,3 +99,22 @@ func TestE2EEditKeepsTheRulesOfWrite(t *testing.T) {
 		}
 	})
 }
+
+// TestE2EPoliciesDecideOnTheFileAnEditLeaves: a policy that judges what a
+// write leaves in a file judges an edit by the whole file after it, and
+// knows it is an edit.
+func TestE2EPoliciesDecideOnTheFileAnEditLeaves(t *testing.T) {
+	guest := wasmtest.Build(t, "runtime/wasm/testdata/nocontent")
+	bothSandboxes(t, func(t *testing.T, sb string) {
+		dir := repo(t, map[string]string{"a.txt": "one\ntwo\n"})
+		in := "<edit a.txt>\n" + editBlock("two", "FORBIDDEN") + "</edit>\n<edit a.txt>\n" + editBlock("two", "2") + "</edit>\n"
+		r := runBinary(t, dir, in, nil, append([]string{"--sandbox", sb}, withPolicy(t, guest)...)...)
+		if !strings.Contains(r.stdout, "=== ERROR: POLICY_DENIED ===\nMessage: denied by policy nocontent: the edit would leave FORBIDDEN in a.txt\n") ||
+			!strings.Contains(r.stdout, "=== EDIT SUCCESSFUL: a.txt ===") {
+			t.Fatalf("\n%s\n%s", r.stdout, r.stderr)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, "a.txt")); string(b) != "one\n2\n" {
+			t.Fatalf("a.txt = %q", b)
+		}
+	})
+}

@@ -306,6 +306,14 @@ func decodeRequest(b []byte) (r Request, err error) {
 	var v [7]string
 	err = decode(b, requestKeys, v[:], &r.Config)
 	r.Op, r.Path, r.Command, r.Query, r.Content, r.Session, r.Resolved = v[0], v[1], v[2], v[3], v[4], v[5], v[6]
+	if err == nil && r.Op == "write" {
+		err = fields(b, func(k, raw []byte) error {
+			if string(k) == "edit" {
+				r.Edit = string(raw) == "true"
+			}
+			return nil
+		})
+	}
 	return r, err
 }
 
