@@ -27,9 +27,9 @@ type Request struct {
 	Content  string `json:"content,omitempty"` // write
 	// Edit marks a write that is an <edit>: Content is then the whole file
 	// as the edit would leave it (since llm-runtime 0.3; ABI 1 still).
-	Edit bool `json:"edit,omitempty"`
-	Session  string `json:"session,omitempty"`
-	Config   []byte `json:"config,omitempty"` // the module's configuration
+	Edit    bool   `json:"edit,omitempty"`
+	Session string `json:"session,omitempty"`
+	Config  []byte `json:"config,omitempty"` // the module's configuration
 }
 
 // Decision is a policy's answer.
