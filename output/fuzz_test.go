@@ -47,6 +47,7 @@ func FuzzTextFramingCannotBeForged(f *testing.F) {
 			{Command: parser.Command{Kind: parser.Search, Arg: arg}, Search: &sandbox.SearchResult{Query: arg, Matches: matches, Total: len(matches) + 1, Files: 2}},
 			{Command: parser.Command{Kind: parser.Open, Arg: string(framed)}, Err: &sandbox.Error{Code: path, Message: string(data)}},
 			{Command: parser.Command{Kind: parser.Edit, Arg: arg}, Edit: &sandbox.EditResult{Path: path, Applied: 1, Bytes: 9, Diff: string(framed)}},
+			{Command: parser.Command{Kind: parser.Open, Arg: path + ":2-3"}, File: &sandbox.File{Path: path, Content: framed, Lines: &sandbox.Lines{Start: 2, End: 3, Total: 9}}},
 			{Command: parser.Command{Kind: parser.Edit, Arg: path}, Err: &sandbox.Error{Code: sandbox.CodeEditNoMatch, Message: string(data), Detail: string(framed)}},
 		}
 		out := render(t, results...)
@@ -85,7 +86,7 @@ func FuzzTextFramingCannotBeForged(f *testing.F) {
 					d.execBlock(r.Exec)
 				}
 			case r.File != nil:
-				d.line("=== FILE: " + parser.Printable(r.File.Path) + " ===")
+				d.line("=== FILE: " + parser.Printable(r.File.Path) + rangeOf(r.File) + " ===")
 				d.block(r.File.Content)
 			case r.Exec != nil:
 				d.line("=== EXEC SUCCESSFUL: " + parser.Printable(r.Command.Arg) + " ===")
@@ -149,7 +150,7 @@ func framingOf(results []*Result) []string {
 				lines = append(lines, end("END EXEC", r.Exec.Output))
 			}
 		case r.File != nil:
-			lines = append(lines, "=== FILE: "+parser.Printable(r.File.Path)+" ===", end("END FILE", r.File.Content))
+			lines = append(lines, "=== FILE: "+parser.Printable(r.File.Path)+rangeOf(r.File)+" ===", end("END FILE", r.File.Content))
 		case r.Exec != nil:
 			lines = append(lines, "=== EXEC SUCCESSFUL: "+parser.Printable(r.Command.Arg)+" ===", end("END EXEC", r.Exec.Output))
 		case r.Search != nil:

@@ -159,7 +159,7 @@ func (t *Text) Result(r *Result) error {
 			block(w, e.Output, "END EXEC")
 		}
 	case r.File != nil:
-		fmt.Fprintf(w, "=== FILE: %s ===\n", parser.Printable(r.File.Path))
+		fmt.Fprintf(w, "=== FILE: %s%s ===\n", parser.Printable(r.File.Path), rangeOf(r.File))
 		block(w, r.File.Content, "END FILE")
 	case r.Write != nil:
 		fmt.Fprintf(w, "=== WRITE SUCCESSFUL: %s ===\n", parser.Printable(r.Write.Path))
@@ -259,6 +259,19 @@ func changes(w *bufio.Writer, e *sandbox.ExecResult) {
 	if more := total - min(len(cs), maxChangeLines); more > 0 {
 		fmt.Fprintf(w, "  ... and %d more\n", more)
 	}
+}
+
+// rangeOf is the part of a FILE line that gives the range of lines read:
+// " (lines 120-180 of 1210)", or "".
+func rangeOf(f *sandbox.File) string {
+	l := f.Lines
+	if l == nil {
+		return ""
+	}
+	if l.Start == l.End {
+		return fmt.Sprintf(" (line %d of %d)", l.Start, l.Total)
+	}
+	return fmt.Sprintf(" (lines %d-%d of %d)", l.Start, l.End, l.Total)
 }
 
 // noNewline marks an end line whose content did not end with a newline:
@@ -401,8 +414,11 @@ type Record struct {
 	// UTF-8 comes as ContentBase64 instead, so no byte is lost.
 	Content       *string `json:"content,omitempty"`
 	ContentBase64 []byte  `json:"content_base64,omitempty"`
-	Action        string  `json:"action,omitempty"` // CREATED or UPDATED
-	BytesWritten  *int64  `json:"bytes_written,omitempty"`
+	// Lines, for <open PATH:N-M>: the lines read (start, end) and the
+	// file's line count (total).
+	Lines        *sandbox.Lines `json:"lines,omitempty"`
+	Action       string         `json:"action,omitempty"` // CREATED or UPDATED
+	BytesWritten *int64         `json:"bytes_written,omitempty"`
 	// An edit's: the blocks applied, those matched only ignoring white
 	// space at the ends of lines (1-based), the file's size after, and a
 	// unified diff (the first sandbox.MaxDiffLines lines; diff_truncated).
@@ -462,7 +478,7 @@ func (j *JSONL) Result(r *Result) error {
 	}
 	switch {
 	case r.File != nil:
-		rec.Path = r.File.Path
+		rec.Path, rec.Lines = r.File.Path, r.File.Lines
 		if utf8.Valid(r.File.Content) {
 			s := string(r.File.Content)
 			rec.Content = &s

@@ -226,6 +226,15 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 		res.Err = sandbox.Errorf(CodeParseError, "%s", msg)
 		return res, gi
 	}
+	// <open PATH:N-M> reads lines N to M; the range is not part of the path.
+	var lines *sandbox.Lines
+	if cmd.Kind == parser.Open {
+		var err error
+		if cmd.Arg, lines, err = sandbox.ParseRange(cmd.Arg); err != nil {
+			res.Err = sandbox.AsError(err)
+			return res, gi
+		}
+	}
 	if cmd.Kind == parser.Open || cmd.Kind == parser.Write || cmd.Kind == parser.Edit {
 		cmd.Arg = r.inRoot(cmd.Arg) // res.Command keeps it as the model wrote it
 	}
@@ -282,8 +291,10 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 			}
 		}
 		if pathOp {
-			ctx = sandbox.WithOptions(ctx, sandbox.Options{Expect: req.Resolved, Base: base})
+			ctx = sandbox.WithOptions(ctx, sandbox.Options{Expect: req.Resolved, Base: base, Lines: lines})
 		}
+	} else if lines != nil {
+		ctx = sandbox.WithOptions(ctx, sandbox.Options{Lines: lines})
 	}
 	var err error
 	switch cmd.Kind {

@@ -44,6 +44,7 @@ const (
 	CodeResourceLimit  = "RESOURCE_LIMIT"   // over a size limit
 	CodePermission     = "PERMISSION_DENIED"
 	CodeInvalidQuery   = "INVALID_QUERY"  // an empty search or a bad regular expression
+	CodeInvalidRange   = "INVALID_RANGE"  // a line range past the end of the file
 	CodeEditSyntax     = "EDIT_SYNTAX"    // an edit body that is not SEARCH/REPLACE blocks
 	CodeEditNoMatch    = "EDIT_NO_MATCH"  // a SEARCH found nowhere, even ignoring white space at the ends of lines
 	CodeEditAmbiguous  = "EDIT_AMBIGUOUS" // a SEARCH found more than once
@@ -123,6 +124,17 @@ type Sandbox interface {
 type File struct {
 	Path    string // cleaned, relative to the repository root
 	Content []byte
+	// Lines, when Options.Lines asked for a range, is the range read and
+	// the file's line count.
+	Lines *Lines `json:",omitempty"`
+}
+
+// Lines is a range of lines of a file, 1-based and inclusive; End 0 means
+// the last line. Total, in a result, is how many lines the file has.
+type Lines struct {
+	Start int `json:"start"`
+	End   int `json:"end,omitempty"`
+	Total int `json:"total,omitempty"`
 }
 
 // WriteResult is the result of Write.
@@ -191,6 +203,9 @@ type Options struct {
 	Skip []string `json:"skip,omitempty"`
 	// ListFiles, for search: fill SearchResult.MatchedFiles.
 	ListFiles bool `json:"list_files,omitempty"`
+	// Lines, for open: read only this range of lines; the size limit is
+	// then on what is returned, not on the file.
+	Lines *Lines `json:"lines,omitempty"`
 	// DryRun, for edit: compute the result, with its Content and Base,
 	// and write nothing.
 	DryRun bool `json:"dry_run,omitempty"`
@@ -202,7 +217,7 @@ type Options struct {
 
 // IsZero reports whether o asks for nothing.
 func (o Options) IsZero() bool {
-	return o.Expect == "" && len(o.Skip) == 0 && !o.ListFiles && !o.DryRun && o.Base == ""
+	return o.Expect == "" && len(o.Skip) == 0 && !o.ListFiles && !o.DryRun && o.Base == "" && o.Lines == nil
 }
 
 type optionsKey struct{}

@@ -89,6 +89,9 @@ func (w *Workspace) OpenWith(p string, o Options) (*File, error) {
 	default:
 		return nil, Errorf(CodeNotRegularFile, "%s is not a regular file (%s)", rel, fileType(t.st.Mode))
 	}
+	if o.Lines != nil {
+		return w.readLines(t, *o.Lines)
+	}
 	if t.st.Size > w.limits.MaxFileSize {
 		return nil, w.tooBig(rel, t.st.Size)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -40,6 +41,37 @@ func TestE2EAbsolutePathsInsideTheRepositoryWork(t *testing.T) {
 		}
 		if b, _ := os.ReadFile(filepath.Join(dir, "go.mod")); string(b) != "module y\n" {
 			t.Errorf("go.mod = %q", b)
+		}
+	})
+}
+
+// TestE2EOpenReadsARangeOfLines: <open PATH:N-M> in both sandboxes, in
+// text and JSONL, of a file over security.max_file_size too (issue 13 §3).
+func TestE2EOpenReadsARangeOfLines(t *testing.T) {
+	bothSandboxes(t, func(t *testing.T, sb string) {
+		var big strings.Builder
+		for i := 1; big.Len() <= 1<<20; i++ {
+			big.WriteString("line " + strconv.Itoa(i) + "\n")
+		}
+		dir := repo(t, map[string]string{"huge.log": big.String(), "flag.go": "a\nb\nc\nd\n", "odd:1-2": "odd\n"})
+		n := strings.Count(big.String(), "\n")
+		r := runBinary(t, dir, "<open flag.go:2-3> <open huge.log:5000-5001> <open flag.go:4> <open odd:1-2:1-> <open huge.log> <open flag.go:9-> <open .env:1-2>", nil, "--sandbox", sb)
+		for _, want := range []string{
+			"=== FILE: flag.go (lines 2-3 of 4) ===\nb\nc\n=== END FILE ===",
+			"=== FILE: huge.log (lines 5000-5001 of " + strconv.Itoa(n) + ") ===\nline 5000\nline 5001\n=== END FILE ===",
+			"=== FILE: flag.go (line 4 of 4) ===\nd\n=== END FILE ===",
+			"=== FILE: odd:1-2 (line 1 of 1) ===\nodd\n",
+			"=== COMMAND: <open huge.log> ===\n=== ERROR: RESOURCE_LIMIT ===",
+			"=== COMMAND: <open flag.go:9-> ===\n=== ERROR: INVALID_RANGE ===\nMessage: flag.go has 4 lines; line 9 is past its end",
+			"=== COMMAND: <open .env:1-2> ===\n=== ERROR: PATH_SECURITY ===",
+		} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("no %q in\n%s", want, r.stdout)
+			}
+		}
+		j := runBinary(t, dir, "<open flag.go:2-3>", nil, "--sandbox", sb, "--format", "jsonl")
+		if !strings.Contains(j.stdout, `"path":"flag.go","content":"b\nc\n","lines":{"start":2,"end":3,"total":4}`) {
+			t.Errorf("jsonl: %s", j.stdout)
 		}
 	})
 }

@@ -237,6 +237,7 @@ func Run(t *testing.T, newSandbox Factory) {
 	t.Run("SymlinkSwappedBetweenCommands", func(t *testing.T) { testSwap(t, newSandbox) })
 	t.Run("Write", func(t *testing.T) { testWrite(t, newSandbox) })
 	t.Run("Edit", func(t *testing.T) { testEdit(t, newSandbox) })
+	t.Run("Lines", func(t *testing.T) { testLines(t, newSandbox) })
 	t.Run("Search", func(t *testing.T) { testSearch(t, newSandbox) })
 	t.Run("Racer", func(t *testing.T) { testRacer(t, newSandbox) })
 	t.Run("ResolveAndOptions", func(t *testing.T) { testResolve(t, newSandbox) })
@@ -540,6 +541,46 @@ func testEdit(t *testing.T, newSandbox Factory) {
 		}
 		return nil
 	})
+}
+
+// testLines reads ranges of lines: of a file over the size limit too (the
+// limit is on what is returned), with the line count, and with every rule
+// of open.
+func testLines(t *testing.T, newSandbox Factory) {
+	fx := NewFixture(t)
+	sb := newSandbox(t, fx.Dir, Limits)
+	defer sb.Close()
+	var big strings.Builder
+	for i := 1; big.Len() <= int(Limits.MaxFileSize); i++ {
+		fmt.Fprintf(&big, "line %d\n", i)
+	}
+	writeFile(t, filepath.Join(fx.Dir, "huge.log"), big.String())
+	total := strings.Count(big.String(), "\n")
+	writeFile(t, filepath.Join(fx.Dir, "crlf.txt"), "a\r\nb\r\nc")
+	read := func(path string, l sandbox.Lines) (*sandbox.File, error) {
+		return sb.Open(sandbox.WithOptions(context.Background(), sandbox.Options{Lines: &l}), path)
+	}
+	f, err := read("huge.log", sandbox.Lines{Start: 100, End: 102})
+	if err != nil || string(f.Content) != "line 100\nline 101\nline 102\n" || f.Lines == nil || *f.Lines != (sandbox.Lines{Start: 100, End: 102, Total: total}) {
+		t.Fatalf("lines 100-102 of a file over the limit: %+v %v", f, err)
+	}
+	if f, err := read("huge.log", sandbox.Lines{Start: total}); err != nil || string(f.Content) != fmt.Sprintf("line %d\n", total) || f.Lines.End != total {
+		t.Fatalf("the last line, N-: %+v %v", f, err)
+	}
+	if f, err := read("crlf.txt", sandbox.Lines{Start: 2, End: 9}); err != nil || string(f.Content) != "b\r\nc" || *f.Lines != (sandbox.Lines{Start: 2, End: 3, Total: 3}) {
+		t.Fatalf("CRLF and a last line without a newline, an end past the last line: %+v %v", f, err)
+	}
+	if _, err := read("crlf.txt", sandbox.Lines{Start: 4}); code(err) != sandbox.CodeInvalidRange {
+		t.Fatalf("a start past the end: %v", err)
+	}
+	if _, err := read("huge.log", sandbox.Lines{Start: 1}); code(err) != sandbox.CodeResourceLimit {
+		t.Fatalf("a range over the limit: %v", err)
+	}
+	for p, want := range map[string]string{".env": sandbox.CodePathSecurity, "link-out": sandbox.CodePathSecurity, "bin.dat": sandbox.CodeBinaryFile, "sub": sandbox.CodeIsDirectory, "fifo": sandbox.CodeNotRegularFile, "missing": sandbox.CodeFileNotFound} {
+		if _, err := read(p, sandbox.Lines{Start: 1, End: 1}); code(err) != want {
+			t.Errorf("lines of %s: %v, want %s", p, err, want)
+		}
+	}
 }
 
 func testSearch(t *testing.T, newSandbox Factory) {

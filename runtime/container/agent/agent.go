@@ -101,6 +101,7 @@ type Reply struct {
 	Search  *sandbox.SearchResult `json:"search,omitempty"`
 	Exec    *ExecReply            `json:"exec,omitempty"`
 	Edit    *sandbox.EditResult   `json:"edit,omitempty"`
+	Lines   *sandbox.Lines        `json:"lines,omitempty"` // a read of a range
 	Version string                `json:"version,omitempty"` // ping
 }
 
@@ -193,7 +194,7 @@ func handle(ws *sandbox.Workspace, req Request, body []byte, version string) (Re
 	case OpRead:
 		var f *sandbox.File
 		if f, err = ws.OpenWith(string(req.Path), req.options()); err == nil {
-			rep.Path, out = f.Path, f.Content
+			rep.Path, rep.Lines, out = f.Path, f.Lines, f.Content
 		}
 	case OpWrite:
 		var wr *sandbox.WriteResult
@@ -335,7 +336,7 @@ func (c *Conn) Open(ctx context.Context, path string) (*sandbox.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sandbox.File{Path: rep.Path, Content: out}, nil
+	return &sandbox.File{Path: rep.Path, Content: out, Lines: rep.Lines}, nil
 }
 
 // Write writes a file.
