@@ -101,7 +101,7 @@ type Reply struct {
 	Search  *sandbox.SearchResult `json:"search,omitempty"`
 	Exec    *ExecReply            `json:"exec,omitempty"`
 	Edit    *sandbox.EditResult   `json:"edit,omitempty"`
-	Lines   *sandbox.Lines        `json:"lines,omitempty"` // a read of a range
+	Lines   *sandbox.Lines        `json:"lines,omitempty"`   // a read of a range
 	Version string                `json:"version,omitempty"` // ping
 }
 
