@@ -37,6 +37,8 @@ type Config struct {
 	// Security bounds what operations may touch.
 	Security Security
 	Search   Search
+	// List configures <list>.
+	List List
 	// ContainerPool configures the pool of sandbox containers.
 	ContainerPool Pool
 	// Exec configures <exec>.
@@ -60,6 +62,11 @@ type Security struct {
 	MaxFileSize   int64    // largest file read or searched, in bytes
 	MaxWriteSize  int64    // largest content written, in bytes
 	ExcludedPaths []string // glob patterns refused for open and write, at any depth
+}
+
+// List configures <list>.
+type List struct {
+	MaxEntries int // entries listed; the total is always counted
 }
 
 // Search configures <search>.

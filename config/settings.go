@@ -83,6 +83,12 @@ var settings = []Setting{
 		get: func(c *Config) string { return strconv.Itoa(c.Search.MaxResults) },
 	},
 	{
+		Key: "list.max_entries", Default: "1000",
+		Doc: "entries <list> lists; the total, and those left out as excluded or ignored, are always counted",
+		set: func(c *Config, v string) error { return intIn(&c.List.MaxEntries, v, 1, 1000000) },
+		get: func(c *Config) string { return strconv.Itoa(c.List.MaxEntries) },
+	},
+	{
 		Key: "search.max_line_length", Default: "200",
 		Doc: "longest line <search> prints, in bytes; longer lines are cut and marked [...]",
 		set: func(c *Config, v string) error { return intIn(&c.Search.MaxLineLength, v, 10, 100000) },

@@ -48,6 +48,7 @@ func FuzzTextFramingCannotBeForged(f *testing.F) {
 			{Command: parser.Command{Kind: parser.Open, Arg: string(framed)}, Err: &sandbox.Error{Code: path, Message: string(data)}},
 			{Command: parser.Command{Kind: parser.Edit, Arg: arg}, Edit: &sandbox.EditResult{Path: path, Applied: 1, Bytes: 9, Diff: string(framed)}},
 			{Command: parser.Command{Kind: parser.Open, Arg: path + ":2-3"}, File: &sandbox.File{Path: path, Content: framed, Lines: &sandbox.Lines{Start: 2, End: 3, Total: 9}}},
+			{Command: parser.Command{Kind: parser.List, Arg: arg}, List: &sandbox.ListResult{Path: path, Total: 2, Entries: []sandbox.Entry{{Path: string(framed), Kind: "file", Size: 3}, {Path: path, Kind: "link", Target: string(framed)}}}},
 			{Command: parser.Command{Kind: parser.Edit, Arg: path}, Err: &sandbox.Error{Code: sandbox.CodeEditNoMatch, Message: string(data), Detail: string(framed)}},
 		}
 		out := render(t, results...)
@@ -102,6 +103,21 @@ func FuzzTextFramingCannotBeForged(f *testing.F) {
 				}
 				d.line(fmt.Sprintf("Matches: %d in 2 files (showing the first %d)", len(r.Search.Matches)+1, len(r.Search.Matches)))
 				d.line("=== END SEARCH ===")
+			case r.List != nil:
+				d.line("=== LIST: " + parser.Printable(r.List.Path) + " ===")
+				for _, e := range r.List.Entries {
+					line, rest, _ := bytes.Cut(d.rest, []byte("\n"))
+					want := parser.Printable(e.Path) + "  3 bytes"
+					if e.Kind == "link" {
+						want = parser.Printable(e.Path) + " -> " + parser.Printable(e.Target)
+					}
+					if got := string(Unescape(line)); got != want {
+						t.Fatalf("list line %q decodes to %q, want %q", line, got, want)
+					}
+					d.rest = rest
+				}
+				d.line("Entries: 2")
+				d.line("=== END LIST ===")
 			case r.Edit != nil:
 				d.line("=== EDIT SUCCESSFUL: " + parser.Printable(r.Edit.Path) + " ===")
 				d.line("Blocks applied: 1")
@@ -157,6 +173,8 @@ func framingOf(results []*Result) []string {
 			lines = append(lines, "=== SEARCH: "+parser.Printable(r.Search.Query)+" ===", "=== END SEARCH ===")
 		case r.Edit != nil:
 			lines = append(lines, "=== EDIT SUCCESSFUL: "+parser.Printable(r.Edit.Path)+" ===", end("END DIFF", []byte(r.Edit.Diff)))
+		case r.List != nil:
+			lines = append(lines, "=== LIST: "+parser.Printable(r.List.Path)+" ===", "=== END LIST ===")
 		}
 		lines = append(lines, "=== END COMMAND ===")
 	}

@@ -85,6 +85,7 @@ type Result struct {
 	File     *sandbox.File
 	Write    *sandbox.WriteResult
 	Edit     *sandbox.EditResult
+	List     *sandbox.ListResult
 	Search   *sandbox.SearchResult
 	Exec     *sandbox.ExecResult
 	Err      *sandbox.Error
@@ -179,6 +180,8 @@ func (t *Text) Result(r *Result) error {
 			w.WriteString("Diff:\n")
 		}
 		block(w, []byte(e.Diff), "END DIFF")
+	case r.List != nil:
+		list(w, r.List)
 	case r.Search != nil:
 		s := r.Search
 		fmt.Fprintf(w, "=== SEARCH: %s ===\n", parser.Printable(s.Query))
@@ -259,6 +262,54 @@ func changes(w *bufio.Writer, e *sandbox.ExecResult) {
 	if more := total - min(len(cs), maxChangeLines); more > 0 {
 		fmt.Fprintf(w, "  ... and %d more\n", more)
 	}
+}
+
+// list prints a listing: a line per entry, its path from the root (a
+// directory's with a "/"), a file's size, a link's target; then the count.
+//
+//	=== LIST: src ===
+//	src/cmd/
+//	src/main.go  1.2 KiB
+//	src/link -> ../lib
+//	Entries: 3; left out: 1 excluded, 2 ignored (.gitignore)
+//	=== END LIST ===
+func list(w *bufio.Writer, l *sandbox.ListResult) {
+	name := l.Path
+	if l.Recursive {
+		name = strings.TrimSuffix(name, "/") + "/**"
+	}
+	fmt.Fprintf(w, "=== LIST: %s ===\n", parser.Printable(name))
+	var line []byte
+	for _, e := range l.Entries {
+		line = append(line[:0], parser.Printable(e.Path)...)
+		switch e.Kind {
+		case "dir":
+			line = append(line, '/')
+		case "file":
+			line = append(line, "  "+sandbox.FormatSize(e.Size)...)
+		case "link":
+			line = append(line, " -> "+parser.Printable(e.Target)...)
+		default:
+			line = append(line, "  ("+e.Kind+")"...)
+		}
+		writeEscaped(w, line)
+		w.WriteByte('\n')
+	}
+	fmt.Fprintf(w, "Entries: %d", l.Total)
+	if l.Truncated() {
+		fmt.Fprintf(w, " (showing the first %d: list.max_entries)", len(l.Entries))
+	}
+	var out []string
+	if l.Excluded > 0 {
+		out = append(out, fmt.Sprintf("%d excluded", l.Excluded))
+	}
+	if l.Ignored > 0 {
+		out = append(out, fmt.Sprintf("%d ignored (.gitignore)", l.Ignored))
+	}
+	if len(out) > 0 {
+		fmt.Fprintf(w, "; left out: %s", strings.Join(out, ", "))
+	}
+	w.WriteString("\n=== END LIST ===\n")
 }
 
 // rangeOf is the part of a FILE line that gives the range of lines read:
@@ -404,7 +455,7 @@ type JSONL struct {
 type Record struct {
 	Index      int     `json:"index"`
 	Line       int     `json:"line"`
-	Command    string  `json:"command"` // open, write, edit, exec or search
+	Command    string  `json:"command"` // open, write, edit, list, exec or search
 	Argument   string  `json:"argument"`
 	Tag        string  `json:"tag"` // the opening tag, as the text format shows it
 	OK         bool    `json:"ok"`
@@ -416,9 +467,16 @@ type Record struct {
 	ContentBase64 []byte  `json:"content_base64,omitempty"`
 	// Lines, for <open PATH:N-M>: the lines read (start, end) and the
 	// file's line count (total).
-	Lines        *sandbox.Lines `json:"lines,omitempty"`
-	Action       string         `json:"action,omitempty"` // CREATED or UPDATED
-	BytesWritten *int64         `json:"bytes_written,omitempty"`
+	Lines *sandbox.Lines `json:"lines,omitempty"`
+	// A list's: its entries (path, kind: dir, file, link or other, size,
+	// a link's target), how many were found, and how many were left out
+	// as excluded or .gitignored.
+	Entries      []sandbox.Entry `json:"entries,omitzero"`
+	TotalEntries *int            `json:"total_entries,omitempty"`
+	Excluded     int             `json:"excluded,omitempty"`
+	Ignored      int             `json:"ignored,omitempty"`
+	Action       string          `json:"action,omitempty"` // CREATED or UPDATED
+	BytesWritten *int64          `json:"bytes_written,omitempty"`
 	// An edit's: the blocks applied, those matched only ignoring white
 	// space at the ends of lines (1-based), the file's size after, and a
 	// unified diff (the first sandbox.MaxDiffLines lines; diff_truncated).
@@ -487,6 +545,12 @@ func (j *JSONL) Result(r *Result) error {
 		}
 	case r.Write != nil:
 		rec.Path, rec.Action, rec.BytesWritten = r.Write.Path, r.Write.Action(), &r.Write.Bytes
+	case r.List != nil:
+		l := r.List
+		rec.Path, rec.Entries, rec.TotalEntries, rec.Excluded, rec.Ignored, rec.Truncated = l.Path, l.Entries, &l.Total, l.Excluded, l.Ignored, l.Truncated()
+		if rec.Entries == nil {
+			rec.Entries = []sandbox.Entry{}
+		}
 	case r.Edit != nil:
 		e := r.Edit
 		rec.Path, rec.BlocksApplied, rec.LooseBlocks, rec.Bytes, rec.Diff, rec.DiffTruncated = e.Path, &e.Applied, e.Loose, &e.Bytes, &e.Diff, e.DiffTruncated

@@ -12,8 +12,11 @@
 //	<write:LABEL PATH>BODY</write:LABEL>
 //	<edit PATH>BODY</edit>
 //	<edit:LABEL PATH>BODY</edit:LABEL>
+//	<list PATH>
+//	<list>
 //
-// The tag name must be followed by at least one space or tab; the argument is
+// The tag name must be followed by at least one space or tab (but for <list>,
+// which alone lists the root); the argument is
 // everything from there up to the first '>', with ASCII white space trimmed
 // from both ends, so paths with spaces work. Tag names match exactly and are
 // case-sensitive: "<opened x>", "<Open x>" and "<open>" are prose.
@@ -61,6 +64,7 @@ const (
 	Exec   Kind = "exec"
 	Search Kind = "search"
 	Edit   Kind = "edit"
+	List   Kind = "list"
 )
 
 // ErrMalformed is the error of a command whose text is incomplete or invalid.
@@ -99,6 +103,9 @@ func (c Command) Tag() string {
 	name := string(c.Kind)
 	if c.Label != "" {
 		name += ":" + c.Label
+	}
+	if c.Arg == "" && c.Kind == List {
+		return "<list>"
 	}
 	return "<" + name + " " + Printable(c.Arg) + ">"
 }
@@ -173,7 +180,7 @@ var (
 	lt      = []byte{'<'}
 )
 
-var kinds = []Kind{Open, Write, Exec, Search, Edit}
+var kinds = []Kind{Open, Write, Exec, Search, Edit, List}
 
 // hasBody says whether commands of kind k have a body and a closing tag.
 func hasBody(k Kind) bool { return k == Write || k == Edit }
@@ -191,6 +198,9 @@ func (p *Parser) command() (Command, bool) {
 			p.discard(len(k) + 1)
 			cmd := Command{Kind: k, Line: p.line}
 			return p.finish(cmd), true
+		case c == '>' && k == List:
+			p.discard(len(k) + 1) // <list> alone lists the root
+			return Command{Kind: k, Line: p.line}, true
 		case c == ':' && hasBody(k):
 			p.discard(len(k) + 1)
 			cmd := Command{Kind: k, Line: p.line}

@@ -152,6 +152,10 @@ func (r *Runner) record(res *output.Result, t *sandbox.Timing, gi guestInfo) *au
 		rec.BytesOut = int64(len(res.File.Content))
 	case res.Edit != nil:
 		rec.BytesOut = int64(len(res.Edit.Diff))
+	case res.List != nil:
+		for _, e := range res.List.Entries {
+			rec.BytesOut += int64(len(e.Path))
+		}
 	case res.Exec != nil:
 		rec.BytesOut = int64(len(res.Exec.Output))
 		rec.Changes = changeLines(res.Exec.Changes, res.Exec.Omitted)
@@ -235,16 +239,20 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 			return res, gi
 		}
 	}
-	if cmd.Kind == parser.Open || cmd.Kind == parser.Write || cmd.Kind == parser.Edit {
+	if cmd.Kind == parser.Open || cmd.Kind == parser.Write || cmd.Kind == parser.Edit || cmd.Kind == parser.List {
 		cmd.Arg = r.inRoot(cmd.Arg) // res.Command keeps it as the model wrote it
 	}
 	if r.Guests.HasPolicies() {
 		// The policies decide on what the operation touches: an open or
 		// write is resolved first, and then may touch only that file.
 		req := PolicyRequest(cmd, r.Session)
-		pathOp := cmd.Kind == parser.Open || cmd.Kind == parser.Write || cmd.Kind == parser.Edit
+		pathOp := cmd.Kind == parser.Open || cmd.Kind == parser.Write || cmd.Kind == parser.Edit || cmd.Kind == parser.List
 		resolve := func() bool {
-			rel, err := r.Sandbox.Resolve(ctx, cmd.Arg)
+			p := cmd.Arg
+			if cmd.Kind == parser.List {
+				p, _ = sandbox.ParseList(p) // the directory, without /**
+			}
+			rel, err := r.Sandbox.Resolve(ctx, p)
 			if err != nil {
 				res.Err = sandbox.AsError(err) // the operation would fail the same way
 				return false
@@ -313,6 +321,8 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 			break
 		}
 		res.Edit, err = r.Sandbox.Edit(ctx, cmd.Arg, cmd.Body)
+	case parser.List:
+		res.List, err = r.Sandbox.List(ctx, cmd.Arg)
 	case parser.Search:
 		if r.Guests.HasPolicies() {
 			res.Search, err = r.searchAllowed(ctx, cmd.Arg, &gi)
@@ -327,13 +337,13 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 	if err != nil {
 		// A failed exec keeps its result: the output of a failing command
 		// is what the model needs most.
-		res.File, res.Write, res.Search, res.Edit = nil, nil, nil, nil
+		res.File, res.Write, res.Search, res.Edit, res.List = nil, nil, nil, nil, nil
 		res.Err = sandbox.AsError(err)
 	}
 	if r.Guests.HasTransforms() {
 		tstart := time.Now()
 		if terr := r.transform(ctx, res); terr != nil {
-			res.File, res.Search, res.Exec, res.Edit = nil, nil, nil, nil
+			res.File, res.Search, res.Exec, res.Edit, res.List = nil, nil, nil, nil, nil
 			res.Err = terr
 		}
 		gi.transform = time.Since(tstart)
@@ -420,6 +430,22 @@ func (r *Runner) transform(ctx context.Context, res *output.Result) *sandbox.Err
 	case res.Edit != nil:
 		req.Path, req.Output = res.Edit.Path, res.Edit.Diff
 		apply = func(s string) error { res.Edit.Diff = s; return nil }
+	case res.List != nil && len(res.List.Entries) > 0:
+		lines := make([]string, len(res.List.Entries))
+		for i, e := range res.List.Entries {
+			lines[i] = e.Path
+		}
+		req.Path, req.Output = res.List.Path, strings.Join(lines, "\n")
+		apply = func(s string) error {
+			out := strings.Split(s, "\n")
+			if len(out) != len(lines) {
+				return fmt.Errorf("it turned %d entries into %d", len(lines), len(out))
+			}
+			for i := range out {
+				res.List.Entries[i].Path = out[i]
+			}
+			return nil
+		}
 	case res.Search != nil && len(res.Search.Matches) > 0:
 		lines := make([]string, len(res.Search.Matches))
 		for i, m := range res.Search.Matches {

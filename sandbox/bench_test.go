@@ -96,3 +96,27 @@ func BenchmarkEdit3Blocks100KiB(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkList10k lists everything under a tree of 10,000 files (500
+// directories of 20).
+func BenchmarkList10k(b *testing.B) {
+	dir := b.TempDir()
+	for d := range 500 {
+		for i := range 20 {
+			p := filepath.Join(dir, fmt.Sprintf("pkg%03d/sub/f%02d.go", d/2, d*20+i))
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			os.WriteFile(p, []byte("package x\n"), 0o644)
+		}
+	}
+	ws, err := OpenWorkspace(dir, Limits{MaxListEntries: 20000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ws.Close()
+	for b.Loop() {
+		l, err := ws.List(context.Background(), "**")
+		if err != nil || l.Total < 10000 {
+			b.Fatal(l.Total, err)
+		}
+	}
+}

@@ -39,6 +39,7 @@ const (
 	CodeInvalidPath    = "INVALID_PATH"     // empty, too long, or otherwise not a usable path
 	CodeFileNotFound   = "FILE_NOT_FOUND"   // nothing at that path
 	CodeIsDirectory    = "IS_DIRECTORY"     // a directory where a file was expected
+	CodeNotDirectory   = "NOT_DIRECTORY"    // a file where a directory was expected (a list)
 	CodeNotRegularFile = "NOT_REGULAR_FILE" // a device, socket or FIFO
 	CodeBinaryFile     = "BINARY_FILE"      // the file holds a NUL byte
 	CodeResourceLimit  = "RESOURCE_LIMIT"   // over a size limit
@@ -109,6 +110,9 @@ type Sandbox interface {
 	// Edit applies an edit's SEARCH/REPLACE blocks (package edit) to a
 	// file, all or none, atomically.
 	Edit(ctx context.Context, path string, body []byte) (*EditResult, error)
+	// List lists a directory: "PATH" one level, "PATH/**" everything
+	// under it, "" the root (see ParseList).
+	List(ctx context.Context, arg string) (*ListResult, error)
 	// Exec runs a command line; sandboxes that cannot answer EXEC_DISABLED.
 	Exec(ctx context.Context, command string) (*ExecResult, error)
 	// Resolve returns the repository-relative path that path names once
@@ -304,6 +308,7 @@ type Limits struct {
 	Protected        []FileID // files and directories Write refuses by identity, whatever their name: the object, and for a directory everything in it
 	MaxSearchResults int      // matching lines listed; default 100
 	MaxLineLength    int      // longest line listed by Search, in bytes; default 200
+	MaxListEntries   int      // entries a List lists; default 1000
 	// SearchTimeout is how long a search may run before it stops and
 	// reports a partial result; 0 means no limit.
 	SearchTimeout time.Duration
@@ -345,6 +350,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxLineLength <= 0 {
 		l.MaxLineLength = DefaultMaxLineLength
+	}
+	if l.MaxListEntries <= 0 {
+		l.MaxListEntries = DefaultMaxListEntries
 	}
 	return l
 }

@@ -31,6 +31,7 @@ func openSandbox(e env, cfg *config.Config, root, file string, verbose bool) (sa
 		MaxSearchResults: cfg.Search.MaxResults,
 		MaxLineLength:    cfg.Search.MaxLineLength,
 		SearchTimeout:    cfg.Search.Timeout,
+		MaxListEntries:   cfg.List.MaxEntries,
 	}
 	logf := func(format string, args ...any) {
 		if verbose {

@@ -14,7 +14,7 @@ const ABIVersion = 1
 
 // Request is what a policy sees of an operation.
 type Request struct {
-	Op   string `json:"op"`             // open, write, search or exec
+	Op   string `json:"op"`             // open, write (an edit too), list, search or exec
 	Path string `json:"path,omitempty"` // open and write: relative to the repository, as the model wrote it
 	// Resolved, for open and write: the repository-relative path of the
 	// file the operation touches, links, ".", ".." and "//" resolved

@@ -218,6 +218,15 @@ func (s *Sandbox) Edit(ctx context.Context, path string, body []byte) (r *sandbo
 	return r, err
 }
 
+// List implements sandbox.Sandbox; it is retried like Open.
+func (s *Sandbox) List(ctx context.Context, arg string) (r *sandbox.ListResult, err error) {
+	err = s.do(ctx, true, func(c *Container) error {
+		r, err = c.List(ctx, arg)
+		return err
+	})
+	return r, err
+}
+
 // Search implements sandbox.Sandbox; it is retried like Open.
 func (s *Sandbox) Search(ctx context.Context, query string) (r *sandbox.SearchResult, err error) {
 	err = s.do(ctx, true, func(c *Container) error {

@@ -238,6 +238,7 @@ func Run(t *testing.T, newSandbox Factory) {
 	t.Run("Write", func(t *testing.T) { testWrite(t, newSandbox) })
 	t.Run("Edit", func(t *testing.T) { testEdit(t, newSandbox) })
 	t.Run("Lines", func(t *testing.T) { testLines(t, newSandbox) })
+	t.Run("List", func(t *testing.T) { testList(t, newSandbox) })
 	t.Run("Search", func(t *testing.T) { testSearch(t, newSandbox) })
 	t.Run("Racer", func(t *testing.T) { testRacer(t, newSandbox) })
 	t.Run("ResolveAndOptions", func(t *testing.T) { testResolve(t, newSandbox) })
@@ -579,6 +580,57 @@ func testLines(t *testing.T, newSandbox Factory) {
 	for p, want := range map[string]string{".env": sandbox.CodePathSecurity, "link-out": sandbox.CodePathSecurity, "bin.dat": sandbox.CodeBinaryFile, "sub": sandbox.CodeIsDirectory, "fifo": sandbox.CodeNotRegularFile, "missing": sandbox.CodeFileNotFound} {
 		if _, err := read(p, sandbox.Lines{Start: 1, End: 1}); code(err) != want {
 			t.Errorf("lines of %s: %v, want %s", p, err, want)
+		}
+	}
+}
+
+// testList lists one level and everything under a directory: directories
+// first, by name, excluded and .gitignored entries left out and counted,
+// with the rules of open for the directory itself.
+func testList(t *testing.T, newSandbox Factory) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"b.txt": "bb", "a.go": "a", "z/y.txt": "y", "z/deep/x.txt": "x", "m/.env": "S=1", "m/k.key": "k", "m/ok.txt": "ok",
+		".gitignore": "build/\n*.log\n", "build/out.bin": "o", "run.log": "l", "z/keep.log": "k", "z/.gitignore": "!keep.log\n",
+		".git/config": "[core]\n",
+	} {
+		writeFile(t, filepath.Join(dir, name), content)
+	}
+	os.Symlink("a.go", filepath.Join(dir, "link"))
+	os.Symlink("../outside", filepath.Join(dir, "out"))
+	sb := newSandbox(t, dir, Limits)
+	defer sb.Close()
+	ctx := context.Background()
+	entries := func(l *sandbox.ListResult) string {
+		var b strings.Builder
+		for _, e := range l.Entries {
+			fmt.Fprintf(&b, "%s %s %d %s\n", e.Kind, e.Path, e.Size, e.Target)
+		}
+		return b.String()
+	}
+	l, err := sb.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "dir m 0 \ndir z 0 \nfile .gitignore 13 \nfile a.go 1 \nfile b.txt 2 \nlink link 0 a.go\nlink out 0 ../outside\n"
+	if got := entries(l); got != want || l.Path != "." || l.Total != 7 || l.Excluded != 1 || l.Ignored != 2 || l.Recursive {
+		t.Fatalf("list of the root:\n%s(total %d, excluded %d, ignored %d)\nwant\n%s", got, l.Total, l.Excluded, l.Ignored, want)
+	}
+	l, err = sb.List(ctx, "z/**")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = "dir z/deep 0 \nfile z/deep/x.txt 1 \nfile z/.gitignore 10 \nfile z/keep.log 1 \nfile z/y.txt 1 \n"
+	if got := entries(l); got != want || l.Path != "z" || !l.Recursive {
+		t.Fatalf("list of z/**:\n%s\nwant\n%s", got, want)
+	}
+	l, err = sb.List(ctx, "**")
+	if err != nil || l.Total != 13 || l.Excluded != 3 || l.Ignored != 2 || strings.Contains(entries(l), ".env") || strings.Contains(entries(l), "k.key") {
+		t.Fatalf("list of **: %v, total %d, excluded %d, ignored %d\n%s", err, l.Total, l.Excluded, l.Ignored, entries(l))
+	}
+	for arg, want := range map[string]string{".git": sandbox.CodePathSecurity, "out": sandbox.CodePathSecurity, "../": sandbox.CodePathSecurity, "a.go": sandbox.CodeNotDirectory, "nope": sandbox.CodeFileNotFound, "m/.env/**": sandbox.CodePathSecurity} {
+		if _, err := sb.List(ctx, arg); code(err) != want {
+			t.Errorf("list %s: %v, want %s", arg, err, want)
 		}
 	}
 }

@@ -54,6 +54,7 @@ const (
 	OpSearch  = "search"
 	OpExec    = "exec"
 	OpEdit    = "edit"
+	OpList    = "list"
 )
 
 // Request is a request's header; a write's content is the frame's body.
@@ -101,7 +102,8 @@ type Reply struct {
 	Search  *sandbox.SearchResult `json:"search,omitempty"`
 	Exec    *ExecReply            `json:"exec,omitempty"`
 	Edit    *sandbox.EditResult   `json:"edit,omitempty"`
-	Lines   *sandbox.Lines        `json:"lines,omitempty"`   // a read of a range
+	Lines   *sandbox.Lines        `json:"lines,omitempty"` // a read of a range
+	List    *sandbox.ListResult   `json:"list,omitempty"`
 	Version string                `json:"version,omitempty"` // ping
 }
 
@@ -203,6 +205,8 @@ func handle(ws *sandbox.Workspace, req Request, body []byte, version string) (Re
 		}
 	case OpEdit:
 		rep.Edit, err = ws.EditWith(string(req.Path), body, req.options())
+	case OpList:
+		rep.List, err = ws.ListWith(context.Background(), string(req.Path), req.options())
 	case OpStat:
 		rep.Stat, err = ws.Stat(string(req.Path))
 	case OpResolve:
@@ -358,6 +362,18 @@ func (c *Conn) Edit(ctx context.Context, path string, body []byte) (*sandbox.Edi
 		return nil, &sandbox.Error{Code: sandbox.CodeSandboxError, Message: "agent: edit reply without a result"}
 	}
 	return rep.Edit, nil
+}
+
+// List lists a directory (see sandbox.Sandbox).
+func (c *Conn) List(ctx context.Context, arg string) (*sandbox.ListResult, error) {
+	rep, _, err := c.call(ctx, Request{Op: OpList, Path: []byte(arg), Options: optionsOf(ctx)}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if rep.List == nil {
+		return nil, &sandbox.Error{Code: sandbox.CodeSandboxError, Message: "agent: list reply without a result"}
+	}
+	return rep.List, nil
 }
 
 // Resolve resolves a path (see sandbox.Sandbox).
