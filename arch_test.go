@@ -26,6 +26,8 @@ var forbidden = map[string][]string{
 	"pool":         {"config", "audit", "runtime", "sandbox", "runner", "cmd"},
 	"audit":        {"config", "pool", "runtime", "runner", "cmd"},
 	"runtime/wasm": {"config", "pool", "audit", "runner", "cmd"},
+	"edit":         {"config", "sandbox", "output", "runner", "cmd", "pool", "audit", "runtime", "parser"},
+	"prompt":       {"config", "sandbox", "output", "runner", "cmd", "pool", "audit", "runtime", "parser"},
 }
 
 func TestImportsPointOneWay(t *testing.T) {

@@ -89,6 +89,7 @@ type cli struct {
 	Policy  policyCmd  `cmd:"" help:"Try or check a WebAssembly policy or transform guest."`
 	Bench   benchCmd   `cmd:"" help:"Measure pooled against unpooled containers on this machine."`
 	Cache   cacheCmd   `cmd:"" help:"List or remove exec's copies of repositories and their build caches."`
+	Prompt  promptCmd  `cmd:"" help:"Print a system prompt that teaches a model the command language as configured."`
 	Agent   agentCmd   `cmd:"" hidden:"" help:"Serve the sandbox protocol on stdin/stdout (run inside sandbox containers)."`
 	Reaper  reaperCmd  `cmd:"" hidden:"" help:"Remove the containers of a process once it is gone (started by the Docker sandbox)."`
 }
@@ -296,6 +297,7 @@ const commandsHelp = `Other commands ('llm-runtime COMMAND --help' for each):
   policy test|check MODULE.wasm               try or check a policy or transform guest
   bench                                       pooled against unpooled on this machine
   cache [remove [--gone|--all]]               exec's copies of repositories and build caches
+  prompt [--format markdown|text]             a system prompt that teaches the commands, as configured
   version                                     the version`
 
 func (r *runCmd) Run(e env, c *cli) error {

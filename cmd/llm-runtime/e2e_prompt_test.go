@@ -1,0 +1,48 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/llm-runtime/llm-runtime/prompt"
+	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
+)
+
+// TestE2EPromptTeachesTheCommandsAsConfigured: 'llm-runtime prompt' says
+// what the configuration allows (exec only when on, its whitelist, the
+// limits), in both formats, and its exec example, run through the binary
+// in the exec image, shows what the prompt says (the others run in the
+// prompt package's tests) (issue 13 §6).
+func TestE2EPromptTeachesTheCommandsAsConfigured(t *testing.T) {
+	dir := repo(t, prompt.ExampleRepo)
+	off := runBinary(t, dir, "", []string{"LLM_RUNTIME_SECURITY_MAX_FILE_SIZE=2MiB"}, "prompt")
+	if off.code != 0 || !strings.HasPrefix(off.stdout, "# Working on the repository\n") || strings.Contains(off.stdout, "<exec") || !strings.Contains(off.stdout, "up to 2 MiB") {
+		t.Fatalf("prompt: exit %d\n%s%s", off.code, off.stdout, off.stderr)
+	}
+	on := runBinary(t, dir, "", []string{"LLM_RUNTIME_EXEC_WHITELIST=ls,go test"}, "prompt", "--exec", "--format", "text")
+	for _, want := range []string{"COMMANDS\n========\n", "<exec COMMAND>", "`ls`, `go test`", "    <exec ls internal/names>\n"} {
+		if !strings.Contains(on.stdout, want) {
+			t.Errorf("prompt --exec --format text lacks %q:\n%s", want, on.stdout)
+		}
+	}
+	if r := runBinary(t, dir, "", nil, "prompt", "--exec", "--sandbox", "local"); strings.Contains(r.stdout, "<exec") {
+		t.Error("the local sandbox cannot exec, but the prompt teaches <exec>")
+	}
+
+	env := dockertest.Require(t)
+	dockertest.RequireExecImage(t, env)
+	for _, e := range prompt.Examples {
+		if !e.Exec {
+			continue
+		}
+		r := runBinary(t, dir, e.Input, nil, "--exec")
+		rest := r.stdout
+		for _, want := range e.Shows {
+			i := strings.Index(rest, want+"\n")
+			if i < 0 {
+				t.Fatalf("%s: the answer lacks %q:\n%s", e.Title, want, r.stdout)
+			}
+			rest = rest[i+len(want):]
+		}
+	}
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/llm-runtime/llm-runtime/prompt"
+)
+
+type promptCmd struct {
+	Sandbox string `placeholder:"NAME" help:"docker or local (local cannot exec). Overrides the 'sandbox' setting."`
+	Exec    bool   `name:"exec" help:"As with exec enabled (exec.enabled: true)."`
+	Format  string `enum:"markdown,text" default:"markdown" help:"markdown (headings, code fences) or text."`
+}
+
+func (promptCmd) Help() string {
+	return `Prints a system prompt that teaches a model the command language as this run
+is configured (the repository's configuration file, flags, LLM_RUNTIME_*
+variables): the commands it may use (<exec> only when exec is enabled, with
+its whitelist), the limits, how results are framed, the error codes, and
+examples. The test suite runs every example through the parser and the
+sandbox, so the prompt says what the tool does.
+
+Examples:
+
+  llm-runtime prompt > system-prompt.md
+  llm-runtime prompt --exec --format text`
+}
+
+func (p promptCmd) Run(e env, c *cli) error {
+	_, _, cfg, err := c.load(e, &overrides{Sandbox: p.Sandbox, Exec: p.Exec})
+	if err != nil {
+		return err
+	}
+	s := prompt.Settings{
+		MaxFileSize:      cfg.Security.MaxFileSize,
+		MaxWriteSize:     cfg.Security.MaxWriteSize,
+		MaxSearchResults: cfg.Search.MaxResults,
+		MaxListEntries:   cfg.List.MaxEntries,
+		Excluded:         cfg.Security.ExcludedPaths,
+	}
+	if x := cfg.Exec; x.Enabled && cfg.Sandbox != "local" {
+		s.Exec = &prompt.Exec{Whitelist: x.Whitelist, Shell: x.Shell, Writable: x.Writable, Timeout: x.Timeout}
+	}
+	text, err := prompt.Render(s, p.Format)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	_, err = fmt.Fprint(e.stdout, text)
+	return err
+}

@@ -1,0 +1,200 @@
+// Package prompt writes the system prompt that teaches a model the command
+// language as a run is configured: the commands it may use (exec only when
+// it is on, with its whitelist), the limits, how results are framed, the
+// error codes, and examples. The examples are data (Examples, on the
+// repository ExampleRepo), and the tests run every one of them through the
+// parser and a sandbox and check that the output shows what the prompt
+// says it shows, so the prompt cannot drift from the tool.
+package prompt
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Settings are what the prompt says of a run's configuration.
+type Settings struct {
+	MaxFileSize      int64
+	MaxWriteSize     int64
+	MaxSearchResults int
+	MaxListEntries   int
+	Excluded         []string
+	Exec             *Exec // nil: exec is off, and the prompt does not mention it
+}
+
+// Exec is the configuration of <exec>.
+type Exec struct {
+	Whitelist []string
+	Shell     bool
+	Writable  bool
+	Timeout   time.Duration
+}
+
+// Example is one example of the prompt: what the model writes and what the
+// tool's answer shows.
+type Example struct {
+	Title string
+	Input string   // the model's text, one command or a few
+	Shows []string // lines of the answer, in order, that the example relies on
+	Exec  bool     // needs exec
+}
+
+// ExampleRepo is the repository the examples are about (the tests run them
+// on it).
+var ExampleRepo = map[string]string{
+	"go.mod":  "module example.com/app\n\ngo 1.26\n",
+	"main.go": "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(greeting())\n}\n\nfunc greeting() string {\n\treturn \"hello\"\n}\n",
+	"README.md": "# app\n\nSays hello.\n",
+	"internal/names/names.go": "package names\n\n// TODO: more names\nvar Names = []string{\"world\"}\n",
+}
+
+// Examples are the prompt's examples, in the order it shows them.
+var Examples = []Example{
+	{Title: "Read a file", Input: "<open go.mod>", Shows: []string{"=== FILE: go.mod ===", "module example.com/app", "=== END FILE ==="}},
+	{Title: "Read lines 9 to 11 of a file", Input: "<open main.go:9-11>", Shows: []string{"=== FILE: main.go (lines 9-11 of 11) ===", "func greeting() string {", "=== END FILE ==="}},
+	{Title: "List a directory (<list> alone lists the root; PATH/** lists everything under it)", Input: "<list internal/**>", Shows: []string{"=== LIST: internal/** ===", "internal/names/", "internal/names/names.go  65 bytes", "Entries: 2", "=== END LIST ==="}},
+	{Title: "Search the repository (a literal string; re:PATTERN for a regular expression)", Input: "<search TODO>", Shows: []string{"=== SEARCH: TODO ===", "internal/names/names.go:3: // TODO: more names", "Matches: 1 in 1 file", "=== END SEARCH ==="}},
+	{Title: "Change part of a file: each SEARCH must match exactly once; all blocks apply or none", Input: "<edit main.go>\n<<<<<<< SEARCH\n\treturn \"hello\"\n=======\n\treturn \"hello, world\"\n>>>>>>> REPLACE\n</edit>",
+		Shows: []string{"=== EDIT SUCCESSFUL: main.go ===", "Blocks applied: 1", "-\treturn \"hello\"", "+\treturn \"hello, world\"", "=== END DIFF ==="}},
+	{Title: "Write a whole file (created, or replaced)", Input: "<write docs/usage.md>\nRun `go run .`.\n</write>", Shows: []string{"=== WRITE SUCCESSFUL: docs/usage.md ===", "Action: CREATED"}},
+	{Title: "A failed command says why, with a code", Input: "<open missing.go>", Shows: []string{"=== ERROR: FILE_NOT_FOUND ===", "Message: no such file: missing.go"}},
+	{Title: "Run a command", Input: "<exec ls internal/names>", Shows: []string{"=== EXEC SUCCESSFUL: ls internal/names ===", "Exit code: 0", "Output:", "names.go", "=== END EXEC ==="}, Exec: true},
+}
+
+// errorCodes are the codes a model meets, with what to do about each.
+var errorCodes = [][2]string{
+	{"PATH_SECURITY", "the path leaves the repository, is excluded, or is the tool's own: do not retry it"},
+	{"FILE_NOT_FOUND", "nothing there: <list> the directory, or <search> for the name"},
+	{"IS_DIRECTORY / NOT_DIRECTORY", "use <list> for a directory, <open> for a file"},
+	{"BINARY_FILE", "the file is not text"},
+	{"RESOURCE_LIMIT", "over a size limit: read a file by ranges (PATH:N-M), change it with <edit>"},
+	{"INVALID_RANGE", "the range is past the end of the file: the message gives its line count"},
+	{"EDIT_NO_MATCH", "a SEARCH matched nothing: the Detail block shows the closest lines, with their numbers; copy them exactly"},
+	{"EDIT_AMBIGUOUS", "a SEARCH matched more than once: add lines around it until it is unique"},
+	{"EDIT_SYNTAX", "the blocks are malformed: markers on lines of their own, exactly as shown"},
+	{"PARSE_ERROR", "the command's text is malformed (a missing >, or a body never closed)"},
+	{"POLICY_DENIED", "a policy of the operator refused it: do not retry it"},
+}
+
+var execCodes = [][2]string{
+	{"EXEC_VALIDATION", "the command is not allowed: use a listed command, without shell syntax"},
+	{"EXEC_FAILED", "the command ran and failed: its output follows"},
+	{"EXEC_TIMEOUT", "the command was killed at the time limit"},
+}
+
+// Render returns the prompt for s, as "markdown" or "text".
+func Render(s Settings, format string) (string, error) {
+	var md bool
+	switch format {
+	case "markdown":
+		md = true
+	case "text":
+	default:
+		return "", fmt.Errorf("prompt: unknown format %q (markdown or text)", format)
+	}
+	var b strings.Builder
+	heading := func(h string) {
+		if md {
+			fmt.Fprintf(&b, "\n## %s\n\n", h)
+		} else {
+			fmt.Fprintf(&b, "\n%s\n%s\n\n", strings.ToUpper(h), strings.Repeat("=", len(h)))
+		}
+	}
+	code := func(text string) {
+		if md {
+			fmt.Fprintf(&b, "```\n%s\n```\n", text)
+		} else {
+			for _, l := range strings.Split(text, "\n") {
+				fmt.Fprintf(&b, "    %s\n", l)
+			}
+		}
+	}
+	item := func(format string, args ...any) { fmt.Fprintf(&b, "- "+format+"\n", args...) }
+
+	if md {
+		b.WriteString("# Working on the repository\n\n")
+	}
+	b.WriteString("You work on a code repository through commands written in your reply. " +
+		"Everything that is not a command is ignored. Each command runs in a sandbox that can reach only the repository, " +
+		"in the order written, and you get every result, framed as shown below, in the next message.\n")
+
+	heading("Commands")
+	item("`<open PATH>`: print a file. `<open PATH:N-M>` prints lines N to M (`PATH:N-` to the end, `PATH:N` one line) and the file's line count; use ranges for long files.")
+	item("`<list PATH>`: one level of a directory, directories first; `<list>` alone lists the root; `<list PATH/**>` everything under it (at most %d entries, the total always given).", s.MaxListEntries)
+	item("`<search TEXT>`: the lines of the repository's text files that hold TEXT; `<search re:PATTERN>` with a regular expression (RE2). At most %d lines are listed; the total is given.", s.MaxSearchResults)
+	item("`<edit PATH>` SEARCH/REPLACE blocks `</edit>`: change part of a file. Each SEARCH is whole lines of the file, found exactly once; all blocks apply or none. Prefer it to rewriting a file.")
+	item("`<write PATH>`CONTENT`</write>`: create or replace a whole file. One newline right after the opening tag is dropped; the rest is written exactly.")
+	item("A body that must hold `</write>` or `</edit>` uses a label: `<write:EOF PATH>`...`</write:EOF>`, `<edit:EOF PATH>`...`</edit:EOF>`.")
+	if x := s.Exec; x != nil {
+		item("`<exec COMMAND>`: run a command in the repository, in a fresh container with no network, killed after %s.", x.Timeout)
+		if len(x.Whitelist) == 1 && x.Whitelist[0] == "*" {
+			item("Any command may run.")
+		} else {
+			item("Allowed commands (a command must start with one of these): %s.", quoteAll(x.Whitelist))
+		}
+		if x.Shell {
+			item("Commands may be chained with `|`, `&&`, `||` and `;`; each must be allowed. No redirections (`>`).")
+		} else {
+			item("No shell: no pipes, `&&`, `;` or redirections; one command per `<exec>`.")
+		}
+		if x.Writable {
+			item("What a command changes in the repository is kept, but for what a write could not make (links, special files, excluded paths, .git); the result lists every changed file.")
+		} else {
+			item("A command may write, but its changes are discarded: change files with `<edit>` or `<write>`.")
+		}
+	}
+	item("Paths are relative to the repository root. Never reachable: %s, and anything outside the repository.", quoteAll(s.Excluded))
+
+	heading("Limits")
+	item("A file is read whole up to %s; larger ones by ranges.", size(s.MaxFileSize))
+	item("A write's content, and an edit's blocks, up to %s; an edited file up to %s.", size(s.MaxWriteSize), size(s.MaxFileSize))
+
+	heading("Results")
+	b.WriteString("Each command's result is framed by lines that begin with `=== `; no line of a file's content or a command's output begins so (such a line is shown with a `\\` in front). " +
+		"A file ends at `=== END FILE ===`; one without a final newline ends at `=== END FILE (no newline at end) ===`. A failed command shows `=== ERROR: CODE ===` and a `Message:` line.\n")
+
+	heading("Error codes")
+	codes := errorCodes
+	if s.Exec != nil {
+		codes = append(append([][2]string(nil), codes...), execCodes...)
+	}
+	for _, c := range codes {
+		item("`%s`: %s.", c[0], c[1])
+	}
+
+	heading("Examples")
+	for _, e := range Examples {
+		if e.Exec && s.Exec == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "%s:\n\n", e.Title)
+		code(e.Input)
+		b.WriteString("\nThe answer shows:\n\n")
+		code(strings.Join(e.Shows, "\n...\n"))
+		b.WriteString("\n")
+	}
+	return strings.TrimLeft(b.String(), "\n"), nil
+}
+
+func quoteAll(list []string) string {
+	if len(list) == 0 {
+		return "none"
+	}
+	q := make([]string, len(list))
+	for i, s := range list {
+		q[i] = "`" + s + "`"
+	}
+	return strings.Join(q, ", ")
+}
+
+// size prints a byte count as the configuration writes it.
+func size(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

@@ -1,0 +1,93 @@
+package prompt_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/llm-runtime/llm-runtime/output"
+	"github.com/llm-runtime/llm-runtime/prompt"
+	"github.com/llm-runtime/llm-runtime/runner"
+	"github.com/llm-runtime/llm-runtime/sandbox"
+)
+
+// run runs input through the parser, the runner and a local sandbox on a
+// fresh copy of the example repository, and returns the text output.
+func run(t *testing.T, input string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range prompt.ExampleRepo {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sb, err := sandbox.NewLocal(dir, sandbox.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	var out bytes.Buffer
+	rep, _ := output.New("text", &out)
+	r := &runner.Runner{Sandbox: sb, Report: rep, MaxWriteSize: sandbox.DefaultMaxWriteSize, Roots: []string{dir}}
+	if _, err := r.Run(context.Background(), strings.NewReader(input)); err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
+}
+
+// TestExamplesShowWhatThePromptSays runs every example but exec's (the
+// end-to-end tests run that one in a container) and checks that the
+// answer shows the lines the prompt says, in order.
+func TestExamplesShowWhatThePromptSays(t *testing.T) {
+	for _, e := range prompt.Examples {
+		if e.Exec {
+			continue
+		}
+		t.Run(e.Title, func(t *testing.T) {
+			out := run(t, e.Input)
+			rest := out
+			for _, want := range e.Shows {
+				i := strings.Index(rest, want+"\n")
+				if i < 0 {
+					t.Fatalf("the answer lacks %q (after the lines before it):\n%s", want, out)
+				}
+				rest = rest[i+len(want):]
+			}
+		})
+	}
+}
+
+func TestRenderSaysWhatIsConfigured(t *testing.T) {
+	s := prompt.Settings{MaxFileSize: 1 << 20, MaxWriteSize: 100 << 10, MaxSearchResults: 100, MaxListEntries: 1000, Excluded: []string{".git", ".env"}}
+	for _, format := range []string{"markdown", "text"} {
+		p, err := prompt.Render(s, format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"<open PATH:N-M>", "<edit PATH>", "<list>", "`.git`, `.env`", "1 MiB", "100 KiB", "EDIT_NO_MATCH", "<open main.go:9-11>"} {
+			if !strings.Contains(p, want) {
+				t.Errorf("%s: no %q", format, want)
+			}
+		}
+		for _, not := range []string{"<exec", "EXEC_"} {
+			if strings.Contains(p, not) {
+				t.Errorf("%s: exec is off, but the prompt says %q", format, not)
+			}
+		}
+	}
+	s.Exec = &prompt.Exec{Whitelist: []string{"go test", "ls"}, Timeout: 30_000_000_000}
+	p, _ := prompt.Render(s, "markdown")
+	for _, want := range []string{"<exec COMMAND>", "`go test`, `ls`", "killed after 30s", "No shell", "discarded", "EXEC_VALIDATION", "<exec ls internal/names>"} {
+		if !strings.Contains(p, want) {
+			t.Errorf("with exec: no %q", want)
+		}
+	}
+	if _, err := prompt.Render(s, "html"); err == nil {
+		t.Error("an unknown format was accepted")
+	}
+}
