@@ -43,9 +43,9 @@ type Example struct {
 // ExampleRepo is the repository the examples are about (the tests run them
 // on it).
 var ExampleRepo = map[string]string{
-	"go.mod":  "module example.com/app\n\ngo 1.26\n",
-	"main.go": "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(greeting())\n}\n\nfunc greeting() string {\n\treturn \"hello\"\n}\n",
-	"README.md": "# app\n\nSays hello.\n",
+	"go.mod":                  "module example.com/app\n\ngo 1.26\n",
+	"main.go":                 "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(greeting())\n}\n\nfunc greeting() string {\n\treturn \"hello\"\n}\n",
+	"README.md":               "# app\n\nSays hello.\n",
 	"internal/names/names.go": "package names\n\n// TODO: more names\nvar Names = []string{\"world\"}\n",
 }
 
