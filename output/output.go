@@ -195,6 +195,19 @@ func (t *Text) Result(r *Result) error {
 		if s.Truncated() {
 			fmt.Fprintf(w, " (showing the first %d)", len(s.Matches))
 		}
+		var skipped []string
+		if s.SkippedLarge > 0 {
+			skipped = append(skipped, fmt.Sprintf("%d too large (over security.max_file_size; open them by ranges)", s.SkippedLarge))
+		}
+		if s.SkippedBinary > 0 {
+			skipped = append(skipped, fmt.Sprintf("%d binary", s.SkippedBinary))
+		}
+		if s.Ignored > 0 {
+			skipped = append(skipped, fmt.Sprintf("%d ignored (.gitignore)", s.Ignored))
+		}
+		if len(skipped) > 0 {
+			fmt.Fprintf(w, "\nSkipped: %s", strings.Join(skipped, ", "))
+		}
 		if s.Partial != "" {
 			fmt.Fprintf(w, "\nPartial: %s", parser.Printable(s.Partial))
 		}
@@ -491,6 +504,11 @@ type Record struct {
 	FilesMatched  *int    `json:"files_matched,omitempty"`
 	Truncated     bool    `json:"truncated,omitempty"`
 	Partial       string  `json:"partial,omitempty"` // why a search stopped early (search.timeout)
+	// A search's scope (the glob after " in "), and the files it left
+	// out: over security.max_file_size, binary, .gitignored.
+	Scope         string  `json:"scope,omitempty"`
+	SkippedLarge  int     `json:"skipped_large,omitempty"`
+	SkippedBinary int     `json:"skipped_binary,omitempty"`
 	ExitCode      *int    `json:"exit_code,omitempty"`
 	Output        *string `json:"output,omitempty"`
 	// Changes are the files an exec changed and what became of each:
@@ -557,6 +575,7 @@ func (j *JSONL) Result(r *Result) error {
 	case r.Search != nil:
 		s := r.Search
 		rec.Query, rec.TotalMatches, rec.FilesMatched, rec.Truncated, rec.Partial = s.Query, &s.Total, &s.Files, s.Truncated(), s.Partial
+		rec.Scope, rec.SkippedLarge, rec.SkippedBinary, rec.Ignored = s.Scope, s.SkippedLarge, s.SkippedBinary, s.Ignored
 		rec.Matches = make([]Match, len(s.Matches))
 		for i, m := range s.Matches {
 			rec.Matches[i] = Match(m)

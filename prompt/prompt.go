@@ -55,6 +55,7 @@ var Examples = []Example{
 	{Title: "Read lines 9 to 11 of a file", Input: "<open main.go:9-11>", Shows: []string{"=== FILE: main.go (lines 9-11 of 11) ===", "func greeting() string {", "=== END FILE ==="}},
 	{Title: "List a directory (<list> alone lists the root; PATH/** lists everything under it)", Input: "<list internal/**>", Shows: []string{"=== LIST: internal/** ===", "internal/names/", "internal/names/names.go  65 bytes", "Entries: 2", "=== END LIST ==="}},
 	{Title: "Search the repository (a literal string; re:PATTERN for a regular expression)", Input: "<search TODO>", Shows: []string{"=== SEARCH: TODO ===", "internal/names/names.go:3: // TODO: more names", "Matches: 1 in 1 file", "=== END SEARCH ==="}},
+	{Title: "Search some files only", Input: "<search func in *.go>", Shows: []string{"=== SEARCH: func in *.go ===", "main.go:5: func main() {", "main.go:9: func greeting() string {", "Matches: 2 in 1 file", "=== END SEARCH ==="}},
 	{Title: "Change part of a file: each SEARCH must match exactly once; all blocks apply or none", Input: "<edit main.go>\n<<<<<<< SEARCH\n\treturn \"hello\"\n=======\n\treturn \"hello, world\"\n>>>>>>> REPLACE\n</edit>",
 		Shows: []string{"=== EDIT SUCCESSFUL: main.go ===", "Blocks applied: 1", "-\treturn \"hello\"", "+\treturn \"hello, world\"", "=== END DIFF ==="}},
 	{Title: "Write a whole file (created, or replaced)", Input: "<write docs/usage.md>\nRun `go run .`.\n</write>", Shows: []string{"=== WRITE SUCCESSFUL: docs/usage.md ===", "Action: CREATED"}},
@@ -122,7 +123,7 @@ func Render(s Settings, format string) (string, error) {
 	heading("Commands")
 	item("`<open PATH>`: print a file. `<open PATH:N-M>` prints lines N to M (`PATH:N-` to the end, `PATH:N` one line) and the file's line count; use ranges for long files.")
 	item("`<list PATH>`: one level of a directory, directories first; `<list>` alone lists the root; `<list PATH/**>` everything under it (at most %d entries, the total always given).", s.MaxListEntries)
-	item("`<search TEXT>`: the lines of the repository's text files that hold TEXT; `<search re:PATTERN>` with a regular expression (RE2). At most %d lines are listed; the total is given.", s.MaxSearchResults)
+	item("`<search TEXT>`: the lines of the repository's text files that hold TEXT; `<search re:PATTERN>` with a regular expression (RE2); `<search TEXT in GLOB>` only in the files GLOB names (`src/`, `src/**/*.go`, `*_test.go`); `<search \"TEXT\">` keeps TEXT exactly, spaces included. At most %d lines are listed; the total is given.", s.MaxSearchResults)
 	item("`<edit PATH>` SEARCH/REPLACE blocks `</edit>`: change part of a file. Each SEARCH is whole lines of the file, found exactly once; all blocks apply or none. Prefer it to rewriting a file.")
 	item("`<write PATH>`CONTENT`</write>`: create or replace a whole file. One newline right after the opening tag is dropped; the rest is written exactly.")
 	item("A body that must hold `</write>` or `</edit>` uses a label: `<write:EOF PATH>`...`</write:EOF>`, `<edit:EOF PATH>`...`</edit:EOF>`.")

@@ -181,6 +181,13 @@ type SearchResult struct {
 	Matches []Match // at most Limits.MaxSearchResults, in path then line order
 	Total   int     // every matching line, including those not listed
 	Files   int     // files with at least one match
+	// Scope is the glob the search was restricted to ("" for all).
+	Scope string `json:",omitempty"`
+	// Files left out, counted: over security.max_file_size, binary, and
+	// .gitignored (an ignored directory counts once).
+	SkippedLarge  int `json:",omitempty"`
+	SkippedBinary int `json:",omitempty"`
+	Ignored       int `json:",omitempty"`
 	// Partial, if set, says why the search stopped before it had looked
 	// at every file (search.timeout); the counts cover what it looked at.
 	Partial string `json:",omitempty"`

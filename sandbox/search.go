@@ -32,12 +32,16 @@ func (w *Workspace) Search(ctx context.Context, query string) (*SearchResult, er
 
 // SearchWith is Search with the options o: files of o.Skip are left out,
 // and o.ListFiles lists every file with a match.
-func (w *Workspace) SearchWith(ctx context.Context, query string, o Options) (*SearchResult, error) {
+func (w *Workspace) SearchWith(ctx context.Context, arg string, o Options) (*SearchResult, error) {
+	query, scope, err := ParseSearch(arg)
+	if err != nil {
+		return nil, err
+	}
 	match, err := compileQuery(query)
 	if err != nil {
 		return nil, err
 	}
-	res := &SearchResult{Query: query}
+	res := &SearchResult{Query: arg, Scope: scope}
 	fd, err := openat(w.rootFD, ".", unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
 		return nil, osError(err, ".")
@@ -45,6 +49,11 @@ func (w *Workspace) SearchWith(ctx context.Context, query string, o Options) (*S
 	ign := newIgnorer()
 	ign.enter(".", w.readInternal(".git", "info", "exclude"), readIgnoreFile(fd, ".gitignore"))
 	sc := &searcher{ign: ign, match: match, res: res, list: o.ListFiles}
+	if scope != "" {
+		if sc.scope, sc.scopeDir, err = compileScope(scope); err != nil {
+			return nil, err
+		}
+	}
 	if d := w.limits.SearchTimeout; d > 0 {
 		sc.deadline = time.Now().Add(d)
 	}
@@ -75,6 +84,8 @@ type searcher struct {
 	deadline time.Time       // Limits.SearchTimeout from the start; zero: none
 	files    int             // files searched
 	dir      []string        // the components of the directory being searched
+	scope    *regexp.Regexp  // the files searched, when restricted
+	scopeDir string          // the directory the scope's matches are all under ("" anywhere)
 }
 
 // errSearchTimeout stops a search at Limits.SearchTimeout.
@@ -109,7 +120,11 @@ func (w *Workspace) searchDir(ctx context.Context, dirfd int, rel string, sc *se
 		}
 		switch {
 		case e.IsDir():
+			if sc.scopeDir != "" && !strings.HasPrefix(sc.scopeDir+"/", child+"/") && !strings.HasPrefix(child+"/", sc.scopeDir+"/") {
+				continue // nothing under it is in scope
+			}
 			if ign.ignored(child, true) {
+				sc.res.Ignored++
 				continue
 			}
 			cfd, err := openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
@@ -124,9 +139,14 @@ func (w *Workspace) searchDir(ctx context.Context, dirfd int, rel string, sc *se
 				return err
 			}
 		case e.Type().IsRegular():
-			if !ign.ignored(child, false) && !sc.skip[child] {
-				w.searchFile(dirfd, name, child, sc)
+			if sc.scope != nil && !sc.scope.MatchString(child) || sc.skip[child] {
+				continue
 			}
+			if ign.ignored(child, false) {
+				sc.res.Ignored++
+				continue
+			}
+			w.searchFile(dirfd, name, child, sc)
 		}
 	}
 	return nil
@@ -139,20 +159,115 @@ const maxIgnoreFile = 1 << 20
 // link, if it holds at most max bytes; otherwise, or if it cannot be read,
 // it returns false.
 func readRegular(dirfd int, name string, max int64) ([]byte, bool) {
+	b, err := readRegularErr(dirfd, name, max)
+	return b, err == nil
+}
+
+// errTooLarge is readRegularErr's error for a file over its limit.
+var errTooLarge = errors.New("too large")
+
+// readRegularErr is readRegular that says why it read nothing: errTooLarge,
+// or another error (not a regular file, gone, unreadable).
+func readRegularErr(dirfd int, name string, max int64) ([]byte, error) {
 	fd, err := openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
 	if err != nil {
-		return nil, false // swapped for a link, gone, or unreadable
+		return nil, err // swapped for a link, gone, or unreadable
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
-	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > max {
-		return nil, false
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, errSkip
+	}
+	if st.Size > max {
+		return nil, errTooLarge
 	}
 	b, err := readAll(fd, max+1, st.Size)
-	if err != nil || int64(len(b)) > max { // it grew while we read
-		return nil, false
+	if err != nil {
+		return nil, err
 	}
-	return b, true
+	if int64(len(b)) > max { // it grew while we read
+		return nil, errTooLarge
+	}
+	return b, nil
+}
+
+// ParseSearch splits a search's argument into the query and the scope:
+//
+//	TODO                  TODO, everywhere
+//	TODO in src/          TODO, in files under src
+//	TODO in src/**/*.go   TODO, in the .go files under src
+//	TODO in *_test.go     TODO, in files of that name at any depth
+//	"  func "             "  func " exactly, spaces kept
+//	"x in y" in *.md      "x in y", in .md files
+//
+// " in GLOB" at the end is a scope when GLOB is one word holding a "/",
+// "*", "?" or "."; otherwise it is part of the query ("for k in keys").
+// A query in double quotes is taken as it is, between them.
+func ParseSearch(arg string) (query, scope string, err error) {
+	rest := arg
+	if strings.HasPrefix(arg, `"`) {
+		end := strings.LastIndex(arg, `"`)
+		if i := strings.LastIndex(arg, `" in `); i > 0 && isScope(arg[i+len(`" in `):]) {
+			end = i
+		}
+		if end <= 0 {
+			return "", "", Errorf(CodeInvalidQuery, "the quoted query has no closing quote; write <search \"TEXT\"> or <search \"TEXT\" in GLOB>")
+		}
+		query, rest = arg[1:end], arg[end+1:]
+		if rest == "" {
+			return query, "", nil
+		}
+		s, ok := strings.CutPrefix(rest, " in ")
+		if !ok || !isScope(s) {
+			return "", "", Errorf(CodeInvalidQuery, "after the quoted query comes nothing, or \" in GLOB\"; not %q", rest)
+		}
+		return query, s, nil
+	}
+	if i := strings.LastIndex(arg, " in "); i > 0 && isScope(arg[i+len(" in "):]) {
+		return arg[:i], arg[i+len(" in "):], nil
+	}
+	return arg, "", nil
+}
+
+// isScope says whether s reads as a path or a glob: one word with a "/",
+// "*", "?" or ".".
+func isScope(s string) bool {
+	return s != "" && !strings.ContainsAny(s, " \t") && strings.ContainsAny(s, "/*?.")
+}
+
+// compileScope compiles a search's scope: a glob of repository-relative
+// paths ("**" any depth, "*" and "?" within a name), anchored at the root
+// when it holds a "/", and matching a file's name at any depth otherwise;
+// "DIR/" is everything under DIR. It also returns the directory that holds
+// every match, so the search goes nowhere else.
+func compileScope(g string) (*regexp.Regexp, string, error) {
+	g = strings.TrimPrefix(g, "./")
+	if strings.HasSuffix(g, "/") {
+		g += "**"
+	}
+	anchored := strings.Contains(g, "/")
+	re, err := regexp.Compile(globRegexp(g, anchored))
+	if err != nil {
+		return nil, "", Errorf(CodeInvalidQuery, "bad scope %q: %v", g, err)
+	}
+	dir := ""
+	if anchored {
+		var lit []string
+		for _, c := range strings.Split(g, "/") {
+			if strings.ContainsAny(c, "*?[\\") {
+				break
+			}
+			lit = append(lit, c)
+		}
+		if len(lit) == len(strings.Split(g, "/")) {
+			lit = lit[:len(lit)-1] // a file's path: its directory
+		}
+		dir = strings.Join(lit, "/")
+	}
+	return re, dir, nil
 }
 
 // readIgnoreFile reads the .gitignore-style file name in dirfd, or nil.
@@ -203,8 +318,15 @@ func compileQuery(q string) (func([]byte) bool, error) {
 func (w *Workspace) searchFile(dirfd int, name, rel string, sc *searcher) {
 	match, res := sc.match, sc.res
 	sc.files++
-	data, ok := readRegular(dirfd, name, w.limits.MaxFileSize)
-	if !ok || isBinary(data) {
+	data, err := readRegularErr(dirfd, name, w.limits.MaxFileSize)
+	switch {
+	case errors.Is(err, errTooLarge):
+		res.SkippedLarge++
+		return
+	case err != nil:
+		return
+	case isBinary(data):
+		res.SkippedBinary++
 		return
 	}
 	found := false

@@ -693,6 +693,35 @@ func testSearch(t *testing.T, newSandbox Factory) {
 	if strings.Contains(strings.Join(got, ""), Secret) {
 		t.Fatal("search followed a symlink out of the repository")
 	}
+	// What was left out is counted: the fixture's big.txt and this test's
+	// over-limit.txt, its bin.dat and bin2.dat, and ignored.log, build/
+	// and b/local.txt.
+	if res.SkippedLarge != 2 || res.SkippedBinary != 2 || res.Ignored != 3 {
+		t.Fatalf("skipped: %d too large, %d binary, %d ignored; want 2, 2, 3", res.SkippedLarge, res.SkippedBinary, res.Ignored)
+	}
+	// A scope restricts the search, and a quoted query keeps its spaces.
+	for q, want := range map[string]string{
+		"TODO in b/":            "b/b.go:1 b/deep/c.txt:1 b/keep.log:1",
+		"TODO in b/deep/*.txt":  "b/deep/c.txt:1",
+		"TODO in *.go":          "a.go:2 b/b.go:1",
+		"TODO in a.go":          "a.go:2",
+		`"TODO three" in b/**`:  "b/deep/c.txt:1",
+		`" todo"`:               "b/b.go:2",
+		"TODO in nowhere/":      "",
+		"TODO in ../outside/**": "",
+	} {
+		r, err := sb.Search(ctx, q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		var at []string
+		for _, m := range r.Matches {
+			at = append(at, fmt.Sprintf("%s:%d", m.Path, m.Line))
+		}
+		if got := strings.Join(at, " "); got != want {
+			t.Errorf("<search %s>: %s, want %s", q, got, want)
+		}
+	}
 
 	res, err = sb.Search(ctx, "re:^foo[0-9]+$|^bar")
 	if err != nil {
