@@ -120,3 +120,46 @@ func BenchmarkList10k(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSearchTree searches the tree in $LLM_RUNTIME_SEARCH_TREE (a
+// generated one of 2,000 files, 25 MB, when unset) for a literal, to
+// compare with `rg -n` on the same tree.
+func BenchmarkSearchTree(b *testing.B) {
+	dir := os.Getenv("LLM_RUNTIME_SEARCH_TREE")
+	if dir == "" {
+		dir = b.TempDir()
+		line := []byte("\tfunc return err nil if for range value key map string int package import\n")
+		for d := range 100 {
+			for f := range 20 {
+				var buf bytes.Buffer
+				for i := 0; buf.Len() < 12500; i++ {
+					buf.Write(line)
+					if (d*20+f+i)%300 == 0 {
+						buf.WriteString("\tneedle_here\n")
+					}
+				}
+				p := filepath.Join(dir, fmt.Sprintf("pkg%03d/f%02d.go", d, f))
+				os.MkdirAll(filepath.Dir(p), 0o755)
+				os.WriteFile(p, buf.Bytes(), 0o644)
+			}
+		}
+	}
+	ws, err := OpenWorkspace(dir, Limits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ws.Close()
+	for b.Loop() {
+		r, err := ws.Search(context.Background(), cmpOr(os.Getenv("LLM_RUNTIME_SEARCH_QUERY"), "needle_here"))
+		if err != nil || r.Total == 0 {
+			b.Fatal(r, err)
+		}
+	}
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -112,6 +112,7 @@ func globRegexp(g string, anchored bool) string {
 // files then (enter), read on the descriptor it walks.
 type ignorer struct {
 	rules map[string][]ignoreRule // by directory ("." for the root)
+	n     int                     // directories with rules
 }
 
 func newIgnorer() *ignorer { return &ignorer{rules: map[string][]ignoreRule{}} }
@@ -123,6 +124,12 @@ func (g *ignorer) enter(dir string, files ...[]byte) {
 	for _, f := range files {
 		r = append(r, parseGitignore(f)...)
 	}
+	if len(g.rules[dir]) > 0 {
+		g.n--
+	}
+	if len(r) > 0 {
+		g.n++
+	}
 	g.rules[dir] = r
 }
 
@@ -130,14 +137,11 @@ func (g *ignorer) enter(dir string, files ...[]byte) {
 // not descend into ignored directories, so only rel itself is checked; the
 // last matching rule, from the deepest .gitignore, decides.
 func (g *ignorer) ignored(rel string, isDir bool) bool {
-	comps := strings.Split(rel, "/")
+	if g.n == 0 {
+		return false // no rules anywhere: the common case, without a cost
+	}
 	ignored := false
-	for depth := 0; depth < len(comps); depth++ {
-		dir := "."
-		if depth > 0 {
-			dir = strings.Join(comps[:depth], "/")
-		}
-		sub := strings.Join(comps[depth:], "/")
+	check := func(dir, sub string) {
 		for _, r := range g.rules[dir] {
 			if r.dirOnly && !isDir {
 				continue
@@ -145,6 +149,12 @@ func (g *ignorer) ignored(rel string, isDir bool) bool {
 			if r.re.MatchString(sub) {
 				ignored = !r.negate
 			}
+		}
+	}
+	check(".", rel)
+	for i := 0; i < len(rel); i++ {
+		if rel[i] == '/' {
+			check(rel[:i], rel[i+1:])
 		}
 	}
 	return ignored

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -37,7 +40,7 @@ func (w *Workspace) SearchWith(ctx context.Context, arg string, o Options) (*Sea
 	if err != nil {
 		return nil, err
 	}
-	match, err := compileQuery(query)
+	match, lit, err := compileQuery(query)
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +51,8 @@ func (w *Workspace) SearchWith(ctx context.Context, arg string, o Options) (*Sea
 	}
 	ign := newIgnorer()
 	ign.enter(".", w.readInternal(".git", "info", "exclude"), readIgnoreFile(fd, ".gitignore"))
-	sc := &searcher{ign: ign, match: match, res: res, list: o.ListFiles}
+	sc := &searcher{ign: ign, match: match, lit: lit, res: res, list: o.ListFiles, max: w.limits.MaxSearchResults, maxLine: w.limits.MaxLineLength, maxSize: w.limits.MaxFileSize}
+	sc.start()
 	if scope != "" {
 		if sc.scope, sc.scopeDir, err = compileScope(scope); err != nil {
 			return nil, err
@@ -63,7 +67,9 @@ func (w *Workspace) SearchWith(ctx context.Context, arg string, o Options) (*Sea
 			sc.skip[p] = true
 		}
 	}
-	if err := w.searchDir(ctx, fd, ".", sc); errors.Is(err, errSearchTimeout) {
+	err = w.searchDir(ctx, fd, ".", sc)
+	sc.finish()
+	if errors.Is(err, errSearchTimeout) {
 		res.Partial = fmt.Sprintf("stopped at search.timeout (%s) after %d files; a narrower query, or a larger search.timeout, searches the rest", w.limits.SearchTimeout, sc.files)
 	} else if err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -86,6 +92,69 @@ type searcher struct {
 	dir      []string        // the components of the directory being searched
 	scope    *regexp.Regexp  // the files searched, when restricted
 	scopeDir string          // the directory the scope's matches are all under ("" anywhere)
+	lit      []byte          // a literal query's bytes; nil for a regular expression
+	max      int             // Limits.MaxSearchResults
+	maxLine  int             // Limits.MaxLineLength
+	maxSize  int64           // Limits.MaxFileSize
+
+	// Files are opened by the walk, in order, and read and matched by as
+	// many workers as the runtime has processors; their results are put
+	// together in the walk's order at the end.
+	jobs    chan *fileJob
+	done    []*fileJob
+	workers sync.WaitGroup
+}
+
+// fileJob is one file of a search: opened by the walk, searched by a worker.
+type fileJob struct {
+	rel     string
+	dir     *dirRef
+	name    string
+	fd      int
+	matches []Match // at most the search's max
+	total   int
+	large   bool
+	binary  bool
+}
+
+func (sc *searcher) start() {
+	sc.jobs = make(chan *fileJob, 64)
+	for range runtime.GOMAXPROCS(0) {
+		sc.workers.Add(1)
+		go func() {
+			defer sc.workers.Done()
+			buf := make([]byte, 0, 64<<10)
+			for j := range sc.jobs {
+				buf = sc.search(j, buf)
+			}
+		}()
+	}
+}
+
+// finish waits for the workers and puts their results together.
+func (sc *searcher) finish() {
+	close(sc.jobs)
+	sc.workers.Wait()
+	res := sc.res
+	for _, j := range sc.done {
+		switch {
+		case j.large:
+			res.SkippedLarge++
+		case j.binary:
+			res.SkippedBinary++
+		case j.total > 0:
+			res.Total += j.total
+			res.Files++
+			for _, m := range j.matches {
+				if len(res.Matches) < sc.max {
+					res.Matches = append(res.Matches, m)
+				}
+			}
+			if sc.list && len(res.MatchedFiles) < MaxMatchedFiles {
+				res.MatchedFiles = append(res.MatchedFiles, j.rel)
+			}
+		}
+	}
 }
 
 // errSearchTimeout stops a search at Limits.SearchTimeout.
@@ -102,6 +171,23 @@ func (w *Workspace) searchDir(ctx context.Context, dirfd int, rel string, sc *se
 		return err
 	} // elsewhere, an unreadable directory is skipped, as grep -s would
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	if rel != "." { // the root's rules were read first
+		for _, e := range entries {
+			if e.Name() == ".gitignore" {
+				ign.enter(rel, readIgnoreFile(dirfd, ".gitignore"))
+				break
+			}
+		}
+	}
+	// The files are opened by the workers, relative to a descriptor of
+	// this directory that lives as long as any of them needs it.
+	dfd, err := unix.FcntlInt(uintptr(dirfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return osError(err, rel)
+	}
+	ref := &dirRef{fd: dfd}
+	ref.refs.Store(1)
+	defer ref.release()
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -131,7 +217,6 @@ func (w *Workspace) searchDir(ctx context.Context, dirfd int, rel string, sc *se
 			if err != nil {
 				continue // swapped for a link, gone, or unreadable
 			}
-			ign.enter(child, readIgnoreFile(cfd, ".gitignore"))
 			sc.dir = append(sc.dir, name)
 			err = w.searchDir(ctx, cfd, child, sc)
 			sc.dir = sc.dir[:len(sc.dir)-1]
@@ -146,7 +231,11 @@ func (w *Workspace) searchDir(ctx context.Context, dirfd int, rel string, sc *se
 				sc.res.Ignored++
 				continue
 			}
-			w.searchFile(dirfd, name, child, sc)
+			sc.files++
+			ref.refs.Add(1)
+			j := &fileJob{rel: child, dir: ref, name: name, fd: -1}
+			sc.done = append(sc.done, j)
+			sc.jobs <- j
 		}
 	}
 	return nil
@@ -297,7 +386,17 @@ func (w *Workspace) readInternal(comps ...string) []byte {
 	return readIgnoreFile(dirfd, comps[len(comps)-1])
 }
 
-func compileQuery(q string) (func([]byte) bool, error) {
+// compileQuery returns the line matcher of a query, and for a literal its
+// bytes (a whole file is scanned for them at once).
+func compileQuery(q string) (func([]byte) bool, []byte, error) {
+	match, err := compileMatcher(q)
+	if err != nil || strings.HasPrefix(q, "re:") {
+		return match, nil, err
+	}
+	return match, []byte(q), nil
+}
+
+func compileMatcher(q string) (func([]byte) bool, error) {
 	if pat, ok := strings.CutPrefix(q, "re:"); ok {
 		if pat == "" {
 			return nil, Errorf(CodeInvalidQuery, "empty regular expression after re:")
@@ -315,21 +414,61 @@ func compileQuery(q string) (func([]byte) bool, error) {
 	return func(line []byte) bool { return bytes.Contains(line, lit) }, nil
 }
 
-func (w *Workspace) searchFile(dirfd int, name, rel string, sc *searcher) {
-	match, res := sc.match, sc.res
-	sc.files++
-	data, err := readRegularErr(dirfd, name, w.limits.MaxFileSize)
-	switch {
-	case errors.Is(err, errTooLarge):
-		res.SkippedLarge++
-		return
-	case err != nil:
-		return
-	case isBinary(data):
-		res.SkippedBinary++
-		return
+// dirRef is a directory descriptor shared by the jobs of its files.
+type dirRef struct {
+	fd   int
+	refs atomic.Int32
+}
+
+func (d *dirRef) release() {
+	if d.refs.Add(-1) == 0 {
+		unix.Close(d.fd)
 	}
-	found := false
+}
+
+// search reads and searches the file of j, and closes it; buf is the
+// worker's buffer, returned for the next file.
+func (sc *searcher) search(j *fileJob, buf []byte) []byte {
+	fd, err := openat(j.dir.fd, j.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
+	j.dir.release()
+	if err != nil {
+		return buf // swapped for a link, gone, or unreadable
+	}
+	j.fd = fd
+	defer unix.Close(j.fd)
+	var st unix.Stat_t
+	if unix.Fstat(j.fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return buf
+	}
+	if st.Size > sc.maxSize {
+		j.large = true
+		return buf
+	}
+	if int64(cap(buf)) < st.Size+1 {
+		buf = make([]byte, 0, st.Size+1)
+	}
+	data, err := readInto(j.fd, buf[:0], sc.maxSize+1)
+	if err != nil {
+		return buf
+	}
+	if int64(len(data)) > sc.maxSize { // it grew while we read
+		j.large = true
+		return data
+	}
+	if isBinary(data) {
+		j.binary = true
+		return data
+	}
+	emit := func(n int, line []byte) {
+		j.total++
+		if len(j.matches) < sc.max {
+			j.matches = append(j.matches, Match{Path: j.rel, Line: n, Text: cut(line, sc.maxLine)})
+		}
+	}
+	if sc.lit != nil {
+		searchLiteral(data, sc.lit, emit)
+		return data
+	}
 	for n := 1; len(data) > 0; n++ {
 		line := data
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
@@ -338,21 +477,60 @@ func (w *Workspace) searchFile(dirfd int, name, rel string, sc *searcher) {
 			data = nil
 		}
 		line = bytes.TrimSuffix(line, []byte{'\r'})
-		if !match(line) {
+		if sc.match(line) {
+			emit(n, line)
+		}
+	}
+	return buf
+}
+
+// searchLiteral finds the lines of data that hold lit, from one scan of
+// the whole of it for lit (and of the stretches between hits for line
+// breaks), not line by line: most files hold no match.
+func searchLiteral(data, lit []byte, emit func(n int, line []byte)) {
+	n, start := 1, 0 // the line number of data[start:], a line's start
+	for start < len(data) {
+		i := bytes.Index(data[start:], lit)
+		if i < 0 {
+			return
+		}
+		at := start + i
+		ls := start
+		if k := bytes.LastIndexByte(data[start:at], '\n'); k >= 0 {
+			n += bytes.Count(data[start:start+k+1], []byte{'\n'})
+			ls = start + k + 1
+		}
+		le := len(data)
+		if k := bytes.IndexByte(data[at:], '\n'); k >= 0 {
+			le = at + k
+		}
+		line := bytes.TrimSuffix(data[ls:le], []byte{'\r'})
+		if bytes.Contains(line, lit) { // not only across the CR
+			emit(n, line)
+		}
+		start, n = le+1, n+1
+	}
+}
+
+// readInto reads fd to its end, or to max bytes, into buf.
+func readInto(fd int, buf []byte, max int64) ([]byte, error) {
+	for int64(len(buf)) < max {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):min(int64(cap(buf)), max)])
+		if err == unix.EINTR {
 			continue
 		}
-		found = true
-		res.Total++
-		if len(res.Matches) < w.limits.MaxSearchResults {
-			res.Matches = append(res.Matches, Match{Path: rel, Line: n, Text: cut(line, w.limits.MaxLineLength)})
+		if err != nil {
+			return nil, err
 		}
-	}
-	if found {
-		res.Files++
-		if sc.list && len(res.MatchedFiles) < MaxMatchedFiles {
-			res.MatchedFiles = append(res.MatchedFiles, rel)
+		if n == 0 {
+			break
 		}
+		buf = buf[:len(buf)+n]
 	}
+	return buf, nil
 }
 
 // cut shortens a line to at most n bytes, on a rune boundary, marking the cut.
