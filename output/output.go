@@ -186,10 +186,29 @@ func (t *Text) Result(r *Result) error {
 		s := r.Search
 		fmt.Fprintf(w, "=== SEARCH: %s ===\n", parser.Printable(s.Query))
 		var line []byte
-		for _, m := range s.Matches {
-			line = fmt.Appendf(line[:0], "%s:%d: %s", parser.Printable(m.Path), m.Line, m.Text)
+		// With context (-C N), as grep prints it: "path-N- text" around
+		// "path:N: text", each line once, "--" between groups apart.
+		lastPath, lastLine, grouped := "", 0, hasContext(s)
+		put := func(path string, n int, sep byte, text string) {
+			if path == lastPath && n <= lastLine {
+				return
+			}
+			if grouped && lastPath != "" && (path != lastPath || n > lastLine+1) {
+				w.WriteString("--\n")
+			}
+			line = fmt.Appendf(line[:0], "%s%c%d%c %s", parser.Printable(path), sep, n, sep, text)
 			writeEscaped(w, line)
 			w.WriteByte('\n')
+			lastPath, lastLine = path, n
+		}
+		for _, m := range s.Matches {
+			for i, b := range m.Before {
+				put(m.Path, m.Line-len(m.Before)+i, '-', b)
+			}
+			put(m.Path, m.Line, ':', m.Text)
+			for i, a := range m.After {
+				put(m.Path, m.Line+1+i, '-', a)
+			}
 		}
 		fmt.Fprintf(w, "Matches: %d in %d %s", s.Total, s.Files, plural(s.Files, "file", "files"))
 		if s.Truncated() {
@@ -323,6 +342,16 @@ func list(w *bufio.Writer, l *sandbox.ListResult) {
 		fmt.Fprintf(w, "; left out: %s", strings.Join(out, ", "))
 	}
 	w.WriteString("\n=== END LIST ===\n")
+}
+
+// hasContext says whether a search asked for lines of context.
+func hasContext(s *sandbox.SearchResult) bool {
+	for _, m := range s.Matches {
+		if len(m.Before) > 0 || len(m.After) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // rangeOf is the part of a FILE line that gives the range of lines read:
@@ -524,6 +553,9 @@ type Match struct {
 	Path string `json:"path"`
 	Line int    `json:"line"`
 	Text string `json:"text"`
+	// The lines before and after it, for a search with context (-C N).
+	Before []string `json:"before,omitempty"`
+	After  []string `json:"after,omitempty"`
 }
 
 // Error is a failed command.

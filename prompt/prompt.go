@@ -123,7 +123,7 @@ func Render(s Settings, format string) (string, error) {
 	heading("Commands")
 	item("`<open PATH>`: print a file. `<open PATH:N-M>` prints lines N to M (`PATH:N-` to the end, `PATH:N` one line) and the file's line count; use ranges for long files.")
 	item("`<list PATH>`: one level of a directory, directories first; `<list>` alone lists the root; `<list PATH/**>` everything under it (at most %d entries, the total always given).", s.MaxListEntries)
-	item("`<search TEXT>`: the lines of the repository's text files that hold TEXT; `<search re:PATTERN>` with a regular expression (RE2); `<search TEXT in GLOB>` only in the files GLOB names (`src/`, `src/**/*.go`, `*_test.go`); `<search \"TEXT\">` keeps TEXT exactly, spaces included. At most %d lines are listed; the total is given.", s.MaxSearchResults)
+	item("`<search TEXT>`: the lines of the repository's text files that hold TEXT; `<search re:PATTERN>` with a regular expression (RE2); `<search TEXT in GLOB>` only in the files GLOB names (`src/`, `src/**/*.go`, `*_test.go`); `<search \"TEXT\">` keeps TEXT exactly, spaces included; a trailing ` -C N` adds N lines of context around each match. At most %d lines are listed; the total is given.", s.MaxSearchResults)
 	item("`<edit PATH>` SEARCH/REPLACE blocks `</edit>`: change part of a file. Each SEARCH is whole lines of the file, found exactly once; all blocks apply or none. Prefer it to rewriting a file.")
 	item("`<write PATH>`CONTENT`</write>`: create or replace a whole file. One newline right after the opening tag is dropped; the rest is written exactly.")
 	item("A body that must hold `</write>` or `</edit>` uses a label: `<write:EOF PATH>`...`</write:EOF>`, `<edit:EOF PATH>`...`</edit:EOF>`.")

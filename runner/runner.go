@@ -447,18 +447,30 @@ func (r *Runner) transform(ctx context.Context, res *output.Result) *sandbox.Err
 			return nil
 		}
 	case res.Search != nil && len(res.Search.Matches) > 0:
-		lines := make([]string, len(res.Search.Matches))
-		for i, m := range res.Search.Matches {
-			lines[i] = m.Text
+		// Every line shown goes through: the matches and their context.
+		var lines []*string
+		for i := range res.Search.Matches {
+			m := &res.Search.Matches[i]
+			for j := range m.Before {
+				lines = append(lines, &m.Before[j])
+			}
+			lines = append(lines, &m.Text)
+			for j := range m.After {
+				lines = append(lines, &m.After[j])
+			}
 		}
-		req.Query, req.Output = res.Search.Query, strings.Join(lines, "\n")
+		texts := make([]string, len(lines))
+		for i, l := range lines {
+			texts[i] = *l
+		}
+		req.Query, req.Output = res.Search.Query, strings.Join(texts, "\n")
 		apply = func(s string) error {
 			out := strings.Split(s, "\n")
 			if len(out) != len(lines) {
-				return fmt.Errorf("it turned %d matching lines into %d", len(lines), len(out))
+				return fmt.Errorf("it turned %d lines into %d", len(lines), len(out))
 			}
 			for i := range out {
-				res.Search.Matches[i].Text = out[i]
+				*lines[i] = out[i]
 			}
 			return nil
 		}

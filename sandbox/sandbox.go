@@ -252,6 +252,10 @@ type Match struct {
 	Path string
 	Line int
 	Text string // the line, without its line ending, cut to Limits.MaxLineLength
+	// Before and After are the lines around it that a search with context
+	// (" -C N") asked for, cut the same way.
+	Before []string `json:",omitempty"`
+	After  []string `json:",omitempty"`
 }
 
 // Info describes a path, as Stat returns it.

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,7 +37,8 @@ func (w *Workspace) Search(ctx context.Context, query string) (*SearchResult, er
 // SearchWith is Search with the options o: files of o.Skip are left out,
 // and o.ListFiles lists every file with a match.
 func (w *Workspace) SearchWith(ctx context.Context, arg string, o Options) (*SearchResult, error) {
-	query, scope, err := ParseSearch(arg)
+	rest, ctxLines := ParseContext(arg)
+	query, scope, err := ParseSearch(rest)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +53,7 @@ func (w *Workspace) SearchWith(ctx context.Context, arg string, o Options) (*Sea
 	}
 	ign := newIgnorer()
 	ign.enter(".", w.readInternal(".git", "info", "exclude"), readIgnoreFile(fd, ".gitignore"))
-	sc := &searcher{ign: ign, match: match, lit: lit, res: res, list: o.ListFiles, max: w.limits.MaxSearchResults, maxLine: w.limits.MaxLineLength, maxSize: w.limits.MaxFileSize}
+	sc := &searcher{ign: ign, match: match, lit: lit, res: res, list: o.ListFiles, max: w.limits.MaxSearchResults, maxLine: w.limits.MaxLineLength, maxSize: w.limits.MaxFileSize, context: ctxLines}
 	sc.start()
 	if scope != "" {
 		if sc.scope, sc.scopeDir, err = compileScope(scope); err != nil {
@@ -96,6 +98,7 @@ type searcher struct {
 	max      int             // Limits.MaxSearchResults
 	maxLine  int             // Limits.MaxLineLength
 	maxSize  int64           // Limits.MaxFileSize
+	context  int             // lines of context around each match
 
 	// Files are opened by the walk, in order, and read and matched by as
 	// many workers as the runtime has processors; their results are put
@@ -459,10 +462,15 @@ func (sc *searcher) search(j *fileJob, buf []byte) []byte {
 		j.binary = true
 		return data
 	}
+	all := data
 	emit := func(n int, line []byte) {
 		j.total++
 		if len(j.matches) < sc.max {
-			j.matches = append(j.matches, Match{Path: j.rel, Line: n, Text: cut(line, sc.maxLine)})
+			m := Match{Path: j.rel, Line: n, Text: cut(line, sc.maxLine)}
+			if sc.context > 0 {
+				m.Before, m.After = around(all, line, sc.context, sc.maxLine)
+			}
+			j.matches = append(j.matches, m)
 		}
 	}
 	if sc.lit != nil {
@@ -482,6 +490,50 @@ func (sc *searcher) search(j *fileJob, buf []byte) []byte {
 		}
 	}
 	return buf
+}
+
+// around returns the n lines before and after line, cut to max bytes
+// each; line is a slice of data, which starts where its array does, so its
+// offset is the difference of their capacities.
+func around(data, line []byte, n, max int) (before, after []string) {
+	start := cap(data) - cap(line) // line's offset in data
+	end := start + len(line)
+	for i, k := start, 0; k < n && i > 0; k++ {
+		j := bytes.LastIndexByte(data[:i-1], '\n') + 1
+		before = append([]string{cut(bytes.TrimSuffix(data[j:i-1], []byte{'\r'}), max)}, before...)
+		i = j
+	}
+	i := end
+	if i < len(data) && data[i] == '\r' {
+		i++
+	}
+	for k := 0; k < n && i < len(data); k++ {
+		i++ // the newline
+		if i >= len(data) {
+			break
+		}
+		j := bytes.IndexByte(data[i:], '\n')
+		if j < 0 {
+			j = len(data) - i
+		}
+		after = append(after, cut(bytes.TrimSuffix(data[i:i+j], []byte{'\r'}), max))
+		i += j
+	}
+	return before, after
+}
+
+// ParseContext splits " -C N" (N from 1 to 20) off a search's argument:
+// the lines of context to show around each match.
+func ParseContext(arg string) (string, int) {
+	i := strings.LastIndex(arg, " -C ")
+	if i <= 0 {
+		return arg, 0
+	}
+	n, err := strconv.Atoi(arg[i+len(" -C "):])
+	if err != nil || n < 1 || n > 20 {
+		return arg, 0
+	}
+	return arg[:i], n
 }
 
 // searchLiteral finds the lines of data that hold lit, from one scan of

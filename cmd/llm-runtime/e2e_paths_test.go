@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/llm-runtime/llm-runtime/runtime/wasm/wasmtest"
 )
 
 // TestE2EAbsolutePathsInsideTheRepositoryWork: a model told where the
@@ -99,6 +101,23 @@ func TestE2EListShowsADirectory(t *testing.T) {
 		if !strings.Contains(j.stdout, `"command":"list","argument":"cmd",`) || !strings.Contains(j.stdout, `"path":"cmd",`) ||
 			!strings.Contains(j.stdout, `"truncated":true`) || !strings.Contains(j.stdout, `"entries":[{"path":"cmd/util","kind":"dir"}],"total_entries":2`) {
 			t.Errorf("jsonl: %s", j.stdout)
+		}
+	})
+}
+
+// TestE2ESearchWithContextLines: -C N shows the lines around each match
+// as grep does, each once, and a transform sees them too (issue 13 §4).
+func TestE2ESearchWithContextLines(t *testing.T) {
+	guest := wasmtest.Build(t, "guests/redact")
+	bothSandboxes(t, func(t *testing.T, sb string) {
+		dir := repo(t, map[string]string{
+			"deploy.sh": "set -e\nexport AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\necho deploying\necho done\n\n\n\necho deploying again\n",
+			"llm-runtime.config.yaml": "transforms:\n  - module: " + guest + "\n    timeout: 1m\n",
+		})
+		r := runBinary(t, dir, "<search deploying -C 1>", nil, "--sandbox", sb)
+		want := "=== SEARCH: deploying -C 1 ===\ndeploy.sh-2- export AWS_ACCESS_KEY_ID=[REDACTED aws-access-key]\ndeploy.sh:3: echo deploying\ndeploy.sh-4- echo done\n--\ndeploy.sh-7- \ndeploy.sh:8: echo deploying again\nMatches: 2 in 1 file\n=== END SEARCH ==="
+		if !strings.Contains(r.stdout, want) || strings.Contains(r.stdout, "AKIAIOSFODNN7EXAMPLE") {
+			t.Fatalf("want\n%s\nin\n%s\n%s", want, r.stdout, r.stderr)
 		}
 	})
 }

@@ -699,6 +699,19 @@ func testSearch(t *testing.T, newSandbox Factory) {
 	if res.SkippedLarge != 2 || res.SkippedBinary != 2 || res.Ignored != 3 {
 		t.Fatalf("skipped: %d too large, %d binary, %d ignored; want 2, 2, 3", res.SkippedLarge, res.SkippedBinary, res.Ignored)
 	}
+	// Context lines: at the start and end of a file, with CRLF, with a
+	// regular expression too.
+	writeFile(t, filepath.Join(fx.Dir, "ctx/c.txt"), "hit one\r\ntwo\r\nthree\r\nhit four")
+	for _, q := range []string{"hit in ctx/ -C 2", "re:^hit in ctx/ -C 2"} {
+		r, err := sb.Search(ctx, q)
+		if err != nil || len(r.Matches) != 2 {
+			t.Fatalf("%s: %+v %v", q, r, err)
+		}
+		a, b := r.Matches[0], r.Matches[1]
+		if len(a.Before) != 0 || strings.Join(a.After, "|") != "two|three" || strings.Join(b.Before, "|") != "two|three" || len(b.After) != 0 || a.Text != "hit one" || b.Text != "hit four" {
+			t.Fatalf("%s: context %+v", q, r.Matches)
+		}
+	}
 	// A scope restricts the search, and a quoted query keeps its spaces.
 	for q, want := range map[string]string{
 		"TODO in b/":            "b/b.go:1 b/deep/c.txt:1 b/keep.log:1",
