@@ -111,7 +111,7 @@ func TestE2ESearchWithContextLines(t *testing.T) {
 	guest := wasmtest.Build(t, "guests/redact")
 	bothSandboxes(t, func(t *testing.T, sb string) {
 		dir := repo(t, map[string]string{
-			"deploy.sh": "set -e\nexport AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\necho deploying\necho done\n\n\n\necho deploying again\n",
+			"deploy.sh":               "set -e\nexport AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\necho deploying\necho done\n\n\n\necho deploying again\n",
 			"llm-runtime.config.yaml": "transforms:\n  - module: " + guest + "\n    timeout: 1m\n",
 		})
 		r := runBinary(t, dir, "<search deploying -C 1>", nil, "--sandbox", sb)
