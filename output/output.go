@@ -214,18 +214,9 @@ func (t *Text) Result(r *Result) error {
 		if s.Truncated() {
 			fmt.Fprintf(w, " (showing the first %d)", len(s.Matches))
 		}
-		var skipped []string
-		if s.SkippedLarge > 0 {
-			skipped = append(skipped, fmt.Sprintf("%d too large (over security.max_file_size; open them by ranges)", s.SkippedLarge))
-		}
-		if s.SkippedBinary > 0 {
-			skipped = append(skipped, fmt.Sprintf("%d binary", s.SkippedBinary))
-		}
-		if s.Ignored > 0 {
-			skipped = append(skipped, fmt.Sprintf("%d ignored (.gitignore)", s.Ignored))
-		}
-		if len(skipped) > 0 {
-			fmt.Fprintf(w, "\nSkipped: %s", strings.Join(skipped, ", "))
+		if skipped := counts(count{s.SkippedLarge, "too large (over security.max_file_size; open them by ranges)"},
+			count{s.SkippedBinary, "binary"}, count{s.Ignored, "ignored (.gitignore)"}); skipped != "" {
+			fmt.Fprintf(w, "\nSkipped: %s", skipped)
 		}
 		if s.Partial != "" {
 			fmt.Fprintf(w, "\nPartial: %s", parser.Printable(s.Partial))
@@ -331,17 +322,28 @@ func list(w *bufio.Writer, l *sandbox.ListResult) {
 	if l.Truncated() {
 		fmt.Fprintf(w, " (showing the first %d: list.max_entries)", len(l.Entries))
 	}
-	var out []string
-	if l.Excluded > 0 {
-		out = append(out, fmt.Sprintf("%d excluded", l.Excluded))
-	}
-	if l.Ignored > 0 {
-		out = append(out, fmt.Sprintf("%d ignored (.gitignore)", l.Ignored))
-	}
-	if len(out) > 0 {
-		fmt.Fprintf(w, "; left out: %s", strings.Join(out, ", "))
+	if out := counts(count{l.Excluded, "excluded"}, count{l.Ignored, "ignored (.gitignore)"}); out != "" {
+		fmt.Fprintf(w, "; left out: %s", out)
 	}
 	w.WriteString("\n=== END LIST ===\n")
+}
+
+// count is a number of things, for counts.
+type count struct {
+	n    int
+	what string
+}
+
+// counts is "2 binary, 14 ignored (.gitignore)": the counts that are not
+// zero, or "".
+func counts(cs ...count) string {
+	var parts []string
+	for _, c := range cs {
+		if c.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c.n, c.what))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // hasContext says whether a search asked for lines of context.

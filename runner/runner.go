@@ -195,6 +195,25 @@ func (r *Runner) inRoot(p string) string {
 	return p
 }
 
+// lineRewrite joins lines for a transform, and returns how to put its
+// output back: line for line, the count unchanged.
+func lineRewrite(lines []*string) (string, func(string) error) {
+	texts := make([]string, len(lines))
+	for i, l := range lines {
+		texts[i] = *l
+	}
+	return strings.Join(texts, "\n"), func(s string) error {
+		out := strings.Split(s, "\n")
+		if len(out) != len(lines) {
+			return fmt.Errorf("it turned %d lines into %d", len(lines), len(out))
+		}
+		for i := range out {
+			*lines[i] = out[i]
+		}
+		return nil
+	}
+}
+
 // editTooLong is the error of an edit whose body the parser cut.
 func editTooLong(cmd parser.Command, max int64) *sandbox.Error {
 	return sandbox.Errorf(sandbox.CodeResourceLimit, "the edit is %s; the limit on an edit's blocks (security.max_write_size) is %s; nothing was written",
@@ -431,21 +450,12 @@ func (r *Runner) transform(ctx context.Context, res *output.Result) *sandbox.Err
 		req.Path, req.Output = res.Edit.Path, res.Edit.Diff
 		apply = func(s string) error { res.Edit.Diff = s; return nil }
 	case res.List != nil && len(res.List.Entries) > 0:
-		lines := make([]string, len(res.List.Entries))
-		for i, e := range res.List.Entries {
-			lines[i] = e.Path
+		lines := make([]*string, len(res.List.Entries))
+		for i := range res.List.Entries {
+			lines[i] = &res.List.Entries[i].Path
 		}
-		req.Path, req.Output = res.List.Path, strings.Join(lines, "\n")
-		apply = func(s string) error {
-			out := strings.Split(s, "\n")
-			if len(out) != len(lines) {
-				return fmt.Errorf("it turned %d entries into %d", len(lines), len(out))
-			}
-			for i := range out {
-				res.List.Entries[i].Path = out[i]
-			}
-			return nil
-		}
+		req.Path = res.List.Path
+		req.Output, apply = lineRewrite(lines)
 	case res.Search != nil && len(res.Search.Matches) > 0:
 		// Every line shown goes through: the matches and their context.
 		var lines []*string
@@ -459,21 +469,8 @@ func (r *Runner) transform(ctx context.Context, res *output.Result) *sandbox.Err
 				lines = append(lines, &m.After[j])
 			}
 		}
-		texts := make([]string, len(lines))
-		for i, l := range lines {
-			texts[i] = *l
-		}
-		req.Query, req.Output = res.Search.Query, strings.Join(texts, "\n")
-		apply = func(s string) error {
-			out := strings.Split(s, "\n")
-			if len(out) != len(lines) {
-				return fmt.Errorf("it turned %d lines into %d", len(lines), len(out))
-			}
-			for i := range out {
-				*lines[i] = out[i]
-			}
-			return nil
-		}
+		req.Query = res.Search.Query
+		req.Output, apply = lineRewrite(lines)
 	default:
 		return nil
 	}

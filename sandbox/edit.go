@@ -28,25 +28,12 @@ func (w *Workspace) EditWith(p string, body []byte, o Options) (*EditResult, err
 	if err != nil {
 		return nil, editError(err)
 	}
-	t, err := w.walk(p, walkOpen, false)
+	t, err := w.openRegular(p, o)
 	if err != nil {
 		return nil, err
 	}
 	defer t.close()
-	if err := expected(t, o); err != nil {
-		return nil, err
-	}
 	rel := t.rel
-	switch t.st.Mode & unix.S_IFMT {
-	case unix.S_IFDIR:
-		return nil, Errorf(CodeIsDirectory, "%s is a directory", rel)
-	case unix.S_IFREG:
-	default:
-		return nil, Errorf(CodeNotRegularFile, "%s is not a regular file (%s)", rel, fileType(t.st.Mode))
-	}
-	if t.name == "" {
-		return nil, Errorf(CodeIsDirectory, "%s is a directory", rel)
-	}
 	if err := w.writeProtected(t); err != nil {
 		return nil, err
 	}

@@ -73,22 +73,12 @@ func expected(t *target, o Options) error {
 
 // OpenWith reads the text file at p, with the options o.
 func (w *Workspace) OpenWith(p string, o Options) (*File, error) {
-	t, err := w.walk(p, walkOpen, false)
+	t, err := w.openRegular(p, o)
 	if err != nil {
 		return nil, err
 	}
 	defer t.close()
-	if err := expected(t, o); err != nil {
-		return nil, err
-	}
 	rel := t.rel
-	switch t.st.Mode & unix.S_IFMT {
-	case unix.S_IFDIR:
-		return nil, Errorf(CodeIsDirectory, "%s is a directory; use <search> to find files in it", rel)
-	case unix.S_IFREG:
-	default:
-		return nil, Errorf(CodeNotRegularFile, "%s is not a regular file (%s)", rel, fileType(t.st.Mode))
-	}
 	if o.Lines != nil {
 		return w.readLines(t, *o.Lines)
 	}
@@ -108,27 +98,32 @@ func (w *Workspace) OpenWith(p string, o Options) (*File, error) {
 	return &File{Path: rel, Content: content}, nil
 }
 
+// openRegular walks to the regular file at p and opens it for reading,
+// with the options o; the caller closes the target.
+func (w *Workspace) openRegular(p string, o Options) (*target, error) {
+	t, err := w.walk(p, walkOpen, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := expected(t, o); err != nil {
+		t.close()
+		return nil, err
+	}
+	switch t.st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return t, nil
+	case unix.S_IFDIR:
+		t.close()
+		return nil, Errorf(CodeIsDirectory, "%s is a directory; <list %s> shows what is in it", t.rel, t.rel)
+	}
+	t.close()
+	return nil, Errorf(CodeNotRegularFile, "%s is not a regular file (%s)", t.rel, fileType(t.st.Mode))
+}
+
 // readAll reads fd to its end, or to max bytes; size is what fstat said,
 // a hint for the buffer.
 func readAll(fd int, max, size int64) ([]byte, error) {
-	buf := make([]byte, 0, min(max, size+1))
-	for int64(len(buf)) < max {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := unix.Read(fd, buf[len(buf):min(int64(cap(buf)), max)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if n == 0 {
-			break
-		}
-		buf = buf[:len(buf)+n]
-	}
-	return buf, nil
+	return readInto(fd, make([]byte, 0, min(max, size+1)), max)
 }
 
 // Resolve returns the repository-relative path p names, links, ".", ".."
