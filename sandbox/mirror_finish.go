@@ -401,6 +401,13 @@ func special(st *unix.Stat_t) string {
 		return "has the setgid bit; a write cannot set it"
 	case st.Mode&unix.S_ISVTX != 0:
 		return "has the sticky bit; a write cannot set it"
+	case st.Size > sparseFloor && st.Blocks*512 < st.Size/2:
+		// A file of holes costs the command nothing and the repository its
+		// whole size, written out: a write makes none.
+		return fmt.Sprintf("a sparse file of %s with %s on disk; a write makes none", FormatSize(st.Size), FormatSize(st.Blocks*512))
 	}
 	return ""
 }
+
+// sparseFloor is the size under which a sparse file is not refused.
+const sparseFloor = 1 << 20

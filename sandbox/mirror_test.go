@@ -153,6 +153,10 @@ func TestMirrorAppliesWhatAWriteCouldAndRefusesTheRest(t *testing.T) {
 		os.Symlink("/etc/passwd", tr("out"))
 		syscall.Mkfifo(tr("pipe"), 0o644)
 		os.Link(tr("keep.go"), tr("hard.go"))
+	if sf, err := os.Create(tr("sparse.img")); err == nil {
+		sf.Truncate(1 << 30) // 1 GiB of holes
+		sf.Close()
+	}
 
 		cs, err := f.m.Finish(true)
 		if err != nil {
@@ -165,7 +169,7 @@ func TestMirrorAppliesWhatAWriteCouldAndRefusesTheRest(t *testing.T) {
 			"refused rootme: has the setuid bit", "refused grp: has the setgid bit",
 			"refused .git: .git is excluded", "refused sub/.git: sub/.git is excluded", "refused .env: .env is excluded",
 			"refused llm-runtime.config.yaml: ", "refused deep/llm-runtime.config.yaml: ",
-			"refused out: a symbolic link", "refused pipe: a named pipe",
+			"refused out: a symbolic link", "refused pipe: a named pipe", "refused sparse.img: a sparse file of 1 GiB",
 		} {
 			if !strings.Contains(got, want) {
 				t.Errorf("changes lack %q:\n%s", want, got)
@@ -190,7 +194,7 @@ func TestMirrorAppliesWhatAWriteCouldAndRefusesTheRest(t *testing.T) {
 		if syscall.Stat(r("hard.go"), &st) != nil || st.Nlink != 1 {
 			t.Errorf("hard.go is a hard link in the repository (%d links)", st.Nlink)
 		}
-		for _, p := range []string{"old.go", "dir", "rootme", "grp", ".git", "sub/.git", ".env", "llm-runtime.config.yaml", "deep/llm-runtime.config.yaml", "out", "pipe"} {
+		for _, p := range []string{"old.go", "dir", "rootme", "grp", ".git", "sub/.git", ".env", "llm-runtime.config.yaml", "deep/llm-runtime.config.yaml", "out", "pipe", "sparse.img"} {
 			if exists(r(p)) {
 				t.Errorf("%s is in the repository", p)
 			}
