@@ -153,10 +153,10 @@ func TestMirrorAppliesWhatAWriteCouldAndRefusesTheRest(t *testing.T) {
 		os.Symlink("/etc/passwd", tr("out"))
 		syscall.Mkfifo(tr("pipe"), 0o644)
 		os.Link(tr("keep.go"), tr("hard.go"))
-	if sf, err := os.Create(tr("sparse.img")); err == nil {
-		sf.Truncate(1 << 30) // 1 GiB of holes
-		sf.Close()
-	}
+		if sf, err := os.Create(tr("sparse.img")); err == nil {
+			sf.Truncate(1 << 30) // 1 GiB of holes
+			sf.Close()
+		}
 
 		cs, err := f.m.Finish(true)
 		if err != nil {
