@@ -2,12 +2,8 @@ package sandbox
 
 import (
 	"context"
-	"io/fs"
-	"os"
-	"runtime"
 	"sort"
 	"strings"
-	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -92,120 +88,87 @@ func (w *Workspace) ListWith(ctx context.Context, arg string, o Options) (*ListR
 	if err != nil {
 		return nil, osError(err, t.rel)
 	}
-	l := &lister{w: w, ign: ign, recursive: recursive, sem: make(chan struct{}, runtime.GOMAXPROCS(0))}
-	top := &part{}
-	l.list(ctx, fd, t.rel, names, top)
-	l.wg.Wait()
-	if l.err != nil {
-		return nil, AsError(l.err)
+	l := &lister{w: w, ign: ign, recursive: recursive, res: res, max: w.limits.MaxListEntries}
+	if err := l.list(ctx, fd, t.rel, names); err != nil {
+		return nil, AsError(err)
 	}
-	flatten(top, res, w.limits.MaxListEntries)
 	res.Excluded, res.Ignored = l.excluded, l.ignored
 	return res, nil
 }
 
-// lister lists a tree: each directory on a goroutine of its own when one
-// is free (a listing is a system call per entry, and 10,000 of them cost
-// ~20 ms here on one core), and the parts put together in order at the end.
+// lister lists a tree in the order it prints it. Kinds come from the
+// directory entries (a stat only where the file system does not say), so
+// the only stat per entry is a file's size, and only for the entries that
+// are listed: past list.max_entries an entry is counted, not looked at.
 type lister struct {
 	w         *Workspace
 	ign       *ignorer
 	recursive bool
-	sem       chan struct{}
-	wg        sync.WaitGroup
-	mu        sync.Mutex // guards ign, excluded, ignored, err
+	res       *ListResult
+	max       int
 	excluded  int
 	ignored   int
-	err       error
 }
 
-// part is one directory's listing: its entries in order, and the parts of
-// the directories among them.
-type part struct {
-	entries []Entry
-	sub     map[int]*part
-}
-
-func (l *lister) fail(err error) {
-	l.mu.Lock()
-	if l.err == nil {
-		l.err = err
+func (l *lister) add(e Entry) {
+	l.res.Total++
+	if len(l.res.Entries) < l.max {
+		l.res.Entries = append(l.res.Entries, e)
 	}
-	l.mu.Unlock()
 }
+
+// full says whether the listing has all the entries it prints.
+func (l *lister) full() bool { return len(l.res.Entries) >= l.max }
 
 // list lists the directory dirfd, rel in the repository and dir its
-// components, into p, and closes dirfd.
-func (l *lister) list(ctx context.Context, dirfd int, rel string, dir []string, p *part) {
-	d := os.NewFile(uintptr(dirfd), rel)
-	defer d.Close()
-	entries, err := d.ReadDir(-1)
+// components, and closes dirfd.
+func (l *lister) list(ctx context.Context, dirfd int, rel string, dir []string) error {
+	defer unix.Close(dirfd)
+	entries, err := readDirents(dirfd)
 	if err != nil && len(entries) == 0 {
-		l.fail(osError(err, rel))
-		return
+		return osError(err, rel)
 	}
 	if err := ctx.Err(); err != nil {
-		l.fail(err)
-		return
+		return err
+	}
+	var st unix.Stat_t
+	for i := range entries {
+		if entries[i].typ == unix.DT_UNKNOWN && unix.Fstatat(dirfd, entries[i].name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			entries[i].typ = dtOf(st.Mode)
+		}
 	}
 	sort.Slice(entries, func(i, j int) bool {
-		if a, b := entries[i].IsDir(), entries[j].IsDir(); a != b {
+		if a, b := entries[i].typ == unix.DT_DIR, entries[j].typ == unix.DT_DIR; a != b {
 			return a
 		}
-		return entries[i].Name() < entries[j].Name()
+		return entries[i].name < entries[j].name
 	})
 	// This directory's .gitignore, read only if there is one.
 	if rel != "." && l.recursive {
 		for _, e := range entries {
-			if e.Name() == ".gitignore" {
-				rules := readIgnoreFile(dirfd, ".gitignore")
-				l.mu.Lock()
-				l.ign.enter(rel, rules)
-				l.mu.Unlock()
+			if e.name == ".gitignore" {
+				l.ign.enter(rel, readIgnoreFile(dirfd, ".gitignore"))
 				break
 			}
 		}
 	}
-	var excluded, ignored int
 	for _, e := range entries {
-		name := e.Name()
+		name := e.name
 		child := name
 		if rel != "." {
 			child = rel + "/" + name
 		}
 		if _, ex := l.w.excl.matchLast(dir, name); ex {
-			excluded++
+			l.excluded++
 			continue
 		}
-		l.mu.Lock()
-		ig := l.ign.ignored(child, e.IsDir())
-		l.mu.Unlock()
-		if ig {
-			ignored++
+		if l.ign.ignored(child, e.typ == unix.DT_DIR) {
+			l.ignored++
 			continue
 		}
-		// The kind comes from the directory entry; only a file's size
-		// takes a stat.
-		var mode uint32
-		switch t := e.Type(); {
-		case t.IsDir():
-			mode = unix.S_IFDIR
-		case t&fs.ModeSymlink != 0:
-			mode = unix.S_IFLNK
-		default:
-			var st unix.Stat_t
-			if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-				continue // gone meanwhile
-			}
-			mode = st.Mode & unix.S_IFMT
-			if mode == unix.S_IFREG {
-				p.entries = append(p.entries, Entry{Path: child, Kind: "file", Size: st.Size})
-				continue
-			}
-		}
-		switch mode {
-		case unix.S_IFDIR:
-			p.entries = append(p.entries, Entry{Path: child, Kind: "dir"})
+		switch e.typ {
+		case unix.DT_DIR:
+			l.add(Entry{Path: child, Kind: "dir"})
 			if !l.recursive {
 				continue
 			}
@@ -213,47 +176,59 @@ func (l *lister) list(ctx context.Context, dirfd int, rel string, dir []string, 
 			if err != nil {
 				continue // swapped for a link, or unreadable
 			}
-			sub := &part{}
-			if p.sub == nil {
-				p.sub = map[int]*part{}
+			if err := l.list(ctx, cfd, child, append(dir[:len(dir):len(dir)], name)); err != nil {
+				return err
 			}
-			p.sub[len(p.entries)-1] = sub
-			subDir := append(dir[:len(dir):len(dir)], name)
-			select {
-			case l.sem <- struct{}{}:
-				l.wg.Add(1)
-				go func() {
-					defer func() { <-l.sem; l.wg.Done() }()
-					l.list(ctx, cfd, child, subDir, sub)
-				}()
-			default:
-				l.list(ctx, cfd, child, subDir, sub)
+		case unix.DT_LNK:
+			target := ""
+			if !l.full() {
+				target, _ = readlinkAt(dirfd, name)
 			}
-		case unix.S_IFLNK:
-			target, _ := readlinkAt(dirfd, name)
-			p.entries = append(p.entries, Entry{Path: child, Kind: "link", Target: target})
+			l.add(Entry{Path: child, Kind: "link", Target: target})
+		case unix.DT_REG:
+			if l.full() {
+				l.res.Total++ // counted, not looked at
+				continue
+			}
+			if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				continue // gone meanwhile
+			}
+			if st.Mode&unix.S_IFMT != unix.S_IFREG {
+				l.add(Entry{Path: child, Kind: kindOf(st.Mode)})
+				continue
+			}
+			l.add(Entry{Path: child, Kind: "file", Size: st.Size})
 		default:
-			p.entries = append(p.entries, Entry{Path: child, Kind: "other"})
+			l.add(Entry{Path: child, Kind: "other"})
 		}
 	}
-	l.mu.Lock()
-	l.excluded += excluded
-	l.ignored += ignored
-	l.mu.Unlock()
+	return nil
 }
 
-// flatten puts p's entries, each directory's right after it, into res, up
-// to max, counting them all.
-func flatten(p *part, res *ListResult, max int) {
-	for i, e := range p.entries {
-		res.Total++
-		if len(res.Entries) < max {
-			res.Entries = append(res.Entries, e)
-		}
-		if sub := p.sub[i]; sub != nil {
-			flatten(sub, res, max)
-		}
+// kindOf is the Entry kind of a mode.
+func kindOf(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return "dir"
+	case unix.S_IFLNK:
+		return "link"
+	case unix.S_IFREG:
+		return "file"
 	}
+	return "other"
+}
+
+// dtOf is the directory-entry type of a mode.
+func dtOf(mode uint32) uint8 {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return unix.DT_DIR
+	case unix.S_IFLNK:
+		return unix.DT_LNK
+	case unix.S_IFREG:
+		return unix.DT_REG
+	}
+	return 255 // another kind: known, so never stat'ed again
 }
 
 // List implements Sandbox.
