@@ -27,13 +27,16 @@ const (
 // testRacer runs operations while another process (a goroutine here, on
 // the host, as a process in an exec container or any other program would)
 // swaps names under them: a file for a link to .env, and a directory for a
-// link to .git (renameat2 RENAME_EXCHANGE). No open or search may return a
-// secret, and no write may land in .git, however the swaps fall.
+// link to .git (renameat2 RENAME_EXCHANGE). No open (whole or by range),
+// search, list or edit (its diff, or the closest lines of a miss) may
+// return a secret, and no write or edit may land in .git or .env, however
+// the swaps fall.
 func testRacer(t *testing.T, newSandbox Factory) {
 	dir := filepath.Join(t.TempDir(), "repo")
 	for name, content := range map[string]string{
 		".env":        envSecret + "\n",
 		".git/config": "[core]\n" + gitSecret + "\n",
+		".git/HEAD":   "ref: refs/heads/main\n",
 		"race.txt":    "public\n",
 		"d/config":    "public\n",
 		"plain.txt":   "public\n",
@@ -43,6 +46,7 @@ func testRacer(t *testing.T, newSandbox Factory) {
 	sb := newSandbox(t, dir, sandbox.Limits{MaxSearchResults: 1000})
 	defer sb.Close()
 	gitBefore := TreeHash(t, filepath.Join(dir, ".git"))
+	envBefore, _ := os.ReadFile(filepath.Join(dir, ".env"))
 	ctx := context.Background()
 
 	type racer struct {
@@ -100,9 +104,49 @@ func testRacer(t *testing.T, newSandbox Factory) {
 		}
 	}
 	deadline := time.Now().Add(RaceDuration)
+	detail := func(err error) string { return err.Error() + sandbox.AsError(err).Detail }
+	block := "<<<<<<< SEARCH\npublic\n=======\npublic\n>>>>>>> REPLACE\n<<<<<<< SEARCH\nnot there\n=======\nx\n>>>>>>> REPLACE\n"
 	for i := 0; time.Now().Before(deadline) || ops < 200; i++ {
 		ops++
-		switch i % 4 {
+		switch i % 8 {
+		case 4:
+			f, err := sb.Open(sandbox.WithOptions(ctx, sandbox.Options{Lines: &sandbox.Lines{Start: 1}}), "race.txt")
+			if err == nil {
+				leak("open race.txt:1-", string(f.Content))
+			} else {
+				refused++
+				leak("open race.txt:1-'s error", err.Error())
+			}
+		case 5:
+			// The second block misses: the error shows the closest lines
+			// of whatever file the edit reached.
+			if e, err := sb.Edit(ctx, "race.txt", []byte(block)); err == nil {
+				leak("edit race.txt", e.Diff)
+			} else {
+				refused++
+				leak("edit race.txt's error", detail(err))
+			}
+		case 6:
+			if _, err := sb.Edit(ctx, "d/config", []byte("<<<<<<< SEARCH\npublic\n=======\ncore.fsmonitor = touch /tmp/pwned\n>>>>>>> REPLACE\n")); err != nil {
+				refused++
+				leak("edit d/config's error", detail(err))
+				continue
+			}
+			// It landed in the real d/config: put it back for the next.
+			sb.Write(ctx, "d/config", []byte("public\n"))
+		case 7:
+			l, err := sb.List(ctx, "d")
+			if err != nil {
+				refused++
+				continue
+			}
+			for _, e := range l.Entries {
+				if strings.HasSuffix(e.Path, "HEAD") {
+					t.Errorf("list d listed .git: %+v", l.Entries)
+				}
+			}
+		}
+		switch i % 8 {
 		case 0:
 			f, err := sb.Open(ctx, "race.txt")
 			if err == nil {
@@ -136,7 +180,10 @@ func testRacer(t *testing.T, newSandbox Factory) {
 	stop.Store(true)
 	wg.Wait()
 	if after := TreeHash(t, filepath.Join(dir, ".git")); after != gitBefore {
-		t.Fatal("a write landed in .git")
+		t.Fatal("a write or an edit landed in .git")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, ".env")); string(b) != string(envBefore) {
+		t.Fatal("an edit landed in .env")
 	}
 	t.Logf("%d operations (%d refused) against %d swaps", ops, refused, swaps.Load())
 	if swaps.Load() == 0 {
