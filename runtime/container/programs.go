@@ -420,8 +420,8 @@ func envRule(argv []string, _ bool) ([]started, error) {
 		rest = rest[1:]
 	}
 	for len(rest) > 0 && strings.Contains(rest[0], "=") {
-		name, _, _ := strings.Cut(rest[0], "=")
-		if why := riskyVariable(name); why != "" {
+		name, value, _ := strings.Cut(rest[0], "=")
+		if why := riskyAssignment(name, value); why != "" {
 			return nil, fmt.Errorf("env %s=...: %s", name, why)
 		}
 		rest = rest[1:]
@@ -465,6 +465,29 @@ var riskyPrefixes = []struct{ prefix, why string }{
 	{"CARGO_", "configures cargo (target runners, wrappers)"},
 	{"RUSTFLAGS", "gives rustc flags (linkers, plugins)"},
 	{"RUSTDOCFLAGS", "gives rustdoc flags"},
+}
+
+// riskyAssignment is riskyVariable for name=value, but for the go
+// command's variables that only say where modules come from: GOSUMDB,
+// GONOSUMDB, and GOPROXY when none of its proxies is "direct" (which makes
+// go run git and the other version control programs). GOPROXY=file:///...
+// lets go mod tidy work with no network.
+func riskyAssignment(name, value string) string {
+	switch name {
+	case "GOSUMDB", "GONOSUMDB":
+		return ""
+	case "GOPROXY":
+		if value == "" {
+			return "an empty GOPROXY is the default, which ends in direct: go would run git and the other version control programs"
+		}
+		for _, p := range strings.FieldsFunc(value, func(r rune) bool { return r == ',' || r == '|' }) {
+			if strings.TrimSpace(p) == "direct" {
+				return "GOPROXY with direct makes go run git and the other version control programs"
+			}
+		}
+		return ""
+	}
+	return riskyVariable(name)
 }
 
 // riskyVariable says why a program given the environment variable name may
