@@ -95,17 +95,14 @@ func (r *Runner) Run(ctx context.Context, in io.Reader) (output.Summary, error) 
 			break
 		}
 		sum.Commands++
-		octx, timing := sandbox.WithTiming(ctx)
-		res, gi := r.run(octx, cmd)
+		res, err := r.Do(ctx, cmd)
+		if err != nil {
+			runErr = fmt.Errorf("%w (the result of %s was not printed)", err, cmd.Tag())
+			break
+		}
 		res.Index = sum.Commands
 		if res.Err != nil {
 			sum.Failed++
-		}
-		if r.Audit != nil {
-			if err := r.Audit.Append(r.record(res, timing, gi)); err != nil {
-				runErr = fmt.Errorf("audit: %w (the result of %s was not printed)", err, cmd.Tag())
-				break
-			}
 		}
 		if err := r.Report.Result(res); err != nil {
 			return sum, fmt.Errorf("writing output: %w", err)
@@ -124,6 +121,22 @@ var denials = map[string]bool{
 	sandbox.CodeExecValidation: true,
 	sandbox.CodeExecDisabled:   true,
 	CodePolicyDenied:           true,
+}
+
+// Do runs one command the way a run does, whichever front end it comes
+// from: the policies decide, the sandbox runs it, the transforms rewrite
+// what it shows, and its audit record is durable before Do returns. The
+// result holds the command's own failure; the error is one of the audit
+// log, and then the result must not be shown.
+func (r *Runner) Do(ctx context.Context, cmd parser.Command) (*output.Result, error) {
+	octx, timing := sandbox.WithTiming(ctx)
+	res, gi := r.run(octx, cmd)
+	if r.Audit != nil {
+		if err := r.Audit.Append(r.record(res, timing, gi)); err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+	}
+	return res, nil
 }
 
 // record is the audit record of a result.

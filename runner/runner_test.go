@@ -15,7 +15,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/output"
+	"github.com/llm-runtime/llm-runtime/parser"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
@@ -284,5 +286,43 @@ func TestInRootTakesAbsolutePathsInTheRepositoryRelativeToIt(t *testing.T) {
 		if got := r.inRoot(p); got != want {
 			t.Errorf("inRoot(%q) = %q, want %q", p, got, want)
 		}
+	}
+}
+
+// recorder keeps records, or fails.
+type recorder struct {
+	recs []*audit.Record
+	err  error
+}
+
+func (r *recorder) Append(rec *audit.Record) error {
+	if r.err != nil {
+		return r.err
+	}
+	r.recs = append(r.recs, rec)
+	return nil
+}
+
+// TestDoRunsOneCommandAndRecordsItFirst: Do is the operation path a front
+// end other than the filter uses: its record is in the audit log when it
+// returns, and when the log fails there is no result to show.
+func TestDoRunsOneCommandAndRecordsItFirst(t *testing.T) {
+	_, sb := setup(t, map[string]string{"a.txt": "A\n"})
+	rec := &recorder{}
+	r := &Runner{Sandbox: sb, MaxWriteSize: 64, Audit: rec, Repo: "/repo"}
+	res, err := r.Do(context.Background(), parser.Command{Kind: parser.Open, Arg: "a.txt"})
+	if err != nil || res.File == nil || string(res.File.Content) != "A\n" {
+		t.Fatalf("Do: %+v %v", res, err)
+	}
+	if len(rec.recs) != 1 || rec.recs[0].Op != "open" || rec.recs[0].Target != "a.txt" || rec.recs[0].Outcome != audit.OK {
+		t.Fatalf("records: %+v", rec.recs)
+	}
+	res, err = r.Do(context.Background(), parser.Command{Kind: parser.Open, Arg: "missing"})
+	if err != nil || res.Err == nil || res.Err.Code != sandbox.CodeFileNotFound || len(rec.recs) != 2 || rec.recs[1].Code != sandbox.CodeFileNotFound {
+		t.Fatalf("a failing command: %+v %v, records %d", res, err, len(rec.recs))
+	}
+	rec.err = errors.New("disk full")
+	if res, err := r.Do(context.Background(), parser.Command{Kind: parser.Open, Arg: "a.txt"}); err == nil || res != nil {
+		t.Fatalf("with the audit log failing: %+v %v", res, err)
 	}
 }
