@@ -102,10 +102,16 @@ sandbox is a pool of hardened Docker containers that see only the repository
 The model writes prose with commands in it:
 
   <open PATH>                       print a file
+  <open PATH:N-M>                   print lines N to M (PATH:N- to the end)
+  <list PATH>                       list a directory (<list> the root, PATH/** all under it)
   <write PATH>CONTENT</write>       create or replace a file, atomically
   <write:EOF PATH>...</write:EOF>   the same, for content that holds </write>
-  <search QUERY>                    search text files (re:PATTERN for a regexp)
+  <edit PATH>BLOCKS</edit>          change a file with SEARCH/REPLACE blocks, all or none
+  <search QUERY>                    search text files (re:PATTERN for a regexp,
+                                    QUERY in GLOB for some files, -C N for context)
   <exec COMMAND>                    run a command in a fresh container (--exec)
+
+'llm-runtime prompt' prints a system prompt that teaches all of this to a model.
 
 Examples:
 
