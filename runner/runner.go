@@ -271,14 +271,18 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 			return res, gi
 		}
 	}
-	if cmd.Kind == parser.Open || cmd.Kind == parser.Write || cmd.Kind == parser.Edit || cmd.Kind == parser.List {
+	pathOp := cmd.Kind == parser.Open || cmd.Kind == parser.Write || cmd.Kind == parser.Edit || cmd.Kind == parser.List
+	if pathOp {
 		cmd.Arg = r.inRoot(cmd.Arg) // res.Command keeps it as the model wrote it
+	}
+	if cmd.Kind == parser.Edit && cmd.Truncated() {
+		res.Err = editTooLong(cmd, r.MaxWriteSize)
+		return res, gi
 	}
 	if r.Guests.HasPolicies() {
 		// The policies decide on what the operation touches: an open or
 		// write is resolved first, and then may touch only that file.
 		req := PolicyRequest(cmd, r.Session)
-		pathOp := cmd.Kind == parser.Open || cmd.Kind == parser.Write || cmd.Kind == parser.Edit || cmd.Kind == parser.List
 		resolve := func() bool {
 			p := cmd.Arg
 			if cmd.Kind == parser.List {
@@ -299,10 +303,6 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 		// and then applies only to the file that was decided on.
 		base := ""
 		if cmd.Kind == parser.Edit {
-			if cmd.Truncated() {
-				res.Err = editTooLong(cmd, r.MaxWriteSize)
-				return res, gi
-			}
 			dr, err := r.Sandbox.Edit(sandbox.WithOptions(ctx, sandbox.Options{Expect: req.Resolved, DryRun: true}), cmd.Arg, cmd.Body)
 			if err != nil {
 				res.Err = sandbox.AsError(err)
@@ -348,10 +348,6 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 		}
 		res.Write, err = r.Sandbox.Write(ctx, cmd.Arg, cmd.Body)
 	case parser.Edit:
-		if cmd.Truncated() {
-			err = editTooLong(cmd, r.MaxWriteSize)
-			break
-		}
 		res.Edit, err = r.Sandbox.Edit(ctx, cmd.Arg, cmd.Body)
 	case parser.List:
 		res.List, err = r.Sandbox.List(ctx, cmd.Arg)
