@@ -250,28 +250,19 @@ func changes(w *bufio.Writer, e *sandbox.ExecResult) {
 	if len(cs) == 0 {
 		return
 	}
-	count := map[string]int{}
+	by := map[string]int{}
 	total := len(cs)
 	for _, c := range cs {
-		count[c.Action]++
+		by[c.Action]++
 	}
-	omitted := 0
 	for a, n := range e.Omitted {
-		count[a] += n
-		omitted += n
+		by[a] += n
+		total += n
 	}
-	total += omitted
-	var parts []string
-	if n := total - count[sandbox.ChangeRefused] - count[sandbox.ChangeDiscarded]; n > 0 {
-		parts = append(parts, fmt.Sprintf("%d applied", n))
-	}
-	if n := count[sandbox.ChangeRefused]; n > 0 {
-		parts = append(parts, fmt.Sprintf("%d refused", n))
-	}
-	if n := count[sandbox.ChangeDiscarded]; n > 0 {
-		parts = append(parts, fmt.Sprintf("%d discarded: exec.writable is false", n))
-	}
-	fmt.Fprintf(w, "Files changed: %d (%s)\n", total, strings.Join(parts, ", "))
+	fmt.Fprintf(w, "Files changed: %d (%s)\n", total, counts(
+		count{total - by[sandbox.ChangeRefused] - by[sandbox.ChangeDiscarded], "applied"},
+		count{by[sandbox.ChangeRefused], "refused"},
+		count{by[sandbox.ChangeDiscarded], "discarded: exec.writable is false"}))
 	for i, c := range cs {
 		if i == maxChangeLines {
 			break
