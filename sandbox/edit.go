@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/llm-runtime/llm-runtime/edit"
 )
 
@@ -67,8 +65,7 @@ func (w *Workspace) EditWith(p string, body []byte, o Options) (*EditResult, err
 		res.Content, res.Base = r.Content, base
 		return res, nil
 	}
-	mode := t.st.Mode & 0o7777 &^ (unix.S_ISUID | unix.S_ISGID)
-	if err := w.replace(t.top(), t.name, rel, r.Content, mode); err != nil {
+	if err := w.replace(t.top(), t.name, rel, r.Content, keptMode(&t.st)); err != nil {
 		return nil, err
 	}
 	return res, nil

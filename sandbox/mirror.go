@@ -642,9 +642,12 @@ func readNames(fd int) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(d), ".")
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
+	defer unix.Close(d)
+	entries, err := readDirents(d)
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.name
+	}
 	sort.Strings(names)
 	return names, err
 }

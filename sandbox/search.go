@@ -113,7 +113,6 @@ type fileJob struct {
 	rel     string
 	dir     *dirRef
 	name    string
-	fd      int
 	matches []Match // at most the search's max
 	total   int
 	large   bool
@@ -236,7 +235,7 @@ func (w *Workspace) searchDir(ctx context.Context, dirfd int, rel string, sc *se
 			}
 			sc.files++
 			ref.refs.Add(1)
-			j := &fileJob{rel: child, dir: ref, name: name, fd: -1}
+			j := &fileJob{rel: child, dir: ref, name: name}
 			sc.done = append(sc.done, j)
 			sc.jobs <- j
 		}
@@ -251,16 +250,17 @@ const maxIgnoreFile = 1 << 20
 // link, if it holds at most max bytes; otherwise, or if it cannot be read,
 // it returns false.
 func readRegular(dirfd int, name string, max int64) ([]byte, bool) {
-	b, err := readRegularErr(dirfd, name, max)
+	b, err := readRegularInto(dirfd, name, nil, max)
 	return b, err == nil
 }
 
-// errTooLarge is readRegularErr's error for a file over its limit.
+// errTooLarge is readRegularInto's error for a file over its limit.
 var errTooLarge = errors.New("too large")
 
-// readRegularErr is readRegular that says why it read nothing: errTooLarge,
-// or another error (not a regular file, gone, unreadable).
-func readRegularErr(dirfd int, name string, max int64) ([]byte, error) {
+// readRegularInto is readRegular that reads into buf (grown if it is too
+// small for the file) and says why it read nothing: errTooLarge, or
+// another error (not a regular file, gone, unreadable).
+func readRegularInto(dirfd int, name string, buf []byte, max int64) ([]byte, error) {
 	fd, err := openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
 	if err != nil {
 		return nil, err // swapped for a link, gone, or unreadable
@@ -276,12 +276,15 @@ func readRegularErr(dirfd int, name string, max int64) ([]byte, error) {
 	if st.Size > max {
 		return nil, errTooLarge
 	}
-	b, err := readAll(fd, max+1, st.Size)
+	if int64(cap(buf)) < min(max, st.Size+1) {
+		buf = make([]byte, 0, min(max, st.Size+1))
+	}
+	b, err := readInto(fd, buf[:0], max+1)
 	if err != nil {
 		return nil, err
 	}
 	if int64(len(b)) > max { // it grew while we read
-		return nil, errTooLarge
+		return b, errTooLarge
 	}
 	return b, nil
 }
@@ -432,35 +435,21 @@ func (d *dirRef) release() {
 // search reads and searches the file of j, and closes it; buf is the
 // worker's buffer, returned for the next file.
 func (sc *searcher) search(j *fileJob, buf []byte) []byte {
-	fd, err := openat(j.dir.fd, j.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
+	data, err := readRegularInto(j.dir.fd, j.name, buf, sc.maxSize)
 	j.dir.release()
-	if err != nil {
-		return buf // swapped for a link, gone, or unreadable
+	if cap(data) > cap(buf) {
+		buf = data[:0] // a larger buffer, for the next files
 	}
-	j.fd = fd
-	defer unix.Close(j.fd)
-	var st unix.Stat_t
-	if unix.Fstat(j.fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return buf
-	}
-	if st.Size > sc.maxSize {
+	switch {
+	case errors.Is(err, errTooLarge):
 		j.large = true
 		return buf
-	}
-	if int64(cap(buf)) < st.Size+1 {
-		buf = make([]byte, 0, st.Size+1)
-	}
-	data, err := readInto(j.fd, buf[:0], sc.maxSize+1)
-	if err != nil {
+	case err != nil:
 		return buf
-	}
-	if int64(len(data)) > sc.maxSize { // it grew while we read
-		j.large = true
-		return data
 	}
 	if isBinary(data) {
 		j.binary = true
-		return data
+		return buf
 	}
 	all := data
 	emit := func(n int, line []byte) {
@@ -475,7 +464,7 @@ func (sc *searcher) search(j *fileJob, buf []byte) []byte {
 	}
 	if sc.lit != nil {
 		searchLiteral(data, sc.lit, emit)
-		return data
+		return buf
 	}
 	for n := 1; len(data) > 0; n++ {
 		line := data

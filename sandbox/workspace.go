@@ -270,7 +270,7 @@ func (w *Workspace) WriteWith(p string, content []byte, o Options) (*WriteResult
 		case unix.S_IFDIR:
 			return nil, Errorf(CodeIsDirectory, "%s is a directory", t.rel)
 		case unix.S_IFREG:
-			mode = t.st.Mode & 0o7777 &^ (unix.S_ISUID | unix.S_ISGID)
+			mode = keptMode(&t.st)
 		default:
 			return nil, Errorf(CodeNotRegularFile, "%s is not a regular file (%s)", t.rel, fileType(t.st.Mode))
 		}
@@ -280,6 +280,10 @@ func (w *Workspace) WriteWith(p string, content []byte, o Options) (*WriteResult
 	}
 	return &WriteResult{Path: t.rel, Created: !t.found, Bytes: int64(len(content))}, nil
 }
+
+// keptMode is the mode a file keeps when a write or an edit replaces it:
+// its own, without the setuid and setgid bits.
+func keptMode(st *unix.Stat_t) uint32 { return st.Mode & 0o7777 &^ (unix.S_ISUID | unix.S_ISGID) }
 
 // replace writes content to a new temporary file in the directory dirfd,
 // syncs it, renames it over name there and syncs the directory. On failure
