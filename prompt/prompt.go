@@ -40,6 +40,20 @@ type Example struct {
 	Exec  bool     // needs exec
 }
 
+// Check returns an error unless the tool's answer out shows the lines of
+// e.Shows, each a whole line, in order.
+func (e Example) Check(out string) error {
+	rest := out
+	for _, want := range e.Shows {
+		i := strings.Index(rest, want+"\n")
+		if i < 0 {
+			return fmt.Errorf("%s: the answer lacks %q (after the lines before it):\n%s", e.Title, want, out)
+		}
+		rest = rest[i+len(want):]
+	}
+	return nil
+}
+
 // ExampleRepo is the repository the examples are about (the tests run them
 // on it).
 var ExampleRepo = map[string]string{
