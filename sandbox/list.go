@@ -84,7 +84,7 @@ func (w *Workspace) ListWith(ctx context.Context, arg string, o Options) (*ListR
 		ign.enter(t.rel, readIgnoreFile(t.fd, ".gitignore"))
 	}
 	res := &ListResult{Path: t.rel, Recursive: recursive}
-	fd, err := unix.Dup(t.fd)
+	fd, err := dupFD(t.fd)
 	if err != nil {
 		return nil, osError(err, t.rel)
 	}

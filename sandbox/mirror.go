@@ -621,19 +621,20 @@ func copyData(out, in int, size int64) error {
 	if size <= 0 {
 		return nil
 	}
-	fin, fout := os.NewFile(uintptr(dup(in)), "in"), os.NewFile(uintptr(dup(out)), "out")
-	defer fin.Close()
-	defer fout.Close()
-	_, err := io.Copy(struct{ io.Writer }{fout}, fin)
-	return err
-}
-
-func dup(fd int) int {
-	n, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	din, err := dupFD(in)
 	if err != nil {
-		return -1
+		return err
 	}
-	return n
+	fin := os.NewFile(uintptr(din), "in")
+	defer fin.Close()
+	dout, err := dupFD(out)
+	if err != nil {
+		return err
+	}
+	fout := os.NewFile(uintptr(dout), "out")
+	defer fout.Close()
+	_, err = io.Copy(struct{ io.Writer }{fout}, fin)
+	return err
 }
 
 // readNames lists the directory fd (any descriptor of it), sorted.

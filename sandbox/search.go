@@ -183,7 +183,7 @@ func (w *Workspace) searchDir(ctx context.Context, dirfd int, rel string, sc *se
 	}
 	// The files are opened by the workers, relative to a descriptor of
 	// this directory that lives as long as any of them needs it.
-	dfd, err := unix.FcntlInt(uintptr(dirfd), unix.F_DUPFD_CLOEXEC, 0)
+	dfd, err := dupFD(dirfd)
 	if err != nil {
 		return osError(err, rel)
 	}

@@ -360,6 +360,10 @@ func openat(dirfd int, name string, flags int) (int, error) {
 	}
 }
 
+// dupFD duplicates fd, close-on-exec: nothing a command started later
+// inherits it.
+func dupFD(fd int) (int, error) { return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0) }
+
 // readlinkFD reads the symbolic link opened (O_PATH|O_NOFOLLOW) as fd.
 func readlinkFD(fd int) (string, error) { return readlinkAt(fd, "") }
 
