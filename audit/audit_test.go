@@ -390,26 +390,36 @@ func TestLeftoverSegmentsAreMergedByTheNextReader(t *testing.T) {
 	}
 }
 
-func TestVersion1RecordsStillDecodeAndVerify(t *testing.T) {
-	r := &Record{Time: time.Unix(1700000000, 0).UTC(), Session: "s", Seq: 1, Op: "exec", Target: "true", Outcome: OK, enc: 1}
-	r.Prev = genesis("s")
-	r.seal()
-	b, _ := r.MarshalBinary()
-	if b[0] != 1 {
-		t.Fatalf("encoded as version %d", b[0])
+func TestOlderVersionsStillDecodeAndVerify(t *testing.T) {
+	for _, v := range []byte{1, 2} {
+		r := &Record{Time: time.Unix(1700000000, 0).UTC(), Session: "s", Seq: 1, Op: "exec", Target: "true", Outcome: OK, enc: v}
+		if v >= 2 {
+			r.Changes = "created a.go\n"
+		}
+		r.Prev = genesis("s")
+		r.seal()
+		b, _ := r.MarshalBinary()
+		if b[0] != v {
+			t.Fatalf("encoded as version %d, want %d", b[0], v)
+		}
+		var got Record
+		if err := got.UnmarshalBinary(b); err != nil {
+			t.Fatal(err)
+		}
+		if got.computeHash() != got.Hash || got.Target != "true" || got.Changes != r.Changes {
+			t.Fatalf("a version %d record does not verify: %+v", v, got)
+		}
 	}
-	var got Record
-	if err := got.UnmarshalBinary(b); err != nil {
-		t.Fatal(err)
-	}
-	if got.computeHash() != got.Hash || got.Target != "true" {
-		t.Fatalf("a version 1 record does not verify: %+v", got)
-	}
-	n := &Record{Time: r.Time, Session: "s", Seq: 2, Op: "exec", Changes: "created a.go\nrefused .git: no\n"}
+	n := &Record{Time: time.Unix(1700000000, 0).UTC(), Session: "s", Seq: 2, Op: "exec", Changes: "created a.go\nrefused .git: no\n", FrontEnd: "mcp", Client: "claude-code 2.1"}
 	n.seal()
-	b, _ = n.MarshalBinary()
+	b, _ := n.MarshalBinary()
 	var back Record
-	if err := back.UnmarshalBinary(b); err != nil || back.Changes != n.Changes || back.computeHash() != n.Hash {
-		t.Fatalf("version 2 round trip: %v %+v", err, back)
+	if err := back.UnmarshalBinary(b); err != nil || back.Changes != n.Changes || back.FrontEnd != "mcp" || back.Client != n.Client || back.computeHash() != n.Hash {
+		t.Fatalf("version %d round trip: %v %+v", version, err, back)
+	}
+	m := *n
+	m.Client = "someone else"
+	if m.computeHash() == n.Hash {
+		t.Fatal("the client is not covered by the hash")
 	}
 }

@@ -115,6 +115,10 @@ type Record struct {
 	// "updated PATH", "deleted PATH", "refused PATH: why" or "discarded
 	// PATH" (exec.writable false).
 	Changes string
+	// FrontEnd is what asked for the operation: "filter" (the text filter)
+	// or "mcp" (the MCP server); Client is the MCP client's name and
+	// version, as its initialize gave them.
+	FrontEnd, Client string
 
 	Prev [32]byte
 	Hash [32]byte
@@ -122,9 +126,9 @@ type Record struct {
 	enc byte // the encoding version it was decoded from; 0: version
 }
 
-// version is the encoding of new records; version 1 (no Changes) still
-// decodes and verifies.
-const version = 2
+// version is the encoding of new records; versions 1 (no Changes) and 2
+// (no FrontEnd or Client) still decode and verify.
+const version = 3
 
 // Key returns the record's key.
 func (r *Record) Key() []byte {
@@ -146,7 +150,7 @@ func timeKey(t time.Time) []byte {
 
 // body encodes every field but Hash.
 func (r *Record) body() []byte {
-	b := make([]byte, 0, 128+len(r.Session)+len(r.Repo)+len(r.Target)+len(r.Changes))
+	b := make([]byte, 0, 128+len(r.Session)+len(r.Repo)+len(r.Target)+len(r.Changes)+len(r.FrontEnd)+len(r.Client))
 	v := r.enc
 	if v == 0 {
 		v = version
@@ -170,6 +174,12 @@ func (r *Record) body() []byte {
 	if v >= 2 {
 		b = binary.AppendUvarint(b, uint64(len(r.Changes)))
 		b = append(b, r.Changes...)
+	}
+	if v >= 3 {
+		for _, s := range []string{r.FrontEnd, r.Client} {
+			b = binary.AppendUvarint(b, uint64(len(s)))
+			b = append(b, s...)
+		}
 	}
 	return append(b, r.Prev[:]...)
 }
@@ -203,6 +213,9 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 	r.Pooled = d.byte() == 1
 	if v >= 2 {
 		r.Changes = d.string()
+	}
+	if v >= 3 {
+		r.FrontEnd, r.Client = d.string(), d.string()
 	}
 	copy(r.Prev[:], d.bytes(32))
 	copy(r.Hash[:], d.bytes(32))

@@ -4,6 +4,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/audit"
+	"github.com/llm-runtime/llm-runtime/edit"
 	"github.com/llm-runtime/llm-runtime/output"
 	"github.com/llm-runtime/llm-runtime/parser"
 	"github.com/llm-runtime/llm-runtime/runtime/wasm"
@@ -55,6 +57,9 @@ type Runner struct {
 	// write or edit that starts with one is taken relative to the root, as
 	// a model that was told where the repository is writes it.
 	Roots []string
+	// FrontEnd names what asks for the operations in audit records:
+	// "filter" when empty.
+	FrontEnd string
 }
 
 // Codes of the guests.
@@ -129,10 +134,43 @@ var denials = map[string]bool{
 // result holds the command's own failure; the error is one of the audit
 // log, and then the result must not be shown.
 func (r *Runner) Do(ctx context.Context, cmd parser.Command) (*output.Result, error) {
+	return r.DoOp(ctx, Op{Command: cmd})
+}
+
+// Op is one operation as any front end asks for it: the command (its
+// kind, its argument as shown and audited, its body), and what a front end
+// that does not write the command language asks for in parts.
+type Op struct {
+	parser.Command
+	// Lines, for open: only these lines. When nil, a ":N-M" suffix of the
+	// argument is the range, as in <open PATH:N-M>.
+	Lines *sandbox.Lines
+	// Blocks, for edit: the SEARCH/REPLACE blocks (Body is then unused).
+	Blocks []edit.Block
+	// DryRun, for edit: the diff, and nothing written.
+	DryRun bool
+	// Search, for search: the query in parts; Arg is then its text, as is.
+	Search *sandbox.SearchSpec
+	// Timeout, for exec: shorter than exec.timeout.
+	Timeout time.Duration
+	// Client names who asked, in the audit record (an MCP client's name
+	// and version).
+	Client string
+}
+
+// options is what the op asks of the sandbox beyond its argument.
+func (op *Op) options() sandbox.Options {
+	return sandbox.Options{Lines: op.Lines, Blocks: op.Blocks, DryRun: op.DryRun, Search: op.Search, Timeout: op.Timeout}
+}
+
+// DoOp is Do for an operation given in parts.
+func (r *Runner) DoOp(ctx context.Context, op Op) (*output.Result, error) {
 	octx, timing := sandbox.WithTiming(ctx)
-	res, gi := r.run(octx, cmd)
+	res, gi := r.run(octx, op)
 	if r.Audit != nil {
-		if err := r.Audit.Append(r.record(res, timing, gi)); err != nil {
+		rec := r.record(res, timing, gi)
+		rec.FrontEnd, rec.Client = cmp.Or(r.FrontEnd, "filter"), op.Client
+		if err := r.Audit.Append(rec); err != nil {
 			return nil, fmt.Errorf("audit: %w", err)
 		}
 	}
@@ -227,6 +265,12 @@ func lineRewrite(lines []*string) (string, func(string) error) {
 	}
 }
 
+// tooLong reports whether a write's content or an edit's blocks are over
+// MaxWriteSize: the parser cut them, or a front end gave them whole.
+func (r *Runner) tooLong(cmd parser.Command) bool {
+	return cmd.Truncated() || r.MaxWriteSize > 0 && cmd.BodySize > r.MaxWriteSize
+}
+
 // editTooLong is the error of an edit whose body the parser cut.
 func editTooLong(cmd parser.Command, max int64) *sandbox.Error {
 	return sandbox.Errorf(sandbox.CodeResourceLimit, "the edit is %s; the limit on an edit's blocks (security.max_write_size) is %s; nothing was written",
@@ -252,7 +296,8 @@ func changeLines(cs []sandbox.Change, omitted map[string]int) string {
 	return b.String()
 }
 
-func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, guestInfo) {
+func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
+	cmd := op.Command
 	res := &output.Result{Command: cmd}
 	var gi guestInfo
 	start := time.Now()
@@ -263,19 +308,19 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 		return res, gi
 	}
 	// <open PATH:N-M> reads lines N to M; the range is not part of the path.
-	var lines *sandbox.Lines
-	if cmd.Kind == parser.Open {
+	if cmd.Kind == parser.Open && op.Lines == nil {
 		var err error
-		if cmd.Arg, lines, err = sandbox.ParseRange(cmd.Arg); err != nil {
+		if cmd.Arg, op.Lines, err = sandbox.ParseRange(cmd.Arg); err != nil {
 			res.Err = sandbox.AsError(err)
 			return res, gi
 		}
 	}
+	opts := op.options()
 	pathOp := cmd.Kind == parser.Open || cmd.Kind == parser.Write || cmd.Kind == parser.Edit || cmd.Kind == parser.List
 	if pathOp {
 		cmd.Arg = r.inRoot(cmd.Arg) // res.Command keeps it as the model wrote it
 	}
-	if cmd.Kind == parser.Edit && cmd.Truncated() {
+	if cmd.Kind == parser.Edit && r.tooLong(cmd) {
 		res.Err = editTooLong(cmd, r.MaxWriteSize)
 		return res, gi
 	}
@@ -303,7 +348,9 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 		// and then applies only to the file that was decided on.
 		base := ""
 		if cmd.Kind == parser.Edit {
-			dr, err := r.Sandbox.Edit(sandbox.WithOptions(ctx, sandbox.Options{Expect: req.Resolved, DryRun: true}), cmd.Arg, cmd.Body)
+			dry := opts
+			dry.Expect, dry.DryRun = req.Resolved, true
+			dr, err := r.Sandbox.Edit(sandbox.WithOptions(ctx, dry), cmd.Arg, cmd.Body)
 			if err != nil {
 				res.Err = sandbox.AsError(err)
 				return res, gi
@@ -331,17 +378,18 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 			}
 		}
 		if pathOp {
-			ctx = sandbox.WithOptions(ctx, sandbox.Options{Expect: req.Resolved, Base: base, Lines: lines})
+			opts.Expect, opts.Base = req.Resolved, base
 		}
-	} else if lines != nil {
-		ctx = sandbox.WithOptions(ctx, sandbox.Options{Lines: lines})
+	}
+	if !opts.IsZero() {
+		ctx = sandbox.WithOptions(ctx, opts)
 	}
 	var err error
 	switch cmd.Kind {
 	case parser.Open:
 		res.File, err = r.Sandbox.Open(ctx, cmd.Arg)
 	case parser.Write:
-		if cmd.Truncated() {
+		if r.tooLong(cmd) {
 			err = sandbox.Errorf(sandbox.CodeResourceLimit, "content is %s; the limit (security.max_write_size) is %s; nothing was written",
 				sandbox.FormatSize(cmd.BodySize), sandbox.FormatSize(r.MaxWriteSize))
 			break
@@ -384,7 +432,9 @@ func (r *Runner) run(ctx context.Context, cmd parser.Command) (*output.Result, g
 // and if any is denied the search runs again without those files, so that
 // neither their lines nor their counts show.
 func (r *Runner) searchAllowed(ctx context.Context, query string, gi *guestInfo) (*sandbox.SearchResult, error) {
-	res, err := r.Sandbox.Search(sandbox.WithOptions(ctx, sandbox.Options{ListFiles: true}), query)
+	o := sandbox.OptionsFrom(ctx)
+	o.ListFiles = true
+	res, err := r.Sandbox.Search(sandbox.WithOptions(ctx, o), query)
 	if err != nil {
 		return nil, err
 	}
@@ -408,7 +458,8 @@ func (r *Runner) searchAllowed(ctx context.Context, query string, gi *guestInfo)
 		return res, nil
 	}
 	gi.reason = fmt.Sprintf("%d of %d matching files left out: the policies would not let them be opened", len(denied), res.Files)
-	res, err = r.Sandbox.Search(sandbox.WithOptions(ctx, sandbox.Options{Skip: denied}), query)
+	o.ListFiles, o.Skip = false, denied
+	res, err = r.Sandbox.Search(sandbox.WithOptions(ctx, o), query)
 	if err != nil {
 		return nil, err
 	}

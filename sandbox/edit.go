@@ -22,9 +22,20 @@ func (w *Workspace) Edit(p string, body []byte) (*EditResult, error) {
 // (nothing protected), and security.max_file_size on the file before and
 // after, not security.max_write_size: a large file takes a small edit.
 func (w *Workspace) EditWith(p string, body []byte, o Options) (*EditResult, error) {
-	blocks, err := edit.Parse(body)
-	if err != nil {
-		return nil, editError(err)
+	blocks := o.Blocks
+	if blocks == nil {
+		var err error
+		if blocks, err = edit.Parse(body); err != nil {
+			return nil, editError(err)
+		}
+	}
+	if len(blocks) == 0 {
+		return nil, Errorf(CodeEditSyntax, "no edits; nothing was written")
+	}
+	for i, b := range blocks {
+		if len(b.Search) == 0 {
+			return nil, Errorf(CodeEditSyntax, "edit %d searches for nothing: there is nothing to anchor it; nothing was written", i+1)
+		}
 	}
 	t, err := w.openRegular(p, o)
 	if err != nil {

@@ -31,6 +31,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/llm-runtime/llm-runtime/edit"
 )
 
 // Error codes. Every failure a sandbox reports carries one of these.
@@ -224,11 +226,30 @@ type Options struct {
 	// run was made from; otherwise it changed since it was decided on, and
 	// the edit is refused with PATH_SECURITY.
 	Base string `json:"base,omitempty"`
+	// Blocks, for edit: the SEARCH/REPLACE blocks, given as such by a front
+	// end that does not speak the command language; the body is then
+	// unused. A block must search for at least one line.
+	Blocks []edit.Block `json:"blocks,omitempty"`
+	// Search, for search: the query as given by a front end that does not
+	// speak the command language; the argument is then the query's text,
+	// taken as it is (no quotes, scope or context parsed from it).
+	Search *SearchSpec `json:"search,omitempty"`
+	// Timeout, for exec: a limit shorter than exec.timeout; a longer one
+	// is exec.timeout.
+	Timeout time.Duration `json:"timeout,omitempty"`
+}
+
+// SearchSpec is a search's query in parts.
+type SearchSpec struct {
+	Regex bool   `json:"regex,omitempty"` // the text is a regular expression (RE2), not a literal
+	Scope string `json:"scope,omitempty"` // the glob of " in GLOB"
+	Max   int    `json:"max,omitempty"`   // list at most this many matches (at most search.max_results)
 }
 
 // IsZero reports whether o asks for nothing.
 func (o Options) IsZero() bool {
-	return o.Expect == "" && len(o.Skip) == 0 && !o.ListFiles && !o.DryRun && o.Base == "" && o.Lines == nil
+	return o.Expect == "" && len(o.Skip) == 0 && !o.ListFiles && !o.DryRun && o.Base == "" && o.Lines == nil &&
+		o.Blocks == nil && o.Search == nil && o.Timeout == 0
 }
 
 type optionsKey struct{}

@@ -37,12 +37,34 @@ func (w *Workspace) Search(ctx context.Context, query string) (*SearchResult, er
 // SearchWith is Search with the options o: files of o.Skip are left out,
 // and o.ListFiles lists every file with a match.
 func (w *Workspace) SearchWith(ctx context.Context, arg string, o Options) (*SearchResult, error) {
-	rest, ctxLines := ParseContext(arg)
-	query, scope, err := ParseSearch(rest)
-	if err != nil {
-		return nil, err
+	var (
+		query, scope string
+		ctxLines     int
+		match        func([]byte) bool
+		lit          []byte
+		err          error
+		max          = w.limits.MaxSearchResults
+	)
+	if s := o.Search; s != nil {
+		query, scope = arg, s.Scope
+		if s.Max > 0 && (max <= 0 || s.Max < max) {
+			max = s.Max
+		}
+		if s.Regex {
+			match, err = compileMatcher("re:" + query)
+		} else if query == "" {
+			err = Errorf(CodeInvalidQuery, "empty search")
+		} else {
+			lit = []byte(query)
+			match = func(line []byte) bool { return bytes.Contains(line, lit) }
+		}
+	} else {
+		rest, n := ParseContext(arg)
+		ctxLines = n
+		if query, scope, err = ParseSearch(rest); err == nil {
+			match, lit, err = compileQuery(query)
+		}
 	}
-	match, lit, err := compileQuery(query)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +75,7 @@ func (w *Workspace) SearchWith(ctx context.Context, arg string, o Options) (*Sea
 	}
 	ign := newIgnorer()
 	ign.enter(".", w.readInternal(".git", "info", "exclude"), readIgnoreFile(fd, ".gitignore"))
-	sc := &searcher{ign: ign, match: match, lit: lit, res: res, list: o.ListFiles, max: w.limits.MaxSearchResults, maxLine: w.limits.MaxLineLength, maxSize: w.limits.MaxFileSize, context: ctxLines}
+	sc := &searcher{ign: ign, match: match, lit: lit, res: res, list: o.ListFiles, max: max, maxLine: w.limits.MaxLineLength, maxSize: w.limits.MaxFileSize, context: ctxLines}
 	sc.start()
 	if scope != "" {
 		if sc.scope, sc.scopeDir, err = compileScope(scope); err != nil {

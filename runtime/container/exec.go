@@ -201,7 +201,11 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	}
 	// The agent kills the command at the timeout; the host gives it a
 	// margin before it gives up on the container itself.
-	hctx, cancel := context.WithTimeout(ctx, x.opts.Timeout+15*time.Second)
+	timeout, limit := x.opts.Timeout, "exec.timeout"
+	if t := sandbox.OptionsFrom(ctx).Timeout; t > 0 && t < timeout {
+		timeout, limit = t, "the timeout asked for"
+	}
+	hctx, cancel := context.WithTimeout(ctx, timeout+15*time.Second)
 	defer cancel()
 	timing := sandbox.TimingFrom(ctx)
 	start := time.Now()
@@ -232,7 +236,7 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	rep, out, err := c.Exec(hctx, agent.ExecRequest{
 		Argv:      argv,
 		Dir:       "/workspace",
-		TimeoutMS: x.opts.Timeout.Milliseconds(),
+		TimeoutMS: timeout.Milliseconds(),
 		MaxOutput: x.opts.MaxOutput,
 		Env:       execCacheEnv,
 	})
@@ -274,7 +278,7 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	res.ExitCode, res.Duration, res.Output = rep.ExitCode, time.Duration(rep.DurationNS), out
 	switch {
 	case rep.TimedOut:
-		return res, sandbox.Errorf(sandbox.CodeExecTimeout, "killed after %s (exec.timeout); exit code 124", x.opts.Timeout)
+		return res, sandbox.Errorf(sandbox.CodeExecTimeout, "killed after %s (%s); exit code 124", timeout, limit)
 	case rep.ExitCode == 137:
 		return res, sandbox.Errorf(sandbox.CodeExecFailed, "exit code 137: killed (out of memory, exec.memory %s, or the process limit)", sandbox.FormatSize(x.opts.Memory))
 	case rep.ExitCode != 0:
