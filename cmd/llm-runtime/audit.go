@@ -444,7 +444,7 @@ type recordJSON struct {
 	Pooled      bool   `json:"pooled"`
 	Decider     string `json:"decider"`
 	Reason      string `json:"reason"`
-	Changes     string `json:"changes,omitempty"` // an exec's changed files, one a line
+	Changes     string `json:"changes,omitempty"`   // an exec's changed files, one a line
 	FrontEnd    string `json:"front_end,omitempty"` // filter or mcp
 	Client      string `json:"client,omitempty"`    // the MCP client's name and version
 	Hash        string `json:"hash"`
