@@ -1,8 +1,9 @@
 package llmruntime_test
 
-// The import rules of DESIGN.md: cmd wires everything, the orchestration
-// imports the parts, and the parts do not import the orchestration, the CLI
-// or each other where the design keeps them apart.
+// The import rules of DESIGN.md: cmd wires everything, the engine opens a
+// session of the parts, the front ends (the filter's runner, the MCP
+// server) run operations on it, and the parts do not import the
+// orchestration, the CLI or each other where the design keeps them apart.
 
 import (
 	"go/parser"
@@ -18,11 +19,13 @@ const module = "github.com/llm-runtime/llm-runtime/"
 
 // forbidden maps a package to the packages it must not import.
 var forbidden = map[string][]string{
-	"parser":       {"config", "sandbox", "output", "runner", "cmd", "pool", "audit", "runtime"},
-	"sandbox":      {"config", "output", "runner", "cmd", "pool", "audit", "runtime"},
+	"parser":       {"config", "sandbox", "output", "runner", "engine", "mcpserver", "cmd", "pool", "audit", "runtime"},
+	"sandbox":      {"config", "output", "runner", "engine", "mcpserver", "cmd", "pool", "audit", "runtime"},
 	"config":       {"output", "runner", "cmd", "pool", "audit", "runtime"},
 	"output":       {"config", "runner", "cmd", "pool", "audit", "runtime"},
-	"runner":       {"config", "cmd"},
+	"runner":       {"config", "cmd", "engine", "mcpserver"},
+	"engine":       {"cmd", "mcpserver"},
+	"mcpserver":    {"cmd", "config", "pool", "audit", "runtime"},
 	"pool":         {"config", "audit", "runtime", "sandbox", "runner", "cmd"},
 	"audit":        {"config", "pool", "runtime", "runner", "cmd"},
 	"runtime/wasm": {"config", "pool", "audit", "runner", "cmd"},

@@ -18,6 +18,7 @@ import (
 
 	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/config"
+	"github.com/llm-runtime/llm-runtime/engine"
 	"github.com/llm-runtime/llm-runtime/parser"
 )
 
@@ -47,28 +48,11 @@ func auditDir(flag string, cfg *config.Config, root string) (string, error) {
 	}
 	if root != "" {
 		// Compared as real paths, so no link or spelling puts it inside.
-		if _, inside := within(root, abs); inside {
+		if _, inside := engine.Within(root, abs); inside {
 			return "", fail(exitConfig, "audit.dir %s is inside the repository %s, where the sandbox can reach it; choose a directory outside it", abs, root)
 		}
 	}
 	return abs, nil
-}
-
-// openAudit opens the writer of this run's session, or returns nil when
-// auditing is off.
-func openAudit(r *cli, cfg *config.Config, root string) (*audit.Writer, string, error) {
-	if !cfg.Audit.Enabled {
-		return nil, "", nil
-	}
-	dir, err := auditDir(r.AuditDir, cfg, root)
-	if err != nil {
-		return nil, "", err
-	}
-	w, err := audit.OpenWriter(dir, audit.NewSession(), audit.Options{Verbose: r.Verbose})
-	if err != nil {
-		return nil, "", fail(exitUsage, "%v", err)
-	}
-	return w, dir, nil
 }
 
 type auditCmd struct {

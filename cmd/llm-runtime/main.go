@@ -26,10 +26,9 @@ import (
 	"github.com/alecthomas/kong"
 	"golang.org/x/sys/unix"
 
-	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/config"
+	"github.com/llm-runtime/llm-runtime/engine"
 	"github.com/llm-runtime/llm-runtime/output"
-	"github.com/llm-runtime/llm-runtime/runner"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/runtime/container/agent"
 	"github.com/llm-runtime/llm-runtime/runtime/wasm"
@@ -331,44 +330,17 @@ func (r *runCmd) Run(e env, c *cli) error {
 		defer outFile.Close()
 		out = outFile
 	}
-	// Guests compile in the background while the sandbox starts.
-	guestStart := time.Now()
-	guests := wasm.Start(e.ctx, guestSpecs(cfg.Policies), guestSpecs(cfg.Transforms))
-	defer guests.Close()
-	sb, err := openSandbox(e, cfg, root, file, c.Verbose)
+	sess, err := c.openSession(e, root, file, cfg, "filter")
 	if err != nil {
 		return err
 	}
-	defer sb.Close()
-	if guests != nil {
-		if err := guests.Wait(); err != nil {
-			return fail(exitConfig, "%v", err)
-		}
-		if c.Verbose {
-			fmt.Fprintf(e.stderr, "Guests: %d policies, %d transforms, ready %s after start\n", len(cfg.Policies), len(cfg.Transforms), time.Since(guestStart).Round(time.Millisecond))
-		}
-	}
+	defer sess.Close()
 	rep, err := output.New(cfg.Output.Format, out)
 	if err != nil {
 		return fail(exitConfig, "%v", err)
 	}
-	aw, adir, err := openAudit(c, cfg, root)
-	if err != nil {
-		return err
-	}
-	run := &runner.Runner{Sandbox: sb, Report: rep, MaxWriteSize: cfg.Security.MaxWriteSize, Repo: root, Guests: guests, Session: audit.NewSession(),
-		Roots: []string{root}}
-	if abs, err := filepath.Abs(c.Root); err == nil && abs != root {
-		run.Roots = append(run.Roots, abs) // the root as given, if a link leads to it
-	}
-	if aw != nil {
-		run.Session = aw.Session()
-		defer aw.Close()
-		run.Audit = aw
-		if c.Verbose {
-			fmt.Fprintf(e.stderr, "Audit: session %s in %s\n", aw.Session(), adir)
-		}
-	}
+	run := sess.Runner
+	run.Report = rep
 	sum, err := run.Run(e.ctx, in)
 	if c.Verbose {
 		fmt.Fprintf(e.stderr, "Commands: %d, failed: %d, time: %s, peak memory: %s\n", sum.Commands, sum.Failed, sum.Elapsed.Round(time.Microsecond), peakRSS())
@@ -387,12 +359,28 @@ func (r *runCmd) Run(e env, c *cli) error {
 	return nil
 }
 
-func orDefaults(file string) string {
-	if file == "" {
-		return "none (built-in defaults)"
+// openSession opens the engine's session for a front end: the sandbox,
+// the guests and the audit writer, as configured.
+func (c *cli) openSession(e env, root, file string, cfg *config.Config, frontEnd string) (*engine.Session, error) {
+	s := engine.Settings{Root: root, ConfigFile: file, Config: cfg, FrontEnd: frontEnd, Version: version, PoolEvents: c.Verbose}
+	if abs, err := filepath.Abs(c.Root); err == nil {
+		s.Given = abs // the root as given, if a link leads to it
 	}
-	return file
+	if cfg.Audit.Enabled {
+		dir, err := auditDir(c.AuditDir, cfg, root)
+		if err != nil {
+			return nil, err
+		}
+		s.AuditDir = dir
+	}
+	if c.Verbose {
+		s.Log = func(format string, args ...any) { fmt.Fprintf(e.stderr, format+"\n", args...) }
+	}
+	sess, err := engine.Open(e.ctx, s)
+	return sess, exitOf(err)
 }
+
+func orDefaults(file string) string { return engine.OrDefaults(file) }
 
 // isTerminal reports whether f is a terminal: a character device that
 // answers a terminal's ioctl (/dev/null is a character device too).
@@ -563,13 +551,7 @@ func versionString() string {
 	return fmt.Sprintf("llm-runtime %s%s %s %s/%s", v, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
-// plural is "1 use", "2 uses".
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
-}
+func plural(n int, noun string) string { return engine.Plural(n, noun) }
 
 // peakRSS is the process's peak resident set (VmHWM), for --verbose.
 func peakRSS() string {

@@ -10,19 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/llm-runtime/llm-runtime/config"
+	"github.com/llm-runtime/llm-runtime/engine"
 	"github.com/llm-runtime/llm-runtime/parser"
 	"github.com/llm-runtime/llm-runtime/runner"
 	"github.com/llm-runtime/llm-runtime/runtime/wasm"
 )
-
-func guestSpecs(gs []config.Guest) []wasm.Spec {
-	var out []wasm.Spec
-	for _, g := range gs {
-		out = append(out, wasm.Spec{Path: g.Module, Config: g.Config, Timeout: g.Timeout, MemoryLimit: g.MemoryLimit})
-	}
-	return out
-}
 
 type policyCmd struct {
 	Test  policyTestCmd  `cmd:"" help:"Show what a guest decides for the commands in some model output."`
@@ -114,8 +106,8 @@ type policyCheckCmd struct {
 
 func (p policyCheckCmd) Run(e env, c *cli) error {
 	if root, err := filepath.Abs(c.Root); err == nil {
-		if _, inside := within(root, p.Module); inside {
-			fmt.Fprintf(e.stderr, "llm-runtime: warning: %s is inside the repository %s: a run refuses to write it from the sandbox, but anything else that can write the repository can replace this policy; keep guests outside\n", p.Module, realPath(root))
+		if _, inside := engine.Within(root, p.Module); inside {
+			fmt.Fprintf(e.stderr, "llm-runtime: warning: %s is inside the repository %s: a run refuses to write it from the sandbox, but anything else that can write the repository can replace this policy; keep guests outside\n", p.Module, engine.RealPath(root))
 		}
 	}
 	start := time.Now()

@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"os"
@@ -10,12 +10,12 @@ import (
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
-// realPath returns p made absolute with every symbolic link resolved, as
+// RealPath returns p made absolute with every symbolic link resolved, as
 // far as it exists: its deepest existing ancestor is resolved and the rest
 // appended as written. Comparing paths of the root, the configuration and
 // the state directories is only meaningful between real paths (a --root
 // given through a link, a --config through a linked directory).
-func realPath(p string) string {
+func RealPath(p string) string {
 	abs, err := filepath.Abs(p)
 	if err != nil {
 		return filepath.Clean(p)
@@ -34,10 +34,10 @@ func realPath(p string) string {
 	}
 }
 
-// within returns the path of p relative to root, slash-separated, if p is
+// Within returns the path of p relative to root, slash-separated, if p is
 // root or lies inside it, both taken as real paths.
-func within(root, p string) (string, bool) {
-	rel, err := filepath.Rel(realPath(root), realPath(p))
+func Within(root, p string) (string, bool) {
+	rel, err := filepath.Rel(RealPath(root), RealPath(p))
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
 		return "", false
 	}
@@ -90,10 +90,10 @@ func guardedFiles(file string, cfg *config.Config) []guarded {
 // found inside the repository, for --verbose.
 func protection(root, file string, cfg *config.Config) (paths []string, ids []sandbox.FileID, inside []guarded) {
 	for _, g := range guardedFiles(file, cfg) {
-		if rel, ok := within(root, g.path); ok {
+		if rel, ok := Within(root, g.path); ok {
 			paths = append(paths, rel)
 			inside = append(inside, g)
-		} else if _, ok := within(g.path, root); ok {
+		} else if _, ok := Within(g.path, root); ok {
 			paths = append(paths, ".") // the whole repository is inside it
 			inside = append(inside, g)
 		}

@@ -1,0 +1,365 @@
+// Package engine opens a session: the one assembly of a sandbox (local, or
+// a pool of Docker containers), the policy and transform guests and the
+// audit writer that every front end shares (the text filter, the MCP
+// server). The session's Runner is the one operation path: policies, the
+// sandbox, transforms, a durable audit record.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/llm-runtime/llm-runtime/audit"
+	"github.com/llm-runtime/llm-runtime/config"
+	"github.com/llm-runtime/llm-runtime/pool"
+	"github.com/llm-runtime/llm-runtime/runner"
+	"github.com/llm-runtime/llm-runtime/runtime/container"
+	"github.com/llm-runtime/llm-runtime/runtime/wasm"
+	"github.com/llm-runtime/llm-runtime/sandbox"
+)
+
+// Kind says which part of a session could not open, for the front end's
+// exit code.
+type Kind int
+
+const (
+	KindConfig  Kind = iota + 1 // the configuration or a guest
+	KindSandbox                 // Docker, the image, the sandbox
+	KindIO                      // the audit store
+)
+
+// Error is an error of Open.
+type Error struct {
+	Kind Kind
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+func fail(k Kind, format string, args ...any) error {
+	return &Error{Kind: k, Err: fmt.Errorf(format, args...)}
+}
+
+// Settings are what a session is opened with.
+type Settings struct {
+	// Root is the repository's real path (every link resolved).
+	Root string
+	// Given is the root as the user gave it, made absolute, when it differs
+	// from Root (a link leads to it): paths under it are the repository's
+	// too.
+	Given string
+	// ConfigFile is the configuration file in use ("" for none) and
+	// Config the configuration resolved from it, flags and environment.
+	ConfigFile string
+	Config     *config.Config
+	// AuditDir is the audit store, when Config.Audit.Enabled.
+	AuditDir string
+	// FrontEnd names the front end in audit records ("filter", "mcp").
+	FrontEnd string
+	// Version is llm-runtime's, for the Docker client.
+	Version string
+	// Log, if set, gets what --verbose reports: the root, the sandbox, the
+	// guests, the audit session and, with PoolEvents, every pool event.
+	Log        func(format string, args ...any)
+	PoolEvents bool
+}
+
+func (s *Settings) logf(format string, args ...any) {
+	if s.Log != nil {
+		s.Log(format, args...)
+	}
+}
+
+// Session is an open sandbox, its guests and its audit writer.
+type Session struct {
+	// Runner runs operations (Do, DoOp) or a whole input (Run, once its
+	// Report is set).
+	Runner *runner.Runner
+	// Sandbox is the session's sandbox, for what a front end asks of it
+	// beyond operations (its Limits).
+	Sandbox sandbox.Sandbox
+	// ExecEnabled says whether <exec> can run (exec.enabled, and a sandbox
+	// that can).
+	ExecEnabled bool
+	guests      *wasm.Chain
+	audit       *audit.Writer
+}
+
+// Close closes the sandbox (removing its containers), the guests and the
+// audit writer.
+func (s *Session) Close() error {
+	err := s.Sandbox.Close()
+	s.guests.Close()
+	if s.audit != nil {
+		err = errors.Join(err, s.audit.Close())
+	}
+	return err
+}
+
+// Open opens a session. The guests compile while the sandbox starts.
+func Open(ctx context.Context, s Settings) (*Session, error) {
+	cfg := s.Config
+	guestStart := time.Now()
+	guests := wasm.Start(ctx, GuestSpecs(cfg.Policies), GuestSpecs(cfg.Transforms))
+	sb, err := openSandbox(ctx, &s)
+	if err != nil {
+		guests.Close()
+		return nil, err
+	}
+	sess := &Session{Sandbox: sb, guests: guests, ExecEnabled: cfg.Exec.Enabled && cfg.Sandbox != "local"}
+	if guests != nil {
+		if err := guests.Wait(); err != nil {
+			sess.Close()
+			return nil, fail(KindConfig, "%v", err)
+		}
+		s.logf("Guests: %d policies, %d transforms, ready %s after start", len(cfg.Policies), len(cfg.Transforms), time.Since(guestStart).Round(time.Millisecond))
+	}
+	r := &runner.Runner{Sandbox: sb, MaxWriteSize: cfg.Security.MaxWriteSize, Repo: s.Root, Guests: guests,
+		Session: audit.NewSession(), Roots: []string{s.Root}, FrontEnd: s.FrontEnd}
+	if s.Given != "" && s.Given != s.Root {
+		r.Roots = append(r.Roots, s.Given)
+	}
+	if cfg.Audit.Enabled {
+		w, err := audit.OpenWriter(s.AuditDir, audit.NewSession(), audit.Options{Verbose: s.Log != nil})
+		if err != nil {
+			sess.Close()
+			return nil, fail(KindIO, "%v", err)
+		}
+		sess.audit, r.Audit, r.Session = w, w, w.Session()
+		s.logf("Audit: session %s in %s", w.Session(), s.AuditDir)
+	}
+	sess.Runner = r
+	return sess, nil
+}
+
+// GuestSpecs are the guests of a configuration, for wasm.
+func GuestSpecs(gs []config.Guest) []wasm.Spec {
+	var out []wasm.Spec
+	for _, g := range gs {
+		out = append(out, wasm.Spec{Path: g.Module, Config: g.Config, Timeout: g.Timeout, MemoryLimit: g.MemoryLimit})
+	}
+	return out
+}
+
+// openSandbox builds the sandbox the configuration names. Docker problems
+// are KindSandbox with a message that says how to fix them; there is no
+// silent fallback to the local sandbox.
+func openSandbox(ctx context.Context, s *Settings) (sandbox.Sandbox, error) {
+	cfg, root, logf := s.Config, s.Root, s.logf
+	paths, ids, inside := protection(root, s.ConfigFile, cfg)
+	limits := sandbox.Limits{
+		MaxFileSize:      cfg.Security.MaxFileSize,
+		MaxWriteSize:     cfg.Security.MaxWriteSize,
+		Excluded:         cfg.Security.ExcludedPaths,
+		WriteProtected:   paths,
+		Protected:        ids,
+		MaxSearchResults: cfg.Search.MaxResults,
+		MaxLineLength:    cfg.Search.MaxLineLength,
+		SearchTimeout:    cfg.Search.Timeout,
+		MaxListEntries:   cfg.List.MaxEntries,
+	}
+	logf("Repository root: %s", root)
+	logf("Configuration: %s", OrDefaults(s.ConfigFile))
+	for _, g := range inside {
+		logf("Warning: %s (%s) is inside the repository: the sandbox refuses to write it, but anything else that can write the repository (an exec with exec.writable, another program) can change what the next run does; keep it outside", g.what, g.path)
+	}
+	if cfg.Sandbox == "local" {
+		sb, err := sandbox.NewLocal(root, limits)
+		if err != nil {
+			return nil, fail(KindSandbox, "sandbox local: %v", err)
+		}
+		logf("Sandbox: local (no container boundary; exec disabled)")
+		if cfg.Exec.Enabled {
+			logf("Exec enabled: false (exec.enabled is true, but the local sandbox cannot exec; <exec> answers EXEC_DISABLED)")
+		} else {
+			logf("Exec enabled: false (the local sandbox cannot exec)")
+		}
+		return sb, nil
+	}
+	d, bin, err := DockerAndAgent(ctx, s.Version)
+	if err != nil {
+		return nil, err
+	}
+	img, err := d.EnsureImage(ctx, bin)
+	if err != nil {
+		d.Close()
+		return nil, fail(KindSandbox, "sandbox image: %v", err)
+	}
+	if img.Created {
+		logf("Image: built %s", img.Ref)
+	} else {
+		logf("Image: %s", img.Ref)
+	}
+	reaper, err := startReaper(bin)
+	if err != nil {
+		logf("No reaper (containers being created at a kill -9 would wait for the next start's sweep): %v", err)
+	}
+	p := cfg.ContainerPool
+	opts := container.Options{
+		Root:   root,
+		Limits: limits,
+		Image:  img.Ref,
+		Pool: container.PoolOptions{
+			Enabled:             p.Enabled,
+			Size:                p.Size,
+			MaxUsesPerContainer: p.MaxUsesPerContainer,
+			IdleTimeout:         p.IdleTimeout,
+			HealthCheckInterval: p.HealthCheckInterval,
+			StartupContainers:   p.StartupContainers,
+			SpareDelay:          p.SpareDelay,
+			AcquireTimeout:      p.AcquireTimeout,
+		},
+	}
+	if s.PoolEvents && s.Log != nil {
+		opts.OnEvent = func(ev pool.Event[*container.Container]) { s.Log("%s", EventLine(ev)) }
+	}
+	if x := cfg.Exec; x.Enabled {
+		ok, err := d.HasImage(ctx, x.Image)
+		if err != nil {
+			d.Close()
+			return nil, fail(KindSandbox, "%v", err)
+		}
+		if !ok {
+			d.Close()
+			hint := "name a local image in exec.image"
+			if x.Image == container.ExecImageName {
+				hint = "build it with 'llm-runtime image build exec' (from Debian's busybox-static), or " + hint
+			}
+			return nil, fail(KindSandbox, "exec.image %s is not on this machine and is never pulled; %s", x.Image, hint)
+		}
+		opts.Exec = &container.ExecOptions{
+			Image: x.Image, Agent: bin, Writable: x.Writable, Whitelist: x.Whitelist, Shell: x.Shell,
+			Timeout: x.Timeout, MaxOutput: x.MaxOutput, Memory: x.Memory, PIDs: x.PIDs, TmpSize: x.TmpSize, StateDir: x.StateDir,
+		}
+		mode, shell := "changes discarded", "no shell"
+		if x.Writable {
+			mode = "changes applied through the rules of <write>"
+		}
+		if x.Shell {
+			shell = "under /bin/sh"
+		}
+		logf("Exec enabled: true (container mode: a fresh container of %s per command, on a copy of the repository, %s, %s, timeout %s)", x.Image, mode, shell, x.Timeout)
+	} else {
+		logf("Exec enabled: false (exec.enabled is false; --exec turns it on)")
+	}
+	sb, err := container.NewSandbox(d, opts)
+	if err != nil {
+		d.Close()
+		return nil, fail(KindSandbox, "sandbox docker: %v", err)
+	}
+	// The sweep runs beside the pool's start: listing containers can wait
+	// on one Docker is still removing (a previous run's) for ~10-20 ms.
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if n, err := d.Sweep(ctx); err == nil && n > 0 {
+			logf("Removed %d orphaned container(s) of llm-runtime processes that are gone", n)
+		}
+	}()
+	if p.Enabled {
+		logf("Sandbox: docker, pooled (size %d, %d kept ready, spares after %s; recycled after %d uses)", p.Size, p.StartupContainers, p.SpareDelay, p.MaxUsesPerContainer)
+	} else {
+		logf("Sandbox: docker, unpooled (a container per operation)")
+	}
+	return closers{sb, d, reaper, swept}, nil
+}
+
+// DockerAndAgent connects to Docker and finds the agent binary (this one).
+func DockerAndAgent(ctx context.Context, version string) (*container.Docker, string, error) {
+	d, err := container.Connect(ctx, version)
+	if err != nil {
+		return nil, "", fail(KindSandbox, "%v", err)
+	}
+	bin, err := container.AgentBinary()
+	if err != nil {
+		d.Close()
+		return nil, "", fail(KindSandbox, "%v", err)
+	}
+	return d, bin, nil
+}
+
+// EventLine is a pool event as --verbose reports it.
+func EventLine(ev pool.Event[*container.Container]) string {
+	name := ""
+	if ev.Value != nil {
+		name = ev.Value.Name
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "pool: %s #%d %s", ev.Kind, ev.ID, name)
+	if ev.Took > 0 {
+		fmt.Fprintf(&b, " in %s", ev.Took.Round(time.Millisecond))
+	}
+	switch ev.Kind {
+	case pool.EventCreated, pool.EventCreateFailed, pool.EventFirstUse:
+	default:
+		fmt.Fprintf(&b, " after %s", Plural(ev.Uses, "use"))
+	}
+	if ev.Err != nil {
+		fmt.Fprintf(&b, ": %v", ev.Err)
+	}
+	fmt.Fprintf(&b, " (%d idle, %d in use, %d total)", ev.Stats.Idle, ev.Stats.InUse, ev.Stats.Total)
+	return b.String()
+}
+
+// Plural is "1 use", "2 uses".
+func Plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// OrDefaults names the configuration file, or says there is none.
+func OrDefaults(file string) string {
+	if file == "" {
+		return "none (built-in defaults)"
+	}
+	return file
+}
+
+// closers closes a sandbox, waits for the start-up sweep, closes the Docker
+// connection under them, then dismisses the reaper: after a clean close
+// there is nothing to reap.
+type closers struct {
+	sandbox.Sandbox
+	d      *container.Docker
+	reaper *os.Process
+	swept  <-chan struct{}
+}
+
+func (c closers) Close() error {
+	err := c.Sandbox.Close()
+	<-c.swept
+	c.d.Close()
+	if c.reaper != nil {
+		c.reaper.Kill()
+	}
+	return err
+}
+
+// startReaper starts "llm-runtime reaper", a small process that outlives
+// this one by an instant: the kernel signals it when we die (PDEATHSIG), and
+// it removes what we left; after a clean close we kill it instead, as there
+// is nothing to remove. Closing the agents' input already takes care of
+// running containers when we are killed; the reaper covers the ones being
+// created at that moment, which have no agent yet. It shares none of our
+// standard streams, so a reader of our output sees its end when we exit.
+func startReaper(bin string) (*os.Process, error) {
+	cmd := exec.Command(bin, "reaper", "--owner", strconv.Itoa(os.Getpid()))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go cmd.Wait()
+	return cmd.Process, nil
+}
