@@ -45,6 +45,8 @@ type Config struct {
 	Exec Exec
 	// Audit configures the audit log.
 	Audit Audit
+	// MCP configures the MCP server (llm-runtime mcp).
+	MCP MCP
 	// Policies and Transforms are the guest modules, in the order they run.
 	Policies   []Guest
 	Transforms []Guest
@@ -67,6 +69,13 @@ type Security struct {
 // List configures <list>.
 type List struct {
 	MaxEntries int // entries listed; the total is always counted
+}
+
+// MCP configures the MCP server.
+type MCP struct {
+	// MaxResult bounds the text of one tool result, the structured content
+	// that repeats it included; what is cut says how to get the rest.
+	MaxResult int64
 }
 
 // Search configures <search>.

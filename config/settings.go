@@ -232,6 +232,12 @@ var settings = []Setting{
 		set: func(c *Config, v string) error { c.Audit.Dir = strings.TrimSpace(v); return nil },
 		get: func(c *Config) string { return c.Audit.Dir },
 	},
+	{
+		Key: "mcp.max_result", Default: "80KiB",
+		Doc: "the most text one MCP tool result holds, its structured content included (Claude Code refuses results over 25,000 tokens by default); a longer file, output or list is cut and the result says how to get the rest",
+		set: func(c *Config, v string) error { return sizeIn(&c.MCP.MaxResult, v, 4<<10, 64<<20) },
+		get: func(c *Config) string { return FormatSize(c.MCP.MaxResult) },
+	},
 }
 
 // DefaultWhitelist is the default of exec.whitelist.

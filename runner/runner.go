@@ -267,8 +267,8 @@ func lineRewrite(lines []*string) (string, func(string) error) {
 
 // tooLong reports whether a write's content or an edit's blocks are over
 // MaxWriteSize: the parser cut them, or a front end gave them whole.
-func (r *Runner) tooLong(cmd parser.Command) bool {
-	return cmd.Truncated() || r.MaxWriteSize > 0 && cmd.BodySize > r.MaxWriteSize
+func (r *Runner) tooLong(op Op) bool {
+	return op.Blocks == nil && op.Truncated() || r.MaxWriteSize > 0 && op.BodySize > r.MaxWriteSize
 }
 
 // editTooLong is the error of an edit whose body the parser cut.
@@ -320,7 +320,7 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 	if pathOp {
 		cmd.Arg = r.inRoot(cmd.Arg) // res.Command keeps it as the model wrote it
 	}
-	if cmd.Kind == parser.Edit && r.tooLong(cmd) {
+	if cmd.Kind == parser.Edit && r.tooLong(op) {
 		res.Err = editTooLong(cmd, r.MaxWriteSize)
 		return res, gi
 	}
@@ -389,7 +389,7 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 	case parser.Open:
 		res.File, err = r.Sandbox.Open(ctx, cmd.Arg)
 	case parser.Write:
-		if r.tooLong(cmd) {
+		if r.tooLong(op) {
 			err = sandbox.Errorf(sandbox.CodeResourceLimit, "content is %s; the limit (security.max_write_size) is %s; nothing was written",
 				sandbox.FormatSize(cmd.BodySize), sandbox.FormatSize(r.MaxWriteSize))
 			break

@@ -89,6 +89,7 @@ type cli struct {
 	Bench   benchCmd   `cmd:"" help:"Measure pooled against unpooled containers on this machine."`
 	Cache   cacheCmd   `cmd:"" help:"List or remove exec's copies of repositories and their build caches."`
 	Prompt  promptCmd  `cmd:"" help:"Print a system prompt that teaches a model the command language as configured."`
+	MCP     mcpCmd     `cmd:"" name:"mcp" help:"Serve the repository to an MCP client over standard input and output."`
 	Agent   agentCmd   `cmd:"" hidden:"" help:"Serve the sandbox protocol on stdin/stdout (run inside sandbox containers)."`
 	Reaper  reaperCmd  `cmd:"" hidden:"" help:"Remove the containers of a process once it is gone (started by the Docker sandbox)."`
 }
@@ -303,6 +304,7 @@ const commandsHelp = `Other commands ('llm-runtime COMMAND --help' for each):
   bench                                       pooled against unpooled on this machine
   cache [remove [--gone|--all]]               exec's copies of repositories and build caches
   prompt [--format markdown|text]             a system prompt that teaches the commands, as configured
+  mcp [--exec] [--log-file FILE]              serve the tools to an MCP client (Claude Code, VS Code...) on stdio
   version                                     the version`
 
 func (r *runCmd) Run(e env, c *cli) error {

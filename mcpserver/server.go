@@ -1,0 +1,700 @@
+// Package mcpserver is the MCP front end: it serves the engine's operations
+// (read_file, write_file, edit_file, list_directory, search and, when exec
+// is enabled, exec) as the tools of a Model Context Protocol server, each
+// call one operation on the runner's path (policies, sandbox, transforms, a
+// durable audit record before the result is sent).
+//
+// Every tool has typed input and output schemas; a failed operation is a
+// tool result with isError and the error's code in its structured content,
+// never a protocol error. Each result's text is capped (Options.MaxResult),
+// and what is cut says how to get the rest.
+package mcpserver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/llm-runtime/llm-runtime/edit"
+	"github.com/llm-runtime/llm-runtime/output"
+	"github.com/llm-runtime/llm-runtime/parser"
+	"github.com/llm-runtime/llm-runtime/runner"
+	"github.com/llm-runtime/llm-runtime/sandbox"
+)
+
+// Options configure a server.
+type Options struct {
+	// Runner runs every operation; its FrontEnd should be "mcp".
+	Runner *runner.Runner
+	// Root is the repository, as the instructions name it.
+	Root string
+	// Exec lists the exec tool.
+	Exec bool
+	// MaxResult bounds the text of one result, structured content
+	// included (mcp.max_result); 0 is DefaultMaxResult.
+	MaxResult int64
+	// Version is the server's, in its initialize result.
+	Version string
+	// Logger, if set, logs the server's activity.
+	Logger *slog.Logger
+	// ProgressEvery is how often a running exec reports progress when the
+	// client asked for it; 0 is DefaultProgressEvery.
+	ProgressEvery time.Duration
+}
+
+// DefaultMaxResult is the default of Options.MaxResult: under the 25,000
+// tokens Claude Code accepts by default (MAX_MCP_OUTPUT_TOKENS).
+const DefaultMaxResult = 80 << 10
+
+// DefaultProgressEvery is how often a running exec reports progress: well
+// inside the 5 s that keeps a client's resetting request timeout alive.
+const DefaultProgressEvery = 2 * time.Second
+
+// DefaultReadLines is how many lines read_file returns without a limit.
+const DefaultReadLines = 2000
+
+// New returns the server. Serve it with Run on a transport
+// (&mcp.StdioTransport{} for standard input and output).
+func New(o Options) *mcp.Server {
+	if o.MaxResult <= 0 {
+		o.MaxResult = DefaultMaxResult
+	}
+	if o.ProgressEvery <= 0 {
+		o.ProgressEvery = DefaultProgressEvery
+	}
+	s := mcp.NewServer(&mcp.Implementation{Name: "llm-runtime", Title: "llm-runtime sandbox", Version: o.Version}, &mcp.ServerOptions{
+		Instructions: instructions(o),
+		Logger:       o.Logger,
+		// Tools only; no logging capability.
+		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}},
+	})
+	h := &handler{o: o}
+	no := false
+	closed := &no // openWorldHint: the tools touch the repository only
+	yes := true
+	mcp.AddTool(s, &mcp.Tool{
+		Name:  "read_file",
+		Title: "Read a file",
+		Description: "Read a text file of the repository, by lines: offset is the first line (from 1, default 1), limit how many " +
+			fmt.Sprintf("(default %d). A longer file is paged: the result gives total_lines and next_offset, the offset to read the rest from.", DefaultReadLines),
+		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, OpenWorldHint: closed},
+	}, h.readFile)
+	mcp.AddTool(s, &mcp.Tool{
+		Name:        "write_file",
+		Title:       "Write a file",
+		Description: "Create or replace a file of the repository with content, atomically; missing directories are created.",
+		Annotations: &mcp.ToolAnnotations{DestructiveHint: &yes, OpenWorldHint: closed},
+	}, h.writeFile)
+	mcp.AddTool(s, &mcp.Tool{
+		Name:  "edit_file",
+		Title: "Edit a file",
+		Description: "Change a file of the repository: each edit replaces the lines old_text names with new_text. old_text is matched " +
+			"as whole lines and must match exactly one place (if none matches exactly, one match ignoring leading and trailing white space is taken). " +
+			"All edits apply, in order, or none; the result is a unified diff. dry_run shows the diff and writes nothing.",
+		Annotations: &mcp.ToolAnnotations{DestructiveHint: &yes, OpenWorldHint: closed},
+	}, h.editFile)
+	mcp.AddTool(s, &mcp.Tool{
+		Name:  "list_directory",
+		Title: "List a directory",
+		Description: "List a directory of the repository (path, default the root): directories first, with sizes and link targets. " +
+			"pattern filters entries by a glob on their path below the directory (*.go); a pattern with ** lists every level (**/*.go).",
+		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, OpenWorldHint: closed},
+	}, h.listDirectory)
+	mcp.AddTool(s, &mcp.Tool{
+		Name:  "search",
+		Title: "Search files",
+		Description: "Search the repository's text files for lines holding query (literal; a regular expression, RE2, with regex). " +
+			"path_glob limits the files (src/**/*.go, *_test.go); max_results bounds the matches listed. Excluded, ignored, binary and oversized files are skipped and counted.",
+		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, OpenWorldHint: closed},
+	}, h.search)
+	if o.Exec {
+		mcp.AddTool(s, &mcp.Tool{
+			Name:  "exec",
+			Title: "Run a command",
+			Description: "Run a command line in a fresh, network-less container on a copy of the repository; the commands allowed are the server's " +
+				"exec.whitelist. The result gives the exit code, the output and the files the command changed (applied, or discarded, as the server is configured). " +
+				"timeout_s may shorten the server's exec.timeout.",
+			Annotations: &mcp.ToolAnnotations{DestructiveHint: &yes, OpenWorldHint: closed},
+		}, h.exec)
+	}
+	return s
+}
+
+func instructions(o Options) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "These tools work on one repository, %s, inside llm-runtime's sandbox, and on nothing else. ", o.Root)
+	b.WriteString("Paths are relative to the repository (an absolute path inside it works too); a path outside it, an excluded file (.env, keys, .git) or one the policies deny is refused with a code such as PATH_SECURITY or POLICY_DENIED. ")
+	b.WriteString("Read with read_file (paged by lines), change with edit_file (whole-line old_text/new_text) or write_file, find with search and list_directory. ")
+	if o.Exec {
+		b.WriteString("exec runs a whitelisted command in a fresh container on a copy of the repository. ")
+	}
+	b.WriteString("Every call is recorded in an audit log.")
+	return b.String()
+}
+
+type handler struct{ o Options }
+
+// payloadCap is the most bytes of one payload (a file's lines, an output,
+// a diff, matches): half of the result's cap, as the structured content
+// repeats what the text shows.
+func (h *handler) payloadCap() int { return int(h.o.MaxResult / 2) }
+
+// ErrorInfo is a failed operation, in the structured content.
+type ErrorInfo struct {
+	Code    string `json:"code" jsonschema:"the error code: PATH_SECURITY, FILE_NOT_FOUND, POLICY_DENIED, EXEC_TIMEOUT..."`
+	Message string `json:"message"`
+	Detail  string `json:"detail,omitempty" jsonschema:"more to read, in lines (the closest lines of a failed edit)"`
+}
+
+// do runs one operation for the client of req.
+func (h *handler) do(ctx context.Context, req *mcp.CallToolRequest, op runner.Op) (*output.Result, error) {
+	op.Client = clientOf(req)
+	res, err := h.o.Runner.DoOp(ctx, op)
+	if err != nil {
+		// The audit log failed: the result must not be shown. A protocol
+		// error says the server could not do it, not the operation.
+		return nil, fmt.Errorf("the operation's audit record could not be written, so its result is withheld: %w", err)
+	}
+	return res, nil
+}
+
+// clientOf is the client's name and version, as its initialize gave them.
+func clientOf(req *mcp.CallToolRequest) string {
+	if req == nil || req.Session == nil {
+		return ""
+	}
+	p := req.Session.InitializeParams()
+	if p == nil || p.ClientInfo == nil {
+		return ""
+	}
+	return strings.TrimSpace(p.ClientInfo.Name + " " + p.ClientInfo.Version)
+}
+
+// failed is the tool result of a failed operation; info is also what the
+// structured content's error field holds.
+func failed(e *sandbox.Error, extra string) (*mcp.CallToolResult, *ErrorInfo) {
+	info := &ErrorInfo{Code: e.Code, Message: e.Message, Detail: e.Detail}
+	text := e.Code + ": " + e.Message
+	if e.Detail != "" {
+		text += "\n" + e.Detail
+	}
+	if extra != "" {
+		text = extra + "\n" + text
+	}
+	return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: text}}}, info
+}
+
+func textResult(text string) *mcp.CallToolResult {
+	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}}
+}
+
+// ReadInput is read_file's arguments.
+type ReadInput struct {
+	Path   string `json:"path" jsonschema:"the file, relative to the repository"`
+	Offset int    `json:"offset,omitempty" jsonschema:"the first line to read, from 1 (default 1)"`
+	Limit  int    `json:"limit,omitempty" jsonschema:"how many lines to read (default 2000)"`
+}
+
+// ReadOutput is read_file's result.
+type ReadOutput struct {
+	Path       string     `json:"path,omitempty"`
+	Content    string     `json:"content"`
+	StartLine  int        `json:"start_line,omitempty" jsonschema:"the first line returned"`
+	EndLine    int        `json:"end_line,omitempty" jsonschema:"the last line returned (0 when none is)"`
+	TotalLines int        `json:"total_lines,omitempty" jsonschema:"how many lines the file has"`
+	NextOffset int        `json:"next_offset,omitempty" jsonschema:"the offset to read on from; absent at the end of the file"`
+	Error      *ErrorInfo `json:"error,omitempty"`
+}
+
+func (h *handler) readFile(ctx context.Context, req *mcp.CallToolRequest, in ReadInput) (*mcp.CallToolResult, ReadOutput, error) {
+	start, limit := max(in.Offset, 1), in.Limit
+	if limit <= 0 {
+		limit = DefaultReadLines
+	}
+	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Open, Arg: in.Path},
+		Lines: &sandbox.Lines{Start: start, End: start + limit - 1}})
+	if err != nil {
+		return nil, ReadOutput{}, err
+	}
+	if res.Err != nil {
+		r, info := failed(res.Err, "")
+		return r, ReadOutput{Error: info}, nil
+	}
+	f := res.File
+	total := 0
+	if f.Lines != nil {
+		total = f.Lines.Total
+	}
+	content, n, cut := cutLines(string(f.Content), h.payloadCap())
+	out := ReadOutput{Path: f.Path, Content: content, StartLine: start, TotalLines: total}
+	if n > 0 {
+		out.EndLine = start + n - 1
+	}
+	next := start + n
+	if cut && n == 0 {
+		next = start + 1 // one line longer than the cap: shown cut, the next offset skips it
+		out.EndLine = start
+	}
+	if next <= total {
+		out.NextOffset = next
+	}
+	text := content
+	switch {
+	case total == 0:
+		text = "(empty file)"
+	case n == 0 && !cut:
+		text = fmt.Sprintf("(no lines from %d: the file has %d)", start, total)
+	case cut && n == 0:
+		text += fmt.Sprintf("\n[line %d is longer than the result's limit (mcp.max_result); its first %d bytes are shown]", start, len(content))
+	}
+	if out.NextOffset > 0 {
+		if !strings.HasSuffix(text, "\n") {
+			text += "\n"
+		}
+		text += fmt.Sprintf("[lines %d-%d of %d; read_file with offset %d for the rest]", start, out.EndLine, total, out.NextOffset)
+	}
+	return textResult(text), out, nil
+}
+
+// cutLines returns the whole lines of s that fit in max bytes and how many
+// they are, and whether any was left out; a first line longer than max
+// comes back cut to max, as 0 lines.
+func cutLines(s string, max int) (string, int, bool) {
+	if len(s) <= max {
+		return s, strings.Count(s, "\n") + boolInt(s != "" && !strings.HasSuffix(s, "\n")), false
+	}
+	i := strings.LastIndexByte(s[:max], '\n')
+	if i < 0 {
+		return s[:max], 0, true
+	}
+	return s[:i+1], strings.Count(s[:i+1], "\n"), true
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// WriteInput is write_file's arguments.
+type WriteInput struct {
+	Path    string `json:"path" jsonschema:"the file, relative to the repository"`
+	Content string `json:"content" jsonschema:"the whole new content"`
+}
+
+// WriteOutput is write_file's result.
+type WriteOutput struct {
+	Path    string     `json:"path,omitempty"`
+	Created bool       `json:"created,omitempty" jsonschema:"the file is new"`
+	Bytes   int64      `json:"bytes,omitempty"`
+	Error   *ErrorInfo `json:"error,omitempty"`
+}
+
+func (h *handler) writeFile(ctx context.Context, req *mcp.CallToolRequest, in WriteInput) (*mcp.CallToolResult, WriteOutput, error) {
+	body := []byte(in.Content)
+	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Write, Arg: in.Path, Body: body, BodySize: int64(len(body))}})
+	if err != nil {
+		return nil, WriteOutput{}, err
+	}
+	if res.Err != nil {
+		r, info := failed(res.Err, "")
+		return r, WriteOutput{Error: info}, nil
+	}
+	w := res.Write
+	verb := "replaced"
+	if w.Created {
+		verb = "created"
+	}
+	return textResult(fmt.Sprintf("%s %s (%s)", verb, w.Path, sandbox.FormatSize(w.Bytes))), WriteOutput{Path: w.Path, Created: w.Created, Bytes: w.Bytes}, nil
+}
+
+// Edit is one change of edit_file.
+type Edit struct {
+	OldText string `json:"old_text" jsonschema:"the lines to replace, whole lines, as they are in the file"`
+	NewText string `json:"new_text" jsonschema:"the lines to put in their place (empty deletes them)"`
+}
+
+// EditInput is edit_file's arguments.
+type EditInput struct {
+	Path   string `json:"path" jsonschema:"the file, relative to the repository"`
+	Edits  []Edit `json:"edits" jsonschema:"the changes, applied in order, all or none"`
+	DryRun bool   `json:"dry_run,omitempty" jsonschema:"show the diff and write nothing"`
+}
+
+// EditOutput is edit_file's result.
+type EditOutput struct {
+	Path    string     `json:"path,omitempty"`
+	Applied int        `json:"applied,omitempty" jsonschema:"edits applied: all of them"`
+	Loose   []int      `json:"loose,omitempty" jsonschema:"the edits (from 1) that matched only ignoring leading and trailing white space"`
+	Diff    string     `json:"diff,omitempty" jsonschema:"a unified diff of the change"`
+	DryRun  bool       `json:"dry_run,omitempty" jsonschema:"nothing was written"`
+	Error   *ErrorInfo `json:"error,omitempty"`
+}
+
+func (h *handler) editFile(ctx context.Context, req *mcp.CallToolRequest, in EditInput) (*mcp.CallToolResult, EditOutput, error) {
+	blocks := make([]edit.Block, 0, len(in.Edits))
+	var size int64
+	for _, e := range in.Edits {
+		blocks = append(blocks, edit.Block{Search: textLines(e.OldText), Replace: textLines(e.NewText)})
+		size += int64(len(e.OldText) + len(e.NewText))
+	}
+	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Edit, Arg: in.Path, BodySize: size}, Blocks: blocks, DryRun: in.DryRun})
+	if err != nil {
+		return nil, EditOutput{}, err
+	}
+	if res.Err != nil {
+		r, info := failed(res.Err, "")
+		return r, EditOutput{Error: info}, nil
+	}
+	e := res.Edit
+	diff, _, cut := cutLines(e.Diff, h.payloadCap())
+	out := EditOutput{Path: e.Path, Applied: e.Applied, Loose: e.Loose, Diff: diff, DryRun: in.DryRun}
+	verb := "edited"
+	if in.DryRun {
+		verb = "would edit (dry run, nothing written)"
+	}
+	text := fmt.Sprintf("%s %s: %s applied", verb, e.Path, plural(e.Applied, "edit"))
+	if len(e.Loose) > 0 {
+		text += fmt.Sprintf(" (edits %s matched only ignoring leading and trailing white space)", ints(e.Loose))
+	}
+	text += "\n" + diff
+	if cut || e.DiffTruncated {
+		text += "[the diff is cut; read_file shows the file as it is now]\n"
+	}
+	return textResult(text), out, nil
+}
+
+// textLines splits a text into lines for an edit block: one final line
+// terminator is not a line of its own, and an empty text is no lines.
+func textLines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	s = strings.TrimSuffix(s, "\n")
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimSuffix(l, "\r")
+	}
+	return lines
+}
+
+// ListInput is list_directory's arguments.
+type ListInput struct {
+	Path    string `json:"path,omitempty" jsonschema:"the directory, relative to the repository (default: the root)"`
+	Pattern string `json:"pattern,omitempty" jsonschema:"a glob on the entries' paths below the directory (*.go); with ** every level is listed (**/*.go, **)"`
+}
+
+// ListOutput is list_directory's result.
+type ListOutput struct {
+	Path      string          `json:"path,omitempty"`
+	Entries   []sandbox.Entry `json:"entries"`
+	Total     int             `json:"total,omitempty" jsonschema:"entries found, listed or not"`
+	Excluded  int             `json:"excluded,omitempty" jsonschema:"entries left out by the excluded paths"`
+	Ignored   int             `json:"ignored,omitempty" jsonschema:"entries left out by .gitignore"`
+	Truncated string          `json:"truncated,omitempty" jsonschema:"why entries are missing, and what to do"`
+	Error     *ErrorInfo      `json:"error,omitempty"`
+}
+
+func (h *handler) listDirectory(ctx context.Context, req *mcp.CallToolRequest, in ListInput) (*mcp.CallToolResult, ListOutput, error) {
+	dir := strings.TrimSuffix(in.Path, "/")
+	if dir == "" {
+		dir = "."
+	}
+	arg := dir
+	match, err := compilePattern(in.Pattern)
+	if err != nil {
+		r, info := failed(sandbox.AsError(err), "")
+		return r, ListOutput{Error: info}, nil
+	}
+	if strings.Contains(in.Pattern, "**") {
+		arg = strings.TrimSuffix(dir, "/") + "/**"
+		if dir == "." {
+			arg = "**"
+		}
+	}
+	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.List, Arg: arg}})
+	if err != nil {
+		return nil, ListOutput{}, err
+	}
+	if res.Err != nil {
+		r, info := failed(res.Err, "")
+		return r, ListOutput{Error: info}, nil
+	}
+	l := res.List
+	out := ListOutput{Path: l.Path, Entries: []sandbox.Entry{}, Total: l.Total, Excluded: l.Excluded, Ignored: l.Ignored}
+	var b strings.Builder
+	budget := h.payloadCap()
+	shown, matched := 0, 0
+	for _, e := range l.Entries {
+		rel := strings.TrimPrefix(e.Path, strings.TrimSuffix(l.Path, "/")+"/")
+		if l.Path == "." || l.Path == "" {
+			rel = e.Path
+		}
+		if match != nil && !match(rel) {
+			continue
+		}
+		matched++
+		line := entryLine(e)
+		if b.Len()+len(line)+len(e.Path)+64 > budget { // the structured entry repeats the path
+			continue
+		}
+		b.WriteString(line)
+		budget -= len(e.Path) + 64
+		out.Entries = append(out.Entries, e)
+		shown++
+	}
+	if match != nil {
+		out.Total = matched
+	}
+	switch {
+	case shown < matched:
+		out.Truncated = fmt.Sprintf("%d of %d entries shown: the rest are past the result's limit (mcp.max_result); list a subdirectory or use a narrower pattern", shown, matched)
+	case l.Truncated() && match != nil:
+		out.Truncated = fmt.Sprintf("the listing stopped at list.max_entries (%d of %d entries) before the pattern was applied: list a subdirectory", len(l.Entries), l.Total)
+	case l.Truncated():
+		out.Truncated = fmt.Sprintf("%d of %d entries shown (list.max_entries): list a subdirectory or use a pattern", len(l.Entries), l.Total)
+	}
+	if shown == 0 {
+		b.WriteString("(no entries)\n")
+	}
+	fmt.Fprintf(&b, "[%s in %s", plural(out.Total, "entry"), l.Path)
+	if l.Excluded > 0 || l.Ignored > 0 {
+		fmt.Fprintf(&b, "; left out: %d excluded, %d .gitignored", l.Excluded, l.Ignored)
+	}
+	b.WriteString("]")
+	if out.Truncated != "" {
+		b.WriteString("\n[" + out.Truncated + "]")
+	}
+	return textResult(b.String()), out, nil
+}
+
+// compilePattern compiles list_directory's pattern: "**" any depth, "*"
+// and "?" within a name, matched against the whole path below the
+// directory; nil for no pattern.
+func compilePattern(g string) (func(string) bool, error) {
+	if g == "" {
+		return nil, nil
+	}
+	var b strings.Builder
+	b.WriteString("^")
+	for i := 0; i < len(g); i++ {
+		switch c := g[i]; {
+		case strings.HasPrefix(g[i:], "**/"):
+			b.WriteString("(?:.*/)?")
+			i += 2
+		case strings.HasPrefix(g[i:], "**"):
+			b.WriteString(".*")
+			i++
+		case c == '*':
+			b.WriteString("[^/]*")
+		case c == '?':
+			b.WriteString("[^/]")
+		default:
+			b.WriteString(regexp.QuoteMeta(string(c)))
+		}
+	}
+	b.WriteString("$")
+	re, err := regexp.Compile(b.String())
+	if err != nil {
+		return nil, sandbox.Errorf(sandbox.CodeInvalidQuery, "bad pattern %q: %v", g, err)
+	}
+	return re.MatchString, nil
+}
+
+func entryLine(e sandbox.Entry) string {
+	switch e.Kind {
+	case "dir":
+		return e.Path + "/\n"
+	case "link":
+		return e.Path + " -> " + e.Target + "\n"
+	case "file":
+		return fmt.Sprintf("%s  %s\n", e.Path, sandbox.FormatSize(e.Size))
+	}
+	return e.Path + "  (" + e.Kind + ")\n"
+}
+
+// SearchInput is search's arguments.
+type SearchInput struct {
+	Query      string `json:"query" jsonschema:"the text to find in lines (a regular expression with regex)"`
+	Regex      bool   `json:"regex,omitempty" jsonschema:"query is a regular expression (RE2 syntax)"`
+	PathGlob   string `json:"path_glob,omitempty" jsonschema:"only files matching this glob: src/**/*.go, *_test.go, docs/"`
+	MaxResults int    `json:"max_results,omitempty" jsonschema:"list at most this many matching lines (the server's search.max_results bounds it)"`
+}
+
+// Match is one matching line.
+type Match struct {
+	Path string `json:"path"`
+	Line int    `json:"line"`
+	Text string `json:"text"`
+}
+
+// SearchOutput is search's result.
+type SearchOutput struct {
+	Matches   []Match    `json:"matches"`
+	Total     int        `json:"total,omitempty" jsonschema:"every matching line, listed or not"`
+	Files     int        `json:"files,omitempty" jsonschema:"files with a match"`
+	Skipped   int        `json:"skipped,omitempty" jsonschema:"files not searched: too large, binary or .gitignored"`
+	Truncated string     `json:"truncated,omitempty" jsonschema:"why matches are missing, and what to do"`
+	Error     *ErrorInfo `json:"error,omitempty"`
+}
+
+func (h *handler) search(ctx context.Context, req *mcp.CallToolRequest, in SearchInput) (*mcp.CallToolResult, SearchOutput, error) {
+	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Search, Arg: in.Query},
+		Search: &sandbox.SearchSpec{Regex: in.Regex, Scope: in.PathGlob, Max: max(in.MaxResults, 0)}})
+	if err != nil {
+		return nil, SearchOutput{}, err
+	}
+	if res.Err != nil {
+		r, info := failed(res.Err, "")
+		return r, SearchOutput{Error: info}, nil
+	}
+	s := res.Search
+	out := SearchOutput{Matches: []Match{}, Total: s.Total, Files: s.Files, Skipped: s.SkippedLarge + s.SkippedBinary + s.Ignored}
+	var b strings.Builder
+	budget := h.payloadCap()
+	for _, m := range s.Matches {
+		line := fmt.Sprintf("%s:%d: %s\n", m.Path, m.Line, m.Text)
+		if b.Len()+2*len(line) > budget {
+			break
+		}
+		b.WriteString(line)
+		out.Matches = append(out.Matches, Match{Path: m.Path, Line: m.Line, Text: m.Text})
+	}
+	switch {
+	case len(out.Matches) < len(s.Matches):
+		out.Truncated = fmt.Sprintf("%d of %d matching lines shown: the rest are past the result's limit (mcp.max_result); narrow the query or path_glob", len(out.Matches), s.Total)
+	case s.Truncated():
+		out.Truncated = fmt.Sprintf("%d of %d matching lines shown (max_results or search.max_results); narrow the query or path_glob", len(out.Matches), s.Total)
+	}
+	if s.Partial != "" {
+		out.Truncated = strings.TrimPrefix(out.Truncated+"; ", "; ") + "the search " + s.Partial
+	}
+	if s.Total == 0 {
+		b.WriteString("(no matches)\n")
+	}
+	fmt.Fprintf(&b, "[%s in %s", plural(s.Total, "matching line"), plural(s.Files, "file"))
+	if out.Skipped > 0 {
+		fmt.Fprintf(&b, "; not searched: %d too large, %d binary, %d .gitignored", s.SkippedLarge, s.SkippedBinary, s.Ignored)
+	}
+	b.WriteString("]")
+	if out.Truncated != "" {
+		b.WriteString("\n[" + out.Truncated + "]")
+	}
+	return textResult(b.String()), out, nil
+}
+
+// ExecInput is exec's arguments.
+type ExecInput struct {
+	Command  string `json:"command" jsonschema:"the command line, one whitelisted command"`
+	TimeoutS int    `json:"timeout_s,omitempty" jsonschema:"seconds before the command is killed; at most the server's exec.timeout"`
+}
+
+// ExecOutput is exec's result.
+type ExecOutput struct {
+	ExitCode   int              `json:"exit_code"`
+	Output     string           `json:"output"`
+	DurationMS int64            `json:"duration_ms"`
+	Changes    []sandbox.Change `json:"changes,omitempty" jsonschema:"files the command changed, and what became of each"`
+	Error      *ErrorInfo       `json:"error,omitempty"`
+}
+
+func (h *handler) exec(ctx context.Context, req *mcp.CallToolRequest, in ExecInput) (*mcp.CallToolResult, ExecOutput, error) {
+	if tok := req.Params.GetProgressToken(); tok != nil {
+		stop := h.progress(ctx, req, tok)
+		defer stop()
+	}
+	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Exec, Arg: in.Command}, Timeout: time.Duration(max(in.TimeoutS, 0)) * time.Second})
+	if err != nil {
+		return nil, ExecOutput{}, err
+	}
+	x := res.Exec
+	if x == nil { // refused before it ran
+		r, info := failed(res.Err, "")
+		return r, ExecOutput{Error: info}, nil
+	}
+	text, cut := cutMiddle(string(x.Output), h.payloadCap())
+	out := ExecOutput{ExitCode: x.ExitCode, Output: text, DurationMS: x.Duration.Milliseconds(), Changes: x.Changes}
+	var b strings.Builder
+	b.WriteString(text)
+	if text != "" && !strings.HasSuffix(text, "\n") {
+		b.WriteString("\n")
+	}
+	if cut > 0 {
+		fmt.Fprintf(&b, "[%s of output cut from the middle (mcp.max_result); redirect the output to a file and read_file it for all of it]\n", sandbox.FormatSize(int64(cut)))
+	}
+	fmt.Fprintf(&b, "[exit code %d after %s]", x.ExitCode, x.Duration.Round(time.Millisecond))
+	if len(x.Changes) > 0 {
+		b.WriteString("\nFiles changed:")
+		for _, c := range x.Changes {
+			fmt.Fprintf(&b, "\n  %s %s", c.Action, c.Path)
+			if c.Reason != "" {
+				b.WriteString(": " + c.Reason)
+			}
+		}
+	}
+	if res.Err != nil {
+		r, info := failed(res.Err, b.String())
+		out.Error = info
+		return r, out, nil
+	}
+	return textResult(b.String()), out, nil
+}
+
+// cutMiddle keeps the head and the tail of s within max bytes, and says
+// how many bytes it cut: a command's last lines are often what matters.
+func cutMiddle(s string, max int) (string, int) {
+	if len(s) <= max {
+		return s, 0
+	}
+	head, tail := max/2, max-max/2
+	return s[:head] + "\n[...]\n" + s[len(s)-tail:], len(s) - max
+}
+
+// progress sends the client a progress notification every ProgressEvery
+// while an exec runs, so that a request timeout that resets on progress
+// does not give up on a long command.
+func (h *handler) progress(ctx context.Context, req *mcp.CallToolRequest, tok any) (stop func()) {
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		t := time.NewTicker(h.o.ProgressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				el := time.Since(start)
+				req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: tok,
+					Progress: el.Seconds(), Message: fmt.Sprintf("running for %s", el.Round(time.Second))})
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	if strings.HasSuffix(noun, "y") {
+		return fmt.Sprintf("%d %sies", n, strings.TrimSuffix(noun, "y"))
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+func ints(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = fmt.Sprint(n)
+	}
+	return strings.Join(s, ", ")
+}
