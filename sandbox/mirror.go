@@ -96,7 +96,8 @@ type Mirror struct {
 	saved  bool // m is what the manifest file holds
 	gen    uint64
 	stop   atomic.Bool
-	broken bool // a Finish failed: the copy may not match the record
+	intr   atomic.Bool // Interrupt: the Sync in progress stops
+	broken bool        // a Finish failed: the copy may not match the record
 	watch  *watcher
 	skip   map[FileID]bool
 }
@@ -239,7 +240,9 @@ func (x *Mirror) save() error {
 // left out.
 func (x *Mirror) Sync() (MirrorStats, error) {
 	var s MirrorStats
+	x.intr.Store(false)
 	w := x.newWalk(srcSide)
+	w.interruptible = true
 	if w.goes("") {
 		w.do(func() error { return x.syncDir(w, x.ws.rootFD, x.tree, "", nil, &s, false) }, -1, -1)
 	}
@@ -265,9 +268,11 @@ type walk struct {
 	plan   plan
 	listed map[string]bool // the directories listed, under mu
 	sem    chan struct{}
-	wg     sync.WaitGroup
-	mu     sync.Mutex // guards x.m.Entries and err during the walk
-	err    error
+	// interruptible: Interrupt stops it (a Sync).
+	interruptible bool
+	wg            sync.WaitGroup
+	mu            sync.Mutex // guards x.m.Entries and err during the walk
+	err           error
 }
 
 func (x *Mirror) newWalk(s side) *walk {
@@ -356,6 +361,12 @@ var errStopped = errors.New("stopped: the mirror is closing")
 // call at any time, from any goroutine.
 func (x *Mirror) Stop() { x.stop.Store(true) }
 
+// Interrupt makes a Sync in progress stop early with an error, as Stop
+// does, but not a Finish, nor any later Sync: the copy is brought up to
+// date again by the next one. It is what a cancelled command does: the
+// mirror outlives it, and its changes are still taken out of the copy.
+func (x *Mirror) Interrupt() { x.intr.Store(true) }
+
 func (w *walk) wait() error { w.wg.Wait(); return w.err }
 
 // lookup returns the records of the names in the directory rel, marking
@@ -381,7 +392,7 @@ func (w *walk) set(rel string, e *entry) {
 }
 
 func (w *walk) failed() bool {
-	if w.x.stop.Load() {
+	if w.x.stop.Load() || w.interruptible && w.x.intr.Load() {
 		w.fail(errStopped)
 		return true
 	}

@@ -27,6 +27,8 @@ type auditLine struct {
 	Pooled    bool   `json:"pooled"`
 	Repo      string `json:"repo"`
 	Changes   string `json:"changes"`
+	FrontEnd  string `json:"front_end"`
+	Client    string `json:"client"`
 }
 
 func auditOf(t *testing.T, dir string, args ...string) []auditLine {

@@ -215,8 +215,9 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	case <-hctx.Done():
 		return nil, sandbox.AsError(hctx.Err())
 	}
-	// A run that ends (a signal) does not wait for a long copy.
-	stop := context.AfterFunc(ctx, x.mirror.Stop)
+	// A call that is cancelled (a signal, a client's cancel) does not wait
+	// for a long copy; the mirror goes on serving the next one.
+	stop := context.AfterFunc(ctx, x.mirror.Interrupt)
 	defer stop()
 	if _, err := x.mirror.Sync(); err != nil {
 		return nil, sandbox.Errorf(sandbox.CodeSandboxError, "bringing exec's copy of the repository up to date: %v", err)
@@ -253,7 +254,9 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	}
 	// Whatever the command did, its changes are applied or discarded, and
 	// the copy put back, before anything else.
-	changes, ferr := x.mirror.Finish(x.opts.Writable)
+	// A cancelled command's changes are discarded: no one asked for them
+	// any more.
+	changes, ferr := x.mirror.Finish(x.opts.Writable && ctx.Err() == nil)
 	res := &sandbox.ExecResult{ExitCode: -1}
 	res.Changes, res.Omitted = sandbox.ListChanges(changes)
 	// A command that did not come back has no exit code or output to
