@@ -12,6 +12,7 @@ package mcpserver
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -139,10 +140,31 @@ func instructions(o Options) string {
 
 type handler struct{ o Options }
 
-// payloadCap is the most bytes of one payload (a file's lines, an output,
-// a diff, matches): half of the result's cap, as the structured content
-// repeats what the text shows.
-func (h *handler) payloadCap() int { return int(h.o.MaxResult / 2) }
+// budget is what a result's payload may take of MaxResult: all but 1 KiB
+// for the fixed fields and the notes.
+func (h *handler) budget() int { return int(h.o.MaxResult) - 1024 }
+
+// payloadCap is the most bytes of one text payload (a file's lines, an
+// output, a diff): it is in the text and, escaped, in the structured
+// content, so it gets a third of the budget in the text and the rest for
+// its JSON; fit then cuts further whatever escaping would push over.
+func (h *handler) payloadCap() int { return h.budget() / 3 }
+
+// jsonLen is the length of s as a JSON string.
+func jsonLen(s string) int {
+	b, _ := json.Marshal(s)
+	return len(b)
+}
+
+// fit cuts s, by lines, until it and its JSON fit in the budget.
+func (h *handler) fit(s string) (string, int, bool) {
+	out, n, cut := cutLines(s, h.payloadCap())
+	for len(out)+jsonLen(out) > h.budget() && len(out) > 0 {
+		out, n, _ = cutLines(out, len(out)/2)
+		cut = true
+	}
+	return out, n, cut
+}
 
 // ErrorInfo is a failed operation, in the structured content.
 type ErrorInfo struct {
@@ -230,7 +252,7 @@ func (h *handler) readFile(ctx context.Context, req *mcp.CallToolRequest, in Rea
 	if f.Lines != nil {
 		total = f.Lines.Total
 	}
-	content, n, cut := cutLines(string(f.Content), h.payloadCap())
+	content, n, cut := h.fit(string(f.Content))
 	out := ReadOutput{Path: f.Path, Content: content, StartLine: start, TotalLines: total}
 	if n > 0 {
 		out.EndLine = start + n - 1
@@ -353,7 +375,7 @@ func (h *handler) editFile(ctx context.Context, req *mcp.CallToolRequest, in Edi
 		return r, EditOutput{Error: info}, nil
 	}
 	e := res.Edit
-	diff, _, cut := cutLines(e.Diff, h.payloadCap())
+	diff, _, cut := h.fit(e.Diff)
 	out := EditOutput{Path: e.Path, Applied: e.Applied, Loose: e.Loose, Diff: diff, DryRun: in.DryRun}
 	verb := "edited"
 	if in.DryRun {
@@ -429,7 +451,7 @@ func (h *handler) listDirectory(ctx context.Context, req *mcp.CallToolRequest, i
 	l := res.List
 	out := ListOutput{Path: l.Path, Entries: []sandbox.Entry{}, Total: l.Total, Excluded: l.Excluded, Ignored: l.Ignored}
 	var b strings.Builder
-	budget := h.payloadCap()
+	budget := h.budget()
 	shown, matched := 0, 0
 	for _, e := range l.Entries {
 		rel := strings.TrimPrefix(e.Path, strings.TrimSuffix(l.Path, "/")+"/")
@@ -441,11 +463,14 @@ func (h *handler) listDirectory(ctx context.Context, req *mcp.CallToolRequest, i
 		}
 		matched++
 		line := entryLine(e)
-		if b.Len()+len(line)+len(e.Path)+64 > budget { // the structured entry repeats the path
+		js, _ := json.Marshal(e)
+		if cost := len(line) + len(js) + 1; cost > budget {
+			budget = 0 // the rest are counted, not shown
 			continue
+		} else {
+			budget -= cost
 		}
 		b.WriteString(line)
-		budget -= len(e.Path) + 64
 		out.Entries = append(out.Entries, e)
 		shown++
 	}
@@ -557,14 +582,16 @@ func (h *handler) search(ctx context.Context, req *mcp.CallToolRequest, in Searc
 	s := res.Search
 	out := SearchOutput{Matches: []Match{}, Total: s.Total, Files: s.Files, Skipped: s.SkippedLarge + s.SkippedBinary + s.Ignored}
 	var b strings.Builder
-	budget := h.payloadCap()
+	budget := h.budget()
 	for _, m := range s.Matches {
 		line := fmt.Sprintf("%s:%d: %s\n", m.Path, m.Line, m.Text)
-		if b.Len()+2*len(line) > budget {
+		match := Match{Path: m.Path, Line: m.Line, Text: m.Text}
+		js, _ := json.Marshal(match)
+		if budget -= len(line) + len(js) + 1; budget < 0 {
 			break
 		}
 		b.WriteString(line)
-		out.Matches = append(out.Matches, Match{Path: m.Path, Line: m.Line, Text: m.Text})
+		out.Matches = append(out.Matches, match)
 	}
 	switch {
 	case len(out.Matches) < len(s.Matches):
@@ -619,6 +646,9 @@ func (h *handler) exec(ctx context.Context, req *mcp.CallToolRequest, in ExecInp
 		return r, ExecOutput{Error: info}, nil
 	}
 	text, cut := cutMiddle(string(x.Output), h.payloadCap())
+	for len(text)+jsonLen(text) > h.budget() { // escaping: cut more
+		text, cut = cutMiddle(string(x.Output), len(text)/2)
+	}
 	out := ExecOutput{ExitCode: x.ExitCode, Output: text, DurationMS: x.Duration.Milliseconds(), Changes: x.Changes}
 	var b strings.Builder
 	b.WriteString(text)
