@@ -125,7 +125,7 @@ type NoMatchError struct {
 
 func (e *NoMatchError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "edit block %d: its SEARCH lines are not in the file, not even ignoring white space at the ends of lines", e.Block)
+	b.WriteString(e.Summary())
 	if len(e.Closest) == 0 {
 		b.WriteString("; the file is empty")
 		return b.String()
@@ -140,6 +140,12 @@ func (e *NoMatchError) Error() string {
 	}
 	b.WriteString("Copy the SEARCH lines exactly from the file as it is now (open it again if unsure) and retry the whole edit; no block was applied.")
 	return b.String()
+}
+
+// Summary is the error's first sentence, without the closest lines: for a
+// caller that shows them apart.
+func (e *NoMatchError) Summary() string {
+	return fmt.Sprintf("edit block %d: its SEARCH lines are not in the file, not even ignoring white space at the ends of lines", e.Block)
 }
 
 // AmbiguousError says that a block's SEARCH matches more than one place.

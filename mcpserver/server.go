@@ -78,20 +78,20 @@ func New(o Options) *mcp.Server {
 	no := false
 	closed := &no // openWorldHint: the tools touch the repository only
 	yes := true
-	mcp.AddTool(s, &mcp.Tool{
+	addTool(s, &mcp.Tool{
 		Name:  "read_file",
 		Title: "Read a file",
 		Description: "Read a text file of the repository, by lines: offset is the first line (from 1, default 1), limit how many " +
 			fmt.Sprintf("(default %d). A longer file is paged: the result gives total_lines and next_offset, the offset to read the rest from.", DefaultReadLines),
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, OpenWorldHint: closed},
 	}, h.readFile)
-	mcp.AddTool(s, &mcp.Tool{
+	addTool(s, &mcp.Tool{
 		Name:        "write_file",
 		Title:       "Write a file",
 		Description: "Create or replace a file of the repository with content, atomically; missing directories are created.",
 		Annotations: &mcp.ToolAnnotations{DestructiveHint: &yes, OpenWorldHint: closed},
 	}, h.writeFile)
-	mcp.AddTool(s, &mcp.Tool{
+	addTool(s, &mcp.Tool{
 		Name:  "edit_file",
 		Title: "Edit a file",
 		Description: "Change a file of the repository: each edit replaces the lines old_text names with new_text. old_text is matched " +
@@ -99,14 +99,14 @@ func New(o Options) *mcp.Server {
 			"All edits apply, in order, or none; the result is a unified diff. dry_run shows the diff and writes nothing.",
 		Annotations: &mcp.ToolAnnotations{DestructiveHint: &yes, OpenWorldHint: closed},
 	}, h.editFile)
-	mcp.AddTool(s, &mcp.Tool{
+	addTool(s, &mcp.Tool{
 		Name:  "list_directory",
 		Title: "List a directory",
 		Description: "List a directory of the repository (path, default the root): directories first, with sizes and link targets. " +
 			"pattern filters entries by a glob on their path below the directory (*.go); a pattern with ** lists every level (**/*.go).",
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, OpenWorldHint: closed},
 	}, h.listDirectory)
-	mcp.AddTool(s, &mcp.Tool{
+	addTool(s, &mcp.Tool{
 		Name:  "search",
 		Title: "Search files",
 		Description: "Search the repository's text files for lines holding query (literal; a regular expression, RE2, with regex). " +
@@ -114,7 +114,7 @@ func New(o Options) *mcp.Server {
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, OpenWorldHint: closed},
 	}, h.search)
 	if o.Exec {
-		mcp.AddTool(s, &mcp.Tool{
+		addTool(s, &mcp.Tool{
 			Name:  "exec",
 			Title: "Run a command",
 			Description: "Run a command line in a fresh, network-less container on a copy of the repository; the commands allowed are the server's " +
@@ -178,8 +178,7 @@ func (h *handler) do(ctx context.Context, req *mcp.CallToolRequest, op runner.Op
 	op.Client = clientOf(req)
 	res, err := h.o.Runner.DoOp(ctx, op)
 	if err != nil {
-		// The audit log failed: the result must not be shown. A protocol
-		// error says the server could not do it, not the operation.
+		// The audit log failed: the result must not be shown.
 		return nil, fmt.Errorf("the operation's audit record could not be written, so its result is withheld: %w", err)
 	}
 	return res, nil
@@ -269,8 +268,6 @@ func (h *handler) readFile(ctx context.Context, req *mcp.CallToolRequest, in Rea
 	switch {
 	case total == 0:
 		text = "(empty file)"
-	case n == 0 && !cut:
-		text = fmt.Sprintf("(no lines from %d: the file has %d)", start, total)
 	case cut && n == 0:
 		text += fmt.Sprintf("\n[line %d is longer than the result's limit (mcp.max_result); its first %d bytes are shown]", start, len(content))
 	}

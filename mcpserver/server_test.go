@@ -49,6 +49,10 @@ type fixture struct {
 }
 
 func start(t *testing.T, files map[string]string, o mcpserver.Options) *fixture {
+	return startB(t, files, o)
+}
+
+func startB(t testing.TB, files map[string]string, o mcpserver.Options) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	for name, content := range files {

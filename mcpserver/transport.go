@@ -149,7 +149,7 @@ func (c *lineConn) Read(ctx context.Context) (jsonrpc.Message, error) {
 
 // Write implements mcp.Connection.
 func (c *lineConn) Write(ctx context.Context, msg jsonrpc.Message) error {
-	b, err := jsonrpc.EncodeMessage(msg)
+	b, err := encode(msg)
 	if err != nil {
 		return err
 	}
@@ -162,6 +162,27 @@ func (c *lineConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	}
 	_, err = c.out.Write(append(b, '\n'))
 	return err
+}
+
+// encode is jsonrpc.EncodeMessage, but a successful response's result,
+// already JSON (the SDK marshalled it), is copied as it is rather than
+// scanned and compacted once more: for a tool result of a few KiB that
+// pass was a third of the server's time.
+func encode(msg jsonrpc.Message) ([]byte, error) {
+	r, ok := msg.(*jsonrpc.Response)
+	if !ok || r.Error != nil || len(r.Result) == 0 {
+		return jsonrpc.EncodeMessage(msg)
+	}
+	id, err := json.Marshal(r.ID.Raw())
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, len(r.Result)+len(id)+40)
+	b = append(b, `{"jsonrpc":"2.0","id":`...)
+	b = append(b, id...)
+	b = append(b, `,"result":`...)
+	b = append(b, r.Result...)
+	return append(b, '}'), nil
 }
 
 // Close implements mcp.Connection.

@@ -99,7 +99,11 @@ func editError(err error) error {
 			for _, l := range nm.Closest {
 				fmt.Fprintf(&b, "%6d  %s\n", l.N, l.Text)
 			}
-			e.Message += "; the closest lines, with their numbers, follow"
+			e.Message = nm.Summary() + "; nothing was written; copy the lines exactly from the file as it is now and retry the whole edit; the closest lines, with their numbers"
+			if nm.Block > 1 {
+				e.Message += " as the earlier blocks left them"
+			}
+			e.Message += ", follow"
 			e.Detail = b.String()
 		}
 		return e

@@ -89,7 +89,7 @@ func (w *Workspace) readLines(t *target, r Lines) (*File, error) {
 			return nil, osError(err, t.rel)
 		}
 	}
-	if r.Start > n {
+	if r.Start > n && (r.Start > 1 || n > 0) { // an empty file read from line 1 is empty
 		return nil, Errorf(CodeInvalidRange, "%s has %d lines; line %d is past its end", t.rel, n, r.Start)
 	}
 	got := Lines{Start: r.Start, End: r.End, Total: n}

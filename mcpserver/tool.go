@@ -1,0 +1,102 @@
+package mcpserver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/google/jsonschema-go/jsonschema"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// CodeInvalidArguments is the code of a call whose arguments do not fit
+// the tool's input schema.
+const CodeInvalidArguments = "INVALID_ARGUMENTS"
+
+// CodeAuditFailed is the code of a call whose audit record could not be
+// written: its result is withheld.
+const CodeAuditFailed = "AUDIT_FAILED"
+
+// handlerFor is a tool's handler with typed arguments and output.
+type handlerFor[In, Out any] func(context.Context, *mcp.CallToolRequest, In) (*mcp.CallToolResult, Out, error)
+
+// addTool adds a tool with the schemas of In and Out. Arguments are
+// validated against the input schema, as the SDK's own mcp.AddTool does;
+// arguments that do not fit are a tool error with CodeInvalidArguments
+// (the SDK's has no code). The output is marshalled once into the
+// structured content, not decoded again to be validated against a schema
+// it was made from: that round trip cost more than the operation.
+func addTool[In, Out any](s *mcp.Server, t *mcp.Tool, h handlerFor[In, Out]) {
+	in, err := jsonschema.For[In](nil)
+	if err != nil {
+		panic(fmt.Sprintf("tool %s: input schema: %v", t.Name, err))
+	}
+	nonNullable(in)
+	out, err := jsonschema.For[Out](nil)
+	if err != nil {
+		panic(fmt.Sprintf("tool %s: output schema: %v", t.Name, err))
+	}
+	resolved, err := in.Resolve(nil)
+	if err != nil {
+		panic(fmt.Sprintf("tool %s: input schema: %v", t.Name, err))
+	}
+	t.InputSchema, t.OutputSchema = in, out
+	s.AddTool(t, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		raw := req.Params.Arguments
+		args := map[string]any{}
+		if len(raw) > 0 {
+			if err := json.Unmarshal(raw, &args); err != nil {
+				return invalid[Out](fmt.Errorf("the arguments are not a JSON object: %v", err)), nil
+			}
+		}
+		if err := resolved.Validate(args); err != nil {
+			return invalid[Out](err), nil
+		}
+		var v In
+		if len(raw) > 0 {
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return invalid[Out](err), nil
+			}
+		}
+		res, o, err := h(ctx, req, v)
+		if err != nil {
+			return withError(res, o, &ErrorInfo{Code: CodeAuditFailed, Message: err.Error()}), nil
+		}
+		b, err := json.Marshal(o)
+		if err != nil {
+			return nil, fmt.Errorf("marshalling the result: %w", err)
+		}
+		res.StructuredContent = json.RawMessage(b)
+		return res, nil
+	})
+}
+
+// nonNullable makes the schema's array properties arrays, not "null or
+// array": a missing list is left out, not sent as null.
+func nonNullable(s *jsonschema.Schema) {
+	for _, p := range s.Properties {
+		if slices.Equal(p.Types, []string{"null", "array"}) {
+			p.Types, p.Type = nil, "array"
+		}
+	}
+}
+
+// invalid is the result of arguments that do not fit.
+func invalid[Out any](err error) *mcp.CallToolResult {
+	var zero Out
+	return withError(nil, zero, &ErrorInfo{Code: CodeInvalidArguments, Message: err.Error()})
+}
+
+// withError is an error result whose structured content is out with its
+// error field set to e.
+func withError(res *mcp.CallToolResult, out any, e *ErrorInfo) *mcp.CallToolResult {
+	m := map[string]any{}
+	if b, err := json.Marshal(out); err == nil {
+		json.Unmarshal(b, &m)
+	}
+	m["error"] = e
+	b, _ := json.Marshal(m)
+	return &mcp.CallToolResult{IsError: true, StructuredContent: json.RawMessage(b),
+		Content: []mcp.Content{&mcp.TextContent{Text: e.Code + ": " + e.Message}}}
+}
