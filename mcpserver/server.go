@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"time"
 
@@ -173,13 +172,17 @@ type ErrorInfo struct {
 	Detail  string `json:"detail,omitempty" jsonschema:"more to read, in lines (the closest lines of a failed edit)"`
 }
 
-// do runs one operation for the client of req.
+// do runs one operation for the client of req. The error is the
+// operation's own (a *sandbox.Error, with the result) or the audit log's
+// (without: the result must not be shown).
 func (h *handler) do(ctx context.Context, req *mcp.CallToolRequest, op runner.Op) (*output.Result, error) {
 	op.Client = clientOf(req)
 	res, err := h.o.Runner.DoOp(ctx, op)
 	if err != nil {
-		// The audit log failed: the result must not be shown.
 		return nil, fmt.Errorf("the operation's audit record could not be written, so its result is withheld: %w", err)
+	}
+	if res.Err != nil {
+		return res, res.Err
 	}
 	return res, nil
 }
@@ -196,18 +199,19 @@ func clientOf(req *mcp.CallToolRequest) string {
 	return strings.TrimSpace(p.ClientInfo.Name + " " + p.ClientInfo.Version)
 }
 
-// failed is the tool result of a failed operation; info is also what the
-// structured content's error field holds.
-func failed(e *sandbox.Error, extra string) (*mcp.CallToolResult, *ErrorInfo) {
-	info := &ErrorInfo{Code: e.Code, Message: e.Message, Detail: e.Detail}
-	text := e.Code + ": " + e.Message
+// errorInfo is an operation's error as the structured content gives it.
+func errorInfo(e *sandbox.Error) *ErrorInfo {
+	return &ErrorInfo{Code: e.Code, Message: e.Message, Detail: e.Detail}
+}
+
+// text is the error as the result's text gives it: "CODE: message", and
+// the detail's lines under it.
+func (e *ErrorInfo) text() string {
+	t := e.Code + ": " + e.Message
 	if e.Detail != "" {
-		text += "\n" + e.Detail
+		t += "\n" + e.Detail
 	}
-	if extra != "" {
-		text = extra + "\n" + text
-	}
-	return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: text}}}, info
+	return t
 }
 
 func textResult(text string) *mcp.CallToolResult {
@@ -241,10 +245,6 @@ func (h *handler) readFile(ctx context.Context, req *mcp.CallToolRequest, in Rea
 		Lines: &sandbox.Lines{Start: start, End: start + limit - 1}})
 	if err != nil {
 		return nil, ReadOutput{}, err
-	}
-	if res.Err != nil {
-		r, info := failed(res.Err, "")
-		return r, ReadOutput{Error: info}, nil
 	}
 	f := res.File
 	total := 0
@@ -321,10 +321,6 @@ func (h *handler) writeFile(ctx context.Context, req *mcp.CallToolRequest, in Wr
 	if err != nil {
 		return nil, WriteOutput{}, err
 	}
-	if res.Err != nil {
-		r, info := failed(res.Err, "")
-		return r, WriteOutput{Error: info}, nil
-	}
 	w := res.Write
 	verb := "replaced"
 	if w.Created {
@@ -366,10 +362,6 @@ func (h *handler) editFile(ctx context.Context, req *mcp.CallToolRequest, in Edi
 	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Edit, Arg: in.Path, BodySize: size}, Blocks: blocks, DryRun: in.DryRun})
 	if err != nil {
 		return nil, EditOutput{}, err
-	}
-	if res.Err != nil {
-		r, info := failed(res.Err, "")
-		return r, EditOutput{Error: info}, nil
 	}
 	e := res.Edit
 	diff, _, cut := h.fit(e.Diff)
@@ -428,8 +420,7 @@ func (h *handler) listDirectory(ctx context.Context, req *mcp.CallToolRequest, i
 	arg := dir
 	match, err := compilePattern(in.Pattern)
 	if err != nil {
-		r, info := failed(sandbox.AsError(err), "")
-		return r, ListOutput{Error: info}, nil
+		return nil, ListOutput{}, err
 	}
 	if strings.Contains(in.Pattern, "**") {
 		arg = strings.TrimSuffix(dir, "/") + "/**"
@@ -440,10 +431,6 @@ func (h *handler) listDirectory(ctx context.Context, req *mcp.CallToolRequest, i
 	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.List, Arg: arg}})
 	if err != nil {
 		return nil, ListOutput{}, err
-	}
-	if res.Err != nil {
-		r, info := failed(res.Err, "")
-		return r, ListOutput{Error: info}, nil
 	}
 	l := res.List
 	out := ListOutput{Path: l.Path, Entries: []sandbox.Entry{}, Total: l.Total, Excluded: l.Excluded, Ignored: l.Ignored}
@@ -496,37 +483,13 @@ func (h *handler) listDirectory(ctx context.Context, req *mcp.CallToolRequest, i
 	return textResult(b.String()), out, nil
 }
 
-// compilePattern compiles list_directory's pattern: "**" any depth, "*"
-// and "?" within a name, matched against the whole path below the
-// directory; nil for no pattern.
+// compilePattern compiles list_directory's pattern, matched against the
+// whole path below the directory; nil for no pattern.
 func compilePattern(g string) (func(string) bool, error) {
 	if g == "" {
 		return nil, nil
 	}
-	var b strings.Builder
-	b.WriteString("^")
-	for i := 0; i < len(g); i++ {
-		switch c := g[i]; {
-		case strings.HasPrefix(g[i:], "**/"):
-			b.WriteString("(?:.*/)?")
-			i += 2
-		case strings.HasPrefix(g[i:], "**"):
-			b.WriteString(".*")
-			i++
-		case c == '*':
-			b.WriteString("[^/]*")
-		case c == '?':
-			b.WriteString("[^/]")
-		default:
-			b.WriteString(regexp.QuoteMeta(string(c)))
-		}
-	}
-	b.WriteString("$")
-	re, err := regexp.Compile(b.String())
-	if err != nil {
-		return nil, sandbox.Errorf(sandbox.CodeInvalidQuery, "bad pattern %q: %v", g, err)
-	}
-	return re.MatchString, nil
+	return sandbox.GlobMatcher(g)
 }
 
 func entryLine(e sandbox.Entry) string {
@@ -571,10 +534,6 @@ func (h *handler) search(ctx context.Context, req *mcp.CallToolRequest, in Searc
 		Search: &sandbox.SearchSpec{Regex: in.Regex, Scope: in.PathGlob, Max: max(in.MaxResults, 0)}})
 	if err != nil {
 		return nil, SearchOutput{}, err
-	}
-	if res.Err != nil {
-		r, info := failed(res.Err, "")
-		return r, SearchOutput{Error: info}, nil
 	}
 	s := res.Search
 	out := SearchOutput{Matches: []Match{}, Total: s.Total, Files: s.Files, Skipped: s.SkippedLarge + s.SkippedBinary + s.Ignored}
@@ -634,14 +593,10 @@ func (h *handler) exec(ctx context.Context, req *mcp.CallToolRequest, in ExecInp
 		defer stop()
 	}
 	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Exec, Arg: in.Command}, Timeout: time.Duration(max(in.TimeoutS, 0)) * time.Second})
-	if err != nil {
+	if res == nil || res.Exec == nil { // refused before it ran, or not audited
 		return nil, ExecOutput{}, err
 	}
 	x := res.Exec
-	if x == nil { // refused before it ran
-		r, info := failed(res.Err, "")
-		return r, ExecOutput{Error: info}, nil
-	}
 	text, cut := cutMiddle(string(x.Output), h.payloadCap())
 	for len(text)+jsonLen(text) > h.budget() { // escaping: cut more
 		text, cut = cutMiddle(string(x.Output), len(text)/2)
@@ -666,9 +621,8 @@ func (h *handler) exec(ctx context.Context, req *mcp.CallToolRequest, in ExecInp
 		}
 	}
 	if res.Err != nil {
-		r, info := failed(res.Err, b.String())
-		out.Error = info
-		return r, out, nil
+		out.Error = errorInfo(res.Err)
+		return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: b.String() + "\n" + out.Error.text()}}}, out, nil
 	}
 	return textResult(b.String()), out, nil
 }

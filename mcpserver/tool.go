@@ -3,11 +3,14 @@ package mcpserver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
 // CodeInvalidArguments is the code of a call whose arguments do not fit
@@ -60,8 +63,10 @@ func addTool[In, Out any](s *mcp.Server, t *mcp.Tool, h handlerFor[In, Out]) {
 			}
 		}
 		res, o, err := h(ctx, req, v)
-		if err != nil {
-			return withError(res, o, &ErrorInfo{Code: CodeAuditFailed, Message: err.Error()}), nil
+		if se := (*sandbox.Error)(nil); errors.As(err, &se) {
+			return withError(o, errorInfo(se)), nil
+		} else if err != nil {
+			return withError(o, &ErrorInfo{Code: CodeAuditFailed, Message: err.Error()}), nil
 		}
 		b, err := json.Marshal(o)
 		if err != nil {
@@ -85,12 +90,12 @@ func nonNullable(s *jsonschema.Schema) {
 // invalid is the result of arguments that do not fit.
 func invalid[Out any](err error) *mcp.CallToolResult {
 	var zero Out
-	return withError(nil, zero, &ErrorInfo{Code: CodeInvalidArguments, Message: err.Error()})
+	return withError(zero, &ErrorInfo{Code: CodeInvalidArguments, Message: err.Error()})
 }
 
-// withError is an error result whose structured content is out with its
-// error field set to e.
-func withError(res *mcp.CallToolResult, out any, e *ErrorInfo) *mcp.CallToolResult {
+// withError is an error result: the error's text, and out as the
+// structured content with its error field set to e.
+func withError(out any, e *ErrorInfo) *mcp.CallToolResult {
 	m := map[string]any{}
 	if b, err := json.Marshal(out); err == nil {
 		json.Unmarshal(b, &m)
@@ -98,5 +103,5 @@ func withError(res *mcp.CallToolResult, out any, e *ErrorInfo) *mcp.CallToolResu
 	m["error"] = e
 	b, _ := json.Marshal(m)
 	return &mcp.CallToolResult{IsError: true, StructuredContent: json.RawMessage(b),
-		Content: []mcp.Content{&mcp.TextContent{Text: e.Code + ": " + e.Message}}}
+		Content: []mcp.Content{&mcp.TextContent{Text: e.text()}}}
 }

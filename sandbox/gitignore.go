@@ -60,6 +60,17 @@ func trimUnescapedSpace(s string) string {
 	return s
 }
 
+// GlobMatcher compiles a glob of slash-separated paths, with the syntax of
+// .gitignore: "**" any depth, "*" and "?" within a name, [...] a class;
+// it matches whole paths ("*.go" a name at the top, "**/*.go" at any depth).
+func GlobMatcher(g string) (func(string) bool, error) {
+	re, err := regexp.Compile(globRegexp(g, true))
+	if err != nil {
+		return nil, Errorf(CodeInvalidQuery, "bad pattern %q: %v", g, err)
+	}
+	return re.MatchString, nil
+}
+
 // globRegexp translates a gitignore glob into an anchored regular expression.
 func globRegexp(g string, anchored bool) string {
 	var b strings.Builder

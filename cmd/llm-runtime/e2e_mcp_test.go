@@ -172,6 +172,19 @@ func ourContainers(t *testing.T, env dockertest.Env, pid int) map[string][]strin
 	return out
 }
 
+// running returns the exec container of process pid in which a process
+// runs the command line cmd, or "".
+func running(t *testing.T, env dockertest.Env, pid int, cmd string) string {
+	t.Helper()
+	for _, id := range ourContainers(t, env, pid)["exec"] {
+		out, _ := exec.Command("docker", "top", id).Output()
+		if strings.Contains(string(out), cmd) {
+			return id
+		}
+	}
+	return ""
+}
+
 // await polls cond until it holds, failing the test after wait.
 func await(t *testing.T, wait time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -391,13 +404,13 @@ func TestE2EMCPGoSDKClientUsesEveryTool(t *testing.T) {
 			done <- err
 		}()
 		pid := s.cmd.Process.Pid
-		await(t, 2*time.Minute, "no exec container started", func() bool { return len(ourContainers(t, env, pid)["exec"]) == 1 })
+		await(t, 2*time.Minute, "sleep 600 never ran", func() bool { return running(t, env, pid, "sleep 600") != "" })
 		cancel()
 		if err := <-done; err == nil {
 			t.Fatal("a cancelled call returned a result")
 		}
 		// Far less than the 600 s the command would run.
-		await(t, 90*time.Second, "the exec container outlived the cancelled call", func() bool { return len(ourContainers(t, env, pid)["exec"]) == 0 })
+		await(t, 90*time.Second, "the command outlived the cancelled call", func() bool { return running(t, env, pid, "sleep 600") == "" })
 		res, text := s.call(t, "exec", map[string]any{"command": "echo still serving"})
 		mustSucceed(t, res, text)
 	})
@@ -437,6 +450,14 @@ func TestE2EMCPGoSDKClientUsesEveryTool(t *testing.T) {
 				t.Fatalf("record %+v", r)
 			}
 			ops[r.Op]++
+		}
+		// The cancelled command is audited too, as run in its container.
+		cancelled := false
+		for _, r := range recs {
+			cancelled = cancelled || r.Target == "sleep 600" && r.Code == "CANCELED" && r.Container != ""
+		}
+		if !cancelled {
+			t.Errorf("no record of the cancelled command")
 		}
 		// 5 reads + 16 calls' 12, 1 write + the denied one, 3 edits, 2 lists, 2 + 4 searches, 6 execs.
 		for op, n := range map[string]int{"open": 15, "write": 2, "edit": 3, "list": 2, "search": 6, "exec": 6} {
@@ -608,7 +629,7 @@ func TestE2EMCPServerLeavesNothingWhenItsClientGoes(t *testing.T) {
 				stdin.Close()
 			case "client killed mid-call", "server killed mid-call":
 				send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"exec","arguments":{"command":"sleep 600"}}}`)
-				await(t, 2*time.Minute, "no exec container started", func() bool { return len(ourContainers(t, env, pid)["exec"]) == 1 })
+				await(t, 2*time.Minute, "sleep 600 never ran", func() bool { return running(t, env, pid, "sleep 600") != "" })
 				if how == "server killed mid-call" {
 					cmd.Process.Signal(syscall.SIGKILL)
 				} else {
