@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"time"
 
@@ -199,10 +200,25 @@ func clientOf(req *mcp.CallToolRequest) string {
 	return strings.TrimSpace(p.ClientInfo.Name + " " + p.ClientInfo.Version)
 }
 
-// errorInfo is an operation's error as the structured content gives it.
+// errorInfo is an operation's error as the structured content gives it,
+// in the tools' words where the message speaks the command language.
 func errorInfo(e *sandbox.Error) *ErrorInfo {
-	return &ErrorInfo{Code: e.Code, Message: e.Message, Detail: e.Detail}
+	msg := e.Message
+	if strings.HasPrefix(e.Code, "EDIT_") {
+		msg = editWords.Replace(msg)
+	}
+	msg = openHint.ReplaceAllString(msg, "; read_file reads it")
+	msg = listHint.ReplaceAllString(msg, "; list_directory shows what is in it")
+	return &ErrorInfo{Code: e.Code, Message: msg, Detail: e.Detail}
 }
+
+var (
+	// editWords are an edit's errors in edit_file's words.
+	editWords = strings.NewReplacer("edit block ", "edit ", "SEARCH lines", "old_text lines", "to SEARCH", "to old_text",
+		"its SEARCH", "its old_text", "to REPLACE", "to new_text", "no block was applied", "no edit was applied", "earlier blocks", "earlier edits")
+	openHint = regexp.MustCompile(`; <open [^>]*> reads it`)
+	listHint = regexp.MustCompile(`; <list [^>]*> shows what is in it`)
+)
 
 // text is the error as the result's text gives it: "CODE: message", and
 // the detail's lines under it.

@@ -201,6 +201,8 @@ func TestErrorsAreToolResultsWithCodes(t *testing.T) {
 		{"edit_file", map[string]any{"path": "a.txt", "edits": []any{}}, sandbox.CodeEditSyntax},
 		{"edit_file", map[string]any{"path": "a.txt", "edits": []any{map[string]any{"old_text": "", "new_text": "b"}}}, sandbox.CodeEditSyntax},
 		{"list_directory", map[string]any{"path": "a.txt"}, sandbox.CodeNotDirectory},
+		{"read_file", map[string]any{"path": "."}, sandbox.CodeIsDirectory},
+		{"edit_file", map[string]any{"path": "a.txt", "edits": []any{map[string]any{"old_text": "zzz", "new_text": "b"}}}, sandbox.CodeEditNoMatch},
 		{"search", map[string]any{"query": "(", "regex": true}, sandbox.CodeInvalidQuery},
 		{"exec", map[string]any{"command": "true"}, ""}, // not listed: a protocol error, below
 	} {
@@ -213,6 +215,10 @@ func TestErrorsAreToolResultsWithCodes(t *testing.T) {
 		res, text, out := f.call(t, c.tool, c.args)
 		if !res.IsError || codeOf(out) != c.code || !strings.HasPrefix(text, c.code+": ") {
 			t.Errorf("%s %v: isError %v, code %q, text %q; want %s", c.tool, c.args, res.IsError, codeOf(out), text, c.code)
+		}
+		// In the tools' words, not the command language's.
+		if strings.Contains(text, "<open") || strings.Contains(text, "<list") || strings.Contains(text, "SEARCH") {
+			t.Errorf("%s: %s", c.tool, text)
 		}
 	}
 	// Arguments that do not fit the schema are the tool's error too.
