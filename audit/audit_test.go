@@ -423,3 +423,46 @@ func TestOlderVersionsStillDecodeAndVerify(t *testing.T) {
 		t.Fatal("the client is not covered by the hash")
 	}
 }
+
+func TestSessionsOfOneLogChainApartAndShareItsSegment(t *testing.T) {
+	dir := t.TempDir()
+	l, err := OpenLog(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for s := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := l.Writer(fmt.Sprintf("s%d", s))
+			for i := range 25 {
+				if err := w.Append(sample(i)); err != nil {
+					t.Error(err)
+				}
+			}
+			w.Close()
+			if err := w.Append(sample(99)); err == nil {
+				t.Error("an append after the session's Close succeeded")
+			}
+		}()
+	}
+	wg.Wait()
+	// Read while the log is open: every session, in its own chain.
+	if got := read(t, dir, Filter{Session: "s2"}); len(got) != 25 || got[24].Seq != 25 {
+		t.Fatalf("session s2: %d records", len(got))
+	}
+	if segs, _ := os.ReadDir(segmentsDir(dir)); len(segs) != 1 {
+		t.Fatalf("%d segments, want the log's one", len(segs))
+	}
+	late := l.Writer("late")
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := late.Append(sample(0)); err == nil {
+		t.Fatal("an append after the log's Close succeeded")
+	}
+	if n, b := verify(t, dir); n != 100 || b != nil {
+		t.Fatalf("verify: %d, %v", n, b)
+	}
+}

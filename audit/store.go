@@ -66,12 +66,28 @@ func (l verboseLogger) Fatalf(f string, a ...any) { l.Logger.Fatalf(f, a...) }
 func mainDir(dir string) string     { return filepath.Join(dir, "main") }
 func segmentsDir(dir string) string { return filepath.Join(dir, "segments") }
 
-// Writer appends one session's records to a segment of its own. It is safe
-// for concurrent use.
-type Writer struct {
+// Log is an open segment of the store, which the records of any number of
+// sessions go to: a process that serves many sessions (llm-runtime serve)
+// keeps one, so that their appends share its syncs. It is safe for
+// concurrent use.
+type Log struct {
 	dir, seg string
 	db       *pebble.DB
 	opts     Options
+
+	// mu is held shared by commits and exclusively by Close, so that
+	// commits share syncs and none runs into a closed database.
+	mu     sync.RWMutex
+	closed bool
+
+	merged chan struct{} // closed when the merge of earlier segments ended
+}
+
+// Writer appends one session's records, to a segment of its own (OpenWriter)
+// or to a Log's (Log.Writer). It is safe for concurrent use.
+type Writer struct {
+	log *Log
+	own bool // Close closes the log
 
 	mu      sync.Mutex
 	session string
@@ -79,8 +95,6 @@ type Writer struct {
 	seq     uint64
 	prev    [32]byte
 	closed  bool
-
-	merged chan struct{} // closed when the merge of earlier segments ended
 }
 
 // NewSession returns a new session id: the start time and a random suffix.
@@ -96,7 +110,25 @@ func NewSession() string {
 // records while its sandbox starts, instead of its own at its exit, which
 // would cost ~10 ms of every run.
 func OpenWriter(dir, session string, opts Options) (*Writer, error) {
-	seg := filepath.Join(segmentsDir(dir), fmt.Sprintf("%d-%d-%s", time.Now().UnixNano(), os.Getpid(), session))
+	l, err := openLog(dir, session, opts)
+	if err != nil {
+		return nil, err
+	}
+	w := l.Writer(session)
+	w.own = true
+	return w, nil
+}
+
+// OpenLog opens a new segment in the store at dir for the sessions of
+// Log.Writer, and merges the closed segments of earlier writers into the
+// shared database in the background, as OpenWriter does. The segment is
+// merged after Close, by the next writer or reader.
+func OpenLog(dir string, opts Options) (*Log, error) {
+	return openLog(dir, "log-"+NewSession(), opts)
+}
+
+func openLog(dir, name string, opts Options) (*Log, error) {
+	seg := filepath.Join(segmentsDir(dir), fmt.Sprintf("%d-%d-%s", time.Now().UnixNano(), os.Getpid(), name))
 	ownSegments.set(seg, true)
 	if err := os.MkdirAll(seg, 0o700); err != nil {
 		ownSegments.set(seg, false)
@@ -107,19 +139,25 @@ func OpenWriter(dir, session string, opts Options) (*Writer, error) {
 		ownSegments.set(seg, false)
 		return nil, fmt.Errorf("audit: opening %s: %w", seg, err)
 	}
-	w := &Writer{dir: dir, seg: seg, db: db, opts: opts, session: session, pid: uint32(os.Getpid()), prev: genesis(session), merged: make(chan struct{})}
-	go w.mergeEarlier()
-	return w, nil
+	l := &Log{dir: dir, seg: seg, db: db, opts: opts, merged: make(chan struct{})}
+	go l.mergeEarlier()
+	return l, nil
+}
+
+// Writer returns a writer of session's records to the log. Closing it ends
+// the session; the log stays open.
+func (l *Log) Writer(session string) *Writer {
+	return &Writer{log: l, session: session, pid: uint32(os.Getpid()), prev: genesis(session)}
 }
 
 // mergeEarlier merges every closed segment into the shared database,
 // unless another process holds it: then a later writer or reader will.
-func (w *Writer) mergeEarlier() {
-	defer close(w.merged)
-	os.MkdirAll(mainDir(w.dir), 0o700)
-	if lock, err := pebble.LockDirectory(mainDir(w.dir), vfs.Default); err == nil {
-		if db, err := openMain(w.dir, lock, w.opts); err == nil {
-			mergeSegments(db, w.dir, w.opts)
+func (l *Log) mergeEarlier() {
+	defer close(l.merged)
+	os.MkdirAll(mainDir(l.dir), 0o700)
+	if lock, err := pebble.LockDirectory(mainDir(l.dir), vfs.Default); err == nil {
+		if db, err := openMain(l.dir, lock, l.opts); err == nil {
+			mergeSegments(db, l.dir, l.opts)
 			db.Close()
 		}
 	}
@@ -130,7 +168,8 @@ func (w *Writer) Session() string { return w.session }
 
 // Append fills in the record's session, pid, sequence number and chain
 // hashes, and writes it durably: when Append returns nil the record is on
-// disk (the write-ahead log is synced; concurrent appends share a sync).
+// disk (the write-ahead log is synced; concurrent appends share a sync,
+// those of every session of a Log too).
 func (w *Writer) Append(r *Record) error {
 	w.mu.Lock()
 	if w.closed {
@@ -146,20 +185,29 @@ func (w *Writer) Append(r *Record) error {
 	r.seal()
 	w.prev = r.Hash
 	v, _ := r.MarshalBinary()
-	b := w.db.NewBatch()
+	b := w.log.db.NewBatch()
 	b.Set(r.Key(), v, nil)
 	w.mu.Unlock()
 	// Outside the lock, so that appends from several goroutines commit
 	// together: Pebble syncs the log once for all batches waiting on it.
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := w.log.commit(b); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
 	return nil
 }
 
-// Close closes the segment, which the next writer or reader merges into
-// the shared database; readers see it meanwhile. It waits for the merge
-// OpenWriter started.
+func (l *Log) commit(b *pebble.Batch) error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		b.Close()
+		return errors.New("log closed")
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// Close ends the writer's session; a writer of OpenWriter closes its
+// segment too (see Log.Close).
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	if w.closed {
@@ -168,9 +216,26 @@ func (w *Writer) Close() error {
 	}
 	w.closed = true
 	w.mu.Unlock()
-	err := w.db.Close()
-	<-w.merged // it must not take our segment, which it would see closed
-	ownSegments.set(w.seg, false)
+	if w.own {
+		return w.log.Close()
+	}
+	return nil
+}
+
+// Close closes the segment, which the next writer or reader merges into
+// the shared database; readers see it meanwhile. It waits for the merge
+// the open started. Appends racing with Close fail or land before it.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	err := l.db.Close()
+	<-l.merged // it must not take our segment, which it would see closed
+	ownSegments.set(l.seg, false)
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}

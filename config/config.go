@@ -47,6 +47,11 @@ type Config struct {
 	Audit Audit
 	// MCP configures the MCP server (llm-runtime mcp).
 	MCP MCP
+	// Server says whether the filter runs through llm-runtime serve: "auto",
+	// "never" or a socket's absolute path.
+	Server string
+	// Serve configures the daemon (llm-runtime serve).
+	Serve Serve
 	// Policies and Transforms are the guest modules, in the order they run.
 	Policies   []Guest
 	Transforms []Guest
@@ -76,6 +81,12 @@ type MCP struct {
 	// MaxResult bounds the text of one tool result, the structured content
 	// that repeats it included; what is cut says how to get the rest.
 	MaxResult int64
+}
+
+// Serve configures llm-runtime serve.
+type Serve struct {
+	MaxPools int           // pools kept at once
+	IdleExit time.Duration // exit after this long with no pool and no client; 0 never
 }
 
 // Search configures <search>.

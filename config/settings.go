@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -231,6 +232,31 @@ var settings = []Setting{
 		Doc: "the audit store; empty: $XDG_STATE_HOME/llm-runtime/audit (~/.local/state/llm-runtime/audit); never inside the repository",
 		set: func(c *Config, v string) error { c.Audit.Dir = strings.TrimSpace(v); return nil },
 		get: func(c *Config) string { return c.Audit.Dir },
+	},
+	{
+		Key: "server", Default: "auto",
+		Doc: "whether the filter runs through a daemon (llm-runtime serve) that keeps the pools warm between runs: auto (its socket, when it answers; otherwise a pool of the run's own), never, or the absolute path of a daemon's socket (then it must answer)",
+		set: func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			if v != "auto" && v != "never" && !filepath.IsAbs(v) {
+				return fmt.Errorf("%q is not auto, never or the absolute path of a socket", v)
+			}
+			c.Server = v
+			return nil
+		},
+		get: func(c *Config) string { return c.Server },
+	},
+	{
+		Key: "serve.max_pools", Default: "8",
+		Doc: "the most pools llm-runtime serve keeps (one per repository and sandbox settings); past it the least recently used idle pool is closed, and a run that finds every pool busy runs on a pool of its own",
+		set: func(c *Config, v string) error { return intIn(&c.Serve.MaxPools, v, 1, 1024) },
+		get: func(c *Config) string { return strconv.Itoa(c.Serve.MaxPools) },
+	},
+	{
+		Key: "serve.idle_exit", Default: "30m",
+		Doc: "llm-runtime serve exits after this long with no pool and no client; 0 never",
+		set: func(c *Config, v string) error { return duration(&c.Serve.IdleExit, v) },
+		get: func(c *Config) string { return formatDuration(c.Serve.IdleExit) },
 	},
 	{
 		Key: "mcp.max_result", Default: "80KiB",

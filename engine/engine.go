@@ -109,12 +109,12 @@ func Open(ctx context.Context, s Settings) (*Session, error) {
 	cfg := s.Config
 	guestStart := time.Now()
 	guests := wasm.Start(ctx, GuestSpecs(cfg.Policies), GuestSpecs(cfg.Transforms))
-	sb, err := openSandbox(ctx, &s)
+	sb, err := OpenSandbox(ctx, s)
 	if err != nil {
 		guests.Close()
 		return nil, err
 	}
-	sess := &Session{Sandbox: sb, guests: guests, ExecEnabled: cfg.Exec.Enabled && cfg.Sandbox != "local"}
+	sess := &Session{Sandbox: sb, guests: guests, ExecEnabled: ExecEnabled(cfg)}
 	if guests != nil {
 		if err := guests.Wait(); err != nil {
 			sess.Close()
@@ -122,22 +122,37 @@ func Open(ctx context.Context, s Settings) (*Session, error) {
 		}
 		s.logf("Guests: %d policies, %d transforms, ready %s after start", len(cfg.Policies), len(cfg.Transforms), time.Since(guestStart).Round(time.Millisecond))
 	}
+	var w *audit.Writer
+	if cfg.Audit.Enabled {
+		if w, err = audit.OpenWriter(s.AuditDir, audit.NewSession(), audit.Options{Verbose: s.Log != nil}); err != nil {
+			sess.Close()
+			return nil, fail(KindIO, "%v", err)
+		}
+		sess.audit = w
+		s.logf("Audit: session %s in %s", w.Session(), s.AuditDir)
+	}
+	sess.Runner = NewRunner(s, sb, guests, w)
+	return sess, nil
+}
+
+// ExecEnabled says whether <exec> can run with a configuration:
+// exec.enabled, and a sandbox that can.
+func ExecEnabled(cfg *config.Config) bool { return cfg.Exec.Enabled && cfg.Sandbox != "local" }
+
+// NewRunner is the operation path of one session on a sandbox that may be
+// shared (llm-runtime serve): its guests (nil for none) and its audit
+// writer (nil when audit is off), which names the session.
+func NewRunner(s Settings, sb sandbox.Sandbox, guests *wasm.Chain, w *audit.Writer) *runner.Runner {
+	cfg := s.Config
 	r := &runner.Runner{Sandbox: sb, MaxWriteSize: cfg.Security.MaxWriteSize, Repo: s.Root, Guests: guests,
 		Session: audit.NewSession(), Roots: []string{s.Root}, FrontEnd: s.FrontEnd}
 	if s.Given != "" && s.Given != s.Root {
 		r.Roots = append(r.Roots, s.Given)
 	}
-	if cfg.Audit.Enabled {
-		w, err := audit.OpenWriter(s.AuditDir, audit.NewSession(), audit.Options{Verbose: s.Log != nil})
-		if err != nil {
-			sess.Close()
-			return nil, fail(KindIO, "%v", err)
-		}
-		sess.audit, r.Audit, r.Session = w, w, w.Session()
-		s.logf("Audit: session %s in %s", w.Session(), s.AuditDir)
+	if w != nil {
+		r.Audit, r.Session = w, w.Session()
 	}
-	sess.Runner = r
-	return sess, nil
+	return r
 }
 
 // GuestSpecs are the guests of a configuration, for wasm.
@@ -149,10 +164,12 @@ func GuestSpecs(gs []config.Guest) []wasm.Spec {
 	return out
 }
 
-// openSandbox builds the sandbox the configuration names. Docker problems
-// are KindSandbox with a message that says how to fix them; there is no
-// silent fallback to the local sandbox.
-func openSandbox(ctx context.Context, s *Settings) (sandbox.Sandbox, error) {
+// OpenSandbox builds the sandbox the configuration names, for the root: a
+// local one, or a Docker one (a pool, unless container_pool.enabled is
+// false) with its reaper and the sweep of orphans. Docker problems are
+// KindSandbox with a message that says how to fix them; there is no silent
+// fallback to the local sandbox. Closing it removes its containers.
+func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 	cfg, root, logf := s.Config, s.Root, s.logf
 	paths, ids, inside := protection(root, s.ConfigFile, cfg)
 	limits := sandbox.Limits{
@@ -362,4 +379,16 @@ func startReaper(bin string) (*os.Process, error) {
 	}
 	go cmd.Wait()
 	return cmd.Process, nil
+}
+
+// PoolStat is the pool's statistics of a sandbox of OpenSandbox: zero for
+// a local or unpooled one.
+func PoolStat(sb sandbox.Sandbox) pool.Stat {
+	if c, ok := sb.(closers); ok {
+		sb = c.Sandbox
+	}
+	if s, ok := sb.(interface{ Stat() pool.Stat }); ok {
+		return s.Stat()
+	}
+	return pool.Stat{}
 }

@@ -90,6 +90,7 @@ type cli struct {
 	Cache   cacheCmd   `cmd:"" help:"List or remove exec's copies of repositories and their build caches."`
 	Prompt  promptCmd  `cmd:"" help:"Print a system prompt that teaches a model the command language as configured."`
 	MCP     mcpCmd     `cmd:"" name:"mcp" help:"Serve the repository to an MCP client over standard input and output."`
+	Serve   serveCmd   `cmd:"" help:"Keep warm pools between runs of the filter: a per-user daemon on a unix socket."`
 	Agent   agentCmd   `cmd:"" hidden:"" help:"Serve the sandbox protocol on stdin/stdout (run inside sandbox containers)."`
 	Reaper  reaperCmd  `cmd:"" hidden:"" help:"Remove the containers of a process once it is gone (started by the Docker sandbox)."`
 }
@@ -209,6 +210,7 @@ type overrides struct {
 	Exec      bool     `name:"exec" help:"Allow <exec> (exec.enabled: true)."`
 	Policy    []string `placeholder:"FILE.wasm" sep:"none" help:"Add a policy guest, after those of the configuration (repeatable)."`
 	Transform []string `placeholder:"FILE.wasm" sep:"none" help:"Add a transform guest, after those of the configuration (repeatable)."`
+	Server    string   `placeholder:"auto|never|SOCKET" help:"Run through llm-runtime serve: auto (when it answers), never, or a socket's path (then it must answer). Overrides 'server'."`
 	legacyFlags
 }
 
@@ -250,6 +252,7 @@ func (f *cli) load(e env, o *overrides) (root, file string, cfg *config.Config, 
 		{"output.format", "--format", o.Format},
 		{"container_pool.enabled", "--no-pool", ifSet(o.NoPool, "false")},
 		{"exec.enabled", "--exec", ifSet(o.Exec, "true")},
+		{"server", "--server", o.Server},
 	} {
 		if o.value == "" {
 			continue
@@ -305,6 +308,7 @@ const commandsHelp = `Other commands ('llm-runtime COMMAND --help' for each):
   cache [remove [--gone|--all]]               exec's copies of repositories and build caches
   prompt [--format markdown|text]             a system prompt that teaches the commands, as configured
   mcp [--exec] [--log-file FILE]              serve the tools to an MCP client (Claude Code, VS Code...) on stdio
+  serve [status|stop]                         a daemon that keeps pools warm between runs of the filter
   version                                     the version`
 
 func (r *runCmd) Run(e env, c *cli) error {
@@ -331,6 +335,16 @@ func (r *runCmd) Run(e env, c *cli) error {
 		}
 		defer outFile.Close()
 		out = outFile
+	}
+	if cfg.Server != "never" {
+		if handled, err := r.served(e, c, root, file, cfg, in, out); handled {
+			if err == nil && outFile != nil {
+				if err := outFile.Close(); err != nil {
+					return fail(exitUsage, "--output: %v", err)
+				}
+			}
+			return err
+		}
 	}
 	sess, err := c.openSession(e, root, file, cfg, "filter")
 	if err != nil {

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/llm-runtime/llm-runtime/config"
+	"github.com/llm-runtime/llm-runtime/serve"
+)
+
+// serveCmd is the daemon and its two questions.
+type serveCmd struct {
+	Start  serveStartCmd  `cmd:"" default:"withargs" help:"Run the daemon in the foreground (the default)."`
+	Status serveStatusCmd `cmd:"" help:"Print the daemon's pools, containers and sessions."`
+	Stop   serveStopCmd   `cmd:"" help:"Ask the daemon to stop: it finishes its runs and removes its containers."`
+}
+
+type socketFlag struct {
+	Socket string `placeholder:"PATH" help:"The daemon's socket. Default: $XDG_RUNTIME_DIR/llm-runtime/serve.sock, else /tmp/llm-runtime-UID/serve.sock; the 'server' setting, when it names a socket."`
+}
+
+// path is the socket: the flag, else the server setting when it is a
+// path, else the default.
+func (f socketFlag) path(e env, c *cli) (string, error) {
+	if f.Socket != "" {
+		return filepath.Abs(f.Socket)
+	}
+	if v := getenv(e.environ, config.EnvPrefix+"SERVER"); filepath.IsAbs(v) {
+		return v, nil
+	}
+	return serve.DefaultSocket(func(k string) string { return getenv(e.environ, k) }), nil
+}
+
+func getenv(environ []string, key string) string {
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+const serveHelp = `Run a per-user daemon that keeps warm pools of sandbox containers between
+invocations of the filter. A model loop runs the filter once per reply; on
+its own each run starts a container (~0.2 s), while through the daemon it
+finds one already running. The filter uses the daemon by itself when its
+socket answers (the 'server' setting: auto, never, or a socket's path;
+--server, $LLM_RUNTIME_SERVER), and prints the same bytes and exits with the
+same code either way.
+
+The socket is $XDG_RUNTIME_DIR/llm-runtime/serve.sock, or, when that variable
+is unset, /tmp/llm-runtime-UID/serve.sock, in a 0700 directory; the daemon
+serves its own user only (the peer's uid is checked on every connection).
+It keeps a pool per repository and sandbox settings (at most serve.max_pools,
+the least recently used closed first), closes a pool idle for its
+container_pool.idle_timeout, and exits after serve.idle_exit with no pool and
+no client. Every run is its own audit session, durable before its result.
+SIGINT or SIGTERM stops it, removing every container; kill -9 does too, as
+each container's agent exits when its stream closes.
+
+Examples:
+
+  llm-runtime serve &                        # then run the filter as usual
+  llm-runtime serve --verbose                # connections, pools, pool events
+  llm-runtime serve status                   # pools, containers, sessions, uptime
+  llm-runtime serve stop
+  echo '<open go.mod>' | llm-runtime --server never   # without the daemon`
+
+func (serveCmd) Help() string { return serveHelp }
+
+type serveStartCmd struct {
+	socketFlag
+}
+
+func (serveStartCmd) Help() string { return serveHelp }
+
+func (s *serveStartCmd) Run(e env, c *cli) error {
+	// The daemon's own settings: serve.*, from the user's configuration
+	// (or --config) and the environment; each run brings its own.
+	_, _, cfg, err := c.load(e, nil)
+	if err != nil {
+		return err
+	}
+	path, err := s.path(e, c)
+	if err != nil {
+		return fail(exitUsage, "--socket: %v", err)
+	}
+	opts := serve.Options{Socket: path, Build: versionString(), Version: version, MaxPools: cfg.Serve.MaxPools, IdleExit: cfg.Serve.IdleExit}
+	if c.Verbose {
+		opts.Logf = func(format string, args ...any) {
+			fmt.Fprintf(e.stderr, time.Now().Format("15:04:05.000 ")+format+"\n", args...)
+		}
+	}
+	d, err := serve.Listen(opts)
+	if err != nil {
+		return fail(exitSandbox, "serve: %v", err)
+	}
+	if c.Verbose {
+		opts.Logf("Serving on %s (pid %s; at most %d pools; exits after %s idle)", d.Socket(), strconv.Itoa(os.Getpid()), cfg.Serve.MaxPools, orNever(cfg.Serve.IdleExit))
+	}
+	if err := d.Serve(e.ctx); err != nil {
+		return fail(exitUsage, "serve: %v", err)
+	}
+	return nil
+}
+
+func orNever(d time.Duration) string {
+	if d == 0 {
+		return "never"
+	}
+	return d.String()
+}
+
+type serveStatusCmd struct {
+	socketFlag
+	JSON bool `name:"json" help:"Print the status as JSON."`
+}
+
+func (s *serveStatusCmd) Run(e env, c *cli) error {
+	path, err := s.path(e, c)
+	if err != nil {
+		return fail(exitUsage, "--socket: %v", err)
+	}
+	st, err := serve.GetStatus(path, versionString(), 5*time.Second)
+	if errors.Is(err, serve.ErrNoDaemon) {
+		return fail(exitSandbox, "no llm-runtime serve answers on %s (start one with 'llm-runtime serve &')", path)
+	}
+	if err != nil {
+		return fail(exitSandbox, "%v", err)
+	}
+	if s.JSON {
+		b, _ := json.MarshalIndent(st, "", "  ")
+		fmt.Fprintf(e.stdout, "%s\n", b)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "llm-runtime serve, pid %d, up %s, on %s\n", st.PID, st.Uptime, st.Socket)
+	fmt.Fprintf(e.stdout, "%s running, %s served, %s\n", plural(st.Sessions, "session"), plural(int(st.Served), "run"), plural(len(st.Pools), "pool"))
+	if len(st.Pools) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROOT\tSANDBOX\tIDLE\tIN USE\tTOTAL\tSESSIONS\tRUNS\tLAST USED")
+	for _, p := range st.Pools {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s ago\n", p.Root, p.Sandbox, p.Idle, p.InUse, p.Total, p.Sessions, p.Runs, time.Since(p.LastUsed).Round(time.Second))
+	}
+	return tw.Flush()
+}
+
+type serveStopCmd struct {
+	socketFlag
+}
+
+func (s *serveStopCmd) Run(e env, c *cli) error {
+	path, err := s.path(e, c)
+	if err != nil {
+		return fail(exitUsage, "--socket: %v", err)
+	}
+	pid, err := serve.RequestStop(path, versionString(), 5*time.Second)
+	if errors.Is(err, serve.ErrNoDaemon) {
+		fmt.Fprintf(e.stdout, "no llm-runtime serve answers on %s\n", path)
+		return nil
+	}
+	if err != nil {
+		return fail(exitSandbox, "%v", err)
+	}
+	fmt.Fprintf(e.stdout, "llm-runtime serve (pid %d) is stopping: it finishes its runs and removes its containers\n", pid)
+	return nil
+}
+
+// served runs the filter through the daemon, when the server setting
+// allows and one takes the run. handled is false when the run is to run
+// here: no daemon (auto), or one that is busy, of another build, or does
+// not answer within container_pool.acquire_timeout (auto).
+func (r *runCmd) served(e env, c *cli, root, file string, cfg *config.Config, in io.Reader, out io.Writer) (handled bool, err error) {
+	path := cfg.Server
+	explicit := path != "auto"
+	if !explicit {
+		path = serve.DefaultSocket(func(k string) string { return getenv(e.environ, k) })
+	}
+	req, err := runRequest(c, root, file, cfg)
+	if err != nil {
+		return true, err
+	}
+	var logw io.Writer
+	if c.Verbose {
+		logw = e.stderr
+	}
+	run := &serve.Run{Socket: path, Build: versionString(), Request: req, Timeout: cfg.ContainerPool.AcquireTimeout, In: in, Out: out, Log: logw}
+	started, err := run.Start()
+	if err != nil {
+		if explicit {
+			return true, fail(exitSandbox, "server %s: %v", path, err)
+		}
+		if c.Verbose && !errors.Is(err, serve.ErrNoDaemon) {
+			fmt.Fprintf(e.stderr, "Server: not used (%v); running on a pool of this run's own\n", err)
+		}
+		return false, nil
+	}
+	if c.Verbose {
+		fmt.Fprintf(e.stderr, "Server: llm-runtime serve (pid %d) on %s, pool %s\n", started.PID, path, started.Pool)
+	}
+	end, err := started.Wait(e.ctx)
+	if err != nil {
+		return true, fail(exitSandbox, "server %s: %v", path, err)
+	}
+	if c.Verbose {
+		fmt.Fprintf(e.stderr, "Commands: %d, failed: %d, time: %s, peak memory: %s (this client's)\n", end.Commands, end.Failed, end.Elapsed.Round(time.Microsecond), peakRSS())
+	}
+	switch end.Kind {
+	case "":
+		return true, nil
+	case "interrupted":
+		return true, fail(exitInterrupted, "interrupted after %d commands", end.Commands)
+	case "config":
+		return true, fail(exitConfig, "%s", end.Message)
+	case "sandbox":
+		return true, fail(exitSandbox, "%s", end.Message)
+	}
+	return true, fail(exitUsage, "%s", end.Message)
+}
+
+// runRequest is the run as resolved here, with every path the daemon
+// would otherwise resolve against its own directory or environment made
+// absolute: guests, the configuration file, the audit store, exec's state.
+func runRequest(c *cli, root, file string, cfg *config.Config) (*serve.RunRequest, error) {
+	req := &serve.RunRequest{Root: root, Config: cfg, Verbose: c.Verbose}
+	if abs, err := filepath.Abs(c.Root); err == nil && abs != root {
+		req.Given = abs
+	}
+	if file != "" {
+		abs, err := filepath.Abs(file)
+		if err != nil {
+			return nil, fail(exitConfig, "%s: %v", file, err)
+		}
+		req.ConfigFile = abs
+	}
+	for _, gs := range [][]config.Guest{cfg.Policies, cfg.Transforms} {
+		for i := range gs {
+			abs, err := filepath.Abs(gs[i].Module)
+			if err != nil {
+				return nil, fail(exitConfig, "%s: %v", gs[i].Module, err)
+			}
+			gs[i].Module = abs
+		}
+	}
+	if cfg.Audit.Enabled {
+		dir, err := auditDir(c.AuditDir, cfg, root)
+		if err != nil {
+			return nil, err
+		}
+		req.AuditDir = dir
+	}
+	if cfg.Exec.Enabled && cfg.Exec.StateDir == "" {
+		if dir, err := execStateDir(cfg); err == nil {
+			cfg.Exec.StateDir = dir
+		}
+	}
+	return req, nil
+}

@@ -1,0 +1,196 @@
+// Package serve is llm-runtime's daemon (llm-runtime serve) and its
+// client: a per-user process that holds warm pools of sandbox containers
+// across invocations of the filter, on a unix socket only its user can
+// reach.
+//
+// A filter run that finds the daemon sends it the run's resolved
+// configuration and then its input, and gets back the very bytes it would
+// have printed itself, and how the run ended (which the CLI turns into the
+// same exit code). The daemon runs the run on the engine's operation path
+// (policies, the sandbox, transforms, a durable audit record), on a pool
+// keyed by the repository and every setting that shapes the sandbox.
+//
+// The wire: frames of one type byte, a big-endian uint32 length and that
+// many bytes. The client sends a hello (JSON), then input and its end, or
+// a cancel; the daemon answers accepted or busy, then output and log
+// frames, then the end (JSON). A status or stop hello gets one JSON frame.
+package serve
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/llm-runtime/llm-runtime/config"
+)
+
+// Frame types.
+const (
+	// client to daemon
+	frameHello  = 'h' // JSON Hello
+	frameInput  = 'i' // input bytes
+	frameEOF    = 'e' // the input ended
+	frameCancel = 'c' // the run was interrupted: stop it and say so
+	// daemon to client
+	frameAccepted = 'a' // JSON Accepted: the run is the daemon's now
+	frameBusy     = 'b' // JSON Busy: run it yourself
+	frameOutput   = 'o' // output bytes
+	frameLog      = 'l' // a line for standard error (--verbose)
+	frameEnd      = 'x' // JSON End
+	frameReply    = 'r' // JSON: the answer to status or stop
+)
+
+// maxFrame bounds a frame's payload: input is sent in chunks of at most
+// chunk bytes; output frames are what the reporter writes at once (its
+// buffer, or one long block).
+const (
+	maxFrame = 64 << 20
+	chunk    = 64 << 10
+)
+
+// Hello opens a connection.
+type Hello struct {
+	// Build is the client's llm-runtime build: a daemon of another build
+	// refuses the run (its results could differ), and the client runs it
+	// itself.
+	Build string `json:"build"`
+	// Op is "run", "status" or "stop".
+	Op  string      `json:"op"`
+	Run *RunRequest `json:"run,omitempty"`
+}
+
+// RunRequest is what a filter run resolved before it would have opened its
+// own session: the daemon trusts nothing of the caller beyond it.
+type RunRequest struct {
+	Root       string         `json:"root"`            // the repository's real path
+	Given      string         `json:"given,omitempty"` // the root as given, if a link leads to it
+	ConfigFile string         `json:"config_file,omitempty"`
+	Config     *config.Config `json:"config"`
+	AuditDir   string         `json:"audit_dir,omitempty"`
+	Verbose    bool           `json:"verbose,omitempty"`
+}
+
+// Accepted says the daemon runs the run.
+type Accepted struct {
+	PID  int    `json:"pid"`
+	Pool string `json:"pool"` // "new" or "warm"
+}
+
+// Busy says the daemon does not run it, and why.
+type Busy struct {
+	Reason string `json:"reason"`
+}
+
+// End is how a run ended.
+type End struct {
+	Commands int           `json:"commands"`
+	Failed   int           `json:"failed"`
+	Elapsed  time.Duration `json:"elapsed"`
+	// Kind is "" (the input was processed), "interrupted", "input" (the
+	// input could not be read or the output written), or, when the session
+	// could not open, "config", "sandbox" or "io" (the audit store).
+	Kind    string `json:"kind,omitempty"`
+	Message string `json:"message,omitempty"`
+	Session string `json:"session,omitempty"` // the audit session
+}
+
+// Status is what llm-runtime serve status prints.
+type Status struct {
+	PID      int          `json:"pid"`
+	Build    string       `json:"build"`
+	Socket   string       `json:"socket"`
+	Started  time.Time    `json:"started"`
+	Uptime   string       `json:"uptime"`
+	Sessions int          `json:"sessions"` // running now
+	Served   uint64       `json:"served"`   // runs since start
+	Pools    []PoolStatus `json:"pools"`
+}
+
+// PoolStatus is one pool of Status.
+type PoolStatus struct {
+	Root       string    `json:"root"`
+	Sandbox    string    `json:"sandbox"` // docker, docker-unpooled or local
+	Idle       int       `json:"idle"`
+	InUse      int       `json:"in_use"`
+	Total      int       `json:"total"`
+	Sessions   int       `json:"sessions"`
+	Runs       uint64    `json:"runs"`
+	LastUsed   time.Time `json:"last_used"`
+	Containers uint64    `json:"containers_created"`
+}
+
+// conn writes frames from any goroutine and reads them from one.
+type conn struct {
+	rw io.ReadWriter
+	mu sync.Mutex
+}
+
+func (c *conn) send(typ byte, payload []byte) error {
+	if len(payload) > maxFrame {
+		return fmt.Errorf("serve: a frame of %d bytes is over the limit", len(payload))
+	}
+	var h [5]byte
+	h[0] = typ
+	binary.BigEndian.PutUint32(h[1:], uint32(len(payload)))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := c.rw.Write(h[:]); err != nil {
+		return err
+	}
+	if len(payload) == 0 {
+		return nil
+	}
+	_, err := c.rw.Write(payload)
+	return err
+}
+
+func (c *conn) sendJSON(typ byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return c.send(typ, b)
+}
+
+// errFrame is a frame that breaks the protocol.
+var errFrame = errors.New("serve: malformed frame")
+
+func (c *conn) recv() (byte, []byte, error) {
+	var h [5]byte
+	if _, err := io.ReadFull(c.rw, h[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(h[1:])
+	if n > maxFrame {
+		return 0, nil, errFrame
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(c.rw, b); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, nil, err
+	}
+	return h[0], b, nil
+}
+
+// frameWriter writes each Write as one frame of typ.
+type frameWriter struct {
+	c   *conn
+	typ byte
+}
+
+func (w frameWriter) Write(p []byte) (int, error) {
+	for off := 0; off < len(p); {
+		n := min(len(p)-off, maxFrame)
+		if err := w.c.send(w.typ, p[off:off+n]); err != nil {
+			return off, err
+		}
+		off += n
+	}
+	return len(p), nil
+}

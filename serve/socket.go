@@ -1,0 +1,111 @@
+package serve
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultSocket is the daemon's socket: $XDG_RUNTIME_DIR/llm-runtime/serve.sock,
+// or, when that variable is unset (or not an absolute path),
+// /tmp/llm-runtime-UID/serve.sock ($TMPDIR for /tmp). Either directory is
+// created 0700 and must stay the user's alone.
+func DefaultSocket(getenv func(string) string) string {
+	if d := getenv("XDG_RUNTIME_DIR"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "llm-runtime", "serve.sock")
+	}
+	tmp := getenv("TMPDIR")
+	if tmp == "" || !filepath.IsAbs(tmp) {
+		tmp = "/tmp"
+	}
+	return filepath.Join(tmp, fmt.Sprintf("llm-runtime-%d", os.Getuid()), "serve.sock")
+}
+
+// privateDir makes sure dir is a directory of this user that no one else
+// can write (creating it 0700 if it is missing): a socket in a directory
+// someone else controls could be theirs.
+func privateDir(dir string, create bool) error {
+	if create {
+		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return &os.PathError{Op: "lstat", Path: dir, Err: err}
+	}
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+		return fmt.Errorf("%s is not a directory", dir)
+	case int(st.Uid) != os.Getuid():
+		return fmt.Errorf("%s belongs to uid %d, not to this user (%d): remove it", dir, st.Uid, os.Getuid())
+	case st.Mode&0o022 != 0:
+		return fmt.Errorf("%s can be written by others (mode %o): chmod 700 it", dir, st.Mode&0o777)
+	}
+	return nil
+}
+
+// peerUID is the uid of the process at the other end of a unix socket,
+// as the kernel recorded it at connect (SO_PEERCRED).
+func peerUID(c net.Conn) (int, error) {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return -1, errors.New("not a unix socket")
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return -1, err
+	}
+	if cerr != nil {
+		return -1, cerr
+	}
+	return int(cred.Uid), nil
+}
+
+// lockFile holds the daemon's lock: one daemon per socket. Its content is
+// the holder's pid.
+type lockFile struct{ f *os.File }
+
+// errRunning is a lock another daemon holds.
+type errRunning struct{ pid string }
+
+func (e errRunning) Error() string {
+	if e.pid == "" {
+		return "another llm-runtime serve holds this socket"
+	}
+	return "another llm-runtime serve (pid " + e.pid + ") holds this socket"
+}
+
+func lock(path string) (*lockFile, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		b := make([]byte, 32)
+		n, _ := f.ReadAt(b, 0)
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, errRunning{pid: string(b[:n])}
+		}
+		return nil, err
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())), 0)
+	return &lockFile{f}, nil
+}
+
+func (l *lockFile) release() { l.f.Close() }
