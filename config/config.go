@@ -99,7 +99,7 @@ type Search struct {
 // Guest is a policy or transform module.
 type Guest struct {
 	Module      string          // the .wasm file; relative paths are relative to the configuration file
-	Config      json.RawMessage // the module's own configuration, as JSON
+	Config      json.RawMessage `json:",omitempty"` // the module's own configuration, as JSON; nil for none
 	Timeout     time.Duration   // per call; 0: the default (100ms)
 	MemoryLimit int64           // bytes; 0: the default (64MiB)
 	Source      string          // where it was configured: "file.yaml:12" or "--policy"

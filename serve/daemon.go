@@ -125,7 +125,12 @@ func (d *Daemon) logf(format string, args ...any) {
 // Stop makes Serve return: it stops taking connections at once, waits for
 // running sessions (Options.Grace, then cancels them) and closes every
 // pool.
-func (d *Daemon) Stop() { d.once.Do(func() { close(d.stop) }) }
+func (d *Daemon) Stop() {
+	d.once.Do(func() {
+		close(d.stop)
+		d.ln.Close() // unblocks Accept
+	})
+}
 
 // Serve serves until ctx ends, Stop, or serve.idle_exit passes with no
 // pool and no client; then it closes everything: no container of its
@@ -201,9 +206,16 @@ func (d *Daemon) sweep() {
 		case now := <-t.C:
 			d.mu.Lock()
 			for k, p := range d.pools {
-				if p.sessions == 0 && p.idle > 0 && now.Sub(p.lastUsed) >= p.idle && p.isReady() {
+				if p.sessions > 0 || !p.isReady() {
+					continue
+				}
+				switch {
+				case p.idle > 0 && now.Sub(p.lastUsed) >= p.idle:
 					delete(d.pools, k)
 					d.closePool(p, fmt.Sprintf("idle for %s (container_pool.idle_timeout)", p.idle))
+				case rootID(p.root) != p.rootID:
+					delete(d.pools, k)
+					d.closePool(p, "the repository is gone (removed, or another directory in its place)")
 				}
 			}
 			idle := len(d.sessions) == 0 && len(d.pools) == 0
@@ -215,7 +227,6 @@ func (d *Daemon) sweep() {
 			if exit {
 				d.logf("Exiting: no pool and no client for %s (serve.idle_exit)", d.opts.IdleExit)
 				d.Stop()
-				d.ln.Close()
 				return
 			}
 		}
@@ -260,6 +271,7 @@ func (d *Daemon) closePool(p *poolEntry, why string) {
 // poolEntry is a sandbox for one root and the settings that shape it.
 type poolEntry struct {
 	root, sandbox string
+	rootID        string // the root's device and inode when the pool opened
 	idle          time.Duration
 	ready         chan struct{} // closed once sb or err is set
 	sb            sandbox.Sandbox
@@ -327,7 +339,6 @@ func (d *Daemon) handle(nc *net.UnixConn) {
 		d.logf("Stopping: asked by a client")
 		c.sendJSON(frameReply, map[string]any{"stopping": true, "pid": os.Getpid()})
 		d.Stop()
-		d.ln.Close()
 	case "run":
 		if h.Run == nil || h.Run.Config == nil {
 			c.sendJSON(frameBusy, Busy{Reason: "a run without its configuration"})
@@ -519,7 +530,7 @@ func (d *Daemon) acquirePool(key string, req *RunRequest, s *session) (*poolEntr
 		d.closePool(old, "the least recently used, for a new one (serve.max_pools)")
 	}
 	cfg := req.Config
-	p := &poolEntry{root: req.Root, sandbox: sandboxName(cfg), idle: cfg.ContainerPool.IdleTimeout, ready: make(chan struct{}),
+	p := &poolEntry{root: req.Root, rootID: rootID(req.Root), sandbox: sandboxName(cfg), idle: cfg.ContainerPool.IdleTimeout, ready: make(chan struct{}),
 		sessions: 1, runs: 1, lastUsed: now}
 	p.creator.Store(s)
 	d.pools[key] = p
@@ -572,6 +583,15 @@ func fileID(path string) string {
 		return path
 	}
 	return fmt.Sprintf("%s@%d:%d:%d:%d", path, st.Dev, st.Ino, st.Size, st.Mtim.Nano())
+}
+
+// rootID is a directory's device and inode ("" when it is gone).
+func rootID(dir string) string {
+	var st syscall.Stat_t
+	if syscall.Stat(dir, &st) != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d:%d", st.Dev, st.Ino)
 }
 
 // poolKey is what shapes a sandbox: the root by identity (a directory

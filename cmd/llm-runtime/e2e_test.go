@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 	}
 	binary = filepath.Join(dir, "llm-runtime")
 	stateDir = filepath.Join(dir, "state")
+	// No daemon of the developer's serves a test's run: the default socket
+	// is one where none listens, unless a test starts one there.
+	os.Setenv("XDG_RUNTIME_DIR", filepath.Join(dir, "run"))
 	build := exec.Command("go", "build", "-o", binary, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -88,11 +91,12 @@ func noContainersOf(t *testing.T, env dockertest.Env, pid int, wait time.Duratio
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "LLM_RUNTIME_") && !strings.HasPrefix(kv, "XDG_CONFIG_HOME=") && !strings.HasPrefix(kv, "XDG_STATE_HOME=") {
+		if !strings.HasPrefix(kv, "LLM_RUNTIME_") && !strings.HasPrefix(kv, "XDG_CONFIG_HOME=") && !strings.HasPrefix(kv, "XDG_STATE_HOME=") && !strings.HasPrefix(kv, "XDG_RUNTIME_DIR=") {
 			env = append(env, kv)
 		}
 	}
-	return append(env, "XDG_CONFIG_HOME="+os.TempDir()+"/llm-runtime-e2e-no-config", "XDG_STATE_HOME="+stateDir, "LLM_RUNTIME_EXEC_STATE_DIR="+filepath.Join(stateDir, "exec"))
+	return append(env, "XDG_CONFIG_HOME="+os.TempDir()+"/llm-runtime-e2e-no-config", "XDG_STATE_HOME="+stateDir, "LLM_RUNTIME_EXEC_STATE_DIR="+filepath.Join(stateDir, "exec"),
+		"XDG_RUNTIME_DIR="+os.Getenv("XDG_RUNTIME_DIR"))
 }
 
 // stateDir holds the audit log of every run of the end-to-end tests, so
