@@ -38,12 +38,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -187,6 +189,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer b.bar.finish()
 
 	for _, m := range cfg.Modes {
+		if m == Served {
+			stop, err := b.startDaemon(ctx)
+			if err != nil {
+				return nil, err
+			}
+			defer stop()
+		}
+	}
+	for _, m := range cfg.Modes {
 		if _, _, err := b.invoke(ctx, m, 1, 0); err != nil {
 			return nil, err
 		}
@@ -230,6 +241,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				row.UnpooledS = &med
 			case Pooled:
 				row.PooledS = &med
+			case Served:
+				row.ServedS = &med
 			case Local:
 				row.LocalS = &med
 			}
@@ -237,6 +250,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if row.UnpooledS != nil && row.PooledS != nil {
 			s := round(Speedup(*row.UnpooledS, *row.PooledS), 3)
 			row.Speedup = &s
+		}
+		if row.UnpooledS != nil && row.ServedS != nil {
+			s := round(Speedup(*row.UnpooledS, *row.ServedS), 3)
+			row.ServedSpeedup = &s
 		}
 		rep.Rows = append(rep.Rows, row)
 	}
@@ -249,8 +266,76 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 type bencher struct {
 	cfg              Config
 	tmp, repo, audit string
+	socket           string // the served mode's daemon
 	env              []string
 	bar              *progress
+}
+
+// startDaemon starts the served mode's daemon (llm-runtime serve) on a
+// socket in the bench's directory, with the invocations' environment, and
+// waits until it takes connections. stop ends it (SIGTERM), which removes
+// its containers, and waits for its exit.
+func (b *bencher) startDaemon(ctx context.Context) (stop func(), err error) {
+	b.socket = filepath.Join(b.tmp, "serve.sock")
+	logf, err := b.file("serve.log", nil)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(b.cfg.Binary, "serve", "--socket", b.socket)
+	cmd.Env, cmd.Dir, cmd.Stderr = b.env, b.tmp, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("bench: starting llm-runtime serve: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	stop = func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-exited
+		if b.cfg.AfterRun != nil {
+			b.cfg.AfterRun(context.WithoutCancel(ctx), cmd.Process.Pid)
+		}
+		logf.Close()
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if c, err := net.Dial("unix", b.socket); err == nil {
+			c.Close()
+			return stop, nil
+		}
+		select {
+		case <-exited:
+			logf.Close()
+			return nil, fmt.Errorf("bench: llm-runtime serve exited: %s", tail(logf))
+		case <-ctx.Done():
+			stop()
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, fmt.Errorf("bench: llm-runtime serve did not listen within a minute: %s", tail(logf))
+		}
+	}
+}
+
+// emptyDir removes everything in dir but dir itself, which keeps its
+// identity: the served mode's daemon keeps a pool per repository, by
+// identity, as a model loop's runs on one repository would find it.
+func emptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // invoke runs one invocation of n operations in mode m (run 0 is the
@@ -271,8 +356,8 @@ func (b *bencher) invoke(ctx context.Context, m Mode, n, run int) (time.Duration
 		return 0, nil, &RunError{Mode: m, Ops: n, Run: run, Repeat: b.cfg.Repeat, ExitCode: code, Stderr: stderr, Err: err}
 	}
 
-	// Not timed: a fresh repository with the same files every time.
-	if err := os.RemoveAll(b.repo); err != nil {
+	// Not timed: the same files every time, in the same directory.
+	if err := emptyDir(b.repo); err != nil {
 		return fail(0, "", err)
 	}
 	if err := Seed(b.repo, n); err != nil {
@@ -298,7 +383,7 @@ func (b *bencher) invoke(ctx context.Context, m Mode, n, run int) (time.Duration
 	}
 	defer stderr.Close()
 
-	args := append([]string{"--root", b.repo, "--audit-dir", b.audit, "--format", "jsonl"}, m.Flags()...)
+	args := append([]string{"--root", b.repo, "--audit-dir", b.audit, "--format", "jsonl"}, m.Flags(b.socket)...)
 	cmd := exec.CommandContext(ctx, b.cfg.Binary, args...)
 	cmd.Env = b.env
 	cmd.Dir = b.tmp

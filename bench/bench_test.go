@@ -116,6 +116,11 @@ func TestBenchRunWithAFakeRuntime(t *testing.T) {
 			t.Errorf("warm-up %d: %q, want %s", i, a, wantModes[i])
 		}
 	}
+	for _, a := range args {
+		if !strings.Contains(a, "--server never") {
+			t.Errorf("a mode that is not served ran without --server never: %q", a)
+		}
+	}
 	if strings.Contains(args[1], "--no-pool") {
 		t.Errorf("pooled ran with --no-pool: %q", args[1])
 	}
@@ -140,7 +145,10 @@ func TestBenchRunWithAFakeRuntime(t *testing.T) {
 	if r.Ops != 4 || r.UnpooledS == nil || r.PooledS == nil || r.LocalS == nil || r.Speedup == nil {
 		t.Fatalf("row %+v", r)
 	}
-	for _, m := range Modes {
+	if r.Modes.Served != nil || r.ServedS != nil {
+		t.Errorf("served was not measured, but the row has it: %+v", r)
+	}
+	for _, m := range rep.Modes {
 		tm := r.Modes.Get(m)
 		if tm == nil || len(tm.RunsS) != 2 || tm.MedianS <= 0 || tm.Samples != 8 || tm.P50MS != 3 || tm.MaxMS != 4.5 {
 			t.Errorf("%s: %+v", m, tm)

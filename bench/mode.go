@@ -14,13 +14,17 @@ const (
 	Unpooled Mode = "unpooled"
 	// Pooled uses the default container pool: "with pool".
 	Pooled Mode = "pooled"
+	// Served runs each invocation through a daemon (llm-runtime serve)
+	// that the bench starts on a private socket and stops at the end: its
+	// pool stays warm from one invocation to the next.
+	Served Mode = "served"
 	// Local runs the operations on the host, in the llm-runtime process
 	// (--sandbox local): the floor no container mode can beat.
 	Local Mode = "local"
 )
 
 // Modes are the modes in the order the tables show them.
-var Modes = []Mode{Unpooled, Pooled, Local}
+var Modes = []Mode{Unpooled, Pooled, Served, Local}
 
 // ParseModes reads a list of modes (unpooled, pooled, local), each at
 // most once, and returns them in the order of Modes.
@@ -30,9 +34,9 @@ func ParseModes(list []string) ([]Mode, error) {
 		for _, f := range strings.Split(s, ",") {
 			m := Mode(strings.TrimSpace(f))
 			switch m {
-			case Unpooled, Pooled, Local:
+			case Unpooled, Pooled, Served, Local:
 			default:
-				return nil, fmt.Errorf("unknown mode %q: want unpooled, pooled or local", f)
+				return nil, fmt.Errorf("unknown mode %q: want unpooled, pooled, served or local", f)
 			}
 			if seen[m] {
 				return nil, fmt.Errorf("mode %s given twice", m)
@@ -47,21 +51,25 @@ func ParseModes(list []string) ([]Mode, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no mode: want one or more of unpooled, pooled, local")
+		return nil, fmt.Errorf("no mode: want one or more of unpooled, pooled, served, local")
 	}
 	return out, nil
 }
 
-// Flags are the llm-runtime flags that select the mode. The sandbox is
-// named even when it is the default, so that nothing else decides it.
-func (m Mode) Flags() []string {
+// Flags are the llm-runtime flags that select the mode, socket being the
+// bench's daemon. The sandbox is named even when it is the default, and
+// the server always, so that nothing else decides them (a daemon of the
+// user's serves none of the other modes).
+func (m Mode) Flags(socket string) []string {
 	switch m {
 	case Unpooled:
-		return []string{"--sandbox", "docker", "--no-pool"}
+		return []string{"--sandbox", "docker", "--no-pool", "--server", "never"}
 	case Pooled:
-		return []string{"--sandbox", "docker"}
+		return []string{"--sandbox", "docker", "--server", "never"}
+	case Served:
+		return []string{"--sandbox", "docker", "--server", socket}
 	default:
-		return []string{"--sandbox", "local"}
+		return []string{"--sandbox", "local", "--server", "never"}
 	}
 }
 
@@ -72,6 +80,8 @@ func (m Mode) Title() string {
 		return "Without pool"
 	case Pooled:
 		return "With pool"
+	case Served:
+		return "Served"
 	default:
 		return "Local"
 	}

@@ -47,16 +47,21 @@ type Row struct {
 	// absent for a mode not measured.
 	UnpooledS *float64 `json:"unpooled_s,omitempty"`
 	PooledS   *float64 `json:"pooled_s,omitempty"`
+	ServedS   *float64 `json:"served_s,omitempty"`
 	LocalS    *float64 `json:"local_s,omitempty"`
 	// Speedup is unpooled_s / pooled_s; absent unless both were measured.
-	Speedup *float64       `json:"speedup,omitempty"`
-	Modes   ByMode[Timing] `json:"modes"`
+	Speedup *float64 `json:"speedup,omitempty"`
+	// ServedSpeedup is unpooled_s / served_s; absent unless both were
+	// measured.
+	ServedSpeedup *float64       `json:"served_speedup,omitempty"`
+	Modes         ByMode[Timing] `json:"modes"`
 }
 
 // ByMode holds one value per mode; a mode not measured is nil.
 type ByMode[T any] struct {
 	Unpooled *T `json:"unpooled,omitempty"`
 	Pooled   *T `json:"pooled,omitempty"`
+	Served   *T `json:"served,omitempty"`
 	Local    *T `json:"local,omitempty"`
 }
 
@@ -67,6 +72,8 @@ func (b *ByMode[T]) Get(m Mode) *T {
 		return b.Unpooled
 	case Pooled:
 		return b.Pooled
+	case Served:
+		return b.Served
 	default:
 		return b.Local
 	}
@@ -79,6 +86,8 @@ func (b *ByMode[T]) Set(m Mode, v *T) {
 		b.Unpooled = v
 	case Pooled:
 		b.Pooled = v
+	case Served:
+		b.Served = v
 	default:
 		b.Local = v
 	}
@@ -119,13 +128,18 @@ func (r *Report) WriteJSON(w io.Writer) error {
 
 // columns are the timing columns of the tables: one per mode measured,
 // with Improvement after With pool when both docker modes were measured.
-func (r *Report) hasSpeedup() bool {
-	var u, p bool
+func (r *Report) hasSpeedup() bool { return r.has(Unpooled) && r.has(Pooled) }
+
+// hasServedSpeedup: Improvement after Served too.
+func (r *Report) hasServedSpeedup() bool { return r.has(Unpooled) && r.has(Served) }
+
+func (r *Report) has(mode Mode) bool {
 	for _, m := range r.Modes {
-		u = u || m == Unpooled
-		p = p || m == Pooled
+		if m == mode {
+			return true
+		}
 	}
-	return u && p
+	return false
 }
 
 func (r *Report) summary() string {
@@ -182,7 +196,7 @@ func (r *Report) tables() (inv, perOp [][]string) {
 	head := []string{"Operations"}
 	for _, m := range r.Modes {
 		head = append(head, m.Title())
-		if m == Pooled && r.hasSpeedup() {
+		if m == Pooled && r.hasSpeedup() || m == Served && r.hasServedSpeedup() {
 			head = append(head, "Improvement")
 		}
 	}
@@ -204,6 +218,9 @@ func (r *Report) tables() (inv, perOp [][]string) {
 			line = append(line, FormatSeconds(t.MedianS))
 			if m == Pooled && r.hasSpeedup() {
 				line = append(line, FormatSpeedup(row.Speedup))
+			}
+			if m == Served && r.hasServedSpeedup() {
+				line = append(line, FormatSpeedup(row.ServedSpeedup))
 			}
 			lat = append(lat, formatLatency(&t.Latency))
 		}

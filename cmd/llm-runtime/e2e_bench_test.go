@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"math"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -133,5 +134,47 @@ func TestE2EBenchRefusesBadFlags(t *testing.T) {
 		if r.code != 1 || !strings.Contains(r.stderr, c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want 1 and %q", c.args, r.code, r.stderr, c.want)
 		}
+	}
+}
+
+// TestE2EBenchServed measures the served mode: the bench starts a daemon
+// of its own, every invocation goes through it, and the daemon and its
+// containers are gone when the bench exits.
+func TestE2EBenchServed(t *testing.T) {
+	dir := repo(t, nil)
+	r := runBinary(t, dir, "", nil, "bench", "--ops", "1,3", "--repeat", "2", "--modes", "unpooled,served", "--json")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	var rep struct {
+		Modes []string `json:"modes"`
+		Rows  []struct {
+			Ops           int      `json:"ops"`
+			UnpooledS     *float64 `json:"unpooled_s"`
+			ServedS       *float64 `json:"served_s"`
+			ServedSpeedup *float64 `json:"served_speedup"`
+			Modes         map[string]struct {
+				Samples int `json:"samples"`
+			} `json:"modes"`
+		} `json:"rows"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, r.stdout)
+	}
+	if strings.Join(rep.Modes, ",") != "unpooled,served" || len(rep.Rows) != 2 {
+		t.Fatalf("%s", r.stdout)
+	}
+	for _, row := range rep.Rows {
+		if row.ServedS == nil || row.UnpooledS == nil || row.ServedSpeedup == nil || *row.ServedS <= 0 || row.Modes["served"].Samples != 2*row.Ops {
+			t.Fatalf("row %d: %s", row.Ops, r.stdout)
+		}
+		if want := *row.UnpooledS / *row.ServedS; math.Abs(*row.ServedSpeedup-want) > 0.001+want*1e-3 {
+			t.Errorf("row %d: served_speedup %v, want %v", row.Ops, *row.ServedSpeedup, want)
+		}
+	}
+	// The daemon was the bench's child: no process of ours is left.
+	out, _ := exec.Command("pgrep", "-f", binary+" serve").Output()
+	if len(out) != 0 {
+		t.Fatalf("a daemon is still running: %s", out)
 	}
 }

@@ -460,3 +460,48 @@ func TestE2EServeEightClientsOnTwoRepositories(t *testing.T) {
 		t.Fatalf("%d audit sessions, want one per run (8)", len(sessions))
 	}
 }
+
+// TestE2EServeIdlePoolsCloseAndTheDaemonExits: a pool idle for its
+// container_pool.idle_timeout closes, and then the daemon, with no pool and
+// no client for serve.idle_exit, exits by itself, leaving nothing.
+func TestE2EServeIdlePoolsCloseAndTheDaemonExits(t *testing.T) {
+	dockertest.Require(t)
+	dir := repo(t, map[string]string{"a.txt": "A\n"})
+	d := startServe(t, "", []string{"LLM_RUNTIME_SERVE_IDLE_EXIT=3s"})
+	if r := runBinary(t, dir, "<open a.txt>", append(d.env, "LLM_RUNTIME_CONTAINER_POOL_IDLE_TIMEOUT=2s")); r.code != 0 {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	select {
+	case <-d.done:
+	case <-time.After(2 * time.Minute): // a hang, not a speed check
+		t.Fatalf("the idle daemon did not exit:\n%s", d.log())
+	}
+	log := d.log()
+	if d.cmd.ProcessState.ExitCode() != 0 || !strings.Contains(log, "Pool closed: "+dir+" (docker): idle for 2s (container_pool.idle_timeout)") ||
+		!strings.Contains(log, "Exiting: no pool and no client for 3s (serve.idle_exit)") {
+		t.Fatalf("exit %d\n%s", d.cmd.ProcessState.ExitCode(), log)
+	}
+	if _, err := os.Stat(d.socket); err == nil {
+		t.Fatal("the socket is still there after the daemon exited")
+	}
+}
+
+// TestE2EServeASocketOthersCanReachIsNotUsed: a socket in a directory
+// others can write may be anyone's: named, it is an error; the daemon
+// will not listen there either.
+func TestE2EServeASocketOthersCanReachIsNotUsed(t *testing.T) {
+	dockertest.Require(t)
+	open := filepath.Join(t.TempDir(), "open")
+	os.Mkdir(open, 0o777)
+	os.Chmod(open, 0o777)
+	dir := repo(t, map[string]string{"a.txt": "A\n"})
+	sock := filepath.Join(open, "serve.sock")
+	r := runBinary(t, dir, "<open a.txt>", []string{"LLM_RUNTIME_SERVER=" + sock})
+	if r.code != 3 || r.stdout != "" || !strings.Contains(r.stderr, "can be written by others") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runBinary(t, dir, "", nil, "serve", "--socket", sock)
+	if r.code != 3 || !strings.Contains(r.stderr, "can be written by others") {
+		t.Fatalf("serve: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
