@@ -17,6 +17,7 @@
 package serve
 
 import (
+	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -126,6 +127,7 @@ type PoolStatus struct {
 // conn writes frames from any goroutine and reads them from one.
 type conn struct {
 	rw io.ReadWriter
+	br *bufio.Reader // over rw, made by the first recv
 	mu sync.Mutex
 }
 
@@ -133,18 +135,14 @@ func (c *conn) send(typ byte, payload []byte) error {
 	if len(payload) > maxFrame {
 		return fmt.Errorf("serve: a frame of %d bytes is over the limit", len(payload))
 	}
-	var h [5]byte
-	h[0] = typ
-	binary.BigEndian.PutUint32(h[1:], uint32(len(payload)))
+	// One write per frame: the header and the payload in one buffer.
+	b := make([]byte, 5+len(payload))
+	b[0] = typ
+	binary.BigEndian.PutUint32(b[1:5], uint32(len(payload)))
+	copy(b[5:], payload)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, err := c.rw.Write(h[:]); err != nil {
-		return err
-	}
-	if len(payload) == 0 {
-		return nil
-	}
-	_, err := c.rw.Write(payload)
+	_, err := c.rw.Write(b)
 	return err
 }
 
@@ -160,8 +158,11 @@ func (c *conn) sendJSON(typ byte, v any) error {
 var errFrame = errors.New("serve: malformed frame")
 
 func (c *conn) recv() (byte, []byte, error) {
+	if c.br == nil {
+		c.br = bufio.NewReaderSize(c.rw, chunk+5)
+	}
 	var h [5]byte
-	if _, err := io.ReadFull(c.rw, h[:]); err != nil {
+	if _, err := io.ReadFull(c.br, h[:]); err != nil {
 		return 0, nil, err
 	}
 	n := binary.BigEndian.Uint32(h[1:])
@@ -169,7 +170,7 @@ func (c *conn) recv() (byte, []byte, error) {
 		return 0, nil, errFrame
 	}
 	b := make([]byte, n)
-	if _, err := io.ReadFull(c.rw, b); err != nil {
+	if _, err := io.ReadFull(c.br, b); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
