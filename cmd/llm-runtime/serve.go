@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -231,6 +232,10 @@ func (r *runCmd) served(e env, c *cli, root, file string, cfg *config.Config, in
 // would otherwise resolve against its own directory or environment made
 // absolute: guests, the configuration file, the audit store, exec's state.
 func runRequest(c *cli, root, file string, cfg *config.Config) (*serve.RunRequest, error) {
+	// A copy: the run falls back to itself with cfg as it was.
+	own := *cfg
+	own.Policies, own.Transforms = slices.Clone(cfg.Policies), slices.Clone(cfg.Transforms)
+	cfg = &own
 	req := &serve.RunRequest{Root: root, Config: cfg, Verbose: c.Verbose}
 	if abs, err := filepath.Abs(c.Root); err == nil && abs != root {
 		req.Given = abs
