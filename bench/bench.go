@@ -241,6 +241,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				row.UnpooledS = &med
 			case Pooled:
 				row.PooledS = &med
+			case Attach:
+				row.AttachS = &med
 			case Served:
 				row.ServedS = &med
 			case Local:
@@ -385,7 +387,7 @@ func (b *bencher) invoke(ctx context.Context, m Mode, n, run int) (time.Duration
 
 	args := append([]string{"--root", b.repo, "--audit-dir", b.audit, "--format", "jsonl"}, m.Flags(b.socket)...)
 	cmd := exec.CommandContext(ctx, b.cfg.Binary, args...)
-	cmd.Env = b.env
+	cmd.Env = append(append([]string{}, b.env...), m.Env()...)
 	cmd.Dir = b.tmp
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	// Interrupted, the invocation reports what it ran and removes its

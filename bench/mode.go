@@ -14,6 +14,10 @@ const (
 	Unpooled Mode = "unpooled"
 	// Pooled uses the default container pool: "with pool".
 	Pooled Mode = "pooled"
+	// Attach is Pooled with every operation over the containers' attach
+	// stream, through dockerd (container_pool.transport: attach), for the
+	// per-operation figures by transport.
+	Attach Mode = "attach"
 	// Served runs each invocation through a daemon (llm-runtime serve)
 	// that the bench starts on a private socket and stops at the end: its
 	// pool stays warm from one invocation to the next.
@@ -24,7 +28,7 @@ const (
 )
 
 // Modes are the modes in the order the tables show them.
-var Modes = []Mode{Unpooled, Pooled, Served, Local}
+var Modes = []Mode{Unpooled, Pooled, Attach, Served, Local}
 
 // ParseModes reads a list of modes (unpooled, pooled, local), each at
 // most once, and returns them in the order of Modes.
@@ -34,9 +38,9 @@ func ParseModes(list []string) ([]Mode, error) {
 		for _, f := range strings.Split(s, ",") {
 			m := Mode(strings.TrimSpace(f))
 			switch m {
-			case Unpooled, Pooled, Served, Local:
+			case Unpooled, Pooled, Attach, Served, Local:
 			default:
-				return nil, fmt.Errorf("unknown mode %q: want unpooled, pooled, served or local", f)
+				return nil, fmt.Errorf("unknown mode %q: want unpooled, pooled, attach, served or local", f)
 			}
 			if seen[m] {
 				return nil, fmt.Errorf("mode %s given twice", m)
@@ -51,7 +55,7 @@ func ParseModes(list []string) ([]Mode, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no mode: want one or more of unpooled, pooled, served, local")
+		return nil, fmt.Errorf("no mode: want one or more of unpooled, pooled, attach, served, local")
 	}
 	return out, nil
 }
@@ -64,13 +68,21 @@ func (m Mode) Flags(socket string) []string {
 	switch m {
 	case Unpooled:
 		return []string{"--sandbox", "docker", "--no-pool", "--server", "never"}
-	case Pooled:
+	case Pooled, Attach:
 		return []string{"--sandbox", "docker", "--server", "never"}
 	case Served:
 		return []string{"--sandbox", "docker", "--server", socket}
 	default:
 		return []string{"--sandbox", "local", "--server", "never"}
 	}
+}
+
+// Env is what the mode adds to the invocations' environment.
+func (m Mode) Env() []string {
+	if m == Attach {
+		return []string{"LLM_RUNTIME_CONTAINER_POOL_TRANSPORT=attach"}
+	}
+	return nil
 }
 
 // Title is the mode's column heading, in the words of the pooling guide.
@@ -80,6 +92,8 @@ func (m Mode) Title() string {
 		return "Without pool"
 	case Pooled:
 		return "With pool"
+	case Attach:
+		return "With pool, attach"
 	case Served:
 		return "Served"
 	default:

@@ -47,6 +47,7 @@ type Row struct {
 	// absent for a mode not measured.
 	UnpooledS *float64 `json:"unpooled_s,omitempty"`
 	PooledS   *float64 `json:"pooled_s,omitempty"`
+	AttachS   *float64 `json:"attach_s,omitempty"`
 	ServedS   *float64 `json:"served_s,omitempty"`
 	LocalS    *float64 `json:"local_s,omitempty"`
 	// Speedup is unpooled_s / pooled_s; absent unless both were measured.
@@ -61,6 +62,7 @@ type Row struct {
 type ByMode[T any] struct {
 	Unpooled *T `json:"unpooled,omitempty"`
 	Pooled   *T `json:"pooled,omitempty"`
+	Attach   *T `json:"attach,omitempty"`
 	Served   *T `json:"served,omitempty"`
 	Local    *T `json:"local,omitempty"`
 }
@@ -72,6 +74,8 @@ func (b *ByMode[T]) Get(m Mode) *T {
 		return b.Unpooled
 	case Pooled:
 		return b.Pooled
+	case Attach:
+		return b.Attach
 	case Served:
 		return b.Served
 	default:
@@ -86,6 +90,8 @@ func (b *ByMode[T]) Set(m Mode, v *T) {
 		b.Unpooled = v
 	case Pooled:
 		b.Pooled = v
+	case Attach:
+		b.Attach = v
 	case Served:
 		b.Served = v
 	default:

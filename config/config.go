@@ -136,6 +136,7 @@ type Pool struct {
 	StartupContainers   int           // kept ready: one at start, the rest after SpareDelay
 	SpareDelay          time.Duration // the first must be ready this long before the rest are created
 	AcquireTimeout      time.Duration // wait for a busy pool this long
+	Transport           string        // "socket" or "attach"
 }
 
 // Default returns the default configuration.

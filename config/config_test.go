@@ -24,7 +24,7 @@ func TestDefaultsMatchTheirDocumentation(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("defaults do not validate: %v", err)
 	}
-	want := Pool{Enabled: true, Size: 5, MaxUsesPerContainer: 100, IdleTimeout: 5 * time.Minute, HealthCheckInterval: 30 * time.Second, StartupContainers: 2, SpareDelay: time.Second, AcquireTimeout: 30 * time.Second}
+	want := Pool{Enabled: true, Size: 5, MaxUsesPerContainer: 100, IdleTimeout: 5 * time.Minute, HealthCheckInterval: 30 * time.Second, StartupContainers: 2, SpareDelay: time.Second, AcquireTimeout: 30 * time.Second, Transport: "socket"}
 	if c.ContainerPool != want {
 		t.Fatalf("pool defaults %+v, want the pooling guide's %+v", c.ContainerPool, want)
 	}
@@ -56,6 +56,7 @@ container_pool:
   startup_containers: 5
   spare_delay: 250ms
   acquire_timeout: 2s
+  transport: attach
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +65,7 @@ container_pool:
 		strings.Join(c.Security.ExcludedPaths, ",") != ".git,*.secret" || c.Search.MaxResults != 7 || c.Search.MaxLineLength != 80 {
 		t.Fatalf("got %+v", c)
 	}
-	want := Pool{Enabled: false, Size: 10, MaxUsesPerContainer: 200, IdleTimeout: 10 * time.Minute, HealthCheckInterval: 90 * time.Second, StartupContainers: 5, SpareDelay: 250 * time.Millisecond, AcquireTimeout: 2 * time.Second}
+	want := Pool{Enabled: false, Size: 10, MaxUsesPerContainer: 200, IdleTimeout: 10 * time.Minute, HealthCheckInterval: 90 * time.Second, StartupContainers: 5, SpareDelay: 250 * time.Millisecond, AcquireTimeout: 2 * time.Second, Transport: "attach"}
 	if c.ContainerPool != want {
 		t.Fatalf("pool %+v, want %+v", c.ContainerPool, want)
 	}
@@ -81,7 +82,7 @@ func TestParseRejectsBadFilesWithKeyAndLine(t *testing.T) {
 		{"sandbox: vm\n", `f.yaml:1: sandbox: "vm" is not one of docker, local`},
 		{"container_pool:\n  acquire_timeout: 0\n", "f.yaml:2: container_pool.acquire_timeout: must be more than 0"},
 		{"bogus: 1\n", "f.yaml:1: bogus: unknown key; known keys here: sandbox, output, security, search, list, container_pool, exec, audit, server, serve, mcp, policies, transforms"},
-		{"container_pool:\n  size: 5\n  sise: 3\n", "f.yaml:3: container_pool.sise: unknown key; known keys here: enabled, size, max_uses_per_container, idle_timeout, health_check_interval, startup_containers, spare_delay, acquire_timeout"},
+		{"container_pool:\n  size: 5\n  sise: 3\n", "f.yaml:3: container_pool.sise: unknown key; known keys here: enabled, size, max_uses_per_container, idle_timeout, health_check_interval, startup_containers, spare_delay, acquire_timeout, transport"},
 		{"container_pool:\n  size: 0\n", "f.yaml:2: container_pool.size: 0 is out of range; want 1 to 64"},
 		{"container_pool:\n  size: many\n", `f.yaml:2: container_pool.size: "many" is not a whole number`},
 		{"container_pool:\n  enabled: yes\n", `f.yaml:2: container_pool.enabled: "yes" is not true or false`},

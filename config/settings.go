@@ -150,6 +150,12 @@ var settings = []Setting{
 		get: func(c *Config) string { return formatDuration(c.ContainerPool.AcquireTimeout) },
 	},
 	{
+		Key: "container_pool.transport", Default: "socket",
+		Doc: "how operations reach a container's agent: socket (a unix socket in a private directory bind-mounted into the container, past dockerd's attach proxy; the attach stream where that cannot work, such as a remote Docker host, as --verbose says) or attach (always the attach stream)",
+		set: func(c *Config, v string) error { return oneOf(&c.ContainerPool.Transport, v, "socket", "attach") },
+		get: func(c *Config) string { return c.ContainerPool.Transport },
+	},
+	{
 		Key: "exec.enabled", Default: "false",
 		Doc: "allow <exec>; it runs in a fresh, pre-started container of exec.image",
 		set: func(c *Config, v string) error { return boolean(&c.Exec.Enabled, v) },

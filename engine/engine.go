@@ -221,9 +221,10 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 	}
 	p := cfg.ContainerPool
 	opts := container.Options{
-		Root:   root,
-		Limits: limits,
-		Image:  img.Ref,
+		Root:      root,
+		Limits:    limits,
+		Image:     img.Ref,
+		Transport: p.Transport,
 		Pool: container.PoolOptions{
 			Enabled:             p.Enabled,
 			Size:                p.Size,
@@ -315,6 +316,9 @@ func EventLine(ev pool.Event[*container.Container]) string {
 	fmt.Fprintf(&b, "pool: %s #%d %s", ev.Kind, ev.ID, name)
 	if ev.Took > 0 {
 		fmt.Fprintf(&b, " in %s", ev.Took.Round(time.Millisecond))
+	}
+	if ev.Kind == pool.EventCreated && ev.Value != nil && ev.Value.Fallback != "" {
+		fmt.Fprintf(&b, ", over the attach stream (%s)", ev.Value.Fallback)
 	}
 	switch ev.Kind {
 	case pool.EventCreated, pool.EventCreateFailed, pool.EventFirstUse:

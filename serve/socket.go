@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/llm-runtime/llm-runtime/internal/private"
 )
 
 // DefaultSocket is the daemon's socket: $XDG_RUNTIME_DIR/llm-runtime/serve.sock,
@@ -28,28 +30,8 @@ func DefaultSocket(getenv func(string) string) string {
 }
 
 // privateDir makes sure dir is a directory of this user that no one else
-// can write (creating it 0700 if it is missing): a socket in a directory
-// someone else controls could be theirs.
-func privateDir(dir string, create bool) error {
-	if create {
-		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-			return err
-		}
-	}
-	var st unix.Stat_t
-	if err := unix.Lstat(dir, &st); err != nil {
-		return &os.PathError{Op: "lstat", Path: dir, Err: err}
-	}
-	switch {
-	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
-		return fmt.Errorf("%s is not a directory", dir)
-	case int(st.Uid) != os.Getuid():
-		return fmt.Errorf("%s belongs to uid %d, not to this user (%d): remove it", dir, st.Uid, os.Getuid())
-	case st.Mode&0o022 != 0:
-		return fmt.Errorf("%s can be written by others (mode %o): chmod 700 it", dir, st.Mode&0o777)
-	}
-	return nil
-}
+// can write: a socket in a directory someone else controls could be theirs.
+func privateDir(dir string, create bool) error { return private.Dir(dir, create) }
 
 // peerUID is the uid of the process at the other end of a unix socket,
 // as the kernel recorded it at connect (SO_PEERCRED).

@@ -18,7 +18,7 @@ import (
 type benchCmd struct {
 	Ops      []int  `default:"1,3,10,50" sep:"," placeholder:"N" help:"The rows: operations per invocation, 1 to 10000 each (default ${default})."`
 	Op       string `enum:"open,write,mixed" default:"open" placeholder:"WORKLOAD" help:"The workload: open (read small files), write (create small files) or mixed (open, write, open, ...); default ${default}."`
-	Modes    string `default:"unpooled,pooled" placeholder:"MODE,..." help:"The columns: unpooled (--no-pool), pooled (the default pool), served (through a daemon the bench starts and stops) and local (--sandbox local, the floor); default ${default}."`
+	Modes    string `default:"unpooled,pooled" placeholder:"MODE,..." help:"The columns: unpooled (--no-pool), pooled (the default pool), attach (the pool, over the attach stream: container_pool.transport attach), served (through a daemon the bench starts and stops) and local (--sandbox local, the floor); default ${default}."`
 	Repeat   int    `default:"3" placeholder:"N" help:"Timed invocations per cell; the cell is their median (default ${default})."`
 	JSON     bool   `name:"json" xor:"format" help:"Print the report as JSON (stable fields, for scripts)."`
 	Markdown bool   `xor:"format" help:"Print the report as Markdown."`
@@ -59,12 +59,13 @@ Examples:
   llm-runtime bench --op write --repeat 5
   llm-runtime bench --op mixed --modes unpooled,pooled,local
   llm-runtime bench --modes unpooled,pooled,served,local
+  llm-runtime bench --modes pooled,attach        # the two transports, per operation
   llm-runtime bench --ops 1,3 --repeat 1 --json | jq '.rows[] | {ops, speedup}'
   llm-runtime bench --markdown >> results.md
 
 JSON: format (1), machine {date, cpus, cpu_model, platform, load_avg, docker,
 image, image_id, llm_runtime}, op, modes, repeat, rows[] {ops, unpooled_s,
-pooled_s, served_s, local_s, speedup (unpooled_s / pooled_s), served_speedup
+pooled_s, attach_s, served_s, local_s, speedup (unpooled_s / pooled_s), served_speedup
 (unpooled_s / served_s), modes {MODE: {median_s,
 runs_s, p50_ms, p95_ms, max_ms, samples}}}, per_op {MODE: {p50_ms, p95_ms,
 max_ms, samples}}. A mode not measured is absent.

@@ -223,3 +223,24 @@ func TestE2EExecContainsHostileCommands(t *testing.T) {
 	}
 	t.Logf("six commands, four hostile, in %s", took.Round(time.Millisecond))
 }
+
+// TestE2ESocketTransportFallsBackAndSaysWhy: where the agents' socket
+// directory cannot be made private (here: a runtime directory others can
+// write), the pool reaches its containers over the attach stream, says so
+// with --verbose, and the run is the same.
+func TestE2ESocketTransportFallsBackAndSaysWhy(t *testing.T) {
+	dockertest.Require(t)
+	dir := repo(t, map[string]string{"a.txt": "A\n"})
+	rt := t.TempDir()
+	os.Mkdir(filepath.Join(rt, "llm-runtime"), 0o777)
+	os.Chmod(filepath.Join(rt, "llm-runtime"), 0o777)
+	r := runBinary(t, dir, "<open a.txt>", []string{"XDG_RUNTIME_DIR=" + rt}, "-v")
+	if r.code != 0 || !strings.Contains(r.stdout, "=== FILE: a.txt ===\nA\n") || !strings.Contains(r.stderr, ", over the attach stream (") ||
+		!strings.Contains(r.stderr, "can be written by others") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runBinary(t, dir, "<open a.txt>", nil, "-v")
+	if r.code != 0 || strings.Contains(r.stderr, "over the attach stream") {
+		t.Fatalf("with a private runtime directory: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,11 +28,24 @@ func percentiles(b *testing.B, d []time.Duration) {
 	b.ReportMetric(float64(d[len(d)*95/100].Microseconds()), "p95-µs")
 }
 
+// transports are the sub-benchmarks of a pooled benchmark.
+var transports = []string{container.TransportSocket, container.TransportAttach}
+
 func benchOpen(b *testing.B, size int, pooled bool) {
+	if !pooled {
+		benchOpenOver(b, size, pooled, "")
+		return
+	}
+	for _, tr := range transports {
+		b.Run(tr, func(b *testing.B) { benchOpenOver(b, size, pooled, tr) })
+	}
+}
+
+func benchOpenOver(b *testing.B, size int, pooled bool, transport string) {
 	env := dockertest.Require(b)
 	dir := b.TempDir()
 	os.WriteFile(filepath.Join(dir, "f.txt"), bytes.Repeat([]byte("x"), size), 0o644)
-	sb, err := container.NewSandbox(env.Docker, container.Options{Root: dir, Image: env.Image, Labels: env.Labels,
+	sb, err := container.NewSandbox(env.Docker, container.Options{Root: dir, Image: env.Image, Labels: env.Labels, Transport: transport,
 		Limits: sandbox.Limits{MaxFileSize: 2 << 20},
 		Pool:   container.PoolOptions{Enabled: pooled, Size: 1, StartupContainers: 1, MaxUsesPerContainer: 1 << 30, AcquireTimeout: time.Minute}})
 	if err != nil {
@@ -55,6 +70,50 @@ func benchOpen(b *testing.B, size int, pooled bool) {
 func BenchmarkPooledOpen4KiB(b *testing.B)   { benchOpen(b, 4<<10, true) }
 func BenchmarkPooledOpen1MiB(b *testing.B)   { benchOpen(b, 1<<20, true) }
 func BenchmarkUnpooledOpen4KiB(b *testing.B) { benchOpen(b, 4<<10, false) }
+
+// BenchmarkPooledReadsParallel4 is the host's ceiling: 4 goroutines
+// reading 4 KiB through a pool of 4 containers; reads/s is the figure.
+func BenchmarkPooledReadsParallel4(b *testing.B) {
+	for _, tr := range transports {
+		b.Run(tr, func(b *testing.B) {
+			env := dockertest.Require(b)
+			dir := b.TempDir()
+			os.WriteFile(filepath.Join(dir, "f.txt"), bytes.Repeat([]byte("x"), 4<<10), 0o644)
+			sb, err := container.NewSandbox(env.Docker, container.Options{Root: dir, Image: env.Image, Labels: env.Labels, Transport: tr,
+				Limits: sandbox.Limits{MaxFileSize: 2 << 20},
+				Pool:   container.PoolOptions{Enabled: true, Size: 4, StartupContainers: 4, MaxUsesPerContainer: 1 << 30, AcquireTimeout: time.Minute}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sb.Close()
+			ctx := context.Background()
+			// Warm up: all four containers started and used.
+			var wg sync.WaitGroup
+			for range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range 20 {
+						sb.Open(ctx, "f.txt")
+					}
+				}()
+			}
+			wg.Wait()
+			b.SetParallelism(4 / max(1, runtime.GOMAXPROCS(0)))
+			start := time.Now()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := sb.Open(ctx, "f.txt"); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "reads/s")
+		})
+	}
+}
 
 func BenchmarkPooledWrite4KiB(b *testing.B) {
 	env := dockertest.Require(b)

@@ -30,10 +30,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -44,6 +46,7 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
+	"github.com/llm-runtime/llm-runtime/internal/private"
 	"github.com/llm-runtime/llm-runtime/internal/proc"
 	"github.com/llm-runtime/llm-runtime/runtime/container/agent"
 	"github.com/llm-runtime/llm-runtime/sandbox"
@@ -255,7 +258,19 @@ type Spec struct {
 	AgentArgs []string      // more arguments for the agent
 	Mounts    []mount.Mount // more mounts, after the workspace
 	Tmpfs     string        // the options of /tmp; default rw,nosuid,nodev,noexec,size=64m
+	// Socket serves operations over a unix socket in a directory of the
+	// host's bind-mounted into the container, past dockerd's attach proxy;
+	// the attach stream stays open as the lifeline. Where that cannot work
+	// (a remote Docker host, a directory that cannot be made private), the
+	// attach stream serves them; Container.Transport says which.
+	Socket bool
 }
+
+// Transports: how the host reaches a container's agent.
+const (
+	TransportSocket = "socket" // a unix socket in a bind-mounted directory
+	TransportAttach = "attach" // the container's attach stream, through dockerd
+)
 
 // Container is a running sandbox container with its agent.
 type Container struct {
@@ -267,6 +282,11 @@ type Container struct {
 	exited    chan struct{} // closed when the container is gone
 	agentDone chan struct{} // closed when the agent's output ends: it exited, or we hung up
 	hungUp    atomic.Bool   // we closed the stream (a cancelled call, or Close)
+
+	// Transport is how operations reach the agent (TransportSocket or
+	// TransportAttach); Fallback, for a Spec that asked for the socket,
+	// why it is the attach stream.
+	Transport, Fallback string
 }
 
 // Start creates, attaches to and starts a hardened container running the
@@ -324,6 +344,14 @@ func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
 		AutoRemove: true,
 		LogConfig:  container.LogConfig{Type: "none"},
 	}
+	var sockDir, fallback string
+	if s.Socket {
+		if sockDir, err = d.socketDir(name); err != nil {
+			sockDir, fallback = "", err.Error()
+		} else {
+			hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: sockDir, Target: agent.SocketDir})
+		}
+	}
 	if s.Agent != "" {
 		cfg.Entrypoint = []string{agentMount, "agent"}
 		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: s.Agent, Target: agentMount, ReadOnly: true})
@@ -334,13 +362,19 @@ func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
 	cr, err := d.cli.ContainerCreate(cctx, client.ContainerCreateOptions{Name: name, Config: cfg, HostConfig: hc})
 	ccancel()
 	if err != nil {
+		if sockDir != "" {
+			os.RemoveAll(sockDir)
+		}
 		return nil, fmt.Errorf("%w: creating a container: %v", ErrUnavailable, err)
 	}
-	c := &Container{ID: cr.ID, Name: name, d: d, exited: make(chan struct{}), agentDone: make(chan struct{})}
+	c := &Container{ID: cr.ID, Name: name, d: d, exited: make(chan struct{}), agentDone: make(chan struct{}), Transport: TransportAttach, Fallback: fallback}
 	fail := func(err error) (*Container, error) {
 		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		d.cli.ContainerRemove(rctx, cr.ID, client.ContainerRemoveOptions{Force: true})
+		if sockDir != "" {
+			os.RemoveAll(sockDir)
+		}
 		return nil, err
 	}
 	ar, err := d.cli.ContainerAttach(ctx, cr.ID, client.ContainerAttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
@@ -353,6 +387,9 @@ func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
 		select {
 		case <-wait.Result:
 		case <-wait.Error:
+		}
+		if sockDir != "" {
+			os.RemoveAll(sockDir)
 		}
 		close(c.exited)
 	}()
@@ -367,7 +404,8 @@ func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
 		pw.CloseWithError(err)
 		close(c.agentDone)
 	}()
-	c.Conn = agent.NewConn(ar.Conn, pr, closerFunc(func() error { c.hungUp.Store(true); ar.Close(); return pr.Close() }))
+	hangUp := closerFunc(func() error { c.hungUp.Store(true); ar.Close(); return pr.Close() })
+	c.Conn = agent.NewConn(ar.Conn, pr, hangUp)
 	if _, err := d.cli.ContainerStart(ctx, cr.ID, client.ContainerStartOptions{}); err != nil {
 		ar.Close()
 		return fail(fmt.Errorf("%w: starting %s: %v", ErrUnavailable, name, err))
@@ -376,7 +414,103 @@ func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
 		c.Destroy()
 		return nil, fmt.Errorf("%w: the agent in %s does not answer: %v", ErrUnavailable, name, err)
 	}
+	if sockDir != "" {
+		if err := c.toSocket(ctx, sockDir, hangUp); err != nil {
+			if c.Conn.Err() != nil { // the attach stream broke too
+				c.Destroy()
+				return nil, fmt.Errorf("%w: the agent in %s: %v", ErrUnavailable, name, err)
+			}
+			c.Fallback = "the agent's socket: " + err.Error()
+		}
+	}
 	return c, nil
+}
+
+// toSocket moves the container's operations to the agent's socket in dir:
+// it sends the agent a fresh secret on the attach stream (which only the
+// agent reads), connects, proves itself with the secret, and pings. A
+// call cancelled on the socket hangs up the attach stream too, so that the
+// agent exits and the container goes.
+func (c *Container) toSocket(ctx context.Context, dir string, hangUp io.Closer) error {
+	var b [agent.SecretLen / 2]byte
+	rand.Read(b[:])
+	secret := hex.EncodeToString(b[:])
+	if err := c.Conn.Listen(ctx, secret); err != nil {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var dl net.Dialer
+	sock, err := dl.DialContext(dctx, "unix", filepath.Join(dir, agent.SocketName))
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(sock, secret); err != nil {
+		sock.Close()
+		return err
+	}
+	conn := agent.NewConn(sock, sock, closerFunc(func() error { sock.Close(); return hangUp.Close() }))
+	if _, err := conn.Ping(dctx); err != nil {
+		sock.Close()
+		return err
+	}
+	c.Conn, c.Transport = conn, TransportSocket
+	return nil
+}
+
+// socketDir makes the directory, private to this user, that holds the
+// socket of container name's agent: SocketBase()/name. It fails where a
+// bind-mounted socket cannot work: a Docker daemon that is not on this
+// machine's unix socket.
+func (d *Docker) socketDir(name string) (string, error) {
+	if host := d.cli.DaemonHost(); !strings.HasPrefix(host, "unix://") {
+		return "", fmt.Errorf("the Docker daemon is at %s, not on this machine: a socket in a bind-mounted directory cannot reach it", host)
+	}
+	base := SocketBase()
+	sweepSocketDirs.Do(func() { removeDeadSocketDirs(base) })
+	if err := os.MkdirAll(filepath.Dir(base), 0o700); err != nil {
+		return "", err
+	}
+	if err := private.Dir(filepath.Dir(base), false); err != nil {
+		return "", err
+	}
+	if err := private.Dir(base, true); err != nil {
+		return "", err
+	}
+	dir := filepath.Join(base, name)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+// SocketBase is where the agents' socket directories are made:
+// $XDG_RUNTIME_DIR/llm-runtime/agents, else /tmp/llm-runtime-UID/agents
+// ($TMPDIR for /tmp).
+func SocketBase() string {
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "llm-runtime", "agents")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("llm-runtime-%d", os.Getuid()), "agents")
+}
+
+var sweepSocketDirs sync.Once
+
+// removeDeadSocketDirs removes the socket directories of processes that are
+// gone (killed before they could): their names are NamePrefix PID-....
+func removeDeadSocketDirs(base string) {
+	entries, _ := os.ReadDir(base)
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), NamePrefix)
+		if !ok {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.SplitN(rest, "-", 2)[0])
+		if err != nil || pid == os.Getpid() || proc.Alive(pid) {
+			continue
+		}
+		os.RemoveAll(filepath.Join(base, e.Name()))
+	}
 }
 
 // Destroy stops the container for good: it closes the agent's input, so

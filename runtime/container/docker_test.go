@@ -6,11 +6,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/pool/pooltest"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
+	"github.com/llm-runtime/llm-runtime/runtime/container/agent"
 	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 	"github.com/llm-runtime/llm-runtime/sandbox/sandboxtest"
@@ -23,12 +25,17 @@ import (
 const loadPatience = 2 * time.Minute
 
 func newSandbox(t *testing.T, env dockertest.Env, dir string, limits sandbox.Limits, pooled bool) *container.Sandbox {
+	return newSandboxOver(t, env, dir, limits, pooled, "")
+}
+
+func newSandboxOver(t *testing.T, env dockertest.Env, dir string, limits sandbox.Limits, pooled bool, transport string) *container.Sandbox {
 	t.Helper()
 	sb, err := container.NewSandbox(env.Docker, container.Options{
-		Root:   dir,
-		Limits: limits,
-		Image:  env.Image,
-		Labels: env.Labels,
+		Transport: transport,
+		Root:      dir,
+		Limits:    limits,
+		Image:     env.Image,
+		Labels:    env.Labels,
 		Pool: container.PoolOptions{Enabled: pooled, Size: 3, StartupContainers: 1, MaxUsesPerContainer: 50,
 			HealthCheckInterval: time.Second, IdleTimeout: time.Minute, AcquireTimeout: loadPatience},
 	})
@@ -38,11 +45,64 @@ func newSandbox(t *testing.T, env dockertest.Env, dir string, limits sandbox.Lim
 	return sb
 }
 
+// TestDockerPooledConformance runs the sandbox suite, its hostile cases
+// included, over both transports.
 func TestDockerPooledConformance(t *testing.T) {
 	env := dockertest.Require(t)
-	sandboxtest.Run(t, func(t *testing.T, dir string, limits sandbox.Limits) sandbox.Sandbox {
-		return newSandbox(t, env, dir, limits, true)
-	})
+	for _, transport := range []string{container.TransportSocket, container.TransportAttach} {
+		t.Run(transport, func(t *testing.T) {
+			sandboxtest.Run(t, func(t *testing.T, dir string, limits sandbox.Limits) sandbox.Sandbox {
+				return newSandboxOver(t, env, dir, limits, true, transport)
+			})
+		})
+	}
+}
+
+// TestDockerSocketTransport: a container asked for the socket is reached
+// through it, in a private directory of the host's bind-mounted at
+// agent.SocketDir, which goes with the container; asked for the attach
+// stream, it is reached through that.
+func TestDockerSocketTransport(t *testing.T) {
+	env := dockertest.Require(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("A\n"), 0o644)
+	for _, socket := range []bool{true, false} {
+		c, err := env.Docker.Start(ctx, container.Spec{Image: env.Image, Workspace: dir, Labels: env.Labels, Socket: socket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[bool]string{true: container.TransportSocket, false: container.TransportAttach}[socket]
+		if c.Transport != want || c.Fallback != "" {
+			t.Fatalf("socket %v: transport %q, fallback %q", socket, c.Transport, c.Fallback)
+		}
+		if f, err := c.Open(ctx, "a.txt"); err != nil || string(f.Content) != "A\n" {
+			t.Fatalf("socket %v: open: %v", socket, err)
+		}
+		sockDir := filepath.Join(container.SocketBase(), c.Name)
+		fi, err := os.Stat(sockDir)
+		if socket && (err != nil || fi.Mode().Perm() != 0o700) {
+			t.Fatalf("the socket directory: %v %v", fi, err)
+		}
+		if !socket && err == nil {
+			t.Fatal("a socket directory for a container that does not use one")
+		}
+		if socket {
+			out, _ := exec.Command("docker", "inspect", "--format", "{{range .Mounts}}{{.Source}}:{{.Destination}} {{end}}", c.ID).Output()
+			if !strings.Contains(string(out), sockDir+":"+agent.SocketDir) {
+				t.Fatalf("mounts: %s", out)
+			}
+		}
+		c.Destroy()
+		select {
+		case <-c.Exited():
+		case <-time.After(loadPatience):
+			t.Fatal("the container did not go")
+		}
+		if _, err := os.Stat(sockDir); err == nil {
+			t.Fatal("the socket directory outlived its container")
+		}
+	}
 }
 
 func TestDockerUnpooledRunsAContainerPerOperation(t *testing.T) {

@@ -32,6 +32,10 @@ type Options struct {
 	Labels  map[string]string            // extra labels on every container (tests name themselves)
 	OnEvent func(pool.Event[*Container]) // pool activity, for --verbose
 	Exec    *ExecOptions                 // nil: <exec> answers EXEC_DISABLED
+	// Transport is how the pool's containers are reached: TransportSocket
+	// (the default: a unix socket past dockerd, the attach stream where it
+	// cannot work) or TransportAttach.
+	Transport string
 }
 
 // Sandbox runs file operations in Docker containers: pooled containers
@@ -56,6 +60,7 @@ func NewSandbox(d *Docker, opts Options) (*Sandbox, error) {
 		Limits:    opts.Limits,
 		Role:      "io",
 		Labels:    opts.Labels,
+		Socket:    opts.Transport != TransportAttach,
 	}}
 	if opts.Pool.Enabled {
 		p, err := pool.New(pool.Config[*Container]{

@@ -27,12 +27,17 @@ package agent
 import (
 	"bufio"
 	"context"
+	"crypto/subtle"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
+	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
@@ -55,6 +60,10 @@ const (
 	OpExec    = "exec"
 	OpEdit    = "edit"
 	OpList    = "list"
+	// OpSocket asks the agent to listen on its socket (SocketDir) for one
+	// connection that starts with Request.Secret, and to serve the same
+	// protocol on it; the stream it was asked on stays its lifeline.
+	OpSocket = "socket"
 )
 
 // Request is a request's header; a write's content is the frame's body.
@@ -70,6 +79,8 @@ type Request struct {
 	// Options are the operation's sandbox.Options (an expected path, files
 	// a search leaves out...).
 	Options *sandbox.Options `json:"options,omitempty"`
+	// Secret is OpSocket's: what a connection to the socket must send first.
+	Secret string `json:"secret,omitempty"`
 }
 
 // options returns the request's options, or none.
@@ -193,6 +204,8 @@ func handle(ws *sandbox.Workspace, req Request, body []byte, version string) (Re
 	switch req.Op {
 	case OpPing:
 		rep.Version = version
+	case OpSocket:
+		err = listen(ws, req.Secret, version)
 	case OpRead:
 		var f *sandbox.File
 		if f, err = ws.OpenWith(string(req.Path), req.options()); err == nil {
@@ -232,6 +245,64 @@ func handle(ws *sandbox.Workspace, req Request, body []byte, version string) (Re
 		rep.Code, rep.Message, rep.Detail = e.Code, e.Message, e.Detail
 	}
 	return rep, out
+}
+
+// Where the host mounts the directory of an agent's socket, and its name.
+const (
+	SocketDir  = "/run/llm-runtime-agent"
+	SocketName = "agent.sock"
+	// SecretLen is the length of OpSocket's secret, in hex digits.
+	SecretLen = 64
+)
+
+// socketDir is SocketDir; tests move it.
+var socketDir = SocketDir
+
+// listen serves the protocol on the agent's socket too, for the one
+// connection that sends secret first: the host's, which alone knows it (it
+// came on the agent's own input). Any other connection, from whatever
+// else can reach the socket, is closed unread past the secret's length.
+// Once the host's is in, the socket is closed and removed.
+func listen(ws *sandbox.Workspace, secret, version string) error {
+	if len(secret) != SecretLen {
+		return sandbox.Errorf(sandbox.CodeInternal, "agent: a socket secret must be %d hex digits", SecretLen)
+	}
+	path := filepath.Join(socketDir, SocketName)
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return sandbox.Errorf(sandbox.CodeInternal, "agent: %v", err)
+	}
+	go func() {
+		defer ln.Close()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			got := make([]byte, SecretLen)
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = io.ReadFull(c, got)
+			if err != nil || subtle.ConstantTimeCompare(got, []byte(secret)) != 1 {
+				c.Close()
+				continue
+			}
+			c.SetReadDeadline(time.Time{})
+			ln.Close()
+			os.Remove(path)
+			Serve(c, c, ws, version)
+			c.Close()
+			return
+		}
+	}()
+	return nil
+}
+
+// Listen asks the agent to serve on its socket the connection that starts
+// with secret (SecretLen hex digits).
+func (c *Conn) Listen(ctx context.Context, secret string) error {
+	_, _, err := c.call(ctx, Request{Op: OpSocket, Secret: secret}, nil)
+	return err
 }
 
 // Conn is the host's end of one agent's stream. Calls are serialised. Once
