@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -101,6 +102,7 @@ func BenchmarkPooledReadsParallel4(b *testing.B) {
 			wg.Wait()
 			b.SetParallelism(4 / max(1, runtime.GOMAXPROCS(0)))
 			start := time.Now()
+			selfBefore, allBefore := cpuTimes(b)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -111,8 +113,31 @@ func BenchmarkPooledReadsParallel4(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "reads/s")
+			// Where the CPU goes: this process (the host side: the
+			// pool, framing, the syscalls) against the whole machine
+			// (the agents, the kernel, and with attach dockerd and the
+			// shims).
+			selfAfter, allAfter := cpuTimes(b)
+			b.ReportMetric(float64((selfAfter-selfBefore).Microseconds())/float64(b.N), "host-cpu-µs/read")
+			b.ReportMetric(float64((allAfter-allBefore).Microseconds())/float64(b.N), "machine-cpu-µs/read")
 		})
 	}
+}
+
+// cpuTimes are the CPU time of this process and of the whole machine
+// (every CPU's busy time, from /proc/stat), so far.
+func cpuTimes(b *testing.B) (self, all time.Duration) {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	st, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Skip("no /proc/stat")
+	}
+	var user, nice, sys, idle, iowait, irq, softirq, steal uint64
+	fmt.Sscanf(string(st), "cpu %d %d %d %d %d %d %d %d", &user, &nice, &sys, &idle, &iowait, &irq, &softirq, &steal)
+	ticks := user + nice + sys + irq + softirq + steal
+	return self, time.Duration(ticks) * (time.Second / 100) // USER_HZ is 100 on Linux
 }
 
 func BenchmarkPooledWrite4KiB(b *testing.B) {
