@@ -244,3 +244,18 @@ func TestE2ESocketTransportFallsBackAndSaysWhy(t *testing.T) {
 		t.Fatalf("with a private runtime directory: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestE2ERemoteDockerHostUsesTheAttachStream: with DOCKER_HOST naming a
+// daemon over TCP (here the local one, behind a loopback forwarder), a
+// bind-mounted socket could not reach the daemon's machine, so the pool
+// uses the attach stream, says so, and the run is the same.
+func TestE2ERemoteDockerHostUsesTheAttachStream(t *testing.T) {
+	dockertest.Require(t)
+	host := dockertest.RemoteHost(t)
+	dir := repo(t, map[string]string{"a.txt": "A\n"})
+	r := runBinary(t, dir, "<open a.txt> <write b.txt>B</write>", []string{"DOCKER_HOST=" + host}, "-v")
+	if r.code != 0 || !strings.Contains(r.stdout, "=== FILE: a.txt ===\nA\n") || !strings.Contains(r.stdout, "=== WRITE SUCCESSFUL: b.txt ===") ||
+		!strings.Contains(r.stderr, ", over the attach stream (the Docker daemon is at "+host+", not on this machine") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
