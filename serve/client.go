@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/llm-runtime/llm-runtime/internal/private"
 )
 
 // ErrNoDaemon is a socket that no daemon answers on: it is missing, or
@@ -35,7 +37,7 @@ func (e *LostError) Unwrap() error { return e.Err }
 // dial connects to the socket within timeout, and checks that the daemon
 // on it runs as this user and that no one else can write its directory.
 func dial(path string, timeout time.Duration) (*net.UnixConn, error) {
-	if err := privateDir(filepath.Dir(path), false); err != nil {
+	if err := private.Dir(filepath.Dir(path), false); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, ErrNoDaemon
 		}
@@ -180,7 +182,7 @@ func (s *Started) Wait(ctx context.Context) (End, error) {
 				return
 			}
 			if err != nil {
-				s.c.send('f', []byte(err.Error()))
+				s.c.send(frameInputError, []byte(err.Error()))
 				return
 			}
 		}

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/llm-runtime/llm-runtime/internal/private"
+
 	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/engine"
@@ -87,7 +89,7 @@ func Listen(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	opts.Socket = path
-	if err := privateDir(filepath.Dir(path), true); err != nil {
+	if err := private.Dir(filepath.Dir(path), true); err != nil {
 		return nil, fmt.Errorf("socket directory: %w", err)
 	}
 	lk, err := lock(path + ".lock")
@@ -344,7 +346,7 @@ func (d *Daemon) handle(nc *net.UnixConn) {
 			c.sendJSON(frameBusy, Busy{Reason: "a run without its configuration"})
 			return
 		}
-		d.run(nc, c, h.Run)
+		d.run(c, h.Run)
 	default:
 		c.sendJSON(frameBusy, Busy{Reason: fmt.Sprintf("unknown operation %q", h.Op)})
 	}
@@ -384,7 +386,7 @@ func kindOf(err error) string {
 
 var errClientGone = errors.New("the client went away")
 
-func (d *Daemon) run(nc *net.UnixConn, c *conn, req *RunRequest) {
+func (d *Daemon) run(c *conn, req *RunRequest) {
 	cfg := req.Config
 	s := &session{c: c, verbose: req.Verbose}
 	if err := cfg.Validate(); err != nil {
@@ -442,7 +444,7 @@ func (d *Daemon) run(nc *net.UnixConn, c *conn, req *RunRequest) {
 			case frameEOF:
 				ended = true
 				pw.Close()
-			case 'f': // the client could not read its input
+			case frameInputError:
 				ended = true
 				pw.CloseWithError(errors.New(string(b)))
 			case frameCancel:
@@ -466,7 +468,7 @@ func (d *Daemon) session(ctx context.Context, s *session, p *poolEntry, req *Run
 		return End{Kind: kindOf(p.err), Message: p.err.Error()}
 	}
 	cfg := req.Config
-	settings := engine.Settings{Root: req.Root, Given: req.Given, ConfigFile: req.ConfigFile, Config: cfg, AuditDir: req.AuditDir, FrontEnd: "filter", Version: d.opts.Version}
+	settings := d.settings(req)
 	guests, gkey, err := d.acquireGuests(ctx, cfg)
 	if err != nil {
 		return End{Kind: "config", Message: err.Error()}
@@ -503,6 +505,12 @@ func (d *Daemon) session(ctx context.Context, s *session, p *poolEntry, req *Run
 	return end
 }
 
+// settings are the engine's settings of a run.
+func (d *Daemon) settings(req *RunRequest) engine.Settings {
+	return engine.Settings{Root: req.Root, Given: req.Given, ConfigFile: req.ConfigFile, Config: req.Config, AuditDir: req.AuditDir,
+		FrontEnd: "filter", Version: d.opts.Version}
+}
+
 // acquirePool finds or opens the pool of key, counting the session in it;
 // nil and why when every pool is busy and there are serve.max_pools.
 func (d *Daemon) acquirePool(key string, req *RunRequest, s *session) (*poolEntry, string, string) {
@@ -534,13 +542,14 @@ func (d *Daemon) acquirePool(key string, req *RunRequest, s *session) (*poolEntr
 		sessions: 1, runs: 1, lastUsed: now}
 	p.creator.Store(s)
 	d.pools[key] = p
-	settings := engine.Settings{Root: req.Root, Given: req.Given, ConfigFile: req.ConfigFile, Config: cfg, Version: d.opts.Version, PoolEvents: true,
-		Log: func(format string, args ...any) {
-			d.logf(format, args...)
-			if s := p.creator.Load(); s != nil {
-				s.log(format, args...)
-			}
-		}}
+	settings := d.settings(req)
+	settings.PoolEvents = true
+	settings.Log = func(format string, args ...any) {
+		d.logf(format, args...)
+		if s := p.creator.Load(); s != nil {
+			s.log(format, args...)
+		}
+	}
 	go func() {
 		sb, err := engine.OpenSandbox(d.ctx, settings)
 		p.creator.Store(nil)

@@ -36,6 +36,8 @@ const (
 	frameInput  = 'i' // input bytes
 	frameEOF    = 'e' // the input ended
 	frameCancel = 'c' // the run was interrupted: stop it and say so
+	// the input could not be read (the message): the run reads an error
+	frameInputError = 'f'
 	// daemon to client
 	frameAccepted = 'a' // JSON Accepted: the run is the daemon's now
 	frameBusy     = 'b' // JSON Busy: run it yourself

@@ -2,7 +2,6 @@ package serve
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,24 +13,14 @@ import (
 	"github.com/llm-runtime/llm-runtime/internal/private"
 )
 
-// DefaultSocket is the daemon's socket: $XDG_RUNTIME_DIR/llm-runtime/serve.sock,
-// or, when that variable is unset (or not an absolute path),
-// /tmp/llm-runtime-UID/serve.sock ($TMPDIR for /tmp). Either directory is
-// created 0700 and must stay the user's alone.
+// DefaultSocket is the daemon's socket: serve.sock in private.RuntimeDir,
+// that is $XDG_RUNTIME_DIR/llm-runtime/serve.sock, or, when that variable
+// is unset (or not an absolute path), /tmp/llm-runtime-UID/serve.sock
+// ($TMPDIR for /tmp). Either directory is created 0700 and must stay the
+// user's alone.
 func DefaultSocket(getenv func(string) string) string {
-	if d := getenv("XDG_RUNTIME_DIR"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "llm-runtime", "serve.sock")
-	}
-	tmp := getenv("TMPDIR")
-	if tmp == "" || !filepath.IsAbs(tmp) {
-		tmp = "/tmp"
-	}
-	return filepath.Join(tmp, fmt.Sprintf("llm-runtime-%d", os.Getuid()), "serve.sock")
+	return filepath.Join(private.RuntimeDir(getenv), "serve.sock")
 }
-
-// privateDir makes sure dir is a directory of this user that no one else
-// can write: a socket in a directory someone else controls could be theirs.
-func privateDir(dir string, create bool) error { return private.Dir(dir, create) }
 
 // peerUID is the uid of the process at the other end of a unix socket,
 // as the kernel recorded it at connect (SO_PEERCRED).

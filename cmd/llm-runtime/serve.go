@@ -30,18 +30,19 @@ type socketFlag struct {
 
 // path is the socket: the flag, else the server setting when it is a
 // path, else the default.
-func (f socketFlag) path(e env, c *cli) (string, error) {
+func (f socketFlag) path(e env, cfg *config.Config) (string, error) {
 	if f.Socket != "" {
 		return filepath.Abs(f.Socket)
 	}
-	if v := getenv(e.environ, config.EnvPrefix+"SERVER"); filepath.IsAbs(v) {
-		return v, nil
+	if filepath.IsAbs(cfg.Server) {
+		return cfg.Server, nil
 	}
-	return serve.DefaultSocket(func(k string) string { return getenv(e.environ, k) }), nil
+	return serve.DefaultSocket(e.getenv), nil
 }
 
-func getenv(environ []string, key string) string {
-	for _, kv := range environ {
+// getenv is the value of key in the environment e was given.
+func (e env) getenv(key string) string {
+	for _, kv := range e.environ {
 		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
 			return v
 		}
@@ -90,7 +91,7 @@ func (s *serveStartCmd) Run(e env, c *cli) error {
 	if err != nil {
 		return err
 	}
-	path, err := s.path(e, c)
+	path, err := s.path(e, cfg)
 	if err != nil {
 		return fail(exitUsage, "--socket: %v", err)
 	}
@@ -126,7 +127,11 @@ type serveStatusCmd struct {
 }
 
 func (s *serveStatusCmd) Run(e env, c *cli) error {
-	path, err := s.path(e, c)
+	_, _, cfg, err := c.load(e, nil)
+	if err != nil {
+		return err
+	}
+	path, err := s.path(e, cfg)
 	if err != nil {
 		return fail(exitUsage, "--socket: %v", err)
 	}
@@ -160,7 +165,11 @@ type serveStopCmd struct {
 }
 
 func (s *serveStopCmd) Run(e env, c *cli) error {
-	path, err := s.path(e, c)
+	_, _, cfg, err := c.load(e, nil)
+	if err != nil {
+		return err
+	}
+	path, err := s.path(e, cfg)
 	if err != nil {
 		return fail(exitUsage, "--socket: %v", err)
 	}
@@ -184,7 +193,7 @@ func (r *runCmd) served(e env, c *cli, root, file string, cfg *config.Config, in
 	path := cfg.Server
 	explicit := path != "auto"
 	if !explicit {
-		path = serve.DefaultSocket(func(k string) string { return getenv(e.environ, k) })
+		path = serve.DefaultSocket(e.getenv)
 	}
 	req, err := runRequest(c, root, file, cfg)
 	if err != nil {

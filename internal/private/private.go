@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -33,4 +34,19 @@ func Dir(dir string, create bool) error {
 		return fmt.Errorf("%s can be written by others (mode %o): chmod 700 it", dir, st.Mode&0o777)
 	}
 	return nil
+}
+
+// RuntimeDir is llm-runtime's directory for the user's sockets:
+// $XDG_RUNTIME_DIR/llm-runtime, or, when that variable is unset (or not an
+// absolute path), /tmp/llm-runtime-UID ($TMPDIR, when absolute, for /tmp).
+// It is not created; Dir checks and makes it.
+func RuntimeDir(getenv func(string) string) string {
+	if d := getenv("XDG_RUNTIME_DIR"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "llm-runtime")
+	}
+	tmp := getenv("TMPDIR")
+	if tmp == "" || !filepath.IsAbs(tmp) {
+		tmp = "/tmp"
+	}
+	return filepath.Join(tmp, fmt.Sprintf("llm-runtime-%d", os.Getuid()))
 }

@@ -484,15 +484,11 @@ func (d *Docker) socketDir(name string) (string, error) {
 	return dir, nil
 }
 
-// SocketBase is where the agents' socket directories are made:
-// $XDG_RUNTIME_DIR/llm-runtime/agents, else /tmp/llm-runtime-UID/agents
-// ($TMPDIR for /tmp).
-func SocketBase() string {
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "llm-runtime", "agents")
-	}
-	return filepath.Join(os.TempDir(), fmt.Sprintf("llm-runtime-%d", os.Getuid()), "agents")
-}
+// SocketBase is where the agents' socket directories are made: agents in
+// private.RuntimeDir, that is $XDG_RUNTIME_DIR/llm-runtime/agents, else
+// /tmp/llm-runtime-UID/agents ($TMPDIR for /tmp), beside the daemon's
+// socket.
+func SocketBase() string { return filepath.Join(private.RuntimeDir(os.Getenv), "agents") }
 
 var sweepSocketDirs sync.Once
 

@@ -288,8 +288,7 @@ func listen(ws *sandbox.Workspace, secret, version string) error {
 				continue
 			}
 			c.SetReadDeadline(time.Time{})
-			ln.Close()
-			os.Remove(path)
+			ln.Close() // which removes the socket
 			Serve(c, c, ws, version)
 			c.Close()
 			return
