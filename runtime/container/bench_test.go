@@ -42,16 +42,29 @@ func benchOpen(b *testing.B, size int, pooled bool) {
 	}
 }
 
-func benchOpenOver(b *testing.B, size int, pooled bool, transport string) {
+// fileSandbox is a sandbox of a repository holding f.txt, size bytes, on
+// a pool of size containers (0: unpooled) that are never recycled. The
+// caller closes it: a benchmark function may run several times.
+func fileSandbox(b *testing.B, size, containers int, transport string) *container.Sandbox {
 	env := dockertest.Require(b)
 	dir := b.TempDir()
 	os.WriteFile(filepath.Join(dir, "f.txt"), bytes.Repeat([]byte("x"), size), 0o644)
 	sb, err := container.NewSandbox(env.Docker, container.Options{Root: dir, Image: env.Image, Labels: env.Labels, Transport: transport,
 		Limits: sandbox.Limits{MaxFileSize: 2 << 20},
-		Pool:   container.PoolOptions{Enabled: pooled, Size: 1, StartupContainers: 1, MaxUsesPerContainer: 1 << 30, AcquireTimeout: time.Minute}})
+		Pool: container.PoolOptions{Enabled: containers > 0, Size: max(1, containers), StartupContainers: max(1, containers),
+			MaxUsesPerContainer: 1 << 30, AcquireTimeout: time.Minute}})
 	if err != nil {
 		b.Fatal(err)
 	}
+	return sb
+}
+
+func benchOpenOver(b *testing.B, size int, pooled bool, transport string) {
+	containers := 0
+	if pooled {
+		containers = 1
+	}
+	sb := fileSandbox(b, size, containers, transport)
 	defer sb.Close()
 	ctx := context.Background()
 	if _, err := sb.Open(ctx, "f.txt"); err != nil { // warm up: the container is started
@@ -77,15 +90,7 @@ func BenchmarkUnpooledOpen4KiB(b *testing.B) { benchOpen(b, 4<<10, false) }
 func BenchmarkPooledReadsParallel4(b *testing.B) {
 	for _, tr := range transports {
 		b.Run(tr, func(b *testing.B) {
-			env := dockertest.Require(b)
-			dir := b.TempDir()
-			os.WriteFile(filepath.Join(dir, "f.txt"), bytes.Repeat([]byte("x"), 4<<10), 0o644)
-			sb, err := container.NewSandbox(env.Docker, container.Options{Root: dir, Image: env.Image, Labels: env.Labels, Transport: tr,
-				Limits: sandbox.Limits{MaxFileSize: 2 << 20},
-				Pool:   container.PoolOptions{Enabled: true, Size: 4, StartupContainers: 4, MaxUsesPerContainer: 1 << 30, AcquireTimeout: time.Minute}})
-			if err != nil {
-				b.Fatal(err)
-			}
+			sb := fileSandbox(b, 4<<10, 4, tr)
 			defer sb.Close()
 			ctx := context.Background()
 			// Warm up: all four containers started and used.
