@@ -100,6 +100,14 @@ type Mirror struct {
 	broken bool        // a Finish failed: the copy may not match the record
 	watch  *watcher
 	skip   map[FileID]bool
+	// changes counts what Sync and Finish changed in the record (Changes).
+	changes atomic.Uint64
+	// excluded holds, by directory, the names Sync left out by the rules,
+	// and whether each is a directory: copy mode's replica has an empty
+	// stand-in of each, so that its answers count them as the
+	// repository's do. Kept in memory only: the first Sync of a run walks
+	// every directory.
+	excluded map[string]map[string]bool
 }
 
 // MirrorStats says what a Sync or a Finish cost.
@@ -384,8 +392,34 @@ func (w *walk) lookup(rel string, list []string) []*entry {
 	return es
 }
 
+// setExcluded records the names a walk of the directory rel left out.
+func (w *walk) setExcluded(rel string, names map[string]bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	old := w.x.excluded[rel]
+	same := len(old) == len(names)
+	for n, dir := range names {
+		if d, ok := old[n]; !ok || d != dir {
+			same = false
+		}
+	}
+	if same {
+		return
+	}
+	w.x.changes.Add(1)
+	if names == nil {
+		delete(w.x.excluded, rel)
+		return
+	}
+	if w.x.excluded == nil {
+		w.x.excluded = map[string]map[string]bool{}
+	}
+	w.x.excluded[rel] = names
+}
+
 func (w *walk) set(rel string, e *entry) {
 	e.gen = w.gen
+	w.x.changes.Add(1)
 	w.mu.Lock()
 	w.x.m.Entries[rel] = e
 	w.mu.Unlock()
@@ -403,6 +437,7 @@ func (w *walk) failed() bool {
 
 // drop removes rel from the copy and from the record.
 func (x *Mirror) drop(rel string) {
+	x.changes.Add(1)
 	delete(x.m.Entries, rel)
 	dir, name := splitRel(rel)
 	fd, err := x.openTreeDir(dir)
@@ -463,11 +498,21 @@ func (x *Mirror) syncDir(w *walk, src, dst int, rel string, names []string, s *M
 		return err
 	}
 	list := all[:0]
+	var excluded map[string]bool
 	for _, name := range all {
 		if _, ok := x.ws.excl.matchLast(names, name); !ok {
 			list = append(list, name)
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Fstatat(src, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			if excluded == nil {
+				excluded = map[string]bool{}
+			}
+			excluded[name] = kind(st.Mode) == unix.S_IFDIR
 		}
 	}
+	w.setExcluded(rel, excluded)
 	es := w.lookup(rel, list)
 	var walked, copied int
 	defer func() {

@@ -63,6 +63,7 @@ func (x *Mirror) Finish(apply bool) ([]Change, error) {
 			refuse(it.rel, ChangeRefused, err)
 			continue
 		}
+		x.changes.Add(1)
 		delete(x.m.Entries, it.rel)
 		changes = append(changes, Change{Path: it.rel, Action: ChangeDeleted})
 	}
@@ -85,6 +86,7 @@ func (x *Mirror) Finish(apply bool) ([]Change, error) {
 				refuse(it.rel, ChangeRefused, err)
 				continue
 			}
+			x.changes.Add(1)
 			delete(x.m.Entries, it.rel)
 			changes = append(changes, Change{Path: it.rel, Action: ChangeDeleted})
 			it.e = nil
@@ -170,6 +172,7 @@ func (x *Mirror) apply(it *item) (Change, bool) {
 		if err != nil {
 			return Change{Reason: reason(err)}, false
 		}
+		x.changes.Add(1)
 		x.m.Entries[it.rel] = &entry{Src: stampOf(&st), Dst: stampOf(&it.st)}
 		return Change{Path: it.rel + "/", Action: ChangeCreated}, true
 	case unix.S_IFREG:
@@ -204,6 +207,7 @@ func (x *Mirror) apply(it *item) (Change, bool) {
 		if err != nil {
 			return Change{Reason: reason(err)}, false
 		}
+		x.changes.Add(1)
 		x.m.Entries[it.rel] = &entry{Src: stampOf(&rst), Dst: stampOf(&st)}
 		switch {
 		case same:
@@ -229,6 +233,7 @@ func (x *Mirror) undo(paths []string) {
 	under := func(rel string) bool { return underAny(rel, set) }
 	for rel := range x.m.Entries {
 		if under(rel) {
+			x.changes.Add(1)
 			delete(x.m.Entries, rel)
 		}
 	}

@@ -511,6 +511,7 @@ type agentCmd struct {
 	Workspace string `default:"/workspace" help:"The repository, as mounted in the container."`
 	Limits    string `placeholder:"JSON" help:"The sandbox limits, as JSON."`
 	Threads   int    `name:"reserve-threads" help:"Start this many spare OS threads first, so a fork bomb in an exec cannot starve the agent."`
+	Own       string `name:"own-workspace" placeholder:"UID:GID" help:"Give the workspace's root to UID:GID (mode 0700) and exit: run once, as root with CAP_CHOWN only, on a new volume of copy mode."`
 }
 
 func (a agentCmd) Run(e env) error {
@@ -519,6 +520,9 @@ func (a agentCmd) Run(e env) error {
 		if err := json.Unmarshal([]byte(a.Limits), &limits); err != nil {
 			return fail(exitUsage, "--limits: %v", err)
 		}
+	}
+	if a.Own != "" {
+		return ownWorkspace(a.Workspace, a.Own)
 	}
 	if a.Threads > 0 {
 		agent.ReserveThreads(a.Threads)
@@ -532,6 +536,21 @@ func (a agentCmd) Run(e env) error {
 	}
 	defer ws.Close()
 	if err := agent.Serve(e.stdin, e.stdout, ws, version); err != nil {
+		return fail(exitSandbox, "agent: %v", err)
+	}
+	return nil
+}
+
+// ownWorkspace gives dir to uid:gid, never following a link.
+func ownWorkspace(dir, owner string) error {
+	var uid, gid int
+	if _, err := fmt.Sscanf(owner, "%d:%d", &uid, &gid); err != nil || uid < 0 || gid < 0 {
+		return fail(exitUsage, "--own-workspace %q: want UID:GID", owner)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fail(exitSandbox, "agent: %v", err)
+	}
+	if err := os.Lchown(dir, uid, gid); err != nil {
 		return fail(exitSandbox, "agent: %v", err)
 	}
 	return nil

@@ -244,6 +244,7 @@ func writeCache(path, content string) {
 type Spec struct {
 	Image     string
 	Workspace string // host directory mounted at /workspace
+	Volume    string // or, in copy mode, the volume mounted there
 	ReadOnly  bool   // mount the workspace read-only
 	Limits    sandbox.Limits
 	Role      string            // "io" or "exec"; a label
@@ -340,7 +341,7 @@ func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
 			NanoCPUs:   s.NanoCPUs,
 		},
 		Tmpfs:      map[string]string{"/tmp": cmp.Or(s.Tmpfs, "rw,nosuid,nodev,noexec,size=64m")},
-		Mounts:     append([]mount.Mount{{Type: mount.TypeBind, Source: s.Workspace, Target: "/workspace", ReadOnly: s.ReadOnly}}, s.Mounts...),
+		Mounts:     append([]mount.Mount{workspaceMount(s)}, s.Mounts...),
 		AutoRemove: true,
 		LogConfig:  container.LogConfig{Type: "none"},
 	}
@@ -424,6 +425,15 @@ func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
 		}
 	}
 	return c, nil
+}
+
+// workspaceMount is what a container sees at /workspace: the repository
+// bind-mounted, or a replica's volume.
+func workspaceMount(s Spec) mount.Mount {
+	if s.Volume != "" {
+		return mount.Mount{Type: mount.TypeVolume, Source: s.Volume, Target: "/workspace", ReadOnly: s.ReadOnly}
+	}
+	return mount.Mount{Type: mount.TypeBind, Source: s.Workspace, Target: "/workspace", ReadOnly: s.ReadOnly}
 }
 
 // toSocket moves the container's operations to the agent's socket in dir:

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -36,7 +37,16 @@ type Options struct {
 	// (the default: a unix socket past dockerd, the attach stream where it
 	// cannot work) or TransportAttach.
 	Transport string
+	// Workspace is WorkspaceBind (the default) or WorkspaceCopy: a replica
+	// in a volume, pushed from a copy kept in StateDir (default
+	// ExecStateDir()), holding at most CopyMaxSize bytes of content.
+	Workspace   string
+	StateDir    string
+	CopyMaxSize int64
 }
+
+// DefaultCopyMaxSize is the default of Options.CopyMaxSize.
+const DefaultCopyMaxSize = 2 << 30
 
 // Sandbox runs file operations in Docker containers: pooled containers
 // that serve many operations each, or, with the pool disabled, a fresh
@@ -47,7 +57,8 @@ type Sandbox struct {
 	spec Spec
 	pool *pool.Pool[*Container] // nil when unpooled
 	destroyer
-	exec *execRunner // nil when exec is disabled
+	exec    *execRunner // nil when exec is disabled
+	replica *replica    // copy mode's; nil in bind mode
 }
 
 // NewSandbox starts the sandbox. With pooling on, it returns at once while
@@ -62,6 +73,23 @@ func NewSandbox(d *Docker, opts Options) (*Sandbox, error) {
 		Labels:    opts.Labels,
 		Socket:    opts.Transport != TransportAttach,
 	}}
+	switch opts.Workspace {
+	case "", WorkspaceBind:
+	case WorkspaceCopy:
+		if opts.Exec != nil {
+			return nil, sandbox.Errorf(sandbox.CodeExecDisabled, "exec does not run in copy mode yet (sandbox_workspace: copy); run it on a local Docker with sandbox_workspace: bind")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		r, err := openReplica(ctx, d, opts.Root, opts.StateDir, opts.Image, opts.Limits, cmp.Or(opts.CopyMaxSize, DefaultCopyMaxSize), opts.Labels)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		s.replica = r
+		s.spec.Workspace, s.spec.Volume = "", r.volume
+	default:
+		return nil, fmt.Errorf("unknown workspace mode %q (bind or copy)", opts.Workspace)
+	}
 	if opts.Pool.Enabled {
 		p, err := pool.New(pool.Config[*Container]{
 			Create:              func(ctx context.Context) (*Container, error) { return d.Start(ctx, s.spec) },
@@ -109,7 +137,41 @@ func (s *Sandbox) Close() error {
 	if s.exec != nil {
 		s.exec.close()
 	}
+	if s.replica != nil {
+		s.replica.close()
+	}
 	return nil
+}
+
+// Volume is the replica's volume in copy mode, "" in bind mode.
+func (s *Sandbox) Volume() string {
+	if s.replica == nil {
+		return ""
+	}
+	return s.replica.volume
+}
+
+// LastPush says what copy mode's last push to the replica cost.
+func (s *Sandbox) LastPush() PushStats {
+	if s.replica == nil {
+		return PushStats{}
+	}
+	s.replica.mu.Lock()
+	defer s.replica.mu.Unlock()
+	return s.replica.last
+}
+
+// read runs a read-only operation in a container, on a replica brought up
+// to date first in copy mode; it is retried like Open.
+func (s *Sandbox) read(ctx context.Context, fn func(c *Container) error) error {
+	return s.do(ctx, true, func(c *Container) error {
+		if s.replica != nil {
+			if err := s.replica.refresh(ctx, c); err != nil {
+				return err
+			}
+		}
+		return fn(c)
+	})
 }
 
 // do runs fn in a container. A container whose stream broke is destroyed,
@@ -196,17 +258,22 @@ func unavailable(err error) error {
 // Open implements sandbox.Sandbox. A read is retried once in a fresh
 // container if its container dies under it.
 func (s *Sandbox) Open(ctx context.Context, path string) (f *sandbox.File, err error) {
-	err = s.do(ctx, true, func(c *Container) error {
+	err = s.read(ctx, func(c *Container) error {
 		f, err = c.Open(ctx, path)
 		return err
 	})
 	return f, err
 }
 
-// Write implements sandbox.Sandbox. A write is never retried: if the
+// Write implements sandbox.Sandbox. In copy mode it is applied on the
+// host, to the repository, by the rules of a write; the replica gets it
+// with the next push. A write is never retried: if the
 // container dies mid-write the error says so, and the file is either the
 // old one or the new one, never a mix (the write is a rename).
 func (s *Sandbox) Write(ctx context.Context, path string, content []byte) (w *sandbox.WriteResult, err error) {
+	if s.replica != nil {
+		return s.replica.ws.WriteWith(path, content, sandbox.OptionsFrom(ctx))
+	}
 	err = s.do(ctx, false, func(c *Container) error {
 		w, err = c.Write(ctx, path, content)
 		return err
@@ -216,6 +283,9 @@ func (s *Sandbox) Write(ctx context.Context, path string, content []byte) (w *sa
 
 // Edit implements sandbox.Sandbox. It is never retried, like Write.
 func (s *Sandbox) Edit(ctx context.Context, path string, body []byte) (r *sandbox.EditResult, err error) {
+	if s.replica != nil {
+		return s.replica.ws.EditWith(path, body, sandbox.OptionsFrom(ctx))
+	}
 	err = s.do(ctx, false, func(c *Container) error {
 		r, err = c.Edit(ctx, path, body)
 		return err
@@ -225,7 +295,7 @@ func (s *Sandbox) Edit(ctx context.Context, path string, body []byte) (r *sandbo
 
 // List implements sandbox.Sandbox; it is retried like Open.
 func (s *Sandbox) List(ctx context.Context, arg string) (r *sandbox.ListResult, err error) {
-	err = s.do(ctx, true, func(c *Container) error {
+	err = s.read(ctx, func(c *Container) error {
 		r, err = c.List(ctx, arg)
 		return err
 	})
@@ -234,7 +304,7 @@ func (s *Sandbox) List(ctx context.Context, arg string) (r *sandbox.ListResult, 
 
 // Search implements sandbox.Sandbox; it is retried like Open.
 func (s *Sandbox) Search(ctx context.Context, query string) (r *sandbox.SearchResult, err error) {
-	err = s.do(ctx, true, func(c *Container) error {
+	err = s.read(ctx, func(c *Container) error {
 		r, err = c.Search(ctx, query)
 		return err
 	})
@@ -243,7 +313,7 @@ func (s *Sandbox) Search(ctx context.Context, query string) (r *sandbox.SearchRe
 
 // Resolve implements sandbox.Sandbox; it is retried like Open.
 func (s *Sandbox) Resolve(ctx context.Context, path string) (rel string, err error) {
-	err = s.do(ctx, true, func(c *Container) error {
+	err = s.read(ctx, func(c *Container) error {
 		rel, err = c.Resolve(ctx, path)
 		return err
 	})

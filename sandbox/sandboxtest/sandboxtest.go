@@ -135,6 +135,10 @@ type Op struct {
 	Content string // for write; for edit, its blocks
 	Code    string // expected error code; "" for success
 	Want    string // for a successful open: the content; for write: the bytes on disk
+	// CopyCode, when set, is the expected code in copy mode instead: a
+	// replica holds only regular files, directories and links, so a FIFO
+	// of the repository is not there.
+	CopyCode string
 }
 
 // Hostile is the table of hostile and edge-case paths and contents, each
@@ -188,7 +192,7 @@ func Hostile(fx Fixture) []Op {
 		{Name: "binary file", Kind: "open", Arg: "bin.dat", Code: sandbox.CodeBinaryFile},
 		{Name: "file over the size limit", Kind: "open", Arg: "big.txt", Code: sandbox.CodeResourceLimit},
 		{Name: "content over the write limit", Kind: "write", Arg: "hello.txt", Content: strings.Repeat("x", int(Limits.MaxWriteSize)+1), Code: sandbox.CodeResourceLimit},
-		{Name: "a FIFO does not hang", Kind: "open", Arg: "fifo", Code: sandbox.CodeNotRegularFile},
+		{Name: "a FIFO does not hang", Kind: "open", Arg: "fifo", Code: sandbox.CodeNotRegularFile, CopyCode: sandbox.CodeFileNotFound},
 		{Name: "write over a FIFO", Kind: "write", Arg: "fifo", Content: "x", Code: sandbox.CodeNotRegularFile},
 		{Name: "missing file", Kind: "open", Arg: "missing.txt", Code: sandbox.CodeFileNotFound},
 		{Name: "backslashes are not separators", Kind: "open", Arg: `..\outside\secret.txt`, Code: sandbox.CodeFileNotFound},
@@ -231,13 +235,34 @@ func block(search, replace string) string {
 	return "<<<<<<< SEARCH\n" + search + "\n=======\n" + replace + "\n>>>>>>> REPLACE\n"
 }
 
+// HostileCopy is Hostile as copy mode answers it (Op.CopyCode).
+func HostileCopy(fx Fixture) []Op {
+	ops := Hostile(fx)
+	for i := range ops {
+		if ops[i].CopyCode != "" {
+			ops[i].Code = ops[i].CopyCode
+		}
+	}
+	return ops
+}
+
 // Run runs the conformance suite against the sandboxes newSandbox makes.
-func Run(t *testing.T, newSandbox Factory) {
-	t.Run("Hostile", func(t *testing.T) { testHostile(t, newSandbox) })
+func Run(t *testing.T, newSandbox Factory) { run(t, newSandbox, false) }
+
+// RunCopy runs it against sandboxes in copy mode, whose hostile cases are
+// HostileCopy.
+func RunCopy(t *testing.T, newSandbox Factory) { run(t, newSandbox, true) }
+
+func run(t *testing.T, newSandbox Factory, copyMode bool) {
+	hostile := Hostile
+	if copyMode {
+		hostile = HostileCopy
+	}
+	t.Run("Hostile", func(t *testing.T) { testHostile(t, newSandbox, hostile) })
 	t.Run("SymlinkSwappedBetweenCommands", func(t *testing.T) { testSwap(t, newSandbox) })
 	t.Run("Write", func(t *testing.T) { testWrite(t, newSandbox) })
 	t.Run("Edit", func(t *testing.T) { testEdit(t, newSandbox) })
-	t.Run("Lines", func(t *testing.T) { testLines(t, newSandbox) })
+	t.Run("Lines", func(t *testing.T) { testLines(t, newSandbox, copyMode) })
 	t.Run("List", func(t *testing.T) { testList(t, newSandbox) })
 	t.Run("Search", func(t *testing.T) { testSearch(t, newSandbox) })
 	t.Run("Racer", func(t *testing.T) { testRacer(t, newSandbox) })
@@ -352,13 +377,13 @@ func Do(t *testing.T, sb sandbox.Sandbox, fx Fixture, op Op) {
 	}
 }
 
-func testHostile(t *testing.T, newSandbox Factory) {
+func testHostile(t *testing.T, newSandbox Factory, hostile func(Fixture) []Op) {
 	fx := NewFixture(t)
 	before := TreeHash(t, fx.Outside)
 	hello, _ := os.ReadFile(filepath.Join(fx.Dir, "hello.txt"))
 	sb := newSandbox(t, fx.Dir, Limits)
 	defer sb.Close()
-	ops := Hostile(fx)
+	ops := hostile(fx)
 	if len(ops) < 30 {
 		t.Fatalf("only %d hostile cases", len(ops))
 	}
@@ -547,7 +572,7 @@ func testEdit(t *testing.T, newSandbox Factory) {
 // testLines reads ranges of lines: of a file over the size limit too (the
 // limit is on what is returned), with the line count, and with every rule
 // of open.
-func testLines(t *testing.T, newSandbox Factory) {
+func testLines(t *testing.T, newSandbox Factory, copyMode bool) {
 	fx := NewFixture(t)
 	sb := newSandbox(t, fx.Dir, Limits)
 	defer sb.Close()
@@ -577,7 +602,11 @@ func testLines(t *testing.T, newSandbox Factory) {
 	if _, err := read("huge.log", sandbox.Lines{Start: 1}); code(err) != sandbox.CodeResourceLimit {
 		t.Fatalf("a range over the limit: %v", err)
 	}
-	for p, want := range map[string]string{".env": sandbox.CodePathSecurity, "link-out": sandbox.CodePathSecurity, "bin.dat": sandbox.CodeBinaryFile, "sub": sandbox.CodeIsDirectory, "fifo": sandbox.CodeNotRegularFile, "missing": sandbox.CodeFileNotFound} {
+	fifo := sandbox.CodeNotRegularFile
+	if copyMode {
+		fifo = sandbox.CodeFileNotFound // a replica holds no FIFO (Op.CopyCode)
+	}
+	for p, want := range map[string]string{".env": sandbox.CodePathSecurity, "link-out": sandbox.CodePathSecurity, "bin.dat": sandbox.CodeBinaryFile, "sub": sandbox.CodeIsDirectory, "fifo": fifo, "missing": sandbox.CodeFileNotFound} {
 		if _, err := read(p, sandbox.Lines{Start: 1, End: 1}); code(err) != want {
 			t.Errorf("lines of %s: %v, want %s", p, err, want)
 		}

@@ -64,6 +64,11 @@ const (
 	// connection that starts with Request.Secret, and to serve the same
 	// protocol on it; the stream it was asked on stays its lifeline.
 	OpSocket = "socket"
+	// OpManifest lists the workspace as a replica, and OpUnpack applies a
+	// push to it (copy mode: the workspace is the agent's own copy, which
+	// the host keeps up to date; see sandbox/copy.go).
+	OpManifest = "manifest"
+	OpUnpack   = "unpack"
 )
 
 // Request is a request's header; a write's content is the frame's body.
@@ -81,6 +86,16 @@ type Request struct {
 	Options *sandbox.Options `json:"options,omitempty"`
 	// Secret is OpSocket's: what a connection to the socket must send first.
 	Secret string `json:"secret,omitempty"`
+	// Push is OpUnpack's; the content of its files is the frame's body.
+	Push *Push `json:"push,omitempty"`
+}
+
+// Push is what copy mode sends to bring a replica up to date: paths to
+// remove, then objects to make, the content of each non-hollow file
+// following the previous one's in the frame's body.
+type Push struct {
+	Remove []string            `json:"remove,omitempty"`
+	Put    []sandbox.CopyEntry `json:"put,omitempty"`
 }
 
 // options returns the request's options, or none.
@@ -116,6 +131,10 @@ type Reply struct {
 	Lines   *sandbox.Lines        `json:"lines,omitempty"` // a read of a range
 	List    *sandbox.ListResult   `json:"list,omitempty"`
 	Version string                `json:"version,omitempty"` // ping
+	// Owned is OpManifest's: the workspace's root is the agent's user's,
+	// so it can be written. The replica's objects are the body, as JSON
+	// (a header is at most 1 MiB; a large repository's list is more).
+	Owned bool `json:"owned,omitempty"`
 }
 
 // ErrProtocol is the error of a stream that does not follow the protocol.
@@ -222,6 +241,18 @@ func handle(ws *sandbox.Workspace, req Request, body []byte, version string) (Re
 		rep.List, err = ws.ListWith(context.Background(), string(req.Path), req.options())
 	case OpStat:
 		rep.Stat, err = ws.Stat(string(req.Path))
+	case OpManifest:
+		var m []sandbox.CopyEntry
+		if m, err = ws.Manifest(); err == nil {
+			out, err = json.Marshal(m)
+			rep.Owned = ws.Owned()
+		}
+	case OpUnpack:
+		if req.Push == nil {
+			err = sandbox.Errorf(sandbox.CodeInternal, "agent: unpack request without a push")
+			break
+		}
+		err = ws.Unpack(req.Push.Remove, req.Push.Put, body)
 	case OpResolve:
 		rep.Path, err = ws.Resolve(string(req.Path))
 	case OpSearch:
@@ -459,6 +490,26 @@ func (c *Conn) Stat(ctx context.Context, path string) (*sandbox.Info, error) {
 		return nil, err
 	}
 	return rep.Stat, nil
+}
+
+// Manifest lists the agent's workspace as a replica (copy mode);
+// owned says whether the agent can write it.
+func (c *Conn) Manifest(ctx context.Context) (m []sandbox.CopyEntry, owned bool, err error) {
+	rep, out, err := c.call(ctx, Request{Op: OpManifest}, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := json.Unmarshal(out, &m); err != nil {
+		return nil, false, &sandbox.Error{Code: sandbox.CodeSandboxError, Message: "agent: a bad manifest: " + err.Error()}
+	}
+	return m, rep.Owned, nil
+}
+
+// Unpack applies a push to the agent's workspace (copy mode); body holds
+// the content of its files, in order.
+func (c *Conn) Unpack(ctx context.Context, p Push, body []byte) error {
+	_, _, err := c.call(ctx, Request{Op: OpUnpack, Push: &p}, body)
+	return err
 }
 
 // Exec runs a command in the agent's container and returns its result

@@ -70,6 +70,15 @@ func Require(t testing.TB) Env {
 		} else if left > 0 {
 			t.Errorf("%d container(s) of %s were left behind, now removed", left, name)
 		}
+		// Copy mode's volumes outlive their runs on purpose; a test's go
+		// with it.
+		if vs, err := docker.Volumes(context.Background(), LabelTest, name); err == nil {
+			for _, v := range vs {
+				if err := docker.RemoveVolume(context.Background(), v.Name); err != nil {
+					t.Errorf("the volume of %s: %v", name, err)
+				}
+			}
+		}
 	})
 	return Env{Docker: docker, Binary: binary, Image: image.Ref, Labels: map[string]string{LabelTest: name}}
 }

@@ -1,0 +1,394 @@
+package container
+
+// Copy mode: the sandbox's containers see no directory of the host. Their
+// /workspace is a Docker volume, the replica, that the host keeps up to
+// date over the agent's own protocol from the mirror's copy of the
+// repository (sandbox/mirror.go: what the rules let a sandbox see, kept
+// current by inotify). Reads, lists, searches and resolves run in the
+// container on the replica; writes and edits are applied on the host, to
+// the repository, by the rules of <write> (sandbox.Workspace), and reach
+// the replica with the next push. So nothing in a container ever reaches
+// the host's repository, and it works where bind mounts cannot: a remote
+// Docker host.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/volume"
+	"github.com/moby/moby/client"
+
+	"github.com/llm-runtime/llm-runtime/runtime/container/agent"
+	"github.com/llm-runtime/llm-runtime/sandbox"
+)
+
+// Workspaces: how a sandbox container sees the repository.
+const (
+	WorkspaceBind = "bind" // the repository, bind-mounted
+	WorkspaceCopy = "copy" // a replica in a volume, pushed by the host
+)
+
+// VolumePrefix starts the name of every volume of ours.
+const VolumePrefix = "llm-runtime-ws-"
+
+// LabelRoot is, on a replica's volume, the repository it copies.
+const LabelRoot = "io.llm-runtime.root"
+
+// DefaultWorkspace is the workspace mode a Docker daemon gets when none is
+// set: bind on this machine's unix socket, copy anywhere else (a bind
+// mount there would name a directory of another machine).
+func (d *Docker) DefaultWorkspace() string {
+	if strings.HasPrefix(d.cli.DaemonHost(), "unix://") {
+		return WorkspaceBind
+	}
+	return WorkspaceCopy
+}
+
+// A push frame carries at most pushBatch bytes of content (a larger file
+// goes alone) and pushEntries bytes of entries (its JSON header is at most
+// 1 MiB). A file larger than maxPushFile, which one frame cannot carry, is
+// left out of the replica.
+const (
+	pushBatch   = 32 << 20
+	pushEntries = 512 << 10
+	maxPushFile = 255 << 20
+)
+
+// PushStats says what the last push cost.
+type PushStats struct {
+	Files, Removed int
+	Bytes          int64
+	Took           time.Duration
+}
+
+// replica keeps a copy-mode sandbox's volume up to date.
+type replica struct {
+	d       *Docker
+	volume  string
+	image   string
+	ws      *sandbox.Workspace // the repository, for writes and edits
+	mirror  *sandbox.Mirror
+	maxSize int64 // the most content the replica may hold
+
+	mu      sync.Mutex
+	pushed  map[string]sandbox.CopyEntry // what the volume holds; nil: ask the agent
+	changes uint64                       // the mirror's Changes() that pushed matches
+	last    PushStats
+}
+
+// replicaSlots is how many replicas of one repository one user may use at
+// once (by as many runs at the same time).
+const replicaSlots = 16
+
+// openReplica opens the mirror a copy-mode sandbox pushes from (in the
+// state directory, beside exec's copies) and names its volume, which it
+// creates if it is missing.
+func openReplica(ctx context.Context, d *Docker, root, stateDir, image string, limits sandbox.Limits, maxSize int64, extra map[string]string) (*replica, error) {
+	if stateDir == "" {
+		dir, err := ExecStateDir()
+		if err != nil {
+			return nil, err
+		}
+		stateDir = dir
+	}
+	base := RepoStateDir(stateDir, root)
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return nil, fmt.Errorf("copy mode's state: %v", err)
+	}
+	os.Chmod(base, 0o700)
+	if b, err := os.ReadFile(filepath.Join(base, "root")); err != nil || string(b) != root+"\n" {
+		os.WriteFile(filepath.Join(base, "root"), []byte(root+"\n"), 0o600)
+	}
+	ws, err := sandbox.OpenWorkspace(root, limits)
+	if err != nil {
+		return nil, err
+	}
+	var skip []sandbox.FileID
+	if id, err := sandbox.IDOf(stateDir); err == nil {
+		skip = append(skip, id)
+	}
+	var m *sandbox.Mirror
+	var dir string
+	for i := 0; ; i++ {
+		dir = filepath.Join(base, "replica-"+strconv.Itoa(i))
+		m, err = sandbox.OpenMirror(ws, dir, root, skip)
+		if !errors.Is(err, sandbox.ErrMirrorBusy) {
+			break
+		}
+		if i == replicaSlots-1 {
+			err = fmt.Errorf("%d runs on this repository are using copy mode already", replicaSlots)
+			break
+		}
+	}
+	if err != nil {
+		ws.Close()
+		return nil, fmt.Errorf("copy mode's copy of the repository: %v", err)
+	}
+	r := &replica{d: d, image: image, ws: ws, mirror: m, volume: volumeName(dir), maxSize: maxSize}
+	if err := d.ensureVolume(ctx, r.volume, root, extra); err != nil {
+		r.close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// volumeName names the volume of the replica pushed from dir: by this
+// machine, this user and dir, so that users and machines sharing a Docker
+// host never share a replica.
+func volumeName(dir string) string {
+	host, _ := os.Hostname()
+	sum := sha256.Sum256([]byte(host + "\x00" + strconv.Itoa(os.Getuid()) + "\x00" + dir))
+	return VolumePrefix + hex.EncodeToString(sum[:8])
+}
+
+func (r *replica) close() {
+	r.mirror.Stop()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.mirror.Close()
+	r.ws.Close()
+}
+
+// ensureVolume creates the volume name unless it exists.
+func (d *Docker) ensureVolume(ctx context.Context, name, root string, extra map[string]string) error {
+	if _, err := d.cli.VolumeInspect(ctx, name, client.VolumeInspectOptions{}); err == nil {
+		return nil
+	} else if !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	labels := d.Labels("replica")
+	delete(labels, LabelOwnerPID) // it outlives the run
+	delete(labels, LabelStarted)
+	labels[LabelRoot] = root
+	for k, v := range extra {
+		labels[k] = v
+	}
+	if _, err := d.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: labels}); err != nil {
+		return fmt.Errorf("%w: creating the volume %s: %v", ErrUnavailable, name, err)
+	}
+	return nil
+}
+
+// Volumes lists our volumes on this daemon, optionally only those with the
+// label key=value.
+func (d *Docker) Volumes(ctx context.Context, key, value string) ([]volume.Volume, error) {
+	f := make(client.Filters).Add("label", LabelApp+"=1")
+	if key != "" {
+		f.Add("label", key+"="+value)
+	}
+	l, err := d.cli.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return l.Items, nil
+}
+
+// RemoveVolume removes a volume of ours; one in use by a container is
+// left, with an error.
+func (d *Docker) RemoveVolume(ctx context.Context, name string) error {
+	_, err := d.cli.VolumeRemove(ctx, name, client.VolumeRemoveOptions{})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("removing the volume %s: %v", name, err)
+	}
+	return nil
+}
+
+// ownVolume gives a new volume's root, which is root's, to this user: a
+// one-off container of the sandbox image, as root with CAP_CHOWN alone,
+// runs the agent's --own-workspace.
+func (d *Docker) ownVolume(ctx context.Context, image, volume string) error {
+	labels := d.Labels("own")
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	cr, err := d.cli.ContainerCreate(cctx, client.ContainerCreateOptions{Config: &container.Config{
+		Image:           image,
+		Cmd:             []string{"--own-workspace", fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())},
+		Labels:          labels,
+		NetworkDisabled: true,
+		User:            "0:0",
+	}, HostConfig: &container.HostConfig{
+		NetworkMode:    "none",
+		ReadonlyRootfs: true,
+		CapDrop:        []string{"ALL"},
+		CapAdd:         []string{"CHOWN"},
+		SecurityOpt:    []string{"no-new-privileges"},
+		Mounts:         []mount.Mount{{Type: mount.TypeVolume, Source: volume, Target: "/workspace"}},
+		LogConfig:      container.LogConfig{Type: "none"},
+	}})
+	if err != nil {
+		return fmt.Errorf("%w: creating a container to own %s: %v", ErrUnavailable, volume, err)
+	}
+	defer d.cli.ContainerRemove(context.WithoutCancel(ctx), cr.ID, client.ContainerRemoveOptions{Force: true})
+	wait := d.cli.ContainerWait(cctx, cr.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	if _, err := d.cli.ContainerStart(cctx, cr.ID, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("%w: owning %s: %v", ErrUnavailable, volume, err)
+	}
+	select {
+	case res := <-wait.Result:
+		if res.StatusCode != 0 {
+			return fmt.Errorf("%w: owning %s: exit code %d", ErrUnavailable, volume, res.StatusCode)
+		}
+	case err := <-wait.Error:
+		return fmt.Errorf("%w: owning %s: %v", ErrUnavailable, volume, err)
+	}
+	return nil
+}
+
+// refresh brings the replica up to date through c: it syncs the mirror
+// with the repository (cheap when inotify saw nothing) and, when the copy
+// changed since the last push (or this is the first, and the volume may
+// hold anything), pushes what differs. A failed push leaves the replica
+// unknown, to be listed again by the next.
+func (r *replica) refresh(ctx context.Context, c *Container) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	stop := context.AfterFunc(ctx, r.mirror.Interrupt)
+	defer stop()
+	if _, err := r.mirror.Sync(); err != nil {
+		return sandbox.Errorf(sandbox.CodeSandboxError, "copy mode: bringing the copy of the repository up to date: %v", err)
+	}
+	changes := r.mirror.Changes()
+	if r.pushed != nil && changes == r.changes {
+		return nil
+	}
+	start := time.Now()
+	if r.pushed == nil {
+		m, owned, err := c.Manifest(ctx)
+		if err == nil && !owned {
+			if err = r.d.ownVolume(ctx, r.image, r.volume); err == nil {
+				m, owned, err = c.Manifest(ctx)
+			}
+			if err == nil && !owned {
+				err = sandbox.Errorf(sandbox.CodeSandboxError, "copy mode: the volume %s is not this user's", r.volume)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		r.pushed = make(map[string]sandbox.CopyEntry, len(m))
+		for _, e := range m {
+			r.pushed[e.Path] = e
+		}
+	}
+	all := r.mirror.Entries()
+	want := all[:0]
+	var total int64
+	for _, e := range all {
+		if e.IsFile() && e.Size > maxPushFile {
+			continue
+		}
+		total += e.Size
+		want = append(want, e)
+	}
+	if total > r.maxSize {
+		return sandbox.Errorf(sandbox.CodeResourceLimit, "copy mode: the files the sandbox may read come to %s, over sandbox_copy_max_size (%s)", sandbox.FormatSize(total), sandbox.FormatSize(r.maxSize))
+	}
+	stats := PushStats{}
+	wanted := make(map[string]bool, len(want))
+	for _, e := range want {
+		wanted[e.Path] = true
+	}
+	var push agent.Push
+	for p := range r.pushed {
+		if !wanted[p] {
+			push.Remove = append(push.Remove, p)
+		}
+	}
+	// Only the topmost of what goes: the rest goes with it.
+	remove := topmost(push.Remove, wanted)
+	push.Remove = nil
+	var body []byte
+	var entries int
+	send := func() error {
+		if len(push.Remove) == 0 && len(push.Put) == 0 {
+			return nil
+		}
+		if err := c.Unpack(ctx, push, body); err != nil {
+			r.pushed = nil
+			return err
+		}
+		for _, p := range push.Remove {
+			for q := range r.pushed {
+				if q == p || strings.HasPrefix(q, p+"/") {
+					delete(r.pushed, q)
+				}
+			}
+		}
+		for _, e := range push.Put {
+			r.pushed[e.Path] = e
+		}
+		stats.Removed += len(push.Remove)
+		stats.Files += len(push.Put)
+		stats.Bytes += int64(len(body))
+		push, body, entries = agent.Push{}, body[:0], 0
+		return nil
+	}
+	for _, p := range remove {
+		if entries+len(p)+8 > pushEntries {
+			if err := send(); err != nil {
+				return err
+			}
+		}
+		entries += len(p) + 8
+		push.Remove = append(push.Remove, p)
+	}
+	for _, e := range want {
+		if old, ok := r.pushed[e.Path]; ok && e.Same(old) {
+			continue
+		}
+		size := len(e.Path) + len(e.Link) + 64
+		if entries > 0 && (int64(len(body))+e.Size > pushBatch || entries+size > pushEntries) {
+			if err := send(); err != nil {
+				return err
+			}
+		}
+		entries += size
+		if e.IsFile() && !e.Excluded {
+			var err error
+			if body, err = r.mirror.ReadCopy(e.Path, e.Size, body); err != nil {
+				r.pushed = nil
+				return sandbox.Errorf(sandbox.CodeSandboxError, "copy mode: %v", err)
+			}
+		}
+		push.Put = append(push.Put, e)
+	}
+	if err := send(); err != nil {
+		return err
+	}
+	r.changes = changes
+	stats.Took = time.Since(start)
+	r.last = stats
+	return nil
+}
+
+// parentPath is the directory of rel, "" at the root.
+func parentPath(rel string) string {
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		return rel[:i]
+	}
+	return ""
+}
+
+// topmost keeps, of paths, those whose parents stay (are wanted or are
+// the root): removing them removes the rest.
+func topmost(paths []string, wanted map[string]bool) []string {
+	out := paths[:0]
+	for _, p := range paths {
+		if parent := parentPath(p); parent == "" || wanted[parent] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
