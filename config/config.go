@@ -33,7 +33,12 @@ type Config struct {
 	// Sandbox is where operations run: "docker" or "local" (on the host, no
 	// container).
 	Sandbox string
-	Output  Output
+	// SandboxWorkspace is how a Docker sandbox sees the repository:
+	// "auto", "bind" or "copy"; SandboxCopyMaxSize bounds copy mode's
+	// replica.
+	SandboxWorkspace   string
+	SandboxCopyMaxSize int64
+	Output             Output
 	// Security bounds what operations may touch.
 	Security Security
 	Search   Search

@@ -54,6 +54,18 @@ var settings = []Setting{
 		get: func(c *Config) string { return c.Sandbox },
 	},
 	{
+		Key: "sandbox_workspace", Default: "auto",
+		Doc: "how a Docker sandbox sees the repository: bind (bind-mounted), copy (a replica in a Docker volume, pushed by llm-runtime; writes and edits are applied on the host; for a Docker host that is not this machine) or auto (bind on this machine's unix socket, copy on any other DOCKER_HOST)",
+		set: func(c *Config, v string) error { return oneOf(&c.SandboxWorkspace, v, "auto", "bind", "copy") },
+		get: func(c *Config) string { return c.SandboxWorkspace },
+	},
+	{
+		Key: "sandbox_copy_max_size", Default: "2GiB",
+		Doc: "in copy mode, the most content the replica may hold: the repository's files that the rules let the sandbox see; over it, operations answer RESOURCE_LIMIT",
+		set: func(c *Config, v string) error { return sizeIn(&c.SandboxCopyMaxSize, v, 1, 1<<40) },
+		get: func(c *Config) string { return FormatSize(c.SandboxCopyMaxSize) },
+	},
+	{
 		Key: "output.format", Default: "text",
 		Doc: "text (the === framing) or jsonl (one JSON object per command)",
 		set: func(c *Config, v string) error { return oneOf(&c.Output.Format, v, "text", "jsonl") },

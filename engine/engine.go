@@ -220,11 +220,18 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 		logf("No reaper (containers being created at a kill -9 would wait for the next start's sweep): %v", err)
 	}
 	p := cfg.ContainerPool
+	workspace := cfg.SandboxWorkspace
+	if workspace == "auto" {
+		workspace = d.DefaultWorkspace()
+	}
 	opts := container.Options{
-		Root:      root,
-		Limits:    limits,
-		Image:     img.Ref,
-		Transport: p.Transport,
+		Root:        root,
+		Limits:      limits,
+		Image:       img.Ref,
+		Transport:   p.Transport,
+		Workspace:   workspace,
+		StateDir:    cfg.Exec.StateDir,
+		CopyMaxSize: cfg.SandboxCopyMaxSize,
 		Pool: container.PoolOptions{
 			Enabled:             p.Enabled,
 			Size:                p.Size,
@@ -284,6 +291,11 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 			logf("Removed %d orphaned container(s) of llm-runtime processes that are gone", n)
 		}
 	}()
+	if v := sb.Volume(); v != "" {
+		logf("Workspace: copy (a replica in the volume %s, pushed before each read from a copy of what the rules let the sandbox see; writes and edits applied on the host)", v)
+	} else {
+		logf("Workspace: bind (the repository, bind-mounted)")
+	}
 	if p.Enabled {
 		logf("Sandbox: docker, pooled (size %d, %d kept ready, spares after %s; recycled after %d uses)", p.Size, p.StartupContainers, p.SpareDelay, p.MaxUsesPerContainer)
 	} else {

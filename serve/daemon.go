@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -386,12 +388,28 @@ func kindOf(err error) string {
 
 var errClientGone = errors.New("the client went away")
 
+// formatEnv shows a Docker environment, "none set" when empty.
+func formatEnv(m map[string]string) string {
+	if len(m) == 0 {
+		return "no DOCKER_ variable set"
+	}
+	keys := slices.Sorted(maps.Keys(m))
+	for i, k := range keys {
+		keys[i] = k + "=" + m[k]
+	}
+	return strings.Join(keys, " ")
+}
+
 func (d *Daemon) run(c *conn, req *RunRequest) {
 	cfg := req.Config
 	s := &session{c: c, verbose: req.Verbose}
 	if err := cfg.Validate(); err != nil {
 		c.sendJSON(frameAccepted, Accepted{PID: os.Getpid()})
 		c.sendJSON(frameEnd, End{Kind: "config", Message: err.Error()})
+		return
+	}
+	if cfg.Sandbox == "docker" && !maps.Equal(req.Docker, DockerEnv(os.Getenv)) {
+		c.sendJSON(frameBusy, Busy{Reason: fmt.Sprintf("the run's Docker environment (%s) is not the daemon's (%s)", formatEnv(req.Docker), formatEnv(DockerEnv(os.Getenv)))})
 		return
 	}
 	key, err := poolKey(req)

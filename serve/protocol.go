@@ -75,6 +75,24 @@ type RunRequest struct {
 	Config     *config.Config `json:"config"`
 	AuditDir   string         `json:"audit_dir,omitempty"`
 	Verbose    bool           `json:"verbose,omitempty"`
+	// Docker is the client's Docker environment (DockerEnv): a daemon
+	// whose own differs sends the run back, to run on the Docker it names.
+	Docker map[string]string `json:"docker,omitempty"`
+}
+
+// DockerVariables are the environment variables that choose the Docker
+// daemon and how to reach it.
+var DockerVariables = []string{"DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_API_VERSION", "DOCKER_CONFIG"}
+
+// DockerEnv returns the Docker variables that getenv sets.
+func DockerEnv(getenv func(string) string) map[string]string {
+	m := map[string]string{}
+	for _, k := range DockerVariables {
+		if v := getenv(k); v != "" {
+			m[k] = v
+		}
+	}
+	return m
 }
 
 // Accepted says the daemon runs the run.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
@@ -15,7 +17,7 @@ import (
 )
 
 type cacheCmd struct {
-	List   cacheListCmd   `cmd:"" default:"withargs" help:"List exec's copies and build caches, one line per repository (the default)."`
+	List   cacheListCmd   `cmd:"" default:"withargs" help:"List exec's and copy mode's copies and exec's build caches, one line per repository (the default)."`
 	Remove cacheRemoveCmd `cmd:"" help:"Remove the copies and build caches of this repository (--root), of repositories that are gone (--gone), or of every repository (--all)."`
 }
 
@@ -27,6 +29,12 @@ CARGO_HOME, all under /.llm-runtime-cache in the container). Both live in
 exec.state_dir ($XDG_CACHE_HOME/llm-runtime/exec by default), in a directory
 per repository, and are kept between runs so that the next run copies only
 what changed and builds warm. They are never shared between repositories.
+
+Copy mode (sandbox_workspace: copy, the default on a Docker host that is not
+this machine) keeps a copy of the same kind there (replica-N), and pushes it
+to a Docker volume on the Docker host, llm-runtime-ws-..., kept between runs
+so that the next run pushes only what changed. Removing a repository's state
+removes its volumes too.
 
 Examples:
 
@@ -75,7 +83,7 @@ func cacheEntries(dir string) ([]cacheEntry, error) {
 		subs, _ := os.ReadDir(c.dir)
 		for _, s := range subs {
 			switch {
-			case strings.HasPrefix(s.Name(), "copy-"):
+			case strings.HasPrefix(s.Name(), "copy-"), strings.HasPrefix(s.Name(), "replica-"):
 				c.copies++
 				c.copy += du(filepath.Join(c.dir, s.Name()))
 			case s.Name() == "cache":
@@ -195,6 +203,23 @@ next run makes a new one. Removing only costs the next run a full copy and a
 cold build.`
 }
 
+// removeReplicaVolume removes the volume of copy mode's replica pushed
+// from dir, on the Docker host of the environment; where that cannot be
+// done it says so (the volume only costs space there).
+func removeReplicaVolume(e env, dir string) {
+	name := container.VolumeName(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := container.Connect(ctx, version)
+	if err == nil {
+		defer d.Close()
+		err = d.RemoveVolume(ctx, name)
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "llm-runtime: the volume %s of copy mode was left on the Docker host: %v\n", name, err)
+	}
+}
+
 // removeState removes a repository's directory of exec state, but for
 // the copies a running llm-runtime holds; it reports whether all went.
 func removeState(e env, dir string) bool {
@@ -202,10 +227,15 @@ func removeState(e env, dir string) bool {
 	all := true
 	for _, s := range subs {
 		p := filepath.Join(dir, s.Name())
-		if strings.HasPrefix(s.Name(), "copy-") {
+		replica := strings.HasPrefix(s.Name(), "replica-")
+		if strings.HasPrefix(s.Name(), "copy-") || replica {
 			if err := sandbox.RemoveMirror(p); err != nil {
 				fmt.Fprintf(e.stderr, "llm-runtime: %s: %v; left as it is\n", p, err)
 				all = false
+				continue
+			}
+			if replica {
+				removeReplicaVolume(e, p)
 			}
 			continue
 		}

@@ -6,6 +6,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -42,8 +43,28 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	removeVolumesUnder(dir)
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// removeVolumesUnder removes copy mode's volumes whose copy was in dir:
+// those of the runs of the tests.
+func removeVolumesUnder(dir string) {
+	ctx := context.Background()
+	d, err := container.Connect(ctx, "test")
+	if err != nil {
+		return
+	}
+	defer d.Close()
+	vs, _ := d.Volumes(ctx, "", "")
+	for _, v := range vs {
+		if strings.HasPrefix(v.Labels[container.LabelState], dir+"/") {
+			if err := d.RemoveVolume(ctx, v.Name); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+		}
+	}
 }
 
 type result struct {

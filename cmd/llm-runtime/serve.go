@@ -199,6 +199,7 @@ func (r *runCmd) served(e env, c *cli, root, file string, cfg *config.Config, in
 	if err != nil {
 		return true, err
 	}
+	req.Docker = serve.DockerEnv(e.getenv)
 	var logw io.Writer
 	if c.Verbose {
 		logw = e.stderr

@@ -43,8 +43,12 @@ const (
 // VolumePrefix starts the name of every volume of ours.
 const VolumePrefix = "llm-runtime-ws-"
 
-// LabelRoot is, on a replica's volume, the repository it copies.
-const LabelRoot = "io.llm-runtime.root"
+// On a replica's volume: the repository it copies, and the directory on
+// the host of the copy it is pushed from (by whose path it is named).
+const (
+	LabelRoot  = "io.llm-runtime.root"
+	LabelState = "io.llm-runtime.state"
+)
 
 // DefaultWorkspace is the workspace mode a Docker daemon gets when none is
 // set: bind on this machine's unix socket, copy anywhere else (a bind
@@ -136,18 +140,18 @@ func openReplica(ctx context.Context, d *Docker, root, stateDir, image string, l
 		ws.Close()
 		return nil, fmt.Errorf("copy mode's copy of the repository: %v", err)
 	}
-	r := &replica{d: d, image: image, ws: ws, mirror: m, volume: volumeName(dir), maxSize: maxSize}
-	if err := d.ensureVolume(ctx, r.volume, root, extra); err != nil {
+	r := &replica{d: d, image: image, ws: ws, mirror: m, volume: VolumeName(dir), maxSize: maxSize}
+	if err := d.ensureVolume(ctx, r.volume, root, dir, extra); err != nil {
 		r.close()
 		return nil, err
 	}
 	return r, nil
 }
 
-// volumeName names the volume of the replica pushed from dir: by this
-// machine, this user and dir, so that users and machines sharing a Docker
-// host never share a replica.
-func volumeName(dir string) string {
+// VolumeName names the volume of the replica pushed from dir (a replica-N
+// directory of the state directory): by this machine, this user and dir,
+// so that users and machines sharing a Docker host never share a replica.
+func VolumeName(dir string) string {
 	host, _ := os.Hostname()
 	sum := sha256.Sum256([]byte(host + "\x00" + strconv.Itoa(os.Getuid()) + "\x00" + dir))
 	return VolumePrefix + hex.EncodeToString(sum[:8])
@@ -162,7 +166,7 @@ func (r *replica) close() {
 }
 
 // ensureVolume creates the volume name unless it exists.
-func (d *Docker) ensureVolume(ctx context.Context, name, root string, extra map[string]string) error {
+func (d *Docker) ensureVolume(ctx context.Context, name, root, state string, extra map[string]string) error {
 	if _, err := d.cli.VolumeInspect(ctx, name, client.VolumeInspectOptions{}); err == nil {
 		return nil
 	} else if !cerrdefs.IsNotFound(err) {
@@ -171,7 +175,7 @@ func (d *Docker) ensureVolume(ctx context.Context, name, root string, extra map[
 	labels := d.Labels("replica")
 	delete(labels, LabelOwnerPID) // it outlives the run
 	delete(labels, LabelStarted)
-	labels[LabelRoot] = root
+	labels[LabelRoot], labels[LabelState] = root, state
 	for k, v := range extra {
 		labels[k] = v
 	}
