@@ -245,6 +245,7 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 	}
 	if s.PoolEvents && s.Log != nil {
 		opts.OnEvent = func(ev pool.Event[*container.Container]) { s.Log("%s", EventLine(ev)) }
+		opts.OnPush = func(p container.PushStats) { s.Log("%s", p) }
 	}
 	if x := cfg.Exec; x.Enabled {
 		ok, err := d.HasImage(ctx, x.Image)

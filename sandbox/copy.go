@@ -213,6 +213,13 @@ func (w *Workspace) Unpack(remove []string, put []CopyEntry, body []byte) error 
 	return nil
 }
 
+// umask is the process's, read once (setting it is the only way to read it).
+var umask = func() uint32 {
+	m := unix.Umask(0o022)
+	unix.Umask(m)
+	return uint32(m)
+}()
+
 // checkCopyPath refuses a path that is not a clean relative path.
 func checkCopyPath(rel string) error {
 	if rel == "" || strings.HasPrefix(rel, "/") || strings.Contains(rel, "\x00") {
@@ -266,16 +273,23 @@ func (w *Workspace) unpackOne(e CopyEntry, content []byte) error {
 		}
 		return unix.Symlinkat(e.Link, dfd, name)
 	case e.IsFile():
+		// Made under a temporary name and renamed, so that a reader sees the
+		// old file or the new one. Each system call here costs: a file's
+		// creation is most of a first push.
 		tmp := ".llm-runtime-push.tmp"
-		unix.Unlinkat(dfd, tmp, 0)
-		fd, err := openat(dfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW)
+		perm := e.Mode & 0o777
+		fd, err := unix.Openat(dfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		if err == unix.EEXIST { // left by a push that was cut short
+			unix.Unlinkat(dfd, tmp, 0)
+			fd, err = unix.Openat(dfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		}
 		if err != nil {
 			return err
 		}
 		f := os.NewFile(uintptr(fd), tmp)
 		_, err = f.Write(content)
-		if err == nil {
-			err = f.Chmod(os.FileMode(e.Mode & 0o777))
+		if err == nil && perm&^umask != perm {
+			err = f.Chmod(os.FileMode(perm))
 		}
 		if cerr := f.Close(); err == nil {
 			err = cerr

@@ -8,9 +8,12 @@ package main
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/llm-runtime/llm-runtime/prompt"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
@@ -172,5 +175,50 @@ func TestE2EADaemonSendsBackARunForAnotherDocker(t *testing.T) {
 	r = runBinary(t, dir, "<open a.txt>", append(d.env, "DOCKER_HOST="+host))
 	if r.code != 3 || !strings.Contains(r.stderr, "is not the daemon's") {
 		t.Fatalf("an explicit server for another Docker: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestE2ECopyModeGivesANewVolumeToItsUser: a new volume's root is root's;
+// a user that is not root gets it (a one-off container with CAP_CHOWN
+// alone), and the next run finds it its own.
+func TestE2ECopyModeGivesANewVolumeToItsUser(t *testing.T) {
+	env := dockertest.Require(t)
+	host := dockertest.RemoteHost(t) // any uid reaches the daemon through it
+	base := t.TempDir()
+	dir := filepath.Join(base, "repo")
+	os.Mkdir(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("A\n"), 0o644)
+	bin, err := os.ReadFile(binary) // the test's directory is root's alone
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(base, "llm-runtime"), bin, 0o755)
+	const uid = 65534
+	filepath.Walk(base, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, uid, uid) })
+	os.Chmod(filepath.Dir(base), 0o755)
+	t.Cleanup(func() {
+		vs, _ := env.Docker.Volumes(context.Background(), "", "")
+		for _, v := range vs {
+			if strings.HasPrefix(v.Labels[container.LabelState], base+"/") {
+				env.Docker.RemoveVolume(context.Background(), v.Name)
+			}
+		}
+	})
+	for i, in := range []string{"<open a.txt> <write b.txt>B</write> <open b.txt>", "<open b.txt> <list>"} {
+		cmd := exec.Command(filepath.Join(base, "llm-runtime"), "-v")
+		cmd.Dir = dir
+		cmd.Stdin = strings.NewReader(in)
+		cmd.Env = append(cleanEnv(), "HOME="+base, "XDG_CACHE_HOME="+base+"/cache", "XDG_STATE_HOME="+base+"/state", "XDG_RUNTIME_DIR="+base+"/run",
+			"LLM_RUNTIME_EXEC_STATE_DIR="+base+"/exec", "DOCKER_HOST="+host, "LLM_RUNTIME_SERVER=never")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+		out, err := cmd.CombinedOutput()
+		owned := strings.Contains(string(out), "; the new volume was given to uid 65534 first")
+		if err != nil || !strings.Contains(string(out), "=== FILE: b.txt ===\nB\n") || owned != (i == 0) {
+			t.Fatalf("run %d as uid %d: %v\n%s", i, uid, err, out)
+		}
+		noContainersOf(t, env, cmd.Process.Pid, time.Minute)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "b.txt")); err != nil || fi.Sys().(*syscall.Stat_t).Uid != uid {
+		t.Fatalf("b.txt: %v", err)
 	}
 }

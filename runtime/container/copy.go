@@ -70,11 +70,23 @@ const (
 	maxPushFile = 255 << 20
 )
 
-// PushStats says what the last push cost.
+// PushStats says what the last push cost: the files it made (directories
+// and links included) and removed, the bytes of content it sent, and how
+// long it took, the sync of the copy with the repository included.
 type PushStats struct {
 	Files, Removed int
 	Bytes          int64
 	Took           time.Duration
+	Owned          bool // the volume was new, and was given to this user first
+}
+
+// String is the push as --verbose shows it.
+func (p PushStats) String() string {
+	s := fmt.Sprintf("Replica: pushed %d objects (%s of content), removed %d, in %s", p.Files, sandbox.FormatSize(p.Bytes), p.Removed, p.Took.Round(10*time.Microsecond))
+	if p.Owned {
+		s += fmt.Sprintf("; the new volume was given to uid %d first", os.Getuid())
+	}
+	return s
 }
 
 // replica keeps a copy-mode sandbox's volume up to date.
@@ -85,6 +97,8 @@ type replica struct {
 	ws      *sandbox.Workspace // the repository, for writes and edits
 	mirror  *sandbox.Mirror
 	maxSize int64 // the most content the replica may hold
+
+	onPush func(PushStats)
 
 	mu      sync.Mutex
 	pushed  map[string]sandbox.CopyEntry // what the volume holds; nil: ask the agent
@@ -258,6 +272,7 @@ func (d *Docker) ownVolume(ctx context.Context, image, volume string) error {
 func (r *replica) refresh(ctx context.Context, c *Container) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	start := time.Now()
 	stop := context.AfterFunc(ctx, r.mirror.Interrupt)
 	defer stop()
 	if _, err := r.mirror.Sync(); err != nil {
@@ -267,10 +282,11 @@ func (r *replica) refresh(ctx context.Context, c *Container) error {
 	if r.pushed != nil && changes == r.changes {
 		return nil
 	}
-	start := time.Now()
+	stats := PushStats{}
 	if r.pushed == nil {
 		m, owned, err := c.Manifest(ctx)
 		if err == nil && !owned {
+			stats.Owned = true
 			if err = r.d.ownVolume(ctx, r.image, r.volume); err == nil {
 				m, owned, err = c.Manifest(ctx)
 			}
@@ -299,7 +315,6 @@ func (r *replica) refresh(ctx context.Context, c *Container) error {
 	if total > r.maxSize {
 		return sandbox.Errorf(sandbox.CodeResourceLimit, "copy mode: the files the sandbox may read come to %s, over sandbox_copy_max_size (%s)", sandbox.FormatSize(total), sandbox.FormatSize(r.maxSize))
 	}
-	stats := PushStats{}
 	wanted := make(map[string]bool, len(want))
 	for _, e := range want {
 		wanted[e.Path] = true
@@ -374,6 +389,9 @@ func (r *replica) refresh(ctx context.Context, c *Container) error {
 	r.changes = changes
 	stats.Took = time.Since(start)
 	r.last = stats
+	if r.onPush != nil {
+		r.onPush(stats)
+	}
 	return nil
 }
 

@@ -43,6 +43,7 @@ type Options struct {
 	Workspace   string
 	StateDir    string
 	CopyMaxSize int64
+	OnPush      func(PushStats) // each push that changed the replica, for --verbose
 }
 
 // DefaultCopyMaxSize is the default of Options.CopyMaxSize.
@@ -85,6 +86,7 @@ func NewSandbox(d *Docker, opts Options) (*Sandbox, error) {
 		if err != nil {
 			return nil, err
 		}
+		r.onPush = opts.OnPush
 		s.replica = r
 		s.spec.Workspace, s.spec.Volume = "", r.volume
 	default:
