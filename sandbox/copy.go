@@ -10,25 +10,76 @@ package sandbox
 // excludes.
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
 
 // CopyEntry is one object of a copy: a regular file, a directory or a
-// symbolic link, by its path, kind and mode (st_mode), size and
-// modification time (ns). An Excluded entry is the empty stand-in of a
-// name the rules exclude (Mirror.Entries).
+// symbolic link (a replica's list may hold other kinds, which a command
+// made there), by its path, kind and mode (st_mode), size, modification
+// and change times (ns) and link target. An Excluded entry is the empty
+// stand-in of a name the rules exclude (Mirror.Entries). A Sparse file is
+// one of holes (over 1 MiB, less than half of it on disk): made again, it
+// gets its size and no content.
 type CopyEntry struct {
 	Path     string `json:"p"`
 	Mode     uint32 `json:"m"`
 	Size     int64  `json:"s,omitempty"`
 	Mtime    int64  `json:"t,omitempty"`
+	Ctime    int64  `json:"c,omitempty"`
 	Link     string `json:"l,omitempty"`
 	Excluded bool   `json:"x,omitempty"`
+	Sparse   bool   `json:"h,omitempty"`
+}
+
+// copyEntryJSON is CopyEntry on the wire: a path or link target that is
+// not valid UTF-8 (a name is any bytes but / and NUL) goes as bytes
+// (base64), since a JSON string would replace what is not UTF-8.
+type copyEntryJSON struct {
+	Path     string `json:"p,omitempty"`
+	PathB    []byte `json:"pb,omitempty"`
+	Mode     uint32 `json:"m"`
+	Size     int64  `json:"s,omitempty"`
+	Mtime    int64  `json:"t,omitempty"`
+	Ctime    int64  `json:"c,omitempty"`
+	Link     string `json:"l,omitempty"`
+	LinkB    []byte `json:"lb,omitempty"`
+	Excluded bool   `json:"x,omitempty"`
+	Sparse   bool   `json:"h,omitempty"`
+}
+
+// MarshalJSON implements json.Marshaler.
+func (e CopyEntry) MarshalJSON() ([]byte, error) {
+	j := copyEntryJSON{Path: e.Path, Mode: e.Mode, Size: e.Size, Mtime: e.Mtime, Ctime: e.Ctime, Link: e.Link, Excluded: e.Excluded, Sparse: e.Sparse}
+	if !utf8.ValidString(e.Path) {
+		j.Path, j.PathB = "", []byte(e.Path)
+	}
+	if !utf8.ValidString(e.Link) {
+		j.Link, j.LinkB = "", []byte(e.Link)
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (e *CopyEntry) UnmarshalJSON(b []byte) error {
+	var j copyEntryJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*e = CopyEntry{Path: j.Path, Mode: j.Mode, Size: j.Size, Mtime: j.Mtime, Ctime: j.Ctime, Link: j.Link, Excluded: j.Excluded, Sparse: j.Sparse}
+	if j.PathB != nil {
+		e.Path = string(j.PathB)
+	}
+	if j.LinkB != nil {
+		e.Link = string(j.LinkB)
+	}
+	return nil
 }
 
 // IsDir, IsFile and IsLink tell the entry's kind.
@@ -45,11 +96,18 @@ func (e CopyEntry) Same(r CopyEntry) bool {
 	case kind(e.Mode) != kind(r.Mode):
 		return false
 	case e.IsFile():
-		return e.Size == r.Size && e.Mode&0o7777 == r.Mode&0o7777 && e.Mtime == r.Mtime
+		return e.Size == r.Size && e.Mode&0o7777 == r.Mode&0o7777 && e.Mtime == r.Mtime && e.Sparse == r.Sparse
 	case e.IsLink():
 		return e.Link == r.Link
 	}
 	return true
+}
+
+// Untouched reports whether a replica's entry r is still the object e
+// recorded when it was made: Same, and for a file the same change time,
+// which no process can set back (a command can set a modification time).
+func (e CopyEntry) Untouched(r CopyEntry) bool {
+	return e.Same(r) && (!e.IsFile() || e.Ctime == r.Ctime)
 }
 
 // Changes returns how many times the copy has changed since the mirror was
@@ -58,15 +116,19 @@ func (x *Mirror) Changes() uint64 { return x.changes.Load() }
 
 // Entries returns the copy's objects, sorted by path (so a directory comes
 // before what it holds), as the record knows them: what the last Sync
-// made. Each name the rules left out has an empty stand-in (Excluded), a
-// directory or a file: the rules refuse it by its name in the replica as
-// in the repository, and a list counts it.
-func (x *Mirror) Entries() []CopyEntry {
+// made. With standIns, each name the rules left out has an empty stand-in
+// (Excluded), a directory or a file: the rules refuse it by its name in the
+// replica as in the repository, and a list counts it. (A replica that
+// commands run on has none: a command would see the names.)
+func (x *Mirror) Entries(standIns bool) []CopyEntry {
 	out := make([]CopyEntry, 0, len(x.m.Entries))
 	for rel, e := range x.m.Entries {
 		out = append(out, CopyEntry{Path: rel, Mode: e.Dst.Mode, Size: e.Dst.Size, Mtime: e.Dst.Mtime, Link: e.Link})
 	}
 	for dir, names := range x.excluded {
+		if !standIns {
+			break
+		}
 		if e := x.m.Entries[dir]; dir != "" && (e == nil || kind(e.Dst.Mode) != unix.S_IFDIR) {
 			continue // gone since
 		}
@@ -143,15 +205,9 @@ func (w *Workspace) Manifest() ([]CopyEntry, error) {
 			if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 				continue
 			}
-			e := CopyEntry{Path: r, Mode: st.Mode, Size: st.Size, Mtime: st.Mtim.Nano()}
-			switch kind(st.Mode) {
-			case unix.S_IFLNK:
-				e.Size, e.Mtime = 0, 0
-				if e.Link, err = readlinkAt(fd, name); err != nil {
-					continue
-				}
-			case unix.S_IFDIR:
-				e.Size, e.Mtime = 0, 0
+			e, err := entryAt(fd, name, r, &st)
+			if err != nil {
+				continue
 			}
 			out = append(out, e)
 			if kind(st.Mode) == unix.S_IFDIR {
@@ -175,16 +231,39 @@ func (w *Workspace) Manifest() ([]CopyEntry, error) {
 	return out, nil
 }
 
+// entryAt describes the object name of the directory fd, whose lstat is
+// st, as a CopyEntry of path rel.
+func entryAt(fd int, name, rel string, st *unix.Stat_t) (CopyEntry, error) {
+	e := CopyEntry{Path: rel, Mode: st.Mode, Size: st.Size, Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}
+	switch kind(st.Mode) {
+	case unix.S_IFREG:
+		e.Sparse = st.Size > sparseFloor && st.Blocks*512 < st.Size/2
+	case unix.S_IFLNK:
+		e.Size, e.Mtime, e.Ctime = 0, 0, 0
+		link, err := readlinkAt(fd, name)
+		if err != nil {
+			return e, err
+		}
+		e.Link = link
+	default:
+		e.Size, e.Mtime, e.Ctime = 0, 0, 0
+	}
+	return e, nil
+}
+
 // Unpack applies a push to the workspace as a replica: it removes the
 // paths in remove (and everything under them), then makes each entry of
-// put, in order: directories, symbolic links, and regular files whose
-// content is the next Size bytes of body. Every path is reached from the root without following
-// a link, and a file is replaced by a rename, so a reader of the replica
-// sees the old file or the new one.
-func (w *Workspace) Unpack(remove []string, put []CopyEntry, body []byte) error {
+// put, in order: directories, symbolic links, FIFOs, and regular files
+// whose content is the next Size bytes of body (none for a Sparse one,
+// which gets its size alone), with their permissions, set-id bits
+// included, and modification times. Every path is reached from the root
+// without following a link, and a file is replaced by a rename, so a
+// reader of the replica sees the old file or the new one. It returns each
+// object made as it is now, change time included.
+func (w *Workspace) Unpack(remove []string, put []CopyEntry, body []byte) ([]CopyEntry, error) {
 	for _, rel := range remove {
 		if err := checkCopyPath(rel); err != nil {
-			return err
+			return nil, err
 		}
 		dir, name := splitRel(rel)
 		if fd, err := w.openReplicaDir(dir); err == nil {
@@ -192,25 +271,108 @@ func (w *Workspace) Unpack(remove []string, put []CopyEntry, body []byte) error 
 			unix.Close(fd)
 		}
 	}
+	made := make([]CopyEntry, 0, len(put))
 	for _, e := range put {
 		if err := checkCopyPath(e.Path); err != nil {
-			return err
+			return nil, err
 		}
 		var content []byte
-		if e.IsFile() {
+		if e.IsFile() && !e.Sparse {
 			if e.Size < 0 || e.Size > int64(len(body)) {
-				return Errorf(CodeInternal, "agent: the push's body ends inside %s", e.Path)
+				return nil, Errorf(CodeInternal, "agent: the push's body ends inside %s", e.Path)
 			}
 			content, body = body[:e.Size], body[e.Size:]
 		}
-		if err := w.unpackOne(e, content); err != nil {
-			return Errorf(CodeSandboxError, "agent: unpacking %s: %v", e.Path, err)
+		m, err := w.unpackOne(e, content)
+		if err != nil {
+			return nil, Errorf(CodeSandboxError, "agent: unpacking %s: %v", e.Path, err)
 		}
+		made = append(made, m)
 	}
 	if len(body) != 0 {
-		return Errorf(CodeInternal, "agent: %d bytes of the push's body left over", len(body))
+		return nil, Errorf(CodeInternal, "agent: %d bytes of the push's body left over", len(body))
 	}
-	return nil
+	return made, nil
+}
+
+// Fetch returns the content of the regular files at paths, one after the
+// other, each opened from the root without following a link, and each as
+// it was read (its stamps taken on the descriptor read). A path that is no
+// longer a regular file is returned with the kind it has now and no
+// content. At most max bytes are read in all.
+func (w *Workspace) Fetch(paths []string, max int64) ([]CopyEntry, []byte, error) {
+	var out []CopyEntry
+	var body []byte
+	for _, rel := range paths {
+		if err := checkCopyPath(rel); err != nil {
+			return nil, nil, err
+		}
+		dir, name := splitRel(rel)
+		dfd, err := w.openReplicaDir(dir)
+		if err != nil {
+			continue // gone
+		}
+		var st unix.Stat_t
+		if unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+			unix.Close(dfd)
+			continue
+		}
+		if kind(st.Mode) != unix.S_IFREG {
+			e, err := entryAt(dfd, name, rel, &st)
+			unix.Close(dfd)
+			if err == nil {
+				out = append(out, e)
+			}
+			continue
+		}
+		fd, err := openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
+		unix.Close(dfd)
+		if err != nil {
+			continue
+		}
+		var fst unix.Stat_t
+		if unix.Fstat(fd, &fst) != nil || kind(fst.Mode) != unix.S_IFREG {
+			unix.Close(fd)
+			continue
+		}
+		e, _ := entryAt(-1, name, rel, &fst)
+		if !e.Sparse {
+			if int64(len(body))+fst.Size > max {
+				unix.Close(fd)
+				return nil, nil, Errorf(CodeResourceLimit, "agent: the files fetched come to more than %s", FormatSize(max))
+			}
+			start := len(body)
+			body = append(body, make([]byte, fst.Size)...)
+			n, err := readFull(fd, body[start:])
+			if err != nil || int64(n) != fst.Size {
+				body = body[:start]
+				unix.Close(fd)
+				continue // changed while read: left out, as a gone file
+			}
+		}
+		unix.Close(fd)
+		out = append(out, e)
+	}
+	return out, body, nil
+}
+
+// readFull preads buf from fd from its start.
+func readFull(fd int, buf []byte) (int, error) {
+	off := 0
+	for off < len(buf) {
+		n, err := unix.Pread(fd, buf[off:], int64(off))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return off, err
+		}
+		if n == 0 {
+			break
+		}
+		off += n
+	}
+	return off, nil
 }
 
 // umask is the process's, read once (setting it is the only way to read it).
@@ -249,17 +411,30 @@ func (w *Workspace) openReplicaDir(rel string) (int, error) {
 	return fd, nil
 }
 
-func (w *Workspace) unpackOne(e CopyEntry, content []byte) error {
+func (w *Workspace) unpackOne(e CopyEntry, content []byte) (CopyEntry, error) {
 	dir, name := splitRel(e.Path)
 	dfd, err := w.openReplicaDir(dir)
 	if err != nil {
-		return err
+		return e, err
 	}
 	defer unix.Close(dfd)
+	if err := makeAt(dfd, name, e, content); err != nil {
+		return e, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return e, err
+	}
+	m, err := entryAt(dfd, name, e.Path, &st)
+	m.Excluded = e.Excluded
+	return m, err
+}
+
+func makeAt(dfd int, name string, e CopyEntry, content []byte) error {
 	var st unix.Stat_t
 	exists := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
-	switch {
-	case e.IsDir():
+	switch kind(e.Mode) {
+	case unix.S_IFDIR:
 		if exists && kind(st.Mode) == unix.S_IFDIR {
 			return nil
 		}
@@ -267,29 +442,38 @@ func (w *Workspace) unpackOne(e CopyEntry, content []byte) error {
 			removeAllAt(dfd, name)
 		}
 		return unix.Mkdirat(dfd, name, 0o755)
-	case e.IsLink():
+	case unix.S_IFLNK:
 		if exists {
 			removeAllAt(dfd, name)
 		}
 		return unix.Symlinkat(e.Link, dfd, name)
-	case e.IsFile():
+	case unix.S_IFIFO:
+		if exists {
+			removeAllAt(dfd, name)
+		}
+		return unix.Mkfifoat(dfd, name, e.Mode&0o777)
+	case unix.S_IFREG:
 		// Made under a temporary name and renamed, so that a reader sees the
 		// old file or the new one. Each system call here costs: a file's
 		// creation is most of a first push.
 		tmp := ".llm-runtime-push.tmp"
-		perm := e.Mode & 0o777
-		fd, err := unix.Openat(dfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		perm := e.Mode & 0o7777
+		fd, err := unix.Openat(dfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm&0o777)
 		if err == unix.EEXIST { // left by a push that was cut short
 			unix.Unlinkat(dfd, tmp, 0)
-			fd, err = unix.Openat(dfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+			fd, err = unix.Openat(dfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm&0o777)
 		}
 		if err != nil {
 			return err
 		}
 		f := os.NewFile(uintptr(fd), tmp)
-		_, err = f.Write(content)
+		if e.Sparse {
+			err = f.Truncate(e.Size)
+		} else {
+			_, err = f.Write(content)
+		}
 		if err == nil && perm&^umask != perm {
-			err = f.Chmod(os.FileMode(perm))
+			err = unix.Fchmod(fd, perm)
 		}
 		if cerr := f.Close(); err == nil {
 			err = cerr

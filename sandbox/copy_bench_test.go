@@ -26,7 +26,7 @@ func BenchmarkUnpack1800(b *testing.B) {
 			}
 		}
 		b.StartTimer()
-		if err := ws.Unpack(nil, put, body); err != nil {
+		if _, err := ws.Unpack(nil, put, body); err != nil {
 			b.Fatal(err)
 		}
 		ws.Close()

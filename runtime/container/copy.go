@@ -12,8 +12,10 @@ package container
 // Docker host.
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/gob"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -89,16 +91,24 @@ func (p PushStats) String() string {
 	return s
 }
 
-// replica keeps a copy-mode sandbox's volume up to date.
+// replica keeps a volume, the replica, up to date with a mirror's copy of
+// the repository: the workspace of a copy-mode sandbox's containers, or of
+// its exec containers (whose commands change it: pull brings their
+// changes back into the copy).
 type replica struct {
-	d       *Docker
-	volume  string
-	image   string
-	ws      *sandbox.Workspace // the repository, for writes and edits
-	mirror  *sandbox.Mirror
-	maxSize int64 // the most content the replica may hold
-
-	onPush func(PushStats)
+	d        *Docker
+	volume   string
+	image    string             // the sandbox image, for ownVolume
+	ws       *sandbox.Workspace // the repository, for writes and edits
+	mirror   *sandbox.Mirror
+	dir      string // the mirror's directory, where the record is kept
+	maxSize  int64  // the most content the replica may hold
+	standIns bool   // excluded names have empty stand-ins
+	onPush   func(PushStats)
+	// record is what the last run left in the volume, by its own account:
+	// an object of the volume that is still what it recorded (Untouched)
+	// is taken as pushed; any other is pushed again.
+	record map[string]sandbox.CopyEntry
 
 	mu      sync.Mutex
 	pushed  map[string]sandbox.CopyEntry // what the volume holds; nil: ask the agent
@@ -110,73 +120,115 @@ type replica struct {
 // once (by as many runs at the same time).
 const replicaSlots = 16
 
-// openReplica opens the mirror a copy-mode sandbox pushes from (in the
-// state directory, beside exec's copies) and names its volume, which it
-// creates if it is missing.
-func openReplica(ctx context.Context, d *Docker, root, stateDir, image string, limits sandbox.Limits, maxSize int64, extra map[string]string) (*replica, error) {
+// openCopy opens a copy of the repository at root kept in stateDir
+// (default ExecStateDir()) for the rules of limits: the repository's
+// workspace, and the first of the mirrors PREFIX-0, PREFIX-1... that no
+// other process holds. It returns the repository's state directory too.
+func openCopy(stateDir, root string, limits sandbox.Limits, prefix, what string) (base string, ws *sandbox.Workspace, m *sandbox.Mirror, dir string, err error) {
 	if stateDir == "" {
-		dir, err := ExecStateDir()
-		if err != nil {
-			return nil, err
+		if stateDir, err = ExecStateDir(); err != nil {
+			return "", nil, nil, "", err
 		}
-		stateDir = dir
 	}
-	base := RepoStateDir(stateDir, root)
+	base = RepoStateDir(stateDir, root)
 	if err := os.MkdirAll(base, 0o700); err != nil {
-		return nil, fmt.Errorf("copy mode's state: %v", err)
+		return "", nil, nil, "", fmt.Errorf("%s's state: %v", what, err)
 	}
-	os.Chmod(base, 0o700)
+	os.Chmod(base, 0o700) // it holds the copy: only its owner may look in (the state directory itself may be shared)
 	if b, err := os.ReadFile(filepath.Join(base, "root")); err != nil || string(b) != root+"\n" {
 		os.WriteFile(filepath.Join(base, "root"), []byte(root+"\n"), 0o600)
 	}
-	ws, err := sandbox.OpenWorkspace(root, limits)
-	if err != nil {
-		return nil, err
+	if ws, err = sandbox.OpenWorkspace(root, limits); err != nil {
+		return "", nil, nil, "", err
 	}
 	var skip []sandbox.FileID
 	if id, err := sandbox.IDOf(stateDir); err == nil {
 		skip = append(skip, id)
 	}
-	var m *sandbox.Mirror
-	var dir string
 	for i := 0; ; i++ {
-		dir = filepath.Join(base, "replica-"+strconv.Itoa(i))
+		dir = filepath.Join(base, prefix+"-"+strconv.Itoa(i))
 		m, err = sandbox.OpenMirror(ws, dir, root, skip)
 		if !errors.Is(err, sandbox.ErrMirrorBusy) {
 			break
 		}
 		if i == replicaSlots-1 {
-			err = fmt.Errorf("%d runs on this repository are using copy mode already", replicaSlots)
+			err = fmt.Errorf("%d runs on this repository are using %s already", replicaSlots, what)
 			break
 		}
 	}
 	if err != nil {
 		ws.Close()
-		return nil, fmt.Errorf("copy mode's copy of the repository: %v", err)
+		return "", nil, nil, "", fmt.Errorf("%s's copy of the repository: %v", what, err)
 	}
-	r := &replica{d: d, image: image, ws: ws, mirror: m, volume: VolumeName(dir), maxSize: maxSize}
-	if err := d.ensureVolume(ctx, r.volume, root, dir, extra); err != nil {
-		r.close()
+	return base, ws, m, dir, nil
+}
+
+// openReplica opens the copy a copy-mode sandbox pushes from (replica-N in
+// the state directory, beside exec's copies) and its volume.
+func openReplica(ctx context.Context, d *Docker, root, stateDir, image string, limits sandbox.Limits, maxSize int64, extra map[string]string) (*replica, error) {
+	_, ws, m, dir, err := openCopy(stateDir, root, limits, "replica", "copy mode")
+	if err != nil {
 		return nil, err
+	}
+	r, err := newReplica(ctx, d, image, ws, m, dir, root, extra)
+	if err != nil {
+		m.Close()
+		ws.Close()
+		return nil, err
+	}
+	r.standIns, r.maxSize = true, maxSize
+	return r, nil
+}
+
+// newReplica is the replica of mirror m, whose directory is dir, in its
+// volume, which it creates if it is missing. It takes over what was
+// recorded of the volume when the last run closed it (and removes the
+// record, so that a crash leaves none).
+func newReplica(ctx context.Context, d *Docker, image string, ws *sandbox.Workspace, m *sandbox.Mirror, dir, root string, extra map[string]string) (*replica, error) {
+	r := &replica{d: d, image: image, ws: ws, mirror: m, dir: dir, volume: VolumeName(dir), maxSize: DefaultCopyMaxSize}
+	if err := d.ensureVolume(ctx, r.volume, root, dir, extra); err != nil {
+		return nil, err
+	}
+	if f, err := os.Open(filepath.Join(dir, "replica")); err == nil {
+		var rec map[string]sandbox.CopyEntry
+		if gob.NewDecoder(f).Decode(&rec) == nil {
+			r.record = rec
+		}
+		f.Close()
+		os.Remove(filepath.Join(dir, "replica"))
 	}
 	return r, nil
 }
 
 // VolumeName names the volume of the replica pushed from dir (a replica-N
-// directory of the state directory): by this machine, this user and dir,
-// so that users and machines sharing a Docker host never share a replica.
+// or copy-N directory of the state directory): by this machine, this user
+// and dir, so that users and machines sharing a Docker host never share a
+// replica.
 func VolumeName(dir string) string {
 	host, _ := os.Hostname()
 	sum := sha256.Sum256([]byte(host + "\x00" + strconv.Itoa(os.Getuid()) + "\x00" + dir))
 	return VolumePrefix + hex.EncodeToString(sum[:8])
 }
 
-func (r *replica) close() {
+// close saves what the volume holds, for the next run, and closes the
+// copy: the mirror and, when it is the replica's own, the workspace.
+func (r *replica) close(own bool) {
 	r.mirror.Stop()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.mirror.Close()
-	r.ws.Close()
+	if r.pushed != nil {
+		var b bytes.Buffer
+		if gob.NewEncoder(&b).Encode(r.pushed) == nil {
+			tmp := filepath.Join(r.dir, "replica.tmp")
+			if os.WriteFile(tmp, b.Bytes(), 0o600) == nil {
+				os.Rename(tmp, filepath.Join(r.dir, "replica"))
+			}
+		}
+	}
+	if own {
+		r.mirror.Close()
+		r.ws.Close()
+	}
 }
 
 // ensureVolume creates the volume name unless it exists.
@@ -299,10 +351,14 @@ func (r *replica) refresh(ctx context.Context, c *Container) error {
 		}
 		r.pushed = make(map[string]sandbox.CopyEntry, len(m))
 		for _, e := range m {
+			if old, ok := r.record[e.Path]; !ok || !old.Untouched(e) {
+				e.Mtime = -1 // not known to be what was pushed: push it again
+			}
 			r.pushed[e.Path] = e
 		}
+		r.record = nil
 	}
-	all := r.mirror.Entries()
+	all := r.mirror.Entries(r.standIns)
 	want := all[:0]
 	var total int64
 	for _, e := range all {
@@ -334,7 +390,8 @@ func (r *replica) refresh(ctx context.Context, c *Container) error {
 		if len(push.Remove) == 0 && len(push.Put) == 0 {
 			return nil
 		}
-		if err := c.Unpack(ctx, push, body); err != nil {
+		made, err := c.Unpack(ctx, push, body)
+		if err != nil {
 			r.pushed = nil
 			return err
 		}
@@ -345,7 +402,7 @@ func (r *replica) refresh(ctx context.Context, c *Container) error {
 				}
 			}
 		}
-		for _, e := range push.Put {
+		for _, e := range made {
 			r.pushed[e.Path] = e
 		}
 		stats.Removed += len(push.Remove)

@@ -140,7 +140,7 @@ func (s *Sandbox) Close() error {
 		s.exec.close()
 	}
 	if s.replica != nil {
-		s.replica.close()
+		s.replica.close(true)
 	}
 	return nil
 }

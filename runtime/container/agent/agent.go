@@ -69,6 +69,8 @@ const (
 	// the host keeps up to date; see sandbox/copy.go).
 	OpManifest = "manifest"
 	OpUnpack   = "unpack"
+	// OpFetch returns files' content from the workspace (copy mode's exec).
+	OpFetch = "fetch"
 )
 
 // Request is a request's header; a write's content is the frame's body.
@@ -88,6 +90,15 @@ type Request struct {
 	Secret string `json:"secret,omitempty"`
 	// Push is OpUnpack's; the content of its files is the frame's body.
 	Push *Push `json:"push,omitempty"`
+	// Fetch is OpFetch's: the files whose content to return.
+	Fetch *Fetch `json:"fetch,omitempty"`
+}
+
+// Fetch asks for the content of files of the workspace (copy mode's exec:
+// what a command changed), at most Max bytes in all.
+type Fetch struct {
+	Paths [][]byte `json:"paths"`
+	Max   int64    `json:"max"`
 }
 
 // Push is what copy mode sends to bring a replica up to date: paths to
@@ -252,7 +263,29 @@ func handle(ws *sandbox.Workspace, req Request, body []byte, version string) (Re
 			err = sandbox.Errorf(sandbox.CodeInternal, "agent: unpack request without a push")
 			break
 		}
-		err = ws.Unpack(req.Push.Remove, req.Push.Put, body)
+		var made []sandbox.CopyEntry
+		if made, err = ws.Unpack(req.Push.Remove, req.Push.Put, body); err == nil {
+			out, err = json.Marshal(made)
+		}
+	case OpFetch:
+		if req.Fetch == nil {
+			err = sandbox.Errorf(sandbox.CodeInternal, "agent: fetch request without paths")
+			break
+		}
+		paths := make([]string, len(req.Fetch.Paths))
+		for i, p := range req.Fetch.Paths {
+			paths[i] = string(p)
+		}
+		var got []sandbox.CopyEntry
+		var content []byte
+		if got, content, err = ws.Fetch(paths, req.Fetch.Max); err == nil {
+			var list []byte
+			if list, err = json.Marshal(got); err == nil {
+				// The list, its length first, then the content.
+				out = binary.BigEndian.AppendUint32(nil, uint32(len(list)))
+				out = append(append(out, list...), content...)
+			}
+		}
 	case OpResolve:
 		rep.Path, err = ws.Resolve(string(req.Path))
 	case OpSearch:
@@ -506,10 +539,55 @@ func (c *Conn) Manifest(ctx context.Context) (m []sandbox.CopyEntry, owned bool,
 }
 
 // Unpack applies a push to the agent's workspace (copy mode); body holds
-// the content of its files, in order.
-func (c *Conn) Unpack(ctx context.Context, p Push, body []byte) error {
-	_, _, err := c.call(ctx, Request{Op: OpUnpack, Push: &p}, body)
-	return err
+// the content of its files, in order. It returns the objects made, as they
+// are now.
+func (c *Conn) Unpack(ctx context.Context, p Push, body []byte) ([]sandbox.CopyEntry, error) {
+	_, out, err := c.call(ctx, Request{Op: OpUnpack, Push: &p}, body)
+	if err != nil {
+		return nil, err
+	}
+	var made []sandbox.CopyEntry
+	if err := json.Unmarshal(out, &made); err != nil {
+		return nil, &sandbox.Error{Code: sandbox.CodeSandboxError, Message: "agent: a bad unpack reply: " + err.Error()}
+	}
+	return made, nil
+}
+
+// Fetch returns the content of files of the agent's workspace, and what
+// each was when read (a path no longer a regular file comes with its kind
+// and no content; one gone, not at all).
+func (c *Conn) Fetch(ctx context.Context, paths []string, max int64) ([]sandbox.CopyEntry, []byte, error) {
+	f := Fetch{Max: max}
+	for _, p := range paths {
+		f.Paths = append(f.Paths, []byte(p))
+	}
+	_, out, err := c.call(ctx, Request{Op: OpFetch, Fetch: &f}, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	bad := &sandbox.Error{Code: sandbox.CodeSandboxError, Message: "agent: a bad fetch reply"}
+	if len(out) < 4 {
+		return nil, nil, bad
+	}
+	n := binary.BigEndian.Uint32(out)
+	if uint64(n) > uint64(len(out)-4) {
+		return nil, nil, bad
+	}
+	var got []sandbox.CopyEntry
+	if err := json.Unmarshal(out[4:4+n], &got); err != nil {
+		return nil, nil, bad
+	}
+	content := out[4+n:]
+	var want int64
+	for _, e := range got {
+		if e.IsFile() && !e.Sparse {
+			want += e.Size
+		}
+	}
+	if want != int64(len(content)) {
+		return nil, nil, bad
+	}
+	return got, content, nil
 }
 
 // Exec runs a command in the agent's container and returns its result
