@@ -472,7 +472,7 @@ func makeAt(dfd int, name string, e CopyEntry, content []byte) error {
 		} else {
 			_, err = f.Write(content)
 		}
-		if err == nil && perm&^umask != perm {
+		if err == nil && (perm&umask != 0 || perm&0o7000 != 0) { // what the open's mode could not set
 			err = unix.Fchmod(fd, perm)
 		}
 		if cerr := f.Close(); err == nil {

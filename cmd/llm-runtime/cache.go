@@ -11,6 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/moby/moby/api/types/volume"
+
 	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/sandbox"
@@ -203,20 +205,32 @@ next run makes a new one. Removing only costs the next run a full copy and a
 cold build.`
 }
 
-// removeReplicaVolume removes the volume of copy mode's replica pushed
-// from dir, on the Docker host of the environment; where that cannot be
-// done it says so (the volume only costs space there).
-func removeReplicaVolume(e env, dir string) {
-	name := container.VolumeName(dir)
+// removeVolumesOf removes the volumes of copy mode whose copy is in the
+// repository's state directory dir (its replicas, exec's replicas and its
+// build caches), on the Docker host of the environment. Where Docker
+// cannot be reached it says so if dir held a replica (a volume only costs
+// space there).
+func removeVolumesOf(e env, dir string, replicas bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	d, err := container.Connect(ctx, version)
+	var vs []volume.Volume
 	if err == nil {
 		defer d.Close()
-		err = d.RemoveVolume(ctx, name)
+		vs, err = d.Volumes(ctx, "", "")
 	}
 	if err != nil {
-		fmt.Fprintf(e.stderr, "llm-runtime: the volume %s of copy mode was left on the Docker host: %v\n", name, err)
+		if replicas {
+			fmt.Fprintf(e.stderr, "llm-runtime: copy mode's volumes of %s were left on the Docker host: %v\n", dir, err)
+		}
+		return
+	}
+	for _, v := range vs {
+		if st := v.Labels[container.LabelState]; st == dir || strings.HasPrefix(st, dir+"/") {
+			if err := d.RemoveVolume(ctx, v.Name); err != nil {
+				fmt.Fprintf(e.stderr, "llm-runtime: %v\n", err)
+			}
+		}
 	}
 }
 
@@ -224,18 +238,16 @@ func removeReplicaVolume(e env, dir string) {
 // the copies a running llm-runtime holds; it reports whether all went.
 func removeState(e env, dir string) bool {
 	subs, _ := os.ReadDir(dir)
-	all := true
+	all, replicas := true, false
 	for _, s := range subs {
 		p := filepath.Join(dir, s.Name())
-		replica := strings.HasPrefix(s.Name(), "replica-")
-		if strings.HasPrefix(s.Name(), "copy-") || replica {
+		if strings.HasPrefix(s.Name(), "replica-") {
+			replicas = true
+		}
+		if strings.HasPrefix(s.Name(), "copy-") || strings.HasPrefix(s.Name(), "replica-") {
 			if err := sandbox.RemoveMirror(p); err != nil {
 				fmt.Fprintf(e.stderr, "llm-runtime: %s: %v; left as it is\n", p, err)
 				all = false
-				continue
-			}
-			if replica {
-				removeReplicaVolume(e, p)
 			}
 			continue
 		}
@@ -243,6 +255,7 @@ func removeState(e env, dir string) bool {
 	}
 	if all {
 		sandbox.RemoveAll(dir)
+		removeVolumesOf(e, dir, replicas)
 	}
 	return all
 }

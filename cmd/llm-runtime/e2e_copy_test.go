@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -122,34 +123,57 @@ func TestE2ECopyModePrintsTheSameBytes(t *testing.T) {
 	}
 }
 
-// TestE2ECopyModeRefusesExecAndTheCacheRemovesItsVolume: exec does not run
-// in copy mode yet, and says how to get it; cache remove takes the
-// replica's volume with the copy.
-func TestE2ECopyModeRefusesExecAndTheCacheRemovesItsVolume(t *testing.T) {
+// TestE2ECopyModeExecAndTheCacheRemovingItsVolumes: exec runs in copy
+// mode (its copy, build caches and agent in volumes, nothing bind-mounted),
+// a writable command's changes land through the rules, a read-only one's
+// are discarded and gone for the next command; cache remove takes the
+// repository's volumes with its copies.
+func TestE2ECopyModeExecAndTheCacheRemovingItsVolumes(t *testing.T) {
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 	host := dockertest.RemoteHost(t)
-	dir := repo(t, map[string]string{"a.txt": "A\n"})
-	r := runBinary(t, dir, "<exec ls>", []string{"LLM_RUNTIME_SERVER=never", "DOCKER_HOST=" + host}, "--exec")
-	if r.code == 0 || !strings.Contains(r.stderr, "exec does not run in copy mode yet") {
-		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	dir := repo(t, map[string]string{"a.txt": "A\n", "b.txt": "B\n"})
+	copyEnv := []string{"LLM_RUNTIME_SERVER=never", "DOCKER_HOST=" + host, "LLM_RUNTIME_EXEC_WHITELIST=sed,ls,rm,cat,touch", "LLM_RUNTIME_EXEC_TIMEOUT=2m"}
+	r := runBinary(t, dir, "<exec sed -i s/A/AA/ a.txt> <exec touch new.txt> <exec ls> <exec cat a.txt>", copyEnv, "--exec")
+	if r.code != 0 || strings.Count(r.stdout, "discarded") != 2 || !strings.Contains(r.stdout, "Output:\na.txt\nb.txt\n=== END EXEC") || !strings.Contains(r.stdout, "Output:\nA\n") {
+		t.Fatalf("read-only exec: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	r = runBinary(t, dir, "<open a.txt>", []string{"LLM_RUNTIME_SERVER=never", "LLM_RUNTIME_SANDBOX_WORKSPACE=copy"})
-	if r.code != 0 {
-		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	r = runBinary(t, dir, "<exec sed -i s/A/AA/ a.txt> <exec rm b.txt> <open a.txt> <exec ls>", append(copyEnv, "LLM_RUNTIME_EXEC_WRITABLE=true"), "--exec")
+	if r.code != 0 || !strings.Contains(r.stdout, "updated a.txt") || !strings.Contains(r.stdout, "deleted b.txt") || !strings.Contains(r.stdout, "=== FILE: a.txt ===\nAA\n") || !strings.Contains(r.stdout, "Output:\na.txt\n=== END EXEC") {
+		t.Fatalf("writable exec: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "a.txt")); string(b) != "AA\n" {
+		t.Fatalf("a.txt = %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "b.txt")); err == nil {
+		t.Fatal("b.txt was not deleted")
 	}
 	real, _ := filepath.EvalSymlinks(dir)
-	replica := filepath.Join(container.RepoStateDir(filepath.Join(stateDir, "exec"), real), "replica-0")
-	volume := container.VolumeName(replica)
-	if vs, _ := env.Docker.Volumes(context.Background(), container.LabelState, replica); len(vs) != 1 || vs[0].Name != volume {
-		t.Fatalf("the replica's volume: %+v, want %s", vs, volume)
+	state := container.RepoStateDir(filepath.Join(stateDir, "exec"), real)
+	ours := func() []string {
+		vs, err := env.Docker.Volumes(context.Background(), "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, v := range vs {
+			if strings.HasPrefix(v.Labels[container.LabelState], state+"/") {
+				names = append(names, strings.TrimPrefix(v.Labels[container.LabelState], state+"/"))
+			}
+		}
+		slices.Sort(names)
+		return names
+	}
+	// The io replica, exec's replica and the build caches.
+	if got := strings.Join(ours(), " "); got != "cache copy-0 replica-0" {
+		t.Fatalf("the repository's volumes: %s", got)
 	}
 	r = runBinary(t, dir, "", nil, "cache", "remove")
 	if r.code != 0 {
 		t.Fatalf("cache remove: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if vs, _ := env.Docker.Volumes(context.Background(), container.LabelState, replica); len(vs) != 0 {
-		t.Fatalf("the volume outlived cache remove: %+v", vs)
+	if got := ours(); len(got) != 0 {
+		t.Fatalf("volumes outlived cache remove: %v", got)
 	}
 }
 

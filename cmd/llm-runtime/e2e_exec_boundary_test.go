@@ -38,7 +38,13 @@ func (e execJSON) change(path string) (action, reason string) {
 
 func runJSONL(t *testing.T, dir, input string, args ...string) []execJSON {
 	t.Helper()
-	r := runBinary(t, dir, input, nil, append([]string{"--format", "jsonl"}, args...)...)
+	return runJSONLWith(t, dir, nil, input, args...)
+}
+
+// runJSONLWith is runJSONL with more environment variables.
+func runJSONLWith(t *testing.T, dir string, env []string, input string, args ...string) []execJSON {
+	t.Helper()
+	r := runBinary(t, dir, input, env, append([]string{"--format", "jsonl"}, args...)...)
 	if r.code != 0 && r.code != 1 {
 		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -148,120 +154,138 @@ func TestE2EWritableExecCannotReachTheHost(t *testing.T) {
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 	git, _ := exec.LookPath("git")
-	for _, layout := range []string{"absent", "dir", "worktree"} {
-		t.Run(layout, func(t *testing.T) {
-			config := "exec:\n  enabled: true\n  writable: true\n  whitelist: [\"*\"]\n  timeout: 1m\n"
-			files := map[string]string{
-				"llm-runtime.config.yaml": config,
-				".env":                    "SECRET=" + secret + "\n",
-				"a.go":                    "package a // old\n",
-				"b.go":                    "package a // old\n",
-				"gone.go":                 "package a\n",
-			}
-			switch layout {
-			case "dir":
-				files[".git/config"] = "[core]\n\tbare = false\n"
-			case "worktree":
-				files[".git"] = "gitdir: /elsewhere/.git/worktrees/x\n"
-			}
-			dir := repo(t, files)
-			pwned := filepath.Join(t.TempDir(), "pwned")
-			script := strings.ReplaceAll(gitAttack[layout]+attackScript, "PWNED", pwned)
-			before := map[string]string{}
-			for _, p := range []string{".git", ".git/config", ".env", "llm-runtime.config.yaml"} {
-				if b, err := os.ReadFile(filepath.Join(dir, p)); err == nil {
-					before[p] = string(b)
+	// bind: on the local daemon, the copy bind-mounted; copy: on a
+	// "remote" one, the copy pushed to a volume and the command's changes
+	// pulled back.
+	modes := map[string][]string{"bind": nil, "copy": {"DOCKER_HOST=" + dockertest.RemoteHost(t)}}
+	for _, mode := range []string{"bind", "copy"} {
+		for _, layout := range []string{"absent", "dir", "worktree"} {
+			denv := modes[mode]
+			t.Run(mode+"/"+layout, func(t *testing.T) {
+				config := "exec:\n  enabled: true\n  writable: true\n  whitelist: [\"*\"]\n  timeout: 1m\n"
+				files := map[string]string{
+					"llm-runtime.config.yaml": config,
+					".env":                    "SECRET=" + secret + "\n",
+					"a.go":                    "package a // old\n",
+					"b.go":                    "package a // old\n",
+					"gone.go":                 "package a\n",
 				}
-			}
-			res := runJSONL(t, dir, "<write rootme>\nELF\n</write>\n<write rootg>\nELF\n</write>\n<write attack.sh>\n"+script+"</write>\n<exec sh -e attack.sh>\n")
-			x := res[len(res)-1]
-			if !x.OK {
-				t.Fatalf("the attack script failed: %+v", x)
-			}
-			refused := []string{"rootme", "rootg", "copied", "out", "up", "pipe", "llm-runtime.config.yaml", "deep/llm-runtime.config.yaml", ".env", "planted.pem", "sub/.git"}
-			switch layout {
-			case "absent", "dir":
-				refused = append(refused, ".git")
-			case "worktree":
-				refused = append(refused, ".git")
-			}
-			for _, p := range refused {
-				if action, reason := x.change(p); action != "refused" || reason == "" {
-					t.Errorf("%s: %q %q, want refused with a reason", p, action, reason)
+				switch layout {
+				case "dir":
+					files[".git/config"] = "[core]\n\tbare = false\n"
+				case "worktree":
+					files[".git"] = "gitdir: /elsewhere/.git/worktrees/x\n"
 				}
-			}
-			for p, want := range map[string]string{"a.go": "updated", "b.go": "updated", "gen/one.go": "created", "gen/two.go": "created", "gen/three.go": "created", "hard.go": "created", "gone.go": "deleted"} {
-				if action, _ := x.change(p); action != want {
-					t.Errorf("%s: %q, want %s", p, action, want)
+				dir := repo(t, files)
+				pwned := filepath.Join(t.TempDir(), "pwned")
+				script := strings.ReplaceAll(gitAttack[layout]+attackScript, "PWNED", pwned)
+				before := map[string]string{}
+				for _, p := range []string{".git", ".git/config", ".env", "llm-runtime.config.yaml"} {
+					if b, err := os.ReadFile(filepath.Join(dir, p)); err == nil {
+						before[p] = string(b)
+					}
 				}
-			}
-			// On the host: regular files and directories only, no special
-			// bits, nothing new at an excluded path, nothing changed that
-			// a write could not change.
-			filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-				if err != nil {
-					return err
+				res := runJSONLWith(t, dir, denv, "<write rootme>\nELF\n</write>\n<write rootg>\nELF\n</write>\n<write attack.sh>\n"+script+"</write>\n<exec sh -e attack.sh>\n")
+				x := res[len(res)-1]
+				if !x.OK {
+					t.Fatalf("the attack script failed: %+v", x)
 				}
-				rel, _ := filepath.Rel(dir, p)
-				if fi.Mode()&(os.ModeSymlink|os.ModeNamedPipe|os.ModeSocket|os.ModeDevice|os.ModeCharDevice) != 0 {
-					t.Errorf("%s is %v on the host", rel, fi.Mode())
+				refused := []string{"rootme", "rootg", "copied", "out", "up", "pipe", "llm-runtime.config.yaml", "deep/llm-runtime.config.yaml", ".env", "planted.pem", "sub/.git"}
+				switch layout {
+				case "absent", "dir":
+					refused = append(refused, ".git")
+				case "worktree":
+					refused = append(refused, ".git")
 				}
-				if fi.Mode()&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky) != 0 {
-					t.Errorf("%s has mode %v on the host", rel, fi.Mode())
+				for _, p := range refused {
+					if action, reason := x.change(p); action != "refused" || reason == "" {
+						t.Errorf("%s: %q %q, want refused with a reason", p, action, reason)
+					}
 				}
-				if st, ok := fi.Sys().(*syscall.Stat_t); ok && !fi.IsDir() && st.Nlink != 1 {
-					t.Errorf("%s has %d hard links on the host", rel, st.Nlink)
+				for p, want := range map[string]string{"a.go": "updated", "b.go": "updated", "gen/one.go": "created", "gen/two.go": "created", "gen/three.go": "created", "hard.go": "created", "gone.go": "deleted"} {
+					if action, _ := x.change(p); action != want {
+						t.Errorf("%s: %q, want %s", p, action, want)
+					}
 				}
-				return nil
+				// On the host: regular files and directories only, no special
+				// bits, nothing new at an excluded path, nothing changed that
+				// a write could not change.
+				filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+					if err != nil {
+						return err
+					}
+					rel, _ := filepath.Rel(dir, p)
+					if fi.Mode()&(os.ModeSymlink|os.ModeNamedPipe|os.ModeSocket|os.ModeDevice|os.ModeCharDevice) != 0 {
+						t.Errorf("%s is %v on the host", rel, fi.Mode())
+					}
+					if fi.Mode()&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky) != 0 {
+						t.Errorf("%s has mode %v on the host", rel, fi.Mode())
+					}
+					if st, ok := fi.Sys().(*syscall.Stat_t); ok && !fi.IsDir() && st.Nlink != 1 {
+						t.Errorf("%s has %d hard links on the host", rel, st.Nlink)
+					}
+					return nil
+				})
+				for _, p := range []string{"copied", "out", "up", "pipe", "deep/llm-runtime.config.yaml", "planted.pem", "sub/.git"} {
+					if _, err := os.Lstat(filepath.Join(dir, p)); err == nil {
+						t.Errorf("%s is in the repository", p)
+					}
+				}
+				for p, b := range before {
+					if now, _ := os.ReadFile(filepath.Join(dir, p)); string(now) != b {
+						t.Errorf("%s changed: %q", p, now)
+					}
+				}
+				if layout == "absent" {
+					if _, err := os.Lstat(filepath.Join(dir, ".git")); err == nil {
+						t.Error(".git was created")
+					}
+				}
+				for p, want := range map[string]string{"a.go": "package a // new\n", "gen/three.go": "three\n"} {
+					if b, _ := os.ReadFile(filepath.Join(dir, p)); string(b) != want {
+						t.Errorf("%s = %q, want %q", p, b, want)
+					}
+				}
+				if _, err := os.Lstat(filepath.Join(dir, "gone.go")); err == nil {
+					t.Error("gone.go was not deleted")
+				}
+				if git != "" && layout != "worktree" {
+					c := exec.Command(git, "status", "--short")
+					c.Dir = dir
+					c.Run()
+					if _, err := os.Stat(pwned); err == nil {
+						t.Error("a plain git status on the host ran the command's fsmonitor")
+					}
+				}
+				// The audit record lists the changes too.
+				var found bool
+				for _, a := range auditOf(t, dir, "--op", "exec") {
+					if strings.Contains(a.Changes, "refused rootme: has the setuid bit") && strings.Contains(a.Changes, "created gen/one.go\n") {
+						found = true
+					}
+				}
+				if !found {
+					t.Error("no audit record lists the exec's changes")
+				}
+				// The next plain run still runs with the repository's own
+				// configuration: excluded files stay hidden.
+				next := runJSONLWith(t, dir, denv, "<open .env>\n<exec cat .env>\n<exec ls -a>\n")
+				if next[0].OK || strings.Contains(next[0].Output+next[1].Output, secret) {
+					t.Errorf("the next run saw the secret: %+v", next)
+				}
+				// Nothing the attack left that was refused is there for the
+				// next command: the copy, and in copy mode the replica, were
+				// put back.
+				for _, p := range []string{"rootme\n", "copied", "pipe", "planted.pem", "up\n", "out\n"} {
+					if p == "rootme\n" {
+						continue // rootme itself was written by <write>: it stays, without its setuid bit
+					}
+					if strings.Contains(next[2].Output, p) {
+						t.Errorf("the next command sees %q:\n%s", p, next[2].Output)
+					}
+				}
 			})
-			for _, p := range []string{"copied", "out", "up", "pipe", "deep/llm-runtime.config.yaml", "planted.pem", "sub/.git"} {
-				if _, err := os.Lstat(filepath.Join(dir, p)); err == nil {
-					t.Errorf("%s is in the repository", p)
-				}
-			}
-			for p, b := range before {
-				if now, _ := os.ReadFile(filepath.Join(dir, p)); string(now) != b {
-					t.Errorf("%s changed: %q", p, now)
-				}
-			}
-			if layout == "absent" {
-				if _, err := os.Lstat(filepath.Join(dir, ".git")); err == nil {
-					t.Error(".git was created")
-				}
-			}
-			for p, want := range map[string]string{"a.go": "package a // new\n", "gen/three.go": "three\n"} {
-				if b, _ := os.ReadFile(filepath.Join(dir, p)); string(b) != want {
-					t.Errorf("%s = %q, want %q", p, b, want)
-				}
-			}
-			if _, err := os.Lstat(filepath.Join(dir, "gone.go")); err == nil {
-				t.Error("gone.go was not deleted")
-			}
-			if git != "" && layout != "worktree" {
-				c := exec.Command(git, "status", "--short")
-				c.Dir = dir
-				c.Run()
-				if _, err := os.Stat(pwned); err == nil {
-					t.Error("a plain git status on the host ran the command's fsmonitor")
-				}
-			}
-			// The audit record lists the changes too.
-			var found bool
-			for _, a := range auditOf(t, dir, "--op", "exec") {
-				if strings.Contains(a.Changes, "refused rootme: has the setuid bit") && strings.Contains(a.Changes, "created gen/one.go\n") {
-					found = true
-				}
-			}
-			if !found {
-				t.Error("no audit record lists the exec's changes")
-			}
-			// The next plain run still runs with the repository's own
-			// configuration: excluded files stay hidden.
-			next := runJSONL(t, dir, "<open .env>\n<exec cat .env>\n")
-			if next[0].OK || strings.Contains(next[0].Output+next[1].Output, secret) {
-				t.Errorf("the next run saw the secret: %+v", next)
-			}
-		})
+		}
 	}
 }
 

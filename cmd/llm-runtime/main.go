@@ -512,6 +512,7 @@ type agentCmd struct {
 	Limits    string `placeholder:"JSON" help:"The sandbox limits, as JSON."`
 	Threads   int    `name:"reserve-threads" help:"Start this many spare OS threads first, so a fork bomb in an exec cannot starve the agent."`
 	Own       string `name:"own-workspace" placeholder:"UID:GID" help:"Give the workspace's root to UID:GID (mode 0700) and exit: run once, as root with CAP_CHOWN only, on a new volume of copy mode."`
+	Install   string `name:"install-agent" placeholder:"DIR" help:"Copy this binary to DIR/llm-runtime and exit: run once on a new volume of copy mode's exec, which exec containers mount read-only."`
 }
 
 func (a agentCmd) Run(e env) error {
@@ -523,6 +524,12 @@ func (a agentCmd) Run(e env) error {
 	}
 	if a.Own != "" {
 		return ownWorkspace(a.Workspace, a.Own)
+	}
+	if a.Install != "" {
+		if err := agent.Install(a.Install); err != nil {
+			return fail(exitSandbox, "agent: %v", err)
+		}
+		return nil
 	}
 	if a.Threads > 0 {
 		agent.ReserveThreads(a.Threads)

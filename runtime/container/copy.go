@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/volume"
 	"github.com/moby/moby/client"
+	"golang.org/x/sys/unix"
 
 	"github.com/llm-runtime/llm-runtime/runtime/container/agent"
 	"github.com/llm-runtime/llm-runtime/sandbox"
@@ -113,6 +115,7 @@ type replica struct {
 	mu      sync.Mutex
 	pushed  map[string]sandbox.CopyEntry // what the volume holds; nil: ask the agent
 	changes uint64                       // the mirror's Changes() that pushed matches
+	stale   bool                         // a pull changed pushed: push whatever Changes says
 	last    PushStats
 }
 
@@ -186,7 +189,7 @@ func openReplica(ctx context.Context, d *Docker, root, stateDir, image string, l
 // record, so that a crash leaves none).
 func newReplica(ctx context.Context, d *Docker, image string, ws *sandbox.Workspace, m *sandbox.Mirror, dir, root string, extra map[string]string) (*replica, error) {
 	r := &replica{d: d, image: image, ws: ws, mirror: m, dir: dir, volume: VolumeName(dir), maxSize: DefaultCopyMaxSize}
-	if err := d.ensureVolume(ctx, r.volume, root, dir, extra); err != nil {
+	if _, err := d.ensureVolume(ctx, r.volume, root, dir, extra); err != nil {
 		return nil, err
 	}
 	if f, err := os.Open(filepath.Join(dir, "replica")); err == nil {
@@ -231,12 +234,13 @@ func (r *replica) close(own bool) {
 	}
 }
 
-// ensureVolume creates the volume name unless it exists.
-func (d *Docker) ensureVolume(ctx context.Context, name, root, state string, extra map[string]string) error {
+// ensureVolume creates the volume name unless it exists, and says whether
+// it did.
+func (d *Docker) ensureVolume(ctx context.Context, name, root, state string, extra map[string]string) (created bool, err error) {
 	if _, err := d.cli.VolumeInspect(ctx, name, client.VolumeInspectOptions{}); err == nil {
-		return nil
+		return false, nil
 	} else if !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	labels := d.Labels("replica")
 	delete(labels, LabelOwnerPID) // it outlives the run
@@ -246,9 +250,9 @@ func (d *Docker) ensureVolume(ctx context.Context, name, root, state string, ext
 		labels[k] = v
 	}
 	if _, err := d.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: labels}); err != nil {
-		return fmt.Errorf("%w: creating the volume %s: %v", ErrUnavailable, name, err)
+		return false, fmt.Errorf("%w: creating the volume %s: %v", ErrUnavailable, name, err)
 	}
-	return nil
+	return true, nil
 }
 
 // Volumes lists our volumes on this daemon, optionally only those with the
@@ -279,39 +283,74 @@ func (d *Docker) RemoveVolume(ctx context.Context, name string) error {
 // one-off container of the sandbox image, as root with CAP_CHOWN alone,
 // runs the agent's --own-workspace.
 func (d *Docker) ownVolume(ctx context.Context, image, volume string) error {
-	labels := d.Labels("own")
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	err := d.oneOff(ctx, image, []string{"--own-workspace", fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())}, []string{"CHOWN"},
+		mount.Mount{Type: mount.TypeVolume, Source: volume, Target: "/workspace"})
+	if err != nil {
+		return fmt.Errorf("owning the volume %s: %w", volume, err)
+	}
+	return nil
+}
+
+// AgentVolumePrefix starts the name of the volumes that hold the agent
+// binary for copy mode's exec containers, by the sandbox image's tag.
+const AgentVolumePrefix = "llm-runtime-agent-"
+
+// agentVolume returns the volume that holds the agent of the sandbox image
+// (its binary, at llm-runtime), for exec containers of any image to mount
+// read-only where nothing of the host can be mounted; the first call for
+// an image fills it, with a one-off container of that image, as root with
+// no capability (a new volume's root is root's), running the agent's
+// --install-agent.
+func (d *Docker) agentVolume(ctx context.Context, image string, extra map[string]string) (string, error) {
+	_, tag, _ := strings.Cut(image, ":")
+	name := AgentVolumePrefix + tag
+	created, err := d.ensureVolume(ctx, name, "", "", extra)
+	if err != nil || !created {
+		return name, err
+	}
+	if err := d.oneOff(ctx, image, []string{"--install-agent", "/out"}, nil, mount.Mount{Type: mount.TypeVolume, Source: name, Target: "/out"}); err != nil {
+		d.RemoveVolume(context.WithoutCancel(ctx), name)
+		return "", fmt.Errorf("filling the volume %s: %w", name, err)
+	}
+	return name, nil
+}
+
+// oneOff runs a container of the sandbox image as root, hardened but for
+// the capabilities caps, with args after its entrypoint (the agent) and
+// the mounts given, waits for it to exit 0, and removes it.
+func (d *Docker) oneOff(ctx context.Context, image string, args, caps []string, mounts ...mount.Mount) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	cr, err := d.cli.ContainerCreate(cctx, client.ContainerCreateOptions{Config: &container.Config{
 		Image:           image,
-		Cmd:             []string{"--own-workspace", fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())},
-		Labels:          labels,
+		Cmd:             args,
+		Labels:          d.Labels("one-off"),
 		NetworkDisabled: true,
 		User:            "0:0",
 	}, HostConfig: &container.HostConfig{
 		NetworkMode:    "none",
 		ReadonlyRootfs: true,
 		CapDrop:        []string{"ALL"},
-		CapAdd:         []string{"CHOWN"},
+		CapAdd:         caps,
 		SecurityOpt:    []string{"no-new-privileges"},
-		Mounts:         []mount.Mount{{Type: mount.TypeVolume, Source: volume, Target: "/workspace"}},
+		Mounts:         mounts,
 		LogConfig:      container.LogConfig{Type: "none"},
 	}})
 	if err != nil {
-		return fmt.Errorf("%w: creating a container to own %s: %v", ErrUnavailable, volume, err)
+		return fmt.Errorf("%w: creating a container: %v", ErrUnavailable, err)
 	}
 	defer d.cli.ContainerRemove(context.WithoutCancel(ctx), cr.ID, client.ContainerRemoveOptions{Force: true})
 	wait := d.cli.ContainerWait(cctx, cr.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
 	if _, err := d.cli.ContainerStart(cctx, cr.ID, client.ContainerStartOptions{}); err != nil {
-		return fmt.Errorf("%w: owning %s: %v", ErrUnavailable, volume, err)
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	select {
 	case res := <-wait.Result:
 		if res.StatusCode != 0 {
-			return fmt.Errorf("%w: owning %s: exit code %d", ErrUnavailable, volume, res.StatusCode)
+			return fmt.Errorf("%w: exit code %d", ErrUnavailable, res.StatusCode)
 		}
 	case err := <-wait.Error:
-		return fmt.Errorf("%w: owning %s: %v", ErrUnavailable, volume, err)
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return nil
 }
@@ -331,7 +370,7 @@ func (r *replica) refresh(ctx context.Context, c *Container) error {
 		return sandbox.Errorf(sandbox.CodeSandboxError, "copy mode: bringing the copy of the repository up to date: %v", err)
 	}
 	changes := r.mirror.Changes()
-	if r.pushed != nil && changes == r.changes {
+	if r.pushed != nil && changes == r.changes && !r.stale {
 		return nil
 	}
 	stats := PushStats{}
@@ -443,13 +482,138 @@ func (r *replica) refresh(ctx context.Context, c *Container) error {
 	if err := send(); err != nil {
 		return err
 	}
-	r.changes = changes
+	r.changes, r.stale = changes, false
 	stats.Took = time.Since(start)
 	r.last = stats
 	if r.onPush != nil {
 		r.onPush(stats)
 	}
 	return nil
+}
+
+// forget makes the replica unknown: the next refresh lists it again and
+// pushes again every object (a command may have changed any, and set its
+// modification time back).
+func (r *replica) forget() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pushed, r.record = nil, nil
+}
+
+// maxPull is the most content one fetch brings back; a file larger than
+// it comes back hollow (its size alone), which Finish refuses as a file of
+// holes.
+const maxPull = 64 << 20
+
+// pull brings what a command changed in the replica, by c's agent, into
+// the copy (tree: the mirror's tree), for the mirror's Finish to judge
+// and apply or discard as it would a command's changes in the copy itself:
+// every object of the replica that is not still what was pushed
+// (Untouched) is made again in the copy as it is in the replica, its
+// content fetched, set-id bits, FIFOs and links included, and whatever is
+// gone from the replica is removed from the copy. Each is then marked to
+// be pushed again, so that the next command gets the copy as Finish left
+// it. A pull that fails forgets the replica.
+func (r *replica) pull(ctx context.Context, c *Container, tree *sandbox.Workspace) (err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	defer func() {
+		if err != nil {
+			r.pushed, r.record = nil, nil
+		}
+	}()
+	if r.pushed == nil {
+		return sandbox.Errorf(sandbox.CodeSandboxError, "copy mode: the replica is unknown")
+	}
+	m, _, err := c.Manifest(ctx)
+	if err != nil {
+		return err
+	}
+	seen := make(map[string]bool, len(m))
+	var changed []sandbox.CopyEntry
+	for _, e := range m {
+		seen[e.Path] = true
+		if old, ok := r.pushed[e.Path]; ok && old.Untouched(e) {
+			continue
+		}
+		switch {
+		case e.IsDir(), e.IsLink(), e.IsFile(), e.Mode&unix.S_IFMT == unix.S_IFIFO:
+			changed = append(changed, e)
+		}
+	}
+	var gone []string
+	for p := range r.pushed {
+		if !seen[p] {
+			gone = append(gone, p)
+		}
+	}
+	keep := map[string]bool{}
+	for p := range seen {
+		keep[p] = true
+	}
+	gone = topmost(gone, keep)
+	// Fetch the content of the changed files, a batch at a time.
+	var put []sandbox.CopyEntry
+	var body []byte
+	var batch []string
+	var size int64
+	fetch := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		got, content, err := c.Fetch(ctx, batch, maxPull)
+		if err != nil {
+			return err
+		}
+		put, body = append(put, got...), append(body, content...)
+		batch, size = batch[:0], 0
+		return nil
+	}
+	for _, e := range changed {
+		if !e.IsFile() {
+			put = append(put, e)
+			continue
+		}
+		if e.Size > maxPull && !e.Sparse {
+			e.Sparse = true // hollow: Finish refuses it
+			put = append(put, e)
+			continue
+		}
+		if size+e.Size > maxPull {
+			if err := fetch(); err != nil {
+				return err
+			}
+		}
+		batch, size = append(batch, e.Path), size+e.Size
+	}
+	if err := fetch(); err != nil {
+		return err
+	}
+	sortPut(put)
+	if _, err := tree.Unpack(gone, put, body); err != nil {
+		return err
+	}
+	for _, p := range gone {
+		for q := range r.pushed {
+			if q == p || strings.HasPrefix(q, p+"/") {
+				delete(r.pushed, q)
+			}
+		}
+	}
+	for _, e := range put {
+		e.Mtime = -1 // what the command left: the next push puts the copy's back
+		r.pushed[e.Path] = e
+	}
+	r.stale = len(put)+len(gone) > 0
+	return nil
+}
+
+// sortPut orders objects to make so that a directory comes before what it
+// holds (by path, component by component).
+func sortPut(es []sandbox.CopyEntry) {
+	slices.SortFunc(es, func(a, b sandbox.CopyEntry) int {
+		return strings.Compare(strings.ReplaceAll(a.Path, "/", "\x00"), strings.ReplaceAll(b.Path, "/", "\x00"))
+	})
 }
 
 // parentPath is the directory of rel, "" at the root.

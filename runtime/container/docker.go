@@ -255,10 +255,13 @@ type Spec struct {
 	// Agent, if set, is a static agent binary mounted into the container
 	// and run as its entrypoint, so any image can host the agent (exec
 	// containers). Unset: the image's own entrypoint, the agent.
-	Agent     string
-	AgentArgs []string      // more arguments for the agent
-	Mounts    []mount.Mount // more mounts, after the workspace
-	Tmpfs     string        // the options of /tmp; default rw,nosuid,nodev,noexec,size=64m
+	Agent string
+	// AgentVolume, in copy mode, is a volume holding the agent binary (at
+	// llm-runtime), mounted read-only and run in place of Agent.
+	AgentVolume string
+	AgentArgs   []string      // more arguments for the agent
+	Mounts      []mount.Mount // more mounts, after the workspace
+	Tmpfs       string        // the options of /tmp; default rw,nosuid,nodev,noexec,size=64m
 	// Socket serves operations over a unix socket in a directory of the
 	// host's bind-mounted into the container, past dockerd's attach proxy;
 	// the attach stream stays open as the lifeline. Where that cannot work
@@ -353,7 +356,11 @@ func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
 			hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: sockDir, Target: agent.SocketDir})
 		}
 	}
-	if s.Agent != "" {
+	switch {
+	case s.AgentVolume != "":
+		cfg.Entrypoint = []string{agentVolumeMount + "/llm-runtime", "agent"}
+		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Source: s.AgentVolume, Target: agentVolumeMount, ReadOnly: true})
+	case s.Agent != "":
 		cfg.Entrypoint = []string{agentMount, "agent"}
 		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: s.Agent, Target: agentMount, ReadOnly: true})
 	}

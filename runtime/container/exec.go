@@ -1,6 +1,7 @@
 package container
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -31,10 +32,20 @@ type ExecOptions struct {
 	PIDs      int64
 	TmpSize   int64  // the command's /tmp: a private, executable tmpfs; default 512 MiB
 	StateDir  string // the repositories' copies and build caches; default ExecStateDir()
+	// Copy, set in copy mode, is the sandbox image (which holds the agent
+	// and owns new volumes): the copy, the build caches and the agent are
+	// in volumes, and nothing of the host is mounted; CopyMaxSize bounds
+	// the replica (default DefaultCopyMaxSize).
+	Copy        string
+	CopyMaxSize int64
 }
 
-// agentMount is where the agent binary is mounted in exec containers.
-const agentMount = "/.llm-runtime-agent"
+// agentMount is where the agent binary is mounted in exec containers, and
+// agentVolumeMount where, in copy mode, the volume holding it is.
+const (
+	agentMount       = "/.llm-runtime-agent"
+	agentVolumeMount = "/.llm-runtime-agent.d"
+)
 
 // CacheMount is where an exec container sees its repository's build
 // caches, which persist across commands and runs (and are never shared
@@ -85,11 +96,11 @@ type execRunner struct {
 	turn   chan struct{} // one command at a time on the copy: held while sent to
 	ws     *sandbox.Workspace
 	mirror *sandbox.Mirror
+	// In copy mode: the copy's replica, and the copy's tree as a workspace
+	// (pull writes what a command changed there).
+	replica *replica
+	tree    *sandbox.Workspace
 }
-
-// mirrorSlots is how many copies of one repository may be in use at once
-// (by as many runs at the same time).
-const mirrorSlots = 16
 
 func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[string]string, o ExecOptions) (*execRunner, error) {
 	if o.Timeout <= 0 {
@@ -98,45 +109,11 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 	if o.TmpSize <= 0 {
 		o.TmpSize = 512 << 20
 	}
-	if o.StateDir == "" {
-		dir, err := ExecStateDir()
-		if err != nil {
-			return nil, err
-		}
-		o.StateDir = dir
-	}
-	base := RepoStateDir(o.StateDir, root)
-	cache := filepath.Join(base, "cache")
-	if err := os.MkdirAll(cache, 0o700); err != nil {
-		return nil, fmt.Errorf("exec's state: %v", err)
-	}
-	os.Chmod(base, 0o700) // it holds the copy: only its owner may look in (exec.state_dir itself may be a shared directory)
-	if b, err := os.ReadFile(filepath.Join(base, "root")); err != nil || string(b) != root+"\n" {
-		os.WriteFile(filepath.Join(base, "root"), []byte(root+"\n"), 0o600)
-	}
-	ws, err := sandbox.OpenWorkspace(root, limits)
+	base, ws, m, dir, err := openCopy(o.StateDir, root, limits, "copy", "exec")
 	if err != nil {
 		return nil, err
 	}
-	var skip []sandbox.FileID
-	if id, err := sandbox.IDOf(o.StateDir); err == nil {
-		skip = append(skip, id)
-	}
-	var m *sandbox.Mirror
-	for i := 0; ; i++ {
-		m, err = sandbox.OpenMirror(ws, filepath.Join(base, "copy-"+strconv.Itoa(i)), root, skip)
-		if !errors.Is(err, sandbox.ErrMirrorBusy) {
-			break
-		}
-		if i == mirrorSlots-1 {
-			err = fmt.Errorf("%d runs on this repository are using exec already", mirrorSlots)
-			break
-		}
-	}
-	if err != nil {
-		ws.Close()
-		return nil, fmt.Errorf("exec's copy of the repository: %v", err)
-	}
+	x := &execRunner{opts: o, white: newWhitelist(o.Whitelist), ws: ws, mirror: m, turn: make(chan struct{}, 1)}
 	spec := Spec{
 		Image:     o.Image,
 		Workspace: m.Tree(),
@@ -147,9 +124,47 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 		Agent:     o.Agent,
 		AgentArgs: []string{"--reserve-threads", "12"},
 		Tmpfs:     "rw,nosuid,nodev,exec,size=" + strconv.FormatInt(o.TmpSize, 10),
-		Mounts:    []mount.Mount{{Type: mount.TypeBind, Source: cache, Target: CacheMount}},
 	}
-	x := &execRunner{opts: o, white: newWhitelist(o.Whitelist), ws: ws, mirror: m, turn: make(chan struct{}, 1)}
+	fail := func(err error) (*execRunner, error) {
+		m.Close()
+		ws.Close()
+		return nil, err
+	}
+	if o.Copy != "" {
+		// Copy mode: the copy goes to a volume of its own through each
+		// command's container, and what the command changed comes back
+		// (pull) before Finish judges it; the build caches are a volume;
+		// the agent comes from a volume too.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if x.replica, err = newReplica(ctx, d, o.Copy, ws, m, dir, root, labels); err != nil {
+			return fail(err)
+		}
+		x.replica.maxSize = cmp.Or(o.CopyMaxSize, DefaultCopyMaxSize)
+		if x.tree, err = sandbox.OpenWorkspace(m.Tree(), sandbox.Limits{}); err != nil {
+			return fail(err)
+		}
+		cache := VolumeName(filepath.Join(base, "cache"))
+		created, err := d.ensureVolume(ctx, cache, root, filepath.Join(base, "cache"), labels)
+		if err == nil && created && os.Getuid() != 0 {
+			err = d.ownVolume(ctx, o.Copy, cache)
+		}
+		if err == nil {
+			spec.AgentVolume, err = d.agentVolume(ctx, o.Copy, labels)
+		}
+		if err != nil {
+			x.tree.Close()
+			return fail(err)
+		}
+		spec.Workspace, spec.Volume, spec.Agent = "", x.replica.volume, ""
+		spec.Mounts = []mount.Mount{{Type: mount.TypeVolume, Source: cache, Target: CacheMount}}
+	} else {
+		cache := filepath.Join(base, "cache")
+		if err := os.MkdirAll(cache, 0o700); err != nil {
+			return fail(fmt.Errorf("exec's state: %v", err))
+		}
+		spec.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: cache, Target: CacheMount}}
+	}
 	p, err := pool.New(pool.Config[*Container]{
 		Create:  func(ctx context.Context) (*Container, error) { return d.Start(ctx, spec) },
 		Destroy: x.destroyer.destroy,
@@ -158,9 +173,10 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 		MaxUses: 1,
 	})
 	if err != nil {
-		m.Close()
-		ws.Close()
-		return nil, err
+		if x.tree != nil {
+			x.tree.Close()
+		}
+		return fail(err)
 	}
 	x.pool = p
 	// The copy is checked (anything left in it that the record does not
@@ -176,12 +192,32 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 	return x, nil
 }
 
+// pull brings what the command changed in the replica into the copy,
+// through c if its agent vouched that nothing runs on, else through a new
+// container of the pool, which it then destroys.
+func (x *execRunner) pull(ctx context.Context, c *Container, alone bool) error {
+	if !alone || c.Err() != nil {
+		r, err := x.pool.Acquire(ctx)
+		if err != nil {
+			x.replica.forget()
+			return err
+		}
+		defer r.Destroy()
+		c = r.Value()
+	}
+	return x.replica.pull(ctx, c, x.tree)
+}
+
 func (x *execRunner) close() {
 	x.destroyer.closing.Store(true)
 	x.pool.Close()
 	x.mirror.Stop()
 	x.turn <- struct{}{}
 	defer func() { <-x.turn }()
+	if x.replica != nil {
+		x.replica.close(false)
+		x.tree.Close()
+	}
 	x.mirror.Close()
 	x.ws.Close()
 }
@@ -219,8 +255,10 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	// for a long copy; the mirror goes on serving the next one.
 	stop := context.AfterFunc(ctx, x.mirror.Interrupt)
 	defer stop()
-	if _, err := x.mirror.Sync(); err != nil {
-		return nil, sandbox.Errorf(sandbox.CodeSandboxError, "bringing exec's copy of the repository up to date: %v", err)
+	if x.replica == nil {
+		if _, err := x.mirror.Sync(); err != nil {
+			return nil, sandbox.Errorf(sandbox.CodeSandboxError, "bringing exec's copy of the repository up to date: %v", err)
+		}
 	}
 	r, err := x.pool.Acquire(hctx)
 	timing.Wait += time.Since(start)
@@ -234,6 +272,13 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 		return nil, unavailable(err)
 	}
 	c := r.Value()
+	if x.replica != nil {
+		// Copy mode: the copy, brought up to date, goes to the replica.
+		if err := x.replica.refresh(hctx, c); err != nil {
+			r.Destroy()
+			return nil, err
+		}
+	}
 	rep, out, err := c.Exec(hctx, agent.ExecRequest{
 		Argv:      argv,
 		Dir:       "/workspace",
@@ -241,7 +286,8 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 		MaxOutput: x.opts.MaxOutput,
 		Env:       execCacheEnv,
 	})
-	if rep == nil || !rep.Alone {
+	alone := rep != nil && rep.Alone
+	if !alone {
 		// The agent could not vouch that nothing runs on: wait until the
 		// container is gone before the copy is looked at.
 		r.Destroy()
@@ -252,11 +298,25 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	} else {
 		defer r.Destroy() // one use: nothing survives into the next exec
 	}
+	apply := x.opts.Writable && ctx.Err() == nil
+	var perr error
+	if x.replica != nil {
+		// Copy mode: what the command changed in the replica comes back
+		// into the copy, read by this container's agent, or, if it could
+		// not vouch that nothing runs on, by the next container's, once
+		// this one is gone. What cannot be read is not applied.
+		if perr = x.pull(hctx, c, alone); perr != nil {
+			apply = false
+		}
+	}
 	// Whatever the command did, its changes are applied or discarded, and
 	// the copy put back, before anything else.
 	// A cancelled command's changes are discarded: no one asked for them
 	// any more.
-	changes, ferr := x.mirror.Finish(x.opts.Writable && ctx.Err() == nil)
+	changes, ferr := x.mirror.Finish(apply)
+	if ferr == nil && perr != nil {
+		ferr = perr
+	}
 	res := &sandbox.ExecResult{ExitCode: -1}
 	res.Changes, res.Omitted = sandbox.ListChanges(changes)
 	// A command that did not come back has no exit code or output to

@@ -78,7 +78,9 @@ func NewSandbox(d *Docker, opts Options) (*Sandbox, error) {
 	case "", WorkspaceBind:
 	case WorkspaceCopy:
 		if opts.Exec != nil {
-			return nil, sandbox.Errorf(sandbox.CodeExecDisabled, "exec does not run in copy mode yet (sandbox_workspace: copy); run it on a local Docker with sandbox_workspace: bind")
+			x := *opts.Exec
+			x.Copy, x.CopyMaxSize = opts.Image, opts.CopyMaxSize
+			opts.Exec = &x
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		r, err := openReplica(ctx, d, opts.Root, opts.StateDir, opts.Image, opts.Limits, cmp.Or(opts.CopyMaxSize, DefaultCopyMaxSize), opts.Labels)

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -226,4 +228,34 @@ func threads() int {
 		}
 	}
 	return 0
+}
+
+// Install copies the running binary to dir/llm-runtime (mode 0755), under
+// a temporary name first, so that the name appears only once the whole
+// binary is there.
+func Install(dir string) error {
+	self, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return err
+	}
+	defer self.Close()
+	tmp := filepath.Join(dir, ".llm-runtime.tmp")
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, self)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o755)
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, "llm-runtime"))
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }
