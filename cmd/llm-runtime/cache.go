@@ -227,7 +227,7 @@ func removeVolumesOf(e env, dir string, replicas bool) {
 	}
 	for _, v := range vs {
 		if st := v.Labels[container.LabelState]; st == dir || strings.HasPrefix(st, dir+"/") {
-			if err := d.RemoveVolume(ctx, v.Name); err != nil {
+			if _, err := d.RemoveVolume(ctx, v.Name); err != nil {
 				fmt.Fprintf(e.stderr, "llm-runtime: %v\n", err)
 			}
 		}

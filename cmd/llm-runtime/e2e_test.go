@@ -57,10 +57,15 @@ func removeVolumesUnder(dir string) {
 		return
 	}
 	defer d.Close()
+	// And the agent's volume of copy mode's exec, of this binary's image.
+	agent := ""
+	if ref, err := container.ImageRef(binary); err == nil {
+		agent = container.AgentVolumePrefix + strings.TrimPrefix(ref, container.ImageName+":")
+	}
 	vs, _ := d.Volumes(ctx, "", "")
 	for _, v := range vs {
-		if strings.HasPrefix(v.Labels[container.LabelState], dir+"/") {
-			if err := d.RemoveVolume(ctx, v.Name); err != nil {
+		if strings.HasPrefix(v.Labels[container.LabelState], dir+"/") || v.Name == agent {
+			if _, err := d.RemoveVolume(ctx, v.Name); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 			}
 		}

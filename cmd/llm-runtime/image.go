@@ -417,6 +417,15 @@ func (p imagePruneCmd) Run(e env) error {
 			fmt.Fprintf(e.stdout, "removed %s\n", what)
 			freed += im.Size
 			removed++
+			// Copy mode's exec took the agent from a volume filled from
+			// this image: it goes with it.
+			for _, t := range im.Tags {
+				if tag, ok := strings.CutPrefix(t, container.ImageName+":"); ok {
+					if ok, _ := d.RemoveVolume(e.ctx, container.AgentVolumePrefix+tag); ok {
+						fmt.Fprintf(e.stdout, "removed the volume %s%s\n", container.AgentVolumePrefix, tag)
+					}
+				}
+			}
 		}
 	}
 	keptNote := ""

@@ -269,14 +269,17 @@ func (d *Docker) Volumes(ctx context.Context, key, value string) ([]volume.Volum
 	return l.Items, nil
 }
 
-// RemoveVolume removes a volume of ours; one in use by a container is
-// left, with an error.
-func (d *Docker) RemoveVolume(ctx context.Context, name string) error {
+// RemoveVolume removes a volume of ours, and says whether there was one;
+// one in use by a container is left, with an error.
+func (d *Docker) RemoveVolume(ctx context.Context, name string) (bool, error) {
 	_, err := d.cli.VolumeRemove(ctx, name, client.VolumeRemoveOptions{})
-	if err != nil && !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("removing the volume %s: %v", name, err)
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("removing the volume %s: %v", name, err)
 	}
-	return nil
+	return true, nil
 }
 
 // ownVolume gives a new volume's root, which is root's, to this user: a

@@ -74,7 +74,7 @@ func Require(t testing.TB) Env {
 		// with it.
 		if vs, err := docker.Volumes(context.Background(), LabelTest, name); err == nil {
 			for _, v := range vs {
-				if err := docker.RemoveVolume(context.Background(), v.Name); err != nil {
+				if _, err := docker.RemoveVolume(context.Background(), v.Name); err != nil {
 					t.Errorf("the volume of %s: %v", name, err)
 				}
 			}
