@@ -246,3 +246,34 @@ func TestE2ECopyModeGivesANewVolumeToItsUser(t *testing.T) {
 		t.Fatalf("b.txt: %v", err)
 	}
 }
+
+// TestE2EAnSSHDockerHostGoesThroughSSH: DOCKER_HOST=ssh://USER@HOST:PORT
+// runs ssh with the docker CLI's connection helper's arguments (here an
+// ssh on PATH that logs them and runs docker system dial-stdio on this
+// machine, with the real docker CLI and daemon), and the run works in copy
+// mode over it, exec included.
+func TestE2EAnSSHDockerHostGoesThroughSSH(t *testing.T) {
+	env := dockertest.Require(t)
+	dockertest.RequireExecImage(t, env)
+	docker, err := exec.LookPath("docker")
+	if err != nil {
+		t.Fatal("the docker CLI is needed for dial-stdio")
+	}
+	bin := t.TempDir()
+	logf := filepath.Join(bin, "ssh.log")
+	os.WriteFile(filepath.Join(bin, "ssh"), []byte("#!/bin/sh\necho \"$@\" >> "+logf+"\nexec env -u DOCKER_HOST "+docker+" system dial-stdio\n"), 0o755)
+	dir := repo(t, map[string]string{"a.txt": "A\n"})
+	r := runBinary(t, dir, "<open a.txt> <write b.txt>B</write> <exec cat b.txt>", []string{"PATH=" + bin + ":" + os.Getenv("PATH"), "DOCKER_HOST=ssh://me@build-box:2222", "LLM_RUNTIME_SERVER=never", "LLM_RUNTIME_EXEC_WHITELIST=cat"}, "-v", "--exec")
+	if r.code != 0 || !strings.Contains(r.stdout, "=== FILE: a.txt ===\nA\n") || !strings.Contains(r.stdout, "Output:\nB\n") || !strings.Contains(r.stderr, "Workspace: copy") ||
+		!strings.Contains(r.stderr, "over the attach stream (the Docker daemon is at ssh://me@build-box:2222, not on this machine") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	b, _ := os.ReadFile(logf)
+	if !strings.HasPrefix(string(b), "-o ConnectTimeout=30 -T -l me -p 2222 -- build-box docker system dial-stdio\n") {
+		t.Fatalf("ssh was run with:\n%s", b)
+	}
+	r = runBinary(t, dir, "<open a.txt>", []string{"DOCKER_HOST=ssh://build-box/path", "LLM_RUNTIME_SERVER=never"})
+	if r.code != 3 || !strings.Contains(r.stderr, "a path or a query is not supported") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

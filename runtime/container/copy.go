@@ -58,7 +58,7 @@ const (
 // set: bind on this machine's unix socket, copy anywhere else (a bind
 // mount there would name a directory of another machine).
 func (d *Docker) DefaultWorkspace() string {
-	if strings.HasPrefix(d.cli.DaemonHost(), "unix://") {
+	if strings.HasPrefix(d.host, "unix://") {
 		return WorkspaceBind
 	}
 	return WorkspaceCopy
@@ -189,7 +189,7 @@ func openReplica(ctx context.Context, d *Docker, root, stateDir, image string, l
 // record, so that a crash leaves none).
 func newReplica(ctx context.Context, d *Docker, image string, ws *sandbox.Workspace, m *sandbox.Mirror, dir, root string, extra map[string]string) (*replica, error) {
 	r := &replica{d: d, image: image, ws: ws, mirror: m, dir: dir, volume: VolumeName(dir), maxSize: DefaultCopyMaxSize}
-	if _, err := d.ensureVolume(ctx, r.volume, root, dir, extra); err != nil {
+	if _, err := d.ensureVolume(ctx, r.volume, "replica", root, dir, extra); err != nil {
 		return nil, err
 	}
 	if f, err := os.Open(filepath.Join(dir, "replica")); err == nil {
@@ -236,13 +236,13 @@ func (r *replica) close(own bool) {
 
 // ensureVolume creates the volume name unless it exists, and says whether
 // it did.
-func (d *Docker) ensureVolume(ctx context.Context, name, root, state string, extra map[string]string) (created bool, err error) {
+func (d *Docker) ensureVolume(ctx context.Context, name, role, root, state string, extra map[string]string) (created bool, err error) {
 	if _, err := d.cli.VolumeInspect(ctx, name, client.VolumeInspectOptions{}); err == nil {
 		return false, nil
 	} else if !cerrdefs.IsNotFound(err) {
 		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	labels := d.Labels("replica")
+	labels := d.Labels(role)
 	delete(labels, LabelOwnerPID) // it outlives the run
 	delete(labels, LabelStarted)
 	labels[LabelRoot], labels[LabelState] = root, state
@@ -307,7 +307,7 @@ const AgentVolumePrefix = "llm-runtime-agent-"
 func (d *Docker) agentVolume(ctx context.Context, image string, extra map[string]string) (string, error) {
 	_, tag, _ := strings.Cut(image, ":")
 	name := AgentVolumePrefix + tag
-	created, err := d.ensureVolume(ctx, name, "", "", extra)
+	created, err := d.ensureVolume(ctx, name, "agent", "", "", extra)
 	if err != nil || !created {
 		return name, err
 	}

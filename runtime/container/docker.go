@@ -81,12 +81,27 @@ var ErrUnavailable = errors.New("docker unavailable")
 type Docker struct {
 	cli     *client.Client
 	version string // llm-runtime's, for labels
+	host    string // the daemon, as DOCKER_HOST names it
 }
+
+// Host is the daemon's address, as DOCKER_HOST gives it (ssh://... for
+// one reached through ssh).
+func (d *Docker) Host() string { return d.host }
 
 // Connect connects to the daemon named by the environment and checks that
 // it answers. Its errors wrap ErrUnavailable and say how to fix them.
 func Connect(ctx context.Context, version string) (*Docker, error) {
-	cli, err := client.New(client.FromEnv, client.WithUserAgent("llm-runtime/"+version))
+	opts := []client.Opt{client.FromEnv, client.WithUserAgent("llm-runtime/" + version)}
+	host := os.Getenv("DOCKER_HOST")
+	if strings.HasPrefix(host, "ssh://") {
+		argv, err := sshCommand(host)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		opts = []client.Opt{client.WithAPIVersionFromEnv(), client.WithUserAgent("llm-runtime/" + version),
+			client.WithHost("http://docker.example.com"), client.WithDialContext(commandDialer(argv))}
+	}
+	cli, err := client.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
@@ -96,7 +111,10 @@ func Connect(ctx context.Context, version string) (*Docker, error) {
 		cli.Close()
 		return nil, fmt.Errorf("%w: %v\nStart Docker (and check DOCKER_HOST), or run with --sandbox local, which has no container boundary", ErrUnavailable, err)
 	}
-	return &Docker{cli: cli, version: version}, nil
+	if host == "" {
+		host = cli.DaemonHost()
+	}
+	return &Docker{cli: cli, version: version, host: host}, nil
 }
 
 // ServerVersion returns the daemon's version. It costs a round trip, which
@@ -480,7 +498,7 @@ func (c *Container) toSocket(ctx context.Context, dir string, hangUp io.Closer) 
 // bind-mounted socket cannot work: a Docker daemon that is not on this
 // machine's unix socket.
 func (d *Docker) socketDir(name string) (string, error) {
-	if host := d.cli.DaemonHost(); !strings.HasPrefix(host, "unix://") {
+	if host := d.host; !strings.HasPrefix(host, "unix://") {
 		return "", fmt.Errorf("the Docker daemon is at %s, not on this machine: a socket in a bind-mounted directory cannot reach it", host)
 	}
 	base := SocketBase()

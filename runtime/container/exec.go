@@ -145,7 +145,7 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 			return fail(err)
 		}
 		cache := VolumeName(filepath.Join(base, "cache"))
-		created, err := d.ensureVolume(ctx, cache, root, filepath.Join(base, "cache"), labels)
+		created, err := d.ensureVolume(ctx, cache, "cache", root, filepath.Join(base, "cache"), labels)
 		if err == nil && created && os.Getuid() != 0 {
 			err = d.ownVolume(ctx, o.Copy, cache)
 		}
