@@ -508,11 +508,12 @@ func orNone(path string) string {
 // agentCmd is the entrypoint of sandbox containers: it serves the agent
 // protocol on standard input and output until standard input closes.
 type agentCmd struct {
-	Workspace string `default:"/workspace" help:"The repository, as mounted in the container."`
-	Limits    string `placeholder:"JSON" help:"The sandbox limits, as JSON."`
-	Threads   int    `name:"reserve-threads" help:"Start this many spare OS threads first, so a fork bomb in an exec cannot starve the agent."`
-	Own       string `name:"own-workspace" placeholder:"UID:GID" help:"Give the workspace's root to UID:GID (mode 0700) and exit: run once, as root with CAP_CHOWN only, on a new volume of copy mode."`
-	Install   string `name:"install-agent" placeholder:"DIR" help:"Copy this binary to DIR/llm-runtime and exit: run once on a new volume of copy mode's exec, which exec containers mount read-only."`
+	Workspace string        `default:"/workspace" help:"The repository, as mounted in the container."`
+	Limits    string        `placeholder:"JSON" help:"The sandbox limits, as JSON."`
+	Threads   int           `name:"reserve-threads" help:"Start this many spare OS threads first, so a fork bomb in an exec cannot starve the agent."`
+	Own       string        `name:"own-workspace" placeholder:"UID:GID" help:"Give the workspace's root to UID:GID (mode 0700) and exit: run once, as root with CAP_CHOWN only, on a new volume of copy mode."`
+	Install   string        `name:"install-agent" placeholder:"DIR" help:"Copy this binary to DIR/llm-runtime and exit: run once on a new volume of copy mode's exec, which exec containers mount read-only."`
+	Lease     time.Duration `help:"Exit this long after the last request (the first starts it), for a transport that does not close the agent's input when the host goes away (a Kubernetes attach); 0: never."`
 }
 
 func (a agentCmd) Run(e env) error {
@@ -541,8 +542,9 @@ func (a agentCmd) Run(e env) error {
 	if err != nil {
 		return fail(exitSandbox, "agent: %v", err)
 	}
-	defer ws.Close()
-	if err := agent.Serve(e.stdin, e.stdout, ws, version); err != nil {
+	ag := agent.NewAgent(ws, a.Workspace, version)
+	ag.Lease = a.Lease
+	if err := ag.Serve(e.stdin, e.stdout); err != nil {
 		return fail(exitSandbox, "agent: %v", err)
 	}
 	return nil

@@ -71,6 +71,11 @@ const (
 	OpUnpack   = "unpack"
 	// OpFetch returns files' content from the workspace (copy mode's exec).
 	OpFetch = "fetch"
+	// OpConfigure opens the workspace again with Request.Limits, once: an
+	// agent started before its session (a Kubernetes warm pool's pod) gets
+	// the session's limits. OpClose ends the agent after its reply.
+	OpConfigure = "configure"
+	OpClose     = "close"
 )
 
 // Request is a request's header; a write's content is the frame's body.
@@ -92,6 +97,8 @@ type Request struct {
 	Push *Push `json:"push,omitempty"`
 	// Fetch is OpFetch's: the files whose content to return.
 	Fetch *Fetch `json:"fetch,omitempty"`
+	// Limits is OpConfigure's.
+	Limits *sandbox.Limits `json:"limits,omitempty"`
 }
 
 // Fetch asks for the content of files of the workspace (copy mode's exec:
@@ -206,6 +213,93 @@ func ReadFrame(r io.Reader, header any) ([]byte, error) {
 // Serve answers requests from r on w with ws until r ends. It returns nil
 // when r ends cleanly between frames.
 func Serve(r io.Reader, w io.Writer, ws *sandbox.Workspace, version string) error {
+	return (&Agent{ws: ws, Version: version}).Serve(r, w)
+}
+
+// Agent is the agent's state, shared by its streams (its input, and its
+// socket): the workspace, which OpConfigure may replace once, and the
+// lease.
+type Agent struct {
+	Version string
+	// Dir is the workspace's directory, which OpConfigure opens again
+	// with the limits it is sent.
+	Dir string
+	// Lease, if set, is how long the agent lives after its last request
+	// (the first starts it): a lifeline for a transport whose end the
+	// agent cannot see (a Kubernetes attach, which leaves its input open
+	// when the host goes away). The host pings within it.
+	Lease time.Duration
+	// Exit ends the process (os.Exit): at OpClose, and when the lease
+	// runs out.
+	Exit func(code int)
+
+	mu         sync.Mutex
+	ws         *sandbox.Workspace
+	configured bool
+	timer      *time.Timer
+}
+
+// NewAgent returns an agent serving the workspace ws, opened on dir.
+func NewAgent(ws *sandbox.Workspace, dir, version string) *Agent {
+	return &Agent{ws: ws, Dir: dir, Version: version, Exit: os.Exit}
+}
+
+// workspace returns the workspace in force.
+func (a *Agent) workspace() *sandbox.Workspace {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ws
+}
+
+// touch renews the lease.
+func (a *Agent) touch() {
+	if a.Lease <= 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.timer == nil {
+		a.timer = time.AfterFunc(a.Lease, func() { a.exit(0) })
+		return
+	}
+	a.timer.Reset(a.Lease)
+}
+
+func (a *Agent) exit(code int) {
+	if a.Exit != nil {
+		a.Exit(code)
+	}
+}
+
+// configure opens the workspace again with limits, once.
+func (a *Agent) configure(limits *sandbox.Limits) error {
+	if limits == nil {
+		return sandbox.Errorf(sandbox.CodeInternal, "agent: configure without limits")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.configured {
+		return sandbox.Errorf(sandbox.CodeInternal, "agent: configured already")
+	}
+	if a.Dir == "" {
+		return sandbox.Errorf(sandbox.CodeInternal, "agent: no workspace directory to configure")
+	}
+	ws, err := sandbox.OpenWorkspace(a.Dir, *limits)
+	if err != nil {
+		return sandbox.Errorf(sandbox.CodeSandboxError, "agent: %v", err)
+	}
+	old := a.ws
+	a.ws, a.configured = ws, true
+	if old != nil {
+		old.Close()
+	}
+	return nil
+}
+
+// Serve answers requests from r on w until r ends (nil when it ends
+// cleanly between frames) or an OpClose (after its reply: the process
+// exits).
+func (a *Agent) Serve(r io.Reader, w io.Writer) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	for {
@@ -217,12 +311,34 @@ func Serve(r io.Reader, w io.Writer, ws *sandbox.Workspace, version string) erro
 		if err != nil {
 			return err
 		}
-		rep, out := handle(ws, req, body, version)
+		a.touch()
+		var rep Reply
+		var out []byte
+		switch req.Op {
+		case OpConfigure:
+			rep = Reply{ID: req.ID}
+			if err := a.configure(req.Limits); err != nil {
+				e := sandbox.AsError(err)
+				rep.Code, rep.Message = e.Code, e.Message
+			}
+		case OpSocket:
+			rep = Reply{ID: req.ID}
+			if err := a.listen(req.Secret); err != nil {
+				e := sandbox.AsError(err)
+				rep.Code, rep.Message = e.Code, e.Message
+			}
+		default:
+			rep, out = handle(a.workspace(), req, body, a.Version)
+		}
 		if err := WriteFrame(bw, rep, out); err != nil {
 			return err
 		}
 		if err := bw.Flush(); err != nil {
 			return err
+		}
+		if req.Op == OpClose {
+			a.exit(0)
+			return nil
 		}
 	}
 }
@@ -234,8 +350,7 @@ func handle(ws *sandbox.Workspace, req Request, body []byte, version string) (Re
 	switch req.Op {
 	case OpPing:
 		rep.Version = version
-	case OpSocket:
-		err = listen(ws, req.Secret, version)
+	case OpClose:
 	case OpRead:
 		var f *sandbox.File
 		if f, err = ws.OpenWith(string(req.Path), req.options()); err == nil {
@@ -327,7 +442,7 @@ var socketDir = SocketDir
 // came on the agent's own input). Any other connection, from whatever
 // else can reach the socket, is closed unread past the secret's length.
 // Once the host's is in, the socket is closed and removed.
-func listen(ws *sandbox.Workspace, secret, version string) error {
+func (a *Agent) listen(secret string) error {
 	if len(secret) != SecretLen {
 		return sandbox.Errorf(sandbox.CodeInternal, "agent: a socket secret must be %d hex digits", SecretLen)
 	}
@@ -353,12 +468,25 @@ func listen(ws *sandbox.Workspace, secret, version string) error {
 			}
 			c.SetReadDeadline(time.Time{})
 			ln.Close() // which removes the socket
-			Serve(c, c, ws, version)
+			a.Serve(c, c)
 			c.Close()
 			return
 		}
 	}()
 	return nil
+}
+
+// Configure sends the agent the session's limits (OpConfigure).
+func (c *Conn) Configure(ctx context.Context, limits sandbox.Limits) error {
+	_, _, err := c.call(ctx, Request{Op: OpConfigure, Limits: &limits}, nil)
+	return err
+}
+
+// CloseAgent asks the agent to exit (OpClose), and closes the Conn.
+func (c *Conn) CloseAgent(ctx context.Context) error {
+	_, _, err := c.call(ctx, Request{Op: OpClose}, nil)
+	c.Close()
+	return err
 }
 
 // Listen asks the agent to serve on its socket the connection that starts
