@@ -80,19 +80,20 @@ type cli struct {
 	AuditDir   string           `name:"audit-dir" placeholder:"DIR" help:"The audit store (audit.dir). Default: $XDG_STATE_HOME/llm-runtime/audit, else ~/.local/state/llm-runtime/audit."`
 	V          kong.VersionFlag `name:"version" help:"Print the version and exit."`
 
-	Run     runCmd     `cmd:"" default:"withargs" help:"Run the commands in model output (the default command)."`
-	Config  configCmd  `cmd:"" help:"Print the configuration in force and where each value comes from."`
-	Version versionCmd `cmd:"" help:"Print the version."`
-	Image   imageCmd   `cmd:"" help:"Build, inspect or prune the images of ours."`
-	Audit   auditCmd   `cmd:"" help:"Query the audit log: list, stats, verify, export, checkpoint."`
-	Policy  policyCmd  `cmd:"" help:"Try or check a WebAssembly policy or transform guest."`
-	Bench   benchCmd   `cmd:"" help:"Measure pooled against unpooled containers on this machine."`
-	Cache   cacheCmd   `cmd:"" help:"List or remove exec's copies of repositories and their build caches."`
-	Prompt  promptCmd  `cmd:"" help:"Print a system prompt that teaches a model the command language as configured."`
-	MCP     mcpCmd     `cmd:"" name:"mcp" help:"Serve the repository to an MCP client over standard input and output."`
-	Serve   serveCmd   `cmd:"" help:"Keep warm pools between runs of the filter: a per-user daemon on a unix socket."`
-	Agent   agentCmd   `cmd:"" hidden:"" help:"Serve the sandbox protocol on stdin/stdout (run inside sandbox containers)."`
-	Reaper  reaperCmd  `cmd:"" hidden:"" help:"Remove the containers of a process once it is gone (started by the Docker sandbox)."`
+	Run        runCmd        `cmd:"" default:"withargs" help:"Run the commands in model output (the default command)."`
+	Config     configCmd     `cmd:"" help:"Print the configuration in force and where each value comes from."`
+	Version    versionCmd    `cmd:"" help:"Print the version."`
+	Image      imageCmd      `cmd:"" help:"Build, inspect or prune the images of ours."`
+	Audit      auditCmd      `cmd:"" help:"Query the audit log: list, stats, verify, export, checkpoint."`
+	Policy     policyCmd     `cmd:"" help:"Try or check a WebAssembly policy or transform guest."`
+	Bench      benchCmd      `cmd:"" help:"Measure pooled against unpooled containers on this machine."`
+	Cache      cacheCmd      `cmd:"" help:"List or remove exec's copies of repositories and their build caches."`
+	Prompt     promptCmd     `cmd:"" help:"Print a system prompt that teaches a model the command language as configured."`
+	MCP        mcpCmd        `cmd:"" name:"mcp" help:"Serve the repository to an MCP client over standard input and output."`
+	Serve      serveCmd      `cmd:"" help:"Keep warm pools between runs of the filter: a per-user daemon on a unix socket."`
+	Kubernetes kubernetesCmd `cmd:"" help:"Print the manifests that keep agent pods warm on Kubernetes (agent-sandbox)."`
+	Agent      agentCmd      `cmd:"" hidden:"" help:"Serve the sandbox protocol on stdin/stdout (run inside sandbox containers)."`
+	Reaper     reaperCmd     `cmd:"" hidden:"" help:"Remove the containers of a process once it is gone (started by the Docker sandbox)."`
 }
 
 const description = `Run the commands a language model writes in its reply against one repository,

@@ -18,7 +18,7 @@ func TestSocketDirFallsBackWhereItCannotWork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	remote := &Docker{cli: cli}
+	remote := &Docker{cli: cli, host: "tcp://192.0.2.1:2375"}
 	if _, err := remote.socketDir("x"); err == nil || !strings.Contains(err.Error(), "not on this machine") {
 		t.Fatalf("remote: %v", err)
 	}
@@ -26,7 +26,7 @@ func TestSocketDirFallsBackWhereItCannotWork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &Docker{cli: local}
+	d := &Docker{cli: local, host: "unix:///var/run/docker.sock"}
 	rt := t.TempDir()
 	t.Setenv("XDG_RUNTIME_DIR", rt)
 	os.Mkdir(filepath.Join(rt, "llm-runtime"), 0o777)

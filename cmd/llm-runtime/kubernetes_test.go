@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// manifestDocs runs kubernetes manifests with args and decodes its output.
+func manifestDocs(t *testing.T, args ...string) []map[string]any {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := doMain(append([]string{"kubernetes", "manifests"}, args...), env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, ctx: context.Background()})
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var docs []map[string]any
+	dec := yaml.NewDecoder(&out)
+	for {
+		var d map[string]any
+		err := dec.Decode(&d)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, d)
+	}
+	return docs
+}
+
+// at walks a decoded document by keys and list indexes.
+func at(t *testing.T, v any, path ...any) any {
+	t.Helper()
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, ok := v.(map[string]any)
+			if !ok {
+				t.Fatalf("%v: not a map at %q", path, k)
+			}
+			v = m[k]
+		case int:
+			l, ok := v.([]any)
+			if !ok || k >= len(l) {
+				t.Fatalf("%v: no item %d", path, k)
+			}
+			v = l[k]
+		}
+	}
+	return v
+}
+
+func TestKubernetesManifestsAreHardened(t *testing.T) {
+	docs := manifestDocs(t, "--image", "registry.example.com/llm-runtime-io:abc", "--namespace", "agents", "--replicas", "7", "--memory", "512Mi")
+	var kinds []string
+	for _, d := range docs {
+		kinds = append(kinds, d["apiVersion"].(string)+" "+d["kind"].(string)+" "+at(t, d, "metadata", "namespace").(string))
+	}
+	if got := strings.Join(kinds, ", "); got != "extensions.agents.x-k8s.io/v1beta1 SandboxTemplate agents, extensions.agents.x-k8s.io/v1beta1 SandboxWarmPool agents, networking.k8s.io/v1 NetworkPolicy agents" {
+		t.Fatalf("documents: %s", got)
+	}
+	pod := at(t, docs[0], "spec", "podTemplate", "spec")
+	c := at(t, pod, "containers", 0)
+	for _, check := range []struct {
+		got  any
+		want any
+	}{
+		{at(t, pod, "automountServiceAccountToken"), false},
+		{at(t, pod, "securityContext", "runAsNonRoot"), true},
+		{at(t, pod, "securityContext", "runAsUser"), 65534},
+		{at(t, pod, "securityContext", "seccompProfile", "type"), "RuntimeDefault"},
+		{at(t, c, "image"), "registry.example.com/llm-runtime-io:abc"},
+		{at(t, c, "stdin"), true},
+		{at(t, c, "stdinOnce"), false},
+		{at(t, c, "securityContext", "readOnlyRootFilesystem"), true},
+		{at(t, c, "securityContext", "allowPrivilegeEscalation"), false},
+		{at(t, c, "securityContext", "capabilities", "drop", 0), "ALL"},
+		{at(t, c, "resources", "limits", "memory"), "512Mi"},
+		{at(t, c, "resources", "limits", "cpu"), "1"},
+		{at(t, c, "args", 3), "2m"},
+		{at(t, docs[0], "spec", "networkPolicyManagement"), "Managed"},
+		{at(t, docs[1], "spec", "replicas"), 7},
+		{at(t, docs[1], "spec", "sandboxTemplateRef", "name"), "llm-runtime"},
+		{at(t, docs[2], "spec", "policyTypes", 1), "Egress"},
+	} {
+		if check.got != check.want {
+			t.Errorf("got %v (%T), want %v", check.got, check.got, check.want)
+		}
+	}
+	if np := at(t, docs[0], "spec", "networkPolicy"); len(np.(map[string]any)) != 0 {
+		t.Errorf("the template's network policy has rules: %v", np)
+	}
+	if at(t, docs[2], "spec", "egress") != nil || at(t, docs[2], "spec", "ingress") != nil {
+		t.Error("the deny-all policy has rules")
+	}
+}
+
+func TestKubernetesManifestsRefuseBadValues(t *testing.T) {
+	for _, args := range [][]string{
+		{"--image", "r/x:1", "--namespace", "Bad_Name"},
+		{"--image", "r/x:1", "--memory", "lots"},
+		{"--image", "r/x:1\nkind: Secret"},
+		{"--image", "r/x:1", "--lease", "1ms"},
+		{"--image", "r/x:1", "--replicas", "-1"},
+		{},
+	} {
+		var out, errb bytes.Buffer
+		code := doMain(append([]string{"kubernetes", "manifests"}, args...), env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, ctx: context.Background()})
+		if code == 0 || out.Len() != 0 {
+			t.Errorf("%q: exit %d, printed %q", args, code, out.String())
+		}
+	}
+}
