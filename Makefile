@@ -7,7 +7,7 @@ FUZZTIME ?= 300000x
 
 GUESTS := protect-secrets readonly redact
 
-.PHONY: build test check fuzz guests clean
+.PHONY: build test check fuzz guests clean k8s-binaries test-k8s
 
 ## build: the static binary ./llm-runtime
 build:
@@ -20,6 +20,17 @@ test:
 	go test -race -count=1 ./...
 	go test -run='^$$' -fuzz=FuzzParser -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s ./parser
 	go test -run='^$$' -fuzz=FuzzTextFramingCannotBeForged -fuzztime=50000x -fuzzminimizetime=1s ./output
+
+## k8s-binaries: etcd, kube-apiserver, kubectl and agent-sandbox's controller and CRDs, built
+## from the Go module proxy into ~/.cache/llm-runtime/k8s-bin (K8S_BIN), kept between runs
+K8S_BIN ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/llm-runtime/k8s-bin
+k8s-binaries:
+	tools/k8s/build-binaries.sh $(K8S_BIN)
+
+## test-k8s: the tests that need a real Kubernetes API server (make test runs them too when
+## the binaries are there, and skips them otherwise)
+test-k8s: k8s-binaries
+	LLM_RUNTIME_K8S_BIN=$(K8S_BIN) LLM_RUNTIME_REQUIRE_K8S=1 go test -count=1 -run 'K8s' ./...
 
 ## check: vet (the host and the guests), formatting, and a tidy go.mod
 check:

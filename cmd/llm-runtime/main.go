@@ -306,10 +306,11 @@ const commandsHelp = `Other commands ('llm-runtime COMMAND --help' for each):
   audit list|stats|verify|export|checkpoint   query and check the audit log
   policy test|check MODULE.wasm               try or check a policy or transform guest
   bench                                       pooled against unpooled on this machine
-  cache [remove [--gone|--all]]               exec's copies of repositories and build caches
+  cache [remove [--gone|--all]]               exec's and copy mode's copies of repositories, build caches, volumes
   prompt [--format markdown|text]             a system prompt that teaches the commands, as configured
   mcp [--exec] [--log-file FILE]              serve the tools to an MCP client (Claude Code, VS Code...) on stdio
   serve [status|stop]                         a daemon that keeps pools warm between runs of the filter
+  kubernetes manifests --image REF            the manifests of a warm pool of agent pods (agent-sandbox)
   version                                     the version`
 
 func (r *runCmd) Run(e env, c *cli) error {

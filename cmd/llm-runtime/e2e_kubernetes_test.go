@@ -1,0 +1,74 @@
+package main
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/llm-runtime/llm-runtime/runtime/kube/kubetest"
+)
+
+// TestK8sManifestsApplyToARealAPIServer: what kubernetes manifests prints
+// applies, with strict validation (no field the CRDs' schemas or the
+// built-in types do not know, none pruned), to a real kube-apiserver with
+// agent-sandbox's CRDs, and reads back as printed.
+func TestK8sManifestsApplyToARealAPIServer(t *testing.T) {
+	c := kubetest.Require(t)
+	c.MustKubectl("", "create", "namespace", "agents")
+	out, err := exec.Command(binary, "kubernetes", "manifests", "--image", "registry.example.com/llm-runtime-io:abc", "--namespace", "agents", "--replicas", "2").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied := c.MustKubectl(string(out), "apply", "--validate=strict", "-f", "-")
+	for _, want := range []string{"sandboxtemplate.extensions.agents.x-k8s.io/llm-runtime created", "sandboxwarmpool.extensions.agents.x-k8s.io/llm-runtime created", "networkpolicy.networking.k8s.io/llm-runtime-deny-all created"} {
+		if !strings.Contains(applied, want) {
+			t.Fatalf("kubectl apply:\n%s", applied)
+		}
+	}
+	var tmpl struct {
+		Spec struct {
+			NetworkPolicyManagement string          `json:"networkPolicyManagement"`
+			NetworkPolicy           json.RawMessage `json:"networkPolicy"`
+			PodTemplate             struct {
+				Spec struct {
+					AutomountServiceAccountToken *bool `json:"automountServiceAccountToken"`
+					SecurityContext              struct {
+						RunAsNonRoot   *bool `json:"runAsNonRoot"`
+						SeccompProfile struct{ Type string }
+					} `json:"securityContext"`
+					Containers []struct {
+						Image           string
+						Stdin           bool
+						SecurityContext struct {
+							ReadOnlyRootFilesystem *bool `json:"readOnlyRootFilesystem"`
+							Capabilities           struct{ Drop []string }
+						} `json:"securityContext"`
+						Resources struct{ Limits map[string]string }
+					}
+				}
+			} `json:"podTemplate"`
+		}
+	}
+	if err := json.Unmarshal([]byte(c.MustKubectl("", "-n", "agents", "get", "sandboxtemplate", "llm-runtime", "-o", "json")), &tmpl); err != nil {
+		t.Fatal(err)
+	}
+	pod := tmpl.Spec.PodTemplate.Spec
+	if len(pod.Containers) != 1 {
+		t.Fatalf("containers: %+v", pod.Containers)
+	}
+	ct := pod.Containers[0]
+	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot ||
+		pod.SecurityContext.SeccompProfile.Type != "RuntimeDefault" || ct.Image != "registry.example.com/llm-runtime-io:abc" || !ct.Stdin ||
+		ct.SecurityContext.ReadOnlyRootFilesystem == nil || !*ct.SecurityContext.ReadOnlyRootFilesystem || strings.Join(ct.SecurityContext.Capabilities.Drop, ",") != "ALL" ||
+		ct.Resources.Limits["memory"] != "256Mi" || tmpl.Spec.NetworkPolicyManagement != "Managed" || string(tmpl.Spec.NetworkPolicy) != "{}" {
+		t.Fatalf("the template as stored: %+v", tmpl.Spec)
+	}
+	if r := c.MustKubectl("", "-n", "agents", "get", "sandboxwarmpool", "llm-runtime", "-o", "jsonpath={.spec.replicas} {.spec.sandboxTemplateRef.name}"); r != "2 llm-runtime" {
+		t.Fatalf("the pool as stored: %q", r)
+	}
+	// Applied again, nothing changes.
+	if again := c.MustKubectl(string(out), "apply", "--validate=strict", "-f", "-"); strings.Count(again, "unchanged") != 3 {
+		t.Fatalf("a second apply:\n%s", again)
+	}
+}
