@@ -15,7 +15,7 @@ import (
 // agent-sandbox's CRDs, and reads back as printed.
 func TestK8sManifestsApplyToARealAPIServer(t *testing.T) {
 	c := kubetest.Require(t)
-	c.MustKubectl("", "create", "namespace", "agents")
+	c.Namespace("agents")
 	out, err := exec.Command(binary, "kubernetes", "manifests", "--image", "registry.example.com/llm-runtime-io:abc", "--namespace", "agents", "--replicas", "2").Output()
 	if err != nil {
 		t.Fatal(err)
@@ -70,5 +70,29 @@ func TestK8sManifestsApplyToARealAPIServer(t *testing.T) {
 	// Applied again, nothing changes.
 	if again := c.MustKubectl(string(out), "apply", "--validate=strict", "-f", "-"); strings.Count(again, "unchanged") != 3 {
 		t.Fatalf("a second apply:\n%s", again)
+	}
+}
+
+// TestK8sTheWarmPoolMakesHardenedPods: with agent-sandbox's controller
+// running, the warm pool of the manifests makes its pods, as the template
+// says (no node runs them here: they stay pending).
+func TestK8sTheWarmPoolMakesHardenedPods(t *testing.T) {
+	c := kubetest.Require(t)
+	c.StartController()
+	c.Namespace("agents")
+	out, err := exec.Command(binary, "kubernetes", "manifests", "--image", "registry.example.com/llm-runtime-io:abc", "--namespace", "agents", "--replicas", "2").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.MustKubectl(string(out), "apply", "--validate=strict", "-f", "-")
+	pods := c.Await(func(s string) bool { return strings.Count(s, "registry.example.com/llm-runtime-io:abc") == 2 },
+		"-n", "agents", "get", "pods", "-o", `jsonpath={range .items[*]}{.spec.containers[0].image} {.spec.containers[0].args} {.spec.automountServiceAccountToken} {.spec.containers[0].securityContext.readOnlyRootFilesystem} {.spec.containers[0].stdin}{"\n"}{end}`)
+	for _, line := range strings.Split(strings.TrimSpace(pods), "\n") {
+		if line != `registry.example.com/llm-runtime-io:abc ["--workspace","/workspace","--lease","2m"] false true true` {
+			t.Errorf("a pod of the pool: %s", line)
+		}
+	}
+	if n := strings.Fields(c.MustKubectl("", "-n", "agents", "get", "sandboxes", "-o", "name")); len(n) != 2 {
+		t.Fatalf("sandboxes: %v", n)
 	}
 }

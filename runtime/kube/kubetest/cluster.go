@@ -293,3 +293,41 @@ func (c *Cluster) applyCRDs() {
 	c.MustKubectl(all.String(), "apply", "--server-side", "-f", "-")
 	c.MustKubectl("", append([]string{"wait", "--for", "condition=established", "--timeout", "2m"}, names...)...)
 }
+
+// StartController runs agent-sandbox's controller, its extensions (claims,
+// templates, warm pools) enabled, against the cluster until the test ends.
+func (c *Cluster) StartController() {
+	c.t.Helper()
+	if _, err := os.Stat(filepath.Join(c.Bin, "agent-sandbox-controller")); err != nil {
+		c.t.Fatalf("no agent-sandbox controller in %s (make k8s-binaries): %v", c.Bin, err)
+	}
+	c.daemon("agent-sandbox-controller", "--kubeconfig", c.Kubeconfig, "--extensions",
+		"--leader-elect=false", "--enable-webhook=false", "--manage-webhook-certs=false",
+		"--metrics-bind-address=0", "--health-probe-bind-address=0")
+}
+
+// Namespace makes a namespace with its default service account (there is
+// no controller manager to make it; the ServiceAccount admission wants it
+// for any pod).
+func (c *Cluster) Namespace(name string) {
+	c.t.Helper()
+	c.MustKubectl("", "create", "namespace", name)
+	c.MustKubectl("", "-n", name, "create", "serviceaccount", "default")
+}
+
+// Await runs kubectl args until its output satisfies ok, for as long as a
+// loaded machine needs, and returns it.
+func (c *Cluster) Await(ok func(string) bool, args ...string) string {
+	c.t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		out, err := c.Kubectl("", args...)
+		if err == nil && ok(out) {
+			return out
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("kubectl %s: %q %v\ncontroller:\n%s", strings.Join(args, " "), out, err, tail(c.Log("agent-sandbox-controller")))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
