@@ -395,8 +395,13 @@ func checkCopyPath(rel string) error {
 	return nil
 }
 
-func (w *Workspace) openReplicaDir(rel string) (int, error) {
-	fd, err := dupFD(w.rootFD)
+// openReplicaDir opens the directory rel of the workspace as a replica.
+func (w *Workspace) openReplicaDir(rel string) (int, error) { return openDirBelow(w.rootFD, rel) }
+
+// openDirBelow opens the directory rel below the directory root, one
+// component at a time, never following a link on the way.
+func openDirBelow(root int, rel string) (int, error) {
+	fd, err := openat(root, ".", unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return -1, err
 	}

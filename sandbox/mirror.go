@@ -730,18 +730,4 @@ func removeAllAt(dirfd int, name string) {
 
 // openTreeDir opens the directory rel of the copy, never following a
 // link on the way.
-func (x *Mirror) openTreeDir(rel string) (int, error) {
-	fd, err := openat(x.tree, ".", unix.O_PATH|unix.O_DIRECTORY)
-	if err != nil {
-		return -1, err
-	}
-	for _, c := range components(rel) {
-		next, err := openat(fd, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW)
-		unix.Close(fd)
-		if err != nil {
-			return -1, err
-		}
-		fd = next
-	}
-	return fd, nil
-}
+func (x *Mirror) openTreeDir(rel string) (int, error) { return openDirBelow(x.tree, rel) }

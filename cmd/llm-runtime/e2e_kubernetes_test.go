@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/llm-runtime/llm-runtime/runtime/kube/kubetest"
 )
@@ -73,10 +74,10 @@ func TestK8sManifestsApplyToARealAPIServer(t *testing.T) {
 	}
 }
 
-// TestK8sTheWarmPoolMakesHardenedPods: with agent-sandbox's controller
-// running, the warm pool of the manifests makes its pods, as the template
-// says (no node runs them here: they stay pending).
-func TestK8sTheWarmPoolMakesHardenedPods(t *testing.T) {
+// warmPool is a control plane with agent-sandbox's controller and the
+// manifests of kubernetes manifests applied in the namespace agents, with
+// a pool of 2.
+func warmPool(t *testing.T) *kubetest.Cluster {
 	c := kubetest.Require(t)
 	c.StartController()
 	c.Namespace("agents")
@@ -85,6 +86,14 @@ func TestK8sTheWarmPoolMakesHardenedPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.MustKubectl(string(out), "apply", "--validate=strict", "-f", "-")
+	return c
+}
+
+// TestK8sTheWarmPoolMakesHardenedPods: with agent-sandbox's controller
+// running, the warm pool of the manifests makes its pods, as the template
+// says (no node runs them here: they stay pending).
+func TestK8sTheWarmPoolMakesHardenedPods(t *testing.T) {
+	c := warmPool(t)
 	pods := c.Await(func(s string) bool { return strings.Count(s, "registry.example.com/llm-runtime-io:abc") == 2 },
 		"-n", "agents", "get", "pods", "-o", `jsonpath={range .items[*]}{.spec.containers[0].image} {.spec.containers[0].args} {.spec.automountServiceAccountToken} {.spec.containers[0].securityContext.readOnlyRootFilesystem} {.spec.containers[0].stdin}{"\n"}{end}`)
 	for _, line := range strings.Split(strings.TrimSpace(pods), "\n") {
@@ -95,4 +104,35 @@ func TestK8sTheWarmPoolMakesHardenedPods(t *testing.T) {
 	if n := strings.Fields(c.MustKubectl("", "-n", "agents", "get", "sandboxes", "-o", "name")); len(n) != 2 {
 		t.Fatalf("sandboxes: %v", n)
 	}
+}
+
+// TestK8sAnAbandonedClaimEndsAtItsShutdownTime is the leak backstop of the
+// Kubernetes backend, on the real controller: a claim on the warm pool,
+// with the lifecycle llm-runtime will give each session's claim (a
+// shutdownTime, policy Delete), gets a sandbox (a new one: the warm pods
+// have no IP without a node, and the controller takes only those that do),
+// and when nobody releases it, the controller deletes the claim at that
+// time, and the garbage collector its sandbox and pod.
+func TestK8sAnAbandonedClaimEndsAtItsShutdownTime(t *testing.T) {
+	c := warmPool(t)
+	c.Await(func(s string) bool { return len(strings.Fields(s)) == 2 }, "-n", "agents", "get", "sandboxes", "-o", "name")
+	shutdown := time.Now().Add(15 * time.Second).UTC().Format(time.RFC3339)
+	claim := `apiVersion: extensions.agents.x-k8s.io/v1beta1
+kind: SandboxClaim
+metadata:
+  name: session-1
+  namespace: agents
+spec:
+  warmPoolRef:
+    name: llm-runtime
+  lifecycle:
+    shutdownTime: "` + shutdown + `"
+    shutdownPolicy: Delete
+`
+	c.MustKubectl(claim, "apply", "--validate=strict", "-f", "-")
+	sandbox := c.Await(func(s string) bool { return s != "" }, "-n", "agents", "get", "sandboxclaim", "session-1", "-o", "jsonpath={.status.sandbox.name}")
+	t.Logf("the claim got sandbox %s", sandbox)
+	c.Await(func(s string) bool { return !strings.Contains(s, "session-1") }, "-n", "agents", "get", "sandboxclaims", "-o", "name")
+	c.Await(func(s string) bool { return !strings.Contains(s, "/"+sandbox+"\n") }, "-n", "agents", "get", "sandboxes", "-o", "name")
+	c.Await(func(s string) bool { return !strings.Contains(s, "/"+sandbox+"\n") }, "-n", "agents", "get", "pods", "-o", "name")
 }

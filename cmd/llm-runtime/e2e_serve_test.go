@@ -219,19 +219,7 @@ func TestE2EServedRunsPrintTheSameBytes(t *testing.T) {
 	served := 0
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var dirs [2]string
-			for i := range dirs {
-				dirs[i] = filepath.Join(t.TempDir(), "repo")
-				os.Mkdir(dirs[i], 0o755)
-				for name, content := range c.files {
-					p := filepath.Join(dirs[i], name)
-					os.MkdirAll(filepath.Dir(p), 0o755)
-					os.WriteFile(p, []byte(content), 0o644)
-				}
-				if c.setup != nil {
-					c.setup(dirs[i])
-				}
-			}
+			dirs := twoRepos(t, c)
 			own := runBinary(t, dirs[0], c.in, append(append([]string{}, c.env...), "LLM_RUNTIME_SERVER=never"), c.args...)
 			before := d.status().Served
 			srv := runBinary(t, dirs[1], c.in, append(append([]string{}, c.env...), d.env...), c.args...)

@@ -73,7 +73,12 @@ func (m kubernetesManifestsCmd) Run(e env) error {
 
 // manifests is the output of kubernetes manifests: every value it
 // interpolates is checked (names, quantities) or quoted (the image).
-var manifests = template.Must(template.New("manifests").Parse(`# llm-runtime {{.Version}}: agent pods kept warm by kubernetes-sigs/agent-sandbox.
+var manifests = template.Must(template.Must(template.New("manifests").Parse(`{{define "metadata"}}metadata:
+  name: {{.Name}}
+  namespace: {{.Namespace}}
+  labels:
+    app.kubernetes.io/name: {{.Name}}
+    app.kubernetes.io/managed-by: llm-runtime{{end}}`)).Parse(`# llm-runtime {{.Version}}: agent pods kept warm by kubernetes-sigs/agent-sandbox.
 # The pod is hardened: not root, read-only root filesystem, no service
 # account token, every capability dropped, no privilege escalation, seccomp
 # RuntimeDefault, resource limits; no traffic in or out (the template's
@@ -82,12 +87,7 @@ var manifests = template.Must(template.New("manifests").Parse(`# llm-runtime {{.
 # server and the kubelet, and the repository is pushed to /workspace.
 apiVersion: extensions.agents.x-k8s.io/v1beta1
 kind: SandboxTemplate
-metadata:
-  name: {{.Name}}
-  namespace: {{.Namespace}}
-  labels:
-    app.kubernetes.io/name: {{.Name}}
-    app.kubernetes.io/managed-by: llm-runtime
+{{template "metadata" .}}
 spec:
   networkPolicyManagement: Managed
   networkPolicy: {}
@@ -145,12 +145,7 @@ spec:
 ---
 apiVersion: extensions.agents.x-k8s.io/v1beta1
 kind: SandboxWarmPool
-metadata:
-  name: {{.Name}}
-  namespace: {{.Namespace}}
-  labels:
-    app.kubernetes.io/name: {{.Name}}
-    app.kubernetes.io/managed-by: llm-runtime
+{{template "metadata" .}}
 spec:
   replicas: {{.Replicas}}
   sandboxTemplateRef:

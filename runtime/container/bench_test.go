@@ -46,10 +46,15 @@ func benchOpen(b *testing.B, size int, pooled bool) {
 // a pool of size containers (0: unpooled) that are never recycled. The
 // caller closes it: a benchmark function may run several times.
 func fileSandbox(b *testing.B, size, containers int, transport string) *container.Sandbox {
+	return fileSandboxIn(b, size, containers, transport, container.WorkspaceBind)
+}
+
+// fileSandboxIn is fileSandbox with the workspace mode given.
+func fileSandboxIn(b *testing.B, size, containers int, transport, workspace string) *container.Sandbox {
 	env := dockertest.Require(b)
 	dir := b.TempDir()
 	os.WriteFile(filepath.Join(dir, "f.txt"), bytes.Repeat([]byte("x"), size), 0o644)
-	sb, err := container.NewSandbox(env.Docker, container.Options{Root: dir, Image: env.Image, Labels: env.Labels, Transport: transport,
+	sb, err := container.NewSandbox(env.Docker, container.Options{Root: dir, Image: env.Image, Labels: env.Labels, Transport: transport, Workspace: workspace, StateDir: b.TempDir(),
 		Limits: sandbox.Limits{MaxFileSize: 2 << 20},
 		Pool: container.PoolOptions{Enabled: containers > 0, Size: max(1, containers), StartupContainers: max(1, containers),
 			MaxUsesPerContainer: 1 << 30, AcquireTimeout: time.Minute}})
@@ -66,6 +71,12 @@ func benchOpenOver(b *testing.B, size int, pooled bool, transport string) {
 	}
 	sb := fileSandbox(b, size, containers, transport)
 	defer sb.Close()
+	timeOpens(b, sb)
+}
+
+// timeOpens times opens of f.txt on sb, after one that starts the
+// container.
+func timeOpens(b *testing.B, sb *container.Sandbox) {
 	ctx := context.Background()
 	if _, err := sb.Open(ctx, "f.txt"); err != nil { // warm up: the container is started
 		b.Fatal(err)
@@ -165,8 +176,12 @@ func BenchmarkPooledWrite4KiB(b *testing.B) {
 // iteration uses a container started while the last one ran.
 func BenchmarkExecTrue(b *testing.B) {
 	env := dockertest.Require(b)
+	benchExecTrue(b, env, env.Docker, container.WorkspaceBind)
+}
+
+func benchExecTrue(b *testing.B, env dockertest.Env, docker *container.Docker, workspace string) {
 	t := &testing.T{}
-	sb := execSandbox(t, env, b.TempDir(), container.ExecOptions{})
+	sb := execSandboxOn(t, env, docker, workspace, b.TempDir(), container.ExecOptions{})
 	ctx := context.Background()
 	var d []time.Duration
 	for b.Loop() {
@@ -188,6 +203,10 @@ func BenchmarkExecTrue(b *testing.B) {
 // and its Finish after.
 func BenchmarkExecWritable10k(b *testing.B) {
 	env := dockertest.Require(b)
+	benchExecWritable10k(b, env, env.Docker, container.WorkspaceBind)
+}
+
+func benchExecWritable10k(b *testing.B, env dockertest.Env, docker *container.Docker, workspace string) {
 	dir := b.TempDir()
 	for d := range 500 {
 		for i := range 20 {
@@ -197,7 +216,7 @@ func BenchmarkExecWritable10k(b *testing.B) {
 		}
 	}
 	t := &testing.T{}
-	sb := execSandbox(t, env, dir, container.ExecOptions{Writable: true})
+	sb := execSandboxOn(t, env, docker, workspace, dir, container.ExecOptions{Writable: true})
 	ctx := context.Background()
 	if _, err := sb.Exec(ctx, "true"); err != nil { // the first copy
 		b.Fatal(err)

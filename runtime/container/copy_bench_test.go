@@ -33,6 +33,33 @@ func pushRepo(b *testing.B) string {
 	return dir
 }
 
+// copyDocker is the local daemon seen as a remote one, for the copy-mode
+// benchmarks.
+func copyDocker(b *testing.B) *container.Docker {
+	b.Setenv("DOCKER_HOST", dockertest.RemoteHost(b))
+	d, err := container.Connect(context.Background(), "test")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { d.Close() })
+	return d
+}
+
+// BenchmarkCopyExecTrue is BenchmarkExecTrue in copy mode, on a "remote"
+// Docker host: the push of the copy, the command, and the pull of what it
+// changed (nothing).
+func BenchmarkCopyExecTrue(b *testing.B) {
+	env := dockertest.Require(b)
+	benchExecTrue(b, env, copyDocker(b), container.WorkspaceCopy)
+}
+
+// BenchmarkCopyExecWritable10k is BenchmarkExecWritable10k in copy mode:
+// 3 files changed by the command come back, are applied, and go back.
+func BenchmarkCopyExecWritable10k(b *testing.B) {
+	env := dockertest.Require(b)
+	benchExecWritable10k(b, env, copyDocker(b), container.WorkspaceCopy)
+}
+
 // BenchmarkCopyPush measures copy mode's push to a replica on a "remote"
 // Docker host (loopback TCP): the first of a repository (an empty volume,
 // no copy yet), and the next run's with one file changed. ms-push is the
@@ -115,27 +142,7 @@ func BenchmarkCopyPush(b *testing.B) {
 // nothing changed since the last push: what copy mode adds to a read is
 // the check that the copy is current (inotify said nothing).
 func BenchmarkCopyOpen4K(b *testing.B) {
-	env := dockertest.Require(b)
-	dir := b.TempDir()
-	os.WriteFile(filepath.Join(dir, "f.txt"), make([]byte, 4096), 0o644)
-	os.WriteFile(filepath.Join(dir, "f.txt"), []byte(fmt.Sprintf("%4096s", "x")), 0o644)
-	sb, err := container.NewSandbox(env.Docker, container.Options{Root: dir, Image: env.Image, Labels: env.Labels, Workspace: container.WorkspaceCopy, StateDir: b.TempDir(),
-		Pool: container.PoolOptions{Enabled: true, Size: 1, StartupContainers: 1, MaxUsesPerContainer: 1 << 30, AcquireTimeout: time.Minute}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	sb := fileSandboxIn(b, 4<<10, 1, "", container.WorkspaceCopy)
 	defer sb.Close()
-	ctx := context.Background()
-	if _, err := sb.Open(ctx, "f.txt"); err != nil {
-		b.Fatal(err)
-	}
-	var d []time.Duration
-	for b.Loop() {
-		start := time.Now()
-		if _, err := sb.Open(ctx, "f.txt"); err != nil {
-			b.Fatal(err)
-		}
-		d = append(d, time.Since(start))
-	}
-	percentiles(b, d)
+	timeOpens(b, sb)
 }

@@ -20,6 +20,13 @@ import (
 // needs to succeed must not miss it because the machine is loaded.
 func execSandbox(t *testing.T, env dockertest.Env, dir string, o container.ExecOptions) *container.Sandbox {
 	t.Helper()
+	return execSandboxOn(t, env, env.Docker, container.WorkspaceBind, dir, o)
+}
+
+// execSandboxOn is execSandbox on the Docker d, with the workspace mode
+// given.
+func execSandboxOn(t *testing.T, env dockertest.Env, d *container.Docker, workspace, dir string, o container.ExecOptions) *container.Sandbox {
+	t.Helper()
 	dockertest.RequireExecImage(t, env)
 	o.Image, o.Agent = container.ExecImageName, env.Binary
 	if o.Timeout == 0 {
@@ -40,7 +47,7 @@ func execSandbox(t *testing.T, env dockertest.Env, dir string, o container.ExecO
 	if o.StateDir == "" {
 		o.StateDir = t.TempDir()
 	}
-	sb, err := container.NewSandbox(env.Docker, container.Options{Root: dir, Image: env.Image, Labels: env.Labels, Exec: &o,
+	sb, err := container.NewSandbox(d, container.Options{Root: dir, Image: env.Image, Labels: env.Labels, Exec: &o, Workspace: workspace, StateDir: o.StateDir,
 		Pool: container.PoolOptions{Enabled: true, Size: 1, MaxUsesPerContainer: 100, AcquireTimeout: loadPatience}})
 	if err != nil {
 		t.Fatal(err)

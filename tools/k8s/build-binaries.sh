@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Builds what the Kubernetes tests run against, from the Go module proxy:
-# a real control plane, etcd (go.etcd.io/etcd/server/v3) and kube-apiserver
-# and kubectl (k8s.io/kubernetes, its staging modules replaced by their
-# published versions), and kubernetes-sigs/agent-sandbox's controller, with
-# its CRDs. They go to $1 (default ~/.cache/llm-runtime/k8s-bin), outside
+# a real control plane, etcd (go.etcd.io/etcd/server/v3), kube-apiserver,
+# kube-controller-manager and kubectl (k8s.io/kubernetes, its staging
+# modules replaced by their published versions), and
+# kubernetes-sigs/agent-sandbox's controller, with its CRDs. They go to $1 (default ~/.cache/llm-runtime/k8s-bin), outside
 # the repository; what is there, built from the same versions, is kept.
 # About 15-20 minutes on two cores when nothing is cached.
 set -euo pipefail
 out=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/llm-runtime/k8s-bin}
 KUBERNETES=v1.37.2 STAGING=v0.37.2 ETCD=v3.7.3 AGENT_SANDBOX=v0.5.6
-stamp="kubernetes $KUBERNETES etcd $ETCD agent-sandbox $AGENT_SANDBOX"
+stamp="kubernetes $KUBERNETES (kube-apiserver kube-controller-manager kubectl) etcd $ETCD agent-sandbox $AGENT_SANDBOX"
 mkdir -p "$out"
 if [ "$(cat "$out/versions" 2>/dev/null)" = "$stamp" ]; then
   echo "k8s test binaries: $out ($stamp), cached"
@@ -18,9 +18,14 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
-# kube-apiserver and kubectl: a module that requires k8s.io/kubernetes,
-# whose own go.mod replaces its staging modules with directories.
-if ! [ -x "$out/kube-apiserver" ] || ! [ -x "$out/kubectl" ]; then
+# kube-apiserver, kube-controller-manager (for its garbage collector) and
+# kubectl: a module that requires k8s.io/kubernetes, whose own go.mod
+# replaces its staging modules with directories.
+missing=()
+for b in kube-apiserver kube-controller-manager kubectl; do
+  [ -x "$out/$b" ] || missing+=("$b")
+done
+if [ ${#missing[@]} -gt 0 ]; then
   mkdir "$work/k8s" && cd "$work/k8s"
   go mod init k8s-test-binaries >/dev/null 2>&1
   modfile=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
@@ -30,10 +35,11 @@ if ! [ -x "$out/kube-apiserver" ] || ! [ -x "$out/kubectl" ]; then
     sed -n 's#^\t\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\t\1 => \1 '"$STAGING"'#p' "$modfile"
     echo ")"
   } >> go.mod
-  printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kubectl"\n)\n' > tools.go
+  printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager"\n\t_ "k8s.io/kubernetes/cmd/kubectl"\n)\n' > tools.go
   go mod tidy
-  go build -trimpath -o "$out/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-  go build -trimpath -o "$out/kubectl" k8s.io/kubernetes/cmd/kubectl
+  for b in "${missing[@]}"; do
+    go build -trimpath -o "$out/$b" "k8s.io/kubernetes/cmd/$b"
+  done
 fi
 # etcd: its modules replace each other with directories too.
 if ! [ -x "$out/etcd" ]; then

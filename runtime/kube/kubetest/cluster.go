@@ -1,9 +1,10 @@
 // Package kubetest gives tests a real Kubernetes control plane on
-// loopback: etcd and kube-apiserver, built from the Go module proxy by
+// loopback: etcd, kube-apiserver and kube-controller-manager (its garbage
+// collector and service accounts), built from the Go module proxy by
 // tools/k8s/build-binaries.sh (make k8s-binaries), with
 // kubernetes-sigs/agent-sandbox's CRDs applied and, on request, its
-// controller running against it. There is no kubelet: what a node does,
-// a test does itself.
+// controller running against it. There is no scheduler and no kubelet:
+// what a node does, a test does itself.
 //
 // A test that needs it calls Require: it skips with a reason when the
 // binaries are not built, and fails instead when
@@ -61,7 +62,7 @@ type Cluster struct {
 func Require(t testing.TB) *Cluster {
 	t.Helper()
 	bin := Bin()
-	for _, b := range []string{"etcd", "kube-apiserver", "kubectl", "crds"} {
+	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "crds"} {
 		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
 			msg := fmt.Sprintf("no Kubernetes test binaries in %s (build them with make k8s-binaries): %v", bin, err)
 			if os.Getenv("LLM_RUNTIME_REQUIRE_K8S") == "1" {
@@ -72,6 +73,11 @@ func Require(t testing.TB) *Cluster {
 	}
 	c := &Cluster{Dir: t.TempDir(), Bin: bin, t: t}
 	c.start()
+	// What a cluster does that this one would otherwise not: delete what
+	// an object owned when it goes (the garbage collector), and give every
+	// namespace its default service account.
+	c.daemon("kube-controller-manager", "--kubeconfig", c.Kubeconfig, "--controllers", "garbagecollector,serviceaccount",
+		"--leader-elect=false", "--secure-port=0", "--use-service-account-credentials=false")
 	c.applyCRDs()
 	return c
 }
@@ -306,13 +312,12 @@ func (c *Cluster) StartController() {
 		"--metrics-bind-address=0", "--health-probe-bind-address=0")
 }
 
-// Namespace makes a namespace with its default service account (there is
-// no controller manager to make it; the ServiceAccount admission wants it
-// for any pod).
+// Namespace makes a namespace, and waits for its default service account
+// (the ServiceAccount admission wants it for any pod).
 func (c *Cluster) Namespace(name string) {
 	c.t.Helper()
 	c.MustKubectl("", "create", "namespace", name)
-	c.MustKubectl("", "-n", name, "create", "serviceaccount", "default")
+	c.Await(func(s string) bool { return s == "default" }, "-n", name, "get", "serviceaccount", "default", "-o", "jsonpath={.metadata.name}")
 }
 
 // Await runs kubectl args until its output satisfies ok, for as long as a
@@ -326,7 +331,7 @@ func (c *Cluster) Await(ok func(string) bool, args ...string) string {
 			return out
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("kubectl %s: %q %v\ncontroller:\n%s", strings.Join(args, " "), out, err, tail(c.Log("agent-sandbox-controller")))
+			c.t.Fatalf("kubectl %s: %q %v\nagent-sandbox-controller:\n%s\nkube-controller-manager:\n%s", strings.Join(args, " "), out, err, tail(c.Log("agent-sandbox-controller")), tail(c.Log("kube-controller-manager")))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
