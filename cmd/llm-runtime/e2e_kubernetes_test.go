@@ -2,11 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
 	"github.com/llm-runtime/llm-runtime/runtime/kube/kubetest"
 )
 
@@ -135,4 +138,44 @@ spec:
 	c.Await(func(s string) bool { return !strings.Contains(s, "session-1") }, "-n", "agents", "get", "sandboxclaims", "-o", "name")
 	c.Await(func(s string) bool { return !strings.Contains(s, "/"+sandbox+"\n") }, "-n", "agents", "get", "sandboxes", "-o", "name")
 	c.Await(func(s string) bool { return !strings.Contains(s, "/"+sandbox+"\n") }, "-n", "agents", "get", "pods", "-o", "name")
+}
+
+// TestK8sImagePushToARegistry: image push puts the sandbox image on a
+// registry (a real one, on loopback) under the name given and the image's
+// own tag, says its digest, which the registry serves, and leaves no tag of
+// that name behind; kubernetes manifests takes the reference it prints.
+func TestK8sImagePushToARegistry(t *testing.T) {
+	dockertest.Require(t)
+	reg := kubetest.Registry(t)
+	r := runBinary(t, t.TempDir(), "", nil, "image", "push", reg+"/tools/llm-runtime-io")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	m := regexp.MustCompile(`pushed (llm-runtime-io:[0-9a-f]{16}) as (\S+)@(sha256:[0-9a-f]{64})`).FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("no pushed line:\n%s", r.stdout)
+	}
+	tag := strings.TrimPrefix(m[1], "llm-runtime-io:")
+	if m[2] != reg+"/tools/llm-runtime-io:"+tag {
+		t.Fatalf("pushed as %s", m[2])
+	}
+	req, _ := http.NewRequest("GET", "http://"+reg+"/v2/tools/llm-runtime-io/manifests/"+tag, nil)
+	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Header.Get("Docker-Content-Digest") != m[3] {
+		t.Fatalf("the registry: %s, digest %s, want %s", res.Status, res.Header.Get("Docker-Content-Digest"), m[3])
+	}
+	if err := exec.Command("docker", "image", "inspect", m[2]).Run(); err == nil {
+		t.Fatalf("the tag %s was left behind", m[2])
+	}
+	if out, err := exec.Command(binary, "kubernetes", "manifests", "--image", m[2]+"@"+m[3]).Output(); err != nil || !strings.Contains(string(out), `image: "`+m[2]+"@"+m[3]+`"`) {
+		t.Fatalf("manifests with the pushed reference: %v\n%s", err, out)
+	}
+	if r := runBinary(t, t.TempDir(), "", nil, "image", "push", "llm-runtime-io"); r.code != 1 || !strings.Contains(r.stderr, "names no registry") {
+		t.Fatalf("a push without a registry: exit %d\n%s", r.code, r.stderr)
+	}
 }

@@ -2,8 +2,11 @@ package main
 
 import (
 	"cmp"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -19,6 +22,95 @@ type imageCmd struct {
 	Build  imageBuildCmd  `cmd:"" help:"Build the sandbox image (it is also built on first use), the busybox exec image, or the exec image with Go, unless it is already built."`
 	Status imageStatusCmd `cmd:"" help:"Show Docker, this binary's sandbox image, and every image and container of ours."`
 	Prune  imagePruneCmd  `cmd:"" help:"Remove our images that no container uses, except the current ones (--all: those too)."`
+	Push   imagePushCmd   `cmd:"" help:"Push the sandbox image (or an exec image) to a registry, for a cluster to pull (see kubernetes manifests)."`
+}
+
+type imagePushCmd struct {
+	Ref   string `arg:"" placeholder:"REGISTRY/NAME[:TAG]" help:"Where to push it: a registry and a name; the tag defaults to the image's own."`
+	Which string `default:"sandbox" enum:"sandbox,exec,go" help:"Which image: sandbox (this binary's, built if missing), exec (llm-runtime-exec:busybox) or go (llm-runtime-exec:go)."`
+}
+
+func (imagePushCmd) Help() string {
+	return `The Docker daemon pushes the image, with the credentials that 'docker login'
+wrote to ~/.docker/config.json ($DOCKER_CONFIG) for that registry, if any (a
+credential helper's are not read: use docker push then). The image is tagged
+with the name only for the push, so that it stays an image of ours. It
+prints the reference to give to 'llm-runtime kubernetes manifests --image'.
+
+Examples:
+
+  llm-runtime image push registry.example.com/llm-runtime-io
+  llm-runtime image push 127.0.0.1:5000/tools/llm-runtime-io:v1`
+}
+
+func (p imagePushCmd) Run(e env) error {
+	d, bin, err := dockerAndAgent(e.ctx)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	img := map[string]string{"exec": container.ExecImageName, "go": container.GoImageName}[p.Which]
+	if p.Which == "sandbox" {
+		built, err := d.EnsureImage(e.ctx, bin)
+		if err != nil {
+			return fail(exitSandbox, "%v", err)
+		}
+		img = built.Ref
+	}
+	if _, err := container.PushRef(img, p.Ref); err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	auth, err := registryAuth(e, p.Ref)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	res, err := d.Push(e.ctx, img, p.Ref, auth, func(line string) { fmt.Fprintln(e.stderr, line) })
+	if err != nil {
+		return fail(exitSandbox, "%v", err)
+	}
+	fmt.Fprintf(e.stdout, "pushed %s as %s@%s (%s)\n", img, res.Ref, res.Digest, sandbox.FormatSize(res.Size))
+	fmt.Fprintf(e.stdout, "next: llm-runtime kubernetes manifests --image %s@%s | kubectl apply -f -\n", res.Ref, res.Digest)
+	return nil
+}
+
+// registryAuth returns the X-Registry-Auth for the registry of ref from the
+// docker CLI's configuration file, "" when it has none.
+func registryAuth(e env, ref string) (string, error) {
+	host := strings.SplitN(ref, "/", 2)[0]
+	dir := e.getenv("DOCKER_CONFIG")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", nil
+		}
+		dir = filepath.Join(home, ".docker")
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return "", nil
+	}
+	var cfg struct {
+		Auths       map[string]struct{ Auth string } `json:"auths"`
+		CredsStore  string                           `json:"credsStore"`
+		CredHelpers map[string]string                `json:"credHelpers"`
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return "", fmt.Errorf("%s: %v", filepath.Join(dir, "config.json"), err)
+	}
+	a, ok := cfg.Auths[host]
+	if !ok || a.Auth == "" {
+		if cfg.CredHelpers[host] != "" || cfg.CredsStore != "" {
+			return "", fmt.Errorf("the credentials for %s are in a credential helper, which llm-runtime does not run: push with docker push", host)
+		}
+		return "", nil
+	}
+	up, err := base64.StdEncoding.DecodeString(a.Auth)
+	user, pass, found := strings.Cut(string(up), ":")
+	if err != nil || !found {
+		return "", fmt.Errorf("%s: the auth of %s is not base64 of USER:PASSWORD", filepath.Join(dir, "config.json"), host)
+	}
+	j, _ := json.Marshal(map[string]string{"username": user, "password": pass, "serveraddress": host})
+	return base64.URLEncoding.EncodeToString(j), nil
 }
 
 func (imageCmd) Help() string {

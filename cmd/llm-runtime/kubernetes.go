@@ -16,13 +16,14 @@ func (kubernetesCmd) Help() string {
 	return `Kubernetes keeps sandboxes warm with kubernetes-sigs/agent-sandbox (v0.5.6
 and later, its extensions enabled): a SandboxWarmPool keeps pods of a
 SandboxTemplate ready, and a SandboxClaim takes one. The pods run
-llm-runtime's agent, from the sandbox image (llm-runtime image build), which
-a cluster pulls from a registry: push it first (docker tag
-llm-runtime-io:TAG REGISTRY/llm-runtime-io:TAG, then docker push) and name it
-with --image. The output applies as it is (kubectl apply -f -).
+llm-runtime's agent, from the sandbox image, which a cluster pulls from a
+registry: push it first (llm-runtime image push REGISTRY/llm-runtime-io) and
+name what it prints with --image. The output applies as it is (kubectl apply
+-f -).
 
 Examples:
 
+  llm-runtime image push registry.example.com/llm-runtime-io
   llm-runtime kubernetes manifests --image registry.example.com/llm-runtime-io:3d3acce1077f77e0 | kubectl apply -f -
   llm-runtime kubernetes manifests --image ... --namespace agents --replicas 10 --memory 512Mi`
 }

@@ -303,6 +303,7 @@ const commandsHelp = `Other commands ('llm-runtime COMMAND --help' for each):
   image build [sandbox|exec|go]               build the sandbox image, the busybox exec image, or one with Go
   image status                                the images and every container of ours
   image prune [--all]                         remove our images that are no longer used
+  image push REGISTRY/NAME[:TAG]              push the sandbox image to a registry, for a cluster
   audit list|stats|verify|export|checkpoint   query and check the audit log
   policy test|check MODULE.wasm               try or check a policy or transform guest
   bench                                       pooled against unpooled on this machine

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/image"
@@ -609,4 +611,86 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// PushRef is where Push pushes img when asked for ref: ref, which must
+// name a registry and not a digest, with img's tag if it has none.
+func PushRef(img, ref string) (string, error) {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return "", fmt.Errorf("%q: %v", ref, err)
+	}
+	if _, ok := named.(reference.Digested); ok {
+		return "", fmt.Errorf("%q: push to a tag, not a digest", ref)
+	}
+	if first := strings.SplitN(ref, "/", 2)[0]; !strings.ContainsAny(first, ".:") && first != "localhost" || !strings.Contains(ref, "/") {
+		return "", fmt.Errorf("%q names no registry: write REGISTRY/NAME[:TAG] (registry.example.com/llm-runtime-io, 127.0.0.1:5000/llm-runtime-io)", ref)
+	}
+	if _, ok := named.(reference.Tagged); !ok {
+		_, tag, _ := strings.Cut(img, ":")
+		if tag == "" {
+			tag = "latest"
+		}
+		if named, err = reference.WithTag(named, tag); err != nil {
+			return "", err
+		}
+	}
+	return reference.FamiliarString(named), nil
+}
+
+// PushResult is what Push pushed.
+type PushResult struct {
+	Ref    string // as pushed: REGISTRY/NAME:TAG
+	Digest string // the manifest's, sha256:...
+	Size   int64  // the image's
+}
+
+// Push pushes the image img (an image of ours) as ref, a reference on a
+// registry (its tag defaulting to img's), through the daemon, with the
+// registry credentials auth (the base64 JSON of the Engine API's X-Registry-Auth,
+// "" for none): it tags img as ref, pushes, and removes that tag again, so
+// that the image stays llm-runtime's alone (image prune removes images
+// that carry another name of someone's). progress gets each line of the
+// daemon's progress.
+func (d *Docker) Push(ctx context.Context, img, ref, auth string, progress func(string)) (PushResult, error) {
+	ref, err := PushRef(img, ref)
+	if err != nil {
+		return PushResult{}, err
+	}
+	ii, err := d.cli.ImageInspect(ctx, img)
+	if err != nil {
+		return PushResult{}, fmt.Errorf("%w: the image %s: %v", ErrUnavailable, img, err)
+	}
+	if _, err := d.cli.ImageTag(ctx, client.ImageTagOptions{Source: img, Target: ref}); err != nil {
+		return PushResult{}, fmt.Errorf("%w: tagging %s as %s: %v", ErrUnavailable, img, ref, err)
+	}
+	defer d.cli.ImageRemove(context.WithoutCancel(ctx), ref, client.ImageRemoveOptions{})
+	if auth == "" {
+		auth = base64.URLEncoding.EncodeToString([]byte("{}")) // anonymous: the daemon wants the header all the same
+	}
+	res, err := d.cli.ImagePush(ctx, ref, client.ImagePushOptions{RegistryAuth: auth})
+	if err != nil {
+		return PushResult{}, fmt.Errorf("%w: pushing %s: %v", ErrUnavailable, ref, err)
+	}
+	defer res.Close()
+	out := PushResult{Ref: ref, Size: ii.Size}
+	for m, err := range res.JSONMessages(ctx) {
+		if err != nil {
+			return PushResult{}, fmt.Errorf("pushing %s: %v", ref, err)
+		}
+		if m.Error != nil {
+			return PushResult{}, fmt.Errorf("pushing %s: %s", ref, m.Error.Message)
+		}
+		line := strings.TrimSpace(m.ID + " " + m.Status)
+		if i := strings.Index(m.Status, "digest: "); i >= 0 {
+			out.Digest = strings.Fields(m.Status[i+len("digest: "):])[0]
+		}
+		if progress != nil && line != "" && m.Progress == nil {
+			progress(line)
+		}
+	}
+	if out.Digest == "" {
+		return PushResult{}, fmt.Errorf("pushing %s: the daemon reported no digest", ref)
+	}
+	return out, nil
 }

@@ -59,3 +59,25 @@ func TestImageRefFollowsTheContentThroughItsCache(t *testing.T) {
 	t.Setenv("XDG_CACHE_HOME", filepath.Join(bin, "not-a-directory"))
 	check("other binary")
 }
+
+func TestPushRefNamesARegistryAndTakesTheImagesTag(t *testing.T) {
+	for ref, want := range map[string]string{
+		"registry.example.com/llm-runtime-io":      "registry.example.com/llm-runtime-io:abc",
+		"127.0.0.1:5000/tools/llm-runtime-io":      "127.0.0.1:5000/tools/llm-runtime-io:abc",
+		"localhost/llm-runtime-io:v1":              "localhost/llm-runtime-io:v1",
+		"registry.example.com/x@sha256:" + sha64(): "error",
+		"llm-runtime-io":                           "error",
+		"library/llm-runtime-io":                   "error",
+		"Registry.example.com/UPPER":               "error",
+	} {
+		got, err := container.PushRef("llm-runtime-io:abc", ref)
+		if err != nil {
+			got = "error"
+		}
+		if got != want {
+			t.Errorf("PushRef(%q) = %q (%v), want %q", ref, got, err, want)
+		}
+	}
+}
+
+func sha64() string { return strings.Repeat("a", 64) }

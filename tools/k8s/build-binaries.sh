@@ -3,13 +3,14 @@
 # a real control plane, etcd (go.etcd.io/etcd/server/v3), kube-apiserver,
 # kube-controller-manager and kubectl (k8s.io/kubernetes, its staging
 # modules replaced by their published versions), and
-# kubernetes-sigs/agent-sandbox's controller, with its CRDs. They go to $1 (default ~/.cache/llm-runtime/k8s-bin), outside
+# kubernetes-sigs/agent-sandbox's controller, with its CRDs, and a
+# registry (distribution/distribution) for image push. They go to $1 (default ~/.cache/llm-runtime/k8s-bin), outside
 # the repository; what is there, built from the same versions, is kept.
 # About 15-20 minutes on two cores when nothing is cached.
 set -euo pipefail
 out=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/llm-runtime/k8s-bin}
-KUBERNETES=v1.37.2 STAGING=v0.37.2 ETCD=v3.7.3 AGENT_SANDBOX=v0.5.6
-stamp="kubernetes $KUBERNETES (kube-apiserver kube-controller-manager kubectl) etcd $ETCD agent-sandbox $AGENT_SANDBOX"
+KUBERNETES=v1.37.2 STAGING=v0.37.2 ETCD=v3.7.3 AGENT_SANDBOX=v0.5.6 DISTRIBUTION=v3.1.2
+stamp="kubernetes $KUBERNETES (kube-apiserver kube-controller-manager kubectl) etcd $ETCD agent-sandbox $AGENT_SANDBOX registry $DISTRIBUTION"
 mkdir -p "$out"
 if [ "$(cat "$out/versions" 2>/dev/null)" = "$stamp" ]; then
   echo "k8s test binaries: $out ($stamp), cached"
@@ -51,6 +52,10 @@ fi
 # agent-sandbox: the controller and the CRDs of the same release.
 if ! [ -x "$out/agent-sandbox-controller" ]; then
   GOFLAGS= GOBIN="$out" go install "sigs.k8s.io/agent-sandbox/cmd/agent-sandbox-controller@$AGENT_SANDBOX"
+fi
+# A registry (distribution), for image push to push to.
+if ! [ -x "$out/registry" ]; then
+  GOFLAGS= GOBIN="$out" go install "github.com/distribution/distribution/v3/cmd/registry@$DISTRIBUTION"
 fi
 dir=$(cd "$work" && GOFLAGS= go mod download -json "sigs.k8s.io/agent-sandbox@$AGENT_SANDBOX" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
 mkdir -p "$out/crds"

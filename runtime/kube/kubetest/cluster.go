@@ -336,3 +336,40 @@ func (c *Cluster) Await(ok func(string) bool, args ...string) string {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// Registry starts a container registry (distribution's) on loopback until
+// the test ends, and returns its address, 127.0.0.1:PORT (Docker pushes to
+// a loopback registry over plain HTTP).
+func Registry(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(Bin(), "registry")
+	if _, err := os.Stat(bin); err != nil {
+		msg := fmt.Sprintf("no registry in %s (build it with make k8s-binaries): %v", Bin(), err)
+		if os.Getenv("LLM_RUNTIME_REQUIRE_K8S") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	dir := t.TempDir()
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	config := "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: " + filepath.Join(dir, "data") + "\nhttp:\n  addr: " + addr + "\nlog:\n  level: warn\n"
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{Dir: dir, Bin: Bin(), t: t}
+	c.daemon("registry", "serve", filepath.Join(dir, "config.yml"))
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		res, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return addr
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the registry does not answer: %v\n%s", err, c.Log("registry"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
