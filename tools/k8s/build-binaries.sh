@@ -6,7 +6,7 @@
 # kubernetes-sigs/agent-sandbox's controller, with its CRDs, and a
 # registry (distribution/distribution) for image push. They go to $1 (default ~/.cache/llm-runtime/k8s-bin), outside
 # the repository; what is there, built from the same versions, is kept.
-# About 15-20 minutes on two cores when nothing is cached.
+# About 30 minutes on two cores when nothing is cached.
 set -euo pipefail
 out=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/llm-runtime/k8s-bin}
 KUBERNETES=v1.37.2 STAGING=v0.37.2 ETCD=v3.7.3 AGENT_SANDBOX=v0.5.6 DISTRIBUTION=v3.1.2
