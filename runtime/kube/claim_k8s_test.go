@@ -39,7 +39,7 @@ func manifests(t *testing.T, args ...string) string {
 func TestK8sAClaimTakesAWarmPodAndReleasingItEndsIt(t *testing.T) {
 	c := kubetest.Require(t)
 	c.StartController()
-	c.StartNode("node-1")
+	c.StartNode("node-1", kubetest.NodeOptions{})
 	c.Namespace("agents")
 	c.MustKubectl(manifests(t, "--image", "registry.example.com/llm-runtime-io:abc", "--namespace", "agents", "--replicas", "2"), "apply", "--validate=strict", "-f", "-")
 	warm := func() []string {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"testing"
 	"time"
+
+	"github.com/moby/moby/client"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -32,14 +35,28 @@ func (c *Cluster) RESTConfig() *rest.Config {
 // runs no container.
 type Node struct {
 	Name string
+	t    testing.TB
 	cs   *kubernetes.Clientset
 	mu   sync.Mutex
 	ips  map[string]string // pod UID -> IP
 	next int
+
+	// With NodeOptions.Docker: the pods' containers, by NAMESPACE/POD.
+	docker     *client.Client
+	labels     map[string]string
+	containers map[string]string
+}
+
+// NodeOptions say what a Node does beyond the API objects.
+type NodeOptions struct {
+	// Docker: run each pod's first container in the local Docker daemon,
+	// and serve the kubelet's attach to it.
+	Docker bool
+	Labels map[string]string // on every container (a test's, for its cleanup)
 }
 
 // StartNode starts a Node until the test ends.
-func (c *Cluster) StartNode(name string) *Node {
+func (c *Cluster) StartNode(name string, o NodeOptions) *Node {
 	t := c.t
 	t.Helper()
 	cs, err := kubernetes.NewForConfig(c.RESTConfig())
@@ -47,15 +64,20 @@ func (c *Cluster) StartNode(name string) *Node {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Node{Name: name, cs: cs, ips: map[string]string{}}
+	n := &Node{Name: name, t: t, cs: cs, ips: map[string]string{}, labels: o.Labels}
+	port := 0
+	if o.Docker {
+		port = n.runContainers()
+	}
 	node, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	node.Status = corev1.NodeStatus{
-		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now()}},
-		Addresses:  []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}},
-		Capacity:   corev1.ResourceList{}, Allocatable: corev1.ResourceList{},
+		Conditions:      []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now()}},
+		Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(port)}},
+		Capacity:        corev1.ResourceList{}, Allocatable: corev1.ResourceList{},
 	}
 	if _, err := cs.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
@@ -85,12 +107,17 @@ func (n *Node) step(ctx context.Context) {
 		p := &pods.Items[i]
 		switch {
 		case p.DeletionTimestamp != nil:
+			n.stopContainer(p)
 			zero := int64(0)
 			n.cs.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
 		case p.Spec.NodeName == "":
 			n.cs.CoreV1().Pods(p.Namespace).Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, UID: p.UID},
 				Target: corev1.ObjectReference{Kind: "Node", Name: n.Name}}, metav1.CreateOptions{})
 		case p.Spec.NodeName == n.Name && p.Status.Phase != corev1.PodRunning:
+			if err := n.startContainer(ctx, p); err != nil {
+				n.t.Logf("node %s: the container of %s/%s: %v", n.Name, p.Namespace, p.Name, err)
+				continue
+			}
 			n.run(ctx, p)
 		}
 	}
