@@ -13,6 +13,7 @@ package container
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/gob"
@@ -363,7 +364,7 @@ func (d *Docker) oneOff(ctx context.Context, image string, args, caps []string, 
 // changed since the last push (or this is the first, and the volume may
 // hold anything), pushes what differs. A failed push leaves the replica
 // unknown, to be listed again by the next.
-func (r *replica) refresh(ctx context.Context, c *Container) error {
+func (r *replica) refresh(ctx context.Context, c *agent.Conn) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := time.Now()
@@ -379,7 +380,9 @@ func (r *replica) refresh(ctx context.Context, c *Container) error {
 	stats := PushStats{}
 	if r.pushed == nil {
 		m, owned, err := c.Manifest(ctx)
-		if err == nil && !owned {
+		if err == nil && !owned && r.d == nil {
+			err = sandbox.Errorf(sandbox.CodeSandboxError, "copy mode: the agent cannot write its workspace (a pod's fsGroup must be its user's group)")
+		} else if err == nil && !owned {
 			stats.Owned = true
 			if err = r.d.ownVolume(ctx, r.image, r.volume); err == nil {
 				m, owned, err = c.Manifest(ctx)
@@ -517,7 +520,7 @@ const maxPull = 64 << 20
 // gone from the replica is removed from the copy. Each is then marked to
 // be pushed again, so that the next command gets the copy as Finish left
 // it. A pull that fails forgets the replica.
-func (r *replica) pull(ctx context.Context, c *Container, tree *sandbox.Workspace) (err error) {
+func (r *replica) pull(ctx context.Context, c *agent.Conn, tree *sandbox.Workspace) (err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	defer func() {
@@ -618,6 +621,43 @@ func sortPut(es []sandbox.CopyEntry) {
 		return strings.Compare(strings.ReplaceAll(a.Path, "/", "\x00"), strings.ReplaceAll(b.Path, "/", "\x00"))
 	})
 }
+
+// Replica is copy mode's replica for a workspace that is not a Docker
+// volume (a Kubernetes pod's emptyDir): a copy of the repository in the
+// state directory, pushed to an agent before each read, with the
+// repository's workspace for writes and edits.
+type Replica struct{ r *replica }
+
+// OpenReplica opens a replica of the repository at root for the rules of
+// limits, its copy in stateDir (default ExecStateDir()), holding at most
+// maxSize bytes of content (0: DefaultCopyMaxSize).
+func OpenReplica(root, stateDir string, limits sandbox.Limits, maxSize int64) (*Replica, error) {
+	_, ws, m, dir, err := openCopy(stateDir, root, limits, "replica", "copy mode")
+	if err != nil {
+		return nil, err
+	}
+	return &Replica{r: &replica{ws: ws, mirror: m, dir: dir, standIns: true, maxSize: cmp.Or(maxSize, DefaultCopyMaxSize)}}, nil
+}
+
+// Refresh brings the agent's workspace up to date with the repository.
+func (r *Replica) Refresh(ctx context.Context, c *agent.Conn) error { return r.r.refresh(ctx, c) }
+
+// Forget makes the agent's workspace unknown: the next Refresh lists it
+// (a new pod's is empty).
+func (r *Replica) Forget() { r.r.forget() }
+
+// Workspace is the repository's, for writes and edits.
+func (r *Replica) Workspace() *sandbox.Workspace { return r.r.ws }
+
+// LastPush says what the last push cost.
+func (r *Replica) LastPush() PushStats {
+	r.r.mu.Lock()
+	defer r.r.mu.Unlock()
+	return r.r.last
+}
+
+// Close closes the copy.
+func (r *Replica) Close() { r.r.close(true) }
 
 // parentPath is the directory of rel, "" at the root.
 func parentPath(rel string) string {

@@ -205,7 +205,7 @@ func (x *execRunner) pull(ctx context.Context, c *Container, alone bool) error {
 		defer r.Destroy()
 		c = r.Value()
 	}
-	return x.replica.pull(ctx, c, x.tree)
+	return x.replica.pull(ctx, c.Conn, x.tree)
 }
 
 func (x *execRunner) close() {
@@ -274,7 +274,7 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	c := r.Value()
 	if x.replica != nil {
 		// Copy mode: the copy, brought up to date, goes to the replica.
-		if err := x.replica.refresh(hctx, c); err != nil {
+		if err := x.replica.refresh(hctx, c.Conn); err != nil {
 			r.Destroy()
 			return nil, err
 		}

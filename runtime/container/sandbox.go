@@ -170,7 +170,7 @@ func (s *Sandbox) LastPush() PushStats {
 func (s *Sandbox) read(ctx context.Context, fn func(c *Container) error) error {
 	return s.do(ctx, true, func(c *Container) error {
 		if s.replica != nil {
-			if err := s.replica.refresh(ctx, c); err != nil {
+			if err := s.replica.refresh(ctx, c.Conn); err != nil {
 				return err
 			}
 		}

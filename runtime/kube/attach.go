@@ -6,6 +6,10 @@ import (
 	"io"
 	"net/url"
 	"strings"
+	"sync"
+
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
 
 	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/rest"
@@ -25,6 +29,7 @@ const AgentContainer = "agent"
 // lease, or by OpClose). done is closed, with the stream's error in *err,
 // when the attach ends.
 func Attach(ctx context.Context, cfg *rest.Config, namespace, pod string) (c *agent.Conn, done <-chan struct{}, streamErr *error, err error) {
+	quietKlog.Do(func() { klog.SetLogger(logr.Discard()) })
 	u, err := url.Parse(strings.TrimSuffix(cfg.Host, "/") + "/api/v1/namespaces/" + url.PathEscape(namespace) + "/pods/" + url.PathEscape(pod) + "/attach")
 	if err != nil {
 		return nil, nil, nil, err
@@ -61,6 +66,11 @@ func Attach(ctx context.Context, cfg *rest.Config, namespace, pod string) (c *ag
 	closer := closerFunc(func() error { cancel(); inW.Close(); outR.Close(); return nil })
 	return agent.NewConn(inW, outR, closer), ch, &serr, nil
 }
+
+// quietKlog silences client-go's log (klog), which reports on standard
+// error the end of every attach we close as an error; what matters comes
+// back as the attach's own errors.
+var quietKlog sync.Once
 
 type closerFunc func() error
 

@@ -1,0 +1,51 @@
+package kube_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
+	"github.com/llm-runtime/llm-runtime/runtime/kube"
+	"github.com/llm-runtime/llm-runtime/runtime/kube/kubetest"
+	"github.com/llm-runtime/llm-runtime/sandbox"
+	"github.com/llm-runtime/llm-runtime/sandbox/sandboxtest"
+)
+
+// TestK8sConformance runs the whole sandbox suite, hostile cases and the
+// racer included, on Kubernetes: each sandbox claims a warm pod of the
+// pool on the real control plane, attaches to its agent through the API
+// server, and works on the repository pushed to the pod.
+func TestK8sConformance(t *testing.T) {
+	env := dockertest.Require(t)
+	c := kubetest.Require(t)
+	c.StartController()
+	c.StartNode("node-1", kubetest.NodeOptions{Docker: true, Labels: env.Labels})
+	c.Namespace("agents")
+	c.MustKubectl(manifests(t, "--image", env.Image, "--namespace", "agents", "--replicas", "2"), "apply", "--validate=strict", "-f", "-")
+	cfg := c.RESTConfig()
+	stateDir := t.TempDir()
+	var claimed []string
+	sandboxtest.RunCopy(t, func(t *testing.T, dir string, limits sandbox.Limits) sandbox.Sandbox {
+		sb, err := kube.NewSandbox(kube.Options{Config: cfg, Namespace: "agents", Pool: "llm-runtime", Lease: time.Minute,
+			Root: dir, Limits: limits, StateDir: stateDir, Session: "conformance"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		if _, err := sb.Resolve(ctx, "."); err != nil {
+			t.Fatalf("the first operation: %v", err)
+		}
+		cl := sb.Claim()
+		claimed = append(claimed, cl.Pod)
+		t.Logf("claim to ready %s, pod %s; first push %+v", cl.Took, cl.Pod, sb.LastPush())
+		return sb
+	})
+	if len(claimed) < 9 {
+		t.Fatalf("only %d sandboxes claimed pods", len(claimed))
+	}
+	// Every claim was released: no claim is left.
+	c.Await(func(s string) bool { return strings.TrimSpace(s) == "" }, "-n", "agents", "get", "sandboxclaims", "-o", "name")
+}
