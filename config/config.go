@@ -57,6 +57,8 @@ type Config struct {
 	Server string
 	// Serve configures the daemon (llm-runtime serve).
 	Serve Serve
+	// Kubernetes configures sandbox: kubernetes.
+	Kubernetes Kubernetes
 	// Policies and Transforms are the guest modules, in the order they run.
 	Policies   []Guest
 	Transforms []Guest
@@ -86,6 +88,13 @@ type MCP struct {
 	// MaxResult bounds the text of one tool result, the structured content
 	// that repeats it included; what is cut says how to get the rest.
 	MaxResult int64
+}
+
+// Kubernetes configures sandbox: kubernetes.
+type Kubernetes struct {
+	Namespace string
+	WarmPool  string
+	Lease     time.Duration
 }
 
 // Serve configures llm-runtime serve.

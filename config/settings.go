@@ -49,8 +49,8 @@ func lookup(key string) (Setting, bool) {
 var settings = []Setting{
 	{
 		Key: "sandbox", Default: "docker",
-		Doc: "where operations run: docker (hardened, pooled containers) or local (on the host, no container boundary, no exec)",
-		set: func(c *Config, v string) error { return oneOf(&c.Sandbox, v, "docker", "local") },
+		Doc: "where operations run: docker (hardened, pooled containers), kubernetes (a claimed pod of an agent-sandbox warm pool, in copy mode; no exec yet) or local (on the host, no container boundary, no exec)",
+		set: func(c *Config, v string) error { return oneOf(&c.Sandbox, v, "docker", "kubernetes", "local") },
 		get: func(c *Config) string { return c.Sandbox },
 	},
 	{
@@ -265,6 +265,24 @@ var settings = []Setting{
 		get: func(c *Config) string { return c.Server },
 	},
 	{
+		Key: "kubernetes.namespace", Default: "default",
+		Doc: "sandbox: kubernetes: the namespace of the warm pool and of the session's claims",
+		set: func(c *Config, v string) error { return kubeName(&c.Kubernetes.Namespace, v) },
+		get: func(c *Config) string { return c.Kubernetes.Namespace },
+	},
+	{
+		Key: "kubernetes.warm_pool", Default: "llm-runtime",
+		Doc: "sandbox: kubernetes: the SandboxWarmPool a session claims a pod of (llm-runtime kubernetes manifests makes one)",
+		set: func(c *Config, v string) error { return kubeName(&c.Kubernetes.WarmPool, v) },
+		get: func(c *Config) string { return c.Kubernetes.WarmPool },
+	},
+	{
+		Key: "kubernetes.lease", Default: "2m",
+		Doc: "sandbox: kubernetes: how long a session's claim outlives its last renewal (renewed at a third of it): the backstop when llm-runtime dies without releasing it",
+		set: func(c *Config, v string) error { return positive(&c.Kubernetes.Lease, v) },
+		get: func(c *Config) string { return formatDuration(c.Kubernetes.Lease) },
+	},
+	{
 		Key: "serve.max_pools", Default: "8",
 		Doc: "the most pools llm-runtime serve keeps (one per repository and sandbox settings); past it the least recently used idle pool is closed, and a run that finds every pool busy runs on a pool of its own",
 		set: func(c *Config, v string) error { return intIn(&c.Serve.MaxPools, v, 1, 1024) },
@@ -455,5 +473,15 @@ func patterns(dst *[]string, list []string) error {
 		out = append(out, p)
 	}
 	*dst = out
+	return nil
+}
+
+// kubeName sets a Kubernetes object name (RFC 1123 label: lower-case
+// letters, digits and '-', at most 63).
+func kubeName(dst *string, v string) error {
+	if len(v) == 0 || len(v) > 63 || strings.Trim(v, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" || v[0] == '-' || v[len(v)-1] == '-' {
+		return fmt.Errorf("%q is not a Kubernetes name (lower-case letters, digits and '-', at most 63)", v)
+	}
+	*dst = v
 	return nil
 }

@@ -21,8 +21,10 @@ import (
 	"github.com/llm-runtime/llm-runtime/pool"
 	"github.com/llm-runtime/llm-runtime/runner"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
+	"github.com/llm-runtime/llm-runtime/runtime/kube"
 	"github.com/llm-runtime/llm-runtime/runtime/wasm"
 	"github.com/llm-runtime/llm-runtime/sandbox"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // Kind says which part of a session could not open, for the front end's
@@ -200,6 +202,9 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 			logf("Exec enabled: false (the local sandbox cannot exec)")
 		}
 		return sb, nil
+	}
+	if cfg.Sandbox == "kubernetes" {
+		return openKubernetes(ctx, s, root, limits)
 	}
 	d, bin, err := DockerAndAgent(ctx, s.Version)
 	if err != nil {
@@ -408,4 +413,31 @@ func PoolStat(sb sandbox.Sandbox) pool.Stat {
 		return s.Stat()
 	}
 	return pool.Stat{}
+}
+
+// openKubernetes opens sandbox: kubernetes: a pod of the warm pool is
+// claimed at the first operation. The cluster is the one kubectl would
+// use: $KUBECONFIG, else ~/.kube/config, else the pod's own service
+// account when llm-runtime runs in a cluster.
+func openKubernetes(ctx context.Context, s Settings, root string, limits sandbox.Limits) (sandbox.Sandbox, error) {
+	cfg, logf := s.Config, s.logf
+	if cfg.Exec.Enabled {
+		return nil, fail(KindSandbox, "exec does not run on Kubernetes yet (sandbox: kubernetes); run it with sandbox: docker")
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	kc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
+	rc, err := kc.ClientConfig()
+	if err != nil {
+		return nil, fail(KindSandbox, "sandbox kubernetes: no cluster: %v (set KUBECONFIG, or run where ~/.kube/config or a service account is)", err)
+	}
+	host, _ := os.Hostname()
+	k := cfg.Kubernetes
+	sb, err := kube.NewSandbox(kube.Options{Config: rc, Namespace: k.Namespace, Pool: k.WarmPool, Lease: k.Lease, Root: root, Limits: limits,
+		StateDir: cfg.Exec.StateDir, MaxSize: cfg.SandboxCopyMaxSize, Session: fmt.Sprintf("%s-%d", host, os.Getpid())})
+	if err != nil {
+		return nil, fail(KindSandbox, "sandbox kubernetes: %v", err)
+	}
+	logf("Sandbox: kubernetes (%s, a pod of the warm pool %s/%s, claimed at the first operation; lease %s; the repository pushed to it; writes and edits applied on the host)", rc.Host, k.Namespace, k.WarmPool, k.Lease)
+	logf("Exec enabled: false (exec does not run on Kubernetes yet)")
+	return sb, nil
 }

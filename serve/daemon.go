@@ -408,7 +408,7 @@ func (d *Daemon) run(c *conn, req *RunRequest) {
 		c.sendJSON(frameEnd, End{Kind: "config", Message: err.Error()})
 		return
 	}
-	if cfg.Sandbox == "docker" && !maps.Equal(req.Docker, DockerEnv(os.Getenv)) {
+	if cfg.Sandbox != "local" && !maps.Equal(req.Docker, DockerEnv(os.Getenv)) {
 		c.sendJSON(frameBusy, Busy{Reason: fmt.Sprintf("the run's Docker environment (%s) is not the daemon's (%s)", formatEnv(req.Docker), formatEnv(DockerEnv(os.Getenv)))})
 		return
 	}

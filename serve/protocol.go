@@ -80,9 +80,10 @@ type RunRequest struct {
 	Docker map[string]string `json:"docker,omitempty"`
 }
 
-// DockerVariables are the environment variables that choose the Docker
-// daemon and how to reach it.
-var DockerVariables = []string{"DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_API_VERSION", "DOCKER_CONFIG"}
+// DockerVariables are the environment variables that choose where a
+// sandbox runs and how to reach it: the Docker daemon, and the Kubernetes
+// cluster (KUBECONFIG).
+var DockerVariables = []string{"DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_API_VERSION", "DOCKER_CONFIG", "KUBECONFIG"}
 
 // DockerEnv returns the Docker variables that getenv sets.
 func DockerEnv(getenv func(string) string) map[string]string {

@@ -44,9 +44,9 @@ func twoRepos(t *testing.T, c servedCase) [2]string {
 // of a repository: bind-mounted on the local daemon, and in copy mode (the
 // default there) on a remote Docker host. Output, exit code, standard error
 // and the repository afterwards are the same.
-func TestE2ECopyModePrintsTheSameBytes(t *testing.T) {
-	env := dockertest.Require(t)
-	host := dockertest.RemoteHost(t)
+// copyCases are the filter's cases that copy mode, and Kubernetes, must
+// print as bind mode does.
+func copyCases(t *testing.T) []servedCase {
 	redact := wasmtest.Build(t, "guests/redact")
 	transform := filepath.Join(t.TempDir(), "transforms.yaml")
 	os.WriteFile(transform, []byte("transforms:\n  - module: "+redact+"\n    timeout: 1m\n"), 0o644)
@@ -57,7 +57,7 @@ func TestE2ECopyModePrintsTheSameBytes(t *testing.T) {
 		}
 	}
 	big := strings.Repeat("0123456789abcdef\n", 200)
-	cases := []servedCase{
+	return []servedCase{
 		{name: "reads", files: map[string]string{"config.yaml": "port: 8080\n", "api.yaml": "version: 2\n"}, in: "Read configs: <open config.yaml> <open api.yaml>\n"},
 		{name: "the prompt's examples", files: prompt.ExampleRepo, in: examples.String()},
 		{name: "the prompt's examples, jsonl", files: prompt.ExampleRepo, in: examples.String(), args: []string{"--format", "jsonl"}},
@@ -84,6 +84,12 @@ func TestE2ECopyModePrintsTheSameBytes(t *testing.T) {
 		{name: "a transform", files: map[string]string{"deploy.sh": "export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\necho deploying\n"},
 			in: "<open deploy.sh> <search AKIA>", args: []string{"--config", transform}},
 	}
+}
+
+func TestE2ECopyModePrintsTheSameBytes(t *testing.T) {
+	env := dockertest.Require(t)
+	host := dockertest.RemoteHost(t)
+	cases := copyCases(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dirs := twoRepos(t, c)

@@ -179,3 +179,53 @@ func TestK8sImagePushToARegistry(t *testing.T) {
 		t.Fatalf("a push without a registry: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// TestK8sTheFilterOnKubernetesPrintsTheSameBytes runs the filter's cases
+// through the binary with sandbox: kubernetes on the real control plane
+// (its controller, and a test node running the pool's pods in Docker from
+// the sandbox image and serving their attach), against bind mode on the
+// local daemon: the same output, exit code, standard error and repository.
+// Each run claims a warm pod, and releases it.
+func TestK8sTheFilterOnKubernetesPrintsTheSameBytes(t *testing.T) {
+	env := dockertest.Require(t)
+	c := kubetest.Require(t)
+	c.StartController()
+	c.StartNode("node-1", kubetest.NodeOptions{Docker: true, Labels: env.Labels})
+	c.Namespace("agents")
+	ref, err := exec.Command(binary, "image", "build").CombinedOutput()
+	if err != nil {
+		t.Fatalf("image build: %v\n%s", err, ref)
+	}
+	tag := regexp.MustCompile(`llm-runtime-io:[0-9a-f]{16}`).FindString(string(ref))
+	if tag == "" {
+		t.Fatalf("no image in:\n%s", ref)
+	}
+	out, err := exec.Command(binary, "kubernetes", "manifests", "--image", tag, "--namespace", "agents", "--replicas", "2").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.MustKubectl(string(out), "apply", "--validate=strict", "-f", "-")
+	kenv := []string{"LLM_RUNTIME_SERVER=never", "KUBECONFIG=" + c.Kubeconfig, "LLM_RUNTIME_SANDBOX=kubernetes", "LLM_RUNTIME_KUBERNETES_NAMESPACE=agents"}
+	for _, cs := range copyCases(t) {
+		t.Run(cs.name, func(t *testing.T) {
+			dirs := twoRepos(t, cs)
+			bind := runBinary(t, dirs[0], cs.in, append(append([]string{}, cs.env...), "LLM_RUNTIME_SERVER=never"), cs.args...)
+			k := runBinary(t, dirs[1], cs.in, append(append([]string{}, cs.env...), kenv...), cs.args...)
+			if bind.code != k.code || normalized(bind.stdout, dirs[0]) != normalized(k.stdout, dirs[1]) || bind.stderr != k.stderr {
+				t.Fatalf("bind mode: exit %d\n%s%s\nkubernetes: exit %d\n%s%s", bind.code, bind.stdout, bind.stderr, k.code, k.stdout, k.stderr)
+			}
+			if a, b := tree(t, dirs[0]), tree(t, dirs[1]); a != b {
+				t.Fatalf("the repositories differ afterwards:\n%s\n%s", a, b)
+			}
+		})
+	}
+	dir := repo(t, map[string]string{"a.txt": "A\n"})
+	r := runBinary(t, dir, "<open a.txt>", kenv, "-v")
+	if r.code != 0 || !strings.Contains(r.stdout, "=== FILE: a.txt ===\nA\n") || !strings.Contains(r.stderr, "Sandbox: kubernetes ("+c.Server+", a pod of the warm pool agents/llm-runtime") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runBinary(t, dir, "<exec ls>", kenv, "--exec"); r.code != 3 || !strings.Contains(r.stderr, "exec does not run on Kubernetes yet") {
+		t.Fatalf("exec on kubernetes: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	c.Await(func(s string) bool { return strings.TrimSpace(s) == "" }, "-n", "agents", "get", "sandboxclaims", "-o", "name")
+}

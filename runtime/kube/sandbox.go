@@ -188,9 +188,11 @@ func (s *Sandbox) Edit(ctx context.Context, path string, body []byte) (*sandbox.
 	return s.replica.Workspace().EditWith(path, body, sandbox.OptionsFrom(ctx))
 }
 
-// Exec implements sandbox.Sandbox: not on Kubernetes yet.
+// Exec implements sandbox.Sandbox: exec does not run on Kubernetes yet,
+// and a run that enables it is refused at the start (engine), so here it
+// is disabled, as in a Docker sandbox with exec.enabled false.
 func (s *Sandbox) Exec(ctx context.Context, command string) (*sandbox.ExecResult, error) {
-	return nil, sandbox.Errorf(sandbox.CodeExecDisabled, "exec does not run on Kubernetes yet")
+	return nil, sandbox.Errorf(sandbox.CodeExecDisabled, "exec is disabled; enable it with exec.enabled: true (or --exec)")
 }
 
 // Claim is the session's claim, nil before the first operation.
