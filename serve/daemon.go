@@ -645,8 +645,11 @@ func poolKey(req *RunRequest) (string, error) {
 		List       config.List
 		Pool       config.Pool
 		Exec       config.Exec
+		Workspace  string
+		CopyMax    int64
+		Kubernetes config.Kubernetes
 		Modules    []string
-	}{req.Root, st.Dev, st.Ino, fileID(req.ConfigFile), cfg.Sandbox, cfg.Security, cfg.Search, cfg.List, cfg.ContainerPool, cfg.Exec, modules})
+	}{req.Root, st.Dev, st.Ino, fileID(req.ConfigFile), cfg.Sandbox, cfg.Security, cfg.Search, cfg.List, cfg.ContainerPool, cfg.Exec, cfg.SandboxWorkspace, cfg.SandboxCopyMaxSize, cfg.Kubernetes, modules})
 	return string(b), err
 }
 

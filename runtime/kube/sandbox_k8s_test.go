@@ -2,6 +2,8 @@ package kube_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -48,4 +50,43 @@ func TestK8sConformance(t *testing.T) {
 	}
 	// Every claim was released: no claim is left.
 	c.Await(func(s string) bool { return strings.TrimSpace(s) == "" }, "-n", "agents", "get", "sandboxclaims", "-o", "name")
+}
+
+// TestK8sAPodKilledBetweenOperationsIsReplaced: when the session's pod is
+// deleted (its container killed with it, the attach broken), the next read
+// claims another pod, pushes the repository there again, and answers; the
+// dead pod's claim is released.
+func TestK8sAPodKilledBetweenOperationsIsReplaced(t *testing.T) {
+	env := dockertest.Require(t)
+	c := kubetest.Require(t)
+	c.StartController()
+	c.StartNode("node-1", kubetest.NodeOptions{Docker: true, Labels: env.Labels})
+	c.Namespace("agents")
+	c.MustKubectl(manifests(t, "--image", env.Image, "--namespace", "agents", "--replicas", "2"), "apply", "--validate=strict", "-f", "-")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("A\n"), 0o644)
+	sb, err := kube.NewSandbox(kube.Options{Config: c.RESTConfig(), Namespace: "agents", Pool: "llm-runtime", Lease: time.Minute,
+		Root: dir, StateDir: t.TempDir(), Session: "faults"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if f, err := sb.Open(ctx, "a.txt"); err != nil || string(f.Content) != "A\n" {
+		t.Fatalf("the first read: %v", err)
+	}
+	first := sb.Claim()
+	uid := c.MustKubectl("", "-n", "agents", "get", "pod", first.Pod, "-o", "jsonpath={.metadata.uid}")
+	c.MustKubectl("", "-n", "agents", "delete", "pod", first.Pod, "--wait=false")
+	// Gone (its sandbox may make a pod of the same name again).
+	c.Await(func(s string) bool { return !strings.Contains(s, uid) }, "-n", "agents", "get", "pods", "-o", "jsonpath={.items[*].metadata.uid}")
+	if f, err := sb.Open(ctx, "a.txt"); err != nil || string(f.Content) != "A\n" {
+		t.Fatalf("the read after the pod died: %v", err)
+	}
+	if second := sb.Claim(); second.Name == first.Name || second.Pod == first.Pod {
+		t.Fatalf("the same claim after the pod died: %+v", second)
+	}
+	// The dead pod's claim was released.
+	c.Await(func(s string) bool { return !strings.Contains(s, first.Name) }, "-n", "agents", "get", "sandboxclaims", "-o", "name")
 }
