@@ -139,7 +139,7 @@ func Open(ctx context.Context, s Settings) (*Session, error) {
 
 // ExecEnabled says whether <exec> can run with a configuration:
 // exec.enabled, and a sandbox that can.
-func ExecEnabled(cfg *config.Config) bool { return cfg.Exec.Enabled && cfg.Sandbox != "local" }
+func ExecEnabled(cfg *config.Config) bool { return cfg.Exec.Enabled && cfg.Sandbox == "docker" }
 
 // NewRunner is the operation path of one session on a sandbox that may be
 // shared (llm-runtime serve): its guests (nil for none) and its audit

@@ -205,7 +205,7 @@ func printHelp(o kong.HelpOptions, ctx *kong.Context) error {
 // overrides are the flags that override settings, shared by the filter
 // and the config command.
 type overrides struct {
-	Sandbox   string   `placeholder:"NAME" help:"Where operations run: docker or local. Overrides the 'sandbox' setting."`
+	Sandbox   string   `placeholder:"NAME" help:"Where operations run: docker, kubernetes or local. Overrides the 'sandbox' setting."`
 	Format    string   `short:"f" placeholder:"FORMAT" help:"Output format: text or jsonl. Overrides 'output.format'."`
 	NoPool    bool     `name:"no-pool" help:"A fresh container per operation (container_pool.enabled: false)."`
 	Exec      bool     `name:"exec" help:"Allow <exec> (exec.enabled: true)."`

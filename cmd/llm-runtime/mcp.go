@@ -11,7 +11,7 @@ import (
 
 // mcpCmd serves the engine as an MCP server on standard input and output.
 type mcpCmd struct {
-	Sandbox   string   `placeholder:"NAME" help:"Where operations run: docker or local. Overrides the 'sandbox' setting."`
+	Sandbox   string   `placeholder:"NAME" help:"Where operations run: docker, kubernetes or local. Overrides the 'sandbox' setting."`
 	NoPool    bool     `name:"no-pool" help:"A fresh container per operation (container_pool.enabled: false)."`
 	Exec      bool     `name:"exec" help:"List the exec tool (exec.enabled: true)."`
 	Policy    []string `placeholder:"FILE.wasm" sep:"none" help:"Add a policy guest, after those of the configuration (repeatable)."`

@@ -7,7 +7,7 @@ import (
 )
 
 type promptCmd struct {
-	Sandbox string `placeholder:"NAME" help:"docker or local (local cannot exec). Overrides the 'sandbox' setting."`
+	Sandbox string `placeholder:"NAME" help:"docker, kubernetes or local (kubernetes and local cannot exec). Overrides the 'sandbox' setting."`
 	Exec    bool   `name:"exec" help:"As with exec enabled (exec.enabled: true)."`
 	Format  string `enum:"markdown,text" default:"markdown" help:"markdown (headings, code fences) or text."`
 }
@@ -38,7 +38,7 @@ func (p promptCmd) Run(e env, c *cli) error {
 		MaxListEntries:   cfg.List.MaxEntries,
 		Excluded:         cfg.Security.ExcludedPaths,
 	}
-	if x := cfg.Exec; x.Enabled && cfg.Sandbox != "local" {
+	if x := cfg.Exec; x.Enabled && cfg.Sandbox == "docker" {
 		s.Exec = &prompt.Exec{Whitelist: x.Whitelist, Shell: x.Shell, Writable: x.Writable, Timeout: x.Timeout}
 	}
 	text, err := prompt.Render(s, p.Format)
