@@ -433,7 +433,7 @@ func openKubernetes(ctx context.Context, s Settings, root string, limits sandbox
 	host, _ := os.Hostname()
 	k := cfg.Kubernetes
 	sb, err := kube.NewSandbox(kube.Options{Config: rc, Namespace: k.Namespace, Pool: k.WarmPool, Lease: k.Lease, Root: root, Limits: limits,
-		StateDir: cfg.Exec.StateDir, MaxSize: cfg.SandboxCopyMaxSize, Session: fmt.Sprintf("%s-%d", host, os.Getpid())})
+		StateDir: cfg.Exec.StateDir, MaxSize: cfg.SandboxCopyMaxSize, Session: fmt.Sprintf("%s-%d", host, os.Getpid()), Log: s.Log})
 	if err != nil {
 		return nil, fail(KindSandbox, "sandbox kubernetes: %v", err)
 	}

@@ -1,9 +1,11 @@
 package kube
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -26,6 +28,10 @@ type Options struct {
 	StateDir  string // where the copy the pod is pushed from is kept (default container.ExecStateDir())
 	MaxSize   int64  // the most content pushed (0: container.DefaultCopyMaxSize)
 	Session   string // labels the claim
+	// Log, if set, is told of what the API server does to the session:
+	// each request it throttles (429), which client-go retries after the
+	// Retry-After it gives.
+	Log func(format string, args ...any)
 }
 
 // Sandbox runs a session's operations on an agent pod of a warm pool: it
@@ -54,6 +60,7 @@ func NewSandbox(o Options) (*Sandbox, error) {
 	if o.Lease <= 0 {
 		o.Lease = 2 * time.Minute
 	}
+	o.Config = Throttled(o.Config, o.Log)
 	dyn, err := dynamic.NewForConfig(o.Config)
 	if err != nil {
 		return nil, err
@@ -67,6 +74,35 @@ func NewSandbox(o Options) (*Sandbox, error) {
 	go s.keepAlive()
 	return s, nil
 }
+
+// Throttled returns cfg with a transport that tells log of each response
+// 429 (Too Many Requests) of the API server: client-go retries such a
+// request itself, after the Retry-After the server gives (up to 10 times),
+// and says nothing.
+func Throttled(cfg *rest.Config, log func(format string, args ...any)) *rest.Config {
+	if log == nil {
+		return cfg
+	}
+	cfg = rest.CopyConfig(cfg)
+	wrap := cfg.WrapTransport
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		if wrap != nil {
+			rt = wrap(rt)
+		}
+		return roundTripper(func(req *http.Request) (*http.Response, error) {
+			res, err := rt.RoundTrip(req)
+			if err == nil && res.StatusCode == http.StatusTooManyRequests {
+				log("Kubernetes: the API server throttled %s %s (429); retrying after %ss", req.Method, req.URL.Path, cmp.Or(res.Header.Get("Retry-After"), "1"))
+			}
+			return res, err
+		})
+	}
+	return cfg
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // keepAlive pings the agent and renews the claim at a third of the lease.
 func (s *Sandbox) keepAlive() {
