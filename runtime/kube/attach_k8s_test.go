@@ -11,9 +11,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/llm-runtime/llm-runtime/runtime/container/agent"
-	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
 	"github.com/llm-runtime/llm-runtime/runtime/kube"
-	"github.com/llm-runtime/llm-runtime/runtime/kube/kubetest"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
@@ -25,12 +23,7 @@ import (
 // a path out of it, and closes the agent. The per-operation figure over
 // the attach is logged.
 func TestK8sASessionAttachesToItsPodsAgent(t *testing.T) {
-	env := dockertest.Require(t)
-	c := kubetest.Require(t)
-	c.StartController()
-	c.StartNode("node-1", kubetest.NodeOptions{Docker: true, Labels: env.Labels})
-	c.Namespace("agents")
-	c.MustKubectl(manifests(t, "--image", env.Image, "--namespace", "agents", "--replicas", "1"), "apply", "--validate=strict", "-f", "-")
+	c := agentPool(t, 1)
 	c.Await(func(s string) bool { return strings.Count(s, "True") == 1 }, "-n", "agents", "get", "sandboxes", "-o", `jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`)
 	cfg := c.RESTConfig()
 	dyn, err := dynamic.NewForConfig(cfg)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,17 +16,25 @@ import (
 	"github.com/llm-runtime/llm-runtime/sandbox/sandboxtest"
 )
 
-// TestK8sConformance runs the whole sandbox suite, hostile cases and the
-// racer included, on Kubernetes: each sandbox claims a warm pod of the
-// pool on the real control plane, attaches to its agent through the API
-// server, and works on the repository pushed to the pod.
-func TestK8sConformance(t *testing.T) {
+// agentPool is a control plane with agent-sandbox's controller, a test
+// node running pods in Docker, and a warm pool of replicas agent pods of
+// the sandbox image in the namespace agents.
+func agentPool(t *testing.T, replicas int) *kubetest.Cluster {
 	env := dockertest.Require(t)
 	c := kubetest.Require(t)
 	c.StartController()
 	c.StartNode("node-1", kubetest.NodeOptions{Docker: true, Labels: env.Labels})
 	c.Namespace("agents")
-	c.MustKubectl(manifests(t, "--image", env.Image, "--namespace", "agents", "--replicas", "2"), "apply", "--validate=strict", "-f", "-")
+	c.MustKubectl(manifests(t, "--image", env.Image, "--namespace", "agents", "--replicas", strconv.Itoa(replicas)), "apply", "--validate=strict", "-f", "-")
+	return c
+}
+
+// TestK8sConformance runs the whole sandbox suite, hostile cases and the
+// racer included, on Kubernetes: each sandbox claims a warm pod of the
+// pool on the real control plane, attaches to its agent through the API
+// server, and works on the repository pushed to the pod.
+func TestK8sConformance(t *testing.T) {
+	c := agentPool(t, 2)
 	cfg := c.RESTConfig()
 	stateDir := t.TempDir()
 	var claimed []string
@@ -57,12 +66,7 @@ func TestK8sConformance(t *testing.T) {
 // claims another pod, pushes the repository there again, and answers; the
 // dead pod's claim is released.
 func TestK8sAPodKilledBetweenOperationsIsReplaced(t *testing.T) {
-	env := dockertest.Require(t)
-	c := kubetest.Require(t)
-	c.StartController()
-	c.StartNode("node-1", kubetest.NodeOptions{Docker: true, Labels: env.Labels})
-	c.Namespace("agents")
-	c.MustKubectl(manifests(t, "--image", env.Image, "--namespace", "agents", "--replicas", "2"), "apply", "--validate=strict", "-f", "-")
+	c := agentPool(t, 2)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("A\n"), 0o644)
 	sb, err := kube.NewSandbox(kube.Options{Config: c.RESTConfig(), Namespace: "agents", Pool: "llm-runtime", Lease: time.Minute,
