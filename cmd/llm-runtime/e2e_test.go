@@ -303,7 +303,7 @@ func TestE2EConfigurationErrorsNameKeyAndLine(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, "$LLM_RUNTIME_CONTAINER_POOL_SIZE: container_pool.size: 0 is out of range") {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
-	if r := runBinary(t, repo(t, nil), "", nil, "--sandbox", "vm"); r.code != 2 || !strings.Contains(r.stderr, `--sandbox: sandbox: "vm" is not one of docker, local`) {
+	if r := runBinary(t, repo(t, nil), "", nil, "--sandbox", "vm"); r.code != 2 || !strings.Contains(r.stderr, `--sandbox: sandbox: "vm" is not one of docker, kubernetes, local`) {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
 	if r := runBinary(t, repo(t, nil), "", nil, "--no-such-flag"); r.code != 1 {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/url"
 	"strings"
-	"sync"
 
 	"github.com/go-logr/logr"
 	"k8s.io/klog/v2"
@@ -29,7 +28,6 @@ const AgentContainer = "agent"
 // lease, or by OpClose). done is closed, with the stream's error in *err,
 // when the attach ends.
 func Attach(ctx context.Context, cfg *rest.Config, namespace, pod string) (c *agent.Conn, done <-chan struct{}, streamErr *error, err error) {
-	quietKlog.Do(func() { klog.SetLogger(logr.Discard()) })
 	u, err := url.Parse(strings.TrimSuffix(cfg.Host, "/") + "/api/v1/namespaces/" + url.PathEscape(namespace) + "/pods/" + url.PathEscape(pod) + "/attach")
 	if err != nil {
 		return nil, nil, nil, err
@@ -67,10 +65,11 @@ func Attach(ctx context.Context, cfg *rest.Config, namespace, pod string) (c *ag
 	return agent.NewConn(inW, outR, closer), ch, &serr, nil
 }
 
-// quietKlog silences client-go's log (klog), which reports on standard
-// error the end of every attach we close as an error; what matters comes
-// back as the attach's own errors.
-var quietKlog sync.Once
+// client-go's log (klog) reports on standard error the end of every
+// attach we close as an error; what matters comes back as the attach's own
+// errors. Silenced before any goroutine of client-go's can read it (klog's
+// logger may not be set concurrently).
+func init() { klog.SetLogger(logr.Discard()) }
 
 type closerFunc func() error
 
