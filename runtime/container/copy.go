@@ -59,7 +59,7 @@ const (
 // set: bind on this machine's unix socket, copy anywhere else (a bind
 // mount there would name a directory of another machine).
 func (d *Docker) DefaultWorkspace() string {
-	if strings.HasPrefix(d.host, "unix://") {
+	if d.Local() {
 		return WorkspaceBind
 	}
 	return WorkspaceCopy

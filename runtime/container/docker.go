@@ -88,6 +88,10 @@ type Docker struct {
 // one reached through ssh).
 func (d *Docker) Host() string { return d.host }
 
+// Local reports whether the daemon is on this machine's unix socket, where
+// a directory of the host can be bind-mounted.
+func (d *Docker) Local() bool { return strings.HasPrefix(d.host, "unix://") }
+
 // Connect connects to the daemon named by the environment and checks that
 // it answers. Its errors wrap ErrUnavailable and say how to fix them.
 func Connect(ctx context.Context, version string) (*Docker, error) {
@@ -498,7 +502,7 @@ func (c *Container) toSocket(ctx context.Context, dir string, hangUp io.Closer) 
 // bind-mounted socket cannot work: a Docker daemon that is not on this
 // machine's unix socket.
 func (d *Docker) socketDir(name string) (string, error) {
-	if host := d.host; !strings.HasPrefix(host, "unix://") {
+	if host := d.host; !d.Local() {
 		return "", fmt.Errorf("the Docker daemon is at %s, not on this machine: a socket in a bind-mounted directory cannot reach it", host)
 	}
 	base := SocketBase()
