@@ -151,7 +151,7 @@ func (r *Run) Start() (*Started, error) {
 		return nil, &BusyError{Reason: busy.Reason}
 	}
 	nc.Close()
-	return nil, errFrame
+	return nil, fmt.Errorf("%w: a frame of type %q where the answer to the run was expected", errFrame, typ)
 }
 
 // Started is a run the daemon took.

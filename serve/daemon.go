@@ -306,12 +306,43 @@ type guestEntry struct {
 type session struct {
 	c       *conn
 	verbose bool
+
+	// The run's log lines wait for its acceptance: a new pool opens on
+	// another goroutine and reports to the run that asked for it, and a
+	// client reads the first frame after its hello as the answer to it.
+	mu       sync.Mutex
+	accepted bool
+	pending  [][]byte
 }
 
 func (s *session) log(format string, args ...any) {
-	if s.verbose {
-		s.c.send(frameLog, fmt.Appendf(nil, format+"\n", args...))
+	if !s.verbose {
+		return
 	}
+	line := fmt.Appendf(nil, format+"\n", args...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.accepted {
+		s.pending = append(s.pending, line)
+		return
+	}
+	s.c.send(frameLog, line)
+}
+
+// accept tells the client that the run is the daemon's, then sends the
+// log lines that came before.
+func (s *session) accept(a Accepted) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.c.sendJSON(frameAccepted, a); err != nil {
+		return err
+	}
+	s.accepted = true
+	for _, line := range s.pending {
+		s.c.send(frameLog, line)
+	}
+	s.pending = nil
+	return nil
 }
 
 func (d *Daemon) handle(nc *net.UnixConn) {
@@ -433,7 +464,7 @@ func (d *Daemon) run(c *conn, req *RunRequest) {
 		d.lastActive = time.Now()
 		d.mu.Unlock()
 	}()
-	if err := c.sendJSON(frameAccepted, Accepted{PID: os.Getpid(), Pool: state}); err != nil {
+	if err := s.accept(Accepted{PID: os.Getpid(), Pool: state}); err != nil {
 		return
 	}
 
