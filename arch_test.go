@@ -69,3 +69,44 @@ func TestImportsPointOneWay(t *testing.T) {
 		t.Fatal("no package files found")
 	}
 }
+
+// TestEveryTestBinaryRunsInItsOwnDirectories: each package with tests
+// has a TestMain that runs them through internal/testenv, so that no test
+// writes to its user's cache, configuration, state or temporary
+// directories, and what a test process makes there goes with it.
+func TestEveryTestBinaryRunsInItsOwnDirectories(t *testing.T) {
+	dirs := map[string]bool{}
+	withMain := map[string]bool{}
+	err := filepath.WalkDir(".", func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && p != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(p, "_test.go") {
+			return nil
+		}
+		dirs[filepath.Dir(p)] = true
+		src, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(src), "\nfunc TestMain(m *testing.M) {") &&
+			(strings.Contains(string(src), "testenv.Main(m") || strings.Contains(string(src), "testenv.Isolate()")) {
+			withMain[filepath.Dir(p)] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dirs) < 10 {
+		t.Fatalf("found tests in only %d directories", len(dirs))
+	}
+	for d := range dirs {
+		if !withMain[d] {
+			t.Errorf("%s: no TestMain runs its tests through internal/testenv (func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) })", d)
+		}
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/llm-runtime/llm-runtime/internal/testenv"
 )
 
 // BenchmarkAppend is the cost of one durable record: the price of "a record
@@ -101,11 +103,12 @@ func bigStore(b *testing.B) string {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if bigDir != "" {
-		os.RemoveAll(bigDir)
-	}
-	os.Exit(code)
+	os.Exit(testenv.Main(m, func() error {
+		if bigDir != "" {
+			return os.RemoveAll(bigDir)
+		}
+		return nil
+	}))
 }
 
 // BenchmarkStats1M is `audit stats` over a million records: open, merge,

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/config"
+	"github.com/llm-runtime/llm-runtime/internal/testenv"
 )
 
 // A test binary run with LLM_RUNTIME_TEST_CONNECT=SOCKET connects to it,
@@ -35,7 +36,7 @@ func TestMain(m *testing.M) {
 		fmt.Printf("reply %q %s %v\n", typ, b, err)
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(testenv.Main(m))
 }
 
 type logBuf struct {

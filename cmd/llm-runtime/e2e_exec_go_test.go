@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
 )
 
@@ -25,18 +24,18 @@ var goImage struct {
 	r    result
 }
 
-// requireGoImage builds llm-runtime-exec:go with 'image build go', once
-// per test binary; the command keeps an image that is there and was built
-// from this Go and busybox.
+// requireGoImage builds this process's Go image (dockertest.Tag("go"),
+// never the user's llm-runtime-exec:go) with 'image build go --tag', once
+// per test binary.
 func requireGoImage(t *testing.T) {
 	t.Helper()
 	dockertest.Require(t)
 	goImage.once.Do(func() {
 		start := time.Now()
-		goImage.r = runBinary(t, t.TempDir(), "", nil, "image", "build", "go")
+		goImage.r = runBinary(t, t.TempDir(), "", nil, "image", "build", "go", "--tag", dockertest.Tag("go"))
 		t.Logf("image build go took %s: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(goImage.r.stdout))
 	})
-	if r := goImage.r; r.code != 0 || !strings.Contains(r.stdout, container.GoImageName+" (") {
+	if r := goImage.r; r.code != 0 || !strings.Contains(r.stdout, dockertest.Tag("go")+" (") {
 		t.Fatalf("image build go: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
@@ -66,7 +65,7 @@ func runGo(t *testing.T, dir string, commands ...string) []goExec {
 	for _, c := range commands {
 		in.WriteString("<exec " + c + ">\n")
 	}
-	r := runBinary(t, dir, in.String(), nil, "--format", "jsonl")
+	r := runBinary(t, dir, in.String(), []string{"LLM_RUNTIME_EXEC_IMAGE=" + dockertest.Tag("go")}, "--format", "jsonl")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if r.code != 0 || len(lines) != len(commands) {
 		t.Fatalf("exit %d, %d lines for %d commands\n%s\n%s", r.code, len(lines), len(commands), r.stdout, r.stderr)
@@ -83,10 +82,11 @@ func runGo(t *testing.T, dir string, commands ...string) []goExec {
 	return out
 }
 
-// goConfig configures exec in the Go image; a cold build compiles the
-// standard library on one CPU, hence the generous timeout.
+// goConfig configures exec for the Go image (which runGo names); a cold
+// build compiles the standard library on one CPU, hence the generous
+// timeout.
 func goConfig(writable bool, whitelist string) string {
-	return "exec:\n  enabled: true\n  image: " + container.GoImageName + "\n  timeout: 5m\n  memory: 1GiB\n" +
+	return "exec:\n  enabled: true\n  timeout: 5m\n  memory: 1GiB\n" +
 		"  writable: " + map[bool]string{true: "true", false: "false"}[writable] + "\n  whitelist: " + whitelist + "\n"
 }
 

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llm-runtime/llm-runtime/internal/testenv"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
 )
@@ -27,34 +29,52 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// The process's own temporary, cache, config, state and runtime
+	// directories (so no daemon of the developer's serves a test's run:
+	// the default socket is one where none listens, unless a test starts
+	// one there).
+	if err := testenv.Isolate(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	dir, err := os.MkdirTemp("", "llm-runtime-e2e-")
 	if err != nil {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "llm-runtime")
 	stateDir = filepath.Join(dir, "state")
-	// No daemon of the developer's serves a test's run: the default socket
-	// is one where none listens, unless a test starts one there.
-	os.Setenv("XDG_RUNTIME_DIR", filepath.Join(dir, "run"))
 	build := exec.Command("go", "build", "-o", binary, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building llm-runtime: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	// Its sandbox image is this process's alone, removed at the end.
+	if err := dockertest.AppendRunID(binary); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	code := m.Run()
-	removeVolumesUnder(dir)
-	os.RemoveAll(dir)
+	var errs []error
+	errs = append(errs, removeVolumesUnder(dir))
+	if ref, err := container.ImageRef(binary); err == nil {
+		errs = append(errs, dockertest.RemoveImages(ref))
+	}
+	errs = append(errs, dockertest.Teardown(), os.RemoveAll(dir), testenv.Remove())
+	if err := errors.Join(errs...); err != nil {
+		fmt.Fprintln(os.Stderr, "cleaning up:", err)
+		code = max(code, 1)
+	}
 	os.Exit(code)
 }
 
 // removeVolumesUnder removes copy mode's volumes whose copy was in dir:
 // those of the runs of the tests.
-func removeVolumesUnder(dir string) {
+func removeVolumesUnder(dir string) error {
 	ctx := context.Background()
 	d, err := container.Connect(ctx, "test")
 	if err != nil {
-		return
+		return nil
 	}
 	defer d.Close()
 	// And the agent's volume of copy mode's exec, of this binary's image.
@@ -62,14 +82,19 @@ func removeVolumesUnder(dir string) {
 	if ref, err := container.ImageRef(binary); err == nil {
 		agent = container.AgentVolumePrefix + strings.TrimPrefix(ref, container.ImageName+":")
 	}
-	vs, _ := d.Volumes(ctx, "", "")
+	vs, err := d.Volumes(ctx, "", "")
+	if err != nil {
+		return nil // no Docker: nothing of ours on it
+	}
+	var errs []error
 	for _, v := range vs {
 		if strings.HasPrefix(v.Labels[container.LabelState], dir+"/") || v.Name == agent {
 			if _, err := d.RemoveVolume(ctx, v.Name); err != nil {
-				fmt.Fprintln(os.Stderr, err)
+				errs = append(errs, err)
 			}
 		}
 	}
+	return errors.Join(errs...)
 }
 
 type result struct {
@@ -112,17 +137,19 @@ func noContainersOf(t *testing.T, env dockertest.Env, pid int, wait time.Duratio
 	}
 }
 
-// cleanEnv is the test's environment without LLM_RUNTIME_ settings and with
-// a private config directory, so the developer's own setup cannot leak in.
+// cleanEnv is the test process's environment (its own directories:
+// testenv) without LLM_RUNTIME_ settings, so the developer's own setup
+// cannot leak in, and with this process's exec image as exec.image (a
+// test that wants another names it in its environment, which comes after).
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "LLM_RUNTIME_") && !strings.HasPrefix(kv, "XDG_CONFIG_HOME=") && !strings.HasPrefix(kv, "XDG_STATE_HOME=") && !strings.HasPrefix(kv, "XDG_RUNTIME_DIR=") {
+		if !strings.HasPrefix(kv, "LLM_RUNTIME_") && !strings.HasPrefix(kv, "XDG_STATE_HOME=") {
 			env = append(env, kv)
 		}
 	}
-	return append(env, "XDG_CONFIG_HOME="+os.TempDir()+"/llm-runtime-e2e-no-config", "XDG_STATE_HOME="+stateDir, "LLM_RUNTIME_EXEC_STATE_DIR="+filepath.Join(stateDir, "exec"),
-		"XDG_RUNTIME_DIR="+os.Getenv("XDG_RUNTIME_DIR"))
+	return append(env, "XDG_STATE_HOME="+stateDir, "LLM_RUNTIME_EXEC_STATE_DIR="+filepath.Join(stateDir, "exec"),
+		"LLM_RUNTIME_EXEC_IMAGE="+dockertest.Tag("busybox"))
 }
 
 // stateDir holds the audit log of every run of the end-to-end tests, so

@@ -27,8 +27,7 @@ func execSandbox(t *testing.T, env dockertest.Env, dir string, o container.ExecO
 // given.
 func execSandboxOn(t *testing.T, env dockertest.Env, d *container.Docker, workspace, dir string, o container.ExecOptions) *container.Sandbox {
 	t.Helper()
-	dockertest.RequireExecImage(t, env)
-	o.Image, o.Agent = container.ExecImageName, env.Binary
+	o.Image, o.Agent = dockertest.RequireExecImage(t, env), env.Binary
 	if o.Timeout == 0 {
 		o.Timeout = time.Minute
 	}

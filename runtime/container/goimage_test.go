@@ -38,7 +38,7 @@ func requireGoImage(t *testing.T, env dockertest.Env) (container.Image, string) 
 		}
 		goImageRoot = strings.TrimSpace(string(out))
 		start := time.Now()
-		goImage, goImageErr = env.Docker.BuildGoImage(context.Background(), goImageRoot, "/bin/busybox", container.GoImageName)
+		goImage, goImageErr = env.Docker.BuildGoImage(context.Background(), goImageRoot, "/bin/busybox", dockertest.Tag("go"))
 		t.Logf("built %s (%s) from %s in %s", goImage.Ref, container.ShortID(goImage.ID), goImageRoot, time.Since(start).Round(time.Millisecond))
 	})
 	if goImageErr != nil {
@@ -58,7 +58,7 @@ func TestGoImageHoldsBusyboxAndTheGoInstallation(t *testing.T) {
 	ctx := context.Background()
 
 	// The labels, and the one layer: Images takes it for one of ours.
-	imgs, err := env.Docker.Images(ctx, []string{container.GoImageName}, []string{container.LabelGo})
+	imgs, err := env.Docker.Images(ctx, []string{img.Ref}, []string{container.LabelGo})
 	if err != nil {
 		t.Fatal(err)
 	}

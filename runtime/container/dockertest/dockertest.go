@@ -8,10 +8,14 @@ package dockertest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -101,6 +105,89 @@ func ForceRemove(id string) {
 	exec.Command("docker", "rm", "-f", id).Run()
 }
 
+// RunID names this test process's images: the sandbox image of its own
+// agent binary (which carries it after its end, so that its content tag
+// is the process's too) and the tags of Tag. No two test processes share
+// an image, so each removes its own at Teardown, and none can touch an
+// image of the user's.
+var RunID = func() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}()
+
+var (
+	tagsMu sync.Mutex
+	tags   []string
+)
+
+// Tag returns the image reference this test process uses for the image
+// what (exec, go, ...): llm-runtime-exec:test-WHAT-RUNID, never a tag of
+// the user's, removed at Teardown.
+func Tag(what string) string {
+	ref := "llm-runtime-exec:test-" + what + "-" + RunID
+	tagsMu.Lock()
+	defer tagsMu.Unlock()
+	if !slices.Contains(tags, ref) {
+		tags = append(tags, ref)
+	}
+	return ref
+}
+
+// AppendRunID makes the static binary at path this process's own: a
+// static binary runs with bytes after its end, and its image's tag is the
+// hash of its content.
+func AppendRunID(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString("\nllm-runtime-test-" + RunID + "\n"); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// Teardown removes what the process made on Docker: the images of Tag
+// and the sandbox image of its agent binary, and that binary. Every
+// container must be gone by then (each test checks its own). Give it to
+// testenv.Main.
+func Teardown() error {
+	var errs []error
+	tagsMu.Lock()
+	refs := slices.Clone(tags)
+	tagsMu.Unlock()
+	if binary != "" {
+		if ref, err := container.ImageRef(binary); err == nil {
+			refs = append(refs, ref)
+		}
+	}
+	errs = append(errs, RemoveImages(refs...))
+	if binary != "" {
+		errs = append(errs, os.RemoveAll(filepath.Dir(binary)))
+	}
+	if docker != nil {
+		docker.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveImages removes the images of refs that exist, with the docker
+// CLI; an image still used by a container is an error.
+func RemoveImages(refs ...string) error {
+	var errs []error
+	for _, ref := range refs {
+		if exec.Command("docker", "image", "inspect", ref).Run() != nil {
+			continue // not there
+		}
+		if out, err := exec.Command("docker", "rmi", ref).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("docker rmi %s: %v: %s", ref, err, strings.TrimSpace(string(out))))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func setup() {
 	ctx := context.Background()
 	d, err := container.Connect(ctx, "test")
@@ -121,27 +208,32 @@ func setup() {
 		initErr = fmt.Errorf("building the agent: %v\n%s", err, out)
 		return
 	}
+	if err := AppendRunID(binary); err != nil {
+		initErr = err
+		return
+	}
 	image, err = d.EnsureImage(ctx, binary)
 	if err != nil {
 		initErr = fmt.Errorf("building the image: %v", err)
 	}
 }
 
-var execOnce sync.Once
+var (
+	execOnce sync.Once
+	execErr  error
+)
 
-// RequireExecImage builds the default exec image from /bin/busybox
-// (Debian's busybox-static) if it is not there yet.
-func RequireExecImage(t testing.TB, env Env) {
+// RequireExecImage builds this process's busybox exec image (Tag("busybox"))
+// from /bin/busybox (Debian's busybox-static), once, and returns its
+// reference.
+func RequireExecImage(t testing.TB, env Env) string {
 	t.Helper()
-	var err error
+	ref := Tag("busybox")
 	execOnce.Do(func() {
-		ctx := context.Background()
-		var ok bool
-		if ok, err = env.Docker.HasImage(ctx, container.ExecImageName); err == nil && !ok {
-			_, err = env.Docker.BuildBusyboxImage(ctx, "/bin/busybox", container.ExecImageName)
-		}
+		_, execErr = env.Docker.BuildBusyboxImage(context.Background(), "/bin/busybox", ref)
 	})
-	if err != nil {
-		t.Fatalf("the exec image: %v", err)
+	if execErr != nil {
+		t.Fatalf("the exec image: %v", execErr)
 	}
+	return ref
 }
