@@ -13,7 +13,7 @@ import (
 // are checked in turn, against the whitelist and their own rules (env FOO=1
 // go test ./... passes if env and go test are listed); what a rule cannot
 // follow it refuses, and says why. A program with no rule and not refused
-// is trusted as it is listed. The README's Exec section has the table.
+// is trusted as it is listed. docs/exec.md has the table.
 
 // started is a command that another starts, with what starts it.
 type started struct {
