@@ -37,6 +37,9 @@ func (e *LostError) Unwrap() error { return e.Err }
 // dial connects to the socket within timeout, and checks that the daemon
 // on it runs as this user and that no one else can write its directory.
 func dial(path string, timeout time.Duration) (*net.UnixConn, error) {
+	if err := private.SocketPath(path); err != nil {
+		return nil, err
+	}
 	if err := private.Dir(filepath.Dir(path), false); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, ErrNoDaemon

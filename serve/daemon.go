@@ -91,6 +91,9 @@ func Listen(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	opts.Socket = path
+	if err := private.SocketPath(path); err != nil {
+		return nil, err
+	}
 	if err := private.Dir(filepath.Dir(path), true); err != nil {
 		return nil, fmt.Errorf("socket directory: %w", err)
 	}

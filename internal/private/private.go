@@ -50,3 +50,16 @@ func RuntimeDir(getenv func(string) string) string {
 	}
 	return filepath.Join(tmp, fmt.Sprintf("llm-runtime-%d", os.Getuid()))
 }
+
+// MaxSocketPath is the longest path a unix socket can have on Linux
+// (sun_path holds 108 bytes, with the terminating NUL).
+const MaxSocketPath = 107
+
+// SocketPath says whether path can name a unix socket: a longer one
+// fails with "invalid argument", which says nothing of the cause.
+func SocketPath(path string) error {
+	if len(path) > MaxSocketPath {
+		return fmt.Errorf("the socket path %s is %d bytes, over the %d a unix socket allows: set XDG_RUNTIME_DIR (or TMPDIR, when XDG_RUNTIME_DIR is unset) to a shorter directory", path, len(path), MaxSocketPath)
+	}
+	return nil
+}

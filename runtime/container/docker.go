@@ -313,6 +313,8 @@ type Container struct {
 	// TransportAttach); Fallback, for a Spec that asked for the socket,
 	// why it is the attach stream.
 	Transport, Fallback string
+
+	sockDir string // the agent's socket directory on the host, if any
 }
 
 // Start creates, attaches to and starts a hardened container running the
@@ -397,7 +399,7 @@ func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
 		}
 		return nil, fmt.Errorf("%w: creating a container: %v", ErrUnavailable, err)
 	}
-	c := &Container{ID: cr.ID, Name: name, d: d, exited: make(chan struct{}), agentDone: make(chan struct{}), Transport: TransportAttach, Fallback: fallback}
+	c := &Container{ID: cr.ID, Name: name, d: d, exited: make(chan struct{}), agentDone: make(chan struct{}), Transport: TransportAttach, Fallback: fallback, sockDir: sockDir}
 	fail := func(err error) (*Container, error) {
 		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -506,6 +508,9 @@ func (d *Docker) socketDir(name string) (string, error) {
 		return "", fmt.Errorf("the Docker daemon is at %s, not on this machine: a socket in a bind-mounted directory cannot reach it", host)
 	}
 	base := SocketBase()
+	if err := private.SocketPath(filepath.Join(base, name, agent.SocketName)); err != nil {
+		return "", err
+	}
 	sweepSocketDirs.Do(func() { removeDeadSocketDirs(base) })
 	if err := os.MkdirAll(filepath.Dir(base), 0o700); err != nil {
 		return "", err
@@ -601,6 +606,12 @@ func (c *Container) retire() {
 	}
 	c.hijack.CloseWrite()
 	c.Conn.Close()
+	// The agent is leaving and nothing will connect again: its socket
+	// directory goes now, not when Docker has removed the container,
+	// which this process (at the end of a run) does not wait for.
+	if c.sockDir != "" {
+		os.RemoveAll(c.sockDir)
+	}
 }
 
 // destroyer destroys a pool's containers: fully while the pool is in use,

@@ -1,0 +1,96 @@
+package main
+
+// A run, a daemon and a stop leave nothing of theirs behind in the
+// user's runtime directory, and a runtime directory too long for a unix
+// socket is named as the cause, with what to set.
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
+)
+
+// entries lists what dir holds, "" when it does not exist.
+func entries(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// TestE2EARunLeavesNoAgentSocketDirectoryBehind: each pooled container's
+// agent has a socket directory under the runtime directory; a run that
+// ends normally removes them all, though it does not wait for Docker to
+// remove its containers.
+func TestE2EARunLeavesNoAgentSocketDirectoryBehind(t *testing.T) {
+	dockertest.Require(t)
+	dir := repo(t, map[string]string{"a.txt": "A\n"})
+	rt := t.TempDir()
+	r := runBinary(t, dir, "<open a.txt>", []string{"XDG_RUNTIME_DIR=" + rt, "LLM_RUNTIME_CONTAINER_POOL_STARTUP_CONTAINERS=3", "LLM_RUNTIME_SERVER=never"}, "-v")
+	if r.code != 0 || !strings.Contains(r.stdout, "=== FILE: a.txt ===\nA\n") || strings.Contains(r.stderr, "over the attach stream") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if left := entries(t, filepath.Join(rt, "llm-runtime", "agents")); len(left) > 0 {
+		t.Fatalf("the run left socket directories behind: %q", left)
+	}
+}
+
+// TestE2EServeStopLeavesNoLockBehind: the daemon's socket and its lock
+// are gone once serve stop has stopped it, and a new daemon starts there.
+func TestE2EServeStopLeavesNoLockBehind(t *testing.T) {
+	dockertest.Require(t)
+	rt := t.TempDir()
+	xdg := []string{"XDG_RUNTIME_DIR=" + rt}
+	socket := filepath.Join(rt, "llm-runtime", "serve.sock")
+	d := startServe(t, socket, xdg)
+	if r := runBinary(t, t.TempDir(), "", xdg, "serve", "stop"); r.code != 0 {
+		t.Fatalf("serve stop: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	<-d.done
+	if left := entries(t, filepath.Join(rt, "llm-runtime")); len(left) > 0 {
+		t.Fatalf("after serve stop, the runtime directory holds %q", left)
+	}
+	d2 := startServe(t, socket, xdg)
+	d2.cmd.Process.Signal(syscall.SIGTERM)
+	<-d2.done
+	if left := entries(t, filepath.Join(rt, "llm-runtime")); len(left) > 0 {
+		t.Fatalf("after SIGTERM, the runtime directory holds %q", left)
+	}
+}
+
+// TestE2EARuntimeDirectoryTooLongForASocketIsNamed: the agents' sockets
+// and the daemon's are under the runtime directory; where it is too long
+// for a unix socket the run still works (over the attach stream), -v says
+// which path is too long and what to set, and serve refuses to start,
+// saying the same.
+func TestE2EARuntimeDirectoryTooLongForASocketIsNamed(t *testing.T) {
+	dockertest.Require(t)
+	dir := repo(t, map[string]string{"a.txt": "A\n"})
+	rt := filepath.Join(t.TempDir(), strings.Repeat("d", 100))
+	if err := os.Mkdir(rt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"XDG_RUNTIME_DIR=" + rt}
+	r := runBinary(t, dir, "<open a.txt>", env, "-v")
+	if r.code != 0 || !strings.Contains(r.stdout, "=== FILE: a.txt ===\nA\n") || !strings.Contains(r.stderr, "over the attach stream (the socket path "+rt) ||
+		!strings.Contains(r.stderr, "over the 107 a unix socket allows: set XDG_RUNTIME_DIR") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runBinary(t, dir, "", env, "serve")
+	if r.code != exitSandbox || !strings.Contains(r.stderr, "the socket path "+filepath.Join(rt, "llm-runtime", "serve.sock")) || !strings.Contains(r.stderr, "set XDG_RUNTIME_DIR") {
+		t.Fatalf("serve: exit %d\n%s", r.code, r.stderr)
+	}
+}
