@@ -62,8 +62,12 @@ type Settings struct {
 	// Config the configuration resolved from it, flags and environment.
 	ConfigFile string
 	Config     *config.Config
-	// AuditDir is the audit store, when Config.Audit.Enabled.
+	// AuditDir is the audit store, when Config.Audit.Enabled, and Audit
+	// how it is opened: Debug (-vv) lets Pebble's own informational lines
+	// through to Audit.Log (nil: standard error), where its errors go
+	// anyway.
 	AuditDir string
+	Audit    audit.Options
 	// FrontEnd names the front end in audit records ("filter", "mcp").
 	FrontEnd string
 	// Version is llm-runtime's, for the Docker client.
@@ -126,7 +130,7 @@ func Open(ctx context.Context, s Settings) (*Session, error) {
 	}
 	var w *audit.Writer
 	if cfg.Audit.Enabled {
-		if w, err = audit.OpenWriter(s.AuditDir, audit.NewSession(), audit.Options{Verbose: s.Log != nil}); err != nil {
+		if w, err = audit.OpenWriter(s.AuditDir, audit.NewSession(), s.Audit); err != nil {
 			sess.Close()
 			return nil, fail(KindIO, "%v", err)
 		}

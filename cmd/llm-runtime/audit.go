@@ -149,7 +149,7 @@ func openReader(c *cli, e env) (*audit.Reader, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fail(exitUsage, "no audit log at %s (nothing recorded yet, or another --audit-dir)", dir)
 	}
-	r, err := audit.OpenReader(dir, audit.Options{Verbose: c.Verbose})
+	r, err := audit.OpenReader(dir, c.auditOptions(e))
 	if err != nil {
 		return nil, fail(exitUsage, "%w", err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/alecthomas/kong"
 	"golang.org/x/sys/unix"
 
+	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/engine"
 	"github.com/llm-runtime/llm-runtime/output"
@@ -76,7 +77,7 @@ type env struct {
 type cli struct {
 	Root       string           `short:"r" default:"." placeholder:"DIR" help:"Repository root: the only directory commands can reach."`
 	ConfigFile string           `name:"config" short:"c" placeholder:"FILE" help:"Configuration file. Default: ROOT/llm-runtime.config.yaml, else ~/.config/llm-runtime/config.yaml, else built-in defaults."`
-	Verbose    bool             `short:"v" help:"Report the root, the configuration and the sandbox on standard error."`
+	Verbose    int              `short:"v" type:"counter" help:"Report the root, the configuration and the sandbox on standard error; -vv also the audit store's own log (Pebble's WALs, flushes, compactions), for debugging it. Pebble's errors are shown without it."`
 	AuditDir   string           `name:"audit-dir" placeholder:"DIR" help:"The audit store (audit.dir). Default: $XDG_STATE_HOME/llm-runtime/audit, else ~/.local/state/llm-runtime/audit."`
 	V          kong.VersionFlag `name:"version" help:"Print the version and exit."`
 
@@ -200,6 +201,15 @@ func printHelp(o kong.HelpOptions, ctx *kong.Context) error {
 	ctx.Stdout = out
 	_, werr := io.WriteString(out, strings.Replace(b.String(), "Usage: llm-runtime run ", "Usage: llm-runtime [run] ", 1))
 	return cmp.Or(err, werr)
+}
+
+// verbose says whether -v was given; -vv is debug (see auditOptions).
+func (c *cli) verbose() bool { return c.Verbose > 0 }
+
+// auditOptions are how the audit store is opened: -vv lets Pebble's own
+// informational lines through, and its lines go to standard error.
+func (c *cli) auditOptions(e env) audit.Options {
+	return audit.Options{Debug: c.Verbose > 1, Log: e.stderr}
 }
 
 // overrides are the flags that override settings, shared by the filter
@@ -361,7 +371,7 @@ func (r *runCmd) Run(e env, c *cli) error {
 	run := sess.Runner
 	run.Report = rep
 	sum, err := run.Run(e.ctx, in)
-	if c.Verbose {
+	if c.verbose() {
 		fmt.Fprintf(e.stderr, "Commands: %d, failed: %d, time: %s, peak memory: %s\n", sum.Commands, sum.Failed, sum.Elapsed.Round(time.Microsecond), peakRSS())
 	}
 	if err != nil {
@@ -381,7 +391,8 @@ func (r *runCmd) Run(e env, c *cli) error {
 // openSession opens the engine's session for a front end: the sandbox,
 // the guests and the audit writer, as configured.
 func (c *cli) openSession(e env, root, file string, cfg *config.Config, frontEnd string) (*engine.Session, error) {
-	s := engine.Settings{Root: root, ConfigFile: file, Config: cfg, FrontEnd: frontEnd, Version: version, PoolEvents: c.Verbose}
+	s := engine.Settings{Root: root, ConfigFile: file, Config: cfg, FrontEnd: frontEnd, Version: version, PoolEvents: c.verbose(),
+		Audit: c.auditOptions(e)}
 	if abs, err := filepath.Abs(c.Root); err == nil {
 		s.Given = abs // the root as given, if a link leads to it
 	}
@@ -392,7 +403,7 @@ func (c *cli) openSession(e env, root, file string, cfg *config.Config, frontEnd
 		}
 		s.AuditDir = dir
 	}
-	if c.Verbose {
+	if c.verbose() {
 		s.Log = func(format string, args ...any) { fmt.Fprintf(e.stderr, format+"\n", args...) }
 	}
 	sess, err := engine.Open(e.ctx, s)

@@ -70,7 +70,7 @@ func (m *mcpCmd) Run(e env, c *cli) error {
 	}
 	defer sess.Close()
 	var logger *slog.Logger
-	if c.Verbose {
+	if c.verbose() {
 		logger = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	srv := mcpserver.New(mcpserver.Options{

@@ -72,6 +72,7 @@ Examples:
 
   llm-runtime serve &                        # then run the filter as usual
   llm-runtime serve --verbose                # connections, pools, pool events
+  llm-runtime serve -vv                      # and the audit store's own log
   llm-runtime serve status                   # pools, containers, sessions, uptime
   llm-runtime serve stop
   echo '<open go.mod>' | llm-runtime --server never   # without the daemon`
@@ -95,8 +96,9 @@ func (s *serveStartCmd) Run(e env, c *cli) error {
 	if err != nil {
 		return fail(exitUsage, "--socket: %v", err)
 	}
-	opts := serve.Options{Socket: path, Build: versionString(), Version: version, MaxPools: cfg.Serve.MaxPools, IdleExit: cfg.Serve.IdleExit}
-	if c.Verbose {
+	opts := serve.Options{Socket: path, Build: versionString(), Version: version, MaxPools: cfg.Serve.MaxPools, IdleExit: cfg.Serve.IdleExit,
+		Audit: c.auditOptions(e)}
+	if c.verbose() {
 		opts.Logf = func(format string, args ...any) {
 			fmt.Fprintf(e.stderr, time.Now().Format("15:04:05.000 ")+format+"\n", args...)
 		}
@@ -105,7 +107,7 @@ func (s *serveStartCmd) Run(e env, c *cli) error {
 	if err != nil {
 		return fail(exitSandbox, "serve: %v", err)
 	}
-	if c.Verbose {
+	if c.verbose() {
 		opts.Logf("Serving on %s (pid %s; at most %d pools; exits after %s idle)", d.Socket(), strconv.Itoa(os.Getpid()), cfg.Serve.MaxPools, orNever(cfg.Serve.IdleExit))
 	}
 	if err := d.Serve(e.ctx); err != nil {
@@ -201,7 +203,7 @@ func (r *runCmd) served(e env, c *cli, root, file string, cfg *config.Config, in
 	}
 	req.Docker = serve.DockerEnv(e.getenv)
 	var logw io.Writer
-	if c.Verbose {
+	if c.verbose() {
 		logw = e.stderr
 	}
 	run := &serve.Run{Socket: path, Build: versionString(), Request: req, Timeout: cfg.ContainerPool.AcquireTimeout, In: in, Out: out, Log: logw}
@@ -210,19 +212,19 @@ func (r *runCmd) served(e env, c *cli, root, file string, cfg *config.Config, in
 		if explicit {
 			return true, fail(exitSandbox, "server %s: %v", path, err)
 		}
-		if c.Verbose && !errors.Is(err, serve.ErrNoDaemon) {
+		if c.verbose() && !errors.Is(err, serve.ErrNoDaemon) {
 			fmt.Fprintf(e.stderr, "Server: not used (%v); running on a pool of this run's own\n", err)
 		}
 		return false, nil
 	}
-	if c.Verbose {
+	if c.verbose() {
 		fmt.Fprintf(e.stderr, "Server: llm-runtime serve (pid %d) on %s, pool %s\n", started.PID, path, started.Pool)
 	}
 	end, err := started.Wait(e.ctx)
 	if err != nil {
 		return true, fail(exitSandbox, "server %s: %v", path, err)
 	}
-	if c.Verbose {
+	if c.verbose() {
 		fmt.Fprintf(e.stderr, "Commands: %d, failed: %d, time: %s, peak memory: %s (this client's)\n", end.Commands, end.Failed, end.Elapsed.Round(time.Microsecond), peakRSS())
 	}
 	switch end.Kind {
@@ -246,7 +248,7 @@ func runRequest(c *cli, root, file string, cfg *config.Config) (*serve.RunReques
 	own := *cfg
 	own.Policies, own.Transforms = slices.Clone(cfg.Policies), slices.Clone(cfg.Transforms)
 	cfg = &own
-	req := &serve.RunRequest{Root: root, Config: cfg, Verbose: c.Verbose}
+	req := &serve.RunRequest{Root: root, Config: cfg, Verbose: c.verbose()}
 	if abs, err := filepath.Abs(c.Root); err == nil && abs != root {
 		req.Given = abs
 	}
