@@ -68,6 +68,13 @@ no client. Every run is its own audit session, durable before its result.
 SIGINT or SIGTERM stops it, removing every container; kill -9 does too, as
 each container's agent exits when its stream closes.
 
+Exit codes of 'serve status' and 'serve stop' follow systemctl and the LSB
+init scripts: status exits 0 when a daemon answers and 3 when none does (a
+check: 'llm-runtime serve status >/dev/null || llm-runtime serve &'); stop
+exits 0 when a daemon is stopping and when none was running (there is nothing
+left to stop, so 'serve stop' is safe in any script), and 3 only when a daemon
+answers but cannot be asked to stop.
+
 Examples:
 
   llm-runtime serve &                        # then run the filter as usual
@@ -128,6 +135,21 @@ type serveStatusCmd struct {
 	JSON bool `name:"json" help:"Print the status as JSON."`
 }
 
+func (serveStatusCmd) Help() string {
+	return `Print the daemon's pid, uptime and socket, and each of its pools: the
+repository, the sandbox, its containers idle and in use, its sessions and runs.
+
+Exit codes, as systemctl status and the LSB's status: 0 a daemon answers;
+3 none answers on the socket (it is not running), or it answers wrongly;
+2 the configuration is invalid.
+
+Examples:
+
+  llm-runtime serve status
+  llm-runtime serve status --json | jq '.pools[].root'
+  llm-runtime serve status >/dev/null 2>&1 || (llm-runtime serve &)   # start one if none runs`
+}
+
 func (s *serveStatusCmd) Run(e env, c *cli) error {
 	_, _, cfg, err := c.load(e, nil)
 	if err != nil {
@@ -166,6 +188,22 @@ type serveStopCmd struct {
 	socketFlag
 }
 
+func (serveStopCmd) Help() string {
+	return `Ask the daemon to stop: it takes no new run, finishes those running (or
+cancels them after 10 s), removes its containers and exits. It returns once
+the daemon has the request, not when it has exited.
+
+Exit codes, as systemctl stop and the LSB's stop: 0 the daemon is stopping,
+and 0 too when none answers on the socket (it says so: there is nothing to
+stop, and a script that stops it twice does not fail); 3 a daemon answers but
+the request fails; 2 the configuration is invalid.
+
+Examples:
+
+  llm-runtime serve stop
+  llm-runtime serve stop --socket /run/user/1000/llm-runtime/serve.sock`
+}
+
 func (s *serveStopCmd) Run(e env, c *cli) error {
 	_, _, cfg, err := c.load(e, nil)
 	if err != nil {
@@ -177,7 +215,7 @@ func (s *serveStopCmd) Run(e env, c *cli) error {
 	}
 	pid, err := serve.RequestStop(path, versionString(), 5*time.Second)
 	if errors.Is(err, serve.ErrNoDaemon) {
-		fmt.Fprintf(e.stdout, "no llm-runtime serve answers on %s\n", path)
+		fmt.Fprintf(e.stdout, "no llm-runtime serve answers on %s: nothing to stop\n", path)
 		return nil
 	}
 	if err != nil {
