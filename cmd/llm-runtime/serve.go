@@ -136,7 +136,7 @@ type serveStatusCmd struct {
 }
 
 func (serveStatusCmd) Help() string {
-	return `Print the daemon's pid, uptime and socket, and each of its pools: the
+	return `That is: its pid, uptime and socket, then a line for each pool with the
 repository, the sandbox, its containers idle and in use, its sessions and runs.
 
 Exit codes, as systemctl status and the LSB's status: 0 a daemon answers;
@@ -189,9 +189,9 @@ type serveStopCmd struct {
 }
 
 func (serveStopCmd) Help() string {
-	return `Ask the daemon to stop: it takes no new run, finishes those running (or
-cancels them after 10 s), removes its containers and exits. It returns once
-the daemon has the request, not when it has exited.
+	return `The daemon takes no new run, finishes those running (or cancels them after
+10 s), removes its containers and exits. 'serve stop' returns once the daemon
+has the request, not when it has exited.
 
 Exit codes, as systemctl stop and the LSB's stop: 0 the daemon is stopping,
 and 0 too when none answers on the socket (it says so: there is nothing to
