@@ -94,7 +94,7 @@ type Record struct {
 	Seq      uint64 // 1, 2, 3... within the session
 	PID      uint32 // the writing process
 	Repo     string // the repository root
-	Op       string // open, write, search, exec
+	Op       string // the command's kind (parser.Kinds): open, write, edit, list, search, exec
 	Target   string // the path, query or command
 	Outcome  string // ok, denied or error
 	Code     string // the error code, if any

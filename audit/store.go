@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -27,41 +26,66 @@ import (
 // processes for longer than the retry allows.
 var ErrBusy = errors.New("audit: the store is busy")
 
-// Options configure opening a store. The zero value is quiet and waits up
-// to 10 s for the shared database.
+// Options configure opening a store. The zero value writes Pebble's errors
+// to standard error, drops its informational lines, and waits up to 10 s
+// for the shared database.
 type Options struct {
-	// Verbose lets Pebble's own log lines through to standard error.
-	Verbose bool
+	// Debug lets Pebble's informational lines (its WALs, flushes and
+	// compactions: "pebble: [JOB 1] WAL created...") through to Log; its
+	// errors go there whether or not. Off by default: they are Pebble's
+	// business, not a user's (llm-runtime -vv turns it on).
+	Debug bool
+	// Log gets Pebble's lines, each prefixed "pebble: "; nil: standard
+	// error.
+	Log io.Writer
 	// Wait bounds how long to retry the shared database when another
 	// process holds it. Default 10 s.
 	Wait time.Duration
 }
 
 func (o Options) pebble(readOnly bool) *pebble.Options {
-	po := &pebble.Options{ReadOnly: readOnly, Logger: quiet{}}
-	if o.Verbose {
-		po.Logger = verboseLogger{log.New(os.Stderr, "pebble: ", 0)}
+	w := o.Log
+	if w == nil {
+		w = os.Stderr
 	}
-	// On a damaged file Pebble's default is Logger.Fatalf: a panic (quiet)
-	// or an exit (log), from the read that found it or from a compaction
-	// in the background. Pebble also returns the error to that read, which
-	// is what a caller gets here (see DamageError); so only log it.
-	logger := po.Logger
+	logger := &pebbleLog{w: w, debug: o.Debug}
+	po := &pebble.Options{ReadOnly: readOnly, Logger: logger}
+	// On a damaged file Pebble's default is Logger.Fatalf, from the read
+	// that found it or from a compaction in the background. Pebble also
+	// returns the error to that read, which is what a caller gets here
+	// (see DamageError); so only log it.
 	po.EventListener = &pebble.EventListener{DataCorruption: func(info pebble.DataCorruptionInfo) { logger.Errorf("%s", info) }}
 	return po
 }
 
-type quiet struct{}
+// pebbleLog is Pebble's Logger: informational lines only when debugging,
+// errors always, and a fatal error written then raised as a panic (Pebble
+// does not expect Fatalf to return).
+type pebbleLog struct {
+	mu    sync.Mutex // Pebble logs from its background goroutines too
+	w     io.Writer
+	debug bool
+}
 
-func (quiet) Infof(string, ...any)           {}
-func (quiet) Errorf(string, ...any)          {}
-func (quiet) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
+func (l *pebbleLog) Infof(format string, a ...any) {
+	if l.debug {
+		l.print(format, a...)
+	}
+}
 
-type verboseLogger struct{ *log.Logger }
+func (l *pebbleLog) Errorf(format string, a ...any) { l.print(format, a...) }
 
-func (l verboseLogger) Infof(f string, a ...any)  { l.Printf(f, a...) }
-func (l verboseLogger) Errorf(f string, a ...any) { l.Printf(f, a...) }
-func (l verboseLogger) Fatalf(f string, a ...any) { l.Logger.Fatalf(f, a...) }
+func (l *pebbleLog) Fatalf(format string, a ...any) {
+	l.print(format, a...)
+	panic("pebble: " + fmt.Sprintf(format, a...))
+}
+
+func (l *pebbleLog) print(format string, a ...any) {
+	msg := strings.TrimSuffix(fmt.Sprintf(format, a...), "\n")
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.w, "pebble: %s\n", strings.ReplaceAll(msg, "\n", "\npebble: "))
+}
 
 func mainDir(dir string) string     { return filepath.Join(dir, "main") }
 func segmentsDir(dir string) string { return filepath.Join(dir, "segments") }

@@ -2,8 +2,11 @@
 // and validation whose errors name the key and where its value came from
 // (file and line, environment variable, or flag).
 //
-// Values are layered: defaults, then the configuration file, then flags,
-// then LLM_RUNTIME_* environment variables. The file is
+// Values are layered: defaults, then the configuration file, then
+// LLM_RUNTIME_* environment variables, then flags: a value given for this
+// one run wins over one set for the shell, which wins over the file (the
+// convention of kubectl, docker and git). The caller applies flags, with
+// Set, after ApplyEnv. The file is
 // llm-runtime.config.yaml in the repository root, else config.yaml in the
 // user's configuration directory ($XDG_CONFIG_HOME/llm-runtime, by default
 // ~/.config/llm-runtime), unless a path is named explicitly.
@@ -211,13 +214,20 @@ var otherEnv = map[string]string{
 }
 
 // ApplyEnv applies the LLM_RUNTIME_* variables of environ (as os.Environ
-// returns it). A variable that names no setting is an error, so a typo is
-// not silently ignored.
+// returns it), over the file and under flags: call it before setting the
+// flags' values. A variable that names no setting is an error, so a typo
+// is not silently ignored; it names the nearest variable, if one is near.
 func (c *Config) ApplyEnv(environ []string) error {
 	byEnv := map[string]*Setting{}
+	known := make([]string, 0, len(settings)+len(otherEnv))
 	for i := range settings {
 		byEnv[settings[i].Env()] = &settings[i]
+		known = append(known, strings.TrimPrefix(settings[i].Env(), EnvPrefix))
 	}
+	for name := range otherEnv {
+		known = append(known, strings.TrimPrefix(name, EnvPrefix))
+	}
+	sort.Strings(known)
 	var names []string
 	values := map[string]string{}
 	for _, kv := range environ {
@@ -235,7 +245,7 @@ func (c *Config) ApplyEnv(environ []string) error {
 	for _, name := range names {
 		s, ok := byEnv[name]
 		if !ok {
-			return &Error{Source: "$" + name, Msg: "no such setting; see 'llm-runtime config --help' for the list"}
+			return &Error{Source: "$" + name, Msg: "no such setting; " + didYouMean(EnvPrefix, strings.TrimPrefix(name, EnvPrefix), known) + "see 'llm-runtime config --help' for the list"}
 		}
 		if err := c.Set(s.Key, values[name], "$"+name); err != nil {
 			return err
@@ -253,6 +263,25 @@ func (c *Config) Validate() error {
 			Msg: fmt.Sprintf("is %d, more than container_pool.size (%d)", p.StartupContainers, p.Size)}
 	}
 	return nil
+}
+
+// CheckSandbox checks that the sandbox can do what the settings ask of it:
+// exec.enabled needs sandbox: docker (the local sandbox has no container
+// to run a command in, and exec does not run on Kubernetes yet). It is
+// apart from Validate because only what opens a sandbox needs it: a
+// configuration it refuses still serves 'llm-runtime config' and 'audit'.
+// The error names where each of the two values came from.
+func (c *Config) CheckSandbox() error {
+	if !c.Exec.Enabled || c.Sandbox == "docker" {
+		return nil
+	}
+	why := "it runs on the host, with no container to confine a command in"
+	if c.Sandbox == "kubernetes" {
+		why = "exec does not run on Kubernetes yet"
+	}
+	return &Error{Source: c.origin["exec.enabled"], Key: "exec.enabled",
+		Msg: fmt.Sprintf("is true, but sandbox %s (%s) cannot run <exec>: %s; run exec with sandbox docker, or turn it off (--no-exec, LLM_RUNTIME_EXEC_ENABLED=false, exec.enabled: false)",
+			c.Sandbox, c.origin["sandbox"], why)}
 }
 
 // Find returns the configuration file to use for the repository at root:

@@ -82,7 +82,7 @@ func TestParseRejectsBadFilesWithKeyAndLine(t *testing.T) {
 		{"sandbox: vm\n", `f.yaml:1: sandbox: "vm" is not one of docker, kubernetes, local`},
 		{"container_pool:\n  acquire_timeout: 0\n", "f.yaml:2: container_pool.acquire_timeout: must be more than 0"},
 		{"bogus: 1\n", "f.yaml:1: bogus: unknown key; known keys here: sandbox, sandbox_workspace, sandbox_copy_max_size, output, security, search, list, container_pool, exec, audit, server, kubernetes, serve, mcp, policies, transforms"},
-		{"container_pool:\n  size: 5\n  sise: 3\n", "f.yaml:3: container_pool.sise: unknown key; known keys here: enabled, size, max_uses_per_container, idle_timeout, health_check_interval, startup_containers, spare_delay, acquire_timeout, transport"},
+		{"container_pool:\n  size: 5\n  sise: 3\n", "f.yaml:3: container_pool.sise: unknown key; did you mean container_pool.size? known keys here: enabled, size, max_uses_per_container, idle_timeout, health_check_interval, startup_containers, spare_delay, acquire_timeout, transport"},
 		{"container_pool:\n  size: 0\n", "f.yaml:2: container_pool.size: 0 is out of range; want 1 to 64"},
 		{"container_pool:\n  size: many\n", `f.yaml:2: container_pool.size: "many" is not a whole number`},
 		{"container_pool:\n  enabled: yes\n", `f.yaml:2: container_pool.enabled: "yes" is not true or false`},
@@ -130,26 +130,30 @@ func TestValidateCrossChecks(t *testing.T) {
 	}
 }
 
-func TestLayersFileThenFlagsThenEnvironment(t *testing.T) {
-	c, err := Parse("f.yaml", []byte("container_pool:\n  size: 3\nsearch:\n  max_results: 9\n"))
+func TestLayersFileThenEnvironmentThenFlags(t *testing.T) {
+	c, err := Parse("f.yaml", []byte("container_pool:\n  size: 3\nsearch:\n  max_results: 9\nlist:\n  max_entries: 7\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	env := []string{"HOME=/x", "LLM_RUNTIME_CONTAINER_POOL_SIZE=6", "LLM_RUNTIME_LIST_MAX_ENTRIES=5", "LLM_RUNTIME_SECURITY_EXCLUDED_PATHS=.git, *.secret", "LLM_RUNTIME_REQUIRE_DOCKER=1"}
+	if err := c.ApplyEnv(env); err != nil {
+		t.Fatal(err)
+	}
+	// Flags come last, as the CLI sets them.
 	if err := c.Set("container_pool.size", "4", "--pool-size"); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Set("search.max_results", "8", "--max-results"); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"HOME=/x", "LLM_RUNTIME_CONTAINER_POOL_SIZE=6", "LLM_RUNTIME_SECURITY_EXCLUDED_PATHS=.git, *.secret", "LLM_RUNTIME_REQUIRE_DOCKER=1"}
-	if err := c.ApplyEnv(env); err != nil {
-		t.Fatal(err)
-	}
-	if c.ContainerPool.Size != 6 || c.Origin("container_pool.size") != "$LLM_RUNTIME_CONTAINER_POOL_SIZE" {
-		t.Fatalf("environment did not win: %d from %s", c.ContainerPool.Size, c.Origin("container_pool.size"))
+	if c.ContainerPool.Size != 4 || c.Origin("container_pool.size") != "--pool-size" {
+		t.Fatalf("the flag did not beat the environment: %d from %s", c.ContainerPool.Size, c.Origin("container_pool.size"))
 	}
 	if c.Search.MaxResults != 8 || c.Origin("search.max_results") != "--max-results" {
 		t.Fatalf("flag did not beat the file: %d", c.Search.MaxResults)
+	}
+	if c.List.MaxEntries != 5 || c.Origin("list.max_entries") != "$LLM_RUNTIME_LIST_MAX_ENTRIES" {
+		t.Fatalf("the environment did not beat the file: %d from %s", c.List.MaxEntries, c.Origin("list.max_entries"))
 	}
 	if strings.Join(c.Security.ExcludedPaths, "|") != ".git|*.secret" {
 		t.Fatalf("list from the environment: %q", c.Security.ExcludedPaths)

@@ -103,7 +103,7 @@ func (c *Config) mapping(file, prefix string, n *yaml.Node) error {
 			}
 			continue
 		}
-		return &Error{Source: at(k), Key: key, Msg: "unknown key" + suggest(prefix)}
+		return &Error{Source: at(k), Key: key, Msg: "unknown key; " + suggest(prefix, k.Value)}
 	}
 	return nil
 }
@@ -149,8 +149,9 @@ func isSection(key string) bool {
 	return false
 }
 
-// suggest lists the keys valid under prefix.
-func suggest(prefix string) string {
+// suggest names the key valid under prefix nearest to name, if one is
+// near, and lists them all.
+func suggest(prefix, name string) string {
 	var keys []string
 	seen := map[string]bool{}
 	for _, s := range settings {
@@ -165,7 +166,7 @@ func suggest(prefix string) string {
 	if prefix == "" {
 		keys = append(keys, "policies", "transforms")
 	}
-	return "; known keys here: " + strings.Join(keys, ", ")
+	return didYouMean(prefix, name, keys) + "known keys here: " + strings.Join(keys, ", ")
 }
 
 // guestList reads a list of guest modules:
@@ -217,7 +218,8 @@ func guestList(file, key string, n *yaml.Node) ([]Guest, error) {
 					return nil, &Error{Source: at(v), Key: ikey + ".memory_limit", Msg: err.Error()}
 				}
 			default:
-				return nil, &Error{Source: at(k), Key: ikey + "." + k.Value, Msg: "unknown key; known keys here: module, config, timeout, memory_limit"}
+				known := []string{"module", "config", "timeout", "memory_limit"}
+				return nil, &Error{Source: at(k), Key: ikey + "." + k.Value, Msg: "unknown key; " + didYouMean(ikey+".", k.Value, known) + "known keys here: " + strings.Join(known, ", ")}
 			}
 		}
 		if g.Module == "" {

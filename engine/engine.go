@@ -62,8 +62,12 @@ type Settings struct {
 	// Config the configuration resolved from it, flags and environment.
 	ConfigFile string
 	Config     *config.Config
-	// AuditDir is the audit store, when Config.Audit.Enabled.
+	// AuditDir is the audit store, when Config.Audit.Enabled, and Audit
+	// how it is opened: Debug (-vv) lets Pebble's own informational lines
+	// through to Audit.Log (nil: standard error), where its errors go
+	// anyway.
 	AuditDir string
+	Audit    audit.Options
 	// FrontEnd names the front end in audit records ("filter", "mcp").
 	FrontEnd string
 	// Version is llm-runtime's, for the Docker client.
@@ -126,7 +130,7 @@ func Open(ctx context.Context, s Settings) (*Session, error) {
 	}
 	var w *audit.Writer
 	if cfg.Audit.Enabled {
-		if w, err = audit.OpenWriter(s.AuditDir, audit.NewSession(), audit.Options{Verbose: s.Log != nil}); err != nil {
+		if w, err = audit.OpenWriter(s.AuditDir, audit.NewSession(), s.Audit); err != nil {
 			sess.Close()
 			return nil, fail(KindIO, "%v", err)
 		}
@@ -170,9 +174,14 @@ func GuestSpecs(gs []config.Guest) []wasm.Spec {
 // local one, or a Docker one (a pool, unless container_pool.enabled is
 // false) with its reaper and the sweep of orphans. Docker problems are
 // KindSandbox with a message that says how to fix them; there is no silent
-// fallback to the local sandbox. Closing it removes its containers.
+// fallback to the local sandbox. exec.enabled with a sandbox that cannot
+// exec is KindConfig (config.CheckSandbox), never exec silently off.
+// Closing it removes its containers.
 func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 	cfg, root, logf := s.Config, s.Root, s.logf
+	if err := cfg.CheckSandbox(); err != nil {
+		return nil, fail(KindConfig, "%v", err) // exec where the sandbox cannot run it
+	}
 	paths, ids, inside := protection(root, s.ConfigFile, cfg)
 	limits := sandbox.Limits{
 		MaxFileSize:      cfg.Security.MaxFileSize,
@@ -196,11 +205,7 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 			return nil, fail(KindSandbox, "sandbox local: %v", err)
 		}
 		logf("Sandbox: local (no container boundary; exec disabled)")
-		if cfg.Exec.Enabled {
-			logf("Exec enabled: false (exec.enabled is true, but the local sandbox cannot exec; <exec> answers EXEC_DISABLED)")
-		} else {
-			logf("Exec enabled: false (the local sandbox cannot exec)")
-		}
+		logf("Exec enabled: false (the local sandbox cannot exec)")
 		return sb, nil
 	}
 	if cfg.Sandbox == "kubernetes" {
@@ -421,9 +426,6 @@ func PoolStat(sb sandbox.Sandbox) pool.Stat {
 // account when llm-runtime runs in a cluster.
 func openKubernetes(ctx context.Context, s Settings, root string, limits sandbox.Limits) (sandbox.Sandbox, error) {
 	cfg, logf := s.Config, s.logf
-	if cfg.Exec.Enabled {
-		return nil, fail(KindSandbox, "exec does not run on Kubernetes yet (sandbox: kubernetes); run it with sandbox: docker")
-	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	kc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
 	rc, err := kc.ClientConfig()

@@ -182,6 +182,10 @@ var (
 
 var kinds = []Kind{Open, Write, Exec, Search, Edit, List}
 
+// Kinds returns every kind of command, in the order of the documentation:
+// what an operation can be, and so what the audit log records as its op.
+func Kinds() []Kind { return []Kind{Open, Write, Edit, List, Search, Exec} }
+
 // hasBody says whether commands of kind k have a body and a closing tag.
 func hasBody(k Kind) bool { return k == Write || k == Edit }
 

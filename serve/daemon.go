@@ -44,6 +44,10 @@ type Options struct {
 	// Logf, if set, gets what --verbose reports: connections, pools opened
 	// and closed, and every pool event.
 	Logf func(format string, args ...any)
+	// Audit is how the daemon opens audit stores: Debug (serve -vv) lets
+	// Pebble's informational lines through to Audit.Log (nil: standard
+	// error), where its errors go anyway.
+	Audit audit.Options
 	// Grace is how long a stop waits for running sessions before it
 	// cancels them. Default 10 s.
 	Grace time.Duration
@@ -748,7 +752,7 @@ func (d *Daemon) auditLog(dir string) (*audit.Log, error) {
 	if l := d.logs[dir]; l != nil {
 		return l, nil
 	}
-	l, err := audit.OpenLog(dir, audit.Options{})
+	l, err := audit.OpenLog(dir, d.opts.Audit)
 	if err != nil {
 		return nil, err
 	}

@@ -67,7 +67,7 @@ type auditCmd struct {
 type auditFilter struct {
 	Since   string `placeholder:"WHEN" help:"Only records at or after WHEN: a duration back from now (90m, 24h) or an RFC 3339 time."`
 	Until   string `placeholder:"WHEN" help:"Only records before WHEN (same forms as --since)."`
-	Op      string `enum:",open,write,search,exec" default:"" help:"Only this operation: open, write, search or exec."`
+	Op      string `placeholder:"OP" help:"Only this operation: open, write, edit, list, search or exec (the commands of the language, as recorded)."`
 	Outcome string `enum:",ok,denied,error" default:"" help:"Only this outcome: ok, denied or error."`
 	Path    string `placeholder:"GLOB" help:"Only targets matching GLOB (path.Match: src/*.go, *.env)."`
 	Session string `help:"Only this session (one run of llm-runtime)."`
@@ -83,6 +83,9 @@ func (f auditFilter) filter(now time.Time) (audit.Filter, error) {
 	if out.Until, err = parseWhen(f.Until, now); err != nil {
 		return out, fail(exitUsage, "--until: %v", err)
 	}
+	if f.Op != "" && !slices.Contains(parser.Kinds(), parser.Kind(f.Op)) {
+		return out, fail(exitUsage, "--op %q: want one of %s", f.Op, opNames())
+	}
 	if f.Path != "" {
 		if err := audit.ValidatePath(f.Path); err != nil {
 			return out, fail(exitUsage, "--path %q: %v", f.Path, err)
@@ -95,6 +98,15 @@ func (f auditFilter) filter(now time.Time) (audit.Filter, error) {
 	}
 	out.Op, out.Outcome, out.Path, out.Session, out.Repo = f.Op, f.Outcome, f.Path, f.Session, f.Repo
 	return out, nil
+}
+
+// opNames are the operations --op takes: "open, write, ... or exec".
+func opNames() string {
+	var names []string
+	for _, k := range parser.Kinds() {
+		names = append(names, string(k))
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // open reads the filter flags and opens the store.
@@ -137,7 +149,7 @@ func openReader(c *cli, e env) (*audit.Reader, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fail(exitUsage, "no audit log at %s (nothing recorded yet, or another --audit-dir)", dir)
 	}
-	r, err := audit.OpenReader(dir, audit.Options{Verbose: c.Verbose})
+	r, err := audit.OpenReader(dir, c.auditOptions(e))
 	if err != nil {
 		return nil, fail(exitUsage, "%w", err)
 	}

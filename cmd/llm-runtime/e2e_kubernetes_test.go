@@ -224,7 +224,7 @@ func TestK8sTheFilterOnKubernetesPrintsTheSameBytes(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "=== FILE: a.txt ===\nA\n") || !strings.Contains(r.stderr, "Sandbox: kubernetes ("+c.Server+", a pod of the warm pool agents/llm-runtime") {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if r := runBinary(t, dir, "<exec ls>", kenv, "--exec"); r.code != 3 || !strings.Contains(r.stderr, "exec does not run on Kubernetes yet") {
+	if r := runBinary(t, dir, "<exec ls>", kenv, "--exec"); r.code != 2 || !strings.Contains(r.stderr, "exec does not run on Kubernetes yet") {
 		t.Fatalf("exec on kubernetes: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	c.Await(func(s string) bool { return strings.TrimSpace(s) == "" }, "-n", "agents", "get", "sandboxclaims", "-o", "name")

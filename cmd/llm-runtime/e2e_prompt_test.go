@@ -25,8 +25,8 @@ func TestE2EPromptTeachesTheCommandsAsConfigured(t *testing.T) {
 			t.Errorf("prompt --exec --format text lacks %q:\n%s", want, on.stdout)
 		}
 	}
-	if r := runBinary(t, dir, "", nil, "prompt", "--exec", "--sandbox", "local"); strings.Contains(r.stdout, "<exec") {
-		t.Error("the local sandbox cannot exec, but the prompt teaches <exec>")
+	if r := runBinary(t, dir, "", nil, "prompt", "--exec", "--sandbox", "local"); r.code != 2 || strings.Contains(r.stdout, "<exec") {
+		t.Errorf("the local sandbox cannot exec, but prompt --exec --sandbox local: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 
 	env := dockertest.Require(t)

@@ -338,7 +338,7 @@ func TestE2EConfigurationErrorsNameKeyAndLine(t *testing.T) {
 	}
 }
 
-func TestE2EPrecedenceFileFlagsEnvironment(t *testing.T) {
+func TestE2EPrecedenceFileEnvironmentFlags(t *testing.T) {
 	dir := repo(t, map[string]string{"llm-runtime.config.yaml": "output:\n  format: jsonl\nsearch:\n  max_results: 1\n", "a.txt": "needle\nneedle\n"})
 	// The file says jsonl and max_results 1.
 	r := runBinary(t, dir, "<search needle>", nil)
@@ -349,10 +349,14 @@ func TestE2EPrecedenceFileFlagsEnvironment(t *testing.T) {
 	if r := runBinary(t, dir, "<search needle>", nil, "--format", "text"); !strings.HasPrefix(r.stdout, "=== LLM TOOL START ===") {
 		t.Fatalf("flag did not beat the file:\n%s", r.stdout)
 	}
-	// The environment beats both.
+	// The environment beats the file, and a flag beats the environment.
+	r = runBinary(t, dir, "<search needle>", []string{"LLM_RUNTIME_OUTPUT_FORMAT=text"})
+	if !strings.HasPrefix(r.stdout, "=== LLM TOOL START ===") {
+		t.Fatalf("environment did not beat the file:\n%s", r.stdout)
+	}
 	r = runBinary(t, dir, "<search needle>", []string{"LLM_RUNTIME_OUTPUT_FORMAT=jsonl"}, "--format", "text")
-	if !strings.HasPrefix(r.stdout, "{") {
-		t.Fatalf("environment did not beat the flag:\n%s", r.stdout)
+	if !strings.HasPrefix(r.stdout, "=== LLM TOOL START ===") {
+		t.Fatalf("flag did not beat the environment:\n%s", r.stdout)
 	}
 	// The model cannot rewrite the configuration that binds it.
 	r = runBinary(t, dir, "<write llm-runtime.config.yaml>output:\n  format: text\n</write>", nil)

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/alecthomas/kong"
 	"golang.org/x/sys/unix"
 
+	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/engine"
 	"github.com/llm-runtime/llm-runtime/output"
@@ -76,7 +78,7 @@ type env struct {
 type cli struct {
 	Root       string           `short:"r" default:"." placeholder:"DIR" help:"Repository root: the only directory commands can reach."`
 	ConfigFile string           `name:"config" short:"c" placeholder:"FILE" help:"Configuration file. Default: ROOT/llm-runtime.config.yaml, else ~/.config/llm-runtime/config.yaml, else built-in defaults."`
-	Verbose    bool             `short:"v" help:"Report the root, the configuration and the sandbox on standard error."`
+	Verbose    int              `short:"v" type:"counter" help:"Report the root, the configuration and the sandbox on standard error; -vv also the audit store's own log (Pebble's WALs, flushes, compactions), for debugging it. Pebble's errors are shown without it."`
 	AuditDir   string           `name:"audit-dir" placeholder:"DIR" help:"The audit store (audit.dir). Default: $XDG_STATE_HOME/llm-runtime/audit, else ~/.local/state/llm-runtime/audit."`
 	V          kong.VersionFlag `name:"version" help:"Print the version and exit."`
 
@@ -125,10 +127,15 @@ Examples:
   llm-runtime config            # the settings in force, and where they come from
   llm-runtime image status      # the sandbox image and our containers
 
+Settings come from flags, else LLM_RUNTIME_* variables, else the configuration
+file, else the defaults: a flag wins over the environment, which wins over the
+file, as with kubectl, docker and git. 'llm-runtime config --help' lists them.
+
 Every operation is recorded in the audit log ('llm-runtime audit list').
 
 Exit codes: 0 input processed (failed commands are reported in the output),
-1 usage or I/O error, 2 configuration error, 3 sandbox unavailable,
+1 usage or I/O error, 2 configuration error (exec asked of a sandbox that
+cannot run it, --exec with --sandbox local, is one), 3 sandbox unavailable,
 4 audit verify or checkpoint found a broken chain, a departure from a
 checkpoint, or a damaged store or checkpoint.`
 
@@ -202,21 +209,32 @@ func printHelp(o kong.HelpOptions, ctx *kong.Context) error {
 	return cmp.Or(err, werr)
 }
 
+// verbose says whether -v was given; -vv is debug (see auditOptions).
+func (c *cli) verbose() bool { return c.Verbose > 0 }
+
+// auditOptions are how the audit store is opened: -vv lets Pebble's own
+// informational lines through, and its lines go to standard error.
+func (c *cli) auditOptions(e env) audit.Options {
+	return audit.Options{Debug: c.Verbose > 1, Log: e.stderr}
+}
+
 // overrides are the flags that override settings, shared by the filter
 // and the config command.
 type overrides struct {
-	Sandbox   string   `placeholder:"NAME" help:"Where operations run: docker, kubernetes or local. Overrides the 'sandbox' setting."`
+	Sandbox   string   `placeholder:"NAME" help:"Where operations run: docker, kubernetes or local (only docker runs <exec>: the others refuse exec.enabled). Overrides the 'sandbox' setting."`
 	Format    string   `short:"f" placeholder:"FORMAT" help:"Output format: text or jsonl. Overrides 'output.format'."`
 	NoPool    bool     `name:"no-pool" help:"A fresh container per operation (container_pool.enabled: false)."`
-	Exec      bool     `name:"exec" help:"Allow <exec> (exec.enabled: true)."`
+	Exec      *bool    `name:"exec" negatable:"" help:"Allow <exec> (exec.enabled: true); --no-exec: not in this run, whatever the file or the environment say."`
 	Policy    []string `placeholder:"FILE.wasm" sep:"none" help:"Add a policy guest, after those of the configuration (repeatable)."`
 	Transform []string `placeholder:"FILE.wasm" sep:"none" help:"Add a transform guest, after those of the configuration (repeatable)."`
 	Server    string   `placeholder:"auto|never|SOCKET" help:"Run through llm-runtime serve: auto (when it answers), never, or a socket's path (then it must answer). Overrides 'server'."`
 	legacyFlags
 }
 
-// load resolves the root and layers the configuration: defaults, file,
-// flags (o may be nil), environment.
+// load resolves the root and layers the configuration: defaults, the
+// file, LLM_RUNTIME_* variables, then flags (o may be nil; --audit-dir
+// always counts): a flag given for this one run wins over the
+// environment, which wins over the file, as with kubectl, docker and git.
 func (f *cli) load(e env, o *overrides) (root, file string, cfg *config.Config, err error) {
 	if o == nil {
 		o = &overrides{}
@@ -242,23 +260,11 @@ func (f *cli) load(e env, o *overrides) (root, file string, cfg *config.Config, 
 	if cfg, err = config.Load(file); err != nil {
 		return "", "", nil, fail(exitConfig, "%v", err)
 	}
-	ifSet := func(set bool, value string) string {
-		if set {
-			return value
-		}
-		return ""
+	if err := cfg.ApplyEnv(e.environ); err != nil {
+		return "", "", nil, fail(exitConfig, "%v", err)
 	}
-	for _, o := range []struct{ key, flag, value string }{
-		{"sandbox", "--sandbox", o.Sandbox},
-		{"output.format", "--format", o.Format},
-		{"container_pool.enabled", "--no-pool", ifSet(o.NoPool, "false")},
-		{"exec.enabled", "--exec", ifSet(o.Exec, "true")},
-		{"server", "--server", o.Server},
-	} {
-		if o.value == "" {
-			continue
-		}
-		if err := cfg.Set(o.key, o.value, o.flag); err != nil {
+	for _, s := range o.flagSettings(f) {
+		if err := cfg.Set(s.key, s.value, s.flag); err != nil {
 			return "", "", nil, fail(exitConfig, "%v", err)
 		}
 	}
@@ -271,13 +277,39 @@ func (f *cli) load(e env, o *overrides) (root, file string, cfg *config.Config, 
 	for _, p := range o.Transform {
 		cfg.Transforms = append(cfg.Transforms, config.Guest{Module: p, Source: "--transform"})
 	}
-	if err := cfg.ApplyEnv(e.environ); err != nil {
-		return "", "", nil, fail(exitConfig, "%v", err)
-	}
 	if err := cfg.Validate(); err != nil {
 		return "", "", nil, fail(exitConfig, "%v", err)
 	}
 	return root, file, cfg, nil
+}
+
+// flagSetting is a flag given that sets a setting: its spelling, the
+// setting's key, and the value in the setting's notation.
+type flagSetting struct{ flag, key, value string }
+
+// flagSettings are the settings the flags given set, in the order they
+// apply: those of o, then the global --audit-dir. The old spellings
+// (legacyFlags) apply after them.
+func (o *overrides) flagSettings(f *cli) []flagSetting {
+	var out []flagSetting
+	add := func(given bool, flag, key, value string) {
+		if given {
+			out = append(out, flagSetting{flag, key, value})
+		}
+	}
+	add(o.Sandbox != "", "--sandbox", "sandbox", o.Sandbox)
+	add(o.Format != "", "--format", "output.format", o.Format)
+	add(o.NoPool, "--no-pool", "container_pool.enabled", "false")
+	if o.Exec != nil {
+		flag := "--exec"
+		if !*o.Exec {
+			flag = "--no-exec"
+		}
+		add(true, flag, "exec.enabled", strconv.FormatBool(*o.Exec))
+	}
+	add(o.Server != "", "--server", "server", o.Server)
+	add(f.AuditDir != "", "--audit-dir", "audit.dir", f.AuditDir)
+	return out
 }
 
 func unwrapPath(err error) error {
@@ -318,6 +350,9 @@ func (r *runCmd) Run(e env, c *cli) error {
 	root, file, cfg, err := c.load(e, &r.overrides)
 	if err != nil {
 		return err
+	}
+	if err := cfg.CheckSandbox(); err != nil {
+		return fail(exitConfig, "%v", err)
 	}
 	in := e.stdin
 	if r.Input != "" && r.Input != "-" {
@@ -361,7 +396,7 @@ func (r *runCmd) Run(e env, c *cli) error {
 	run := sess.Runner
 	run.Report = rep
 	sum, err := run.Run(e.ctx, in)
-	if c.Verbose {
+	if c.verbose() {
 		fmt.Fprintf(e.stderr, "Commands: %d, failed: %d, time: %s, peak memory: %s\n", sum.Commands, sum.Failed, sum.Elapsed.Round(time.Microsecond), peakRSS())
 	}
 	if err != nil {
@@ -381,7 +416,8 @@ func (r *runCmd) Run(e env, c *cli) error {
 // openSession opens the engine's session for a front end: the sandbox,
 // the guests and the audit writer, as configured.
 func (c *cli) openSession(e env, root, file string, cfg *config.Config, frontEnd string) (*engine.Session, error) {
-	s := engine.Settings{Root: root, ConfigFile: file, Config: cfg, FrontEnd: frontEnd, Version: version, PoolEvents: c.Verbose}
+	s := engine.Settings{Root: root, ConfigFile: file, Config: cfg, FrontEnd: frontEnd, Version: version, PoolEvents: c.verbose(),
+		Audit: c.auditOptions(e)}
 	if abs, err := filepath.Abs(c.Root); err == nil {
 		s.Given = abs // the root as given, if a link leads to it
 	}
@@ -392,7 +428,7 @@ func (c *cli) openSession(e env, root, file string, cfg *config.Config, frontEnd
 		}
 		s.AuditDir = dir
 	}
-	if c.Verbose {
+	if c.verbose() {
 		s.Log = func(format string, args ...any) { fmt.Fprintf(e.stderr, format+"\n", args...) }
 	}
 	sess, err := engine.Open(e.ctx, s)
@@ -410,6 +446,7 @@ func isTerminal(f *os.File) bool {
 
 type configCmd struct {
 	overrides
+	YAML bool `name:"yaml" help:"Print a configuration file instead: every setting as in force, whatever it came from, which --config FILE loads back (no sources, no paths in use)."`
 }
 
 func (configCmd) Help() string {
@@ -423,10 +460,22 @@ func (configCmd) Help() string {
   transforms (default [], no variable; flag --transform FILE.wasm)
       transform guests, in order, with the same fields
 
-Precedence: defaults, then the file, then flags, then LLM_RUNTIME_* variables.
+Precedence, lowest first: the defaults, the file, LLM_RUNTIME_* variables,
+flags. A flag given for one run wins over the environment, which wins over
+the file (the convention of kubectl, docker and git); the comment after each
+value says which one it came from.
+
 The output ends with the paths in use that follow from the settings and the
 environment: the audit store, the image sum cache, the compilation cache and
-exec's state (copies of repositories and build caches).`)
+exec's state (copies of repositories and build caches). --yaml prints a
+configuration file instead, with every value in force, nested by section.
+
+Examples:
+
+  llm-runtime config                        # each value and where it comes from
+  LLM_RUNTIME_OUTPUT_FORMAT=jsonl llm-runtime config --format text   # the flag wins
+  llm-runtime config --yaml > llm-runtime.config.yaml   # a file to edit
+  llm-runtime --config llm-runtime.config.yaml config   # what it sets`)
 	return b.String()
 }
 
@@ -447,6 +496,13 @@ func (cc *configCmd) Run(e env, c *cli) error {
 	if err != nil {
 		return err
 	}
+	if err := cfg.CheckSandbox(); err != nil {
+		fmt.Fprintf(e.stderr, "llm-runtime: warning: a run with this configuration is refused: %v\n", err)
+	}
+	if cc.YAML {
+		_, err := e.stdout.Write(cfg.YAML())
+		return err
+	}
 	fmt.Fprintf(e.stdout, "# repository root: %s\n# configuration file: %s\n", root, orDefaults(file))
 	audit := "off (audit.enabled: false)"
 	if cfg.Audit.Enabled {
@@ -460,9 +516,6 @@ func (cc *configCmd) Run(e env, c *cli) error {
 	for _, s := range config.Settings() {
 		value, origin := shown(cfg.Value(s.Key), s.List), cfg.Origin(s.Key)
 		if s.Key == "audit.dir" {
-			if c.AuditDir != "" {
-				value, origin = c.AuditDir, "--audit-dir"
-			}
 			origin += "; in use: " + audit
 		}
 		row(s.Key+": "+value, origin)

@@ -11,9 +11,9 @@ import (
 
 // mcpCmd serves the engine as an MCP server on standard input and output.
 type mcpCmd struct {
-	Sandbox   string   `placeholder:"NAME" help:"Where operations run: docker, kubernetes or local. Overrides the 'sandbox' setting."`
+	Sandbox   string   `placeholder:"NAME" help:"Where operations run: docker, kubernetes or local (only docker runs <exec>: the others refuse exec.enabled). Overrides the 'sandbox' setting."`
 	NoPool    bool     `name:"no-pool" help:"A fresh container per operation (container_pool.enabled: false)."`
-	Exec      bool     `name:"exec" help:"List the exec tool (exec.enabled: true)."`
+	Exec      *bool    `name:"exec" negatable:"" help:"List the exec tool (exec.enabled: true); --no-exec: not in this session, whatever the file or the environment say."`
 	Policy    []string `placeholder:"FILE.wasm" sep:"none" help:"Add a policy guest, after those of the configuration (repeatable)."`
 	Transform []string `placeholder:"FILE.wasm" sep:"none" help:"Add a transform guest, after those of the configuration (repeatable)."`
 	LogFile   string   `name:"log-file" placeholder:"FILE" help:"Append the server's log to FILE (what --verbose reports, and the protocol's own log) instead of standard error."`
@@ -50,6 +50,9 @@ func (m *mcpCmd) Run(e env, c *cli) error {
 	if err != nil {
 		return err
 	}
+	if err := cfg.CheckSandbox(); err != nil {
+		return fail(exitConfig, "%v", err)
+	}
 	logw := e.stderr
 	if m.LogFile != "" {
 		f, err := os.OpenFile(m.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
@@ -70,7 +73,7 @@ func (m *mcpCmd) Run(e env, c *cli) error {
 	}
 	defer sess.Close()
 	var logger *slog.Logger
-	if c.Verbose {
+	if c.verbose() {
 		logger = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	srv := mcpserver.New(mcpserver.Options{

@@ -7,8 +7,8 @@ import (
 )
 
 type promptCmd struct {
-	Sandbox string `placeholder:"NAME" help:"docker, kubernetes or local (kubernetes and local cannot exec). Overrides the 'sandbox' setting."`
-	Exec    bool   `name:"exec" help:"As with exec enabled (exec.enabled: true)."`
+	Sandbox string `placeholder:"NAME" help:"docker, kubernetes or local (kubernetes and local cannot exec: with exec enabled they are refused). Overrides the 'sandbox' setting."`
+	Exec    *bool  `name:"exec" negatable:"" help:"As with exec enabled (exec.enabled: true); --no-exec: as with it off."`
 	Format  string `enum:"markdown,text" default:"markdown" help:"markdown (headings, code fences) or text."`
 }
 
@@ -30,6 +30,9 @@ func (p promptCmd) Run(e env, c *cli) error {
 	_, _, cfg, err := c.load(e, &overrides{Sandbox: p.Sandbox, Exec: p.Exec})
 	if err != nil {
 		return err
+	}
+	if err := cfg.CheckSandbox(); err != nil {
+		return fail(exitConfig, "%v", err)
 	}
 	s := prompt.Settings{
 		MaxFileSize:      cfg.Security.MaxFileSize,

@@ -68,10 +68,18 @@ no client. Every run is its own audit session, durable before its result.
 SIGINT or SIGTERM stops it, removing every container; kill -9 does too, as
 each container's agent exits when its stream closes.
 
+Exit codes of 'serve status' and 'serve stop' follow systemctl and the LSB
+init scripts: status exits 0 when a daemon answers and 3 when none does (a
+check: 'llm-runtime serve status >/dev/null || llm-runtime serve &'); stop
+exits 0 when a daemon is stopping and when none was running (there is nothing
+left to stop, so 'serve stop' is safe in any script), and 3 only when a daemon
+answers but cannot be asked to stop.
+
 Examples:
 
   llm-runtime serve &                        # then run the filter as usual
   llm-runtime serve --verbose                # connections, pools, pool events
+  llm-runtime serve -vv                      # and the audit store's own log
   llm-runtime serve status                   # pools, containers, sessions, uptime
   llm-runtime serve stop
   echo '<open go.mod>' | llm-runtime --server never   # without the daemon`
@@ -95,8 +103,9 @@ func (s *serveStartCmd) Run(e env, c *cli) error {
 	if err != nil {
 		return fail(exitUsage, "--socket: %v", err)
 	}
-	opts := serve.Options{Socket: path, Build: versionString(), Version: version, MaxPools: cfg.Serve.MaxPools, IdleExit: cfg.Serve.IdleExit}
-	if c.Verbose {
+	opts := serve.Options{Socket: path, Build: versionString(), Version: version, MaxPools: cfg.Serve.MaxPools, IdleExit: cfg.Serve.IdleExit,
+		Audit: c.auditOptions(e)}
+	if c.verbose() {
 		opts.Logf = func(format string, args ...any) {
 			fmt.Fprintf(e.stderr, time.Now().Format("15:04:05.000 ")+format+"\n", args...)
 		}
@@ -105,7 +114,7 @@ func (s *serveStartCmd) Run(e env, c *cli) error {
 	if err != nil {
 		return fail(exitSandbox, "serve: %v", err)
 	}
-	if c.Verbose {
+	if c.verbose() {
 		opts.Logf("Serving on %s (pid %s; at most %d pools; exits after %s idle)", d.Socket(), strconv.Itoa(os.Getpid()), cfg.Serve.MaxPools, orNever(cfg.Serve.IdleExit))
 	}
 	if err := d.Serve(e.ctx); err != nil {
@@ -124,6 +133,21 @@ func orNever(d time.Duration) string {
 type serveStatusCmd struct {
 	socketFlag
 	JSON bool `name:"json" help:"Print the status as JSON."`
+}
+
+func (serveStatusCmd) Help() string {
+	return `That is: its pid, uptime and socket, then a line for each pool with the
+repository, the sandbox, its containers idle and in use, its sessions and runs.
+
+Exit codes, as systemctl status and the LSB's status: 0 a daemon answers;
+3 none answers on the socket (it is not running), or it answers wrongly;
+2 the configuration is invalid.
+
+Examples:
+
+  llm-runtime serve status
+  llm-runtime serve status --json | jq '.pools[].root'
+  llm-runtime serve status >/dev/null 2>&1 || (llm-runtime serve &)   # start one if none runs`
 }
 
 func (s *serveStatusCmd) Run(e env, c *cli) error {
@@ -164,6 +188,22 @@ type serveStopCmd struct {
 	socketFlag
 }
 
+func (serveStopCmd) Help() string {
+	return `The daemon takes no new run, finishes those running (or cancels them after
+10 s), removes its containers and exits. 'serve stop' returns once the daemon
+has the request, not when it has exited.
+
+Exit codes, as systemctl stop and the LSB's stop: 0 the daemon is stopping,
+and 0 too when none answers on the socket (it says so: there is nothing to
+stop, and a script that stops it twice does not fail); 3 a daemon answers but
+the request fails; 2 the configuration is invalid.
+
+Examples:
+
+  llm-runtime serve stop
+  llm-runtime serve stop --socket /run/user/1000/llm-runtime/serve.sock`
+}
+
 func (s *serveStopCmd) Run(e env, c *cli) error {
 	_, _, cfg, err := c.load(e, nil)
 	if err != nil {
@@ -175,7 +215,7 @@ func (s *serveStopCmd) Run(e env, c *cli) error {
 	}
 	pid, err := serve.RequestStop(path, versionString(), 5*time.Second)
 	if errors.Is(err, serve.ErrNoDaemon) {
-		fmt.Fprintf(e.stdout, "no llm-runtime serve answers on %s\n", path)
+		fmt.Fprintf(e.stdout, "no llm-runtime serve answers on %s: nothing to stop\n", path)
 		return nil
 	}
 	if err != nil {
@@ -201,7 +241,7 @@ func (r *runCmd) served(e env, c *cli, root, file string, cfg *config.Config, in
 	}
 	req.Docker = serve.DockerEnv(e.getenv)
 	var logw io.Writer
-	if c.Verbose {
+	if c.verbose() {
 		logw = e.stderr
 	}
 	run := &serve.Run{Socket: path, Build: versionString(), Request: req, Timeout: cfg.ContainerPool.AcquireTimeout, In: in, Out: out, Log: logw}
@@ -210,19 +250,19 @@ func (r *runCmd) served(e env, c *cli, root, file string, cfg *config.Config, in
 		if explicit {
 			return true, fail(exitSandbox, "server %s: %v", path, err)
 		}
-		if c.Verbose && !errors.Is(err, serve.ErrNoDaemon) {
+		if c.verbose() && !errors.Is(err, serve.ErrNoDaemon) {
 			fmt.Fprintf(e.stderr, "Server: not used (%v); running on a pool of this run's own\n", err)
 		}
 		return false, nil
 	}
-	if c.Verbose {
+	if c.verbose() {
 		fmt.Fprintf(e.stderr, "Server: llm-runtime serve (pid %d) on %s, pool %s\n", started.PID, path, started.Pool)
 	}
 	end, err := started.Wait(e.ctx)
 	if err != nil {
 		return true, fail(exitSandbox, "server %s: %v", path, err)
 	}
-	if c.Verbose {
+	if c.verbose() {
 		fmt.Fprintf(e.stderr, "Commands: %d, failed: %d, time: %s, peak memory: %s (this client's)\n", end.Commands, end.Failed, end.Elapsed.Round(time.Microsecond), peakRSS())
 	}
 	switch end.Kind {
@@ -246,7 +286,7 @@ func runRequest(c *cli, root, file string, cfg *config.Config) (*serve.RunReques
 	own := *cfg
 	own.Policies, own.Transforms = slices.Clone(cfg.Policies), slices.Clone(cfg.Transforms)
 	cfg = &own
-	req := &serve.RunRequest{Root: root, Config: cfg, Verbose: c.Verbose}
+	req := &serve.RunRequest{Root: root, Config: cfg, Verbose: c.verbose()}
 	if abs, err := filepath.Abs(c.Root); err == nil && abs != root {
 		req.Given = abs
 	}
