@@ -127,7 +127,7 @@ func TestE2EVerboseSaysWhatThePoolAndExecAreDoing(t *testing.T) {
 		`(?m)^Repository root: ` + regexp.QuoteMeta(dir) + `$`,
 		`(?m)^Sandbox: docker, pooled \(size 5, 1 kept ready, `,
 		`(?m)^Exec enabled: false \(exec\.enabled is false; --exec turns it on\)$`,
-		`(?m)^pool: created #1 ` + name + ` in \d+ms \(1 idle, 0 in use, 1 total\)$`,
+		`(?m)^pool: created #1 ` + name + ` in [0-9.]+m?s \(1 idle, 0 in use, 1 total\)$`,
 		`(?m)^pool: first use #1 ` + name + ` \(0 idle, 1 in use, 1 total\)$`,
 		`(?m)^pool: reused #1 ` + name + ` after 1 use \(0 idle, 1 in use, 1 total\)$`,
 		`(?m)^pool: reused #1 ` + name + ` after 2 uses \(0 idle, 1 in use, 1 total\)$`,

@@ -238,7 +238,7 @@ func TestE2ECopyModeGivesANewVolumeToItsUser(t *testing.T) {
 		cmd := exec.Command(filepath.Join(base, "llm-runtime"), "-v")
 		cmd.Dir = dir
 		cmd.Stdin = strings.NewReader(in)
-		cmd.Env = append(cleanEnv(), "HOME="+base, "XDG_CACHE_HOME="+base+"/cache", "XDG_STATE_HOME="+base+"/state", "XDG_RUNTIME_DIR="+base+"/run",
+		cmd.Env = append(cleanEnv(), "HOME="+base, "XDG_CACHE_HOME="+base+"/cache", "XDG_CONFIG_HOME="+base+"/config", "XDG_STATE_HOME="+base+"/state", "XDG_RUNTIME_DIR="+base+"/run",
 			"LLM_RUNTIME_EXEC_STATE_DIR="+base+"/exec", "DOCKER_HOST="+host, "LLM_RUNTIME_SERVER=never")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
 		out, err := cmd.CombinedOutput()

@@ -32,7 +32,6 @@ func TestE2EImagePruneRemovesExactlyTheUnusedImagesOfOurs(t *testing.T) {
 	// A binary of its own, so that its sandbox image, the current one, is
 	// a throwaway too (a static binary runs with bytes after its end).
 	cache := t.TempDir()
-	t.Setenv("XDG_CACHE_HOME", cache)
 	bin := filepath.Join(t.TempDir(), "llm-runtime")
 	b, err := os.ReadFile(binary)
 	if err != nil {
