@@ -594,11 +594,14 @@ type ExecInput struct {
 	TimeoutS int    `json:"timeout_s,omitempty" jsonschema:"seconds before the command is killed; at most the server's exec.timeout"`
 }
 
-// ExecOutput is exec's result.
+// ExecOutput is exec's result. A command that did not run (refused by
+// the whitelist or a policy, timed out before it started, exec disabled)
+// or did not come back has no exit code, duration or output: those fields
+// are absent, never zero, so that a refusal cannot be read as a success.
 type ExecOutput struct {
-	ExitCode   int              `json:"exit_code"`
-	Output     string           `json:"output"`
-	DurationMS int64            `json:"duration_ms"`
+	ExitCode   *int             `json:"exit_code,omitempty"`
+	Output     string           `json:"output,omitempty"`
+	DurationMS *int64           `json:"duration_ms,omitempty"`
 	Changes    []sandbox.Change `json:"changes,omitempty" jsonschema:"files the command changed, and what became of each"`
 	Error      *ErrorInfo       `json:"error,omitempty"`
 }
@@ -613,20 +616,28 @@ func (h *handler) exec(ctx context.Context, req *mcp.CallToolRequest, in ExecInp
 		return nil, ExecOutput{}, err
 	}
 	x := res.Exec
-	text, cut := cutMiddle(string(x.Output), h.payloadCap())
-	for len(text)+jsonLen(text) > h.budget() { // escaping: cut more
-		text, cut = cutMiddle(string(x.Output), len(text)/2)
-	}
-	out := ExecOutput{ExitCode: x.ExitCode, Output: text, DurationMS: x.Duration.Milliseconds(), Changes: x.Changes}
+	out := ExecOutput{Changes: x.Changes}
 	var b strings.Builder
-	b.WriteString(text)
-	if text != "" && !strings.HasSuffix(text, "\n") {
-		b.WriteString("\n")
+	if x.ExitCode < 0 {
+		// The sandbox's mark of a command that did not come back: its
+		// changes are known, its exit code and output are not.
+		b.WriteString("[the command did not come back: no exit code or output]")
+	} else {
+		text, cut := cutMiddle(string(x.Output), h.payloadCap())
+		for len(text)+jsonLen(text) > h.budget() { // escaping: cut more
+			text, cut = cutMiddle(string(x.Output), len(text)/2)
+		}
+		code, ms := x.ExitCode, x.Duration.Milliseconds()
+		out.ExitCode, out.Output, out.DurationMS = &code, text, &ms
+		b.WriteString(text)
+		if text != "" && !strings.HasSuffix(text, "\n") {
+			b.WriteString("\n")
+		}
+		if cut > 0 {
+			fmt.Fprintf(&b, "[%s of output cut from the middle (mcp.max_result); redirect the output to a file and read_file it for all of it]\n", sandbox.FormatSize(int64(cut)))
+		}
+		fmt.Fprintf(&b, "[exit code %d after %s]", x.ExitCode, x.Duration.Round(time.Millisecond))
 	}
-	if cut > 0 {
-		fmt.Fprintf(&b, "[%s of output cut from the middle (mcp.max_result); redirect the output to a file and read_file it for all of it]\n", sandbox.FormatSize(int64(cut)))
-	}
-	fmt.Fprintf(&b, "[exit code %d after %s]", x.ExitCode, x.Duration.Round(time.Millisecond))
 	if len(x.Changes) > 0 {
 		b.WriteString("\nFiles changed:")
 		for _, c := range x.Changes {

@@ -45,6 +45,7 @@ type fixture struct {
 	dir      string
 	cs       *mcp.ClientSession
 	sb       *slowExec
+	runner   *runner.Runner
 	progress atomic.Int32
 }
 
@@ -76,7 +77,7 @@ func startB(t testing.TB, files map[string]string, o mcpserver.Options) *fixture
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{dir: dir, sb: sb}
+	f := &fixture{dir: dir, sb: sb, runner: o.Runner}
 	cs, err := mcp.NewClient(&mcp.Implementation{Name: "unit", Version: "0"}, &mcp.ClientOptions{
 		ProgressNotificationHandler: func(context.Context, *mcp.ProgressNotificationClientRequest) { f.progress.Add(1) },
 	}).Connect(ctx, ct, nil)
