@@ -7,8 +7,12 @@ import (
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/mcpserver"
+	"github.com/llm-runtime/llm-runtime/prompt"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
+
+// testExec is exec as the tests configure it.
+var testExec = &prompt.Exec{Whitelist: []string{"go test", "ls"}, Timeout: 90 * time.Second}
 
 // scriptedExec is the local sandbox with an exec that answers each command
 // line as scripted.
@@ -27,7 +31,7 @@ func (s *scriptedExec) Exec(ctx context.Context, command string) (*sandbox.ExecR
 // structured content, and its text does not claim one; a command that ran
 // has both.
 func TestExecThatDidNotRunHasNoExitCode(t *testing.T) {
-	f := start(t, nil, mcpserver.Options{Exec: true})
+	f := start(t, nil, mcpserver.Options{Exec: testExec})
 	sb := &scriptedExec{Local: f.sb.Local, script: map[string]func() (*sandbox.ExecResult, error){
 		"rm -rf .": func() (*sandbox.ExecResult, error) {
 			return nil, sandbox.Errorf(sandbox.CodeExecValidation, "rm is not in exec.whitelist")
@@ -71,5 +75,41 @@ func TestExecThatDidNotRunHasNoExitCode(t *testing.T) {
 	res, text, out := f.call(t, "exec", map[string]any{"command": "false"})
 	if !res.IsError || out["exit_code"] != 1.0 || out["duration_ms"] != 3.0 || !strings.Contains(text, "[exit code 1 after 3ms]") {
 		t.Fatalf("a command that ran and failed: %v %q", out, text)
+	}
+}
+
+// TestExecDescriptionSaysTheRulesAsConfigured: the exec tool's description
+// gives the whitelist, the timeout, the shell and whether changes are kept,
+// in the sentences of the filter's prompt (prompt.ExecRules), so that a
+// model learns them before its first command.
+func TestExecDescriptionSaysTheRulesAsConfigured(t *testing.T) {
+	for _, x := range []*prompt.Exec{
+		testExec,
+		{Whitelist: []string{"*"}, Shell: true, Writable: true, Timeout: 10 * time.Minute},
+	} {
+		f := start(t, nil, mcpserver.Options{Exec: x})
+		res, err := f.cs.ListTools(context.Background(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		desc := ""
+		for _, tool := range res.Tools {
+			if tool.Name == "exec" {
+				desc = tool.Description
+			}
+		}
+		want := append(prompt.ExecRules(*x, mcpserver.MCPTerms), "killed after "+x.Timeout.String())
+		for _, w := range want {
+			if !strings.Contains(desc, w) {
+				t.Errorf("the description lacks %q:\n%s", w, desc)
+			}
+		}
+		kept := strings.Contains(desc, "is kept")
+		if kept != x.Writable || strings.Contains(desc, "<exec>") || strings.Contains(desc, "<edit>") {
+			t.Errorf("writable %v: %s", x.Writable, desc)
+		}
+	}
+	if !strings.Contains(prompt.Allowed(*testExec), "`go test`, `ls`") || prompt.Allowed(prompt.Exec{Whitelist: []string{"*"}}) != "Any command may run." {
+		t.Errorf("Allowed: %q", prompt.Allowed(*testExec))
 	}
 }

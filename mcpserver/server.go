@@ -24,6 +24,7 @@ import (
 	"github.com/llm-runtime/llm-runtime/edit"
 	"github.com/llm-runtime/llm-runtime/output"
 	"github.com/llm-runtime/llm-runtime/parser"
+	"github.com/llm-runtime/llm-runtime/prompt"
 	"github.com/llm-runtime/llm-runtime/runner"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
@@ -34,8 +35,10 @@ type Options struct {
 	Runner *runner.Runner
 	// Root is the repository, as the instructions name it.
 	Root string
-	// Exec lists the exec tool.
-	Exec bool
+	// Exec, if set, lists the exec tool, whose description says these
+	// rules: the whitelist, the shell, the timeout, whether changes are
+	// kept (prompt.ExecRules, as the filter's prompt says them).
+	Exec *prompt.Exec
 	// MaxResult bounds the text of one result, structured content
 	// included (mcp.max_result); 0 is DefaultMaxResult.
 	MaxResult int64
@@ -113,17 +116,26 @@ func New(o Options) *mcp.Server {
 			"path_glob limits the files (src/**/*.go, *_test.go); max_results bounds the matches listed. Excluded, ignored, binary and oversized files are skipped and counted.",
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, OpenWorldHint: closed},
 	}, h.search)
-	if o.Exec {
+	if o.Exec != nil {
 		addTool(s, &mcp.Tool{
-			Name:  "exec",
-			Title: "Run a command",
-			Description: "Run a command line in a fresh, network-less container on a copy of the repository; the commands allowed are the server's " +
-				"exec.whitelist. The result gives the exit code, the output and the files the command changed (applied, or discarded, as the server is configured). " +
-				"timeout_s may shorten the server's exec.timeout.",
+			Name:        "exec",
+			Title:       "Run a command",
+			Description: execDescription(*o.Exec),
 			Annotations: &mcp.ToolAnnotations{DestructiveHint: &yes, OpenWorldHint: closed},
 		}, h.exec)
 	}
 	return s
+}
+
+// MCPTerms are the tools' words for prompt.ExecRules.
+var MCPTerms = prompt.ExecTerms{Run: "call", Change: "edit_file or write_file"}
+
+// execDescription is the exec tool's description: the rules of exec as
+// configured, the same sentences the filter's prompt says.
+func execDescription(x prompt.Exec) string {
+	return fmt.Sprintf("Run a command line in a fresh container with no network, on a copy of the repository, killed after %s (timeout_s may shorten it). ", x.Timeout) +
+		strings.Join(prompt.ExecRules(x, MCPTerms), " ") +
+		" The result gives the exit code, the output and the files the command changed."
 }
 
 func instructions(o Options) string {
@@ -131,7 +143,7 @@ func instructions(o Options) string {
 	fmt.Fprintf(&b, "These tools work on one repository, %s, inside llm-runtime's sandbox, and on nothing else. ", o.Root)
 	b.WriteString("Paths are relative to the repository (an absolute path inside it works too); a path outside it, an excluded file (.env, keys, .git) or one the policies deny is refused with a code such as PATH_SECURITY or POLICY_DENIED. ")
 	b.WriteString("Read with read_file (paged by lines), change with edit_file (whole-line old_text/new_text) or write_file, find with search and list_directory. ")
-	if o.Exec {
+	if o.Exec != nil {
 		b.WriteString("exec runs a whitelisted command in a fresh container on a copy of the repository. ")
 	}
 	b.WriteString("Every call is recorded in an audit log.")

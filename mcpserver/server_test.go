@@ -118,7 +118,11 @@ func codeOf(out map[string]any) string {
 
 func TestExecIsListedOnlyWhenEnabled(t *testing.T) {
 	for _, enabled := range []bool{false, true} {
-		f := start(t, nil, mcpserver.Options{Exec: enabled})
+		o := mcpserver.Options{}
+		if enabled {
+			o.Exec = testExec
+		}
+		f := start(t, nil, o)
 		res, err := f.cs.ListTools(context.Background(), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -255,7 +259,7 @@ func TestEditFileTakesEditsAsLines(t *testing.T) {
 // TestExecProgressAndCancel: a running exec reports progress while the
 // client waits, and a cancelled call cancels the command's context.
 func TestExecProgressAndCancel(t *testing.T) {
-	f := start(t, nil, mcpserver.Options{Exec: true, ProgressEvery: 10 * time.Millisecond})
+	f := start(t, nil, mcpserver.Options{Exec: testExec, ProgressEvery: 10 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &mcp.CallToolParams{Name: "exec", Arguments: map[string]any{"command": "sleep 600"}}
 	p.SetProgressToken("t")

@@ -143,20 +143,8 @@ func Render(s Settings, format string) (string, error) {
 	item("A body that must hold `</write>` or `</edit>` uses a label: `<write:EOF PATH>`...`</write:EOF>`, `<edit:EOF PATH>`...`</edit:EOF>`.")
 	if x := s.Exec; x != nil {
 		item("`<exec COMMAND>`: run a command in the repository, in a fresh container with no network, killed after %s.", x.Timeout)
-		if len(x.Whitelist) == 1 && x.Whitelist[0] == "*" {
-			item("Any command may run.")
-		} else {
-			item("Allowed commands (a command must start with one of these): %s.", quoteAll(x.Whitelist))
-		}
-		if x.Shell {
-			item("Commands may be chained with `|`, `&&`, `||` and `;`; each must be allowed. No redirections (`>`).")
-		} else {
-			item("No shell: no pipes, `&&`, `;` or redirections; one command per `<exec>`.")
-		}
-		if x.Writable {
-			item("What a command changes in the repository is kept, but for what a write could not make (links, special files, excluded paths, .git); the result lists every changed file.")
-		} else {
-			item("A command may write, but its changes are discarded: change files with `<edit>` or `<write>`.")
+		for _, r := range ExecRules(*x, FilterTerms) {
+			item("%s", r)
 		}
 	}
 	item("Paths are relative to the repository root. Never reachable: %s, and anything outside the repository.", quoteAll(s.Excluded))
@@ -190,6 +178,44 @@ func Render(s Settings, format string) (string, error) {
 		b.WriteString("\n")
 	}
 	return strings.TrimLeft(b.String(), "\n"), nil
+}
+
+// ExecTerms are a front end's words for ExecRules: the command or tool
+// that runs a command line, and the ways its model changes files.
+type ExecTerms struct {
+	Run    string // "`<exec>`"
+	Change string // "`<edit>` or `<write>`"
+}
+
+// FilterTerms are the command language's words.
+var FilterTerms = ExecTerms{Run: "`<exec>`", Change: "`<edit>` or `<write>`"}
+
+// ExecRules are the rules of exec as sentences, one each: which commands
+// may run (Allowed), whether a shell runs them, and what becomes of what a
+// command changes in the repository. The filter's prompt and the MCP exec
+// tool's description both say them, in their own terms t, so that a model
+// learns them before its first command rather than by failing.
+func ExecRules(x Exec, t ExecTerms) []string {
+	shell := "No shell: no pipes, `&&`, `;` or redirections; one command per " + t.Run + "."
+	if x.Shell {
+		shell = "Commands may be chained with `|`, `&&`, `||` and `;`; each must be allowed. No redirections (`>`)."
+	}
+	changes := "A command may write, but its changes are discarded: change files with " + t.Change + "."
+	if x.Writable {
+		changes = "What a command changes in the repository is kept, but for what a write could not make (links, special files, excluded paths, .git); the result lists every changed file."
+	}
+	return []string{Allowed(x), shell, changes}
+}
+
+// Allowed is the sentence that says which commands exec may run: the
+// configured whitelist, as it is. Every front end says it through this
+// function and no other, so that what a model is told it may run can be
+// narrowed in one place.
+func Allowed(x Exec) string {
+	if len(x.Whitelist) == 1 && x.Whitelist[0] == "*" {
+		return "Any command may run."
+	}
+	return fmt.Sprintf("Allowed commands (a command must start with one of these): %s.", quoteAll(x.Whitelist))
 }
 
 func quoteAll(list []string) string {

@@ -76,7 +76,7 @@ func (m *mcpCmd) Run(e env, c *cli) error {
 	srv := mcpserver.New(mcpserver.Options{
 		Runner:    sess.Runner,
 		Root:      root,
-		Exec:      sess.ExecEnabled,
+		Exec:      execRules(cfg),
 		MaxResult: cfg.MCP.MaxResult,
 		Version:   version,
 		Logger:    logger,

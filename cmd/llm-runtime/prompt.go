@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 
+	"github.com/llm-runtime/llm-runtime/config"
+	"github.com/llm-runtime/llm-runtime/engine"
 	"github.com/llm-runtime/llm-runtime/prompt"
 )
 
@@ -38,13 +40,21 @@ func (p promptCmd) Run(e env, c *cli) error {
 		MaxListEntries:   cfg.List.MaxEntries,
 		Excluded:         cfg.Security.ExcludedPaths,
 	}
-	if x := cfg.Exec; x.Enabled && cfg.Sandbox == "docker" {
-		s.Exec = &prompt.Exec{Whitelist: x.Whitelist, Shell: x.Shell, Writable: x.Writable, Timeout: x.Timeout}
-	}
+	s.Exec = execRules(cfg)
 	text, err := prompt.Render(s, p.Format)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
 	_, err = fmt.Fprint(e.stdout, text)
 	return err
+}
+
+// execRules are the rules of exec as the prompt and the MCP exec tool say
+// them; nil when exec cannot run.
+func execRules(cfg *config.Config) *prompt.Exec {
+	if !engine.ExecEnabled(cfg) {
+		return nil
+	}
+	x := cfg.Exec
+	return &prompt.Exec{Whitelist: x.Whitelist, Shell: x.Shell, Writable: x.Writable, Timeout: x.Timeout}
 }
