@@ -40,7 +40,7 @@ func TestE2EMCPExecSaysItsRulesAndRefusalsHaveNoExitCode(t *testing.T) {
 	wantAll(t, desc, "`echo`, `curl`", "killed after 45s", "No shell", "changes are discarded: change files with edit_file or write_file")
 
 	for _, c := range []struct{ command, code string }{
-		{"rm -rf .", sandbox.CodeExecValidation}, // not on the whitelist
+		{"rm -rf .", sandbox.CodeExecValidation},     // not on the whitelist
 		{"curl http://example.com", "POLICY_DENIED"}, // on it, but protect-secrets denies network tools
 	} {
 		res, text := s.call(t, "exec", map[string]any{"command": c.command})
