@@ -188,27 +188,17 @@ func (t *Text) Result(r *Result) error {
 		var line []byte
 		// With context (-C N), as grep prints it: "path-N- text" around
 		// "path:N: text", each line once, "--" between groups apart.
-		lastPath, lastLine, grouped := "", 0, hasContext(s)
-		put := func(path string, n int, sep byte, text string) {
-			if path == lastPath && n <= lastLine {
-				return
-			}
-			if grouped && lastPath != "" && (path != lastPath || n > lastLine+1) {
+		for l := range s.Lines() {
+			if l.Break {
 				w.WriteString("--\n")
 			}
-			line = fmt.Appendf(line[:0], "%s%c%d%c %s", parser.Printable(path), sep, n, sep, text)
+			sep := byte('-')
+			if l.Match {
+				sep = ':'
+			}
+			line = fmt.Appendf(line[:0], "%s%c%d%c %s", parser.Printable(l.Path), sep, l.Line, sep, l.Text)
 			writeEscaped(w, line)
 			w.WriteByte('\n')
-			lastPath, lastLine = path, n
-		}
-		for _, m := range s.Matches {
-			for i, b := range m.Before {
-				put(m.Path, m.Line-len(m.Before)+i, '-', b)
-			}
-			put(m.Path, m.Line, ':', m.Text)
-			for i, a := range m.After {
-				put(m.Path, m.Line+1+i, '-', a)
-			}
 		}
 		fmt.Fprintf(w, "Matches: %d in %d %s", s.Total, s.Files, plural(s.Files, "file", "files"))
 		if s.Truncated() {
@@ -335,16 +325,6 @@ func counts(cs ...count) string {
 		}
 	}
 	return strings.Join(parts, ", ")
-}
-
-// hasContext says whether a search asked for lines of context.
-func hasContext(s *sandbox.SearchResult) bool {
-	for _, m := range s.Matches {
-		if len(m.Before) > 0 || len(m.After) > 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // rangeOf is the part of a FILE line that gives the range of lines read:

@@ -268,3 +268,18 @@ func TestTextListsAnExecsChangesAndCountsTheRest(t *testing.T) {
 		t.Errorf("%d framing lines, %d change lines:\n%s", strings.Count(out, "\n=== END COMMAND ==="), strings.Count(out, "\n  created "), out)
 	}
 }
+
+// TestTextShowsAMatchWithinAnothersContextAsAMatch: with -C 1, matches on
+// lines 3 and 4 print as "f:3:" and "f:4:", each once, between their
+// context, not line 4 as the context of line 3.
+func TestTextShowsAMatchWithinAnothersContextAsAMatch(t *testing.T) {
+	matches := []sandbox.Match{
+		{Path: "f", Line: 3, Text: "hit 3", Before: []string{"two"}, After: []string{"hit 4"}},
+		{Path: "f", Line: 4, Text: "hit 4", Before: []string{"hit 3"}, After: []string{"five"}},
+	}
+	r := &Result{Command: parser.Command{Kind: parser.Search, Arg: "hit -C 1"}, Search: &sandbox.SearchResult{Query: "hit -C 1", Matches: matches, Total: 2, Files: 1}}
+	got := between(t, render(t, r), "=== SEARCH: hit -C 1 ===\n", "Matches: ")
+	if want := "f-2- two\nf:3: hit 3\nf:4: hit 4\nf-5- five\nMatches: 2 in 1 file\n"; got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}
