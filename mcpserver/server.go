@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -113,7 +114,7 @@ func New(o Options) *mcp.Server {
 		Name:  "search",
 		Title: "Search files",
 		Description: "Search the repository's text files for lines holding query (literal; a regular expression, RE2, with regex). " +
-			"path_glob limits the files (src/**/*.go, *_test.go); max_results bounds the matches listed. Excluded, ignored, binary and oversized files are skipped and counted.",
+			"path_glob limits the files (src/**/*.go, *_test.go); max_results bounds the matches listed; context shows that many lines around each (1 to 20), as grep -C does. Excluded, ignored, binary and oversized files are skipped and counted.",
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, OpenWorldHint: closed},
 	}, h.search)
 	if o.Exec != nil {
@@ -538,13 +539,17 @@ type SearchInput struct {
 	Regex      bool   `json:"regex,omitempty" jsonschema:"query is a regular expression (RE2 syntax)"`
 	PathGlob   string `json:"path_glob,omitempty" jsonschema:"only files matching this glob: src/**/*.go, *_test.go, docs/"`
 	MaxResults int    `json:"max_results,omitempty" jsonschema:"list at most this many matching lines (the server's search.max_results bounds it)"`
+	Context    int    `json:"context,omitempty" jsonschema:"lines to show before and after each match, 1 to 20 (default none)"`
 }
 
-// Match is one matching line.
+// Match is one matching line, and the lines around it that context asked
+// for.
 type Match struct {
-	Path string `json:"path"`
-	Line int    `json:"line"`
-	Text string `json:"text"`
+	Path   string   `json:"path"`
+	Line   int      `json:"line"`
+	Text   string   `json:"text"`
+	Before []string `json:"before,omitempty"`
+	After  []string `json:"after,omitempty"`
 }
 
 // SearchOutput is search's result.
@@ -558,24 +563,43 @@ type SearchOutput struct {
 }
 
 func (h *handler) search(ctx context.Context, req *mcp.CallToolRequest, in SearchInput) (*mcp.CallToolResult, SearchOutput, error) {
+	if in.Context < 0 || in.Context > sandbox.MaxContext {
+		return nil, SearchOutput{}, sandbox.Errorf(CodeInvalidArguments, "context is %d: it must be from 1 to %d lines (0, or none given, for no context)", in.Context, sandbox.MaxContext)
+	}
 	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Search, Arg: in.Query},
-		Search: &sandbox.SearchSpec{Regex: in.Regex, Scope: in.PathGlob, Max: max(in.MaxResults, 0)}})
+		Search: &sandbox.SearchSpec{Regex: in.Regex, Scope: in.PathGlob, Max: max(in.MaxResults, 0), Context: in.Context}})
 	if err != nil {
 		return nil, SearchOutput{}, err
 	}
 	s := res.Search
 	out := SearchOutput{Matches: []Match{}, Total: s.Total, Files: s.Files, Skipped: s.SkippedLarge + s.SkippedBinary + s.Ignored}
-	var b strings.Builder
+	// The matches listed are those whose lines, context included, and
+	// JSON fit in the budget; the text shows them as grep -C does.
 	budget := h.budget()
 	for _, m := range s.Matches {
-		line := fmt.Sprintf("%s:%d: %s\n", m.Path, m.Line, m.Text)
-		match := Match{Path: m.Path, Line: m.Line, Text: m.Text}
+		match := Match{Path: m.Path, Line: m.Line, Text: m.Text, Before: m.Before, After: m.After}
 		js, _ := json.Marshal(match)
-		if budget -= len(line) + len(js) + 1; budget < 0 {
+		cost := len(js) + 1
+		for _, l := range slices.Concat(m.Before, []string{m.Text}, m.After) {
+			cost += len(m.Path) + len(l) + 16
+		}
+		if budget -= cost; budget < 0 {
 			break
 		}
-		b.WriteString(line)
 		out.Matches = append(out.Matches, match)
+	}
+	shown := *s
+	shown.Matches = s.Matches[:len(out.Matches)]
+	var b strings.Builder
+	for l := range shown.Lines() {
+		if l.Break {
+			b.WriteString("--\n")
+		}
+		sep := "-"
+		if l.Match {
+			sep = ":"
+		}
+		fmt.Fprintf(&b, "%s%s%d%s %s\n", l.Path, sep, l.Line, sep, l.Text)
 	}
 	switch {
 	case len(out.Matches) < len(s.Matches):

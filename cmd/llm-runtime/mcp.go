@@ -29,7 +29,7 @@ else; --verbose logs to standard error, or to --log-file.
 Tools: read_file {path, offset?, limit?}, write_file {path, content},
 edit_file {path, edits: [{old_text, new_text}], dry_run?},
 list_directory {path?, pattern?}, search {query, regex?, path_glob?,
-max_results?}, and with --exec (exec.enabled) exec {command, timeout_s?}.
+max_results?, context?}, and with --exec (exec.enabled) exec {command, timeout_s?}.
 
 The root is --root and only --root: roots a client announces are not asked
 for and widen nothing; a path outside the root is refused (PATH_SECURITY).
