@@ -104,9 +104,14 @@ func (f *fixture) call(t *testing.T, name string, args map[string]any) (*mcp.Cal
 	for _, c := range res.Content {
 		text.WriteString(c.(*mcp.TextContent).Text)
 	}
+	// The structured content, or read_file's _meta.
 	var out map[string]any
 	b, _ := json.Marshal(res.StructuredContent)
 	json.Unmarshal(b, &out)
+	if m, ok := res.Meta[mcpserver.MetaRead]; ok {
+		b, _ := json.Marshal(m)
+		json.Unmarshal(b, &out)
+	}
 	return res, text.String(), out
 }
 
