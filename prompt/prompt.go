@@ -21,6 +21,9 @@ type Settings struct {
 	MaxListEntries   int
 	Excluded         []string
 	Exec             *Exec // nil: exec is off, and the prompt does not mention it
+	// LineNumbers: a file's lines are shown numbered (output.line_numbers),
+	// and the prompt says so, and shows them so.
+	LineNumbers bool
 }
 
 // Exec is the configuration of <exec>.
@@ -38,6 +41,17 @@ type Example struct {
 	Input string   // the model's text, one command or a few
 	Shows []string // lines of the answer, in order, that the example relies on
 	Exec  bool     // needs exec
+	// Numbered is Shows as the answer shows them with output.line_numbers
+	// on; nil when they are the same.
+	Numbered []string
+}
+
+// WithLineNumbers is the example as it shows with output.line_numbers on.
+func (e Example) WithLineNumbers() Example {
+	if e.Numbered != nil {
+		e.Shows = e.Numbered
+	}
+	return e
 }
 
 // Check returns an error unless the tool's answer out shows the lines of
@@ -65,8 +79,10 @@ var ExampleRepo = map[string]string{
 
 // Examples are the prompt's examples, in the order it shows them.
 var Examples = []Example{
-	{Title: "Read a file", Input: "<open go.mod>", Shows: []string{"=== FILE: go.mod ===", "module example.com/app", "=== END FILE ==="}},
-	{Title: "Read lines 9 to 11 of a file", Input: "<open main.go:9-11>", Shows: []string{"=== FILE: main.go (lines 9-11 of 11) ===", "func greeting() string {", "=== END FILE ==="}},
+	{Title: "Read a file", Input: "<open go.mod>", Shows: []string{"=== FILE: go.mod ===", "module example.com/app", "=== END FILE ==="},
+		Numbered: []string{"=== FILE: go.mod ===", "     1\tmodule example.com/app", "=== END FILE ==="}},
+	{Title: "Read lines 9 to 11 of a file", Input: "<open main.go:9-11>", Shows: []string{"=== FILE: main.go (lines 9-11 of 11) ===", "func greeting() string {", "=== END FILE ==="},
+		Numbered: []string{"=== FILE: main.go (lines 9-11 of 11) ===", "     9\tfunc greeting() string {", "=== END FILE ==="}},
 	{Title: "List a directory (<list> alone lists the root; PATH/** lists everything under it)", Input: "<list internal/**>", Shows: []string{"=== LIST: internal/** ===", "internal/names/", "internal/names/names.go  65 bytes", "Entries: 2", "=== END LIST ==="}},
 	{Title: "Search the repository (a literal string; re:PATTERN for a regular expression)", Input: "<search TODO>", Shows: []string{"=== SEARCH: TODO ===", "internal/names/names.go:3: // TODO: more names", "Matches: 1 in 1 file", "=== END SEARCH ==="}},
 	{Title: "Search some files only", Input: "<search func in *.go>", Shows: []string{"=== SEARCH: func in *.go ===", "main.go:5: func main() {", "main.go:9: func greeting() string {", "Matches: 2 in 1 file", "=== END SEARCH ==="}},
@@ -156,6 +172,9 @@ func Render(s Settings, format string) (string, error) {
 	heading("Results")
 	b.WriteString("Each command's result is framed by lines that begin with `=== `; no line of a file's content or a command's output begins so (such a line is shown with a `\\` in front). " +
 		"A file ends at `=== END FILE ===`; one without a final newline ends at `=== END FILE (no newline at end) ===`. A failed command shows `=== ERROR: CODE ===` and a `Message:` line.\n")
+	if s.LineNumbers {
+		b.WriteString("\n" + LineNumbersRule + "\n")
+	}
 
 	heading("Error codes")
 	codes := errorCodes
@@ -171,6 +190,9 @@ func Render(s Settings, format string) (string, error) {
 		if e.Exec && s.Exec == nil {
 			continue
 		}
+		if s.LineNumbers {
+			e = e.WithLineNumbers()
+		}
 		fmt.Fprintf(&b, "%s:\n\n", e.Title)
 		code(e.Input)
 		b.WriteString("\nThe answer shows:\n\n")
@@ -179,6 +201,11 @@ func Render(s Settings, format string) (string, error) {
 	}
 	return strings.TrimLeft(b.String(), "\n"), nil
 }
+
+// LineNumbersRule says how a numbered file reads, in the prompt of a run
+// with output.line_numbers on.
+const LineNumbersRule = "Each line of a file is shown after its number in the file and a tab, as `cat -n` prints it (`    12\t` and then the line); a range's lines are numbered from its first. " +
+	"The number and the tab are not part of the file: leave them out of SEARCH blocks and of what you write."
 
 // ExecTerms are a front end's words for ExecRules: the command or tool
 // that runs a command line, and the ways its model changes files.

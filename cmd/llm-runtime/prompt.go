@@ -9,9 +9,10 @@ import (
 )
 
 type promptCmd struct {
-	Sandbox string `placeholder:"NAME" help:"docker, kubernetes or local (kubernetes and local cannot exec). Overrides the 'sandbox' setting."`
-	Exec    bool   `name:"exec" help:"As with exec enabled (exec.enabled: true)."`
-	Format  string `enum:"markdown,text" default:"markdown" help:"markdown (headings, code fences) or text."`
+	Sandbox     string `placeholder:"NAME" help:"docker, kubernetes or local (kubernetes and local cannot exec). Overrides the 'sandbox' setting."`
+	Exec        bool   `name:"exec" help:"As with exec enabled (exec.enabled: true)."`
+	LineNumbers bool   `name:"line-numbers" help:"As with files' lines numbered (output.line_numbers: true)."`
+	Format      string `enum:"markdown,text" default:"markdown" help:"markdown (headings, code fences) or text."`
 }
 
 func (promptCmd) Help() string {
@@ -19,7 +20,8 @@ func (promptCmd) Help() string {
 is configured (the repository's configuration file, flags, LLM_RUNTIME_*
 variables): the commands it may use (<exec> only when exec is enabled, with
 its whitelist), the limits, how results are framed, the error codes, and
-examples. The test suite runs every example through the parser and the
+examples; with output.line_numbers (--line-numbers), how numbered lines
+read. The test suite runs every example through the parser and the
 sandbox, so the prompt says what the tool does.
 
 Examples:
@@ -29,7 +31,7 @@ Examples:
 }
 
 func (p promptCmd) Run(e env, c *cli) error {
-	_, _, cfg, err := c.load(e, &overrides{Sandbox: p.Sandbox, Exec: p.Exec})
+	_, _, cfg, err := c.load(e, &overrides{Sandbox: p.Sandbox, Exec: p.Exec, LineNumbers: p.LineNumbers})
 	if err != nil {
 		return err
 	}
@@ -39,6 +41,7 @@ func (p promptCmd) Run(e env, c *cli) error {
 		MaxSearchResults: cfg.Search.MaxResults,
 		MaxListEntries:   cfg.List.MaxEntries,
 		Excluded:         cfg.Security.ExcludedPaths,
+		LineNumbers:      cfg.Output.LineNumbers,
 	}
 	s.Exec = execRules(cfg)
 	text, err := prompt.Render(s, p.Format)
