@@ -276,6 +276,9 @@ type ReadInput struct {
 	Path   string `json:"path" jsonschema:"relative to the repository"`
 	Offset int    `json:"offset,omitempty" jsonschema:"the first line, from 1"`
 	Limit  int    `json:"limit,omitempty" jsonschema:"how many lines (default 2000)"`
+	// LineNumbers numbers the lines as output.line_numbers does the
+	// filter's (output.NumberLines).
+	LineNumbers bool `json:"line_numbers,omitempty" jsonschema:"prefix each line with its number and a tab, as cat -n does (not part of the file)"`
 }
 
 // ReadMeta is where a read_file result's lines are in the file, in the
@@ -310,7 +313,11 @@ func (h *handler) readFile(ctx context.Context, req *mcp.CallToolRequest, in Rea
 	if f.Lines != nil {
 		total = f.Lines.Total
 	}
-	content, n, cut := h.fit(string(f.Content))
+	lines := f.Content
+	if in.LineNumbers {
+		lines = output.NumberLines(lines, start)
+	}
+	content, n, cut := h.fit(string(lines))
 	meta := ReadMeta{Path: f.Path, StartLine: start, TotalLines: total}
 	if n > 0 {
 		meta.EndLine = start + n - 1
@@ -576,8 +583,8 @@ type SearchInput struct {
 	Query      string `json:"query" jsonschema:"literal text; with regex, an RE2 regular expression"`
 	Regex      bool   `json:"regex,omitempty"`
 	PathGlob   string `json:"path_glob,omitempty" jsonschema:"only the files it matches: src/**/*.go, *_test.go, docs/"`
-	MaxResults int    `json:"max_results,omitempty" jsonschema:"list at most this many matches (search.max_results bounds it)"`
-	Context    int    `json:"context,omitempty" jsonschema:"lines shown before and after each match, 1 to 20, as grep -C (default none)"`
+	MaxResults int    `json:"max_results,omitempty" jsonschema:"list at most this many (search.max_results bounds it)"`
+	Context    int    `json:"context,omitempty" jsonschema:"lines around each match, 1 to 20, as grep -C (default none)"`
 }
 
 // Match is one matching line, and the lines around it that context asked

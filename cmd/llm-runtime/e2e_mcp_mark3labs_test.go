@@ -336,7 +336,7 @@ func TestE2EMCPMark3labsSession(t *testing.T) {
 	wants := map[string]want{
 		// read_file has no output schema: its result is its text (and
 		// _meta's numbers).
-		"read_file":      {readOnly: true, in: []string{"path", "offset", "limit"}, required: []string{"path"}},
+		"read_file":      {readOnly: true, in: []string{"path", "offset", "limit", "line_numbers"}, required: []string{"path"}},
 		"write_file":     {destructive: true, in: []string{"path", "content"}, required: []string{"content", "path"}, out: []string{"path", "created", "bytes"}},
 		"edit_file":      {destructive: true, in: []string{"path", "edits", "dry_run"}, required: []string{"edits", "path"}, out: []string{"diff", "applied", "dry_run"}},
 		"list_directory": {readOnly: true, in: []string{"path", "pattern"}, out: []string{"entries", "total"}},

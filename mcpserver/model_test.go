@@ -40,3 +40,21 @@ func TestSearchShowsContextLinesAsTheFilterDoes(t *testing.T) {
 		}
 	}
 }
+
+// TestReadFileNumbersLinesWhenAsked: line_numbers puts each line's number
+// in the file, from the offset, and a tab before it, as the filter's
+// output.line_numbers does; the paging is the same as without.
+func TestReadFileNumbersLinesWhenAsked(t *testing.T) {
+	f := start(t, map[string]string{"f.txt": "one\ntwo\nthree\nfour"}, mcpserver.Options{})
+	_, text, _ := f.call(t, "read_file", map[string]any{"path": "f.txt", "line_numbers": true})
+	if text != "     1\tone\n     2\ttwo\n     3\tthree\n     4\tfour" {
+		t.Fatalf("%q", text)
+	}
+	res, text, out := f.call(t, "read_file", map[string]any{"path": "f.txt", "offset": 2, "limit": 2, "line_numbers": true})
+	if res.IsError || text != "     2\ttwo\n     3\tthree\n[lines 2-3 of 4; read_file with offset 4 for the rest]" || out["next_offset"] != 4.0 {
+		t.Fatalf("%q %v", text, out)
+	}
+	if _, text, _ := f.call(t, "read_file", map[string]any{"path": "f.txt", "offset": 4}); text != "four" {
+		t.Fatalf("not asked: %q", text)
+	}
+}
