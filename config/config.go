@@ -71,7 +71,8 @@ type Config struct {
 
 // Output configures how results are printed.
 type Output struct {
-	Format string // "text" or "jsonl"
+	Format      string // "text" or "jsonl"
+	LineNumbers bool   // number the lines of FILE blocks in the text format
 }
 
 // Security holds the limits every sandbox enforces.

@@ -72,6 +72,12 @@ var settings = []Setting{
 		get: func(c *Config) string { return c.Output.Format },
 	},
 	{
+		Key: "output.line_numbers", Default: "false",
+		Doc: "in the text format, start each line of an <open>'s FILE block with its number in the file (a range's from its first line) and a tab, as cat -n does; the number is not part of the file. JSONL is unchanged (content is the file's bytes)",
+		set: func(c *Config, v string) error { return boolean(&c.Output.LineNumbers, v) },
+		get: func(c *Config) string { return strconv.FormatBool(c.Output.LineNumbers) },
+	},
+	{
 		Key: "security.max_file_size", Default: "1MiB",
 		Doc: "largest file <open> reads or <search> scans",
 		set: func(c *Config, v string) error { return sizeIn(&c.Security.MaxFileSize, v, 1, 256<<20) },

@@ -4,10 +4,34 @@
 // call one operation on the runner's path (policies, sandbox, transforms, a
 // durable audit record before the result is sent).
 //
-// Every tool has typed input and output schemas; a failed operation is a
-// tool result with isError and the error's code in its structured content,
-// never a protocol error. Each result's text is capped (Options.MaxResult),
-// and what is cut says how to get the rest.
+// Every tool has a typed input schema. A failed operation is a tool result
+// with isError, its text "CODE: message", and its structured content
+// {"error": {"code", "message", "detail"}} (ErrorInfo), never a protocol
+// error. Each result's text is capped (Options.MaxResult), and what is cut
+// says how to get the rest.
+//
+// # Text and structured content
+//
+// Clients differ in which of a result's two forms they give the model:
+// Claude Code, Codex and opencode give it the structured content whenever
+// there is one (JSON.stringify of it, the text dropped), others only the
+// text. So each form must hold everything the model needs, and a tool
+// whose result is mostly a payload for the model is better without
+// structured content at all:
+//
+//   - read_file has no output schema and no structured content: its text
+//     is the file's lines (and a second text, a note, when there is more
+//     to read), sent once and read as it is by every client, not as an
+//     escaped JSON string; where the lines are in the file is in the
+//     result's _meta (MetaRead, ReadMeta) for programs.
+//   - write_file, edit_file, list_directory, search and exec have an
+//     output schema and structured content that programs use (exit_code,
+//     changes, matches, entries, applied), and their text says the same
+//     for the clients that read only the text.
+//
+// Output schemas are trimmed to the fields and their types (trimOutput):
+// tools/list is sent whole to every client, and a model reads only the
+// descriptions and input schemas.
 package mcpserver
 
 import (
@@ -16,6 +40,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +49,7 @@ import (
 	"github.com/llm-runtime/llm-runtime/edit"
 	"github.com/llm-runtime/llm-runtime/output"
 	"github.com/llm-runtime/llm-runtime/parser"
+	"github.com/llm-runtime/llm-runtime/prompt"
 	"github.com/llm-runtime/llm-runtime/runner"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
@@ -34,8 +60,10 @@ type Options struct {
 	Runner *runner.Runner
 	// Root is the repository, as the instructions name it.
 	Root string
-	// Exec lists the exec tool.
-	Exec bool
+	// Exec, if set, lists the exec tool, whose description says these
+	// rules: the whitelist, the shell, the timeout, whether changes are
+	// kept (prompt.ExecRules, as the filter's prompt says them).
+	Exec *prompt.Exec
 	// MaxResult bounds the text of one result, structured content
 	// included (mcp.max_result); 0 is DefaultMaxResult.
 	MaxResult int64
@@ -78,52 +106,56 @@ func New(o Options) *mcp.Server {
 	no := false
 	closed := &no // openWorldHint: the tools touch the repository only
 	yes := true
-	addTool(s, &mcp.Tool{
-		Name:  "read_file",
-		Title: "Read a file",
-		Description: "Read a text file of the repository, by lines: offset is the first line (from 1, default 1), limit how many " +
-			fmt.Sprintf("(default %d). A longer file is paged: the result gives total_lines and next_offset, the offset to read the rest from.", DefaultReadLines),
+	addTextTool(s, &mcp.Tool{
+		Name:        "read_file",
+		Title:       "Read a file",
+		Description: "Read a text file of the repository, by lines. A longer file is paged: the result ends saying the offset to read on from.",
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, OpenWorldHint: closed},
 	}, h.readFile)
 	addTool(s, &mcp.Tool{
 		Name:        "write_file",
 		Title:       "Write a file",
-		Description: "Create or replace a file of the repository with content, atomically; missing directories are created.",
+		Description: "Create or replace a file of the repository, atomically; missing directories are created.",
 		Annotations: &mcp.ToolAnnotations{DestructiveHint: &yes, OpenWorldHint: closed},
 	}, h.writeFile)
 	addTool(s, &mcp.Tool{
 		Name:  "edit_file",
 		Title: "Edit a file",
-		Description: "Change a file of the repository: each edit replaces the lines old_text names with new_text. old_text is matched " +
-			"as whole lines and must match exactly one place (if none matches exactly, one match ignoring leading and trailing white space is taken). " +
-			"All edits apply, in order, or none; the result is a unified diff. dry_run shows the diff and writes nothing.",
+		Description: "Change a file of the repository: each edit's old_text, whole lines that must match exactly one place (else one place " +
+			"ignoring leading and trailing white space), becomes its new_text. All edits apply or none; the result is a unified diff.",
 		Annotations: &mcp.ToolAnnotations{DestructiveHint: &yes, OpenWorldHint: closed},
 	}, h.editFile)
 	addTool(s, &mcp.Tool{
-		Name:  "list_directory",
-		Title: "List a directory",
-		Description: "List a directory of the repository (path, default the root): directories first, with sizes and link targets. " +
-			"pattern filters entries by a glob on their path below the directory (*.go); a pattern with ** lists every level (**/*.go).",
+		Name:        "list_directory",
+		Title:       "List a directory",
+		Description: "List a directory of the repository: directories first, files with their sizes, links with their targets.",
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, OpenWorldHint: closed},
 	}, h.listDirectory)
 	addTool(s, &mcp.Tool{
-		Name:  "search",
-		Title: "Search files",
-		Description: "Search the repository's text files for lines holding query (literal; a regular expression, RE2, with regex). " +
-			"path_glob limits the files (src/**/*.go, *_test.go); max_results bounds the matches listed. Excluded, ignored, binary and oversized files are skipped and counted.",
+		Name:        "search",
+		Title:       "Search files",
+		Description: "Search the repository's text files for the lines that hold query. Excluded, .gitignored, binary and oversized files are skipped and counted.",
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, OpenWorldHint: closed},
 	}, h.search)
-	if o.Exec {
+	if o.Exec != nil {
 		addTool(s, &mcp.Tool{
-			Name:  "exec",
-			Title: "Run a command",
-			Description: "Run a command line in a fresh, network-less container on a copy of the repository; the commands allowed are the server's " +
-				"exec.whitelist. The result gives the exit code, the output and the files the command changed (applied, or discarded, as the server is configured). " +
-				"timeout_s may shorten the server's exec.timeout.",
+			Name:        "exec",
+			Title:       "Run a command",
+			Description: execDescription(*o.Exec),
 			Annotations: &mcp.ToolAnnotations{DestructiveHint: &yes, OpenWorldHint: closed},
 		}, h.exec)
 	}
 	return s
+}
+
+// MCPTerms are the tools' words for prompt.ExecRules.
+var MCPTerms = prompt.ExecTerms{Run: "call", Change: "edit_file or write_file"}
+
+// execDescription is the exec tool's description: the rules of exec as
+// configured, the same sentences the filter's prompt says.
+func execDescription(x prompt.Exec) string {
+	return fmt.Sprintf("Run a command line in a fresh container with no network, on a copy of the repository, killed after %s. ", x.Timeout) +
+		strings.Join(prompt.ExecRules(x, MCPTerms), " ")
 }
 
 func instructions(o Options) string {
@@ -131,7 +163,7 @@ func instructions(o Options) string {
 	fmt.Fprintf(&b, "These tools work on one repository, %s, inside llm-runtime's sandbox, and on nothing else. ", o.Root)
 	b.WriteString("Paths are relative to the repository (an absolute path inside it works too); a path outside it, an excluded file (.env, keys, .git) or one the policies deny is refused with a code such as PATH_SECURITY or POLICY_DENIED. ")
 	b.WriteString("Read with read_file (paged by lines), change with edit_file (whole-line old_text/new_text) or write_file, find with search and list_directory. ")
-	if o.Exec {
+	if o.Exec != nil {
 		b.WriteString("exec runs a whitelisted command in a fresh container on a copy of the repository. ")
 	}
 	b.WriteString("Every call is recorded in an audit log.")
@@ -148,6 +180,9 @@ func (h *handler) budget() int { return int(h.o.MaxResult) - 1024 }
 // output, a diff): it is in the text and, escaped, in the structured
 // content, so it gets a third of the budget in the text and the rest for
 // its JSON; fit then cuts further whatever escaping would push over.
+// read_file's lines are in the text only, but keep the same cap: a page
+// three times as large would pass the 25,000 tokens Claude Code takes
+// from one result for dense text.
 func (h *handler) payloadCap() int { return h.budget() / 3 }
 
 // jsonLen is the length of s as a JSON string.
@@ -166,7 +201,9 @@ func (h *handler) fit(s string) (string, int, bool) {
 	return out, n, cut
 }
 
-// ErrorInfo is a failed operation, in the structured content.
+// ErrorInfo is a failed operation, the "error" of the structured content
+// of every tool's error result (read_file's too); output schemas leave it
+// out (see trimOutput).
 type ErrorInfo struct {
 	Code    string `json:"code" jsonschema:"the error code: PATH_SECURITY, FILE_NOT_FOUND, POLICY_DENIED, EXEC_TIMEOUT..."`
 	Message string `json:"message"`
@@ -236,23 +273,32 @@ func textResult(text string) *mcp.CallToolResult {
 
 // ReadInput is read_file's arguments.
 type ReadInput struct {
-	Path   string `json:"path" jsonschema:"the file, relative to the repository"`
-	Offset int    `json:"offset,omitempty" jsonschema:"the first line to read, from 1 (default 1)"`
-	Limit  int    `json:"limit,omitempty" jsonschema:"how many lines to read (default 2000)"`
+	Path   string `json:"path" jsonschema:"relative to the repository"`
+	Offset int    `json:"offset,omitempty" jsonschema:"the first line, from 1"`
+	Limit  int    `json:"limit,omitempty" jsonschema:"how many lines (default 2000)"`
+	// LineNumbers numbers the lines as output.line_numbers does the
+	// filter's (output.NumberLines).
+	LineNumbers bool `json:"line_numbers,omitempty" jsonschema:"prefix each line with its number and a tab, as cat -n does (not part of the file)"`
 }
 
-// ReadOutput is read_file's result.
-type ReadOutput struct {
-	Path       string     `json:"path,omitempty"`
-	Content    string     `json:"content"`
-	StartLine  int        `json:"start_line,omitempty" jsonschema:"the first line returned"`
-	EndLine    int        `json:"end_line,omitempty" jsonschema:"the last line returned (0 when none is)"`
-	TotalLines int        `json:"total_lines,omitempty" jsonschema:"how many lines the file has"`
-	NextOffset int        `json:"next_offset,omitempty" jsonschema:"the offset to read on from; absent at the end of the file"`
-	Error      *ErrorInfo `json:"error,omitempty"`
+// ReadMeta is where a read_file result's lines are in the file, in the
+// result's _meta under MetaRead, for programs: read_file has no structured
+// content (see addTextTool), its text is the file.
+type ReadMeta struct {
+	Path       string `json:"path"`
+	StartLine  int    `json:"start_line"`            // the first line returned
+	EndLine    int    `json:"end_line"`              // the last line returned; 0 when none is
+	TotalLines int    `json:"total_lines"`           // how many lines the file has
+	NextOffset int    `json:"next_offset,omitempty"` // the offset to read on from; absent at the end of the file
 }
 
-func (h *handler) readFile(ctx context.Context, req *mcp.CallToolRequest, in ReadInput) (*mcp.CallToolResult, ReadOutput, error) {
+// MetaRead is the _meta key of a read_file result's ReadMeta.
+const MetaRead = "llm-runtime/read"
+
+// readFile answers with the file's lines as the first text content,
+// exactly (numbered if asked), and what a model should know about them
+// (the rest to read, a line cut, an empty file) as a second.
+func (h *handler) readFile(ctx context.Context, req *mcp.CallToolRequest, in ReadInput) (*mcp.CallToolResult, struct{}, error) {
 	start, limit := max(in.Offset, 1), in.Limit
 	if limit <= 0 {
 		limit = DefaultReadLines
@@ -260,40 +306,52 @@ func (h *handler) readFile(ctx context.Context, req *mcp.CallToolRequest, in Rea
 	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Open, Arg: in.Path},
 		Lines: &sandbox.Lines{Start: start, End: start + limit - 1}})
 	if err != nil {
-		return nil, ReadOutput{}, err
+		return nil, struct{}{}, err
 	}
 	f := res.File
 	total := 0
 	if f.Lines != nil {
 		total = f.Lines.Total
 	}
-	content, n, cut := h.fit(string(f.Content))
-	out := ReadOutput{Path: f.Path, Content: content, StartLine: start, TotalLines: total}
+	lines := f.Content
+	if in.LineNumbers {
+		lines = output.NumberLines(lines, start)
+	}
+	content, n, cut := h.fit(string(lines))
+	meta := ReadMeta{Path: f.Path, StartLine: start, TotalLines: total}
 	if n > 0 {
-		out.EndLine = start + n - 1
+		meta.EndLine = start + n - 1
 	}
 	next := start + n
 	if cut && n == 0 {
 		next = start + 1 // one line longer than the cap: shown cut, the next offset skips it
-		out.EndLine = start
+		meta.EndLine = start
 	}
 	if next <= total {
-		out.NextOffset = next
+		meta.NextOffset = next
 	}
-	text := content
+	var notes []string
 	switch {
 	case total == 0:
-		text = "(empty file)"
+		notes = append(notes, "(empty file)")
 	case cut && n == 0:
-		text += fmt.Sprintf("\n[line %d is longer than the result's limit (mcp.max_result); its first %d bytes are shown]", start, len(content))
+		notes = append(notes, fmt.Sprintf("[line %d is longer than the result's limit (mcp.max_result); its first %d bytes are shown]", start, len(content)))
 	}
-	if out.NextOffset > 0 {
-		if !strings.HasSuffix(text, "\n") {
-			text += "\n"
+	if meta.NextOffset > 0 {
+		notes = append(notes, fmt.Sprintf("[lines %d-%d of %d; read_file with offset %d for the rest]", start, meta.EndLine, total, meta.NextOffset))
+	}
+	r := &mcp.CallToolResult{Meta: mcp.Meta{MetaRead: meta}}
+	if content != "" {
+		r.Content = append(r.Content, &mcp.TextContent{Text: content})
+	}
+	if len(notes) > 0 {
+		note := strings.Join(notes, "\n")
+		if content != "" && !strings.HasSuffix(content, "\n") {
+			note = "\n" + note // a client that joins the texts as they are keeps the note on its own line
 		}
-		text += fmt.Sprintf("[lines %d-%d of %d; read_file with offset %d for the rest]", start, out.EndLine, total, out.NextOffset)
+		r.Content = append(r.Content, &mcp.TextContent{Text: note})
 	}
-	return textResult(text), out, nil
+	return r, struct{}{}, nil
 }
 
 // cutLines returns the whole lines of s that fit in max bytes and how many
@@ -319,7 +377,7 @@ func boolInt(b bool) int {
 
 // WriteInput is write_file's arguments.
 type WriteInput struct {
-	Path    string `json:"path" jsonschema:"the file, relative to the repository"`
+	Path    string `json:"path" jsonschema:"relative to the repository"`
 	Content string `json:"content" jsonschema:"the whole new content"`
 }
 
@@ -347,15 +405,15 @@ func (h *handler) writeFile(ctx context.Context, req *mcp.CallToolRequest, in Wr
 
 // Edit is one change of edit_file.
 type Edit struct {
-	OldText string `json:"old_text" jsonschema:"the lines to replace, whole lines, as they are in the file"`
+	OldText string `json:"old_text" jsonschema:"whole lines of the file, as they are"`
 	NewText string `json:"new_text" jsonschema:"the lines to put in their place (empty deletes them)"`
 }
 
 // EditInput is edit_file's arguments.
 type EditInput struct {
-	Path   string `json:"path" jsonschema:"the file, relative to the repository"`
-	Edits  []Edit `json:"edits" jsonschema:"the changes, applied in order, all or none"`
-	DryRun bool   `json:"dry_run,omitempty" jsonschema:"show the diff and write nothing"`
+	Path   string `json:"path" jsonschema:"relative to the repository"`
+	Edits  []Edit `json:"edits" jsonschema:"applied in order, all or none"`
+	DryRun bool   `json:"dry_run,omitempty" jsonschema:"show the diff, write nothing"`
 }
 
 // EditOutput is edit_file's result.
@@ -413,8 +471,8 @@ func textLines(s string) []string {
 
 // ListInput is list_directory's arguments.
 type ListInput struct {
-	Path    string `json:"path,omitempty" jsonschema:"the directory, relative to the repository (default: the root)"`
-	Pattern string `json:"pattern,omitempty" jsonschema:"a glob on the entries' paths below the directory (*.go); with ** every level is listed (**/*.go, **)"`
+	Path    string `json:"path,omitempty" jsonschema:"relative to the repository (default the root)"`
+	Pattern string `json:"pattern,omitempty" jsonschema:"a glob on the paths below the directory (*.go); with ** every level is listed (**/*.go)"`
 }
 
 // ListOutput is list_directory's result.
@@ -522,17 +580,21 @@ func entryLine(e sandbox.Entry) string {
 
 // SearchInput is search's arguments.
 type SearchInput struct {
-	Query      string `json:"query" jsonschema:"the text to find in lines (a regular expression with regex)"`
-	Regex      bool   `json:"regex,omitempty" jsonschema:"query is a regular expression (RE2 syntax)"`
-	PathGlob   string `json:"path_glob,omitempty" jsonschema:"only files matching this glob: src/**/*.go, *_test.go, docs/"`
-	MaxResults int    `json:"max_results,omitempty" jsonschema:"list at most this many matching lines (the server's search.max_results bounds it)"`
+	Query      string `json:"query" jsonschema:"literal text; with regex, an RE2 regular expression"`
+	Regex      bool   `json:"regex,omitempty"`
+	PathGlob   string `json:"path_glob,omitempty" jsonschema:"only the files it matches: src/**/*.go, *_test.go, docs/"`
+	MaxResults int    `json:"max_results,omitempty" jsonschema:"list at most this many (search.max_results bounds it)"`
+	Context    int    `json:"context,omitempty" jsonschema:"lines around each match, 1 to 20, as grep -C (default none)"`
 }
 
-// Match is one matching line.
+// Match is one matching line, and the lines around it that context asked
+// for.
 type Match struct {
-	Path string `json:"path"`
-	Line int    `json:"line"`
-	Text string `json:"text"`
+	Path   string   `json:"path"`
+	Line   int      `json:"line"`
+	Text   string   `json:"text"`
+	Before []string `json:"before,omitempty"`
+	After  []string `json:"after,omitempty"`
 }
 
 // SearchOutput is search's result.
@@ -546,24 +608,43 @@ type SearchOutput struct {
 }
 
 func (h *handler) search(ctx context.Context, req *mcp.CallToolRequest, in SearchInput) (*mcp.CallToolResult, SearchOutput, error) {
+	if in.Context < 0 || in.Context > sandbox.MaxContext {
+		return nil, SearchOutput{}, sandbox.Errorf(CodeInvalidArguments, "context is %d: it must be from 1 to %d lines (0, or none given, for no context)", in.Context, sandbox.MaxContext)
+	}
 	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Search, Arg: in.Query},
-		Search: &sandbox.SearchSpec{Regex: in.Regex, Scope: in.PathGlob, Max: max(in.MaxResults, 0)}})
+		Search: &sandbox.SearchSpec{Regex: in.Regex, Scope: in.PathGlob, Max: max(in.MaxResults, 0), Context: in.Context}})
 	if err != nil {
 		return nil, SearchOutput{}, err
 	}
 	s := res.Search
 	out := SearchOutput{Matches: []Match{}, Total: s.Total, Files: s.Files, Skipped: s.SkippedLarge + s.SkippedBinary + s.Ignored}
-	var b strings.Builder
+	// The matches listed are those whose lines, context included, and
+	// JSON fit in the budget; the text shows them as grep -C does.
 	budget := h.budget()
 	for _, m := range s.Matches {
-		line := fmt.Sprintf("%s:%d: %s\n", m.Path, m.Line, m.Text)
-		match := Match{Path: m.Path, Line: m.Line, Text: m.Text}
+		match := Match{Path: m.Path, Line: m.Line, Text: m.Text, Before: m.Before, After: m.After}
 		js, _ := json.Marshal(match)
-		if budget -= len(line) + len(js) + 1; budget < 0 {
+		cost := len(js) + 1
+		for _, l := range slices.Concat(m.Before, []string{m.Text}, m.After) {
+			cost += len(m.Path) + len(l) + 16
+		}
+		if budget -= cost; budget < 0 {
 			break
 		}
-		b.WriteString(line)
 		out.Matches = append(out.Matches, match)
+	}
+	shown := *s
+	shown.Matches = s.Matches[:len(out.Matches)]
+	var b strings.Builder
+	for l := range shown.Lines() {
+		if l.Break {
+			b.WriteString("--\n")
+		}
+		sep := "-"
+		if l.Match {
+			sep = ":"
+		}
+		fmt.Fprintf(&b, "%s%s%d%s %s\n", l.Path, sep, l.Line, sep, l.Text)
 	}
 	switch {
 	case len(out.Matches) < len(s.Matches):
@@ -590,15 +671,18 @@ func (h *handler) search(ctx context.Context, req *mcp.CallToolRequest, in Searc
 
 // ExecInput is exec's arguments.
 type ExecInput struct {
-	Command  string `json:"command" jsonschema:"the command line, one whitelisted command"`
-	TimeoutS int    `json:"timeout_s,omitempty" jsonschema:"seconds before the command is killed; at most the server's exec.timeout"`
+	Command  string `json:"command" jsonschema:"one command line"`
+	TimeoutS int    `json:"timeout_s,omitempty" jsonschema:"seconds before it is killed, at most the timeout above"`
 }
 
-// ExecOutput is exec's result.
+// ExecOutput is exec's result. A command that did not run (refused by
+// the whitelist or a policy, timed out before it started, exec disabled)
+// or did not come back has no exit code, duration or output: those fields
+// are absent, never zero, so that a refusal cannot be read as a success.
 type ExecOutput struct {
-	ExitCode   int              `json:"exit_code"`
-	Output     string           `json:"output"`
-	DurationMS int64            `json:"duration_ms"`
+	ExitCode   *int             `json:"exit_code,omitempty"`
+	Output     string           `json:"output,omitempty"`
+	DurationMS *int64           `json:"duration_ms,omitempty"`
 	Changes    []sandbox.Change `json:"changes,omitempty" jsonschema:"files the command changed, and what became of each"`
 	Error      *ErrorInfo       `json:"error,omitempty"`
 }
@@ -613,20 +697,28 @@ func (h *handler) exec(ctx context.Context, req *mcp.CallToolRequest, in ExecInp
 		return nil, ExecOutput{}, err
 	}
 	x := res.Exec
-	text, cut := cutMiddle(string(x.Output), h.payloadCap())
-	for len(text)+jsonLen(text) > h.budget() { // escaping: cut more
-		text, cut = cutMiddle(string(x.Output), len(text)/2)
-	}
-	out := ExecOutput{ExitCode: x.ExitCode, Output: text, DurationMS: x.Duration.Milliseconds(), Changes: x.Changes}
+	out := ExecOutput{Changes: x.Changes}
 	var b strings.Builder
-	b.WriteString(text)
-	if text != "" && !strings.HasSuffix(text, "\n") {
-		b.WriteString("\n")
+	if x.ExitCode < 0 {
+		// The sandbox's mark of a command that did not come back: its
+		// changes are known, its exit code and output are not.
+		b.WriteString("[the command did not come back: no exit code or output]")
+	} else {
+		text, cut := cutMiddle(string(x.Output), h.payloadCap())
+		for len(text)+jsonLen(text) > h.budget() { // escaping: cut more
+			text, cut = cutMiddle(string(x.Output), len(text)/2)
+		}
+		code, ms := x.ExitCode, x.Duration.Milliseconds()
+		out.ExitCode, out.Output, out.DurationMS = &code, text, &ms
+		b.WriteString(text)
+		if text != "" && !strings.HasSuffix(text, "\n") {
+			b.WriteString("\n")
+		}
+		if cut > 0 {
+			fmt.Fprintf(&b, "[%s of output cut from the middle (mcp.max_result); redirect the output to a file and read_file it for all of it]\n", sandbox.FormatSize(int64(cut)))
+		}
+		fmt.Fprintf(&b, "[exit code %d after %s]", x.ExitCode, x.Duration.Round(time.Millisecond))
 	}
-	if cut > 0 {
-		fmt.Fprintf(&b, "[%s of output cut from the middle (mcp.max_result); redirect the output to a file and read_file it for all of it]\n", sandbox.FormatSize(int64(cut)))
-	}
-	fmt.Fprintf(&b, "[exit code %d after %s]", x.ExitCode, x.Duration.Round(time.Millisecond))
 	if len(x.Changes) > 0 {
 		b.WriteString("\nFiles changed:")
 		for _, c := range x.Changes {

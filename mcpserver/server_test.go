@@ -45,6 +45,7 @@ type fixture struct {
 	dir      string
 	cs       *mcp.ClientSession
 	sb       *slowExec
+	runner   *runner.Runner
 	progress atomic.Int32
 }
 
@@ -76,7 +77,7 @@ func startB(t testing.TB, files map[string]string, o mcpserver.Options) *fixture
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{dir: dir, sb: sb}
+	f := &fixture{dir: dir, sb: sb, runner: o.Runner}
 	cs, err := mcp.NewClient(&mcp.Implementation{Name: "unit", Version: "0"}, &mcp.ClientOptions{
 		ProgressNotificationHandler: func(context.Context, *mcp.ProgressNotificationClientRequest) { f.progress.Add(1) },
 	}).Connect(ctx, ct, nil)
@@ -103,9 +104,14 @@ func (f *fixture) call(t *testing.T, name string, args map[string]any) (*mcp.Cal
 	for _, c := range res.Content {
 		text.WriteString(c.(*mcp.TextContent).Text)
 	}
+	// The structured content, or read_file's _meta.
 	var out map[string]any
 	b, _ := json.Marshal(res.StructuredContent)
 	json.Unmarshal(b, &out)
+	if m, ok := res.Meta[mcpserver.MetaRead]; ok {
+		b, _ := json.Marshal(m)
+		json.Unmarshal(b, &out)
+	}
 	return res, text.String(), out
 }
 
@@ -117,7 +123,11 @@ func codeOf(out map[string]any) string {
 
 func TestExecIsListedOnlyWhenEnabled(t *testing.T) {
 	for _, enabled := range []bool{false, true} {
-		f := start(t, nil, mcpserver.Options{Exec: enabled})
+		o := mcpserver.Options{}
+		if enabled {
+			o.Exec = testExec
+		}
+		f := start(t, nil, o)
 		res, err := f.cs.ListTools(context.Background(), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -254,7 +264,7 @@ func TestEditFileTakesEditsAsLines(t *testing.T) {
 // TestExecProgressAndCancel: a running exec reports progress while the
 // client waits, and a cancelled call cancels the command's context.
 func TestExecProgressAndCancel(t *testing.T) {
-	f := start(t, nil, mcpserver.Options{Exec: true, ProgressEvery: 10 * time.Millisecond})
+	f := start(t, nil, mcpserver.Options{Exec: testExec, ProgressEvery: 10 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &mcp.CallToolParams{Name: "exec", Arguments: map[string]any{"command": "sleep 600"}}
 	p.SetProgressToken("t")

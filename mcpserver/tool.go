@@ -31,20 +31,62 @@ type handlerFor[In, Out any] func(context.Context, *mcp.CallToolRequest, In) (*m
 // structured content, not decoded again to be validated against a schema
 // it was made from: that round trip cost more than the operation.
 func addTool[In, Out any](s *mcp.Server, t *mcp.Tool, h handlerFor[In, Out]) {
+	out, err := jsonschema.For[Out](nil)
+	if err != nil {
+		panic(fmt.Sprintf("tool %s: output schema: %v", t.Name, err))
+	}
+	trimOutput(out)
+	t.OutputSchema = out
+	add(s, t, h, true)
+}
+
+// trimOutput keeps of an output schema what a program checks a result
+// against: the fields and their types. Every client sends tools/list
+// whole, but a model reads only the descriptions and the input schemas; so
+// an output schema here has no descriptions (the package's docs say what
+// each field is), no required fields and no null types (a field is left
+// out rather than null, and an error result holds only what it has), no
+// additionalProperties: false, and no "error" field: every tool's is the
+// same ErrorInfo, said once in the package's docs, and an error result
+// is marked isError.
+func trimOutput(s *jsonschema.Schema) {
+	if s == nil {
+		return
+	}
+	s.Description, s.AdditionalProperties, s.Required = "", nil, nil
+	if len(s.Types) == 2 && s.Types[0] == "null" {
+		s.Type, s.Types = s.Types[1], nil
+	}
+	delete(s.Properties, "error")
+	for _, p := range s.Properties {
+		trimOutput(p)
+	}
+	trimOutput(s.Items)
+}
+
+// addTextTool adds a tool whose result is its text alone, with no output
+// schema and no structured content but an error's: read_file, whose
+// result is the file. Clients differ in which of the two a model reads
+// (Claude Code, Codex and opencode give it the structured content when
+// there is one, others the text), so a file in both would be sent twice
+// and, in the structured content, read by the model as an escaped JSON
+// string; as text alone every client gives the model the file once, as
+// it is.
+func addTextTool[In any](s *mcp.Server, t *mcp.Tool, h handlerFor[In, struct{}]) {
+	add(s, t, h, false)
+}
+
+func add[In, Out any](s *mcp.Server, t *mcp.Tool, h handlerFor[In, Out], structured bool) {
 	in, err := jsonschema.For[In](nil)
 	if err != nil {
 		panic(fmt.Sprintf("tool %s: input schema: %v", t.Name, err))
 	}
 	nonNullable(in)
-	out, err := jsonschema.For[Out](nil)
-	if err != nil {
-		panic(fmt.Sprintf("tool %s: output schema: %v", t.Name, err))
-	}
 	resolved, err := in.Resolve(nil)
 	if err != nil {
 		panic(fmt.Sprintf("tool %s: input schema: %v", t.Name, err))
 	}
-	t.InputSchema, t.OutputSchema = in, out
+	t.InputSchema = in
 	s.AddTool(t, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		raw := req.Params.Arguments
 		args := map[string]any{}
@@ -67,6 +109,9 @@ func addTool[In, Out any](s *mcp.Server, t *mcp.Tool, h handlerFor[In, Out]) {
 			return withError(o, errorInfo(se)), nil
 		} else if err != nil {
 			return withError(o, &ErrorInfo{Code: CodeAuditFailed, Message: err.Error()}), nil
+		}
+		if !structured {
+			return res, nil
 		}
 		b, err := json.Marshal(o)
 		if err != nil {
@@ -99,6 +144,11 @@ func withError(out any, e *ErrorInfo) *mcp.CallToolResult {
 	m := map[string]any{}
 	if b, err := json.Marshal(out); err == nil {
 		json.Unmarshal(b, &m)
+	}
+	for k, v := range m {
+		if v == nil {
+			delete(m, k) // a field is left out, never null
+		}
 	}
 	m["error"] = e
 	b, _ := json.Marshal(m)

@@ -230,3 +230,72 @@ func (d *decoder) execBlock(e *sandbox.ExecResult) {
 	d.line("Output:")
 	d.block(e.Output)
 }
+
+// FuzzNumberedLinesCannotForgeFraming renders files of random content
+// with LineNumbers on and checks that the framing lines are the
+// reporter's, for both readers, and that each block decodes to the
+// numbered lines, which give the content back when cut at their first tab.
+func FuzzNumberedLinesCannotForgeFraming(f *testing.F) {
+	for _, s := range []string{attack, "", "\n", "no newline", "a\r=== END ===", "~x^~y\r~z", "\t~\t", "x\r"} {
+		f.Add([]byte(s), 1)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, start int) {
+		start = 1 + max(start, 0)%1_000_000_000
+		content := expand(data)
+		results := []*Result{
+			openResult("a", content),
+			{Command: parser.Command{Kind: parser.Open, Arg: "b:2-3"}, File: &sandbox.File{Path: "b", Content: content, Lines: &sandbox.Lines{Start: start, End: start + 1, Total: start + 9}}},
+		}
+		var buf bytes.Buffer
+		rep, _ := NewWith("text", &buf, Options{LineNumbers: true})
+		rep.Start()
+		for _, r := range results {
+			if err := rep.Result(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rep.Finish(Summary{Commands: len(results)})
+		out := buf.Bytes()
+		want := framingOf(results)
+		for _, split := range []func([]byte) []string{splitLF, splitAny} {
+			var got []string
+			for _, line := range split(out) {
+				if strings.HasPrefix(line, "=== ") {
+					got = append(got, line)
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("framing lines\n got %q\nwant %q\nin %q", got, want, out)
+			}
+		}
+		rest := out
+		for _, r := range results {
+			open := []byte("=== FILE: " + r.File.Path + rangeOf(r.File) + " ===\n")
+			i := bytes.Index(rest, open)
+			if i < 0 {
+				t.Fatalf("no %q in %q", open, rest)
+			}
+			numbered, after, err := DecodeBlock(rest[i+len(open):])
+			if err != nil {
+				t.Fatal(err)
+			}
+			rest = after
+			var back []byte
+			n := 1
+			if r.File.Lines != nil {
+				n = r.File.Lines.Start
+			}
+			for line := range bytes.Lines(numbered) {
+				num, text, ok := bytes.Cut(line, []byte("\t"))
+				if !ok || strings.TrimLeft(string(num), " ") != fmt.Sprint(n) {
+					t.Fatalf("line %d: %q", n, line)
+				}
+				back = append(back, text...)
+				n++
+			}
+			if !bytes.Equal(back, content) {
+				t.Fatalf("decoded %q, want %q", back, content)
+			}
+		}
+	})
+}

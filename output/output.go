@@ -44,6 +44,12 @@
 //     are: none of them can put "=== " at the start of a line, and escaping
 //     them would change content that needs no change.
 //
+// With output.line_numbers (Options.LineNumbers), each line of a FILE
+// block starts with its number and a tab (NumberLines), and the rule above
+// applies to the numbered lines: a numbered line never begins with "=== ",
+// and what follows a line break inside one is escaped as in any content.
+// [DecodeBlock] then gives the numbered lines.
+//
 // A block of content (a FILE block, an exec's Output) ends with a newline
 // and then its end line. Content that does not end with a newline gets one,
 // and the end line says so: "=== END FILE (no newline at end) ===" instead
@@ -108,13 +114,51 @@ type Reporter interface {
 
 // New returns the reporter for format ("text" or "jsonl") writing to w.
 func New(format string, w io.Writer) (Reporter, error) {
+	return NewWith(format, w, Options{})
+}
+
+// Options change how the text format prints results.
+type Options struct {
+	// LineNumbers numbers the lines of a FILE block (output.line_numbers)
+	// as NumberLines does, from the first line read: a range's lines from
+	// where it starts. JSONL is unchanged: its content is the file's bytes,
+	// and its lines give a range's first line.
+	LineNumbers bool
+}
+
+// NewWith is New with options.
+func NewWith(format string, w io.Writer, o Options) (Reporter, error) {
 	switch format {
 	case "text":
-		return &Text{w: bufio.NewWriter(w)}, nil
+		return &Text{w: bufio.NewWriter(w), o: o}, nil
 	case "jsonl":
 		return &JSONL{w: bufio.NewWriter(w)}, nil
 	}
 	return nil, fmt.Errorf("output: unknown format %q", format)
+}
+
+// NumberLines returns content with each of its lines (ended by '\n'; the
+// last one may not be) preceded by its number, first for the first,
+// right-aligned in 6 columns and followed by a tab, as cat -n prints them:
+// "    12\tfunc main() {". The lines are those of ranges (<open f:120-180>
+// and read_file's offset count them the same way), and a reader takes the
+// number off by cutting each line at its first tab. Empty content stays
+// empty.
+func NumberLines(content []byte, first int) []byte {
+	if len(content) == 0 {
+		return content
+	}
+	out := make([]byte, 0, len(content)+(bytes.Count(content, []byte{'\n'})+1)*8)
+	for n := first; len(content) > 0; n++ {
+		line := content
+		if i := bytes.IndexByte(content, '\n'); i >= 0 {
+			line = content[:i+1]
+		}
+		out = fmt.Appendf(out, "%6d\t", n)
+		out = append(out, line...)
+		content = content[len(line):]
+	}
+	return out
 }
 
 // Text prints the === framing:
@@ -131,6 +175,7 @@ func New(format string, w io.Writer) (Reporter, error) {
 //	=== END ===
 type Text struct {
 	w *bufio.Writer
+	o Options
 }
 
 // Start implements Reporter.
@@ -161,7 +206,18 @@ func (t *Text) Result(r *Result) error {
 		}
 	case r.File != nil:
 		fmt.Fprintf(w, "=== FILE: %s%s ===\n", parser.Printable(r.File.Path), rangeOf(r.File))
-		block(w, r.File.Content, "END FILE")
+		content := r.File.Content
+		if t.o.LineNumbers {
+			first := 1
+			if r.File.Lines != nil {
+				first = r.File.Lines.Start
+			}
+			// Numbered, then escaped: a numbered line cannot begin with
+			// "=== ", but a line break inside one (a lone CR) still can
+			// be followed by it, and is escaped as always.
+			content = NumberLines(content, first)
+		}
+		block(w, content, "END FILE")
 	case r.Write != nil:
 		fmt.Fprintf(w, "=== WRITE SUCCESSFUL: %s ===\n", parser.Printable(r.Write.Path))
 		fmt.Fprintf(w, "Action: %s\n", r.Write.Action())
@@ -188,27 +244,17 @@ func (t *Text) Result(r *Result) error {
 		var line []byte
 		// With context (-C N), as grep prints it: "path-N- text" around
 		// "path:N: text", each line once, "--" between groups apart.
-		lastPath, lastLine, grouped := "", 0, hasContext(s)
-		put := func(path string, n int, sep byte, text string) {
-			if path == lastPath && n <= lastLine {
-				return
-			}
-			if grouped && lastPath != "" && (path != lastPath || n > lastLine+1) {
+		for l := range s.Lines() {
+			if l.Break {
 				w.WriteString("--\n")
 			}
-			line = fmt.Appendf(line[:0], "%s%c%d%c %s", parser.Printable(path), sep, n, sep, text)
+			sep := byte('-')
+			if l.Match {
+				sep = ':'
+			}
+			line = fmt.Appendf(line[:0], "%s%c%d%c %s", parser.Printable(l.Path), sep, l.Line, sep, l.Text)
 			writeEscaped(w, line)
 			w.WriteByte('\n')
-			lastPath, lastLine = path, n
-		}
-		for _, m := range s.Matches {
-			for i, b := range m.Before {
-				put(m.Path, m.Line-len(m.Before)+i, '-', b)
-			}
-			put(m.Path, m.Line, ':', m.Text)
-			for i, a := range m.After {
-				put(m.Path, m.Line+1+i, '-', a)
-			}
 		}
 		fmt.Fprintf(w, "Matches: %d in %d %s", s.Total, s.Files, plural(s.Files, "file", "files"))
 		if s.Truncated() {
@@ -335,16 +381,6 @@ func counts(cs ...count) string {
 		}
 	}
 	return strings.Join(parts, ", ")
-}
-
-// hasContext says whether a search asked for lines of context.
-func hasContext(s *sandbox.SearchResult) bool {
-	for _, m := range s.Matches {
-		if len(m.Before) > 0 || len(m.After) > 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // rangeOf is the part of a FILE line that gives the range of lines read:

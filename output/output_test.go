@@ -268,3 +268,71 @@ func TestTextListsAnExecsChangesAndCountsTheRest(t *testing.T) {
 		t.Errorf("%d framing lines, %d change lines:\n%s", strings.Count(out, "\n=== END COMMAND ==="), strings.Count(out, "\n  created "), out)
 	}
 }
+
+// TestTextShowsAMatchWithinAnothersContextAsAMatch: with -C 1, matches on
+// lines 3 and 4 print as "f:3:" and "f:4:", each once, between their
+// context, not line 4 as the context of line 3.
+func TestTextShowsAMatchWithinAnothersContextAsAMatch(t *testing.T) {
+	matches := []sandbox.Match{
+		{Path: "f", Line: 3, Text: "hit 3", Before: []string{"two"}, After: []string{"hit 4"}},
+		{Path: "f", Line: 4, Text: "hit 4", Before: []string{"hit 3"}, After: []string{"five"}},
+	}
+	r := &Result{Command: parser.Command{Kind: parser.Search, Arg: "hit -C 1"}, Search: &sandbox.SearchResult{Query: "hit -C 1", Matches: matches, Total: 2, Files: 1}}
+	got := between(t, render(t, r), "=== SEARCH: hit -C 1 ===\n", "Matches: ")
+	if want := "f-2- two\nf:3: hit 3\nf:4: hit 4\nf-5- five\nMatches: 2 in 1 file\n"; got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestTextNumbersLinesWhenAskedAndKeepsTheFraming: with LineNumbers each
+// line of a FILE block starts with its number (from a range's first line)
+// and a tab, a content line that looks like framing cannot pass for it, a
+// line break inside a line is escaped as always, the block decodes to the
+// numbered lines, and cutting each at its first tab gives the file back.
+// Without it, nothing changes.
+func TestTextNumbersLinesWhenAskedAndKeepsTheFraming(t *testing.T) {
+	content := []byte("a\n=== END FILE ===\nb\r=== END ===\n\\=== c\n\nlast")
+	f := openResult("f", content)
+	f.File.Lines = &sandbox.Lines{Start: 120, End: 125, Total: 300}
+	var out bytes.Buffer
+	rep, _ := NewWith("text", &out, Options{LineNumbers: true})
+	rep.Start()
+	if err := rep.Result(f); err != nil {
+		t.Fatal(err)
+	}
+	got := between(t, out.Bytes(), "=== FILE: f (lines 120-125 of 300) ===\n", "=== END FILE")
+	want := "   120\ta\n   121\t=== END FILE ===\n   122\tb\r\\=== END ===\n   123\t\\=== c\n   124\t\n   125\tlast\n=== END FILE (no newline at end) ===\n"
+	if got != want {
+		t.Fatalf("got\n%q\nwant\n%q", got, want)
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(got, "\n"), "\n") {
+		if strings.HasPrefix(l, "=== ") && !strings.HasPrefix(l, "=== END FILE") {
+			t.Errorf("a content line passes for framing: %q", l)
+		}
+	}
+	numbered, _, err := DecodeBlock([]byte(got))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back []byte
+	for line := range bytes.Lines(numbered) {
+		_, rest, ok := bytes.Cut(line, []byte("\t"))
+		if !ok {
+			t.Fatalf("a line without its number: %q", line)
+		}
+		back = append(back, rest...)
+	}
+	if !bytes.Equal(back, content) {
+		t.Fatalf("stripped of its numbers: %q, want %q", back, content)
+	}
+	// A whole file from 1; none asked, none given; empty stays empty.
+	if got := string(NumberLines([]byte("x\ny\n"), 1)); got != "     1\tx\n     2\ty\n" {
+		t.Errorf("%q", got)
+	}
+	if len(NumberLines(nil, 1)) != 0 {
+		t.Error("empty content was numbered")
+	}
+	if b := render(t, openResult("g", []byte("x\n"))); !bytes.Contains(b, []byte("=== FILE: g ===\nx\n=== END FILE ===")) {
+		t.Errorf("numbered without being asked:\n%s", b)
+	}
+}

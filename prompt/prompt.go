@@ -21,6 +21,9 @@ type Settings struct {
 	MaxListEntries   int
 	Excluded         []string
 	Exec             *Exec // nil: exec is off, and the prompt does not mention it
+	// LineNumbers: a file's lines are shown numbered (output.line_numbers),
+	// and the prompt says so, and shows them so.
+	LineNumbers bool
 }
 
 // Exec is the configuration of <exec>.
@@ -38,6 +41,17 @@ type Example struct {
 	Input string   // the model's text, one command or a few
 	Shows []string // lines of the answer, in order, that the example relies on
 	Exec  bool     // needs exec
+	// Numbered is Shows as the answer shows them with output.line_numbers
+	// on; nil when they are the same.
+	Numbered []string
+}
+
+// WithLineNumbers is the example as it shows with output.line_numbers on.
+func (e Example) WithLineNumbers() Example {
+	if e.Numbered != nil {
+		e.Shows = e.Numbered
+	}
+	return e
 }
 
 // Check returns an error unless the tool's answer out shows the lines of
@@ -65,8 +79,10 @@ var ExampleRepo = map[string]string{
 
 // Examples are the prompt's examples, in the order it shows them.
 var Examples = []Example{
-	{Title: "Read a file", Input: "<open go.mod>", Shows: []string{"=== FILE: go.mod ===", "module example.com/app", "=== END FILE ==="}},
-	{Title: "Read lines 9 to 11 of a file", Input: "<open main.go:9-11>", Shows: []string{"=== FILE: main.go (lines 9-11 of 11) ===", "func greeting() string {", "=== END FILE ==="}},
+	{Title: "Read a file", Input: "<open go.mod>", Shows: []string{"=== FILE: go.mod ===", "module example.com/app", "=== END FILE ==="},
+		Numbered: []string{"=== FILE: go.mod ===", "     1\tmodule example.com/app", "=== END FILE ==="}},
+	{Title: "Read lines 9 to 11 of a file", Input: "<open main.go:9-11>", Shows: []string{"=== FILE: main.go (lines 9-11 of 11) ===", "func greeting() string {", "=== END FILE ==="},
+		Numbered: []string{"=== FILE: main.go (lines 9-11 of 11) ===", "     9\tfunc greeting() string {", "=== END FILE ==="}},
 	{Title: "List a directory (<list> alone lists the root; PATH/** lists everything under it)", Input: "<list internal/**>", Shows: []string{"=== LIST: internal/** ===", "internal/names/", "internal/names/names.go  65 bytes", "Entries: 2", "=== END LIST ==="}},
 	{Title: "Search the repository (a literal string; re:PATTERN for a regular expression)", Input: "<search TODO>", Shows: []string{"=== SEARCH: TODO ===", "internal/names/names.go:3: // TODO: more names", "Matches: 1 in 1 file", "=== END SEARCH ==="}},
 	{Title: "Search some files only", Input: "<search func in *.go>", Shows: []string{"=== SEARCH: func in *.go ===", "main.go:5: func main() {", "main.go:9: func greeting() string {", "Matches: 2 in 1 file", "=== END SEARCH ==="}},
@@ -143,20 +159,8 @@ func Render(s Settings, format string) (string, error) {
 	item("A body that must hold `</write>` or `</edit>` uses a label: `<write:EOF PATH>`...`</write:EOF>`, `<edit:EOF PATH>`...`</edit:EOF>`.")
 	if x := s.Exec; x != nil {
 		item("`<exec COMMAND>`: run a command in the repository, in a fresh container with no network, killed after %s.", x.Timeout)
-		if len(x.Whitelist) == 1 && x.Whitelist[0] == "*" {
-			item("Any command may run.")
-		} else {
-			item("Allowed commands (a command must start with one of these): %s.", quoteAll(x.Whitelist))
-		}
-		if x.Shell {
-			item("Commands may be chained with `|`, `&&`, `||` and `;`; each must be allowed. No redirections (`>`).")
-		} else {
-			item("No shell: no pipes, `&&`, `;` or redirections; one command per `<exec>`.")
-		}
-		if x.Writable {
-			item("What a command changes in the repository is kept, but for what a write could not make (links, special files, excluded paths, .git); the result lists every changed file.")
-		} else {
-			item("A command may write, but its changes are discarded: change files with `<edit>` or `<write>`.")
+		for _, r := range ExecRules(*x, FilterTerms) {
+			item("%s", r)
 		}
 	}
 	item("Paths are relative to the repository root. Never reachable: %s, and anything outside the repository.", quoteAll(s.Excluded))
@@ -168,6 +172,9 @@ func Render(s Settings, format string) (string, error) {
 	heading("Results")
 	b.WriteString("Each command's result is framed by lines that begin with `=== `; no line of a file's content or a command's output begins so (such a line is shown with a `\\` in front). " +
 		"A file ends at `=== END FILE ===`; one without a final newline ends at `=== END FILE (no newline at end) ===`. A failed command shows `=== ERROR: CODE ===` and a `Message:` line.\n")
+	if s.LineNumbers {
+		b.WriteString("\n" + LineNumbersRule + "\n")
+	}
 
 	heading("Error codes")
 	codes := errorCodes
@@ -183,6 +190,9 @@ func Render(s Settings, format string) (string, error) {
 		if e.Exec && s.Exec == nil {
 			continue
 		}
+		if s.LineNumbers {
+			e = e.WithLineNumbers()
+		}
 		fmt.Fprintf(&b, "%s:\n\n", e.Title)
 		code(e.Input)
 		b.WriteString("\nThe answer shows:\n\n")
@@ -190,6 +200,49 @@ func Render(s Settings, format string) (string, error) {
 		b.WriteString("\n")
 	}
 	return strings.TrimLeft(b.String(), "\n"), nil
+}
+
+// LineNumbersRule says how a numbered file reads, in the prompt of a run
+// with output.line_numbers on.
+const LineNumbersRule = "Each line of a file is shown after its number in the file and a tab, as `cat -n` prints it (`    12\t` and then the line); a range's lines are numbered from its first. " +
+	"The number and the tab are not part of the file: leave them out of SEARCH blocks and of what you write."
+
+// ExecTerms are a front end's words for ExecRules: the command or tool
+// that runs a command line, and the ways its model changes files.
+type ExecTerms struct {
+	Run    string // "`<exec>`"
+	Change string // "`<edit>` or `<write>`"
+}
+
+// FilterTerms are the command language's words.
+var FilterTerms = ExecTerms{Run: "`<exec>`", Change: "`<edit>` or `<write>`"}
+
+// ExecRules are the rules of exec as sentences, one each: which commands
+// may run (Allowed), whether a shell runs them, and what becomes of what a
+// command changes in the repository. The filter's prompt and the MCP exec
+// tool's description both say them, in their own terms t, so that a model
+// learns them before its first command rather than by failing.
+func ExecRules(x Exec, t ExecTerms) []string {
+	shell := "No shell: no pipes, `&&`, `;` or redirections; one command per " + t.Run + "."
+	if x.Shell {
+		shell = "Commands may be chained with `|`, `&&`, `||` and `;`; each must be allowed. No redirections (`>`)."
+	}
+	changes := "A command may write, but its changes are discarded: change files with " + t.Change + "."
+	if x.Writable {
+		changes = "What a command changes in the repository is kept, but for what a write could not make (links, special files, excluded paths, .git); the result lists every changed file."
+	}
+	return []string{Allowed(x), shell, changes}
+}
+
+// Allowed is the sentence that says which commands exec may run: the
+// configured whitelist, as it is. Every front end says it through this
+// function and no other, so that what a model is told it may run can be
+// narrowed in one place.
+func Allowed(x Exec) string {
+	if len(x.Whitelist) == 1 && x.Whitelist[0] == "*" {
+		return "Any command may run."
+	}
+	return fmt.Sprintf("Allowed commands (a command must start with one of these): %s.", quoteAll(x.Whitelist))
 }
 
 func quoteAll(list []string) string {

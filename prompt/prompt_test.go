@@ -16,7 +16,9 @@ import (
 
 // run runs input through the parser, the runner and a local sandbox on a
 // fresh copy of the example repository, and returns the text output.
-func run(t *testing.T, input string) string {
+func run(t *testing.T, input string) string { return runWith(t, input, output.Options{}) }
+
+func runWith(t *testing.T, input string, o output.Options) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, content := range prompt.ExampleRepo {
@@ -32,7 +34,7 @@ func run(t *testing.T, input string) string {
 	}
 	defer sb.Close()
 	var out bytes.Buffer
-	rep, _ := output.New("text", &out)
+	rep, _ := output.NewWith("text", &out, o)
 	r := &runner.Runner{Sandbox: sb, Report: rep, MaxWriteSize: sandbox.DefaultMaxWriteSize, Roots: []string{dir}}
 	if _, err := r.Run(context.Background(), strings.NewReader(input)); err != nil {
 		t.Fatal(err)
@@ -53,6 +55,31 @@ func TestExamplesShowWhatThePromptSays(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestExamplesShowWhatThePromptSaysWithLineNumbers: with
+// output.line_numbers on, the examples show what the prompt says, the
+// files' lines numbered; and the prompt says how numbered lines read only
+// then.
+func TestExamplesShowWhatThePromptSaysWithLineNumbers(t *testing.T) {
+	for _, e := range prompt.Examples {
+		if e.Exec {
+			continue
+		}
+		t.Run(e.Title, func(t *testing.T) {
+			if err := e.WithLineNumbers().Check(runWith(t, e.Input, output.Options{LineNumbers: true})); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	s := prompt.Settings{MaxFileSize: 1 << 20, MaxWriteSize: 100 << 10, MaxSearchResults: 100, MaxListEntries: 1000}
+	for _, on := range []bool{false, true} {
+		s.LineNumbers = on
+		p, _ := prompt.Render(s, "markdown")
+		if strings.Contains(p, prompt.LineNumbersRule) != on || strings.Contains(p, "     1\tmodule example.com/app") != on {
+			t.Errorf("line numbers %v:\n%s", on, p)
+		}
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
 	"slices"
 	"strings"
 	"time"
@@ -244,6 +245,10 @@ type SearchSpec struct {
 	Regex bool   `json:"regex,omitempty"` // the text is a regular expression (RE2), not a literal
 	Scope string `json:"scope,omitempty"` // the glob of " in GLOB"
 	Max   int    `json:"max,omitempty"`   // list at most this many matches (at most search.max_results)
+	// Context is how many lines to show before and after each match, from
+	// 1 to MaxContext; 0 for none. Out of that range the search is refused
+	// (INVALID_QUERY).
+	Context int `json:"context,omitempty"`
 }
 
 // IsZero reports whether o asks for nothing.
@@ -267,6 +272,65 @@ func OptionsFrom(ctx context.Context) Options {
 
 // Truncated reports whether more lines matched than are listed.
 func (s *SearchResult) Truncated() bool { return s.Total > len(s.Matches) }
+
+// SearchLine is one line of a search's result as grep prints it with
+// context: a matching line, or a line of context around one.
+type SearchLine struct {
+	Path  string
+	Line  int
+	Text  string
+	Match bool // a matching line; else a line of context
+	// Break is set on the first line of a group of lines that does not
+	// follow on from the line before (grep's "--"), when the search has
+	// context.
+	Break bool
+}
+
+// Lines returns the lines of the result in order, as grep -C prints them:
+// each line once (the context of matches close together merges), and a
+// listed match always as a match, even where it is another's context too.
+func (s *SearchResult) Lines() iter.Seq[SearchLine] {
+	return func(yield func(SearchLine) bool) {
+		grouped := false
+		for _, m := range s.Matches {
+			grouped = grouped || len(m.Before) > 0 || len(m.After) > 0
+		}
+		lastPath, lastLine := "", 0
+		put := func(path string, n int, text string, match bool) bool {
+			if path == lastPath && n <= lastLine {
+				return true // shown already
+			}
+			brk := grouped && lastPath != "" && (path != lastPath || n > lastLine+1)
+			lastPath, lastLine = path, n
+			return yield(SearchLine{Path: path, Line: n, Text: text, Match: match, Break: brk})
+		}
+		for i, m := range s.Matches {
+			for j, b := range m.Before {
+				if !put(m.Path, m.Line-len(m.Before)+j, b, false) {
+					return
+				}
+			}
+			if !put(m.Path, m.Line, m.Text, true) {
+				return
+			}
+			// The context stops where the next match of the file is: that
+			// line is shown as a match, with its own context after it.
+			next := 0
+			if i+1 < len(s.Matches) && s.Matches[i+1].Path == m.Path {
+				next = s.Matches[i+1].Line
+			}
+			for j, a := range m.After {
+				n := m.Line + 1 + j
+				if next > 0 && n >= next {
+					break
+				}
+				if !put(m.Path, n, a, false) {
+					return
+				}
+			}
+		}
+	}
+}
 
 // Match is one matching line.
 type Match struct {

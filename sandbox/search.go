@@ -46,7 +46,10 @@ func (w *Workspace) SearchWith(ctx context.Context, arg string, o Options) (*Sea
 		max          = w.limits.MaxSearchResults
 	)
 	if s := o.Search; s != nil {
-		query, scope = arg, s.Scope
+		query, scope, ctxLines = arg, s.Scope, s.Context
+		if ctxLines < 0 || ctxLines > MaxContext {
+			return nil, Errorf(CodeInvalidQuery, "context is %d lines: it must be from 1 to %d (0 for none)", ctxLines, MaxContext)
+		}
 		if s.Max > 0 && (max <= 0 || s.Max < max) {
 			max = s.Max
 		}
@@ -533,15 +536,19 @@ func around(data, line []byte, n, max int) (before, after []string) {
 	return before, after
 }
 
-// ParseContext splits " -C N" (N from 1 to 20) off a search's argument:
-// the lines of context to show around each match.
+// MaxContext is the most lines of context a search shows on each side of
+// a match.
+const MaxContext = 20
+
+// ParseContext splits " -C N" (N from 1 to MaxContext) off a search's
+// argument: the lines of context to show around each match.
 func ParseContext(arg string) (string, int) {
 	i := strings.LastIndex(arg, " -C ")
 	if i <= 0 {
 		return arg, 0
 	}
 	n, err := strconv.Atoi(arg[i+len(" -C "):])
-	if err != nil || n < 1 || n > 20 {
+	if err != nil || n < 1 || n > MaxContext {
 		return arg, 0
 	}
 	return arg[:i], n

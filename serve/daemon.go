@@ -544,7 +544,7 @@ func (d *Daemon) session(ctx context.Context, s *session, p *poolEntry, req *Run
 		s.log("Audit: session %s in %s", w.Session(), req.AuditDir)
 	}
 	r := engine.NewRunner(settings, p.sb, guests, w)
-	rep, err := output.New(cfg.Output.Format, frameWriter{c: s.c, typ: frameOutput})
+	rep, err := output.NewWith(cfg.Output.Format, frameWriter{c: s.c, typ: frameOutput}, output.Options{LineNumbers: cfg.Output.LineNumbers})
 	if err != nil {
 		return End{Kind: "config", Message: err.Error()}
 	}

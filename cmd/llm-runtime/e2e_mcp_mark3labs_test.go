@@ -161,6 +161,28 @@ func (r m3call) decode(t *testing.T, v any) {
 	}
 }
 
+// read is a read_file result: its first text is the lines, its _meta's
+// "llm-runtime/read" says where they are; it has no structured content
+// but an error's.
+func (r m3call) read(t *testing.T) m3Read {
+	t.Helper()
+	var read m3Read
+	if len(r.res.RawStructuredContent) != 0 && !r.res.IsError {
+		t.Errorf("read_file has structured content: %s", r.res.RawStructuredContent)
+	}
+	if r.res.Meta == nil || r.res.Meta.AdditionalFields["llm-runtime/read"] == nil {
+		t.Fatalf("read_file without _meta (text %q)", r.text)
+	}
+	b, _ := json.Marshal(r.res.Meta.AdditionalFields["llm-runtime/read"])
+	if err := json.Unmarshal(b, &read); err != nil {
+		t.Fatalf("_meta %s: %v", b, err)
+	}
+	if tc, ok := mcp.AsTextContent(r.res.Content[0]); ok && read.EndLine > 0 {
+		read.Content = tc.Text
+	}
+	return read
+}
+
 // The wire form of the results, written out here rather than taken from
 // package mcpserver, so that a change of a JSON name is caught.
 type (
@@ -312,12 +334,14 @@ func TestE2EMCPMark3labsSession(t *testing.T) {
 		in, required, out     []string
 	}
 	wants := map[string]want{
-		"read_file":      {readOnly: true, in: []string{"path", "offset", "limit"}, required: []string{"path"}, out: []string{"content", "next_offset", "total_lines", "error"}},
-		"write_file":     {destructive: true, in: []string{"path", "content"}, required: []string{"content", "path"}, out: []string{"path", "created", "bytes", "error"}},
-		"edit_file":      {destructive: true, in: []string{"path", "edits", "dry_run"}, required: []string{"edits", "path"}, out: []string{"diff", "applied", "dry_run", "error"}},
-		"list_directory": {readOnly: true, in: []string{"path", "pattern"}, out: []string{"entries", "total", "error"}},
-		"search":         {readOnly: true, in: []string{"query", "regex", "path_glob", "max_results"}, required: []string{"query"}, out: []string{"matches", "total", "error"}},
-		"exec":           {destructive: true, in: []string{"command", "timeout_s"}, required: []string{"command"}, out: []string{"exit_code", "output", "error"}},
+		// read_file has no output schema: its result is its text (and
+		// _meta's numbers).
+		"read_file":      {readOnly: true, in: []string{"path", "offset", "limit", "line_numbers"}, required: []string{"path"}},
+		"write_file":     {destructive: true, in: []string{"path", "content"}, required: []string{"content", "path"}, out: []string{"path", "created", "bytes"}},
+		"edit_file":      {destructive: true, in: []string{"path", "edits", "dry_run"}, required: []string{"edits", "path"}, out: []string{"diff", "applied", "dry_run"}},
+		"list_directory": {readOnly: true, in: []string{"path", "pattern"}, out: []string{"entries", "total"}},
+		"search":         {readOnly: true, in: []string{"query", "regex", "path_glob", "max_results", "context"}, required: []string{"query"}, out: []string{"matches", "total"}},
+		"exec":           {destructive: true, in: []string{"command", "timeout_s"}, required: []string{"command"}, out: []string{"exit_code", "output"}},
 	}
 	var names []string
 	for _, tool := range tools.Tools {
@@ -357,7 +381,7 @@ func TestE2EMCPMark3labsSession(t *testing.T) {
 		if !slices.Equal(req, w.required) && !(len(req) == 0 && len(w.required) == 0) {
 			t.Errorf("%s: required %v, want %v", tool.Name, req, w.required)
 		}
-		if tool.OutputSchema.Type != "object" {
+		if (tool.OutputSchema.Type != "object") != (w.out == nil) {
 			t.Errorf("%s: output schema type %q", tool.Name, tool.OutputSchema.Type)
 		}
 		for _, p := range w.out {
@@ -373,8 +397,7 @@ func TestE2EMCPMark3labsSession(t *testing.T) {
 
 	// read_file, paged: lines 2-3 of 5, and where to go on.
 	r := s.call(ctx, "read_file", map[string]any{"path": "lines.txt", "offset": 2, "limit": 2})
-	var read m3Read
-	r.decode(t, &read)
+	read := r.read(t)
 	if r.res.IsError || read.Content != "two\nthree\n" || read.StartLine != 2 || read.EndLine != 3 || read.TotalLines != 5 || read.NextOffset != 4 || read.Path != "lines.txt" {
 		t.Errorf("read_file paged: isError %v, %+v", r.res.IsError, read)
 	}
@@ -383,8 +406,7 @@ func TestE2EMCPMark3labsSession(t *testing.T) {
 	}
 	// The last page: no next_offset.
 	r = s.call(ctx, "read_file", map[string]any{"path": "lines.txt", "offset": read.NextOffset, "limit": 10})
-	read = m3Read{}
-	r.decode(t, &read)
+	read = r.read(t)
 	if r.res.IsError || read.Content != "four\nfive\n" || read.EndLine != 5 || read.NextOffset != 0 || r.text != "four\nfive\n" {
 		t.Errorf("read_file last page: isError %v, %+v, text %q", r.res.IsError, read, r.text)
 	}
@@ -623,14 +645,13 @@ func TestE2EMCPMark3labsLegacyHandshake(t *testing.T) {
 	}
 
 	r := s.call(ctx, "read_file", map[string]any{"path": "a.txt"})
-	var read m3Read
-	r.decode(t, &read)
+	read := r.read(t)
 	if r.res.IsError || read.Content != "A\n" || read.TotalLines != 1 || read.NextOffset != 0 || r.text != "A\n" {
 		t.Errorf("read_file a.txt: isError %v, %+v, text %q", r.res.IsError, read, r.text)
 	}
 	r = s.call(ctx, "read_file", map[string]any{"path": ".env"})
 	read = m3Read{}
-	r.decode(t, &read)
+	r.decode(t, &read) // an error's structured content
 	if !r.res.IsError || read.Error == nil || read.Error.Code != "PATH_SECURITY" || strings.Contains(r.text, "ENV-SECRET") {
 		t.Errorf("read_file .env: isError %v, %+v, text %q", r.res.IsError, read, r.text)
 	}

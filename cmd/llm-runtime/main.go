@@ -122,6 +122,7 @@ Examples:
   echo 'Read configs: <open config.yaml> <open api.yaml>' | llm-runtime
   llm-runtime --input reply.txt --output results.txt
   llm-runtime --root ~/src/project --format jsonl < reply.txt
+  llm-runtime --line-numbers < reply.txt   # "    12<TAB>" before each line of a file
   llm-runtime --exec -v < reply.txt   # allow <exec>; report pool activity
   llm-runtime --sandbox local < reply.txt   # no Docker: host only, no exec
   llm-runtime config            # the settings in force, and where they come from
@@ -221,13 +222,14 @@ func (c *cli) auditOptions(e env) audit.Options {
 // overrides are the flags that override settings, shared by the filter
 // and the config command.
 type overrides struct {
-	Sandbox   string   `placeholder:"NAME" help:"Where operations run: docker, kubernetes or local (only docker runs <exec>: the others refuse exec.enabled). Overrides the 'sandbox' setting."`
-	Format    string   `short:"f" placeholder:"FORMAT" help:"Output format: text or jsonl. Overrides 'output.format'."`
-	NoPool    bool     `name:"no-pool" help:"A fresh container per operation (container_pool.enabled: false)."`
-	Exec      *bool    `name:"exec" negatable:"" help:"Allow <exec> (exec.enabled: true); --no-exec: not in this run, whatever the file or the environment say."`
-	Policy    []string `placeholder:"FILE.wasm" sep:"none" help:"Add a policy guest, after those of the configuration (repeatable)."`
-	Transform []string `placeholder:"FILE.wasm" sep:"none" help:"Add a transform guest, after those of the configuration (repeatable)."`
-	Server    string   `placeholder:"auto|never|SOCKET" help:"Run through llm-runtime serve: auto (when it answers), never, or a socket's path (then it must answer). Overrides 'server'."`
+	Sandbox     string   `placeholder:"NAME" help:"Where operations run: docker, kubernetes or local (only docker runs <exec>: the others refuse exec.enabled). Overrides the 'sandbox' setting."`
+	Format      string   `short:"f" placeholder:"FORMAT" help:"Output format: text or jsonl. Overrides 'output.format'."`
+	LineNumbers bool     `name:"line-numbers" help:"Start each line of a FILE block with its number in the file and a tab, as cat -n does (output.line_numbers: true)."`
+	NoPool      bool     `name:"no-pool" help:"A fresh container per operation (container_pool.enabled: false)."`
+	Exec        *bool    `name:"exec" negatable:"" help:"Allow <exec> (exec.enabled: true); --no-exec: not in this run, whatever the file or the environment say."`
+	Policy      []string `placeholder:"FILE.wasm" sep:"none" help:"Add a policy guest, after those of the configuration (repeatable)."`
+	Transform   []string `placeholder:"FILE.wasm" sep:"none" help:"Add a transform guest, after those of the configuration (repeatable)."`
+	Server      string   `placeholder:"auto|never|SOCKET" help:"Run through llm-runtime serve: auto (when it answers), never, or a socket's path (then it must answer). Overrides 'server'."`
 	legacyFlags
 }
 
@@ -299,6 +301,7 @@ func (o *overrides) flagSettings(f *cli) []flagSetting {
 	}
 	add(o.Sandbox != "", "--sandbox", "sandbox", o.Sandbox)
 	add(o.Format != "", "--format", "output.format", o.Format)
+	add(o.LineNumbers, "--line-numbers", "output.line_numbers", "true")
 	add(o.NoPool, "--no-pool", "container_pool.enabled", "false")
 	if o.Exec != nil {
 		flag := "--exec"
@@ -389,7 +392,7 @@ func (r *runCmd) Run(e env, c *cli) error {
 		return err
 	}
 	defer sess.Close()
-	rep, err := output.New(cfg.Output.Format, out)
+	rep, err := output.NewWith(cfg.Output.Format, out, output.Options{LineNumbers: cfg.Output.LineNumbers})
 	if err != nil {
 		return fail(exitConfig, "%v", err)
 	}

@@ -26,10 +26,14 @@ sandbox, policies, transforms and audit log as the filter, with a pool that
 stays warm for the whole session. Standard output carries JSON-RPC and nothing
 else; --verbose logs to standard error, or to --log-file.
 
-Tools: read_file {path, offset?, limit?}, write_file {path, content},
-edit_file {path, edits: [{old_text, new_text}], dry_run?},
-list_directory {path?, pattern?}, search {query, regex?, path_glob?,
-max_results?}, and with --exec (exec.enabled) exec {command, timeout_s?}.
+Tools: read_file {path, offset?, limit?, line_numbers?},
+write_file {path, content}, edit_file {path, edits: [{old_text, new_text}],
+dry_run?}, list_directory {path?, pattern?}, search {query, regex?,
+path_glob?, max_results?, context?}, and with --exec (exec.enabled) exec
+{command, timeout_s?}, whose description gives the whitelist, the timeout
+and whether a command's changes are kept. read_file's result is the file's
+text alone (where its lines are: _meta "llm-runtime/read"); the other tools
+also give structured content.
 
 The root is --root and only --root: roots a client announces are not asked
 for and widen nothing; a path outside the root is refused (PATH_SECURITY).
@@ -79,7 +83,7 @@ func (m *mcpCmd) Run(e env, c *cli) error {
 	srv := mcpserver.New(mcpserver.Options{
 		Runner:    sess.Runner,
 		Root:      root,
-		Exec:      sess.ExecEnabled,
+		Exec:      execRules(cfg),
 		MaxResult: cfg.MCP.MaxResult,
 		Version:   version,
 		Logger:    logger,

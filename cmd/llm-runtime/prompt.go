@@ -3,13 +3,16 @@ package main
 import (
 	"fmt"
 
+	"github.com/llm-runtime/llm-runtime/config"
+	"github.com/llm-runtime/llm-runtime/engine"
 	"github.com/llm-runtime/llm-runtime/prompt"
 )
 
 type promptCmd struct {
-	Sandbox string `placeholder:"NAME" help:"docker, kubernetes or local (kubernetes and local cannot exec: with exec enabled they are refused). Overrides the 'sandbox' setting."`
-	Exec    *bool  `name:"exec" negatable:"" help:"As with exec enabled (exec.enabled: true); --no-exec: as with it off."`
-	Format  string `enum:"markdown,text" default:"markdown" help:"markdown (headings, code fences) or text."`
+	Sandbox     string `placeholder:"NAME" help:"docker, kubernetes or local (kubernetes and local cannot exec: with exec enabled they are refused). Overrides the 'sandbox' setting."`
+	Exec        *bool  `name:"exec" negatable:"" help:"As with exec enabled (exec.enabled: true); --no-exec: as with it off."`
+	LineNumbers bool   `name:"line-numbers" help:"As with files' lines numbered (output.line_numbers: true)."`
+	Format      string `enum:"markdown,text" default:"markdown" help:"markdown (headings, code fences) or text."`
 }
 
 func (promptCmd) Help() string {
@@ -17,7 +20,8 @@ func (promptCmd) Help() string {
 is configured (the repository's configuration file, flags, LLM_RUNTIME_*
 variables): the commands it may use (<exec> only when exec is enabled, with
 its whitelist), the limits, how results are framed, the error codes, and
-examples. The test suite runs every example through the parser and the
+examples; with output.line_numbers (--line-numbers), how numbered lines
+read. The test suite runs every example through the parser and the
 sandbox, so the prompt says what the tool does.
 
 Examples:
@@ -27,7 +31,7 @@ Examples:
 }
 
 func (p promptCmd) Run(e env, c *cli) error {
-	_, _, cfg, err := c.load(e, &overrides{Sandbox: p.Sandbox, Exec: p.Exec})
+	_, _, cfg, err := c.load(e, &overrides{Sandbox: p.Sandbox, Exec: p.Exec, LineNumbers: p.LineNumbers})
 	if err != nil {
 		return err
 	}
@@ -40,14 +44,23 @@ func (p promptCmd) Run(e env, c *cli) error {
 		MaxSearchResults: cfg.Search.MaxResults,
 		MaxListEntries:   cfg.List.MaxEntries,
 		Excluded:         cfg.Security.ExcludedPaths,
+		LineNumbers:      cfg.Output.LineNumbers,
 	}
-	if x := cfg.Exec; x.Enabled && cfg.Sandbox == "docker" {
-		s.Exec = &prompt.Exec{Whitelist: x.Whitelist, Shell: x.Shell, Writable: x.Writable, Timeout: x.Timeout}
-	}
+	s.Exec = execRules(cfg)
 	text, err := prompt.Render(s, p.Format)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
 	_, err = fmt.Fprint(e.stdout, text)
 	return err
+}
+
+// execRules are the rules of exec as the prompt and the MCP exec tool say
+// them; nil when exec cannot run.
+func execRules(cfg *config.Config) *prompt.Exec {
+	if !engine.ExecEnabled(cfg) {
+		return nil
+	}
+	x := cfg.Exec
+	return &prompt.Exec{Whitelist: x.Whitelist, Shell: x.Shell, Writable: x.Writable, Timeout: x.Timeout}
 }
