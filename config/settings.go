@@ -187,7 +187,7 @@ var settings = []Setting{
 	},
 	{
 		Key: "exec.whitelist", Default: strings.Join(DefaultWhitelist, ","), List: true,
-		Doc: "allowed commands, as argument-vector prefixes (\"go test\" allows go test ./...); a listed program may start only listed programs (find -exec, xargs, env...); \"*\" allows anything and turns those checks off",
+		Doc: "allowed commands, as argument-vector prefixes (\"go test\" allows go test ./...); a listed program may start only listed programs (find -exec, xargs, env...); \"*\" allows anything and turns those checks off; the default fits the default image (busybox); the prompt lists only the entries whose program exec.image has",
 		set: func(c *Config, v string) error { c.Exec.Whitelist = append([]string{}, splitList(v)...); return nil },
 		get: func(c *Config) string { return strings.Join(c.Exec.Whitelist, ",") },
 	},
@@ -302,8 +302,15 @@ var settings = []Setting{
 	},
 }
 
-// DefaultWhitelist is the default of exec.whitelist.
-var DefaultWhitelist = []string{"go test", "go build", "go vet", "go mod tidy", "make", "ls", "cat", "grep", "find", "head", "tail", "wc", "echo", "pwd", "true"}
+// DefaultWhitelist is the default of exec.whitelist: what the default
+// image (busybox) can run, and only programs whose arguments start no
+// other program, or whose every way of starting one the whitelist follows
+// (find -exec): a whitelist is only as strong as the most permissive
+// program on it. The go command and make are not on it: the default image
+// has neither, and both run code of the repository's (tests, recipes);
+// with exec.image: llm-runtime-exec:go, list them (go build, go vet, go
+// test), as 'llm-runtime image build go' says.
+var DefaultWhitelist = []string{"ls", "cat", "grep", "find", "head", "tail", "wc", "echo", "pwd", "true"}
 
 func int64In(dst *int64, v string, lo, hi int) error {
 	var n int
