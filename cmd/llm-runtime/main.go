@@ -401,6 +401,18 @@ func (c *cli) openSession(e env, root, file string, cfg *config.Config, frontEnd
 
 func orDefaults(file string) string { return engine.OrDefaults(file) }
 
+// applyExecImage gives the settings of cfg that the user did not set the
+// values the exec image recommends (engine.ExecImage).
+func applyExecImage(e env, cfg *config.Config) error {
+	d, err := container.Connect(e.ctx, version)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	_, err = engine.ExecImage(e.ctx, d, cfg)
+	return err
+}
+
 // isTerminal reports whether f is a terminal: a character device that
 // answers a terminal's ioctl (/dev/null is a character device too).
 func isTerminal(f *os.File) bool {
@@ -424,6 +436,10 @@ func (configCmd) Help() string {
       transform guests, in order, with the same fields
 
 Precedence: defaults, then the file, then flags, then LLM_RUNTIME_* variables.
+An exec image built by llm-runtime may recommend limits (the go image:
+exec.timeout 5m, exec.memory 1GiB, in its label io.llm-runtime.exec.recommended):
+with exec enabled they replace the defaults of the settings you did not set,
+and the comment after each says where its value came from.
 The output ends with the paths in use that follow from the settings and the
 environment: the audit store, the image sum cache, the compilation cache and
 exec's state (copies of repositories and build caches).`)
@@ -448,6 +464,12 @@ func (cc *configCmd) Run(e env, c *cli) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "# repository root: %s\n# configuration file: %s\n", root, orDefaults(file))
+	if engine.ExecEnabled(cfg) {
+		// The settings the exec image recommends, where the user set none.
+		if err := applyExecImage(e, cfg); err != nil {
+			fmt.Fprintf(e.stdout, "# exec.image %s could not be asked what it recommends: %v\n", cfg.Exec.Image, strings.ReplaceAll(err.Error(), "\n", " "))
+		}
+	}
 	audit := "off (audit.enabled: false)"
 	if cfg.Audit.Enabled {
 		dir, err := auditDir(c.AuditDir, cfg, root)
