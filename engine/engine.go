@@ -72,11 +72,21 @@ type Settings struct {
 	// guests, the audit session and, with PoolEvents, every pool event.
 	Log        func(format string, args ...any)
 	PoolEvents bool
+	// Notice, if set, gets what is said whatever --verbose: the sandbox
+	// image being built on the way, which the run's own time does not
+	// count.
+	Notice func(format string, args ...any)
 }
 
 func (s *Settings) logf(format string, args ...any) {
 	if s.Log != nil {
 		s.Log(format, args...)
+	}
+}
+
+func (s *Settings) noticef(format string, args ...any) {
+	if s.Notice != nil {
+		s.Notice(format, args...)
 	}
 }
 
@@ -210,13 +220,16 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
+	imageStart := time.Now()
 	img, err := d.EnsureImage(ctx, bin)
 	if err != nil {
 		d.Close()
 		return nil, fail(KindSandbox, "sandbox image: %v", err)
 	}
 	if img.Created {
-		logf("Image: built %s", img.Ref)
+		took := time.Since(imageStart)
+		logf("Image: built %s in %.1fs", img.Ref, took.Seconds())
+		s.noticef("llm-runtime: built the sandbox image %s in %.1fs (once per version of llm-runtime; 'llm-runtime image build' does it ahead)", img.Ref, took.Seconds())
 	} else {
 		logf("Image: %s", img.Ref)
 	}

@@ -394,6 +394,8 @@ func (c *cli) openSession(e env, root, file string, cfg *config.Config, frontEnd
 	}
 	if c.Verbose {
 		s.Log = func(format string, args ...any) { fmt.Fprintf(e.stderr, format+"\n", args...) }
+	} else {
+		s.Notice = func(format string, args ...any) { fmt.Fprintf(e.stderr, format+"\n", args...) }
 	}
 	sess, err := engine.Open(e.ctx, s)
 	return sess, exitOf(err)
