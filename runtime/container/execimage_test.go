@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
@@ -83,10 +84,12 @@ func TestInspectExecImageLooksUpProgramsInTheFilesystemOfAnImageNotOurs(t *testi
 	})
 	ctx := context.Background()
 	names := []string{"tool", "data", "link", "dangling", "dirprog", "real", "onlyhere", "missing", "/usr/bin/real", "/bin/data"}
+	start := time.Now()
 	x, err := env.Docker.InspectExecImage(ctx, tag, names)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("looked up %d programs in the image's filesystem in %s", len(names), time.Since(start).Round(time.Millisecond))
 	if x.Ours || len(x.Recommended) != 0 || !slices.Equal(x.Path, []string{"/opt/none", "/bin", "/usr/bin"}) || !strings.Contains(x.Source, "filesystem") {
 		t.Fatalf("%+v", x)
 	}
@@ -127,19 +130,23 @@ func TestTheExecImagesLabelSaysWhatItsFilesystemHolds(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", img.ID).Run() })
 	names := []string{"ls", "cat", "sh", "find", "busybox", "go", "make", "gofmt", "/bin/ls", "/usr/bin/ls"}
+	start := time.Now()
 	labelled, err := env.Docker.InspectExecImage(ctx, ref, names)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("read %d programs from the label in %s", len(names), time.Since(start).Round(time.Millisecond))
 	if !labelled.Ours || !strings.Contains(labelled.Source, container.LabelPrograms) {
 		t.Fatalf("the busybox image is not read from its label: %+v", labelled)
 	}
 	derived := testTag(t, "derived")
 	buildTestImage(t, env, derived, "FROM "+ref+"\nCOPY extra /usr/bin/extra\n", map[string]string{"extra": "x"})
+	start = time.Now()
 	looked, err := env.Docker.InspectExecImage(ctx, derived, names)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("looked up %d programs in the busybox image's filesystem in %s", len(names), time.Since(start).Round(time.Millisecond))
 	if looked.Ours || !strings.Contains(looked.Source, "filesystem") {
 		t.Fatalf("an image built on ours with a layer of its own is taken for ours: %+v", looked)
 	}
