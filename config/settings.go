@@ -175,7 +175,7 @@ var settings = []Setting{
 	},
 	{
 		Key: "exec.image", Default: "llm-runtime-exec:busybox",
-		Doc: "the image commands run in; it must exist locally (nothing is pulled): 'llm-runtime image build exec' builds the default from busybox-static",
+		Doc: "the image commands run in; it must exist locally (nothing is pulled): 'llm-runtime image build exec' builds the default from busybox-static, 'llm-runtime image build go' one with Go (llm-runtime-exec:go), whose recommended limits apply where you set none",
 		set: func(c *Config, v string) error {
 			if strings.TrimSpace(v) == "" || strings.ContainsAny(v, " \t") {
 				return fmt.Errorf("%q is not an image name", v)
@@ -205,7 +205,7 @@ var settings = []Setting{
 	},
 	{
 		Key: "exec.timeout", Default: "30s",
-		Doc: "a command still running after this is killed: exit code 124, EXEC_TIMEOUT",
+		Doc: "a command still running after this is killed: exit code 124, EXEC_TIMEOUT, with its output so far; unset, an exec image of llm-runtime's may recommend another (the go image: 5m, for a cold build)",
 		set: func(c *Config, v string) error { return positive(&c.Exec.Timeout, v) },
 		get: func(c *Config) string { return formatDuration(c.Exec.Timeout) },
 	},
@@ -217,7 +217,7 @@ var settings = []Setting{
 	},
 	{
 		Key: "exec.memory", Default: "512MiB",
-		Doc: "memory limit of an exec container (no swap)",
+		Doc: "memory limit of an exec container (no swap); unset, an exec image of llm-runtime's may recommend another (the go image: 1GiB)",
 		set: func(c *Config, v string) error { return sizeIn(&c.Exec.Memory, v, 16<<20, 64<<30) },
 		get: func(c *Config) string { return FormatSize(c.Exec.Memory) },
 	},
