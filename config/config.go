@@ -173,6 +173,34 @@ func Default() *Config {
 // "$LLM_RUNTIME_..." or "--flag".
 func (c *Config) Origin(key string) string { return c.origin[key] }
 
+// MarshalJSON encodes the configuration with the origin of each value, so
+// that a configuration sent to llm-runtime serve still knows which values
+// the user set.
+func (c Config) MarshalJSON() ([]byte, error) {
+	type plain Config
+	return json.Marshal(struct {
+		plain
+		Origins map[string]string `json:",omitempty"`
+	}{plain(c), c.origin})
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes.
+func (c *Config) UnmarshalJSON(b []byte) error {
+	type plain Config
+	v := struct {
+		*plain
+		Origins map[string]string
+	}{plain: (*plain)(c)}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	c.origin = v.Origins
+	if c.origin == nil {
+		c.origin = map[string]string{}
+	}
+	return nil
+}
+
 // Error is an invalid setting.
 type Error struct {
 	Source string // "llm-runtime.config.yaml:7", "$LLM_RUNTIME_SANDBOX", "--format"

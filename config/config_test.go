@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -231,5 +232,23 @@ func TestGuestLists(t *testing.T) {
 		if _, err := Parse(file, []byte(y)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", y, err, want)
 		}
+	}
+}
+
+func TestAConfigurationSentAsJSONKeepsTheOriginOfEachValue(t *testing.T) {
+	c := Default()
+	if err := c.Set("exec.timeout", "2m", "$LLM_RUNTIME_EXEC_TIMEOUT"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Config
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Exec.Timeout != 2*time.Minute || got.Origin("exec.timeout") != "$LLM_RUNTIME_EXEC_TIMEOUT" || got.Origin("exec.memory") != "default" || got.Exec.Whitelist[0] != c.Exec.Whitelist[0] {
+		t.Fatalf("decoded: timeout %s from %q, exec.memory from %q, whitelist %v", got.Exec.Timeout, got.Origin("exec.timeout"), got.Origin("exec.memory"), got.Exec.Whitelist)
 	}
 }

@@ -181,7 +181,7 @@ var settings = []Setting{
 	},
 	{
 		Key: "exec.image", Default: "llm-runtime-exec:busybox",
-		Doc: "the image commands run in; it must exist locally (nothing is pulled): 'llm-runtime image build exec' builds the default from busybox-static",
+		Doc: "the image commands run in; it must exist locally (nothing is pulled): 'llm-runtime image build exec' builds the default from busybox-static, 'llm-runtime image build go' one with Go (llm-runtime-exec:go), whose recommended limits apply where you set none",
 		set: func(c *Config, v string) error {
 			if strings.TrimSpace(v) == "" || strings.ContainsAny(v, " \t") {
 				return fmt.Errorf("%q is not an image name", v)
@@ -193,7 +193,7 @@ var settings = []Setting{
 	},
 	{
 		Key: "exec.whitelist", Default: strings.Join(DefaultWhitelist, ","), List: true,
-		Doc: "allowed commands, as argument-vector prefixes (\"go test\" allows go test ./...); a listed program may start only listed programs (find -exec, xargs, env...); \"*\" allows anything and turns those checks off",
+		Doc: "allowed commands, as argument-vector prefixes (\"go test\" allows go test ./...); a listed program may start only listed programs (find -exec, xargs, env...); \"*\" allows anything and turns those checks off; the default fits the default image (busybox); the prompt lists only the entries whose program exec.image has",
 		set: func(c *Config, v string) error { c.Exec.Whitelist = append([]string{}, splitList(v)...); return nil },
 		get: func(c *Config) string { return strings.Join(c.Exec.Whitelist, ",") },
 	},
@@ -211,7 +211,7 @@ var settings = []Setting{
 	},
 	{
 		Key: "exec.timeout", Default: "30s",
-		Doc: "a command still running after this is killed: exit code 124, EXEC_TIMEOUT",
+		Doc: "a command still running after this is killed: exit code 124, EXEC_TIMEOUT, with its output so far; unset, an exec image of llm-runtime's may recommend another (the go image: 5m, for a cold build)",
 		set: func(c *Config, v string) error { return positive(&c.Exec.Timeout, v) },
 		get: func(c *Config) string { return formatDuration(c.Exec.Timeout) },
 	},
@@ -223,7 +223,7 @@ var settings = []Setting{
 	},
 	{
 		Key: "exec.memory", Default: "512MiB",
-		Doc: "memory limit of an exec container (no swap)",
+		Doc: "memory limit of an exec container (no swap); unset, an exec image of llm-runtime's may recommend another (the go image: 1GiB)",
 		set: func(c *Config, v string) error { return sizeIn(&c.Exec.Memory, v, 16<<20, 64<<30) },
 		get: func(c *Config) string { return FormatSize(c.Exec.Memory) },
 	},
@@ -308,8 +308,15 @@ var settings = []Setting{
 	},
 }
 
-// DefaultWhitelist is the default of exec.whitelist.
-var DefaultWhitelist = []string{"go test", "go build", "go vet", "go mod tidy", "make", "ls", "cat", "grep", "find", "head", "tail", "wc", "echo", "pwd", "true"}
+// DefaultWhitelist is the default of exec.whitelist: what the default
+// image (busybox) can run, and only programs whose arguments start no
+// other program, or whose every way of starting one the whitelist follows
+// (find -exec): a whitelist is only as strong as the most permissive
+// program on it. The go command and make are not on it: the default image
+// has neither, and both run code of the repository's (tests, recipes);
+// with exec.image: llm-runtime-exec:go, list them (go build, go vet, go
+// test), as 'llm-runtime image build go' says.
+var DefaultWhitelist = []string{"ls", "cat", "grep", "find", "head", "tail", "wc", "echo", "pwd", "true"}
 
 func int64In(dst *int64, v string, lo, hi int) error {
 	var n int

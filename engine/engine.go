@@ -76,11 +76,21 @@ type Settings struct {
 	// guests, the audit session and, with PoolEvents, every pool event.
 	Log        func(format string, args ...any)
 	PoolEvents bool
+	// Notice, if set, gets what is said whatever --verbose: the sandbox
+	// image being built on the way, which the run's own time does not
+	// count.
+	Notice func(format string, args ...any)
 }
 
 func (s *Settings) logf(format string, args ...any) {
 	if s.Log != nil {
 		s.Log(format, args...)
+	}
+}
+
+func (s *Settings) noticef(format string, args ...any) {
+	if s.Notice != nil {
+		s.Notice(format, args...)
 	}
 }
 
@@ -215,13 +225,16 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
+	imageStart := time.Now()
 	img, err := d.EnsureImage(ctx, bin)
 	if err != nil {
 		d.Close()
 		return nil, fail(KindSandbox, "sandbox image: %v", err)
 	}
 	if img.Created {
-		logf("Image: built %s", img.Ref)
+		took := time.Since(imageStart)
+		logf("Image: built %s in %.1fs", img.Ref, took.Seconds())
+		s.noticef("llm-runtime: built the sandbox image %s in %.1fs (once per version of llm-runtime; 'llm-runtime image build' does it ahead)", img.Ref, took.Seconds())
 	} else {
 		logf("Image: %s", img.Ref)
 	}
@@ -257,20 +270,16 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 		opts.OnEvent = func(ev pool.Event[*container.Container]) { s.Log("%s", EventLine(ev)) }
 		opts.OnPush = func(p container.PushStats) { s.Log("%s", p) }
 	}
-	if x := cfg.Exec; x.Enabled {
-		ok, err := d.HasImage(ctx, x.Image)
+	if cfg.Exec.Enabled {
+		xi, err := ExecImage(ctx, d, cfg)
 		if err != nil {
 			d.Close()
-			return nil, fail(KindSandbox, "%v", err)
+			return nil, err
 		}
-		if !ok {
-			d.Close()
-			hint := "name a local image in exec.image"
-			if x.Image == container.ExecImageName {
-				hint = "build it with 'llm-runtime image build exec' (from Debian's busybox-static), or " + hint
-			}
-			return nil, fail(KindSandbox, "exec.image %s is not on this machine and is never pulled; %s", x.Image, hint)
+		for _, line := range ExecImageReport(cfg, xi) {
+			logf("%s", line)
 		}
+		x := cfg.Exec
 		opts.Exec = &container.ExecOptions{
 			Image: x.Image, Agent: bin, Writable: x.Writable, Whitelist: x.Whitelist, Shell: x.Shell,
 			Timeout: x.Timeout, MaxOutput: x.MaxOutput, Memory: x.Memory, PIDs: x.PIDs, TmpSize: x.TmpSize, StateDir: x.StateDir,
@@ -313,6 +322,65 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 		logf("Sandbox: docker, unpooled (a container per operation)")
 	}
 	return closers{sb, d, reaper, swept}, nil
+}
+
+// ExecImage asks the exec image of cfg what it offers a command: whether
+// it has the program of each entry of the whitelist, and of more (see
+// container.Programs), and the settings it recommends. Those the user did
+// not set (their origin is the default) take the image's values, with an
+// origin that says so (RecommendedOrigin); cfg must be a configuration
+// as resolved, with its origins. An image not on this machine is an
+// error that says how to build it (nothing is pulled).
+func ExecImage(ctx context.Context, d *container.Docker, cfg *config.Config, more ...string) (*container.ExecImage, error) {
+	x := cfg.Exec
+	xi, err := d.InspectExecImage(ctx, x.Image, container.Programs(x.Whitelist, more...))
+	if errors.Is(err, container.ErrNoImage) {
+		hint := "name a local image in exec.image"
+		switch x.Image {
+		case container.ExecImageName:
+			hint = "build it with 'llm-runtime image build exec' (from Debian's busybox-static), or " + hint
+		case container.GoImageName:
+			hint = "build it with 'llm-runtime image build go' (from this machine's Go), or " + hint
+		}
+		return nil, fail(KindSandbox, "exec.image %s is not on this machine and is never pulled; %s", x.Image, hint)
+	}
+	if err != nil {
+		return nil, fail(KindSandbox, "exec.image %s: %v", x.Image, err)
+	}
+	for _, r := range xi.Recommended {
+		if cfg.Origin(r[0]) != "default" {
+			continue
+		}
+		if err := cfg.Set(r[0], r[1], RecommendedOrigin(xi.Ref)); err != nil {
+			return nil, fail(KindConfig, "%v", err)
+		}
+	}
+	return xi, nil
+}
+
+// RecommendedOrigin is the origin of a setting that took the value the
+// exec image ref recommends.
+func RecommendedOrigin(ref string) string {
+	return "recommended by the image " + ref + " (label " + container.LabelRecommended + ")"
+}
+
+// ExecImageReport is what --verbose says of the exec image: which
+// entries of the whitelist it cannot run (the prompt leaves them out),
+// and which settings it set.
+func ExecImageReport(cfg *config.Config, xi *container.ExecImage) []string {
+	var lines []string
+	if _, missing := xi.Runnable(cfg.Exec.Whitelist); len(missing) > 0 {
+		lines = append(lines, fmt.Sprintf("Exec image: %s has no program for %s on its PATH (%s; known from %s): the prompt leaves them out, and they fail if run",
+			xi.Ref, strings.Join(missing, ", "), strings.Join(xi.Path, ":"), xi.Source))
+	}
+	for _, r := range xi.Recommended {
+		if o := cfg.Origin(r[0]); o == RecommendedOrigin(xi.Ref) {
+			lines = append(lines, fmt.Sprintf("Exec image: %s: %s, as the image recommends (set it to choose another)", r[0], cfg.Value(r[0])))
+		} else {
+			lines = append(lines, fmt.Sprintf("Exec image: %s: %s (%s); the image recommends %s", r[0], cfg.Value(r[0]), o, r[1]))
+		}
+	}
+	return lines
 }
 
 // DockerAndAgent connects to Docker and finds the agent binary (this one).

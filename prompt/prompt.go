@@ -28,10 +28,32 @@ type Settings struct {
 
 // Exec is the configuration of <exec>.
 type Exec struct {
+	// Whitelist holds the entries of exec.whitelist that the exec image
+	// can run (its program is on the image's PATH): the prompt lists these
+	// and no others.
 	Whitelist []string
 	Shell     bool
 	Writable  bool
 	Timeout   time.Duration
+	// Allows reports whether a command line passes the configuration (the
+	// whitelist, as the sandbox checks it, and the image has its
+	// program): the exec example is the first of ExecExamples it allows,
+	// and there is none if it allows none, or is nil.
+	Allows func(line string) bool
+}
+
+// Example returns the exec example for x: the first of ExecExamples that
+// x allows, or nil.
+func (x *Exec) Example() *Example {
+	if x == nil || x.Allows == nil {
+		return nil
+	}
+	for i := range ExecExamples {
+		if e := &ExecExamples[i]; x.Allows(e.Line()) {
+			return e
+		}
+	}
+	return nil
 }
 
 // Example is one example of the prompt: what the model writes and what the
@@ -40,7 +62,7 @@ type Example struct {
 	Title string
 	Input string   // the model's text, one command or a few
 	Shows []string // lines of the answer, in order, that the example relies on
-	Exec  bool     // needs exec
+	Exec  bool     // an <exec>: one of ExecExamples
 	// Numbered is Shows as the answer shows them with output.line_numbers
 	// on; nil when they are the same.
 	Numbered []string
@@ -52,6 +74,11 @@ func (e Example) WithLineNumbers() Example {
 		e.Shows = e.Numbered
 	}
 	return e
+}
+
+// Line is the command line of an exec example: what its <exec> holds.
+func (e Example) Line() string {
+	return strings.TrimSuffix(strings.TrimPrefix(e.Input, "<exec "), ">")
 }
 
 // Check returns an error unless the tool's answer out shows the lines of
@@ -90,7 +117,34 @@ var Examples = []Example{
 		Shows: []string{"=== EDIT SUCCESSFUL: main.go ===", "Blocks applied: 1", "-\treturn \"hello\"", "+\treturn \"hello, world\"", "=== END DIFF ==="}},
 	{Title: "Write a whole file (created, or replaced)", Input: "<write docs/usage.md>\nRun `go run .`.\n</write>", Shows: []string{"=== WRITE SUCCESSFUL: docs/usage.md ===", "Action: CREATED"}},
 	{Title: "A failed command says why, with a code", Input: "<open missing.go>", Shows: []string{"=== ERROR: FILE_NOT_FOUND ===", "Message: no such file: missing.go"}},
-	{Title: "Run a command", Input: "<exec ls internal/names>", Shows: []string{"=== EXEC SUCCESSFUL: ls internal/names ===", "Exit code: 0", "Output:", "names.go", "=== END EXEC ==="}, Exec: true},
+}
+
+// ExecExamples are the candidates for the prompt's exec example, in order
+// of preference: the prompt shows the first that its configuration allows
+// (Exec.Example), so that the example always passes the whitelist it is
+// printed for. Their answers are those of busybox's and GNU's tools
+// alike, and of the go command of the Go exec image; the end-to-end tests
+// run them.
+var ExecExamples = []Example{
+	execExample("ls internal/names", "names.go"),
+	execExample("cat go.mod", "module example.com/app"),
+	execExample("grep -n TODO internal/names/names.go", "3:// TODO: more names"),
+	execExample("head -n 1 go.mod", "module example.com/app"),
+	execExample("find internal -name '*.go'", "internal/names/names.go"),
+	execExample("wc -l main.go", "11 main.go"),
+	execExample("go vet ./..."),
+	execExample("go build ./..."),
+	execExample("go test ./...", "?   \texample.com/app\t[no test files]"),
+	execExample("echo hello", "hello"),
+	execExample("pwd", "/workspace"),
+	execExample("true"),
+}
+
+// execExample is the example of running line, whose output holds the
+// lines out.
+func execExample(line string, out ...string) Example {
+	shows := append([]string{"=== EXEC SUCCESSFUL: " + line + " ===", "Exit code: 0", "Output:"}, out...)
+	return Example{Title: "Run a command", Input: "<exec " + line + ">", Shows: append(shows, "=== END EXEC ==="), Exec: true}
 }
 
 // errorCodes are the codes a model meets, with what to do about each.
@@ -111,7 +165,7 @@ var errorCodes = [][2]string{
 var execCodes = [][2]string{
 	{"EXEC_VALIDATION", "the command is not allowed: use a listed command, without shell syntax"},
 	{"EXEC_FAILED", "the command ran and failed: its output follows"},
-	{"EXEC_TIMEOUT", "the command was killed at the time limit"},
+	{"EXEC_TIMEOUT", "the command was killed at the time limit: its output so far follows, and the message says whether a retry can help"},
 }
 
 // Render returns the prompt for s, as "markdown" or "text".
@@ -186,10 +240,11 @@ func Render(s Settings, format string) (string, error) {
 	}
 
 	heading("Examples")
-	for _, e := range Examples {
-		if e.Exec && s.Exec == nil {
-			continue
-		}
+	examples := Examples
+	if e := s.Exec.Example(); e != nil {
+		examples = append(append([]Example(nil), examples...), *e)
+	}
+	for _, e := range examples {
 		if s.LineNumbers {
 			e = e.WithLineNumbers()
 		}
@@ -235,7 +290,7 @@ func ExecRules(x Exec, t ExecTerms) []string {
 }
 
 // Allowed is the sentence that says which commands exec may run: the
-// configured whitelist, as it is. Every front end says it through this
+// entries of the whitelist that the image can run (Exec.Whitelist). Every front end says it through this
 // function and no other, so that what a model is told it may run can be
 // narrowed in one place.
 func Allowed(x Exec) string {

@@ -101,7 +101,8 @@ func TestRenderSaysWhatIsConfigured(t *testing.T) {
 			}
 		}
 	}
-	s.Exec = &prompt.Exec{Whitelist: []string{"go test", "ls"}, Timeout: 30_000_000_000}
+	allows := func(line string) bool { return strings.HasPrefix(line, "go test") || strings.HasPrefix(line, "ls ") }
+	s.Exec = &prompt.Exec{Whitelist: []string{"go test", "ls"}, Timeout: 30_000_000_000, Allows: allows}
 	p, _ := prompt.Render(s, "markdown")
 	for _, want := range []string{"<exec COMMAND>", "`go test`, `ls`", "killed after 30s", "No shell", "discarded", "EXEC_VALIDATION", "<exec ls internal/names>"} {
 		if !strings.Contains(p, want) {
@@ -110,5 +111,54 @@ func TestRenderSaysWhatIsConfigured(t *testing.T) {
 	}
 	if _, err := prompt.Render(s, "html"); err == nil {
 		t.Error("an unknown format was accepted")
+	}
+}
+
+// The exec example is the first candidate the configuration allows, and
+// there is none when it allows none: an example never shows a command the
+// configuration refuses.
+func TestTheExecExampleIsOneTheConfigurationAllows(t *testing.T) {
+	s := prompt.Settings{MaxFileSize: 1 << 20, MaxWriteSize: 100 << 10, MaxSearchResults: 100, MaxListEntries: 1000}
+	for _, c := range []struct {
+		allowed []string // prefixes of the lines allowed
+		want    string   // the example's input; "" for none
+	}{
+		{[]string{"ls", "cat"}, "<exec ls internal/names>"},
+		{[]string{"cat"}, "<exec cat go.mod>"},
+		{[]string{"go vet", "go test"}, "<exec go vet ./...>"},
+		{[]string{"go test"}, "<exec go test ./...>"},
+		{[]string{"pwd", "true"}, "<exec pwd>"},
+		{[]string{"make"}, ""},
+		{nil, ""},
+	} {
+		allows := func(line string) bool {
+			for _, a := range c.allowed {
+				if line == a || strings.HasPrefix(line, a+" ") {
+					return true
+				}
+			}
+			return false
+		}
+		s.Exec = &prompt.Exec{Whitelist: c.allowed, Allows: allows}
+		p, err := prompt.Render(s, "text")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := s.Exec.Example()
+		switch {
+		case c.want == "" && (e != nil || strings.Contains(p, "    <exec ")):
+			t.Errorf("%q: an exec example, though none is allowed:\n%s", c.allowed, p)
+		case c.want != "" && (e == nil || e.Input != c.want || !strings.Contains(p, "    "+c.want+"\n")):
+			t.Errorf("%q: example %+v, want %s", c.allowed, e, c.want)
+		}
+	}
+	s.Exec = &prompt.Exec{Whitelist: []string{"ls"}}
+	if s.Exec.Example() != nil {
+		t.Error("an Exec without Allows has an example")
+	}
+	for _, e := range prompt.ExecExamples {
+		if !e.Exec || e.Input != "<exec "+e.Line()+">" || e.Shows[0] != "=== EXEC SUCCESSFUL: "+e.Line()+" ===" {
+			t.Errorf("%+v: not an exec example of its line", e)
+		}
 	}
 }

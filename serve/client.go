@@ -116,6 +116,7 @@ type Run struct {
 	In      io.Reader
 	Out     io.Writer // the output, byte for byte
 	Log     io.Writer // --verbose lines
+	Notice  io.Writer // what is said whatever --verbose (the sandbox image built on the way)
 }
 
 // Start connects and hands the run to the daemon. ErrNoDaemon, a
@@ -208,6 +209,10 @@ func (s *Started) Wait(ctx context.Context) (End, error) {
 		case frameLog:
 			if s.run.Log != nil {
 				s.run.Log.Write(b)
+			}
+		case frameNotice:
+			if s.run.Notice != nil {
+				s.run.Notice.Write(b)
 			}
 		case frameEnd:
 			var e End

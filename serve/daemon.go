@@ -352,6 +352,14 @@ func (s *session) accept(a Accepted) error {
 	return nil
 }
 
+// notice sends a line the client prints whatever --verbose; with it, the
+// log says the same.
+func (s *session) notice(format string, args ...any) {
+	if !s.verbose {
+		s.c.send(frameNotice, fmt.Appendf(nil, format+"\n", args...))
+	}
+}
+
 func (d *Daemon) handle(nc *net.UnixConn) {
 	defer nc.Close()
 	if uid, err := peerUID(nc); err != nil || uid != os.Getuid() {
@@ -604,6 +612,11 @@ func (d *Daemon) acquirePool(key string, req *RunRequest, s *session) (*poolEntr
 		d.logf(format, args...)
 		if s := p.creator.Load(); s != nil {
 			s.log(format, args...)
+		}
+	}
+	settings.Notice = func(format string, args ...any) {
+		if s := p.creator.Load(); s != nil {
+			s.notice(format, args...)
 		}
 	}
 	go func() {

@@ -43,6 +43,7 @@ const (
 	frameBusy     = 'b' // JSON Busy: run it yourself
 	frameOutput   = 'o' // output bytes
 	frameLog      = 'l' // a line for standard error (--verbose)
+	frameNotice   = 'n' // a line for standard error, whatever --verbose
 	frameEnd      = 'x' // JSON End
 	frameReply    = 'r' // JSON: the answer to status or stop
 )

@@ -54,6 +54,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// This binary's sandbox image, built now (if Docker answers), so that
+	// the first test to run the binary does not build it, and say so on
+	// its standard error.
+	prebuild := exec.Command(binary, "image", "build")
+	prebuild.Env = cleanEnv()
+	prebuild.Run()
 	code := m.Run()
 	var errs []error
 	errs = append(errs, removeVolumesUnder(dir))

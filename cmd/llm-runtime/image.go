@@ -142,7 +142,8 @@ func (imageBuildCmd) Help() string {
 FROM scratch plus this binary; a run builds it on first use, so this only
 saves that run the few seconds. The exec image, llm-runtime-exec:busybox, is
 FROM scratch plus a static busybox and a link per applet, and records the
-busybox's SHA-256 in its label io.llm-runtime.busybox-sha256.
+busybox's SHA-256 in its label io.llm-runtime.busybox-sha256 and the programs
+on its PATH in io.llm-runtime.programs.
 
 The go image, llm-runtime-exec:go, is the exec image plus a Go installation
 in /usr/local/go (bin, pkg, src, lib: ~220 MB; not test, api, doc, misc),
@@ -152,14 +153,19 @@ CGO_ENABLED=0, GOPROXY=off (there is no network: a module must be in the
 cache already, or come from a proxy in the repository, GOPROXY=file:///...)
 and GOFLAGS=-modcacherw; its build and module caches persist per repository,
 so a second 'go test' is "(cached)". It records the Go version in its label
-io.llm-runtime.go. To run the go command in it, configure exec with it:
+io.llm-runtime.go, the programs on its PATH in io.llm-runtime.programs (the
+prompt lists only the whitelisted commands an image can run), and the limits it
+needs in io.llm-runtime.exec.recommended: exec.timeout 5m (a first, cold go
+test compiles the standard library: 77-152 s for a small module on a loaded
+2-core machine) and exec.memory 1GiB, which apply unless you set them
+('llm-runtime config' says where each value came from). The whitelist is
+yours to set; the default one fits the busybox image and has no go. To run
+the go command in it, configure exec with it:
 
   exec:
     enabled: true
     image: llm-runtime-exec:go
-    timeout: 5m        # a first, cold build compiles the standard library
-    memory: 1GiB
-    whitelist: [go build, go vet, go test]
+    whitelist: [go build, go vet, go test, ls, cat, grep]
 
 Each is built only when it is missing (for exec and go: also when the busybox,
 or the Go version, differs from the one it was built from), or with --force.
@@ -223,9 +229,13 @@ func (b imageBuildCmd) Run(e env) error {
 			return fail(exitSandbox, "%v", err)
 		}
 		reportBuild(e, img, stale, start, goroot+" and "+b.Busybox, "Go or busybox")
-		if img.Created {
-			fmt.Fprintf(e.stdout, "to run commands in it, set exec.image: %s in llm-runtime.config.yaml\n", img.Ref)
+		var rec []string
+		for _, r := range container.GoRecommended {
+			rec = append(rec, r[0]+" "+r[1])
 		}
+		fmt.Fprintf(e.stdout, "it recommends %s (its label %s): a first, cold go test compiles the standard library, which takes minutes on a loaded machine; these apply unless you set them\n",
+			strings.Join(rec, " and "), container.LabelRecommended)
+		fmt.Fprintf(e.stdout, "to run commands in it, set in llm-runtime.config.yaml:\n  exec:\n    enabled: true\n    image: %s\n    whitelist: [go build, go vet, go test, ls, cat, grep, find, head, tail, wc]\n", img.Ref)
 		return nil
 	}
 	if b.Force {

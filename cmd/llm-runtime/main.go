@@ -433,12 +433,26 @@ func (c *cli) openSession(e env, root, file string, cfg *config.Config, frontEnd
 	}
 	if c.verbose() {
 		s.Log = func(format string, args ...any) { fmt.Fprintf(e.stderr, format+"\n", args...) }
+	} else {
+		s.Notice = func(format string, args ...any) { fmt.Fprintf(e.stderr, format+"\n", args...) }
 	}
 	sess, err := engine.Open(e.ctx, s)
 	return sess, exitOf(err)
 }
 
 func orDefaults(file string) string { return engine.OrDefaults(file) }
+
+// applyExecImage gives the settings of cfg that the user did not set the
+// values the exec image recommends (engine.ExecImage).
+func applyExecImage(e env, cfg *config.Config) error {
+	d, err := container.Connect(e.ctx, version)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	_, err = engine.ExecImage(e.ctx, d, cfg)
+	return err
+}
 
 // isTerminal reports whether f is a terminal: a character device that
 // answers a terminal's ioctl (/dev/null is a character device too).
@@ -467,6 +481,10 @@ Precedence, lowest first: the defaults, the file, LLM_RUNTIME_* variables,
 flags. A flag given for one run wins over the environment, which wins over
 the file (the convention of kubectl, docker and git); the comment after each
 value says which one it came from.
+An exec image built by llm-runtime may recommend limits (the go image:
+exec.timeout 5m, exec.memory 1GiB, in its label io.llm-runtime.exec.recommended):
+with exec enabled they replace the defaults of the settings you did not set,
+and the comment after each says where its value came from.
 
 The output ends with the paths in use that follow from the settings and the
 environment: the audit store, the image sum cache, the compilation cache and
@@ -507,6 +525,12 @@ func (cc *configCmd) Run(e env, c *cli) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "# repository root: %s\n# configuration file: %s\n", root, orDefaults(file))
+	if engine.ExecEnabled(cfg) {
+		// The settings the exec image recommends, where the user set none.
+		if err := applyExecImage(e, cfg); err != nil {
+			fmt.Fprintf(e.stdout, "# exec.image %s could not be asked what it recommends: %v\n", cfg.Exec.Image, strings.ReplaceAll(err.Error(), "\n", " "))
+		}
+	}
 	audit := "off (audit.enabled: false)"
 	if cfg.Audit.Enabled {
 		dir, err := auditDir(c.AuditDir, cfg, root)

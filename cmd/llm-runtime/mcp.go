@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/llm-runtime/llm-runtime/engine"
 	"github.com/llm-runtime/llm-runtime/mcpserver"
 )
 
@@ -76,6 +77,12 @@ func (m *mcpCmd) Run(e env, c *cli) error {
 		return err
 	}
 	defer sess.Close()
+	// The exec tool's description says what the exec image can run, as
+	// the filter's prompt does.
+	x, _, err := engine.PromptExec(e.ctx, cfg, version)
+	if err != nil {
+		return exitOf(err)
+	}
 	var logger *slog.Logger
 	if c.verbose() {
 		logger = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -83,7 +90,7 @@ func (m *mcpCmd) Run(e env, c *cli) error {
 	srv := mcpserver.New(mcpserver.Options{
 		Runner:    sess.Runner,
 		Root:      root,
-		Exec:      execRules(cfg),
+		Exec:      x,
 		MaxResult: cfg.MCP.MaxResult,
 		Version:   version,
 		Logger:    logger,

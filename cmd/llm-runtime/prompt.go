@@ -2,8 +2,8 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
-	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/engine"
 	"github.com/llm-runtime/llm-runtime/prompt"
 )
@@ -19,10 +19,14 @@ func (promptCmd) Help() string {
 	return `Prints a system prompt that teaches a model the command language as this run
 is configured (the repository's configuration file, flags, LLM_RUNTIME_*
 variables): the commands it may use (<exec> only when exec is enabled, with
-its whitelist), the limits, how results are framed, the error codes, and
-examples; with output.line_numbers (--line-numbers), how numbered lines
-read. The test suite runs every example through the parser and the
-sandbox, so the prompt says what the tool does.
+the entries of its whitelist that exec.image can run), the limits, how
+results are framed, the error codes, and examples; with output.line_numbers
+(--line-numbers), how numbered lines read. With exec, it asks the image
+which programs are on its PATH (from the label of an image llm-runtime
+built, else by looking in its filesystem, once per image), and says on
+standard error which entries it left out; the exec example is one that the
+whitelist allows. The test suite runs every example through the parser and
+the sandbox, so the prompt says what the tool does.
 
 Examples:
 
@@ -46,21 +50,18 @@ func (p promptCmd) Run(e env, c *cli) error {
 		Excluded:         cfg.Security.ExcludedPaths,
 		LineNumbers:      cfg.Output.LineNumbers,
 	}
-	s.Exec = execRules(cfg)
+	x, missing, err := engine.PromptExec(e.ctx, cfg, version)
+	if err != nil {
+		return exitOf(err)
+	}
+	s.Exec = x
+	if len(missing) > 0 {
+		fmt.Fprintf(e.stderr, "llm-runtime: left out of the prompt: %s: the image %s has no such program\n", strings.Join(missing, ", "), cfg.Exec.Image)
+	}
 	text, err := prompt.Render(s, p.Format)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
 	_, err = fmt.Fprint(e.stdout, text)
 	return err
-}
-
-// execRules are the rules of exec as the prompt and the MCP exec tool say
-// them; nil when exec cannot run.
-func execRules(cfg *config.Config) *prompt.Exec {
-	if !engine.ExecEnabled(cfg) {
-		return nil
-	}
-	x := cfg.Exec
-	return &prompt.Exec{Whitelist: x.Whitelist, Shell: x.Shell, Writable: x.Writable, Timeout: x.Timeout}
 }

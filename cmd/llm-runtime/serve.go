@@ -244,7 +244,7 @@ func (r *runCmd) served(e env, c *cli, root, file string, cfg *config.Config, in
 	if c.verbose() {
 		logw = e.stderr
 	}
-	run := &serve.Run{Socket: path, Build: versionString(), Request: req, Timeout: cfg.ContainerPool.AcquireTimeout, In: in, Out: out, Log: logw}
+	run := &serve.Run{Socket: path, Build: versionString(), Request: req, Timeout: cfg.ContainerPool.AcquireTimeout, In: in, Out: out, Log: logw, Notice: e.stderr}
 	started, err := run.Start()
 	if err != nil {
 		if explicit {

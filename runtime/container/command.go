@@ -195,6 +195,26 @@ func substitution() error {
 	return sandbox.Errorf(sandbox.CodeExecValidation, "command substitution ($(...), `...`) is not allowed")
 }
 
+// CheckCommand checks a command line as <exec> does before anything runs:
+// it is parsed (with shell, as a chain of commands), and each command, and
+// what its arguments make it start, must pass the whitelist (writable is
+// exec.writable). It returns the program each command of the line names,
+// in order, for a caller that asks whether the image has them.
+func CheckCommand(line string, whitelist []string, shell, writable bool) ([]string, error) {
+	cmd, err := parseCommand(line, shell)
+	if err != nil {
+		return nil, err
+	}
+	if err := newWhitelist(whitelist).check(cmd, writable); err != nil {
+		return nil, err
+	}
+	programs := make([]string, len(cmd))
+	for i, s := range cmd {
+		programs[i] = s.argv[0]
+	}
+	return programs, nil
+}
+
 // whitelist is a list of argument-vector prefixes; "*" allows anything.
 type whitelist [][]string
 

@@ -113,7 +113,7 @@ func TestWhitelistMatchesArgumentVectorsNotPrefixes(t *testing.T) {
 // programs whose rules they test.
 var listed = append(append([]string{}, config.DefaultWhitelist...),
 	"xargs", "env", "nice", "nohup", "timeout", "stdbuf", "setsid", "flock", "time", "busybox", "chroot", "watch",
-	"strace", "sudo", "tar", "ssh", "sh", "bash", "awk", "gawk", "sed", "go", "git", "rg", "sort",
+	"strace", "sudo", "tar", "ssh", "sh", "bash", "awk", "gawk", "sed", "go", "make", "git", "rg", "sort",
 	"perl", "python3", "ruby", "node", "npx")
 
 type whitelistCase struct {

@@ -65,7 +65,7 @@ const (
 	LabelHost     = "io.llm-runtime.owner-host"
 	LabelStarted  = "io.llm-runtime.started" // RFC 3339
 	LabelVersion  = "io.llm-runtime.version"
-	LabelRole     = "io.llm-runtime.role" // "io" or "exec"
+	LabelRole     = "io.llm-runtime.role" // "io", "exec", or "probe" (InspectExecImage's, never started)
 )
 
 // Error codes of this package.

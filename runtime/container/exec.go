@@ -100,6 +100,7 @@ type execRunner struct {
 	// (pull writes what a command changed there).
 	replica *replica
 	tree    *sandbox.Workspace
+	checked bool // the copy was checked (prepare); held by turn
 }
 
 func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[string]string, o ExecOptions) (*execRunner, error) {
@@ -179,17 +180,21 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 		return fail(err)
 	}
 	x.pool = p
-	// The copy is checked (anything left in it that the record does not
-	// know goes) and brought up to date while the first container starts;
-	// each command brings it up to date again.
-	x.turn <- struct{}{}
-	go func() {
-		defer func() { <-x.turn }()
-		if _, err := m.Check(); err == nil {
-			m.Sync()
-		}
-	}()
+	// The copy is left as it is until the first command: a run that execs
+	// nothing copies nothing (the first container starts all the same, on
+	// the copy's directory, so that the command does not wait for it).
 	return x, nil
+}
+
+// prepare, at the first command (x.turn held), checks the copy: anything
+// left in it that the record does not know goes, so that the Sync before
+// each command brings it to the repository's version.
+func (x *execRunner) prepare() {
+	if x.checked {
+		return
+	}
+	x.checked = true
+	x.mirror.Check()
 }
 
 // pull brings what the command changed in the replica into the copy,
@@ -255,6 +260,7 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	// for a long copy; the mirror goes on serving the next one.
 	stop := context.AfterFunc(ctx, x.mirror.Interrupt)
 	defer stop()
+	x.prepare()
 	if x.replica == nil {
 		if _, err := x.mirror.Sync(); err != nil {
 			return nil, sandbox.Errorf(sandbox.CodeSandboxError, "bringing exec's copy of the repository up to date: %v", err)
@@ -341,11 +347,36 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	res.ExitCode, res.Duration, res.Output = rep.ExitCode, time.Duration(rep.DurationNS), out
 	switch {
 	case rep.TimedOut:
-		return res, sandbox.Errorf(sandbox.CodeExecTimeout, "killed after %s (%s); exit code 124", timeout, limit)
+		return res, sandbox.Errorf(sandbox.CodeExecTimeout, "killed after %s (%s); exit code 124; its output so far follows. %s", timeout, limit, retryHint(cmd, timeout < x.opts.Timeout, x.opts.Timeout))
 	case rep.ExitCode == 137:
 		return res, sandbox.Errorf(sandbox.CodeExecFailed, "exit code 137: killed (out of memory, exec.memory %s, or the process limit)", sandbox.FormatSize(x.opts.Memory))
 	case rep.ExitCode != 0:
 		return res, sandbox.Errorf(sandbox.CodeExecFailed, "exit code %d", rep.ExitCode)
 	}
 	return res, nil
+}
+
+// goCached are the go commands that compile, into the build cache that
+// persists between commands (GOCACHE, under CacheMount): killed at the
+// timeout, they leave what they compiled there for the next.
+var goCached = wordSet("build", "test", "vet", "install", "run", "list", "generate")
+
+// retryHint says whether running a command killed at its timeout again can
+// help: shorter says the timeout was shorter than exec.timeout, limit.
+func retryHint(cmd command, shorter bool, limit time.Duration) string {
+	cached := false
+	for _, s := range cmd {
+		for i, w := range s.argv[:max(len(s.argv)-1, 0)] {
+			if programName(w) == "go" && goCached[s.argv[i+1]] {
+				cached = true
+			}
+		}
+	}
+	switch {
+	case shorter:
+		return fmt.Sprintf("A retry with more time (up to exec.timeout, %s) may succeed.", limit)
+	case cached:
+		return "A retry will likely get further, or succeed: the go build cache persists between commands and keeps what this one compiled."
+	}
+	return "A retry will likely be killed again: it would do the same work; do less at once (one package, one test, a narrower path)."
 }

@@ -301,7 +301,7 @@ func (d *Docker) buildBusybox(ctx context.Context, path, ref string, bin []byte)
 		return Image{}, err
 	}
 	dockerfile := "FROM scratch\nCOPY rootfs/ /\nCMD [\"/bin/sh\"]\n" +
-		d.labelStep(map[string]string{LabelRole: "exec", LabelBusybox: sum(bin)})
+		d.labelStep(map[string]string{LabelRole: "exec", LabelBusybox: sum(bin), LabelPrograms: busyboxPrograms(applets)})
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	if err := addFile(tw, "Dockerfile", 0o644, []byte(dockerfile)); err != nil {
@@ -330,6 +330,18 @@ func busyboxApplets(path string) ([]string, error) {
 		}
 	}
 	return applets, nil
+}
+
+// busyboxPrograms is the LabelPrograms of an image that holds what
+// addBusybox writes, and more: the paths of /bin (the one directory of
+// Docker's default PATH that the image has).
+func busyboxPrograms(applets []string, more ...string) string {
+	progs := append([]string{}, more...)
+	progs = append(progs, "/bin/busybox")
+	for _, a := range applets {
+		progs = append(progs, "/bin/"+a)
+	}
+	return strings.Join(progs, " ")
 }
 
 // addBusybox writes to tw, under rootfs/, what every exec image of ours
