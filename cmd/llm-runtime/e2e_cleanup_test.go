@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/llm-runtime/llm-runtime/internal/testenv"
 	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
 )
 
@@ -38,7 +39,7 @@ func entries(t *testing.T, dir string) []string {
 func TestE2EARunLeavesNoAgentSocketDirectoryBehind(t *testing.T) {
 	dockertest.Require(t)
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
-	rt := t.TempDir()
+	rt := testenv.ShortDir(t)
 	r := runBinary(t, dir, "<open a.txt>", []string{"XDG_RUNTIME_DIR=" + rt, "LLM_RUNTIME_CONTAINER_POOL_STARTUP_CONTAINERS=3", "LLM_RUNTIME_SERVER=never"}, "-v")
 	if r.code != 0 || !strings.Contains(r.stdout, "=== FILE: a.txt ===\nA\n") || strings.Contains(r.stderr, "over the attach stream") {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -52,7 +53,7 @@ func TestE2EARunLeavesNoAgentSocketDirectoryBehind(t *testing.T) {
 // are gone once serve stop has stopped it, and a new daemon starts there.
 func TestE2EServeStopLeavesNoLockBehind(t *testing.T) {
 	dockertest.Require(t)
-	rt := t.TempDir()
+	rt := testenv.ShortDir(t)
 	xdg := []string{"XDG_RUNTIME_DIR=" + rt}
 	socket := filepath.Join(rt, "llm-runtime", "serve.sock")
 	d := startServe(t, socket, xdg)

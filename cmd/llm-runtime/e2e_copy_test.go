@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llm-runtime/llm-runtime/internal/testenv"
 	"github.com/llm-runtime/llm-runtime/prompt"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
@@ -190,7 +191,7 @@ func TestE2EADaemonSendsBackARunForAnotherDocker(t *testing.T) {
 	dockertest.Require(t)
 	host := dockertest.RemoteHost(t)
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
-	rt := t.TempDir()
+	rt := testenv.ShortDir(t)
 	xdg := []string{"XDG_RUNTIME_DIR=" + rt} // the default socket, so that auto finds it
 	d := startServe(t, filepath.Join(rt, "llm-runtime", "serve.sock"), xdg)
 	r := runBinary(t, dir, "<open a.txt>", append(xdg, "DOCKER_HOST="+host), "-v")

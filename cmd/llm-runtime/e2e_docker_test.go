@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llm-runtime/llm-runtime/internal/testenv"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
 )
@@ -231,7 +232,7 @@ func TestE2EExecContainsHostileCommands(t *testing.T) {
 func TestE2ESocketTransportFallsBackAndSaysWhy(t *testing.T) {
 	dockertest.Require(t)
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
-	rt := t.TempDir()
+	rt := testenv.ShortDir(t)
 	os.Mkdir(filepath.Join(rt, "llm-runtime"), 0o777)
 	os.Chmod(filepath.Join(rt, "llm-runtime"), 0o777)
 	r := runBinary(t, dir, "<open a.txt>", []string{"XDG_RUNTIME_DIR=" + rt}, "-v")

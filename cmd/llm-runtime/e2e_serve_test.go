@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llm-runtime/llm-runtime/internal/testenv"
 	"github.com/llm-runtime/llm-runtime/prompt"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
@@ -45,7 +46,7 @@ type daemon struct {
 func startServe(t *testing.T, socket string, env []string, args ...string) *daemon {
 	t.Helper()
 	denv := dockertest.Require(t)
-	dir := t.TempDir()
+	dir := testenv.ShortDir(t)
 	if socket == "" {
 		socket = filepath.Join(dir, "serve.sock")
 	}
@@ -248,7 +249,7 @@ func TestE2EServedRunsPrintTheSameBytes(t *testing.T) {
 func TestE2EServeKill9RemovesItsContainersAndTheNextRunCopes(t *testing.T) {
 	env := dockertest.Require(t)
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
-	rt := t.TempDir()
+	rt := testenv.ShortDir(t)
 	xdg := []string{"XDG_RUNTIME_DIR=" + rt} // the default socket, so that auto finds it
 	d := startServe(t, filepath.Join(rt, "llm-runtime", "serve.sock"), xdg)
 	if r := runBinary(t, dir, "<open a.txt>", append(xdg, "LLM_RUNTIME_CONTAINER_POOL_STARTUP_CONTAINERS=2"), "-v"); r.code != 0 || !strings.Contains(r.stderr, "Server: llm-runtime serve") {
@@ -393,7 +394,7 @@ func TestE2EServeADeadOrFullDaemonDoesNotBlockARun(t *testing.T) {
 // daemon's socket, so that auto finds it there.
 func runtimeDirOf(t *testing.T, d *daemon) string {
 	t.Helper()
-	rt := t.TempDir()
+	rt := testenv.ShortDir(t)
 	if err := os.Mkdir(filepath.Join(rt, "llm-runtime"), 0o700); err != nil {
 		t.Fatal(err)
 	}

@@ -157,3 +157,22 @@ func Remove() error {
 	Dir = ""
 	return nil
 }
+
+// ShortDir returns a new directory with a short path, removed when t
+// ends, for unix sockets: their paths are limited to 107 bytes, and
+// t.TempDir's, which hold the test's name, can be too long for a socket a
+// few levels below. It is under the process's own directory when there is
+// one.
+func ShortDir(t testing.TB) string {
+	t.Helper()
+	base := Dir
+	if base == "" {
+		base = os.TempDir()
+	}
+	dir, err := os.MkdirTemp(base, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/moby/moby/client"
+
+	"github.com/llm-runtime/llm-runtime/internal/testenv"
 )
 
 // TestSocketDirFallsBackWhereItCannotWork: a Docker daemon on another
@@ -27,7 +29,7 @@ func TestSocketDirFallsBackWhereItCannotWork(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := &Docker{cli: local, host: "unix:///var/run/docker.sock"}
-	rt := t.TempDir()
+	rt := testenv.ShortDir(t) // a socket's path must be short
 	t.Setenv("XDG_RUNTIME_DIR", rt)
 	os.Mkdir(filepath.Join(rt, "llm-runtime"), 0o777)
 	os.Chmod(filepath.Join(rt, "llm-runtime"), 0o777)
