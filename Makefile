@@ -13,13 +13,18 @@ GUESTS := protect-secrets readonly redact
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o llm-runtime ./cmd/llm-runtime
 
-## test: the whole suite under the race detector, then short fuzz runs of the parser and
-## of the text framing (a count, not a duration: a timed run can end in a spurious
-## "context deadline exceeded")
+## test: the whole suite under the race detector, through tools/gotest: each package as it
+## ends, what still runs every minute, every skipped test with its reason, and then a check
+## that the suite left nothing of ours behind (Docker, the temporary directory, the user's
+## directories); then short fuzz runs of the parser and of the text framing (a count, not a
+## duration: a timed run can end in a spurious "context deadline exceeded")
+TEST_TIMEOUT ?= 30m
+TEST_PARALLEL ?= 4
 test:
-	go test -race -count=1 ./...
+	go run ./tools/gotest -leftovers -- -race -count=1 -timeout=$(TEST_TIMEOUT) -parallel=$(TEST_PARALLEL) ./...
 	go test -run='^$$' -fuzz=FuzzParser -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s ./parser
 	go test -run='^$$' -fuzz=FuzzTextFramingCannotBeForged -fuzztime=50000x -fuzzminimizetime=1s ./output
+	go test -run='^$$' -fuzz=FuzzNumberedLinesCannotForgeFraming -fuzztime=50000x -fuzzminimizetime=1s ./output
 
 ## k8s-binaries: etcd, kube-apiserver, kubectl and agent-sandbox's controller and CRDs, built
 ## from the Go module proxy into ~/.cache/llm-runtime/k8s-bin (K8S_BIN), kept between runs
