@@ -85,7 +85,7 @@ var errorCodes = [][2]string{
 	{"BINARY_FILE", "the file is not text"},
 	{"RESOURCE_LIMIT", "over a size limit: read a file by ranges (PATH:N-M), change it with <edit>"},
 	{"INVALID_RANGE", "the range is past the end of the file: the message gives its line count"},
-	{"EDIT_NO_MATCH", "a SEARCH matched nothing: the Detail block shows the closest lines, with their numbers; copy them exactly"},
+	{"EDIT_NO_MATCH", "a SEARCH matched nothing, or matched only with an indentation that does not say how to indent the REPLACE: the Detail block shows the closest lines, with their numbers; copy them exactly, indentation included"},
 	{"EDIT_AMBIGUOUS", "a SEARCH matched more than once: add lines around it until it is unique"},
 	{"EDIT_SYNTAX", "the blocks are malformed: markers on lines of their own, exactly as shown"},
 	{"PARSE_ERROR", "the command's text is malformed (a missing >, or a body never closed)"},

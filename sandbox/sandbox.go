@@ -49,7 +49,7 @@ const (
 	CodeInvalidQuery   = "INVALID_QUERY"  // an empty search or a bad regular expression
 	CodeInvalidRange   = "INVALID_RANGE"  // a line range past the end of the file
 	CodeEditSyntax     = "EDIT_SYNTAX"    // an edit body that is not SEARCH/REPLACE blocks
-	CodeEditNoMatch    = "EDIT_NO_MATCH"  // a SEARCH found nowhere, even ignoring white space at the ends of lines
+	CodeEditNoMatch    = "EDIT_NO_MATCH"  // a SEARCH found nowhere, even ignoring white space at the ends of lines, or found so and indented otherwise than the file in a way that does not say how to indent the REPLACE
 	CodeEditAmbiguous  = "EDIT_AMBIGUOUS" // a SEARCH found more than once
 	CodeExecDisabled   = "EXEC_DISABLED"
 	CodeExecValidation = "EXEC_VALIDATION" // not on the whitelist, or shell syntax without a shell
