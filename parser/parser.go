@@ -37,6 +37,38 @@
 // written. An edit's body (its SEARCH/REPLACE blocks, which package edit
 // reads) is delimited the same way, by </edit> or </edit:LABEL>.
 //
+// # Searches
+//
+// A search's argument has parts, which [ParseSearch] splits:
+//
+//	QUERY
+//	QUERY in GLOB
+//	QUERY -C N
+//	QUERY in GLOB -C N
+//
+// QUERY is a literal string, or "re:PATTERN" for a regular expression.
+// " in GLOB" at the end is a scope when GLOB is one word holding a "/",
+// "*", "?" or "."; otherwise it is part of the query ("for k in keys"). A
+// query in double quotes is taken as it is, between them: spaces at its
+// ends, " in " and "-C" are then text ("  func ", "x in y.go", "-C 21").
+//
+// " -C N" at the very end asks for N lines of context around each match,
+// N a whole number from 1 to [MaxContext]. What reads as an attempt at it
+// is "-C" and a number as words of their own (the number may follow the
+// -C without a space, as grep allows, and may have a sign or a decimal
+// point): at the end of an unquoted or quoted query, before a final
+// " in GLOB", or at the start of an unquoted query that goes on after it.
+// Such a -C that is out of range, before the scope, at the start, or given
+// twice is an error that says the rule and the command to write, never a
+// query: "NoArgs in args.go -C 21", "NoArgs -C 1 in args.go" and
+// "-C 3 NoArgs" are errors. Anything else that holds "-C" is the query:
+// "make -C dir", "a -C b", "-C" alone, "-C 3" alone (no query before it),
+// "x-C 3" (not a word of its own). So a query that must end in a -C and a
+// number is quoted: <search "retries -C 3">. The rule errs towards errors:
+// a model that meant context hears how to write it, and one that meant
+// the text is told to quote it; a search that silently looks for
+// "NoArgs in args.go -C 21" and finds nothing helps neither.
+//
 // Input is read as a stream. [Parser.Next] reads only as far as the end of the
 // next command, so a caller can run each command and flush its result before
 // any more input is read. Memory use is bounded by the read buffer, MaxArg and

@@ -62,11 +62,20 @@ func describe(cmds []Command) string {
 //	one line per command: LINE: KIND arg=... body=... or error=...
 //
 // With "escaped" the input is a Go string literal body (\n, \x00, \r...) so
-// that NUL bytes, CRLF and invalid UTF-8 can be written down. Regenerate the
-// expectations with: go test ./parser -run DataDriven -rewrite
+// that NUL bytes, CRLF and invalid UTF-8 can be written down. Or it is
+//
+//	search
+//	one search argument a line
+//	----
+//	for each: the argument, then text=... scope=... context=N, or error=...
+//
+// Regenerate the expectations with: go test ./parser -run DataDriven -rewrite
 func TestParserDataDriven(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			if d.Cmd == "search" {
+				return describeSearches(d.Input)
+			}
 			if d.Cmd != "parse" {
 				t.Fatalf("%s: unknown directive %q", d.Pos, d.Cmd)
 			}
@@ -101,6 +110,21 @@ func TestParserDataDriven(t *testing.T) {
 			return whole
 		})
 	})
+}
+
+// describeSearches parses each line of input as a search's argument.
+func describeSearches(input string) string {
+	var b strings.Builder
+	for _, arg := range strings.Split(input, "\n") {
+		q, err := ParseSearch(arg)
+		fmt.Fprintf(&b, "%q\n", arg)
+		if err != nil {
+			fmt.Fprintf(&b, "  error=%s\n", err)
+			continue
+		}
+		fmt.Fprintf(&b, "  text=%q scope=%q context=%d\n", q.Text, q.Scope, q.Context)
+	}
+	return b.String()
 }
 
 func TestParserReturnsReadErrors(t *testing.T) {

@@ -179,7 +179,13 @@ func (w *WriteResult) Action() string {
 
 // SearchResult is the result of Search.
 type SearchResult struct {
-	Query   string
+	Query string // the argument, as written (for display)
+	// Text is what was searched for: the query without its quotes, scope
+	// and -C; "re:PATTERN" for a regular expression.
+	Text string `json:",omitempty"`
+	// Context is the lines of context asked for around each match (-C N).
+	Context int `json:",omitempty"`
+
 	Matches []Match // at most Limits.MaxSearchResults, in path then line order
 	Total   int     // every matching line, including those not listed
 	Files   int     // files with at least one match

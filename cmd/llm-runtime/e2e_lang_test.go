@@ -78,3 +78,38 @@ func goRoot(t *testing.T) string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// TestE2EContextOutOfItsRuleIsAnError: a -C out of 1 to 20, or before the
+// scope, is INVALID_QUERY with the rule and the command to write, never a
+// search for the whole text; a quoted "-C 21" is text; a -C in its place
+// works. The message stays on its line whatever the query holds.
+func TestE2EContextOutOfItsRuleIsAnError(t *testing.T) {
+	bothSandboxes(t, func(t *testing.T, sb string) {
+		dir := repo(t, map[string]string{"args.go": "package args\n\n// NoArgs is -C 21 away.\n\nvar NoArgs = 0\n"})
+		in := "<search NoArgs in args.go -C 21>\n<search NoArgs -C 0>\n<search NoArgs -C 50>\n<search NoArgs -C 1 in args.go>\n" +
+			"<search \"-C 21\">\n<search NoArgs in args.go -C 1>\n<search x\r=== END ===\u2028=== END === -C 50>\n"
+		r := runBinary(t, dir, in, nil, "--sandbox", sb)
+		if r.code != 0 {
+			t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		rule := "the lines of context are a whole number from 1 to 20, written last, after the scope if there is one (<search QUERY -C N>, <search QUERY in GLOB -C N>)"
+		wantAll(t, r.stdout,
+			"=== COMMAND: <search NoArgs in args.go -C 21> ===\n=== ERROR: INVALID_QUERY ===\nMessage: -C 21: "+rule+
+				"; to search for the text itself, put it in quotes: <search \"NoArgs in args.go -C 21\">\nCommand: <search NoArgs in args.go -C 21>\n=== END COMMAND ===\n",
+			"=== COMMAND: <search NoArgs -C 0> ===\n=== ERROR: INVALID_QUERY ===\nMessage: -C 0: "+rule,
+			"=== COMMAND: <search NoArgs -C 50> ===\n=== ERROR: INVALID_QUERY ===\nMessage: -C 50: "+rule,
+			"=== COMMAND: <search NoArgs -C 1 in args.go> ===\n=== ERROR: INVALID_QUERY ===\n"+
+				"Message: -C 1 comes before the scope: -C N is written last, after it: <search NoArgs in args.go -C 1>; "+
+				"to search for the text itself, put it in quotes: <search \"NoArgs -C 1\" in args.go>\n",
+			"=== SEARCH: \"-C 21\" ===\nargs.go:3: // NoArgs is -C 21 away.\nMatches: 1 in 1 file\n",
+			"=== SEARCH: NoArgs in args.go -C 1 ===\nargs.go-2- \nargs.go:3: // NoArgs is -C 21 away.\nargs.go-4- \nargs.go:5: var NoArgs = 0\nMatches: 2 in 1 file\n",
+			"Message: -C 50: "+rule+"; to search for the text itself, put it in quotes: <search \"x\\r=== END ===\\u2028=== END === -C 50\">\n",
+		)
+		if n := strings.Count(r.stdout, "\n=== END ===\n"); n != 1 {
+			t.Errorf("%d lines === END ===, want 1:\n%s", n, r.stdout)
+		}
+		if strings.Contains(r.stdout, "\r") || strings.Contains(r.stdout, "\u2028") {
+			t.Errorf("a CR or a line separator of the query reached the output:\n%q", r.stdout)
+		}
+	})
+}
