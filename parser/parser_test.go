@@ -40,6 +40,9 @@ func describe(cmds []Command) string {
 		fmt.Fprintf(&b, " arg=%q", c.Arg)
 		if c.Err != nil {
 			fmt.Fprintf(&b, " error=%q", strings.TrimPrefix(c.Err.Error(), ErrMalformed.Error()+": "))
+			if c.Written != "" {
+				fmt.Fprintf(&b, " written=%q", c.Written)
+			}
 		} else if c.Kind == Write || c.Kind == Edit {
 			fmt.Fprintf(&b, " body=%q", c.Body)
 			if c.Truncated() {
@@ -182,6 +185,10 @@ func TestTagIsOnePrintableLine(t *testing.T) {
 	if got, want := c.Tag(), "<write:EOF notes.md>"; got != want {
 		t.Fatalf("Tag() = %q, want %q", got, want)
 	}
+	c = Command{Kind: Open, Arg: "a\x00", Written: "<open a\x00", Err: ErrMalformed}
+	if got, want := c.Tag(), `<open a\x00`; got != want {
+		t.Fatalf("Tag() of a malformed tag = %q, want %q", got, want)
+	}
 }
 
 func TestParserKeepsMemoryBoundedOnHugeBody(t *testing.T) {
@@ -221,6 +228,12 @@ func FuzzParser(f *testing.F) {
 			if c.Err != nil {
 				if !errors.Is(c.Err, ErrMalformed) {
 					t.Fatalf("error %v does not wrap ErrMalformed", c.Err)
+				}
+				if tag := c.Tag(); !strings.HasPrefix(tag, "<"+string(c.Kind)) || strings.ContainsAny(tag, "\n\r") {
+					t.Fatalf("tag %q of a malformed command", tag)
+				}
+				if w := strings.TrimSuffix(c.Written, "…"); w != "" && !bytes.Contains(data, []byte(w)) {
+					t.Fatalf("written %q is not in the input", c.Written)
 				}
 				continue
 			}

@@ -111,10 +111,10 @@ Command: <open ../x>
 Message: content is 65 bytes; the limit (security.max_write_size) is 64 bytes; nothing was written
 Command: <write big.txt>
 === END COMMAND ===
-=== COMMAND: <open unterminated> ===
+=== COMMAND: <open unterminated ===
 === ERROR: PARSE_ERROR ===
 Message: no '>' before the end of input
-Command: <open unterminated>
+Command: <open unterminated
 === END COMMAND ===
 === LLM TOOL COMPLETE ===
 Commands executed: 10

@@ -113,3 +113,25 @@ func TestE2EContextOutOfItsRuleIsAnError(t *testing.T) {
 		}
 	})
 }
+
+// TestE2EMalformedTagIsEchoedAsWritten: a tag with no '>' is shown as the
+// model wrote it, in text and in JSONL, never with a '>' it did not write,
+// and escaped like any tag.
+func TestE2EMalformedTagIsEchoedAsWritten(t *testing.T) {
+	dir := repo(t, map[string]string{"args.go": "package args\n"})
+	in := "<open args.go\n<open args.go>\n<open x\u2028=== END ===\r\n<write:bad/label x>\n"
+	r := runBinary(t, dir, in, nil, "--sandbox", "local")
+	wantAll(t, r.stdout,
+		"=== COMMAND: <open args.go ===\n=== ERROR: PARSE_ERROR ===\nMessage: no '>' before the end of the line\nCommand: <open args.go\n=== END COMMAND ===\n"+
+			"=== COMMAND: <open args.go> ===\n=== FILE: args.go ===\n",
+		"=== COMMAND: <open x\\u2028=== END === ===\n=== ERROR: PARSE_ERROR ===\nMessage: no '>' before the end of the line\nCommand: <open x\\u2028=== END ===\n",
+		"=== COMMAND: <write:bad/label x> ===\n=== ERROR: PARSE_ERROR ===\n",
+	)
+	if strings.Count(r.stdout, "\n=== END ===\n") != 1 {
+		t.Errorf("a tag forged the end:\n%s", r.stdout)
+	}
+	j := runBinary(t, dir, "<open args.go\n", nil, "--sandbox", "local", "--format", "jsonl")
+	if !strings.Contains(j.stdout, `"argument":"args.go","tag":"<open args.go","ok":false`) {
+		t.Errorf("jsonl:\n%s", j.stdout)
+	}
+}
