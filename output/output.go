@@ -97,6 +97,9 @@ type Summary struct {
 	Commands int // commands run or refused
 	Failed   int // of which failed
 	Elapsed  time.Duration
+	// Interrupted says that the run was stopped (SIGINT, SIGTERM, a
+	// client that cancelled) before the end of its input.
+	Interrupted bool
 }
 
 // Reporter prints results.
@@ -129,6 +132,10 @@ func New(format string, w io.Writer) (Reporter, error) {
 //	Commands executed: 1
 //	Time elapsed: 0.04s
 //	=== END ===
+//
+// A run stopped before the end of its input ends with "=== LLM TOOL
+// INTERRUPTED ===" in place of "=== LLM TOOL COMPLETE ===", and a line
+// that says what was not done; "=== END ===" is still the last line.
 type Text struct {
 	w *bufio.Writer
 }
@@ -476,12 +483,19 @@ func plural(n int, one, many string) string {
 
 // Finish implements Reporter.
 func (t *Text) Finish(s Summary) error {
-	fmt.Fprintf(t.w, "=== LLM TOOL COMPLETE ===\nCommands executed: %d\nTime elapsed: %.2fs\n=== END ===\n", s.Commands, s.Elapsed.Seconds())
+	if s.Interrupted {
+		fmt.Fprintf(t.w, "=== LLM TOOL INTERRUPTED ===\nCommands executed: %d\nThe run was interrupted: no command after these ran.\n", s.Commands)
+	} else {
+		fmt.Fprintf(t.w, "=== LLM TOOL COMPLETE ===\nCommands executed: %d\n", s.Commands)
+	}
+	fmt.Fprintf(t.w, "Time elapsed: %.2fs\n=== END ===\n", s.Elapsed.Seconds())
 	return t.w.Flush()
 }
 
-// JSONL prints one JSON object per command and nothing else. See Record
-// for the fields.
+// JSONL prints one JSON object per command, a Record, and nothing else,
+// but that a run stopped before the end of its input ends with one
+// Interrupted object: {"interrupted":true,"commands_executed":N}. A run
+// that ends otherwise ends with its last command's line.
 type JSONL struct {
 	w *bufio.Writer
 }
@@ -617,5 +631,19 @@ func (j *JSONL) Result(r *Result) error {
 	return j.w.Flush()
 }
 
+// Interrupted is the last line of a JSONL run that was stopped before the
+// end of its input; a Record has no field "interrupted".
+type Interrupted struct {
+	Interrupted bool `json:"interrupted"`       // true
+	Commands    int  `json:"commands_executed"` // the commands run or refused before it
+}
+
 // Finish implements Reporter.
-func (j *JSONL) Finish(Summary) error { return j.w.Flush() }
+func (j *JSONL) Finish(s Summary) error {
+	if s.Interrupted {
+		if err := json.NewEncoder(j.w).Encode(Interrupted{true, s.Commands}); err != nil {
+			return err
+		}
+	}
+	return j.w.Flush()
+}

@@ -5,11 +5,17 @@ package main
 // echoes, the end of an interrupted run, and a search's parts in JSONL.
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestE2ELooseEditTakesTheFilesIndentation: an edit whose SEARCH is
@@ -133,5 +139,75 @@ func TestE2EMalformedTagIsEchoedAsWritten(t *testing.T) {
 	j := runBinary(t, dir, "<open args.go\n", nil, "--sandbox", "local", "--format", "jsonl")
 	if !strings.Contains(j.stdout, `"argument":"args.go","tag":"<open args.go","ok":false`) {
 		t.Errorf("jsonl:\n%s", j.stdout)
+	}
+}
+
+// TestE2EInterruptedRunSaysSo: SIGINT to a filter whose input is still
+// open, once its first result is out, ends the text output with "=== LLM
+// TOOL INTERRUPTED ===" (never COMPLETE) and the JSONL output with an
+// interrupted line, and stderr says "interrupted after 1 command".
+func TestE2EInterruptedRunSaysSo(t *testing.T) {
+	for _, format := range []string{"text", "jsonl"} {
+		t.Run(format, func(t *testing.T) {
+			dir := repo(t, map[string]string{"a.txt": "A\n"})
+			cmd := exec.Command(binary, "--sandbox", "local", "--format", format)
+			cmd.Dir, cmd.Env = dir, cleanEnv()
+			stdin, _ := cmd.StdinPipe() // left open until the end: a model still writing
+			defer stdin.Close()
+			stdout, _ := cmd.StdoutPipe()
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			lines := make(chan string, 100)
+			go func() {
+				sc := bufio.NewScanner(stdout)
+				for sc.Scan() {
+					lines <- sc.Text()
+				}
+				close(lines)
+			}()
+			io.WriteString(stdin, "<open a.txt>\n")
+			first := "=== END COMMAND ==="
+			var out []string
+			for l := range lines { // the first result is out: the run waits for input
+				out = append(out, l)
+				if format == "jsonl" || l == first {
+					break
+				}
+			}
+			cmd.Process.Signal(syscall.SIGINT)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(60 * time.Second): // a hang, not a speed check
+				cmd.Process.Kill()
+				t.Fatal("still running 60 s after SIGINT")
+			}
+			for l := range lines {
+				out = append(out, l)
+			}
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitInterrupted {
+				t.Errorf("exit: %v, want %d", err, exitInterrupted)
+			}
+			if got := stderr.String(); got != "llm-runtime: interrupted after 1 command\n" {
+				t.Errorf("stderr %q", got)
+			}
+			got := strings.Join(out, "\n")
+			if format == "text" {
+				if !strings.Contains(got, "=== END COMMAND ===\n=== LLM TOOL INTERRUPTED ===\nCommands executed: 1\nThe run was interrupted: no command after these ran.\nTime elapsed: ") ||
+					out[len(out)-1] != "=== END ===" || strings.Contains(got, "COMPLETE") {
+					t.Errorf("text output:\n%s", got)
+				}
+				return
+			}
+			var end map[string]any
+			if len(out) != 2 || json.Unmarshal([]byte(out[1]), &end) != nil || end["interrupted"] != true || end["commands_executed"] != 1.0 {
+				t.Errorf("jsonl output:\n%s", got)
+			}
+		})
 	}
 }
