@@ -211,3 +211,56 @@ func TestE2EInterruptedRunSaysSo(t *testing.T) {
 		})
 	}
 }
+
+// TestE2EJSONLGivesASearchsPartsApart: JSONL's query is what was searched
+// for, with the scope and the context as fields of their own, and the
+// argument as written.
+func TestE2EJSONLGivesASearchsPartsApart(t *testing.T) {
+	bothSandboxes(t, func(t *testing.T, sb string) {
+		dir := repo(t, map[string]string{"uint_slice.go": "package p\n\n// TODO: more\nvar _, _ = strconv.ParseUint(\"1\", 10, 64)\n"})
+		in := "<search \"strconv.ParseUint(\" in uint_slice*.go> <search TODO -C 1> <search re:^var in *.go>"
+		r := runBinary(t, dir, in, nil, "--sandbox", sb, "--format", "jsonl")
+		type rec struct {
+			Argument string
+			Query    string
+			Scope    string
+			Context  int
+			Total    int `json:"total_matches"`
+			Matches  []struct {
+				Line          int
+				Before, After []string
+			}
+		}
+		var got []rec
+		for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+			var x rec
+			if err := json.Unmarshal([]byte(l), &x); err != nil {
+				t.Fatalf("%q: %v", l, err)
+			}
+			got = append(got, x)
+		}
+		if len(got) != 3 {
+			t.Fatalf("exit %d, %d records:\n%s%s", r.code, len(got), r.stdout, r.stderr)
+		}
+		want := []struct {
+			arg, query, scope string
+			context, line     int
+		}{
+			{`"strconv.ParseUint(" in uint_slice*.go`, "strconv.ParseUint(", "uint_slice*.go", 0, 4},
+			{"TODO -C 1", "TODO", "", 1, 3},
+			{"re:^var in *.go", "re:^var", "*.go", 0, 4},
+		}
+		for i, w := range want {
+			g := got[i]
+			if g.Argument != w.arg || g.Query != w.query || g.Scope != w.scope || g.Context != w.context || g.Total != 1 || g.Matches[0].Line != w.line {
+				t.Errorf("record %d: %+v, want %+v", i+1, g, w)
+			}
+		}
+		if m := got[1].Matches[0]; len(m.Before) != 1 || m.Before[0] != "" || strings.Join(m.After, "|") != `var _, _ = strconv.ParseUint("1", 10, 64)` {
+			t.Errorf("context of TODO -C 1: %+v", m)
+		}
+		if !strings.Contains(r.stdout, `"query":"TODO","context":1,`) {
+			t.Errorf("no context field after the query:\n%s", r.stdout)
+		}
+	})
+}
