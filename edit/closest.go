@@ -2,8 +2,9 @@ package edit
 
 import "math/bits"
 
-// How many lines a NoMatchError or an IndentError shows: the window most like the SEARCH with
-// closestContext lines either side, at most maxClosest lines in all.
+// How many lines a NoMatchError or an IndentError shows: the window most
+// like the SEARCH, or the lines it matched, with closestContext lines either
+// side, at most maxClosest lines in all.
 const (
 	closestContext = 1
 	maxClosest     = 10

@@ -136,7 +136,7 @@ func reindent(lines []string, start int, search, replace []string, n int) ([]str
 		shift, aligns[in.align] = d, true
 	}
 	for i, r := range replace {
-		if trimSpace(r) == "" || out[i] != "" {
+		if trimSpace(r) == "" || out[i] != "" { // blank, or indented as a SEARCH line: done above
 			continue
 		}
 		ind := indentation(r)
