@@ -71,9 +71,9 @@ func quoteHint(arg string) string {
 	if strings.HasPrefix(arg, `"`) {
 		return ""
 	}
-	text, scope := arg, ""
-	if i := strings.LastIndex(arg, " in "); i > 0 && isScope(arg[i+len(" in "):]) {
-		text, scope = arg[:i], arg[i:]
+	text, scope, _ := splitScope(arg)
+	if scope != "" {
+		scope = " in " + scope
 	}
 	return fmt.Sprintf(`; to search for the text itself, put it in quotes: <search "%s"%s>`, text, scope)
 }
