@@ -13,6 +13,7 @@ var changed = map[string]string{
 	"sandbox_workspace":                     "copy",
 	"sandbox_copy_max_size":                 "3GiB",
 	"output.format":                         "jsonl",
+	"output.line_numbers":                   "true",
 	"security.max_file_size":                "2MiB",
 	"security.max_write_size":               "1000",
 	"security.excluded_paths":               ".git,*.secret,[ab]*.key",

@@ -12,9 +12,9 @@ const maxDiffLines = 200
 
 // Apply applies the blocks in order, each to the result of the previous
 // ones; all apply or none (on error the content is untouched and Result is
-// nil). The errors are *NoMatchError, *AmbiguousError, and *SyntaxError for a
-// block with no SEARCH lines (which Parse never returns). path only names the
-// file in the diff.
+// nil). The errors are *NoMatchError, *AmbiguousError, *IndentError, and
+// *SyntaxError for a block with no SEARCH lines (which Parse never returns).
+// path only names the file in the diff.
 //
 // Lines are kept with their terminators throughout, as substrings of one copy
 // of content, so that the diff can reuse them and nothing is copied per line.
@@ -68,9 +68,11 @@ func applyBlock(lines []string, b Block, n int) (start, count int, with []string
 		return 0, 0, nil, false, &AmbiguousError{Block: n, Count: len(at), Lines: at}
 	}
 	start, count = at[0], len(b.Search)
-	matched, replace := lines[start:start+count], b.Replace
+	replace := b.Replace
 	if loose {
-		replace = reindent(matched, b.Search, replace)
+		if replace, err = reindent(lines, start, b.Search, replace, n); err != nil {
+			return 0, 0, nil, false, err
+		}
 	}
 	return start, count, terminate(replace, lines, start, count), loose, nil
 }
@@ -124,34 +126,6 @@ func runEquals(lines, want []string, key func(string) string) bool {
 		}
 	}
 	return true
-}
-
-// reindent adds to every non-blank REPLACE line the indentation that the
-// matched lines have in excess of the SEARCH lines, when that excess is the
-// same on every non-blank line; otherwise it returns replace as it is.
-func reindent(matched, search, replace []string) []string {
-	prefix, found := "", false
-	for i, s := range search {
-		if trimSpace(s) == "" {
-			continue
-		}
-		p, ok := strings.CutSuffix(indentation(matched[i]), indentation(s))
-		if !ok || found && p != prefix {
-			return replace
-		}
-		prefix, found = p, true
-	}
-	if prefix == "" {
-		return replace
-	}
-	out := make([]string, len(replace))
-	for i, r := range replace {
-		if trimSpace(r) != "" {
-			r = prefix + r
-		}
-		out[i] = r
-	}
-	return out
 }
 
 // indentation is the leading spaces and tabs of s.

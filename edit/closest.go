@@ -2,8 +2,9 @@ package edit
 
 import "math/bits"
 
-// How many lines a NoMatchError shows: the window most like the SEARCH with
-// closestContext lines either side, at most maxClosest lines in all.
+// How many lines a NoMatchError or an IndentError shows: the window most
+// like the SEARCH, or the lines it matched, with closestContext lines either
+// side, at most maxClosest lines in all.
 const (
 	closestContext = 1
 	maxClosest     = 10
@@ -22,9 +23,15 @@ func closest(lines, search []string) []Line {
 	}
 	start := bestWindow(lines, want)
 	end := min(len(lines), start+len(want))
-	from, to := max(0, start-closestContext), min(len(lines), end+closestContext)
+	return around(lines, start, end, start+firstDifference(lines[start:end], want))
+}
+
+// around returns lines[from:to] with closestContext lines either side, at
+// most maxClosest lines, cut around the line focus.
+func around(lines []string, from, to, focus int) []Line {
+	from, to = max(0, from-closestContext), min(len(lines), to+closestContext)
 	if to-from > maxClosest {
-		from = max(from, start+firstDifference(lines[start:end], want)-maxClosest/2)
+		from = max(from, focus-maxClosest/2)
 		to = min(to, from+maxClosest)
 	}
 	out := make([]Line, 0, to-from)

@@ -39,7 +39,8 @@
 // without their line terminators. When no run matches exactly, each line is
 // compared again with spaces, tabs and CRs trimmed from both ends (a "loose"
 // match): models often get indentation or trailing white space wrong. One
-// loose match is accepted and reported in [Result.Loose]; none is a
+// loose match is accepted (unless its indentation cannot be carried over,
+// see Replacing) and reported in [Result.Loose]; none is a
 // [*NoMatchError] carrying the lines of the file most like the SEARCH; more
 // than one match (exact, or loose when there is no exact one) is an
 // [*AmbiguousError]. Overlapping matches count separately. Line numbers in
@@ -57,11 +58,23 @@
 // empty REPLACE deletes the matched lines; deleting the last line of a file
 // that had no final newline leaves the line before it with its newline.
 //
-// When a loose match found the file's lines indented by the same extra
-// prefix P on every non-blank line (file indentation = P + SEARCH
-// indentation), P is added to every non-blank REPLACE line: a model that
-// drops indentation drops it from both halves. Any other difference in
-// white space is left alone, and the REPLACE lines go in as written.
+// After a loose match the REPLACE lines take the file's indentation, not
+// the SEARCH's: a model that writes four spaces for a tab, two spaces for
+// four, or drops the indentation the lines have, does the same in both
+// halves. Tabs stay tabs, and levels nested deeper in REPLACE are written
+// in the file's unit. Each SEARCH line's indentation stands for that of the
+// file's line it matched; a REPLACE line indented as some SEARCH line gets
+// that file line's indentation, and one indented otherwise gets the level
+// it has relative to the SEARCH's, in the file's unit (a tab, or the file's
+// most common step in spaces), and its alignment spaces. When the SEARCH's
+// indentation does not correspond to the file's level for level (two SEARCH
+// lines indented alike stand for different indentations, the levels do
+// not shift alike, the file indents as many lines with tabs as with
+// spaces), or a REPLACE line's cannot be written in the file's unit, the
+// block is refused with an [*IndentError] that shows the matched lines and
+// says why, and nothing is guessed. When only white space at the ends of
+// lines differed, the REPLACE lines go in as written, as after an exact
+// match. Blank REPLACE lines always go in as written.
 //
 // # Diff
 //
@@ -124,18 +137,21 @@ type NoMatchError struct {
 }
 
 func (e *NoMatchError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.Summary())
 	if len(e.Closest) == 0 {
-		b.WriteString("; the file is empty")
-		return b.String()
+		return e.Summary() + "; the file is empty"
 	}
-	b.WriteString(". The most similar lines")
-	if e.Block > 1 {
-		fmt.Fprintf(&b, " (numbered as blocks 1 to %d left the file)", e.Block-1)
+	return withLines(e.Summary()+". The most similar lines", e.Block, e.Closest)
+}
+
+// withLines is an error message: summary, the lines, and what to do.
+func withLines(summary string, block int, lines []Line) string {
+	var b strings.Builder
+	b.WriteString(summary)
+	if block > 1 {
+		fmt.Fprintf(&b, " (numbered as blocks 1 to %d left the file)", block-1)
 	}
 	b.WriteString(" are:\n")
-	for _, l := range e.Closest {
+	for _, l := range lines {
 		fmt.Fprintf(&b, "%6d | %s\n", l.N, l.Text)
 	}
 	b.WriteString("Copy the SEARCH lines exactly from the file as it is now (open it again if unsure) and retry the whole edit; no block was applied.")
@@ -146,6 +162,34 @@ func (e *NoMatchError) Error() string {
 // caller that shows them apart.
 func (e *NoMatchError) Summary() string {
 	return fmt.Sprintf("edit block %d: its SEARCH lines are not in the file, not even ignoring white space at the ends of lines", e.Block)
+}
+
+// IndentError says that a block's SEARCH matched only with the white space
+// at the ends of lines ignored, and that the indentation of the lines it
+// matched cannot be carried over to its REPLACE lines: the SEARCH is
+// indented otherwise than the file in a way that does not say how the
+// file would indent the REPLACE (see reindent). Nothing is guessed: the
+// model is shown the lines to copy, with their indentation.
+type IndentError struct {
+	Block       int    // 1-based
+	First, Last int    // the 1-based lines the SEARCH matched
+	Reason      string // why, naming the lines
+	Closest     []Line // the matched lines, with a line of context, at most 10 lines
+}
+
+func (e *IndentError) Error() string {
+	return withLines(e.Summary()+". The lines", e.Block, e.Closest)
+}
+
+// Summary is the error's first sentence, without the lines: for a caller
+// that shows them apart.
+func (e *IndentError) Summary() string {
+	lines := fmt.Sprintf("line %d", e.First)
+	if e.Last > e.First {
+		lines = fmt.Sprintf("lines %d-%d", e.First, e.Last)
+	}
+	return fmt.Sprintf("edit block %d: its SEARCH matches %s only with the white space at the ends of lines ignored, "+
+		"and the file's indentation cannot be carried over to its REPLACE lines: %s", e.Block, lines, e.Reason)
 }
 
 // AmbiguousError says that a block's SEARCH matches more than one place.

@@ -103,6 +103,9 @@ type Summary struct {
 	Commands int // commands run or refused
 	Failed   int // of which failed
 	Elapsed  time.Duration
+	// Interrupted says that the run was stopped (SIGINT, SIGTERM, a
+	// client that cancelled) before the end of its input.
+	Interrupted bool
 }
 
 // Reporter prints results.
@@ -173,6 +176,10 @@ func NumberLines(content []byte, first int) []byte {
 //	Commands executed: 1
 //	Time elapsed: 0.04s
 //	=== END ===
+//
+// A run stopped before the end of its input ends with "=== LLM TOOL
+// INTERRUPTED ===" in place of "=== LLM TOOL COMPLETE ===", and a line
+// that says what was not done; "=== END ===" is still the last line.
 type Text struct {
 	w *bufio.Writer
 	o Options
@@ -512,26 +519,49 @@ func plural(n int, one, many string) string {
 
 // Finish implements Reporter.
 func (t *Text) Finish(s Summary) error {
-	fmt.Fprintf(t.w, "=== LLM TOOL COMPLETE ===\nCommands executed: %d\nTime elapsed: %.2fs\n=== END ===\n", s.Commands, s.Elapsed.Seconds())
+	if s.Interrupted {
+		fmt.Fprintf(t.w, "=== LLM TOOL INTERRUPTED ===\nCommands executed: %d\nThe run was interrupted: no command after these ran.\n", s.Commands)
+	} else {
+		fmt.Fprintf(t.w, "=== LLM TOOL COMPLETE ===\nCommands executed: %d\n", s.Commands)
+	}
+	fmt.Fprintf(t.w, "Time elapsed: %.2fs\n=== END ===\n", s.Elapsed.Seconds())
 	return t.w.Flush()
 }
 
-// JSONL prints one JSON object per command and nothing else. See Record
-// for the fields.
+// JSONL prints one JSON object per command, a Record, and nothing else,
+// but that a run stopped before the end of its input ends with one
+// Interrupted object: {"interrupted":true,"commands_executed":N}. A run
+// that ends otherwise ends with its last command's line.
 type JSONL struct {
 	w *bufio.Writer
 }
 
-// Record is one line of JSONL output.
+// Record is one line of JSONL output: one command. The fields before
+// Path are always there; the others only for the commands (and outcomes)
+// they are about, and only when they are not empty.
 type Record struct {
-	Index      int     `json:"index"`
-	Line       int     `json:"line"`
-	Command    string  `json:"command"` // open, write, edit, list, exec or search
-	Argument   string  `json:"argument"`
-	Tag        string  `json:"tag"` // the opening tag, as the text format shows it
-	OK         bool    `json:"ok"`
+	// Index is the command's 1-based position among the commands of the
+	// input.
+	Index int `json:"index"`
+	// Line is the 1-based line of the input on which the command starts.
+	Line int `json:"line"`
+	// Command is its kind: open, write, edit, list, exec or search.
+	Command string `json:"command"`
+	// Argument is the command's argument as the model wrote it (trimmed):
+	// a path for open, write, edit and list (with ":N-M" for a range), a
+	// command line for exec, and for search the whole text, quotes,
+	// " in GLOB" and " -C N" included (see Query, Scope and Context).
+	Argument string `json:"argument"`
+	// Tag is the opening tag, as the text format shows it: "<open
+	// go.mod>", or as written when it is malformed ("<open go.mod").
+	Tag string `json:"tag"`
+	// OK is false when the command failed; Error says why.
+	OK bool `json:"ok"`
+	// DurationMS is how long the command took, in milliseconds.
 	DurationMS float64 `json:"duration_ms"`
-	Path       string  `json:"path,omitempty"`
+	// Path is the file or directory an open, write, edit or list was
+	// about, relative to the repository root.
+	Path string `json:"path,omitempty"`
 	// Content is the text of an opened file; a file that is not valid
 	// UTF-8 comes as ContentBase64 instead, so no byte is lost.
 	Content       *string `json:"content,omitempty"`
@@ -541,13 +571,16 @@ type Record struct {
 	Lines *sandbox.Lines `json:"lines,omitempty"`
 	// A list's: its entries (path, kind: dir, file, link or other, size,
 	// a link's target), how many were found, and how many were left out
-	// as excluded or .gitignored.
+	// as excluded or .gitignored (Ignored is also a search's count of
+	// .gitignored files).
 	Entries      []sandbox.Entry `json:"entries,omitzero"`
 	TotalEntries *int            `json:"total_entries,omitempty"`
 	Excluded     int             `json:"excluded,omitempty"`
 	Ignored      int             `json:"ignored,omitempty"`
-	Action       string          `json:"action,omitempty"` // CREATED or UPDATED
-	BytesWritten *int64          `json:"bytes_written,omitempty"`
+	// A write's: whether it made the file (CREATED) or replaced it
+	// (UPDATED), and the bytes written.
+	Action       string `json:"action,omitempty"`
+	BytesWritten *int64 `json:"bytes_written,omitempty"`
 	// An edit's: the blocks applied, those matched only ignoring white
 	// space at the ends of lines (1-based), the file's size after, and a
 	// unified diff (the first sandbox.MaxDiffLines lines; diff_truncated).
@@ -556,25 +589,41 @@ type Record struct {
 	Bytes         *int64  `json:"bytes,omitempty"`
 	Diff          *string `json:"diff,omitempty"`
 	DiffTruncated bool    `json:"diff_truncated,omitempty"`
-	Query         string  `json:"query,omitempty"`
-	Matches       []Match `json:"matches,omitzero"`
-	TotalMatches  *int    `json:"total_matches,omitempty"`
-	FilesMatched  *int    `json:"files_matched,omitempty"`
-	Truncated     bool    `json:"truncated,omitempty"`
-	Partial       string  `json:"partial,omitempty"` // why a search stopped early (search.timeout)
-	// A search's scope (the glob after " in "), and the files it left
-	// out: over security.max_file_size, binary, .gitignored.
-	Scope         string  `json:"scope,omitempty"`
-	SkippedLarge  int     `json:"skipped_large,omitempty"`
-	SkippedBinary int     `json:"skipped_binary,omitempty"`
-	ExitCode      *int    `json:"exit_code,omitempty"`
-	Output        *string `json:"output,omitempty"`
+	// Query is what a search looked for, parsed from Argument: without
+	// the quotes, " in GLOB" and " -C N" ("\"strconv.ParseUint(\" in
+	// uint_slice*.go" looks for `strconv.ParseUint(`); "re:PATTERN" for a
+	// regular expression.
+	Query string `json:"query,omitempty"`
+	// Scope is the glob of a search's " in GLOB", the files it was
+	// restricted to.
+	Scope string `json:"scope,omitempty"`
+	// Context is N of a search's " -C N": the lines of context around
+	// each match, in each match's before and after.
+	Context int `json:"context,omitempty"`
+	// Matches are a search's matching lines, at most search.max_results;
+	// TotalMatches counts them all, in FilesMatched files, and Truncated
+	// says that more matched than are listed (or, for a list, that more
+	// entries were found than list.max_entries).
+	Matches      []Match `json:"matches,omitzero"`
+	TotalMatches *int    `json:"total_matches,omitempty"`
+	FilesMatched *int    `json:"files_matched,omitempty"`
+	Truncated    bool    `json:"truncated,omitempty"`
+	// Partial says why a search stopped early (search.timeout).
+	Partial string `json:"partial,omitempty"`
+	// The files a search left out: over security.max_file_size, binary.
+	SkippedLarge  int `json:"skipped_large,omitempty"`
+	SkippedBinary int `json:"skipped_binary,omitempty"`
+	// An exec's exit code and output (invalid UTF-8 replaced by U+FFFD),
+	// also when it failed.
+	ExitCode *int    `json:"exit_code,omitempty"`
+	Output   *string `json:"output,omitempty"`
 	// Changes are the files an exec changed and what became of each:
 	// created, updated, deleted, refused (with the reason) or discarded.
 	Changes []sandbox.Change `json:"changes,omitempty"`
 	// ChangesOmitted counts, by action, the changes past the 1,000 listed.
 	ChangesOmitted map[string]int `json:"changes_omitted,omitempty"`
-	Error          *Error         `json:"error,omitempty"`
+	// Error is why the command failed, when OK is false.
+	Error *Error `json:"error,omitempty"`
 }
 
 // Match is one search match.
@@ -635,8 +684,9 @@ func (j *JSONL) Result(r *Result) error {
 		rec.Path, rec.BlocksApplied, rec.LooseBlocks, rec.Bytes, rec.Diff, rec.DiffTruncated = e.Path, &e.Applied, e.Loose, &e.Bytes, &e.Diff, e.DiffTruncated
 	case r.Search != nil:
 		s := r.Search
-		rec.Query, rec.TotalMatches, rec.FilesMatched, rec.Truncated, rec.Partial = s.Query, &s.Total, &s.Files, s.Truncated(), s.Partial
-		rec.Scope, rec.SkippedLarge, rec.SkippedBinary, rec.Ignored = s.Scope, s.SkippedLarge, s.SkippedBinary, s.Ignored
+		rec.Query, rec.Scope, rec.Context = s.Text, s.Scope, s.Context
+		rec.TotalMatches, rec.FilesMatched, rec.Truncated, rec.Partial = &s.Total, &s.Files, s.Truncated(), s.Partial
+		rec.SkippedLarge, rec.SkippedBinary, rec.Ignored = s.SkippedLarge, s.SkippedBinary, s.Ignored
 		rec.Matches = make([]Match, len(s.Matches))
 		for i, m := range s.Matches {
 			rec.Matches[i] = Match(m)
@@ -653,5 +703,19 @@ func (j *JSONL) Result(r *Result) error {
 	return j.w.Flush()
 }
 
+// Interrupted is the last line of a JSONL run that was stopped before the
+// end of its input; a Record has no field "interrupted".
+type Interrupted struct {
+	Interrupted bool `json:"interrupted"`       // true
+	Commands    int  `json:"commands_executed"` // the commands run or refused before it
+}
+
 // Finish implements Reporter.
-func (j *JSONL) Finish(Summary) error { return j.w.Flush() }
+func (j *JSONL) Finish(s Summary) error {
+	if s.Interrupted {
+		if err := json.NewEncoder(j.w).Encode(Interrupted{true, s.Commands}); err != nil {
+			return err
+		}
+	}
+	return j.w.Flush()
+}

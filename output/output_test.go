@@ -336,3 +336,26 @@ func TestTextNumbersLinesWhenAskedAndKeepsTheFraming(t *testing.T) {
 		t.Errorf("numbered without being asked:\n%s", b)
 	}
 }
+
+// TestFinishSaysTheRunWasInterrupted: an interrupted run's end says so,
+// in both formats; a whole run's is as before.
+func TestFinishSaysTheRunWasInterrupted(t *testing.T) {
+	for _, c := range []struct {
+		format string
+		sum    Summary
+		want   string
+	}{
+		{"text", Summary{Commands: 1, Elapsed: 40 * time.Millisecond},
+			"=== LLM TOOL COMPLETE ===\nCommands executed: 1\nTime elapsed: 0.04s\n=== END ===\n"},
+		{"text", Summary{Commands: 1, Elapsed: 40 * time.Millisecond, Interrupted: true},
+			"=== LLM TOOL INTERRUPTED ===\nCommands executed: 1\nThe run was interrupted: no command after these ran.\nTime elapsed: 0.04s\n=== END ===\n"},
+		{"jsonl", Summary{Commands: 2}, ""},
+		{"jsonl", Summary{Commands: 2, Interrupted: true}, `{"interrupted":true,"commands_executed":2}` + "\n"},
+	} {
+		var out bytes.Buffer
+		rep, _ := New(c.format, &out)
+		if err := rep.Finish(c.sum); err != nil || out.String() != c.want {
+			t.Errorf("%s %+v: %v\n%q\nwant\n%q", c.format, c.sum, err, out.String(), c.want)
+		}
+	}
+}

@@ -37,6 +37,38 @@
 // written. An edit's body (its SEARCH/REPLACE blocks, which package edit
 // reads) is delimited the same way, by </edit> or </edit:LABEL>.
 //
+// # Searches
+//
+// A search's argument has parts, which [ParseSearch] splits:
+//
+//	QUERY
+//	QUERY in GLOB
+//	QUERY -C N
+//	QUERY in GLOB -C N
+//
+// QUERY is a literal string, or "re:PATTERN" for a regular expression.
+// " in GLOB" at the end is a scope when GLOB is one word holding a "/",
+// "*", "?" or "."; otherwise it is part of the query ("for k in keys"). A
+// query in double quotes is taken as it is, between them: spaces at its
+// ends, " in " and "-C" are then text ("  func ", "x in y.go", "-C 21").
+//
+// " -C N" at the very end asks for N lines of context around each match,
+// N a whole number from 1 to [MaxContext]. What reads as an attempt at it
+// is "-C" and a number as words of their own (the number may follow the
+// -C without a space, as grep allows, and may have a sign or a decimal
+// point): at the end of an unquoted or quoted query, before a final
+// " in GLOB", or at the start of an unquoted query that goes on after it.
+// Such a -C that is out of range, before the scope, at the start, or given
+// twice is an error that says the rule and the command to write, never a
+// query: "NoArgs in args.go -C 21", "NoArgs -C 1 in args.go" and
+// "-C 3 NoArgs" are errors. Anything else that holds "-C" is the query:
+// "make -C dir", "a -C b", "-C" alone, "-C 3" alone (no query before it),
+// "x-C 3" (not a word of its own). So a query that must end in a -C and a
+// number is quoted: <search "retries -C 3">. The rule errs towards errors:
+// a model that meant context hears how to write it, and one that meant
+// the text is told to quote it; a search that silently looks for
+// "NoArgs in args.go -C 21" and finds nothing helps neither.
+//
 // Input is read as a stream. [Parser.Next] reads only as far as the end of the
 // next command, so a caller can run each command and flush its result before
 // any more input is read. Memory use is bounded by the read buffer, MaxArg and
@@ -88,6 +120,13 @@ type Command struct {
 	BodySize int64
 	// Line is the 1-based line of the input on which the command starts.
 	Line int
+	// Written is set when the opening tag itself is malformed (no '>'
+	// before the end of the line or input, an argument too long, a bad
+	// label): the tag as the input wrote it, from its '<' to where the
+	// parser stopped reading it ('>' included only when there was one),
+	// without the white space at its end. A tag longer than its bytes
+	// kept (MaxArg, and the kind and label) ends in "…". Tag shows it.
+	Written string
 	// Err is non-nil when the command is malformed; it wraps ErrMalformed and
 	// says what is wrong. Such a command must not be run.
 	Err error
@@ -97,9 +136,14 @@ type Command struct {
 func (c Command) Truncated() bool { return c.BodySize > int64(len(c.Body)) }
 
 // Tag is the opening tag in a canonical form, for display: "<open a.txt>",
-// "<write:EOF notes.md>". Control characters and invalid UTF-8 in the
-// argument are escaped, so the result is always one printable line.
+// "<write:EOF notes.md>"; for a malformed tag, what was written of it
+// (Written: "<open a.txt", with no '>' the input never had). Control
+// characters and invalid UTF-8 are escaped, so the result is always one
+// printable line.
 func (c Command) Tag() string {
+	if c.Written != "" {
+		return Printable(c.Written)
+	}
 	name := string(c.Kind)
 	if c.Label != "" {
 		name += ":" + c.Label
@@ -135,6 +179,12 @@ type Parser struct {
 	opts Options
 	line int
 	err  error // sticky read error
+	// tag is the opening tag being read, from its '<', for Written: at
+	// most tagMax bytes of it; cut says there were more.
+	tag    []byte
+	tagMax int
+	cut    bool
+	kept   bool // the last byte readByte read is in tag
 }
 
 // New returns a parser reading from r.
@@ -149,7 +199,8 @@ func New(r io.Reader, opts Options) *Parser {
 		opts.BufferSize = DefaultBufferSize
 	}
 	opts.BufferSize = max(opts.BufferSize, 64)
-	return &Parser{r: bufio.NewReaderSize(r, opts.BufferSize), opts: opts, line: 1}
+	return &Parser{r: bufio.NewReaderSize(r, opts.BufferSize), opts: opts, line: 1,
+		tagMax: len("<search:") + maxLabel + 1 + opts.MaxArg}
 }
 
 // Next returns the next command. At the end of input it returns io.EOF; a
@@ -197,6 +248,7 @@ func (p *Parser) command() (Command, bool) {
 		if len(head) <= len(k) || !bytes.HasPrefix(head, []byte(k)) {
 			continue
 		}
+		p.tag, p.cut = append(append(p.tag[:0], '<'), head[:len(k)+1]...), false
 		switch c := head[len(k)]; {
 		case c == ' ' || c == '\t':
 			p.discard(len(k) + 1)
@@ -213,6 +265,7 @@ func (p *Parser) command() (Command, bool) {
 			if err != nil {
 				cmd.Err = err
 				p.skipArg()
+				cmd.Written = p.written()
 				return cmd, true
 			}
 			return p.finish(cmd), true
@@ -227,6 +280,7 @@ func (p *Parser) finish(cmd Command) Command {
 	cmd.Arg = arg
 	if err != nil {
 		cmd.Err = err
+		cmd.Written = p.written()
 		return cmd
 	}
 	if hasBody(cmd.Kind) {
@@ -249,7 +303,7 @@ func (p *Parser) discard(n int) {
 func (p *Parser) label(k Kind) (string, error) {
 	var b strings.Builder
 	for {
-		c, err := p.r.ReadByte()
+		c, err := p.readByte()
 		if err != nil {
 			return b.String(), fmt.Errorf("%w: <%s:%s ends at the end of input", ErrMalformed, k, b.String())
 		}
@@ -264,7 +318,7 @@ func (p *Parser) label(k Kind) (string, error) {
 		case isLabelByte(c):
 			return "", fmt.Errorf("%w: %s label longer than %d characters", ErrMalformed, k, maxLabel)
 		default:
-			p.r.UnreadByte()
+			p.unreadByte()
 			return "", fmt.Errorf("%w: %s label %q is followed by %q; a label is letters, digits, '_' or '-', then a space and the path", ErrMalformed, k, b.String(), Printable(string(c)))
 		}
 	}
@@ -278,7 +332,7 @@ func isLabelByte(c byte) bool {
 func (p *Parser) arg() (string, error) {
 	var b []byte
 	for {
-		c, err := p.r.ReadByte()
+		c, err := p.readByte()
 		if err != nil {
 			return trim(b), fmt.Errorf("%w: no '>' before the end of input", ErrMalformed)
 		}
@@ -297,10 +351,42 @@ func (p *Parser) arg() (string, error) {
 	}
 }
 
+// readByte reads a byte of the opening tag, keeping it for Written.
+func (p *Parser) readByte() (byte, error) {
+	c, err := p.r.ReadByte()
+	p.kept = false
+	if err == nil && c != '\n' {
+		if len(p.tag) < p.tagMax {
+			p.tag, p.kept = append(p.tag, c), true
+		} else {
+			p.cut = true
+		}
+	}
+	return c, err
+}
+
+// unreadByte unreads the byte readByte read last (label's, well within
+// tagMax, so that cut need not be undone).
+func (p *Parser) unreadByte() {
+	p.r.UnreadByte()
+	if p.kept {
+		p.tag, p.kept = p.tag[:len(p.tag)-1], false
+	}
+}
+
+// written is the opening tag as read so far, for Command.Written.
+func (p *Parser) written() string {
+	w := string(bytes.TrimRight(p.tag, " \t\r\v\f"))
+	if p.cut {
+		w += "…"
+	}
+	return w
+}
+
 // skipArg discards input up to and including the next '>' or newline.
 func (p *Parser) skipArg() {
 	for {
-		c, err := p.r.ReadByte()
+		c, err := p.readByte()
 		if err != nil || c == '>' {
 			return
 		}

@@ -40,6 +40,9 @@ func describe(cmds []Command) string {
 		fmt.Fprintf(&b, " arg=%q", c.Arg)
 		if c.Err != nil {
 			fmt.Fprintf(&b, " error=%q", strings.TrimPrefix(c.Err.Error(), ErrMalformed.Error()+": "))
+			if c.Written != "" {
+				fmt.Fprintf(&b, " written=%q", c.Written)
+			}
 		} else if c.Kind == Write || c.Kind == Edit {
 			fmt.Fprintf(&b, " body=%q", c.Body)
 			if c.Truncated() {
@@ -62,11 +65,20 @@ func describe(cmds []Command) string {
 //	one line per command: LINE: KIND arg=... body=... or error=...
 //
 // With "escaped" the input is a Go string literal body (\n, \x00, \r...) so
-// that NUL bytes, CRLF and invalid UTF-8 can be written down. Regenerate the
-// expectations with: go test ./parser -run DataDriven -rewrite
+// that NUL bytes, CRLF and invalid UTF-8 can be written down. Or it is
+//
+//	search
+//	one search argument a line
+//	----
+//	for each: the argument, then text=... scope=... context=N, or error=...
+//
+// Regenerate the expectations with: go test ./parser -run DataDriven -rewrite
 func TestParserDataDriven(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			if d.Cmd == "search" {
+				return describeSearches(d.Input)
+			}
 			if d.Cmd != "parse" {
 				t.Fatalf("%s: unknown directive %q", d.Pos, d.Cmd)
 			}
@@ -101,6 +113,21 @@ func TestParserDataDriven(t *testing.T) {
 			return whole
 		})
 	})
+}
+
+// describeSearches parses each line of input as a search's argument.
+func describeSearches(input string) string {
+	var b strings.Builder
+	for _, arg := range strings.Split(input, "\n") {
+		q, err := ParseSearch(arg)
+		fmt.Fprintf(&b, "%q\n", arg)
+		if err != nil {
+			fmt.Fprintf(&b, "  error=%s\n", err)
+			continue
+		}
+		fmt.Fprintf(&b, "  text=%q scope=%q context=%d\n", q.Text, q.Scope, q.Context)
+	}
+	return b.String()
 }
 
 func TestParserReturnsReadErrors(t *testing.T) {
@@ -158,6 +185,10 @@ func TestTagIsOnePrintableLine(t *testing.T) {
 	if got, want := c.Tag(), "<write:EOF notes.md>"; got != want {
 		t.Fatalf("Tag() = %q, want %q", got, want)
 	}
+	c = Command{Kind: Open, Arg: "a\x00", Written: "<open a\x00", Err: ErrMalformed}
+	if got, want := c.Tag(), `<open a\x00`; got != want {
+		t.Fatalf("Tag() of a malformed tag = %q, want %q", got, want)
+	}
 }
 
 func TestParserKeepsMemoryBoundedOnHugeBody(t *testing.T) {
@@ -197,6 +228,12 @@ func FuzzParser(f *testing.F) {
 			if c.Err != nil {
 				if !errors.Is(c.Err, ErrMalformed) {
 					t.Fatalf("error %v does not wrap ErrMalformed", c.Err)
+				}
+				if tag := c.Tag(); !strings.HasPrefix(tag, "<"+string(c.Kind)) || strings.ContainsAny(tag, "\n\r") {
+					t.Fatalf("tag %q of a malformed command", tag)
+				}
+				if w := strings.TrimSuffix(c.Written, "…"); w != "" && !bytes.Contains(data, []byte(w)) {
+					t.Fatalf("written %q is not in the input", c.Written)
 				}
 				continue
 			}

@@ -90,7 +90,7 @@ func TestRenderSaysWhatIsConfigured(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, want := range []string{"<open PATH:N-M>", "<edit PATH>", "<list>", "`.git`, `.env`", "1 MiB", "100 KiB", "EDIT_NO_MATCH", "<open main.go:9-11>"} {
+		for _, want := range []string{"<open PATH:N-M>", "<edit PATH>", "<list>", "`.git`, `.env`", "1 MiB", "100 KiB", "EDIT_NO_MATCH", "<open main.go:9-11>", "INVALID_QUERY", "N from 1 to 20", "<search greeting in *.go -C 1>"} {
 			if !strings.Contains(p, want) {
 				t.Errorf("%s: no %q", format, want)
 			}

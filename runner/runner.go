@@ -77,7 +77,8 @@ type guestInfo struct {
 // Run reads in to the end, running each command as soon as its text is
 // complete. Failed commands are reported in the output and do not stop the
 // run; Run returns an error only when reading the input or writing the
-// output fails, or ctx is cancelled (after reporting what ran).
+// output fails, or ctx is cancelled (after reporting what ran, and that
+// the run was interrupted: Summary.Interrupted).
 func (r *Runner) Run(ctx context.Context, in io.Reader) (output.Summary, error) {
 	start := time.Now()
 	var sum output.Summary
@@ -114,6 +115,7 @@ func (r *Runner) Run(ctx context.Context, in io.Reader) (output.Summary, error) 
 		}
 	}
 	sum.Elapsed = time.Since(start)
+	sum.Interrupted = runErr != nil && ctx.Err() != nil && errors.Is(runErr, ctx.Err())
 	if err := r.Report.Finish(sum); err != nil && runErr == nil {
 		runErr = fmt.Errorf("writing output: %w", err)
 	}

@@ -111,10 +111,10 @@ Command: <open ../x>
 Message: content is 65 bytes; the limit (security.max_write_size) is 64 bytes; nothing was written
 Command: <write big.txt>
 === END COMMAND ===
-=== COMMAND: <open unterminated> ===
+=== COMMAND: <open unterminated ===
 === ERROR: PARSE_ERROR ===
 Message: no '>' before the end of input
-Command: <open unterminated>
+Command: <open unterminated
 === END COMMAND ===
 === LLM TOOL COMPLETE ===
 Commands executed: 10
@@ -211,30 +211,60 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 
 func (w *syncWriter) String() string { w.mu.Lock(); defer w.mu.Unlock(); return w.buf.String() }
 
+// TestRunEndsWhenCancelledWhileWaitingForInput: cancelled while the input
+// is open, a run ends at once, and its output says it was interrupted, in
+// both formats.
 func TestRunEndsWhenCancelledWhileWaitingForInput(t *testing.T) {
+	for format, first := range map[string]string{"text": "=== END COMMAND ===", "jsonl": "\n"} {
+		t.Run(format, func(t *testing.T) {
+			_, sb := setup(t, map[string]string{"a.txt": "A\n"})
+			var out syncWriter
+			rep, _ := output.New(format, &out)
+			pr, pw := io.Pipe() // never closed: the input stays open, as a model's would
+			defer pw.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			r := &Runner{Sandbox: sb, Report: rep, MaxWriteSize: 64}
+			done := make(chan error, 1)
+			var sum output.Summary
+			go func() {
+				var err error
+				sum, err = r.Run(ctx, pr)
+				done <- err
+			}()
+			io.WriteString(pw, "<open a.txt>\n")
+			for !strings.Contains(out.String(), first) {
+				runtime.Gosched()
+			}
+			// Run is now blocked reading more input.
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Fatalf("Run returned %v, want context.Canceled", err)
+			}
+			if !sum.Interrupted || sum.Commands != 1 {
+				t.Errorf("summary %+v, want 1 command, interrupted", sum)
+			}
+			got := out.String()
+			want := "=== FILE: a.txt ===\nA\n=== END FILE ===\n=== END COMMAND ===\n=== LLM TOOL INTERRUPTED ===\nCommands executed: 1\nThe run was interrupted: no command after these ran.\nTime elapsed: "
+			if format == "jsonl" {
+				want = `"content":"A\n"}` + "\n" + `{"interrupted":true,"commands_executed":1}` + "\n"
+			}
+			if !strings.Contains(got, want) || strings.Contains(got, "COMPLETE") {
+				t.Fatalf("output:\n%s\nwant it to hold:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestRunToTheEndOfItsInputIsNotInterrupted(t *testing.T) {
 	_, sb := setup(t, map[string]string{"a.txt": "A\n"})
-	var out syncWriter
-	rep, _ := output.New("text", &out)
-	pr, pw := io.Pipe() // never closed: the input stays open, as a model's would
-	defer pw.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &Runner{Sandbox: sb, Report: rep, MaxWriteSize: 64}
-	done := make(chan error, 1)
-	go func() {
-		_, err := r.Run(ctx, pr)
-		done <- err
-	}()
-	io.WriteString(pw, "<open a.txt>\n")
-	for !strings.Contains(out.String(), "=== END COMMAND ===") {
-		runtime.Gosched()
-	}
-	// Run is now blocked reading more input.
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("Run returned %v, want context.Canceled", err)
-	}
-	if got := out.String(); !strings.Contains(got, "=== FILE: a.txt ===") || !strings.Contains(got, "Commands executed: 1") {
-		t.Fatalf("output:\n%s", got)
+	for _, format := range []string{"text", "jsonl"} {
+		var out bytes.Buffer
+		rep, _ := output.New(format, &out)
+		r := &Runner{Sandbox: sb, Report: rep, MaxWriteSize: 64}
+		sum, err := r.Run(context.Background(), strings.NewReader("<open a.txt>"))
+		if err != nil || sum.Interrupted || strings.Contains(out.String(), "nterrupted") {
+			t.Errorf("%s: %v, %+v\n%s", format, err, sum, out.String())
+		}
 	}
 }
 

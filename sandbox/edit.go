@@ -87,30 +87,36 @@ func editError(err error) error {
 	var (
 		syn *edit.SyntaxError
 		nm  *edit.NoMatchError
+		ind *edit.IndentError
 		amb *edit.AmbiguousError
 	)
 	switch {
 	case errors.As(err, &syn):
 		return &Error{Code: CodeEditSyntax, Message: syn.Error() + "; nothing was written", Err: err}
+	case errors.As(err, &nm) && len(nm.Closest) == 0:
+		return &Error{Code: CodeEditNoMatch, Message: nm.Error() + "; nothing was written", Err: err}
 	case errors.As(err, &nm):
-		e := &Error{Code: CodeEditNoMatch, Message: nm.Error() + "; nothing was written", Err: err}
-		if len(nm.Closest) > 0 {
-			var b strings.Builder
-			for _, l := range nm.Closest {
-				fmt.Fprintf(&b, "%6d  %s\n", l.N, l.Text)
-			}
-			e.Message = nm.Summary() + "; nothing was written; copy the lines exactly from the file as it is now and retry the whole edit; the closest lines, with their numbers"
-			if nm.Block > 1 {
-				e.Message += " as the earlier blocks left them"
-			}
-			e.Message += ", follow"
-			e.Detail = b.String()
-		}
-		return e
+		return withLines(nm.Summary(), "the closest lines", nm.Block, nm.Closest, err)
+	case errors.As(err, &ind):
+		return withLines(ind.Summary(), "the lines it matched", ind.Block, ind.Closest, err)
 	case errors.As(err, &amb):
 		return &Error{Code: CodeEditAmbiguous, Message: amb.Error() + "; nothing was written", Err: err}
 	}
 	return err
+}
+
+// withLines is the EDIT_NO_MATCH error of a block whose SEARCH cannot be
+// applied, with the lines of the file to copy from as its Detail.
+func withLines(summary, what string, block int, lines []edit.Line, err error) *Error {
+	var b strings.Builder
+	for _, l := range lines {
+		fmt.Fprintf(&b, "%6d  %s\n", l.N, l.Text)
+	}
+	msg := summary + "; nothing was written; copy the lines exactly from the file as it is now and retry the whole edit; " + what + ", with their numbers"
+	if block > 1 {
+		msg += " as the earlier blocks left them"
+	}
+	return &Error{Code: CodeEditNoMatch, Message: msg + ", follow", Detail: b.String(), Err: err}
 }
 
 // Edit implements Sandbox.

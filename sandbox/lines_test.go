@@ -38,28 +38,3 @@ func TestParseRangeSplitsTheSuffixOffThePath(t *testing.T) {
 		}
 	}
 }
-
-func TestParseSearchSplitsTheScopeOff(t *testing.T) {
-	for _, c := range []struct{ arg, query, scope string }{
-		{"TODO", "TODO", ""},
-		{"TODO in src/", "TODO", "src/"},
-		{"TODO in src/**/*.go", "TODO", "src/**/*.go"},
-		{"TODO in *_test.go", "TODO", "*_test.go"},
-		{"for k in keys", "for k in keys", ""},
-		{"a in b in c.go", "a in b", "c.go"},
-		{`"  func "`, "  func ", ""},
-		{`"x in y.go" in *.md`, "x in y.go", "*.md"},
-		{`"say "hi""`, `say "hi"`, ""},
-		{"re:fo+ in cmd/", "re:fo+", "cmd/"},
-	} {
-		q, s, err := sandbox.ParseSearch(c.arg)
-		if err != nil || q != c.query || s != c.scope {
-			t.Errorf("%q: %q %q %v, want %q %q", c.arg, q, s, err, c.query, c.scope)
-		}
-	}
-	for _, bad := range []string{`"open`, `"x" y`} {
-		if _, _, err := sandbox.ParseSearch(bad); err == nil {
-			t.Errorf("%q: no error", bad)
-		}
-	}
-}

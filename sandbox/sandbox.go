@@ -50,7 +50,7 @@ const (
 	CodeInvalidQuery   = "INVALID_QUERY"  // an empty search or a bad regular expression
 	CodeInvalidRange   = "INVALID_RANGE"  // a line range past the end of the file
 	CodeEditSyntax     = "EDIT_SYNTAX"    // an edit body that is not SEARCH/REPLACE blocks
-	CodeEditNoMatch    = "EDIT_NO_MATCH"  // a SEARCH found nowhere, even ignoring white space at the ends of lines
+	CodeEditNoMatch    = "EDIT_NO_MATCH"  // a SEARCH found nowhere, even ignoring white space at the ends of lines, or found so and indented otherwise than the file in a way that does not say how to indent the REPLACE
 	CodeEditAmbiguous  = "EDIT_AMBIGUOUS" // a SEARCH found more than once
 	CodeExecDisabled   = "EXEC_DISABLED"
 	CodeExecValidation = "EXEC_VALIDATION" // not on the whitelist, or shell syntax without a shell
@@ -180,7 +180,13 @@ func (w *WriteResult) Action() string {
 
 // SearchResult is the result of Search.
 type SearchResult struct {
-	Query   string
+	Query string // the argument, as written (for display)
+	// Text is what was searched for: the query without its quotes, scope
+	// and -C; "re:PATTERN" for a regular expression.
+	Text string `json:",omitempty"`
+	// Context is the lines of context asked for around each match (-C N).
+	Context int `json:",omitempty"`
+
 	Matches []Match // at most Limits.MaxSearchResults, in path then line order
 	Total   int     // every matching line, including those not listed
 	Files   int     // files with at least one match

@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/llm-runtime/llm-runtime/parser"
 )
 
 // Search finds lines matching query in the workspace's text files. A query
@@ -33,6 +34,10 @@ import (
 func (w *Workspace) Search(ctx context.Context, query string) (*SearchResult, error) {
 	return w.SearchWith(ctx, query, Options{})
 }
+
+// MaxContext is the most lines of context a search shows on each side of
+// a match: the command language's limit.
+const MaxContext = parser.MaxContext
 
 // SearchWith is Search with the options o: files of o.Skip are left out,
 // and o.ListFiles lists every file with a match.
@@ -62,16 +67,21 @@ func (w *Workspace) SearchWith(ctx context.Context, arg string, o Options) (*Sea
 			match = func(line []byte) bool { return bytes.Contains(line, lit) }
 		}
 	} else {
-		rest, n := ParseContext(arg)
-		ctxLines = n
-		if query, scope, err = ParseSearch(rest); err == nil {
-			match, lit, err = compileQuery(query)
+		q, perr := parser.ParseSearch(arg)
+		if perr != nil {
+			return nil, Errorf(CodeInvalidQuery, "%s", perr)
 		}
+		query, scope, ctxLines = q.Text, q.Scope, q.Context
+		match, lit, err = compileQuery(query)
 	}
 	if err != nil {
 		return nil, err
 	}
-	res := &SearchResult{Query: arg, Scope: scope}
+	text := query
+	if s := o.Search; s != nil && s.Regex {
+		text = "re:" + query
+	}
+	res := &SearchResult{Query: arg, Text: text, Scope: scope, Context: ctxLines}
 	fd, err := openat(w.rootFD, ".", unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
 		return nil, osError(err, ".")
@@ -314,50 +324,6 @@ func readRegularInto(dirfd int, name string, buf []byte, max int64) ([]byte, err
 	return b, nil
 }
 
-// ParseSearch splits a search's argument into the query and the scope:
-//
-//	TODO                  TODO, everywhere
-//	TODO in src/          TODO, in files under src
-//	TODO in src/**/*.go   TODO, in the .go files under src
-//	TODO in *_test.go     TODO, in files of that name at any depth
-//	"  func "             "  func " exactly, spaces kept
-//	"x in y" in *.md      "x in y", in .md files
-//
-// " in GLOB" at the end is a scope when GLOB is one word holding a "/",
-// "*", "?" or "."; otherwise it is part of the query ("for k in keys").
-// A query in double quotes is taken as it is, between them.
-func ParseSearch(arg string) (query, scope string, err error) {
-	rest := arg
-	if strings.HasPrefix(arg, `"`) {
-		end := strings.LastIndex(arg, `"`)
-		if i := strings.LastIndex(arg, `" in `); i > 0 && isScope(arg[i+len(`" in `):]) {
-			end = i
-		}
-		if end <= 0 {
-			return "", "", Errorf(CodeInvalidQuery, "the quoted query has no closing quote; write <search \"TEXT\"> or <search \"TEXT\" in GLOB>")
-		}
-		query, rest = arg[1:end], arg[end+1:]
-		if rest == "" {
-			return query, "", nil
-		}
-		s, ok := strings.CutPrefix(rest, " in ")
-		if !ok || !isScope(s) {
-			return "", "", Errorf(CodeInvalidQuery, "after the quoted query comes nothing, or \" in GLOB\"; not %q", rest)
-		}
-		return query, s, nil
-	}
-	if i := strings.LastIndex(arg, " in "); i > 0 && isScope(arg[i+len(" in "):]) {
-		return arg[:i], arg[i+len(" in "):], nil
-	}
-	return arg, "", nil
-}
-
-// isScope says whether s reads as a path or a glob: one word with a "/",
-// "*", "?" or ".".
-func isScope(s string) bool {
-	return s != "" && !strings.ContainsAny(s, " \t") && strings.ContainsAny(s, "/*?.")
-}
-
 // compileScope compiles a search's scope: a glob of repository-relative
 // paths ("**" any depth, "*" and "?" within a name), anchored at the root
 // when it holds a "/", and matching a file's name at any depth otherwise;
@@ -534,24 +500,6 @@ func around(data, line []byte, n, max int) (before, after []string) {
 		i += j
 	}
 	return before, after
-}
-
-// MaxContext is the most lines of context a search shows on each side of
-// a match.
-const MaxContext = 20
-
-// ParseContext splits " -C N" (N from 1 to MaxContext) off a search's
-// argument: the lines of context to show around each match.
-func ParseContext(arg string) (string, int) {
-	i := strings.LastIndex(arg, " -C ")
-	if i <= 0 {
-		return arg, 0
-	}
-	n, err := strconv.Atoi(arg[i+len(" -C "):])
-	if err != nil || n < 1 || n > MaxContext {
-		return arg, 0
-	}
-	return arg[:i], n
 }
 
 // searchLiteral finds the lines of data that hold lit, from one scan of

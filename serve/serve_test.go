@@ -158,6 +158,10 @@ func TestACancelStopsTheRunAndSaysHowFarItGot(t *testing.T) {
 	if end.Kind != "interrupted" || end.Commands != 1 {
 		t.Fatalf("end: %+v", end)
 	}
+	// The output says so too, as a run of the filter's own does.
+	if got := out.String(); !strings.Contains(got, "=== LLM TOOL INTERRUPTED ===\nCommands executed: 1\n") || !strings.HasSuffix(got, "=== END ===\n") {
+		t.Fatalf("output:\n%s", got)
+	}
 }
 
 type lockedBuffer struct {

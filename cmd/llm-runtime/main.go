@@ -404,7 +404,7 @@ func (r *runCmd) Run(e env, c *cli) error {
 	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
-			return fail(exitInterrupted, "interrupted after %d commands", sum.Commands)
+			return fail(exitInterrupted, "interrupted after %s", plural(sum.Commands, "command"))
 		}
 		return fail(exitUsage, "%v", err)
 	}

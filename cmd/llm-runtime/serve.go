@@ -269,7 +269,7 @@ func (r *runCmd) served(e env, c *cli, root, file string, cfg *config.Config, in
 	case "":
 		return true, nil
 	case "interrupted":
-		return true, fail(exitInterrupted, "interrupted after %d commands", end.Commands)
+		return true, fail(exitInterrupted, "interrupted after %s", plural(end.Commands, "command"))
 	case "config":
 		return true, fail(exitConfig, "%s", end.Message)
 	case "sandbox":

@@ -740,6 +740,10 @@ func testSearch(t *testing.T, newSandbox Factory) {
 		if len(a.Before) != 0 || strings.Join(a.After, "|") != "two|three" || strings.Join(b.Before, "|") != "two|three" || len(b.After) != 0 || a.Text != "hit one" || b.Text != "hit four" {
 			t.Fatalf("%s: context %+v", q, r.Matches)
 		}
+		// The result gives the argument as written, and its parts.
+		if r.Query != q || r.Text != strings.TrimSuffix(q, " in ctx/ -C 2") || r.Scope != "ctx/" || r.Context != 2 {
+			t.Fatalf("%s: query %q, text %q, scope %q, context %d", q, r.Query, r.Text, r.Scope, r.Context)
+		}
 	}
 	// A scope restricts the search, and a quoted query keeps its spaces.
 	for q, want := range map[string]string{
@@ -780,7 +784,7 @@ func testSearch(t *testing.T, newSandbox Factory) {
 	if err != nil || res.Total != 0 || len(res.Matches) != 0 {
 		t.Fatalf("empty search: %+v, %v", res, err)
 	}
-	for _, q := range []string{"", "re:", "re:(unclosed"} {
+	for _, q := range []string{"", "re:", "re:(unclosed", "TODO -C 21", "TODO in *.go -C 0", "TODO -C 1 in *.go"} {
 		if _, err := sb.Search(ctx, q); code(err) != sandbox.CodeInvalidQuery {
 			t.Errorf("Search(%q): %v, want INVALID_QUERY", q, err)
 		}
