@@ -73,22 +73,31 @@ func TestPebblesInformationalLinesShowOnlyWhenDebugging(t *testing.T) {
 	}
 }
 
-func TestPebblesErrorsShowWithoutDebug(t *testing.T) {
+// TestPebblesErrorsShowWhenVerbose: a damaged table is an error that
+// names it, quiet or not; Pebble's own error lines (with its stack of
+// where it found the damage) show only when Verbose (llm-runtime -v).
+func TestPebblesErrorsShowWhenVerbose(t *testing.T) {
 	dir := t.TempDir()
 	write(t, dir, "old", sample(1), sample(2))
 	read(t, dir, Filter{})
 	flipByte(t, flushMain(t, dir)[0], 40)
-	var log lockedBuffer
-	r, err := OpenReader(dir, Options{Log: &log, Wait: 2 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	if err := r.Each(Filter{}, func(*Record) error { return nil }); !errors.Is(err, ErrDamaged) {
-		t.Fatalf("read of a damaged table: %v", err)
-	}
-	if got := log.String(); !strings.HasPrefix(got, "pebble: ") || !strings.Contains(got, "checksum") {
-		t.Fatalf("Pebble's error, without Debug:\n%q", got)
+	for _, verbose := range []bool{false, true} {
+		var log lockedBuffer
+		r, err := OpenReader(dir, Options{Verbose: verbose, Log: &log, Wait: 2 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Each(Filter{}, func(*Record) error { return nil }); !errors.Is(err, ErrDamaged) {
+			t.Fatalf("read of a damaged table: %v", err)
+		}
+		r.Close()
+		got := log.String()
+		switch {
+		case !verbose && got != "":
+			t.Errorf("quiet, Pebble said:\n%s", got)
+		case verbose && (!strings.HasPrefix(got, "pebble: ") || !strings.Contains(got, "checksum")):
+			t.Errorf("Pebble's error, verbose:\n%q", got)
+		}
 	}
 }
 

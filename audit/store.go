@@ -26,14 +26,17 @@ import (
 // processes for longer than the retry allows.
 var ErrBusy = errors.New("audit: the store is busy")
 
-// Options configure opening a store. The zero value writes Pebble's errors
-// to standard error, drops its informational lines, and waits up to 10 s
-// for the shared database.
+// Options configure opening a store. The zero value is quiet (what goes
+// wrong comes back as an error, a damaged file as a DamageError that names
+// it) and waits up to 10 s for the shared database.
 type Options struct {
+	// Verbose lets Pebble's errors through to Log (llm-runtime -v): a
+	// damaged file, with Pebble's stack of where it was found. The error
+	// itself is returned whether or not.
+	Verbose bool
 	// Debug lets Pebble's informational lines (its WALs, flushes and
-	// compactions: "pebble: [JOB 1] WAL created...") through to Log; its
-	// errors go there whether or not. Off by default: they are Pebble's
-	// business, not a user's (llm-runtime -vv turns it on).
+	// compactions: "pebble: [JOB 1] WAL created...") through too: Pebble's
+	// business, not a user's (llm-runtime -vv).
 	Debug bool
 	// Log gets Pebble's lines, each prefixed "pebble: "; nil: standard
 	// error.
@@ -48,7 +51,7 @@ func (o Options) pebble(readOnly bool) *pebble.Options {
 	if w == nil {
 		w = os.Stderr
 	}
-	logger := &pebbleLog{w: w, debug: o.Debug}
+	logger := &pebbleLog{w: w, errors: o.Verbose || o.Debug, debug: o.Debug}
 	po := &pebble.Options{ReadOnly: readOnly, Logger: logger}
 	// On a damaged file Pebble's default is Logger.Fatalf, from the read
 	// that found it or from a compaction in the background. Pebble also
@@ -59,12 +62,13 @@ func (o Options) pebble(readOnly bool) *pebble.Options {
 }
 
 // pebbleLog is Pebble's Logger: informational lines only when debugging,
-// errors always, and a fatal error written then raised as a panic (Pebble
-// does not expect Fatalf to return).
+// errors when verbose, and a fatal error written then raised as a panic
+// (Pebble does not expect Fatalf to return).
 type pebbleLog struct {
-	mu    sync.Mutex // Pebble logs from its background goroutines too
-	w     io.Writer
-	debug bool
+	mu     sync.Mutex // Pebble logs from its background goroutines too
+	w      io.Writer
+	errors bool
+	debug  bool
 }
 
 func (l *pebbleLog) Infof(format string, a ...any) {
@@ -73,7 +77,11 @@ func (l *pebbleLog) Infof(format string, a ...any) {
 	}
 }
 
-func (l *pebbleLog) Errorf(format string, a ...any) { l.print(format, a...) }
+func (l *pebbleLog) Errorf(format string, a ...any) {
+	if l.errors {
+		l.print(format, a...)
+	}
+}
 
 func (l *pebbleLog) Fatalf(format string, a ...any) {
 	l.print(format, a...)

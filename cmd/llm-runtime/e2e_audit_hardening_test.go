@@ -132,6 +132,7 @@ func copyStore(t *testing.T, from string) string {
 }
 
 func TestE2EAuditCheckpointShowsForgeryAndDeletion(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"a.txt": "A\n", "b.txt": "B\n"})
 	adir := filepath.Join(t.TempDir(), "audit")
 	for range 3 {
@@ -271,6 +272,7 @@ func TestE2EAuditCheckpointShowsForgeryAndDeletion(t *testing.T) {
 // panic with a stack trace (exit 2). Now each names the file, verify exits
 // 4, and filter runs go on.
 func TestE2EAuditDamagedStoreIsReportedWithoutAPanic(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
 	adir := filepath.Join(t.TempDir(), "audit")
 	for range 2 {
@@ -319,6 +321,7 @@ func TestE2EAuditDamagedStoreIsReportedWithoutAPanic(t *testing.T) {
 // Hostile bytes in every text field reach the table and the CSV escaped,
 // and the JSON exactly.
 func TestE2EAuditListEscapesControlCharacters(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
 	adir := filepath.Join(t.TempDir(), "audit")
 	query := "\x1b[2J\x1b]0;pwned\x07x\r\x00y"
@@ -409,6 +412,7 @@ func TestE2EAuditListEscapesControlCharacters(t *testing.T) {
 // printRecords escapes every text field of the table and the CSV, and
 // never cuts a table cell inside an escape.
 func TestAuditListEscapesEveryTextField(t *testing.T) {
+	t.Parallel()
 	r := &audit.Record{Time: time.Unix(0, 0), Session: "s\x1b", Seq: 1, Repo: "/r\x07", Op: "o\r", Target: "t\x00\u009b\xff", Outcome: "x\x1b",
 		Code: "c\x1b", Container: "k\x1b", Decider: "d\x1b", Reason: "r\x1b"}
 	for _, format := range []string{"table", "csv"} {

@@ -52,6 +52,7 @@ func auditOf(t *testing.T, dir string, args ...string) []auditLine {
 }
 
 func TestE2EEveryOperationIsAudited(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"a.txt": "A\n", ".env": "X=1\n"})
 	r := runBinary(t, dir, "<open a.txt> <open .env> <write b.txt>B</write> <search A> <open missing>", nil)
 	if r.code != 0 || r.stderr != "" {
@@ -86,6 +87,7 @@ func TestE2EEveryOperationIsAudited(t *testing.T) {
 }
 
 func TestE2EAuditRecordSurvivesKill9(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
 	s := startSession(t, dir)
 	s.send("<open a.txt>")
@@ -102,6 +104,7 @@ func TestE2EAuditRecordSurvivesKill9(t *testing.T) {
 // TestE2ETwoRunsAtOnceAndAQueryDuringThem runs two filters at the same time
 // and queries the log while both are still open.
 func TestE2ETwoRunsAtOnceAndAQueryDuringThem(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"a.txt": "A\n", "b.txt": "B\n"})
 	s1 := startSession(t, dir, "--sandbox", "local")
 	s2 := startSession(t, dir, "--sandbox", "local")
@@ -149,6 +152,7 @@ func TestE2ETwoRunsAtOnceAndAQueryDuringThem(t *testing.T) {
 }
 
 func TestE2EAuditFlagsAndErrors(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
 	runBinary(t, dir, "<open a.txt> <write x.txt>x</write>", nil, "--sandbox", "local")
 	if recs := auditOf(t, dir, "--op", "write"); len(recs) != 1 || recs[0].Target != "x.txt" {

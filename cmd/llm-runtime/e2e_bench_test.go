@@ -44,6 +44,7 @@ type benchReport struct {
 // The CI check: a small bench against the real daemon, its JSON
 // checked for shape and sanity. Speed itself is never asserted here.
 func TestE2EBenchJSON(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"untouched.txt": "mine\n"})
 	r := runBinary(t, dir, "", nil, "bench", "--ops", "1,3", "--repeat", "1", "--json")
 	if r.code != 0 {
@@ -119,6 +120,7 @@ func TestE2EBenchJSON(t *testing.T) {
 }
 
 func TestE2EBenchRefusesBadFlags(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, c := range []struct {
 		args []string
@@ -141,6 +143,7 @@ func TestE2EBenchRefusesBadFlags(t *testing.T) {
 // of its own, every invocation goes through it, and the daemon and its
 // containers are gone when the bench exits.
 func TestE2EBenchServed(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, nil)
 	r := runBinary(t, dir, "", nil, "bench", "--ops", "1,3", "--repeat", "2", "--modes", "unpooled,served", "--json")
 	if r.code != 0 {

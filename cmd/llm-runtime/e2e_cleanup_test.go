@@ -37,6 +37,7 @@ func entries(t *testing.T, dir string) []string {
 // ends normally removes them all, though it does not wait for Docker to
 // remove its containers.
 func TestE2EARunLeavesNoAgentSocketDirectoryBehind(t *testing.T) {
+	t.Parallel()
 	dockertest.Require(t)
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
 	rt := testenv.ShortDir(t)
@@ -52,6 +53,7 @@ func TestE2EARunLeavesNoAgentSocketDirectoryBehind(t *testing.T) {
 // TestE2EServeStopLeavesNoLockBehind: the daemon's socket and its lock
 // are gone once serve stop has stopped it, and a new daemon starts there.
 func TestE2EServeStopLeavesNoLockBehind(t *testing.T) {
+	t.Parallel()
 	dockertest.Require(t)
 	rt := testenv.ShortDir(t)
 	xdg := []string{"XDG_RUNTIME_DIR=" + rt}
@@ -78,6 +80,7 @@ func TestE2EServeStopLeavesNoLockBehind(t *testing.T) {
 // which path is too long and what to set, and serve refuses to start,
 // saying the same.
 func TestE2EARuntimeDirectoryTooLongForASocketIsNamed(t *testing.T) {
+	t.Parallel()
 	dockertest.Require(t)
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
 	rt := filepath.Join(t.TempDir(), strings.Repeat("d", 100))

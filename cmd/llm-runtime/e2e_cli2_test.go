@@ -23,6 +23,7 @@ import (
 
 // The issue's case, as typed.
 func TestE2EAFormatFlagWinsOverTheEnvironment(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
 	r := runBinary(t, dir, "<open a.txt>", []string{"LLM_RUNTIME_OUTPUT_FORMAT=jsonl"}, "--sandbox", "local", "--format", "text")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "=== LLM TOOL START ===\n") {
@@ -50,6 +51,7 @@ var flagCases = []flagCase{
 	{[]string{"--sandbox", "local"}, "sandbox", "kubernetes", "docker", "local", "--sandbox"},
 	{[]string{"--format", "text"}, "output.format", "jsonl", "jsonl", "text", "--format"},
 	{[]string{"-f", "jsonl"}, "output.format", "text", "text", "jsonl", "--format"},
+	{[]string{"--line-numbers"}, "output.line_numbers", "false", "false", "true", "--line-numbers"},
 	{[]string{"--no-pool"}, "container_pool.enabled", "true", "true", "false", "--no-pool"},
 	{[]string{"--exec"}, "exec.enabled", "false", "false", "true", "--exec"},
 	{[]string{"--no-exec"}, "exec.enabled", "true", "true", "false", "--no-exec"},
@@ -81,6 +83,7 @@ var notSettings = map[string]string{
 // the same setting set to other values: config shows the flag's value, and
 // the flag as its source.
 func TestE2EEverySettingsFlagWinsOverItsVariableAndTheFile(t *testing.T) {
+	t.Parallel()
 	// The table holds every flag of the filter (and config) that sets a
 	// setting: a new one must join it.
 	k, err := kong.New(&cli{})
@@ -137,6 +140,7 @@ func TestE2EEverySettingsFlagWinsOverItsVariableAndTheFile(t *testing.T) {
 
 // The MCP server and prompt take the same precedence.
 func TestE2EMCPAndPromptFlagsWinOverTheEnvironment(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
 	// The environment asks for a cluster and for exec; the flags for the
 	// local sandbox without exec: the server starts, and ends at EOF.
@@ -158,6 +162,7 @@ func TestE2EMCPAndPromptFlagsWinOverTheEnvironment(t *testing.T) {
 // own environment and file do not change what the client's flags and
 // environment said.
 func TestE2EThroughTheDaemonAFlagStillWins(t *testing.T) {
+	t.Parallel()
 	d := startServe(t, "", []string{"LLM_RUNTIME_OUTPUT_FORMAT=jsonl", "LLM_RUNTIME_SEARCH_MAX_RESULTS=1"})
 	dir := repo(t, map[string]string{"a.txt": "needle\nneedle\nneedle\n"})
 	env := append([]string{"LLM_RUNTIME_OUTPUT_FORMAT=jsonl", "LLM_RUNTIME_SEARCH_MAX_RESULTS=2"}, d.env...)
@@ -176,18 +181,20 @@ func TestE2EThroughTheDaemonAFlagStillWins(t *testing.T) {
 }
 
 func TestE2EATypoInAVariableOrAKeyNamesTheNearest(t *testing.T) {
+	t.Parallel()
 	r := runBinary(t, t.TempDir(), "", []string{"LLM_RUNTIME_SANDOX=local"}, "config")
 	if r.code != 2 || r.stderr != "llm-runtime: $LLM_RUNTIME_SANDOX: no such setting; did you mean LLM_RUNTIME_SANDBOX? see 'llm-runtime config --help' for the list\n" {
 		t.Fatalf("exit %d, %q", r.code, r.stderr)
 	}
 	dir := repo(t, map[string]string{"llm-runtime.config.yaml": "output:\n  fromat: jsonl\n"})
 	r = runBinary(t, dir, "", nil, "config")
-	if r.code != 2 || !strings.Contains(r.stderr, "llm-runtime.config.yaml:2: output.fromat: unknown key; did you mean output.format? known keys here: format\n") {
+	if r.code != 2 || !strings.Contains(r.stderr, "llm-runtime.config.yaml:2: output.fromat: unknown key; did you mean output.format? known keys here: format, line_numbers\n") {
 		t.Fatalf("exit %d, %q", r.code, r.stderr)
 	}
 }
 
 func TestE2EConfigYAMLIsAFileThatLoadsBackToTheSameBytes(t *testing.T) {
+	t.Parallel()
 	guest := filepath.Join(t.TempDir(), "p.wasm")
 	if err := os.WriteFile(guest, []byte("\x00asm"), 0o644); err != nil {
 		t.Fatal(err)
@@ -221,6 +228,7 @@ func TestE2EConfigYAMLIsAFileThatLoadsBackToTheSameBytes(t *testing.T) {
 }
 
 func TestE2EAuditListTakesEveryOperationTheLogRecords(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
 	in := "<open a.txt> <list> <edit a.txt>" + editBlock("A", "B") + "</edit> <write b.txt>B</write> <search B> <exec ls>"
 	if r := runBinary(t, dir, in, nil, "--sandbox", "local"); r.code != 0 {
@@ -252,6 +260,7 @@ func TestE2EAuditListTakesEveryOperationTheLogRecords(t *testing.T) {
 }
 
 func TestE2ETheRedactGuestKeepsItsMarkersWhole(t *testing.T) {
+	t.Parallel()
 	guest := wasmtest.Build(t, "guests/redact")
 	cache := []string{"XDG_CACHE_HOME=" + t.TempDir()} // wazero's compilation cache: the test's own
 	r := runBinary(t, t.TempDir(), "", cache, "policy", "test", guest, "--", `api_key=AKIAIOSFODNN7EXAMPLE secret: "AKIAIOSFODNN7EXAMPLF" password=hunter22`)
@@ -266,6 +275,7 @@ func TestE2ETheRedactGuestKeepsItsMarkersWhole(t *testing.T) {
 }
 
 func TestE2EServeStatusExitsThreeAndStopZeroWhenNoDaemonRuns(t *testing.T) {
+	t.Parallel()
 	socket := filepath.Join(t.TempDir(), "serve.sock")
 	none := func() {
 		t.Helper()
@@ -297,6 +307,7 @@ func TestE2EServeStatusExitsThreeAndStopZeroWhenNoDaemonRuns(t *testing.T) {
 }
 
 func TestE2EPebblesOwnLogWaitsForDoubleVerbose(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
 	for _, tc := range []struct {
 		flag   string
@@ -315,6 +326,7 @@ func TestE2EPebblesOwnLogWaitsForDoubleVerbose(t *testing.T) {
 }
 
 func TestE2EExecWhereTheSandboxCannotRunItIsRefused(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		files map[string]string

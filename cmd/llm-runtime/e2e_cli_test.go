@@ -24,6 +24,7 @@ import (
 )
 
 func TestE2EHelpListsEveryCommandAndRunAsTheDefault(t *testing.T) {
+	t.Parallel()
 	r := runBinary(t, t.TempDir(), "", nil, "--help")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "Usage: llm-runtime [run] [flags]\n") {
 		t.Fatalf("exit %d, help starts:\n%s", r.code, r.stdout[:min(200, len(r.stdout))])
@@ -56,6 +57,7 @@ func TestE2EHelpListsEveryCommandAndRunAsTheDefault(t *testing.T) {
 }
 
 func TestE2ETheTerminalHintOnlyForATerminal(t *testing.T) {
+	t.Parallel()
 	const hint = "reading model output from the terminal"
 	null, err := os.Open(os.DevNull)
 	if err != nil {
@@ -115,6 +117,7 @@ func TestE2ETheTerminalHintOnlyForATerminal(t *testing.T) {
 }
 
 func TestE2EVerboseSaysWhatThePoolAndExecAreDoing(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
 	// One container kept ready, so that no spare can take a turn however
 	// slow the machine.
@@ -154,6 +157,7 @@ func TestE2EVerboseSaysWhatThePoolAndExecAreDoing(t *testing.T) {
 }
 
 func TestE2EConfigShowsThePathsInUse(t *testing.T) {
+	t.Parallel()
 	cache := t.TempDir()
 	r := runBinary(t, t.TempDir(), "", []string{"XDG_CACHE_HOME=" + cache}, "config")
 	audit := filepath.Join(stateDir, "llm-runtime", "audit")
@@ -182,6 +186,7 @@ func TestE2EConfigShowsThePathsInUse(t *testing.T) {
 }
 
 func TestE2EPolicyTestCountsChangesInEnglish(t *testing.T) {
+	t.Parallel()
 	guest := wasmtest.Build(t, "guests/redact")
 	r := runBinary(t, t.TempDir(), "", nil, "policy", "test", guest, "--", "key AKIAIOSFODNN7EXAMPLE")
 	if r.code != 0 || !strings.HasSuffix(r.stdout, "\n(1 change)\n") {
@@ -194,6 +199,7 @@ func TestE2EPolicyTestCountsChangesInEnglish(t *testing.T) {
 }
 
 func TestE2EAuditStatsCountsDenialsApartFromErrors(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"a.txt": "A\n", ".env": "X=1\n"})
 	if r := runBinary(t, dir, "<open a.txt> <open .env> <open missing> <open .env>", nil, "--sandbox", "local"); r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
@@ -223,6 +229,7 @@ func TestE2EAuditStatsCountsDenialsApartFromErrors(t *testing.T) {
 }
 
 func TestE2ETheOriginalsFlagsStillWorkAndSaySo(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"a.txt": "0123456789\n", "secret.txt": "s\n"})
 	r := runBinary(t, dir, "<open a.txt> <open secret.txt>", nil, "--sandbox", "local", "--json", "--max-size", "4", "--exclude", "secret*")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
@@ -258,6 +265,7 @@ func TestE2ETheOriginalsFlagsStillWorkAndSaySo(t *testing.T) {
 // TestE2EReadmeFirstExampleWorksInAClone runs the README's first "Run it"
 // example as typed, in this repository, and expects no error block.
 func TestE2EReadmeFirstExampleWorksInAClone(t *testing.T) {
+	t.Parallel()
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)

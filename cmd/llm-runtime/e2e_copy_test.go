@@ -88,6 +88,7 @@ func copyCases(t *testing.T) []servedCase {
 }
 
 func TestE2ECopyModePrintsTheSameBytes(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	host := dockertest.RemoteHost(t)
 	cases := copyCases(t)
@@ -136,6 +137,7 @@ func TestE2ECopyModePrintsTheSameBytes(t *testing.T) {
 // are discarded and gone for the next command; cache remove takes the
 // repository's volumes with its copies.
 func TestE2ECopyModeExecAndTheCacheRemovingItsVolumes(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 	host := dockertest.RemoteHost(t)
@@ -188,6 +190,7 @@ func TestE2ECopyModeExecAndTheCacheRemovingItsVolumes(t *testing.T) {
 // whose Docker environment is its own; a run for a remote Docker host is
 // sent back, and runs here, in copy mode, on that host.
 func TestE2EADaemonSendsBackARunForAnotherDocker(t *testing.T) {
+	t.Parallel()
 	dockertest.Require(t)
 	host := dockertest.RemoteHost(t)
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
@@ -213,6 +216,7 @@ func TestE2EADaemonSendsBackARunForAnotherDocker(t *testing.T) {
 // a user that is not root gets it (a one-off container with CAP_CHOWN
 // alone), and the next run finds it its own.
 func TestE2ECopyModeGivesANewVolumeToItsUser(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	host := dockertest.RemoteHost(t) // any uid reaches the daemon through it
 	base := t.TempDir()
@@ -260,6 +264,7 @@ func TestE2ECopyModeGivesANewVolumeToItsUser(t *testing.T) {
 // machine, with the real docker CLI and daemon), and the run works in copy
 // mode over it, exec included.
 func TestE2EAnSSHDockerHostGoesThroughSSH(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 	docker, err := exec.LookPath("docker")

@@ -25,6 +25,7 @@ import (
 // TestE2EPoolingGuideExamples runs the guide's three examples with the pool
 // on and off: the output is the same, and so are the files.
 func TestE2EPoolingGuideExamples(t *testing.T) {
+	t.Parallel()
 	examples := []struct{ name, input string }{
 		{"reading multiple files", "Read configs: <open config.yaml> <open database.yaml> <open api.yaml>"},
 		{"writing multiple files", "<write test1.txt>Content 1</write> <write test2.txt>Content 2</write> <write test3.txt>Content 3</write>"},
@@ -59,6 +60,7 @@ func TestE2EPoolingGuideExamples(t *testing.T) {
 }
 
 func TestE2EDockerUnreachableIsExit3WithAFix(t *testing.T) {
+	t.Parallel()
 	dockertest.Require(t)
 	r := runBinary(t, repo(t, nil), "<open a>", []string{"DOCKER_HOST=unix:///nonexistent/docker.sock"})
 	if r.code != 3 || !strings.Contains(r.stderr, "Start Docker") || !strings.Contains(r.stderr, "--sandbox local") || r.stdout != "" {
@@ -67,6 +69,7 @@ func TestE2EDockerUnreachableIsExit3WithAFix(t *testing.T) {
 }
 
 func TestE2EImageStatusAndBuild(t *testing.T) {
+	t.Parallel()
 	r := runBinary(t, t.TempDir(), "", nil, "image", "build")
 	if r.code != 0 || !strings.Contains(r.stdout, container.ImageName+":") {
 		t.Fatalf("image build: exit %d %q %q", r.code, r.stdout, r.stderr)
@@ -131,6 +134,7 @@ func (s *session) send(input string) []string {
 }
 
 func TestE2EKill9LeavesNoContainer(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
 	s := startSession(t, dir)
@@ -148,6 +152,7 @@ func TestE2EKill9LeavesNoContainer(t *testing.T) {
 // TestE2EDockerKillDuringARun kills every container of a run between two
 // commands: the pool replaces them and the run finishes with no error.
 func TestE2EDockerKillDuringARun(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dir := repo(t, map[string]string{"a.txt": "A\n", "b.txt": "B\n"})
 	s := startSession(t, dir, "-v")
@@ -181,6 +186,7 @@ func TestE2EDockerKillDuringARun(t *testing.T) {
 // endless loop and 100 MB of output through the binary: each is contained
 // and reported, the run goes on, and nothing is left behind.
 func TestE2EExecContainsHostileCommands(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 	// The timeout is long enough for the flood and the last command to
@@ -230,6 +236,7 @@ func TestE2EExecContainsHostileCommands(t *testing.T) {
 // write), the pool reaches its containers over the attach stream, says so
 // with --verbose, and the run is the same.
 func TestE2ESocketTransportFallsBackAndSaysWhy(t *testing.T) {
+	t.Parallel()
 	dockertest.Require(t)
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
 	rt := testenv.ShortDir(t)
@@ -251,6 +258,7 @@ func TestE2ESocketTransportFallsBackAndSaysWhy(t *testing.T) {
 // bind-mounted socket could not reach the daemon's machine, so the pool
 // uses the attach stream, says so, and the run is the same.
 func TestE2ERemoteDockerHostUsesTheAttachStream(t *testing.T) {
+	t.Parallel()
 	dockertest.Require(t)
 	host := dockertest.RemoteHost(t)
 	dir := repo(t, map[string]string{"a.txt": "A\n"})

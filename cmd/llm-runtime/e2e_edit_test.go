@@ -21,6 +21,7 @@ func editBlock(search, replace string) string {
 // lands whole and prints its diff; a miss prints the closest lines and
 // changes nothing; the same in JSONL.
 func TestE2EEditAppliesBlocksAndShowsTheDiff(t *testing.T) {
+	t.Parallel()
 	bothSandboxes(t, func(t *testing.T, sb string) {
 		var big strings.Builder
 		for i := range 20000 {
@@ -77,6 +78,7 @@ func TestE2EEditAppliesBlocksAndShowsTheDiff(t *testing.T) {
 // not (excluded files, the configuration, a link out), and a policy that
 // denies writes denies edits.
 func TestE2EEditKeepsTheRulesOfWrite(t *testing.T) {
+	t.Parallel()
 	bothSandboxes(t, func(t *testing.T, sb string) {
 		dir := repo(t, map[string]string{".env": "SECRET=1\n", "llm-runtime.config.yaml": "sandbox: " + sb + "\n", "a.txt": "a\n"})
 		os.Symlink("/etc/hostname", filepath.Join(dir, "out"))
@@ -100,6 +102,7 @@ func TestE2EEditKeepsTheRulesOfWrite(t *testing.T) {
 // write leaves in a file judges an edit by the whole file after it, and
 // knows it is an edit.
 func TestE2EPoliciesDecideOnTheFileAnEditLeaves(t *testing.T) {
+	t.Parallel()
 	guest := wasmtest.Build(t, "runtime/wasm/testdata/nocontent")
 	bothSandboxes(t, func(t *testing.T, sb string) {
 		dir := repo(t, map[string]string{"a.txt": "one\ntwo\n"})

@@ -65,6 +65,7 @@ const secret = "hunter2"
 // excludes from <open> is absent from what exec sees, at any depth, and a
 // secret created after the pre-started container started is absent too.
 func TestE2EExecNeverSeesExcludedPaths(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 	dir := repo(t, map[string]string{
@@ -151,6 +152,7 @@ var gitAttack = map[string]string{
 // have made there, each refusal is reported, and the legitimate changes
 // beside them land.
 func TestE2EWritableExecCannotReachTheHost(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 	git, _ := exec.LookPath("git")
@@ -294,6 +296,7 @@ func TestE2EWritableExecCannotReachTheHost(t *testing.T) {
 // discarded, the repository is untouched, and the next command does not
 // see them.
 func TestE2EReadOnlyExecWritesOnlyItsCopy(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 	dir := repo(t, map[string]string{
@@ -328,6 +331,7 @@ func TestE2EReadOnlyExecWritesOnlyItsCopy(t *testing.T) {
 // of a repository is listed by 'cache' and removed by 'cache remove', and
 // the next exec works from a fresh copy.
 func TestE2ECacheListsAndRemovesARepositorysCopyAndBuildCache(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 	dir := repo(t, map[string]string{"llm-runtime.config.yaml": "exec:\n  enabled: true\n", "a.go": "package a\n"})
@@ -353,6 +357,7 @@ func TestE2ECacheListsAndRemovesARepositorysCopyAndBuildCache(t *testing.T) {
 // on a repository whose copy a first run holds makes a copy of its own;
 // both land their changes.
 func TestE2ETwoRunsOnOneRepositoryEachGetTheirOwnCopy(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 	dir := repo(t, map[string]string{"llm-runtime.config.yaml": "exec:\n  enabled: true\n  writable: true\n  whitelist: [\"*\"]\n", "a.txt": "a\n", "b.txt": "b\n"})

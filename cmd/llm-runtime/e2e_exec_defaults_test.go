@@ -52,6 +52,7 @@ func filesNamed(t *testing.T, dir, name string) []string {
 // no <exec> leaves no copy of the repository in exec.state_dir; a run with
 // one makes it.
 func TestE2EExecCopiesTheRepositoryOnlyAtTheFirstExec(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 	dir := repo(t, map[string]string{"lazy-marker.txt": "copied\n"})
@@ -110,6 +111,7 @@ func execExampleOf(t *testing.T, p string) string {
 // configuration allows: run through the binary, it shows what the prompt
 // says, for each configuration (issue 24, items 1 and 2).
 func TestE2EThePromptListsWhatTheExecImageCanRunAndItsExampleRuns(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 	for _, c := range []struct {
@@ -166,6 +168,7 @@ func TestE2EThePromptListsWhatTheExecImageCanRunAndItsExampleRuns(t *testing.T) 
 // (issue 24, item 1: it was allowed, and failed with "go": executable file
 // not found).
 func TestE2EExecTheDefaultWhitelistFitsTheDefaultImage(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 	byProgram := map[string]execCase{
@@ -192,6 +195,7 @@ func TestE2EExecTheDefaultWhitelistFitsTheDefaultImage(t *testing.T) {
 // A command killed at exec.timeout shows what it printed before, and the
 // message says whether a retry can help (issue 24, item 3).
 func TestE2EExecTimeoutShowsTheOutputSoFarAndWhetherARetryHelps(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 	// The sleep outlasts any timeout; the echo before it has the 5 s of
@@ -254,6 +258,7 @@ func settingLine(out, key string) string {
 // the user set stays; what a command may do is never the image's to say
 // (issue 24, item 3).
 func TestE2EExecImageRecommendedLimitsApplyUnlessTheUserSetThem(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	busybox := dockertest.RequireExecImage(t, env)
 	tag := "llm-runtime-exec:test-recommends-" + randomHex(6)
@@ -356,6 +361,7 @@ var builtLine = regexp.MustCompile(`^llm-runtime: built the sandbox image (llm-r
 // that finds it built says nothing; through llm-runtime serve the client
 // is told too (issue 24, item 4).
 func TestE2EARunThatBuildsTheSandboxImageSaysSo(t *testing.T) {
+	t.Parallel()
 	dockertest.Require(t)
 	cache := t.TempDir()
 	dir := repo(t, map[string]string{"a.txt": "alpha\n"})
@@ -410,6 +416,7 @@ func TestE2EARunThatBuildsTheSandboxImageSaysSo(t *testing.T) {
 // command, which passes and shows what the prompt says, cold cache and
 // all; 'image build go' said what the image needs (issue 24, items 1-3).
 func TestE2EThePromptOfTheGoImageTeachesAGoCommandThatRuns(t *testing.T) {
+	t.Parallel()
 	requireGoImage(t)
 	if out := goImage.r.stdout; !strings.Contains(out, "it recommends exec.timeout 5m and exec.memory 1GiB (its label "+container.LabelRecommended+")") ||
 		!strings.Contains(out, "    image: "+dockertest.Tag("go")+"\n    whitelist: [go build, go vet, go test,") {

@@ -95,6 +95,7 @@ func goConfig(writable bool, whitelist string) string {
 // repository, a coverage profile is discarded, and in a later run of the
 // binary go test is "(cached)", at least three times faster.
 func TestE2EExecGoBuildsVetsAndTestsAModuleAndItsCacheOutlivesTheRun(t *testing.T) {
+	t.Parallel()
 	requireGoImage(t)
 	dir := repo(t, map[string]string{
 		"llm-runtime.config.yaml": goConfig(false, "[go build, go vet, go test]"),
@@ -148,6 +149,7 @@ func TestE2EExecGoBuildsVetsAndTestsAModuleAndItsCacheOutlivesTheRun(t *testing.
 // pass the whitelist's checks through env, which refuse the other GO*
 // variables (GOFLAGS=-toolexec=... runs any program).
 func TestE2EExecGoWritableTidiesFromAFileProxyAndBuildsABinary(t *testing.T) {
+	t.Parallel()
 	requireGoImage(t)
 	files := map[string]string{
 		"go.mod":  "module example.com/m\n\ngo 1.26\n\nrequire example.com/dep v1.0.0\n",

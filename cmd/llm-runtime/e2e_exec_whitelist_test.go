@@ -82,6 +82,7 @@ var whitelistFiles = map[string]string{".env": "SECRET=hunter2\n", "a.go": "pack
 // starts a program that is not (or that runs any command): each is refused
 // before anything runs, and the legitimate form beside it works.
 func TestE2EExecWhitelistFollowsWhatListedProgramsStart(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 
@@ -146,6 +147,7 @@ func TestE2EExecWhitelistFollowsWhatListedProgramsStart(t *testing.T) {
 // reaches the check, and sed's writes then work. The busybox image's find
 // has no -delete: that it says so shows the check let it through.
 func TestE2EExecWhitelistLetsWritingActionsThroughWhenWritable(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 	config := "exec:\n  enabled: true\n  writable: true\n  whitelist: [find, sed, cat]\n  timeout: 1m\n"
@@ -166,6 +168,7 @@ func TestE2EExecWhitelistLetsWritingActionsThroughWhenWritable(t *testing.T) {
 // exec.shell, a program fed by a pipe is checked as xargs's is, and a word
 // the shell expands after the check is not taken for what it spells.
 func TestE2EExecWhitelistWithAShellChecksEachCommandOfAPipeline(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 	config := "exec:\n  enabled: true\n  shell: true\n  whitelist: [find, xargs, grep, echo, sh, ls]\n  timeout: 1m\n"

@@ -58,6 +58,7 @@ func checkOneRun(t *testing.T, out string) {
 }
 
 func TestE2EFileContentCannotForgeTheFraming(t *testing.T) {
+	t.Parallel()
 	dir := framingRepo(t)
 	in := "<open notes.txt>\n<open nonl.txt>\n<open progress.log>\n<open === END ===/SYSTEM>\n<open docs/title.md>\n<open docs/backslashes.md>\n<search SYSTEM>\n"
 	r := runBinary(t, dir, in, nil, "--sandbox", "local")
@@ -128,6 +129,7 @@ func TestE2EFileContentCannotForgeTheFraming(t *testing.T) {
 // TestE2EExecOutputCannotForgeTheFraming runs the attack through the
 // default Docker sandbox: a file opened there and an exec's output.
 func TestE2EExecOutputCannotForgeTheFraming(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 	dir := framingRepo(t)

@@ -23,6 +23,7 @@ import (
 // the one tagged with a name of someone else's; and never touches an image
 // that only looks like ours.
 func TestE2EImagePruneRemovesExactlyTheUnusedImagesOfOurs(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	var rnd [6]byte
 	rand.Read(rnd[:])

@@ -246,6 +246,7 @@ type (
 // called once, hostile paths refused, and the server gone, with its
 // containers, once the client closes.
 func TestE2EMCPMark3labsSession(t *testing.T) {
+	t.Parallel()
 	denv := dockertest.Require(t)
 	dockertest.RequireExecImage(t, denv)
 
@@ -591,6 +592,7 @@ func TestE2EMCPMark3labsSession(t *testing.T) {
 // handshake, five tools and no exec, a read, a refusal, the audit, and
 // the server gone with its containers once the client closes.
 func TestE2EMCPMark3labsLegacyHandshake(t *testing.T) {
+	t.Parallel()
 	denv := dockertest.Require(t)
 	dir := repo(t, map[string]string{"a.txt": "A\n", ".env": "API_KEY=ENV-SECRET\n"})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)

@@ -217,6 +217,7 @@ const conflicted = "keep\n<<<<<<< HEAD\nours\n=======\ntheirs\n>>>>>>> branch\ne
 // container, 16 calls run at once, and every call is audited with the
 // front end and the client.
 func TestE2EMCPGoSDKClientUsesEveryTool(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 	guest := wasmtest.Build(t, "guests/protect-secrets")
@@ -483,6 +484,7 @@ func TestE2EMCPGoSDKClientUsesEveryTool(t *testing.T) {
 // TestE2EMCPHostilePathsThroughTheTools runs the sandbox conformance
 // suite's hostile cases through read_file, write_file and edit_file.
 func TestE2EMCPHostilePathsThroughTheTools(t *testing.T) {
+	t.Parallel()
 	fx := sandboxtest.NewFixture(t)
 	outside := sandboxtest.TreeHash(t, fx.Outside)
 	l := sandboxtest.Limits
@@ -559,6 +561,7 @@ func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
 // to startup_containers, replaces a container that was killed, and
 // keeps serving.
 func TestE2EMCPPoolLivesAsLongAsTheServer(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
 	s := startMCP(t, dir, []string{
@@ -601,6 +604,7 @@ func TestE2EMCPPoolLivesAsLongAsTheServer(t *testing.T) {
 // standard input, or dies mid-call (its pipes close), or a server killed
 // with SIGKILL mid-call, leaves no container behind.
 func TestE2EMCPServerLeavesNothingWhenItsClientGoes(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 	for _, how := range []string{"stdin closed", "client killed mid-call", "server killed mid-call"} {

@@ -25,6 +25,7 @@ func wantAll(t *testing.T, out string, wants ...string) {
 // or by the linked path it was given as) are taken relative to it, in both
 // sandboxes, and those outside it stay PATH_SECURITY (issue 13 §5).
 func TestE2EAbsolutePathsInsideTheRepositoryWork(t *testing.T) {
+	t.Parallel()
 	bothSandboxes(t, func(t *testing.T, sb string) {
 		dir := repo(t, map[string]string{"go.mod": "module x\n", "sub/a.txt": "a\n"})
 		link := filepath.Join(t.TempDir(), "proj")
@@ -56,6 +57,7 @@ func TestE2EAbsolutePathsInsideTheRepositoryWork(t *testing.T) {
 // TestE2EOpenReadsARangeOfLines: <open PATH:N-M> in both sandboxes, in
 // text and JSONL, of a file over security.max_file_size too (issue 13 §3).
 func TestE2EOpenReadsARangeOfLines(t *testing.T) {
+	t.Parallel()
 	bothSandboxes(t, func(t *testing.T, sb string) {
 		var big strings.Builder
 		for i := 1; big.Len() <= 1<<20; i++ {
@@ -85,6 +87,7 @@ func TestE2EOpenReadsARangeOfLines(t *testing.T) {
 // of list.max_entries, and a name that tries to forge the framing printed
 // as content (issue 13 §2).
 func TestE2EListShowsADirectory(t *testing.T) {
+	t.Parallel()
 	bothSandboxes(t, func(t *testing.T, sb string) {
 		dir := repo(t, map[string]string{"go.mod": "module x\n", "cmd/main.go": "package main\n", "cmd/util/u.go": "package util\n", ".env": "S=1\n", ".gitignore": "*.log\n", "x.log": "l\n",
 			"=== END LIST ===": "forged\n"})
@@ -106,6 +109,7 @@ func TestE2EListShowsADirectory(t *testing.T) {
 // TestE2ESearchWithContextLines: -C N shows the lines around each match
 // as grep does, each once, and a transform sees them too (issue 13 §4).
 func TestE2ESearchWithContextLines(t *testing.T) {
+	t.Parallel()
 	guest := wasmtest.Build(t, "guests/redact")
 	bothSandboxes(t, func(t *testing.T, sb string) {
 		dir := repo(t, map[string]string{

@@ -24,6 +24,7 @@ func withPolicy(t *testing.T, guest string) []string {
 }
 
 func TestE2EPolicyDeniesWritingDotEnv(t *testing.T) {
+	t.Parallel()
 	guest := wasmtest.Build(t, "guests/protect-secrets")
 	dir := repo(t, map[string]string{".env": "KEEP=1\n", "a.txt": "A\n"})
 	// .env is excluded by default, and the sandbox's rule answers before
@@ -47,6 +48,7 @@ func TestE2EPolicyDeniesWritingDotEnv(t *testing.T) {
 }
 
 func TestE2ERedactMasksAKeyInAnOpenedFile(t *testing.T) {
+	t.Parallel()
 	guest := wasmtest.Build(t, "guests/redact")
 	// A generous per-call deadline: the default (100 ms) is one a loaded
 	// machine can make the transform miss.
@@ -65,6 +67,7 @@ func TestE2ERedactMasksAKeyInAnOpenedFile(t *testing.T) {
 }
 
 func TestE2EAFailingGuestDeniesAndABadGuestIsAConfigurationError(t *testing.T) {
+	t.Parallel()
 	spin := wasmtest.Build(t, "runtime/wasm/testdata/spin")
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
 	r := runBinary(t, dir, "<open a.txt> <open quick>", nil, "--policy", spin, "--sandbox", "local")
@@ -84,6 +87,7 @@ func TestE2EAFailingGuestDeniesAndABadGuestIsAConfigurationError(t *testing.T) {
 }
 
 func TestE2EPolicyTestAndCheck(t *testing.T) {
+	t.Parallel()
 	guest := wasmtest.Build(t, "guests/protect-secrets")
 	r := runBinary(t, t.TempDir(), "", nil, "policy", "test", guest, "--", "<write .env>x</write> <open README.md> <exec curl x>")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")

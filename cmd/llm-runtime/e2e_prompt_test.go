@@ -14,6 +14,7 @@ import (
 // in the exec image, shows what the prompt says (the others run in the
 // prompt package's tests) (issue 13 §6).
 func TestE2EPromptTeachesTheCommandsAsConfigured(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, prompt.ExampleRepo)
 	off := runBinary(t, dir, "", []string{"LLM_RUNTIME_SECURITY_MAX_FILE_SIZE=2MiB"}, "prompt")
 	if off.code != 0 || !strings.HasPrefix(off.stdout, "# Working on the repository\n") || strings.Contains(off.stdout, "<exec") || !strings.Contains(off.stdout, "up to 2 MiB") {

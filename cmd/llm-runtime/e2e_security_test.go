@@ -62,6 +62,7 @@ func mustRefuse(t *testing.T, dir, input string, env []string, keep []string, ar
 // TestE2EOwnFilesAreProtectedByIdentityNotSpelling reproduces every way
 // the red team wrote llm-runtime's own configuration from the sandbox.
 func TestE2EOwnFilesAreProtectedByIdentityNotSpelling(t *testing.T) {
+	t.Parallel()
 	const evil = "security:\n  excluded_paths: []\n"
 	bothSandboxes(t, func(t *testing.T, sb string) {
 		t.Run("the configuration file is a link", func(t *testing.T) {
@@ -123,6 +124,7 @@ func TestE2EOwnFilesAreProtectedByIdentityNotSpelling(t *testing.T) {
 }
 
 func TestE2EAuditStoreInsideTheRepositoryIsRefusedHoweverSpelt(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"a.txt": "a\n"})
 	link := filepath.Join(t.TempDir(), "link")
 	os.Symlink(dir, link)
@@ -142,6 +144,7 @@ func TestE2EAuditStoreInsideTheRepositoryIsRefusedHoweverSpelt(t *testing.T) {
 // is still open ends the run with exit 130, its containers gone, instead of
 // waiting for the input to close.
 func TestE2ESignalEndsARunWaitingForInput(t *testing.T) {
+	t.Parallel()
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		for _, sb := range []string{"local", "docker"} {
 			t.Run(sig.String()+"/"+sb, func(t *testing.T) {
@@ -186,6 +189,7 @@ func TestE2ESignalEndsARunWaitingForInput(t *testing.T) {
 // race.txt with a link to .env and exchanges the directory d with a link
 // to .git. No secret may appear in the output and nothing may land in .git.
 func TestE2ESwapsDuringARunLeakNothing(t *testing.T) {
+	t.Parallel()
 	bothSandboxes(t, func(t *testing.T, sb string) {
 		dir := repo(t, map[string]string{
 			".env": "ENV_SECRET_VALUE\n", ".git/config": "[core]\nGIT_SECRET_VALUE\n",
@@ -236,6 +240,7 @@ func TestE2ESwapsDuringARunLeakNothing(t *testing.T) {
 // excluded name is PATH_SECURITY before the file system is asked, so the
 // answer is the same whether the excluded file exists or not.
 func TestE2EErrorsDoNotTellWhetherAnExcludedFileExists(t *testing.T) {
+	t.Parallel()
 	probes := "<open .env/x> <open .git/refs/heads/main/x> <open .git/refs/heads/nosuch/x> <write .env/x>y</write> <open sub/../.env/x> <open a/../.git/HEAD>"
 	bothSandboxes(t, func(t *testing.T, sb string) {
 		with := repo(t, map[string]string{".env": "X=1\n", ".git/refs/heads/main": "abc\n", ".git/HEAD": "ref\n", "sub/a": ""})
@@ -257,6 +262,7 @@ func TestE2EErrorsDoNotTellWhetherAnExcludedFileExists(t *testing.T) {
 // refused. The sandbox's own exclusions are narrowed to .git, so that only
 // the policy stands between the model and the secrets.
 func TestE2EPoliciesDecideOnWhatIsTouched(t *testing.T) {
+	t.Parallel()
 	guest := wasmtest.Build(t, "guests/protect-secrets")
 	env := []string{"LLM_RUNTIME_SECURITY_EXCLUDED_PATHS=.git"}
 	bothSandboxes(t, func(t *testing.T, sb string) {
@@ -309,6 +315,7 @@ func TestE2EPoliciesDecideOnWhatIsTouched(t *testing.T) {
 }
 
 func TestE2EDefaultsExcludeTheUsualSecretsAndBoundASearch(t *testing.T) {
+	t.Parallel()
 	bothSandboxes(t, func(t *testing.T, sb string) {
 		dir := repo(t, map[string]string{
 			".env.local": "S3CR3T\n", "deploy/prod.env": "S3CR3T\n", "home/.ssh/id_ed25519": "S3CR3T\n", ".aws/credentials": "S3CR3T\n",
@@ -330,6 +337,7 @@ func TestE2EDefaultsExcludeTheUsualSecretsAndBoundASearch(t *testing.T) {
 }
 
 func TestE2EPolicyCheckWarnsOfAGuestInsideTheRepository(t *testing.T) {
+	t.Parallel()
 	guest := wasmtest.Build(t, "guests/readonly")
 	dir := repo(t, nil)
 	b, _ := os.ReadFile(guest)

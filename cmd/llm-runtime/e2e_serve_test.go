@@ -165,6 +165,7 @@ type servedCase struct {
 // (server: never) and through a daemon. Output, exit code, standard error
 // and the repository afterwards are the same.
 func TestE2EServedRunsPrintTheSameBytes(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 	protect := wasmtest.Build(t, "guests/protect-secrets")
@@ -247,6 +248,7 @@ func TestE2EServedRunsPrintTheSameBytes(t *testing.T) {
 // daemon leaves no container; the next run falls back to a pool of its own
 // (auto), and a new daemon takes the socket cleanly.
 func TestE2EServeKill9RemovesItsContainersAndTheNextRunCopes(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
 	rt := testenv.ShortDir(t)
@@ -279,6 +281,7 @@ func TestE2EServeKill9RemovesItsContainersAndTheNextRunCopes(t *testing.T) {
 // while its exec runs: the command's container is destroyed, the daemon
 // serves the next run, and its status shows no session left.
 func TestE2EServeAClientKilledMidRunLeavesTheDaemonHealthy(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	dockertest.RequireExecImage(t, env)
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
@@ -340,6 +343,7 @@ func sleeping(t *testing.T, env dockertest.Env, pid string) bool {
 // it; a daemon whose only pool is in use sends a run of another repository
 // back at once. Both runs succeed.
 func TestE2EServeADeadOrFullDaemonDoesNotBlockARun(t *testing.T) {
+	t.Parallel()
 	dockertest.Require(t)
 	a := repo(t, map[string]string{"a.txt": "A\n"})
 	b := repo(t, map[string]string{"b.txt": "B\n"})
@@ -409,6 +413,7 @@ func runtimeDirOf(t *testing.T, d *daemon) string {
 // succeeds with its own repository's output, and every run is its own
 // audit session.
 func TestE2EServeEightClientsOnTwoRepositories(t *testing.T) {
+	t.Parallel()
 	dockertest.Require(t)
 	repos := []string{repo(t, map[string]string{"name.txt": "first\n"}), repo(t, map[string]string{"name.txt": "second\n"})}
 	d := startServe(t, "", nil)
@@ -454,6 +459,7 @@ func TestE2EServeEightClientsOnTwoRepositories(t *testing.T) {
 // container_pool.idle_timeout closes, and then the daemon, with no pool and
 // no client for serve.idle_exit, exits by itself, leaving nothing.
 func TestE2EServeIdlePoolsCloseAndTheDaemonExits(t *testing.T) {
+	t.Parallel()
 	dockertest.Require(t)
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
 	d := startServe(t, "", []string{"LLM_RUNTIME_SERVE_IDLE_EXIT=3s"})
@@ -479,6 +485,7 @@ func TestE2EServeIdlePoolsCloseAndTheDaemonExits(t *testing.T) {
 // others can write may be anyone's: named, it is an error; the daemon
 // will not listen there either.
 func TestE2EServeASocketOthersCanReachIsNotUsed(t *testing.T) {
+	t.Parallel()
 	dockertest.Require(t)
 	open := filepath.Join(t.TempDir(), "open")
 	os.Mkdir(open, 0o777)

@@ -180,6 +180,7 @@ func repo(t *testing.T, files map[string]string) string {
 var timeLine = regexp.MustCompile(`(?m)^Time elapsed: \d+\.\d\ds$`)
 
 func TestE2EReadsConfigsFromAPipe(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"config.yaml": "port: 8080\n", "api.yaml": "version: 2\n"})
 	r := runBinary(t, dir, "Read configs: <open config.yaml> <open api.yaml>\n", nil)
 	want := `=== LLM TOOL START ===
@@ -212,6 +213,7 @@ Time elapsed: X
 // The issue's acceptance line: a three-line file holding $(rm -rf /), a
 // backtick and a tab is written exactly.
 func TestE2EWritesShellSyntaxByteForByte(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, nil)
 	content := "echo $(rm -rf /)\nrun `whoami` now\n\tindented with a tab\n"
 	r := runBinary(t, dir, "<write danger.sh>\n"+content+"</write>\n", nil)
@@ -225,6 +227,7 @@ func TestE2EWritesShellSyntaxByteForByte(t *testing.T) {
 }
 
 func TestE2ELabelledWriteHoldsTheClosingTag(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, nil)
 	in := "<write:EOF docs/howto.md>\nUse <write PATH>text</write> to write.\n</write:EOF>"
 	r := runBinary(t, dir, in, nil)
@@ -235,6 +238,7 @@ func TestE2ELabelledWriteHoldsTheClosingTag(t *testing.T) {
 }
 
 func TestE2EInputAndOutputFiles(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
 	in := filepath.Join(t.TempDir(), "reply.txt")
 	out := filepath.Join(t.TempDir(), "results.txt")
@@ -250,6 +254,7 @@ func TestE2EInputAndOutputFiles(t *testing.T) {
 }
 
 func TestE2EJSONLines(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
 	r := runBinary(t, dir, "<open a.txt> <write b.txt>B</write> <open ../x>", nil, "--format", "jsonl")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
@@ -277,6 +282,7 @@ func TestE2EJSONLines(t *testing.T) {
 }
 
 func TestE2EUnterminatedCommandIsAnError(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, nil)
 	for _, in := range []string{"<open a.txt", "<write a.txt>\nhalf a file"} {
 		r := runBinary(t, dir, in, nil)
@@ -290,6 +296,7 @@ func TestE2EUnterminatedCommandIsAnError(t *testing.T) {
 }
 
 func TestE2EOddBytesNeverCrashIt(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"a.txt": "A\r\n"})
 	in := "\x00\xff\xfe prose\r\n<open a.txt>\r\n<open \xff\x00>\r\n<write c.txt>\r\nx\r\n</write>\r\n<search \xc3\x28>"
 	r := runBinary(t, dir, in, nil)
@@ -303,6 +310,7 @@ func TestE2EOddBytesNeverCrashIt(t *testing.T) {
 }
 
 func TestE2EHostilePathsStayInside(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	dir := filepath.Join(base, "repo")
 	outside := filepath.Join(base, "outside")
@@ -327,6 +335,7 @@ func TestE2EHostilePathsStayInside(t *testing.T) {
 }
 
 func TestE2EConfigurationErrorsNameKeyAndLine(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"llm-runtime.config.yaml": "container_pool:\n  enabled: true\n  sise: 3\n"})
 	r := runBinary(t, dir, "", nil)
 	if r.code != 2 || !strings.Contains(r.stderr, "llm-runtime.config.yaml:3: container_pool.sise: unknown key") {
@@ -345,6 +354,7 @@ func TestE2EConfigurationErrorsNameKeyAndLine(t *testing.T) {
 }
 
 func TestE2EPrecedenceFileEnvironmentFlags(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"llm-runtime.config.yaml": "output:\n  format: jsonl\nsearch:\n  max_results: 1\n", "a.txt": "needle\nneedle\n"})
 	// The file says jsonl and max_results 1.
 	r := runBinary(t, dir, "<search needle>", nil)
@@ -379,6 +389,7 @@ func TestE2EPrecedenceFileEnvironmentFlags(t *testing.T) {
 // checks that each command's result arrives while the model is still
 // "writing".
 func TestE2EStreamsEachResultBeforeReadingOn(t *testing.T) {
+	t.Parallel()
 	dir := repo(t, map[string]string{"a.txt": "A\n", "b.txt": "B\n"})
 	cmd := exec.Command(binary)
 	cmd.Dir = dir
@@ -429,6 +440,7 @@ func TestE2EStreamsEachResultBeforeReadingOn(t *testing.T) {
 // TestE2EMemoryStaysFlat pipes 200 MB of prose without commands and checks
 // the process's peak resident memory.
 func TestE2EMemoryStaysFlat(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("pipes 200 MB")
 	}
@@ -476,6 +488,7 @@ func TestE2EMemoryStaysFlat(t *testing.T) {
 }
 
 func TestE2EVersionAndHelp(t *testing.T) {
+	t.Parallel()
 	r := runBinary(t, t.TempDir(), "", nil, "version")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "llm-runtime ") {
 		t.Fatalf("version: %d %q", r.code, r.stdout)

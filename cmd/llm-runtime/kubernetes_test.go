@@ -58,6 +58,7 @@ func at(t *testing.T, v any, path ...any) any {
 }
 
 func TestKubernetesManifestsAreHardened(t *testing.T) {
+	t.Parallel()
 	docs := manifestDocs(t, "--image", "registry.example.com/llm-runtime-io:abc", "--namespace", "agents", "--replicas", "7", "--memory", "512Mi")
 	var kinds []string
 	for _, d := range docs {
@@ -103,6 +104,7 @@ func TestKubernetesManifestsAreHardened(t *testing.T) {
 }
 
 func TestKubernetesManifestsRefuseBadValues(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"--image", "r/x:1", "--namespace", "Bad_Name"},
 		{"--image", "r/x:1", "--memory", "lots"},

@@ -216,7 +216,7 @@ func (c *cli) verbose() bool { return c.Verbose > 0 }
 // auditOptions are how the audit store is opened: -vv lets Pebble's own
 // informational lines through, and its lines go to standard error.
 func (c *cli) auditOptions(e env) audit.Options {
-	return audit.Options{Debug: c.Verbose > 1, Log: e.stderr}
+	return audit.Options{Verbose: c.Verbose > 0, Debug: c.Verbose > 1, Log: e.stderr}
 }
 
 // overrides are the flags that override settings, shared by the filter
