@@ -122,7 +122,7 @@ func New(o Options) *mcp.Server {
 		Name:  "edit_file",
 		Title: "Edit a file",
 		Description: "Change a file of the repository: each edit's old_text, whole lines that must match exactly one place (else one place " +
-			"ignoring leading and trailing white space), becomes its new_text. All edits apply or none; the result is a unified diff.",
+			"ignoring leading and trailing white space; new_text then takes the file's indentation), becomes its new_text. All edits apply or none; the result is a unified diff.",
 		Annotations: &mcp.ToolAnnotations{DestructiveHint: &yes, OpenWorldHint: closed},
 	}, h.editFile)
 	addTool(s, &mcp.Tool{
@@ -252,7 +252,7 @@ func errorInfo(e *sandbox.Error) *ErrorInfo {
 var (
 	// editWords are an edit's errors in edit_file's words.
 	editWords = strings.NewReplacer("edit block ", "edit ", "SEARCH lines", "old_text lines", "to SEARCH", "to old_text",
-		"its SEARCH", "its old_text", "to REPLACE", "to new_text", "no block was applied", "no edit was applied", "earlier blocks", "earlier edits")
+		"its SEARCH", "its old_text", "its REPLACE", "its new_text", "to REPLACE", "to new_text", "no block was applied", "no edit was applied", "earlier blocks", "earlier edits")
 	openHint = regexp.MustCompile(`; <open [^>]*> reads it`)
 	listHint = regexp.MustCompile(`; <list [^>]*> shows what is in it`)
 )

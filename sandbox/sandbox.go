@@ -47,7 +47,7 @@ const (
 	CodeBinaryFile     = "BINARY_FILE"      // the file holds a NUL byte
 	CodeResourceLimit  = "RESOURCE_LIMIT"   // over a size limit
 	CodePermission     = "PERMISSION_DENIED"
-	CodeInvalidQuery   = "INVALID_QUERY"  // an empty search or a bad regular expression
+	CodeInvalidQuery   = "INVALID_QUERY"  // an empty search, a bad regular expression, a -C out of range or out of place
 	CodeInvalidRange   = "INVALID_RANGE"  // a line range past the end of the file
 	CodeEditSyntax     = "EDIT_SYNTAX"    // an edit body that is not SEARCH/REPLACE blocks
 	CodeEditNoMatch    = "EDIT_NO_MATCH"  // a SEARCH found nowhere, even ignoring white space at the ends of lines, or found so and indented otherwise than the file in a way that does not say how to indent the REPLACE

@@ -78,7 +78,7 @@ type env struct {
 type cli struct {
 	Root       string           `short:"r" default:"." placeholder:"DIR" help:"Repository root: the only directory commands can reach."`
 	ConfigFile string           `name:"config" short:"c" placeholder:"FILE" help:"Configuration file. Default: ROOT/llm-runtime.config.yaml, else ~/.config/llm-runtime/config.yaml, else built-in defaults."`
-	Verbose    int              `short:"v" type:"counter" help:"Report the root, the configuration and the sandbox on standard error; -vv also the audit store's own log (Pebble's WALs, flushes, compactions), for debugging it. Pebble's errors are shown without it."`
+	Verbose    int              `short:"v" type:"counter" help:"Report the root, the configuration and the sandbox on standard error; and the audit store's errors as Pebble reports them; -vv also its informational lines (WALs, flushes, compactions), for debugging it."`
 	AuditDir   string           `name:"audit-dir" placeholder:"DIR" help:"The audit store (audit.dir). Default: $XDG_STATE_HOME/llm-runtime/audit, else ~/.local/state/llm-runtime/audit."`
 	V          kong.VersionFlag `name:"version" help:"Print the version and exit."`
 

@@ -46,29 +46,39 @@ func take() snapshot {
 			}
 		}
 	}
-	// The user's directories of llm-runtime, three levels down, files
-	// with their size and modification time (a test that rewrote one is
-	// as bad as one that made it).
+	// The user's directories of llm-runtime (and anything named for it
+	// beside them, as llm-runtime-test-guests was), three levels down,
+	// files with their size and modification time (a test that rewrote
+	// one is as bad as one that made it).
 	for _, d := range userDirs() {
-		root := filepath.Join(d, "llm-runtime")
-		filepath.WalkDir(root, func(p string, e os.DirEntry, err error) error {
-			if err != nil {
-				return nil
+		es, err := os.ReadDir(d)
+		if err != nil {
+			continue
+		}
+		for _, e := range es {
+			if !strings.HasPrefix(e.Name(), "llm-runtime") {
+				continue
 			}
-			rel, _ := filepath.Rel(root, p)
-			depth := strings.Count(rel, string(filepath.Separator))
-			if e.IsDir() {
-				s["file "+p+"/"] = true
-				if depth >= 2 && rel != "." {
-					return filepath.SkipDir
+			root := filepath.Join(d, e.Name())
+			filepath.WalkDir(root, func(p string, e os.DirEntry, err error) error {
+				if err != nil {
+					return nil
+				}
+				rel, _ := filepath.Rel(root, p)
+				depth := strings.Count(rel, string(filepath.Separator))
+				if e.IsDir() {
+					s["file "+p+"/"] = true
+					if depth >= 2 && rel != "." {
+						return filepath.SkipDir
+					}
+					return nil
+				}
+				if fi, err := e.Info(); err == nil {
+					s[fmt.Sprintf("file %s (%d bytes, modified %s)", p, fi.Size(), fi.ModTime().Format("15:04:05.000"))] = true
 				}
 				return nil
-			}
-			if fi, err := e.Info(); err == nil {
-				s[fmt.Sprintf("file %s (%d bytes, modified %s)", p, fi.Size(), fi.ModTime().Format("15:04:05.000"))] = true
-			}
-			return nil
-		})
+			})
+		}
 	}
 	return s
 }

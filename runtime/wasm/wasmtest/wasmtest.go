@@ -30,8 +30,9 @@ func moduleRoot() string {
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared
 //
-// and returns the .wasm file. The result is cached in the user's cache
-// directory by the hash of the guest's and the guest SDK's sources.
+// and returns the .wasm file. The result is cached in the cache directory
+// (the test process's own: internal/testenv) by the hash of the guest's
+// and the guest SDK's sources.
 func Build(t testing.TB, dir string) string {
 	t.Helper()
 	mu.Lock()
