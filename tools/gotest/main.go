@@ -39,7 +39,8 @@ type event struct {
 }
 
 type test struct {
-	started time.Time
+	started time.Time // when it ran, or ran on after a pause
+	paused  bool      // a parallel test waiting for its turn
 	output  []string
 }
 
@@ -227,6 +228,10 @@ func (r *report) event(ev event) {
 	switch ev.Action {
 	case "output":
 		t.output = append(t.output, ev.Output)
+	case "pause":
+		t.paused = true
+	case "cont":
+		t.paused, t.started = false, ev.Time
 	case "pass":
 		if !strings.Contains(ev.Test, "/") {
 			p.passed++
@@ -285,13 +290,21 @@ func (r *report) progress() {
 	for _, n := range names {
 		p := r.pkgs[n]
 		var running []string
+		waiting := 0
 		for tn, t := range p.tests {
-			if !strings.Contains(tn, "/") {
+			switch {
+			case strings.Contains(tn, "/"):
+			case t.paused:
+				waiting++
+			default:
 				running = append(running, fmt.Sprintf("%s %s", tn, now.Sub(t.started).Round(time.Second)))
 			}
 		}
 		sort.Strings(running)
 		s := fmt.Sprintf("%s (%d done", r.short(n), p.passed+p.failed+p.skipped)
+		if waiting > 0 {
+			s += fmt.Sprintf(", %d waiting", waiting)
+		}
 		if len(running) > 0 {
 			if len(running) > 3 {
 				running = append(running[:3], fmt.Sprintf("%d more", len(running)-3))
