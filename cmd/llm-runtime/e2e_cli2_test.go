@@ -128,7 +128,9 @@ func TestE2EEverySettingsFlagWinsOverItsVariableAndTheFile(t *testing.T) {
 				{[]string{variable + "=" + c.env}, nil, c.env, "$" + variable},
 				{[]string{variable + "=" + c.env}, c.args, c.want, c.wantSrc},
 			} {
-				r := runBinary(t, dir, "", step.env, append([]string{"config"}, step.args...)...)
+				// Not the suite's exec image (cleanEnv): the file's.
+				env := append([]string{"!LLM_RUNTIME_EXEC_IMAGE"}, step.env...)
+				r := runBinary(t, dir, "", env, append([]string{"config"}, step.args...)...)
 				row := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(c.key) + `: (.*?) +# (.*)$`).FindStringSubmatch(r.stdout)
 				if r.code != 0 || row == nil || row[1] != step.value || !strings.HasPrefix(row[2], step.where) {
 					t.Fatalf("%v config %v: exit %d, row %q; want %s from %s\n%s", step.env, step.args, r.code, row, step.value, step.where, r.stderr)

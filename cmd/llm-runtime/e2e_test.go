@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -109,14 +110,15 @@ type result struct {
 }
 
 // runBinary runs the binary in dir with stdin and extra environment
-// variables, and checks that it left no container behind.
+// variables (NAME=VALUE sets one over cleanEnv's, !NAME unsets it), and
+// checks that it left no container behind.
 func runBinary(t *testing.T, dir, stdin string, env []string, args ...string) result {
 	t.Helper()
 	denv := dockertest.Require(t)
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = dir
 	cmd.Stdin = strings.NewReader(stdin)
-	cmd.Env = append(cleanEnv(), env...)
+	cmd.Env = withEnv(cleanEnv(), env)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -156,6 +158,20 @@ func cleanEnv() []string {
 	}
 	return append(env, "XDG_STATE_HOME="+stateDir, "LLM_RUNTIME_EXEC_STATE_DIR="+filepath.Join(stateDir, "exec"),
 		"LLM_RUNTIME_EXEC_IMAGE="+dockertest.Tag("busybox"))
+}
+
+// withEnv is base with the variables of extra set (NAME=VALUE) or unset
+// (!NAME).
+func withEnv(base, extra []string) []string {
+	out := base
+	for _, kv := range extra {
+		if name, ok := strings.CutPrefix(kv, "!"); ok {
+			out = slices.DeleteFunc(slices.Clone(out), func(e string) bool { return strings.HasPrefix(e, name+"=") })
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }
 
 // stateDir holds the audit log of every run of the end-to-end tests, so

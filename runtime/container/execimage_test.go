@@ -128,7 +128,9 @@ func TestTheExecImagesLabelSaysWhatItsFilesystemHolds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", img.ID).Run() })
+	// By its tag: the same busybox makes the same image in every test
+	// process, and removing it by id would take the others' tags with it.
+	t.Cleanup(func() { exec.Command("docker", "rmi", ref).Run() })
 	names := []string{"ls", "cat", "sh", "find", "busybox", "go", "make", "gofmt", "/bin/ls", "/usr/bin/ls"}
 	start := time.Now()
 	labelled, err := env.Docker.InspectExecImage(ctx, ref, names)

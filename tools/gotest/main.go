@@ -246,13 +246,14 @@ func (r *report) event(ev event) {
 		}
 		delete(p.tests, ev.Test)
 	case "fail":
+		// A subtest's failure is shown as it ends, its parent's after.
 		if !strings.Contains(ev.Test, "/") {
 			p.failed++
-			fmt.Fprintf(r.out, "--- FAIL: %s %s (%.1fs)\n", r.short(name), ev.Test, ev.Elapsed)
-			for _, l := range t.output {
-				if !strings.HasPrefix(l, "=== RUN") && !strings.HasPrefix(l, "=== PAUSE") && !strings.HasPrefix(l, "=== CONT") {
-					fmt.Fprint(r.out, "    ", l)
-				}
+		}
+		fmt.Fprintf(r.out, "--- FAIL: %s %s (%.1fs)\n", r.short(name), ev.Test, ev.Elapsed)
+		for _, l := range t.output {
+			if !strings.HasPrefix(l, "=== RUN") && !strings.HasPrefix(l, "=== PAUSE") && !strings.HasPrefix(l, "=== CONT") && !strings.HasPrefix(strings.TrimSpace(l), "--- FAIL:") {
+				fmt.Fprint(r.out, "    ", l)
 			}
 		}
 		delete(p.tests, ev.Test)

@@ -32,6 +32,9 @@ func TestTheReportSaysEachPackageWhatRunsAndWhySkipped(t *testing.T) {
 		{Action: "output", Package: pk, Test: "TestSkipped", Output: "=== RUN   TestSkipped\n"},
 		{Action: "output", Package: pk, Test: "TestSkipped", Output: "    x_test.go:9: no Docker daemon: it is not running\n"},
 		{Action: "skip", Package: pk, Test: "TestSkipped"},
+		{Action: "output", Package: pk, Test: "TestBad/sub", Output: "    x_test.go:20: the sub's reason\n"},
+		{Action: "output", Package: pk, Test: "TestBad/sub", Output: "--- FAIL: TestBad/sub (0.10s)\n"},
+		{Action: "fail", Package: pk, Test: "TestBad/sub", Elapsed: 0.1},
 		{Action: "output", Package: pk, Test: "TestBad", Output: "    x_test.go:12: got 1, want 2\n"},
 		{Action: "fail", Package: pk, Test: "TestBad", Elapsed: 0.5},
 	} {
@@ -54,6 +57,7 @@ func TestTheReportSaysEachPackageWhatRunsAndWhySkipped(t *testing.T) {
 	r.summary()
 	got := out.String()
 	for _, want := range []string{
+		"--- FAIL: a TestBad/sub (0.1s)\n    " + "    x_test.go:20: the sub's reason\n",
 		"--- FAIL: a TestBad (0.5s)\n    " + "    x_test.go:12: got 1, want 2\n",
 		"FAIL a ", "(3 passed, 1 skipped, 1 failed)",
 		"Skipped (1):\n  a TestSkipped: x_test.go:9: no Docker daemon: it is not running\n",
