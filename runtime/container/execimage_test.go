@@ -124,7 +124,7 @@ func TestTheExecImagesLabelSaysWhatItsFilesystemHolds(t *testing.T) {
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	ctx := context.Background()
 	ref := testTag(t, "busybox")
-	img, err := env.Docker.BuildBusyboxImage(ctx, "/bin/busybox", ref)
+	_, err := env.Docker.BuildBusyboxImage(ctx, "/bin/busybox", ref)
 	if err != nil {
 		t.Fatal(err)
 	}
