@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/llm-runtime/llm-runtime/internal/testenv"
 )
 
 // benchReport is what a script reads of `llm-runtime bench --json`.
@@ -145,7 +147,10 @@ func TestE2EBenchRefusesBadFlags(t *testing.T) {
 func TestE2EBenchServed(t *testing.T) {
 	t.Parallel()
 	dir := repo(t, nil)
-	r := runBinary(t, dir, "", nil, "bench", "--ops", "1,3", "--repeat", "2", "--modes", "unpooled,served", "--json")
+	// A temporary directory of its own, where the bench puts its daemon's
+	// socket: so that its daemon can be told from other tests'.
+	tmp := testenv.ShortDir(t)
+	r := runBinary(t, dir, "", []string{"TMPDIR=" + tmp}, "bench", "--ops", "1,3", "--repeat", "2", "--modes", "unpooled,served", "--json")
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -176,7 +181,7 @@ func TestE2EBenchServed(t *testing.T) {
 		}
 	}
 	// The daemon was the bench's child: no process of ours is left.
-	out, _ := exec.Command("pgrep", "-f", binary+" serve").Output()
+	out, _ := exec.Command("pgrep", "-f", binary+" serve --socket "+tmp+"/").Output()
 	if len(out) != 0 {
 		t.Fatalf("a daemon is still running: %s", out)
 	}

@@ -320,17 +320,12 @@ func runOwn(t *testing.T, bin, cache, dir, stdin string, env []string, args ...s
 	cmd.Dir = dir
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Env = append(append(cleanEnv(), "XDG_CACHE_HOME="+cache), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
+	r, err := collect(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
 	noContainersOf(t, denv, cmd.Process.Pid, time.Minute)
-	return result{out.String(), errb.String(), code}
+	return r
 }
 
 // ownBinary is a copy of the test's binary with bytes of its own after

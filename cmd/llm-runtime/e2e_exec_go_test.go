@@ -10,9 +10,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,21 +20,38 @@ import (
 )
 
 var goImage struct {
-	once sync.Once
+	done chan struct{} // closed once the build ended
 	r    result
+	took time.Duration
 }
 
-// requireGoImage builds this process's Go image (dockertest.Tag("go"),
-// never the user's llm-runtime-exec:go) with 'image build go --tag', once
-// per test binary.
+// startGoImage starts building this process's Go image
+// (dockertest.Tag("go"), never the user's llm-runtime-exec:go) with
+// 'image build go --tag', in the background: TestMain calls it, so that
+// the Go tests, which need a minute for the build on a loaded machine,
+// find the image built when their turn comes.
+func startGoImage() {
+	goImage.done = make(chan struct{})
+	go func() {
+		defer close(goImage.done)
+		start := time.Now()
+		cmd := exec.Command(binary, "image", "build", "go", "--tag", dockertest.Tag("go"))
+		cmd.Dir = os.TempDir()
+		cmd.Env = cleanEnv()
+		r, err := collect(cmd)
+		if err != nil {
+			r = result{stderr: err.Error(), code: -1}
+		}
+		goImage.r, goImage.took = r, time.Since(start)
+	}()
+}
+
+// requireGoImage waits for the Go image that TestMain started building.
 func requireGoImage(t *testing.T) {
 	t.Helper()
 	dockertest.Require(t)
-	goImage.once.Do(func() {
-		start := time.Now()
-		goImage.r = runBinary(t, t.TempDir(), "", nil, "image", "build", "go", "--tag", dockertest.Tag("go"))
-		t.Logf("image build go took %s: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(goImage.r.stdout))
-	})
+	<-goImage.done
+	t.Logf("image build go took %s: %s", goImage.took.Round(time.Millisecond), strings.TrimSpace(goImage.r.stdout))
 	if r := goImage.r; r.code != 0 || !strings.Contains(r.stdout, dockertest.Tag("go")+" (") {
 		t.Fatalf("image build go: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}

@@ -49,16 +49,11 @@ func TestE2EImagePruneRemovesExactlyTheUnusedImagesOfOurs(t *testing.T) {
 		t.Helper()
 		cmd := exec.Command(bin, args...)
 		cmd.Env = append(cleanEnv(), "XDG_CACHE_HOME="+cache)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
+		r, err := collect(cmd)
+		if err != nil {
 			t.Fatal(err)
 		}
-		return result{out.String(), errb.String(), code}
+		return r
 	}
 
 	ourLabels := `LABEL "io.llm-runtime"="1" "io.llm-runtime.version"="test" "io.llm-runtime.test-images"="` + run + `"`

@@ -18,6 +18,7 @@ import (
 // built-in types do not know, none pruned), to a real kube-apiserver with
 // agent-sandbox's CRDs, and reads back as printed.
 func TestK8sManifestsApplyToARealAPIServer(t *testing.T) {
+	t.Parallel()
 	c := kubetest.Require(t)
 	c.Namespace("agents")
 	out, err := exec.Command(binary, "kubernetes", "manifests", "--image", "registry.example.com/llm-runtime-io:abc", "--namespace", "agents", "--replicas", "2").Output()
@@ -96,6 +97,7 @@ func warmPool(t *testing.T) *kubetest.Cluster {
 // running, the warm pool of the manifests makes its pods, as the template
 // says (no node runs them here: they stay pending).
 func TestK8sTheWarmPoolMakesHardenedPods(t *testing.T) {
+	t.Parallel()
 	c := warmPool(t)
 	pods := c.Await(func(s string) bool { return strings.Count(s, "registry.example.com/llm-runtime-io:abc") == 2 },
 		"-n", "agents", "get", "pods", "-o", `jsonpath={range .items[*]}{.spec.containers[0].image} {.spec.containers[0].args} {.spec.automountServiceAccountToken} {.spec.containers[0].securityContext.readOnlyRootFilesystem} {.spec.containers[0].stdin}{"\n"}{end}`)
@@ -117,6 +119,7 @@ func TestK8sTheWarmPoolMakesHardenedPods(t *testing.T) {
 // and when nobody releases it, the controller deletes the claim at that
 // time, and the garbage collector its sandbox and pod.
 func TestK8sAnAbandonedClaimEndsAtItsShutdownTime(t *testing.T) {
+	t.Parallel()
 	c := warmPool(t)
 	c.Await(func(s string) bool { return len(strings.Fields(s)) == 2 }, "-n", "agents", "get", "sandboxes", "-o", "name")
 	shutdown := time.Now().Add(15 * time.Second).UTC().Format(time.RFC3339)
@@ -145,6 +148,7 @@ spec:
 // own tag, says its digest, which the registry serves, and leaves no tag of
 // that name behind; kubernetes manifests takes the reference it prints.
 func TestK8sImagePushToARegistry(t *testing.T) {
+	t.Parallel()
 	dockertest.Require(t)
 	reg := kubetest.Registry(t)
 	r := runBinary(t, t.TempDir(), "", nil, "image", "push", reg+"/tools/llm-runtime-io")
@@ -187,6 +191,7 @@ func TestK8sImagePushToARegistry(t *testing.T) {
 // local daemon: the same output, exit code, standard error and repository.
 // Each run claims a warm pod, and releases it.
 func TestK8sTheFilterOnKubernetesPrintsTheSameBytes(t *testing.T) {
+	t.Parallel()
 	env := dockertest.Require(t)
 	c := kubetest.Require(t)
 	c.StartController()

@@ -178,18 +178,16 @@ func TestE2EInterruptedRunSaysSo(t *testing.T) {
 				}
 			}
 			cmd.Process.Signal(syscall.SIGINT)
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			var err error
-			select {
-			case err = <-done:
-			case <-time.After(60 * time.Second): // a hang, not a speed check
-				cmd.Process.Kill()
-				t.Fatal("still running 60 s after SIGINT")
-			}
+			// The rest of the output, to its end, before Wait: Wait
+			// closes the pipe, and what was not read yet is lost.
+			hang := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() }) // a hang, not a speed check
 			for l := range lines {
 				out = append(out, l)
 			}
+			if !hang.Stop() {
+				t.Fatal("still running 60 s after SIGINT")
+			}
+			err := cmd.Wait()
 			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitInterrupted {
 				t.Errorf("exit: %v, want %d", err, exitInterrupted)
 			}

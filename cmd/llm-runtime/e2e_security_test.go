@@ -157,21 +157,26 @@ func TestE2ESignalEndsARunWaitingForInput(t *testing.T) {
 				s.send("<open a.txt>")
 				start := time.Now()
 				s.cmd.Process.Signal(sig)
-				done := make(chan error, 1)
-				go func() { done <- s.cmd.Wait() }()
-				var err error
-				select {
-				case err = <-done:
-				case <-time.After(60 * time.Second): // a hang, not a speed check
-					t.Fatal("still running 60 s after the signal")
+				// The rest of the output, to its end, before Wait: Wait
+				// closes the pipe, and what was not read yet is lost.
+				var rest []string
+				hang := time.After(60 * time.Second) // a hang, not a speed check
+			read:
+				for {
+					select {
+					case l, ok := <-s.lines:
+						if !ok {
+							break read
+						}
+						rest = append(rest, l)
+					case <-hang:
+						t.Fatalf("still running 60 s after the signal; output so far %q", rest)
+					}
 				}
+				err := s.cmd.Wait()
 				t.Logf("exited %s after the signal", time.Since(start).Round(time.Millisecond))
 				if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitInterrupted {
 					t.Fatalf("exit: %v, want %d", err, exitInterrupted)
-				}
-				var rest []string
-				for l := range s.lines {
-					rest = append(rest, l)
 				}
 				if len(rest) < 2 || rest[len(rest)-1] != "=== END ===" {
 					t.Fatalf("the output was not finished: %q", rest)

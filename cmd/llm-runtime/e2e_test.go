@@ -61,7 +61,10 @@ func TestMain(m *testing.M) {
 	prebuild := exec.Command(binary, "image", "build")
 	prebuild.Env = cleanEnv()
 	prebuild.Run()
+	// And the Go image, which the Go tests need late in the run.
+	startGoImage()
 	code := m.Run()
+	<-goImage.done // its image is removed with the others
 	var errs []error
 	errs = append(errs, removeVolumesUnder(dir))
 	if ref, err := container.ImageRef(binary); err == nil {
@@ -119,6 +122,17 @@ func runBinary(t *testing.T, dir, stdin string, env []string, args ...string) re
 	cmd.Dir = dir
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Env = withEnv(cleanEnv(), env)
+	r, err := collect(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noContainersOf(t, denv, cmd.Process.Pid, time.Minute) // AutoRemove finishes after we exit: seconds, on a loaded machine
+	return r
+}
+
+// collect runs cmd and returns what it printed and its exit code; an error
+// only when it could not run.
+func collect(cmd *exec.Cmd) (result, error) {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -126,10 +140,9 @@ func runBinary(t *testing.T, dir, stdin string, env []string, args ...string) re
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatal(err)
+		return result{}, err
 	}
-	noContainersOf(t, denv, cmd.Process.Pid, time.Minute) // AutoRemove finishes after we exit: seconds, on a loaded machine
-	return result{out.String(), errb.String(), code}
+	return result{out.String(), errb.String(), code}, nil
 }
 
 // noContainersOf fails unless every container started by process pid is

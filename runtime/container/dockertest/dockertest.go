@@ -174,12 +174,31 @@ func Teardown() error {
 }
 
 // RemoveImages removes the images of refs that exist, with the docker
-// CLI; an image still used by a container is an error.
+// CLI, once no container uses them: Docker removes a container of ours
+// (AutoRemove) after its process let go, which can take seconds on a
+// loaded machine. A container still there after two minutes is a leak:
+// it is removed, and named in the error.
 func RemoveImages(refs ...string) error {
 	var errs []error
 	for _, ref := range refs {
 		if exec.Command("docker", "image", "inspect", ref).Run() != nil {
 			continue // not there
+		}
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			out, err := exec.Command("docker", "ps", "-a", "--filter", "ancestor="+ref, "--format", "{{.ID}} {{.Names}} {{.Status}}").Output()
+			left := strings.TrimSpace(string(out))
+			if err != nil || left == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				errs = append(errs, fmt.Errorf("containers of %s were left behind, now removed: %s", ref, strings.ReplaceAll(left, "\n", "; ")))
+				for _, l := range strings.Split(left, "\n") {
+					ForceRemove(strings.Fields(l)[0])
+				}
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 		if out, err := exec.Command("docker", "rmi", ref).CombinedOutput(); err != nil {
 			errs = append(errs, fmt.Errorf("docker rmi %s: %v: %s", ref, err, strings.TrimSpace(string(out))))
