@@ -19,7 +19,7 @@ build:
 ## directories); then short fuzz runs of the parser and of the text framing (a count, not a
 ## duration: a timed run can end in a spurious "context deadline exceeded")
 TEST_TIMEOUT ?= 30m
-TEST_PARALLEL ?= 8
+TEST_PARALLEL ?= 4
 test:
 	go run ./tools/gotest -leftovers -- -race -count=1 -timeout=$(TEST_TIMEOUT) -parallel=$(TEST_PARALLEL) ./...
 	go test -run='^$$' -fuzz=FuzzParser -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s ./parser

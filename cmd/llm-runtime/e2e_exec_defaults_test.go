@@ -408,27 +408,23 @@ func TestE2EARunThatBuildsTheSandboxImageSaysSo(t *testing.T) {
 
 // With the Go exec image and a whitelist of go commands, the prompt lists
 // them, says the timeout the image recommends, and its example is a go
-// command, which passes and shows what the prompt says, cold cache and
-// all; 'image build go' said what the image needs (issue 24, items 1-3).
-func TestE2EThePromptOfTheGoImageTeachesAGoCommandThatRuns(t *testing.T) {
-	t.Parallel()
-	requireGoImage(t)
+// command, which passes and shows what the prompt says; 'image build go'
+// said what the image needs (issue 24, items 1-3).
+//
+// A step of TestE2EExecGo, on its repository dir.
+func goPromptTeachesAGoCommandThatRuns(t *testing.T, dir string) {
 	if out := goImage.r.stdout; !strings.Contains(out, "it recommends exec.timeout 5m and exec.memory 1GiB (its label "+container.LabelRecommended+")") ||
 		!strings.Contains(out, "    image: "+dockertest.Tag("go")+"\n    whitelist: [go build, go vet, go test,") {
 		t.Errorf("image build go does not say what the image needs:\n%s", out)
 	}
-	dir := execRepo(t, "  whitelist: [go build, go vet, go test, make]\n")
+	// No exec.timeout: the image's recommendation applies where the user
+	// set nothing.
+	files := map[string]string{"llm-runtime.config.yaml": "exec:\n  enabled: true\n  whitelist: [go build, go vet, go test, make]\n"}
+	for name, content := range prompt.ExampleRepo {
+		files[name] = content
+	}
+	refill(t, dir, files)
 	image := []string{"LLM_RUNTIME_EXEC_IMAGE=" + dockertest.Tag("go")} // as the suite names its images
-	// execRepo sets exec.timeout: 1m; the image's recommendation applies
-	// where the user set nothing.
-	cfgFile := filepath.Join(dir, "llm-runtime.config.yaml")
-	b, err := os.ReadFile(cfgFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cfgFile, []byte(strings.Replace(string(b), "  timeout: 1m\n", "", 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	r := runBinary(t, dir, "", image, "prompt", "--format", "text")
 	for _, want := range []string{"killed after 5m0s.", "one of these): `go build`, `go vet`, `go test`.\n"} {
 		if !strings.Contains(r.stdout, want) {

@@ -107,14 +107,58 @@ func goConfig(writable bool, whitelist string) string {
 		"  writable: " + map[bool]string{true: "true", false: "false"}[writable] + "\n  whitelist: " + whitelist + "\n"
 }
 
-// TestE2EExecGoBuildsVetsAndTestsAModuleAndItsCacheOutlivesTheRun: read
-// only, go test, build and vet succeed and leave nothing in the
-// repository, a coverage profile is discarded, and in a later run of the
-// binary go test is "(cached)", at least three times faster.
-func TestE2EExecGoBuildsVetsAndTestsAModuleAndItsCacheOutlivesTheRun(t *testing.T) {
+// TestE2EExecGo runs the Go image's steps in turn on one repository, so
+// that they share its build cache, as a model's work on one repository
+// does: only the first compiles the standard library (a minute or more of
+// CPU on a loaded machine), and the others build warm.
+func TestE2EExecGo(t *testing.T) {
 	t.Parallel()
 	requireGoImage(t)
-	dir := repo(t, map[string]string{
+	dir := repo(t, nil)
+	for _, step := range []struct {
+		name string
+		run  func(*testing.T, string)
+	}{
+		{"BuildsVetsAndTestsAModuleAndItsCacheOutlivesTheRun", goBuildsVetsAndTests},
+		{"WritableTidiesFromAFileProxyAndBuildsABinary", goWritableTidies},
+		{"ThePromptOfTheGoImageTeachesAGoCommandThatRuns", goPromptTeachesAGoCommandThatRuns},
+	} {
+		if !t.Run(step.name, func(t *testing.T) { step.run(t, dir) }) {
+			return
+		}
+	}
+}
+
+// refill makes dir hold files and nothing else (its exec state, kept by
+// its path, stays).
+func refill(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// goBuildsVetsAndTests: read only, go test, build and vet succeed and
+// leave nothing in the repository, a coverage profile is discarded, and in
+// a later run of the binary go test is "(cached)", at least three times
+// faster. The first step of TestE2EExecGo: its go test is the cold one.
+func goBuildsVetsAndTests(t *testing.T, dir string) {
+	refill(t, dir, map[string]string{
 		"llm-runtime.config.yaml": goConfig(false, "[go build, go vet, go test]"),
 		"go.mod":                  "module example.com/m\n\ngo 1.26\n",
 		"m.go":                    "package m\n\n// Add returns a + b.\nfunc Add(a, b int) int { return a + b }\n",
@@ -157,17 +201,14 @@ func TestE2EExecGoBuildsVetsAndTestsAModuleAndItsCacheOutlivesTheRun(t *testing.
 	}
 }
 
-// TestE2EExecGoWritableTidiesFromAFileProxyAndBuildsABinary: with
-// exec.writable, go mod tidy fetches a module from a file proxy in the
-// repository and writes go.sum, and go build -o writes a binary; both land
-// in the repository.
+// goWritableTidies: with exec.writable, go mod tidy fetches a module from
+// a file proxy in the repository and writes go.sum, and go build -o writes
+// a binary; both land in the repository. A step of TestE2EExecGo.
 //
 // The variables go mod tidy needs here (GOPROXY without direct, GOSUMDB)
 // pass the whitelist's checks through env, which refuse the other GO*
 // variables (GOFLAGS=-toolexec=... runs any program).
-func TestE2EExecGoWritableTidiesFromAFileProxyAndBuildsABinary(t *testing.T) {
-	t.Parallel()
-	requireGoImage(t)
+func goWritableTidies(t *testing.T, dir string) {
 	files := map[string]string{
 		"go.mod":  "module example.com/m\n\ngo 1.26\n\nrequire example.com/dep v1.0.0\n",
 		"main.go": "package main\n\nimport \"example.com/dep\"\n\nfunc main() { println(dep.Hello()) }\n",
@@ -184,7 +225,7 @@ func TestE2EExecGoWritableTidiesFromAFileProxyAndBuildsABinary(t *testing.T) {
 	const tidy = "env GOPROXY=file:///workspace/proxy GOSUMDB=off go mod tidy"
 
 	files["llm-runtime.config.yaml"] = goConfig(true, "[env, go mod tidy, go build]")
-	dir := repo(t, files)
+	refill(t, dir, files)
 	// GOPROXY with direct would make go run git: refused by the checks.
 	if r := runGo(t, dir, "env GOPROXY=direct go mod tidy")[0]; r.OK || r.Error == nil || r.Error.Code != "EXEC_VALIDATION" {
 		t.Errorf("env GOPROXY=direct go mod tidy: %+v; want EXEC_VALIDATION", r)

@@ -186,7 +186,7 @@ func RemoveImages(refs ...string) error {
 		}
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
-			out, err := exec.Command("docker", "ps", "-a", "--filter", "ancestor="+ref, "--format", "{{.ID}} {{.Names}} {{.Status}}").Output()
+			out, err := exec.Command("docker", "ps", "-a", "--filter", "ancestor="+ref, "--format", `{{.ID}} {{.Names}} {{.Status}} {{.Label "io.llm-runtime.test"}}`).Output()
 			left := strings.TrimSpace(string(out))
 			if err != nil || left == "" {
 				break

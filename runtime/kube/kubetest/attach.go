@@ -124,7 +124,11 @@ func (n *Node) startContainer(ctx context.Context, p *corev1.Pod) error {
 	for k, v := range n.labels {
 		labels[k] = v
 	}
-	cr, err := n.docker.ContainerCreate(ctx, client.ContainerCreateOptions{Config: &dcontainer.Config{
+	// Not cancellable: a create cancelled in flight (the test ending) may
+	// still happen on the daemon, and then only its id lets us remove it.
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer ccancel()
+	cr, err := n.docker.ContainerCreate(cctx, client.ContainerCreateOptions{Config: &dcontainer.Config{
 		Image: ct.Image, Cmd: ct.Args, User: user, Labels: labels,
 		OpenStdin: true, StdinOnce: false, NetworkDisabled: true,
 	}, HostConfig: &dcontainer.HostConfig{
