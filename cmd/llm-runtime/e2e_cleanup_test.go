@@ -98,3 +98,18 @@ func TestE2EARuntimeDirectoryTooLongForASocketIsNamed(t *testing.T) {
 		t.Fatalf("serve: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// TestE2EAPoolStillCreatingItsContainerSaysSo: POOL_EXHAUSTED after
+// acquire_timeout, when the wait was on a container being created (Docker
+// slow, the machine loaded) rather than on a full pool, says so and what
+// to raise, not container_pool.size.
+func TestE2EAPoolStillCreatingItsContainerSaysSo(t *testing.T) {
+	t.Parallel()
+	dockertest.Require(t)
+	dir := repo(t, map[string]string{"a.txt": "A\n"})
+	r := runBinary(t, dir, "<open a.txt>", []string{"LLM_RUNTIME_SERVER=never", "LLM_RUNTIME_CONTAINER_POOL_STARTUP_CONTAINERS=0",
+		"LLM_RUNTIME_CONTAINER_POOL_ACQUIRE_TIMEOUT=1ms"})
+	if r.code != 0 || !strings.Contains(r.stdout, "=== ERROR: POOL_EXHAUSTED ===\nMessage: pool exhausted: timeout waiting for available container: none was ready within container_pool.acquire_timeout (1ms), 1 being created; Docker is slow to start containers (a loaded machine?): raise container_pool.acquire_timeout\n") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -190,7 +190,11 @@ func TestE2EWritableExecCannotReachTheHost(t *testing.T) {
 				res := runJSONLWith(t, dir, denv, "<write rootme>\nELF\n</write>\n<write rootg>\nELF\n</write>\n<write attack.sh>\n"+script+"</write>\n<exec sh -e attack.sh>\n")
 				x := res[len(res)-1]
 				if !x.OK {
-					t.Fatalf("the attack script failed: %+v", x)
+					why := ""
+					if x.Error != nil {
+						why = x.Error.Code + ": " + x.Error.Message
+					}
+					t.Fatalf("the attack script failed: %s\n%s", why, x.Output)
 				}
 				refused := []string{"rootme", "rootg", "copied", "out", "up", "pipe", "llm-runtime.config.yaml", "deep/llm-runtime.config.yaml", ".env", "planted.pem", "sub/.git"}
 				switch layout {

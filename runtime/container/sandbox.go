@@ -230,6 +230,12 @@ func (s *Sandbox) acquire(ctx context.Context) (*pool.Resource[*Container], erro
 		r, err := s.pool.Acquire(ctx)
 		switch {
 		case errors.Is(err, pool.ErrExhausted):
+			// Full and busy, or waiting on a container still being
+			// created: the advice differs.
+			if st := s.pool.Stat(); st.InUse < s.opts.Pool.Size {
+				return nil, sandbox.Errorf(CodePoolExhausted, "%v: none was ready within container_pool.acquire_timeout (%s), %d being created; Docker is slow to start containers (a loaded machine?): raise container_pool.acquire_timeout",
+					err, s.opts.Pool.AcquireTimeout, st.Creating)
+			}
 			return nil, sandbox.Errorf(CodePoolExhausted, "%v (container_pool.size is %d; raise it, or container_pool.acquire_timeout)", err, s.opts.Pool.Size)
 		case errors.Is(err, pool.ErrClosed):
 			return nil, sandbox.Errorf(sandbox.CodeCanceled, "the sandbox is closed")
