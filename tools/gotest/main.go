@@ -215,6 +215,23 @@ func (r *report) event(ev event) {
 						fmt.Fprint(r.out, "    ", l)
 					}
 				}
+				// Tests that never ended (a timeout's panic is in their
+				// output): the end of what each printed.
+				names := make([]string, 0, len(p.tests))
+				for tn := range p.tests {
+					names = append(names, tn)
+				}
+				sort.Strings(names)
+				for _, tn := range names {
+					out := p.tests[tn].output
+					if len(out) == 0 {
+						continue
+					}
+					fmt.Fprintf(r.out, "--- UNFINISHED: %s %s\n", r.short(name), tn)
+					for _, l := range out[max(0, len(out)-60):] {
+						fmt.Fprint(r.out, "    ", l)
+					}
+				}
 			}
 			delete(r.pkgs, name)
 		}

@@ -48,7 +48,7 @@ func TestTheReportSaysEachPackageWhatRunsAndWhySkipped(t *testing.T) {
 	for _, ev := range []event{
 		{Action: "cont", Package: pk, Test: "TestWaits"},
 		{Action: "pass", Package: pk, Test: "TestWaits"},
-		{Action: "pass", Package: pk, Test: "TestRuns"},
+		{Action: "output", Package: pk, Test: "TestRuns", Output: "panic: test timed out after 10m0s\n"},
 		{Action: "fail", Package: pk, Elapsed: 2.5},
 		{Action: "skip", Package: "example.com/m/empty"},
 	} {
@@ -59,7 +59,8 @@ func TestTheReportSaysEachPackageWhatRunsAndWhySkipped(t *testing.T) {
 	for _, want := range []string{
 		"--- FAIL: a TestBad/sub (0.1s)\n    " + "    x_test.go:20: the sub's reason\n",
 		"--- FAIL: a TestBad (0.5s)\n    " + "    x_test.go:12: got 1, want 2\n",
-		"FAIL a ", "(3 passed, 1 skipped, 1 failed)",
+		"FAIL a ", "(2 passed, 1 skipped, 1 failed)",
+		"--- UNFINISHED: a TestRuns\n    panic: test timed out after 10m0s\n",
 		"Skipped (1):\n  a TestSkipped: x_test.go:9: no Docker daemon: it is not running\n",
 		"FAIL (1 package(s)) in ",
 	} {
