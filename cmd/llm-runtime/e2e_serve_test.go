@@ -60,6 +60,10 @@ func startServe(t *testing.T, socket string, env []string, args ...string) *daem
 	d.cmd.Dir = dir
 	d.cmd.Env = append(cleanEnv(), env...)
 	d.cmd.Stderr = logFile
+	// Killed with the test process, should it die without its cleanups (a
+	// timeout's panic): a daemon would otherwise serve on for its idle
+	// exit, and a stopped one for ever. Its reaper removes its containers.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
