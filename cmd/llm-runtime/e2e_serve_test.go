@@ -508,3 +508,67 @@ func TestE2EServeASocketOthersCanReachIsNotUsed(t *testing.T) {
 		t.Fatalf("serve: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestE2EServeASquattedRuntimeDirectoryIsLeftAlone: with no
+// XDG_RUNTIME_DIR, the daemon's socket is in /tmp/llm-runtime-UID, which
+// any user can make first. A squatter's directory (another uid's, when the
+// test runs as root; a link, otherwise) must not keep the user's daemon
+// from starting: it serves from the user's state directory, says so, and
+// its clients find it there.
+func TestE2EServeASquattedRuntimeDirectoryIsLeftAlone(t *testing.T) {
+	t.Parallel()
+	denv := dockertest.Require(t)
+	tmp, home := testenv.ShortDir(t), testenv.ShortDir(t)
+	squat := filepath.Join(tmp, fmt.Sprintf("llm-runtime-%d", os.Getuid()))
+	want := "is not a directory"
+	if os.Getuid() == 0 {
+		if err := os.Mkdir(squat, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(squat, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		want = "belongs to uid 65534"
+	} else if err := os.Symlink(t.TempDir(), squat); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"!XDG_RUNTIME_DIR", "TMPDIR=" + tmp, "HOME=" + home, "XDG_STATE_HOME=" + filepath.Join(home, "state")}
+	sock := filepath.Join(home, "state", "llm-runtime", "run", "serve.sock")
+
+	logf := filepath.Join(home, "serve.log")
+	lf, err := os.Create(logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "serve", "--verbose")
+	cmd.Dir, cmd.Env, cmd.Stderr = home, withEnv(cleanEnv(), env), lf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); lf.Close(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-done
+		noContainersOf(t, denv, cmd.Process.Pid, time.Minute)
+	})
+	d := &daemon{t: t, cmd: cmd, socket: sock, logf: logf, done: done}
+	d.waitListening()
+	if log := d.log(); !strings.Contains(log, want) || !strings.Contains(log, "using "+filepath.Dir(sock)+" instead") {
+		t.Errorf("the daemon did not say why it left %s:\n%s", squat, log)
+	}
+
+	dir := repo(t, map[string]string{"a.txt": "A\n"})
+	r := runBinary(t, dir, "<open a.txt>", env, "--verbose")
+	if r.code != 0 || !strings.Contains(r.stderr, "Server: llm-runtime serve (pid "+strconv.Itoa(cmd.Process.Pid)+") on "+sock) {
+		t.Fatalf("the client did not use the daemon: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if fi, err := os.Lstat(squat); err != nil || fi.Mode()&os.ModeSymlink == 0 && !fi.IsDir() {
+		t.Errorf("the squatter's %s was touched: %v", squat, err)
+	}
+	if r := runBinary(t, dir, "", env, "serve", "stop"); r.code != 0 {
+		t.Fatalf("serve stop: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	<-done
+}

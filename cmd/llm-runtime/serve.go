@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/config"
+	"github.com/llm-runtime/llm-runtime/internal/private"
 	"github.com/llm-runtime/llm-runtime/serve"
 )
 
@@ -25,7 +26,7 @@ type serveCmd struct {
 }
 
 type socketFlag struct {
-	Socket string `placeholder:"PATH" help:"The daemon's socket. Default: $XDG_RUNTIME_DIR/llm-runtime/serve.sock, else /tmp/llm-runtime-UID/serve.sock; the 'server' setting, when it names a socket."`
+	Socket string `placeholder:"PATH" help:"The daemon's socket. Default: $XDG_RUNTIME_DIR/llm-runtime/serve.sock, else /tmp/llm-runtime-UID/serve.sock (~/.local/state/llm-runtime/run/serve.sock when another user took that); the 'server' setting, when it names a socket."`
 }
 
 // path is the socket: the flag, else the server setting when it is a
@@ -102,6 +103,9 @@ func (s *serveStartCmd) Run(e env, c *cli) error {
 	path, err := s.path(e, cfg)
 	if err != nil {
 		return fail(exitUsage, "--socket: %v", err)
+	}
+	if why := private.Squatted(e.getenv); why != "" && path == serve.DefaultSocket(e.getenv) {
+		fmt.Fprintf(e.stderr, "Note: %s (set XDG_RUNTIME_DIR to choose)\n", why)
 	}
 	opts := serve.Options{Socket: path, Build: versionString(), Version: version, MaxPools: cfg.Serve.MaxPools, IdleExit: cfg.Serve.IdleExit,
 		Audit: c.auditOptions(e)}

@@ -13,11 +13,11 @@ import (
 )
 
 // Dir makes sure dir is a directory (not a link) of this user that no one
-// else can write, creating it 0700 first when create is set and it is
-// missing. A missing directory is an error wrapping os.ErrNotExist.
+// else can write, creating it (and its missing parents) 0700 first when
+// create is set and it is missing. A missing directory is an error wrapping os.ErrNotExist.
 func Dir(dir string, create bool) error {
 	if create {
-		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 			return err
 		}
 	}
@@ -39,16 +39,56 @@ func Dir(dir string, create bool) error {
 // RuntimeDir is llm-runtime's directory for the user's sockets:
 // $XDG_RUNTIME_DIR/llm-runtime, or, when that variable is unset (or not an
 // absolute path), /tmp/llm-runtime-UID ($TMPDIR, when absolute, for /tmp).
-// It is not created; Dir checks and makes it.
+// Anyone can make /tmp/llm-runtime-UID before this user does; when
+// something of another user's, or anything but a directory, is there, it is
+// left alone and the directory is llm-runtime/run in the user's state
+// directory ($XDG_STATE_HOME, else ~/.local/state), which no one else can
+// make or own (Squatted says why). It is not created; Dir checks and makes
+// it.
 func RuntimeDir(getenv func(string) string) string {
+	dir, _ := runtimeDir(getenv)
+	return dir
+}
+
+// Squatted says why RuntimeDir is not /tmp/llm-runtime-UID when
+// XDG_RUNTIME_DIR is unset: what is there instead, and whose it is; ""
+// when RuntimeDir is the usual place.
+func Squatted(getenv func(string) string) string {
+	_, why := runtimeDir(getenv)
+	return why
+}
+
+func runtimeDir(getenv func(string) string) (dir, why string) {
 	if d := getenv("XDG_RUNTIME_DIR"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "llm-runtime")
+		return filepath.Join(d, "llm-runtime"), ""
 	}
 	tmp := getenv("TMPDIR")
 	if tmp == "" || !filepath.IsAbs(tmp) {
 		tmp = "/tmp"
 	}
-	return filepath.Join(tmp, fmt.Sprintf("llm-runtime-%d", os.Getuid()))
+	dir = filepath.Join(tmp, fmt.Sprintf("llm-runtime-%d", os.Getuid()))
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return dir, ""
+	}
+	switch {
+	case int(st.Uid) != os.Getuid():
+		why = fmt.Sprintf("%s belongs to uid %d, not to this user (%d)", dir, st.Uid, os.Getuid())
+	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+		why = fmt.Sprintf("%s is not a directory", dir)
+	default:
+		return dir, ""
+	}
+	state := getenv("XDG_STATE_HOME")
+	if state == "" || !filepath.IsAbs(state) {
+		home := getenv("HOME")
+		if home == "" || !filepath.IsAbs(home) {
+			return dir, "" // nowhere else to go: Dir says what is wrong
+		}
+		state = filepath.Join(home, ".local", "state")
+	}
+	fallback := filepath.Join(state, "llm-runtime", "run")
+	return fallback, why + ": using " + fallback + " instead"
 }
 
 // MaxSocketPath is the longest path a unix socket can have on Linux
