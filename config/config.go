@@ -80,6 +80,11 @@ type Security struct {
 	MaxFileSize   int64    // largest file read or searched, in bytes
 	MaxWriteSize  int64    // largest content written, in bytes
 	ExcludedPaths []string // glob patterns refused for open and write, at any depth
+	// HostToolFiles are glob patterns (ExcludedPaths' language) of files
+	// tools on the host run or obey; HostToolFilesMode is "warn" (a
+	// change lands, marked) or "deny" (refused).
+	HostToolFiles     []string
+	HostToolFilesMode string
 }
 
 // List configures <list>.

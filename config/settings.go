@@ -96,6 +96,18 @@ var settings = []Setting{
 		get: func(c *Config) string { return strings.Join(c.Security.ExcludedPaths, ",") },
 	},
 	{
+		Key: "security.host_tool_files", Default: strings.Join(sandbox.DefaultHostToolFiles, ","), List: true,
+		Doc: "glob patterns (excluded_paths' language) of files tools on the host run or obey when you open, enter, commit or push the repository (editor tasks, CI workflows, hooks, git attributes); a write, edit or exec change to one is marked, or refused (host_tool_files_mode)",
+		set: func(c *Config, v string) error { return patterns(&c.Security.HostToolFiles, splitList(v)) },
+		get: func(c *Config) string { return strings.Join(c.Security.HostToolFiles, ",") },
+	},
+	{
+		Key: "security.host_tool_files_mode", Default: "warn",
+		Doc: "warn: a change to a host tool file lands, marked in the result, the exec change report and the audit log (audit list --host-tool-files); deny: it is refused",
+		set: func(c *Config, v string) error { return oneOf(&c.Security.HostToolFilesMode, v, "warn", "deny") },
+		get: func(c *Config) string { return c.Security.HostToolFilesMode },
+	},
+	{
 		Key: "search.max_results", Default: "100",
 		Doc: "matching lines <search> lists; the total count is always given",
 		set: func(c *Config, v string) error { return intIn(&c.Search.MaxResults, v, 1, 100000) },

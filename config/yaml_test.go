@@ -17,6 +17,8 @@ var changed = map[string]string{
 	"security.max_file_size":                "2MiB",
 	"security.max_write_size":               "1000",
 	"security.excluded_paths":               ".git,*.secret,[ab]*.key",
+	"security.host_tool_files":              ".envrc,.github/workflows",
+	"security.host_tool_files_mode":         "deny",
 	"search.max_results":                    "7",
 	"list.max_entries":                      "9",
 	"search.max_line_length":                "80",

@@ -194,15 +194,17 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 	}
 	paths, ids, inside := protection(root, s.ConfigFile, cfg)
 	limits := sandbox.Limits{
-		MaxFileSize:      cfg.Security.MaxFileSize,
-		MaxWriteSize:     cfg.Security.MaxWriteSize,
-		Excluded:         cfg.Security.ExcludedPaths,
-		WriteProtected:   paths,
-		Protected:        ids,
-		MaxSearchResults: cfg.Search.MaxResults,
-		MaxLineLength:    cfg.Search.MaxLineLength,
-		SearchTimeout:    cfg.Search.Timeout,
-		MaxListEntries:   cfg.List.MaxEntries,
+		MaxFileSize:       cfg.Security.MaxFileSize,
+		MaxWriteSize:      cfg.Security.MaxWriteSize,
+		Excluded:          cfg.Security.ExcludedPaths,
+		HostToolFiles:     cfg.Security.HostToolFiles,
+		HostToolFilesDeny: cfg.Security.HostToolFilesMode == "deny",
+		WriteProtected:    paths,
+		Protected:         ids,
+		MaxSearchResults:  cfg.Search.MaxResults,
+		MaxLineLength:     cfg.Search.MaxLineLength,
+		SearchTimeout:     cfg.Search.Timeout,
+		MaxListEntries:    cfg.List.MaxEntries,
 	}
 	logf("Repository root: %s", root)
 	logf("Configuration: %s", OrDefaults(s.ConfigFile))

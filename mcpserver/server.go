@@ -383,10 +383,22 @@ type WriteInput struct {
 
 // WriteOutput is write_file's result.
 type WriteOutput struct {
-	Path    string     `json:"path,omitempty"`
-	Created bool       `json:"created,omitempty" jsonschema:"the file is new"`
-	Bytes   int64      `json:"bytes,omitempty"`
-	Error   *ErrorInfo `json:"error,omitempty"`
+	Path    string `json:"path,omitempty"`
+	Created bool   `json:"created,omitempty" jsonschema:"the file is new"`
+	Bytes   int64  `json:"bytes,omitempty"`
+	// HostToolFile is the pattern of security.host_tool_files the file
+	// matches.
+	HostToolFile string     `json:"host_tool_file,omitempty" jsonschema:"set when tools on the host run or obey this file: the change is marked for the user's review"`
+	Error        *ErrorInfo `json:"error,omitempty"`
+}
+
+// hostToolNote is what a write_file or edit_file text says of a host tool
+// file.
+func hostToolNote(pattern string) string {
+	if pattern == "" {
+		return ""
+	}
+	return fmt.Sprintf("\n[tools on the host run or obey this file (security.host_tool_files: %s): the change is marked for the user's review]", pattern)
 }
 
 func (h *handler) writeFile(ctx context.Context, req *mcp.CallToolRequest, in WriteInput) (*mcp.CallToolResult, WriteOutput, error) {
@@ -400,7 +412,7 @@ func (h *handler) writeFile(ctx context.Context, req *mcp.CallToolRequest, in Wr
 	if w.Created {
 		verb = "created"
 	}
-	return textResult(fmt.Sprintf("%s %s (%s)", verb, w.Path, sandbox.FormatSize(w.Bytes))), WriteOutput{Path: w.Path, Created: w.Created, Bytes: w.Bytes}, nil
+	return textResult(fmt.Sprintf("%s %s (%s)", verb, w.Path, sandbox.FormatSize(w.Bytes)) + hostToolNote(w.HostTool)), WriteOutput{Path: w.Path, Created: w.Created, Bytes: w.Bytes, HostToolFile: w.HostTool}, nil
 }
 
 // Edit is one change of edit_file.
@@ -418,12 +430,14 @@ type EditInput struct {
 
 // EditOutput is edit_file's result.
 type EditOutput struct {
-	Path    string     `json:"path,omitempty"`
-	Applied int        `json:"applied,omitempty" jsonschema:"edits applied: all of them"`
-	Loose   []int      `json:"loose,omitempty" jsonschema:"the edits (from 1) that matched only ignoring leading and trailing white space"`
-	Diff    string     `json:"diff,omitempty" jsonschema:"a unified diff of the change"`
-	DryRun  bool       `json:"dry_run,omitempty" jsonschema:"nothing was written"`
-	Error   *ErrorInfo `json:"error,omitempty"`
+	Path    string `json:"path,omitempty"`
+	Applied int    `json:"applied,omitempty" jsonschema:"edits applied: all of them"`
+	Loose   []int  `json:"loose,omitempty" jsonschema:"the edits (from 1) that matched only ignoring leading and trailing white space"`
+	Diff    string `json:"diff,omitempty" jsonschema:"a unified diff of the change"`
+	DryRun  bool   `json:"dry_run,omitempty" jsonschema:"nothing was written"`
+	// HostToolFile is as WriteOutput's.
+	HostToolFile string     `json:"host_tool_file,omitempty" jsonschema:"set when tools on the host run or obey this file: the change is marked for the user's review"`
+	Error        *ErrorInfo `json:"error,omitempty"`
 }
 
 func (h *handler) editFile(ctx context.Context, req *mcp.CallToolRequest, in EditInput) (*mcp.CallToolResult, EditOutput, error) {
@@ -439,7 +453,7 @@ func (h *handler) editFile(ctx context.Context, req *mcp.CallToolRequest, in Edi
 	}
 	e := res.Edit
 	diff, _, cut := h.fit(e.Diff)
-	out := EditOutput{Path: e.Path, Applied: e.Applied, Loose: e.Loose, Diff: diff, DryRun: in.DryRun}
+	out := EditOutput{Path: e.Path, Applied: e.Applied, Loose: e.Loose, Diff: diff, DryRun: in.DryRun, HostToolFile: e.HostTool}
 	verb := "edited"
 	if in.DryRun {
 		verb = "would edit (dry run, nothing written)"
@@ -448,6 +462,7 @@ func (h *handler) editFile(ctx context.Context, req *mcp.CallToolRequest, in Edi
 	if len(e.Loose) > 0 {
 		text += fmt.Sprintf(" (edits %s matched only ignoring leading and trailing white space)", ints(e.Loose))
 	}
+	text += hostToolNote(e.HostTool)
 	text += "\n" + diff
 	if cut || e.DiffTruncated {
 		text += "[the diff is cut; read_file shows the file as it is now]\n"

@@ -229,6 +229,7 @@ func (t *Text) Result(r *Result) error {
 		fmt.Fprintf(w, "=== WRITE SUCCESSFUL: %s ===\n", parser.Printable(r.Write.Path))
 		fmt.Fprintf(w, "Action: %s\n", r.Write.Action())
 		fmt.Fprintf(w, "Bytes written: %d\n", r.Write.Bytes)
+		hostTool(w, r.Write.HostTool)
 	case r.Edit != nil:
 		e := r.Edit
 		fmt.Fprintf(w, "=== EDIT SUCCESSFUL: %s ===\n", parser.Printable(e.Path))
@@ -237,6 +238,7 @@ func (t *Text) Result(r *Result) error {
 			fmt.Fprintf(w, "Block %d matched only with the white space at the ends of its lines ignored\n", n)
 		}
 		fmt.Fprintf(w, "Bytes: %d\n", e.Bytes)
+		hostTool(w, e.HostTool)
 		if e.DiffTruncated {
 			fmt.Fprintf(w, "Diff: the first %d lines\n", sandbox.MaxDiffLines)
 		} else {
@@ -392,6 +394,15 @@ func counts(cs ...count) string {
 
 // rangeOf is the part of a FILE line that gives the range of lines read:
 // " (lines 120-180 of 1210)", or "".
+// hostTool says that a file written or edited is one tools on the host
+// run or obey (security.host_tool_files): the change landed, for the
+// user to review.
+func hostTool(w *bufio.Writer, pattern string) {
+	if pattern != "" {
+		fmt.Fprintf(w, "Host tool file: tools on the host run or obey this file (security.host_tool_files: %s); the change is marked in the audit log for review\n", parser.Printable(pattern))
+	}
+}
+
 func rangeOf(f *sandbox.File) string {
 	l := f.Lines
 	if l == nil {
@@ -584,6 +595,9 @@ type Record struct {
 	// An edit's: the blocks applied, those matched only ignoring white
 	// space at the ends of lines (1-based), the file's size after, and a
 	// unified diff (the first sandbox.MaxDiffLines lines; diff_truncated).
+	// A write's or an edit's: the pattern of security.host_tool_files
+	// the file matches (a file tools on the host run or obey).
+	HostToolFile  string  `json:"host_tool_file,omitempty"`
 	BlocksApplied *int    `json:"blocks_applied,omitempty"`
 	LooseBlocks   []int   `json:"loose_blocks,omitempty"`
 	Bytes         *int64  `json:"bytes,omitempty"`
@@ -672,7 +686,7 @@ func (j *JSONL) Result(r *Result) error {
 			rec.ContentBase64 = r.File.Content
 		}
 	case r.Write != nil:
-		rec.Path, rec.Action, rec.BytesWritten = r.Write.Path, r.Write.Action(), &r.Write.Bytes
+		rec.Path, rec.Action, rec.BytesWritten, rec.HostToolFile = r.Write.Path, r.Write.Action(), &r.Write.Bytes, r.Write.HostTool
 	case r.List != nil:
 		l := r.List
 		rec.Path, rec.Entries, rec.TotalEntries, rec.Excluded, rec.Ignored, rec.Truncated = l.Path, l.Entries, &l.Total, l.Excluded, l.Ignored, l.Truncated()
@@ -682,6 +696,7 @@ func (j *JSONL) Result(r *Result) error {
 	case r.Edit != nil:
 		e := r.Edit
 		rec.Path, rec.BlocksApplied, rec.LooseBlocks, rec.Bytes, rec.Diff, rec.DiffTruncated = e.Path, &e.Applied, e.Loose, &e.Bytes, &e.Diff, e.DiffTruncated
+		rec.HostToolFile = e.HostTool
 	case r.Search != nil:
 		s := r.Search
 		rec.Query, rec.Scope, rec.Context = s.Text, s.Scope, s.Context

@@ -149,6 +149,9 @@ type WriteResult struct {
 	Path    string // cleaned, relative to the repository root
 	Created bool   // false: an existing file was replaced
 	Bytes   int64
+	// HostTool is the pattern of Limits.HostToolFiles the file matches:
+	// a file tools on the host run or obey, for the user to review.
+	HostTool string `json:",omitempty"`
 }
 
 // EditResult is the result of Edit.
@@ -165,6 +168,8 @@ type EditResult struct {
 	// write (a policy decides on the content first).
 	Content []byte `json:",omitempty"`
 	Base    string `json:",omitempty"`
+	// HostTool is as WriteResult's.
+	HostTool string `json:",omitempty"`
 }
 
 // MaxDiffLines caps the diff of an EditResult (package edit's cap).
@@ -414,6 +419,13 @@ type Limits struct {
 	// SearchTimeout is how long a search may run before it stops and
 	// reports a partial result; 0 means no limit.
 	SearchTimeout time.Duration
+	// HostToolFiles are glob patterns (Excluded's language) of the files
+	// tools on the host run or obey without being asked to run the
+	// repository's code: a write or an exec change to one is marked with
+	// the pattern (WriteResult.HostTool), or refused with
+	// HostToolFilesDeny. nil means DefaultHostToolFiles; empty, none.
+	HostToolFiles     []string
+	HostToolFilesDeny bool
 }
 
 // Defaults of Limits.
@@ -437,6 +449,21 @@ var DefaultExcluded = []string{
 	"credentials", "credentials.json", "*.tfstate", "secrets.yaml", "secrets.yml",
 }
 
+// DefaultHostToolFiles is the default of Limits.HostToolFiles: files that
+// a tool on the host runs, or obeys to run something, when the user does
+// something routine (opens the folder in an editor, enters the directory,
+// commits, runs git, pushes), not when they choose to run the repository's
+// code. A Makefile, a package.json's scripts or a test are code the user
+// runs knowingly, as they run a <write>n source file, and are not listed.
+var DefaultHostToolFiles = []string{
+	".vscode/tasks.json", ".vscode/settings.json", ".vscode/launch.json", // VS Code: tasks that run on folder open, settings naming interpreters and shells
+	".devcontainer", ".devcontainer.json", // dev containers: postCreateCommand and friends
+	".github/workflows", ".github/actions", ".gitlab-ci.yml", // CI, with the repository's secrets
+	".envrc",                            // direnv: run on entering the directory (once allowed)
+	".husky", ".pre-commit-config.yaml", // hooks installed by tools, run on commit
+	".gitmodules", ".gitattributes", ".lfsconfig", // git: submodule URLs, filter and diff drivers, LFS endpoints
+}
+
 func (l Limits) withDefaults() Limits {
 	if l.MaxFileSize <= 0 {
 		l.MaxFileSize = DefaultMaxFileSize
@@ -446,6 +473,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.Excluded == nil {
 		l.Excluded = DefaultExcluded
+	}
+	if l.HostToolFiles == nil {
+		l.HostToolFiles = DefaultHostToolFiles
 	}
 	if l.MaxSearchResults <= 0 {
 		l.MaxSearchResults = DefaultMaxSearchResults

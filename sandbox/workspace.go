@@ -27,6 +27,7 @@ type Workspace struct {
 	rootID FileID
 	limits Limits
 	excl   *excluder
+	tools  *excluder // Limits.HostToolFiles
 	prot   map[FileID]string // Limits.Protected, by identity
 }
 
@@ -34,6 +35,10 @@ type Workspace struct {
 func OpenWorkspace(dir string, limits Limits) (*Workspace, error) {
 	limits = limits.withDefaults()
 	excl, err := newExcluder(limits.Excluded)
+	if err != nil {
+		return nil, err
+	}
+	tools, err := newExcluder(limits.HostToolFiles)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +51,7 @@ func OpenWorkspace(dir string, limits Limits) (*Workspace, error) {
 		unix.Close(fd)
 		return nil, &os.PathError{Op: "stat", Path: dir, Err: err}
 	}
-	w := &Workspace{rootFD: fd, rootID: idOf(&st), limits: limits, excl: excl, prot: map[FileID]string{}}
+	w := &Workspace{rootFD: fd, rootID: idOf(&st), limits: limits, excl: excl, tools: tools, prot: map[FileID]string{}}
 	for _, id := range limits.Protected {
 		w.prot[FileID{Dev: id.Dev, Ino: id.Ino}] = cmp.Or(id.What, "protected")
 	}
@@ -189,9 +194,53 @@ func isBinary(b []byte) bool { return bytes.IndexByte(b[:min(len(b), binarySniff
 // be the configuration of a later run with --root there.
 const ConfigName = "llm-runtime.config.yaml"
 
+// mcpLaunchFile says which MCP client's launch configuration rel is, at
+// any depth and in any case (the folder a client opens can be any
+// directory of the repository): the files the MCP guide tells users to put
+// llm-runtime's launch line in, and Claude Code's settings, which can
+// approve servers and commands. "" if it is none.
+func mcpLaunchFile(rel string) string {
+	name := path.Base(rel)
+	dir := strings.ToLower(path.Base(path.Dir(rel)))
+	lname := strings.ToLower(name)
+	switch {
+	case lname == ".mcp.json":
+		return "Claude Code's project MCP configuration"
+	case dir == ".vscode" && lname == "mcp.json":
+		return "VS Code's MCP configuration"
+	case dir == ".cursor" && lname == "mcp.json":
+		return "Cursor's MCP configuration"
+	case dir == ".claude" && strings.HasPrefix(lname, "settings") && strings.HasSuffix(lname, ".json"):
+		return "Claude Code's settings"
+	}
+	return ""
+}
+
+// HostTool returns the pattern of Limits.HostToolFiles that rel (cleaned,
+// relative to the root) matches, or "".
+func (w *Workspace) HostTool(rel string) string {
+	pat, _ := w.tools.match(rel)
+	return pat
+}
+
+// hostToolDenied refuses a write at rel, with Limits.HostToolFilesDeny,
+// when it is a file of Limits.HostToolFiles or a directory of one.
+func (w *Workspace) hostToolDenied(rel string) error {
+	if !w.limits.HostToolFilesDeny {
+		return nil
+	}
+	if pat := w.HostTool(rel); pat != "" {
+		return Errorf(CodePathSecurity, "%s is a file tools on the host run or obey (security.host_tool_files: %s), and security.host_tool_files_mode is deny", rel, pat)
+	}
+	return nil
+}
+
 // guardPath refuses a write at rel, or a directory created there, if rel
 // is a path of Limits.WriteProtected or lies under one.
 func (w *Workspace) guardPath(rel string) error {
+	if err := w.hostToolDenied(rel); err != nil {
+		return err
+	}
 	for _, q := range w.limits.WriteProtected {
 		q = path.Clean(q)
 		if rel == q || strings.HasPrefix(rel, q+"/") || q == "." {
@@ -213,12 +262,20 @@ func (w *Workspace) guardDir(rel string, id FileID) error {
 	return nil
 }
 
-// writeProtected refuses a write to t: a file named ConfigName, a path of
-// Limits.WriteProtected or under one, or a file or directory (on the way
-// or the target) whose identity is protected.
+// writeProtected refuses a write to t: a file named ConfigName or one of
+// the MCP clients' launch configurations (mcpLaunchFile), a path of
+// Limits.WriteProtected or under one, a file or directory (on the way or
+// the target) whose identity is protected, or, with
+// Limits.HostToolFilesDeny, a file of Limits.HostToolFiles.
 func (w *Workspace) writeProtected(t *target) error {
 	if strings.EqualFold(t.name, ConfigName) {
 		return Errorf(CodePathSecurity, "%s is llm-runtime's own configuration and cannot be written from the sandbox", t.rel)
+	}
+	if what := mcpLaunchFile(t.rel); what != "" {
+		return Errorf(CodePathSecurity, "%s is %s, which can start llm-runtime with other flags, and cannot be written from the sandbox", t.rel, what)
+	}
+	if err := w.hostToolDenied(t.rel); err != nil {
+		return err
 	}
 	if err := w.guardPath(t.rel); err != nil {
 		return err
@@ -246,6 +303,11 @@ func (w *Workspace) Write(p string, content []byte) (*WriteResult, error) {
 func (w *Workspace) WriteWith(p string, content []byte, o Options) (*WriteResult, error) {
 	if int64(len(content)) > w.limits.MaxWriteSize {
 		return nil, Errorf(CodeResourceLimit, "content is %s; the limit (security.max_write_size) is %s; nothing was written", FormatSize(int64(len(content))), FormatSize(w.limits.MaxWriteSize))
+	}
+	// Refused before a directory on its way is made; the walk checks
+	// again what the path resolves to.
+	if err := w.hostToolDenied(path.Clean(strings.TrimLeft(p, "/"))); err != nil {
+		return nil, err
 	}
 	t, err := w.walk(p, walkLocate, true)
 	if err != nil {
@@ -278,7 +340,7 @@ func (w *Workspace) WriteWith(p string, content []byte, o Options) (*WriteResult
 	if err := w.replace(t.top(), t.name, t.rel, content, mode); err != nil {
 		return nil, err
 	}
-	return &WriteResult{Path: t.rel, Created: !t.found, Bytes: int64(len(content))}, nil
+	return &WriteResult{Path: t.rel, Created: !t.found, Bytes: int64(len(content)), HostTool: w.HostTool(t.rel)}, nil
 }
 
 // keptMode is the mode a file keeps when a write or an edit replaces it:

@@ -135,20 +135,22 @@ func optionsOf(ctx context.Context) *sandbox.Options {
 
 // Reply is a reply's header; a read's content is the frame's body.
 type Reply struct {
-	ID      uint64                `json:"id"`
-	Code    string                `json:"code,omitempty"` // set on failure
-	Message string                `json:"message,omitempty"`
-	Detail  string                `json:"detail,omitempty"`
-	Path    string                `json:"path,omitempty"`
-	Created bool                  `json:"created,omitempty"`
-	Bytes   int64                 `json:"bytes,omitempty"`
-	Stat    *sandbox.Info         `json:"stat,omitempty"`
-	Search  *sandbox.SearchResult `json:"search,omitempty"`
-	Exec    *ExecReply            `json:"exec,omitempty"`
-	Edit    *sandbox.EditResult   `json:"edit,omitempty"`
-	Lines   *sandbox.Lines        `json:"lines,omitempty"` // a read of a range
-	List    *sandbox.ListResult   `json:"list,omitempty"`
-	Version string                `json:"version,omitempty"` // ping
+	ID      uint64 `json:"id"`
+	Code    string `json:"code,omitempty"` // set on failure
+	Message string `json:"message,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+	Path    string `json:"path,omitempty"`
+	Created bool   `json:"created,omitempty"`
+	// HostTool is a write's WriteResult.HostTool.
+	HostTool string                `json:"host_tool,omitempty"`
+	Bytes    int64                 `json:"bytes,omitempty"`
+	Stat     *sandbox.Info         `json:"stat,omitempty"`
+	Search   *sandbox.SearchResult `json:"search,omitempty"`
+	Exec     *ExecReply            `json:"exec,omitempty"`
+	Edit     *sandbox.EditResult   `json:"edit,omitempty"`
+	Lines    *sandbox.Lines        `json:"lines,omitempty"` // a read of a range
+	List     *sandbox.ListResult   `json:"list,omitempty"`
+	Version  string                `json:"version,omitempty"` // ping
 	// Owned is OpManifest's: the workspace's root is the agent's user's,
 	// so it can be written. The replica's objects are the body, as JSON
 	// (a header is at most 1 MiB; a large repository's list is more).
@@ -359,7 +361,7 @@ func handle(ws *sandbox.Workspace, req Request, body []byte, version string) (Re
 	case OpWrite:
 		var wr *sandbox.WriteResult
 		if wr, err = ws.WriteWith(string(req.Path), body, req.options()); err == nil {
-			rep.Path, rep.Created, rep.Bytes = wr.Path, wr.Created, wr.Bytes
+			rep.Path, rep.Created, rep.Bytes, rep.HostTool = wr.Path, wr.Created, wr.Bytes, wr.HostTool
 		}
 	case OpEdit:
 		rep.Edit, err = ws.EditWith(string(req.Path), body, req.options())
@@ -611,7 +613,7 @@ func (c *Conn) Write(ctx context.Context, path string, content []byte) (*sandbox
 	if err != nil {
 		return nil, err
 	}
-	return &sandbox.WriteResult{Path: rep.Path, Created: rep.Created, Bytes: rep.Bytes}, nil
+	return &sandbox.WriteResult{Path: rep.Path, Created: rep.Created, Bytes: rep.Bytes, HostTool: rep.HostTool}, nil
 }
 
 // Edit applies an edit's blocks to a file.
