@@ -42,7 +42,8 @@ func (w *Workspace) Search(ctx context.Context, query string) (*SearchResult, er
 const MaxContext = parser.MaxContext
 
 // SearchWith is Search with the options o: files of o.Skip are left out,
-// and o.ListFiles lists every file with a match.
+// if o.Only names files only they are searched, and o.ListFiles lists
+// every file with a match.
 //
 // A search keeps its time limit (Limits.SearchTimeout) and gives way to
 // ctx however costly its query: the walk, each worker between lines, and
@@ -105,6 +106,12 @@ func (w *Workspace) SearchWith(ctx context.Context, arg string, o Options) (*Sea
 			sc.skip[p] = true
 		}
 	}
+	if len(o.Only) > 0 {
+		sc.only = map[string]bool{}
+		for _, p := range o.Only {
+			sc.only[p] = true
+		}
+	}
 	fd, err := openat(w.rootFD, ".", unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
 		return nil, osError(err, ".")
@@ -151,6 +158,7 @@ type searcher struct {
 	ign      *ignorer
 	res      *SearchResult
 	skip     map[string]bool // files left out
+	only     map[string]bool // if not nil, the only files searched
 	list     bool            // fill res.MatchedFiles
 	deadline time.Time       // Limits.SearchTimeout from the start; zero: none
 	dir      []string        // the components of the directory being searched
@@ -309,7 +317,7 @@ func (w *Workspace) searchDir(dirfd int, rel string, sc *searcher) error {
 				return err
 			}
 		case e.Type().IsRegular():
-			if sc.scope != nil && !sc.scope.MatchString(child) || sc.skip[child] {
+			if sc.scope != nil && !sc.scope.MatchString(child) || sc.skip[child] || sc.only != nil && !sc.only[child] {
 				continue
 			}
 			if ign.ignored(child, false) {

@@ -170,3 +170,21 @@ func closedAfterReading(t *testing.T, path string) <-chan struct{} {
 	}()
 	return done
 }
+
+// TestSearchOnlyLooksAtTheFilesNamed: Options.Only restricts a search to
+// its files (the policies' second search: the files they allowed), and
+// Skip still leaves one out.
+func TestSearchOnlyLooksAtTheFilesNamed(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"a.txt", "b.txt", "c.txt"} {
+		os.WriteFile(filepath.Join(dir, name), []byte("needle\n"), 0o644)
+	}
+	sb := local(t, dir, sandbox.Limits{})
+	res, err := sb.Search(sandbox.WithOptions(context.Background(), sandbox.Options{Only: []string{"a.txt", "c.txt"}, Skip: []string{"c.txt"}}), "needle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Total != 1 || res.Files != 1 || res.Matches[0].Path != "a.txt" {
+		t.Fatalf("got %+v, want a.txt alone", res)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
+	"github.com/llm-runtime/llm-runtime/runtime/wasm/wasmtest"
 )
 
 // costlySearch is a regular expression that Go's regexp (linear in the
@@ -215,4 +216,30 @@ func closedAfterReading(t *testing.T, path string) <-chan struct{} {
 		close(done)
 	}()
 	return done
+}
+
+// TestE2EAPartialSearchShowsNoLineAPolicyDenies: a search stopped at its
+// time limit, under a policy, shows no line of a file the policy would
+// not let the model open. Its two workers (GOMAXPROCS 2 here; Go's least
+// in a container limited to one CPU) stop in .env.a and .env.b, which
+// match and are denied; searched again without them, the search got
+// further, to credentials.json, which was never put to the policy
+// (before: its secret was shown). It is now searched again on the files
+// allowed alone.
+func TestE2EAPartialSearchShowsNoLineAPolicyDenies(t *testing.T) {
+	t.Parallel()
+	guest := wasmtest.Build(t, "guests/protect-secrets")
+	env := []string{"LLM_RUNTIME_SECURITY_EXCLUDED_PATHS=.git", "LLM_RUNTIME_SEARCH_TIMEOUT=2s", "GOMAXPROCS=2"}
+	bothSandboxes(t, func(t *testing.T, sb string) {
+		costly := strings.Repeat("y", 1<<20-100) + "\n"
+		dir := repo(t, map[string]string{
+			".env.a": "MARKER env S3CR3T\n" + costly, ".env.b": "MARKER env S3CR3T\n" + costly,
+			"credentials.json": "MARKER creds S3CR3T\n", "notes.txt": "MARKER public\n",
+		})
+		r := runBounded(t, 3*time.Minute, dir, "<search "+costlySearch+"|MARKER>\n", env,
+			append([]string{"--sandbox", sb}, withPolicy(t, guest)...)...)
+		if r.code != 0 || strings.Contains(r.stdout, "S3CR3T") || !strings.Contains(r.stdout, "\nPartial: stopped at search.timeout (2s) after 0 files; ") {
+			t.Fatalf("exit %d:\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+	})
 }
