@@ -133,6 +133,9 @@ func (w *Workspace) SearchWith(ctx context.Context, arg string, o Options) (*Sea
 	if err != nil && !errors.Is(err, errSearchStopped) {
 		return nil, osError(err, ".")
 	}
+	if !errors.Is(err, errSearchStopped) && sc.searched == len(sc.done) {
+		return res, nil // every file searched, whenever the timer or ctx fired
+	}
 	files := fmt.Sprintf("%d files", sc.searched)
 	if sc.searched == 1 {
 		files = "1 file"
