@@ -431,8 +431,11 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 
 // searchAllowed searches, and leaves out the files the policies would not
 // let the model open: each file with a match is put to them as an open,
-// and if any is denied the search runs again without those files, so that
-// neither their lines nor their counts show.
+// and if any is denied the search runs again on the files allowed alone,
+// so that neither the lines nor the counts of the others show. (Not
+// merely without the denied ones: a first search stopped at its time
+// limit did not look at every file, and the second, spared the denied
+// ones, could get further, to files never put to the policies.)
 func (r *Runner) searchAllowed(ctx context.Context, query string, gi *guestInfo) (*sandbox.SearchResult, error) {
 	o := sandbox.OptionsFrom(ctx)
 	o.ListFiles = true
@@ -444,7 +447,7 @@ func (r *Runner) searchAllowed(ctx context.Context, query string, gi *guestInfo)
 		return nil, sandbox.Errorf(CodePolicyError, "%d files match, more than the %d that can be put to the policies; search for something narrower", res.Files, sandbox.MaxMatchedFiles)
 	}
 	pstart := time.Now()
-	var denied []string
+	var denied, allowed []string
 	for _, f := range res.MatchedFiles {
 		v := r.Guests.Decide(ctx, wasm.Request{Op: string(parser.Open), Path: f, Resolved: f, Session: r.Session})
 		if !v.Allowed || v.Failed {
@@ -452,6 +455,8 @@ func (r *Runner) searchAllowed(ctx context.Context, query string, gi *guestInfo)
 				gi.decider = v.Decider
 			}
 			denied = append(denied, f)
+		} else {
+			allowed = append(allowed, f)
 		}
 	}
 	gi.policy += time.Since(pstart)
@@ -460,12 +465,23 @@ func (r *Runner) searchAllowed(ctx context.Context, query string, gi *guestInfo)
 		return res, nil
 	}
 	gi.reason = fmt.Sprintf("%d of %d matching files left out: the policies would not let them be opened", len(denied), res.Files)
-	o.ListFiles, o.Skip = false, denied
+	if len(allowed) == 0 {
+		res.Matches, res.Total, res.Files = nil, 0, 0
+		return res, nil
+	}
+	first := res
+	o.ListFiles, o.Skip, o.Only = false, denied, allowed
 	res, err = r.Sandbox.Search(sandbox.WithOptions(ctx, o), query)
 	if err != nil {
 		return nil, err
 	}
 	res.MatchedFiles = nil
+	// What was skipped, and whether the search looked at every file, is
+	// the first search's: the second looked only at files it found.
+	res.SkippedLarge, res.SkippedBinary, res.Ignored = first.SkippedLarge, first.SkippedBinary, first.Ignored
+	if res.Partial == "" {
+		res.Partial = first.Partial
+	}
 	return res, nil
 }
 

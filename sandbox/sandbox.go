@@ -226,6 +226,9 @@ type Options struct {
 	// Skip, for search: repository-relative files left out, their lines
 	// neither listed nor counted.
 	Skip []string `json:"skip,omitempty"`
+	// Only, for search, if not empty: the repository-relative files
+	// searched; every other is left out, neither listed nor counted.
+	Only []string `json:"only,omitempty"`
 	// ListFiles, for search: fill SearchResult.MatchedFiles.
 	ListFiles bool `json:"list_files,omitempty"`
 	// Lines, for open: read only this range of lines; the size limit is
@@ -264,7 +267,7 @@ type SearchSpec struct {
 
 // IsZero reports whether o asks for nothing.
 func (o Options) IsZero() bool {
-	return o.Expect == "" && len(o.Skip) == 0 && !o.ListFiles && !o.DryRun && o.Base == "" && o.Lines == nil &&
+	return o.Expect == "" && len(o.Skip) == 0 && len(o.Only) == 0 && !o.ListFiles && !o.DryRun && o.Base == "" && o.Lines == nil &&
 		o.Blocks == nil && o.Search == nil && o.Timeout == 0
 }
 

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
+	"regexp/syntax"
 	"runtime"
 	"sort"
 	"strings"
@@ -40,13 +42,24 @@ func (w *Workspace) Search(ctx context.Context, query string) (*SearchResult, er
 const MaxContext = parser.MaxContext
 
 // SearchWith is Search with the options o: files of o.Skip are left out,
-// and o.ListFiles lists every file with a match.
+// if o.Only names files only they are searched, and o.ListFiles lists
+// every file with a match.
+//
+// A search keeps its time limit (Limits.SearchTimeout) and gives way to
+// ctx however costly its query: the walk, each worker between lines, and
+// a regular expression inside a long line all look at one flag that the
+// timer and ctx set, and files queued but not searched yet are dropped.
+// It then returns what it found so far, its Partial saying why it
+// stopped. A ctx already done when it is called is CANCELED: nothing was
+// searched.
 func (w *Workspace) SearchWith(ctx context.Context, arg string, o Options) (*SearchResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, AsError(err)
+	}
 	var (
 		query, scope string
 		ctxLines     int
-		match        func([]byte) bool
-		lit          []byte
+		m            matcher
 		err          error
 		max          = w.limits.MaxSearchResults
 	)
@@ -59,12 +72,11 @@ func (w *Workspace) SearchWith(ctx context.Context, arg string, o Options) (*Sea
 			max = s.Max
 		}
 		if s.Regex {
-			match, err = compileMatcher("re:" + query)
+			m, err = compileQuery("re:" + query)
 		} else if query == "" {
 			err = Errorf(CodeInvalidQuery, "empty search")
 		} else {
-			lit = []byte(query)
-			match = func(line []byte) bool { return bytes.Contains(line, lit) }
+			m.lit = []byte(query)
 		}
 	} else {
 		q, perr := parser.ParseSearch(arg)
@@ -72,7 +84,7 @@ func (w *Workspace) SearchWith(ctx context.Context, arg string, o Options) (*Sea
 			return nil, Errorf(CodeInvalidQuery, "%s", perr)
 		}
 		query, scope, ctxLines = q.Text, q.Scope, q.Context
-		match, lit, err = compileQuery(query)
+		m, err = compileQuery(query)
 	}
 	if err != nil {
 		return nil, err
@@ -82,21 +94,11 @@ func (w *Workspace) SearchWith(ctx context.Context, arg string, o Options) (*Sea
 		text = "re:" + query
 	}
 	res := &SearchResult{Query: arg, Text: text, Scope: scope, Context: ctxLines}
-	fd, err := openat(w.rootFD, ".", unix.O_RDONLY|unix.O_DIRECTORY)
-	if err != nil {
-		return nil, osError(err, ".")
-	}
-	ign := newIgnorer()
-	ign.enter(".", w.readInternal(".git", "info", "exclude"), readIgnoreFile(fd, ".gitignore"))
-	sc := &searcher{ign: ign, match: match, lit: lit, res: res, list: o.ListFiles, max: max, maxLine: w.limits.MaxLineLength, maxSize: w.limits.MaxFileSize, context: ctxLines}
-	sc.start()
+	sc := &searcher{matcher: m, res: res, list: o.ListFiles, max: max, maxLine: w.limits.MaxLineLength, maxSize: w.limits.MaxFileSize, context: ctxLines}
 	if scope != "" {
 		if sc.scope, sc.scopeDir, err = compileScope(scope); err != nil {
 			return nil, err
 		}
-	}
-	if d := w.limits.SearchTimeout; d > 0 {
-		sc.deadline = time.Now().Add(d)
 	}
 	if len(o.Skip) > 0 {
 		sc.skip = map[string]bool{}
@@ -104,36 +106,77 @@ func (w *Workspace) SearchWith(ctx context.Context, arg string, o Options) (*Sea
 			sc.skip[p] = true
 		}
 	}
-	err = w.searchDir(ctx, fd, ".", sc)
-	sc.finish()
-	if errors.Is(err, errSearchTimeout) {
-		res.Partial = fmt.Sprintf("stopped at search.timeout (%s) after %d files; a narrower query, or a larger search.timeout, searches the rest", w.limits.SearchTimeout, sc.files)
-	} else if err != nil {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return nil, AsError(err)
+	if len(o.Only) > 0 {
+		sc.only = map[string]bool{}
+		for _, p := range o.Only {
+			sc.only[p] = true
 		}
+	}
+	fd, err := openat(w.rootFD, ".", unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
 		return nil, osError(err, ".")
+	}
+	sc.ign = newIgnorer()
+	sc.ign.enter(".", w.readInternal(".git", "info", "exclude"), readIgnoreFile(fd, ".gitignore"))
+	// The walk looks at the clock itself (so that a limit already passed
+	// queues nothing); the workers, and a match in a long line, look only
+	// at the flag, which the timer and ctx set.
+	if d := w.limits.SearchTimeout; d > 0 {
+		sc.deadline = time.Now().Add(d)
+		t := time.AfterFunc(d, func() { sc.halt(stopTimeout) })
+		defer t.Stop()
+	}
+	defer context.AfterFunc(ctx, func() { sc.halt(stopCanceled) })()
+	sc.start()
+	err = w.searchDir(fd, ".", sc)
+	sc.finish()
+	if err != nil && !errors.Is(err, errSearchStopped) {
+		return nil, osError(err, ".")
+	}
+	if !errors.Is(err, errSearchStopped) && sc.searched == len(sc.done) {
+		return res, nil // every file searched, whenever the timer or ctx fired
+	}
+	files := fmt.Sprintf("%d files", sc.searched)
+	if sc.searched == 1 {
+		files = "1 file"
+	}
+	switch sc.stop.Load() {
+	case stopTimeout:
+		res.Partial = fmt.Sprintf("stopped at search.timeout (%s) after %s; a narrower query, or a larger search.timeout, searches the rest", w.limits.SearchTimeout, files)
+	case stopCanceled:
+		res.Partial = fmt.Sprintf("interrupted after %s (the run was stopped); the matches above are those found until then", files)
 	}
 	return res, nil
 }
 
+// Why a search stopped before its end (searcher.stop).
+const (
+	stopTimeout  = 1 + iota // Limits.SearchTimeout passed
+	stopCanceled            // its context was cancelled
+)
+
 // searcher is the state of one search.
 type searcher struct {
+	matcher
 	ign      *ignorer
-	match    func([]byte) bool
 	res      *SearchResult
 	skip     map[string]bool // files left out
+	only     map[string]bool // if not nil, the only files searched
 	list     bool            // fill res.MatchedFiles
 	deadline time.Time       // Limits.SearchTimeout from the start; zero: none
-	files    int             // files searched
 	dir      []string        // the components of the directory being searched
 	scope    *regexp.Regexp  // the files searched, when restricted
 	scopeDir string          // the directory the scope's matches are all under ("" anywhere)
-	lit      []byte          // a literal query's bytes; nil for a regular expression
 	max      int             // Limits.MaxSearchResults
 	maxLine  int             // Limits.MaxLineLength
 	maxSize  int64           // Limits.MaxFileSize
 	context  int             // lines of context around each match
+
+	// stop is why the search stopped (stopTimeout, stopCanceled), or 0
+	// while it runs; the first reason set stays.
+	stop atomic.Int32
+	// searched counts the files searched to their end (finish).
+	searched int
 
 	// Files are opened by the walk, in order, and read and matched by as
 	// many workers as the runtime has processors; their results are put
@@ -142,6 +185,12 @@ type searcher struct {
 	done    []*fileJob
 	workers sync.WaitGroup
 }
+
+// halt stops the search, for the reason why unless it stopped already.
+func (sc *searcher) halt(why int32) { sc.stop.CompareAndSwap(0, why) }
+
+// stopped says whether the search must stop.
+func (sc *searcher) stopped() bool { return sc.stop.Load() != 0 }
 
 // fileJob is one file of a search: opened by the walk, searched by a worker.
 type fileJob struct {
@@ -152,6 +201,9 @@ type fileJob struct {
 	total   int
 	large   bool
 	binary  bool
+	// complete says that the file was searched to its end; a file cut
+	// short when the search stopped keeps the matches found before.
+	complete bool
 }
 
 func (sc *searcher) start() {
@@ -162,6 +214,10 @@ func (sc *searcher) start() {
 			defer sc.workers.Done()
 			buf := make([]byte, 0, 64<<10)
 			for j := range sc.jobs {
+				if sc.stopped() { // the queue is dropped, unread
+					j.dir.release()
+					continue
+				}
 				buf = sc.search(j, buf)
 			}
 		}()
@@ -174,6 +230,9 @@ func (sc *searcher) finish() {
 	sc.workers.Wait()
 	res := sc.res
 	for _, j := range sc.done {
+		if j.complete {
+			sc.searched++
+		}
 		switch {
 		case j.large:
 			res.SkippedLarge++
@@ -194,12 +253,12 @@ func (sc *searcher) finish() {
 	}
 }
 
-// errSearchTimeout stops a search at Limits.SearchTimeout.
-var errSearchTimeout = errors.New("search timeout")
+// errSearchStopped ends the walk of a search that stopped (searcher.stop).
+var errSearchStopped = errors.New("search stopped")
 
 // searchDir searches the directory dirfd, rel in the repository, and
 // closes dirfd.
-func (w *Workspace) searchDir(ctx context.Context, dirfd int, rel string, sc *searcher) error {
+func (w *Workspace) searchDir(dirfd int, rel string, sc *searcher) error {
 	ign := sc.ign
 	dir := os.NewFile(uintptr(dirfd), rel)
 	defer dir.Close()
@@ -226,11 +285,11 @@ func (w *Workspace) searchDir(ctx context.Context, dirfd int, rel string, sc *se
 	ref.refs.Store(1)
 	defer ref.release()
 	for _, e := range entries {
-		if err := ctx.Err(); err != nil {
-			return err
+		if !sc.deadline.IsZero() && !time.Now().Before(sc.deadline) {
+			sc.halt(stopTimeout)
 		}
-		if !sc.deadline.IsZero() && time.Now().After(sc.deadline) {
-			return errSearchTimeout
+		if sc.stopped() {
+			return errSearchStopped
 		}
 		name := e.Name()
 		child := name
@@ -255,20 +314,19 @@ func (w *Workspace) searchDir(ctx context.Context, dirfd int, rel string, sc *se
 				continue // swapped for a link, gone, or unreadable
 			}
 			sc.dir = append(sc.dir, name)
-			err = w.searchDir(ctx, cfd, child, sc)
+			err = w.searchDir(cfd, child, sc)
 			sc.dir = sc.dir[:len(sc.dir)-1]
 			if err != nil {
 				return err
 			}
 		case e.Type().IsRegular():
-			if sc.scope != nil && !sc.scope.MatchString(child) || sc.skip[child] {
+			if sc.scope != nil && !sc.scope.MatchString(child) || sc.skip[child] || sc.only != nil && !sc.only[child] {
 				continue
 			}
 			if ign.ignored(child, false) {
 				sc.res.Ignored++
 				continue
 			}
-			sc.files++
 			ref.refs.Add(1)
 			j := &fileJob{rel: child, dir: ref, name: name}
 			sc.done = append(sc.done, j)
@@ -383,32 +441,101 @@ func (w *Workspace) readInternal(comps ...string) []byte {
 	return readIgnoreFile(dirfd, comps[len(comps)-1])
 }
 
-// compileQuery returns the line matcher of a query, and for a literal its
-// bytes (a whole file is scanned for them at once).
-func compileQuery(q string) (func([]byte) bool, []byte, error) {
-	match, err := compileMatcher(q)
-	if err != nil || strings.HasPrefix(q, "re:") {
-		return match, nil, err
-	}
-	return match, []byte(q), nil
+// MaxRegexpSize is the most instructions a search's regular expression
+// may compile to. Matching costs up to the length of the text times this
+// size (and a machine per worker holds as much state), so it bounds what
+// one line can cost and how soon a stopped search gives way. Everyday
+// patterns compile to 5 to 60 instructions, an alternation of 400 names
+// (4 KB, the longest argument) to about 3,700, and a pattern without a
+// count such as {1000} to at most one and a half per byte of it;
+// (.*.*...){1000}x compiles to 9,003.
+const MaxRegexpSize = 5000
+
+// directMatchCost is the largest cost (a line's length times the
+// program's size) matched by regexp's own fast paths in one call, which
+// nothing can stop: at worst a few hundred milliseconds. A costlier line
+// is matched rune by rune through stopReader, which ends it when the
+// search stops.
+const directMatchCost = 1 << 20
+
+// matcher is a compiled query: a literal's bytes, or a regular
+// expression and the size of its program.
+type matcher struct {
+	lit   []byte
+	re    *regexp.Regexp
+	insts int
 }
 
-func compileMatcher(q string) (func([]byte) bool, error) {
-	if pat, ok := strings.CutPrefix(q, "re:"); ok {
-		if pat == "" {
-			return nil, Errorf(CodeInvalidQuery, "empty regular expression after re:")
+// compileQuery compiles a query: "re:PATTERN" is a regular expression of
+// at most MaxRegexpSize instructions, anything else a literal.
+func compileQuery(q string) (matcher, error) {
+	pat, ok := strings.CutPrefix(q, "re:")
+	if !ok {
+		if q == "" {
+			return matcher{}, Errorf(CodeInvalidQuery, "empty search; write <search TEXT> or <search re:PATTERN>")
 		}
-		re, err := regexp.Compile(pat)
-		if err != nil {
-			return nil, Errorf(CodeInvalidQuery, "bad regular expression: %v", err)
-		}
-		return re.Match, nil
+		return matcher{lit: []byte(q)}, nil
 	}
-	if q == "" {
-		return nil, Errorf(CodeInvalidQuery, "empty search; write <search TEXT> or <search re:PATTERN>")
+	if pat == "" {
+		return matcher{}, Errorf(CodeInvalidQuery, "empty regular expression after re:")
 	}
-	lit := []byte(q)
-	return func(line []byte) bool { return bytes.Contains(line, lit) }, nil
+	// The program is sized as regexp.Compile builds it (Perl syntax,
+	// simplified), before regexp builds anything more from it.
+	tree, err := syntax.Parse(pat, syntax.Perl)
+	if err != nil {
+		return matcher{}, Errorf(CodeInvalidQuery, "bad regular expression: %v", err)
+	}
+	prog, err := syntax.Compile(tree.Simplify())
+	if err != nil {
+		return matcher{}, Errorf(CodeInvalidQuery, "bad regular expression: %v", err)
+	}
+	if n := len(prog.Inst); n > MaxRegexpSize {
+		return matcher{}, Errorf(CodeInvalidQuery, "regular expression too large: it compiles to %d instructions, and the limit is %d "+
+			"(a count such as {1000} repeats what it counts that many times); search for a smaller pattern, or a literal part of it", n, MaxRegexpSize)
+	}
+	re, err := regexp.Compile(pat)
+	if err != nil {
+		return matcher{}, Errorf(CodeInvalidQuery, "bad regular expression: %v", err)
+	}
+	return matcher{re: re, insts: len(prog.Inst)}, nil
+}
+
+// matchLine says whether the regular expression matches line, and false
+// with cut set when the search stopped before it could tell.
+func (sc *searcher) matchLine(line []byte) (match, halted bool) {
+	if len(line)*sc.insts <= directMatchCost {
+		return sc.re.Match(line), false
+	}
+	r := stopReader{b: line, stop: &sc.stop}
+	match = sc.re.MatchReader(&r)
+	return match && !r.cut, r.cut
+}
+
+// stopReader gives regexp a line rune by rune, as it decodes []byte
+// (an invalid byte is utf8.RuneError of width 1), and ends it as soon as
+// the search stops: regexp reads one rune per step, so a costly match
+// gives way within a step.
+type stopReader struct {
+	b    []byte
+	stop *atomic.Int32
+	cut  bool // the line was ended early
+}
+
+func (r *stopReader) ReadRune() (rune, int, error) {
+	if len(r.b) == 0 {
+		return 0, 0, io.EOF
+	}
+	if r.stop.Load() != 0 {
+		r.cut = true
+		return 0, 0, io.EOF
+	}
+	if c := r.b[0]; c < utf8.RuneSelf {
+		r.b = r.b[1:]
+		return rune(c), 1, nil
+	}
+	c, n := utf8.DecodeRune(r.b)
+	r.b = r.b[n:]
+	return c, n, nil
 }
 
 // dirRef is a directory descriptor shared by the jobs of its files.
@@ -433,13 +560,14 @@ func (sc *searcher) search(j *fileJob, buf []byte) []byte {
 	}
 	switch {
 	case errors.Is(err, errTooLarge):
-		j.large = true
+		j.large, j.complete = true, true
 		return buf
 	case err != nil:
+		j.complete = true // gone, swapped for a link, unreadable: skipped
 		return buf
 	}
 	if isBinary(data) {
-		j.binary = true
+		j.binary, j.complete = true, true
 		return buf
 	}
 	all := data
@@ -454,10 +582,13 @@ func (sc *searcher) search(j *fileJob, buf []byte) []byte {
 		}
 	}
 	if sc.lit != nil {
-		searchLiteral(data, sc.lit, emit)
+		j.complete = searchLiteral(data, sc.lit, emit, &sc.stop)
 		return buf
 	}
 	for n := 1; len(data) > 0; n++ {
+		if sc.stopped() {
+			return buf
+		}
 		line := data
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
 			line, data = data[:i], data[i+1:]
@@ -465,10 +596,15 @@ func (sc *searcher) search(j *fileJob, buf []byte) []byte {
 			data = nil
 		}
 		line = bytes.TrimSuffix(line, []byte{'\r'})
-		if sc.match(line) {
+		match, halted := sc.matchLine(line)
+		if halted {
+			return buf
+		}
+		if match {
 			emit(n, line)
 		}
 	}
+	j.complete = true
 	return buf
 }
 
@@ -504,13 +640,17 @@ func around(data, line []byte, n, max int) (before, after []string) {
 
 // searchLiteral finds the lines of data that hold lit, from one scan of
 // the whole of it for lit (and of the stretches between hits for line
-// breaks), not line by line: most files hold no match.
-func searchLiteral(data, lit []byte, emit func(n int, line []byte)) {
+// breaks), not line by line: most files hold no match. It says whether
+// it got to the end of data: it gives up between hits once stop is set.
+func searchLiteral(data, lit []byte, emit func(n int, line []byte), stop *atomic.Int32) bool {
 	n, start := 1, 0 // the line number of data[start:], a line's start
 	for start < len(data) {
+		if stop.Load() != 0 {
+			return false
+		}
 		i := bytes.Index(data[start:], lit)
 		if i < 0 {
-			return
+			return true
 		}
 		at := start + i
 		ls := start
@@ -528,6 +668,7 @@ func searchLiteral(data, lit []byte, emit func(n int, line []byte)) {
 		}
 		start, n = le+1, n+1
 	}
+	return true
 }
 
 // readInto reads fd to its end, or to max bytes, into buf.

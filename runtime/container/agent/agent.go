@@ -37,6 +37,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/sandbox"
@@ -76,7 +77,21 @@ const (
 	// the session's limits. OpClose ends the agent after its reply.
 	OpConfigure = "configure"
 	OpClose     = "close"
+	// OpCancel asks the agent to stop the request Request.ID, which it is
+	// running: a search then replies with what it found so far (its
+	// Partial says it was interrupted). It has no reply of its own, and
+	// one that comes after its request's reply is dropped. The host sends
+	// it for the operations of cancellable only.
+	OpCancel = "cancel"
 )
+
+// cancellable are the operations that give way to OpCancel with a reply.
+var cancellable = map[string]bool{OpSearch: true, OpList: true}
+
+// CancelGrace is how long the host waits, after an OpCancel, for the
+// reply to the request it cancelled, before it gives up on the stream
+// (and so on the container). An agent replies within milliseconds.
+const CancelGrace = 3 * time.Second
 
 // Request is a request's header; a write's content is the frame's body.
 // Path and Query are bytes (base64 in JSON) so that they arrive exactly as
@@ -301,12 +316,41 @@ func (a *Agent) configure(limits *sandbox.Limits) error {
 // Serve answers requests from r on w until r ends (nil when it ends
 // cleanly between frames) or an OpClose (after its reply: the process
 // exits).
+//
+// Requests are read ahead, one at a time, while the previous one runs,
+// so that an OpCancel for it, or the end of r (the host is gone), stops
+// it.
 func (a *Agent) Serve(r io.Reader, w io.Writer) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	bw := bufio.NewWriterSize(w, 64<<10)
+	var run running
+	in := make(chan frame)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			var f frame
+			f.body, f.err = ReadFrame(br, &f.req)
+			if f.err == nil && f.req.Op == OpCancel {
+				run.cancel(f.req.ID)
+				continue
+			}
+			if f.err != nil {
+				run.cancel(0) // the host is gone, or out of step
+			}
+			select {
+			case in <- f:
+			case <-done:
+				return
+			}
+			if f.err != nil {
+				return
+			}
+		}
+	}()
 	for {
-		var req Request
-		body, err := ReadFrame(br, &req)
+		f := <-in
+		req, body, err := f.req, f.body, f.err
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -330,7 +374,9 @@ func (a *Agent) Serve(r io.Reader, w io.Writer) error {
 				rep.Code, rep.Message = e.Code, e.Message
 			}
 		default:
-			rep, out = handle(a.workspace(), req, body, a.Version)
+			ctx := run.begin(req.ID)
+			rep, out = handle(ctx, a.workspace(), req, body, a.Version)
+			run.end()
 		}
 		if err := WriteFrame(bw, rep, out); err != nil {
 			return err
@@ -345,7 +391,50 @@ func (a *Agent) Serve(r io.Reader, w io.Writer) error {
 	}
 }
 
-func handle(ws *sandbox.Workspace, req Request, body []byte, version string) (Reply, []byte) {
+// frame is one request read ahead by Serve, or why none could be.
+type frame struct {
+	req  Request
+	body []byte
+	err  error
+}
+
+// running is the request a stream's Serve is running, which OpCancel (or
+// the stream's end) cancels.
+type running struct {
+	mu   sync.Mutex
+	id   uint64
+	stop context.CancelFunc // nil when none runs
+}
+
+// begin records that request id runs, and returns its context.
+func (r *running) begin(id uint64) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.mu.Lock()
+	r.id, r.stop = id, cancel
+	r.mu.Unlock()
+	return ctx
+}
+
+// end records that it ended.
+func (r *running) end() {
+	r.mu.Lock()
+	if r.stop != nil {
+		r.stop()
+	}
+	r.stop = nil
+	r.mu.Unlock()
+}
+
+// cancel cancels request id if it runs (any request, for id 0).
+func (r *running) cancel(id uint64) {
+	r.mu.Lock()
+	if r.stop != nil && (id == 0 || id == r.id) {
+		r.stop()
+	}
+	r.mu.Unlock()
+}
+
+func handle(ctx context.Context, ws *sandbox.Workspace, req Request, body []byte, version string) (Reply, []byte) {
 	rep := Reply{ID: req.ID}
 	var out []byte
 	var err error
@@ -366,7 +455,7 @@ func handle(ws *sandbox.Workspace, req Request, body []byte, version string) (Re
 	case OpEdit:
 		rep.Edit, err = ws.EditWith(string(req.Path), body, req.options())
 	case OpList:
-		rep.List, err = ws.ListWith(context.Background(), string(req.Path), req.options())
+		rep.List, err = ws.ListWith(ctx, string(req.Path), req.options())
 	case OpStat:
 		rep.Stat, err = ws.Stat(string(req.Path))
 	case OpManifest:
@@ -406,7 +495,7 @@ func handle(ws *sandbox.Workspace, req Request, body []byte, version string) (Re
 	case OpResolve:
 		rep.Path, err = ws.Resolve(string(req.Path))
 	case OpSearch:
-		rep.Search, err = ws.SearchWith(context.Background(), string(req.Query), req.options())
+		rep.Search, err = ws.SearchWith(ctx, string(req.Query), req.options())
 	case OpExec:
 		if req.Exec == nil {
 			err = sandbox.Errorf(sandbox.CodeInternal, "agent: exec request without a command")
@@ -501,14 +590,23 @@ func (c *Conn) Listen(ctx context.Context, secret string) error {
 // Conn is the host's end of one agent's stream. Calls are serialised. Once
 // the stream fails (a transport error, a protocol error, or a context
 // cancelled mid-call) the Conn is broken for good: every later call fails
-// at once, and the container behind it must be thrown away.
+// at once, and the container behind it must be thrown away. A search or a
+// list whose context is cancelled mid-call is the exception: the agent is
+// sent an OpCancel, and its reply (a search's partial result), if it
+// comes within CancelGrace, leaves the stream in step.
 type Conn struct {
 	mu     sync.Mutex
-	w      *bufio.Writer
 	r      *bufio.Reader
 	closer io.Closer
 	next   uint64
 	broken error
+
+	wmu  sync.Mutex // the writer, shared by a call and its OpCancel
+	w    *bufio.Writer
+	sent bool // the call's request was written in full
+
+	cut   atomic.Bool // the transport was closed by a cancel
+	grace *time.Timer // CancelGrace after an OpCancel was sent
 }
 
 // NewConn returns a Conn writing requests to w and reading replies from r.
@@ -539,23 +637,42 @@ func (c *Conn) Close() error {
 
 // call sends one request and reads its reply. A reply carrying an error
 // code is returned as a *sandbox.Error; a broken stream as an error with
-// code SANDBOX_ERROR.
+// code SANDBOX_ERROR. A ctx already done sends nothing: CANCELED.
 func (c *Conn) call(ctx context.Context, req Request, body []byte) (Reply, []byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.broken != nil {
 		return Reply{}, nil, c.brokenError()
 	}
+	if err := ctx.Err(); err != nil {
+		return Reply{}, nil, sandbox.AsError(err)
+	}
 	c.next++
 	req.ID = c.next
+	c.wmu.Lock()
+	c.sent = false // until roundTrip has written req
+	c.wmu.Unlock()
+	interrupted := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
-		if c.closer != nil {
-			c.closer.Close()
-		}
+		defer close(interrupted)
+		c.interrupt(req)
 	})
 	rep, out, err := c.roundTrip(req, body)
-	if !stop() && ctx.Err() != nil {
-		err = ctx.Err()
+	if !stop() {
+		<-interrupted
+		cut := c.cut.Load()
+		if c.grace != nil && !c.grace.Stop() {
+			cut = true // the transport is closed, or about to be
+		}
+		c.grace = nil
+		if (err != nil || cut) && ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		if err == nil && cut { // a reply read just before the close
+			err = errors.New("agent: the stream was closed at a cancel")
+		}
+		// Otherwise the agent answered the OpCancel, in step: its
+		// reply stands.
 	}
 	if err != nil {
 		c.broken = err
@@ -567,11 +684,46 @@ func (c *Conn) call(ctx context.Context, req Request, body []byte) (Reply, []byt
 	return rep, out, nil
 }
 
-func (c *Conn) roundTrip(req Request, body []byte) (Reply, []byte, error) {
-	if err := WriteFrame(c.w, req, body); err != nil {
-		return Reply{}, nil, err
+// interrupt stops the call of req, whose context is done: a cancellable
+// operation whose request was sent is sent an OpCancel, and given
+// CancelGrace to reply; anything else has its transport closed, which
+// unblocks the call and breaks the Conn.
+func (c *Conn) interrupt(req Request) {
+	if !cancellable[req.Op] {
+		c.cutTransport()
+		return
 	}
-	if err := c.w.Flush(); err != nil {
+	// The grace runs from now: the request may still be being written,
+	// and the OpCancel's write may block, on a stuck agent.
+	c.grace = time.AfterFunc(CancelGrace, c.cutTransport)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.sent {
+		c.cutTransport()
+		return
+	}
+	if err := WriteFrame(c.w, Request{ID: req.ID, Op: OpCancel}, nil); err != nil || c.w.Flush() != nil {
+		c.cutTransport()
+	}
+}
+
+// cutTransport closes the transport, to unblock a call being cancelled.
+func (c *Conn) cutTransport() {
+	c.cut.Store(true)
+	if c.closer != nil {
+		c.closer.Close()
+	}
+}
+
+func (c *Conn) roundTrip(req Request, body []byte) (Reply, []byte, error) {
+	c.wmu.Lock()
+	err := WriteFrame(c.w, req, body)
+	if err == nil {
+		err = c.w.Flush()
+	}
+	c.sent = err == nil
+	c.wmu.Unlock()
+	if err != nil {
 		return Reply{}, nil, err
 	}
 	var rep Reply
