@@ -18,6 +18,7 @@ import (
 
 	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/config"
+	"github.com/llm-runtime/llm-runtime/internal/proc"
 	"github.com/llm-runtime/llm-runtime/pool"
 	"github.com/llm-runtime/llm-runtime/runner"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
@@ -469,7 +470,7 @@ func (c closers) Close() error {
 // created at that moment, which have no agent yet. It shares none of our
 // standard streams, so a reader of our output sees its end when we exit.
 func startReaper(bin string) (*os.Process, error) {
-	cmd := exec.Command(bin, "reaper", "--owner", strconv.Itoa(os.Getpid()))
+	cmd := exec.Command(bin, "reaper", "--owner", strconv.Itoa(os.Getpid()), "--owner-start", strconv.FormatUint(proc.Self, 10))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, err

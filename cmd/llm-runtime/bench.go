@@ -154,6 +154,6 @@ func containersGone(ctx context.Context, d *container.Docker, pid int) error {
 	if err != nil || len(left) == 0 {
 		return err
 	}
-	d.RemoveOwned(ctx, pid)
+	d.RemoveOwned(ctx, pid, 0)
 	return fmt.Errorf("%d container(s) of the invocation (pid %d) were still there 15 s after it exited; removed", len(left), pid)
 }

@@ -29,7 +29,8 @@ func exitOf(err error) error {
 }
 
 type reaperCmd struct {
-	Owner int `required:"" help:"The process whose containers to remove when it exits."`
+	Owner      int    `required:"" help:"The process whose containers to remove when it exits."`
+	OwnerStart uint64 `help:"Its start time (clock ticks since boot, /proc/PID/stat): the containers of a later process given the same pid are left alone."`
 }
 
 func (r reaperCmd) Run(e env) error {
@@ -52,7 +53,7 @@ func (r reaperCmd) Run(e env) error {
 	defer d.Close()
 	// Containers still being created appear a moment later: look twice.
 	for range 2 {
-		if _, err := d.RemoveOwned(ctx, r.Owner); err != nil {
+		if _, err := d.RemoveOwned(ctx, r.Owner, r.OwnerStart); err != nil {
 			return err
 		}
 		time.Sleep(2 * time.Second)

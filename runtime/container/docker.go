@@ -62,10 +62,14 @@ const (
 const (
 	LabelApp      = "io.llm-runtime"           // always "1"
 	LabelOwnerPID = "io.llm-runtime.owner-pid" // the llm-runtime process that started it
-	LabelHost     = "io.llm-runtime.owner-host"
-	LabelStarted  = "io.llm-runtime.started" // RFC 3339
-	LabelVersion  = "io.llm-runtime.version"
-	LabelRole     = "io.llm-runtime.role" // "io", "exec", or "probe" (InspectExecImage's, never started)
+	// LabelOwnerStart is that process's start time (proc.StartTime): a
+	// pid is reused once its process is gone, and the two name one
+	// process. Absent on the containers of earlier builds.
+	LabelOwnerStart = "io.llm-runtime.owner-start"
+	LabelHost       = "io.llm-runtime.owner-host"
+	LabelStarted    = "io.llm-runtime.started" // RFC 3339
+	LabelVersion    = "io.llm-runtime.version"
+	LabelRole       = "io.llm-runtime.role" // "io", "exec", or "probe" (InspectExecImage's, never started)
 )
 
 // Error codes of this package.
@@ -138,12 +142,13 @@ func (d *Docker) Close() error { return d.cli.Close() }
 func (d *Docker) Labels(role string) map[string]string {
 	host, _ := os.Hostname()
 	return map[string]string{
-		LabelApp:      "1",
-		LabelOwnerPID: strconv.Itoa(os.Getpid()),
-		LabelHost:     host,
-		LabelStarted:  time.Now().UTC().Format(time.RFC3339Nano),
-		LabelVersion:  d.version,
-		LabelRole:     role,
+		LabelApp:        "1",
+		LabelOwnerPID:   strconv.Itoa(os.Getpid()),
+		LabelOwnerStart: strconv.FormatUint(proc.Self, 10),
+		LabelHost:       host,
+		LabelStarted:    time.Now().UTC().Format(time.RFC3339Nano),
+		LabelVersion:    d.version,
+		LabelRole:       role,
 	}
 }
 
@@ -675,18 +680,30 @@ func (d *Docker) AwaitGone(ctx context.Context, key, value string, wait time.Dur
 }
 
 // Sweep force-removes our containers whose owner process on this host is
-// gone, and returns how many it removed.
+// gone (its pid unused, or used by a process started at another time),
+// and returns how many it removed.
 func (d *Docker) Sweep(ctx context.Context) (int, error) {
 	return d.removeWhere(ctx, "", "", func(labels map[string]string) bool {
 		pid, err := strconv.Atoi(labels[LabelOwnerPID])
-		return err == nil && pid > 0 && !proc.Alive(pid)
+		return err == nil && pid > 0 && !proc.Same(pid, ownerStart(labels))
 	})
 }
 
 // RemoveOwned force-removes every container of ours that process pid on
-// this host started, and returns how many it removed.
-func (d *Docker) RemoveOwned(ctx context.Context, pid int) (int, error) {
-	return d.removeWhere(ctx, LabelOwnerPID, strconv.Itoa(pid), func(map[string]string) bool { return true })
+// this host, started at start (proc.StartTime; 0: whenever), started, and
+// returns how many it removed. The start time keeps a reaper from taking
+// the containers of a new process that was given its owner's pid.
+func (d *Docker) RemoveOwned(ctx context.Context, pid int, start uint64) (int, error) {
+	return d.removeWhere(ctx, LabelOwnerPID, strconv.Itoa(pid), func(labels map[string]string) bool {
+		s := ownerStart(labels)
+		return start == 0 || s == 0 || s == start
+	})
+}
+
+// ownerStart is a container's LabelOwnerStart, or 0.
+func ownerStart(labels map[string]string) uint64 {
+	s, _ := strconv.ParseUint(labels[LabelOwnerStart], 10, 64)
+	return s
 }
 
 // removeWhere force-removes our containers on this host, with the label

@@ -186,14 +186,13 @@ func RemoveImages(refs ...string) error {
 		}
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
-			out, err := exec.Command("docker", "ps", "-a", "--filter", "ancestor="+ref, "--format", `{{.ID}} {{.Names}} {{.Status}} {{.Label "io.llm-runtime.test"}}`).Output()
-			left := strings.TrimSpace(string(out))
-			if err != nil || left == "" {
+			left, err := containersOf(ref)
+			if err != nil || len(left) == 0 {
 				break
 			}
 			if time.Now().After(deadline) {
-				errs = append(errs, fmt.Errorf("containers of %s were left behind, now removed: %s", ref, strings.ReplaceAll(left, "\n", "; ")))
-				for _, l := range strings.Split(left, "\n") {
+				errs = append(errs, fmt.Errorf("containers of %s were left behind, now removed: %s", ref, strings.Join(left, "; ")))
+				for _, l := range left {
 					ForceRemove(strings.Fields(l)[0])
 				}
 				break
@@ -205,6 +204,26 @@ func RemoveImages(refs ...string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// containersOf lists the containers created from the image reference ref
+// as written ("ID NAME STATUS TEST" each). Not `docker ps --filter
+// ancestor=REF`: that matches by image id, and two test processes' tags of
+// the same busybox are one image, so it named (and, after its wait,
+// removed) the containers of another test process running beside this
+// one.
+func containersOf(ref string) ([]string, error) {
+	out, err := exec.Command("docker", "ps", "-a", "--no-trunc", "--format", `{{.Image}} {{.ID}} {{.Names}} {{.Status}} {{.Label "io.llm-runtime.test"}}`).Output()
+	if err != nil {
+		return nil, err
+	}
+	var left []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if image, rest, ok := strings.Cut(l, " "); ok && image == ref {
+			left = append(left, rest)
+		}
+	}
+	return left, nil
 }
 
 func setup() {
