@@ -458,6 +458,10 @@ func (d *Daemon) run(c *conn, req *RunRequest) {
 		c.sendJSON(frameBusy, Busy{Reason: fmt.Sprintf("the run's Docker environment (%s) is not the daemon's (%s)", formatEnv(req.Docker), formatEnv(DockerEnv(os.Getenv)))})
 		return
 	}
+	if err := req.Own.Check(); err != nil {
+		c.sendJSON(frameBusy, Busy{Reason: "the client's own files: " + err.Error()})
+		return
+	}
 	key, err := poolKey(req)
 	if err != nil {
 		c.sendJSON(frameBusy, Busy{Reason: err.Error()})
@@ -572,7 +576,7 @@ func (d *Daemon) session(ctx context.Context, s *session, p *poolEntry, req *Run
 // settings are the engine's settings of a run.
 func (d *Daemon) settings(req *RunRequest) engine.Settings {
 	return engine.Settings{Root: req.Root, Given: req.Given, ConfigFile: req.ConfigFile, Config: req.Config, AuditDir: req.AuditDir,
-		FrontEnd: "filter", Version: d.opts.Version}
+		Client: &req.Own, FrontEnd: "filter", Version: d.opts.Version}
 }
 
 // acquirePool finds or opens the pool of key, counting the session in it;
@@ -674,8 +678,9 @@ func rootID(dir string) string {
 
 // poolKey is what shapes a sandbox: the root by identity (a directory
 // removed and made again is another), the configuration file and the
-// guests (their files are protected), and the settings of the sandbox,
-// the pool and exec.
+// guests (their files are protected), the client's own files (protected
+// too, by path and by the identity they have now), and the settings of
+// the sandbox, the pool and exec.
 func poolKey(req *RunRequest) (string, error) {
 	cfg := req.Config
 	var st syscall.Stat_t
@@ -700,8 +705,24 @@ func poolKey(req *RunRequest) (string, error) {
 		CopyMax    int64
 		Kubernetes config.Kubernetes
 		Modules    []string
-	}{req.Root, st.Dev, st.Ino, fileID(req.ConfigFile), cfg.Sandbox, cfg.Security, cfg.Search, cfg.List, cfg.ContainerPool, cfg.Exec, cfg.SandboxWorkspace, cfg.SandboxCopyMaxSize, cfg.Kubernetes, modules})
+		Own        []string
+	}{req.Root, st.Dev, st.Ino, fileID(req.ConfigFile), cfg.Sandbox, cfg.Security, cfg.Search, cfg.List, cfg.ContainerPool, cfg.Exec, cfg.SandboxWorkspace, cfg.SandboxCopyMaxSize, cfg.Kubernetes, modules, ownKey(req.Own)})
 	return string(b), err
+}
+
+// ownKey is each of a client's own files by path and identity ("@" and
+// nothing when it does not exist): the sandbox protects what exists by
+// its identity when it opens, so one that appears or is replaced since
+// needs another.
+func ownKey(o engine.Own) []string {
+	var out []string
+	for _, p := range o.Paths() {
+		if p != "" {
+			p += "@" + rootID(p)
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // acquireGuests compiles a configuration's guests once per module (by

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/config"
+	"github.com/llm-runtime/llm-runtime/engine"
 	"github.com/llm-runtime/llm-runtime/serve"
 )
 
@@ -280,13 +281,15 @@ func (r *runCmd) served(e env, c *cli, root, file string, cfg *config.Config, in
 
 // runRequest is the run as resolved here, with every path the daemon
 // would otherwise resolve against its own directory or environment made
-// absolute: guests, the configuration file, the audit store, exec's state.
+// absolute: guests, the configuration file, the audit store, exec's state;
+// and this process's own files (its binary, configuration directory and
+// caches), which the daemon guards with its own.
 func runRequest(c *cli, root, file string, cfg *config.Config) (*serve.RunRequest, error) {
 	// A copy: the run falls back to itself with cfg as it was.
 	own := *cfg
 	own.Policies, own.Transforms = slices.Clone(cfg.Policies), slices.Clone(cfg.Transforms)
 	cfg = &own
-	req := &serve.RunRequest{Root: root, Config: cfg, Verbose: c.verbose()}
+	req := &serve.RunRequest{Root: root, Config: cfg, Verbose: c.verbose(), Own: engine.OwnFiles()}
 	if abs, err := filepath.Abs(c.Root); err == nil && abs != root {
 		req.Given = abs
 	}
