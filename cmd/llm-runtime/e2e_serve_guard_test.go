@@ -6,11 +6,15 @@ package main
 // the daemon ends alone.
 
 import (
+	"bufio"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -167,5 +171,103 @@ func TestE2EServedRunsGuardTheClientsOwnFiles(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// hooks is the binary built with the tag llmruntime_testhooks
+// (serve/testhooks.go): in its daemon, an <open> of a path that starts
+// with lrt-test-panic panics in the session, as a bug would. Built once,
+// beside the test's binary, and removed with it.
+var hooks struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func hooksBinary(t *testing.T) string {
+	t.Helper()
+	hooks.once.Do(func() {
+		path := filepath.Join(filepath.Dir(binary), "llm-runtime-testhooks")
+		build := exec.Command("go", "build", "-tags", "llmruntime_testhooks", "-o", path, ".")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			hooks.err = fmt.Errorf("building llm-runtime with the test hooks: %v\n%s", err, out)
+			return
+		}
+		hooks.path = path
+	})
+	if hooks.err != nil {
+		t.Fatal(hooks.err)
+	}
+	return hooks.path
+}
+
+// TestE2EServeAPanicEndsItsSessionAlone: a panic in a session of the
+// daemon (a bug, made here by a build with the test hooks) ends that run
+// alone, with exit 70 and a message that says so, a record in its audit
+// session and the stack in the daemon's log; a session beside it on the
+// same pool goes on to its end, and the daemon serves the next run. Before,
+// the panic killed the daemon and every run on it.
+func TestE2EServeAPanicEndsItsSessionAlone(t *testing.T) {
+	t.Parallel()
+	bin := hooksBinary(t)
+	dir := repo(t, map[string]string{"a.txt": "A\n", "lrt-test-panic.txt": "P\n"})
+	d := startServeBin(t, bin, "", nil)
+
+	// A session that stays open on the pool.
+	cmd := exec.Command(bin, "--sandbox", "local")
+	cmd.Dir = dir
+	cmd.Env = withEnv(cleanEnv(), d.env)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	held := &session{t: t, cmd: cmd, stdin: stdin, lines: make(chan string, 1000)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			held.lines <- sc.Text()
+		}
+		close(held.lines)
+	}()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if got := held.send("<open a.txt>"); !slices.Contains(got, "A") {
+		t.Fatalf("the held session: %q", got)
+	}
+	if st := d.status(); st.Sessions != 1 {
+		t.Fatalf("the held session does not run through the daemon: %+v", st)
+	}
+
+	r := runBinaryAt(t, bin, dir, "<open a.txt> <open lrt-test-panic.txt> <open a.txt>", d.env, "--sandbox", "local", "-v")
+	if r.code != exitInternal || !strings.Contains(r.stderr, ", pool warm") || !strings.Contains(r.stdout, "=== FILE: a.txt ===\nA\n") || strings.Contains(r.stdout, "P\n") || strings.Contains(r.stdout, "=== END ===") ||
+		!strings.Contains(r.stderr, "internal error (a bug of llm-runtime) in a session on "+dir+": a test build's session hook: <open lrt-test-panic.txt>; this run ended here, the daemon serves on") {
+		t.Fatalf("the run that panicked: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	// The held session goes on to its end.
+	held.send("<open a.txt>")
+	stdin.Close()
+	var rest []string
+	for l := range held.lines {
+		rest = append(rest, l)
+	}
+	if err := cmd.Wait(); err != nil || !slices.Contains(rest, "Commands executed: 2") {
+		t.Fatalf("the held session: %v %q", err, rest)
+	}
+	// The next run, on a new pool.
+	if r := runBinaryAt(t, bin, dir, "<open a.txt>", d.env, "--sandbox", "local", "-v"); r.code != 0 || !strings.Contains(r.stdout, "\nA\n") || !strings.Contains(r.stderr, ", pool new") {
+		t.Fatalf("the next run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if log := d.log(); !strings.Contains(log, "llm-runtime serve: internal error (a bug of llm-runtime) in a session on "+dir) ||
+		!strings.Contains(log, "goroutine ") || !strings.Contains(log, "serve.panicking.Open") {
+		t.Fatalf("the daemon's log has no stack:\n%s", log)
+	}
+	var found bool
+	for _, rec := range auditOf(t, dir) {
+		found = found || rec.Op == "session" && rec.Outcome == "error" && rec.Code == "INTERNAL_ERROR"
+	}
+	if !found {
+		t.Fatalf("no audit record of the internal error: %+v", auditOf(t, dir))
 	}
 }

@@ -66,6 +66,10 @@ It keeps a pool per repository and sandbox settings (at most serve.max_pools,
 the least recently used closed first), closes a pool idle for its
 container_pool.idle_timeout, and exits after serve.idle_exit with no pool and
 no client. Every run is its own audit session, durable before its result.
+A run through it refuses what a run of its own refuses: the client sends
+where its binary, configuration and caches are, and the daemon guards them
+with its own, whatever its own environment. A bug that panics in a run ends
+that run alone (exit 70, its stack on the daemon's standard error).
 SIGINT or SIGTERM stops it, removing every container; kill -9 does too, as
 each container's agent exits when its stream closes.
 
@@ -106,6 +110,9 @@ func (s *serveStartCmd) Run(e env, c *cli) error {
 	}
 	opts := serve.Options{Socket: path, Build: versionString(), Version: version, MaxPools: cfg.Serve.MaxPools, IdleExit: cfg.Serve.IdleExit,
 		Audit: c.auditOptions(e)}
+	opts.Errorf = func(format string, args ...any) {
+		fmt.Fprintf(e.stderr, time.Now().Format("15:04:05.000 ")+"llm-runtime serve: "+format+"\n", args...)
+	}
 	if c.verbose() {
 		opts.Logf = func(format string, args ...any) {
 			fmt.Fprintf(e.stderr, time.Now().Format("15:04:05.000 ")+format+"\n", args...)
@@ -226,6 +233,10 @@ func (s *serveStopCmd) Run(e env, c *cli) error {
 	return nil
 }
 
+// exitInternal is a run that llm-runtime serve ended for an internal
+// error (a bug), as sysexits' EX_SOFTWARE.
+const exitInternal = 70
+
 // served runs the filter through the daemon, when the server setting
 // allows and one takes the run. handled is false when the run is to run
 // here: no daemon (auto), or one that is busy, of another build, or does
@@ -275,6 +286,8 @@ func (r *runCmd) served(e env, c *cli, root, file string, cfg *config.Config, in
 		return true, fail(exitConfig, "%s", end.Message)
 	case "sandbox":
 		return true, fail(exitSandbox, "%s", end.Message)
+	case "internal":
+		return true, fail(exitInternal, "server %s: %s (the daemon's standard error has its stack; please report it)", path, end.Message)
 	}
 	return true, fail(exitUsage, "%s", end.Message)
 }
