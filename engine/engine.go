@@ -69,6 +69,11 @@ type Settings struct {
 	// anyway.
 	AuditDir string
 	Audit    audit.Options
+	// Client, when a daemon opens the session for a client of its own
+	// (llm-runtime serve), is where that client keeps llm-runtime's files
+	// (its Own, as real paths): the sandbox refuses to write them as well
+	// as this process's own.
+	Client *Own
 	// FrontEnd names the front end in audit records ("filter", "mcp").
 	FrontEnd string
 	// Version is llm-runtime's, for the Docker client.
@@ -193,7 +198,11 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 	if err := cfg.CheckSandbox(); err != nil {
 		return nil, fail(KindConfig, "%v", err) // exec where the sandbox cannot run it
 	}
-	paths, ids, inside := protection(root, s.ConfigFile, cfg)
+	owns := []Own{OwnFiles()}
+	if s.Client != nil {
+		owns = []Own{*s.Client, owns[0]} // the client's first: its messages are those of its own run
+	}
+	paths, ids, inside := protection(root, s.ConfigFile, cfg, owns)
 	limits := sandbox.Limits{
 		MaxFileSize:       cfg.Security.MaxFileSize,
 		MaxWriteSize:      cfg.Security.MaxWriteSize,

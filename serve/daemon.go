@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -44,6 +45,11 @@ type Options struct {
 	// Logf, if set, gets what --verbose reports: connections, pools opened
 	// and closed, and every pool event.
 	Logf func(format string, args ...any)
+	// Errorf gets what is said whatever --verbose: an internal error (a
+	// panic, which is a bug) that ended a session, a connection or a
+	// pool's opening, with its stack; the daemon serves on. Default:
+	// standard error.
+	Errorf func(format string, args ...any)
 	// Audit is how the daemon opens audit stores: Debug (serve -vv) lets
 	// Pebble's informational lines through to Audit.Log (nil: standard
 	// error), where its errors go anyway.
@@ -133,6 +139,25 @@ func (d *Daemon) logf(format string, args ...any) {
 	}
 }
 
+// internalError is a panic recovered in the daemon: a bug of llm-runtime.
+type internalError struct{ msg string }
+
+func (e *internalError) Error() string { return e.msg }
+
+// internal reports a panic recovered in what, with its stack, and returns
+// it as an *internalError. It must be called by the deferred function
+// that recovered v, so that the stack is the panic's.
+func (d *Daemon) internal(what string, v any) error {
+	err := &internalError{fmt.Sprintf("internal error (a bug of llm-runtime) in %s: %v", what, v)}
+	msg := fmt.Sprintf("%v; the daemon serves on\n%s", err, debug.Stack())
+	if d.opts.Errorf != nil {
+		d.opts.Errorf("%s", msg)
+	} else {
+		fmt.Fprintf(os.Stderr, "llm-runtime serve: %s\n", msg)
+	}
+	return err
+}
+
 // Stop makes Serve return: it stops taking connections at once, waits for
 // running sessions (Options.Grace, then cancels them) and closes every
 // pool.
@@ -170,6 +195,12 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		d.conns.Add(1)
 		go func() {
 			defer d.conns.Done()
+			defer func() {
+				if v := recover(); v != nil {
+					c.Close()
+					d.internal("a connection", v)
+				}
+			}()
 			d.handle(c)
 		}()
 	}
@@ -289,6 +320,7 @@ type poolEntry struct {
 	err           error
 
 	// with Daemon.mu held
+	retired  bool // out of Daemon.pools: closed when its last session ends
 	sessions int
 	runs     uint64
 	lastUsed time.Time
@@ -458,6 +490,10 @@ func (d *Daemon) run(c *conn, req *RunRequest) {
 		c.sendJSON(frameBusy, Busy{Reason: fmt.Sprintf("the run's Docker environment (%s) is not the daemon's (%s)", formatEnv(req.Docker), formatEnv(DockerEnv(os.Getenv)))})
 		return
 	}
+	if err := req.Own.Check(); err != nil {
+		c.sendJSON(frameBusy, Busy{Reason: "the client's own files: " + err.Error()})
+		return
+	}
 	key, err := poolKey(req)
 	if err != nil {
 		c.sendJSON(frameBusy, Busy{Reason: err.Error()})
@@ -490,6 +526,13 @@ func (d *Daemon) run(c *conn, req *RunRequest) {
 	pr, pw := io.Pipe()
 	defer pr.Close()
 	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				err := d.internal("reading a session's input", v)
+				pw.CloseWithError(err)
+				cancel(err)
+			}
+		}()
 		ended := false
 		for {
 			typ, b, err := c.recv()
@@ -518,6 +561,10 @@ func (d *Daemon) run(c *conn, req *RunRequest) {
 	}()
 
 	end := d.session(ctx, s, p, req, pr)
+	var ie *internalError
+	if errors.As(context.Cause(ctx), &ie) && end.Kind != "internal" {
+		end.Kind, end.Message = "internal", ie.Error()
+	}
 	if context.Cause(ctx) == errClientGone {
 		d.logf("Session %s: the client went away after %d commands", end.Session, end.Commands)
 		return
@@ -525,8 +572,35 @@ func (d *Daemon) run(c *conn, req *RunRequest) {
 	c.sendJSON(frameEnd, end)
 }
 
-// session runs one filter run on pool p, as the filter would itself.
-func (d *Daemon) session(ctx context.Context, s *session, p *poolEntry, req *RunRequest, in io.Reader) End {
+// sessionHook, if set, wraps the sandbox of every session. Only tests
+// set it (the package's, and a build with the tag llmruntime_testhooks,
+// testhooks.go), to make a session fail as a bug would.
+var sessionHook func(sandbox.Sandbox) sandbox.Sandbox
+
+// session runs one filter run on pool p, as the filter would itself. A
+// panic in it (a bug) ends this session alone: its End says so ("internal"),
+// its audit session gets a record of it, the daemon's error log gets its
+// stack, and p is retired, as it may hold a container never given back.
+func (d *Daemon) session(ctx context.Context, s *session, p *poolEntry, req *RunRequest, in io.Reader) (end End) {
+	var w *audit.Writer
+	defer func() {
+		if v := recover(); v != nil {
+			err := d.internal("a session on "+req.Root, v)
+			end = End{Kind: "internal", Message: err.Error() + "; this run ended here, the daemon serves on"}
+			if w != nil {
+				end.Session = w.Session()
+				rec := &audit.Record{Time: time.Now(), Repo: req.Root, Op: "session", Outcome: audit.Error, Code: sandbox.CodeInternal,
+					Reason: err.Error(), FrontEnd: "filter"}
+				if aerr := w.Append(rec); aerr != nil {
+					end.Message += "; its audit record could not be written: " + aerr.Error()
+				}
+			}
+			d.retirePool(p)
+		}
+		if w != nil {
+			w.Close()
+		}
+	}()
 	<-p.ready
 	if p.err != nil {
 		return End{Kind: kindOf(p.err), Message: p.err.Error()}
@@ -541,24 +615,26 @@ func (d *Daemon) session(ctx context.Context, s *session, p *poolEntry, req *Run
 	if guests != nil {
 		s.log("Guests: %d policies, %d transforms (the daemon's, compiled once)", len(cfg.Policies), len(cfg.Transforms))
 	}
-	var w *audit.Writer
 	if cfg.Audit.Enabled {
 		l, err := d.auditLog(req.AuditDir)
 		if err != nil {
 			return End{Kind: "io", Message: err.Error()}
 		}
 		w = l.Writer(audit.NewSession())
-		defer w.Close()
 		s.log("Audit: session %s in %s", w.Session(), req.AuditDir)
 	}
-	r := engine.NewRunner(settings, p.sb, guests, w)
+	sb := p.sb
+	if sessionHook != nil {
+		sb = sessionHook(sb)
+	}
+	r := engine.NewRunner(settings, sb, guests, w)
 	rep, err := output.NewWith(cfg.Output.Format, frameWriter{c: s.c, typ: frameOutput}, output.Options{LineNumbers: cfg.Output.LineNumbers})
 	if err != nil {
 		return End{Kind: "config", Message: err.Error()}
 	}
 	r.Report = rep
 	sum, err := r.Run(ctx, in)
-	end := End{Commands: sum.Commands, Failed: sum.Failed, Elapsed: sum.Elapsed, Session: r.Session}
+	end = End{Commands: sum.Commands, Failed: sum.Failed, Elapsed: sum.Elapsed, Session: r.Session}
 	switch {
 	case err == nil:
 	case errors.Is(err, context.Canceled):
@@ -572,7 +648,7 @@ func (d *Daemon) session(ctx context.Context, s *session, p *poolEntry, req *Run
 // settings are the engine's settings of a run.
 func (d *Daemon) settings(req *RunRequest) engine.Settings {
 	return engine.Settings{Root: req.Root, Given: req.Given, ConfigFile: req.ConfigFile, Config: req.Config, AuditDir: req.AuditDir,
-		FrontEnd: "filter", Version: d.opts.Version}
+		Client: &req.Own, FrontEnd: "filter", Version: d.opts.Version}
 }
 
 // acquirePool finds or opens the pool of key, counting the session in it;
@@ -620,7 +696,16 @@ func (d *Daemon) acquirePool(key string, req *RunRequest, s *session) (*poolEntr
 		}
 	}
 	go func() {
-		sb, err := engine.OpenSandbox(d.ctx, settings)
+		var sb sandbox.Sandbox
+		err := func() (err error) {
+			defer func() {
+				if v := recover(); v != nil {
+					err = d.internal("opening the pool of "+req.Root, v)
+				}
+			}()
+			sb, err = engine.OpenSandbox(d.ctx, settings)
+			return err
+		}()
 		p.creator.Store(nil)
 		d.mu.Lock()
 		p.sb, p.err = sb, err
@@ -638,9 +723,27 @@ func (d *Daemon) acquirePool(key string, req *RunRequest, s *session) (*poolEntr
 
 func (d *Daemon) releasePool(p *poolEntry) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	p.sessions--
 	p.lastUsed = time.Now()
-	d.mu.Unlock()
+	if p.retired && p.sessions == 0 {
+		d.closePool(p, "a session on it ended in an internal error")
+	}
+}
+
+// retirePool takes p out of the pools after an internal error in one of
+// its sessions: it may hold a container that was never given back, or a
+// state no one checked. The sessions on it go on; the next run of its key
+// opens a new pool, and p closes when its last session ends.
+func (d *Daemon) retirePool(p *poolEntry) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k, q := range d.pools {
+		if q == p {
+			delete(d.pools, k)
+		}
+	}
+	p.retired = true
 }
 
 func sandboxName(cfg *config.Config) string {
@@ -674,8 +777,9 @@ func rootID(dir string) string {
 
 // poolKey is what shapes a sandbox: the root by identity (a directory
 // removed and made again is another), the configuration file and the
-// guests (their files are protected), and the settings of the sandbox,
-// the pool and exec.
+// guests (their files are protected), the client's own files (protected
+// too, by path and by the identity they have now), and the settings of
+// the sandbox, the pool and exec.
 func poolKey(req *RunRequest) (string, error) {
 	cfg := req.Config
 	var st syscall.Stat_t
@@ -700,8 +804,24 @@ func poolKey(req *RunRequest) (string, error) {
 		CopyMax    int64
 		Kubernetes config.Kubernetes
 		Modules    []string
-	}{req.Root, st.Dev, st.Ino, fileID(req.ConfigFile), cfg.Sandbox, cfg.Security, cfg.Search, cfg.List, cfg.ContainerPool, cfg.Exec, cfg.SandboxWorkspace, cfg.SandboxCopyMaxSize, cfg.Kubernetes, modules})
+		Own        []string
+	}{req.Root, st.Dev, st.Ino, fileID(req.ConfigFile), cfg.Sandbox, cfg.Security, cfg.Search, cfg.List, cfg.ContainerPool, cfg.Exec, cfg.SandboxWorkspace, cfg.SandboxCopyMaxSize, cfg.Kubernetes, modules, ownKey(req.Own)})
 	return string(b), err
+}
+
+// ownKey is each of a client's own files by path and identity ("@" and
+// nothing when it does not exist): the sandbox protects what exists by
+// its identity when it opens, so one that appears or is replaced since
+// needs another.
+func ownKey(o engine.Own) []string {
+	var out []string
+	for _, p := range o.Paths() {
+		if p != "" {
+			p += "@" + rootID(p)
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // acquireGuests compiles a configuration's guests once per module (by

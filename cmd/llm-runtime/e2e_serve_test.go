@@ -45,6 +45,12 @@ type daemon struct {
 // test's own).
 func startServe(t *testing.T, socket string, env []string, args ...string) *daemon {
 	t.Helper()
+	return startServeBin(t, binary, socket, env, args...)
+}
+
+// startServeBin is startServe with another binary: bin.
+func startServeBin(t *testing.T, bin, socket string, env []string, args ...string) *daemon {
+	t.Helper()
 	denv := dockertest.Require(t)
 	dir := testenv.ShortDir(t)
 	if socket == "" {
@@ -56,7 +62,7 @@ func startServe(t *testing.T, socket string, env []string, args ...string) *daem
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.cmd = exec.Command(binary, append([]string{"serve", "--socket", d.socket, "--verbose"}, args...)...)
+	d.cmd = exec.Command(bin, append([]string{"serve", "--socket", d.socket, "--verbose"}, args...)...)
 	d.cmd.Dir = dir
 	d.cmd.Env = append(cleanEnv(), env...)
 	d.cmd.Stderr = logFile

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/config"
+	"github.com/llm-runtime/llm-runtime/engine"
 	"github.com/llm-runtime/llm-runtime/internal/private"
 	"github.com/llm-runtime/llm-runtime/serve"
 )
@@ -66,6 +67,10 @@ It keeps a pool per repository and sandbox settings (at most serve.max_pools,
 the least recently used closed first), closes a pool idle for its
 container_pool.idle_timeout, and exits after serve.idle_exit with no pool and
 no client. Every run is its own audit session, durable before its result.
+A run through it refuses what a run of its own refuses: the client sends
+where its binary, configuration and caches are, and the daemon guards them
+with its own, whatever its own environment. A bug that panics in a run ends
+that run alone (exit 70, its stack on the daemon's standard error).
 SIGINT or SIGTERM stops it, removing every container; kill -9 does too, as
 each container's agent exits when its stream closes.
 
@@ -109,6 +114,9 @@ func (s *serveStartCmd) Run(e env, c *cli) error {
 	}
 	opts := serve.Options{Socket: path, Build: versionString(), Version: version, MaxPools: cfg.Serve.MaxPools, IdleExit: cfg.Serve.IdleExit,
 		Audit: c.auditOptions(e)}
+	opts.Errorf = func(format string, args ...any) {
+		fmt.Fprintf(e.stderr, time.Now().Format("15:04:05.000 ")+"llm-runtime serve: "+format+"\n", args...)
+	}
 	if c.verbose() {
 		opts.Logf = func(format string, args ...any) {
 			fmt.Fprintf(e.stderr, time.Now().Format("15:04:05.000 ")+format+"\n", args...)
@@ -229,6 +237,10 @@ func (s *serveStopCmd) Run(e env, c *cli) error {
 	return nil
 }
 
+// exitInternal is a run that llm-runtime serve ended for an internal
+// error (a bug), as sysexits' EX_SOFTWARE.
+const exitInternal = 70
+
 // served runs the filter through the daemon, when the server setting
 // allows and one takes the run. handled is false when the run is to run
 // here: no daemon (auto), or one that is busy, of another build, or does
@@ -278,19 +290,23 @@ func (r *runCmd) served(e env, c *cli, root, file string, cfg *config.Config, in
 		return true, fail(exitConfig, "%s", end.Message)
 	case "sandbox":
 		return true, fail(exitSandbox, "%s", end.Message)
+	case "internal":
+		return true, fail(exitInternal, "server %s: %s (the daemon's standard error has its stack; please report it)", path, end.Message)
 	}
 	return true, fail(exitUsage, "%s", end.Message)
 }
 
 // runRequest is the run as resolved here, with every path the daemon
 // would otherwise resolve against its own directory or environment made
-// absolute: guests, the configuration file, the audit store, exec's state.
+// absolute: guests, the configuration file, the audit store, exec's state;
+// and this process's own files (its binary, configuration directory and
+// caches), which the daemon guards with its own.
 func runRequest(c *cli, root, file string, cfg *config.Config) (*serve.RunRequest, error) {
 	// A copy: the run falls back to itself with cfg as it was.
 	own := *cfg
 	own.Policies, own.Transforms = slices.Clone(cfg.Policies), slices.Clone(cfg.Transforms)
 	cfg = &own
-	req := &serve.RunRequest{Root: root, Config: cfg, Verbose: c.verbose()}
+	req := &serve.RunRequest{Root: root, Config: cfg, Verbose: c.verbose(), Own: engine.OwnFiles()}
 	if abs, err := filepath.Abs(c.Root); err == nil && abs != root {
 		req.Given = abs
 	}

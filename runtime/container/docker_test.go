@@ -301,3 +301,33 @@ func TestDockerSandboxCloseEndsEveryContainer(t *testing.T) {
 		t.Fatalf("%d container(s) left after Close, now removed (%v)", left, err)
 	}
 }
+
+// TestAPanicInAnOperationDestroysItsContainer: an operation that panics
+// (a bug, which llm-runtime serve recovers from) does not leave its
+// container in use for ever: it is destroyed, and the pool serves on.
+func TestAPanicInAnOperationDestroysItsContainer(t *testing.T) {
+	env := dockertest.Require(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("A\n"), 0o644)
+	sb := newSandbox(t, env, dir, sandboxtest.Limits, true)
+	var name string
+	func() {
+		defer func() {
+			if v := recover(); v != "boom" {
+				t.Fatalf("recovered %v", v)
+			}
+		}()
+		sb.Do(context.Background(), func(c *container.Container) error { name = c.Name; panic("boom") })
+	}()
+	if st := sb.Stat(); st.InUse != 0 || st.Destroyed != 1 {
+		t.Fatalf("after the panic: %+v", st)
+	}
+	f, err := sb.Open(context.Background(), "a.txt")
+	if err != nil || string(f.Content) != "A\n" {
+		t.Fatalf("%v %+v", err, f)
+	}
+	sb.Close()
+	if _, err := env.Docker.Inspect(context.Background(), name); err == nil {
+		t.Fatalf("the container %s of the operation that panicked still exists after Close", name)
+	}
+}

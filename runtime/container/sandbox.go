@@ -213,7 +213,17 @@ func (s *Sandbox) once(ctx context.Context, fn func(c *Container) error) (err er
 	}
 	c := r.Value()
 	timing.Container, timing.Pooled = c.Name, true
+	// A panic in fn (a bug, which llm-runtime serve recovers from, ending
+	// that session alone) leaves the container in a state no one knows:
+	// it is destroyed, never kept in use for ever or handed out again.
+	returned := false
+	defer func() {
+		if !returned {
+			r.Destroy()
+		}
+	}()
 	err = fn(c)
+	returned = true
 	if c.Err() != nil {
 		r.Destroy()
 		return err, true
