@@ -14,6 +14,10 @@
 // even for reading). So any number of runs can write at once, and a query
 // works while they do.
 //
+// A merged segment is renamed into merged/, which nothing reads, before
+// its files are removed, so a kill at any step of a merge leaves a store
+// that reads whole (see mergeSegments).
+//
 // # Keys and records
 //
 // A key is 16 bytes: the record's time in big-endian Unix nanoseconds, a

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -438,5 +439,90 @@ func TestAuditListEscapesEveryTextField(t *testing.T) {
 	}
 	if got := cell("short\x1b", 60); got != `short\x1b` {
 		t.Errorf("%q", got)
+	}
+}
+
+// A kill (first seen: a run piped to head, dead of SIGPIPE) inside the
+// removal of a segment just merged into main left the segment half
+// removed, no longer a database: list, verify and checkpoint exited 1 and
+// later segments piled up unmerged until the store was deleted by hand.
+// Here the store is left as such a kill leaves it, after each of the
+// files the removal unlinks, in the order it unlinks them; every query
+// works, no record is lost or read twice, and merging goes on.
+func TestE2EAuditSurvivesAMergeKilledWhileItRemovesTheSegment(t *testing.T) {
+	t.Parallel()
+	dir := repo(t, map[string]string{"a.txt": "A\n"})
+	adir := filepath.Join(t.TempDir(), "audit")
+	if r := runBinary(t, dir, "<open a.txt> <search A>", nil, "--sandbox", "local", "--audit-dir", adir); r.code != 0 {
+		t.Fatalf("run: exit %d %s", r.code, r.stderr)
+	}
+	segs, _ := os.ReadDir(filepath.Join(adir, "segments"))
+	if len(segs) != 1 {
+		t.Fatalf("%d segments after one run, want its own", len(segs))
+	}
+	seg := filepath.Join(adir, "segments", segs[0].Name())
+	f, err := os.Open(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := f.Readdirnames(-1) // unsorted: the order os.RemoveAll unlinks them in
+	f.Close()
+	if err != nil || len(names) < 3 {
+		t.Fatalf("the segment holds %v (%v)", names, err)
+	}
+	files := map[string][]byte{}
+	for _, n := range names {
+		if files[n], err = os.ReadFile(filepath.Join(seg, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A query merges the closed segment into main, and removes it.
+	if r := auditIn(t, adir, "list"); r.code != 0 {
+		t.Fatalf("list: exit %d %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(seg); !os.IsNotExist(err) {
+		t.Fatalf("the merged segment is still there: %v", err)
+	}
+	// Its writer's pid, in its name, is one no process can have.
+	parts := strings.SplitN(segs[0].Name(), "-", 3)
+	deadName := parts[0] + "-2147483647-" + parts[2]
+	for k := 0; k <= len(names); k++ {
+		t.Run(fmt.Sprintf("killed after unlinking %d of %d files", k, len(names)), func(t *testing.T) {
+			t.Parallel()
+			store := copyStore(t, adir)
+			left := filepath.Join(store, "segments", deadName)
+			if err := os.MkdirAll(left, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range names[k:] {
+				if err := os.WriteFile(filepath.Join(left, n), files[n], 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, args := range [][]string{{"verify"}, {"checkpoint"}, {"stats"}} {
+				if r := auditIn(t, store, args...); r.code != 0 {
+					t.Errorf("audit %s with %v left: exit %d\n%s%s", strings.Join(args, " "), names[k:], r.code, r.stdout, r.stderr)
+				}
+			}
+			if got := sessionsIn(t, store); len(got) != 1 {
+				t.Fatalf("sessions %v", got)
+			}
+			if r := auditIn(t, store, "list", "--format", "json"); r.code != 0 || strings.Count(r.stdout, "\n") != 2 {
+				t.Fatalf("list: exit %d, want the 2 records once each:\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			// Later segments are merged: a run's, by the next query.
+			if r := runBinary(t, dir, "<open a.txt>", nil, "--sandbox", "local", "--audit-dir", store); r.code != 0 || r.stderr != "" {
+				t.Fatalf("a later run: exit %d %s", r.code, r.stderr)
+			}
+			if r := auditIn(t, store, "list", "--format", "json"); r.code != 0 || strings.Count(r.stdout, "\n") != 3 {
+				t.Fatalf("list after a later run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			if left, _ := os.ReadDir(filepath.Join(store, "segments")); len(left) != 0 {
+				t.Errorf("segments left after a query merged: %v", left)
+			}
+			if r := auditIn(t, store, "verify"); r.code != 0 || !strings.HasPrefix(r.stdout, "ok: 3 records") {
+				t.Errorf("verify at the end: exit %d %q %q", r.code, r.stdout, r.stderr)
+			}
+		})
 	}
 }
