@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
@@ -203,9 +204,7 @@ func (x auditExportCmd) Run(e env, c *cli) error {
 		return err
 	}
 	defer r.Close()
-	enc := json.NewEncoder(e.stdout)
-	enc.SetEscapeHTML(false)
-	if err := r.Each(f, func(rec *audit.Record) error { return enc.Encode(jsonRecord(rec)) }); err != nil {
+	if err := r.Each(f, func(rec *audit.Record) error { return jsonLine(e.stdout, jsonRecord(rec)) }); err != nil {
 		return fail(exitUsage, "%w", err)
 	}
 	return nil
@@ -228,9 +227,8 @@ func (s auditStatsCmd) Run(e env, c *cli) error {
 		return fail(exitUsage, "%w", err)
 	}
 	if s.Format == "json" {
-		enc := json.NewEncoder(e.stdout)
 		for _, g := range groups {
-			enc.Encode(groupJSON{Group: g.Key, Count: g.Count, Denied: g.Denied, Errors: g.Errors, ErrorRate: g.ErrorRate(),
+			jsonLine(e.stdout, groupJSON{Group: g.Key, Count: g.Count, Denied: g.Denied, Errors: g.Errors, ErrorRate: g.ErrorRate(),
 				Latency: jsonSummary(g.Latency), Wait: jsonSummary(g.Wait), Policy: jsonSummary(g.Policy),
 				Sandbox: jsonSummary(g.Sandbox), Transform: jsonSummary(g.Transform)})
 		}
@@ -455,6 +453,20 @@ func jsonRecord(r *audit.Record) recordJSON {
 	}
 }
 
+// jsonLine writes v as a line of JSON with parser.PrintableJSON's escapes:
+// encoding/json leaves C1 and bidirectional controls raw, which a terminal
+// would obey; escaped, they decode to the same strings.
+func jsonLine(w io.Writer, v any) error {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(parser.PrintableJSON(b.Bytes()))
+	return err
+}
+
 // printRecords prints records as JSON Lines, exactly, or as CSV or an
 // aligned table with every text field escaped by parser.Printable: a
 // target, a reason or a code can hold any bytes the model chose, and ESC,
@@ -463,10 +475,8 @@ func jsonRecord(r *audit.Record) recordJSON {
 func printRecords(w io.Writer, format string, recs []*audit.Record) error {
 	switch format {
 	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetEscapeHTML(false)
 		for _, r := range recs {
-			if err := enc.Encode(jsonRecord(r)); err != nil {
+			if err := jsonLine(w, jsonRecord(r)); err != nil {
 				return err
 			}
 		}

@@ -526,3 +526,70 @@ func TestE2EAuditSurvivesAMergeKilledWhileItRemovesTheSegment(t *testing.T) {
 		})
 	}
 }
+
+// `audit list --format json` and `export` printed U+009B (a C1 control,
+// CSI on some terminals) and U+202E (right-to-left override) raw, as
+// encoding/json leaves them. Every character the table escapes is now a
+// \u escape in the JSON too, which still decodes to exactly the string.
+func TestE2EAuditJSONEscapesC1AndBidirectionalControls(t *testing.T) {
+	t.Parallel()
+	dir := repo(t, map[string]string{"a.txt": "A\n"})
+	adir := filepath.Join(t.TempDir(), "audit")
+	target := "a\u202etxt.exe\u009b2J\u2066\u200f\u061c\x7f.txt"
+	if r := runBinary(t, dir, "<open "+target+">", nil, "--sandbox", "local", "--audit-dir", adir); r.code != 0 {
+		t.Fatalf("run: exit %d %s", r.code, r.stderr)
+	}
+	// A session the model cannot name, but a forger can: written here.
+	evil := "evil\u202e\u0085"
+	w, err := audit.OpenWriter(adir, evil, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Append(&audit.Record{Repo: "/r\u2067", Op: "exec", Target: "t\u009b", Outcome: "ok", Reason: "r\u202a\u2028", Client: "c\u200e"})
+	w.Close()
+	// Its segment is this process's, which only this process merges.
+	rd, err := audit.OpenReader(adir, audit.Options{Wait: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd.Close()
+
+	raw := func(r rune) bool { return parser.Printable(string(r)) != string(r) && r != '\n' }
+	for _, args := range [][]string{{"list", "--format", "json"}, {"export"}, {"stats", "--by", "session", "--format", "json"}, {"checkpoint"}} {
+		r := auditIn(t, adir, args...)
+		if r.code != 0 {
+			t.Fatalf("%v: exit %d %s", args, r.code, r.stderr)
+		}
+		if i := strings.IndexFunc(r.stdout, raw); i >= 0 {
+			t.Errorf("%v prints %U raw:\n%s", args, []rune(r.stdout[i:])[0], r.stdout)
+		}
+		if !strings.Contains(r.stdout, `evil\u202e\u0085`) {
+			t.Errorf("%v:\n%s", args, r.stdout)
+		}
+	}
+	for _, args := range [][]string{{"list", "--format", "json"}, {"export"}} {
+		var recs []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(auditIn(t, adir, args...).stdout), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("%v: %q: %v", args, l, err)
+			}
+			recs = append(recs, m)
+		}
+		if len(recs) != 2 || recs[0]["target"] != target || recs[1]["session"] != evil || recs[1]["target"] != "t\u009b" ||
+			recs[1]["repo"] != "/r\u2067" || recs[1]["reason"] != "r\u202a\u2028" || recs[1]["client"] != "c\u200e" {
+			t.Errorf("%v does not decode to the exact strings: %q", args, recs)
+		}
+	}
+	// A checkpoint so escaped still reads back and verifies.
+	cp := filepath.Join(t.TempDir(), "cp.jsonl")
+	if r := auditIn(t, adir, "checkpoint", "-o", cp); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	if b, _ := os.ReadFile(cp); strings.ContainsFunc(string(b), raw) {
+		t.Errorf("the checkpoint file holds a raw control:\n%s", b)
+	}
+	if r := auditIn(t, adir, "verify", "--checkpoint", cp); r.code != 0 || !strings.Contains(r.stdout, "covers 2 of them") {
+		t.Errorf("verify --checkpoint: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+}
