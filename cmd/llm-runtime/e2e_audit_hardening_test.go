@@ -22,6 +22,7 @@ import (
 
 	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/parser"
+	"github.com/llm-runtime/llm-runtime/runtime/wasm/wasmtest"
 )
 
 // auditIn runs `llm-runtime --audit-dir adir audit ARGS...`.
@@ -525,6 +526,99 @@ func TestE2EAuditSurvivesAMergeKilledWhileItRemovesTheSegment(t *testing.T) {
 			}
 		})
 	}
+}
+
+// `audit list --path 'config/*'` found 1 of 4 reads of config/prod.yaml:
+// the others were written ./config/prod.yaml, config/../config/prod.yaml
+// and through a link. A record keeps the path as written and the path
+// the operation touched, and --path matches either.
+func TestE2EAuditRecordsTheResolvedPath(t *testing.T) {
+	t.Parallel()
+	for _, sb := range []string{"local", "docker"} {
+		t.Run(sb, func(t *testing.T) {
+			t.Parallel()
+			dir := repo(t, map[string]string{"config/prod.yaml": "db: prod\n", "a.txt": "A\n"})
+			if err := os.Symlink("config", filepath.Join(dir, "cfg")); err != nil {
+				t.Fatal(err)
+			}
+			adir := filepath.Join(t.TempDir(), "audit")
+			in := "<open config/prod.yaml> <open ./config/prod.yaml> <open config/../config/prod.yaml> <open cfg/prod.yaml> " +
+				"<open " + dir + "/cfg/prod.yaml> <write ./cfg/new.yaml>x</write> <open a.txt> <open cfg/../.env>"
+			if r := runBinary(t, dir, in, nil, "--sandbox", sb, "--audit-dir", adir); r.code != 0 {
+				t.Fatalf("run: exit %d %s", r.code, r.stderr)
+			}
+			list := func(glob string) []auditLine {
+				t.Helper()
+				r := auditIn(t, adir, "list", "--format", "json", "--path", glob)
+				if r.code != 0 {
+					t.Fatalf("list --path %s: exit %d %s", glob, r.code, r.stderr)
+				}
+				var out []auditLine
+				for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+					var a auditLine
+					if l != "" {
+						if err := json.Unmarshal([]byte(l), &a); err != nil {
+							t.Fatalf("%q: %v", l, err)
+						}
+						out = append(out, a)
+					}
+				}
+				return out
+			}
+			got := list("config/*")
+			var targets, resolved []string
+			for _, a := range got {
+				targets, resolved = append(targets, a.Target), append(resolved, a.Resolved)
+			}
+			wantTargets := []string{"config/prod.yaml", "./config/prod.yaml", "config/../config/prod.yaml", "cfg/prod.yaml", dir + "/cfg/prod.yaml", "./cfg/new.yaml"}
+			wantResolved := []string{"config/prod.yaml", "config/prod.yaml", "config/prod.yaml", "config/prod.yaml", "config/prod.yaml", "config/new.yaml"}
+			if !slices.Equal(targets, wantTargets) || !slices.Equal(resolved, wantResolved) {
+				t.Errorf("--path 'config/*': targets %q resolved %q\nwant %q and %q", targets, resolved, wantTargets, wantResolved)
+			}
+			// As written still matches, and a record without a resolved
+			// path (refused before it touched anything) keeps only its target.
+			if got := list("cfg/*"); len(got) != 1 || got[0].Target != "cfg/prod.yaml" {
+				t.Errorf("--path 'cfg/*': %+v", got)
+			}
+			if got := list("a.txt"); len(got) != 1 || got[0].Resolved != "a.txt" {
+				t.Errorf("--path a.txt: %+v", got)
+			}
+			if got := list("cfg/../.env"); len(got) != 1 || got[0].Resolved != "" || got[0].Code != "PATH_SECURITY" {
+				t.Errorf("--path cfg/../.env: %+v", got)
+			}
+			c := auditIn(t, adir, "list", "--format", "csv", "--path", "cfg/prod.yaml")
+			rows, err := csv.NewReader(strings.NewReader(c.stdout)).ReadAll()
+			if err != nil || len(rows) != 2 {
+				t.Fatalf("csv: %v\n%s", err, c.stdout)
+			}
+			col := slices.Index(rows[0], "resolved")
+			if col < 0 || rows[1][col] != "config/prod.yaml" {
+				t.Errorf("csv has no resolved column with the path: %q", rows)
+			}
+			if v := auditIn(t, adir, "verify"); v.code != 0 {
+				t.Errorf("verify: exit %d %q %q", v.code, v.stdout, v.stderr)
+			}
+		})
+	}
+	// A refusal by a policy, which decides on the resolved path, records it.
+	t.Run("policy", func(t *testing.T) {
+		t.Parallel()
+		guest := wasmtest.Build(t, "guests/protect-secrets")
+		dir := repo(t, map[string]string{"config/prod.yaml": "db: prod\n"})
+		adir := filepath.Join(t.TempDir(), "audit")
+		args := append(withPolicy(t, guest), "--sandbox", "local", "--audit-dir", adir)
+		// .env is excluded by default, and the sandbox's rule answers before
+		// a policy is asked: narrow the exclusions so that the policy decides.
+		r := runBinary(t, dir, "<write config/../.env>X=1</write>", []string{"LLM_RUNTIME_SECURITY_EXCLUDED_PATHS=.git"}, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "POLICY_DENIED") {
+			t.Fatalf("run: exit %d %s %s", r.code, r.stdout, r.stderr)
+		}
+		l := auditIn(t, adir, "list", "--format", "json", "--path", ".env")
+		var a auditLine
+		if err := json.Unmarshal([]byte(l.stdout), &a); err != nil || a.Target != "config/../.env" || a.Resolved != ".env" || a.Code != "POLICY_DENIED" {
+			t.Errorf("--path .env: exit %d %q (%v)", l.code, l.stdout, err)
+		}
+	})
 }
 
 // `audit list --format json` and `export` printed U+009B (a C1 control,
