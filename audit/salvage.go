@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -24,50 +23,44 @@ import (
 // longer one Pebble opens, so every later merge failed on it. Its records
 // are in main already; salvage reads what is left of them all the same,
 // from its write-ahead logs (as Pebble replays them: up to a tail cut
-// short) and its table files, for the caller to merge again (merging is
-// idempotent) before it retires the segment: a record is never dropped
-// unread. A file that is there but does not read is damage, and the
-// segment stays.
-func salvage(path string) ([]kv, error) {
-	var recs []kv
+// short) and its table files, into b, for the caller to merge again
+// (merging is idempotent) before it retires the segment: a record is never
+// dropped unread. A file that is there but does not read is damage, and
+// the segment stays.
+func salvage(path string, b *pebble.Batch) error {
 	logs, err := wal.Scan(wal.Dir{FS: vfs.Default, Dirname: path})
 	if err != nil {
-		return nil, fmt.Errorf("audit: salvaging segment %s: %w", path, err)
+		return fmt.Errorf("audit: salvaging segment %s: %w", path, err)
 	}
 	for _, l := range logs {
-		got, err := salvageLog(l)
-		if err != nil {
+		if err := salvageLog(l, b); err != nil {
 			name := path
 			if l.NumSegments() > 0 {
 				_, name = l.SegmentLocation(0)
 			}
-			return nil, &DamageError{File: name, Err: err}
+			return &DamageError{File: name, Err: err}
 		}
-		recs = append(recs, got...)
 	}
 	entries, err := os.ReadDir(path)
 	if err != nil {
-		return nil, fmt.Errorf("audit: salvaging segment %s: %w", path, err)
+		return fmt.Errorf("audit: salvaging segment %s: %w", path, err)
 	}
 	for _, e := range entries {
 		if !strings.HasSuffix(e.Name(), ".sst") {
 			continue
 		}
-		got, err := salvageTable(filepath.Join(path, e.Name()))
-		if err != nil {
-			return nil, &DamageError{File: filepath.Join(path, e.Name()), Err: err}
+		if err := salvageTable(filepath.Join(path, e.Name()), b); err != nil {
+			return &DamageError{File: filepath.Join(path, e.Name()), Err: err}
 		}
-		recs = append(recs, got...)
 	}
-	return recs, nil
+	return nil
 }
 
-// salvageLog reads the records of a write-ahead log up to its end, or to
-// a tail cut short, as Pebble's recovery does.
-func salvageLog(l wal.LogicalLog) ([]kv, error) {
+// salvageLog adds the records of a write-ahead log to b, up to its end
+// or to a tail cut short, as Pebble's recovery reads it.
+func salvageLog(l wal.LogicalLog, b *pebble.Batch) error {
 	r := l.OpenForRead()
 	defer r.Close()
-	var recs []kv
 	for {
 		rr, _, err := r.NextRecord()
 		var data []byte
@@ -76,48 +69,47 @@ func salvageLog(l wal.LogicalLog) ([]kv, error) {
 		}
 		switch {
 		case errors.Is(err, io.EOF) || errors.Is(err, record.ErrUnexpectedEOF):
-			return recs, nil
+			return nil
 		case err != nil:
-			return nil, err
+			return err
 		case len(data) < batchrepr.HeaderLen:
-			return nil, errors.New("a batch shorter than its header")
+			return errors.New("a batch shorter than its header")
 		}
 		br := batchrepr.Read(data)
 		for {
 			kind, k, v, ok, err := br.Next()
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if !ok {
 				break
 			}
-			if kind == pebble.InternalKeyKindSet {
-				recs = append(recs, kv{bytes.Clone(k), bytes.Clone(v)})
+			if kind == pebble.InternalKeyKindSet { // records are only ever set
+				b.Set(k, v, nil)
 			}
 		}
 	}
 }
 
-// salvageTable reads the records of a table file.
-func salvageTable(path string) ([]kv, error) {
+// salvageTable adds the records of a table file to b.
+func salvageTable(path string, b *pebble.Batch) error {
 	f, err := vfs.Default.Open(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	o := &pebble.Options{}
 	o.EnsureDefaults()
 	it, err := pebble.NewExternalIter(o, nil, [][]sstable.ReadableFile{{f}})
 	if err != nil {
 		f.Close()
-		return nil, err
+		return err
 	}
-	var recs []kv
 	for ok := it.First(); ok; ok = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
-			break
+			break // it.Error() says it
 		}
-		recs = append(recs, kv{bytes.Clone(it.Key()), bytes.Clone(v)})
+		b.Set(it.Key(), v, nil)
 	}
-	return recs, errors.Join(it.Error(), it.Close())
+	return errors.Join(it.Error(), it.Close())
 }

@@ -417,19 +417,21 @@ func moveSegment(into *pebble.DB, dir, path string, lock *pebble.Lock, opts Opti
 	po.Lock = lock
 	seg, err := pebble.Open(path, po)
 	lock.Close()
-	var recs []kv
+	b := into.NewBatch()
+	defer b.Close()
 	switch {
 	case err == nil:
-		recs, err = readSegment(seg, path)
+		err = readSegment(seg, path, b)
 		if incomplete(err) {
-			recs, err = salvage(path)
+			b.Reset()
+			err = salvage(path, b)
 		}
 	case empty(path):
 		// Not a database (an empty directory left by a crash before the
 		// first Open finished): nothing to keep.
 		err = nil
 	case incomplete(err):
-		recs, err = salvage(path)
+		err = salvage(path, b)
 	default:
 		err = asDamage(err, path, "")
 		if !errors.Is(err, ErrDamaged) {
@@ -442,11 +444,7 @@ func moveSegment(into *pebble.DB, dir, path string, lock *pebble.Lock, opts Opti
 		return err
 	}
 	mergeStep("read " + filepath.Base(path))
-	if len(recs) > 0 {
-		b := into.NewBatch()
-		for _, r := range recs {
-			b.Set(r.k, r.v, nil)
-		}
+	if !b.Empty() {
 		if err := b.Commit(pebble.Sync); err != nil {
 			return fmt.Errorf("audit: merging %s: %w", path, err)
 		}
@@ -455,30 +453,23 @@ func moveSegment(into *pebble.DB, dir, path string, lock *pebble.Lock, opts Opti
 	return retire(dir, path)
 }
 
-// kv is a record as a segment holds it.
-type kv struct{ k, v []byte }
-
-// readSegment reads every record of an open segment, and closes it.
-func readSegment(seg *pebble.DB, path string) ([]kv, error) {
+// readSegment adds every record of an open segment to b, and closes it.
+func readSegment(seg *pebble.DB, path string, b *pebble.Batch) error {
 	defer seg.Close()
 	it, err := seg.NewIter(nil)
 	if err != nil {
-		return nil, asDamage(err, path, "")
+		return asDamage(err, path, "")
 	}
-	var recs []kv
 	for ok := it.First(); ok; ok = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
 			break // it.Error() says it
 		}
-		recs = append(recs, kv{bytes.Clone(it.Key()), bytes.Clone(v)})
+		b.Set(it.Key(), v, nil) // Set copies
 	}
 	err = it.Error()
 	it.Close()
-	if err != nil {
-		return nil, asDamage(err, path, "")
-	}
-	return recs, nil
+	return asDamage(err, path, "")
 }
 
 // incomplete tells whether a segment failed to open or read because files
