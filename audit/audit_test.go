@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -77,6 +78,7 @@ func read(t testing.TB, dir string, f Filter) []*Record {
 func TestRecordRoundTrip(t *testing.T) {
 	r := sample(7)
 	r.Session, r.Seq, r.PID, r.Container, r.Decider, r.Reason = "s", 3, 42, "abc123", "protect-secrets", "a .env file"
+	r.Target, r.Resolved = "./cfg/../cfg/prod.yaml", "config/prod.yaml"
 	r.Prev = genesis("s")
 	r.seal()
 	b, _ := r.MarshalBinary()
@@ -142,6 +144,9 @@ func TestFilters(t *testing.T) {
 	var recs []*Record
 	for i := range 20 {
 		recs = append(recs, sample(i))
+		if i%5 == 0 { // written through a link
+			recs[i].Resolved = "real/" + path.Base(recs[i].Target)
+		}
 	}
 	write(t, dir, "a", recs[:10]...)
 	write(t, dir, "b", recs[10:]...)
@@ -159,6 +164,8 @@ func TestFilters(t *testing.T) {
 		{"outcome", Filter{Outcome: Denied}, 4},
 		{"path glob", Filter{Path: "dir1/*"}, 7},
 		{"path exact", Filter{Path: "dir0/file9.go"}, 1},
+		{"path as resolved", Filter{Path: "real/*"}, 4},
+		{"path as written, resolved elsewhere", Filter{Path: "dir2/file[0-5].go"}, 2},
 		{"session", Filter{Session: "b"}, 10},
 		{"repo", Filter{Repo: "/other"}, 0},
 		{"limit", Filter{Limit: 4}, 4},
@@ -391,7 +398,7 @@ func TestLeftoverSegmentsAreMergedByTheNextReader(t *testing.T) {
 }
 
 func TestOlderVersionsStillDecodeAndVerify(t *testing.T) {
-	for _, v := range []byte{1, 2} {
+	for _, v := range []byte{1, 2, 3} {
 		r := &Record{Time: time.Unix(1700000000, 0).UTC(), Session: "s", Seq: 1, Op: "exec", Target: "true", Outcome: OK, enc: v}
 		if v >= 2 {
 			r.Changes = "created a.go\n"
@@ -410,17 +417,23 @@ func TestOlderVersionsStillDecodeAndVerify(t *testing.T) {
 			t.Fatalf("a version %d record does not verify: %+v", v, got)
 		}
 	}
-	n := &Record{Time: time.Unix(1700000000, 0).UTC(), Session: "s", Seq: 2, Op: "exec", Changes: "created a.go\nrefused .git: no\n", FrontEnd: "mcp", Client: "claude-code 2.1"}
+	n := &Record{Time: time.Unix(1700000000, 0).UTC(), Session: "s", Seq: 2, Op: "exec", Changes: "created a.go\nrefused .git: no\n", FrontEnd: "mcp", Client: "claude-code 2.1",
+		Target: "cfg/a.go", Resolved: "config/a.go"}
 	n.seal()
 	b, _ := n.MarshalBinary()
 	var back Record
-	if err := back.UnmarshalBinary(b); err != nil || back.Changes != n.Changes || back.FrontEnd != "mcp" || back.Client != n.Client || back.computeHash() != n.Hash {
+	if err := back.UnmarshalBinary(b); err != nil || back.Changes != n.Changes || back.FrontEnd != "mcp" || back.Client != n.Client || back.Resolved != n.Resolved || back.computeHash() != n.Hash {
 		t.Fatalf("version %d round trip: %v %+v", version, err, back)
 	}
 	m := *n
 	m.Client = "someone else"
 	if m.computeHash() == n.Hash {
 		t.Fatal("the client is not covered by the hash")
+	}
+	m = *n
+	m.Resolved = "config/other.go"
+	if m.computeHash() == n.Hash {
+		t.Fatal("the resolved path is not covered by the hash")
 	}
 }
 

@@ -103,6 +103,9 @@ func bigStore(b *testing.B) string {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(helperStore) != "" {
+		os.Exit(mergeHelper())
+	}
 	os.Exit(testenv.Main(m, func() error {
 		if bigDir != "" {
 			return os.RemoveAll(bigDir)

@@ -150,9 +150,13 @@ func (c *Checkpoint) WriteTo(w io.Writer) (int64, error) {
 	for _, h := range c.Heads {
 		enc.Encode(headLine{Session: h.Session, Count: h.Count, LastSeq: h.LastSeq, LastTime: stamp(h.Time), HeadHash: hex.EncodeToString(h.Hash[:])})
 	}
-	sum := sha256.Sum256(b.Bytes())
-	enc.Encode(trailerLine{SHA256: hex.EncodeToString(sum[:])})
-	n, err := w.Write(b.Bytes())
+	// Escaped as the other JSON of the audit is: a forged session id can
+	// hold a character that would drive a terminal. The digest is of the
+	// lines as written.
+	lines := bytes.NewBuffer(parser.PrintableJSON(b.Bytes()))
+	sum := sha256.Sum256(lines.Bytes())
+	json.NewEncoder(lines).Encode(trailerLine{SHA256: hex.EncodeToString(sum[:])})
+	n, err := w.Write(lines.Bytes())
 	return int64(n), err
 }
 

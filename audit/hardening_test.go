@@ -519,3 +519,22 @@ func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
 }
+
+// A checkpoint escapes what a terminal would obey (a forged session id
+// can hold anything), and reads back exactly.
+func TestACheckpointEscapesControlsAndReadsBackExactly(t *testing.T) {
+	session := "s\u202e\u009b\x7f"
+	cp := &Checkpoint{Time: t0, Store: "/st\u2066ore", Heads: []Head{{Session: session, Count: 1, LastSeq: 1, Time: t0}}}
+	var b bytes.Buffer
+	if _, err := cp.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsFunc(b.String(), func(r rune) bool { return r == 0x7f || r >= 0x80 && r < 0xa0 || r == 0x202e || r == 0x2066 }) ||
+		!strings.Contains(b.String(), `"session":"s\u202e\u009b\u007f"`) {
+		t.Fatalf("%s", b.String())
+	}
+	cps, bad, err := ReadCheckpoints(&b)
+	if err != nil || len(bad) != 0 || len(cps) != 1 || cps[0].Heads[0].Session != session || cps[0].Store != cp.Store {
+		t.Fatalf("%v %v %+v", err, bad, cps)
+	}
+}

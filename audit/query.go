@@ -14,7 +14,7 @@ type Filter struct {
 	Since, Until time.Time // [Since, Until)
 	Op           string
 	Outcome      string
-	Path         string // a glob matched against the target (path.Match; "**" is not special)
+	Path         string // a glob matched against the target as written and the path resolved (path.Match; "**" is not special)
 	Session      string
 	Repo         string
 	Limit        int // 0: no limit
@@ -29,7 +29,11 @@ func (f *Filter) Match(r *Record) bool {
 		return false
 	}
 	if f.Path != "" {
-		if ok, _ := path.Match(f.Path, r.Target); !ok {
+		ok, _ := path.Match(f.Path, r.Target)
+		if !ok && r.Resolved != "" {
+			ok, _ = path.Match(f.Path, r.Resolved)
+		}
+		if !ok {
 			return false
 		}
 	}

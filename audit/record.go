@@ -14,11 +14,16 @@
 // even for reading). So any number of runs can write at once, and a query
 // works while they do.
 //
+// A merged segment is renamed into merged/, which nothing reads, before
+// its files are removed, so a kill at any step of a merge leaves a store
+// that reads whole (see mergeSegments).
+//
 // # Keys and records
 //
 // A key is 16 bytes: the record's time in big-endian Unix nanoseconds, a
 // 32-bit hash of its session and its sequence number in the session, so a
-// time range is a key range. A value starts with its encoding version (1), then
+// time range is a key range. A value starts with its encoding version (4;
+// versions 1 to 3, which lack later fields, still decode and verify), then
 // the fields in a fixed binary order (see Record.MarshalBinary).
 //
 // # The chain
@@ -95,7 +100,7 @@ type Record struct {
 	PID      uint32 // the writing process
 	Repo     string // the repository root
 	Op       string // the command's kind (parser.Kinds): open, write, edit, list, search, exec
-	Target   string // the path, query or command
+	Target   string // the path, query or command, as written (Resolved: the path touched)
 	Outcome  string // ok, denied or error
 	Code     string // the error code, if any
 	BytesIn  int64  // content sent (a write's content)
@@ -119,6 +124,11 @@ type Record struct {
 	// or "mcp" (the MCP server); Client is the MCP client's name and
 	// version, as its initialize gave them.
 	FrontEnd, Client string
+	// Resolved is the repository-relative path an open, write, edit or
+	// list touched, links, ".", ".." and "//" resolved, as the sandbox (or
+	// the policies' resolution) gave it; "" when the operation touched
+	// none (refused before, or not a path) and in records before version 4.
+	Resolved string
 
 	Prev [32]byte
 	Hash [32]byte
@@ -126,9 +136,9 @@ type Record struct {
 	enc byte // the encoding version it was decoded from; 0: version
 }
 
-// version is the encoding of new records; versions 1 (no Changes) and 2
-// (no FrontEnd or Client) still decode and verify.
-const version = 3
+// version is the encoding of new records; versions 1 (no Changes), 2 (no
+// FrontEnd or Client) and 3 (no Resolved) still decode and verify.
+const version = 4
 
 // Key returns the record's key.
 func (r *Record) Key() []byte {
@@ -150,7 +160,7 @@ func timeKey(t time.Time) []byte {
 
 // body encodes every field but Hash.
 func (r *Record) body() []byte {
-	b := make([]byte, 0, 128+len(r.Session)+len(r.Repo)+len(r.Target)+len(r.Changes)+len(r.FrontEnd)+len(r.Client))
+	b := make([]byte, 0, 128+len(r.Session)+len(r.Repo)+len(r.Target)+len(r.Changes)+len(r.FrontEnd)+len(r.Client)+len(r.Resolved))
 	v := r.enc
 	if v == 0 {
 		v = version
@@ -180,6 +190,10 @@ func (r *Record) body() []byte {
 			b = binary.AppendUvarint(b, uint64(len(s)))
 			b = append(b, s...)
 		}
+	}
+	if v >= 4 {
+		b = binary.AppendUvarint(b, uint64(len(r.Resolved)))
+		b = append(b, r.Resolved...)
 	}
 	return append(b, r.Prev[:]...)
 }
@@ -216,6 +230,9 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 	}
 	if v >= 3 {
 		r.FrontEnd, r.Client = d.string(), d.string()
+	}
+	if v >= 4 {
+		r.Resolved = d.string()
 	}
 	copy(r.Prev[:], d.bytes(32))
 	copy(r.Hash[:], d.bytes(32))

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -363,12 +364,24 @@ func inUse(path string) bool {
 	return proc.Alive(pid)
 }
 
-// mergeSegments moves every closed segment into main. A segment is deleted
-// only after its records are synced into main, so a crash midway merges it
-// again, and merging is idempotent: keys are unique. A damaged segment is
-// left where it is, and the first such is returned once the others are
-// merged.
+// mergeSegments moves every closed segment into main. A segment is retired
+// only after its records are synced into main, so a crash before that
+// merges it again, and merging is idempotent: keys are unique. A damaged
+// segment is left where it is, and the first such is returned once the
+// others are merged. The steps, each of which a kill -9 may end (see
+// TestAKillAtEveryStepOfAMergeLosesNothing):
+//
+//  1. open the segment, read-only, and read its records;
+//  2. commit them to main, synced;
+//  3. rename the segment into merged/, in one step, and sync both
+//     directories: from then on it is no segment, and nothing reads it;
+//  4. remove it from merged/, a file at a time; the next merge removes
+//     whatever a kill left there.
+//
+// Earlier versions removed a merged segment in place, and a kill midway
+// left a segment that was no database: it is salvaged (salvage).
 func mergeSegments(db *pebble.DB, dir string, opts Options) error {
+	removeMerged(dir)
 	segs, _ := os.ReadDir(segmentsDir(dir))
 	var damage error
 	for _, s := range segs {
@@ -380,7 +393,7 @@ func mergeSegments(db *pebble.DB, dir string, opts Options) error {
 		if err != nil {
 			continue // live: its writer holds it
 		}
-		if err := moveSegment(db, path, lock, opts); errors.Is(err, ErrDamaged) {
+		if err := moveSegment(db, dir, path, lock, opts); errors.Is(err, ErrDamaged) {
 			damage = cmp.Or(damage, err)
 		} else if err != nil {
 			return err
@@ -389,48 +402,140 @@ func mergeSegments(db *pebble.DB, dir string, opts Options) error {
 	return damage
 }
 
-func moveSegment(into *pebble.DB, path string, lock *pebble.Lock, opts Options) error {
+// mergeHook, when set (by tests, never otherwise), is called at each step
+// of a merge with its name, so that a test can kill the process there.
+var mergeHook func(step string)
+
+func mergeStep(name string) {
+	if mergeHook != nil {
+		mergeHook(name)
+	}
+}
+
+func moveSegment(into *pebble.DB, dir, path string, lock *pebble.Lock, opts Options) error {
 	po := opts.pebble(true)
 	po.Lock = lock
 	seg, err := pebble.Open(path, po)
 	lock.Close()
-	if err != nil {
+	b := into.NewBatch()
+	defer b.Close()
+	switch {
+	case err == nil:
+		err = readSegment(seg, path, b)
+		if incomplete(err) {
+			b.Reset()
+			err = salvage(path, b)
+		}
+	case empty(path):
 		// Not a database (an empty directory left by a crash before the
 		// first Open finished): nothing to keep.
-		if empty(path) {
-			return os.RemoveAll(path)
+		err = nil
+	case incomplete(err):
+		err = salvage(path, b)
+	default:
+		err = asDamage(err, path, "")
+		if !errors.Is(err, ErrDamaged) {
+			err = fmt.Errorf("audit: opening segment %s: %w", path, err)
 		}
-		if err := asDamage(err, path, ""); errors.Is(err, ErrDamaged) {
-			return err
-		}
-		return fmt.Errorf("audit: opening segment %s: %w", path, err)
 	}
+	if err != nil {
+		// A damaged segment stays, whole, for a reader to report: merging
+		// what could be read and removing it would drop the rest unseen.
+		return err
+	}
+	mergeStep("read " + filepath.Base(path))
+	if !b.Empty() {
+		if err := b.Commit(pebble.Sync); err != nil {
+			return fmt.Errorf("audit: merging %s: %w", path, err)
+		}
+		mergeStep("committed " + filepath.Base(path))
+	}
+	return retire(dir, path)
+}
+
+// readSegment adds every record of an open segment to b, and closes it.
+func readSegment(seg *pebble.DB, path string, b *pebble.Batch) error {
+	defer seg.Close()
 	it, err := seg.NewIter(nil)
 	if err != nil {
-		seg.Close()
 		return asDamage(err, path, "")
 	}
-	b := into.NewBatch()
 	for ok := it.First(); ok; ok = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
 			break // it.Error() says it
 		}
-		b.Set(bytes.Clone(it.Key()), bytes.Clone(v), nil)
+		b.Set(it.Key(), v, nil) // Set copies
 	}
-	// A damaged segment stays, whole, for a reader to report: merging what
-	// could be read and removing it would drop the rest unseen.
 	err = it.Error()
 	it.Close()
-	seg.Close()
+	return asDamage(err, path, "")
+}
+
+// incomplete tells whether a segment failed to open or read because files
+// of its database are missing, as a removal cut short leaves it, rather
+// than damaged.
+func incomplete(err error) bool {
+	return err != nil && !pebble.IsCorruptionError(err) &&
+		(errors.Is(err, fs.ErrNotExist) || errors.Is(err, pebble.ErrDBDoesNotExist) || errors.Is(err, pebble.ErrDBNotPristine))
+}
+
+// mergedDir holds the segments merged into main while they are removed:
+// a directory nothing reads, so that a removal cut short leaves no
+// half-removed segment among the segments.
+func mergedDir(dir string) string { return filepath.Join(dir, "merged") }
+
+// retire takes a segment whose records are synced into main out of
+// segments/ in one step (a rename into merged/, synced), then removes it.
+// A removal that fails or is cut short is finished by the next merge.
+func retire(dir, path string) error {
+	tomb := filepath.Join(mergedDir(dir), filepath.Base(path))
+	if err := os.MkdirAll(mergedDir(dir), 0o700); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	removeTree(tomb) // a segment of that name retired before (salvaged twice)
+	if err := os.Rename(path, tomb); err != nil {
+		return fmt.Errorf("audit: retiring the merged segment %s: %w", path, err)
+	}
+	mergeStep("renamed " + filepath.Base(path))
+	if err := errors.Join(syncDir(segmentsDir(dir)), syncDir(mergedDir(dir))); err != nil {
+		return fmt.Errorf("audit: retiring the merged segment %s: %w", path, err)
+	}
+	mergeStep("synced " + filepath.Base(path))
+	removeTree(tomb)
+	return nil
+}
+
+// removeMerged removes what removals cut short left in merged/.
+func removeMerged(dir string) {
+	tombs, _ := os.ReadDir(mergedDir(dir))
+	for _, t := range tombs {
+		removeTree(filepath.Join(mergedDir(dir), t.Name()))
+	}
+}
+
+// removeTree removes a retired segment a file at a time, then its
+// directory; what it cannot remove stays, for the next merge.
+func removeTree(path string) {
+	entries, err := os.ReadDir(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	for _, e := range entries {
+		os.RemoveAll(filepath.Join(path, e.Name()))
+		mergeStep("removed " + filepath.Base(path) + "/" + e.Name())
+	}
+	os.Remove(path)
+	mergeStep("removed " + filepath.Base(path))
+}
+
+func syncDir(path string) error {
+	f, err := os.Open(path)
 	if err != nil {
-		b.Close()
-		return asDamage(err, path, "")
+		return err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("audit: merging %s: %w", path, err)
-	}
-	return os.RemoveAll(path)
+	err = f.Sync()
+	return errors.Join(err, f.Close())
 }
 
 func empty(path string) bool {

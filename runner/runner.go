@@ -72,6 +72,9 @@ const (
 type guestInfo struct {
 	policy, transform time.Duration
 	decider, reason   string
+	// resolved is the path the operation touched, for the audit record:
+	// as the sandbox's result names it, or the policies' resolution.
+	resolved string
 }
 
 // Run reads in to the end, running each command as soon as its text is
@@ -186,6 +189,7 @@ func (r *Runner) record(res *output.Result, t *sandbox.Timing, gi guestInfo) *au
 		Repo:      r.Repo,
 		Op:        string(res.Command.Kind),
 		Target:    res.Command.Arg,
+		Resolved:  gi.resolved,
 		Outcome:   audit.OK,
 		Latency:   res.Duration,
 		Wait:      t.Wait,
@@ -340,7 +344,7 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 				res.Err = sandbox.AsError(err) // the operation would fail the same way
 				return false
 			}
-			req.Resolved = rel
+			req.Resolved, gi.resolved = rel, rel
 			return true
 		}
 		if pathOp && !resolve() {
@@ -411,6 +415,17 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 		res.Exec, err = r.Sandbox.Exec(ctx, cmd.Arg)
 	default:
 		err = sandbox.Errorf(sandbox.CodeInternal, "unknown command %q", cmd.Kind)
+	}
+	switch {
+	case err != nil:
+	case res.File != nil:
+		gi.resolved = res.File.Path
+	case res.Write != nil:
+		gi.resolved = res.Write.Path
+	case res.Edit != nil:
+		gi.resolved = res.Edit.Path
+	case res.List != nil:
+		gi.resolved = res.List.Path
 	}
 	if err != nil {
 		// A failed exec keeps its result: the output of a failing command

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
@@ -69,7 +70,7 @@ type auditFilter struct {
 	Until   string `placeholder:"WHEN" help:"Only records before WHEN (same forms as --since)."`
 	Op      string `placeholder:"OP" help:"Only this operation: open, write, edit, list, search or exec (the commands of the language, as recorded)."`
 	Outcome string `enum:",ok,denied,error" default:"" help:"Only this outcome: ok, denied or error."`
-	Path    string `placeholder:"GLOB" help:"Only targets matching GLOB (path.Match: src/*.go, *.env)."`
+	Path    string `placeholder:"GLOB" help:"Only targets matching GLOB (path.Match: src/*.go, *.env), as written or as resolved (links and .. followed)."`
 	Session string `help:"Only this session (one run of llm-runtime)."`
 	Repo    string `placeholder:"DIR" help:"Only this repository root."`
 }
@@ -203,9 +204,7 @@ func (x auditExportCmd) Run(e env, c *cli) error {
 		return err
 	}
 	defer r.Close()
-	enc := json.NewEncoder(e.stdout)
-	enc.SetEscapeHTML(false)
-	if err := r.Each(f, func(rec *audit.Record) error { return enc.Encode(jsonRecord(rec)) }); err != nil {
+	if err := r.Each(f, func(rec *audit.Record) error { return jsonLine(e.stdout, jsonRecord(rec)) }); err != nil {
 		return fail(exitUsage, "%w", err)
 	}
 	return nil
@@ -228,9 +227,8 @@ func (s auditStatsCmd) Run(e env, c *cli) error {
 		return fail(exitUsage, "%w", err)
 	}
 	if s.Format == "json" {
-		enc := json.NewEncoder(e.stdout)
 		for _, g := range groups {
-			enc.Encode(groupJSON{Group: g.Key, Count: g.Count, Denied: g.Denied, Errors: g.Errors, ErrorRate: g.ErrorRate(),
+			jsonLine(e.stdout, groupJSON{Group: g.Key, Count: g.Count, Denied: g.Denied, Errors: g.Errors, ErrorRate: g.ErrorRate(),
 				Latency: jsonSummary(g.Latency), Wait: jsonSummary(g.Wait), Policy: jsonSummary(g.Policy),
 				Sandbox: jsonSummary(g.Sandbox), Transform: jsonSummary(g.Transform)})
 		}
@@ -427,6 +425,7 @@ type recordJSON struct {
 	Repo        string `json:"repo"`
 	Op          string `json:"op"`
 	Target      string `json:"target"`
+	Resolved    string `json:"resolved,omitempty"` // the path touched, links and .. resolved
 	Outcome     string `json:"outcome"`
 	Code        string `json:"code"`
 	BytesIn     int64  `json:"bytes_in"`
@@ -448,11 +447,25 @@ type recordJSON struct {
 
 func jsonRecord(r *audit.Record) recordJSON {
 	return recordJSON{
-		Time: r.Time.Format(time.RFC3339Nano), Session: r.Session, Seq: r.Seq, Repo: r.Repo, Op: r.Op, Target: r.Target,
+		Time: r.Time.Format(time.RFC3339Nano), Session: r.Session, Seq: r.Seq, Repo: r.Repo, Op: r.Op, Target: r.Target, Resolved: r.Resolved,
 		Outcome: r.Outcome, Code: r.Code, BytesIn: r.BytesIn, BytesOut: r.BytesOut, LatencyNS: int64(r.Latency),
 		WaitNS: int64(r.Wait), PolicyNS: int64(r.Policy), SandboxNS: int64(r.Sandbox), TransformNS: int64(r.Transform),
 		Container: r.Container, Pooled: r.Pooled, Decider: r.Decider, Reason: r.Reason, Changes: r.Changes, FrontEnd: r.FrontEnd, Client: r.Client, Hash: hex.EncodeToString(r.Hash[:]),
 	}
+}
+
+// jsonLine writes v as a line of JSON with parser.PrintableJSON's escapes:
+// encoding/json leaves C1 and bidirectional controls raw, which a terminal
+// would obey; escaped, they decode to the same strings.
+func jsonLine(w io.Writer, v any) error {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(parser.PrintableJSON(b.Bytes()))
+	return err
 }
 
 // printRecords prints records as JSON Lines, exactly, or as CSV or an
@@ -463,10 +476,8 @@ func jsonRecord(r *audit.Record) recordJSON {
 func printRecords(w io.Writer, format string, recs []*audit.Record) error {
 	switch format {
 	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetEscapeHTML(false)
 		for _, r := range recs {
-			if err := enc.Encode(jsonRecord(r)); err != nil {
+			if err := jsonLine(w, jsonRecord(r)); err != nil {
 				return err
 			}
 		}
@@ -474,13 +485,13 @@ func printRecords(w io.Writer, format string, recs []*audit.Record) error {
 	case "csv":
 		cw := csv.NewWriter(w)
 		cw.Write([]string{"time", "session", "seq", "repo", "op", "target", "outcome", "code", "bytes_in", "bytes_out", "latency_ns", "wait_ns", "sandbox_ns", "container", "pooled",
-			"policy_ns", "transform_ns", "decider", "reason", "changes", "front_end", "client", "hash"})
+			"policy_ns", "transform_ns", "decider", "reason", "changes", "front_end", "client", "resolved", "hash"})
 		p := parser.Printable
 		for _, r := range recs {
 			cw.Write([]string{r.Time.Format(time.RFC3339Nano), p(r.Session), strconv.FormatUint(r.Seq, 10), p(r.Repo), p(r.Op), p(r.Target), p(r.Outcome), p(r.Code),
 				strconv.FormatInt(r.BytesIn, 10), strconv.FormatInt(r.BytesOut, 10), strconv.FormatInt(int64(r.Latency), 10),
 				strconv.FormatInt(int64(r.Wait), 10), strconv.FormatInt(int64(r.Sandbox), 10), p(r.Container), strconv.FormatBool(r.Pooled),
-				strconv.FormatInt(int64(r.Policy), 10), strconv.FormatInt(int64(r.Transform), 10), p(r.Decider), p(r.Reason), p(r.Changes), p(r.FrontEnd), p(r.Client), hex.EncodeToString(r.Hash[:])})
+				strconv.FormatInt(int64(r.Policy), 10), strconv.FormatInt(int64(r.Transform), 10), p(r.Decider), p(r.Reason), p(r.Changes), p(r.FrontEnd), p(r.Client), p(r.Resolved), hex.EncodeToString(r.Hash[:])})
 		}
 		cw.Flush()
 		return cw.Error()

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/parser"
+	"github.com/llm-runtime/llm-runtime/runtime/wasm/wasmtest"
 )
 
 // auditIn runs `llm-runtime --audit-dir adir audit ARGS...`.
@@ -438,5 +440,250 @@ func TestAuditListEscapesEveryTextField(t *testing.T) {
 	}
 	if got := cell("short\x1b", 60); got != `short\x1b` {
 		t.Errorf("%q", got)
+	}
+}
+
+// A kill (first seen: a run piped to head, dead of SIGPIPE) inside the
+// removal of a segment just merged into main left the segment half
+// removed, no longer a database: list, verify and checkpoint exited 1 and
+// later segments piled up unmerged until the store was deleted by hand.
+// Here the store is left as such a kill leaves it, after each of the
+// files the removal unlinks, in the order it unlinks them; every query
+// works, no record is lost or read twice, and merging goes on.
+func TestE2EAuditSurvivesAMergeKilledWhileItRemovesTheSegment(t *testing.T) {
+	t.Parallel()
+	dir := repo(t, map[string]string{"a.txt": "A\n"})
+	adir := filepath.Join(t.TempDir(), "audit")
+	if r := runBinary(t, dir, "<open a.txt> <search A>", nil, "--sandbox", "local", "--audit-dir", adir); r.code != 0 {
+		t.Fatalf("run: exit %d %s", r.code, r.stderr)
+	}
+	segs, _ := os.ReadDir(filepath.Join(adir, "segments"))
+	if len(segs) != 1 {
+		t.Fatalf("%d segments after one run, want its own", len(segs))
+	}
+	seg := filepath.Join(adir, "segments", segs[0].Name())
+	f, err := os.Open(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := f.Readdirnames(-1) // unsorted: the order os.RemoveAll unlinks them in
+	f.Close()
+	if err != nil || len(names) < 3 {
+		t.Fatalf("the segment holds %v (%v)", names, err)
+	}
+	files := map[string][]byte{}
+	for _, n := range names {
+		if files[n], err = os.ReadFile(filepath.Join(seg, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A query merges the closed segment into main, and removes it.
+	if r := auditIn(t, adir, "list"); r.code != 0 {
+		t.Fatalf("list: exit %d %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(seg); !os.IsNotExist(err) {
+		t.Fatalf("the merged segment is still there: %v", err)
+	}
+	// Its writer's pid, in its name, is one no process can have.
+	parts := strings.SplitN(segs[0].Name(), "-", 3)
+	deadName := parts[0] + "-2147483647-" + parts[2]
+	for k := 0; k <= len(names); k++ {
+		t.Run(fmt.Sprintf("killed after unlinking %d of %d files", k, len(names)), func(t *testing.T) {
+			t.Parallel()
+			store := copyStore(t, adir)
+			left := filepath.Join(store, "segments", deadName)
+			if err := os.MkdirAll(left, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range names[k:] {
+				if err := os.WriteFile(filepath.Join(left, n), files[n], 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, args := range [][]string{{"verify"}, {"checkpoint"}, {"stats"}} {
+				if r := auditIn(t, store, args...); r.code != 0 {
+					t.Errorf("audit %s with %v left: exit %d\n%s%s", strings.Join(args, " "), names[k:], r.code, r.stdout, r.stderr)
+				}
+			}
+			if got := sessionsIn(t, store); len(got) != 1 {
+				t.Fatalf("sessions %v", got)
+			}
+			if r := auditIn(t, store, "list", "--format", "json"); r.code != 0 || strings.Count(r.stdout, "\n") != 2 {
+				t.Fatalf("list: exit %d, want the 2 records once each:\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			// Later segments are merged: a run's, by the next query.
+			if r := runBinary(t, dir, "<open a.txt>", nil, "--sandbox", "local", "--audit-dir", store); r.code != 0 || r.stderr != "" {
+				t.Fatalf("a later run: exit %d %s", r.code, r.stderr)
+			}
+			if r := auditIn(t, store, "list", "--format", "json"); r.code != 0 || strings.Count(r.stdout, "\n") != 3 {
+				t.Fatalf("list after a later run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			if left, _ := os.ReadDir(filepath.Join(store, "segments")); len(left) != 0 {
+				t.Errorf("segments left after a query merged: %v", left)
+			}
+			if r := auditIn(t, store, "verify"); r.code != 0 || !strings.HasPrefix(r.stdout, "ok: 3 records") {
+				t.Errorf("verify at the end: exit %d %q %q", r.code, r.stdout, r.stderr)
+			}
+		})
+	}
+}
+
+// `audit list --path 'config/*'` found 1 of 4 reads of config/prod.yaml:
+// the others were written ./config/prod.yaml, config/../config/prod.yaml
+// and through a link. A record keeps the path as written and the path
+// the operation touched, and --path matches either.
+func TestE2EAuditRecordsTheResolvedPath(t *testing.T) {
+	t.Parallel()
+	for _, sb := range []string{"local", "docker"} {
+		t.Run(sb, func(t *testing.T) {
+			t.Parallel()
+			dir := repo(t, map[string]string{"config/prod.yaml": "db: prod\n", "a.txt": "A\n"})
+			if err := os.Symlink("config", filepath.Join(dir, "cfg")); err != nil {
+				t.Fatal(err)
+			}
+			adir := filepath.Join(t.TempDir(), "audit")
+			in := "<open config/prod.yaml> <open ./config/prod.yaml> <open config/../config/prod.yaml> <open cfg/prod.yaml> " +
+				"<open " + dir + "/cfg/prod.yaml> <write ./cfg/new.yaml>x</write> <open a.txt> <open cfg/../.env>"
+			if r := runBinary(t, dir, in, nil, "--sandbox", sb, "--audit-dir", adir); r.code != 0 {
+				t.Fatalf("run: exit %d %s", r.code, r.stderr)
+			}
+			list := func(glob string) []auditLine {
+				t.Helper()
+				r := auditIn(t, adir, "list", "--format", "json", "--path", glob)
+				if r.code != 0 {
+					t.Fatalf("list --path %s: exit %d %s", glob, r.code, r.stderr)
+				}
+				var out []auditLine
+				for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+					var a auditLine
+					if l != "" {
+						if err := json.Unmarshal([]byte(l), &a); err != nil {
+							t.Fatalf("%q: %v", l, err)
+						}
+						out = append(out, a)
+					}
+				}
+				return out
+			}
+			got := list("config/*")
+			var targets, resolved []string
+			for _, a := range got {
+				targets, resolved = append(targets, a.Target), append(resolved, a.Resolved)
+			}
+			wantTargets := []string{"config/prod.yaml", "./config/prod.yaml", "config/../config/prod.yaml", "cfg/prod.yaml", dir + "/cfg/prod.yaml", "./cfg/new.yaml"}
+			wantResolved := []string{"config/prod.yaml", "config/prod.yaml", "config/prod.yaml", "config/prod.yaml", "config/prod.yaml", "config/new.yaml"}
+			if !slices.Equal(targets, wantTargets) || !slices.Equal(resolved, wantResolved) {
+				t.Errorf("--path 'config/*': targets %q resolved %q\nwant %q and %q", targets, resolved, wantTargets, wantResolved)
+			}
+			// As written still matches, and a record without a resolved
+			// path (refused before it touched anything) keeps only its target.
+			if got := list("cfg/*"); len(got) != 1 || got[0].Target != "cfg/prod.yaml" {
+				t.Errorf("--path 'cfg/*': %+v", got)
+			}
+			if got := list("a.txt"); len(got) != 1 || got[0].Resolved != "a.txt" {
+				t.Errorf("--path a.txt: %+v", got)
+			}
+			if got := list("cfg/../.env"); len(got) != 1 || got[0].Resolved != "" || got[0].Code != "PATH_SECURITY" {
+				t.Errorf("--path cfg/../.env: %+v", got)
+			}
+			c := auditIn(t, adir, "list", "--format", "csv", "--path", "cfg/prod.yaml")
+			rows, err := csv.NewReader(strings.NewReader(c.stdout)).ReadAll()
+			if err != nil || len(rows) != 2 {
+				t.Fatalf("csv: %v\n%s", err, c.stdout)
+			}
+			col := slices.Index(rows[0], "resolved")
+			if col < 0 || rows[1][col] != "config/prod.yaml" {
+				t.Errorf("csv has no resolved column with the path: %q", rows)
+			}
+			if v := auditIn(t, adir, "verify"); v.code != 0 {
+				t.Errorf("verify: exit %d %q %q", v.code, v.stdout, v.stderr)
+			}
+		})
+	}
+	// A refusal by a policy, which decides on the resolved path, records it.
+	t.Run("policy", func(t *testing.T) {
+		t.Parallel()
+		guest := wasmtest.Build(t, "guests/protect-secrets")
+		dir := repo(t, map[string]string{"config/prod.yaml": "db: prod\n"})
+		adir := filepath.Join(t.TempDir(), "audit")
+		args := append(withPolicy(t, guest), "--sandbox", "local", "--audit-dir", adir)
+		// .env is excluded by default, and the sandbox's rule answers before
+		// a policy is asked: narrow the exclusions so that the policy decides.
+		r := runBinary(t, dir, "<write config/../.env>X=1</write>", []string{"LLM_RUNTIME_SECURITY_EXCLUDED_PATHS=.git"}, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "POLICY_DENIED") {
+			t.Fatalf("run: exit %d %s %s", r.code, r.stdout, r.stderr)
+		}
+		l := auditIn(t, adir, "list", "--format", "json", "--path", ".env")
+		var a auditLine
+		if err := json.Unmarshal([]byte(l.stdout), &a); err != nil || a.Target != "config/../.env" || a.Resolved != ".env" || a.Code != "POLICY_DENIED" {
+			t.Errorf("--path .env: exit %d %q (%v)", l.code, l.stdout, err)
+		}
+	})
+}
+
+// `audit list --format json` and `export` printed U+009B (a C1 control,
+// CSI on some terminals) and U+202E (right-to-left override) raw, as
+// encoding/json leaves them. Every character the table escapes is now a
+// \u escape in the JSON too, which still decodes to exactly the string.
+func TestE2EAuditJSONEscapesC1AndBidirectionalControls(t *testing.T) {
+	t.Parallel()
+	dir := repo(t, map[string]string{"a.txt": "A\n"})
+	adir := filepath.Join(t.TempDir(), "audit")
+	target := "a\u202etxt.exe\u009b2J\u2066\u200f\u061c\x7f.txt"
+	if r := runBinary(t, dir, "<open "+target+">", nil, "--sandbox", "local", "--audit-dir", adir); r.code != 0 {
+		t.Fatalf("run: exit %d %s", r.code, r.stderr)
+	}
+	// A session the model cannot name, but a forger can: written here.
+	evil := "evil\u202e\u0085"
+	w, err := audit.OpenWriter(adir, evil, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Append(&audit.Record{Repo: "/r\u2067", Op: "exec", Target: "t\u009b", Outcome: "ok", Reason: "r\u202a\u2028", Client: "c\u200e"})
+	w.Close()
+	// Its segment is this process's, which only this process merges.
+	rd, err := audit.OpenReader(adir, audit.Options{Wait: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd.Close()
+
+	raw := func(r rune) bool { return parser.Printable(string(r)) != string(r) && r != '\n' }
+	for _, args := range [][]string{{"list", "--format", "json"}, {"export"}, {"stats", "--by", "session", "--format", "json"}, {"checkpoint"}} {
+		r := auditIn(t, adir, args...)
+		if r.code != 0 {
+			t.Fatalf("%v: exit %d %s", args, r.code, r.stderr)
+		}
+		if i := strings.IndexFunc(r.stdout, raw); i >= 0 {
+			t.Errorf("%v prints %U raw:\n%s", args, []rune(r.stdout[i:])[0], r.stdout)
+		}
+		if !strings.Contains(r.stdout, `evil\u202e\u0085`) {
+			t.Errorf("%v:\n%s", args, r.stdout)
+		}
+	}
+	for _, args := range [][]string{{"list", "--format", "json"}, {"export"}} {
+		var recs []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(auditIn(t, adir, args...).stdout), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("%v: %q: %v", args, l, err)
+			}
+			recs = append(recs, m)
+		}
+		if len(recs) != 2 || recs[0]["target"] != target || recs[1]["session"] != evil || recs[1]["target"] != "t\u009b" ||
+			recs[1]["repo"] != "/r\u2067" || recs[1]["reason"] != "r\u202a\u2028" || recs[1]["client"] != "c\u200e" {
+			t.Errorf("%v does not decode to the exact strings: %q", args, recs)
+		}
+	}
+	// A checkpoint so escaped still reads back and verifies.
+	cp := filepath.Join(t.TempDir(), "cp.jsonl")
+	if r := auditIn(t, adir, "checkpoint", "-o", cp); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	if b, _ := os.ReadFile(cp); strings.ContainsFunc(string(b), raw) {
+		t.Errorf("the checkpoint file holds a raw control:\n%s", b)
+	}
+	if r := auditIn(t, adir, "verify", "--checkpoint", cp); r.code != 0 || !strings.Contains(r.stdout, "covers 2 of them") {
+		t.Errorf("verify --checkpoint: exit %d %q %q", r.code, r.stdout, r.stderr)
 	}
 }

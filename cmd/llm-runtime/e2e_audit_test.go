@@ -18,6 +18,7 @@ type auditLine struct {
 	Session   string `json:"session"`
 	Op        string `json:"op"`
 	Target    string `json:"target"`
+	Resolved  string `json:"resolved"`
 	Outcome   string `json:"outcome"`
 	Code      string `json:"code"`
 	LatencyNS int64  `json:"latency_ns"`
