@@ -15,6 +15,7 @@ type Filter struct {
 	Op           string
 	Outcome      string
 	Path         string // a glob matched against the target as written and the path resolved (path.Match; "**" is not special)
+	HostTools    bool   // only operations that changed a file of security.host_tool_files
 	Session      string
 	Repo         string
 	Limit        int // 0: no limit
@@ -25,7 +26,7 @@ type Filter struct {
 // the limit, which the scan applies.
 func (f *Filter) Match(r *Record) bool {
 	if f.Op != "" && r.Op != f.Op || f.Outcome != "" && r.Outcome != f.Outcome ||
-		f.Session != "" && r.Session != f.Session || f.Repo != "" && r.Repo != f.Repo {
+		f.Session != "" && r.Session != f.Session || f.Repo != "" && r.Repo != f.Repo || f.HostTools && r.HostTools == "" {
 		return false
 	}
 	if f.Path != "" {

@@ -129,6 +129,10 @@ type Record struct {
 	// the policies' resolution) gave it; "" when the operation touched
 	// none (refused before, or not a path) and in records before version 4.
 	Resolved string
+	// HostTools are the files tools on the host run or obey that the
+	// operation changed (security.host_tool_files, mode warn), one a line:
+	// "PATH (PATTERN)"; "" for none and in records before version 4.
+	HostTools string
 
 	Prev [32]byte
 	Hash [32]byte
@@ -137,7 +141,8 @@ type Record struct {
 }
 
 // version is the encoding of new records; versions 1 (no Changes), 2 (no
-// FrontEnd or Client) and 3 (no Resolved) still decode and verify.
+// FrontEnd or Client) and 3 (no Resolved or HostTools) still decode and
+// verify.
 const version = 4
 
 // Key returns the record's key.
@@ -160,7 +165,7 @@ func timeKey(t time.Time) []byte {
 
 // body encodes every field but Hash.
 func (r *Record) body() []byte {
-	b := make([]byte, 0, 128+len(r.Session)+len(r.Repo)+len(r.Target)+len(r.Changes)+len(r.FrontEnd)+len(r.Client)+len(r.Resolved))
+	b := make([]byte, 0, 128+len(r.Session)+len(r.Repo)+len(r.Target)+len(r.Changes)+len(r.FrontEnd)+len(r.Client)+len(r.Resolved)+len(r.HostTools))
 	v := r.enc
 	if v == 0 {
 		v = version
@@ -194,6 +199,8 @@ func (r *Record) body() []byte {
 	if v >= 4 {
 		b = binary.AppendUvarint(b, uint64(len(r.Resolved)))
 		b = append(b, r.Resolved...)
+		b = binary.AppendUvarint(b, uint64(len(r.HostTools)))
+		b = append(b, r.HostTools...)
 	}
 	return append(b, r.Prev[:]...)
 }
@@ -232,7 +239,7 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 		r.FrontEnd, r.Client = d.string(), d.string()
 	}
 	if v >= 4 {
-		r.Resolved = d.string()
+		r.Resolved, r.HostTools = d.string(), d.string()
 	}
 	copy(r.Prev[:], d.bytes(32))
 	copy(r.Hash[:], d.bytes(32))

@@ -207,8 +207,13 @@ func (r *Runner) record(res *output.Result, t *sandbox.Timing, gi guestInfo) *au
 	switch {
 	case res.File != nil:
 		rec.BytesOut = int64(len(res.File.Content))
+	case res.Write != nil:
+		rec.HostTools = hostToolLine(res.Write.Path, res.Write.HostTool)
 	case res.Edit != nil:
 		rec.BytesOut = int64(len(res.Edit.Diff))
+		if res.Edit.Content == nil { // written, not a dry run
+			rec.HostTools = hostToolLine(res.Edit.Path, res.Edit.HostTool)
+		}
 	case res.List != nil:
 		for _, e := range res.List.Entries {
 			rec.BytesOut += int64(len(e.Path))
@@ -284,6 +289,15 @@ func editTooLong(cmd parser.Command, max int64) *sandbox.Error {
 }
 
 // changeLines is an exec's changes as the audit record keeps them.
+// hostToolLine is a line of audit.Record.HostTools: "PATH (PATTERN)",
+// or "" when pattern is.
+func hostToolLine(path, pattern string) string {
+	if pattern == "" {
+		return ""
+	}
+	return path + " (" + pattern + ")\n"
+}
+
 func changeLines(cs []sandbox.Change, omitted map[string]int) string {
 	var b strings.Builder
 	for _, c := range cs {

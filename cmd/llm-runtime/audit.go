@@ -73,6 +73,8 @@ type auditFilter struct {
 	Path    string `placeholder:"GLOB" help:"Only targets matching GLOB (path.Match: src/*.go, *.env), as written or as resolved (links and .. followed)."`
 	Session string `help:"Only this session (one run of llm-runtime)."`
 	Repo    string `placeholder:"DIR" help:"Only this repository root."`
+	// HostToolFiles: see security.host_tool_files.
+	HostToolFiles bool `name:"host-tool-files" help:"Only operations that changed a file tools on the host run or obey (security.host_tool_files: editor tasks, CI workflows, hooks, .envrc, .gitattributes...), to review them."`
 }
 
 func (f auditFilter) filter(now time.Time) (audit.Filter, error) {
@@ -97,7 +99,7 @@ func (f auditFilter) filter(now time.Time) (audit.Filter, error) {
 			f.Repo = abs
 		}
 	}
-	out.Op, out.Outcome, out.Path, out.Session, out.Repo = f.Op, f.Outcome, f.Path, f.Session, f.Repo
+	out.Op, out.Outcome, out.Path, out.Session, out.Repo, out.HostTools = f.Op, f.Outcome, f.Path, f.Session, f.Repo, f.HostToolFiles
 	return out, nil
 }
 
@@ -439,9 +441,10 @@ type recordJSON struct {
 	Pooled      bool   `json:"pooled"`
 	Decider     string `json:"decider"`
 	Reason      string `json:"reason"`
-	Changes     string `json:"changes,omitempty"`   // an exec's changed files, one a line
-	FrontEnd    string `json:"front_end,omitempty"` // filter or mcp
-	Client      string `json:"client,omitempty"`    // the MCP client's name and version
+	Changes     string `json:"changes,omitempty"`    // an exec's changed files, one a line
+	HostTools   string `json:"host_tools,omitempty"` // the host tool files it changed, "PATH (PATTERN)" a line
+	FrontEnd    string `json:"front_end,omitempty"`  // filter or mcp
+	Client      string `json:"client,omitempty"`     // the MCP client's name and version
 	Hash        string `json:"hash"`
 }
 
@@ -450,7 +453,7 @@ func jsonRecord(r *audit.Record) recordJSON {
 		Time: r.Time.Format(time.RFC3339Nano), Session: r.Session, Seq: r.Seq, Repo: r.Repo, Op: r.Op, Target: r.Target, Resolved: r.Resolved,
 		Outcome: r.Outcome, Code: r.Code, BytesIn: r.BytesIn, BytesOut: r.BytesOut, LatencyNS: int64(r.Latency),
 		WaitNS: int64(r.Wait), PolicyNS: int64(r.Policy), SandboxNS: int64(r.Sandbox), TransformNS: int64(r.Transform),
-		Container: r.Container, Pooled: r.Pooled, Decider: r.Decider, Reason: r.Reason, Changes: r.Changes, FrontEnd: r.FrontEnd, Client: r.Client, Hash: hex.EncodeToString(r.Hash[:]),
+		Container: r.Container, Pooled: r.Pooled, Decider: r.Decider, Reason: r.Reason, Changes: r.Changes, HostTools: r.HostTools, FrontEnd: r.FrontEnd, Client: r.Client, Hash: hex.EncodeToString(r.Hash[:]),
 	}
 }
 
@@ -485,13 +488,13 @@ func printRecords(w io.Writer, format string, recs []*audit.Record) error {
 	case "csv":
 		cw := csv.NewWriter(w)
 		cw.Write([]string{"time", "session", "seq", "repo", "op", "target", "outcome", "code", "bytes_in", "bytes_out", "latency_ns", "wait_ns", "sandbox_ns", "container", "pooled",
-			"policy_ns", "transform_ns", "decider", "reason", "changes", "front_end", "client", "resolved", "hash"})
+			"policy_ns", "transform_ns", "decider", "reason", "changes", "front_end", "client", "resolved", "host_tools", "hash"})
 		p := parser.Printable
 		for _, r := range recs {
 			cw.Write([]string{r.Time.Format(time.RFC3339Nano), p(r.Session), strconv.FormatUint(r.Seq, 10), p(r.Repo), p(r.Op), p(r.Target), p(r.Outcome), p(r.Code),
 				strconv.FormatInt(r.BytesIn, 10), strconv.FormatInt(r.BytesOut, 10), strconv.FormatInt(int64(r.Latency), 10),
 				strconv.FormatInt(int64(r.Wait), 10), strconv.FormatInt(int64(r.Sandbox), 10), p(r.Container), strconv.FormatBool(r.Pooled),
-				strconv.FormatInt(int64(r.Policy), 10), strconv.FormatInt(int64(r.Transform), 10), p(r.Decider), p(r.Reason), p(r.Changes), p(r.FrontEnd), p(r.Client), p(r.Resolved), hex.EncodeToString(r.Hash[:])})
+				strconv.FormatInt(int64(r.Policy), 10), strconv.FormatInt(int64(r.Transform), 10), p(r.Decider), p(r.Reason), p(r.Changes), p(r.FrontEnd), p(r.Client), p(r.Resolved), p(r.HostTools), hex.EncodeToString(r.Hash[:])})
 		}
 		cw.Flush()
 		return cw.Error()

@@ -98,6 +98,22 @@ func TestE2EHostToolFilesAreMarkedOrRefused(t *testing.T) {
 			if !strings.Contains(j.stdout, `"host_tool_file":".envrc"`) {
 				t.Errorf("warn: JSONL does not name the pattern: %s", j.stdout)
 			}
+			// The audit log finds them, and only them.
+			a := runBinary(t, dir, "", nil, "audit", "list", "--host-tool-files", "--repo", dir, "--format", "json")
+			var found []string
+			for _, l := range strings.Split(strings.TrimSpace(a.stdout), "\n") {
+				var rec struct {
+					Op        string
+					HostTools string `json:"host_tools"`
+				}
+				json.Unmarshal([]byte(l), &rec)
+				rec.HostTools = strings.TrimSpace(rec.HostTools)
+				found = append(found, rec.Op+" "+rec.HostTools)
+			}
+			want := []string{"write .envrc (.envrc)", "write .github/workflows/ci.yml (.github/workflows)", "edit .gitattributes (.gitattributes)", "write .envrc (.envrc)"}
+			if a.code != 0 || strings.Join(found, "; ") != strings.Join(want, "; ") {
+				t.Errorf("audit list --host-tool-files: exit %d, found\n%s\nwant\n%s\n%s", a.code, strings.Join(found, "\n"), strings.Join(want, "\n"), a.stderr)
+			}
 
 			// deny: each is refused, and nothing is written.
 			dir = repo(t, map[string]string{".gitattributes": "*.go text\n", "README": "hi\n"})
