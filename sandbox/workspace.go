@@ -223,6 +223,23 @@ func (w *Workspace) HostTool(rel string) string {
 	return pat
 }
 
+// refusedAsWritten refuses a write to p as written (cleaned), by the
+// rules on paths and names: a refused write then makes no directory on
+// its way. It decides nothing: the walk checks what p resolves to.
+func (w *Workspace) refusedAsWritten(p string) error {
+	rel := path.Clean(strings.TrimLeft(p, "/"))
+	if rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+		return nil // the walk's to refuse
+	}
+	if strings.EqualFold(path.Base(rel), ConfigName) {
+		return Errorf(CodePathSecurity, "%s is llm-runtime's own configuration and cannot be written from the sandbox", rel)
+	}
+	if what := mcpLaunchFile(rel); what != "" {
+		return Errorf(CodePathSecurity, "%s is %s, which can start llm-runtime with other flags, and cannot be written from the sandbox", rel, what)
+	}
+	return w.guardPath(rel)
+}
+
 // hostToolDenied refuses a write at rel, with Limits.HostToolFilesDeny,
 // when it is a file of Limits.HostToolFiles or a directory of one.
 func (w *Workspace) hostToolDenied(rel string) error {
@@ -304,9 +321,9 @@ func (w *Workspace) WriteWith(p string, content []byte, o Options) (*WriteResult
 	if int64(len(content)) > w.limits.MaxWriteSize {
 		return nil, Errorf(CodeResourceLimit, "content is %s; the limit (security.max_write_size) is %s; nothing was written", FormatSize(int64(len(content))), FormatSize(w.limits.MaxWriteSize))
 	}
-	// Refused before a directory on its way is made; the walk checks
-	// again what the path resolves to.
-	if err := w.hostToolDenied(path.Clean(strings.TrimLeft(p, "/"))); err != nil {
+	// Refused before a directory on its way is made, as written; the walk
+	// checks again what the path resolves to.
+	if err := w.refusedAsWritten(p); err != nil {
 		return nil, err
 	}
 	t, err := w.walk(p, walkLocate, true)

@@ -60,8 +60,8 @@ func TestE2EMCPLaunchConfigurationsCannotBeWritten(t *testing.T) {
 					t.Errorf("%s was changed: %q", f, b)
 				}
 			}
-			if _, err := os.Lstat(filepath.Join(dir, "other/.mcp.json")); err == nil {
-				t.Errorf("other/.mcp.json was created")
+			if _, err := os.Lstat(filepath.Join(dir, "other")); err == nil {
+				t.Errorf("other/, on the way to a refused other/.mcp.json, was created")
 			}
 		})
 	}
