@@ -284,6 +284,9 @@ type Spec struct {
 	AgentArgs   []string      // more arguments for the agent
 	Mounts      []mount.Mount // more mounts, after the workspace
 	Tmpfs       string        // the options of /tmp; default rw,nosuid,nodev,noexec,size=64m
+	// Runtime is the daemon's OCI runtime for the container (runsc for
+	// gVisor); "" is the daemon's default (runc). See Docker.CheckRuntime.
+	Runtime string
 	// Socket serves operations over a unix socket in a directory of the
 	// host's bind-mounted into the container, past dockerd's attach proxy;
 	// the attach stream stays open as the lifeline. Where that cannot work
@@ -320,58 +323,13 @@ type Container struct {
 // Start creates, attaches to and starts a hardened container running the
 // agent, and waits until the agent answers a ping.
 func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
-	if s.Memory == 0 {
-		s.Memory = 256 << 20
-	}
-	if s.PIDs == 0 {
-		s.PIDs = 64
-	}
-	if s.NanoCPUs == 0 {
-		s.NanoCPUs = 1e9
-	}
-	if s.Role == "" {
-		s.Role = "io"
-	}
-	limits, err := json.Marshal(s.Limits)
+	cfg, hc, err := d.hardened(s)
 	if err != nil {
 		return nil, err
-	}
-	labels := d.Labels(s.Role)
-	for k, v := range s.Labels {
-		labels[k] = v
 	}
 	var rnd [4]byte
 	rand.Read(rnd[:])
 	name := fmt.Sprintf("%s%d-%s", NamePrefix, os.Getpid(), hex.EncodeToString(rnd[:]))
-	pids := s.PIDs
-	cfg := &container.Config{
-		Image:           s.Image,
-		Cmd:             append([]string{"--limits", string(limits)}, s.AgentArgs...),
-		Labels:          labels,
-		AttachStdin:     true,
-		AttachStdout:    true,
-		AttachStderr:    true,
-		OpenStdin:       true,
-		StdinOnce:       true, // the agent sees EOF when we go away
-		NetworkDisabled: true, // no network namespace setup: ~230 ms faster than NetworkMode none alone
-		User:            fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid()),
-	}
-	hc := &container.HostConfig{
-		NetworkMode:    "none",
-		ReadonlyRootfs: true,
-		CapDrop:        []string{"ALL"},
-		SecurityOpt:    []string{"no-new-privileges"},
-		Resources: container.Resources{
-			PidsLimit:  &pids,
-			Memory:     s.Memory,
-			MemorySwap: s.Memory,
-			NanoCPUs:   s.NanoCPUs,
-		},
-		Tmpfs:      map[string]string{"/tmp": cmp.Or(s.Tmpfs, "rw,nosuid,nodev,noexec,size=64m")},
-		Mounts:     append([]mount.Mount{workspaceMount(s)}, s.Mounts...),
-		AutoRemove: true,
-		LogConfig:  container.LogConfig{Type: "none"},
-	}
 	var sockDir, fallback string
 	if s.Socket {
 		if sockDir, err = d.socketDir(name); err != nil {
@@ -456,6 +414,63 @@ func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
 		}
 	}
 	return c, nil
+}
+
+// hardened returns the configuration of a container of s, hardened, with
+// the agent as its command and no mount but the workspace and s.Mounts.
+func (d *Docker) hardened(s Spec) (*container.Config, *container.HostConfig, error) {
+	if s.Memory == 0 {
+		s.Memory = 256 << 20
+	}
+	if s.PIDs == 0 {
+		s.PIDs = 64
+	}
+	if s.NanoCPUs == 0 {
+		s.NanoCPUs = 1e9
+	}
+	if s.Role == "" {
+		s.Role = "io"
+	}
+	limits, err := json.Marshal(s.Limits)
+	if err != nil {
+		return nil, nil, err
+	}
+	labels := d.Labels(s.Role)
+	for k, v := range s.Labels {
+		labels[k] = v
+	}
+	pids := s.PIDs
+	cfg := &container.Config{
+		Image:           s.Image,
+		Cmd:             append([]string{"--limits", string(limits)}, s.AgentArgs...),
+		Labels:          labels,
+		AttachStdin:     true,
+		AttachStdout:    true,
+		AttachStderr:    true,
+		OpenStdin:       true,
+		StdinOnce:       true, // the agent sees EOF when we go away
+		NetworkDisabled: true, // no network namespace setup: ~230 ms faster than NetworkMode none alone
+		User:            fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid()),
+	}
+	hc := &container.HostConfig{
+		NetworkMode:    "none",
+		ReadonlyRootfs: true,
+		CapDrop:        []string{"ALL"},
+		SecurityOpt:    securityOpts(),
+		Runtime:        s.Runtime,
+		Resources: container.Resources{
+			PidsLimit:  &pids,
+			Memory:     s.Memory,
+			MemorySwap: s.Memory,
+			NanoCPUs:   s.NanoCPUs,
+			Ulimits:    ulimits(),
+		},
+		Tmpfs:      map[string]string{"/tmp": cmp.Or(s.Tmpfs, "rw,nosuid,nodev,noexec,size=64m")},
+		Mounts:     append([]mount.Mount{workspaceMount(s)}, s.Mounts...),
+		AutoRemove: true,
+		LogConfig:  container.LogConfig{Type: "none"},
+	}
+	return cfg, hc, nil
 }
 
 // workspaceMount is what a container sees at /workspace: the repository

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -155,7 +156,8 @@ func tryMount() error {
 	return unix.Unmount(dir, 0)
 }
 
-// errKilled: the kernel killed the thread that made the call (see inChild).
+// errKilled: the kernel killed the child, or the thread of it that made
+// the call (see inChild).
 var errKilled = errors.New("killed")
 
 func report(name string, err error) {
@@ -171,9 +173,6 @@ func report(name string, err error) {
 	case errors.As(err, &exit):
 		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			fmt.Println(name, "signal", unix.SignalName(ws.Signal()))
-		} else if ws.Exited() && ws.ExitStatus() > 0 && ws.ExitStatus() < 200 {
-			// inChild's children exit with the errno of their call.
-			fmt.Println(name, errnoName(syscall.Errno(ws.ExitStatus())))
 		} else {
 			fmt.Println(name, "exit", exit.ExitCode())
 		}
@@ -233,14 +232,39 @@ func ptraceAttach(pid int) error {
 	return unix.PtraceDetach(pid)
 }
 
-// inChild runs what in a child, which exits with the errno of its call,
-// inChild runs what in a child, which exits with the errno of its call,
-// or is killed; a child that asked to be traced and stopped is let go.
+// inChild runs what in a child, which writes the errno of its call (0
+// for none) and exits; a child that asked to be traced and stopped is let
+// go. A child the kernel killed, or whose calling thread it killed, is
+// errKilled.
 func inChild(what string) error {
-	cmd := exec.Command(os.Args[0], what)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
+	r, w, err := os.Pipe()
+	if err != nil {
 		return err
+	}
+	defer r.Close()
+	cmd := exec.Command(os.Args[0], what)
+	cmd.Stdout, cmd.Stderr = w, os.Stderr
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		return err
+	}
+	fd := int(r.Fd())
+	unix.SetNonblock(fd, true)
+	result := func() error {
+		var b [16]byte
+		n, _ := unix.Read(fd, b[:])
+		if n <= 0 {
+			return errKilled // nothing written: it died before its call returned
+		}
+		e, err := strconv.Atoi(strings.TrimSpace(string(b[:n])))
+		if err != nil || e < 0 {
+			return fmt.Errorf("child wrote %q", b[:n])
+		}
+		if e == 0 {
+			return nil
+		}
+		return syscall.Errno(e)
 	}
 	pid := cmd.Process.Pid
 	for {
@@ -249,25 +273,21 @@ func inChild(what string) error {
 		switch {
 		case err != nil:
 			return err
-		case got == 0:
+		case got == pid && ws.Stopped():
+			unix.PtraceCont(pid, 0) // traced (PTRACE_TRACEME worked): go on
+		case got == pid:
+			return result()
+		default:
 			// Still running. A child whose main thread the kernel killed
-			// lives on in its other threads, its main thread a zombie.
+			// lives on in its other threads, its main thread a zombie;
+			// one that exits writes its result first.
 			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); strings.Contains(string(b), ") Z ") {
+				err := result()
 				unix.Kill(pid, unix.SIGKILL)
 				unix.Wait4(pid, &ws, unix.WALL, nil)
-				return errKilled
+				return err
 			}
 			time.Sleep(5 * time.Millisecond)
-		case ws.Stopped():
-			unix.PtraceCont(pid, 0) // traced (PTRACE_TRACEME worked): go on
-		case ws.Signaled():
-			return fmt.Errorf("signal %s", unix.SignalName(ws.Signal()))
-		case ws.ExitStatus() == 0:
-			return nil
-		case ws.ExitStatus() >= 200:
-			return fmt.Errorf("exit %d", ws.ExitStatus())
-		default:
-			return syscall.Errno(ws.ExitStatus())
 		}
 	}
 }
@@ -284,19 +304,20 @@ func child(what string) {
 	case "exit":
 	case "traceme":
 		_, _, e := unix.RawSyscall(unix.SYS_PTRACE, unix.PTRACE_TRACEME, 0, 0)
-		unix.Exit(int(e))
+		fmt.Println(int(e))
 	case "int80":
 		// getpid through the i386 system call entry (int $0x80), which a
 		// 64-bit process can use where the kernel emulates i386. Where the
 		// filter does not know that architecture, the kernel may kill the
 		// calling thread.
-		r := int80(20, 0, 0, 0)
-		if int32(r) < 0 {
-			unix.Exit(int(-int32(r)))
+		r := int32(int80(20, 0, 0, 0))
+		switch {
+		case r < 0:
+			fmt.Println(-r)
+		case int(r) != os.Getpid():
+			fmt.Println(-1) // not getpid's answer
+		default:
+			fmt.Println(0)
 		}
-		if int(r) != os.Getpid() {
-			unix.Exit(200)
-		}
-		unix.Exit(0)
 	}
 }
