@@ -181,8 +181,18 @@ func Teardown() error {
 func RemoveImages(refs ...string) error {
 	var errs []error
 	for _, ref := range refs {
-		if exec.Command("docker", "image", "inspect", ref).Run() != nil {
+		tags, err := exec.Command("docker", "image", "inspect", "--format", "{{len .RepoTags}}", ref).Output()
+		if err != nil {
 			continue // not there
+		}
+		if strings.TrimSpace(string(tags)) != "1" {
+			// The same image under another tag: another test process's
+			// (the same busybox makes the same image), whose containers
+			// the ancestor filter would count as ours. Untag it only.
+			if out, err := exec.Command("docker", "rmi", ref).CombinedOutput(); err != nil {
+				errs = append(errs, fmt.Errorf("docker rmi %s: %v: %s", ref, err, strings.TrimSpace(string(out))))
+			}
+			continue
 		}
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
