@@ -91,3 +91,27 @@ func TestE2EExecSeccompProbe(t *testing.T) {
 		t.Fatalf("no container of the agent found among %d", len(items))
 	}
 }
+
+// TestE2EExecRuntimeTheDaemonDoesNotKnowIsRefused: exec.runtime naming a
+// runtime the daemon has not registered stops the run before anything
+// runs (exit 3), saying which runtimes it has and how to register one;
+// one it has (runc, always) runs commands.
+func TestE2EExecRuntimeTheDaemonDoesNotKnowIsRefused(t *testing.T) {
+	t.Parallel()
+	env := dockertest.Require(t)
+	dockertest.RequireExecImage(t, env)
+	dir := repo(t, map[string]string{"llm-runtime.config.yaml": "exec:\n  enabled: true\n", "a.txt": "a\n"})
+	r := runBinary(t, dir, "<open a.txt>\n<exec cat a.txt>\n", []string{"LLM_RUNTIME_EXEC_RUNTIME=lrt-no-such-runtime"})
+	if r.code != 3 || r.stdout != "" {
+		t.Fatalf("exit %d, want 3 and nothing run\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{`exec.runtime: the Docker daemon has no such runtime: "lrt-no-such-runtime" (it has `, "runc", `"runtimes"`, "leave exec.runtime empty"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("the error does not say %q:\n%s", want, r.stderr)
+		}
+	}
+	res := runJSONLWith(t, dir, []string{"LLM_RUNTIME_EXEC_RUNTIME=runc"}, "<exec cat a.txt>\n")
+	if len(res) != 1 || !res[0].OK || res[0].Output != "a\n" {
+		t.Fatalf("with exec.runtime runc: %+v", res)
+	}
+}

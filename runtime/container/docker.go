@@ -30,9 +30,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,6 +131,28 @@ func (d *Docker) ServerVersion(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return sv.Version, nil
+}
+
+// ErrUnknownRuntime: the daemon has no runtime of that name.
+var ErrUnknownRuntime = errors.New("the Docker daemon has no such runtime")
+
+// CheckRuntime returns nil if the daemon has the OCI runtime name (docker
+// info's Runtimes), and otherwise an error wrapping ErrUnknownRuntime that
+// names those it has and how to register one.
+func (d *Docker) CheckRuntime(ctx context.Context, name string) error {
+	info, err := d.cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if _, ok := info.Info.Runtimes[name]; ok {
+		return nil
+	}
+	known := slices.Sorted(maps.Keys(info.Info.Runtimes))
+	how := "register it under \"runtimes\" in the daemon's daemon.json and reload dockerd (kill -HUP its pid)"
+	if name == "runsc" {
+		how = `for gVisor, install runsc (Debian: apt-get install runsc), add "runtimes": {"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=none"]}} to /etc/docker/daemon.json and reload dockerd (kill -HUP its pid)`
+	}
+	return fmt.Errorf("%w: %q (it has %s); %s, or leave exec.runtime empty for the daemon's default", ErrUnknownRuntime, name, strings.Join(known, ", "), how)
 }
 
 // Close closes the connection.

@@ -31,6 +31,7 @@ type ExecOptions struct {
 	Memory    int64
 	PIDs      int64
 	TmpSize   int64  // the command's /tmp: a private, executable tmpfs; default 512 MiB
+	Runtime   string // the daemon's OCI runtime for exec containers (runsc); "" its default
 	StateDir  string // the repositories' copies and build caches; default ExecStateDir()
 	// Copy, set in copy mode, is the sandbox image (which holds the agent
 	// and owns new volumes): the copy, the build caches and the agent are
@@ -115,6 +116,16 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 		return nil, err
 	}
 	x := &execRunner{opts: o, white: newWhitelist(o.Whitelist), ws: ws, mirror: m, turn: make(chan struct{}, 1)}
+	if o.Runtime != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := d.CheckRuntime(ctx, o.Runtime)
+		cancel()
+		if err != nil {
+			m.Close()
+			ws.Close()
+			return nil, fmt.Errorf("exec.runtime: %w", err)
+		}
+	}
 	spec := Spec{
 		Image:     o.Image,
 		Workspace: m.Tree(),
@@ -125,6 +136,7 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 		Agent:     o.Agent,
 		AgentArgs: []string{"--reserve-threads", "12"},
 		Tmpfs:     "rw,nosuid,nodev,exec,size=" + strconv.FormatInt(o.TmpSize, 10),
+		Runtime:   o.Runtime,
 	}
 	fail := func(err error) (*execRunner, error) {
 		m.Close()

@@ -3,8 +3,10 @@ package container_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/llm-runtime/llm-runtime/runtime/container"
@@ -96,5 +98,33 @@ func TestSeccompProfileLetsThroughNoneOfWhatItRemoves(t *testing.T) {
 				t.Errorf("socket(%s %s) is let through", a.Op, strconv.FormatUint(a.Value, 10))
 			}
 		}
+	}
+}
+
+// TestDockerStartUsesTheSpecsRuntime: Spec.Runtime is the container's
+// runtime, and CheckRuntime tells a runtime the daemon has from one it
+// has not.
+func TestDockerStartUsesTheSpecsRuntime(t *testing.T) {
+	t.Parallel()
+	env := dockertest.Require(t)
+	ctx := context.Background()
+	if err := env.Docker.CheckRuntime(ctx, "runc"); err != nil {
+		t.Fatal(err)
+	}
+	err := env.Docker.CheckRuntime(ctx, "lrt-no-such-runtime")
+	if !errors.Is(err, container.ErrUnknownRuntime) || !strings.Contains(err.Error(), "runc") {
+		t.Fatalf("an unknown runtime: %v", err)
+	}
+	c, err := env.Docker.Start(ctx, container.Spec{Image: env.Image, Workspace: t.TempDir(), Labels: env.Labels, Runtime: "runc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Destroy()
+	in, err := env.Docker.Inspect(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.HostConfig.Runtime != "runc" {
+		t.Fatalf("runtime %q, want runc", in.HostConfig.Runtime)
 	}
 }
