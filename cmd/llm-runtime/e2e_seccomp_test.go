@@ -45,7 +45,7 @@ func TestE2EExecSeccompProbe(t *testing.T) {
 	if len(res) != 1 || !res[0].OK {
 		t.Fatalf("the probe failed: %+v", res)
 	}
-	dockertest.CheckSeccompProbe(t, res[0].Output)
+	dockertest.CheckSeccompProbe(t, res[0].Output, dockertest.ExecRuntime())
 
 	// The agent's container (role io), as the binary makes it.
 	s := startSession(t, dir)

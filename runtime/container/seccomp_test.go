@@ -23,7 +23,7 @@ func TestDockerSeccompProbe(t *testing.T) {
 	probe := dockertest.SeccompProbe(t)
 	for role, spec := range map[string]container.Spec{
 		"io":   {Image: env.Image, Workspace: t.TempDir(), ReadOnly: true, Labels: env.Labels},
-		"exec": {Image: env.Image, Workspace: t.TempDir(), Role: "exec", PIDs: 128, Memory: 512 << 20, Tmpfs: "rw,nosuid,nodev,exec,size=64m", Labels: env.Labels},
+		"exec": {Image: env.Image, Workspace: t.TempDir(), Role: "exec", PIDs: 128, Memory: 512 << 20, Tmpfs: "rw,nosuid,nodev,exec,size=64m", Labels: env.Labels, Runtime: dockertest.ExecRuntime()},
 	} {
 		t.Run(role, func(t *testing.T) {
 			t.Parallel()
@@ -31,7 +31,7 @@ func TestDockerSeccompProbe(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v\n%s", err, out)
 			}
-			dockertest.CheckSeccompProbe(t, out)
+			dockertest.CheckSeccompProbe(t, out, spec.Runtime)
 		})
 	}
 }

@@ -86,6 +86,7 @@ func main() {
 		_, _, e := unix.Syscall6(unix.SYS_KCMP, uintptr(os.Getpid()), uintptr(pid), 0 /* KCMP_FILE */, 0, 0, 0)
 		report("kcmp", errnoOf(e))
 		in.Close()
+		sleeper.Process.Kill() // a tracer's SIGSTOP may outlive the detach (gVisor)
 		sleeper.Wait()
 	}
 	report("ptrace_traceme", inChild("traceme"))
@@ -160,14 +161,18 @@ func tryMount() error {
 // the call (see inChild).
 var errKilled = errors.New("killed")
 
+// errOther: the call answered, but not what it answers (an i386 getpid
+// that did not return the pid: the entry is not there).
+var errOther = errors.New("other")
+
 func report(name string, err error) {
 	var errno syscall.Errno
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
 		fmt.Println(name, "ok")
-	case err == errKilled:
-		fmt.Println(name, "killed")
+	case err == errKilled, err == errOther:
+		fmt.Println(name, err)
 	case errors.As(err, &errno):
 		fmt.Println(name, errnoName(errno))
 	case errors.As(err, &exit):
@@ -233,9 +238,10 @@ func ptraceAttach(pid int) error {
 }
 
 // inChild runs what in a child, which writes the errno of its call (0
-// for none) and exits; a child that asked to be traced and stopped is let
-// go. A child the kernel killed, or whose calling thread it killed, is
-// errKilled.
+// for none, -1 for an answer that is not the call's) and exits, and
+// returns it once written, killing the child (which may be stopped,
+// traced by us). A child the kernel killed, or whose calling thread it
+// killed, is errKilled.
 func inChild(what string) error {
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -251,24 +257,34 @@ func inChild(what string) error {
 	}
 	fd := int(r.Fd())
 	unix.SetNonblock(fd, true)
-	result := func() error {
+	// result is what the child wrote, if it wrote anything yet: it
+	// writes before it exits, so a child gone (or whose main thread is)
+	// without a result died before its call returned.
+	result := func() (error, bool) {
 		var b [16]byte
 		n, _ := unix.Read(fd, b[:])
 		if n <= 0 {
-			return errKilled // nothing written: it died before its call returned
+			return nil, false
 		}
 		e, err := strconv.Atoi(strings.TrimSpace(string(b[:n])))
-		if err != nil || e < 0 {
-			return fmt.Errorf("child wrote %q", b[:n])
+		switch {
+		case err != nil:
+			return fmt.Errorf("child wrote %q", b[:n]), true
+		case e < 0:
+			return errOther, true
+		case e == 0:
+			return nil, true
 		}
-		if e == 0 {
-			return nil
-		}
-		return syscall.Errno(e)
+		return syscall.Errno(e), true
 	}
 	pid := cmd.Process.Pid
+	var ws unix.WaitStatus
+	end := func() { unix.Kill(pid, unix.SIGKILL); unix.Wait4(pid, &ws, unix.WALL, nil) }
 	for {
-		var ws unix.WaitStatus
+		if err, ok := result(); ok {
+			end() // it may be stopped, traced
+			return err
+		}
 		got, err := unix.Wait4(pid, &ws, unix.WALL|unix.WNOHANG, nil)
 		switch {
 		case err != nil:
@@ -276,15 +292,24 @@ func inChild(what string) error {
 		case got == pid && ws.Stopped():
 			unix.PtraceCont(pid, 0) // traced (PTRACE_TRACEME worked): go on
 		case got == pid:
-			return result()
+			if err, ok := result(); ok {
+				return err
+			}
+			return errKilled
 		default:
-			// Still running. A child whose main thread the kernel killed
-			// lives on in its other threads, its main thread a zombie;
-			// one that exits writes its result first.
-			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); strings.Contains(string(b), ") Z ") {
-				err := result()
-				unix.Kill(pid, unix.SIGKILL)
-				unix.Wait4(pid, &ws, unix.WALL, nil)
+			// A child whose main thread the kernel killed lives on in
+			// its other threads, its main thread a zombie. A traced one
+			// stopped (which not every kernel reports to WNOHANG) goes on.
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if strings.Contains(string(b), ") t ") {
+				unix.PtraceCont(pid, 0)
+			}
+			if strings.Contains(string(b), ") Z ") {
+				err, ok := result()
+				end()
+				if !ok {
+					err = errKilled
+				}
 				return err
 			}
 			time.Sleep(5 * time.Millisecond)
@@ -303,8 +328,12 @@ func child(what string) {
 		os.Stdin.Read(make([]byte, 1))
 	case "exit":
 	case "traceme":
+		// The result goes out at once: traced, the child stops at every
+		// signal (the Go runtime sends itself some) until its parent,
+		// which reads the result and kills it, lets it go.
 		_, _, e := unix.RawSyscall(unix.SYS_PTRACE, unix.PTRACE_TRACEME, 0, 0)
-		fmt.Println(int(e))
+		b := []byte(strconv.Itoa(int(e)) + "\n")
+		unix.RawSyscall(unix.SYS_WRITE, 1, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 	case "int80":
 		// getpid through the i386 system call entry (int $0x80), which a
 		// 64-bit process can use where the kernel emulates i386. Where the
