@@ -28,6 +28,9 @@ func execSandbox(t *testing.T, env dockertest.Env, dir string, o container.ExecO
 func execSandboxOn(t *testing.T, env dockertest.Env, d *container.Docker, workspace, dir string, o container.ExecOptions) *container.Sandbox {
 	t.Helper()
 	o.Image, o.Agent = dockertest.RequireExecImage(t, env), env.Binary
+	if o.Runtime == "" {
+		o.Runtime = dockertest.ExecRuntime()
+	}
 	if o.Timeout == 0 {
 		o.Timeout = time.Minute
 	}
