@@ -136,23 +136,23 @@ func (d *Docker) ServerVersion(ctx context.Context) (string, error) {
 // ErrUnknownRuntime: the daemon has no runtime of that name.
 var ErrUnknownRuntime = errors.New("the Docker daemon has no such runtime")
 
-// CheckRuntime returns nil if the daemon has the OCI runtime name (docker
-// info's Runtimes), and otherwise an error wrapping ErrUnknownRuntime that
-// names those it has and how to register one.
-func (d *Docker) CheckRuntime(ctx context.Context, name string) error {
+// CheckRuntime returns the path of the daemon's OCI runtime name (docker
+// info's Runtimes), or an error wrapping ErrUnknownRuntime that names
+// those it has and how to register one.
+func (d *Docker) CheckRuntime(ctx context.Context, name string) (path string, err error) {
 	info, err := d.cli.Info(ctx, client.InfoOptions{})
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	if _, ok := info.Info.Runtimes[name]; ok {
-		return nil
+	if rt, ok := info.Info.Runtimes[name]; ok {
+		return rt.Path, nil
 	}
 	known := slices.Sorted(maps.Keys(info.Info.Runtimes))
 	how := "register it under \"runtimes\" in the daemon's daemon.json and reload dockerd (kill -HUP its pid)"
 	if name == "runsc" {
 		how = `for gVisor, install runsc (Debian: apt-get install runsc), add "runtimes": {"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=none"]}} to /etc/docker/daemon.json and reload dockerd (kill -HUP its pid)`
 	}
-	return fmt.Errorf("%w: %q (it has %s); %s, or leave exec.runtime empty for the daemon's default", ErrUnknownRuntime, name, strings.Join(known, ", "), how)
+	return "", fmt.Errorf("%w: %q (it has %s); %s, or leave exec.runtime empty for the daemon's default", ErrUnknownRuntime, name, strings.Join(known, ", "), how)
 }
 
 // Close closes the connection.
@@ -319,6 +319,9 @@ type Spec struct {
 	Socket bool
 }
 
+// defaultPIDs is a container's pids limit where its Spec sets none.
+const defaultPIDs = 64
+
 // Transports: how the host reaches a container's agent.
 const (
 	TransportSocket = "socket" // a unix socket in a bind-mounted directory
@@ -447,7 +450,7 @@ func (d *Docker) hardened(s Spec) (*container.Config, *container.HostConfig, err
 		s.Memory = 256 << 20
 	}
 	if s.PIDs == 0 {
-		s.PIDs = 64
+		s.PIDs = defaultPIDs
 	}
 	if s.NanoCPUs == 0 {
 		s.NanoCPUs = 1e9

@@ -108,10 +108,10 @@ func TestDockerStartUsesTheSpecsRuntime(t *testing.T) {
 	t.Parallel()
 	env := dockertest.Require(t)
 	ctx := context.Background()
-	if err := env.Docker.CheckRuntime(ctx, "runc"); err != nil {
-		t.Fatal(err)
+	if path, err := env.Docker.CheckRuntime(ctx, "runc"); err != nil || path == "" {
+		t.Fatalf("runc: %q, %v", path, err)
 	}
-	err := env.Docker.CheckRuntime(ctx, "lrt-no-such-runtime")
+	_, err := env.Docker.CheckRuntime(ctx, "lrt-no-such-runtime")
 	if !errors.Is(err, container.ErrUnknownRuntime) || !strings.Contains(err.Error(), "runc") {
 		t.Fatalf("an unknown runtime: %v", err)
 	}
