@@ -146,6 +146,7 @@ type Exec struct {
 	Memory    int64
 	PIDs      int64
 	TmpSize   int64  // the command's /tmp
+	Runtime   string // the Docker runtime of exec containers; "": the daemon's default
 	StateDir  string // the repositories' copies and build caches; "": $XDG_CACHE_HOME/llm-runtime/exec
 }
 

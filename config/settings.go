@@ -252,6 +252,21 @@ var settings = []Setting{
 		get: func(c *Config) string { return FormatSize(c.Exec.TmpSize) },
 	},
 	{
+		Key: "exec.runtime", Default: "",
+		Doc: "the Docker runtime exec containers run under: empty, the daemon's default (runc); runsc runs them in gVisor, whose own kernel answers their system calls, once registered with dockerd (see docs/sandboxes.md); a runtime the daemon does not know is refused before anything runs, with the ones it knows",
+		set: func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			for _, r := range v {
+				if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(".-_", r)) {
+					return fmt.Errorf("%q is not a runtime's name (letters, digits, '.', '-', '_': runsc, io.containerd.runc.v2)", v)
+				}
+			}
+			c.Exec.Runtime = v
+			return nil
+		},
+		get: func(c *Config) string { return c.Exec.Runtime },
+	},
+	{
 		Key: "exec.state_dir", Default: "",
 		Doc: "where exec keeps, per repository, the copy commands run in and the build caches that persist between commands (GOCACHE, XDG_CACHE_HOME...); empty: $XDG_CACHE_HOME/llm-runtime/exec (~/.cache/llm-runtime/exec); 'llm-runtime cache' lists and removes them",
 		set: func(c *Config, v string) error { c.Exec.StateDir = strings.TrimSpace(v); return nil },

@@ -42,6 +42,7 @@ var changed = map[string]string{
 	"exec.memory":                           "1GiB",
 	"exec.pids":                             "64",
 	"exec.tmp_size":                         "64MiB",
+	"exec.runtime":                          "runsc",
 	"exec.state_dir":                        "/tmp/a dir: with # signs",
 	"audit.enabled":                         "false",
 	"audit.dir":                             "~",

@@ -295,6 +295,7 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 		opts.Exec = &container.ExecOptions{
 			Image: x.Image, Agent: bin, Writable: x.Writable, Whitelist: x.Whitelist, Shell: x.Shell,
 			Timeout: x.Timeout, MaxOutput: x.MaxOutput, Memory: x.Memory, PIDs: x.PIDs, TmpSize: x.TmpSize, StateDir: x.StateDir,
+			Runtime: x.Runtime,
 		}
 		mode, shell := "changes discarded", "no shell"
 		if x.Writable {
@@ -303,7 +304,11 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 		if x.Shell {
 			shell = "under /bin/sh"
 		}
-		logf("Exec enabled: true (container mode: a fresh container of %s per command, on a copy of the repository, %s, %s, timeout %s)", x.Image, mode, shell, x.Timeout)
+		runtime := ""
+		if x.Runtime != "" {
+			runtime = ", runtime " + x.Runtime
+		}
+		logf("Exec enabled: true (container mode: a fresh container of %s per command%s, on a copy of the repository, %s, %s, timeout %s)", x.Image, runtime, mode, shell, x.Timeout)
 	} else {
 		logf("Exec enabled: false (exec.enabled is false; --exec turns it on)")
 	}

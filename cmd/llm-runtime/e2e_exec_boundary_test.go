@@ -204,6 +204,9 @@ func TestE2EWritableExecCannotReachTheHost(t *testing.T) {
 					refused = append(refused, ".git")
 				}
 				for _, p := range refused {
+					if p == "pipe" && mode == "bind" && strings.HasPrefix(dockertest.ExecRuntime(), "runsc") {
+						continue // gVisor makes the FIFO in its own kernel, not in the copy on the host: nothing comes back to refuse (nor lands: see below)
+					}
 					if action, reason := x.change(p); action != "refused" || reason == "" {
 						t.Errorf("%s: %q %q, want refused with a reason", p, action, reason)
 					}

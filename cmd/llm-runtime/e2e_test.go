@@ -169,8 +169,12 @@ func cleanEnv() []string {
 			env = append(env, kv)
 		}
 	}
-	return append(env, "XDG_STATE_HOME="+stateDir, "LLM_RUNTIME_EXEC_STATE_DIR="+filepath.Join(stateDir, "exec"),
+	env = append(env, "XDG_STATE_HOME="+stateDir, "LLM_RUNTIME_EXEC_STATE_DIR="+filepath.Join(stateDir, "exec"),
 		"LLM_RUNTIME_EXEC_IMAGE="+dockertest.Tag("busybox"))
+	if rt := dockertest.ExecRuntime(); rt != "" {
+		env = append(env, "LLM_RUNTIME_EXEC_RUNTIME="+rt) // every exec under that runtime (gVisor's runsc)
+	}
+	return env
 }
 
 // withEnv is base with the variables of extra set (NAME=VALUE) or unset

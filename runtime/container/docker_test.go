@@ -2,9 +2,12 @@ package container_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -159,7 +162,10 @@ func TestDockerContainersAreHardened(t *testing.T) {
 		"network none":         string(hc.NetworkMode) == "none" && cfg.NetworkDisabled,
 		"read-only root":       hc.ReadonlyRootfs,
 		"all capabilities off": len(hc.CapDrop) == 1 && hc.CapDrop[0] == "ALL" && len(hc.CapAdd) == 0,
-		"no new privileges":    len(hc.SecurityOpt) == 1 && hc.SecurityOpt[0] == "no-new-privileges",
+		"no new privileges":    slices.Contains(hc.SecurityOpt, "no-new-privileges"),
+		"our seccomp profile":  len(hc.SecurityOpt) == 2 && seccompIs(hc.SecurityOpt[1], container.SeccompProfile()),
+		"nofile":               len(hc.Ulimits) == 1 && hc.Ulimits[0].Name == "nofile" && hc.Ulimits[0].Soft == container.NoFile && hc.Ulimits[0].Hard == container.NoFile,
+		"the default runtime":  hc.Runtime == "" || hc.Runtime == "runc",
 		"not privileged":       !hc.Privileged,
 		"pids limit":           hc.PidsLimit != nil && *hc.PidsLimit == 64,
 		"memory limit":         hc.Memory == 256<<20 && hc.MemorySwap == 256<<20,
@@ -179,6 +185,14 @@ func TestDockerContainersAreHardened(t *testing.T) {
 			t.Errorf("not hardened: %s", what)
 		}
 	}
+}
+
+// seccompIs reports whether the security option opt applies the
+// profile.
+func seccompIs(opt string, profile []byte) bool {
+	v, ok := strings.CutPrefix(opt, "seccomp=")
+	var a, b any
+	return ok && json.Unmarshal([]byte(v), &a) == nil && json.Unmarshal(profile, &b) == nil && reflect.DeepEqual(a, b)
 }
 
 func TestDockerDestroyRemovesTheContainer(t *testing.T) {

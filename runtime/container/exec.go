@@ -31,6 +31,7 @@ type ExecOptions struct {
 	Memory    int64
 	PIDs      int64
 	TmpSize   int64  // the command's /tmp: a private, executable tmpfs; default 512 MiB
+	Runtime   string // the daemon's OCI runtime for exec containers (runsc); "" its default
 	StateDir  string // the repositories' copies and build caches; default ExecStateDir()
 	// Copy, set in copy mode, is the sandbox image (which holds the agent
 	// and owns new volumes): the copy, the build caches and the agent are
@@ -39,6 +40,12 @@ type ExecOptions struct {
 	Copy        string
 	CopyMaxSize int64
 }
+
+// GVisorPIDs is what an exec container under gVisor (runsc) may hold
+// beyond exec.pids, for gVisor's own threads: an idle sandbox holds ~40
+// tasks (runc's: 1), and a cold go test of a small module needed more
+// than 128 in all, measured here (runsc 20221219, ptrace platform).
+const GVisorPIDs = 256
 
 // agentMount is where the agent binary is mounted in exec containers, and
 // agentVolumeMount where, in copy mode, the volume holding it is.
@@ -115,16 +122,34 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 		return nil, err
 	}
 	x := &execRunner{opts: o, white: newWhitelist(o.Whitelist), ws: ws, mirror: m, turn: make(chan struct{}, 1)}
+	pids := o.PIDs
+	if o.Runtime != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		path, err := d.CheckRuntime(ctx, o.Runtime)
+		cancel()
+		if err != nil {
+			m.Close()
+			ws.Close()
+			return nil, fmt.Errorf("exec.runtime: %w", err)
+		}
+		if filepath.Base(path) == "runsc" {
+			// gVisor's own kernel and file proxy are tasks of the
+			// container too (an idle one holds ~40): the command gets
+			// its exec.pids beside them.
+			pids = cmp.Or(pids, defaultPIDs) + GVisorPIDs
+		}
+	}
 	spec := Spec{
 		Image:     o.Image,
 		Workspace: m.Tree(),
 		Role:      "exec",
 		Labels:    labels,
 		Memory:    o.Memory,
-		PIDs:      o.PIDs,
+		PIDs:      pids,
 		Agent:     o.Agent,
 		AgentArgs: []string{"--reserve-threads", "12"},
 		Tmpfs:     "rw,nosuid,nodev,exec,size=" + strconv.FormatInt(o.TmpSize, 10),
+		Runtime:   o.Runtime,
 	}
 	fail := func(err error) (*execRunner, error) {
 		m.Close()
