@@ -323,6 +323,9 @@ func changes(w *bufio.Writer, e *sandbox.ExecResult) {
 			break
 		}
 		fmt.Fprintf(w, "  %s %s", c.Action, parser.Printable(c.Path))
+		if c.HostTool != "" {
+			fmt.Fprintf(w, " (host tool file: %s)", parser.Printable(c.HostTool))
+		}
 		if c.Reason != "" {
 			fmt.Fprintf(w, ": %s", parser.Printable(c.Reason))
 		}

@@ -221,6 +221,9 @@ func (r *Runner) record(res *output.Result, t *sandbox.Timing, gi guestInfo) *au
 	case res.Exec != nil:
 		rec.BytesOut = int64(len(res.Exec.Output))
 		rec.Changes = changeLines(res.Exec.Changes, res.Exec.Omitted)
+		for _, c := range res.Exec.Changes {
+			rec.HostTools += hostToolLine(c.Path, c.HostTool)
+		}
 	case res.Search != nil:
 		for _, m := range res.Search.Matches {
 			rec.BytesOut += int64(len(m.Path) + len(m.Text))

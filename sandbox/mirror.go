@@ -43,6 +43,9 @@ type Change struct {
 	Path   string `json:"path"`
 	Action string `json:"action"` // created, updated, deleted, refused or discarded
 	Reason string `json:"reason,omitempty"`
+	// HostTool is the pattern of Limits.HostToolFiles an applied change's
+	// path matches: a file tools on the host run or obey.
+	HostTool string `json:"host_tool_file,omitempty"`
 }
 
 // Actions of a Change.

@@ -100,8 +100,21 @@ func (x *Mirror) Finish(apply bool) ([]Change, error) {
 		}
 	}
 	x.undo(undo)
+	x.markHostTools(changes)
 	sort.SliceStable(changes, func(i, j int) bool { return changes[i].Path < changes[j].Path })
 	return changes, nil
+}
+
+// markHostTools marks the applied changes to files of
+// Limits.HostToolFiles (those the rules let land: in deny mode they are
+// refused).
+func (x *Mirror) markHostTools(changes []Change) {
+	for i := range changes {
+		switch changes[i].Action {
+		case ChangeCreated, ChangeUpdated, ChangeDeleted:
+			changes[i].HostTool = x.ws.HostTool(strings.TrimSuffix(changes[i].Path, "/"))
+		}
+	}
 }
 
 // inGit says whether a component of rel is .git.

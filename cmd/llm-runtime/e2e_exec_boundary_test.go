@@ -24,7 +24,10 @@ type execJSON struct {
 	OK       bool
 	Output   string
 	Error    *struct{ Code, Message string }
-	Changes  []struct{ Path, Action, Reason string }
+	Changes  []struct {
+		Path, Action, Reason string
+		HostToolFile         string `json:"host_tool_file"`
+	}
 }
 
 func (e execJSON) change(path string) (action, reason string) {
