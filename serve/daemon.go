@@ -809,17 +809,18 @@ func poolKey(req *RunRequest) (string, error) {
 	return string(b), err
 }
 
-// ownKey is each of a client's own files by path and identity ("@" and
-// nothing when it does not exist): the sandbox protects what exists by
-// its identity when it opens, so one that appears or is replaced since
-// needs another.
+// ownKey is a client's own files by path, and its binary also by
+// identity (a replaced binary is protected by its new identity in a pool
+// of its own). The directories and caches are keyed by path alone: the
+// runs themselves make them (the caches, the agent's sum), and clients
+// started together would each have had a pool of their own. A pool
+// protects them by path inside the repository whether they exist or not,
+// and by identity those that existed when it opened, as a run of its own
+// does for its whole length.
 func ownKey(o engine.Own) []string {
-	var out []string
-	for _, p := range o.Paths() {
-		if p != "" {
-			p += "@" + rootID(p)
-		}
-		out = append(out, p)
+	out := o.Paths()
+	if o.Binary != "" {
+		out = append(out, rootID(o.Binary))
 	}
 	return out
 }

@@ -384,6 +384,12 @@ func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
 	cr, err := d.cli.ContainerCreate(cctx, client.ContainerCreateOptions{Name: name, Config: cfg, HostConfig: hc})
 	ccancel()
 	if err != nil {
+		// A create that timed out may still be made by the daemon, and a
+		// container never started is not removed by AutoRemove: it is
+		// removed by its name, which is ours alone.
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		d.cli.ContainerRemove(rctx, name, client.ContainerRemoveOptions{Force: true})
+		rcancel()
 		if sockDir != "" {
 			os.RemoveAll(sockDir)
 		}
@@ -391,7 +397,7 @@ func (d *Docker) Start(ctx context.Context, s Spec) (*Container, error) {
 	}
 	c := &Container{ID: cr.ID, Name: name, d: d, exited: make(chan struct{}), agentDone: make(chan struct{}), Transport: TransportAttach, Fallback: fallback, sockDir: sockDir}
 	fail := func(err error) (*Container, error) {
-		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		d.cli.ContainerRemove(rctx, cr.ID, client.ContainerRemoveOptions{Force: true})
 		if sockDir != "" {
