@@ -523,8 +523,11 @@ func TestE2EMemoryStaysFlat(t *testing.T) {
 		return peak
 	}
 	base, big := peakOf(0), peakOf(200<<20)
-	if big-base > 16*1024 {
-		t.Fatalf("peak resident %d MB after 200 MB of prose, %d MB after none: it grew by more than 16 MB", big/1024, base/1024)
+	// Measured: +4.5 MB on a quiet machine, +16.3 MB (35.2 to 51.5) at
+	// load 16 with two CPU hogs. A process that kept its input would grow
+	// by 200 MB and more.
+	if big-base > 32*1024 {
+		t.Fatalf("peak resident %d MB after 200 MB of prose, %d MB after none: it grew by more than 32 MB", big/1024, base/1024)
 	}
 }
 

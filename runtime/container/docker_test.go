@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/pool/pooltest"
+	"github.com/llm-runtime/llm-runtime/internal/proc"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/runtime/container/agent"
 	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
@@ -221,10 +222,17 @@ func TestDockerSweepRemovesOrphans(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { owner.Process.Kill() })
-	labels := map[string]string{container.LabelOwnerPID: strconv.Itoa(owner.Process.Pid)}
+	labels := map[string]string{}
 	for k, v := range env.Labels {
 		labels[k] = v
 	}
+	// The owner is the sleep: its pid, and its start time (a pid alone is
+	// another process's once reused).
+	start, err := proc.StartTime(owner.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels[container.LabelOwnerPID], labels[container.LabelOwnerStart] = strconv.Itoa(owner.Process.Pid), strconv.FormatUint(start, 10)
 	c, err := env.Docker.Start(context.Background(), container.Spec{Image: env.Image, Workspace: t.TempDir(), Labels: labels})
 	if err != nil {
 		owner.Process.Kill()
