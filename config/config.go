@@ -142,6 +142,10 @@ type Exec struct {
 	PIDs      int64
 	TmpSize   int64  // the command's /tmp
 	StateDir  string // the repositories' copies and build caches; "": $XDG_CACHE_HOME/llm-runtime/exec
+	// MaxChanges and MaxDepth bound a command's changeset: past them, none
+	// of it is applied.
+	MaxChanges int
+	MaxDepth   int
 }
 
 // Pool holds the settings of the container pooling guide.

@@ -40,6 +40,8 @@ var changed = map[string]string{
 	"exec.memory":                           "1GiB",
 	"exec.pids":                             "64",
 	"exec.tmp_size":                         "64MiB",
+	"exec.max_changes":                      "500",
+	"exec.max_depth":                        "12",
 	"exec.state_dir":                        "/tmp/a dir: with # signs",
 	"audit.enabled":                         "false",
 	"audit.dir":                             "~",

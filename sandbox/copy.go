@@ -292,6 +292,13 @@ func (w *Workspace) Unpack(remove []string, put []CopyEntry, body []byte) ([]Cop
 	if len(body) != 0 {
 		return nil, Errorf(CodeInternal, "agent: %d bytes of the push's body left over", len(body))
 	}
+	// The host tells what a command changed by change times: none it makes
+	// may equal those of what was just made (settle).
+	var newest int64
+	for _, m := range made {
+		newest = max(newest, m.Ctime)
+	}
+	settle(newest)
 	return made, nil
 }
 
