@@ -277,10 +277,9 @@ func readAt(fd int, buf []byte, off int64) error {
 }
 
 // makeFile makes the file name in d with the content of in (size bytes)
-// and the mode perm, and returns its stat. An object of that name is an
-// error (O_EXCL). It is not synced: the changeset is, as a whole, before
-// anything of it is put in place.
-func makeFile(d *cdir, name, rel string, in int, size int64, perm uint32) (unix.Stat_t, error) {
+// and the mode perm, synced if sync is set, and returns its stat. An object
+// of that name is an error (O_EXCL).
+func makeFile(d *cdir, name, rel string, in int, size int64, perm uint32, sync bool) (unix.Stat_t, error) {
 	var st unix.Stat_t
 	fd, err := openat(d.fd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW)
 	if err != nil {
@@ -289,6 +288,9 @@ func makeFile(d *cdir, name, rel string, in int, size int64, perm uint32) (unix.
 	err = copyData(fd, in, size)
 	if err == nil {
 		err = unix.Fchmod(fd, perm)
+	}
+	if err == nil && sync {
+		err = unix.Fsync(fd)
 	}
 	if err == nil {
 		err = unix.Fstat(fd, &st)

@@ -94,10 +94,13 @@ type applier struct {
 	repo, cp *cursor
 	// staged maps each directory made under a temporary name, in a
 	// directory of the repository, to that name.
-	staged  map[string]string
-	ops     []op
-	changes []Change
-	undo    []string
+	staged map[string]string
+	// syncEach: each file is synced as it is made; else the file system
+	// is, once, before anything is put in place.
+	syncEach bool
+	ops      []op
+	changes  []Change
+	undo     []string
 }
 
 type opKind int
@@ -122,6 +125,9 @@ type op struct {
 	failed   string      // why it did not land
 }
 
+// syncEachMax is the most files a changeset syncs one by one.
+const syncEachMax = 32
+
 // tempName is a name for what is made before it is put in place.
 func tempName() string {
 	var b [8]byte
@@ -140,6 +146,15 @@ func (a *applier) run(items []item) ([]Change, error) {
 	// Make what the changes make, under temporary names.
 	var failTop, failWhy string // a directory not made: what it holds is not either
 	top := -1                   // the opPlace of the directory being filled
+	// A few files are synced each (as a write is); more, the file system
+	// once: a sync of each costs a journal commit.
+	files := 0
+	for i := range items {
+		if !items[i].gone && items[i].why == "" && kind(items[i].st.Mode) == unix.S_IFREG {
+			files++
+		}
+	}
+	a.syncEach = files <= syncEachMax
 	for i := range items {
 		it := &items[i]
 		if err := a.ctx.Err(); err != nil {
@@ -190,14 +205,16 @@ func (a *applier) run(items []item) ([]Change, error) {
 			top = len(a.ops) - 1
 		}
 	}
+	// What was written is on disk before any of it is put in place.
+	if d, err := openat(a.ws.rootFD, ".", unix.O_RDONLY|unix.O_DIRECTORY); err == nil && !a.syncEach {
+		unix.Syncfs(d)
+		unix.Close(d)
+	} else if err == nil {
+		unix.Close(d)
+	}
 	// The last look: past it, the changes land.
 	if err := a.ctx.Err(); err != nil {
 		return a.cancel(items, err)
-	}
-	// What was written is on disk before any of it is put in place.
-	if d, err := openat(a.ws.rootFD, ".", unix.O_RDONLY|unix.O_DIRECTORY); err == nil {
-		unix.Syncfs(d)
-		unix.Close(d)
 	}
 	a.repo.close()
 	a.commit()
@@ -317,7 +334,7 @@ func (a *applier) stageFile(it *item, replacing bool, top int) (op, error) {
 		if err := a.ws.writable(it.rel, name, false, nil); err != nil {
 			return op{}, err
 		}
-		if o.src, err = makeFile(d, name, it.rel, in, o.dst.Size, perm); err != nil {
+		if o.src, err = makeFile(d, name, it.rel, in, o.dst.Size, perm, a.syncEach); err != nil {
 			return op{}, err
 		}
 		o.kind, o.top = opInside, top
@@ -354,7 +371,7 @@ func (a *applier) stageFile(it *item, replacing bool, top int) (op, error) {
 		}
 	}
 	tmp := tempName()
-	if o.src, err = makeFile(d, tmp, it.rel, in, o.dst.Size, perm); err != nil {
+	if o.src, err = makeFile(d, tmp, it.rel, in, o.dst.Size, perm, a.syncEach); err != nil {
 		return op{}, err
 	}
 	o.kind, o.tmp = opPlace, tmp

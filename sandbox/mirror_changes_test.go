@@ -5,6 +5,7 @@ package sandbox_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -380,5 +381,102 @@ func TestMirrorCopiesASparseFileAsSparse(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(f.tree, "big.bin")); err != nil || fi.Size() != 3<<20 {
 		t.Errorf("big.bin in the copy: %v %v", fi, err)
+	}
+}
+
+// TestMirrorBoundsAndReleasesItsWatches: the repository's directories are
+// watched up to a bound, past which every Sync is whole (and sees every
+// change all the same); Rest releases the watches, and the next Sync,
+// whole, watches again. The copy's directories are never watched.
+func TestMirrorBoundsAndReleasesItsWatches(t *testing.T) {
+	t.Parallel()
+	files := map[string]string{}
+	for _, d := range []string{"a", "b", "c", "d", "e"} {
+		files[d+"/f"] = d + "\n"
+	}
+	f := newMirrorOf(t, files, true)
+	if n := f.m.Watches(); n != 6 {
+		t.Fatalf("%d watches for 6 directories", n)
+	}
+	for i := range 50 { // directories of the command's, in the copy
+		os.MkdirAll(filepath.Join(f.tree, "a", strings.Repeat("x", i+1)), 0o755)
+	}
+	if _, err := f.m.Finish(t.Context(), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.m.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.m.Watches(); n != 6 {
+		t.Errorf("%d watches after a command made 50 directories in its copy", n)
+	}
+	f.m.Rest()
+	if n := f.m.Watches(); n != 0 {
+		t.Errorf("%d watches after Rest", n)
+	}
+	write(t, filepath.Join(f.root, "c/f"), "changed while resting\n")
+	if _, err := f.m.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.tree, "c/f")); string(b) != "changed while resting\n" || f.m.Watches() != 6 {
+		t.Errorf("after Rest, Sync copied %q and watches %d directories", b, f.m.Watches())
+	}
+	// Past the bound: no watch, every Sync whole.
+	sandbox.SetMaxWatches(f.m, 3)
+	f.m.Rest()
+	if _, err := f.m.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.m.Watches(); n != 0 {
+		t.Errorf("%d watches past a bound of 3", n)
+	}
+	write(t, filepath.Join(f.root, "e/f"), "changed unwatched\n")
+	if _, err := f.m.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.tree, "e/f")); string(b) != "changed unwatched\n" {
+		t.Errorf("unwatched, Sync copied %q", b)
+	}
+}
+
+// TestPrefixesHoldWhatIsUnderThem: a path is held by a set of paths when
+// it is one of them or under one, whatever sorts between ("a-b" between
+// "a" and "a/b").
+func TestPrefixesHoldWhatIsUnderThem(t *testing.T) {
+	t.Parallel()
+	p := sandbox.NewPrefixes([]string{"a/b", "a", "c/d", "a-b/x", "e/f/g"})
+	for rel, want := range map[string]bool{
+		"a": true, "a/b": true, "a/z/y": true, "a-b": false, "a-b/x": true, "a-b/x/y": true, "a-b/y": false,
+		"c": false, "c/d": true, "c/d/e": true, "c/de": false, "c/d-e": false, "e/f": false, "e/f/g/h": true, "b": false,
+	} {
+		if got := p.Holds(rel); got != want {
+			t.Errorf("%s: %v, want %v", rel, got, want)
+		}
+	}
+}
+
+// TestMirrorFindsAWriteMadeAsSoonAsTheCommandStarts: a command that
+// rewrites a file the Sync just copied, at once, to the same size, and
+// sets its modification time back, has changed it: no command starts
+// before the clock of file times has passed what Sync recorded.
+func TestMirrorFindsAWriteMadeAsSoonAsTheCommandStarts(t *testing.T) {
+	t.Parallel()
+	f := newMirrorOf(t, map[string]string{"a": "000\n"}, true)
+	for i := range 20 {
+		write(t, filepath.Join(f.root, "a"), fmt.Sprintf("%03d\n", i+1))
+		if _, err := f.m.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(f.tree, "a")
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeInPlace(t, p, "XXX\n")
+		os.Chtimes(p, fi.ModTime(), fi.ModTime())
+		cs, err := f.m.Finish(t.Context(), false)
+		if err != nil || changesOf(cs) != "discarded a\n" {
+			t.Fatalf("round %d: %v\n%s", i, err, changesOf(cs))
+		}
 	}
 }

@@ -580,6 +580,19 @@ func (r *replica) pull(ctx context.Context, c *agent.Conn, tree *sandbox.Workspa
 		keep[p] = true
 	}
 	gone = topmost(gone, keep)
+	// Past the bounds of a changeset, none of it comes back (the replica
+	// is pushed again whole): Finish would apply none of it.
+	b := r.mirror.Bounds()
+	if len(changed)+len(gone) > b.MaxChanges {
+		return sandbox.Errorf(sandbox.CodeResourceLimit, "the command changed more than %d files and directories (exec.max_changes): none of its changes were applied", b.MaxChanges)
+	}
+	for _, e := range changed {
+		if _, ok := r.pushed[e.Path]; !ok {
+			if depth := strings.Count(e.Path, "/") + 1; depth > b.MaxDepth {
+				return sandbox.Errorf(sandbox.CodeResourceLimit, "the command made a path %d directories deep, more than exec.max_depth (%d): none of its changes were applied", depth, b.MaxDepth)
+			}
+		}
+	}
 	// Fetch the content of the changed files, a batch at a time.
 	var put []sandbox.CopyEntry
 	var body []byte
