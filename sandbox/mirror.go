@@ -201,7 +201,7 @@ func (e *overError) Error() string { return e.msg }
 // (0: more changes than MaxChanges).
 func (w *walk) over(depth int) error {
 	if depth > 0 {
-		return &overError{fmt.Sprintf("the command made a path %d directories deep, more than exec.max_depth (%d)", depth, w.bounds.MaxDepth)}
+		return &overError{fmt.Sprintf("the command made a path %d levels deep, more than exec.max_depth (%d)", depth, w.bounds.MaxDepth)}
 	}
 	return &overError{fmt.Sprintf("the command changed more than %d files and directories (exec.max_changes)", w.bounds.MaxChanges)}
 }

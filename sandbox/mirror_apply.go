@@ -206,11 +206,11 @@ func (a *applier) run(items []item) ([]Change, error) {
 		}
 	}
 	// What was written is on disk before any of it is put in place.
-	if d, err := openat(a.ws.rootFD, ".", unix.O_RDONLY|unix.O_DIRECTORY); err == nil && !a.syncEach {
-		unix.Syncfs(d)
-		unix.Close(d)
-	} else if err == nil {
-		unix.Close(d)
+	if !a.syncEach {
+		if d, err := openat(a.ws.rootFD, ".", unix.O_RDONLY|unix.O_DIRECTORY); err == nil {
+			unix.Syncfs(d)
+			unix.Close(d)
+		}
 	}
 	// The last look: past it, the changes land.
 	if err := a.ctx.Err(); err != nil {

@@ -203,7 +203,7 @@ func TestMirrorBoundsAChangesetsDepth(t *testing.T) {
 	if !errors.As(err, &se) || se.Code != sandbox.CodeResourceLimit || !strings.Contains(se.Message, "more than exec.max_depth (64)") {
 		t.Fatalf("a 100-deep chain: %v", err)
 	}
-	if got := changesOf(cs); got != "refused d: the command made a path 65 directories deep, more than exec.max_depth (64)\nrefused new.go: the command made a path 65 directories deep, more than exec.max_depth (64)\n" {
+	if got := changesOf(cs); got != "refused d: the command made a path 65 levels deep, more than exec.max_depth (64)\nrefused new.go: the command made a path 65 levels deep, more than exec.max_depth (64)\n" {
 		t.Errorf("changes:\n%s", got)
 	}
 	if exists(filepath.Join(f.root, "d")) || exists(filepath.Join(f.root, "new.go")) || exists(filepath.Join(f.tree, "d")) {

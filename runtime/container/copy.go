@@ -589,7 +589,7 @@ func (r *replica) pull(ctx context.Context, c *agent.Conn, tree *sandbox.Workspa
 	for _, e := range changed {
 		if _, ok := r.pushed[e.Path]; !ok {
 			if depth := strings.Count(e.Path, "/") + 1; depth > b.MaxDepth {
-				return sandbox.Errorf(sandbox.CodeResourceLimit, "the command made a path %d directories deep, more than exec.max_depth (%d): none of its changes were applied", depth, b.MaxDepth)
+				return sandbox.Errorf(sandbox.CodeResourceLimit, "the command made a path %d levels deep, more than exec.max_depth (%d): none of its changes were applied", depth, b.MaxDepth)
 			}
 		}
 	}
