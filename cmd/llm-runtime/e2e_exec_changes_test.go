@@ -360,8 +360,9 @@ func inotifyWatches(t *testing.T, pid int) int {
 // TestE2EExecReleasesItsInotifyWatches: the directories a command makes
 // in its copy cost no inotify watch (20,000 of them held 20,000 of the
 // user's watches for as long as the pool lived); the repository's are
-// released once the server has been idle for a while
-// (container_pool.idle_timeout here, under a minute).
+// released once the server has been idle for a while: MCP's after
+// container_pool.idle_timeout (3 s here, under a minute), the daemon's
+// after a minute, while its pool lives on.
 func TestE2EExecReleasesItsInotifyWatches(t *testing.T) {
 	t.Parallel()
 	env := dockertest.Require(t)
@@ -398,4 +399,24 @@ func TestE2EExecReleasesItsInotifyWatches(t *testing.T) {
 			}
 		})
 	}
+	// Through the daemon, with the default idle_timeout (5m): the pool
+	// lives on, and its watches go after a minute.
+	t.Run("daemon", func(t *testing.T) {
+		t.Parallel()
+		dir := repo(t, map[string]string{"llm-runtime.config.yaml": execAny + "  writable: true\n  timeout: 5m\n", "a/b": "b\n"})
+		d := startServe(t, "", nil)
+		if r := runBinary(t, dir, "<exec sh -c 'mkdir w && cd w && seq 1 2000 | xargs mkdir'>\n<exec true>\n", d.env); r.code != 0 {
+			t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		pid := d.cmd.Process.Pid
+		n := inotifyWatches(t, pid)
+		t.Logf("the daemon's watches after the run: %d", n)
+		if n < 2000 || n > 2010 {
+			t.Errorf("%d inotify watches for a repository of 2,003 directories (and a copy of as many)", n)
+		}
+		await(t, 3*time.Minute, "the watches were not released", func() bool { return inotifyWatches(t, pid) == 0 })
+		if st := d.status(); len(st.Pools) != 1 {
+			t.Errorf("the pool did not live on: %+v", st.Pools)
+		}
+	})
 }
