@@ -672,7 +672,7 @@ func OpenReplica(root, stateDir string, limits sandbox.Limits, maxSize int64) (*
 		return nil, err
 	}
 	r := &replica{ws: ws, mirror: m, dir: dir, standIns: true, maxSize: cmp.Or(maxSize, DefaultCopyMaxSize)}
-	r.rests(RestAfter(0))
+	r.rests(restAfter(0))
 	return &Replica{r: r}, nil
 }
 

@@ -43,7 +43,7 @@ type ExecOptions struct {
 	// copy on disk, in every mode.
 	MaxChanges, MaxDepth int
 	// Rest is how long the copy is idle before its watches are released
-	// (default RestAfter(0)).
+	// (default restAfter(0)).
 	Rest time.Duration
 }
 
@@ -111,10 +111,10 @@ type execRunner struct {
 	idle    *resting
 }
 
-// RestAfter is how long a copy is left idle before its inotify watches
+// restAfter is how long a copy is left idle before its inotify watches
 // on the repository are released (sandbox.Mirror.Rest): a minute, or
 // container_pool.idle_timeout if it is shorter.
-func RestAfter(idleTimeout time.Duration) time.Duration {
+func restAfter(idleTimeout time.Duration) time.Duration {
 	if idleTimeout > 0 && idleTimeout < time.Minute {
 		return idleTimeout
 	}
@@ -152,7 +152,7 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 	}
 	m.SetBounds(sandbox.Bounds{MaxChanges: o.MaxChanges, MaxDepth: o.MaxDepth, MaxSize: cmp.Or(o.CopyMaxSize, DefaultCopyMaxSize)})
 	x := &execRunner{opts: o, white: newWhitelist(o.Whitelist), ws: ws, mirror: m, turn: make(chan struct{}, 1)}
-	x.idle = newResting(cmp.Or(o.Rest, RestAfter(0)), func() {
+	x.idle = newResting(cmp.Or(o.Rest, restAfter(0)), func() {
 		select {
 		case x.turn <- struct{}{}: // no command runs: none will until it is done
 			x.mirror.Rest()

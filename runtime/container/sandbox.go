@@ -89,7 +89,7 @@ func NewSandbox(d *Docker, opts Options) (*Sandbox, error) {
 			return nil, err
 		}
 		r.onPush = opts.OnPush
-		r.rests(RestAfter(opts.Pool.IdleTimeout))
+		r.rests(restAfter(opts.Pool.IdleTimeout))
 		s.replica = r
 		s.spec.Workspace, s.spec.Volume = "", r.volume
 	default:
@@ -116,7 +116,7 @@ func NewSandbox(d *Docker, opts Options) (*Sandbox, error) {
 	}
 	if opts.Exec != nil {
 		xo := *opts.Exec
-		xo.Rest = cmp.Or(xo.Rest, RestAfter(opts.Pool.IdleTimeout))
+		xo.Rest = cmp.Or(xo.Rest, restAfter(opts.Pool.IdleTimeout))
 		x, err := newExecRunner(d, opts.Root, opts.Limits, opts.Labels, xo)
 		if err != nil {
 			s.Close()
