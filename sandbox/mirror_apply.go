@@ -40,6 +40,7 @@ func (x *Mirror) Finish(ctx context.Context, apply bool) ([]Change, error) {
 		return x.refuseAll(apply, over)
 	}
 	if err != nil {
+		x.reset() // what the command left there is not known: none of it stays
 		return nil, err
 	}
 	if !apply {
