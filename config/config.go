@@ -148,6 +148,10 @@ type Exec struct {
 	TmpSize   int64  // the command's /tmp
 	Runtime   string // the Docker runtime of exec containers; "": the daemon's default
 	StateDir  string // the repositories' copies and build caches; "": $XDG_CACHE_HOME/llm-runtime/exec
+	// MaxChanges and MaxDepth bound a command's changeset: past them, none
+	// of it is applied.
+	MaxChanges int
+	MaxDepth   int
 }
 
 // Pool holds the settings of the container pooling guide.

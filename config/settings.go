@@ -61,7 +61,7 @@ var settings = []Setting{
 	},
 	{
 		Key: "sandbox_copy_max_size", Default: "2GiB",
-		Doc: "in copy mode, the most content the replica may hold: the repository's files that the rules let the sandbox see; over it, operations answer RESOURCE_LIMIT",
+		Doc: "the most content a copy of the repository may hold: in copy mode the replica (the repository's files that the rules let the sandbox see), and exec's copy (on disk: a sparse file counts what it holds); over it, operations answer RESOURCE_LIMIT",
 		set: func(c *Config, v string) error { return sizeIn(&c.SandboxCopyMaxSize, v, 1, 1<<40) },
 		get: func(c *Config) string { return FormatSize(c.SandboxCopyMaxSize) },
 	},
@@ -265,6 +265,18 @@ var settings = []Setting{
 			return nil
 		},
 		get: func(c *Config) string { return c.Exec.Runtime },
+	},
+	{
+		Key: "exec.max_changes", Default: "20000",
+		Doc: "the most files and directories one command may make, change or remove for its changes to be applied (exec.writable); past it none is, and the command answers RESOURCE_LIMIT with its output",
+		set: func(c *Config, v string) error { return intIn(&c.Exec.MaxChanges, v, 1, 1000000) },
+		get: func(c *Config) string { return strconv.Itoa(c.Exec.MaxChanges) },
+	},
+	{
+		Key: "exec.max_depth", Default: "64",
+		Doc: "the deepest path, in directories, a command may make for its changes to be applied (exec.writable); past it none is, and the command answers RESOURCE_LIMIT with its output",
+		set: func(c *Config, v string) error { return intIn(&c.Exec.MaxDepth, v, 1, 2048) },
+		get: func(c *Config) string { return strconv.Itoa(c.Exec.MaxDepth) },
 	},
 	{
 		Key: "exec.state_dir", Default: "",

@@ -43,6 +43,8 @@ var changed = map[string]string{
 	"exec.pids":                             "64",
 	"exec.tmp_size":                         "64MiB",
 	"exec.runtime":                          "runsc",
+	"exec.max_changes":                      "500",
+	"exec.max_depth":                        "12",
 	"exec.state_dir":                        "/tmp/a dir: with # signs",
 	"audit.enabled":                         "false",
 	"audit.dir":                             "~",

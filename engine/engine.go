@@ -295,7 +295,8 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 		opts.Exec = &container.ExecOptions{
 			Image: x.Image, Agent: bin, Writable: x.Writable, Whitelist: x.Whitelist, Shell: x.Shell,
 			Timeout: x.Timeout, MaxOutput: x.MaxOutput, Memory: x.Memory, PIDs: x.PIDs, TmpSize: x.TmpSize, StateDir: x.StateDir,
-			Runtime: x.Runtime,
+			Runtime:    x.Runtime,
+			MaxChanges: x.MaxChanges, MaxDepth: x.MaxDepth, CopyMaxSize: cfg.SandboxCopyMaxSize,
 		}
 		mode, shell := "changes discarded", "no shell"
 		if x.Writable {

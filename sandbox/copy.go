@@ -261,14 +261,18 @@ func entryAt(fd int, name, rel string, st *unix.Stat_t) (CopyEntry, error) {
 // reader of the replica sees the old file or the new one. It returns each
 // object made as it is now, change time included.
 func (w *Workspace) Unpack(remove []string, put []CopyEntry, body []byte) ([]CopyEntry, error) {
+	// Each path is reached from the directory it shares with the last:
+	// in the order of a push (sorted), its opens are in proportion to its
+	// size, whatever its depth.
+	c := newCursor(w.rootFD, w.rootID, enterCopy)
+	defer c.close()
 	for _, rel := range remove {
 		if err := checkCopyPath(rel); err != nil {
 			return nil, err
 		}
 		dir, name := splitRel(rel)
-		if fd, err := w.openReplicaDir(dir); err == nil {
-			removeAllAt(fd, name)
-			unix.Close(fd)
+		if d, err := c.at(dir); err == nil {
+			removeAllAt(d.fd, name)
 		}
 	}
 	made := make([]CopyEntry, 0, len(put))
@@ -283,7 +287,7 @@ func (w *Workspace) Unpack(remove []string, put []CopyEntry, body []byte) ([]Cop
 			}
 			content, body = body[:e.Size], body[e.Size:]
 		}
-		m, err := w.unpackOne(e, content)
+		m, err := unpackOne(c, e, content)
 		if err != nil {
 			return nil, Errorf(CodeSandboxError, "agent: unpacking %s: %v", e.Path, err)
 		}
@@ -292,6 +296,13 @@ func (w *Workspace) Unpack(remove []string, put []CopyEntry, body []byte) ([]Cop
 	if len(body) != 0 {
 		return nil, Errorf(CodeInternal, "agent: %d bytes of the push's body left over", len(body))
 	}
+	// The host tells what a command changed by change times: none it makes
+	// may equal those of what was just made (settle).
+	var newest int64
+	for _, m := range made {
+		newest = max(newest, m.Ctime)
+	}
+	settle(newest)
 	return made, nil
 }
 
@@ -303,30 +314,28 @@ func (w *Workspace) Unpack(remove []string, put []CopyEntry, body []byte) ([]Cop
 func (w *Workspace) Fetch(paths []string, max int64) ([]CopyEntry, []byte, error) {
 	var out []CopyEntry
 	var body []byte
+	c := newCursor(w.rootFD, w.rootID, enterCopy)
+	defer c.close()
 	for _, rel := range paths {
 		if err := checkCopyPath(rel); err != nil {
 			return nil, nil, err
 		}
 		dir, name := splitRel(rel)
-		dfd, err := w.openReplicaDir(dir)
+		d, err := c.at(dir)
 		if err != nil {
 			continue // gone
 		}
 		var st unix.Stat_t
-		if unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
-			unix.Close(dfd)
+		if unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
 			continue
 		}
 		if kind(st.Mode) != unix.S_IFREG {
-			e, err := entryAt(dfd, name, rel, &st)
-			unix.Close(dfd)
-			if err == nil {
+			if e, err := entryAt(d.fd, name, rel, &st); err == nil {
 				out = append(out, e)
 			}
 			continue
 		}
-		fd, err := openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
-		unix.Close(dfd)
+		fd, err := openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
 		if err != nil {
 			continue
 		}
@@ -395,9 +404,6 @@ func checkCopyPath(rel string) error {
 	return nil
 }
 
-// openReplicaDir opens the directory rel of the workspace as a replica.
-func (w *Workspace) openReplicaDir(rel string) (int, error) { return openDirBelow(w.rootFD, rel) }
-
 // openDirBelow opens the directory rel below the directory root, one
 // component at a time, never following a link on the way.
 func openDirBelow(root int, rel string) (int, error) {
@@ -416,21 +422,20 @@ func openDirBelow(root int, rel string) (int, error) {
 	return fd, nil
 }
 
-func (w *Workspace) unpackOne(e CopyEntry, content []byte) (CopyEntry, error) {
+func unpackOne(c *cursor, e CopyEntry, content []byte) (CopyEntry, error) {
 	dir, name := splitRel(e.Path)
-	dfd, err := w.openReplicaDir(dir)
+	d, err := c.at(dir)
 	if err != nil {
 		return e, err
 	}
-	defer unix.Close(dfd)
-	if err := makeAt(dfd, name, e, content); err != nil {
+	if err := makeAt(d.fd, name, e, content); err != nil {
 		return e, err
 	}
 	var st unix.Stat_t
-	if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return e, err
 	}
-	m, err := entryAt(dfd, name, e.Path, &st)
+	m, err := entryAt(d.fd, name, e.Path, &st)
 	m.Excluded = e.Excluded
 	return m, err
 }

@@ -1,9 +1,19 @@
 package sandbox
 
-// Unwatched makes every walk of x whole, as when inotify is unavailable.
+// Unwatched makes every Sync of x whole, as when inotify is unavailable.
 func Unwatched(x *Mirror) {
 	x.watch.mu.Lock()
-	x.watch.off(srcSide)
-	x.watch.off(dstSide)
+	x.watch.disable()
 	x.watch.mu.Unlock()
 }
+
+// SetMaxWatches bounds the watches of x at n.
+func SetMaxWatches(x *Mirror, n int) {
+	x.watch.mu.Lock()
+	x.watch.max = n
+	x.watch.mu.Unlock()
+}
+
+// NewPrefixes and Holds export prefixes.
+func NewPrefixes(paths []string) prefixes { return newPrefixes(paths) }
+func (p prefixes) Holds(rel string) bool  { return p.holds(rel) }

@@ -11,10 +11,16 @@ package sandbox
 // The copy is kept between commands and between runs: before each command
 // it is brought up to date by a walk of the repository that copies only
 // what changed since (by inode, size, modification and change time, as
-// git's index decides), and after each command a walk of the copy finds
-// what the command changed (the copy's own inode, size and times, recorded
-// when it was made). A run that ends without saving the record (a crash)
-// leaves a marker, and the next run starts the copy afresh.
+// git's index decides; inotify says which directories to look at), and
+// after each command a walk of the whole copy finds what the command
+// changed: every object whose inode, size or times differ from those
+// recorded when it was made. The change time cannot be set back by a
+// process, and no command starts before the clock of file times has
+// passed every one recorded (settle), so no change escapes, whichever name
+// it was made through (a hard link made and removed by the command raises
+// no event in the directory of the file it changed). A run that ends
+// without saving the record (a crash) leaves a marker, and the next run
+// starts the copy afresh.
 //
 // Both walks are on descriptors and never follow a symbolic link; the copy
 // is read as untrusted input (what a hostile command left there), never
@@ -26,7 +32,6 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -34,6 +39,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -69,13 +75,45 @@ func stampOf(st *unix.Stat_t) stamp {
 	return stamp{Ino: int64(st.Ino), Size: st.Size, Mode: st.Mode, Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}
 }
 
+// noteStamp keeps the latest change time of the copy's record.
+func (x *Mirror) noteStamp(e *entry) {
+	for {
+		old := x.newest.Load()
+		if e.Dst.Ctime <= old || x.newest.CompareAndSwap(old, e.Dst.Ctime) {
+			return
+		}
+	}
+}
+
+// settle waits until the clock that file times come from has passed t
+// (ns), so that whatever is changed from now on gets a change time other
+// than every one recorded until t: that clock advances a tick (1-10 ms) at
+// a time, and a file written twice within one tick could keep its size
+// and times. A command starts well after its copy was brought up to date,
+// so this rarely waits; it never waits more than a second (a clock set
+// back).
+func settle(t int64) {
+	deadline := time.Now().Add(time.Second)
+	for {
+		var ts unix.Timespec
+		if unix.ClockGettime(unix.CLOCK_REALTIME_COARSE, &ts) != nil || ts.Nano() > t || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // entry is one object of the copy: what it was copied from, and what the
 // copy was when made.
 type entry struct {
 	Src, Dst stamp
 	Link     string // a symbolic link's target
+	Disk     int64  // a file's copy: the bytes it holds on disk
 	gen      uint64 // the last walk that saw it
 }
+
+// diskOf is what a file holds on disk (its holes hold nothing).
+func diskOf(st *unix.Stat_t) int64 { return st.Blocks * 512 }
 
 func kind(mode uint32) uint32 { return mode & unix.S_IFMT }
 
@@ -86,7 +124,7 @@ type manifest struct {
 	Entries map[string]*entry
 }
 
-const manifestVersion = 1
+const manifestVersion = 2
 
 // Mirror is the copy of a repository for exec. It is not safe for
 // concurrent use: one command at a time.
@@ -103,14 +141,72 @@ type Mirror struct {
 	broken bool        // a Finish failed: the copy may not match the record
 	watch  *watcher
 	skip   map[FileID]bool
+	// linked holds the repository's files with more than one link: a
+	// process may write one through a name the watches do not see, so
+	// every Sync looks at them. Guarded by the walk's mu during a walk.
+	linked map[string]bool
+	// newest is the latest change time of the copy's record (ns): the
+	// next command starts once the clock of file times has passed it
+	// (settle).
+	newest atomic.Int64
 	// changes counts what Sync and Finish changed in the record (Changes).
 	changes atomic.Uint64
+	bounds  Bounds
 	// excluded holds, by directory, the names Sync left out by the rules,
 	// and whether each is a directory: copy mode's replica has an empty
 	// stand-in of each, so that its answers count them as the
 	// repository's do. Kept in memory only: the first Sync of a run walks
 	// every directory.
 	excluded map[string]map[string]bool
+}
+
+// Bounds bound one command's changeset: past them, none of it is applied
+// (Finish).
+type Bounds struct {
+	// MaxChanges is the most paths a changeset may hold: files and
+	// directories made, changed or removed (0: DefaultMaxChanges).
+	MaxChanges int
+	// MaxDepth is the most components of a path a command may make: a
+	// deeper one is applied as none (0: DefaultMaxDepth).
+	MaxDepth int
+	// MaxSize is the most the copy may hold on disk (0: no bound): a Sync
+	// that would copy more fails with RESOURCE_LIMIT.
+	MaxSize int64
+}
+
+// Defaults of Bounds (exec.max_changes, exec.max_depth).
+const (
+	DefaultMaxChanges = 20000
+	DefaultMaxDepth   = 64
+)
+
+// SetBounds sets the bounds of the changesets of later commands.
+func (x *Mirror) SetBounds(b Bounds) { x.bounds = b }
+
+// Bounds returns the bounds in force, defaults filled in.
+func (x *Mirror) Bounds() Bounds {
+	b := x.bounds
+	if b.MaxChanges <= 0 {
+		b.MaxChanges = DefaultMaxChanges
+	}
+	if b.MaxDepth <= 0 {
+		b.MaxDepth = DefaultMaxDepth
+	}
+	return b
+}
+
+// overError is a changeset past its bounds.
+type overError struct{ msg string }
+
+func (e *overError) Error() string { return e.msg }
+
+// over is the error of a changeset past its bounds: a path depth deep
+// (0: more changes than MaxChanges).
+func (w *walk) over(depth int) error {
+	if depth > 0 {
+		return &overError{fmt.Sprintf("the command made a path %d levels deep, more than exec.max_depth (%d)", depth, w.bounds.MaxDepth)}
+	}
+	return &overError{fmt.Sprintf("the command changed more than %d files and directories (exec.max_changes)", w.bounds.MaxChanges)}
 }
 
 // MirrorStats says what a Sync or a Finish cost.
@@ -135,7 +231,7 @@ func OpenMirror(w *Workspace, dir, root string, skip []FileID) (*Mirror, error) 
 		unix.Close(lock)
 		return nil, ErrMirrorBusy
 	}
-	x := &Mirror{ws: w, dir: dir, lockFD: lock, tree: -1, skip: map[FileID]bool{}, watch: newWatcher()}
+	x := &Mirror{ws: w, dir: dir, lockFD: lock, tree: -1, skip: map[FileID]bool{}, watch: newWatcher(), linked: map[string]bool{}}
 	for _, id := range skip {
 		x.skip[FileID{Dev: id.Dev, Ino: id.Ino}] = true
 	}
@@ -198,6 +294,15 @@ func RemoveAll(path string) error {
 // mirror.
 var ErrMirrorBusy = errors.New("the mirror is in use by another process")
 
+// Rest releases the inotify watches on the repository's directories, which
+// count against a limit the user's other programs share: its owner calls
+// it when no command has come for a while. The next Sync is whole, and
+// watches again.
+func (x *Mirror) Rest() { x.watch.close() }
+
+// Watches says how many of the repository's directories are watched.
+func (x *Mirror) Watches() int { return x.watch.watches() }
+
 // Tree is the directory that holds the copy: what exec containers mount.
 func (x *Mirror) Tree() string { return filepath.Join(x.dir, "tree") }
 
@@ -252,21 +357,30 @@ func (x *Mirror) save() error {
 func (x *Mirror) Sync() (MirrorStats, error) {
 	var s MirrorStats
 	x.intr.Store(false)
-	w := x.newWalk(srcSide)
-	w.interruptible = true
+	for rel := range x.linked {
+		x.watch.touch(parentOf(rel)) // a file with other names: looked at again
+	}
+	w := x.newWalk(x.watch.take())
+	w.interruptible, w.linked, w.bounds = true, len(x.linked) > 0, x.Bounds()
+	if w.bounds.MaxSize > 0 {
+		var held int64
+		for _, e := range x.m.Entries {
+			held += e.Disk
+		}
+		w.disk.Store(held)
+	}
 	if w.goes("") {
 		w.do(func() error { return x.syncDir(w, x.ws.rootFD, x.tree, "", nil, &s, false) }, -1, -1)
 	}
 	if err := w.wait(); err != nil {
-		x.watch.wholeAgain(srcSide)
+		x.watch.wholeAgain()
 		return s, err
 	}
 	for _, rel := range w.gone() {
 		x.drop(rel)
 		s.Removed++
 	}
-	// What Sync wrote to the copy is not the command's.
-	x.watch.discard(dstSide)
+	settle(x.newest.Load())
 	return s, nil
 }
 
@@ -281,14 +395,25 @@ type walk struct {
 	sem    chan struct{}
 	// interruptible: Interrupt stops it (a Sync).
 	interruptible bool
-	wg            sync.WaitGroup
-	mu            sync.Mutex // guards x.m.Entries and err during the walk
-	err           error
+	// linked: the repository had files of more than one link.
+	linked bool
+	// replaced: recorded directories found to be something else now (under mu).
+	replaced []string
+	// descend: a look at the copy goes into the directories the command
+	// made, counting what it finds against bounds.
+	descend bool
+	bounds  Bounds
+	counted atomic.Int64
+	disk    atomic.Int64 // a Sync: what the copy holds on disk, as far as it knows
+	stopped atomic.Bool  // err is set
+	wg      sync.WaitGroup
+	mu      sync.Mutex // guards x.m.Entries and err during the walk
+	err     error
 }
 
-func (x *Mirror) newWalk(s side) *walk {
+func (x *Mirror) newWalk(p plan) *walk {
 	x.gen++
-	return &walk{x: x, gen: x.gen, sem: make(chan struct{}, runtime.GOMAXPROCS(0)), plan: x.watch.take(s), listed: map[string]bool{}}
+	return &walk{x: x, gen: x.gen, sem: make(chan struct{}, runtime.GOMAXPROCS(0)), plan: p, listed: map[string]bool{}}
 }
 
 // whole says whether the walk lists the directory rel, whose parent it
@@ -308,20 +433,21 @@ func (w *walk) list(rel string) {
 	w.mu.Unlock()
 }
 
-// gone returns the recorded paths the walk found missing: not seen in a
-// directory it listed, or under one of those, deepest first.
+// gone returns the recorded paths the walk found missing, deepest first:
+// not seen in a directory it listed, or under one of those, or under a
+// directory it found replaced (by a file: what it held was not listed,
+// and is gone all the same).
 func (w *walk) gone() []string {
 	var gone []string
-	set := map[string]bool{}
 	for rel, e := range w.x.m.Entries {
 		if e.gen != w.gen && (w.plan.full || w.listed[parentOf(rel)]) {
 			gone = append(gone, rel)
-			set[rel] = true
 		}
 	}
-	if len(set) > 0 && !w.plan.full {
+	if len(gone)+len(w.replaced) > 0 && !w.plan.full {
+		under := newPrefixes(append(w.replaced, gone...))
 		for rel, e := range w.x.m.Entries {
-			if e.gen != w.gen && !set[rel] && underAny(parentOf(rel), set) {
+			if e.gen != w.gen && !w.listed[parentOf(rel)] && under.holds(parentOf(rel)) {
 				gone = append(gone, rel)
 			}
 		}
@@ -363,6 +489,7 @@ func (w *walk) fail(err error) {
 		w.err = err
 	}
 	w.mu.Unlock()
+	w.stopped.Store(true)
 }
 
 var errStopped = errors.New("stopped: the mirror is closing")
@@ -423,6 +550,7 @@ func (w *walk) setExcluded(rel string, names map[string]bool) {
 func (w *walk) set(rel string, e *entry) {
 	e.gen = w.gen
 	w.x.changes.Add(1)
+	w.x.noteStamp(e)
 	w.mu.Lock()
 	w.x.m.Entries[rel] = e
 	w.mu.Unlock()
@@ -433,15 +561,14 @@ func (w *walk) failed() bool {
 		w.fail(errStopped)
 		return true
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err != nil
+	return w.stopped.Load()
 }
 
 // drop removes rel from the copy and from the record.
 func (x *Mirror) drop(rel string) {
 	x.changes.Add(1)
 	delete(x.m.Entries, rel)
+	delete(x.linked, rel)
 	dir, name := splitRel(rel)
 	fd, err := x.openTreeDir(dir)
 	if err != nil {
@@ -494,8 +621,7 @@ func (x *Mirror) syncDir(w *walk, src, dst int, rel string, names []string, s *M
 		return nil
 	}
 	w.list(rel)
-	x.watch.add(srcSide, src, rel)
-	x.watch.add(dstSide, dst, rel)
+	x.watch.add(src, rel)
 	all, err := readNames(src)
 	if err != nil {
 		return err
@@ -518,10 +644,18 @@ func (x *Mirror) syncDir(w *walk, src, dst int, rel string, names []string, s *M
 	w.setExcluded(rel, excluded)
 	es := w.lookup(rel, list)
 	var walked, copied int
+	links := map[string]bool{} // files with more than one link (and, when there were some, files with one)
 	defer func() {
 		w.mu.Lock()
 		s.Walked += walked
 		s.Copied += copied
+		for r, many := range links {
+			if many {
+				x.linked[r] = true
+			} else {
+				delete(x.linked, r)
+			}
+		}
 		w.mu.Unlock()
 	}()
 	for i, name := range list {
@@ -532,6 +666,11 @@ func (x *Mirror) syncDir(w *walk, src, dst int, rel string, names []string, s *M
 		}
 		walked++
 		e := es[i]
+		if e != nil && kind(e.Src.Mode) == unix.S_IFDIR && kind(st.Mode) != unix.S_IFDIR {
+			w.mu.Lock()
+			w.replaced = append(w.replaced, r)
+			w.mu.Unlock()
+		}
 		switch kind(st.Mode) {
 		case unix.S_IFDIR:
 			if x.skip[idOf(&st)] {
@@ -554,8 +693,20 @@ func (x *Mirror) syncDir(w *walk, src, dst int, rel string, names []string, s *M
 			sub := append(names[:len(names):len(names)], name)
 			w.do(func() error { return x.syncDir(w, sfd, dfd, r, sub, s, isNew) }, sfd, dfd)
 		case unix.S_IFREG:
+			if st.Nlink > 1 || w.linked {
+				links[r] = st.Nlink > 1
+			}
 			if e != nil && e.Src == stampOf(&st) {
 				continue
+			}
+			if limit := w.bounds.MaxSize; limit > 0 {
+				old := int64(0)
+				if e != nil {
+					old = e.Disk
+				}
+				if held := w.disk.Add(diskOf(&st) - old); held > limit {
+					return Errorf(CodeResourceLimit, "exec's copy of the repository would hold more than %s on disk (sandbox_copy_max_size), with %s", FormatSize(limit), r)
+				}
 			}
 			ne, err := copyFile(src, dst, name, &st)
 			if err != nil {
@@ -655,45 +806,88 @@ func copyFile(src, dst int, name string, st *unix.Stat_t) (*entry, error) {
 	if err := unix.Fstatat(dst, name, &dt, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return nil, err
 	}
-	return &entry{Src: stampOf(&ist), Dst: stampOf(&dt)}, nil
+	return &entry{Src: stampOf(&ist), Dst: stampOf(&dt), Disk: diskOf(&dt)}, nil
 }
 
-// copyData copies size bytes, or until EOF, from in to out, in the kernel
-// where it can.
+// copyData copies the first size bytes of in to out, at the same offsets,
+// in the kernel where it can, and makes out size bytes long. Only what in
+// holds is copied: its holes (SEEK_DATA, SEEK_HOLE) stay holes, so a
+// sparse file costs its copy what it costs the original on disk.
 func copyData(out, in int, size int64) error {
-	for size > 0 {
-		n, err := unix.CopyFileRange(in, nil, out, nil, int(min(size, 1<<30)), 0)
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(in, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // holes to the end
+		}
+		end := size
+		if err != nil {
+			data = off // a file system that cannot tell: all of it
+		} else if hole, err := unix.Seek(in, data, unix.SEEK_HOLE); err == nil {
+			end = min(hole, size)
+		}
+		if data >= end {
+			break
+		}
+		if err := copyRange(out, in, data, end-data); err != nil {
+			return err
+		}
+		off = end
+	}
+	return unix.Ftruncate(out, size)
+}
+
+// copyRange copies n bytes of in at off to out at off.
+func copyRange(out, in int, off, n int64) error {
+	roff, woff := off, off
+	for n > 0 {
+		c, err := unix.CopyFileRange(in, &roff, out, &woff, int(min(n, 1<<30)), 0)
+		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
+			continue
+		}
 		if err != nil {
 			if errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP) {
-				break
-			}
-			if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
-				continue
+				break // read and write it ourselves
 			}
 			return err
 		}
-		if n == 0 {
+		if c == 0 {
+			return nil // in is shorter than it was
+		}
+		n -= int64(c)
+	}
+	buf := make([]byte, min(n, 1<<20))
+	for n > 0 {
+		c, err := unix.Pread(in, buf[:min(n, int64(len(buf)))], roff)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if c == 0 {
 			return nil
 		}
-		size -= int64(n)
+		if err := writeAt(out, buf[:c], woff); err != nil {
+			return err
+		}
+		roff, woff, n = roff+int64(c), woff+int64(c), n-int64(c)
 	}
-	if size <= 0 {
-		return nil
+	return nil
+}
+
+// writeAt writes all of buf to fd at off.
+func writeAt(fd int, buf []byte, off int64) error {
+	for len(buf) > 0 {
+		n, err := unix.Pwrite(fd, buf, off)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		buf, off = buf[n:], off+int64(n)
 	}
-	din, err := dupFD(in)
-	if err != nil {
-		return err
-	}
-	fin := os.NewFile(uintptr(din), "in")
-	defer fin.Close()
-	dout, err := dupFD(out)
-	if err != nil {
-		return err
-	}
-	fout := os.NewFile(uintptr(dout), "out")
-	defer fout.Close()
-	_, err = io.Copy(struct{ io.Writer }{fout}, fin)
-	return err
+	return nil
 }
 
 // readNames lists the directory fd (any descriptor of it), sorted.

@@ -23,100 +23,6 @@ type item struct {
 	why  string      // refused as found
 }
 
-// Finish finds what the command changed in the copy and, when apply is
-// set, applies each change to the repository under the rules of <write>;
-// a change that breaks a rule is refused, with the reason. What is not
-// applied (refused, or every change when apply is not set) is taken out
-// of the copy, so that the next Sync puts the repository's version back.
-// The changes come sorted by path.
-func (x *Mirror) Finish(apply bool) ([]Change, error) {
-	items, err := x.diff()
-	if err != nil {
-		return nil, err
-	}
-	var changes []Change
-	var undo []string
-	refuse := func(rel, action string, err error) {
-		c := Change{Path: rel, Action: action}
-		if err != nil {
-			c.Reason = reason(err)
-		}
-		changes = append(changes, c)
-		undo = append(undo, rel)
-	}
-	// Deletions first, deepest first, so that a directory is empty when
-	// its turn comes and a file replaced by a directory is gone.
-	for i := len(items) - 1; i >= 0; i-- {
-		it := &items[i]
-		if !it.gone {
-			continue
-		}
-		if !apply {
-			refuse(it.rel, ChangeDiscarded, nil)
-			continue
-		}
-		if inGit(it.rel) {
-			refuse(it.rel, ChangeRefused, errors.New(gitRefusal))
-			continue
-		}
-		if err := x.ws.remove(it.rel, it.e.Src); err != nil {
-			refuse(it.rel, ChangeRefused, err)
-			continue
-		}
-		x.changes.Add(1)
-		delete(x.m.Entries, it.rel)
-		changes = append(changes, Change{Path: it.rel, Action: ChangeDeleted})
-	}
-	for i := range items {
-		it := &items[i]
-		if it.gone {
-			continue
-		}
-		if !apply {
-			refuse(it.rel, ChangeDiscarded, nil)
-			continue
-		}
-		if it.why != "" {
-			refuse(it.rel, ChangeRefused, errors.New(it.why))
-			continue
-		}
-		if it.e != nil && kind(it.e.Src.Mode) != kind(it.st.Mode) {
-			// Replaced by another kind of object: the old one goes first.
-			if err := x.ws.remove(it.rel, it.e.Src); err != nil {
-				refuse(it.rel, ChangeRefused, err)
-				continue
-			}
-			x.changes.Add(1)
-			delete(x.m.Entries, it.rel)
-			changes = append(changes, Change{Path: it.rel, Action: ChangeDeleted})
-			it.e = nil
-		}
-		if c, ok := x.apply(it); ok {
-			if c.Action != "" {
-				changes = append(changes, c)
-			}
-		} else {
-			refuse(it.rel, ChangeRefused, errors.New(c.Reason))
-		}
-	}
-	x.undo(undo)
-	x.markHostTools(changes)
-	sort.SliceStable(changes, func(i, j int) bool { return changes[i].Path < changes[j].Path })
-	return changes, nil
-}
-
-// markHostTools marks the applied changes to files of
-// Limits.HostToolFiles (those the rules let land: in deny mode they are
-// refused).
-func (x *Mirror) markHostTools(changes []Change) {
-	for i := range changes {
-		switch changes[i].Action {
-		case ChangeCreated, ChangeUpdated, ChangeDeleted:
-			changes[i].HostTool = x.ws.HostTool(strings.TrimSuffix(changes[i].Path, "/"))
-		}
-	}
-}
-
 // inGit says whether a component of rel is .git.
 func inGit(rel string) bool {
 	for _, c := range strings.Split(rel, "/") {
@@ -127,32 +33,65 @@ func inGit(rel string) bool {
 	return false
 }
 
-// diff finds what changed in the copy since the last look, sorted by path.
-func (x *Mirror) diff() ([]item, error) {
+// diff finds what changed in the copy since the last look, sorted so that
+// a directory comes right before what it holds. With descend it goes into
+// the directories the command made (to apply what they hold), under the
+// bounds of a changeset (an *overError past them); without, it does not
+// (what they hold goes with them). Either way it stops past MaxChanges
+// differences.
+func (x *Mirror) diff(descend bool) ([]item, error) {
 	var items []item
 	os.Chmod(x.Tree(), 0o755) // the command owns it, and may have locked it
-	w := x.newWalk(dstSide)
-	if w.goes("") {
-		w.do(func() error { return x.diffDir(w, x.tree, "", nil, "", &items, false) }, -1, -1)
-	}
+	w := x.newWalk(whole())
+	w.descend, w.bounds = descend, x.Bounds()
+	w.do(func() error { return x.diffDir(w, x.tree, "", nil, "", &items, false) }, -1, -1)
 	if err := w.wait(); err != nil {
-		x.broken = true // the next run starts the copy afresh
+		var over *overError
+		if !errors.As(err, &over) {
+			x.broken = true // the next run starts the copy afresh
+		}
 		return nil, err
 	}
 	for _, rel := range w.gone() {
+		if len(items) >= w.bounds.MaxChanges {
+			return nil, w.over(0)
+		}
 		items = append(items, item{rel: rel, e: x.m.Entries[rel], gone: true})
 	}
-	sort.Slice(items, func(i, j int) bool { return items[i].rel < items[j].rel })
+	// By path, component by component ("a/b" before "a-b"), so that a
+	// directory comes right before what it holds.
+	keys := make([]string, len(items))
+	for i, it := range items {
+		keys[i] = strings.ReplaceAll(it.rel, "/", "\x00")
+	}
+	sort.Sort(byKey{items, keys})
 	return items, nil
+}
+
+// byKey sorts items by their keys.
+type byKey struct {
+	items []item
+	keys  []string
+}
+
+func (b byKey) Len() int           { return len(b.items) }
+func (b byKey) Less(i, j int) bool { return b.keys[i] < b.keys[j] }
+func (b byKey) Swap(i, j int) {
+	b.items[i], b.items[j] = b.items[j], b.items[i]
+	b.keys[i], b.keys[j] = b.keys[j], b.keys[i]
 }
 
 // Check takes out of the copy whatever differs from the record (nothing a
 // command changed is ever applied but by Finish), so that the next Sync
 // copies the repository's version; it returns how many paths differed.
-// The first Check of a run walks the whole copy: a run opens it with
-// Check, then Sync.
+// A run opens the copy with Check, then Sync.
 func (x *Mirror) Check() (int, error) {
-	items, err := x.diff()
+	items, err := x.diff(false)
+	var over *overError
+	if errors.As(err, &over) {
+		x.reset()
+		return x.Bounds().MaxChanges, nil
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -164,6 +103,19 @@ func (x *Mirror) Check() (int, error) {
 	return len(items), nil
 }
 
+// reset empties the copy and its record: the next Sync copies the
+// repository afresh.
+func (x *Mirror) reset() {
+	names, _ := readNames(x.tree)
+	for _, n := range names {
+		removeAllAt(x.tree, n)
+	}
+	x.m.Entries = map[string]*entry{}
+	x.linked = map[string]bool{}
+	x.changes.Add(1)
+	x.watch.wholeAgain()
+}
+
 // reason is the message of a refusal.
 func reason(err error) string {
 	var se *Error
@@ -173,64 +125,11 @@ func reason(err error) string {
 	return err.Error()
 }
 
-// apply applies one creation or update. It returns the change, with no
-// action when there was nothing to do, and false when it was refused.
-func (x *Mirror) apply(it *item) (Change, bool) {
-	switch kind(it.st.Mode) {
-	case unix.S_IFDIR:
-		if it.e != nil {
-			return Change{}, true // a directory's mode and times are not applied
-		}
-		st, err := x.ws.makeDir(it.rel)
-		if err != nil {
-			return Change{Reason: reason(err)}, false
-		}
-		x.changes.Add(1)
-		x.m.Entries[it.rel] = &entry{Src: stampOf(&st), Dst: stampOf(&it.st)}
-		return Change{Path: it.rel + "/", Action: ChangeCreated}, true
-	case unix.S_IFREG:
-		dir, name := splitRel(it.rel)
-		dfd, err := x.openTreeDir(dir)
-		if err != nil {
-			return Change{Reason: reason(err)}, false
-		}
-		fd, err := openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
-		unix.Close(dfd)
-		if err != nil {
-			return Change{Reason: reason(err)}, false
-		}
-		f := os.NewFile(uintptr(fd), name)
-		defer f.Close()
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil || st.Ino != it.st.Ino || kind(st.Mode) != unix.S_IFREG {
-			return Change{Reason: "it changed while its change was applied"}, false
-		}
-		// Permissions as git keeps them: executable or not. A mode the
-		// command did not change stays the repository's.
-		perm := uint32(0o644)
-		if st.Mode&0o111 != 0 {
-			perm = 0o755
-		}
-		keep := it.e != nil && st.Mode&0o7777 == it.e.Dst.Mode&0o7777
-		var want *stamp
-		if it.e != nil {
-			want = &it.e.Src
-		}
-		same, rst, err := x.ws.putFile(it.rel, f, st.Size, perm, keep, want)
-		if err != nil {
-			return Change{Reason: reason(err)}, false
-		}
-		x.changes.Add(1)
-		x.m.Entries[it.rel] = &entry{Src: stampOf(&rst), Dst: stampOf(&st)}
-		switch {
-		case same:
-			return Change{}, true
-		case it.e == nil:
-			return Change{Path: it.rel, Action: ChangeCreated}, true
-		}
-		return Change{Path: it.rel, Action: ChangeUpdated}, true
-	}
-	return Change{Reason: "unreachable"}, false
+// setEntry records rel outside a walk.
+func (x *Mirror) setEntry(rel string, e *entry) {
+	x.changes.Add(1)
+	x.noteStamp(e)
+	x.m.Entries[rel] = e
 }
 
 // undo takes the paths out of the copy and the record (with everything
@@ -239,13 +138,9 @@ func (x *Mirror) undo(paths []string) {
 	if len(paths) == 0 {
 		return
 	}
-	set := make(map[string]bool, len(paths))
-	for _, p := range paths {
-		set[p] = true
-	}
-	under := func(rel string) bool { return underAny(rel, set) }
+	under := newPrefixes(paths)
 	for rel := range x.m.Entries {
-		if under(rel) {
+		if under.holds(rel) {
 			x.changes.Add(1)
 			delete(x.m.Entries, rel)
 		}
@@ -253,13 +148,10 @@ func (x *Mirror) undo(paths []string) {
 	// The repository's version comes back with the next Sync, which lists
 	// these directories again.
 	for _, p := range paths {
-		x.watch.touch(srcSide, parentOf(p))
+		x.watch.touch(parentOf(p))
 	}
-	sort.Strings(paths)
-	for i, p := range paths {
-		if i > 0 && under(parentOf(p)) {
-			continue // went with its directory
-		}
+	for _, k := range under {
+		p := strings.ReplaceAll(k, "\x00", "/") // the topmost: the rest goes with them
 		dir, name := splitRel(p)
 		if fd, err := x.openTreeDir(dir); err == nil {
 			removeAllAt(fd, name)
@@ -300,19 +192,34 @@ func (x *Mirror) diffDir(w *walk, fd int, rel string, names []string, refusal st
 		return nil
 	}
 	w.list(rel)
-	x.watch.add(dstSide, fd, rel)
 	list, err := readNames(fd)
 	if err != nil {
 		return err
 	}
 	es := w.lookup(rel, list)
 	var found []item
+	depth := len(names) + 1
+	add := func(it item) bool {
+		switch {
+		case w.counted.Add(1) > int64(w.bounds.MaxChanges):
+			w.fail(w.over(0))
+			return false
+		case w.descend && it.e == nil && depth > w.bounds.MaxDepth:
+			w.fail(w.over(depth))
+			return false
+		}
+		found = append(found, it)
+		return true
+	}
 	defer func() {
 		w.mu.Lock()
 		*out = append(*out, found...)
 		w.mu.Unlock()
 	}()
 	for i, name := range list {
+		if w.failed() {
+			return nil
+		}
 		r := join(rel, name)
 		var st unix.Stat_t
 		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -322,38 +229,47 @@ func (x *Mirror) diffDir(w *walk, fd int, rel string, names []string, refusal st
 		// What the command made unreadable to its owner is made readable
 		// again, to be looked at (its mode is not applied).
 		if k := kind(st.Mode); (k == unix.S_IFDIR && st.Mode&0o700 != 0o700) || (k == unix.S_IFREG && st.Mode&0o400 == 0) {
-			add := uint32(0o400)
+			bits := uint32(0o400)
 			if k == unix.S_IFDIR {
-				add = 0o700
+				bits = 0o700
 			}
-			if chmodEntry(fd, name, st.Mode&0o7777|add) == nil {
+			if chmodEntry(fd, name, st.Mode&0o7777|bits) == nil {
 				unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 			}
 		}
 		if pat, ok := x.ws.excl.matchLast(names, name); ok {
 			// Never copied: whatever is there is the command's.
-			found = append(found, item{rel: r, st: st, why: fmt.Sprintf("%s is excluded (security.excluded_paths: %q)", r, pat)})
+			if !add(item{rel: r, st: st, why: fmt.Sprintf("%s is excluded (security.excluded_paths: %q)", r, pat)}) {
+				return nil
+			}
 			continue
 		}
 		why, under := refusal, refusal
 		if strings.EqualFold(name, ".git") {
 			why, under = gitRefusal, gitRefusal
 			if e == nil {
-				found = append(found, item{rel: r, st: st, why: why})
+				if !add(item{rel: r, st: st, why: why}) {
+					return nil
+				}
 				continue
 			}
 		}
 		if s := special(&st); s != "" {
-			found = append(found, item{rel: r, st: st, e: e, why: s})
+			if !add(item{rel: r, st: st, e: e, why: s}) {
+				return nil
+			}
 			continue
 		}
 		switch kind(st.Mode) {
 		case unix.S_IFDIR:
 			isNew := e == nil || kind(e.Src.Mode) != unix.S_IFDIR
 			if isNew {
-				found = append(found, item{rel: r, st: st, e: e, why: why})
-			} else if !w.goes(r) {
-				continue // no event under it
+				if !add(item{rel: r, st: st, e: e, why: why}) {
+					return nil
+				}
+				if !w.descend {
+					continue // what it holds goes with it
+				}
 			}
 			sub, err := openat(fd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW)
 			if err != nil {
@@ -363,14 +279,18 @@ func (x *Mirror) diffDir(w *walk, fd int, rel string, names []string, refusal st
 			w.do(func() error { return x.diffDir(w, sub, r, subNames, under, out, isNew) }, sub, -1)
 		case unix.S_IFREG:
 			if e == nil || kind(e.Src.Mode) != unix.S_IFREG || e.Dst != stampOf(&st) {
-				found = append(found, item{rel: r, st: st, e: e, why: why})
+				if !add(item{rel: r, st: st, e: e, why: why}) {
+					return nil
+				}
 			}
 		case unix.S_IFLNK:
 			link, err := readlinkAt(fd, name)
 			if err == nil && e != nil && kind(e.Src.Mode) == unix.S_IFLNK && e.Link == link {
 				continue
 			}
-			found = append(found, item{rel: r, st: st, e: e, why: "a symbolic link (to " + printableLink(link) + "); a write cannot make one"})
+			if !add(item{rel: r, st: st, e: e, why: "a symbolic link (to " + printableLink(link) + "); a write cannot make one"}) {
+				return nil
+			}
 		}
 	}
 	return nil

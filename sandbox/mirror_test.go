@@ -158,14 +158,14 @@ func TestMirrorAppliesWhatAWriteCouldAndRefusesTheRest(t *testing.T) {
 			sf.Close()
 		}
 
-		cs, err := f.m.Finish(true)
+		cs, err := f.m.Finish(t.Context(), true)
 		if err != nil {
 			t.Fatal(err)
 		}
 		got := changesOf(cs)
 		for _, want := range []string{
 			"updated main.go\n", "created gen/\n", "created gen/one.go\n", "created gen/two.go\n",
-			"deleted old.go\n", "deleted dir/a.go\n", "deleted dir\n", "created tool.sh\n", "created hard.go\n",
+			"deleted old.go\n", "deleted dir/a.go\n", "deleted dir/\n", "created tool.sh\n", "created hard.go\n",
 			"refused rootme: has the setuid bit", "refused grp: has the setgid bit",
 			"refused .git: .git is excluded", "refused sub/.git: sub/.git is excluded", "refused .env: .env is excluded",
 			"refused llm-runtime.config.yaml: ", "refused deep/llm-runtime.config.yaml: ",
@@ -208,7 +208,7 @@ func TestMirrorAppliesWhatAWriteCouldAndRefusesTheRest(t *testing.T) {
 				t.Errorf("%s is still in the copy", p)
 			}
 		}
-		if cs, _ := f.m.Finish(true); len(cs) != 0 {
+		if cs, _ := f.m.Finish(t.Context(), true); len(cs) != 0 {
 			t.Errorf("a second finish with nothing done: %s", changesOf(cs))
 		}
 	})
@@ -220,7 +220,7 @@ func TestMirrorDiscardsAReadOnlyCommandsWrites(t *testing.T) {
 		write(t, filepath.Join(f.tree, "a.go"), "changed\n")
 		write(t, filepath.Join(f.tree, "c.out"), "coverage\n")
 		os.Remove(filepath.Join(f.tree, "b.go"))
-		cs, err := f.m.Finish(false)
+		cs, err := f.m.Finish(t.Context(), false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -252,7 +252,7 @@ func TestMirrorDoesNotOverwriteWhatChangedInTheRepositoryMeanwhile(t *testing.T)
 		write(t, filepath.Join(f.root, "a.go"), "user!\n")
 		write(t, filepath.Join(f.root, "b.go"), "user!\n")
 		write(t, filepath.Join(f.root, "c.go"), "user!\n")
-		cs, _ := f.m.Finish(true)
+		cs, _ := f.m.Finish(t.Context(), true)
 		got := changesOf(cs)
 		for _, p := range []string{"a.go", "b.go", "c.go"} {
 			if b, _ := os.ReadFile(filepath.Join(f.root, p)); string(b) != "user!\n" {
@@ -296,7 +296,7 @@ func TestMirrorLooksAtWhatTheCommandLockedAway(t *testing.T) {
 		write(t, filepath.Join(f.tree, "locked/x.go"), "x\n")
 		os.Chmod(filepath.Join(f.tree, "locked/x.go"), 0)
 		os.Chmod(filepath.Join(f.tree, "locked"), 0)
-		cs, err := f.m.Finish(true)
+		cs, err := f.m.Finish(t.Context(), true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -343,7 +343,7 @@ func BenchmarkMirror10k(b *testing.B) {
 			os.WriteFile(filepath.Join(m.Tree(), fmt.Sprintf("pkg%03d/sub/f%02d.go", i, n%20)), []byte(fmt.Sprint(n)), 0o644)
 		}
 		start = time.Now()
-		cs, err := m.Finish(true)
+		cs, err := m.Finish(b.Context(), true)
 		finishing += time.Since(start)
 		if err != nil || len(cs) != 3 {
 			b.Fatalf("%v %v", cs, err)
@@ -429,7 +429,7 @@ func TestMirrorFollowsEveryKindOfChange(t *testing.T) {
 			"a/b/c.go": "c\n", "a/b/d.go": "d\n", "keep/k.go": "k\n", "mv/m.go": "m\n", "rm/r/x.go": "x\n", "t.go": "truncate me\n", "map.go": "0123456789\n",
 		})
 		change(f2.tree)
-		cs, err := f2.m.Finish(true)
+		cs, err := f2.m.Finish(t.Context(), true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -479,7 +479,7 @@ func TestMirrorNeverChangesGitEvenWhenItIsNotExcluded(t *testing.T) {
 	write(t, tr("sub/.git/config"), "[core]\n\tpager = x\n")
 	write(t, tr("new/.GIT/config"), "x\n")
 	write(t, tr("a.go"), "changed\n")
-	cs, err := m.Finish(true)
+	cs, err := m.Finish(t.Context(), true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,32 +1,31 @@
 package sandbox
 
-// What changed since the last walk, from inotify: a walk of a repository
-// of 10,000 files costs ~35 ms of system calls here, twice per command
-// (the repository before it, the copy after it), while a command changes a
-// handful of directories. Both trees are watched, every directory of them,
-// and a walk lists again only the directories with events since the last
-// one (and goes down to them through their parents); a new directory is
-// walked whole.
+// What changed in the repository since the last Sync, from inotify: a
+// walk of a repository of 10,000 files costs ~35 ms of system calls here,
+// while between two commands a handful of directories change. Every
+// directory of the repository is watched, and a Sync lists again only the
+// directories with events since the last one (and goes down to them
+// through their parents); a new directory is walked whole.
 //
-// A walk is whole again whenever the events cannot be trusted to say
+// A Sync is whole again whenever the events cannot be trusted to say
 // everything: the queue overflowed, a directory was renamed or moved (the
 // paths of what is under it changed), a watch could not be added (the
 // user's inotify limit), or an event names a watch we do not know. The
-// first walk of each side in a run is whole.
+// first Sync of a run is whole.
 //
-// Only the copy is written by hostile code. Every way a process changes a
-// file raises an event in the directory that holds it (write, truncate,
-// chmod, link, unlink, rename, mkdir, mknod...), but for writes through a
-// shared memory mapping, which raise none; their file raises
-// IN_CLOSE_WRITE when the last reference to the open file goes, at the
-// latest when its process dies, and the agent has reaped every process of
-// the container before the copy is looked at. What might still slip by
-// (an open file kept alive in flight on a socket) stays in the copy and
-// never reaches the repository unseen: it is found, and put to the rules,
-// by the whole walk of the copy at the start of the next run.
+// The copy is never judged by events: a process that writes a file
+// through a second name (a hard link, made and removed by the command)
+// raises events in the directory of that name only, so what a command
+// changed is found by a whole walk of the copy, on stamps a process cannot
+// set back (the change time; see Mirror.Finish). In the repository, which
+// hostile code does not write, a file with more than one link is looked
+// at by every Sync all the same, since something outside the repository
+// may write it through its other name.
 
 import (
 	"errors"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,79 +34,97 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-type side int
-
-const (
-	srcSide side = iota // the repository
-	dstSide             // the copy
-)
-
 const watchMask = unix.IN_MODIFY | unix.IN_ATTRIB | unix.IN_CLOSE_WRITE | unix.IN_CREATE | unix.IN_DELETE |
 	unix.IN_MOVED_FROM | unix.IN_MOVED_TO | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR
 
-// watcher holds the inotify watches of both trees and what their events
-// said since each side's last walk. Each side has an inotify instance of
-// its own: the copy's events (the first copy writes ~6 per file) can
-// overflow its queue without costing the repository's its own.
+// watcher holds the inotify watches of the repository's directories and
+// what their events said since the last Sync.
 type watcher struct {
 	mu    sync.Mutex
-	fd    [2]int // -1: off, every walk of that side is whole
-	wds   [2]map[int32]string
-	full  [2]bool
-	dirty [2]map[string]bool
+	fd    int  // -1: none now, every Sync is whole
+	off   bool // for good: inotify is unavailable, or the watches are over their bound
+	max   int  // the most watches held (maxWatches)
+	wds   map[int32]string
+	full  bool
+	dirty map[string]bool
 }
 
 func newWatcher() *watcher {
-	w := &watcher{fd: [2]int{-1, -1}, full: [2]bool{true, true}}
-	for s := range w.fd {
-		w.wds[s], w.dirty[s] = map[int32]string{}, map[string]bool{}
-		if fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC); err == nil {
-			w.fd[s] = fd
-		}
-	}
-	return w
+	return &watcher{fd: -1, full: true, max: maxWatches(), wds: map[int32]string{}, dirty: map[string]bool{}}
 }
 
+// maxWatches is the most watches one mirror holds: an eighth of the user's
+// inotify limit (fs.inotify.max_user_watches, shared by every program of
+// the user: editors, file watchers, other runs), between 1,024 and 65,536.
+// A repository with more directories is walked whole by every Sync.
+func maxWatches() int {
+	n := 8192
+	if b, err := os.ReadFile("/proc/sys/fs/inotify/max_user_watches"); err == nil {
+		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			n = v
+		}
+	}
+	return min(max(n/8, 1024), 65536)
+}
+
+// close releases the watches: the next Sync is whole, and watches again.
 func (w *watcher) close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.off(srcSide)
-	w.off(dstSide)
+	w.release()
 }
 
-// off turns watching side s off for good: every walk of it is whole from
-// now on.
-func (w *watcher) off(s side) {
-	if w.fd[s] >= 0 {
-		unix.Close(w.fd[s])
-		w.fd[s] = -1
+// release closes the inotify instance, which releases every watch, and
+// makes the next walk whole.
+func (w *watcher) release() {
+	if w.fd >= 0 {
+		unix.Close(w.fd)
+		w.fd = -1
 	}
+	w.wds, w.dirty, w.full = map[int32]string{}, map[string]bool{}, true
 }
 
-// add watches the directory fd (any descriptor of it), which is rel on
-// side s. Adding a watch to a directory watched already returns its watch
-// again, and the path is brought up to date.
-func (w *watcher) add(s side, fd int, rel string) {
+// disable turns watching off for good: every Sync is whole from now on.
+func (w *watcher) disable() {
+	w.release()
+	w.off = true
+}
+
+// Watches is how many directories are watched now.
+func (w *watcher) watches() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.fd[s] < 0 {
-		return
-	}
-	wd, err := unix.InotifyAddWatch(w.fd[s], "/proc/self/fd/"+strconv.Itoa(fd), watchMask)
-	if err != nil {
-		w.off(s) // ENOSPC: the user's limit of watches
-		return
-	}
-	w.wds[s][int32(wd)] = rel
+	return len(w.wds)
 }
 
-// drain reads the events of side s that are waiting.
-func (w *watcher) drain(s side) {
+// add watches the directory fd (any descriptor of it), which is rel.
+// Adding a watch to a directory watched already returns its watch again,
+// and the path is brought up to date.
+func (w *watcher) add(fd int, rel string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.fd < 0 {
+		return
+	}
+	if len(w.wds) >= w.max {
+		w.disable() // over the bound: the next Sync is whole, and so is every later one
+		return
+	}
+	wd, err := unix.InotifyAddWatch(w.fd, "/proc/self/fd/"+strconv.Itoa(fd), watchMask)
+	if err != nil {
+		w.disable() // ENOSPC: the user's limit of watches
+		return
+	}
+	w.wds[int32(wd)] = rel
+}
+
+// drain reads the events that are waiting.
+func (w *watcher) drain() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var buf [64 << 10]byte
-	for w.fd[s] >= 0 {
-		n, err := unix.Read(w.fd[s], buf[:])
+	for w.fd >= 0 {
+		n, err := unix.Read(w.fd, buf[:])
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -117,48 +134,60 @@ func (w *watcher) drain(s side) {
 		for off := 0; off+unix.SizeofInotifyEvent <= n; {
 			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
 			off += unix.SizeofInotifyEvent + int(ev.Len)
-			w.event(s, ev)
+			w.event(ev)
 		}
 	}
 }
 
-func (w *watcher) event(s side, ev *unix.InotifyEvent) {
+func (w *watcher) event(ev *unix.InotifyEvent) {
 	if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
-		w.full[s] = true
+		w.full = true
 		return
 	}
-	rel, ok := w.wds[s][ev.Wd]
+	rel, ok := w.wds[ev.Wd]
 	switch {
 	case ev.Mask&unix.IN_IGNORED != 0:
-		delete(w.wds[s], ev.Wd) // its directory is gone: its parent had the event
+		delete(w.wds, ev.Wd) // its directory is gone: its parent had the event
 	case !ok:
-		w.full[s] = true
+		w.full = true
 	case ev.Mask&unix.IN_MOVE_SELF != 0, ev.Mask&unix.IN_ISDIR != 0 && ev.Mask&(unix.IN_MOVED_FROM|unix.IN_MOVED_TO) != 0:
-		w.full[s] = true // paths under it changed
+		w.full = true // paths under it changed
 	case ev.Mask&unix.IN_DELETE_SELF != 0:
 		if rel == "" {
-			w.full[s] = true
+			w.full = true
 		}
 	default:
-		w.dirty[s][rel] = true
+		w.dirty[rel] = true
 	}
 }
 
-// plan is what a walk of one side visits.
+// plan is what a walk visits.
 type plan struct {
 	full  bool
 	dirty map[string]bool     // directories listed again
 	kids  map[string][]string // for each directory on the way to a dirty one, its children on the way
 }
 
-// take drains the events and returns the plan of a walk of side s,
-// starting s afresh: what happens from now on is for the next walk.
-func (w *watcher) take(s side) plan {
-	w.drain(s)
+// whole is the plan of a whole walk.
+func whole() plan { return plan{full: true} }
+
+// take drains the events and returns the plan of a Sync, starting afresh:
+// what happens from now on is for the next one. A released watcher
+// watches again from this Sync on, which is whole.
+func (w *watcher) take() plan {
+	w.drain()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	p := plan{full: w.full[s] || w.fd[s] < 0, dirty: w.dirty[s], kids: map[string][]string{}}
-	w.full[s], w.dirty[s] = false, map[string]bool{}
+	if w.fd < 0 && !w.off {
+		if fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC); err == nil {
+			w.fd = fd
+		} else {
+			w.disable()
+		}
+		w.full = true
+	}
+	p := plan{full: w.full || w.fd < 0, dirty: w.dirty, kids: map[string][]string{}}
+	w.full, w.dirty = false, map[string]bool{}
 	if p.full {
 		return p
 	}
@@ -177,42 +206,48 @@ func (w *watcher) take(s side) plan {
 	return p
 }
 
-// discard forgets what happened on side s: the writes were our own.
-func (w *watcher) discard(s side) {
-	w.drain(s)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.dirty[s] = map[string]bool{}
-	w.full[s] = w.fd[s] < 0
-}
-
-// touch marks directories of side s to be listed again: what was taken
-// out of the copy there must be copied again.
-func (w *watcher) touch(s side, dirs ...string) {
+// touch marks directories to be listed again by the next Sync: what was
+// taken out of the copy there must be copied again.
+func (w *watcher) touch(dirs ...string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, d := range dirs {
-		w.dirty[s][d] = true
+		w.dirty[d] = true
 	}
 }
 
-// wholeAgain makes the next walk of side s whole.
-func (w *watcher) wholeAgain(s side) {
+// wholeAgain makes the next Sync whole.
+func (w *watcher) wholeAgain() {
 	w.mu.Lock()
-	w.full[s] = true
+	w.full = true
 	w.mu.Unlock()
 }
 
-// underAny says whether rel or a directory above it is in set.
-func underAny(rel string, set map[string]bool) bool {
-	for r := rel; ; {
-		if set[r] {
-			return true
-		}
-		i := strings.LastIndexByte(r, '/')
-		if i < 0 {
-			return false
-		}
-		r = r[:i]
+// prefixes is a set of paths (never the root), to ask whether a path is
+// one of them or under one in O(log n) whatever its depth: the topmost
+// paths, as keys that sort component by component ("a/b" before "a-b"),
+// so that everything under a path sorts right after it.
+type prefixes []string
+
+func newPrefixes(paths []string) prefixes {
+	keys := make([]string, len(paths))
+	for i, p := range paths {
+		keys[i] = strings.ReplaceAll(p, "/", "\x00")
 	}
+	slices.Sort(keys)
+	out := keys[:0]
+	for _, k := range keys {
+		if n := len(out); n > 0 && (k == out[n-1] || strings.HasPrefix(k, out[n-1]+"\x00")) {
+			continue
+		}
+		out = append(out, k)
+	}
+	return prefixes(out)
+}
+
+// holds says whether rel is one of the paths, or under one.
+func (p prefixes) holds(rel string) bool {
+	k := strings.ReplaceAll(rel, "/", "\x00")
+	i, found := slices.BinarySearch(p, k)
+	return found || i > 0 && strings.HasPrefix(k, p[i-1]+"\x00")
 }

@@ -402,7 +402,7 @@ func (w *Workspace) replaceFrom(dirfd int, name, rel string, r io.Reader, mode u
 	if err := unix.Renameat(dirfd, tmp, dirfd, name); err != nil {
 		return osError(err, rel)
 	}
-	unix.Fsync(dirfd) // best effort: some file systems cannot sync a directory
+	syncDir(dirfd) // dirfd is O_PATH, which fsync refuses (EBADF): the directory is opened for it
 	return nil
 }
 

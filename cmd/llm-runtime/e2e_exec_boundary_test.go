@@ -24,10 +24,7 @@ type execJSON struct {
 	OK       bool
 	Output   string
 	Error    *struct{ Code, Message string }
-	Changes  []struct {
-		Path, Action, Reason string
-		HostToolFile         string `json:"host_tool_file"`
-	}
+	Changes  []change
 }
 
 func (e execJSON) change(path string) (action, reason string) {

@@ -108,6 +108,7 @@ type replica struct {
 	maxSize  int64  // the most content the replica may hold
 	standIns bool   // excluded names have empty stand-ins
 	onPush   func(PushStats)
+	idle     *resting // nil: the mirror's owner rests it (exec's)
 	// record is what the last run left in the volume, by its own account:
 	// an object of the volume that is still what it recorded (Untouched)
 	// is taken as pushed; any other is pushed again.
@@ -184,6 +185,17 @@ func openReplica(ctx context.Context, d *Docker, root, stateDir, image string, l
 	return r, nil
 }
 
+// rests makes the replica release its mirror's watches after d with no
+// refresh.
+func (r *replica) rests(d time.Duration) {
+	r.idle = newResting(d, func() {
+		if r.mu.TryLock() { // else a refresh runs, and sets the timer again when it ends
+			r.mirror.Rest()
+			r.mu.Unlock()
+		}
+	})
+}
+
 // newReplica is the replica of mirror m, whose directory is dir, in its
 // volume, which it creates if it is missing. It takes over what was
 // recorded of the volume when the last run closed it (and removes the
@@ -217,6 +229,9 @@ func VolumeName(dir string) string {
 // close saves what the volume holds, for the next run, and closes the
 // copy: the mirror and, when it is the replica's own, the workspace.
 func (r *replica) close(own bool) {
+	if r.idle != nil {
+		r.idle.busy()
+	}
 	r.mirror.Stop()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -366,12 +381,19 @@ func (d *Docker) oneOff(ctx context.Context, image string, args, caps []string, 
 // hold anything), pushes what differs. A failed push leaves the replica
 // unknown, to be listed again by the next.
 func (r *replica) refresh(ctx context.Context, c *agent.Conn) error {
+	if r.idle != nil {
+		r.idle.busy()
+		defer r.idle.idle() // after the unlock
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := time.Now()
 	stop := context.AfterFunc(ctx, r.mirror.Interrupt)
 	defer stop()
 	if _, err := r.mirror.Sync(); err != nil {
+		if e := sandbox.AsError(err); e.Code == sandbox.CodeResourceLimit {
+			return e
+		}
 		return sandbox.Errorf(sandbox.CodeSandboxError, "copy mode: bringing the copy of the repository up to date: %v", err)
 	}
 	changes := r.mirror.Changes()
@@ -559,6 +581,19 @@ func (r *replica) pull(ctx context.Context, c *agent.Conn, tree *sandbox.Workspa
 		keep[p] = true
 	}
 	gone = topmost(gone, keep)
+	// Past the bounds of a changeset, none of it comes back (the replica
+	// is pushed again whole): Finish would apply none of it.
+	b := r.mirror.Bounds()
+	if len(changed)+len(gone) > b.MaxChanges {
+		return sandbox.Errorf(sandbox.CodeResourceLimit, "the command changed more than %d files and directories (exec.max_changes): none of its changes were applied", b.MaxChanges)
+	}
+	for _, e := range changed {
+		if _, ok := r.pushed[e.Path]; !ok {
+			if depth := strings.Count(e.Path, "/") + 1; depth > b.MaxDepth {
+				return sandbox.Errorf(sandbox.CodeResourceLimit, "the command made a path %d levels deep, more than exec.max_depth (%d): none of its changes were applied", depth, b.MaxDepth)
+			}
+		}
+	}
 	// Fetch the content of the changed files, a batch at a time.
 	var put []sandbox.CopyEntry
 	var body []byte
@@ -637,7 +672,9 @@ func OpenReplica(root, stateDir string, limits sandbox.Limits, maxSize int64) (*
 	if err != nil {
 		return nil, err
 	}
-	return &Replica{r: &replica{ws: ws, mirror: m, dir: dir, standIns: true, maxSize: cmp.Or(maxSize, DefaultCopyMaxSize)}}, nil
+	r := &replica{ws: ws, mirror: m, dir: dir, standIns: true, maxSize: cmp.Or(maxSize, DefaultCopyMaxSize)}
+	r.rests(restAfter(0))
+	return &Replica{r: r}, nil
 }
 
 // Refresh brings the agent's workspace up to date with the repository.

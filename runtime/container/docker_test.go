@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llm-runtime/llm-runtime/pool/pooltest"
 	"github.com/llm-runtime/llm-runtime/internal/proc"
+	"github.com/llm-runtime/llm-runtime/pool/pooltest"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/runtime/container/agent"
 	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"

@@ -39,6 +39,13 @@ type ExecOptions struct {
 	// the replica (default DefaultCopyMaxSize).
 	Copy        string
 	CopyMaxSize int64
+	// MaxChanges and MaxDepth bound a command's changeset (default
+	// sandbox.DefaultMaxChanges, DefaultMaxDepth); CopyMaxSize bounds the
+	// copy on disk, in every mode.
+	MaxChanges, MaxDepth int
+	// Rest is how long the copy is idle before its watches are released
+	// (default restAfter(0)).
+	Rest time.Duration
 }
 
 // GVisorPIDs is what an exec container under gVisor (runsc) may hold
@@ -108,7 +115,36 @@ type execRunner struct {
 	replica *replica
 	tree    *sandbox.Workspace
 	checked bool // the copy was checked (prepare); held by turn
+	idle    *resting
 }
+
+// restAfter is how long a copy is left idle before its inotify watches
+// on the repository are released (sandbox.Mirror.Rest): a minute, or
+// container_pool.idle_timeout if it is shorter.
+func restAfter(idleTimeout time.Duration) time.Duration {
+	if idleTimeout > 0 && idleTimeout < time.Minute {
+		return idleTimeout
+	}
+	return time.Minute
+}
+
+// resting releases a mirror's watches once it has been idle for a while:
+// the mirror's users call busy when they start using it and idle when they
+// stop; rest runs after, unless they came back.
+type resting struct {
+	t *time.Timer
+	d time.Duration
+}
+
+// newResting calls rest when d passes after idle with no busy between.
+func newResting(d time.Duration, rest func()) *resting {
+	r := &resting{t: time.AfterFunc(time.Hour, rest), d: d}
+	r.t.Stop()
+	return r
+}
+
+func (r *resting) busy() { r.t.Stop() }
+func (r *resting) idle() { r.t.Reset(r.d) }
 
 func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[string]string, o ExecOptions) (*execRunner, error) {
 	if o.Timeout <= 0 {
@@ -121,6 +157,7 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 	if err != nil {
 		return nil, err
 	}
+	m.SetBounds(sandbox.Bounds{MaxChanges: o.MaxChanges, MaxDepth: o.MaxDepth, MaxSize: cmp.Or(o.CopyMaxSize, DefaultCopyMaxSize)})
 	x := &execRunner{opts: o, white: newWhitelist(o.Whitelist), ws: ws, mirror: m, turn: make(chan struct{}, 1)}
 	pids := o.PIDs
 	if o.Runtime != "" {
@@ -139,6 +176,14 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 			pids = cmp.Or(pids, defaultPIDs) + GVisorPIDs
 		}
 	}
+	x.idle = newResting(cmp.Or(o.Rest, restAfter(0)), func() {
+		select {
+		case x.turn <- struct{}{}: // no command runs: none will until it is done
+			x.mirror.Rest()
+			<-x.turn
+		default: // a command runs, and sets the timer again when it ends
+		}
+	})
 	spec := Spec{
 		Image:     o.Image,
 		Workspace: m.Tree(),
@@ -239,6 +284,7 @@ func (x *execRunner) pull(ctx context.Context, c *Container, alone bool) error {
 }
 
 func (x *execRunner) close() {
+	x.idle.busy()
 	x.destroyer.closing.Store(true)
 	x.pool.Close()
 	x.mirror.Stop()
@@ -277,7 +323,8 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	start := time.Now()
 	select {
 	case x.turn <- struct{}{}:
-		defer func() { <-x.turn }()
+		x.idle.busy()
+		defer func() { <-x.turn; x.idle.idle() }()
 	case <-hctx.Done():
 		return nil, sandbox.AsError(hctx.Err())
 	}
@@ -288,6 +335,9 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	x.prepare()
 	if x.replica == nil {
 		if _, err := x.mirror.Sync(); err != nil {
+			if e := sandbox.AsError(err); e.Code == sandbox.CodeResourceLimit {
+				return nil, e
+			}
 			return nil, sandbox.Errorf(sandbox.CodeSandboxError, "bringing exec's copy of the repository up to date: %v", err)
 		}
 	}
@@ -341,10 +391,11 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 		}
 	}
 	// Whatever the command did, its changes are applied or discarded, and
-	// the copy put back, before anything else.
-	// A cancelled command's changes are discarded: no one asked for them
-	// any more.
-	changes, ferr := x.mirror.Finish(apply)
+	// the copy put back, before anything else. A cancelled command's
+	// changes are discarded: no one asked for them any more; and so are
+	// they all when the call is cancelled, or its time is up, before they
+	// are put in place (sandbox.Mirror.Finish).
+	changes, ferr := x.mirror.Finish(hctx, apply)
 	if ferr == nil && perr != nil {
 		ferr = perr
 	}
@@ -356,7 +407,16 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	if len(changes) == 0 {
 		partial = nil
 	}
-	if ferr != nil {
+	var refusal *sandbox.Error // the changeset as a whole was refused
+	switch e := sandbox.AsError(ferr); {
+	case ferr == nil:
+	case ctx.Err() != nil:
+		return partial, sandbox.AsError(ctx.Err())
+	case errors.Is(ferr, context.DeadlineExceeded):
+		return partial, sandbox.Errorf(sandbox.CodeExecTimeout, "its changes were still being applied at %s (%s) after it started: none of them were applied", timeout+15*time.Second, limit)
+	case e.Code == sandbox.CodeResourceLimit:
+		refusal = e
+	default:
 		return partial, sandbox.Errorf(sandbox.CodeSandboxError, "what the command changed could not be read: %v; nothing was applied", ferr)
 	}
 	if e := sandbox.AsError(err); e != nil && e.Code == sandbox.CodeSandboxError && ctx.Err() == nil {
@@ -371,6 +431,8 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	}
 	res.ExitCode, res.Duration, res.Output = rep.ExitCode, time.Duration(rep.DurationNS), out
 	switch {
+	case refusal != nil:
+		return res, refusal
 	case rep.TimedOut:
 		return res, sandbox.Errorf(sandbox.CodeExecTimeout, "killed after %s (%s); exit code 124; its output so far follows. %s", timeout, limit, retryHint(cmd, timeout < x.opts.Timeout, x.opts.Timeout))
 	case rep.ExitCode == 137:

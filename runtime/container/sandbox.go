@@ -89,6 +89,7 @@ func NewSandbox(d *Docker, opts Options) (*Sandbox, error) {
 			return nil, err
 		}
 		r.onPush = opts.OnPush
+		r.rests(restAfter(opts.Pool.IdleTimeout))
 		s.replica = r
 		s.spec.Workspace, s.spec.Volume = "", r.volume
 	default:
@@ -114,7 +115,9 @@ func NewSandbox(d *Docker, opts Options) (*Sandbox, error) {
 		s.pool = p
 	}
 	if opts.Exec != nil {
-		x, err := newExecRunner(d, opts.Root, opts.Limits, opts.Labels, *opts.Exec)
+		xo := *opts.Exec
+		xo.Rest = cmp.Or(xo.Rest, restAfter(opts.Pool.IdleTimeout))
+		x, err := newExecRunner(d, opts.Root, opts.Limits, opts.Labels, xo)
 		if err != nil {
 			s.Close()
 			return nil, err
