@@ -5,11 +5,9 @@ package main
 // socket is named as the cause, with what to set.
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -132,39 +130,7 @@ func TestE2EAReaperLeavesANewOwnerOfItsPidAlone(t *testing.T) {
 	t.Parallel()
 	denv := dockertest.Require(t)
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
-	cmd := exec.Command(binary)
-	cmd.Dir, cmd.Env = dir, cleanEnv()
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	waitFor := func(want string) {
-		t.Helper()
-		deadline := time.After(2 * time.Minute) // a hang, not a speed check
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("output ended before %q", want)
-				}
-				if l == want {
-					return
-				}
-			case <-deadline:
-				t.Fatalf("no %q", want)
-			}
-		}
-	}
+	cmd, stdin, waitFor := startStreaming(t, dir, "")
 	io.WriteString(stdin, "<open a.txt>\n")
 	waitFor("A")
 	pid := strconv.Itoa(cmd.Process.Pid)

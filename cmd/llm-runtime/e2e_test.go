@@ -421,18 +421,20 @@ func TestE2EPrecedenceFileEnvironmentFlags(t *testing.T) {
 // TestE2EStreamsEachResultBeforeReadingOn keeps standard input open and
 // checks that each command's result arrives while the model is still
 // "writing".
-func TestE2EStreamsEachResultBeforeReadingOn(t *testing.T) {
-	t.Parallel()
-	dir := repo(t, map[string]string{"a.txt": "A\n", "b.txt": "B\n"})
-	cmd := exec.Command(binary)
-	cmd.Dir = dir
-	cmd.Env = cleanEnv()
-	stdin, _ := cmd.StdinPipe()
+// startStreaming starts the binary on dir with its input a pipe, and
+// returns waitFor, which reads its output up to a line equal to want, and
+// fails the test (saying why) if none comes within 2 minutes: a hang, not
+// a speed check.
+func startStreaming(t *testing.T, dir, why string) (cmd *exec.Cmd, stdin io.WriteCloser, waitFor func(want string)) {
+	t.Helper()
+	cmd = exec.Command(binary)
+	cmd.Dir, cmd.Env = dir, cleanEnv()
+	stdin, _ = cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
+	t.Cleanup(func() { cmd.Process.Kill() })
 	lines := make(chan string, 100)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -441,9 +443,9 @@ func TestE2EStreamsEachResultBeforeReadingOn(t *testing.T) {
 		}
 		close(lines)
 	}()
-	waitFor := func(want string) {
+	return cmd, stdin, func(want string) {
 		t.Helper()
-		deadline := time.After(60 * time.Second) // a hang, not a speed check
+		deadline := time.After(2 * time.Minute)
 		for {
 			select {
 			case l, ok := <-lines:
@@ -454,10 +456,16 @@ func TestE2EStreamsEachResultBeforeReadingOn(t *testing.T) {
 					return
 				}
 			case <-deadline:
-				t.Fatalf("no %q while input is still open: results are not streamed", want)
+				t.Fatalf("no %q %s", want, why)
 			}
 		}
 	}
+}
+
+func TestE2EStreamsEachResultBeforeReadingOn(t *testing.T) {
+	t.Parallel()
+	dir := repo(t, map[string]string{"a.txt": "A\n", "b.txt": "B\n"})
+	cmd, stdin, waitFor := startStreaming(t, dir, "while input is still open: results are not streamed")
 	io.WriteString(stdin, "First I read <open a.txt>")
 	waitFor("A")
 	waitFor("=== END COMMAND ===")
