@@ -27,7 +27,7 @@ type Workspace struct {
 	rootID FileID
 	limits Limits
 	excl   *excluder
-	tools  *excluder // Limits.HostToolFiles
+	tools  *excluder         // Limits.HostToolFiles
 	prot   map[FileID]string // Limits.Protected, by identity
 }
 
