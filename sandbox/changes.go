@@ -177,9 +177,7 @@ func (w *Workspace) enterRepo(staged map[string]string) func(parent *cdir, names
 }
 
 // writable refuses a change at rel, named name, in the directory d: a file
-// named ConfigName, an MCP client's launch configuration, a path of
-// Limits.WriteProtected or under one (or, in deny mode, of
-// Limits.HostToolFiles), an
+// of llm-runtime's own by its name (ownName), a path guardPath refuses, an
 // object whose identity is protected (st, when found). The directories on
 // the way were checked as the cursor entered them.
 func (w *Workspace) writable(rel, name string, found bool, st *unix.Stat_t) error {
@@ -189,11 +187,8 @@ func (w *Workspace) writable(rel, name string, found bool, st *unix.Stat_t) erro
 	if len(name) > maxNameLen {
 		return Errorf(CodeInvalidPath, "a component of the path is %d bytes long; the limit is %d", len(name), maxNameLen)
 	}
-	if strings.EqualFold(name, ConfigName) {
-		return Errorf(CodePathSecurity, "%s is llm-runtime's own configuration and cannot be written from the sandbox", rel)
-	}
-	if what := mcpLaunchFile(rel); what != "" {
-		return Errorf(CodePathSecurity, "%s is %s, which can start llm-runtime with other flags, and cannot be written from the sandbox", rel, what)
+	if err := ownName(rel); err != nil {
+		return err
 	}
 	if err := w.guardPath(rel); err != nil {
 		return err
@@ -204,6 +199,17 @@ func (w *Workspace) writable(rel, name string, found bool, st *unix.Stat_t) erro
 		}
 	}
 	return nil
+}
+
+// writableIn is writable for name, at rel, in the directory d, as it is
+// there now: what is there (found), and its stat.
+func (w *Workspace) writableIn(d *cdir, name, rel string) (st unix.Stat_t, found bool, err error) {
+	err = unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	found = err == nil
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return st, false, osError(err, rel)
+	}
+	return st, found, w.writable(rel, name, found, &st)
 }
 
 // removeIn deletes name, at rel, from the directory d: a file or link that

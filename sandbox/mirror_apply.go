@@ -287,13 +287,8 @@ func (a *applier) stageDir(it *item, replacing bool, top int) (op, error) {
 		o.kind, o.top = opInside, top
 		return o, nil
 	}
-	var st unix.Stat_t
-	err = unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
-	found := err == nil
-	if err != nil && !errors.Is(err, unix.ENOENT) {
-		return op{}, osError(err, it.rel)
-	}
-	if err := a.ws.writable(it.rel, name, found, &st); err != nil {
+	st, found, err := a.ws.writableIn(d, name, it.rel)
+	if err != nil {
 		return op{}, err
 	}
 	if found && !replacing {
@@ -355,13 +350,8 @@ func (a *applier) stageFile(it *item, replacing bool, top int) (op, error) {
 		o.kind, o.top = opInside, top
 		return o, nil
 	}
-	var st unix.Stat_t
-	err = unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
-	found := err == nil
-	if err != nil && !errors.Is(err, unix.ENOENT) {
-		return op{}, osError(err, it.rel)
-	}
-	if err := a.ws.writable(it.rel, name, found, &st); err != nil {
+	st, found, err := a.ws.writableIn(d, name, it.rel)
+	if err != nil {
 		return op{}, err
 	}
 	if !replacing {

@@ -223,6 +223,19 @@ func (w *Workspace) HostTool(rel string) string {
 	return pat
 }
 
+// ownName refuses rel when its name makes it a file of llm-runtime's own,
+// at any depth and in any case: the configuration (ConfigName), or an MCP
+// client's launch configuration (mcpLaunchFile).
+func ownName(rel string) error {
+	if strings.EqualFold(path.Base(rel), ConfigName) {
+		return Errorf(CodePathSecurity, "%s is llm-runtime's own configuration and cannot be written from the sandbox", rel)
+	}
+	if what := mcpLaunchFile(rel); what != "" {
+		return Errorf(CodePathSecurity, "%s is %s, which can start llm-runtime with other flags, and cannot be written from the sandbox", rel, what)
+	}
+	return nil
+}
+
 // refusedAsWritten refuses a write to p as written (cleaned), by the
 // rules on paths and names: a refused write then makes no directory on
 // its way. It decides nothing: the walk checks what p resolves to.
@@ -231,11 +244,8 @@ func (w *Workspace) refusedAsWritten(p string) error {
 	if rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
 		return nil // the walk's to refuse
 	}
-	if strings.EqualFold(path.Base(rel), ConfigName) {
-		return Errorf(CodePathSecurity, "%s is llm-runtime's own configuration and cannot be written from the sandbox", rel)
-	}
-	if what := mcpLaunchFile(rel); what != "" {
-		return Errorf(CodePathSecurity, "%s is %s, which can start llm-runtime with other flags, and cannot be written from the sandbox", rel, what)
+	if err := ownName(rel); err != nil {
+		return err
 	}
 	return w.guardPath(rel)
 }
@@ -279,19 +289,12 @@ func (w *Workspace) guardDir(rel string, id FileID) error {
 	return nil
 }
 
-// writeProtected refuses a write to t: a file named ConfigName or one of
-// the MCP clients' launch configurations (mcpLaunchFile), a path of
-// Limits.WriteProtected or under one, a file or directory (on the way or
-// the target) whose identity is protected, or, with
-// Limits.HostToolFilesDeny, a file of Limits.HostToolFiles.
+// writeProtected refuses a write to t: a file of llm-runtime's own by its
+// name (ownName), a path guardPath refuses (Limits.WriteProtected, and
+// with Limits.HostToolFilesDeny Limits.HostToolFiles), or a file or
+// directory (on the way or the target) whose identity is protected.
 func (w *Workspace) writeProtected(t *target) error {
-	if strings.EqualFold(t.name, ConfigName) {
-		return Errorf(CodePathSecurity, "%s is llm-runtime's own configuration and cannot be written from the sandbox", t.rel)
-	}
-	if what := mcpLaunchFile(t.rel); what != "" {
-		return Errorf(CodePathSecurity, "%s is %s, which can start llm-runtime with other flags, and cannot be written from the sandbox", t.rel, what)
-	}
-	if err := w.hostToolDenied(t.rel); err != nil {
+	if err := ownName(t.rel); err != nil {
 		return err
 	}
 	if err := w.guardPath(t.rel); err != nil {
