@@ -51,20 +51,28 @@ func startServe(t *testing.T, socket string, env []string, args ...string) *daem
 // startServeBin is startServe with another binary: bin.
 func startServeBin(t *testing.T, bin, socket string, env []string, args ...string) *daemon {
 	t.Helper()
-	denv := dockertest.Require(t)
 	dir := testenv.ShortDir(t)
 	if socket == "" {
 		socket = filepath.Join(dir, "serve.sock")
 	}
-	d := &daemon{t: t, socket: socket, logf: filepath.Join(dir, "serve.log"), done: make(chan struct{})}
+	d := startDaemon(t, bin, dir, socket, env, append([]string{"serve", "--socket", socket, "--verbose"}, args...)...)
 	d.env = []string{"LLM_RUNTIME_SERVER=" + d.socket}
+	return d
+}
+
+// startDaemon starts bin with args in dir, with env over cleanEnv
+// (withEnv), as a daemon that listens on socket, and waits until it does.
+func startDaemon(t *testing.T, bin, dir, socket string, env []string, args ...string) *daemon {
+	t.Helper()
+	denv := dockertest.Require(t)
+	d := &daemon{t: t, socket: socket, logf: filepath.Join(dir, "serve.log"), done: make(chan struct{})}
 	logFile, err := os.Create(d.logf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.cmd = exec.Command(bin, append([]string{"serve", "--socket", d.socket, "--verbose"}, args...)...)
+	d.cmd = exec.Command(bin, args...)
 	d.cmd.Dir = dir
-	d.cmd.Env = append(cleanEnv(), env...)
+	d.cmd.Env = withEnv(cleanEnv(), env)
 	d.cmd.Stderr = logFile
 	// Killed with the test process, should it die without its cleanups (a
 	// timeout's panic): a daemon would otherwise serve on for its idle
@@ -523,7 +531,7 @@ func TestE2EServeASocketOthersCanReachIsNotUsed(t *testing.T) {
 // its clients find it there.
 func TestE2EServeASquattedRuntimeDirectoryIsLeftAlone(t *testing.T) {
 	t.Parallel()
-	denv := dockertest.Require(t)
+	dockertest.Require(t)
 	tmp, home := testenv.ShortDir(t), testenv.ShortDir(t)
 	squat := filepath.Join(tmp, fmt.Sprintf("llm-runtime-%d", os.Getuid()))
 	want := "is not a directory"
@@ -541,33 +549,14 @@ func TestE2EServeASquattedRuntimeDirectoryIsLeftAlone(t *testing.T) {
 	env := []string{"!XDG_RUNTIME_DIR", "TMPDIR=" + tmp, "HOME=" + home, "XDG_STATE_HOME=" + filepath.Join(home, "state")}
 	sock := filepath.Join(home, "state", "llm-runtime", "run", "serve.sock")
 
-	logf := filepath.Join(home, "serve.log")
-	lf, err := os.Create(logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(binary, "serve", "--verbose")
-	cmd.Dir, cmd.Env, cmd.Stderr = home, withEnv(cleanEnv(), env), lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); lf.Close(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		<-done
-		noContainersOf(t, denv, cmd.Process.Pid, time.Minute)
-	})
-	d := &daemon{t: t, cmd: cmd, socket: sock, logf: logf, done: done}
-	d.waitListening()
+	d := startDaemon(t, binary, home, sock, env, "serve", "--verbose")
 	if log := d.log(); !strings.Contains(log, want) || !strings.Contains(log, "using "+filepath.Dir(sock)+" instead") {
 		t.Errorf("the daemon did not say why it left %s:\n%s", squat, log)
 	}
 
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
 	r := runBinary(t, dir, "<open a.txt>", env, "--verbose")
-	if r.code != 0 || !strings.Contains(r.stderr, "Server: llm-runtime serve (pid "+strconv.Itoa(cmd.Process.Pid)+") on "+sock) {
+	if r.code != 0 || !strings.Contains(r.stderr, "Server: llm-runtime serve (pid "+strconv.Itoa(d.cmd.Process.Pid)+") on "+sock) {
 		t.Fatalf("the client did not use the daemon: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if fi, err := os.Lstat(squat); err != nil || fi.Mode()&os.ModeSymlink == 0 && !fi.IsDir() {
@@ -576,5 +565,5 @@ func TestE2EServeASquattedRuntimeDirectoryIsLeftAlone(t *testing.T) {
 	if r := runBinary(t, dir, "", env, "serve", "stop"); r.code != 0 {
 		t.Fatalf("serve stop: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	<-done
+	<-d.done
 }

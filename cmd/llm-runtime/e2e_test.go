@@ -117,17 +117,7 @@ type result struct {
 // checks that it left no container behind.
 func runBinary(t *testing.T, dir, stdin string, env []string, args ...string) result {
 	t.Helper()
-	denv := dockertest.Require(t)
-	cmd := exec.Command(binary, args...)
-	cmd.Dir = dir
-	cmd.Stdin = strings.NewReader(stdin)
-	cmd.Env = withEnv(cleanEnv(), env)
-	r, err := collect(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	noContainersOf(t, denv, cmd.Process.Pid, time.Minute) // AutoRemove finishes after we exit: seconds, on a loaded machine
-	return r
+	return runBinaryAt(t, binary, dir, stdin, env, args...)
 }
 
 // collect runs cmd and returns what it printed and its exit code; an error
