@@ -310,7 +310,7 @@ var settings = []Setting{
 		get: func(c *Config) string { return c.Server },
 	},
 	{
-		Key: "kubernetes.namespace", Default: "default",
+		Key: "kubernetes.namespace", Default: "llm-runtime",
 		Doc: "sandbox: kubernetes: the namespace of the warm pool and of the session's claims",
 		set: func(c *Config, v string) error { return kubeName(&c.Kubernetes.Namespace, v) },
 		get: func(c *Config) string { return c.Kubernetes.Namespace },

@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/llm-runtime/llm-runtime/runtime/container/agent"
 	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
 	"github.com/llm-runtime/llm-runtime/runtime/kube/kubetest"
 )
@@ -26,7 +31,8 @@ func TestK8sManifestsApplyToARealAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	applied := c.MustKubectl(string(out), "apply", "--validate=strict", "-f", "-")
-	for _, want := range []string{"sandboxtemplate.extensions.agents.x-k8s.io/llm-runtime created", "sandboxwarmpool.extensions.agents.x-k8s.io/llm-runtime created", "networkpolicy.networking.k8s.io/llm-runtime-deny-all created"} {
+	for _, want := range []string{"namespace/agents configured", "sandboxtemplate.extensions.agents.x-k8s.io/llm-runtime created", "sandboxwarmpool.extensions.agents.x-k8s.io/llm-runtime created",
+		"networkpolicy.networking.k8s.io/llm-runtime-deny-all created", "role.rbac.authorization.k8s.io/llm-runtime-session created"} {
 		if !strings.Contains(applied, want) {
 			t.Fatalf("kubectl apply:\n%s", applied)
 		}
@@ -38,9 +44,11 @@ func TestK8sManifestsApplyToARealAPIServer(t *testing.T) {
 			PodTemplate             struct {
 				Spec struct {
 					AutomountServiceAccountToken *bool `json:"automountServiceAccountToken"`
+					HostUsers                    *bool `json:"hostUsers"`
 					SecurityContext              struct {
-						RunAsNonRoot   *bool `json:"runAsNonRoot"`
-						SeccompProfile struct{ Type string }
+						RunAsNonRoot    *bool `json:"runAsNonRoot"`
+						SeccompProfile  struct{ Type string }
+						AppArmorProfile struct{ Type string } `json:"appArmorProfile"`
 					} `json:"securityContext"`
 					Containers []struct {
 						Image           string
@@ -64,7 +72,8 @@ func TestK8sManifestsApplyToARealAPIServer(t *testing.T) {
 	}
 	ct := pod.Containers[0]
 	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot ||
-		pod.SecurityContext.SeccompProfile.Type != "RuntimeDefault" || ct.Image != "registry.example.com/llm-runtime-io:abc" || !ct.Stdin ||
+		pod.HostUsers == nil || *pod.HostUsers || pod.SecurityContext.AppArmorProfile.Type != "RuntimeDefault" || ct.Resources.Limits["ephemeral-storage"] != "2304Mi" ||
+		pod.SecurityContext.SeccompProfile.Type != "RuntimeDefault" || ct.Image != "registry.example.com/llm-runtime-io:abc" || ct.Stdin ||
 		ct.SecurityContext.ReadOnlyRootFilesystem == nil || !*ct.SecurityContext.ReadOnlyRootFilesystem || strings.Join(ct.SecurityContext.Capabilities.Drop, ",") != "ALL" ||
 		ct.Resources.Limits["memory"] != "256Mi" || tmpl.Spec.NetworkPolicyManagement != "Managed" || string(tmpl.Spec.NetworkPolicy) != "{}" {
 		t.Fatalf("the template as stored: %+v", tmpl.Spec)
@@ -72,8 +81,11 @@ func TestK8sManifestsApplyToARealAPIServer(t *testing.T) {
 	if r := c.MustKubectl("", "-n", "agents", "get", "sandboxwarmpool", "llm-runtime", "-o", "jsonpath={.spec.replicas} {.spec.sandboxTemplateRef.name}"); r != "2 llm-runtime" {
 		t.Fatalf("the pool as stored: %q", r)
 	}
+	if r := c.MustKubectl("", "get", "namespace", "agents", "-o", "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}"); r != "restricted" {
+		t.Fatalf("the namespace enforces %q", r)
+	}
 	// Applied again, nothing changes.
-	if again := c.MustKubectl(string(out), "apply", "--validate=strict", "-f", "-"); strings.Count(again, "unchanged") != 3 {
+	if again := c.MustKubectl(string(out), "apply", "--validate=strict", "-f", "-"); strings.Count(again, "unchanged") != 5 {
 		t.Fatalf("a second apply:\n%s", again)
 	}
 }
@@ -95,14 +107,16 @@ func warmPool(t *testing.T) *kubetest.Cluster {
 
 // TestK8sTheWarmPoolMakesHardenedPods: with agent-sandbox's controller
 // running, the warm pool of the manifests makes its pods, as the template
-// says (no node runs them here: they stay pending).
+// says, in a namespace that enforces Pod Security restricted (the API
+// server's admission would refuse a pod that does not meet it); no node
+// runs them here: they stay pending.
 func TestK8sTheWarmPoolMakesHardenedPods(t *testing.T) {
 	t.Parallel()
 	c := warmPool(t)
 	pods := c.Await(func(s string) bool { return strings.Count(s, "registry.example.com/llm-runtime-io:abc") == 2 },
-		"-n", "agents", "get", "pods", "-o", `jsonpath={range .items[*]}{.spec.containers[0].image} {.spec.containers[0].args} {.spec.automountServiceAccountToken} {.spec.containers[0].securityContext.readOnlyRootFilesystem} {.spec.containers[0].stdin}{"\n"}{end}`)
+		"-n", "agents", "get", "pods", "-o", `jsonpath={range .items[*]}{.spec.containers[0].image} {.spec.containers[0].args} {.spec.automountServiceAccountToken} {.spec.containers[0].securityContext.readOnlyRootFilesystem} {.spec.hostUsers} {.spec.securityContext.appArmorProfile.type} stdin={.spec.containers[0].stdin}{"\n"}{end}`)
 	for _, line := range strings.Split(strings.TrimSpace(pods), "\n") {
-		if line != `registry.example.com/llm-runtime-io:abc ["--workspace","/workspace","--lease","2m"] false true true` {
+		if line != `registry.example.com/llm-runtime-io:abc ["--workspace","/workspace","--lease","2m","--listen"] false true false RuntimeDefault stdin=` {
 			t.Errorf("a pod of the pool: %s", line)
 		}
 	}
@@ -184,18 +198,15 @@ func TestK8sImagePushToARegistry(t *testing.T) {
 	}
 }
 
-// TestK8sTheFilterOnKubernetesPrintsTheSameBytes runs the filter's cases
-// through the binary with sandbox: kubernetes on the real control plane
-// (its controller, and a test node running the pool's pods in Docker from
-// the sandbox image and serving their attach), against bind mode on the
-// local daemon: the same output, exit code, standard error and repository.
-// Each run claims a warm pod, and releases it.
-func TestK8sTheFilterOnKubernetesPrintsTheSameBytes(t *testing.T) {
-	t.Parallel()
+// agentPods is a control plane with agent-sandbox's controller, a test
+// node running pods in Docker, and the manifests of kubernetes manifests
+// for the sandbox image applied in the namespace agents, with a pool of 2.
+func agentPods(t *testing.T) (*kubetest.Cluster, *kubetest.Node) {
+	t.Helper()
 	env := dockertest.Require(t)
 	c := kubetest.Require(t)
 	c.StartController()
-	c.StartNode("node-1", kubetest.NodeOptions{Docker: true, Labels: env.Labels})
+	node := c.StartNode("node-1", kubetest.NodeOptions{Docker: true, Labels: env.Labels})
 	c.Namespace("agents")
 	ref, err := exec.Command(binary, "image", "build").CombinedOutput()
 	if err != nil {
@@ -210,7 +221,25 @@ func TestK8sTheFilterOnKubernetesPrintsTheSameBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.MustKubectl(string(out), "apply", "--validate=strict", "-f", "-")
-	kenv := []string{"LLM_RUNTIME_SERVER=never", "KUBECONFIG=" + c.Kubeconfig, "LLM_RUNTIME_SANDBOX=kubernetes", "LLM_RUNTIME_KUBERNETES_NAMESPACE=agents"}
+	return c, node
+}
+
+// kubernetesEnv is the environment of a run on the pool of agentPods, as
+// the identity of kubeconfig.
+func kubernetesEnv(kubeconfig string) []string {
+	return []string{"LLM_RUNTIME_SERVER=never", "KUBECONFIG=" + kubeconfig, "LLM_RUNTIME_SANDBOX=kubernetes", "LLM_RUNTIME_KUBERNETES_NAMESPACE=agents"}
+}
+
+// TestK8sTheFilterOnKubernetesPrintsTheSameBytes runs the filter's cases
+// through the binary with sandbox: kubernetes on the real control plane
+// (its controller, and a test node running the pool's pods in Docker from
+// the sandbox image and serving their attach), against bind mode on the
+// local daemon: the same output, exit code, standard error and repository.
+// Each run claims a warm pod, and releases it.
+func TestK8sTheFilterOnKubernetesPrintsTheSameBytes(t *testing.T) {
+	t.Parallel()
+	c, _ := agentPods(t)
+	kenv := kubernetesEnv(c.Kubeconfig)
 	for _, cs := range copyCases(t) {
 		t.Run(cs.name, func(t *testing.T) {
 			dirs := twoRepos(t, cs)
@@ -233,4 +262,146 @@ func TestK8sTheFilterOnKubernetesPrintsTheSameBytes(t *testing.T) {
 		t.Fatalf("exec on kubernetes: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	c.Await(func(s string) bool { return strings.TrimSpace(s) == "" }, "-n", "agents", "get", "sandboxclaims", "-o", "name")
+}
+
+// TestK8sASessionIsNeitherInThePodsLogNorOnItsAttach is the red team's
+// Kubernetes break: the agent answered on its pod's main output, so what a
+// session read reached the node's container log (and every log shipper),
+// and anyone with pods/attach in the namespace could read and drive a
+// session. Here a spy attaches to every warm pod of the pool (input,
+// output and error) and sends a request of the protocol; then a session
+// through the binary reads and searches a file. The spy of the claimed pod
+// was there before the session (its error shows the agent's line that a
+// session claimed it), yet no spy gets a byte of output, no answer to its
+// request, nor the file's content; no pod's log holds the content either.
+// Then, as a service account bound to the manifests' role alone, a session
+// runs: that role is enough, and it cannot attach.
+func TestK8sASessionIsNeitherInThePodsLogNorOnItsAttach(t *testing.T) {
+	t.Parallel()
+	c, node := agentPods(t)
+	c.Await(func(s string) bool { return strings.Count(s, "True") == 2 }, "-n", "agents", "get", "sandboxes", "-o", `jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`)
+	pods := strings.Fields(c.MustKubectl("", "-n", "agents", "get", "pods", "-o", "jsonpath={.items[*].metadata.name}"))
+	if len(pods) != 2 {
+		t.Fatalf("pods: %v", pods)
+	}
+	var ping bytes.Buffer
+	if err := agent.WriteFrame(&ping, agent.Request{ID: 1, Op: agent.OpPing}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type spy struct {
+		out, errb syncBuffer
+		done      <-chan error
+	}
+	spies := map[string]*spy{}
+	for _, pod := range pods {
+		s := &spy{}
+		in := io.MultiReader(bytes.NewReader(ping.Bytes()), ctxReader{ctx})
+		s.done = c.Attach(ctx, "agents", pod, "agent", in, &s.out, &s.errb)
+		spies[pod] = s
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for _, pod := range pods {
+		for node.Attached("agents", pod) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("the spy never attached to %s", pod)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	marker := "MARKER-" + randomHex(8)
+	dir := repo(t, map[string]string{"secret.txt": marker + "\n"})
+	r := runBinary(t, dir, "<open secret.txt>\n<search MARKER->", kubernetesEnv(c.Kubeconfig))
+	if r.code != 0 || strings.Count(r.stdout, marker) != 2 {
+		t.Fatalf("the session: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	c.Await(func(s string) bool { return strings.TrimSpace(s) == "" }, "-n", "agents", "get", "sandboxclaims", "-o", "name")
+	// The claimed pod went with its claim, and its attach with it.
+	claimed := ""
+	for pod, s := range spies {
+		if strings.Contains(s.errb.String(), "a session claimed this agent") {
+			if claimed != "" {
+				t.Fatalf("two pods were claimed: %s and %s", claimed, pod)
+			}
+			claimed = pod
+		}
+	}
+	if claimed == "" {
+		t.Fatalf("no spy saw its pod claimed (the session took a pod no spy watched?); logs: %v", node.Logs())
+	}
+	select {
+	case <-spies[claimed].done:
+	case <-time.After(3 * time.Minute):
+		t.Fatal("the claimed pod's attach did not end with the pod")
+	}
+	cancel()
+	for pod, s := range spies {
+		<-s.done
+		if s.out.Len() != 0 {
+			t.Errorf("the spy of %s read %d bytes of the agent's output: %q", pod, s.out.Len(), s.out.String())
+		}
+		if strings.Contains(s.errb.String(), marker) {
+			t.Errorf("the spy of %s read the content on the agent's error: %q", pod, s.errb.String())
+		}
+	}
+	logs := node.Logs()
+	for pod, log := range logs {
+		if strings.Contains(log, marker) || strings.Contains(log, "LLM1") {
+			t.Errorf("the log of %s holds the session: %q", pod, log)
+		}
+	}
+	if !strings.Contains(logs["agents/"+claimed], "a session claimed this agent") {
+		t.Errorf("the claimed pod's log: %q", logs["agents/"+claimed])
+	}
+
+	// The role of the manifests, and nothing else: a session runs, and
+	// cannot attach.
+	sa := c.ServiceAccountKubeconfig("agents", "session")
+	c.MustKubectl("", "-n", "agents", "create", "rolebinding", "session", "--role", "llm-runtime-session", "--serviceaccount", "agents:session")
+	r = runBinary(t, dir, "<open secret.txt>", kubernetesEnv(sa))
+	if r.code != 0 || !strings.Contains(r.stdout, marker) {
+		t.Fatalf("a session with the role alone: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, verb := range []string{"pods/attach", "pods", "pods/log"} {
+		out, _ := c.Kubectl("", "--kubeconfig", sa, "-n", "agents", "auth", "can-i", "get", verb)
+		if strings.TrimSpace(out) != "no" {
+			t.Errorf("the session's role can get %s: %q", verb, out)
+		}
+	}
+	nobody := c.ServiceAccountKubeconfig("agents", "nobody")
+	r = runBinary(t, dir, "<open secret.txt>", kubernetesEnv(nobody))
+	if r.code == 0 || strings.Contains(r.stdout, marker) || !strings.Contains(r.stdout+r.stderr, "forbidden") {
+		t.Fatalf("a session without the role: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// ctxReader blocks until ctx is done, then ends: an input that stays open.
+type ctxReader struct{ ctx context.Context }
+
+func (r ctxReader) Read([]byte) (int, error) { <-r.ctx.Done(); return 0, io.EOF }
+
+// syncBuffer is a bytes.Buffer that a stream's goroutine writes while the
+// test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Len()
 }

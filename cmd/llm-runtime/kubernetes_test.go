@@ -61,45 +61,72 @@ func TestKubernetesManifestsAreHardened(t *testing.T) {
 	t.Parallel()
 	docs := manifestDocs(t, "--image", "registry.example.com/llm-runtime-io:abc", "--namespace", "agents", "--replicas", "7", "--memory", "512Mi")
 	var kinds []string
-	for _, d := range docs {
+	for _, d := range docs[1:] {
 		kinds = append(kinds, d["apiVersion"].(string)+" "+d["kind"].(string)+" "+at(t, d, "metadata", "namespace").(string))
 	}
-	if got := strings.Join(kinds, ", "); got != "extensions.agents.x-k8s.io/v1beta1 SandboxTemplate agents, extensions.agents.x-k8s.io/v1beta1 SandboxWarmPool agents, networking.k8s.io/v1 NetworkPolicy agents" {
+	if got := strings.Join(kinds, ", "); got != "extensions.agents.x-k8s.io/v1beta1 SandboxTemplate agents, extensions.agents.x-k8s.io/v1beta1 SandboxWarmPool agents, networking.k8s.io/v1 NetworkPolicy agents, rbac.authorization.k8s.io/v1 Role agents" {
 		t.Fatalf("documents: %s", got)
 	}
-	pod := at(t, docs[0], "spec", "podTemplate", "spec")
+	ns, tmpl, pool, policy, role := docs[0], docs[1], docs[2], docs[3], docs[4]
+	pod := at(t, tmpl, "spec", "podTemplate", "spec")
 	c := at(t, pod, "containers", 0)
 	for _, check := range []struct {
 		got  any
 		want any
 	}{
+		{at(t, ns, "kind"), "Namespace"},
+		{at(t, ns, "metadata", "name"), "agents"},
+		{at(t, ns, "metadata", "labels", "pod-security.kubernetes.io/enforce"), "restricted"},
+		{at(t, ns, "metadata", "labels", "pod-security.kubernetes.io/enforce-version"), "latest"},
 		{at(t, pod, "automountServiceAccountToken"), false},
+		{at(t, pod, "hostUsers"), false},
 		{at(t, pod, "securityContext", "runAsNonRoot"), true},
 		{at(t, pod, "securityContext", "runAsUser"), 65534},
 		{at(t, pod, "securityContext", "seccompProfile", "type"), "RuntimeDefault"},
+		{at(t, pod, "securityContext", "appArmorProfile", "type"), "RuntimeDefault"},
 		{at(t, c, "image"), "registry.example.com/llm-runtime-io:abc"},
-		{at(t, c, "stdin"), true},
-		{at(t, c, "stdinOnce"), false},
+		{at(t, c, "stdin"), nil}, // the agent reads no input: nothing to attach to
+		{at(t, c, "args", 3), "2m"},
+		{at(t, c, "args", 4), "--listen"},
 		{at(t, c, "securityContext", "readOnlyRootFilesystem"), true},
 		{at(t, c, "securityContext", "allowPrivilegeEscalation"), false},
 		{at(t, c, "securityContext", "capabilities", "drop", 0), "ALL"},
 		{at(t, c, "resources", "limits", "memory"), "512Mi"},
 		{at(t, c, "resources", "limits", "cpu"), "1"},
-		{at(t, c, "args", 3), "2m"},
-		{at(t, docs[0], "spec", "networkPolicyManagement"), "Managed"},
-		{at(t, docs[1], "spec", "replicas"), 7},
-		{at(t, docs[1], "spec", "sandboxTemplateRef", "name"), "llm-runtime"},
-		{at(t, docs[2], "spec", "policyTypes", 1), "Egress"},
+		{at(t, c, "resources", "limits", "ephemeral-storage"), "2304Mi"}, // the workspace's 2Gi and 256Mi
+		{at(t, c, "volumeMounts", 2, "mountPath"), "/run/llm-runtime-agent"},
+		{at(t, tmpl, "spec", "networkPolicyManagement"), "Managed"},
+		{at(t, pool, "spec", "replicas"), 7},
+		{at(t, pool, "spec", "sandboxTemplateRef", "name"), "llm-runtime"},
+		{at(t, policy, "spec", "policyTypes", 1), "Egress"},
+		{at(t, role, "metadata", "name"), "llm-runtime-session"},
+		{at(t, role, "rules", 3, "resources", 0), "pods/exec"},
 	} {
 		if check.got != check.want {
 			t.Errorf("got %v (%T), want %v", check.got, check.got, check.want)
 		}
 	}
-	if np := at(t, docs[0], "spec", "networkPolicy"); len(np.(map[string]any)) != 0 {
+	if np := at(t, tmpl, "spec", "networkPolicy"); len(np.(map[string]any)) != 0 {
 		t.Errorf("the template's network policy has rules: %v", np)
 	}
-	if at(t, docs[2], "spec", "egress") != nil || at(t, docs[2], "spec", "ingress") != nil {
+	if at(t, policy, "spec", "egress") != nil || at(t, policy, "spec", "ingress") != nil {
 		t.Error("the deny-all policy has rules")
+	}
+	// No rule of the role gives pods/attach, or anything on pods themselves.
+	for _, r := range at(t, role, "rules").([]any) {
+		for _, res := range at(t, r, "resources").([]any) {
+			if res == "pods" || res == "pods/attach" || res == "*" {
+				t.Errorf("the session's role gives %v", res)
+			}
+		}
+	}
+	// Where the nodes cannot: no AppArmor, no user namespace; a storage
+	// limit of the user's.
+	docs = manifestDocs(t, "--image", "r/x:1", "--no-apparmor", "--no-user-namespace", "--ephemeral-storage", "5Gi")
+	pod = at(t, docs[1], "spec", "podTemplate", "spec")
+	if at(t, pod, "hostUsers") != nil || at(t, pod, "securityContext", "appArmorProfile") != nil || at(t, pod, "containers", 0, "resources", "limits", "ephemeral-storage") != "5Gi" ||
+		at(t, docs[0], "metadata", "name") != "llm-runtime" {
+		t.Errorf("with --no-apparmor --no-user-namespace --ephemeral-storage 5Gi: %v", pod)
 	}
 }
 
@@ -111,6 +138,10 @@ func TestKubernetesManifestsRefuseBadValues(t *testing.T) {
 		{"--image", "r/x:1\nkind: Secret"},
 		{"--image", "r/x:1", "--lease", "1ms"},
 		{"--image", "r/x:1", "--replicas", "-1"},
+		{"--image", "r/x:1", "--namespace", "default"},
+		{"--image", "r/x:1", "--namespace", "kube-system"},
+		{"--image", "r/x:1", "--ephemeral-storage", "2Gi"}, // not more than the workspace
+		{"--image", "r/x:1", "--cpu", "0"},
 		{},
 	} {
 		var out, errb bytes.Buffer

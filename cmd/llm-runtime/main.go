@@ -596,7 +596,9 @@ type agentCmd struct {
 	Threads   int           `name:"reserve-threads" help:"Start this many spare OS threads first, so a fork bomb in an exec cannot starve the agent."`
 	Own       string        `name:"own-workspace" placeholder:"UID:GID" help:"Give the workspace's root to UID:GID (mode 0700) and exit: run once, as root with CAP_CHOWN only, on a new volume of copy mode."`
 	Install   string        `name:"install-agent" placeholder:"DIR" help:"Copy this binary to DIR/llm-runtime and exit: run once on a new volume of copy mode's exec, which exec containers mount read-only."`
-	Lease     time.Duration `help:"Exit this long after the last request (the first starts it), for a transport that does not close the agent's input when the host goes away (a Kubernetes attach); 0: never."`
+	Lease     time.Duration `help:"Exit this long after the last request (the first starts it), for a transport that does not close the agent's input when the host goes away (a Kubernetes pod's); 0: never."`
+	Listen    bool          `help:"Serve sessions on the agent's socket, not on standard input (a Kubernetes pod: its input and output are the pod's attach and log): the first connection to send a secret claims the agent, later ones must send the same. Needs --lease."`
+	Connect   bool          `help:"Relay standard input and output to the agent's socket (what the host execs in a Kubernetes pod to reach its agent) and exit when either ends."`
 }
 
 func (a agentCmd) Run(e env) error {
@@ -615,6 +617,12 @@ func (a agentCmd) Run(e env) error {
 		}
 		return nil
 	}
+	if a.Connect {
+		if err := agent.Relay(agent.SessionSocket(), e.stdin, e.stdout); err != nil {
+			return fail(exitSandbox, "agent --connect: %v", err)
+		}
+		return nil
+	}
 	if a.Threads > 0 {
 		agent.ReserveThreads(a.Threads)
 	}
@@ -627,6 +635,9 @@ func (a agentCmd) Run(e env) error {
 	}
 	ag := agent.NewAgent(ws, a.Workspace, version)
 	ag.Lease = a.Lease
+	if a.Listen {
+		return fail(exitSandbox, "%v", ag.ListenSessions(agent.SessionSocket(), e.stderr))
+	}
 	if err := ag.Serve(e.stdin, e.stdout); err != nil {
 		return fail(exitSandbox, "agent: %v", err)
 	}

@@ -35,12 +35,12 @@ type Options struct {
 }
 
 // Sandbox runs a session's operations on an agent pod of a warm pool: it
-// claims one at the first operation, attaches to its agent, sends it the
+// claims one at the first operation, connects to its agent, sends it the
 // session's limits and pushes it the repository (copy mode), keeps the
 // claim and the agent alive while it lives, and releases the claim at
 // Close. Writes and edits are applied on the host, as in copy mode. A pod
 // that dies is replaced by a new claim, and a read is retried there.
-// Operations are serialised on the one attach.
+// Operations are serialised on the one stream.
 type Sandbox struct {
 	o       Options
 	claims  *Claims
@@ -128,7 +128,7 @@ func (s *Sandbox) keepAlive() {
 	}
 }
 
-// session returns the attach to the session's pod, claiming one, and
+// session returns the stream to the session's pod, claiming one, and
 // pushing it the repository's copy, when there is none (or it broke).
 func (s *Sandbox) session(ctx context.Context) (*agent.Conn, error) {
 	s.mu.Lock()
@@ -139,7 +139,7 @@ func (s *Sandbox) session(ctx context.Context) (*agent.Conn, error) {
 	if s.conn != nil && s.conn.Err() == nil {
 		return s.conn, nil
 	}
-	if s.claim != nil { // its pod died, or the attach broke: another claim
+	if s.claim != nil { // its pod died, or the stream broke: another claim
 		s.conn.Close()
 		s.claims.Release(context.WithoutCancel(ctx), s.claim)
 		s.claim, s.conn = nil, nil
@@ -148,20 +148,26 @@ func (s *Sandbox) session(ctx context.Context) (*agent.Conn, error) {
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	conn, _, _, err := Attach(ctx, s.o.Config, s.o.Namespace, cl.Pod)
+	st, err := Connect(ctx, s.o.Config, s.o.Namespace, cl.Pod)
 	if err == nil {
-		err = conn.Configure(ctx, s.o.Limits)
+		if err = st.Configure(ctx, s.o.Limits); err != nil {
+			if st.Err() != nil { // the stream ended: what the relay said comes with its end
+				select {
+				case <-st.Done():
+				case <-ctx.Done():
+				}
+			}
+			st.Close()
+			err = st.Explain(err)
+		}
 	}
 	if err != nil {
-		if conn != nil {
-			conn.Close()
-		}
 		s.claims.Release(context.WithoutCancel(ctx), cl)
 		return nil, unavailable(err)
 	}
 	s.replica.Forget() // a new pod's workspace: listed by the first push
-	s.claim, s.conn = cl, conn
-	return conn, nil
+	s.claim, s.conn = cl, st.Conn
+	return st.Conn, nil
 }
 
 func unavailable(err error) error {

@@ -254,6 +254,7 @@ type Agent struct {
 	ws         *sandbox.Workspace
 	configured bool
 	timer      *time.Timer
+	sessions   bool // ListenSessions serves the socket
 }
 
 // NewAgent returns an agent serving the workspace ws, opened on dir.
@@ -369,7 +370,14 @@ func (a *Agent) Serve(r io.Reader, w io.Writer) error {
 			}
 		case OpSocket:
 			rep = Reply{ID: req.ID}
-			if err := a.listen(req.Secret); err != nil {
+			a.mu.Lock()
+			sessions := a.sessions
+			a.mu.Unlock()
+			err := errSessions
+			if !sessions {
+				err = a.listen(req.Secret)
+			}
+			if err != nil {
 				e := sandbox.AsError(err)
 				rep.Code, rep.Message = e.Code, e.Message
 			}

@@ -45,6 +45,8 @@ type Node struct {
 	docker     *client.Client
 	labels     map[string]string
 	containers map[string]string
+	logs       map[string]string // the last log of removed containers
+	attached   map[string]int    // attaches made, by NAMESPACE/POD
 }
 
 // NodeOptions say what a Node does beyond the API objects.

@@ -15,14 +15,14 @@ import (
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
-// TestK8sASessionAttachesToItsPodsAgent: through the real API server (a
-// WebSocket attach, which the API server carries to the node's kubelet
-// endpoint), a session reaches the agent of its claimed pod, run by the
-// test node in Docker from the sandbox image: it configures the session's
-// limits, pushes a file to the pod's workspace, reads it back, is refused
-// a path out of it, and closes the agent. The per-operation figure over
-// the attach is logged.
-func TestK8sASessionAttachesToItsPodsAgent(t *testing.T) {
+// TestK8sASessionConnectsToItsPodsAgent: through the real API server (a
+// WebSocket exec of the agent's relay, which the API server carries to
+// the node's kubelet endpoint), a session reaches the agent of its claimed
+// pod, run by the test node in Docker from the sandbox image: it
+// configures the session's limits, pushes a file to the pod's workspace,
+// reads it back, is refused a path out of it, and closes the agent. The
+// per-operation figure over the stream is logged.
+func TestK8sASessionConnectsToItsPodsAgent(t *testing.T) {
 	c := agentPool(t, 1)
 	c.Await(func(s string) bool { return strings.Count(s, "True") == 1 }, "-n", "agents", "get", "sandboxes", "-o", `jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`)
 	cfg := c.RESTConfig()
@@ -39,14 +39,14 @@ func TestK8sASessionAttachesToItsPodsAgent(t *testing.T) {
 	}
 	defer claims.Release(context.Background(), cl)
 	start := time.Now()
-	conn, done, serr, err := kube.Attach(ctx, cfg, "agents", cl.Pod)
+	conn, err := kube.Connect(ctx, cfg, "agents", cl.Pod)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := conn.Ping(ctx); err != nil {
-		t.Fatalf("ping over the attach: %v\n%s", err, c.Log("kube-apiserver"))
+		t.Fatalf("ping over the stream: %v\n%s", conn.Explain(err), c.Log("kube-apiserver"))
 	}
-	t.Logf("claim to ready %s, attach to the first reply %s", cl.Took, time.Since(start))
+	t.Logf("claim to ready %s, connect to the first reply %s", cl.Took, time.Since(start))
 	if err := conn.Configure(ctx, sandbox.Limits{MaxFileSize: 1 << 20}); err != nil {
 		t.Fatal(err)
 	}
@@ -68,14 +68,14 @@ func TestK8sASessionAttachesToItsPodsAgent(t *testing.T) {
 		d = append(d, time.Since(s))
 	}
 	slices.Sort(d)
-	t.Logf("open over the attach: p50 %s, p95 %s", d[len(d)/2], d[len(d)*95/100])
+	t.Logf("open over the stream: p50 %s, p95 %s", d[len(d)/2], d[len(d)*95/100])
 	if err := conn.CloseAgent(ctx); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-done:
-		t.Logf("the attach ended: %v", *serr)
+	case <-conn.Done():
+		t.Logf("the stream ended: %v", conn.Ended())
 	case <-time.After(time.Minute):
-		t.Fatal("the attach did not end after the agent closed")
+		t.Fatal("the stream did not end after the agent closed")
 	}
 }
