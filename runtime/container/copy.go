@@ -340,22 +340,8 @@ func (d *Docker) agentVolume(ctx context.Context, image string, extra map[string
 func (d *Docker) oneOff(ctx context.Context, image string, args, caps []string, mounts ...mount.Mount) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
-	cr, err := d.cli.ContainerCreate(cctx, client.ContainerCreateOptions{Config: &container.Config{
-		Image:           image,
-		Cmd:             args,
-		Labels:          d.Labels("one-off"),
-		NetworkDisabled: true,
-		User:            "0:0",
-	}, HostConfig: &container.HostConfig{
-		NetworkMode:    "none",
-		ReadonlyRootfs: true,
-		CapDrop:        []string{"ALL"},
-		CapAdd:         caps,
-		SecurityOpt:    securityOpts(),
-		Resources:      container.Resources{Ulimits: ulimits()},
-		Mounts:         mounts,
-		LogConfig:      container.LogConfig{Type: "none"},
-	}})
+	cfg, hc := oneOffConfig(image, args, caps, mounts, d.Labels("one-off"))
+	cr, err := d.cli.ContainerCreate(cctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hc})
 	if err != nil {
 		return fmt.Errorf("%w: creating a container: %v", ErrUnavailable, err)
 	}
@@ -373,6 +359,37 @@ func (d *Docker) oneOff(ctx context.Context, image string, args, caps []string, 
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return nil
+}
+
+// The limits of a one-off container: it runs the agent binary once, for
+// a chown or a copy of itself, and needs little; a flaw in either would
+// get no more than this.
+const (
+	oneOffPIDs   = 16
+	oneOffMemory = 64 << 20
+)
+
+// oneOffConfig is a one-off container's configuration: root in the
+// container (for CAP_CHOWN) with only caps, no network, the profile, a
+// read-only root and small limits.
+func oneOffConfig(image string, args, caps []string, mounts []mount.Mount, labels map[string]string) (*container.Config, *container.HostConfig) {
+	pids := int64(oneOffPIDs)
+	return &container.Config{
+			Image:           image,
+			Cmd:             args,
+			Labels:          labels,
+			NetworkDisabled: true,
+			User:            "0:0",
+		}, &container.HostConfig{
+			NetworkMode:    "none",
+			ReadonlyRootfs: true,
+			CapDrop:        []string{"ALL"},
+			CapAdd:         caps,
+			SecurityOpt:    securityOpts(),
+			Resources:      container.Resources{Ulimits: ulimits(), PidsLimit: &pids, Memory: oneOffMemory, MemorySwap: oneOffMemory, NanoCPUs: 1e9},
+			Mounts:         mounts,
+			LogConfig:      container.LogConfig{Type: "none"},
+		}
 }
 
 // refresh brings the replica up to date through c: it syncs the mirror
