@@ -328,16 +328,20 @@ func TestK8sASessionIsNeitherInThePodsLogNorOnItsAttach(t *testing.T) {
 		}
 	}
 	if claimed == "" {
-		t.Fatalf("no spy saw its pod claimed (the session took a pod no spy watched?); logs: %v", node.Logs())
-	}
-	select {
-	case <-spies[claimed].done:
-	case <-time.After(3 * time.Minute):
-		t.Fatal("the claimed pod's attach did not end with the pod")
+		t.Error("no spy saw its pod claimed: the agent says nothing of a session's connection, or the session took a pod no spy watched")
+	} else {
+		select {
+		case err := <-spies[claimed].done:
+			t.Logf("the claimed pod's attach ended with it: %v", err)
+		case <-time.After(3 * time.Minute):
+			t.Fatal("the claimed pod's attach did not end with the pod")
+		}
 	}
 	cancel()
 	for pod, s := range spies {
-		<-s.done
+		if pod != claimed {
+			<-s.done
+		}
 		if s.out.Len() != 0 {
 			t.Errorf("the spy of %s read %d bytes of the agent's output: %q", pod, s.out.Len(), s.out.String())
 		}
@@ -351,8 +355,11 @@ func TestK8sASessionIsNeitherInThePodsLogNorOnItsAttach(t *testing.T) {
 			t.Errorf("the log of %s holds the session: %q", pod, log)
 		}
 	}
-	if !strings.Contains(logs["agents/"+claimed], "a session claimed this agent") {
+	if claimed != "" && !strings.Contains(logs["agents/"+claimed], "a session claimed this agent") {
 		t.Errorf("the claimed pod's log: %q", logs["agents/"+claimed])
+	}
+	if t.Failed() {
+		t.FailNow()
 	}
 
 	// The role of the manifests, and nothing else: a session runs, and
@@ -371,7 +378,7 @@ func TestK8sASessionIsNeitherInThePodsLogNorOnItsAttach(t *testing.T) {
 	}
 	nobody := c.ServiceAccountKubeconfig("agents", "nobody")
 	r = runBinary(t, dir, "<open secret.txt>", kubernetesEnv(nobody))
-	if r.code == 0 || strings.Contains(r.stdout, marker) || !strings.Contains(r.stdout+r.stderr, "forbidden") {
+	if strings.Contains(r.stdout, marker) || !strings.Contains(r.stdout, `User "system:serviceaccount:agents:nobody" cannot get resource "sandboxwarmpools"`) {
 		t.Fatalf("a session without the role: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
