@@ -13,7 +13,7 @@ import (
 )
 
 type kubernetesCmd struct {
-	Manifests kubernetesManifestsCmd `cmd:"" help:"Print a SandboxTemplate, a SandboxWarmPool and a NetworkPolicy that keep agent pods warm for llm-runtime (kubernetes-sigs/agent-sandbox)."`
+	Manifests kubernetesManifestsCmd `cmd:"" help:"Print the sandboxes' Namespace, a SandboxTemplate, a SandboxWarmPool, a NetworkPolicy and a session's Role that keep agent pods warm for llm-runtime (kubernetes-sigs/agent-sandbox)."`
 }
 
 func (kubernetesCmd) Help() string {
@@ -23,13 +23,17 @@ SandboxTemplate ready, and a SandboxClaim takes one. The pods run
 llm-runtime's agent, from the sandbox image, which a cluster pulls from a
 registry: push it first (llm-runtime image push REGISTRY/llm-runtime-io) and
 name what it prints with --image. The output applies as it is (kubectl apply
--f -).
+-f -): the sandboxes' namespace (Pod Security restricted enforced), the
+template, the pool, a deny-all NetworkPolicy and the Role a session needs,
+which you bind to the identity llm-runtime runs as.
 
 Examples:
 
   llm-runtime image push registry.example.com/llm-runtime-io
   llm-runtime kubernetes manifests --image registry.example.com/llm-runtime-io:3d3acce1077f77e0 | kubectl apply -f -
-  llm-runtime kubernetes manifests --image ... --namespace agents --replicas 10 --memory 512Mi`
+  kubectl -n llm-runtime create rolebinding llm-runtime-session --role llm-runtime-session --user alice
+  llm-runtime kubernetes manifests --image ... --namespace agents --replicas 10 --memory 512Mi
+  llm-runtime kubernetes manifests --image ... --no-apparmor   # nodes without AppArmor`
 }
 
 type kubernetesManifestsCmd struct {
