@@ -26,6 +26,7 @@ import (
 var Knobs = []string{
 	"LLM_RUNTIME_REQUIRE_DOCKER", // Docker tests fail instead of skipping
 	"LLM_RUNTIME_REQUIRE_K8S",    // Kubernetes tests fail instead of skipping
+	"LLM_RUNTIME_REQUIRE_USERNS", // the userns-remap daemon's test fails instead of skipping
 	"LLM_RUNTIME_K8S_BIN",        // where make k8s-binaries put the control plane
 	"LLM_RUNTIME_SEARCH_TREE",    // sandbox's BenchmarkSearchTree: the tree
 	"LLM_RUNTIME_SEARCH_QUERY",   // and the query
