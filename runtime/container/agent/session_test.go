@@ -33,6 +33,22 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// listening starts an agent serving sessions of ws on SessionSocket, and
+// waits for its socket.
+func listening(t *testing.T, ws *sandbox.Workspace, dir string, log io.Writer) {
+	t.Helper()
+	ag := NewAgent(ws, dir, "test")
+	ag.Lease = time.Hour
+	ag.Exit = func(int) {}
+	go ag.ListenSessions(SessionSocket(), log)
+	for {
+		if _, err := os.Stat(SessionSocket()); err == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // dialSession connects to the session socket and sends secret.
 func dialSession(t *testing.T, secret string) net.Conn {
 	t.Helper()
@@ -72,16 +88,7 @@ func TestASessionSocketServesOnlyTheSessionThatClaimedIt(t *testing.T) {
 	if err := NewAgent(ws, dir, "test").ListenSessions(SessionSocket(), &log); err == nil || !strings.Contains(err.Error(), "needs a lease") {
 		t.Fatalf("without a lease: %v", err)
 	}
-	ag := NewAgent(ws, dir, "test")
-	ag.Lease = time.Hour
-	ag.Exit = func(int) {}
-	go ag.ListenSessions(SessionSocket(), &log)
-	for {
-		if _, err := os.Stat(SessionSocket()); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	listening(t, ws, dir, &log)
 	ctx := context.Background()
 	secret := strings.Repeat("ab", SecretLen/2)
 	// Malformed secrets claim nothing.
@@ -149,16 +156,7 @@ func TestRelayCarriesASessionToTheSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.Close()
-	ag := NewAgent(ws, dir, "test")
-	ag.Lease = time.Hour
-	ag.Exit = func(int) {}
-	go ag.ListenSessions(SessionSocket(), io.Discard)
-	for {
-		if _, err := os.Stat(SessionSocket()); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	listening(t, ws, dir, io.Discard)
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	done := make(chan error, 1)

@@ -53,37 +53,35 @@ func (n *Node) runContainers() int {
 	return srv.Listener.Addr().(*net.TCPAddr).Port
 }
 
-// serveAttach serves /attach/NAMESPACE/POD[/UID]/CONTAINER, as a kubelet.
-func (n *Node) serveAttach(w http.ResponseWriter, r *http.Request) {
+// streamRequest parses a kubelet's /VERB/NAMESPACE/POD[/UID]/CONTAINER
+// request; on a bad one it answers it, and ok is false.
+func streamRequest(w http.ResponseWriter, r *http.Request, verb string) (pod, ctr string, opts *remotecommand.Options, ok bool) {
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	if len(parts) < 4 || parts[0] != "attach" {
+	if len(parts) < 4 || parts[0] != verb {
 		http.Error(w, "not found", http.StatusNotFound)
-		return
+		return "", "", nil, false
 	}
-	ns, pod, ctr := parts[1], parts[2], parts[len(parts)-1]
 	opts, err := remotecommand.NewOptions(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return "", "", nil, false
 	}
-	remotecommand.ServeAttach(w, r, attacher{n}, ns+"/"+pod, "", ctr, opts, 10*time.Minute, remotecommand.DefaultStreamCreationTimeout, remotecommand.SupportedStreamingProtocols)
+	return parts[1] + "/" + parts[2], parts[len(parts)-1], opts, true
+}
+
+// serveAttach serves /attach/NAMESPACE/POD[/UID]/CONTAINER, as a kubelet.
+func (n *Node) serveAttach(w http.ResponseWriter, r *http.Request) {
+	if pod, ctr, opts, ok := streamRequest(w, r, "attach"); ok {
+		remotecommand.ServeAttach(w, r, attacher{n}, pod, "", ctr, opts, 10*time.Minute, remotecommand.DefaultStreamCreationTimeout, remotecommand.SupportedStreamingProtocols)
+	}
 }
 
 // serveExec serves /exec/NAMESPACE/POD[/UID]/CONTAINER?command=..., as a
 // kubelet.
 func (n *Node) serveExec(w http.ResponseWriter, r *http.Request) {
-	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	if len(parts) < 4 || parts[0] != "exec" {
-		http.Error(w, "not found", http.StatusNotFound)
-		return
+	if pod, ctr, opts, ok := streamRequest(w, r, "exec"); ok {
+		remotecommand.ServeExec(w, r, attacher{n}, pod, "", ctr, r.URL.Query()["command"], opts, 10*time.Minute, remotecommand.DefaultStreamCreationTimeout, remotecommand.SupportedStreamingProtocols)
 	}
-	ns, pod, ctr := parts[1], parts[2], parts[len(parts)-1]
-	opts, err := remotecommand.NewOptions(r)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	remotecommand.ServeExec(w, r, attacher{n}, ns+"/"+pod, "", ctr, r.URL.Query()["command"], opts, 10*time.Minute, remotecommand.DefaultStreamCreationTimeout, remotecommand.SupportedStreamingProtocols)
 }
 
 // serveLogs serves /containerLogs/NAMESPACE/POD/CONTAINER, as a kubelet:
