@@ -2,7 +2,8 @@
 // calls that llm-runtime's seccomp profile refuses and a few that commands
 // need, and prints one line per attempt, "NAME RESULT", where RESULT is
 // "ok", the name of the errno the call failed with (EPERM, ENOSYS, ...), or
-// "signal NAME" for a child the kernel killed; and, first, what the
+// "signal NAME" for a child the kernel killed ("killed", "other" and
+// "fault" for the i386 entry: see child); and, first, what the
 // process is: its seccomp mode, no_new_privs, effective capabilities,
 // RLIMIT_NOFILE and uid.
 //
@@ -19,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -165,13 +167,17 @@ var errKilled = errors.New("killed")
 // that did not return the pid: the entry is not there).
 var errOther = errors.New("other")
 
+// errFault: the call faulted before the kernel took it (int $0x80 where
+// the kernel has no i386 entry).
+var errFault = errors.New("fault")
+
 func report(name string, err error) {
 	var errno syscall.Errno
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
 		fmt.Println(name, "ok")
-	case err == errKilled, err == errOther:
+	case err == errKilled, err == errOther, err == errFault:
 		fmt.Println(name, err)
 	case errors.As(err, &errno):
 		fmt.Println(name, errnoName(errno))
@@ -270,6 +276,8 @@ func inChild(what string) error {
 		switch {
 		case err != nil:
 			return fmt.Errorf("child wrote %q", b[:n]), true
+		case e == -2:
+			return errFault, true
 		case e < 0:
 			return errOther, true
 		case e == 0:
@@ -339,6 +347,15 @@ func child(what string) {
 		// 64-bit process can use where the kernel emulates i386. Where the
 		// filter does not know that architecture, the kernel may kill the
 		// calling thread.
+		// Where the kernel has no i386 entry at all (ia32 emulation off,
+		// as on some VMs), int $0x80 faults before any filter sees it:
+		// that is reported as "fault", not a crash on the probe's error.
+		debug.SetPanicOnFault(true)
+		defer func() {
+			if recover() != nil {
+				fmt.Println(-2)
+			}
+		}()
 		r := int32(int80(20, 0, 0, 0))
 		switch {
 		case r < 0:
