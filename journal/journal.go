@@ -145,7 +145,7 @@ func flock(f *os.File, how int) error {
 }
 
 // catchUp reads the records appended since j.off, and truncates a torn
-// tail. A log replaced (by Prune) is read anew.
+// tail. A log replaced (as a Prune will) is read anew.
 func (j *Journal) catchUp() error {
 	st, err := os.Lstat(j.logPath())
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -321,7 +321,7 @@ func (cp *Checkpoint) Intend(changes []Change) (uint64, error) {
 	}
 	var id uint64
 	err := cp.j.locked(func() error {
-		// Under the lock, since Prune removes objects under it too.
+		// Under the lock, since a Prune will remove objects under it.
 		for _, c := range changes {
 			for _, s := range []State{c.Before, c.After} {
 				if s.Kind != File {

@@ -78,7 +78,7 @@ func (j *Journal) Put(content []byte) (string, error) {
 	sum := Sum(content)
 	p := j.objectPath(sum)
 	if _, err := os.Stat(p); err == nil {
-		// Touched so that a Prune running now, which spares recent
+		// Touched so that a Prune running now, which is to spare recent
 		// objects, leaves it for the intent about to name it.
 		now := time.Now()
 		os.Chtimes(p, now, now)
