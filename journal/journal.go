@@ -1,0 +1,439 @@
+package journal
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/llm-runtime/llm-runtime/internal/private"
+	"github.com/llm-runtime/llm-runtime/internal/proc"
+)
+
+// The kinds of a State.
+const (
+	None    = "none"
+	File    = "file"
+	Dir     = "dir"
+	Symlink = "symlink"
+)
+
+// State is what a path held: nothing, a file (its mode, size and content's
+// sum), a directory (its mode) or a symbolic link (its target).
+type State struct {
+	Kind   string // None, File, Dir or Symlink
+	Mode   uint32 // permission bits, with setuid, setgid and sticky (07777)
+	Size   int64  // a file's size
+	Sum    string // a file's content, as Put named it
+	Target string // a link's target, byte for byte
+}
+
+// Change is one path's change. Path is relative to the repository,
+// slash-separated, and kept byte for byte (it need not be UTF-8).
+type Change struct {
+	Path          string
+	Before, After State
+}
+
+// Meta says who made a checkpoint.
+type Meta struct {
+	Session  string
+	FrontEnd string // filter, daemon, mcp or cli
+	Name     string // a name a client gave the checkpoint, or ""
+	Time     time.Time
+}
+
+// Intent is a change (or a batch of changes) recorded before it was made.
+type Intent struct {
+	ID         uint64
+	Checkpoint int
+	Changes    []Change
+	Time       time.Time
+	PID        int // the process that made it
+}
+
+// Journal is one repository's journal, open. It is safe for concurrent
+// use, and any number of processes may have the same journal open.
+type Journal struct {
+	dir string
+
+	mu     sync.Mutex // held with the flock, or while closing
+	lock   *os.File
+	log    *os.File // O_APPEND
+	off    int64    // the end of the last whole record read or written
+	cp     int      // the last checkpoint number
+	intent uint64   // the last intent number
+	open   map[uint64]*openIntent
+	dirty  bool // records appended since the last fsync
+	closed bool
+}
+
+type openIntent struct {
+	Intent
+	start uint64 // its process's start time
+}
+
+// ErrClosed is returned by every method of a closed Journal.
+var ErrClosed = errors.New("journal: closed")
+
+// Open opens the journal in dir, making it when it is missing. dir must
+// be this user's and writable by no one else, as its parents. Open reads
+// the log through, cutting off a torn tail a crash left.
+func Open(dir string) (*Journal, error) {
+	if err := private.Dir(dir, true); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "objects"), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	j := &Journal{dir: dir, lock: lock}
+	err = j.locked(func() error {
+		// A new log starts with its version.
+		if j.off == 0 {
+			return j.append(true, record{Type: recLog, Version: Version})
+		}
+		return nil
+	})
+	if err != nil {
+		j.Close()
+		return nil, err
+	}
+	return j, nil
+}
+
+// Dir returns the journal's directory.
+func (j *Journal) Dir() string { return j.dir }
+
+func (j *Journal) logPath() string { return filepath.Join(j.dir, "log") }
+
+// locked runs fn holding the journal's lock, with the state brought up to
+// date with what other processes appended and a torn tail cut off.
+func (j *Journal) locked(fn func() error) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return ErrClosed
+	}
+	if err := flock(j.lock, unix.LOCK_EX); err != nil {
+		return fmt.Errorf("journal: locking %s: %w", j.lock.Name(), err)
+	}
+	defer flock(j.lock, unix.LOCK_UN)
+	if err := j.catchUp(); err != nil {
+		return err
+	}
+	return fn()
+}
+
+func flock(f *os.File, how int) error {
+	for {
+		err := unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// catchUp reads the records appended since j.off, and truncates a torn
+// tail. A log replaced (as a Prune will) is read anew.
+func (j *Journal) catchUp() error {
+	st, err := os.Lstat(j.logPath())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if j.log != nil {
+		if cur, err := j.log.Stat(); err != nil || st == nil || !os.SameFile(cur, st) {
+			j.log.Close()
+			j.log = nil
+		}
+	}
+	if j.log == nil {
+		f, err := os.OpenFile(j.logPath(), os.O_RDWR|os.O_APPEND|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		j.log, j.off, j.cp, j.intent, j.open = f, 0, 0, 0, map[uint64]*openIntent{}
+		if st, err = f.Stat(); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+	}
+	size := st.Size()
+	if size == j.off {
+		return nil
+	}
+	if size < j.off {
+		return fmt.Errorf("%w: the log shrank from %d to %d bytes under the lock: something other than llm-runtime changed it", ErrDamaged, j.off, size)
+	}
+	b := make([]byte, size-j.off)
+	if _, err := j.log.ReadAt(b, j.off); err != nil && err != io.EOF {
+		return fmt.Errorf("journal: reading the log: %w", err)
+	}
+	end, err := frames(b, j.off, func(payload []byte, off int64) error {
+		r, err := decode(payload, off)
+		if err == nil {
+			j.apply(&r)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	j.off += end
+	if j.off < size {
+		// A torn tail: a writer died in its write.
+		if err := j.log.Truncate(j.off); err != nil {
+			return fmt.Errorf("journal: cutting the log's torn tail at %d: %w", j.off, err)
+		}
+	}
+	return nil
+}
+
+// apply brings the state up to date with one record.
+func (j *Journal) apply(r *record) {
+	switch r.Type {
+	case recLog:
+		j.cp = max(j.cp, r.Checkpoint)
+		j.intent = max(j.intent, r.Intent)
+	case recBegin:
+		j.cp = max(j.cp, r.Checkpoint)
+	case recIntent:
+		j.intent = max(j.intent, r.Intent)
+		j.open[r.Intent] = &openIntent{Intent{ID: r.Intent, Checkpoint: r.Checkpoint, Changes: r.Changes, Time: r.Time, PID: r.PID}, r.Start}
+	case recDone, recAbort:
+		delete(j.open, r.Intent)
+	}
+}
+
+// append writes records at the end of the log in one write, and fsyncs
+// the log when sync is set. It runs under the lock.
+func (j *Journal) append(sync bool, recs ...record) error {
+	var b []byte
+	for i := range recs {
+		payload, err := json.Marshal(&recs[i])
+		if err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		if len(payload) > maxRecord {
+			return fmt.Errorf("journal: a record of %d bytes is over the limit of %d: journal fewer changes at once", len(payload), maxRecord)
+		}
+		b = frame(b, payload)
+	}
+	if _, err := j.log.Write(b); err != nil {
+		// Part of it may be there: cut it off now, so that it cannot end
+		// up under records appended later.
+		j.log.Truncate(j.off)
+		return fmt.Errorf("journal: appending to the log: %w", err)
+	}
+	j.off += int64(len(b))
+	j.dirty = true
+	for i := range recs {
+		j.apply(&recs[i])
+	}
+	if sync {
+		if err := unix.Fdatasync(int(j.log.Fd())); err != nil {
+			return fmt.Errorf("journal: syncing the log: %w", err)
+		}
+		j.dirty = false
+	}
+	return nil
+}
+
+// Close fsyncs what was appended lazily (Done, Abort, End) and closes the
+// journal.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return nil
+	}
+	j.closed = true
+	var err error
+	if j.log != nil {
+		if j.dirty {
+			err = unix.Fdatasync(int(j.log.Fd()))
+		}
+		if cerr := j.log.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if cerr := j.lock.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("journal: closing: %w", err)
+	}
+	return nil
+}
+
+// Checkpoint is a checkpoint begun by this process. Its methods are safe
+// for concurrent use.
+type Checkpoint struct {
+	j *Journal
+	n int
+}
+
+// Begin starts the repository's next checkpoint.
+func (j *Journal) Begin(meta Meta) (*Checkpoint, error) {
+	if meta.Time.IsZero() {
+		meta.Time = time.Now()
+	}
+	var n int
+	err := j.locked(func() error {
+		n = j.cp + 1
+		return j.append(false, record{Type: recBegin, Checkpoint: n, Session: meta.Session, FrontEnd: meta.FrontEnd,
+			Name: meta.Name, Time: meta.Time.UTC(), PID: os.Getpid(), Start: proc.Self})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Checkpoint{j: j, n: n}, nil
+}
+
+// Number is the checkpoint's number in the repository.
+func (cp *Checkpoint) Number() int { return cp.n }
+
+// Intend records changes about to be made, and returns when the record is
+// on disk for good; only then may the caller make them, and then it says
+// how that went with Done or Abort. Every file state's content must have
+// been Put. An error means that nothing was recorded: the caller must not
+// make the changes.
+func (cp *Checkpoint) Intend(changes []Change) (uint64, error) {
+	if len(changes) == 0 {
+		return 0, errors.New("journal: an intent with no changes")
+	}
+	for _, c := range changes {
+		if err := c.Before.check(); err != nil {
+			return 0, fmt.Errorf("journal: %q before: %w", c.Path, err)
+		}
+		if err := c.After.check(); err != nil {
+			return 0, fmt.Errorf("journal: %q after: %w", c.Path, err)
+		}
+	}
+	var id uint64
+	err := cp.j.locked(func() error {
+		// Under the lock, since a Prune will remove objects under it.
+		for _, c := range changes {
+			for _, s := range []State{c.Before, c.After} {
+				if s.Kind != File {
+					continue
+				}
+				if _, err := os.Stat(cp.j.objectPath(s.Sum)); err != nil {
+					return fmt.Errorf("journal: %q: the content %s is not in the store (Put it first): %w", c.Path, s.Sum, err)
+				}
+			}
+		}
+		id = cp.j.intent + 1
+		return cp.j.append(true, record{Type: recIntent, Checkpoint: cp.n, Intent: id, Changes: changes,
+			Time: time.Now().UTC(), PID: os.Getpid(), Start: proc.Self})
+	})
+	if err != nil {
+		return 0, err
+	}
+	return id, nil
+}
+
+func (s State) check() error {
+	switch s.Kind {
+	case None, Dir, Symlink:
+	case File:
+		if !validSum(s.Sum) {
+			return fmt.Errorf("a file's sum %q is not a SHA-256 (64 lowercase hex digits)", s.Sum)
+		}
+	default:
+		return fmt.Errorf("kind %q is not none, file, dir or symlink", s.Kind)
+	}
+	if s.Mode&^0o7777 != 0 {
+		return fmt.Errorf("mode %o has bits beyond 07777", s.Mode)
+	}
+	return nil
+}
+
+// Done records that the intent's changes were made. It is not fsynced:
+// see the package doc for what a crash then leaves.
+func (cp *Checkpoint) Done(id uint64) error {
+	return cp.outcome(record{Type: recDone, Checkpoint: cp.n, Intent: id}, false)
+}
+
+// Abort records that the intent's changes were not made, and why.
+func (cp *Checkpoint) Abort(id uint64, reason string) error {
+	return cp.outcome(record{Type: recAbort, Checkpoint: cp.n, Intent: id, Reason: reason}, false)
+}
+
+func (cp *Checkpoint) outcome(r record, sync bool) error {
+	return cp.j.locked(func() error {
+		in, ok := cp.j.open[r.Intent]
+		switch {
+		case !ok:
+			return fmt.Errorf("journal: intent %d has an outcome already, or is not there", r.Intent)
+		case in.Checkpoint != cp.n:
+			return fmt.Errorf("journal: intent %d is of checkpoint %d, not %d", r.Intent, in.Checkpoint, cp.n)
+		}
+		return cp.j.append(sync, r)
+	})
+}
+
+// End closes the checkpoint. A checkpoint never ended (its process died)
+// is listed as such; its done changes count as any other's.
+func (cp *Checkpoint) End() error {
+	return cp.j.locked(func() error {
+		return cp.j.append(false, record{Type: recEnd, Checkpoint: cp.n})
+	})
+}
+
+// Pending lists, by number, the intents with no outcome whose process is
+// gone: each must be resolved (see the package doc). An intent of a
+// process still running is not pending, since it may be making the
+// change now.
+func (j *Journal) Pending() ([]Intent, error) {
+	var list []Intent
+	err := j.locked(func() error {
+		for _, in := range j.open {
+			if !proc.Same(in.PID, in.start) {
+				list = append(list, in.Intent)
+			}
+		}
+		return nil
+	})
+	slices.SortFunc(list, func(a, b Intent) int { return cmpU64(a.ID, b.ID) })
+	return list, err
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Resolve records the verdict on a pending intent, once the caller has
+// compared the disk with its changes: applied when the changes were made.
+// It is fsynced.
+func (j *Journal) Resolve(id uint64, applied bool) error {
+	return j.locked(func() error {
+		in, ok := j.open[id]
+		switch {
+		case !ok:
+			return fmt.Errorf("journal: intent %d has an outcome already, or is not there", id)
+		case proc.Same(in.PID, in.start):
+			return fmt.Errorf("journal: intent %d is not pending: its process (%d) is running", id, in.PID)
+		}
+		r := record{Type: recAbort, Checkpoint: in.Checkpoint, Intent: id, Resolved: true, Reason: "not applied, found after a crash"}
+		if applied {
+			r = record{Type: recDone, Checkpoint: in.Checkpoint, Intent: id, Resolved: true}
+		}
+		return j.append(true, r)
+	})
+}

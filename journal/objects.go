@@ -1,0 +1,179 @@
+package journal
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// MaxObject is the largest content Put stores: 256 MiB. Content is held
+// in memory while it is hashed, compressed and written.
+const MaxObject = 256 << 20
+
+// ErrTooLarge is returned by Put for content over MaxObject.
+var ErrTooLarge = errors.New("journal: content larger than 256 MiB")
+
+// The first byte of an object.
+const (
+	objRaw  = 0
+	objZstd = 1
+)
+
+var (
+	encoder = sync.OnceValue(func() *zstd.Encoder {
+		// EncodeAll alone is used, which is safe for concurrent use; one
+		// goroutine of its own per call keeps its memory small.
+		e, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+		if err != nil {
+			panic(err)
+		}
+		return e
+	})
+	decoder = sync.OnceValue(func() *zstd.Decoder {
+		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxObject+1))
+		if err != nil {
+			panic(err)
+		}
+		return d
+	})
+)
+
+// Sum is the name Put gives content: its SHA-256, 64 lowercase hex digits.
+func Sum(content []byte) string {
+	s := sha256.Sum256(content)
+	return hex.EncodeToString(s[:])
+}
+
+func validSum(sum string) bool {
+	if len(sum) != 64 {
+		return false
+	}
+	for i := 0; i < len(sum); i++ {
+		if c := sum[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (j *Journal) objectPath(sum string) string {
+	return filepath.Join(j.dir, "objects", sum[:2], sum[2:])
+}
+
+// Put stores content and returns its sum. Content already stored is not
+// written again. When Put returns, the object is on disk for good (see the
+// package doc): an intent may name it.
+func (j *Journal) Put(content []byte) (string, error) {
+	if len(content) > MaxObject {
+		return "", ErrTooLarge
+	}
+	sum := Sum(content)
+	p := j.objectPath(sum)
+	if _, err := os.Stat(p); err == nil {
+		// Touched so that a Prune running now, which is to spare recent
+		// objects, leaves it for the intent about to name it.
+		now := time.Now()
+		os.Chtimes(p, now, now)
+		return sum, nil
+	}
+	body := make([]byte, 1, 1+len(content))
+	body[0] = objRaw
+	if len(content) >= 64 {
+		body[0] = objZstd
+		body = encoder().EncodeAll(content, body)
+		if len(body)-1 > len(content)-len(content)/8 {
+			body = append(body[:1], content...)
+			body[0] = objRaw
+		}
+	} else {
+		body = append(body, content...)
+	}
+	sub := filepath.Dir(p)
+	made := false
+	if err := os.Mkdir(sub, 0o700); err == nil {
+		made = true
+	} else if !errors.Is(err, fs.ErrExist) {
+		return "", fmt.Errorf("journal: %w", err)
+	}
+	if made {
+		// The new directory's entry must be durable too.
+		if err := syncDir(filepath.Dir(sub)); err != nil {
+			return "", err
+		}
+	}
+	f, err := os.CreateTemp(filepath.Dir(sub), ".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("journal: %w", err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(body)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("journal: storing %s: %w", sum, err)
+	}
+	if err := syncDir(sub); err != nil {
+		return "", err
+	}
+	return sum, nil
+}
+
+// Get returns the content stored under sum. An object that is missing
+// wraps fs.ErrNotExist; one whose content does not hash to its name, or
+// does not decode, wraps ErrDamaged.
+func (j *Journal) Get(sum string) ([]byte, error) {
+	if !validSum(sum) {
+		return nil, fmt.Errorf("journal: %q is not a content sum (64 lowercase hex digits)", sum)
+	}
+	p := j.objectPath(sum)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("journal: object %s: %w", sum, err)
+	}
+	var content []byte
+	switch {
+	case len(b) == 0:
+		err = errors.New("empty file")
+	case b[0] == objRaw:
+		content = b[1:]
+	case b[0] == objZstd:
+		content, err = decoder().DecodeAll(b[1:], nil)
+	default:
+		err = fmt.Errorf("unknown encoding %d", b[0])
+	}
+	if err == nil && Sum(content) != sum {
+		err = errors.New("its content does not hash to its name")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: object %s (%s): the content it held is lost; remove the file, and the changes that name it cannot be undone", ErrDamaged, p, err)
+	}
+	return content, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("journal: syncing %s: %w", dir, err)
+	}
+	return nil
+}
