@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -404,18 +405,8 @@ func (j *Journal) Pending() ([]Intent, error) {
 		}
 		return nil
 	})
-	slices.SortFunc(list, func(a, b Intent) int { return cmpU64(a.ID, b.ID) })
+	slices.SortFunc(list, func(a, b Intent) int { return cmp.Compare(a.ID, b.ID) })
 	return list, err
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Resolve records the verdict on a pending intent, once the caller has
