@@ -21,19 +21,30 @@ const maxDiffLines = 200
 func Apply(path string, content []byte, blocks []Block) (*Result, error) {
 	old := splitLines(string(content)) // a copy: the caller may reuse content
 	cur, owned := old, false
-	var loose []int
+	var (
+		loose    []int
+		replaced []Replaced
+	)
 	for i, b := range blocks {
-		start, n, with, wasLoose, err := applyBlock(cur, b, i+1)
+		splices, wasLoose, err := applyBlock(cur, b, i+1)
 		if err != nil {
 			return nil, err
 		}
-		if owned {
-			cur = slices.Replace(cur, start, start+n, with...)
-		} else { // the first change copies, leaving old for the diff
-			cur, owned = slices.Concat(cur[:start], with, cur[start+n:]), true
+		if !owned { // the first change copies, leaving old for the diff
+			cur, owned = slices.Clone(cur), true
+		}
+		for _, s := range slices.Backward(splices) { // the last first: earlier indexes hold
+			cur = slices.Replace(cur, s.start, s.start+s.count, s.with...)
 		}
 		if wasLoose {
 			loose = append(loose, i+1)
+		}
+		if b.All {
+			r := Replaced{Block: i + 1, Lines: make([]int, len(splices))}
+			for k, s := range splices {
+				r.Lines[k] = s.start + 1
+			}
+			replaced = append(replaced, r)
 		}
 	}
 	diff, truncated := unifiedDiff(path, old, cur, maxDiffLines)
@@ -41,40 +52,74 @@ func Apply(path string, content []byte, blocks []Block) (*Result, error) {
 		Content:       []byte(strings.Join(cur, "")),
 		Applied:       len(blocks),
 		Loose:         loose,
+		Replaced:      replaced,
 		Diff:          diff,
 		DiffTruncated: truncated,
 	}, nil
 }
 
-// applyBlock finds block number n in lines and says what to put where: the
-// n lines from start are to be replaced by with. loose says the match was
-// loose.
-func applyBlock(lines []string, b Block, n int) (start, count int, with []string, loose bool, err error) {
+// A splice is a change to the lines: the count lines from start are to be
+// replaced by with.
+type splice struct {
+	start, count int
+	with         []string
+}
+
+// applyBlock finds block number n in lines and says what to put where: one
+// splice, or for a block marked All one per place it matches, in order and
+// not overlapping. loose says the match was loose.
+func applyBlock(lines []string, b Block, n int) (splices []splice, loose bool, err error) {
 	if len(b.Search) == 0 {
-		return 0, 0, nil, false, &SyntaxError{Line: b.Line, Msg: "the SEARCH part is empty: put in it the lines to change"}
+		return nil, false, &SyntaxError{Line: b.Line, Msg: "the SEARCH part is empty: put in it the lines to change"}
 	}
 	at := matches(lines, b.Search, text)
+	if b.All {
+		return replaceAll(lines, b, n, at)
+	}
 	if len(at) == 0 {
 		at, loose = matches(lines, b.Search, trimSpace), true
 	}
 	switch len(at) {
 	case 0:
-		return 0, 0, nil, false, &NoMatchError{Block: n, Closest: closest(lines, b.Search)}
+		return nil, false, &NoMatchError{Block: n, Closest: closest(lines, b.Search)}
 	case 1:
 	default:
 		for i := range at {
 			at[i]++
 		}
-		return 0, 0, nil, false, &AmbiguousError{Block: n, Count: len(at), Lines: at}
+		return nil, false, &AmbiguousError{Block: n, Count: len(at), Lines: at}
 	}
-	start, count = at[0], len(b.Search)
+	start, count := at[0], len(b.Search)
 	replace := b.Replace
 	if loose {
 		if replace, err = reindent(lines, start, b.Search, replace, n); err != nil {
-			return 0, 0, nil, false, err
+			return nil, false, err
 		}
 	}
-	return start, count, terminate(replace, lines, start, count), loose, nil
+	return []splice{{start, count, terminate(replace, lines, start, count)}}, loose, nil
+}
+
+// replaceAll is applyBlock for a block marked All, given the places its
+// SEARCH matches exactly (at): each is replaced, from the first on, except
+// one that overlaps the place replaced before it (as strings.ReplaceAll
+// does). A loose match never counts: what is replaced everywhere must be
+// what the model saw, and white space may be all that tells two places
+// apart.
+func replaceAll(lines []string, b Block, n int, at []int) ([]splice, bool, error) {
+	if len(at) == 0 {
+		return nil, false, &NoMatchError{Block: n, All: true, Loose: len(matches(lines, b.Search, trimSpace)), Closest: closest(lines, b.Search)}
+	}
+	count := len(b.Search)
+	splices := make([]splice, 0, len(at))
+	next := 0
+	for _, start := range at {
+		if start < next {
+			continue
+		}
+		splices = append(splices, splice{start, count, terminate(b.Replace, lines, start, count)})
+		next = start + count
+	}
+	return splices, false, nil
 }
 
 // text is a line without its terminator, "\n" or "\r\n"; it is the key of

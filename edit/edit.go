@@ -48,6 +48,19 @@
 // differ from the file's only where an earlier block changed the line count
 // above them.
 //
+// # Replacing every place
+//
+// A block opened with "<<<<<<< SEARCH ALL" instead of "<<<<<<< SEARCH" is
+// marked All (a model asks for it; it is never a default): every place its
+// SEARCH matches exactly is replaced, from the first on, a place that
+// overlaps the one replaced before it excepted, and [Result.Replaced] says
+// where. It matches exactly or not at all: a loose match, which may differ
+// from the SEARCH in white space only where two places differ, is never
+// replaced by a block written for all of them, and finding only such
+// matches is a [*NoMatchError] that says how many there are. A plain
+// block that matches several places is an [*AmbiguousError] whose message
+// names SEARCH ALL.
+//
 // # Replacing
 //
 // The matched lines are replaced by the REPLACE lines, each ending with the
@@ -100,15 +113,26 @@ import (
 type Block struct {
 	Search, Replace []string
 	Line            int // 1-based line of the body where its <<<<<<< SEARCH marker is
+	// All replaces every place the SEARCH matches exactly, not one only:
+	// the block was opened with "<<<<<<< SEARCH ALL".
+	All bool `json:",omitempty"`
+}
+
+// Replaced is what a block marked All replaced: the 1-based first line of
+// each place, numbered as the content the block was applied to.
+type Replaced struct {
+	Block int   `json:"block"`
+	Lines []int `json:"lines"`
 }
 
 // Result of Apply.
 type Result struct {
-	Content       []byte // the file after every block
-	Applied       int    // blocks applied: all of them
-	Loose         []int  // 1-based numbers of the blocks that matched only when leading and trailing white space on each line was ignored
-	Diff          string // unified diff of the change, at most 200 lines, see Diff
-	DiffTruncated bool   // Diff was cut at 200 lines
+	Content       []byte     // the file after every block
+	Applied       int        // blocks applied: all of them
+	Loose         []int      // 1-based numbers of the blocks that matched only when leading and trailing white space on each line was ignored
+	Replaced      []Replaced // for each block marked All, the places it replaced
+	Diff          string     // unified diff of the change, at most 200 lines, see Diff
+	DiffTruncated bool       // Diff was cut at 200 lines
 }
 
 // Line is a line of the file, for showing the model where to look.
@@ -134,6 +158,11 @@ func (e *SyntaxError) Error() string {
 type NoMatchError struct {
 	Block   int    // 1-based
 	Closest []Line // the lines most like the SEARCH, with a line of context; empty for an empty file
+	// All says the block was marked All, which matches exactly or not at
+	// all; Loose is then how many places it matches with the white space
+	// at the ends of lines ignored.
+	All   bool
+	Loose int
 }
 
 func (e *NoMatchError) Error() string {
@@ -161,6 +190,10 @@ func withLines(summary string, block int, lines []Line) string {
 // Summary is the error's first sentence, without the closest lines: for a
 // caller that shows them apart.
 func (e *NoMatchError) Summary() string {
+	if e.All && e.Loose > 0 {
+		return fmt.Sprintf("edit block %d: its SEARCH lines are not in the file exactly; %d %s match them with the white space at the ends of lines ignored, "+
+			"but a SEARCH ALL replaces exact matches only", e.Block, e.Loose, plural(e.Loose, "place", "places"))
+	}
 	return fmt.Sprintf("edit block %d: its SEARCH lines are not in the file, not even ignoring white space at the ends of lines", e.Block)
 }
 
@@ -202,17 +235,32 @@ type AmbiguousError struct {
 // maxListedLines caps the line numbers an AmbiguousError message lists.
 const maxListedLines = 10
 
-func (e *AmbiguousError) Error() string {
-	shown := e.Lines[:min(len(e.Lines), maxListedLines)]
+// listLines writes line numbers for a message, at most maxListedLines of
+// them: "1, 2, 3" or "1, 2, …, 10, …".
+func listLines(lines []int) string {
+	shown := lines[:min(len(lines), maxListedLines)]
 	nums := make([]string, len(shown))
 	for i, n := range shown {
 		nums[i] = strconv.Itoa(n)
 	}
 	list := strings.Join(nums, ", ")
-	if len(e.Lines) > len(shown) {
+	if len(lines) > len(shown) {
 		list += ", …"
 	}
+	return list
+}
+
+// String says what the block replaced, for a model to read: "block 2
+// replaced 3 places (lines 4, 9, 17)", at most ten lines listed.
+func (r Replaced) String() string {
+	n := len(r.Lines)
+	return fmt.Sprintf("block %d replaced %d %s (%s %s)", r.Block, n, plural(n, "place", "places"), plural(n, "line", "lines"), listLines(r.Lines))
+}
+
+func (e *AmbiguousError) Error() string {
+	list := listLines(e.Lines)
 	return fmt.Sprintf("edit block %d: its SEARCH matches %d places, starting at lines %s; "+
 		"add neighbouring lines to SEARCH (and the same lines to REPLACE) until it matches one place only, "+
+		"or, to change every place, open the block with <<<<<<< SEARCH ALL; "+
 		"then retry the whole edit; no block was applied", e.Block, e.Count, list)
 }

@@ -8,6 +8,7 @@ import (
 // The marker lines of a block.
 const (
 	searchMarker  = "<<<<<<< SEARCH"
+	allMarker     = "<<<<<<< SEARCH ALL"
 	dividerMarker = "======="
 	replaceMarker = ">>>>>>> REPLACE"
 )
@@ -25,7 +26,8 @@ const (
 )
 
 // Parse reads the blocks of an edit body. Marker lines are exactly
-// "<<<<<<< SEARCH", "=======" and ">>>>>>> REPLACE", with trailing spaces,
+// "<<<<<<< SEARCH" (or "<<<<<<< SEARCH ALL", which marks the block All),
+// "=======" and ">>>>>>> REPLACE", with trailing spaces,
 // tabs or a CR allowed. Blank lines between blocks are ignored; any other
 // text outside a block, a block not closed, an empty SEARCH, or no block at
 // all is a *SyntaxError. The first "=======" after a SEARCH marker ends the
@@ -40,11 +42,11 @@ func Parse(body []byte) ([]Block, error) {
 		n := i + 1
 		marker := strings.TrimRight(line, " \t\r")
 		switch {
-		case marker == searchMarker && state != outside:
+		case (marker == searchMarker || marker == allMarker) && state != outside:
 			return nil, &SyntaxError{Line: n, Msg: fmt.Sprintf(
 				"a new <<<<<<< SEARCH inside the block that starts at line %d: end that block with >>>>>>> REPLACE first", cur.Line)}
-		case marker == searchMarker:
-			cur, state = Block{Line: n}, inSearch
+		case marker == searchMarker || marker == allMarker:
+			cur, state = Block{Line: n, All: marker == allMarker}, inSearch
 		case state == outside && marker == "":
 			// A blank line between blocks.
 		case state == outside:

@@ -109,32 +109,32 @@ func New(o Options) *mcp.Server {
 	addTextTool(s, &mcp.Tool{
 		Name:        "read_file",
 		Title:       "Read a file",
-		Description: "Read a text file of the repository, by lines. A longer file is paged: the result ends saying the offset to read on from.",
+		Description: "Read a text file, by lines; a longer one is paged (the result says the offset to read on from).",
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, OpenWorldHint: closed},
 	}, h.readFile)
 	addTool(s, &mcp.Tool{
 		Name:        "write_file",
 		Title:       "Write a file",
-		Description: "Create or replace a file of the repository, atomically; missing directories are created.",
+		Description: "Create or replace a file, atomically, making missing directories.",
 		Annotations: &mcp.ToolAnnotations{DestructiveHint: &yes, OpenWorldHint: closed},
 	}, h.writeFile)
 	addTool(s, &mcp.Tool{
 		Name:  "edit_file",
 		Title: "Edit a file",
-		Description: "Change a file of the repository: each edit's old_text, whole lines that must match exactly one place (else one place " +
-			"ignoring leading and trailing white space; new_text then takes the file's indentation), becomes its new_text. All edits apply or none; the result is a unified diff.",
+		Description: "Change a file: each edit's old_text, whole lines matching one place exactly (else one place ignoring white space at line ends; " +
+			"new_text then takes the file's indentation), becomes its new_text. All edits apply or none; the result is a unified diff.",
 		Annotations: &mcp.ToolAnnotations{DestructiveHint: &yes, OpenWorldHint: closed},
 	}, h.editFile)
 	addTool(s, &mcp.Tool{
 		Name:        "list_directory",
 		Title:       "List a directory",
-		Description: "List a directory of the repository: directories first, files with their sizes, links with their targets.",
+		Description: "List a directory: directories first, files with sizes, links with targets.",
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, OpenWorldHint: closed},
 	}, h.listDirectory)
 	addTool(s, &mcp.Tool{
 		Name:        "search",
 		Title:       "Search files",
-		Description: "Search the repository's text files for the lines that hold query. Excluded, .gitignored, binary and oversized files are skipped and counted.",
+		Description: "Find the lines of the repository's text files that hold query; excluded, .gitignored, binary and oversized files are skipped and counted.",
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, OpenWorldHint: closed},
 	}, h.search)
 	if o.Exec != nil {
@@ -251,7 +251,8 @@ func errorInfo(e *sandbox.Error) *ErrorInfo {
 
 var (
 	// editWords are an edit's errors in edit_file's words.
-	editWords = strings.NewReplacer("edit block ", "edit ", "SEARCH lines", "old_text lines", "to SEARCH", "to old_text",
+	editWords = strings.NewReplacer("open the block with <<<<<<< SEARCH ALL", "set its replace_all",
+		"a SEARCH ALL replaces", "replace_all replaces", "edit block ", "edit ", "SEARCH lines", "old_text lines", "to SEARCH", "to old_text",
 		"its SEARCH", "its old_text", "its REPLACE", "its new_text", "to REPLACE", "to new_text", "no block was applied", "no edit was applied", "earlier blocks", "earlier edits")
 	openHint = regexp.MustCompile(`; <open [^>]*> reads it`)
 	listHint = regexp.MustCompile(`; <list [^>]*> shows what is in it`)
@@ -278,7 +279,7 @@ type ReadInput struct {
 	Limit  int    `json:"limit,omitempty" jsonschema:"how many lines (default 2000)"`
 	// LineNumbers numbers the lines as output.line_numbers does the
 	// filter's (output.NumberLines).
-	LineNumbers bool `json:"line_numbers,omitempty" jsonschema:"prefix each line with its number and a tab, as cat -n does (not part of the file)"`
+	LineNumbers bool `json:"line_numbers,omitempty" jsonschema:"number the lines, as cat -n (not part of the file)"`
 }
 
 // ReadMeta is where a read_file result's lines are in the file, in the
@@ -417,8 +418,9 @@ func (h *handler) writeFile(ctx context.Context, req *mcp.CallToolRequest, in Wr
 
 // Edit is one change of edit_file.
 type Edit struct {
-	OldText string `json:"old_text" jsonschema:"whole lines of the file, as they are"`
-	NewText string `json:"new_text" jsonschema:"the lines to put in their place (empty deletes them)"`
+	OldText    string `json:"old_text" jsonschema:"whole lines of the file, as they are"`
+	NewText    string `json:"new_text" jsonschema:"the lines to put instead (empty deletes them)"`
+	ReplaceAll bool   `json:"replace_all,omitempty" jsonschema:"change every exact match"`
 }
 
 // EditInput is edit_file's arguments.
@@ -433,8 +435,10 @@ type EditOutput struct {
 	Path    string `json:"path,omitempty"`
 	Applied int    `json:"applied,omitempty" jsonschema:"edits applied: all of them"`
 	Loose   []int  `json:"loose,omitempty" jsonschema:"the edits (from 1) that matched only ignoring leading and trailing white space"`
-	Diff    string `json:"diff,omitempty" jsonschema:"a unified diff of the change"`
-	DryRun  bool   `json:"dry_run,omitempty" jsonschema:"nothing was written"`
+	// Replaced is, for each edit with replace_all, where it replaced.
+	Replaced []edit.Replaced `json:"replaced,omitempty" jsonschema:"for each edit with replace_all: its number (from 1) and the first line of every place it replaced"`
+	Diff     string          `json:"diff,omitempty" jsonschema:"a unified diff of the change"`
+	DryRun   bool            `json:"dry_run,omitempty" jsonschema:"nothing was written"`
 	// HostToolFile is as WriteOutput's.
 	HostToolFile string     `json:"host_tool_file,omitempty" jsonschema:"set when tools on the host run or obey this file: the change is marked for the user's review"`
 	Error        *ErrorInfo `json:"error,omitempty"`
@@ -444,7 +448,7 @@ func (h *handler) editFile(ctx context.Context, req *mcp.CallToolRequest, in Edi
 	blocks := make([]edit.Block, 0, len(in.Edits))
 	var size int64
 	for _, e := range in.Edits {
-		blocks = append(blocks, edit.Block{Search: textLines(e.OldText), Replace: textLines(e.NewText)})
+		blocks = append(blocks, edit.Block{Search: textLines(e.OldText), Replace: textLines(e.NewText), All: e.ReplaceAll})
 		size += int64(len(e.OldText) + len(e.NewText))
 	}
 	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Edit, Arg: in.Path, BodySize: size}, Blocks: blocks, DryRun: in.DryRun})
@@ -453,7 +457,7 @@ func (h *handler) editFile(ctx context.Context, req *mcp.CallToolRequest, in Edi
 	}
 	e := res.Edit
 	diff, _, cut := h.fit(e.Diff)
-	out := EditOutput{Path: e.Path, Applied: e.Applied, Loose: e.Loose, Diff: diff, DryRun: in.DryRun, HostToolFile: e.HostTool}
+	out := EditOutput{Path: e.Path, Applied: e.Applied, Loose: e.Loose, Replaced: e.Replaced, Diff: diff, DryRun: in.DryRun, HostToolFile: e.HostTool}
 	verb := "edited"
 	if in.DryRun {
 		verb = "would edit (dry run, nothing written)"
@@ -461,6 +465,9 @@ func (h *handler) editFile(ctx context.Context, req *mcp.CallToolRequest, in Edi
 	text := fmt.Sprintf("%s %s: %s applied", verb, e.Path, plural(e.Applied, "edit"))
 	if len(e.Loose) > 0 {
 		text += fmt.Sprintf(" (edits %s matched only ignoring leading and trailing white space)", ints(e.Loose))
+	}
+	for _, r := range e.Replaced {
+		text += "; edit" + strings.TrimPrefix(r.String(), "block")
 	}
 	text += hostToolNote(e.HostTool)
 	text += "\n" + diff
@@ -487,7 +494,7 @@ func textLines(s string) []string {
 // ListInput is list_directory's arguments.
 type ListInput struct {
 	Path    string `json:"path,omitempty" jsonschema:"relative to the repository (default the root)"`
-	Pattern string `json:"pattern,omitempty" jsonschema:"a glob on the paths below the directory (*.go); with ** every level is listed (**/*.go)"`
+	Pattern string `json:"pattern,omitempty" jsonschema:"a glob below the directory: *.go; **/*.go lists every level"`
 }
 
 // ListOutput is list_directory's result.
@@ -598,8 +605,8 @@ type SearchInput struct {
 	Query      string `json:"query" jsonschema:"literal text; with regex, an RE2 regular expression"`
 	Regex      bool   `json:"regex,omitempty"`
 	PathGlob   string `json:"path_glob,omitempty" jsonschema:"only the files it matches: src/**/*.go, *_test.go, docs/"`
-	MaxResults int    `json:"max_results,omitempty" jsonschema:"list at most this many (search.max_results bounds it)"`
-	Context    int    `json:"context,omitempty" jsonschema:"lines around each match, 1 to 20, as grep -C (default none)"`
+	MaxResults int    `json:"max_results,omitempty" jsonschema:"list at most this many"`
+	Context    int    `json:"context,omitempty" jsonschema:"lines around each match, 1 to 20 (grep -C)"`
 }
 
 // Match is one matching line, and the lines around it that context asked

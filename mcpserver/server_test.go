@@ -261,6 +261,31 @@ func TestEditFileTakesEditsAsLines(t *testing.T) {
 	}
 }
 
+func TestEditFileReplacesAllWhenTold(t *testing.T) {
+	f := start(t, map[string]string{"r.go": "old()\nx\nold()\n\told()\n"}, mcpserver.Options{})
+	// Without replace_all, several places are ambiguous, and the error
+	// says how to ask for all of them in edit_file's words.
+	res, text, out := f.call(t, "edit_file", map[string]any{"path": "r.go", "edits": []any{map[string]any{"old_text": "old()", "new_text": "new()"}}})
+	if !res.IsError || codeOf(out) != sandbox.CodeEditAmbiguous || !strings.Contains(text, "set its replace_all") || strings.Contains(text, "SEARCH") {
+		t.Fatalf("without replace_all: %s", text)
+	}
+	res, text, out = f.call(t, "edit_file", map[string]any{"path": "r.go", "edits": []any{map[string]any{"old_text": "old()", "new_text": "new()", "replace_all": true}}})
+	if res.IsError || !strings.Contains(text, "edit 1 replaced 2 places (lines 1, 3)") {
+		t.Fatalf("replace_all: %s", text)
+	}
+	if got := fmt.Sprint(out["replaced"]); got != "[map[block:1 lines:[1 3]]]" {
+		t.Errorf("structured replaced = %s", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.dir, "r.go")); string(b) != "new()\nx\nnew()\n\told()\n" {
+		t.Fatalf("file: %q", b)
+	}
+	// Only loose matches left: refused, in edit_file's words.
+	res, text, _ = f.call(t, "edit_file", map[string]any{"path": "r.go", "edits": []any{map[string]any{"old_text": "old()", "new_text": "new()", "replace_all": true}}})
+	if !res.IsError || !strings.Contains(text, "replace_all replaces exact matches only") {
+		t.Fatalf("loose only: %s", text)
+	}
+}
+
 // TestExecProgressAndCancel: a running exec reports progress while the
 // client waits, and a cancelled call cancels the command's context.
 func TestExecProgressAndCancel(t *testing.T) {

@@ -78,6 +78,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/llm-runtime/llm-runtime/edit"
 	"github.com/llm-runtime/llm-runtime/parser"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
@@ -236,6 +237,10 @@ func (t *Text) Result(r *Result) error {
 		fmt.Fprintf(w, "Blocks applied: %d\n", e.Applied)
 		for _, n := range e.Loose {
 			fmt.Fprintf(w, "Block %d matched only with the white space at the ends of its lines ignored\n", n)
+		}
+		for _, r := range e.Replaced {
+			s := r.String()
+			fmt.Fprintf(w, "%s%s\n", strings.ToUpper(s[:1]), s[1:])
 		}
 		fmt.Fprintf(w, "Bytes: %d\n", e.Bytes)
 		hostTool(w, e.HostTool)
@@ -600,12 +605,15 @@ type Record struct {
 	// unified diff (the first sandbox.MaxDiffLines lines; diff_truncated).
 	// A write's or an edit's: the pattern of security.host_tool_files
 	// the file matches (a file tools on the host run or obey).
-	HostToolFile  string  `json:"host_tool_file,omitempty"`
-	BlocksApplied *int    `json:"blocks_applied,omitempty"`
-	LooseBlocks   []int   `json:"loose_blocks,omitempty"`
-	Bytes         *int64  `json:"bytes,omitempty"`
-	Diff          *string `json:"diff,omitempty"`
-	DiffTruncated bool    `json:"diff_truncated,omitempty"`
+	HostToolFile  string `json:"host_tool_file,omitempty"`
+	BlocksApplied *int   `json:"blocks_applied,omitempty"`
+	LooseBlocks   []int  `json:"loose_blocks,omitempty"`
+	// An edit's blocks opened with <<<<<<< SEARCH ALL: each block's
+	// number and the first line of every place it replaced.
+	ReplacedBlocks []edit.Replaced `json:"replaced_blocks,omitempty"`
+	Bytes          *int64          `json:"bytes,omitempty"`
+	Diff           *string         `json:"diff,omitempty"`
+	DiffTruncated  bool            `json:"diff_truncated,omitempty"`
 	// Query is what a search looked for, parsed from Argument: without
 	// the quotes, " in GLOB" and " -C N" ("\"strconv.ParseUint(\" in
 	// uint_slice*.go" looks for `strconv.ParseUint(`); "re:PATTERN" for a
@@ -698,6 +706,7 @@ func (j *JSONL) Result(r *Result) error {
 		}
 	case r.Edit != nil:
 		e := r.Edit
+		rec.ReplacedBlocks = e.Replaced
 		rec.Path, rec.BlocksApplied, rec.LooseBlocks, rec.Bytes, rec.Diff, rec.DiffTruncated = e.Path, &e.Applied, e.Loose, &e.Bytes, &e.Diff, e.DiffTruncated
 		rec.HostToolFile = e.HostTool
 	case r.Search != nil:

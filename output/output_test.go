@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llm-runtime/llm-runtime/edit"
 	"github.com/llm-runtime/llm-runtime/parser"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
@@ -357,5 +358,25 @@ func TestFinishSaysTheRunWasInterrupted(t *testing.T) {
 		if err := rep.Finish(c.sum); err != nil || out.String() != c.want {
 			t.Errorf("%s %+v: %v\n%q\nwant\n%q", c.format, c.sum, err, out.String(), c.want)
 		}
+	}
+}
+
+// TestAnEditSaysWhereItReplacedEveryPlace: a SEARCH ALL block's places,
+// in text and JSONL.
+func TestAnEditSaysWhereItReplacedEveryPlace(t *testing.T) {
+	r := &Result{Command: parser.Command{Kind: parser.Edit, Arg: "r.go"}, Edit: &sandbox.EditResult{
+		Path: "r.go", Applied: 2, Bytes: 40, Diff: "-a\n+b\n",
+		Replaced: []edit.Replaced{{Block: 2, Lines: []int{3, 8, 13}}},
+	}}
+	if out := string(render(t, r)); !strings.Contains(out, "Blocks applied: 2\nBlock 2 replaced 3 places (lines 3, 8, 13)\nBytes: 40\n") {
+		t.Errorf("text:\n%s", out)
+	}
+	var out bytes.Buffer
+	rep, _ := New("jsonl", &out)
+	if err := rep.Result(r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"replaced_blocks":[{"block":2,"lines":[3,8,13]}]`) {
+		t.Errorf("jsonl: %s", out.String())
 	}
 }

@@ -102,6 +102,7 @@ var ExampleRepo = map[string]string{
 	"main.go":                 "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(greeting())\n}\n\nfunc greeting() string {\n\treturn \"hello\"\n}\n",
 	"README.md":               "# app\n\nSays hello.\n",
 	"internal/names/names.go": "package names\n\n// TODO: more names\nvar Names = []string{\"world\"}\n",
+	"CHANGELOG.md":            "# Changelog\n\n## 0.2\n- Says hello to more names.\n- Needs Go 1.25.\n\n## 0.1\n- Says hello.\n- Needs Go 1.25.\n",
 }
 
 // Examples are the prompt's examples, in the order it shows them.
@@ -117,6 +118,8 @@ var Examples = []Example{
 		Shows: []string{"=== SEARCH: greeting in *.go -C 1 ===", "main.go-5- func main() {", "main.go:6: \tfmt.Println(greeting())", "main.go-7- }", "main.go:9: func greeting() string {", "Matches: 2 in 1 file", "=== END SEARCH ==="}},
 	{Title: "Change part of a file: each SEARCH must match exactly once; all blocks apply or none", Input: "<edit main.go>\n<<<<<<< SEARCH\n\treturn \"hello\"\n=======\n\treturn \"hello, world\"\n>>>>>>> REPLACE\n</edit>",
 		Shows: []string{"=== EDIT SUCCESSFUL: main.go ===", "Blocks applied: 1", "-\treturn \"hello\"", "+\treturn \"hello, world\"", "=== END DIFF ==="}},
+	{Title: "Change every place a SEARCH matches exactly: open the block with SEARCH ALL", Input: "<edit CHANGELOG.md>\n<<<<<<< SEARCH ALL\n- Needs Go 1.25.\n=======\n- Needs Go 1.26.\n>>>>>>> REPLACE\n</edit>",
+		Shows: []string{"=== EDIT SUCCESSFUL: CHANGELOG.md ===", "Blocks applied: 1", "Block 1 replaced 2 places (lines 5, 9)", "-- Needs Go 1.25.", "+- Needs Go 1.26.", "=== END DIFF ==="}},
 	{Title: "Write a whole file (created, or replaced)", Input: "<write docs/usage.md>\nRun `go run .`.\n</write>", Shows: []string{"=== WRITE SUCCESSFUL: docs/usage.md ===", "Action: CREATED"}},
 	{Title: "A failed command says why, with a code", Input: "<open missing.go>", Shows: []string{"=== ERROR: FILE_NOT_FOUND ===", "Message: no such file: missing.go"}},
 }
@@ -158,7 +161,7 @@ var errorCodes = [][2]string{
 	{"RESOURCE_LIMIT", "over a size limit: read a file by ranges (PATH:N-M), change it with <edit>"},
 	{"INVALID_RANGE", "the range is past the end of the file: the message gives its line count"},
 	{"EDIT_NO_MATCH", "a SEARCH matched nothing, or matched only with an indentation that does not say how to indent the REPLACE: the Detail block shows the closest lines, with their numbers; copy them exactly, indentation included"},
-	{"EDIT_AMBIGUOUS", "a SEARCH matched more than once: add lines around it until it is unique"},
+	{"EDIT_AMBIGUOUS", "a SEARCH matched more than once: add lines around it until it is unique, or open the block with <<<<<<< SEARCH ALL to change every place"},
 	{"EDIT_SYNTAX", "the blocks are malformed: markers on lines of their own, exactly as shown"},
 	{"INVALID_QUERY", "the search is malformed (an empty query, a bad regular expression, a -C not from 1 to 20 or not last): the message says how to write it"},
 	{"PARSE_ERROR", "the command's text is malformed (a missing >, or a body never closed)"},
@@ -211,7 +214,7 @@ func Render(s Settings, format string) (string, error) {
 	item("`<open PATH>`: print a file. `<open PATH:N-M>` prints lines N to M (`PATH:N-` to the end, `PATH:N` one line) and the file's line count; use ranges for long files.")
 	item("`<list PATH>`: one level of a directory, directories first; `<list>` alone lists the root; `<list PATH/**>` everything under it (at most %d entries, the total always given).", s.MaxListEntries)
 	item("`<search TEXT>`: the lines of the repository's text files that hold TEXT; `<search re:PATTERN>` with a regular expression (RE2); `<search TEXT in GLOB>` only in the files GLOB names (`src/`, `src/**/*.go`, `*_test.go`); `<search \"TEXT\">` keeps TEXT exactly, spaces included; ` -C N` written last, after the scope if there is one (`<search TEXT in GLOB -C 3>`), adds N lines of context around each match, N from 1 to 20. At most %d lines are listed; the total is given.", s.MaxSearchResults)
-	item("`<edit PATH>` SEARCH/REPLACE blocks `</edit>`: change part of a file. Each SEARCH is whole lines of the file, found exactly once; all blocks apply or none. Prefer it to rewriting a file.")
+	item("`<edit PATH>` SEARCH/REPLACE blocks `</edit>`: change part of a file. Each SEARCH is whole lines of the file, found exactly once (a block opened with `<<<<<<< SEARCH ALL` changes every place its lines are found exactly); all blocks apply or none. Prefer it to rewriting a file.")
 	item("`<write PATH>`CONTENT`</write>`: create or replace a whole file. One newline right after the opening tag is dropped; the rest is written exactly.")
 	item("A body that must hold `</write>` or `</edit>` uses a label: `<write:EOF PATH>`...`</write:EOF>`, `<edit:EOF PATH>`...`</edit:EOF>`.")
 	if x := s.Exec; x != nil {

@@ -71,7 +71,7 @@ func (w *Workspace) EditWith(p string, body []byte, o Options) (*EditResult, err
 	if int64(len(r.Content)) > w.limits.MaxFileSize {
 		return nil, Errorf(CodeResourceLimit, "%s would be %s after the edit; the limit (security.max_file_size) is %s; nothing was written", rel, FormatSize(int64(len(r.Content))), FormatSize(w.limits.MaxFileSize))
 	}
-	res := &EditResult{Path: rel, Applied: r.Applied, Loose: r.Loose, Bytes: int64(len(r.Content)), Diff: r.Diff, DiffTruncated: r.DiffTruncated, HostTool: w.HostTool(rel)}
+	res := &EditResult{Path: rel, Applied: r.Applied, Loose: r.Loose, Replaced: r.Replaced, Bytes: int64(len(r.Content)), Diff: r.Diff, DiffTruncated: r.DiffTruncated, HostTool: w.HostTool(rel)}
 	if o.DryRun {
 		res.Content, res.Base = r.Content, base
 		return res, nil

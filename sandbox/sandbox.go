@@ -159,8 +159,11 @@ type EditResult struct {
 	Path    string // cleaned, relative to the repository root
 	Applied int    // blocks applied: all of them
 	Loose   []int  `json:",omitempty"` // the blocks (1-based) that matched only ignoring white space at the ends of lines
-	Bytes   int64  // the file's size after the edit
-	Diff    string // a unified diff of the change, capped at MaxDiffLines
+	// Replaced is, for each block opened with <<<<<<< SEARCH ALL, the
+	// places it replaced.
+	Replaced []edit.Replaced `json:",omitempty"`
+	Bytes    int64           // the file's size after the edit
+	Diff     string          // a unified diff of the change, capped at MaxDiffLines
 	// DiffTruncated says that the diff was cut at MaxDiffLines.
 	DiffTruncated bool `json:",omitempty"`
 	// Content is the file after the edit, and Base the SHA-256 (hex) of

@@ -117,3 +117,46 @@ func TestE2EPoliciesDecideOnTheFileAnEditLeaves(t *testing.T) {
 		}
 	})
 }
+
+// TestE2EEditReplacesEveryPlaceWhenAsked: a SEARCH that matches several
+// places is ambiguous, and the error names SEARCH ALL; a block opened with
+// it replaces every exact match (a loose one left alone), says where, in
+// text and JSONL, and matches exactly or not at all (issue 26 §3).
+func TestE2EEditReplacesEveryPlaceWhenAsked(t *testing.T) {
+	t.Parallel()
+	bothSandboxes(t, func(t *testing.T, sb string) {
+		src := "package p\n\nfunc a() {\n\tlog.Print(\"debug\")\n}\n\nfunc b() {\n\tlog.Print(\"debug\")\n\tlog.Print(\"debug\") \n}\n"
+		dir := repo(t, map[string]string{"p.go": src})
+		all := "<<<<<<< SEARCH ALL\n\tlog.Print(\"debug\")\n=======\n>>>>>>> REPLACE\n" // an empty REPLACE deletes
+		in := "<edit p.go>\n" + editBlock("\tlog.Print(\"debug\")", "") + "</edit>\n" + "<edit p.go>\n" + all + "</edit>\n"
+		r := runBinary(t, dir, in, nil, "--sandbox", sb)
+		if r.code != 0 {
+			t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		wantAll(t, r.stdout,
+			"=== ERROR: EDIT_AMBIGUOUS ===\nMessage: edit block 1: its SEARCH matches 2 places, starting at lines 4, 8; ",
+			"or, to change every place, open the block with <<<<<<< SEARCH ALL;",
+			"=== EDIT SUCCESSFUL: p.go ===\nBlocks applied: 1\nBlock 1 replaced 2 places (lines 4, 8)\n",
+			"-\tlog.Print(\"debug\")\n",
+		)
+		want := "package p\n\nfunc a() {\n}\n\nfunc b() {\n\tlog.Print(\"debug\") \n}\n"
+		if got, _ := os.ReadFile(filepath.Join(dir, "p.go")); string(got) != want {
+			t.Fatalf("p.go:\n%s\nwant:\n%s", got, want)
+		}
+
+		// What is left matches only loosely: refused, nothing written.
+		j := runBinary(t, dir, "<edit p.go>\n"+all+"</edit>\n", nil, "--sandbox", sb, "--format", "jsonl")
+		if !strings.Contains(j.stdout, `"code":"EDIT_NO_MATCH"`) || !strings.Contains(j.stdout, "1 place match them with the white space at the ends of lines ignored, but a SEARCH ALL replaces exact matches only") {
+			t.Fatalf("a loose SEARCH ALL: %s", j.stdout)
+		}
+		if got, _ := os.ReadFile(filepath.Join(dir, "p.go")); string(got) != want {
+			t.Fatalf("a refused SEARCH ALL wrote p.go:\n%s", got)
+		}
+		fix := strings.Replace(editBlock("\tlog.Print(\"debug\") ", "\tlog.Print(\"info\")\n\tlog.Print(\"info\")"), "SEARCH\n", "SEARCH ALL\n", 1) +
+			strings.Replace(editBlock("\tlog.Print(\"info\")", "\tlog.Print(\"done\")"), "SEARCH\n", "SEARCH ALL\n", 1)
+		j = runBinary(t, dir, "<edit p.go>\n"+fix+"</edit>\n", nil, "--sandbox", sb, "--format", "jsonl")
+		if !strings.Contains(j.stdout, `"replaced_blocks":[{"block":1,"lines":[7]},{"block":2,"lines":[7,8]}]`) {
+			t.Fatalf("jsonl: %s", j.stdout)
+		}
+	})
+}

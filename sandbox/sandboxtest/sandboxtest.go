@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/llm-runtime/llm-runtime/edit"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
@@ -536,6 +537,20 @@ func testEdit(t *testing.T, newSandbox Factory) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(fx.Dir, "loose.go")); string(b) != "func f() {\n\treturn err\n}\n" {
 		t.Fatalf("loose edit wrote %q", b)
+	}
+	// A block opened with SEARCH ALL replaces every exact match, and says
+	// where; the same blocks given as such (MCP) do the same.
+	writeFile(t, filepath.Join(fx.Dir, "all.go"), "f(1)\nx\nf(1)\n\tf(1)\n")
+	e, err = sb.Edit(ctx, "all.go", []byte(strings.Replace(block("f(1)", "f(2)"), "SEARCH\n", "SEARCH ALL\n", 1)))
+	if err != nil || len(e.Replaced) != 1 || fmt.Sprint(e.Replaced[0].Lines) != "[1 3]" {
+		t.Fatalf("SEARCH ALL: %+v %v", e, err)
+	}
+	e, err = sb.Edit(sandbox.WithOptions(ctx, sandbox.Options{Blocks: []edit.Block{{Search: []string{"x"}, Replace: []string{"y"}, All: true}}}), "all.go", nil)
+	if err != nil || len(e.Replaced) != 1 || fmt.Sprint(e.Replaced[0].Lines) != "[2]" {
+		t.Fatalf("blocks with All: %+v %v", e, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(fx.Dir, "all.go")); string(b) != "f(2)\ny\nf(2)\n\tf(1)\n" {
+		t.Fatalf("SEARCH ALL wrote %q", b)
 	}
 	// The closest lines come with a miss.
 	if _, err := sb.Edit(ctx, "loose.go", []byte(block("func g() {", "x"))); code(err) != sandbox.CodeEditNoMatch || !strings.Contains(sandbox.AsError(err).Detail, "1  func f() {") {
