@@ -52,6 +52,7 @@ const (
 	CodeEditSyntax     = "EDIT_SYNTAX"    // an edit body that is not SEARCH/REPLACE blocks
 	CodeEditNoMatch    = "EDIT_NO_MATCH"  // a SEARCH found nowhere, even ignoring white space at the ends of lines, or found so and indented otherwise than the file in a way that does not say how to indent the REPLACE
 	CodeEditAmbiguous  = "EDIT_AMBIGUOUS" // a SEARCH found more than once
+	CodeFileExists     = "FILE_EXISTS"    // a move's destination exists, and it was not asked to overwrite it
 	CodeExecDisabled   = "EXEC_DISABLED"
 	CodeExecValidation = "EXEC_VALIDATION" // not on the whitelist, or shell syntax without a shell
 	CodeExecTimeout    = "EXEC_TIMEOUT"    // killed at exec.timeout; exit code 124
@@ -116,6 +117,13 @@ type Sandbox interface {
 	// List lists a directory: "PATH" one level, "PATH/**" everything
 	// under it, "" the root (see ParseList).
 	List(ctx context.Context, arg string) (*ListResult, error)
+	// Delete removes a file, a symbolic link (not what it points to) or an
+	// empty directory, under the rules of a write.
+	Delete(ctx context.Context, path string) (*DeleteResult, error)
+	// Move renames src to dst, under the rules of a write for both, making
+	// missing directories before dst; an existing dst is replaced only
+	// with Options.Overwrite (and never a directory).
+	Move(ctx context.Context, src, dst string) (*MoveResult, error)
 	// Exec runs a command line; sandboxes that cannot answer EXEC_DISABLED.
 	Exec(ctx context.Context, command string) (*ExecResult, error)
 	// Resolve returns the repository-relative path that path names once
@@ -172,6 +180,31 @@ type EditResult struct {
 	Content []byte `json:",omitempty"`
 	Base    string `json:",omitempty"`
 	// HostTool is as WriteResult's.
+	HostTool string `json:",omitempty"`
+}
+
+// DeleteResult is the result of Delete.
+type DeleteResult struct {
+	Path string // cleaned, relative to the repository root
+	Kind string // file, link, dir or other (a FIFO, a socket)
+	// Bytes is a file's size.
+	Bytes int64 `json:",omitempty"`
+	// HostTool is as WriteResult's.
+	HostTool string `json:",omitempty"`
+}
+
+// MoveResult is the result of Move.
+type MoveResult struct {
+	From, To string // cleaned, relative to the repository root
+	Kind     string // file, link, dir or other
+	// Replaced says that an existing file at To was replaced
+	// (Options.Overwrite).
+	Replaced bool `json:",omitempty"`
+	// Entries is how many entries a directory held, at every level
+	// (each checked as if written where it lands).
+	Entries int `json:",omitempty"`
+	// HostTool is the pattern of Limits.HostToolFiles that From or To
+	// (or an entry under a directory moved) matches.
 	HostTool string `json:",omitempty"`
 }
 
@@ -255,6 +288,15 @@ type Options struct {
 	// Timeout, for exec: a limit shorter than exec.timeout; a longer one
 	// is exec.timeout.
 	Timeout time.Duration `json:"timeout,omitempty"`
+	// Overwrite, for move: replace what is at the destination (a file or
+	// a link; never a directory).
+	Overwrite bool `json:"overwrite,omitempty"`
+	// ExpectTo, for move: the destination as Resolve gave it, which the
+	// move must land on (as Expect is for the source).
+	ExpectTo string `json:"expect_to,omitempty"`
+	// Entry, for Resolve: do not follow a link in the last component (a
+	// delete or a move touches the link itself).
+	Entry bool `json:"entry,omitempty"`
 }
 
 // SearchSpec is a search's query in parts.
@@ -271,7 +313,7 @@ type SearchSpec struct {
 // IsZero reports whether o asks for nothing.
 func (o Options) IsZero() bool {
 	return o.Expect == "" && len(o.Skip) == 0 && len(o.Only) == 0 && !o.ListFiles && !o.DryRun && o.Base == "" && o.Lines == nil &&
-		o.Blocks == nil && o.Search == nil && o.Timeout == 0
+		o.Blocks == nil && o.Search == nil && o.Timeout == 0 && !o.Overwrite && o.ExpectTo == "" && !o.Entry
 }
 
 type optionsKey struct{}

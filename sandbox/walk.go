@@ -92,6 +92,9 @@ const (
 	// walkEntry is walkLocate that does not follow a symbolic link in the
 	// last component: the link itself is the object (a removal).
 	walkEntry
+	// walkResolveEntry is walkResolve that does not follow a symbolic link
+	// in the last component, as walkEntry.
+	walkResolveEntry
 )
 
 // target is what a walk found.
@@ -235,7 +238,7 @@ func (w *Workspace) walk(p string, op walkOp, create bool) (*target, error) {
 					fd, err = openat(dirfd, c, unix.O_PATH|unix.O_NOFOLLOW)
 				}
 			}
-			if errors.Is(err, unix.ENOENT) && op == walkResolve {
+			if errors.Is(err, unix.ENOENT) && (op == walkResolve || op == walkResolveEntry) {
 				// Nothing below a missing directory can be a link: the
 				// rest resolves as written (precheck vetted its names).
 				names := append(append([]string(nil), t.names...), c)
@@ -320,7 +323,7 @@ func (w *Workspace) walk(p string, op walkOp, create bool) (*target, error) {
 		if err != nil {
 			return nil, osError(err, rel)
 		}
-		if t.st.Mode&unix.S_IFMT == unix.S_IFLNK && op != walkEntry {
+		if t.st.Mode&unix.S_IFMT == unix.S_IFLNK && op != walkEntry && op != walkResolveEntry {
 			if err := link(dirfd, c); err != nil {
 				return nil, err
 			}

@@ -134,8 +134,16 @@ func readAll(fd int, max, size int64) ([]byte, error) {
 // Resolve returns the repository-relative path p names, links, ".", ".."
 // and "//" resolved, with the rules of open and write. Directories that do
 // not exist yet are taken as written.
-func (w *Workspace) Resolve(p string) (string, error) {
-	t, err := w.walk(p, walkResolve, false)
+func (w *Workspace) Resolve(p string) (string, error) { return w.ResolveWith(p, Options{}) }
+
+// ResolveWith is Resolve with the options o: with o.Entry, a link in the
+// last component is not followed (what a delete or a move touches).
+func (w *Workspace) ResolveWith(p string, o Options) (string, error) {
+	op := walkResolve
+	if o.Entry {
+		op = walkResolveEntry
+	}
+	t, err := w.walk(p, op, false)
 	if err != nil {
 		return "", err
 	}
@@ -459,7 +467,19 @@ func (l *Local) Search(ctx context.Context, query string) (*SearchResult, error)
 }
 
 // Resolve implements Sandbox.
-func (l *Local) Resolve(ctx context.Context, p string) (string, error) { return l.ws.Resolve(p) }
+func (l *Local) Resolve(ctx context.Context, p string) (string, error) {
+	return l.ws.ResolveWith(p, OptionsFrom(ctx))
+}
+
+// Delete implements Sandbox.
+func (l *Local) Delete(ctx context.Context, p string) (*DeleteResult, error) {
+	return l.ws.DeleteWith(p, OptionsFrom(ctx))
+}
+
+// Move implements Sandbox.
+func (l *Local) Move(ctx context.Context, src, dst string) (*MoveResult, error) {
+	return l.ws.MoveWith(src, dst, OptionsFrom(ctx))
+}
 
 // Exec implements Sandbox: the local sandbox never runs commands.
 func (l *Local) Exec(ctx context.Context, command string) (*ExecResult, error) {

@@ -316,6 +316,32 @@ func (s *Sandbox) Edit(ctx context.Context, path string, body []byte) (r *sandbo
 	return r, err
 }
 
+// Delete implements sandbox.Sandbox, in copy mode on the host like Write;
+// it is never retried.
+func (s *Sandbox) Delete(ctx context.Context, path string) (r *sandbox.DeleteResult, err error) {
+	if s.replica != nil {
+		return s.replica.ws.DeleteWith(path, sandbox.OptionsFrom(ctx))
+	}
+	err = s.do(ctx, false, func(c *Container) error {
+		r, err = c.Delete(ctx, path)
+		return err
+	})
+	return r, err
+}
+
+// Move implements sandbox.Sandbox, in copy mode on the host like Write;
+// it is never retried.
+func (s *Sandbox) Move(ctx context.Context, src, dst string) (r *sandbox.MoveResult, err error) {
+	if s.replica != nil {
+		return s.replica.ws.MoveWith(src, dst, sandbox.OptionsFrom(ctx))
+	}
+	err = s.do(ctx, false, func(c *Container) error {
+		r, err = c.Move(ctx, src, dst)
+		return err
+	})
+	return r, err
+}
+
 // List implements sandbox.Sandbox; it is retried like Open.
 func (s *Sandbox) List(ctx context.Context, arg string) (r *sandbox.ListResult, err error) {
 	err = s.read(ctx, func(c *Container) error {

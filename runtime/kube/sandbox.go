@@ -230,6 +230,16 @@ func (s *Sandbox) Edit(ctx context.Context, path string, body []byte) (*sandbox.
 	return s.replica.Workspace().EditWith(path, body, sandbox.OptionsFrom(ctx))
 }
 
+// Delete implements sandbox.Sandbox, on the host like Write.
+func (s *Sandbox) Delete(ctx context.Context, path string) (*sandbox.DeleteResult, error) {
+	return s.replica.Workspace().DeleteWith(path, sandbox.OptionsFrom(ctx))
+}
+
+// Move implements sandbox.Sandbox, on the host like Write.
+func (s *Sandbox) Move(ctx context.Context, src, dst string) (*sandbox.MoveResult, error) {
+	return s.replica.Workspace().MoveWith(src, dst, sandbox.OptionsFrom(ctx))
+}
+
 // Exec implements sandbox.Sandbox: exec does not run on Kubernetes yet,
 // and a run that enables it is refused at the start (engine), so here it
 // is disabled, as in a Docker sandbox with exec.enabled false.

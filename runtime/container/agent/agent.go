@@ -61,6 +61,8 @@ const (
 	OpExec    = "exec"
 	OpEdit    = "edit"
 	OpList    = "list"
+	OpDelete  = "delete"
+	OpMove    = "move" // from Path to To
 	// OpSocket asks the agent to listen on its socket (SocketDir) for one
 	// connection that starts with Request.Secret, and to serve the same
 	// protocol on it; the stream it was asked on stays its lifeline.
@@ -101,6 +103,7 @@ type Request struct {
 	ID    uint64       `json:"id"`
 	Op    string       `json:"op"`
 	Path  []byte       `json:"path,omitempty"`
+	To    []byte       `json:"to,omitempty"` // OpMove's destination
 	Query []byte       `json:"query,omitempty"`
 	Exec  *ExecRequest `json:"exec,omitempty"`
 	// Options are the operation's sandbox.Options (an expected path, files
@@ -165,6 +168,8 @@ type Reply struct {
 	Edit     *sandbox.EditResult   `json:"edit,omitempty"`
 	Lines    *sandbox.Lines        `json:"lines,omitempty"` // a read of a range
 	List     *sandbox.ListResult   `json:"list,omitempty"`
+	Delete   *sandbox.DeleteResult `json:"delete,omitempty"`
+	Move     *sandbox.MoveResult   `json:"move,omitempty"`
 	Version  string                `json:"version,omitempty"` // ping
 	// Owned is OpManifest's: the workspace's root is the agent's user's,
 	// so it can be written. The replica's objects are the body, as JSON
@@ -464,6 +469,10 @@ func handle(ctx context.Context, ws *sandbox.Workspace, req Request, body []byte
 		rep.Edit, err = ws.EditWith(string(req.Path), body, req.options())
 	case OpList:
 		rep.List, err = ws.ListWith(ctx, string(req.Path), req.options())
+	case OpDelete:
+		rep.Delete, err = ws.DeleteWith(string(req.Path), req.options())
+	case OpMove:
+		rep.Move, err = ws.MoveWith(string(req.Path), string(req.To), req.options())
 	case OpStat:
 		rep.Stat, err = ws.Stat(string(req.Path))
 	case OpManifest:
@@ -501,7 +510,7 @@ func handle(ctx context.Context, ws *sandbox.Workspace, req Request, body []byte
 			}
 		}
 	case OpResolve:
-		rep.Path, err = ws.Resolve(string(req.Path))
+		rep.Path, err = ws.ResolveWith(string(req.Path), req.options())
 	case OpSearch:
 		rep.Search, err = ws.SearchWith(ctx, string(req.Query), req.options())
 	case OpExec:
@@ -802,8 +811,32 @@ func (c *Conn) List(ctx context.Context, arg string) (*sandbox.ListResult, error
 
 // Resolve resolves a path (see sandbox.Sandbox).
 func (c *Conn) Resolve(ctx context.Context, path string) (string, error) {
-	rep, _, err := c.call(ctx, Request{Op: OpResolve, Path: []byte(path)}, nil)
+	rep, _, err := c.call(ctx, Request{Op: OpResolve, Path: []byte(path), Options: optionsOf(ctx)}, nil)
 	return rep.Path, err
+}
+
+// Delete removes a file, a link or an empty directory (see sandbox.Sandbox).
+func (c *Conn) Delete(ctx context.Context, path string) (*sandbox.DeleteResult, error) {
+	rep, _, err := c.call(ctx, Request{Op: OpDelete, Path: []byte(path), Options: optionsOf(ctx)}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if rep.Delete == nil {
+		return nil, &sandbox.Error{Code: sandbox.CodeSandboxError, Message: "agent: delete reply without a result"}
+	}
+	return rep.Delete, nil
+}
+
+// Move renames src to dst (see sandbox.Sandbox).
+func (c *Conn) Move(ctx context.Context, src, dst string) (*sandbox.MoveResult, error) {
+	rep, _, err := c.call(ctx, Request{Op: OpMove, Path: []byte(src), To: []byte(dst), Options: optionsOf(ctx)}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if rep.Move == nil {
+		return nil, &sandbox.Error{Code: sandbox.CodeSandboxError, Message: "agent: move reply without a result"}
+	}
+	return rep.Move, nil
 }
 
 // Stat describes a path.
