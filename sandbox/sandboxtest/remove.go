@@ -136,7 +136,7 @@ func testMove(t *testing.T, newSandbox Factory) {
 		{ctx, "hello.txt", "secrets/prod.yaml", sandbox.CodePathSecurity},
 		// A directory is checked at every level, where it is and where it lands.
 		{ctx, "secrets", "public", sandbox.CodePathSecurity},
-		{ctx, "sub", "sub2", sandbox.CodePathSecurity}, // holds .env
+		{ctx, "sub", "sub2", sandbox.CodePathSecurity},             // holds .env
 		{ctx, "stage", "deploy/secrets", sandbox.CodePathSecurity}, // stage/prod.yaml would land at an excluded path
 		{ctx, "nested", "nested2", sandbox.CodePathSecurity},
 		{ctx, "hello.txt", "edit-me.txt", sandbox.CodeFileExists},
