@@ -40,7 +40,7 @@ test-k8s: k8s-binaries
 ## check: vet (the host and the guests), formatting, and a tidy go.mod
 check:
 	go vet ./...
-	GOOS=wasip1 GOARCH=wasm go vet ./guests/... ./runtime/wasm/testdata/spin ./runtime/wasm/testdata/oom ./runtime/wasm/testdata/garbage ./runtime/wasm/testdata/nocontent
+	GOOS=wasip1 GOARCH=wasm go vet ./guests/... ./runtime/wasm/testdata/spin ./runtime/wasm/testdata/oom ./runtime/wasm/testdata/garbage ./runtime/wasm/testdata/nocontent ./runtime/wasm/testdata/abi1
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go mod tidy -diff
 

@@ -92,6 +92,8 @@ type Result struct {
 	File     *sandbox.File
 	Write    *sandbox.WriteResult
 	Edit     *sandbox.EditResult
+	Delete   *sandbox.DeleteResult
+	Move     *sandbox.MoveResult
 	List     *sandbox.ListResult
 	Search   *sandbox.SearchResult
 	Exec     *sandbox.ExecResult
@@ -250,6 +252,20 @@ func (t *Text) Result(r *Result) error {
 			w.WriteString("Diff:\n")
 		}
 		block(w, []byte(e.Diff), "END DIFF")
+	case r.Delete != nil:
+		d := r.Delete
+		fmt.Fprintf(w, "=== DELETE SUCCESSFUL: %s ===\n", parser.Printable(d.Path))
+		fmt.Fprintf(w, "Deleted: %s\n", describeKind(d.Kind, d.Bytes, 0))
+		hostTool(w, d.HostTool)
+	case r.Move != nil:
+		m := r.Move
+		fmt.Fprintf(w, "=== MOVE SUCCESSFUL: %s ===\n", parser.Printable(m.From))
+		fmt.Fprintf(w, "Moved to: %s\n", parser.Printable(m.To))
+		fmt.Fprintf(w, "What: %s\n", describeKind(m.Kind, -1, m.Entries))
+		if m.Replaced {
+			fmt.Fprintf(w, "Replaced: the file that was at %s\n", parser.Printable(m.To))
+		}
+		hostTool(w, m.HostTool)
 	case r.List != nil:
 		list(w, r.List)
 	case r.Search != nil:
@@ -578,7 +594,7 @@ type Record struct {
 	OK bool `json:"ok"`
 	// DurationMS is how long the command took, in milliseconds.
 	DurationMS float64 `json:"duration_ms"`
-	// Path is the file or directory an open, write, edit or list was
+	// Path is the file or directory an open, write, edit, delete or list was
 	// about, relative to the repository root.
 	Path string `json:"path,omitempty"`
 	// Content is the text of an opened file; a file that is not valid
@@ -600,6 +616,13 @@ type Record struct {
 	// (UPDATED), and the bytes written.
 	Action       string `json:"action,omitempty"`
 	BytesWritten *int64 `json:"bytes_written,omitempty"`
+	// A delete's or a move's: what it was (file, dir, link or other); a
+	// move's destination, whether it replaced a file there, and the
+	// entries under a directory moved. A deleted file's size is Bytes.
+	Kind         string `json:"kind,omitempty"`
+	To           string `json:"to,omitempty"`
+	Replaced     bool   `json:"replaced,omitempty"`
+	EntriesMoved int    `json:"entries_moved,omitempty"`
 	// An edit's: the blocks applied, those matched only ignoring white
 	// space at the ends of lines (1-based), the file's size after, and a
 	// unified diff (the first sandbox.MaxDiffLines lines; diff_truncated).
@@ -670,6 +693,26 @@ type Error struct {
 	Detail string `json:"detail,omitempty"`
 }
 
+// describeKind says what was deleted or moved: "file (6 bytes)" (bytes
+// < 0: not said), "directory (3 entries under it)", "link".
+func describeKind(kind string, bytes int64, entries int) string {
+	switch kind {
+	case "file":
+		if bytes < 0 {
+			return "file"
+		}
+		return fmt.Sprintf("file (%s)", sandbox.FormatSize(bytes))
+	case "dir":
+		if entries > 0 {
+			return fmt.Sprintf("directory (%d %s under it)", entries, map[bool]string{true: "entry", false: "entries"}[entries == 1])
+		}
+		return "empty directory"
+	case "link":
+		return "symbolic link (not what it points to)"
+	}
+	return "special file (" + kind + ")"
+}
+
 // Start implements Reporter.
 func (j *JSONL) Start() error { return nil }
 
@@ -698,6 +741,15 @@ func (j *JSONL) Result(r *Result) error {
 		}
 	case r.Write != nil:
 		rec.Path, rec.Action, rec.BytesWritten, rec.HostToolFile = r.Write.Path, r.Write.Action(), &r.Write.Bytes, r.Write.HostTool
+	case r.Delete != nil:
+		d := r.Delete
+		rec.Path, rec.Kind, rec.HostToolFile = d.Path, d.Kind, d.HostTool
+		if d.Kind == "file" {
+			rec.Bytes = &d.Bytes
+		}
+	case r.Move != nil:
+		m := r.Move
+		rec.Path, rec.To, rec.Kind, rec.Replaced, rec.EntriesMoved, rec.HostToolFile = m.From, m.To, m.Kind, m.Replaced, m.Entries, m.HostTool
 	case r.List != nil:
 		l := r.List
 		rec.Path, rec.Entries, rec.TotalEntries, rec.Excluded, rec.Ignored, rec.Truncated = l.Path, l.Entries, &l.Total, l.Excluded, l.Ignored, l.Truncated()

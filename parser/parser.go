@@ -14,6 +14,9 @@
 //	<edit:LABEL PATH>BODY</edit:LABEL>
 //	<list PATH>
 //	<list>
+//	<delete PATH>
+//	<move FROM TO>
+//	<move FROM TO --overwrite>
 //
 // The tag name must be followed by at least one space or tab (but for <list>,
 // which alone lists the root); the argument is
@@ -97,6 +100,8 @@ const (
 	Search Kind = "search"
 	Edit   Kind = "edit"
 	List   Kind = "list"
+	Delete Kind = "delete"
+	Move   Kind = "move"
 )
 
 // ErrMalformed is the error of a command whose text is incomplete or invalid.
@@ -106,8 +111,9 @@ var ErrMalformed = errors.New("parser: malformed command")
 // Command is one command found in the input.
 type Command struct {
 	Kind Kind
-	// Arg is the trimmed argument: a path for open, write and edit, a
-	// query for search, a command line for exec. It never holds a newline.
+	// Arg is the trimmed argument: a path for open, write, edit and
+	// delete, two for move (ParseMove), a query for search, a command
+	// line for exec. It never holds a newline.
 	Arg string
 	// Label is the label of a labelled write or edit ("EOF" in
 	// <write:EOF x>).
@@ -231,11 +237,11 @@ var (
 	lt      = []byte{'<'}
 )
 
-var kinds = []Kind{Open, Write, Exec, Search, Edit, List}
+var kinds = []Kind{Open, Write, Exec, Search, Edit, List, Delete, Move}
 
 // Kinds returns every kind of command, in the order of the documentation:
 // what an operation can be, and so what the audit log records as its op.
-func Kinds() []Kind { return []Kind{Open, Write, Edit, List, Search, Exec} }
+func Kinds() []Kind { return []Kind{Open, Write, Edit, Delete, Move, List, Search, Exec} }
 
 // hasBody says whether commands of kind k have a body and a closing tag.
 func hasBody(k Kind) bool { return k == Write || k == Edit }

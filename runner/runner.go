@@ -158,6 +158,9 @@ type Op struct {
 	Search *sandbox.SearchSpec
 	// Timeout, for exec: shorter than exec.timeout.
 	Timeout time.Duration
+	// Move, for move: its paths and flag, given in parts; when nil they
+	// are parsed from Arg (parser.ParseMove).
+	Move *parser.MoveArgs
 	// Client names who asked, in the audit record (an MCP client's name
 	// and version).
 	Client string
@@ -214,6 +217,12 @@ func (r *Runner) record(res *output.Result, t *sandbox.Timing, gi guestInfo) *au
 		if res.Edit.Content == nil { // written, not a dry run
 			rec.HostTools = hostToolLine(res.Edit.Path, res.Edit.HostTool)
 		}
+	case res.Delete != nil:
+		rec.Changes = "deleted " + res.Delete.Path + "\n"
+		rec.HostTools = hostToolLine(res.Delete.Path, res.Delete.HostTool)
+	case res.Move != nil:
+		rec.Changes = "moved " + res.Move.From + " to " + res.Move.To + "\n"
+		rec.HostTools = hostToolLine(res.Move.To, res.Move.HostTool)
 	case res.List != nil:
 		for _, e := range res.List.Entries {
 			rec.BytesOut += int64(len(e.Path))
@@ -339,10 +348,26 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 		}
 	}
 	opts := op.options()
-	pathOp := cmd.Kind == parser.Open || cmd.Kind == parser.Write || cmd.Kind == parser.Edit || cmd.Kind == parser.List
+	pathOp := cmd.Kind == parser.Open || cmd.Kind == parser.Write || cmd.Kind == parser.Edit || cmd.Kind == parser.List || cmd.Kind == parser.Delete
 	if pathOp {
 		cmd.Arg = r.inRoot(cmd.Arg) // res.Command keeps it as the model wrote it
 	}
+	var mv parser.MoveArgs
+	if cmd.Kind == parser.Move {
+		if op.Move != nil {
+			mv = *op.Move
+		} else {
+			var err error
+			if mv, err = parser.ParseMove(cmd.Arg); err != nil {
+				res.Err = sandbox.Errorf(CodeParseError, "%s", err)
+				return res, gi
+			}
+		}
+		mv.From, mv.To = r.inRoot(mv.From), r.inRoot(mv.To)
+		opts.Overwrite = mv.Overwrite
+	}
+	// A delete or a move touches the entry it names: a link itself.
+	entry := cmd.Kind == parser.Delete || cmd.Kind == parser.Move
 	if cmd.Kind == parser.Edit && r.tooLong(op) {
 		res.Err = editTooLong(cmd, r.MaxWriteSize)
 		return res, gi
@@ -351,21 +376,40 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 		// The policies decide on what the operation touches: an open or
 		// write is resolved first, and then may touch only that file.
 		req := PolicyRequest(cmd, r.Session)
+		rctx := ctx
+		if entry {
+			rctx = sandbox.WithOptions(ctx, sandbox.Options{Entry: true})
+		}
+		resolvePath := func(p string) (string, bool) {
+			rel, err := r.Sandbox.Resolve(rctx, p)
+			if err != nil {
+				res.Err = sandbox.AsError(err) // the operation would fail the same way
+				return "", false
+			}
+			return rel, true
+		}
 		resolve := func() bool {
 			p := cmd.Arg
 			if cmd.Kind == parser.List {
 				p, _ = sandbox.ParseList(p) // the directory, without /**
 			}
-			rel, err := r.Sandbox.Resolve(ctx, p)
-			if err != nil {
-				res.Err = sandbox.AsError(err) // the operation would fail the same way
-				return false
-			}
+			rel, ok := resolvePath(p)
 			req.Resolved, gi.resolved = rel, rel
-			return true
+			return ok
 		}
 		if pathOp && !resolve() {
 			return res, gi
+		}
+		if cmd.Kind == parser.Move {
+			var ok bool
+			req.Path, req.To = mv.From, mv.To
+			if req.Resolved, ok = resolvePath(mv.From); !ok {
+				return res, gi
+			}
+			if req.ToResolved, ok = resolvePath(mv.To); !ok {
+				return res, gi
+			}
+			gi.resolved = req.Resolved
 		}
 		// An edit is decided on as the write of the file it would leave,
 		// and then applies only to the file that was decided on.
@@ -393,6 +437,11 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 		case v.Argument != cmd.Arg && cmd.Kind == parser.Edit:
 			res.Err = sandbox.Errorf(CodePolicyError, "policy %s rewrote an edit's path, and an edit is decided on with its file: it is denied", orUnknown(v.Decider))
 			return res, gi
+		case cmd.Kind == parser.Move:
+			if v.Argument != mv.From {
+				res.Err = sandbox.Errorf(CodePolicyError, "policy %s rewrote a move, whose two paths are decided on together: it is denied", orUnknown(v.Decider))
+				return res, gi
+			}
 		case v.Argument != cmd.Arg:
 			cmd.Arg = v.Argument // rewritten; the result shows the command as run
 			res.Command = cmd
@@ -402,6 +451,9 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 		}
 		if pathOp {
 			opts.Expect, opts.Base = req.Resolved, base
+		}
+		if cmd.Kind == parser.Move {
+			opts.Expect, opts.ExpectTo = req.Resolved, req.ToResolved
 		}
 	}
 	if !opts.IsZero() {
@@ -422,6 +474,10 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 		res.Edit, err = r.Sandbox.Edit(ctx, cmd.Arg, cmd.Body)
 	case parser.List:
 		res.List, err = r.Sandbox.List(ctx, cmd.Arg)
+	case parser.Delete:
+		res.Delete, err = r.Sandbox.Delete(ctx, cmd.Arg)
+	case parser.Move:
+		res.Move, err = r.Sandbox.Move(ctx, mv.From, mv.To)
 	case parser.Search:
 		if r.Guests.HasPolicies() {
 			res.Search, err = r.searchAllowed(ctx, cmd.Arg, &gi)
@@ -443,11 +499,15 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 		gi.resolved = res.Edit.Path
 	case res.List != nil:
 		gi.resolved = res.List.Path
+	case res.Delete != nil:
+		gi.resolved = res.Delete.Path
+	case res.Move != nil:
+		gi.resolved = res.Move.From
 	}
 	if err != nil {
 		// A failed exec keeps its result: the output of a failing command
 		// is what the model needs most.
-		res.File, res.Write, res.Search, res.Edit, res.List = nil, nil, nil, nil, nil
+		res.File, res.Write, res.Search, res.Edit, res.List, res.Delete, res.Move = nil, nil, nil, nil, nil, nil, nil
 		res.Err = sandbox.AsError(err)
 	}
 	if r.Guests.HasTransforms() {
@@ -532,6 +592,11 @@ func PolicyRequest(cmd parser.Command, session string) wasm.Request {
 		req.Command = cmd.Arg
 	case parser.Search:
 		req.Query = cmd.Arg
+	case parser.Move:
+		req.Path = cmd.Arg
+		if m, err := parser.ParseMove(cmd.Arg); err == nil {
+			req.Path, req.To = m.From, m.To
+		}
 	default:
 		req.Path = cmd.Arg
 	}

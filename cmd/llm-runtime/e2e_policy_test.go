@@ -89,9 +89,10 @@ func TestE2EAFailingGuestDeniesAndABadGuestIsAConfigurationError(t *testing.T) {
 func TestE2EPolicyTestAndCheck(t *testing.T) {
 	t.Parallel()
 	guest := wasmtest.Build(t, "guests/protect-secrets")
-	r := runBinary(t, t.TempDir(), "", nil, "policy", "test", guest, "--", "<write .env>x</write> <open README.md> <exec curl x>")
+	r := runBinary(t, t.TempDir(), "", nil, "policy", "test", guest, "--", "<write .env>x</write> <open README.md> <exec curl x> <move notes.txt x/.env>")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if r.code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[0], "<write .env>  deny") || !strings.HasPrefix(lines[1], "<open README.md>  allow") || !strings.HasPrefix(lines[2], "<exec curl x>  deny") {
+	if r.code != 0 || len(lines) != 4 || !strings.HasPrefix(lines[0], "<write .env>  deny") || !strings.HasPrefix(lines[1], "<open README.md>  allow") || !strings.HasPrefix(lines[2], "<exec curl x>  deny") ||
+		!strings.HasPrefix(lines[3], "<move notes.txt x/.env>  deny") {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = runBinary(t, t.TempDir(), "", nil, "policy", "test", guest, "--module-config", `{"paths":["*.md"]}`, "--", "<open README.md> <open .env>")
@@ -99,7 +100,7 @@ func TestE2EPolicyTestAndCheck(t *testing.T) {
 		t.Fatalf("--module-config:\n%s%s", r.stdout, r.stderr)
 	}
 	r = runBinary(t, t.TempDir(), "", nil, "policy", "check", guest)
-	if r.code != 0 || !strings.Contains(r.stdout, "ABI version 1, policy") || !strings.Contains(r.stdout, "llmrt_policy") {
+	if r.code != 0 || !strings.Contains(r.stdout, "ABI version 2, policy") || !strings.Contains(r.stdout, "llmrt_policy") {
 		t.Fatalf("check: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"syscall"
@@ -165,11 +166,14 @@ func TestE2ESignalEndsALongSearchWithWhatItFound(t *testing.T) {
 			t.Fatalf("exit: %v, want %d", err, exitInterrupted)
 		}
 		got := strings.Join(out, "\n")
+		// c.txt was read, but the signal may come before its worker
+		// counted it as searched (it counts after the file is closed):
+		// a.txt alone, or a.txt and c.txt.
 		for _, want := range []string{
-			"a.txt:1: a needle\nMatches: 1 in 1 file\nPartial: interrupted after 2 files (the run was stopped); the matches above are those found until then\n=== END SEARCH ===",
+			"a.txt:1: a needle\nMatches: 1 in 1 file\nPartial: interrupted after (1 file|2 files) \\(the run was stopped\\); the matches above are those found until then\n=== END SEARCH ===",
 			"=== LLM TOOL INTERRUPTED ===",
 		} {
-			if !strings.Contains(got, want) {
+			if !regexp.MustCompile(want).MatchString(got) {
 				t.Fatalf("no %q in:\n%s", want, got)
 			}
 		}

@@ -129,7 +129,11 @@ func (p policyCheckCmd) Run(e env, c *cli) error {
 	}
 	exports := m.Exports()
 	sort.Strings(exports)
-	fmt.Fprintf(e.stdout, "%s: ABI version %d, %s\n", m.Name(), wasm.ABIVersion, strings.Join(roles, " and "))
+	abi := fmt.Sprintf("ABI version %d", m.ABI())
+	if m.ABI() < wasm.ABIVersion {
+		abi += fmt.Sprintf(" (this llm-runtime speaks %d: delete and move are denied without asking it)", wasm.ABIVersion)
+	}
+	fmt.Fprintf(e.stdout, "%s: %s, %s\n", m.Name(), abi, strings.Join(roles, " and "))
 	fmt.Fprintf(e.stdout, "exports: %s\n", strings.Join(exports, ", "))
 	fmt.Fprintf(e.stdout, "compiled in %s, instantiated in %s (compilation cache: %s)\n",
 		compiled.Round(time.Millisecond), (time.Since(start) - compiled).Round(time.Millisecond), wasm.CacheDir())

@@ -10,12 +10,12 @@ package guest
 import "unsafe"
 
 // ABIVersion is the version of the ABI this package implements.
-const ABIVersion = 1
+const ABIVersion = 2
 
 // Request is what a policy sees of an operation.
 type Request struct {
-	Op   string `json:"op"`             // open, write (an edit too), list, search or exec
-	Path string `json:"path,omitempty"` // open and write: relative to the repository, as the model wrote it
+	Op   string `json:"op"`             // open, write (an edit too), list, search, exec, delete or move
+	Path string `json:"path,omitempty"` // open, write, delete, and move's source: relative to the repository, as the model wrote it
 	// Resolved, for open and write: the repository-relative path of the
 	// file the operation touches, links, ".", ".." and "//" resolved
 	// (since llm-runtime 0.2; ABI 1 still: older hosts leave it empty).
@@ -25,6 +25,12 @@ type Request struct {
 	Command  string `json:"command,omitempty"` // exec
 	Query    string `json:"query,omitempty"`   // search
 	Content  string `json:"content,omitempty"` // write
+	// To and ToResolved, for move: where it goes, as written and resolved
+	// (ABI 2; a guest of ABI 1 is never asked about delete and move: the
+	// host denies them, as a policy that knows no such op would most
+	// likely allow it).
+	To         string `json:"to,omitempty"`
+	ToResolved string `json:"to_resolved,omitempty"`
 	// Edit marks a write that is an <edit>: Content is then the whole file
 	// as the edit would leave it (since llm-runtime 0.3; ABI 1 still).
 	Edit    bool   `json:"edit,omitempty"`

@@ -297,15 +297,16 @@ func decode(b []byte, keys, vals []string, config *[]byte) error {
 }
 
 var (
-	requestKeys   = []string{"op", "path", "command", "query", "content", "session", "resolved"}
+	requestKeys   = []string{"op", "path", "command", "query", "content", "session", "resolved", "to", "to_resolved"}
 	transformKeys = []string{"op", "path", "command", "query", "output", "session"}
 )
 
 // decodeRequest decodes a policy request.
 func decodeRequest(b []byte) (r Request, err error) {
-	var v [7]string
+	var v [9]string
 	err = decode(b, requestKeys, v[:], &r.Config)
 	r.Op, r.Path, r.Command, r.Query, r.Content, r.Session, r.Resolved = v[0], v[1], v[2], v[3], v[4], v[5], v[6]
+	r.To, r.ToResolved = v[7], v[8]
 	if err == nil && r.Op == "write" {
 		err = fields(b, func(k, raw []byte) error {
 			if string(k) == "edit" {

@@ -1,7 +1,8 @@
 //go:build wasip1
 
-// Command protect-secrets is a policy guest that denies open and write of
-// credential files (.env*, *.pem, *.key, id_rsa* and the like) and exec of
+// Command protect-secrets is a policy guest that denies open, write,
+// delete and move of credential files (.env*, *.pem, *.key, id_rsa* and
+// the like) and exec of
 // network tools (curl, wget, ssh, nc...). Both lists are configurable:
 //
 //	policies:
@@ -77,10 +78,13 @@ func init() {
 			return guest.Deny("protect-secrets: bad configuration: " + rules.err.Error())
 		}
 		switch r.Op {
-		case "open", "write":
+		case "open", "write", "delete", "move":
 			// The path as written, and the file it names once links are
-			// resolved: a link to .env is .env.
-			for _, name := range []string{r.Path, r.Resolved} {
+			// resolved: a link to .env is .env; a move's both ends.
+			for _, name := range []string{r.Path, r.Resolved, r.To, r.ToResolved} {
+				if name == "" {
+					continue
+				}
 				if p, ok := secretPath(name, rules.paths); ok {
 					what := r.Path
 					if name != r.Path {

@@ -3,11 +3,11 @@
 // deny or rewrite it) and each result before the model does (transform:
 // rewrite it, for example to mask secrets). It is built on wazero.
 //
-// # ABI, version 1
+// # ABI, version 2
 //
 // A guest exports:
 //
-//	llmrt_abi_version() -> i32              must return 1
+//	llmrt_abi_version() -> i32              2 (or 1: see below)
 //	llmrt_alloc(size i32) -> i32            a buffer of size bytes in guest memory
 //	llmrt_policy(ptr i32, len i32) -> i64   optional: a policy decision
 //	llmrt_transform(ptr i32, len i32) -> i64 optional: a transform
@@ -22,16 +22,22 @@
 //
 // A policy request:
 //
-//	{"abi":1, "op":"write", "path":"src/main.go", "content":"...",
+//	{"abi":2, "op":"write", "path":"src/main.go", "content":"...",
 //	 "session":"20261127T140000Z-1a2b3c4d", "config":{...}}
 //
 // with "command" for exec and "query" for search instead of "path"; "config"
 // is the module's own configuration from llm-runtime's configuration file.
+// Ops are open, write (an edit too, "edit":true), list, search, exec, and
+// since ABI 2 delete ("path") and move ("path", "resolved", "to",
+// "to_resolved"). A guest that returns ABI version 1 was built before
+// delete and move existed: it is never asked about them, and they are
+// denied ("fail closed"), since a policy that knows no such op would
+// most likely allow it by default.
 // The reply is {"decision":"allow"}, {"decision":"deny","reason":"..."} or
 // {"decision":"rewrite","argument":"...","reason":"..."}, where argument
 // replaces the path, command or query.
 //
-// A transform request: {"abi":1, "op":"open", "path":"...", "output":"...",
+// A transform request: {"abi":2, "op":"open", "path":"...", "output":"...",
 // "session":"...", "config":{...}}; the reply: {"output":"...","changes":N}.
 //
 // # Safety
@@ -67,8 +73,9 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 )
 
-// ABIVersion is the guest ABI this host speaks.
-const ABIVersion = 1
+// ABIVersion is the guest ABI this host speaks; it also runs guests of
+// ABI 1 (see the package doc).
+const ABIVersion = 2
 
 // Export names.
 const (
@@ -107,6 +114,10 @@ type Request struct {
 	Command  string `json:"command,omitempty"`
 	Query    string `json:"query,omitempty"`
 	Content  string `json:"content,omitempty"`
+	// To and ToResolved are a move's destination, as written and
+	// resolved as Resolved is (ABI 2).
+	To         string `json:"to,omitempty"`
+	ToResolved string `json:"to_resolved,omitempty"`
 	// Edit marks a write that is an <edit>: Content is the file as the
 	// edit would leave it, so a guest that judges writes judges edits too.
 	Edit    bool            `json:"edit,omitempty"`
@@ -148,6 +159,7 @@ type Module struct {
 
 	mu   sync.Mutex
 	inst api.Module
+	abi  int32                   // the instance's ABI version
 	fns  map[string]api.Function // the instance's exports, looked up once: each lookup builds a call engine
 }
 
@@ -280,11 +292,12 @@ func (m *Module) instantiateLocked(ctx context.Context) error {
 		inst.Close(ctx)
 		return fmt.Errorf("guest %s: %s: %w", m.Name(), ExportABIVersion, err)
 	}
-	if v := int32(res[0]); v != ABIVersion {
+	v := int32(res[0])
+	if v != ABIVersion && v != 1 {
 		inst.Close(ctx)
-		return fmt.Errorf("guest %s: ABI version %d; this llm-runtime speaks %d", m.Name(), v, ABIVersion)
+		return fmt.Errorf("guest %s: ABI version %d; this llm-runtime speaks %d (and 1)", m.Name(), v, ABIVersion)
 	}
-	m.inst = inst
+	m.inst, m.abi = inst, v
 	m.fns = map[string]api.Function{}
 	for _, name := range []string{ExportAlloc, ExportPolicy, ExportTransform} {
 		if f := inst.ExportedFunction(name); f != nil {
@@ -346,8 +359,30 @@ func (m *Module) explain(err error) error {
 	return fmt.Errorf("guest %s: %v", m.Name(), err)
 }
 
-// Decide asks the module's policy about req.
+// ABI is the guest's ABI version, once it is instantiated (0 before).
+func (m *Module) ABI() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return int(m.abi)
+}
+
+// newOps are the ops a guest of ABI 1 does not know.
+var newOps = map[string]bool{"delete": true, "move": true}
+
+// Decide asks the module's policy about req. A guest of ABI 1 is not
+// asked about an op it does not know: it is denied.
 func (m *Module) Decide(ctx context.Context, req Request) (Reply, error) {
+	if newOps[req.Op] {
+		if err := m.Instantiate(ctx); err != nil {
+			return Reply{}, err
+		}
+		m.mu.Lock()
+		abi := m.abi
+		m.mu.Unlock()
+		if abi < 2 {
+			return Reply{Decision: "deny", Reason: fmt.Sprintf("the policy speaks ABI %d, which has no %s: it was not asked, and an op a policy does not know is denied (rebuild it with the ABI %d guest package)", abi, req.Op, ABIVersion)}, nil
+		}
+	}
 	req.ABI, req.Config = ABIVersion, m.spec.Config
 	in, err := json.Marshal(req)
 	if err != nil {

@@ -269,3 +269,41 @@ func BenchmarkPolicyDecision(b *testing.B) {
 		}
 	}
 }
+
+// TestDeleteAndMoveAreDeniedByGuestsThatDoNotKnowThem: a guest of ABI 1
+// (built before delete and move) allows every op; the host does not ask it
+// about delete and move and denies them, and asks it about the rest. The
+// example guests, of ABI 2, decide on them: readonly denies both,
+// protect-secrets judges both ends of a move.
+func TestDeleteAndMoveAreDeniedByGuestsThatDoNotKnowThem(t *testing.T) {
+	ctx := context.Background()
+	old := compile(t, "runtime/wasm/testdata/abi1", wasm.Spec{})
+	for _, op := range []string{"delete", "move"} {
+		rep, err := old.Decide(ctx, wasm.Request{Op: op, Path: "a.txt", To: "b.txt"})
+		if err != nil || rep.Decision != "deny" || !strings.Contains(rep.Reason, "ABI 1") {
+			t.Errorf("%s by an ABI 1 guest: %+v %v, want a denial that names ABI 1", op, rep, err)
+		}
+	}
+	if rep, err := old.Decide(ctx, wasm.Request{Op: "write", Path: "a.txt"}); err != nil || rep.Decision != "allow" {
+		t.Errorf("write by an ABI 1 guest: %+v %v, want it asked (allow)", rep, err)
+	}
+	ro := compile(t, "guests/readonly", wasm.Spec{})
+	ps := compile(t, "guests/protect-secrets", wasm.Spec{})
+	for _, c := range []struct {
+		m    *wasm.Module
+		req  wasm.Request
+		want string
+	}{
+		{ro, wasm.Request{Op: "delete", Path: "a.txt", Resolved: "a.txt"}, "deny"},
+		{ro, wasm.Request{Op: "move", Path: "a.txt", Resolved: "a.txt", To: "b.txt", ToResolved: "b.txt"}, "deny"},
+		{ps, wasm.Request{Op: "delete", Path: "a.txt", Resolved: "a.txt"}, "allow"},
+		{ps, wasm.Request{Op: "delete", Path: "l", Resolved: ".env"}, "deny"},
+		{ps, wasm.Request{Op: "move", Path: "a.txt", Resolved: "a.txt", To: "b.txt", ToResolved: "b.txt"}, "allow"},
+		{ps, wasm.Request{Op: "move", Path: "a.txt", Resolved: "a.txt", To: "x/.env", ToResolved: "x/.env"}, "deny"},
+		{ps, wasm.Request{Op: "move", Path: "id_rsa", Resolved: "id_rsa", To: "b.txt", ToResolved: "b.txt"}, "deny"},
+	} {
+		if rep, err := c.m.Decide(ctx, c.req); err != nil || rep.Decision != c.want {
+			t.Errorf("%s %+v: %+v %v, want %s", c.m.Name(), c.req, rep, err, c.want)
+		}
+	}
+}
