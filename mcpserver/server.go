@@ -1,6 +1,6 @@
 // Package mcpserver is the MCP front end: it serves the engine's operations
-// (read_file, write_file, edit_file, list_directory, search and, when exec
-// is enabled, exec) as the tools of a Model Context Protocol server, each
+// (read_file, write_file, edit_file, delete_file, move_file,
+// list_directory, search and, when exec is enabled, exec) as the tools of a Model Context Protocol server, each
 // call one operation on the runner's path (policies, sandbox, transforms, a
 // durable audit record before the result is sent).
 //
@@ -125,6 +125,18 @@ func New(o Options) *mcp.Server {
 			"new_text then takes the file's indentation), becomes its new_text. All edits apply or none; the result is a unified diff.",
 		Annotations: &mcp.ToolAnnotations{DestructiveHint: &yes, OpenWorldHint: closed},
 	}, h.editFile)
+	addTool(s, &mcp.Tool{
+		Name:        "delete_file",
+		Title:       "Delete a file",
+		Description: "Delete a file, a symbolic link (not its target) or an empty directory.",
+		Annotations: &mcp.ToolAnnotations{DestructiveHint: &yes, OpenWorldHint: closed},
+	}, h.deleteFile)
+	addTool(s, &mcp.Tool{
+		Name:        "move_file",
+		Title:       "Move a file",
+		Description: "Move or rename a file, link or directory, making missing directories; a file at to is replaced only with overwrite.",
+		Annotations: &mcp.ToolAnnotations{DestructiveHint: &yes, OpenWorldHint: closed},
+	}, h.moveFile)
 	addTool(s, &mcp.Tool{
 		Name:        "list_directory",
 		Title:       "List a directory",
@@ -414,6 +426,72 @@ func (h *handler) writeFile(ctx context.Context, req *mcp.CallToolRequest, in Wr
 		verb = "created"
 	}
 	return textResult(fmt.Sprintf("%s %s (%s)", verb, w.Path, sandbox.FormatSize(w.Bytes)) + hostToolNote(w.HostTool)), WriteOutput{Path: w.Path, Created: w.Created, Bytes: w.Bytes, HostToolFile: w.HostTool}, nil
+}
+
+// DeleteInput is delete_file's arguments.
+type DeleteInput struct {
+	Path string `json:"path" jsonschema:"relative to the repository"`
+}
+
+// DeleteOutput is delete_file's result.
+type DeleteOutput struct {
+	Path         string     `json:"path,omitempty"`
+	Kind         string     `json:"kind,omitempty" jsonschema:"file, dir, link or other"`
+	Bytes        int64      `json:"bytes,omitempty" jsonschema:"a file's size"`
+	HostToolFile string     `json:"host_tool_file,omitempty"`
+	Error        *ErrorInfo `json:"error,omitempty"`
+}
+
+func (h *handler) deleteFile(ctx context.Context, req *mcp.CallToolRequest, in DeleteInput) (*mcp.CallToolResult, DeleteOutput, error) {
+	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Delete, Arg: in.Path}})
+	if err != nil {
+		return nil, DeleteOutput{}, err
+	}
+	d := res.Delete
+	what := map[string]string{"file": "file", "dir": "empty directory", "link": "symbolic link"}[d.Kind]
+	if what == "" {
+		what = "special file"
+	}
+	text := fmt.Sprintf("deleted %s %s", what, d.Path)
+	if d.Kind == "file" {
+		text += " (" + sandbox.FormatSize(d.Bytes) + ")"
+	}
+	return textResult(text + hostToolNote(d.HostTool)), DeleteOutput{Path: d.Path, Kind: d.Kind, Bytes: d.Bytes, HostToolFile: d.HostTool}, nil
+}
+
+// MoveInput is move_file's arguments.
+type MoveInput struct {
+	From      string `json:"from" jsonschema:"relative to the repository"`
+	To        string `json:"to" jsonschema:"the new path, not a directory to move into"`
+	Overwrite bool   `json:"overwrite,omitempty" jsonschema:"replace a file at to"`
+}
+
+// MoveOutput is move_file's result.
+type MoveOutput struct {
+	From         string     `json:"from,omitempty"`
+	To           string     `json:"to,omitempty"`
+	Kind         string     `json:"kind,omitempty"`
+	Replaced     bool       `json:"replaced,omitempty"`
+	Entries      int        `json:"entries,omitempty"`
+	HostToolFile string     `json:"host_tool_file,omitempty"`
+	Error        *ErrorInfo `json:"error,omitempty"`
+}
+
+func (h *handler) moveFile(ctx context.Context, req *mcp.CallToolRequest, in MoveInput) (*mcp.CallToolResult, MoveOutput, error) {
+	m := parser.MoveArgs{From: in.From, To: in.To, Overwrite: in.Overwrite}
+	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Move, Arg: m.String()}, Move: &m})
+	if err != nil {
+		return nil, MoveOutput{}, err
+	}
+	r := res.Move
+	text := fmt.Sprintf("moved %s to %s", r.From, r.To)
+	if r.Kind == "dir" {
+		text += fmt.Sprintf(" (a directory, %s under it)", plural(r.Entries, "entry"))
+	}
+	if r.Replaced {
+		text += "; the file that was there is replaced"
+	}
+	return textResult(text + hostToolNote(r.HostTool)), MoveOutput{From: r.From, To: r.To, Kind: r.Kind, Replaced: r.Replaced, Entries: r.Entries, HostToolFile: r.HostTool}, nil
 }
 
 // Edit is one change of edit_file.

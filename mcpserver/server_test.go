@@ -136,7 +136,7 @@ func TestExecIsListedOnlyWhenEnabled(t *testing.T) {
 		for _, tool := range res.Tools {
 			has = has || tool.Name == "exec"
 		}
-		if has != enabled || len(res.Tools) != 5+boolInt(enabled) {
+		if has != enabled || len(res.Tools) != 7+boolInt(enabled) {
 			t.Fatalf("exec enabled %v: %d tools, exec listed %v", enabled, len(res.Tools), has)
 		}
 	}
@@ -283,6 +283,45 @@ func TestEditFileReplacesAllWhenTold(t *testing.T) {
 	res, text, _ = f.call(t, "edit_file", map[string]any{"path": "r.go", "edits": []any{map[string]any{"old_text": "old()", "new_text": "new()", "replace_all": true}}})
 	if !res.IsError || !strings.Contains(text, "replace_all replaces exact matches only") {
 		t.Fatalf("loose only: %s", text)
+	}
+}
+
+func TestDeleteAndMoveFiles(t *testing.T) {
+	f := start(t, map[string]string{"a.txt": "a\n", "b.txt": "b\n", "pkg/x.go": "package x\n", "sub/y.txt": "y\n"}, mcpserver.Options{})
+	res, text, out := f.call(t, "move_file", map[string]any{"from": "pkg", "to": "internal/my pkg"})
+	if res.IsError || text != "moved pkg to internal/my pkg (a directory, 1 entry under it)" || out["kind"] != "dir" {
+		t.Fatalf("move a directory: %s %v", text, out)
+	}
+	res, text, out = f.call(t, "move_file", map[string]any{"from": "a.txt", "to": "b.txt"})
+	if !res.IsError || codeOf(out) != sandbox.CodeFileExists {
+		t.Fatalf("move over a file: %s", text)
+	}
+	res, text, out = f.call(t, "move_file", map[string]any{"from": "a.txt", "to": "b.txt", "overwrite": true})
+	if res.IsError || out["replaced"] != true || !strings.Contains(text, "the file that was there is replaced") {
+		t.Fatalf("move with overwrite: %s", text)
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.dir, "b.txt")); string(b) != "a\n" {
+		t.Fatalf("b.txt: %q", b)
+	}
+	res, text, out = f.call(t, "delete_file", map[string]any{"path": "b.txt"})
+	if res.IsError || text != "deleted file b.txt (2 bytes)" || out["bytes"] != float64(2) {
+		t.Fatalf("delete: %s %v", text, out)
+	}
+	res, text, out = f.call(t, "delete_file", map[string]any{"path": "sub"})
+	if !res.IsError || codeOf(out) != sandbox.CodeIsDirectory || !strings.Contains(text, "list_directory shows what is in it") || strings.Contains(text, "<list") {
+		t.Fatalf("delete a directory that is not empty: %s", text)
+	}
+	for _, c := range []struct {
+		tool string
+		args map[string]any
+	}{
+		{"delete_file", map[string]any{"path": ".git/config"}},
+		{"move_file", map[string]any{"from": "sub/y.txt", "to": ".env"}},
+		{"move_file", map[string]any{"from": "sub/y.txt", "to": "../y.txt"}},
+	} {
+		if res, text, out := f.call(t, c.tool, c.args); !res.IsError || codeOf(out) != sandbox.CodePathSecurity {
+			t.Errorf("%s %v: %s", c.tool, c.args, text)
+		}
 	}
 }
 

@@ -65,14 +65,16 @@ func rawSession(t *testing.T, files map[string]string, o mcpserver.Options) func
 	return call
 }
 
-// TestToolsListIsUnder6KB: the whole tools/list answer, exec listed with
-// the default whitelist, is under 6 KB (it was 10 KB, and 17.5 KB by the
-// issue's count), and still gives every tool its description and input
-// schema's descriptions.
-func TestToolsListIsUnder6KB(t *testing.T) {
+// TestToolsListIsUnder8KB: the whole tools/list answer, exec listed with
+// the default whitelist, is under 8 KB, and still gives every tool its
+// description and input schema's descriptions. With six tools it was 10
+// KB, and 17.5 KB by issue 14's count, before it was cut to 5.8 KB;
+// delete_file and move_file brought it to 7.4 KB, and diff and undo are to
+// fit in what is left.
+func TestToolsListIsUnder8KB(t *testing.T) {
 	call := rawSession(t, nil, mcpserver.Options{Exec: &prompt.Exec{Whitelist: config.DefaultWhitelist, Timeout: 2 * time.Minute}})
 	line := call(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
-	if len(line) >= 6000 {
+	if len(line) >= 8000 {
 		t.Errorf("tools/list is %d bytes", len(line))
 	}
 	var l struct {

@@ -62,3 +62,20 @@ func ParseMove(arg string) (MoveArgs, error) {
 	m.From, m.To = words[0], words[1]
 	return m, nil
 }
+
+// String writes the move's argument as ParseMove reads it: a path that
+// holds a space or a tab, or starts with "--", is quoted. (A path that
+// starts with a double quote and holds a space cannot be written.)
+func (m MoveArgs) String() string {
+	q := func(p string) string {
+		if p == "" || strings.ContainsAny(p, " \t") || strings.HasPrefix(p, "--") {
+			return `"` + p + `"`
+		}
+		return p
+	}
+	s := q(m.From) + " " + q(m.To)
+	if m.Overwrite {
+		s += " " + OverwriteFlag
+	}
+	return s
+}

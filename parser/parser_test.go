@@ -72,12 +72,22 @@ func describe(cmds []Command) string {
 //	----
 //	for each: the argument, then text=... scope=... context=N, or error=...
 //
+// or, for a move's argument (ParseMove),
+//
+//	move
+//	one move argument a line
+//	----
+//	for each: the argument, then from=... to=... overwrite=BOOL, or error=...
+//
 // Regenerate the expectations with: go test ./parser -run DataDriven -rewrite
 func TestParserDataDriven(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			if d.Cmd == "search" {
 				return describeSearches(d.Input)
+			}
+			if d.Cmd == "move" {
+				return describeMoves(d.Input)
 			}
 			if d.Cmd != "parse" {
 				t.Fatalf("%s: unknown directive %q", d.Pos, d.Cmd)
@@ -113,6 +123,21 @@ func TestParserDataDriven(t *testing.T) {
 			return whole
 		})
 	})
+}
+
+// describeMoves parses each line of input as a move's argument.
+func describeMoves(input string) string {
+	var b strings.Builder
+	for _, arg := range strings.Split(input, "\n") {
+		m, err := ParseMove(arg)
+		fmt.Fprintf(&b, "%q\n", arg)
+		if err != nil {
+			fmt.Fprintf(&b, "  error=%s\n", err)
+			continue
+		}
+		fmt.Fprintf(&b, "  from=%q to=%q overwrite=%v\n", m.From, m.To, m.Overwrite)
+	}
+	return b.String()
 }
 
 // describeSearches parses each line of input as a search's argument.

@@ -121,6 +121,9 @@ var Examples = []Example{
 	{Title: "Change every place a SEARCH matches exactly: open the block with SEARCH ALL", Input: "<edit CHANGELOG.md>\n<<<<<<< SEARCH ALL\n- Needs Go 1.25.\n=======\n- Needs Go 1.26.\n>>>>>>> REPLACE\n</edit>",
 		Shows: []string{"=== EDIT SUCCESSFUL: CHANGELOG.md ===", "Blocks applied: 1", "Block 1 replaced 2 places (lines 5, 9)", "-- Needs Go 1.25.", "+- Needs Go 1.26.", "=== END DIFF ==="}},
 	{Title: "Write a whole file (created, or replaced)", Input: "<write docs/usage.md>\nRun `go run .`.\n</write>", Shows: []string{"=== WRITE SUCCESSFUL: docs/usage.md ===", "Action: CREATED"}},
+	{Title: "Move or rename a file or directory", Input: "<move internal/names internal/greet/names>",
+		Shows: []string{"=== MOVE SUCCESSFUL: internal/names ===", "Moved to: internal/greet/names", "What: directory (1 entry under it)"}},
+	{Title: "Delete a file (or an empty directory)", Input: "<delete README.md>", Shows: []string{"=== DELETE SUCCESSFUL: README.md ===", "Deleted: file (19 bytes)"}},
 	{Title: "A failed command says why, with a code", Input: "<open missing.go>", Shows: []string{"=== ERROR: FILE_NOT_FOUND ===", "Message: no such file: missing.go"}},
 }
 
@@ -156,7 +159,8 @@ func execExample(line string, out ...string) Example {
 var errorCodes = [][2]string{
 	{"PATH_SECURITY", "the path leaves the repository, is excluded, or is the tool's own: do not retry it"},
 	{"FILE_NOT_FOUND", "nothing there: <list> the directory, or <search> for the name"},
-	{"IS_DIRECTORY / NOT_DIRECTORY", "use <list> for a directory, <open> for a file"},
+	{"IS_DIRECTORY / NOT_DIRECTORY", "use <list> for a directory, <open> for a file; a directory is deleted once it is empty"},
+	{"FILE_EXISTS", "a <move> would replace a file: pick another path, or add --overwrite if replacing it is what you mean"},
 	{"BINARY_FILE", "the file is not text"},
 	{"RESOURCE_LIMIT", "over a size limit: read a file by ranges (PATH:N-M), change it with <edit>"},
 	{"INVALID_RANGE", "the range is past the end of the file: the message gives its line count"},
@@ -216,6 +220,8 @@ func Render(s Settings, format string) (string, error) {
 	item("`<search TEXT>`: the lines of the repository's text files that hold TEXT; `<search re:PATTERN>` with a regular expression (RE2); `<search TEXT in GLOB>` only in the files GLOB names (`src/`, `src/**/*.go`, `*_test.go`); `<search \"TEXT\">` keeps TEXT exactly, spaces included; ` -C N` written last, after the scope if there is one (`<search TEXT in GLOB -C 3>`), adds N lines of context around each match, N from 1 to 20. At most %d lines are listed; the total is given.", s.MaxSearchResults)
 	item("`<edit PATH>` SEARCH/REPLACE blocks `</edit>`: change part of a file. Each SEARCH is whole lines of the file, found exactly once (a block opened with `<<<<<<< SEARCH ALL` changes every place its lines are found exactly); all blocks apply or none. Prefer it to rewriting a file.")
 	item("`<write PATH>`CONTENT`</write>`: create or replace a whole file. One newline right after the opening tag is dropped; the rest is written exactly.")
+	item("`<delete PATH>`: delete a file, a symbolic link (not what it points to) or an empty directory.")
+	item("`<move FROM TO>`: move or rename a file, link or directory; directories before TO are made. TO is the new path, not a directory to move into. A file at TO is replaced only with `<move FROM TO --overwrite>`. Quote a path with a space: `<move \"my notes.md\" notes.md>`.")
 	item("A body that must hold `</write>` or `</edit>` uses a label: `<write:EOF PATH>`...`</write:EOF>`, `<edit:EOF PATH>`...`</edit:EOF>`.")
 	if x := s.Exec; x != nil {
 		item("`<exec COMMAND>`: run a command in the repository, in a fresh container with no network, killed after %s.", x.Timeout)

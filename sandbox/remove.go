@@ -65,7 +65,7 @@ func (w *Workspace) DeleteWith(p string, o Options) (*DeleteResult, error) {
 	if err := unix.Unlinkat(t.top(), aside, flags); err != nil {
 		putBack(t.top(), aside, t.name)
 		if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
-			return nil, Errorf(CodeIsDirectory, "%s is a directory that is not empty; delete what is in it first (<list %s/**> shows it)", t.rel, t.rel)
+			return nil, Errorf(CodeIsDirectory, "%s is a directory that is not empty: delete what is in it first; <list %s/**> shows what is in it", t.rel, t.rel)
 		}
 		return nil, osError(err, t.rel)
 	}
