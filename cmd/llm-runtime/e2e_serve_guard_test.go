@@ -90,7 +90,8 @@ func TestE2EServedRunsGuardTheClientsOwnFiles(t *testing.T) {
 	cases := []guardCase{
 		{name: "the configuration directory", env: func(dir string) []string {
 			return []string{"XDG_CONFIG_HOME=" + filepath.Join(dir, ".config")}
-		}, in: "<write .config/llm-runtime/config.yaml>\n" + evilConfig + "</write> <write .config/llm-runtime>x</write>",
+		}, in: "<write .config/llm-runtime/config.yaml>\n" + evilConfig + "</write> <write .config/llm-runtime>x</write>" +
+			" <move a.txt .config/llm-runtime/config.yaml>",
 			absent: []string{".config/llm-runtime"}},
 		{name: "the home directory", env: func(dir string) []string {
 			return []string{"HOME=" + dir, "!XDG_CONFIG_HOME", "!XDG_CACHE_HOME"}
@@ -108,7 +109,10 @@ func TestE2EServedRunsGuardTheClientsOwnFiles(t *testing.T) {
 			bin := filepath.Join(dir, "bin", "llm-runtime")
 			copyBinary(t, bin)
 			return bin
-		}, in: "<write bin/llm-runtime>#!/bin/sh\ntouch pwned\n</write> <write ./bin//llm-runtime>x</write>",
+		}, in: "<write bin/llm-runtime>#!/bin/sh\ntouch pwned\n</write> <write ./bin//llm-runtime>x</write>" +
+			// Nor deleted, moved away, replaced by a move, or carried off
+			// with its directory.
+			" <delete bin/llm-runtime> <move bin/llm-runtime x> <move a.txt bin/llm-runtime --overwrite> <move bin bin2>",
 			keep: []string{"bin/llm-runtime"}},
 	}
 	for _, sb := range []string{"docker", "local"} {
