@@ -34,7 +34,17 @@ type State struct {
 	Size   int64  // a file's size
 	Sum    string // a file's content, as Put named it
 	Target string // a link's target, byte for byte
+	// Data is a file's content, given to Intend to be journaled with the
+	// intent itself (at most InlineMax bytes; more is Put first), and
+	// given back by Changes for content the log holds. Sum names it
+	// either way; Content reads a state's content wherever it is.
+	Data []byte
 }
+
+// InlineMax is the largest content an intent holds in the log itself:
+// one fsync (the log's) makes it durable with the intent, where Put costs
+// two of its own (the object's and its directory's).
+const InlineMax = 64 << 10
 
 // Change is one path's change. Path is relative to the repository,
 // slash-separated, and kept byte for byte (it need not be UTF-8).
@@ -281,7 +291,15 @@ func (j *Journal) Close() error {
 type Checkpoint struct {
 	j *Journal
 	n int
+
+	mu      sync.Mutex
+	lazy    map[string][]byte // inline contents whose objects End writes
+	lazyLen int
 }
+
+// maxLazy bounds the inline contents a checkpoint holds until End writes
+// their objects; past it, they are written at once.
+const maxLazy = 8 << 20
 
 // Begin starts the repository's next checkpoint.
 func (j *Journal) Begin(meta Meta) (*Checkpoint, error) {
@@ -312,6 +330,10 @@ func (cp *Checkpoint) Intend(changes []Change) (uint64, error) {
 	if len(changes) == 0 {
 		return 0, errors.New("journal: an intent with no changes")
 	}
+	changes, err := cp.j.inline(changes)
+	if err != nil {
+		return 0, err
+	}
 	for _, c := range changes {
 		if err := c.Before.check(); err != nil {
 			return 0, fmt.Errorf("journal: %q before: %w", c.Path, err)
@@ -321,11 +343,11 @@ func (cp *Checkpoint) Intend(changes []Change) (uint64, error) {
 		}
 	}
 	var id uint64
-	err := cp.j.locked(func() error {
+	err = cp.j.locked(func() error {
 		// Under the lock, since a Prune will remove objects under it.
 		for _, c := range changes {
 			for _, s := range []State{c.Before, c.After} {
-				if s.Kind != File {
+				if s.Kind != File || s.Data != nil || s.Sum == emptySum {
 					continue
 				}
 				if _, err := os.Stat(cp.j.objectPath(s.Sum)); err != nil {
@@ -340,7 +362,59 @@ func (cp *Checkpoint) Intend(changes []Change) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	// The log holds the inline contents for good. Their objects are
+	// written too, so that Get finds them without reading the log, by End
+	// (written now, each costs the next fsync of the log more than the
+	// log's own record) and without fsync: a crash may lose one, and Get
+	// then reads the log.
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	for _, c := range changes {
+		for _, st := range []State{c.Before, c.After} {
+			switch {
+			case st.Data == nil:
+			case cp.lazyLen+len(st.Data) > maxLazy:
+				cp.j.putLazy(st.Sum, st.Data)
+			default:
+				if cp.lazy == nil {
+					cp.lazy = map[string][]byte{}
+				}
+				if _, ok := cp.lazy[st.Sum]; !ok {
+					cp.lazy[st.Sum] = st.Data
+					cp.lazyLen += len(st.Data)
+				}
+			}
+		}
+	}
 	return id, nil
+}
+
+// inline prepares an intent's file states: a state given with its Data
+// gets its Sum (or has it checked), and content over InlineMax is Put and
+// named by its sum only. It returns a copy; changes is not modified.
+func (j *Journal) inline(changes []Change) ([]Change, error) {
+	out := slices.Clone(changes)
+	for i := range out {
+		for _, st := range []*State{&out[i].Before, &out[i].After} {
+			if st.Kind != File || st.Data == nil {
+				continue
+			}
+			sum := Sum(st.Data)
+			if st.Sum != "" && st.Sum != sum {
+				return nil, fmt.Errorf("journal: %q: the content given is not the content %s names", out[i].Path, st.Sum)
+			}
+			st.Sum = sum
+			if len(st.Data) > InlineMax {
+				if _, err := j.Put(st.Data); err != nil {
+					return nil, err
+				}
+				st.Data = nil
+			} else if len(st.Data) == 0 {
+				st.Data = nil // the empty content needs no store
+			}
+		}
+	}
+	return out, nil
 }
 
 func (s State) check() error {
@@ -386,6 +460,12 @@ func (cp *Checkpoint) outcome(r record, sync bool) error {
 // End closes the checkpoint. A checkpoint never ended (its process died)
 // is listed as such; its done changes count as any other's.
 func (cp *Checkpoint) End() error {
+	cp.mu.Lock()
+	for sum, data := range cp.lazy {
+		cp.j.putLazy(sum, data)
+	}
+	cp.lazy, cp.lazyLen = nil, 0
+	cp.mu.Unlock()
 	return cp.j.locked(func() error {
 		return cp.j.append(false, record{Type: recEnd, Checkpoint: cp.n})
 	})

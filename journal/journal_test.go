@@ -287,8 +287,11 @@ func equalChanges(a, b []Change) bool {
 	if len(a) != len(b) {
 		return false
 	}
+	same := func(x, y State) bool {
+		return x.Kind == y.Kind && x.Mode == y.Mode && x.Size == y.Size && x.Sum == y.Sum && x.Target == y.Target && bytes.Equal(x.Data, y.Data)
+	}
 	for i := range a {
-		if a[i] != b[i] {
+		if a[i].Path != b[i].Path || !same(a[i].Before, b[i].Before) || !same(a[i].After, b[i].After) {
 			return false
 		}
 	}

@@ -120,6 +120,7 @@ type wireState struct {
 	Sum      string `json:"sum,omitempty"`
 	Target   string `json:"target,omitempty"`
 	Target64 []byte `json:"target64,omitempty"`
+	Data     []byte `json:"data,omitempty"` // inline content, base64
 }
 
 type wireChange struct {
@@ -154,7 +155,7 @@ func (c *Change) UnmarshalJSON(b []byte) error {
 }
 
 func toWire(s State) wireState {
-	w := wireState{Kind: s.Kind, Mode: s.Mode, Size: s.Size, Sum: s.Sum}
+	w := wireState{Kind: s.Kind, Mode: s.Mode, Size: s.Size, Sum: s.Sum, Data: s.Data}
 	if utf8.ValidString(s.Target) {
 		w.Target = s.Target
 	} else {
@@ -164,7 +165,7 @@ func toWire(s State) wireState {
 }
 
 func fromWire(w wireState) State {
-	s := State{Kind: w.Kind, Mode: w.Mode, Size: w.Size, Sum: w.Sum, Target: w.Target}
+	s := State{Kind: w.Kind, Mode: w.Mode, Size: w.Size, Sum: w.Sum, Target: w.Target, Data: w.Data}
 	if w.Target64 != nil {
 		s.Target = string(w.Target64)
 	}

@@ -134,15 +134,63 @@ func (j *Journal) Put(content []byte) (string, error) {
 	return sum, nil
 }
 
-// Get returns the content stored under sum. An object that is missing
-// wraps fs.ErrNotExist; one whose content does not hash to its name, or
-// does not decode, wraps ErrDamaged.
+// emptySum is the sum of no content, which every store holds.
+var emptySum = Sum(nil)
+
+// putLazy writes content as the object sum without fsync: the log holds
+// it durably, inline, and the object is only a faster way to it. A
+// failure is no error (Get then reads the log).
+func (j *Journal) putLazy(sum string, content []byte) {
+	p := j.objectPath(sum)
+	if _, err := os.Stat(p); err == nil {
+		return
+	}
+	body := append([]byte{objRaw}, content...)
+	os.Mkdir(filepath.Dir(p), 0o700)
+	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	if err != nil {
+		return
+	}
+	_, err = f.Write(body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+}
+
+// Content returns a file state's content: its Data, or what the store
+// holds under its Sum.
+func (j *Journal) Content(s State) ([]byte, error) {
+	if s.Data != nil {
+		return s.Data, nil
+	}
+	return j.Get(s.Sum)
+}
+
+// Get returns the content stored under sum: as an object, or inline in
+// the log when its object is missing (written lazily and lost to a
+// crash). Content found nowhere wraps fs.ErrNotExist; an object whose
+// content does not hash to its name, or does not decode, wraps
+// ErrDamaged.
 func (j *Journal) Get(sum string) ([]byte, error) {
 	if !validSum(sum) {
 		return nil, fmt.Errorf("journal: %q is not a content sum (64 lowercase hex digits)", sum)
 	}
+	if sum == emptySum {
+		return []byte{}, nil
+	}
 	p := j.objectPath(sum)
 	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		if content, ok := j.inlined(sum); ok {
+			return content, nil
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("journal: object %s: %w", sum, err)
 	}
@@ -164,6 +212,21 @@ func (j *Journal) Get(sum string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: object %s (%s): the content it held is lost; remove the file, and the changes that name it cannot be undone", ErrDamaged, p, err)
 	}
 	return content, nil
+}
+
+// inlined looks for content the log holds inline under sum, reading the
+// whole log.
+func (j *Journal) inlined(sum string) (content []byte, ok bool) {
+	j.scan(func(r *record) {
+		for _, c := range r.Changes {
+			for _, st := range []State{c.Before, c.After} {
+				if !ok && st.Sum == sum && st.Data != nil && Sum(st.Data) == sum {
+					content, ok = st.Data, true
+				}
+			}
+		}
+	})
+	return content, ok
 }
 
 func syncDir(dir string) error {
