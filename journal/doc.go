@@ -150,13 +150,21 @@
 //
 // # Retention
 //
-// Not yet: nothing is ever removed. Prune, to come, is to drop the
-// oldest checkpoints' records by writing the log anew without them and
-// renaming it into place under the lock (a first record carrying the
-// last checkpoint and intent numbers, so numbering goes on), then remove
-// the objects no remaining record names, sparing recent ones: Put touches
-// an object it finds already stored, and Intend checks under the lock
-// that every object it names is there, so that an intent never names an
-// object a Prune removed. Temporary files a crash left in objects/ are
-// Prune's to remove too.
+// Prune drops the oldest checkpoints a Retention lets go (older than
+// MaxAge, or while the journal is over MaxBytes; never the newest Keep,
+// nor one with an intent that has no outcome or not ended by a process
+// still running, nor any after those), by writing the log anew without
+// their records and renaming it into place under the lock: a first
+// record carries the last checkpoint and intent numbers, so numbering
+// goes on, and every other process reads the new log at its next look
+// (it was replaced: catchUp compares the file's identity). Then it
+// removes the objects no remaining record names and the temporary files a
+// crash left, sparing any changed in the last hour by the clock: Put
+// touches an object it finds already stored, and Intend checks under the
+// lock that every object it names is there, so an intent never names an
+// object a Prune removed. A process killed in a Prune leaves the old log
+// or the new one, whole (a rename), and perhaps a temporary log or
+// objects not yet removed, which the next Prune removes. The defaults the
+// journal's users keep are 30 days or 1 GiB, never the last 20
+// checkpoints (DefaultMaxAge, DefaultMaxBytes, DefaultKeep).
 package journal
