@@ -76,7 +76,12 @@ func (w *Workspace) EditWith(p string, body []byte, o Options) (*EditResult, err
 		res.Content, res.Base = r.Content, base
 		return res, nil
 	}
-	if err := w.replace(t.top(), t.name, rel, r.Content, keptMode(&t.st)); err != nil {
+	mode := keptMode(&t.st)
+	err = record(o, func() ([]PathChange, error) {
+		before := PathState{Kind: StateFile, Mode: t.st.Mode & 0o7777, Size: int64(len(content)), Data: content}
+		return []PathChange{{Path: rel, Before: before, After: PathState{Kind: StateFile, Mode: mode, Size: int64(len(r.Content)), Data: r.Content}}}, nil
+	}, func() error { return w.replace(t.top(), t.name, rel, r.Content, mode) })
+	if err != nil {
 		return nil, err
 	}
 	return res, nil

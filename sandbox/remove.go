@@ -54,22 +54,31 @@ func (w *Workspace) DeleteWith(p string, o Options) (*DeleteResult, error) {
 	if err := w.writeProtected(t); err != nil {
 		return nil, err
 	}
-	aside, err := moveAside(t.top(), t.name, t.rel, &t.st)
+	err = record(o, func() ([]PathChange, error) {
+		before, err := stateOf(t)
+		return []PathChange{{Path: t.rel, Before: before, After: PathState{Kind: StateNone}}}, err
+	}, func() error {
+		aside, err := moveAside(t.top(), t.name, t.rel, &t.st)
+		if err != nil {
+			return err
+		}
+		flags := 0
+		if kind(t.st.Mode) == unix.S_IFDIR {
+			flags = unix.AT_REMOVEDIR
+		}
+		if err := unix.Unlinkat(t.top(), aside, flags); err != nil {
+			putBack(t.top(), aside, t.name)
+			if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
+				return Errorf(CodeIsDirectory, "%s is a directory that is not empty: delete what is in it first; <list %s/**> shows what is in it", t.rel, t.rel)
+			}
+			return osError(err, t.rel)
+		}
+		syncDir(t.top())
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	flags := 0
-	if kind(t.st.Mode) == unix.S_IFDIR {
-		flags = unix.AT_REMOVEDIR
-	}
-	if err := unix.Unlinkat(t.top(), aside, flags); err != nil {
-		putBack(t.top(), aside, t.name)
-		if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
-			return nil, Errorf(CodeIsDirectory, "%s is a directory that is not empty: delete what is in it first; <list %s/**> shows what is in it", t.rel, t.rel)
-		}
-		return nil, osError(err, t.rel)
-	}
-	syncDir(t.top())
 	res := &DeleteResult{Path: t.rel, Kind: kindOf(t.st.Mode), HostTool: w.HostTool(t.rel)}
 	if res.Kind == "file" {
 		res.Bytes = t.st.Size
@@ -180,7 +189,7 @@ func (w *Workspace) MoveWith(src, dst string, o Options) (*MoveResult, error) {
 	res := &MoveResult{From: s.rel, To: to, Kind: kindOf(s.st.Mode)}
 	var sub []movedEntry
 	if isDir {
-		if sub, err = w.checkTree(s.top(), s.name, s.rel, to); err != nil {
+		if sub, err = w.checkTree(s.top(), s.name, s.rel, to, o.Recorder != nil); err != nil {
 			return nil, err
 		}
 		res.Entries = len(sub)
@@ -199,7 +208,6 @@ func (w *Workspace) MoveWith(src, dst string, o Options) (*MoveResult, error) {
 	if err := w.writeProtected(d); err != nil {
 		return nil, err
 	}
-	var aside string // what dst held, moved aside until the move is done
 	if d.found {
 		switch {
 		case kind(d.st.Mode) == unix.S_IFDIR:
@@ -209,51 +217,25 @@ func (w *Workspace) MoveWith(src, dst string, o Options) (*MoveResult, error) {
 		case isDir:
 			return nil, Errorf(CodeIsDirectory, "%s is a directory and cannot replace the file %s", s.rel, d.rel)
 		}
-		if aside, err = moveAside(d.top(), d.name, d.rel, &d.st); err != nil {
-			return nil, err
-		}
 		res.Replaced = true
 	}
-	undo := func() {
-		if aside != "" {
-			putBack(d.top(), aside, d.name)
-		}
-	}
-	if err := renameNoReplace(s.top(), s.name, d.top(), d.name); err != nil {
-		undo()
-		switch {
-		case errors.Is(err, unix.EEXIST):
-			return nil, Errorf(CodeFileExists, "%s appeared while it was being moved to; nothing was moved", d.rel)
-		case errors.Is(err, unix.ENOENT):
-			return nil, Errorf(CodeFileNotFound, "no such file: %s (it went while it was being moved)", s.rel)
-		}
-		return nil, osError(err, s.rel)
-	}
-	// What landed must be what was decided on, and a tree must still be
-	// one that may be there.
-	var now unix.Stat_t
-	bad := unix.Fstatat(d.top(), d.name, &now, unix.AT_SYMLINK_NOFOLLOW) != nil || idOf(&now) != idOf(&s.st) || kind(now.Mode) != kind(s.st.Mode)
-	if !bad && isDir {
-		if sub, err = w.checkTree(d.top(), d.name, s.rel, to); err != nil {
-			bad = true
-		}
-	}
-	if bad {
-		renameNoReplace(d.top(), d.name, s.top(), s.name)
-		undo()
+	changes := func() ([]PathChange, error) {
+		from, err := stateOf(s)
 		if err != nil {
 			return nil, err
 		}
-		return nil, changedMeanwhile(s.rel)
-	}
-	if aside != "" {
-		if err := unix.Unlinkat(d.top(), aside, 0); err != nil {
-			return nil, osError(err, d.rel)
+		was, err := stateOf(d)
+		if err != nil {
+			return nil, err
 		}
+		cs := []PathChange{{Path: s.rel, Before: from, After: PathState{Kind: StateNone}}, {Path: to, Before: was, After: from}}
+		for _, e := range sub {
+			cs = append(cs, PathChange{Path: e.from, Before: e.state, After: PathState{Kind: StateNone}}, PathChange{Path: e.to, Before: PathState{Kind: StateNone}, After: e.state})
+		}
+		return cs, nil
 	}
-	syncDir(s.top())
-	if d.top() != s.top() {
-		syncDir(d.top())
+	if err := record(o, changes, func() error { return w.move(s, d, to, isDir) }); err != nil {
+		return nil, err
 	}
 	res.Entries = len(sub)
 	res.HostTool = cmp.Or(w.HostTool(to), w.HostTool(s.rel))
@@ -267,13 +249,17 @@ func (w *Workspace) MoveWith(src, dst string, o Options) (*MoveResult, error) {
 }
 
 // movedEntry is an entry under a directory being moved: its path now and
-// where it lands.
-type movedEntry struct{ from, to string }
+// where it lands, and, when asked for, what it holds.
+type movedEntry struct {
+	from, to string
+	state    PathState
+}
 
 // checkTree puts every entry under the directory name in dirfd, whose
 // path is from and which is to land at to, to the rules of a write at both
-// paths. It does not follow links: a link moves as a link.
-func (w *Workspace) checkTree(dirfd int, name, from, to string) ([]movedEntry, error) {
+// paths, and with states reads what each holds (for the record of the
+// move). It does not follow links: a link moves as a link.
+func (w *Workspace) checkTree(dirfd int, name, from, to string, states bool) ([]movedEntry, error) {
 	fd, err := openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
 	if err != nil {
 		return nil, osError(err, from)
@@ -318,6 +304,11 @@ func (w *Workspace) checkTree(dirfd int, name, from, to string) ([]movedEntry, e
 			if what, ok := w.prot[idOf(&st)]; ok {
 				return Errorf(CodePathSecurity, "%s holds %s (%s), which cannot be written from the sandbox; nothing was moved", from, what, e.from)
 			}
+			if states {
+				if out[len(out)-1].state, err = stateAt(fd, n, e.from, &st); err != nil {
+					return err
+				}
+			}
 			if kind(st.Mode) == unix.S_IFDIR {
 				cfd, err := openat(fd, n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
 				if err != nil {
@@ -334,4 +325,59 @@ func (w *Workspace) checkTree(dirfd int, name, from, to string) ([]movedEntry, e
 		return nil, err
 	}
 	return out, nil
+}
+
+// move renames s onto d (checked by MoveWith): what d held, a file or a
+// link, is moved aside first and removed once the move is done, or put
+// back if it fails; what landed is checked to be what was decided on
+// (and a tree, one that may be there), or moved back.
+func (w *Workspace) move(s, d *target, to string, isDir bool) error {
+	var aside string
+	if d.found {
+		var err error
+		if aside, err = moveAside(d.top(), d.name, d.rel, &d.st); err != nil {
+			return err
+		}
+	}
+	undo := func() {
+		if aside != "" {
+			putBack(d.top(), aside, d.name)
+		}
+	}
+	if err := renameNoReplace(s.top(), s.name, d.top(), d.name); err != nil {
+		undo()
+		switch {
+		case errors.Is(err, unix.EEXIST):
+			return Errorf(CodeFileExists, "%s appeared while it was being moved to; nothing was moved", d.rel)
+		case errors.Is(err, unix.ENOENT):
+			return Errorf(CodeFileNotFound, "no such file: %s (it went while it was being moved)", s.rel)
+		}
+		return osError(err, s.rel)
+	}
+	var now unix.Stat_t
+	bad := unix.Fstatat(d.top(), d.name, &now, unix.AT_SYMLINK_NOFOLLOW) != nil || idOf(&now) != idOf(&s.st) || kind(now.Mode) != kind(s.st.Mode)
+	var err error
+	if !bad && isDir {
+		if _, err = w.checkTree(d.top(), d.name, s.rel, to, false); err != nil {
+			bad = true
+		}
+	}
+	if bad {
+		renameNoReplace(d.top(), d.name, s.top(), s.name)
+		undo()
+		if err != nil {
+			return err
+		}
+		return changedMeanwhile(s.rel)
+	}
+	if aside != "" {
+		if err := unix.Unlinkat(d.top(), aside, 0); err != nil {
+			return osError(err, d.rel)
+		}
+	}
+	syncDir(s.top())
+	if d.top() != s.top() {
+		syncDir(d.top())
+	}
+	return nil
 }

@@ -297,6 +297,10 @@ type Options struct {
 	// Entry, for Resolve: do not follow a link in the last component (a
 	// delete or a move touches the link itself).
 	Entry bool `json:"entry,omitempty"`
+	// Recorder, for write, edit, delete and move in a Workspace of this
+	// process: journal each change before making it (record.go). It does
+	// not travel to an agent.
+	Recorder Recorder `json:"-"`
 }
 
 // SearchSpec is a search's query in parts.
@@ -313,7 +317,7 @@ type SearchSpec struct {
 // IsZero reports whether o asks for nothing.
 func (o Options) IsZero() bool {
 	return o.Expect == "" && len(o.Skip) == 0 && len(o.Only) == 0 && !o.ListFiles && !o.DryRun && o.Base == "" && o.Lines == nil &&
-		o.Blocks == nil && o.Search == nil && o.Timeout == 0 && !o.Overwrite && o.ExpectTo == "" && !o.Entry
+		o.Blocks == nil && o.Search == nil && o.Timeout == 0 && !o.Overwrite && o.ExpectTo == "" && !o.Entry && o.Recorder == nil
 }
 
 type optionsKey struct{}

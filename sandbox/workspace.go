@@ -365,7 +365,11 @@ func (w *Workspace) WriteWith(p string, content []byte, o Options) (*WriteResult
 			return nil, Errorf(CodeNotRegularFile, "%s is not a regular file (%s)", t.rel, fileType(t.st.Mode))
 		}
 	}
-	if err := w.replace(t.top(), t.name, t.rel, content, mode); err != nil {
+	err = record(o, func() ([]PathChange, error) {
+		before, err := stateOf(t)
+		return []PathChange{{Path: t.rel, Before: before, After: PathState{Kind: StateFile, Mode: mode, Size: int64(len(content)), Data: content}}}, err
+	}, func() error { return w.replace(t.top(), t.name, t.rel, content, mode) })
+	if err != nil {
 		return nil, err
 	}
 	return &WriteResult{Path: t.rel, Created: !t.found, Bytes: int64(len(content)), HostTool: w.HostTool(t.rel)}, nil

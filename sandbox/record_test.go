@@ -1,0 +1,127 @@
+package sandbox_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/llm-runtime/llm-runtime/sandbox"
+)
+
+// fakeRecorder keeps what it is asked, and fails an intent when told.
+type fakeRecorder struct {
+	intents [][]sandbox.PathChange
+	outcome []string
+	fail    bool
+}
+
+func (f *fakeRecorder) Intend(cs []sandbox.PathChange) (uint64, error) {
+	if f.fail {
+		return 0, errors.New("disk full")
+	}
+	f.intents = append(f.intents, cs)
+	return uint64(len(f.intents)), nil
+}
+func (f *fakeRecorder) Done(id uint64) error { f.outcome = append(f.outcome, fmt.Sprint("done ", id)); return nil }
+func (f *fakeRecorder) Abort(id uint64, reason string) error {
+	f.outcome = append(f.outcome, fmt.Sprint("abort ", id, ": ", reason))
+	return nil
+}
+
+// describe is a change as a line: path, kinds, modes and contents.
+func describe(c sandbox.PathChange) string {
+	state := func(s sandbox.PathState) string {
+		switch s.Kind {
+		case sandbox.StateFile:
+			return fmt.Sprintf("file %o %q", s.Mode, s.Data)
+		case sandbox.StateSymlink:
+			return "symlink " + s.Target
+		case sandbox.StateDir:
+			return fmt.Sprintf("dir %o", s.Mode)
+		}
+		return s.Kind
+	}
+	return c.Path + ": " + state(c.Before) + " -> " + state(c.After)
+}
+
+// TestAWorkspaceRecordsEachChangeBeforeItMakesIt: write, edit, delete and
+// move journal what each path held and holds after, read on the
+// descriptors of the change, before it is made; a change whose record
+// fails is not made; one that fails after its record is aborted.
+func TestAWorkspaceRecordsEachChangeBeforeItMakesIt(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.go"), []byte("package a\n"), 0o640)
+	os.MkdirAll(filepath.Join(dir, "pkg/sub"), 0o755)
+	os.WriteFile(filepath.Join(dir, "pkg/sub/b.go"), []byte("package b\n"), 0o600)
+	os.Symlink("a.go", filepath.Join(dir, "link"))
+	os.Mkdir(filepath.Join(dir, "empty"), 0o750)
+	sb, err := sandbox.NewLocal(dir, sandbox.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	rec := &fakeRecorder{}
+	ctx := sandbox.WithOptions(context.Background(), sandbox.Options{Recorder: rec})
+	steps := []struct {
+		do   func() error
+		want []string
+	}{
+		{func() error { _, err := sb.Write(ctx, "new.txt", []byte("new\n")); return err }, []string{`new.txt: none -> file 644 "new\n"`}},
+		{func() error { _, err := sb.Write(ctx, "a.go", []byte("package a // v2\n")); return err }, []string{`a.go: file 640 "package a\n" -> file 640 "package a // v2\n"`}},
+		{func() error {
+			_, err := sb.Edit(ctx, "a.go", []byte("<<<<<<< SEARCH\npackage a // v2\n=======\npackage a // v3\n>>>>>>> REPLACE\n"))
+			return err
+		}, []string{`a.go: file 640 "package a // v2\n" -> file 640 "package a // v3\n"`}},
+		{func() error { _, err := sb.Delete(ctx, "link"); return err }, []string{"link: symlink a.go -> none"}},
+		{func() error { _, err := sb.Delete(ctx, "empty"); return err }, []string{"empty: dir 750 -> none"}},
+		{func() error {
+			_, err := sb.Move(sandbox.WithOptions(ctx, sandbox.Options{Recorder: rec, Overwrite: true}), "new.txt", "a.go")
+			return err
+		}, []string{`new.txt: file 644 "new\n" -> none`, `a.go: file 640 "package a // v3\n" -> file 644 "new\n"`}},
+		{func() error { _, err := sb.Move(ctx, "pkg", "lib/pkg"); return err }, []string{
+			"pkg: dir 755 -> none", "lib/pkg: none -> dir 755",
+			"pkg/sub: dir 755 -> none", "lib/pkg/sub: none -> dir 755",
+			`pkg/sub/b.go: file 600 "package b\n" -> none`, `lib/pkg/sub/b.go: none -> file 600 "package b\n"`,
+		}},
+	}
+	for i, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("step %d: %v", i+1, err)
+		}
+		var got []string
+		for _, c := range rec.intents[i] {
+			got = append(got, describe(c))
+		}
+		if strings.Join(got, "\n") != strings.Join(s.want, "\n") {
+			t.Errorf("step %d recorded:\n%s\nwant:\n%s", i+1, strings.Join(got, "\n"), strings.Join(s.want, "\n"))
+		}
+	}
+	if len(rec.outcome) != len(steps) || rec.outcome[len(steps)-1] != fmt.Sprint("done ", len(steps)) {
+		t.Errorf("outcomes %q", rec.outcome)
+	}
+	// A delete refused after its record (a directory not empty): aborted.
+	if _, err := sb.Delete(ctx, "lib/pkg"); sandbox.AsError(err).Code != sandbox.CodeIsDirectory {
+		t.Fatalf("delete of a full directory: %v", err)
+	}
+	if last := rec.outcome[len(rec.outcome)-1]; !strings.HasPrefix(last, fmt.Sprint("abort ", len(steps)+1, ": lib/pkg is a directory that is not empty")) {
+		t.Errorf("the failed delete's outcome: %q", last)
+	}
+	// A record that fails: nothing is done.
+	rec.fail = true
+	if _, err := sb.Write(ctx, "a.go", []byte("lost\n")); err == nil || !strings.Contains(err.Error(), "could not be journaled, so it was not made: disk full") {
+		t.Fatalf("a write whose record failed: %v", err)
+	}
+	if _, err := sb.Delete(ctx, "lib/pkg/sub/b.go"); err == nil {
+		t.Fatal("a delete whose record failed was made")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "a.go")); string(b) != "new\n" {
+		t.Errorf("a.go = %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "lib/pkg/sub/b.go")); err != nil {
+		t.Errorf("b.go: %v", err)
+	}
+}
