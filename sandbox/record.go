@@ -123,4 +123,3 @@ func stateOf(t *target) (PathState, error) {
 	}
 	return stateAt(t.top(), t.name, t.rel, &t.st)
 }
-

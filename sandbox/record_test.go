@@ -26,7 +26,10 @@ func (f *fakeRecorder) Intend(cs []sandbox.PathChange) (uint64, error) {
 	f.intents = append(f.intents, cs)
 	return uint64(len(f.intents)), nil
 }
-func (f *fakeRecorder) Done(id uint64) error { f.outcome = append(f.outcome, fmt.Sprint("done ", id)); return nil }
+func (f *fakeRecorder) Done(id uint64) error {
+	f.outcome = append(f.outcome, fmt.Sprint("done ", id))
+	return nil
+}
 func (f *fakeRecorder) Abort(id uint64, reason string) error {
 	f.outcome = append(f.outcome, fmt.Sprint("abort ", id, ": ", reason))
 	return nil
