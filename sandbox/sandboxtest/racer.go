@@ -29,8 +29,8 @@ const (
 // swaps names under them: a file for a link to .env, and a directory for a
 // link to .git (renameat2 RENAME_EXCHANGE). No open (whole or by range),
 // search, list or edit (its diff, or the closest lines of a miss) may
-// return a secret, and no write or edit may land in .git or .env, however
-// the swaps fall.
+// return a secret, and no write, edit, delete or move may land in .git or
+// .env, however the swaps fall.
 func testRacer(t *testing.T, newSandbox Factory) {
 	dir := filepath.Join(t.TempDir(), "repo")
 	for name, content := range map[string]string{
@@ -97,7 +97,7 @@ func testRacer(t *testing.T, newSandbox Factory) {
 			}
 		}()
 	}
-	var ops, refused int
+	var ops, refused, landed int
 	leak := func(what, got string) {
 		if strings.Contains(got, envSecret) || strings.Contains(got, gitSecret) {
 			t.Errorf("%s leaked a secret: %q", what, got)
@@ -176,16 +176,37 @@ func testRacer(t *testing.T, newSandbox Factory) {
 				leak("search", m.Path+": "+m.Text)
 			}
 		}
+		// A delete or a move through d, which may be the link to .git
+		// when it looks or when it acts: what it removes or renames is
+		// never .git's (the hash below), and it is put back when it landed.
+		switch i % 5 {
+		case 0:
+			if _, err := sb.Delete(ctx, "d/config"); err != nil {
+				refused++
+				leak("delete d/config's error", err.Error())
+			} else {
+				landed++
+			}
+			sb.Write(ctx, "d/config", []byte("public\n"))
+		case 1:
+			if _, err := sb.Move(ctx, "d/config", "d/config.moved"); err != nil {
+				refused++
+				leak("move d/config's error", err.Error())
+				continue
+			}
+			landed++
+			sb.Move(ctx, "d/config.moved", "d/config")
+		}
 	}
 	stop.Store(true)
 	wg.Wait()
 	if after := TreeHash(t, filepath.Join(dir, ".git")); after != gitBefore {
-		t.Fatal("a write or an edit landed in .git")
+		t.Fatal("a write, an edit, a delete or a move landed in .git")
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, ".env")); string(b) != string(envBefore) {
 		t.Fatal("an edit landed in .env")
 	}
-	t.Logf("%d operations (%d refused) against %d swaps", ops, refused, swaps.Load())
+	t.Logf("%d operations (%d refused; %d deletes and moves landed) against %d swaps", ops, refused, landed, swaps.Load())
 	if swaps.Load() == 0 {
 		t.Fatal("the racers never swapped")
 	}
