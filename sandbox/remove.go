@@ -34,26 +34,11 @@ const MaxMoveEntries = 10000
 // DeleteWith removes the file, link or empty directory at p, with the
 // options o (Expect).
 func (w *Workspace) DeleteWith(p string, o Options) (*DeleteResult, error) {
-	if err := w.refusedAsWritten(p); err != nil {
-		return nil, err
-	}
-	t, err := w.walk(p, walkEntry, false)
+	t, err := w.entry(p, o, "deleted")
 	if err != nil {
 		return nil, err
 	}
 	defer t.close()
-	if err := entryNamed(t, p, "deleted"); err != nil {
-		return nil, err
-	}
-	if err := expected(t, o); err != nil {
-		return nil, err
-	}
-	if !t.found {
-		return nil, Errorf(CodeFileNotFound, "no such file: %s", p)
-	}
-	if err := w.writeProtected(t); err != nil {
-		return nil, err
-	}
 	err = record(o, func() ([]PathChange, error) {
 		before, err := stateOf(t)
 		return []PathChange{{Path: t.rel, Before: before, After: PathState{Kind: StateNone}}}, err
@@ -84,6 +69,34 @@ func (w *Workspace) DeleteWith(p string, o Options) (*DeleteResult, error) {
 		res.Bytes = t.st.Size
 	}
 	return res, nil
+}
+
+// entry finds the entry at p that a delete or a move (what) is to touch,
+// a link in the last component not followed, under the rules of a write
+// and the options' Expect. The caller closes it.
+func (w *Workspace) entry(p string, o Options, what string) (*target, error) {
+	if err := w.refusedAsWritten(p); err != nil {
+		return nil, err
+	}
+	t, err := w.walk(p, walkEntry, false)
+	if err != nil {
+		return nil, err
+	}
+	err = entryNamed(t, p, what)
+	if err == nil {
+		err = expected(t, o)
+	}
+	if err == nil && !t.found {
+		err = Errorf(CodeFileNotFound, "no such file: %s", p)
+	}
+	if err == nil {
+		err = w.writeProtected(t)
+	}
+	if err != nil {
+		t.close()
+		return nil, err
+	}
+	return t, nil
 }
 
 // entryNamed refuses a path that resolves to a directory of the walk's
@@ -147,29 +160,14 @@ func renameNoReplace(fromfd int, from string, tofd int, to string) error {
 // what src and dst must resolve to; Overwrite, to replace a file or link
 // at dst.
 func (w *Workspace) MoveWith(src, dst string, o Options) (*MoveResult, error) {
-	if err := w.refusedAsWritten(src); err != nil {
-		return nil, err
-	}
 	if err := w.refusedAsWritten(dst); err != nil {
 		return nil, err
 	}
-	s, err := w.walk(src, walkEntry, false)
+	s, err := w.entry(src, o, "moved")
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	if err := entryNamed(s, src, "moved"); err != nil {
-		return nil, err
-	}
-	if err := expected(s, o); err != nil {
-		return nil, err
-	}
-	if !s.found {
-		return nil, Errorf(CodeFileNotFound, "no such file: %s", src)
-	}
-	if err := w.writeProtected(s); err != nil {
-		return nil, err
-	}
 	// Where it lands, resolved without making anything yet: the checks
 	// come first, so that a refused move leaves no directory behind.
 	to, err := w.ResolveWith(dst, Options{Entry: true})
