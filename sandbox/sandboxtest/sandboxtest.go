@@ -265,6 +265,7 @@ func run(t *testing.T, newSandbox Factory, copyMode bool) {
 	t.Run("Edit", func(t *testing.T) { testEdit(t, newSandbox) })
 	t.Run("Delete", func(t *testing.T) { testDelete(t, newSandbox) })
 	t.Run("Move", func(t *testing.T) { testMove(t, newSandbox) })
+	t.Run("Record", func(t *testing.T) { testRecord(t, newSandbox) })
 	t.Run("Lines", func(t *testing.T) { testLines(t, newSandbox, copyMode) })
 	t.Run("List", func(t *testing.T) { testList(t, newSandbox) })
 	t.Run("Search", func(t *testing.T) { testSearch(t, newSandbox) })

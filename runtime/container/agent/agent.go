@@ -63,6 +63,9 @@ const (
 	OpList    = "list"
 	OpDelete  = "delete"
 	OpMove    = "move" // from Path to To
+	// OpRecorded answers a Reply with Intend, in the middle of the request
+	// it is about (Request.Recorded).
+	OpRecorded = "recorded"
 	// OpSocket asks the agent to listen on its socket (SocketDir) for one
 	// connection that starts with Request.Secret, and to serve the same
 	// protocol on it; the stream it was asked on stays its lifeline.
@@ -117,6 +120,23 @@ type Request struct {
 	Fetch *Fetch `json:"fetch,omitempty"`
 	// Limits is OpConfigure's.
 	Limits *sandbox.Limits `json:"limits,omitempty"`
+	// Record, for write, edit, delete and move: journal the change before
+	// making it. The agent reads what the paths hold, on the descriptors
+	// of the change, and sends the states before and after in a Reply
+	// with Intend (the changes, JSON, are its body); the host journals
+	// them and answers with OpRecorded; only then, and if the host says
+	// it recorded them, is the change made, and the request's reply says
+	// how it went.
+	Record bool `json:"record,omitempty"`
+	// Recorded is OpRecorded's: the journal's intent, or why the changes
+	// could not be recorded (the change is then not made).
+	Recorded *Recorded `json:"recorded,omitempty"`
+}
+
+// Recorded is the host's answer to a Reply with Intend.
+type Recorded struct {
+	Intent uint64 `json:"intent,omitempty"`
+	Error  string `json:"error,omitempty"`
 }
 
 // Fetch asks for the content of files of the workspace (copy mode's exec:
@@ -132,6 +152,12 @@ type Fetch struct {
 type Push struct {
 	Remove []string            `json:"remove,omitempty"`
 	Put    []sandbox.CopyEntry `json:"put,omitempty"`
+}
+
+// withRecorder is o with rec as its Recorder.
+func withRecorder(o sandbox.Options, rec sandbox.Recorder) sandbox.Options {
+	o.Recorder = rec
+	return o
 }
 
 // options returns the request's options, or none.
@@ -170,6 +196,10 @@ type Reply struct {
 	List     *sandbox.ListResult   `json:"list,omitempty"`
 	Delete   *sandbox.DeleteResult `json:"delete,omitempty"`
 	Move     *sandbox.MoveResult   `json:"move,omitempty"`
+	// Intend marks a frame sent in the middle of a request with Record:
+	// not its reply, but the changes it is about to make, to be recorded
+	// (see Request.Record).
+	Intend bool `json:"intend,omitempty"`
 	Version  string                `json:"version,omitempty"` // ping
 	// Owned is OpManifest's: the workspace's root is the agent's user's,
 	// so it can be written. The replica's objects are the body, as JSON
@@ -388,7 +418,11 @@ func (a *Agent) Serve(r io.Reader, w io.Writer) error {
 			}
 		default:
 			ctx := run.begin(req.ID)
-			rep, out = handle(ctx, a.workspace(), req, body, a.Version)
+			var rec sandbox.Recorder
+			if req.Record {
+				rec = &hostRecorder{ctx: ctx, id: req.ID, w: bw, in: in}
+			}
+			rep, out = handle(ctx, a.workspace(), req, body, a.Version, rec)
 			run.end()
 		}
 		if err := WriteFrame(bw, rep, out); err != nil {
@@ -447,7 +481,48 @@ func (r *running) cancel(id uint64) {
 	r.mu.Unlock()
 }
 
-func handle(ctx context.Context, ws *sandbox.Workspace, req Request, body []byte, version string) (Reply, []byte) {
+// hostRecorder is the Recorder of a request with Record: it asks the host
+// to journal the changes, on the request's stream, and waits for its
+// answer. The host says done or aborted itself, from the reply.
+type hostRecorder struct {
+	ctx context.Context
+	id  uint64
+	w   *bufio.Writer
+	in  <-chan frame
+}
+
+func (r *hostRecorder) Intend(changes []sandbox.PathChange) (uint64, error) {
+	body, err := json.Marshal(changes)
+	if err != nil {
+		return 0, err
+	}
+	if err := WriteFrame(r.w, Reply{ID: r.id, Intend: true}, body); err != nil {
+		return 0, err
+	}
+	if err := r.w.Flush(); err != nil {
+		return 0, err
+	}
+	var f frame
+	select {
+	case f = <-r.in:
+	case <-r.ctx.Done():
+		return 0, r.ctx.Err()
+	}
+	switch {
+	case f.err != nil:
+		return 0, f.err
+	case f.req.Op != OpRecorded || f.req.ID != r.id || f.req.Recorded == nil:
+		return 0, fmt.Errorf("%w: %q for request %d while request %d waited for its record", ErrProtocol, f.req.Op, f.req.ID, r.id)
+	case f.req.Recorded.Error != "":
+		return 0, errors.New(f.req.Recorded.Error)
+	}
+	return f.req.Recorded.Intent, nil
+}
+
+func (r *hostRecorder) Done(uint64) error          { return nil }
+func (r *hostRecorder) Abort(uint64, string) error { return nil }
+
+func handle(ctx context.Context, ws *sandbox.Workspace, req Request, body []byte, version string, rec sandbox.Recorder) (Reply, []byte) {
 	rep := Reply{ID: req.ID}
 	var out []byte
 	var err error
@@ -462,17 +537,17 @@ func handle(ctx context.Context, ws *sandbox.Workspace, req Request, body []byte
 		}
 	case OpWrite:
 		var wr *sandbox.WriteResult
-		if wr, err = ws.WriteWith(string(req.Path), body, req.options()); err == nil {
+		if wr, err = ws.WriteWith(string(req.Path), body, withRecorder(req.options(), rec)); err == nil {
 			rep.Path, rep.Created, rep.Bytes, rep.HostTool = wr.Path, wr.Created, wr.Bytes, wr.HostTool
 		}
 	case OpEdit:
-		rep.Edit, err = ws.EditWith(string(req.Path), body, req.options())
+		rep.Edit, err = ws.EditWith(string(req.Path), body, withRecorder(req.options(), rec))
 	case OpList:
 		rep.List, err = ws.ListWith(ctx, string(req.Path), req.options())
 	case OpDelete:
-		rep.Delete, err = ws.DeleteWith(string(req.Path), req.options())
+		rep.Delete, err = ws.DeleteWith(string(req.Path), withRecorder(req.options(), rec))
 	case OpMove:
-		rep.Move, err = ws.MoveWith(string(req.Path), string(req.To), req.options())
+		rep.Move, err = ws.MoveWith(string(req.Path), string(req.To), withRecorder(req.options(), rec))
 	case OpStat:
 		rep.Stat, err = ws.Stat(string(req.Path))
 	case OpManifest:
@@ -666,6 +741,9 @@ func (c *Conn) call(ctx context.Context, req Request, body []byte) (Reply, []byt
 	}
 	c.next++
 	req.ID = c.next
+	if req.Options != nil && req.Options.Recorder != nil {
+		req.Record = true
+	}
 	c.wmu.Lock()
 	c.sent = false // until roundTrip has written req
 	c.wmu.Unlock()
@@ -743,15 +821,57 @@ func (c *Conn) roundTrip(req Request, body []byte) (Reply, []byte, error) {
 	if err != nil {
 		return Reply{}, nil, err
 	}
-	var rep Reply
-	out, err := ReadFrame(c.r, &rep)
-	if errors.Is(err, io.EOF) {
-		err = errors.New("agent: the agent closed its stream (the container stopped)")
+	var rec sandbox.Recorder
+	if req.Options != nil {
+		rec = req.Options.Recorder
 	}
-	if err == nil && rep.ID != req.ID {
-		err = fmt.Errorf("%w: reply %d to request %d", ErrProtocol, rep.ID, req.ID)
+	intent, intended := uint64(0), false
+	for {
+		var rep Reply
+		out, err := ReadFrame(c.r, &rep)
+		if errors.Is(err, io.EOF) {
+			err = errors.New("agent: the agent closed its stream (the container stopped)")
+		}
+		if err == nil && rep.ID != req.ID {
+			err = fmt.Errorf("%w: reply %d to request %d", ErrProtocol, rep.ID, req.ID)
+		}
+		if err == nil && rep.Intend {
+			if rec == nil || intended {
+				return Reply{}, nil, fmt.Errorf("%w: changes to record for request %d, which did not ask for it or has them recorded", ErrProtocol, req.ID)
+			}
+			intended = true
+			ans := &Recorded{}
+			var changes []sandbox.PathChange
+			if err := json.Unmarshal(out, &changes); err != nil {
+				ans.Error = "the agent's changes do not decode: " + err.Error()
+			} else if ans.Intent, err = rec.Intend(changes); err != nil {
+				ans.Error = err.Error()
+				intended = false
+			}
+			intent = ans.Intent
+			c.wmu.Lock()
+			err = WriteFrame(c.w, Request{ID: req.ID, Op: OpRecorded, Recorded: ans}, nil)
+			if err == nil {
+				err = c.w.Flush()
+			}
+			c.wmu.Unlock()
+			if err != nil {
+				return Reply{}, nil, err
+			}
+			continue
+		}
+		if err == nil && intended {
+			// The outcome: the change was made when the request succeeded.
+			// A stream that broke says nothing, and the intent stays open
+			// for recovery to find on the disk.
+			if rep.Code == "" {
+				rec.Done(intent)
+			} else {
+				rec.Abort(intent, rep.Message)
+			}
+		}
+		return rep, out, err
 	}
-	return rep, out, err
 }
 
 func (c *Conn) brokenError() error {

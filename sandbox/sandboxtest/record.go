@@ -1,4 +1,4 @@
-package sandbox_test
+package sandboxtest
 
 import (
 	"context"
@@ -12,7 +12,8 @@ import (
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
-// fakeRecorder keeps what it is asked, and fails an intent when told.
+// fakeRecorder keeps what it is asked, and fails an intent when told (a
+// journal's adapter is tested with the real journal in package runner).
 type fakeRecorder struct {
 	intents [][]sandbox.PathChange
 	outcome []string
@@ -51,21 +52,20 @@ func describe(c sandbox.PathChange) string {
 	return c.Path + ": " + state(c.Before) + " -> " + state(c.After)
 }
 
-// TestAWorkspaceRecordsEachChangeBeforeItMakesIt: write, edit, delete and
-// move journal what each path held and holds after, read on the
-// descriptors of the change, before it is made; a change whose record
+// testRecord: write, edit, delete and move, given a Recorder, journal what
+// each path held and holds after, read on the descriptors of the change
+// (in the agent, for a sandbox whose agent makes them, sent to the host
+// in the middle of the request), before it is made; a change whose record
 // fails is not made; one that fails after its record is aborted.
-func TestAWorkspaceRecordsEachChangeBeforeItMakesIt(t *testing.T) {
-	dir := t.TempDir()
+func testRecord(t *testing.T, newSandbox Factory) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	os.MkdirAll(dir, 0o755)
 	os.WriteFile(filepath.Join(dir, "a.go"), []byte("package a\n"), 0o640)
 	os.MkdirAll(filepath.Join(dir, "pkg/sub"), 0o755)
 	os.WriteFile(filepath.Join(dir, "pkg/sub/b.go"), []byte("package b\n"), 0o600)
 	os.Symlink("a.go", filepath.Join(dir, "link"))
 	os.Mkdir(filepath.Join(dir, "empty"), 0o750)
-	sb, err := sandbox.NewLocal(dir, sandbox.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sb := newSandbox(t, dir, Limits)
 	defer sb.Close()
 	rec := &fakeRecorder{}
 	ctx := sandbox.WithOptions(context.Background(), sandbox.Options{Recorder: rec})
