@@ -199,8 +199,8 @@ type Reply struct {
 	// Intend marks a frame sent in the middle of a request with Record:
 	// not its reply, but the changes it is about to make, to be recorded
 	// (see Request.Record).
-	Intend bool `json:"intend,omitempty"`
-	Version  string                `json:"version,omitempty"` // ping
+	Intend  bool   `json:"intend,omitempty"`
+	Version string `json:"version,omitempty"` // ping
 	// Owned is OpManifest's: the workspace's root is the agent's user's,
 	// so it can be written. The replica's objects are the body, as JSON
 	// (a header is at most 1 MiB; a large repository's list is more).
