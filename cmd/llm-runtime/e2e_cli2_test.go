@@ -232,7 +232,7 @@ func TestE2EConfigYAMLIsAFileThatLoadsBackToTheSameBytes(t *testing.T) {
 func TestE2EAuditListTakesEveryOperationTheLogRecords(t *testing.T) {
 	t.Parallel()
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
-	in := "<open a.txt> <list> <edit a.txt>" + editBlock("A", "B") + "</edit> <write b.txt>B</write> <search B> <exec ls>"
+	in := "<open a.txt> <list> <edit a.txt>" + editBlock("A", "B") + "</edit> <write b.txt>B</write> <search B> <exec ls> <move b.txt c.txt> <delete c.txt>"
 	if r := runBinary(t, dir, in, nil, "--sandbox", "local"); r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
@@ -247,9 +247,9 @@ func TestE2EAuditListTakesEveryOperationTheLogRecords(t *testing.T) {
 			t.Errorf("--op %s: %d records, want 1", k, len(recs))
 		}
 	}
-	r := runBinary(t, t.TempDir(), "", nil, "audit", "list", "--op", "delete")
-	if r.code != 1 || !strings.Contains(r.stderr, `--op "delete": want one of open, write, edit, list, search or exec`) {
-		t.Fatalf("--op delete: exit %d %q", r.code, r.stderr)
+	r := runBinary(t, t.TempDir(), "", nil, "audit", "list", "--op", "remove")
+	if r.code != 1 || !strings.Contains(r.stderr, `--op "remove": want one of open, write, edit, delete, move, list, search or exec`) {
+		t.Fatalf("--op remove: exit %d %q", r.code, r.stderr)
 	}
 	h := oneLine(runBinary(t, t.TempDir(), "", nil, "audit", "list", "--help").stdout)
 	_, op, _ := strings.Cut(h, "--op=OP ")
