@@ -165,7 +165,7 @@ func TestE2EAuditFlagsAndErrors(t *testing.T) {
 	if recs := auditOf(t, dir, "--path", "*.txt", "--outcome", "ok", "--limit", "1"); len(recs) != 1 || recs[0].Target != "x.txt" {
 		t.Fatalf("--limit keeps the newest: %+v", recs)
 	}
-	for _, args := range [][]string{{"--since", "yesterday"}, {"--op", "delete"}, {"--path", "[x"}} {
+	for _, args := range [][]string{{"--since", "yesterday"}, {"--op", "remove"}, {"--path", "[x"}} {
 		r := runBinary(t, t.TempDir(), "", nil, append([]string{"audit", "list"}, args...)...)
 		if r.code != 1 {
 			t.Errorf("%v: exit %d %s", args, r.code, r.stderr)

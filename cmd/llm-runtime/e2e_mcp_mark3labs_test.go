@@ -343,6 +343,8 @@ func TestE2EMCPMark3labsSession(t *testing.T) {
 		"list_directory": {readOnly: true, in: []string{"path", "pattern"}, out: []string{"entries", "total"}},
 		"search":         {readOnly: true, in: []string{"query", "regex", "path_glob", "max_results", "context"}, required: []string{"query"}, out: []string{"matches", "total"}},
 		"exec":           {destructive: true, in: []string{"command", "timeout_s"}, required: []string{"command"}, out: []string{"exit_code", "output"}},
+		"delete_file":    {destructive: true, in: []string{"path"}, required: []string{"path"}, out: []string{"path", "kind", "bytes"}},
+		"move_file":      {destructive: true, in: []string{"from", "to", "overwrite"}, required: []string{"from", "to"}, out: []string{"from", "to", "kind", "replaced", "entries"}},
 	}
 	var names []string
 	for _, tool := range tools.Tools {
@@ -392,7 +394,7 @@ func TestE2EMCPMark3labsSession(t *testing.T) {
 		}
 	}
 	slices.Sort(names)
-	if wantNames := []string{"edit_file", "exec", "list_directory", "read_file", "search", "write_file"}; !slices.Equal(names, wantNames) {
+	if wantNames := []string{"delete_file", "edit_file", "exec", "list_directory", "move_file", "read_file", "search", "write_file"}; !slices.Equal(names, wantNames) {
 		t.Fatalf("tools %v, want %v", names, wantNames)
 	}
 
@@ -446,6 +448,19 @@ func TestE2EMCPMark3labsSession(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "gen", "out.txt")); string(b) != "hello\nmcp\n" {
 		t.Errorf("a dry run changed gen/out.txt: %q", b)
+	}
+
+	// move_file renames it, making the directory; delete_file deletes it.
+	r = s.call(ctx, "move_file", map[string]any{"from": "gen/out.txt", "to": "gen/moved/out.txt"})
+	if r.res.IsError || r.text != "moved gen/out.txt to gen/moved/out.txt" {
+		t.Errorf("move_file: isError %v, text %q", r.res.IsError, r.text)
+	}
+	r = s.call(ctx, "delete_file", map[string]any{"path": "gen/moved/out.txt"})
+	if r.res.IsError || r.text != "deleted file gen/moved/out.txt (10 bytes)" {
+		t.Errorf("delete_file: isError %v, text %q", r.res.IsError, r.text)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "gen", "moved", "out.txt")); !os.IsNotExist(err) {
+		t.Errorf("after delete_file: %v", err)
 	}
 
 	// list_directory with a pattern.
@@ -514,6 +529,10 @@ func TestE2EMCPMark3labsSession(t *testing.T) {
 		{"read_file", map[string]any{"path": "link.txt"}, "PATH_SECURITY"},
 		{"write_file", map[string]any{"path": "../x", "content": "x"}, "PATH_SECURITY"},
 		{"write_file", map[string]any{"path": ".git/hooks/pre-commit", "content": "#!/bin/sh\necho pwned\n"}, "PATH_SECURITY"},
+		{"delete_file", map[string]any{"path": "../outside/secret.txt"}, "PATH_SECURITY"},
+		{"delete_file", map[string]any{"path": ".env"}, "PATH_SECURITY"},
+		{"move_file", map[string]any{"from": "../outside/secret.txt", "to": "stolen.txt"}, "PATH_SECURITY"},
+		{"move_file", map[string]any{"from": "lines.txt", "to": ".git/hooks/pre-commit"}, "PATH_SECURITY"},
 	}
 	for _, h := range hostile {
 		r := s.call(ctx, h.tool, h.args)
@@ -568,8 +587,8 @@ func TestE2EMCPMark3labsSession(t *testing.T) {
 	noContainersOf(t, denv, pid, time.Minute)
 	// Every call was audited, with the front end and the client's name.
 	recs := mark3Audit(t, dir)
-	if len(recs) != 8+len(hostile) {
-		t.Errorf("%d audit records, want %d", len(recs), 8+len(hostile))
+	if len(recs) != 10+len(hostile) {
+		t.Errorf("%d audit records, want %d", len(recs), 10+len(hostile))
 	}
 	denied := 0
 	for _, rec := range recs {
@@ -583,7 +602,7 @@ func TestE2EMCPMark3labsSession(t *testing.T) {
 	if l := s.log(); l != "" {
 		t.Logf("server standard error:\n%s", l)
 	}
-	t.Logf("session of %d tool calls with %d container(s) in %s", 8+len(hostile), len(ours), time.Since(start).Round(time.Millisecond))
+	t.Logf("session of %d tool calls with %d container(s) in %s", 10+len(hostile), len(ours), time.Since(start).Round(time.Millisecond))
 }
 
 // TestE2EMCPMark3labsLegacyHandshake is a mark3labs client pinned to the
@@ -626,7 +645,7 @@ func TestE2EMCPMark3labsLegacyHandshake(t *testing.T) {
 		names = append(names, tool.Name)
 	}
 	slices.Sort(names)
-	if want := []string{"edit_file", "list_directory", "read_file", "search", "write_file"}; !slices.Equal(names, want) {
+	if want := []string{"delete_file", "edit_file", "list_directory", "move_file", "read_file", "search", "write_file"}; !slices.Equal(names, want) {
 		t.Errorf("tools without --exec: %v, want %v", names, want)
 	}
 

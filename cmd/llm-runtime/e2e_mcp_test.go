@@ -263,7 +263,7 @@ func TestE2EMCPGoSDKClientUsesEveryTool(t *testing.T) {
 		}
 	}
 	slices.Sort(names)
-	if want := []string{"edit_file", "exec", "list_directory", "read_file", "search", "write_file"}; !slices.Equal(names, want) {
+	if want := []string{"delete_file", "edit_file", "exec", "list_directory", "move_file", "read_file", "search", "write_file"}; !slices.Equal(names, want) {
 		t.Fatalf("tools %v, want %v", names, want)
 	}
 
@@ -295,6 +295,31 @@ func TestE2EMCPGoSDKClientUsesEveryTool(t *testing.T) {
 		mustSucceed(t, res, text)
 		if text != "TODO: not Go\n" {
 			t.Fatalf("absolute path: %q", text)
+		}
+	})
+
+	t.Run("move_file and delete_file", func(t *testing.T) {
+		res, text := s.call(t, "write_file", map[string]any{"path": "scratch/a.txt", "content": "scratch\n"})
+		mustSucceed(t, res, text)
+		res, text = s.call(t, "move_file", map[string]any{"from": "scratch", "to": "tmp/scratch"})
+		mustSucceed(t, res, text)
+		if b, _ := os.ReadFile(filepath.Join(dir, "tmp/scratch/a.txt")); string(b) != "scratch\n" || text != "moved scratch to tmp/scratch (a directory, 1 entry under it)" {
+			t.Fatalf("move: %q, %s", b, text)
+		}
+		res, text = s.call(t, "delete_file", map[string]any{"path": "tmp/scratch"})
+		if !res.IsError || !strings.HasPrefix(text, "IS_DIRECTORY: ") {
+			t.Fatalf("delete of a directory that is not empty: %s", text)
+		}
+		for _, p := range []string{"tmp/scratch/a.txt", "tmp/scratch", "tmp"} {
+			res, text = s.call(t, "delete_file", map[string]any{"path": p})
+			mustSucceed(t, res, text)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, "tmp")); !os.IsNotExist(err) {
+			t.Fatalf("tmp is still there: %v", err)
+		}
+		res, text = s.call(t, "move_file", map[string]any{"from": "conflict.txt", "to": "../moved.txt"})
+		if !res.IsError || !strings.HasPrefix(text, "PATH_SECURITY: ") {
+			t.Fatalf("move out of the repository: %s", text)
 		}
 	})
 
