@@ -53,6 +53,8 @@ type Config struct {
 	Exec Exec
 	// Audit configures the audit log.
 	Audit Audit
+	// Journal configures the journal of changes.
+	Journal Journal
 	// MCP configures the MCP server (llm-runtime mcp).
 	MCP MCP
 	// Server says whether the filter runs through llm-runtime serve: "auto",
@@ -130,6 +132,14 @@ type Guest struct {
 
 // Audit configures the audit log.
 type Audit struct {
+	Enabled bool
+	Dir     string // "" means the user's state directory
+}
+
+// Journal configures the journal of changes (package journal): every
+// write, edit, delete and move recorded, in numbered checkpoints, with
+// what each path held before and after.
+type Journal struct {
 	Enabled bool
 	Dir     string // "" means the user's state directory
 }

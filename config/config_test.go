@@ -82,7 +82,7 @@ func TestParseRejectsBadFilesWithKeyAndLine(t *testing.T) {
 	cases := []struct{ yaml, want string }{
 		{"sandbox: vm\n", `f.yaml:1: sandbox: "vm" is not one of docker, kubernetes, local`},
 		{"container_pool:\n  acquire_timeout: 0\n", "f.yaml:2: container_pool.acquire_timeout: must be more than 0"},
-		{"bogus: 1\n", "f.yaml:1: bogus: unknown key; known keys here: sandbox, sandbox_workspace, sandbox_copy_max_size, output, security, search, list, container_pool, exec, audit, server, kubernetes, serve, mcp, policies, transforms"},
+		{"bogus: 1\n", "f.yaml:1: bogus: unknown key; known keys here: sandbox, sandbox_workspace, sandbox_copy_max_size, output, security, search, list, container_pool, exec, audit, journal, server, kubernetes, serve, mcp, policies, transforms"},
 		{"container_pool:\n  size: 5\n  sise: 3\n", "f.yaml:3: container_pool.sise: unknown key; did you mean container_pool.size? known keys here: enabled, size, max_uses_per_container, idle_timeout, health_check_interval, startup_containers, spare_delay, acquire_timeout, transport"},
 		{"container_pool:\n  size: 0\n", "f.yaml:2: container_pool.size: 0 is out of range; want 1 to 64"},
 		{"container_pool:\n  size: many\n", `f.yaml:2: container_pool.size: "many" is not a whole number`},

@@ -297,6 +297,18 @@ var settings = []Setting{
 		get: func(c *Config) string { return c.Audit.Dir },
 	},
 	{
+		Key: "journal.enabled", Default: "false",
+		Doc: "record every write, edit, delete and move in the repository's journal of changes, with what each path held before and after, a checkpoint per run (per call through MCP), for llm-runtime changes to list and show (a preview: exec's changes are not recorded yet, and undo is to come)",
+		set: func(c *Config, v string) error { return boolean(&c.Journal.Enabled, v) },
+		get: func(c *Config) string { return strconv.FormatBool(c.Journal.Enabled) },
+	},
+	{
+		Key: "journal.dir", Default: "",
+		Doc: "where the journals of changes are kept, one directory a repository; empty: $XDG_STATE_HOME/llm-runtime/journal (~/.local/state/llm-runtime/journal); never inside the repository",
+		set: func(c *Config, v string) error { c.Journal.Dir = strings.TrimSpace(v); return nil },
+		get: func(c *Config) string { return c.Journal.Dir },
+	},
+	{
 		Key: "server", Default: "auto",
 		Doc: "whether the filter runs through a daemon (llm-runtime serve) that keeps the pools warm between runs: auto (its socket, when it answers; otherwise a pool of the run's own), never, or the absolute path of a daemon's socket (then it must answer)",
 		set: func(c *Config, v string) error {

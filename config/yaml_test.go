@@ -48,6 +48,8 @@ var changed = map[string]string{
 	"exec.state_dir":                        "/tmp/a dir: with # signs",
 	"audit.enabled":                         "false",
 	"audit.dir":                             "~",
+	"journal.enabled":                       "true",
+	"journal.dir":                           "~/journals",
 	"server":                                "/run/x.sock",
 	"kubernetes.namespace":                  "true",
 	"kubernetes.warm_pool":                  "123",

@@ -9,8 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,6 +21,7 @@ import (
 	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/internal/proc"
+	"github.com/llm-runtime/llm-runtime/journal"
 	"github.com/llm-runtime/llm-runtime/pool"
 	"github.com/llm-runtime/llm-runtime/runner"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
@@ -69,6 +72,9 @@ type Settings struct {
 	// anyway.
 	AuditDir string
 	Audit    audit.Options
+	// JournalDir is the repository's journal of changes, when
+	// Config.Journal.Enabled.
+	JournalDir string
 	// Client, when a daemon opens the session for a client of its own
 	// (llm-runtime serve), is where that client keeps llm-runtime's files
 	// (its Own, as real paths): the sandbox refuses to write them as well
@@ -113,6 +119,7 @@ type Session struct {
 	ExecEnabled bool
 	guests      *wasm.Chain
 	audit       *audit.Writer
+	journal     *journal.Journal
 }
 
 // Close closes the sandbox (removing its containers), the guests and the
@@ -122,6 +129,9 @@ func (s *Session) Close() error {
 	s.guests.Close()
 	if s.audit != nil {
 		err = errors.Join(err, s.audit.Close())
+	}
+	if s.journal != nil {
+		err = errors.Join(err, s.journal.Close())
 	}
 	return err
 }
@@ -154,7 +164,79 @@ func Open(ctx context.Context, s Settings) (*Session, error) {
 		s.logf("Audit: session %s in %s", w.Session(), s.AuditDir)
 	}
 	sess.Runner = NewRunner(s, sb, guests, w)
+	if sess.journal, err = OpenJournal(s); err != nil {
+		sess.Close()
+		return nil, err
+	}
+	sess.Runner.Journal = sess.journal
 	return sess, nil
+}
+
+// OpenJournal opens the repository's journal of changes when the
+// configuration enables it (nil otherwise), recovering what a process
+// killed in the middle of a change left: each such change is settled by
+// what the disk holds.
+func OpenJournal(s Settings) (*journal.Journal, error) {
+	if !s.Config.Journal.Enabled || s.JournalDir == "" {
+		return nil, nil
+	}
+	j, err := journal.Open(s.JournalDir)
+	if err != nil {
+		return nil, fail(KindIO, "%v", err)
+	}
+	settled, unsettled, err := Recover(j, s.Root)
+	if err != nil {
+		j.Close()
+		return nil, fail(KindIO, "%v", err)
+	}
+	s.logf("Journal: %s (%d changes a killed process left settled, %d left as they are)", s.JournalDir, settled, unsettled)
+	return j, nil
+}
+
+// Recover settles the journal's pending intents (a process killed
+// between recording a change and saying how it went) by what the
+// repository at root holds: made, when every path holds its state after;
+// not made, when every path holds its state before. An intent whose paths
+// hold a mix, or something else (changed since by someone else), is left
+// pending and counted: nothing is guessed.
+func Recover(j *journal.Journal, root string) (settled, unsettled int, err error) {
+	pending, err := j.Pending()
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, in := range pending {
+		after, before := true, true
+		for _, c := range in.Changes {
+			p := filepath.Join(root, filepath.FromSlash(c.Path))
+			var fi fs.FileInfo
+			if st, err := os.Lstat(p); err == nil {
+				fi = st
+			}
+			content := func() ([]byte, error) {
+				if fi.Mode()&fs.ModeSymlink != 0 {
+					t, err := os.Readlink(p)
+					return []byte(t), err
+				}
+				return os.ReadFile(p)
+			}
+			after = after && journal.Matches(c.After, fi, content)
+			before = before && journal.Matches(c.Before, fi, content)
+		}
+		switch {
+		case after:
+			err = j.Resolve(in.ID, true)
+		case before:
+			err = j.Resolve(in.ID, false)
+		default:
+			unsettled++
+			continue
+		}
+		if err != nil {
+			return settled, unsettled, err
+		}
+		settled++
+	}
+	return settled, unsettled, nil
 }
 
 // ExecEnabled says whether <exec> can run with a configuration:

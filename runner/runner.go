@@ -12,10 +12,12 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/edit"
+	"github.com/llm-runtime/llm-runtime/journal"
 	"github.com/llm-runtime/llm-runtime/output"
 	"github.com/llm-runtime/llm-runtime/parser"
 	"github.com/llm-runtime/llm-runtime/runtime/wasm"
@@ -60,6 +62,57 @@ type Runner struct {
 	// FrontEnd names what asks for the operations in audit records:
 	// "filter" when empty.
 	FrontEnd string
+	// Journal, if set, records every write, edit, delete and move in the
+	// repository's journal of changes, before it is made: a run's changes
+	// are one checkpoint; an operation asked for alone (DoOp, outside
+	// Run: an MCP call) is one of its own.
+	Journal *journal.Journal
+
+	cpMu  sync.Mutex
+	cp    *journal.Checkpoint // the checkpoint being filled, nil before the first change
+	inRun bool                // Run is running: its operations share one checkpoint
+}
+
+// changes says whether an operation of kind k changes the repository.
+func changes(k parser.Kind) bool {
+	return k == parser.Write || k == parser.Edit || k == parser.Delete || k == parser.Move
+}
+
+// checkpoint returns the checkpoint being filled, begun now if none is.
+func (r *Runner) checkpoint() (*journal.Checkpoint, error) {
+	r.cpMu.Lock()
+	defer r.cpMu.Unlock()
+	if r.cp == nil {
+		cp, err := r.Journal.Begin(journal.Meta{Session: r.Session, FrontEnd: cmp.Or(r.FrontEnd, "filter")})
+		if err != nil {
+			return nil, err
+		}
+		r.cp = cp
+	}
+	return r.cp, nil
+}
+
+// EndCheckpoint ends the checkpoint being filled, if any: the next change
+// begins another. Run calls it at its end.
+func (r *Runner) EndCheckpoint() error {
+	r.cpMu.Lock()
+	defer r.cpMu.Unlock()
+	if r.cp == nil {
+		return nil
+	}
+	err := r.cp.End()
+	r.cp = nil
+	return err
+}
+
+// Checkpoint is the number of the checkpoint being filled, 0 if none.
+func (r *Runner) Checkpoint() int {
+	r.cpMu.Lock()
+	defer r.cpMu.Unlock()
+	if r.cp == nil {
+		return 0
+	}
+	return r.cp.Number()
 }
 
 // Codes of the guests.
@@ -89,6 +142,15 @@ func (r *Runner) Run(ctx context.Context, in io.Reader) (output.Summary, error) 
 		return sum, err
 	}
 	p := parser.New(newCtxReader(ctx, in), parser.Options{MaxBody: r.MaxWriteSize})
+	r.cpMu.Lock()
+	r.inRun = true
+	r.cpMu.Unlock()
+	defer func() {
+		r.cpMu.Lock()
+		r.inRun = false
+		r.cpMu.Unlock()
+		r.EndCheckpoint()
+	}()
 	var runErr error
 	for {
 		if err := ctx.Err(); err != nil {
@@ -175,6 +237,12 @@ func (op *Op) options() sandbox.Options {
 func (r *Runner) DoOp(ctx context.Context, op Op) (*output.Result, error) {
 	octx, timing := sandbox.WithTiming(ctx)
 	res, gi := r.run(octx, op)
+	r.cpMu.Lock()
+	alone := !r.inRun
+	r.cpMu.Unlock()
+	if alone && changes(op.Kind) {
+		r.EndCheckpoint() // an operation asked for alone is its own checkpoint
+	}
 	if r.Audit != nil {
 		rec := r.record(res, timing, gi)
 		rec.FrontEnd, rec.Client = cmp.Or(r.FrontEnd, "filter"), op.Client
@@ -455,6 +523,14 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 		if cmd.Kind == parser.Move {
 			opts.Expect, opts.ExpectTo = req.Resolved, req.ToResolved
 		}
+	}
+	if r.Journal != nil && changes(cmd.Kind) && !opts.DryRun {
+		cp, err := r.checkpoint()
+		if err != nil {
+			res.Err = sandbox.Errorf(sandbox.CodeIO, "the journal of changes could not begin a checkpoint, so nothing was changed: %v", err)
+			return res, gi
+		}
+		opts.Recorder = JournalRecorder{Checkpoint: cp}
 	}
 	if !opts.IsZero() {
 		ctx = sandbox.WithOptions(ctx, opts)

@@ -628,6 +628,14 @@ func (d *Daemon) session(ctx context.Context, s *session, p *poolEntry, req *Run
 		sb = sessionHook(sb)
 	}
 	r := engine.NewRunner(settings, sb, guests, w)
+	j, err := engine.OpenJournal(settings)
+	if err != nil {
+		return End{Kind: "io", Message: err.Error()}
+	}
+	if j != nil {
+		defer j.Close()
+		r.Journal = j
+	}
 	rep, err := output.NewWith(cfg.Output.Format, frameWriter{c: s.c, typ: frameOutput}, output.Options{LineNumbers: cfg.Output.LineNumbers})
 	if err != nil {
 		return End{Kind: "config", Message: err.Error()}
@@ -647,7 +655,7 @@ func (d *Daemon) session(ctx context.Context, s *session, p *poolEntry, req *Run
 
 // settings are the engine's settings of a run.
 func (d *Daemon) settings(req *RunRequest) engine.Settings {
-	return engine.Settings{Root: req.Root, Given: req.Given, ConfigFile: req.ConfigFile, Config: req.Config, AuditDir: req.AuditDir,
+	return engine.Settings{Root: req.Root, Given: req.Given, ConfigFile: req.ConfigFile, Config: req.Config, AuditDir: req.AuditDir, JournalDir: req.JournalDir,
 		Client: &req.Own, FrontEnd: "filter", Version: d.opts.Version}
 }
 

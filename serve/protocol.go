@@ -76,6 +76,7 @@ type RunRequest struct {
 	ConfigFile string         `json:"config_file,omitempty"`
 	Config     *config.Config `json:"config"`
 	AuditDir   string         `json:"audit_dir,omitempty"`
+	JournalDir string         `json:"journal_dir,omitempty"` // the repository's journal, when journal.enabled
 	Verbose    bool           `json:"verbose,omitempty"`
 	// Own is where the client keeps llm-runtime's files (engine.OwnFiles,
 	// real paths): its binary, its configuration directory, its caches.

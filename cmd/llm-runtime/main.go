@@ -90,6 +90,7 @@ type cli struct {
 	Policy     policyCmd     `cmd:"" help:"Try or check a WebAssembly policy or transform guest."`
 	Bench      benchCmd      `cmd:"" help:"Measure pooled against unpooled containers on this machine."`
 	Cache      cacheCmd      `cmd:"" help:"List or remove exec's copies of repositories and their build caches."`
+	Changes    changesCmd    `cmd:"" help:"List and show the changes the journal recorded (journal.enabled)."`
 	Prompt     promptCmd     `cmd:"" help:"Print a system prompt that teaches a model the command language as configured."`
 	MCP        mcpCmd        `cmd:"" name:"mcp" help:"Serve the repository to an MCP client over standard input and output."`
 	Serve      serveCmd      `cmd:"" help:"Keep warm pools between runs of the filter: a per-user daemon on a unix socket."`
@@ -430,6 +431,13 @@ func (c *cli) openSession(e env, root, file string, cfg *config.Config, frontEnd
 			return nil, err
 		}
 		s.AuditDir = dir
+	}
+	if cfg.Journal.Enabled {
+		dir, err := journalDir(cfg, root)
+		if err != nil {
+			return nil, err
+		}
+		s.JournalDir = dir
 	}
 	if c.verbose() {
 		s.Log = func(format string, args ...any) { fmt.Fprintf(e.stderr, format+"\n", args...) }

@@ -333,6 +333,13 @@ func runRequest(c *cli, root, file string, cfg *config.Config) (*serve.RunReques
 		}
 		req.AuditDir = dir
 	}
+	if cfg.Journal.Enabled {
+		dir, err := journalDir(cfg, root)
+		if err != nil {
+			return nil, err
+		}
+		req.JournalDir = dir
+	}
 	if cfg.Exec.Enabled && cfg.Exec.StateDir == "" {
 		if dir, err := execStateDir(cfg); err == nil {
 			cfg.Exec.StateDir = dir

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/llm-runtime/llm-runtime/config"
+	"github.com/llm-runtime/llm-runtime/edit"
+	"github.com/llm-runtime/llm-runtime/engine"
+	"github.com/llm-runtime/llm-runtime/journal"
+)
+
+type changesCmd struct {
+	List changesListCmd `cmd:"" default:"withargs" help:"List the repository's checkpoints, newest first, with what each changed (the default)."`
+	Show changesShowCmd `cmd:"" help:"Print a checkpoint's changes as a unified diff (patch -p1 and git apply take it)."`
+}
+
+func (changesCmd) Help() string {
+	return `With journal.enabled (a preview, off by default), every write, edit, delete
+and move the sandbox makes is recorded before it is made, in the repository's
+journal of changes: what each path held before and after, content and mode.
+A run of the filter is one checkpoint (through the daemon too); through MCP,
+each call that changes something is one. Checkpoints are numbered per
+repository. Exec's changes are not recorded yet, and undo is to come.
+
+Examples:
+
+  llm-runtime changes                  # this repository's (--root, default .)
+  llm-runtime changes list --json
+  llm-runtime changes show 12          # a unified diff of checkpoint 12
+  llm-runtime changes show 12 | git apply -R   # take it back, by hand`
+}
+
+// journalBase is journal.dir, or its default.
+func journalBase(cfg *config.Config) (string, error) {
+	if cfg.Journal.Dir != "" {
+		return filepath.Abs(cfg.Journal.Dir)
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "llm-runtime", "journal"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no state directory for the journal: %w; set journal.dir", err)
+	}
+	return filepath.Join(home, ".local", "state", "llm-runtime", "journal"), nil
+}
+
+// journalDir is the journal of the repository at root (its real path):
+// a directory of journal.dir named by the root's hash. It is never inside
+// the repository.
+func journalDir(cfg *config.Config, root string) (string, error) {
+	base, err := journalBase(cfg)
+	if err != nil {
+		return "", fail(exitConfig, "%v", err)
+	}
+	if _, inside := engine.Within(root, base); inside {
+		return "", fail(exitConfig, "journal.dir %s is inside the repository %s, where the sandbox can reach it; choose a directory outside it", base, root)
+	}
+	sum := sha256.Sum256([]byte(root))
+	return filepath.Join(base, hex.EncodeToString(sum[:8])), nil
+}
+
+// openJournalOf opens the journal of the repository --root names, nil
+// when none was ever recorded.
+func openJournalOf(e env, c *cli) (*journal.Journal, string, error) {
+	root, _, cfg, err := c.load(e, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	dir, err := journalDir(cfg, root)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		state := "journal.enabled is false: set it to record changes"
+		if cfg.Journal.Enabled {
+			state = "journal.enabled is true, and nothing was changed since"
+		}
+		fmt.Fprintf(e.stderr, "llm-runtime: no changes recorded for %s (%s)\n", root, state)
+		return nil, root, nil
+	}
+	j, err := journal.Open(dir)
+	if err != nil {
+		return nil, "", fail(exitConfig, "%v", err)
+	}
+	return j, root, nil
+}
+
+type changesListCmd struct {
+	JSON bool `name:"json" help:"One JSON object a line: number, time, front_end, session, name, changes, pending, ended, paths."`
+}
+
+func (p changesListCmd) Run(e env, c *cli) error {
+	j, root, err := openJournalOf(e, c)
+	if j == nil {
+		return err
+	}
+	defer j.Close()
+	list, err := j.Checkpoints()
+	if err != nil {
+		return fail(exitConfig, "%v", err)
+	}
+	if p.JSON {
+		enc := json.NewEncoder(e.stdout)
+		for _, cp := range list {
+			enc.Encode(map[string]any{"number": cp.Number, "time": cp.Meta.Time.Format(time.RFC3339Nano), "front_end": cp.Meta.FrontEnd,
+				"session": cp.Meta.Session, "name": cp.Meta.Name, "changes": cp.Changes, "pending": cp.Pending, "ended": cp.Ended, "paths": cp.Paths})
+		}
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "Changes of %s: %d checkpoints\n", root, len(list))
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tTIME\tFRONT END\tCHANGES\tPATHS")
+	for _, cp := range list {
+		paths := strings.Join(cp.Paths[:min(len(cp.Paths), 3)], ", ")
+		if len(cp.Paths) > 3 {
+			paths += fmt.Sprintf(", and %d more", len(cp.Paths)-3)
+		}
+		n := fmt.Sprint(cp.Changes)
+		if cp.Pending > 0 {
+			n += fmt.Sprintf(" (%d pending)", cp.Pending)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", cp.Number, cp.Meta.Time.Local().Format("2006-01-02 15:04:05"), cp.Meta.FrontEnd, n, paths)
+	}
+	return tw.Flush()
+}
+
+type changesShowCmd struct {
+	Checkpoint int `arg:"" help:"The checkpoint's number (llm-runtime changes lists them)."`
+}
+
+func (p changesShowCmd) Run(e env, c *cli) error {
+	j, _, err := openJournalOf(e, c)
+	if j == nil {
+		if err == nil {
+			return fail(exitUsage, "no checkpoint %d", p.Checkpoint)
+		}
+		return err
+	}
+	defer j.Close()
+	cs, err := j.Changes(p.Checkpoint)
+	if errors.Is(err, journal.ErrNoCheckpoint) {
+		return fail(exitUsage, "no checkpoint %d in this repository's journal (llm-runtime changes lists them; an old one may have been pruned)", p.Checkpoint)
+	}
+	if err != nil {
+		return fail(exitConfig, "%v", err)
+	}
+	return writeDiff(e.stdout, j, netChanges(cs))
+}
+
+// netChanges is what changes did to each path, in the order of their first
+// change: the state before the first, the state after the last; a path
+// left as it was (a scratch file written and deleted) is left out.
+func netChanges(cs []journal.Change) []journal.Change {
+	at := map[string]int{}
+	var out []journal.Change
+	for _, c := range cs {
+		if i, ok := at[c.Path]; ok {
+			out[i].After = c.After
+			continue
+		}
+		at[c.Path] = len(out)
+		out = append(out, c)
+	}
+	kept := out[:0]
+	for _, c := range out {
+		if !sameState(c.Before, c.After) {
+			kept = append(kept, c)
+		}
+	}
+	return kept
+}
+
+func sameState(a, b journal.State) bool {
+	return a.Kind == b.Kind && a.Mode == b.Mode && a.Sum == b.Sum && a.Target == b.Target
+}
+
+// writeDiff writes changes (one a path, as netChanges makes them) as a unified
+// diff: files' content (created
+// from /dev/null, deleted to it), a binary file named as git names one.
+// What a unified diff cannot say (a directory made or removed, a link, a
+// mode) is said first, in lines that begin with "# ", which patch and git
+// apply skip as they skip any text before a diff.
+func writeDiff(w io.Writer, j *journal.Journal, cs []journal.Change) error {
+	var notes, diffs strings.Builder
+	for _, c := range cs {
+		b, a := c.Before, c.After
+		if b.Kind != journal.File && b.Kind != journal.None || a.Kind != journal.File && a.Kind != journal.None {
+			fmt.Fprintf(&notes, "# %s: %s -> %s\n", c.Path, describeState(b), describeState(a))
+			if b.Kind != journal.File && a.Kind != journal.File {
+				continue
+			}
+		}
+		if b.Kind == journal.File && a.Kind == journal.File && b.Mode != a.Mode {
+			fmt.Fprintf(&notes, "# %s: mode %o -> %o\n", c.Path, b.Mode, a.Mode)
+		}
+		var old, new []byte
+		var err error
+		if b.Kind == journal.File {
+			if old, err = j.Content(b); err != nil {
+				return fail(exitConfig, "%s before: %v", c.Path, err)
+			}
+		}
+		if a.Kind == journal.File {
+			if new, err = j.Content(a); err != nil {
+				return fail(exitConfig, "%s after: %v", c.Path, err)
+			}
+		}
+		from, to := "a/"+c.Path, "b/"+c.Path
+		if b.Kind != journal.File {
+			from = "/dev/null"
+		}
+		if a.Kind != journal.File {
+			to = "/dev/null"
+		}
+		if isBinary(old) || isBinary(new) {
+			fmt.Fprintf(&diffs, "Binary files %s and %s differ\n", from, to)
+			continue
+		}
+		d, _ := edit.Diff(c.Path, old, new, 0)
+		if d == "" {
+			continue
+		}
+		d = strings.Replace(d, "--- a/"+c.Path+"\n", "--- "+from+"\n", 1)
+		d = strings.Replace(d, "+++ b/"+c.Path+"\n", "+++ "+to+"\n", 1)
+		diffs.WriteString(d)
+	}
+	if _, err := io.WriteString(w, notes.String()+diffs.String()); err != nil {
+		return fail(exitUsage, "writing the diff: %v", err)
+	}
+	return nil
+}
+
+func describeState(s journal.State) string {
+	switch s.Kind {
+	case journal.None:
+		return "nothing"
+	case journal.Dir:
+		return fmt.Sprintf("directory (mode %o)", s.Mode)
+	case journal.Symlink:
+		return "link to " + s.Target
+	}
+	return fmt.Sprintf("file (mode %o, %d bytes)", s.Mode, s.Size)
+}
+
+// binary is the sandbox's rule: a NUL in the first 8000 bytes.
+func isBinary(b []byte) bool { return bytes.IndexByte(b[:min(len(b), 8000)], 0) >= 0 }

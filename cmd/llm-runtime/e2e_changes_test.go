@@ -1,0 +1,135 @@
+package main
+
+// The journal of changes through the binary (issue 26 §1, §2, §4): every
+// change of a run, of a served run and of an MCP call recorded, listed
+// and shown as a diff that git applies.
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+type checkpointLine struct {
+	Number   int      `json:"number"`
+	FrontEnd string   `json:"front_end"`
+	Changes  int      `json:"changes"`
+	Pending  int      `json:"pending"`
+	Ended    bool     `json:"ended"`
+	Paths    []string `json:"paths"`
+}
+
+func checkpointsOf(t *testing.T, dir string, env []string) []checkpointLine {
+	t.Helper()
+	r := runBinary(t, dir, "", env, "changes", "list", "--json")
+	if r.code != 0 {
+		t.Fatalf("changes list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	var out []checkpointLine
+	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var c checkpointLine
+		if err := json.Unmarshal([]byte(l), &c); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// TestE2EChangesAreJournaledAndShown: with journal.enabled, a run's
+// writes, edit, move and deletes are one checkpoint, a served run's and
+// each MCP call's their own; changes lists them newest first and shows a
+// checkpoint as a diff that git applies in reverse to take it back, byte
+// for byte; without it, nothing is recorded.
+func TestE2EChangesAreJournaledAndShown(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed: the diff is checked with git apply")
+	}
+	bothSandboxes(t, func(t *testing.T, sb string) {
+		orig := map[string]string{"main.go": "package main\n\nfunc main() {}\n", "old.txt": "old\n", "keep.txt": "keep\n"}
+		dir := repo(t, orig)
+		on := []string{"LLM_RUNTIME_JOURNAL_ENABLED=true"}
+		// Off: nothing recorded.
+		if r := runBinary(t, dir, "<write off.txt>x</write>", nil, "--sandbox", sb); r.code != 0 {
+			t.Fatalf("exit %d", r.code)
+		}
+		if r := runBinary(t, dir, "", nil, "changes"); r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "journal.enabled is false") {
+			t.Fatalf("changes with nothing recorded: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		os.Remove(filepath.Join(dir, "off.txt"))
+		in := "<write scratch/a.txt>hello\n</write> <edit main.go>\n" + editBlock("func main() {}", "func main() { println(\"hi\") }") + "</edit>" +
+			" <move old.txt docs/old.md> <delete scratch/a.txt> <write new.bin>\x00\x01</write>"
+		if r := runBinary(t, dir, in, on, "--sandbox", sb); r.code != 0 || strings.Contains(r.stdout, "=== ERROR") {
+			t.Fatalf("the run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		cps := checkpointsOf(t, dir, on)
+		if len(cps) != 1 || cps[0].Number != 1 || cps[0].FrontEnd != "filter" || cps[0].Changes != 6 || !cps[0].Ended || cps[0].Pending != 0 ||
+			strings.Join(cps[0].Paths, " ") != "scratch/a.txt main.go old.txt docs/old.md new.bin" {
+			t.Fatalf("checkpoints: %+v", cps)
+		}
+		show := runBinary(t, dir, "", on, "changes", "show", "1")
+		wantAll(t, show.stdout,
+			"--- a/main.go\n+++ b/main.go\n", "-func main() {}\n+func main() { println(\"hi\") }\n",
+			"--- a/old.txt\n+++ /dev/null\n@@ -1 +0,0 @@\n-old\n", "--- /dev/null\n+++ b/docs/old.md\n",
+			"Binary files /dev/null and b/new.bin differ\n")
+		if strings.Contains(show.stdout, "scratch/a.txt") {
+			t.Errorf("a file written and deleted in the checkpoint is in its diff:\n%s", show.stdout)
+		}
+		// git takes it back (all but the binary file, which it names).
+		patch := filepath.Join(t.TempDir(), "p.diff")
+		os.WriteFile(patch, []byte(strings.Replace(show.stdout, "Binary files /dev/null and b/new.bin differ\n", "", 1)), 0o644)
+		git := exec.Command("git", "apply", "-R", patch)
+		git.Dir = dir
+		if out, err := git.CombinedOutput(); err != nil {
+			t.Fatalf("git apply -R: %v\n%s\n%s", err, out, show.stdout)
+		}
+		for name, content := range orig {
+			if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != content {
+				t.Errorf("after git apply -R, %s = %q (%v), want %q", name, b, err, content)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(dir, "docs/old.md")); !os.IsNotExist(err) {
+			t.Errorf("docs/old.md is still there: %v", err)
+		}
+
+		// Through the daemon: a checkpoint of its own.
+		d := startServe(t, "", nil)
+		if r := runBinary(t, dir, "<write served.txt>s\n</write>", append(on, d.env...), "--sandbox", sb); r.code != 0 {
+			t.Fatalf("served run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		if st := d.status(); st.Served == 0 {
+			t.Fatal("the run did not go through the daemon")
+		}
+		// Through MCP: each call that changes something, its own.
+		if sb == "docker" {
+			s := startMCP(t, dir, on)
+			for _, call := range []struct {
+				tool string
+				args map[string]any
+			}{
+				{"write_file", map[string]any{"path": "m1.txt", "content": "1\n"}},
+				{"read_file", map[string]any{"path": "m1.txt"}},
+				{"move_file", map[string]any{"from": "m1.txt", "to": "m2.txt"}},
+			} {
+				res, text := s.call(t, call.tool, call.args)
+				mustSucceed(t, res, text)
+			}
+		}
+		cps = checkpointsOf(t, dir, on)
+		want := []string{"2 filter served.txt"}
+		if sb == "docker" {
+			want = []string{"4 mcp m1.txt m2.txt", "3 mcp m1.txt", "2 filter served.txt"}
+		}
+		var got []string
+		for _, c := range cps[:len(cps)-1] {
+			got = append(got, strings.Join(append([]string{string(rune('0' + c.Number)), c.FrontEnd}, c.Paths...), " "))
+		}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Fatalf("checkpoints after the daemon and MCP: %q, want %q", got, want)
+		}
+	})
+}
