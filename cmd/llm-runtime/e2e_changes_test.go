@@ -5,12 +5,22 @@ package main
 // and shown as a diff that git applies.
 
 import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/llm-runtime/llm-runtime/journal"
 )
 
 type checkpointLine struct {
@@ -130,6 +140,104 @@ func TestE2EChangesAreJournaledAndShown(t *testing.T) {
 		}
 		if strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Fatalf("checkpoints after the daemon and MCP: %q, want %q", got, want)
+		}
+	})
+}
+
+// TestE2EAKillDuringJournaledWritesLosesNothing: runs of many journaled
+// writes killed (SIGKILL) at random points, in both sandboxes; the next
+// session settles what each left, so no intent stays pending, and for
+// every file, the last state the journal recorded is what the disk
+// holds: neither the change nor its record is lost (issue 26 §1).
+func TestE2EAKillDuringJournaledWritesLosesNothing(t *testing.T) {
+	t.Parallel()
+	bothSandboxes(t, func(t *testing.T, sb string) {
+		dir := repo(t, map[string]string{"f0.txt": "start\n"})
+		on := []string{"LLM_RUNTIME_JOURNAL_ENABLED=true"}
+		root, _ := filepath.EvalSymlinks(dir)
+		sum := sha256.Sum256([]byte(root))
+		jdir := filepath.Join(stateDir, "llm-runtime", "journal", hex.EncodeToString(sum[:8]))
+		const rounds = 8
+		left := 0 // intents a kill left without an outcome
+		for round := range rounds {
+			cmd := exec.Command(binary, "--sandbox", sb)
+			cmd.Dir, cmd.Env = dir, withEnv(cleanEnv(), on)
+			stdin, _ := cmd.StdinPipe()
+			stdout, _ := cmd.StdoutPipe()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// The commands are fed one by one, and the run killed a few
+			// milliseconds (what a write takes here) after the kill-th, at
+			// whatever step of it that falls on: the assertions hold
+			// wherever it falls.
+			kill := 5 + rand.IntN(100)
+			sc := bufio.NewScanner(stdout)
+			for i := range kill {
+				fmt.Fprintf(stdin, "<write f%d.txt>round %d write %d\n</write>\n", i%7, round, i)
+				if i == kill-1 {
+					time.Sleep(time.Duration(rand.IntN(6000)) * time.Microsecond)
+					cmd.Process.Signal(syscall.SIGKILL)
+					break
+				}
+				for sc.Scan() && !strings.HasPrefix(sc.Text(), "=== END COMMAND") {
+				}
+			}
+			go io.Copy(io.Discard, stdout)
+			cmd.Wait()
+			if j, err := journal.Open(jdir); err == nil {
+				p, _ := j.Pending()
+				left += len(p)
+				j.Close()
+			}
+		}
+		t.Logf("%d kills left %d intents without an outcome", rounds, left)
+		// A session settles what the killed ones left.
+		r := runBinary(t, dir, "<open f0.txt>", on, "--sandbox", sb, "--verbose")
+		if r.code != 0 {
+			t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		for _, l := range strings.Split(r.stderr, "\n") {
+			if strings.HasPrefix(l, "Journal: ") {
+				t.Log(l) // how many changes the kills left to settle
+			}
+		}
+		j, err := journal.Open(jdir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.Close()
+		if p, err := j.Pending(); err != nil || len(p) != 0 {
+			t.Fatalf("pending after recovery: %+v, %v", p, err)
+		}
+		cps, err := j.Checkpoints()
+		if err != nil || len(cps) != rounds {
+			t.Fatalf("%d checkpoints, %v; want %d", len(cps), err, rounds)
+		}
+		last := map[string]journal.State{}
+		for i := len(cps) - 1; i >= 0; i-- { // oldest first
+			cs, err := j.Changes(cps[i].Number)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range cs {
+				last[c.Path] = c.After
+			}
+		}
+		for i := range 7 {
+			name := fmt.Sprintf("f%d.txt", i)
+			b, err := os.ReadFile(filepath.Join(dir, name))
+			st, ok := last[name]
+			if !ok {
+				if i == 0 && string(b) == "start\n" || i > 0 && os.IsNotExist(err) {
+					continue // never written
+				}
+				t.Errorf("%s holds %q (%v), and the journal has no change of it", name, b, err)
+				continue
+			}
+			if got, _ := j.Content(st); string(got) != string(b) {
+				t.Errorf("%s holds %q; the journal's last state of it is %q", name, b, got)
+			}
 		}
 	})
 }
