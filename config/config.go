@@ -142,6 +142,11 @@ type Audit struct {
 type Journal struct {
 	Enabled bool
 	Dir     string // "" means the user's state directory
+	// What changes prune keeps: checkpoints younger than MaxAge, while
+	// the journal is at most MaxSize, and always the last Keep.
+	MaxAge  time.Duration
+	MaxSize int64
+	Keep    int
 }
 
 // Exec configures <exec>.

@@ -309,6 +309,24 @@ var settings = []Setting{
 		get: func(c *Config) string { return c.Journal.Dir },
 	},
 	{
+		Key: "journal.max_age", Default: "720h",
+		Doc: "llm-runtime changes prune drops the checkpoints begun longer ago than this, oldest first (never the last journal.keep)",
+		set: func(c *Config, v string) error { return positive(&c.Journal.MaxAge, v) },
+		get: func(c *Config) string { return formatDuration(c.Journal.MaxAge) },
+	},
+	{
+		Key: "journal.max_size", Default: "1GiB",
+		Doc: "llm-runtime changes prune drops the oldest checkpoints while a repository's journal (its log and the contents only its records name) is larger than this (never the last journal.keep)",
+		set: func(c *Config, v string) error { return sizeIn(&c.Journal.MaxSize, v, 1<<20, 1<<50) },
+		get: func(c *Config) string { return FormatSize(c.Journal.MaxSize) },
+	},
+	{
+		Key: "journal.keep", Default: "20",
+		Doc: "how many of the newest checkpoints llm-runtime changes prune always keeps, whatever their age or size",
+		set: func(c *Config, v string) error { return intIn(&c.Journal.Keep, v, 0, 1<<30) },
+		get: func(c *Config) string { return strconv.Itoa(c.Journal.Keep) },
+	},
+	{
 		Key: "server", Default: "auto",
 		Doc: "whether the filter runs through a daemon (llm-runtime serve) that keeps the pools warm between runs: auto (its socket, when it answers; otherwise a pool of the run's own), never, or the absolute path of a daemon's socket (then it must answer)",
 		set: func(c *Config, v string) error {

@@ -22,8 +22,9 @@ import (
 )
 
 type changesCmd struct {
-	List changesListCmd `cmd:"" default:"withargs" help:"List the repository's checkpoints, newest first, with what each changed (the default)."`
-	Show changesShowCmd `cmd:"" help:"Print a checkpoint's changes as a unified diff (patch -p1 and git apply take it)."`
+	List  changesListCmd  `cmd:"" default:"withargs" help:"List the repository's checkpoints, newest first, with what each changed (the default)."`
+	Show  changesShowCmd  `cmd:"" help:"Print a checkpoint's changes as a unified diff (patch -p1 and git apply take it)."`
+	Prune changesPruneCmd `cmd:"" help:"Drop the oldest checkpoints past journal.max_age or journal.max_size, never the last journal.keep, and the contents only they named."`
 }
 
 func (changesCmd) Help() string {
@@ -39,7 +40,8 @@ Examples:
   llm-runtime changes                  # this repository's (--root, default .)
   llm-runtime changes list --json
   llm-runtime changes show 12          # a unified diff of checkpoint 12
-  llm-runtime changes show 12 | git apply -R   # take it back, by hand`
+  llm-runtime changes show 12 | git apply -R   # take it back, by hand
+  llm-runtime changes prune            # journal.max_age 720h, max_size 1GiB, keep 20`
 }
 
 // journalBase is journal.dir, or its default.
@@ -135,6 +137,34 @@ func (p changesListCmd) Run(e env, c *cli) error {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", cp.Number, cp.Meta.Time.Local().Format("2006-01-02 15:04:05"), cp.Meta.FrontEnd, n, paths)
 	}
 	return tw.Flush()
+}
+
+type changesPruneCmd struct{}
+
+func (changesPruneCmd) Run(e env, c *cli) error {
+	j, root, err := openJournalOf(e, c)
+	if j == nil {
+		return err
+	}
+	defer j.Close()
+	_, _, cfg, err := c.load(e, nil)
+	if err != nil {
+		return err
+	}
+	res, err := j.Prune(journal.Retention{MaxAge: cfg.Journal.MaxAge, MaxBytes: cfg.Journal.MaxSize, Keep: cfg.Journal.Keep})
+	if err != nil {
+		return fail(exitConfig, "%v", err)
+	}
+	if res.Checkpoints == 0 {
+		fmt.Fprintf(e.stdout, "Changes of %s: nothing to prune (journal.max_age %s, journal.max_size %s, journal.keep %d); %s kept\n",
+			root, cfg.Value("journal.max_age"), cfg.Value("journal.max_size"), cfg.Journal.Keep, config.FormatSize(res.Left))
+	} else {
+		fmt.Fprintf(e.stdout, "Changes of %s: pruned the oldest %s, through %d; %s freed, %s kept\n", root, plural(res.Checkpoints, "checkpoint"), res.Through, config.FormatSize(res.Bytes), config.FormatSize(res.Left))
+	}
+	if res.Objects+res.Temporary > 0 {
+		fmt.Fprintf(e.stdout, "Removed %d contents no checkpoint names and %d temporary files\n", res.Objects, res.Temporary)
+	}
+	return nil
 }
 
 type changesShowCmd struct {

@@ -241,3 +241,38 @@ func TestE2EAKillDuringJournaledWritesLosesNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestE2EChangesPruneKeepsTheNewest: changes prune drops the checkpoints
+// past journal.max_age, never the last journal.keep, and numbering goes
+// on after it.
+func TestE2EChangesPruneKeepsTheNewest(t *testing.T) {
+	t.Parallel()
+	dir := repo(t, map[string]string{"a.txt": "a\n"})
+	on := []string{"LLM_RUNTIME_JOURNAL_ENABLED=true"}
+	for i := range 5 {
+		if r := runBinary(t, dir, fmt.Sprintf("<write f%d.txt>%d\n</write>", i, i), on, "--sandbox", "local"); r.code != 0 {
+			t.Fatalf("run %d: exit %d\n%s", i, r.code, r.stderr)
+		}
+	}
+	prune := []string{"LLM_RUNTIME_JOURNAL_MAX_AGE=1ms", "LLM_RUNTIME_JOURNAL_KEEP=2"}
+	r := runBinary(t, dir, "", prune, "changes", "prune")
+	if r.code != 0 || !strings.Contains(r.stdout, "pruned the oldest 3 checkpoints, through 3;") {
+		t.Fatalf("prune: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runBinary(t, dir, "<write f5.txt>5\n</write>", on, "--sandbox", "local"); r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	var got []string
+	for _, c := range checkpointsOf(t, dir, on) {
+		got = append(got, fmt.Sprint(c.Number, " ", strings.Join(c.Paths, ",")))
+	}
+	if strings.Join(got, "|") != "6 f5.txt|5 f4.txt|4 f3.txt" {
+		t.Fatalf("after prune: %q", got)
+	}
+	if r := runBinary(t, dir, "", prune, "changes", "prune"); r.code != 0 || !strings.Contains(r.stdout, "pruned the oldest 1 checkpoint, through 4;") {
+		t.Fatalf("second prune: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runBinary(t, dir, "", nil, "changes", "show", "2"); r.code != 1 || !strings.Contains(r.stderr, "no checkpoint 2") {
+		t.Fatalf("show of a pruned checkpoint: exit %d %s", r.code, r.stderr)
+	}
+}
