@@ -33,3 +33,25 @@ func journalState(s sandbox.PathState) journal.State {
 	}
 	return st
 }
+
+// lazyRecorder is the Recorder of one operation: its first Intend begins
+// the runner's checkpoint if none is being filled.
+type lazyRecorder struct {
+	r  *Runner
+	cp *journal.Checkpoint
+}
+
+func (l *lazyRecorder) Intend(changes []sandbox.PathChange) (uint64, error) {
+	cp, err := l.r.checkpoint()
+	if err != nil {
+		return 0, err
+	}
+	l.cp = cp
+	return JournalRecorder{Checkpoint: cp}.Intend(changes)
+}
+
+func (l *lazyRecorder) Done(id uint64) error { return JournalRecorder{Checkpoint: l.cp}.Done(id) }
+
+func (l *lazyRecorder) Abort(id uint64, reason string) error {
+	return JournalRecorder{Checkpoint: l.cp}.Abort(id, reason)
+}

@@ -240,7 +240,7 @@ func (r *Runner) DoOp(ctx context.Context, op Op) (*output.Result, error) {
 	r.cpMu.Lock()
 	alone := !r.inRun
 	r.cpMu.Unlock()
-	if alone && changes(op.Kind) {
+	if alone && (changes(op.Kind) || op.Kind == parser.Exec) {
 		r.EndCheckpoint() // an operation asked for alone is its own checkpoint
 	}
 	if r.Audit != nil {
@@ -524,13 +524,10 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 			opts.Expect, opts.ExpectTo = req.Resolved, req.ToResolved
 		}
 	}
-	if r.Journal != nil && changes(cmd.Kind) && !opts.DryRun {
-		cp, err := r.checkpoint()
-		if err != nil {
-			res.Err = sandbox.Errorf(sandbox.CodeIO, "the journal of changes could not begin a checkpoint, so nothing was changed: %v", err)
-			return res, gi
-		}
-		opts.Recorder = JournalRecorder{Checkpoint: cp}
+	if r.Journal != nil && (changes(cmd.Kind) || cmd.Kind == parser.Exec) && !opts.DryRun {
+		// The checkpoint begins with the first change recorded: a read-only
+		// exec, or a change refused before, makes none.
+		opts.Recorder = &lazyRecorder{r: r}
 	}
 	if !opts.IsZero() {
 		ctx = sandbox.WithOptions(ctx, opts)

@@ -46,7 +46,7 @@ func (x *Mirror) Finish(ctx context.Context, apply bool) ([]Change, error) {
 	if !apply {
 		return x.discard(items, ""), nil
 	}
-	a := &applier{x: x, ws: x.ws, ctx: ctx, staged: map[string]string{}}
+	a := &applier{x: x, ws: x.ws, ctx: ctx, staged: map[string]string{}, rec: OptionsFrom(ctx).Recorder}
 	a.repo = newCursor(x.ws.rootFD, x.ws.rootID, x.ws.enterRepo(a.staged))
 	a.cp = newCursor(x.tree, FileID{}, enterCopy)
 	changes, err := a.run(items)
@@ -116,6 +116,8 @@ type applier struct {
 	ops      []op
 	changes  []Change
 	undo     []string
+	// rec, if set, journals the changes before they land (record.go).
+	rec Recorder
 }
 
 type opKind int
@@ -138,6 +140,7 @@ type op struct {
 	src, dst unix.Stat_t // the repository's object made (opPlace: stat again once placed), the copy's
 	action   string      // created or updated; "": nothing to say
 	failed   string      // why it did not land
+	landed   *PathChange // its record, when journaled
 }
 
 // syncEachMax is the most files a changeset syncs one by one.
@@ -231,11 +234,127 @@ func (a *applier) run(items []item) ([]Change, error) {
 	if err := a.ctx.Err(); err != nil {
 		return a.cancel(items, err)
 	}
+	// Journaled before they land: what each path holds, and what was
+	// made for it.
+	var intent uint64
+	if a.rec != nil {
+		cs, err := a.record()
+		if err == nil && len(cs) > 0 {
+			if intent, err = a.rec.Intend(cs); err != nil {
+				err = &Error{Code: CodeIO, Message: "the changes could not be journaled, so none was applied: " + err.Error(), Err: err}
+			}
+		}
+		if err != nil {
+			return a.discardAll(items, err)
+		}
+	}
 	a.repo.close()
 	a.commit()
+	if intent != 0 {
+		a.settle(intent)
+	}
 	a.x.undo(a.undo)
 	sort.SliceStable(a.changes, func(i, j int) bool { return a.changes[i].Path < a.changes[j].Path })
 	return a.changes, nil
+}
+
+// maxRecordedChangeset bounds what a changeset's record holds in memory:
+// the content of every file it removes, replaces or makes.
+const maxRecordedChangeset = 512 << 20
+
+// record reads, for the journal, what each change's path holds in the
+// repository and what was made for it, on the cursor's descriptors.
+func (a *applier) record() ([]PathChange, error) {
+	var cs []PathChange
+	var total int64
+	none := PathState{Kind: StateNone}
+	for i := range a.ops {
+		o := &a.ops[i]
+		if o.kind == opRecord {
+			continue
+		}
+		parent, name := splitRel(o.it.rel)
+		d, err := a.repo.at(parent)
+		if err != nil {
+			return nil, err
+		}
+		var st unix.Stat_t
+		switch o.kind {
+		case opRemove:
+			if err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(err, unix.ENOENT) {
+				continue
+			} else if err != nil {
+				return nil, osError(err, o.it.rel)
+			}
+			before, err := stateAt(d.fd, name, o.it.rel, &st)
+			if err != nil {
+				return nil, err
+			}
+			total += before.Size
+			cs = append(cs, PathChange{Path: o.it.rel, Before: before, After: none})
+			o.landed = &cs[len(cs)-1]
+		case opPlace, opInside:
+			made := o.tmp
+			if o.kind == opInside {
+				made = name
+			}
+			after, err := stateAt(d.fd, made, o.it.rel, &o.src)
+			if err != nil {
+				return nil, err
+			}
+			before := none
+			if o.want != nil {
+				if err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+					return nil, osError(err, o.it.rel)
+				}
+				if before, err = stateAt(d.fd, name, o.it.rel, &st); err != nil {
+					return nil, err
+				}
+			}
+			total += before.Size + after.Size
+			cs = append(cs, PathChange{Path: o.it.rel, Before: before, After: after})
+			o.landed = &cs[len(cs)-1]
+		}
+		if total > maxRecordedChangeset {
+			return nil, Errorf(CodeResourceLimit, "the changeset holds more than %s of content, more than the journal of changes records at once (journal.enabled); none was applied", FormatSize(maxRecordedChangeset))
+		}
+	}
+	return cs, nil
+}
+
+// settle says how the journaled changes went: done when every one
+// landed; else the intent is aborted and the changes that did land are
+// journaled as done (after the fact: a crash between the two leaves the
+// first intent settled by what the disk holds, a mix, for the user).
+func (a *applier) settle(intent uint64) {
+	failed := false
+	for i := range a.ops {
+		failed = failed || a.ops[i].failed != "" && a.ops[i].kind != opRecord
+	}
+	if !failed {
+		a.rec.Done(intent)
+		return
+	}
+	a.rec.Abort(intent, "some changes could not land")
+	// What landed: the ops that did not fail, as the record had them.
+	var landed []PathChange
+	for i := range a.ops {
+		o := &a.ops[i]
+		if o.failed == "" && o.kind != opRecord && o.landed != nil {
+			landed = append(landed, *o.landed)
+		}
+	}
+	if len(landed) > 0 {
+		if id, err := a.rec.Intend(landed); err == nil {
+			a.rec.Done(id)
+		}
+	}
+}
+
+// discardAll discards every change, none applied, for err.
+func (a *applier) discardAll(items []item, err error) ([]Change, error) {
+	a.removeStaged()
+	return a.x.discard(items, AsError(err).Message), err
 }
 
 // refuse lists rel as refused, and takes it out of the copy.

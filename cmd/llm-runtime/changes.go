@@ -29,11 +29,12 @@ type changesCmd struct {
 
 func (changesCmd) Help() string {
 	return `With journal.enabled (a preview, off by default), every write, edit, delete
-and move the sandbox makes is recorded before it is made, in the repository's
-journal of changes: what each path held before and after, content and mode.
-A run of the filter is one checkpoint (through the daemon too); through MCP,
-each call that changes something is one. Checkpoints are numbered per
-repository. Exec's changes are not recorded yet, and undo is to come.
+and move the sandbox makes, and every change a writable exec applies, is
+recorded before it is made, in the repository's journal of changes: what
+each path held before and after, content and mode. A run of the filter is
+one checkpoint (through the daemon too); through MCP, each call that
+changes something is one. Checkpoints are numbered per repository. Undo is
+to come.
 
 Examples:
 
@@ -261,6 +262,9 @@ func writeDiff(w io.Writer, j *journal.Journal, cs []journal.Change) error {
 		}
 		d, _ := edit.Diff(c.Path, old, new, 0)
 		if d == "" {
+			if b.Kind != a.Kind { // an empty file made or removed: no line to show
+				fmt.Fprintf(&notes, "# %s: %s -> %s\n", c.Path, describeState(b), describeState(a))
+			}
 			continue
 		}
 		d = strings.Replace(d, "--- a/"+c.Path+"\n", "--- "+from+"\n", 1)

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/journal"
+	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
 )
 
 type checkpointLine struct {
@@ -274,5 +275,57 @@ func TestE2EChangesPruneKeepsTheNewest(t *testing.T) {
 	}
 	if r := runBinary(t, dir, "", nil, "changes", "show", "2"); r.code != 1 || !strings.Contains(r.stderr, "no checkpoint 2") {
 		t.Fatalf("show of a pruned checkpoint: exit %d %s", r.code, r.stderr)
+	}
+}
+
+// TestE2EExecChangesAreJournaled: a writable exec that rewrites, deletes
+// and makes files has every change it applied recorded, with what it
+// replaced, in the run's checkpoint, and git takes them back byte for
+// byte; a read-only exec records nothing and begins no checkpoint.
+func TestE2EExecChangesAreJournaled(t *testing.T) {
+	t.Parallel()
+	env := dockertest.Require(t)
+	dockertest.RequireExecImage(t, env)
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed: the diff is checked with git apply")
+	}
+	orig := map[string]string{"a.txt": "A\nkeep\n", "b.txt": "B\n", "sub/c.txt": "C\n"}
+	dir := repo(t, orig)
+	on := []string{"LLM_RUNTIME_JOURNAL_ENABLED=true", "LLM_RUNTIME_EXEC_WHITELIST=sed,rm,touch,mkdir,cat", "LLM_RUNTIME_EXEC_TIMEOUT=2m"}
+	if r := runBinary(t, dir, "<exec cat a.txt> <exec touch ignored.txt>", on, "--exec"); r.code != 0 {
+		t.Fatalf("read-only exec: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runBinary(t, dir, "", on, "changes"); !strings.Contains(r.stdout, ": 0 checkpoints") && !strings.Contains(r.stderr, "no changes recorded") {
+		t.Fatalf("a read-only exec began a checkpoint:\n%s%s", r.stdout, r.stderr)
+	}
+	w := append(on, "LLM_RUNTIME_EXEC_WRITABLE=true")
+	r := runBinary(t, dir, "<exec sed -i s/A/AA/ a.txt> <exec rm b.txt sub/c.txt> <exec mkdir -p gen/deep> <exec touch gen/deep/new.txt>", w, "--exec")
+	if r.code != 0 || !strings.Contains(r.stdout, "updated a.txt") || !strings.Contains(r.stdout, "deleted b.txt") {
+		t.Fatalf("writable exec: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	cps := checkpointsOf(t, dir, on)
+	if len(cps) != 1 || cps[0].Pending != 0 || !cps[0].Ended {
+		t.Fatalf("checkpoints: %+v", cps)
+	}
+	paths := strings.Join(cps[0].Paths, " ")
+	for _, p := range []string{"a.txt", "b.txt", "sub/c.txt", "gen", "gen/deep", "gen/deep/new.txt"} {
+		if !strings.Contains(" "+paths+" ", " "+p+" ") {
+			t.Errorf("the checkpoint's paths %q lack %s", paths, p)
+		}
+	}
+	show := runBinary(t, dir, "", on, "changes", "show", fmt.Sprint(cps[0].Number))
+	wantAll(t, show.stdout, "-A\n+AA\n", "--- a/b.txt\n+++ /dev/null\n", "--- a/sub/c.txt\n+++ /dev/null\n", "# gen: nothing -> directory",
+		"# gen/deep/new.txt: nothing -> file (mode 644, 0 bytes)")
+	patch := filepath.Join(t.TempDir(), "p.diff")
+	os.WriteFile(patch, []byte(show.stdout), 0o644)
+	git := exec.Command("git", "apply", "-R", patch)
+	git.Dir = dir
+	if out, err := git.CombinedOutput(); err != nil {
+		t.Fatalf("git apply -R: %v\n%s\n%s", err, out, show.stdout)
+	}
+	for name, content := range orig {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != content {
+			t.Errorf("after git apply -R, %s = %q (%v), want %q", name, b, err, content)
+		}
 	}
 }
