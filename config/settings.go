@@ -298,7 +298,7 @@ var settings = []Setting{
 	},
 	{
 		Key: "journal.enabled", Default: "false",
-		Doc: "record every write, edit, delete and move, and every change a writable exec applies, in the repository's journal of changes, with what each path held before and after, a checkpoint per run (per call through MCP), for llm-runtime changes to list and show (a preview: undo is to come)",
+		Doc: "record every write, edit, delete and move, and every change a writable exec applies, in the repository's journal of changes, with what each path held before and after, a checkpoint per run (per call through MCP), for llm-runtime changes to list and show and llm-runtime undo to take back (a preview: the model's own <undo> is to come)",
 		set: func(c *Config, v string) error { return boolean(&c.Journal.Enabled, v) },
 		get: func(c *Config) string { return strconv.FormatBool(c.Journal.Enabled) },
 	},

@@ -268,6 +268,32 @@ func GuestSpecs(gs []config.Guest) []wasm.Spec {
 	return out
 }
 
+// Limits are the rules of the sandbox on s.Root, as its configuration and
+// the files llm-runtime guards (its own and, for a daemon's session, its
+// client's) make them; inside are the guarded files that lie inside the
+// repository.
+func Limits(s Settings) (limits sandbox.Limits, inside []guarded) {
+	cfg := s.Config
+	owns := []Own{OwnFiles()}
+	if s.Client != nil {
+		owns = []Own{*s.Client, owns[0]} // the client's first: its messages are those of its own run
+	}
+	paths, ids, inside := protection(s.Root, s.ConfigFile, cfg, owns)
+	return sandbox.Limits{
+		MaxFileSize:       cfg.Security.MaxFileSize,
+		MaxWriteSize:      cfg.Security.MaxWriteSize,
+		Excluded:          cfg.Security.ExcludedPaths,
+		HostToolFiles:     cfg.Security.HostToolFiles,
+		HostToolFilesDeny: cfg.Security.HostToolFilesMode == "deny",
+		WriteProtected:    paths,
+		Protected:         ids,
+		MaxSearchResults:  cfg.Search.MaxResults,
+		MaxLineLength:     cfg.Search.MaxLineLength,
+		SearchTimeout:     cfg.Search.Timeout,
+		MaxListEntries:    cfg.List.MaxEntries,
+	}, inside
+}
+
 // OpenSandbox builds the sandbox the configuration names, for the root: a
 // local one, or a Docker one (a pool, unless container_pool.enabled is
 // false) with its reaper and the sweep of orphans. Docker problems are
@@ -280,24 +306,7 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 	if err := cfg.CheckSandbox(); err != nil {
 		return nil, fail(KindConfig, "%v", err) // exec where the sandbox cannot run it
 	}
-	owns := []Own{OwnFiles()}
-	if s.Client != nil {
-		owns = []Own{*s.Client, owns[0]} // the client's first: its messages are those of its own run
-	}
-	paths, ids, inside := protection(root, s.ConfigFile, cfg, owns)
-	limits := sandbox.Limits{
-		MaxFileSize:       cfg.Security.MaxFileSize,
-		MaxWriteSize:      cfg.Security.MaxWriteSize,
-		Excluded:          cfg.Security.ExcludedPaths,
-		HostToolFiles:     cfg.Security.HostToolFiles,
-		HostToolFilesDeny: cfg.Security.HostToolFilesMode == "deny",
-		WriteProtected:    paths,
-		Protected:         ids,
-		MaxSearchResults:  cfg.Search.MaxResults,
-		MaxLineLength:     cfg.Search.MaxLineLength,
-		SearchTimeout:     cfg.Search.Timeout,
-		MaxListEntries:    cfg.List.MaxEntries,
-	}
+	limits, inside := Limits(s)
 	logf("Repository root: %s", root)
 	logf("Configuration: %s", OrDefaults(s.ConfigFile))
 	for _, g := range inside {

@@ -123,3 +123,15 @@ func stateOf(t *target) (PathState, error) {
 	}
 	return stateAt(t.top(), t.name, t.rel, &t.st)
 }
+
+// madeDirs are the records of the directories a walk made on its way:
+// made before the change's record (a crash between leaves an empty
+// directory the journal does not name), and recorded with it, so that an
+// undo removes them.
+func madeDirs(t *target) []PathChange {
+	var cs []PathChange
+	for _, rel := range t.made {
+		cs = append(cs, PathChange{Path: rel, Before: PathState{Kind: StateNone}, After: PathState{Kind: StateDir, Mode: 0o755}})
+	}
+	return cs
+}

@@ -226,7 +226,7 @@ func (w *Workspace) MoveWith(src, dst string, o Options) (*MoveResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		cs := []PathChange{{Path: s.rel, Before: from, After: PathState{Kind: StateNone}}, {Path: to, Before: was, After: from}}
+		cs := append(madeDirs(d), PathChange{Path: s.rel, Before: from, After: PathState{Kind: StateNone}}, PathChange{Path: to, Before: was, After: from})
 		for _, e := range sub {
 			cs = append(cs, PathChange{Path: e.from, Before: e.state, After: PathState{Kind: StateNone}}, PathChange{Path: e.to, Before: PathState{Kind: StateNone}, After: e.state})
 		}

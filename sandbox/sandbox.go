@@ -301,6 +301,10 @@ type Options struct {
 	// process: journal each change before making it (record.go). It does
 	// not travel to an agent.
 	Recorder Recorder `json:"-"`
+	// Force, for Restore: put the path back whatever it holds now (the
+	// user's undo --force; never a model's). It does not travel to an
+	// agent.
+	Force bool `json:"-"`
 }
 
 // SearchSpec is a search's query in parts.
@@ -317,7 +321,7 @@ type SearchSpec struct {
 // IsZero reports whether o asks for nothing.
 func (o Options) IsZero() bool {
 	return o.Expect == "" && len(o.Skip) == 0 && len(o.Only) == 0 && !o.ListFiles && !o.DryRun && o.Base == "" && o.Lines == nil &&
-		o.Blocks == nil && o.Search == nil && o.Timeout == 0 && !o.Overwrite && o.ExpectTo == "" && !o.Entry && o.Recorder == nil
+		o.Blocks == nil && o.Search == nil && o.Timeout == 0 && !o.Overwrite && o.ExpectTo == "" && !o.Entry && o.Recorder == nil && !o.Force
 }
 
 type optionsKey struct{}

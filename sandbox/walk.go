@@ -105,6 +105,7 @@ type target struct {
 	st    unix.Stat_t
 	found bool // walkLocate: name exists (st describes it)
 	rel   string
+	made  []string // the directories the walk made on its way (create), in order
 }
 
 // close releases the target's descriptors.
@@ -235,6 +236,9 @@ func (w *Workspace) walk(p string, op walkOp, create bool) (*target, error) {
 					return nil, err
 				}
 				if err = unix.Mkdirat(dirfd, c, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
+					if err == nil {
+						t.made = append(t.made, rel)
+					}
 					fd, err = openat(dirfd, c, unix.O_PATH|unix.O_NOFOLLOW)
 				}
 			}

@@ -367,7 +367,7 @@ func (w *Workspace) WriteWith(p string, content []byte, o Options) (*WriteResult
 	}
 	err = record(o, func() ([]PathChange, error) {
 		before, err := stateOf(t)
-		return []PathChange{{Path: t.rel, Before: before, After: PathState{Kind: StateFile, Mode: mode, Size: int64(len(content)), Data: content}}}, err
+		return append(madeDirs(t), PathChange{Path: t.rel, Before: before, After: PathState{Kind: StateFile, Mode: mode, Size: int64(len(content)), Data: content}}), err
 	}, func() error { return w.replace(t.top(), t.name, t.rel, content, mode) })
 	if err != nil {
 		return nil, err

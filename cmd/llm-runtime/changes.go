@@ -19,6 +19,8 @@ import (
 	"github.com/llm-runtime/llm-runtime/edit"
 	"github.com/llm-runtime/llm-runtime/engine"
 	"github.com/llm-runtime/llm-runtime/journal"
+	"github.com/llm-runtime/llm-runtime/runner"
+	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
 type changesCmd struct {
@@ -291,3 +293,131 @@ func describeState(s journal.State) string {
 
 // binary is the sandbox's rule: a NUL in the first 8000 bytes.
 func isBinary(b []byte) bool { return bytes.IndexByte(b[:min(len(b), 8000)], 0) >= 0 }
+
+type undoCmd struct {
+	Checkpoint int  `arg:"" optional:"" help:"The checkpoint to take back (default: the newest)."`
+	To         int  `name:"to" placeholder:"N" help:"Take back every checkpoint after N: the repository as checkpoint N left it."`
+	Force      bool `help:"Put back even a path changed since by someone else (its current content is lost, but for the journal of this undo)."`
+}
+
+func (undoCmd) Help() string {
+	return `Puts back what checkpoints changed (journal.enabled): each path as it was
+before, if it still holds what the checkpoint left; a path changed since (by
+you, an editor, another session) is left as it is and listed, unless --force.
+The undo is a checkpoint of its own, so it can be taken back: llm-runtime redo.
+
+Examples:
+
+  llm-runtime undo             # the newest checkpoint
+  llm-runtime undo 12          # checkpoint 12 alone
+  llm-runtime undo --to 9      # everything after checkpoint 9
+  llm-runtime redo             # take the last undo back`
+}
+
+func (p undoCmd) Run(e env, c *cli) error {
+	j, root, err := openJournalOf(e, c)
+	if j == nil {
+		if err == nil {
+			return fail(exitUsage, "nothing to undo")
+		}
+		return err
+	}
+	defer j.Close()
+	list, err := j.Checkpoints()
+	if err != nil {
+		return fail(exitConfig, "%v", err)
+	}
+	if len(list) == 0 {
+		return fail(exitUsage, "nothing to undo: the journal has no checkpoint")
+	}
+	var numbers []int
+	switch {
+	case p.To > 0 && p.Checkpoint > 0:
+		return fail(exitUsage, "give a checkpoint or --to, not both")
+	case p.To > 0:
+		for _, cp := range list {
+			if cp.Number > p.To {
+				numbers = append(numbers, cp.Number)
+			}
+		}
+		if len(numbers) == 0 {
+			return fail(exitUsage, "nothing after checkpoint %d to undo", p.To)
+		}
+	case p.Checkpoint > 0:
+		numbers = []int{p.Checkpoint}
+	default:
+		numbers = []int{list[0].Number}
+	}
+	name := "undo of " + joinInts(numbers)
+	return undoAndSay(e, c, j, root, numbers, name, p.Force)
+}
+
+type redoCmd struct{}
+
+func (redoCmd) Help() string {
+	return `Takes back the last undo (llm-runtime undo), when it is the newest checkpoint.`
+}
+
+func (redoCmd) Run(e env, c *cli) error {
+	j, root, err := openJournalOf(e, c)
+	if j == nil {
+		if err == nil {
+			return fail(exitUsage, "nothing to redo")
+		}
+		return err
+	}
+	defer j.Close()
+	list, err := j.Checkpoints()
+	if err != nil {
+		return fail(exitConfig, "%v", err)
+	}
+	if len(list) == 0 || !strings.HasPrefix(list[0].Meta.Name, "undo of ") {
+		return fail(exitUsage, "nothing to redo: the newest checkpoint is not an undo")
+	}
+	return undoAndSay(e, c, j, root, []int{list[0].Number}, "redo of "+strings.TrimPrefix(list[0].Meta.Name, "undo of "), false)
+}
+
+// undoAndSay takes back the checkpoints numbers on the repository at root,
+// through a workspace with the sandbox's rules, and says what it did.
+func undoAndSay(e env, c *cli, j *journal.Journal, root string, numbers []int, name string, force bool) error {
+	_, file, cfg, err := c.load(e, nil)
+	if err != nil {
+		return err
+	}
+	limits, _ := engine.Limits(engine.Settings{Root: root, ConfigFile: file, Config: cfg})
+	ws, err := sandbox.OpenWorkspace(root, limits)
+	if err != nil {
+		return fail(exitConfig, "%v", err)
+	}
+	defer ws.Close()
+	res, err := runner.Undo(j, ws, numbers, journal.Meta{FrontEnd: "cli", Name: name}, force)
+	if err != nil {
+		return fail(exitConfig, "%v", err)
+	}
+	what := "checkpoint " + joinInts(numbers)
+	if len(numbers) > 1 {
+		what = "checkpoints " + joinInts(numbers)
+	}
+	fmt.Fprintf(e.stdout, "%s %s: %s put back\n", map[bool]string{true: "Redid (took back the undo)", false: "Undid"}[strings.HasPrefix(name, "redo")], what, plural(len(res.Restored), "path"))
+	for _, p := range res.Restored {
+		fmt.Fprintf(e.stdout, "  %s\n", p)
+	}
+	if len(res.Conflicts) > 0 {
+		fmt.Fprintf(e.stdout, "Left as they are (changed since; --force puts them back all the same):\n")
+		for _, p := range res.Conflicts {
+			fmt.Fprintf(e.stdout, "  %s\n", p)
+		}
+	}
+	if res.Checkpoint > 0 {
+		fmt.Fprintf(e.stdout, "This is checkpoint %d: llm-runtime redo (or undo %d) takes it back.\n", res.Checkpoint, res.Checkpoint)
+	}
+	return nil
+}
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = fmt.Sprint(n)
+	}
+	return strings.Join(s, ", ")
+}

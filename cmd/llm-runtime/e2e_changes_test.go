@@ -78,8 +78,9 @@ func TestE2EChangesAreJournaledAndShown(t *testing.T) {
 			t.Fatalf("the run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
 		cps := checkpointsOf(t, dir, on)
-		if len(cps) != 1 || cps[0].Number != 1 || cps[0].FrontEnd != "filter" || cps[0].Changes != 6 || !cps[0].Ended || cps[0].Pending != 0 ||
-			strings.Join(cps[0].Paths, " ") != "scratch/a.txt main.go old.txt docs/old.md new.bin" {
+		// The directories a write or a move made on its way are changes too.
+		if len(cps) != 1 || cps[0].Number != 1 || cps[0].FrontEnd != "filter" || cps[0].Changes != 8 || !cps[0].Ended || cps[0].Pending != 0 ||
+			strings.Join(cps[0].Paths, " ") != "scratch scratch/a.txt main.go docs old.txt docs/old.md new.bin" {
 			t.Fatalf("checkpoints: %+v", cps)
 		}
 		show := runBinary(t, dir, "", on, "changes", "show", "1")
@@ -328,4 +329,89 @@ func TestE2EExecChangesAreJournaled(t *testing.T) {
 			t.Errorf("after git apply -R, %s = %q (%v), want %q", name, b, err, content)
 		}
 	}
+}
+
+// TestE2EUndoAndRedo: llm-runtime undo puts back what a run changed,
+// byte for byte and mode for mode, the directories it made removed, and
+// leaves a file changed since as it is, listed; redo takes the undo back;
+// undo --force puts back the file changed since too (issue 26 §4, §5).
+func TestE2EUndoAndRedo(t *testing.T) {
+	t.Parallel()
+	bothSandboxes(t, func(t *testing.T, sb string) {
+		orig := map[string]string{"main.go": "package main\n\nfunc main() {}\n", "run.sh": "#!/bin/sh\necho hi\n", "notes.txt": "notes\n", "gone.txt": "gone\n"}
+		dir := repo(t, orig)
+		os.Chmod(filepath.Join(dir, "run.sh"), 0o755)
+		on := []string{"LLM_RUNTIME_JOURNAL_ENABLED=true"}
+		in := "<edit main.go>\n" + editBlock("func main() {}", "func main() { run() }") + "</edit> <move run.sh scripts/run.sh>" +
+			" <delete gone.txt> <write new/deep/file.txt>new\n</write> <write notes.txt>notes, rewritten\n</write>"
+		if r := runBinary(t, dir, in, on, "--sandbox", sb); r.code != 0 || strings.Contains(r.stdout, "=== ERROR") {
+			t.Fatalf("the run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		after := snapshot(t, dir)
+		// The user changes a file the run changed.
+		os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("the user's\n"), 0o644)
+		r := runBinary(t, dir, "", on, "undo")
+		if r.code != 0 || !strings.Contains(r.stdout, "Undid checkpoint 1: ") || !strings.Contains(r.stdout, "Left as they are") ||
+			!strings.Contains(r.stdout, "  notes.txt: notes.txt changed since") || !strings.Contains(r.stdout, "This is checkpoint 2:") {
+			t.Fatalf("undo: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		want := map[string]string{"main.go": orig["main.go"], "run.sh": orig["run.sh"], "gone.txt": orig["gone.txt"], "notes.txt": "the user's\n"}
+		if got := snapshot(t, dir); !equalSnap(got, want) {
+			t.Fatalf("after undo: %v, want %v", got, want)
+		}
+		if fi, _ := os.Stat(filepath.Join(dir, "run.sh")); fi == nil || fi.Mode().Perm() != 0o755 {
+			t.Errorf("run.sh's mode after undo: %v", fi)
+		}
+		for _, d := range []string{"scripts", "new"} {
+			if _, err := os.Lstat(filepath.Join(dir, d)); !os.IsNotExist(err) {
+				t.Errorf("%s, which the run made, is still there: %v", d, err)
+			}
+		}
+		// Redo: the run's changes again (notes.txt, left, stays the user's).
+		if r := runBinary(t, dir, "", on, "redo"); r.code != 0 || !strings.Contains(r.stdout, "Redid (took back the undo) checkpoint 2") {
+			t.Fatalf("redo: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		after["notes.txt"] = "the user's\n"
+		if got := snapshot(t, dir); !equalSnap(got, after) {
+			t.Fatalf("after redo: %v, want %v", got, after)
+		}
+		if r := runBinary(t, dir, "", on, "redo"); r.code != 1 || !strings.Contains(r.stderr, "nothing to redo") {
+			t.Fatalf("a second redo: exit %d %s", r.code, r.stderr)
+		}
+		// --force puts back the file changed since, as the run found it.
+		if r := runBinary(t, dir, "", on, "undo", "1", "--force"); r.code != 0 || strings.Contains(r.stdout, "Left as they are") {
+			t.Fatalf("undo --force: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, "notes.txt")); string(b) != "notes\n" {
+			t.Errorf("notes.txt after undo --force: %q", b)
+		}
+	})
+}
+
+// snapshot is every regular file under dir (but the audit's and the
+// journal's, which are elsewhere), by path.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			b, _ := os.ReadFile(p)
+			rel, _ := filepath.Rel(dir, p)
+			out[filepath.ToSlash(rel)] = string(b)
+		}
+		return nil
+	})
+	return out
+}
+
+func equalSnap(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
 }

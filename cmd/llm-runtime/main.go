@@ -91,6 +91,8 @@ type cli struct {
 	Bench      benchCmd      `cmd:"" help:"Measure pooled against unpooled containers on this machine."`
 	Cache      cacheCmd      `cmd:"" help:"List or remove exec's copies of repositories and their build caches."`
 	Changes    changesCmd    `cmd:"" help:"List and show the changes the journal recorded (journal.enabled)."`
+	Undo       undoCmd       `cmd:"" help:"Put back what a checkpoint changed, if nothing changed it since (journal.enabled)."`
+	Redo       redoCmd       `cmd:"" help:"Take back the last undo."`
 	Prompt     promptCmd     `cmd:"" help:"Print a system prompt that teaches a model the command language as configured."`
 	MCP        mcpCmd        `cmd:"" name:"mcp" help:"Serve the repository to an MCP client over standard input and output."`
 	Serve      serveCmd      `cmd:"" help:"Keep warm pools between runs of the filter: a per-user daemon on a unix socket."`

@@ -74,6 +74,7 @@ func testRecord(t *testing.T, newSandbox Factory) {
 		want []string
 	}{
 		{func() error { _, err := sb.Write(ctx, "new.txt", []byte("new\n")); return err }, []string{`new.txt: none -> file 644 "new\n"`}},
+		{func() error { _, err := sb.Write(ctx, "d1/d2/x.txt", []byte("x\n")); return err }, []string{"d1: none -> dir 755", "d1/d2: none -> dir 755", `d1/d2/x.txt: none -> file 644 "x\n"`}},
 		{func() error { _, err := sb.Write(ctx, "a.go", []byte("package a // v2\n")); return err }, []string{`a.go: file 640 "package a\n" -> file 640 "package a // v2\n"`}},
 		{func() error {
 			_, err := sb.Edit(ctx, "a.go", []byte("<<<<<<< SEARCH\npackage a // v2\n=======\npackage a // v3\n>>>>>>> REPLACE\n"))
@@ -86,6 +87,7 @@ func testRecord(t *testing.T, newSandbox Factory) {
 			return err
 		}, []string{`new.txt: file 644 "new\n" -> none`, `a.go: file 640 "package a // v3\n" -> file 644 "new\n"`}},
 		{func() error { _, err := sb.Move(ctx, "pkg", "lib/pkg"); return err }, []string{
+			"lib: none -> dir 755", // made on its way
 			"pkg: dir 755 -> none", "lib/pkg: none -> dir 755",
 			"pkg/sub: dir 755 -> none", "lib/pkg/sub: none -> dir 755",
 			`pkg/sub/b.go: file 600 "package b\n" -> none`, `lib/pkg/sub/b.go: none -> file 600 "package b\n"`,

@@ -1,0 +1,134 @@
+package runner
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/llm-runtime/llm-runtime/journal"
+	"github.com/llm-runtime/llm-runtime/sandbox"
+)
+
+// Restorer makes a path hold a state if it holds another (a
+// sandbox.Workspace).
+type Restorer interface {
+	Restore(rel string, expect, want sandbox.PathState, o sandbox.Options) error
+}
+
+// UndoResult is what an undo did.
+type UndoResult struct {
+	Checkpoint int      // the undo's own checkpoint (0 when nothing changed)
+	Restored   []string // the paths put back
+	Conflicts  []string // "PATH: why", left as they are
+}
+
+// Undo takes back the changes of the checkpoints numbers (in any order):
+// each path they changed is put back as it was before the first of them
+// changed it, if it still holds what the last of them left; a path
+// changed since by anyone else is left as it is and listed as a conflict
+// (with force, it is put back all the same). The undo is a checkpoint of
+// its own, begun with meta, so an undo can be undone (a redo). Directories
+// are removed deepest first, and made shallowest first.
+func Undo(j *journal.Journal, ws Restorer, numbers []int, meta journal.Meta, force bool) (*UndoResult, error) {
+	slices.Sort(numbers)
+	var all []journal.Change
+	for _, n := range numbers {
+		cs, err := j.Changes(n)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, cs...)
+	}
+	// Per path, before the first change and after the last.
+	at := map[string]int{}
+	var net []journal.Change
+	for _, c := range all {
+		if i, ok := at[c.Path]; ok {
+			net[i].After = c.After
+			continue
+		}
+		at[c.Path] = len(net)
+		net = append(net, c)
+	}
+	depth := func(p string) int { return strings.Count(p, "/") }
+	var removals, makes []journal.Change
+	for _, c := range net {
+		if c.Before.Kind == journal.None {
+			removals = append(removals, c)
+		} else {
+			makes = append(makes, c)
+		}
+	}
+	slices.SortStableFunc(removals, func(a, b journal.Change) int { return depth(b.Path) - depth(a.Path) })
+	slices.SortStableFunc(makes, func(a, b journal.Change) int { return depth(a.Path) - depth(b.Path) })
+	res := &UndoResult{}
+	var cp *journal.Checkpoint
+	rec := &lazyCheckpoint{j: j, meta: meta}
+	defer func() {
+		if rec.cp != nil {
+			rec.cp.End()
+		}
+	}()
+	for _, c := range append(removals, makes...) {
+		expect, err := pathState(j, c.After)
+		if err != nil {
+			return res, err
+		}
+		want, err := pathState(j, c.Before)
+		if err != nil {
+			return res, err
+		}
+		err = ws.Restore(c.Path, expect, want, sandbox.Options{Recorder: rec, Force: force})
+		switch {
+		case err == nil:
+			res.Restored = append(res.Restored, c.Path)
+		case errors.Is(err, sandbox.ErrConflict) || sandbox.AsError(err).Code != sandbox.CodeIO:
+			res.Conflicts = append(res.Conflicts, c.Path+": "+sandbox.AsError(err).Message)
+		default:
+			return res, err
+		}
+	}
+	if cp = rec.cp; cp != nil {
+		res.Checkpoint = cp.Number()
+	}
+	return res, nil
+}
+
+// pathState is a journal state as a sandbox one, its content read.
+func pathState(j *journal.Journal, s journal.State) (sandbox.PathState, error) {
+	p := sandbox.PathState{Kind: s.Kind, Mode: s.Mode, Size: s.Size, Target: s.Target}
+	if s.Kind == journal.File {
+		data, err := j.Content(s)
+		if err != nil {
+			return p, fmt.Errorf("the content of a file the journal recorded is lost: %w", err)
+		}
+		p.Data = data
+	}
+	return p, nil
+}
+
+// lazyCheckpoint is a Recorder whose checkpoint begins with its first
+// change: an undo that changes nothing makes none.
+type lazyCheckpoint struct {
+	j    *journal.Journal
+	meta journal.Meta
+	cp   *journal.Checkpoint
+}
+
+func (l *lazyCheckpoint) Intend(changes []sandbox.PathChange) (uint64, error) {
+	if l.cp == nil {
+		cp, err := l.j.Begin(l.meta)
+		if err != nil {
+			return 0, err
+		}
+		l.cp = cp
+	}
+	return JournalRecorder{Checkpoint: l.cp}.Intend(changes)
+}
+
+func (l *lazyCheckpoint) Done(id uint64) error { return JournalRecorder{Checkpoint: l.cp}.Done(id) }
+
+func (l *lazyCheckpoint) Abort(id uint64, reason string) error {
+	return JournalRecorder{Checkpoint: l.cp}.Abort(id, reason)
+}
