@@ -346,6 +346,9 @@ const commandsHelp = `Other commands ('llm-runtime COMMAND --help' for each):
   policy test|check MODULE.wasm               try or check a policy or transform guest
   bench                                       pooled against unpooled on this machine
   cache [remove [--gone|--all]]               exec's and copy mode's copies of repositories, build caches, volumes
+  changes [list|show N|prune]                 what the journal of changes recorded (journal.enabled), as a diff
+  undo [N|--to N] [--force]                   put back what checkpoints changed
+  redo                                        take the last undo back
   prompt [--format markdown|text]             a system prompt that teaches the commands, as configured
   mcp [--exec] [--log-file FILE]              serve the tools to an MCP client (Claude Code, VS Code...) on stdio
   serve [status|stop]                         a daemon that keeps pools warm between runs of the filter
