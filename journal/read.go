@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 )
 
@@ -185,4 +186,46 @@ func Matches(state State, fi fs.FileInfo, content func() ([]byte, error)) bool {
 		return err == nil && Sum(b) == state.Sum
 	}
 	return false
+}
+
+// Net is what changes did to each path, in the order of their first
+// change: the state before the first, the state after the last. A path
+// left as it was (a file written and then deleted) is left out.
+func Net(changes []Change) []Change {
+	at := map[string]int{}
+	var out []Change
+	for _, c := range changes {
+		if i, ok := at[c.Path]; ok {
+			out[i].After = c.After
+			continue
+		}
+		at[c.Path] = len(out)
+		out = append(out, c)
+	}
+	kept := out[:0]
+	for _, c := range out {
+		if !same(c.Before, c.After) {
+			kept = append(kept, c)
+		}
+	}
+	return kept
+}
+
+// same says whether two states are the same object, for Net.
+func same(a, b State) bool {
+	return a.Kind == b.Kind && a.Mode == b.Mode && a.Sum == b.Sum && a.Target == b.Target
+}
+
+// DefaultDir is where the journals are kept when journal.dir is empty:
+// $XDG_STATE_HOME/llm-runtime/journal, else
+// ~/.local/state/llm-runtime/journal.
+func DefaultDir() (string, error) {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "llm-runtime", "journal"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("journal: no state directory: %w", err)
+	}
+	return filepath.Join(home, ".local", "state", "llm-runtime", "journal"), nil
 }

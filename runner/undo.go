@@ -40,17 +40,7 @@ func Undo(j *journal.Journal, ws Restorer, numbers []int, meta journal.Meta, for
 		}
 		all = append(all, cs...)
 	}
-	// Per path, before the first change and after the last.
-	at := map[string]int{}
-	var net []journal.Change
-	for _, c := range all {
-		if i, ok := at[c.Path]; ok {
-			net[i].After = c.After
-			continue
-		}
-		at[c.Path] = len(net)
-		net = append(net, c)
-	}
+	net := journal.Net(all) // per path, before the first change and after the last
 	depth := func(p string) int { return strings.Count(p, "/") }
 	var removals, makes []journal.Change
 	for _, c := range net {

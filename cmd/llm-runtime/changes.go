@@ -52,14 +52,11 @@ func journalBase(cfg *config.Config) (string, error) {
 	if cfg.Journal.Dir != "" {
 		return filepath.Abs(cfg.Journal.Dir)
 	}
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "llm-runtime", "journal"), nil
-	}
-	home, err := os.UserHomeDir()
+	d, err := journal.DefaultDir()
 	if err != nil {
-		return "", fmt.Errorf("no state directory for the journal: %w; set journal.dir", err)
+		return "", fmt.Errorf("%w; set journal.dir", err)
 	}
-	return filepath.Join(home, ".local", "state", "llm-runtime", "journal"), nil
+	return d, nil
 }
 
 // journalDir is the journal of the repository at root (its real path):
@@ -190,37 +187,10 @@ func (p changesShowCmd) Run(e env, c *cli) error {
 	if err != nil {
 		return fail(exitConfig, "%v", err)
 	}
-	return writeDiff(e.stdout, j, netChanges(cs))
+	return writeDiff(e.stdout, j, journal.Net(cs))
 }
 
-// netChanges is what changes did to each path, in the order of their first
-// change: the state before the first, the state after the last; a path
-// left as it was (a scratch file written and deleted) is left out.
-func netChanges(cs []journal.Change) []journal.Change {
-	at := map[string]int{}
-	var out []journal.Change
-	for _, c := range cs {
-		if i, ok := at[c.Path]; ok {
-			out[i].After = c.After
-			continue
-		}
-		at[c.Path] = len(out)
-		out = append(out, c)
-	}
-	kept := out[:0]
-	for _, c := range out {
-		if !sameState(c.Before, c.After) {
-			kept = append(kept, c)
-		}
-	}
-	return kept
-}
-
-func sameState(a, b journal.State) bool {
-	return a.Kind == b.Kind && a.Mode == b.Mode && a.Sum == b.Sum && a.Target == b.Target
-}
-
-// writeDiff writes changes (one a path, as netChanges makes them) as a unified
+// writeDiff writes changes (one a path, as journal.Net makes them) as a unified
 // diff: files' content (created
 // from /dev/null, deleted to it), a binary file named as git names one.
 // What a unified diff cannot say (a directory made or removed, a link, a

@@ -92,18 +92,7 @@ func TestE2EChangesAreJournaledAndShown(t *testing.T) {
 			t.Errorf("a file written and deleted in the checkpoint is in its diff:\n%s", show.stdout)
 		}
 		// git takes it back (all but the binary file, which it names).
-		patch := filepath.Join(t.TempDir(), "p.diff")
-		os.WriteFile(patch, []byte(strings.Replace(show.stdout, "Binary files /dev/null and b/new.bin differ\n", "", 1)), 0o644)
-		git := exec.Command("git", "apply", "-R", patch)
-		git.Dir = dir
-		if out, err := git.CombinedOutput(); err != nil {
-			t.Fatalf("git apply -R: %v\n%s\n%s", err, out, show.stdout)
-		}
-		for name, content := range orig {
-			if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != content {
-				t.Errorf("after git apply -R, %s = %q (%v), want %q", name, b, err, content)
-			}
-		}
+		applyReverse(t, dir, strings.Replace(show.stdout, "Binary files /dev/null and b/new.bin differ\n", "", 1), orig)
 		if _, err := os.Stat(filepath.Join(dir, "docs/old.md")); !os.IsNotExist(err) {
 			t.Errorf("docs/old.md is still there: %v", err)
 		}
@@ -317,18 +306,7 @@ func TestE2EExecChangesAreJournaled(t *testing.T) {
 	show := runBinary(t, dir, "", on, "changes", "show", fmt.Sprint(cps[0].Number))
 	wantAll(t, show.stdout, "-A\n+AA\n", "--- a/b.txt\n+++ /dev/null\n", "--- a/sub/c.txt\n+++ /dev/null\n", "# gen: nothing -> directory",
 		"# gen/deep/new.txt: nothing -> file (mode 644, 0 bytes)")
-	patch := filepath.Join(t.TempDir(), "p.diff")
-	os.WriteFile(patch, []byte(show.stdout), 0o644)
-	git := exec.Command("git", "apply", "-R", patch)
-	git.Dir = dir
-	if out, err := git.CombinedOutput(); err != nil {
-		t.Fatalf("git apply -R: %v\n%s\n%s", err, out, show.stdout)
-	}
-	for name, content := range orig {
-		if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != content {
-			t.Errorf("after git apply -R, %s = %q (%v), want %q", name, b, err, content)
-		}
-	}
+	applyReverse(t, dir, show.stdout, orig)
 }
 
 // TestE2EUndoAndRedo: llm-runtime undo puts back what a run changed,
@@ -414,4 +392,22 @@ func equalSnap(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// applyReverse applies diff in reverse in dir with git apply -R, and
+// checks that the files of orig hold their content again.
+func applyReverse(t *testing.T, dir, diff string, orig map[string]string) {
+	t.Helper()
+	patch := filepath.Join(t.TempDir(), "p.diff")
+	os.WriteFile(patch, []byte(diff), 0o644)
+	git := exec.Command("git", "apply", "-R", patch)
+	git.Dir = dir
+	if out, err := git.CombinedOutput(); err != nil {
+		t.Fatalf("git apply -R: %v\n%s\n%s", err, out, diff)
+	}
+	for name, content := range orig {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != content {
+			t.Errorf("after git apply -R, %s = %q (%v), want %q", name, b, err, content)
+		}
+	}
 }
