@@ -130,6 +130,9 @@ func (p changesListCmd) Run(e env, c *cli) error {
 		if len(cp.Paths) > 3 {
 			paths += fmt.Sprintf(", and %d more", len(cp.Paths)-3)
 		}
+		if cp.Meta.Name != "" {
+			paths = "(" + cp.Meta.Name + ") " + paths
+		}
 		n := fmt.Sprint(cp.Changes)
 		if cp.Pending > 0 {
 			n += fmt.Sprintf(" (%d pending)", cp.Pending)
