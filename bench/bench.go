@@ -62,6 +62,9 @@ type Config struct {
 	Ops     []int  // the rows: operations per invocation
 	Modes   []Mode // in the order of Modes
 	Repeat  int    // timed invocations per cell
+	// Journal runs the invocations with journal.enabled, in a journal
+	// directory of the bench's own: what recording each change costs.
+	Journal bool
 	// TempDir is where the temporary repository goes; "" is os.TempDir().
 	TempDir string
 	// Progress, if set, gets a progress bar (a terminal).
@@ -163,7 +166,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	rep := &Report{Format: FormatVersion, Machine: cfg.Machine, Op: cfg.Op, Modes: cfg.Modes, Repeat: cfg.Repeat}
+	rep := &Report{Format: FormatVersion, Machine: cfg.Machine, Op: cfg.Op, Modes: cfg.Modes, Repeat: cfg.Repeat, Journal: cfg.Journal}
 	fillMachine(&rep.Machine)
 
 	tmp, err := os.MkdirTemp(cfg.TempDir, "llm-runtime-bench-")
@@ -177,6 +180,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	b.env = Environ(cfg.Environ, configHome)
+	if cfg.Journal {
+		b.env = append(b.env, "LLM_RUNTIME_JOURNAL_ENABLED=true", "LLM_RUNTIME_JOURNAL_DIR="+filepath.Join(tmp, "journal"))
+	}
 
 	total := 0.0
 	for _, m := range cfg.Modes {

@@ -20,6 +20,8 @@ type Report struct {
 	Op      Op      `json:"op"`
 	Modes   []Mode  `json:"modes"`
 	Repeat  int     `json:"repeat"`
+	// Journal says the invocations ran with journal.enabled.
+	Journal bool `json:"journal,omitempty"`
 	// Rows are the rows of the table, in the order of --ops.
 	Rows []Row `json:"rows"`
 	// PerOp is each mode's per-operation latency over every timed run of
@@ -153,7 +155,11 @@ func (r *Report) summary() string {
 	if r.Repeat == 1 {
 		runs = "run"
 	}
-	return fmt.Sprintf("workload %s, %d %s per cell", r.Op, r.Repeat, runs)
+	journal := ""
+	if r.Journal {
+		journal = ", every change journaled (journal.enabled)"
+	}
+	return fmt.Sprintf("workload %s, %d %s per cell%s", r.Op, r.Repeat, runs, journal)
 }
 
 const cellMeaning = "Each cell is the median time of a whole invocation, start to exit, pool start-up and teardown included"
