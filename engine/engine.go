@@ -120,6 +120,7 @@ type Session struct {
 	guests      *wasm.Chain
 	audit       *audit.Writer
 	journal     *journal.Journal
+	restorer    *sandbox.Workspace
 }
 
 // Close closes the sandbox (removing its containers), the guests and the
@@ -132,6 +133,9 @@ func (s *Session) Close() error {
 	}
 	if s.journal != nil {
 		err = errors.Join(err, s.journal.Close())
+	}
+	if s.restorer != nil {
+		s.restorer.Close()
 	}
 	return err
 }
@@ -168,8 +172,26 @@ func Open(ctx context.Context, s Settings) (*Session, error) {
 		sess.Close()
 		return nil, err
 	}
-	sess.Runner.Journal = sess.journal
+	if sess.journal != nil {
+		if sess.restorer, err = OpenRestorer(s); err != nil {
+			sess.Close()
+			return nil, err
+		}
+		sess.Runner.Journal, sess.Runner.Restorer = sess.journal, sess.restorer
+	}
 	return sess, nil
+}
+
+// OpenRestorer opens what <undo> puts paths back through: a workspace of
+// this process on the repository, with the sandbox's rules (as copy
+// mode's writes are made).
+func OpenRestorer(s Settings) (*sandbox.Workspace, error) {
+	limits, _ := Limits(s)
+	ws, err := sandbox.OpenWorkspace(s.Root, limits)
+	if err != nil {
+		return nil, fail(KindSandbox, "%v", err)
+	}
+	return ws, nil
 }
 
 // OpenJournal opens the repository's journal of changes when the

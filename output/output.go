@@ -94,11 +94,37 @@ type Result struct {
 	Edit     *sandbox.EditResult
 	Delete   *sandbox.DeleteResult
 	Move     *sandbox.MoveResult
+	Diff     *DiffResult
+	Undo     *UndoResult
 	List     *sandbox.ListResult
 	Search   *sandbox.SearchResult
 	Exec     *sandbox.ExecResult
 	Err      *sandbox.Error
 	Duration time.Duration
+}
+
+// DiffResult is the result of <diff>: what the journal of changes
+// recorded, as a unified diff.
+type DiffResult struct {
+	// Of says what it is the diff of: "checkpoint 4", "today's work
+	// (checkpoints 2-7)".
+	Of   string
+	Text string // the unified diff, cut at MaxDiffLines
+	// Lines is the whole diff's line count, more than Text holds when it
+	// was cut.
+	Lines int
+	Paths int // the paths it shows
+}
+
+// MaxDiffLines caps a <diff>'s text.
+const MaxDiffLines = 1000
+
+// UndoResult is the result of <undo>.
+type UndoResult struct {
+	Of         string   // "checkpoint 4", "checkpoints 5, 6"
+	Restored   []string // the paths put back
+	Conflicts  []string // "PATH: why", left as they are
+	Checkpoint int      // the undo's own checkpoint, which <undo> takes back
 }
 
 // Summary closes the output.
@@ -266,6 +292,34 @@ func (t *Text) Result(r *Result) error {
 			fmt.Fprintf(w, "Replaced: the file that was at %s\n", parser.Printable(m.To))
 		}
 		hostTool(w, m.HostTool)
+	case r.Diff != nil:
+		d := r.Diff
+		fmt.Fprintf(w, "=== DIFF: %s ===\n", parser.Printable(d.Of))
+		if d.Paths == 0 {
+			w.WriteString("No change.\n")
+		} else {
+			fmt.Fprintf(w, "Paths: %d\n", d.Paths)
+			if d.Lines > MaxDiffLines {
+				fmt.Fprintf(w, "Diff: the first %d of %d lines (<diff PATH> shows one file's)\n", MaxDiffLines, d.Lines)
+			}
+			block(w, []byte(d.Text), "END DIFF")
+		}
+	case r.Undo != nil:
+		u := r.Undo
+		fmt.Fprintf(w, "=== UNDO SUCCESSFUL: %s ===\n", parser.Printable(u.Of))
+		fmt.Fprintf(w, "Put back: %d\n", len(u.Restored))
+		for _, p := range u.Restored {
+			fmt.Fprintf(w, "  %s\n", parser.Printable(p))
+		}
+		if len(u.Conflicts) > 0 {
+			fmt.Fprintf(w, "Left as they are (changed since): %d\n", len(u.Conflicts))
+			for _, p := range u.Conflicts {
+				fmt.Fprintf(w, "  %s\n", parser.Printable(p))
+			}
+		}
+		if u.Checkpoint > 0 {
+			fmt.Fprintf(w, "This undo is checkpoint %d: <undo> takes it back\n", u.Checkpoint)
+		}
 	case r.List != nil:
 		list(w, r.List)
 	case r.Search != nil:
@@ -619,10 +673,19 @@ type Record struct {
 	// A delete's or a move's: what it was (file, dir, link or other); a
 	// move's destination, whether it replaced a file there, and the
 	// entries under a directory moved. A deleted file's size is Bytes.
-	Kind         string `json:"kind,omitempty"`
-	To           string `json:"to,omitempty"`
-	Replaced     bool   `json:"replaced,omitempty"`
-	EntriesMoved int    `json:"entries_moved,omitempty"`
+	// A diff's: what it is of, its text, its line count and paths. An
+	// undo's: the paths put back, those left (conflicts) and its own
+	// checkpoint; Of says what it took back.
+	Of           string   `json:"of,omitempty"`
+	DiffLines    int      `json:"diff_lines,omitempty"`
+	Paths        int      `json:"paths,omitempty"`
+	Restored     []string `json:"restored,omitempty"`
+	Conflicts    []string `json:"conflicts,omitempty"`
+	Checkpoint   int      `json:"checkpoint,omitempty"`
+	Kind         string   `json:"kind,omitempty"`
+	To           string   `json:"to,omitempty"`
+	Replaced     bool     `json:"replaced,omitempty"`
+	EntriesMoved int      `json:"entries_moved,omitempty"`
 	// An edit's: the blocks applied, those matched only ignoring white
 	// space at the ends of lines (1-based), the file's size after, and a
 	// unified diff (the first sandbox.MaxDiffLines lines; diff_truncated).
@@ -747,6 +810,12 @@ func (j *JSONL) Result(r *Result) error {
 		if d.Kind == "file" {
 			rec.Bytes = &d.Bytes
 		}
+	case r.Diff != nil:
+		d := r.Diff
+		rec.Of, rec.Diff, rec.DiffLines, rec.Paths, rec.DiffTruncated = d.Of, &d.Text, d.Lines, d.Paths, d.Lines > MaxDiffLines
+	case r.Undo != nil:
+		u := r.Undo
+		rec.Of, rec.Restored, rec.Conflicts, rec.Checkpoint = u.Of, u.Restored, u.Conflicts, u.Checkpoint
 	case r.Move != nil:
 		m := r.Move
 		rec.Path, rec.To, rec.Kind, rec.Replaced, rec.EntriesMoved, rec.HostToolFile = m.From, m.To, m.Kind, m.Replaced, m.Entries, m.HostTool

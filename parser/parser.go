@@ -17,6 +17,8 @@
 //	<delete PATH>
 //	<move FROM TO>
 //	<move FROM TO --overwrite>
+//	<diff>, <diff PATH>, <diff N>
+//	<undo>, <undo N>
 //
 // The tag name must be followed by at least one space or tab (but for <list>,
 // which alone lists the root); the argument is
@@ -102,6 +104,8 @@ const (
 	List   Kind = "list"
 	Delete Kind = "delete"
 	Move   Kind = "move"
+	Diff   Kind = "diff"
+	Undo   Kind = "undo"
 )
 
 // ErrMalformed is the error of a command whose text is incomplete or invalid.
@@ -154,8 +158,8 @@ func (c Command) Tag() string {
 	if c.Label != "" {
 		name += ":" + c.Label
 	}
-	if c.Arg == "" && c.Kind == List {
-		return "<list>"
+	if c.Arg == "" && bare(c.Kind) {
+		return "<" + string(c.Kind) + ">"
 	}
 	return "<" + name + " " + Printable(c.Arg) + ">"
 }
@@ -237,11 +241,15 @@ var (
 	lt      = []byte{'<'}
 )
 
-var kinds = []Kind{Open, Write, Exec, Search, Edit, List, Delete, Move}
+var kinds = []Kind{Open, Write, Exec, Search, Edit, List, Delete, Move, Diff, Undo}
 
 // Kinds returns every kind of command, in the order of the documentation:
 // what an operation can be, and so what the audit log records as its op.
-func Kinds() []Kind { return []Kind{Open, Write, Edit, Delete, Move, List, Search, Exec} }
+func Kinds() []Kind { return []Kind{Open, Write, Edit, Delete, Move, List, Search, Exec, Diff, Undo} }
+
+// bare says whether a command of kind k may be written without an
+// argument: <list>, <diff>, <undo>.
+func bare(k Kind) bool { return k == List || k == Diff || k == Undo }
 
 // hasBody says whether commands of kind k have a body and a closing tag.
 func hasBody(k Kind) bool { return k == Write || k == Edit }
@@ -260,8 +268,8 @@ func (p *Parser) command() (Command, bool) {
 			p.discard(len(k) + 1)
 			cmd := Command{Kind: k, Line: p.line}
 			return p.finish(cmd), true
-		case c == '>' && k == List:
-			p.discard(len(k) + 1) // <list> alone lists the root
+		case c == '>' && bare(k):
+			p.discard(len(k) + 1) // <list> alone lists the root; <diff>, <undo>
 			return Command{Kind: k, Line: p.line}, true
 		case c == ':' && hasBody(k):
 			p.discard(len(k) + 1)

@@ -24,6 +24,9 @@ type Settings struct {
 	// LineNumbers: a file's lines are shown numbered (output.line_numbers),
 	// and the prompt says so, and shows them so.
 	LineNumbers bool
+	// Journal: changes are journaled (journal.enabled), so <diff> and
+	// <undo> work, and the prompt teaches them.
+	Journal bool
 }
 
 // Exec is the configuration of <exec>.
@@ -222,6 +225,10 @@ func Render(s Settings, format string) (string, error) {
 	item("`<write PATH>`CONTENT`</write>`: create or replace a whole file. One newline right after the opening tag is dropped; the rest is written exactly.")
 	item("`<delete PATH>`: delete a file, a symbolic link (not what it points to) or an empty directory.")
 	item("`<move FROM TO>`: move or rename a file, link or directory; directories before TO are made. TO is the new path, not a directory to move into. A file at TO is replaced only with `<move FROM TO --overwrite>`. Quote a path with a space: `<move \"my notes.md\" notes.md>`.")
+	if s.Journal {
+		item("`<diff>`: a unified diff of today's changes to the repository, yours and exec's, against what was there before; `<diff PATH>` one file's; `<diff N>` checkpoint N's (each reply of yours is a checkpoint, numbered).")
+		item("`<undo>`: take back your previous reply's changes (exec's included), each file only if nothing changed it since (listed otherwise); an undo is itself a checkpoint, so `<undo>` again takes it back; `<undo N>` takes back every checkpoint after N.")
+	}
 	item("A body that must hold `</write>` or `</edit>` uses a label: `<write:EOF PATH>`...`</write:EOF>`, `<edit:EOF PATH>`...`</edit:EOF>`.")
 	if x := s.Exec; x != nil {
 		item("`<exec COMMAND>`: run a command in the repository, in a fresh container with no network, killed after %s.", x.Timeout)

@@ -162,3 +162,17 @@ func TestTheExecExampleIsOneTheConfigurationAllows(t *testing.T) {
 		}
 	}
 }
+
+// TestThePromptTeachesDiffAndUndoOnlyWithTheJournal: <diff> and <undo>
+// work only with journal.enabled, and the prompt says so by teaching them
+// then alone.
+func TestThePromptTeachesDiffAndUndoOnlyWithTheJournal(t *testing.T) {
+	s := prompt.Settings{MaxFileSize: 1 << 20, MaxWriteSize: 100 << 10, MaxSearchResults: 100, MaxListEntries: 1000}
+	for _, on := range []bool{false, true} {
+		s.Journal = on
+		p, _ := prompt.Render(s, "markdown")
+		if strings.Contains(p, "`<diff>`") != on || strings.Contains(p, "`<undo>`") != on {
+			t.Errorf("journal %v: <diff> %v, <undo> %v", on, strings.Contains(p, "`<diff>`"), strings.Contains(p, "`<undo>`"))
+		}
+	}
+}

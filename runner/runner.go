@@ -67,6 +67,10 @@ type Runner struct {
 	// are one checkpoint; an operation asked for alone (DoOp, outside
 	// Run: an MCP call) is one of its own.
 	Journal *journal.Journal
+	// Restorer, with Journal, is what <undo> puts paths back through: a
+	// workspace of this process on the repository, with the sandbox's
+	// rules.
+	Restorer Restorer
 
 	cpMu  sync.Mutex
 	cp    *journal.Checkpoint // the checkpoint being filled, nil before the first change
@@ -120,6 +124,10 @@ const (
 	CodePolicyDenied = "POLICY_DENIED"
 	CodePolicyError  = "POLICY_ERROR"
 )
+
+// CodeJournalDisabled is the code of <diff> and <undo> without
+// journal.enabled.
+const CodeJournalDisabled = "JOURNAL_DISABLED"
 
 // guestInfo is what the guests did to one command, for the audit log.
 type guestInfo struct {
@@ -285,6 +293,15 @@ func (r *Runner) record(res *output.Result, t *sandbox.Timing, gi guestInfo) *au
 		if res.Edit.Content == nil { // written, not a dry run
 			rec.HostTools = hostToolLine(res.Edit.Path, res.Edit.HostTool)
 		}
+	case res.Undo != nil:
+		for _, p := range res.Undo.Restored {
+			rec.Changes += "put back " + p + "\n"
+		}
+		for _, p := range res.Undo.Conflicts {
+			rec.Changes += "left " + p + "\n"
+		}
+	case res.Diff != nil:
+		rec.BytesOut = int64(len(res.Diff.Text))
 	case res.Delete != nil:
 		rec.Changes = "deleted " + res.Delete.Path + "\n"
 		rec.HostTools = hostToolLine(res.Delete.Path, res.Delete.HostTool)
@@ -534,6 +551,10 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 	}
 	var err error
 	switch cmd.Kind {
+	case parser.Diff:
+		res.Diff, err = r.diff(cmd.Arg)
+	case parser.Undo:
+		res.Undo, err = r.undo(cmd.Arg)
 	case parser.Open:
 		res.File, err = r.Sandbox.Open(ctx, cmd.Arg)
 	case parser.Write:
@@ -580,7 +601,7 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 	if err != nil {
 		// A failed exec keeps its result: the output of a failing command
 		// is what the model needs most.
-		res.File, res.Write, res.Search, res.Edit, res.List, res.Delete, res.Move = nil, nil, nil, nil, nil, nil, nil
+		res.File, res.Write, res.Search, res.Edit, res.List, res.Delete, res.Move, res.Diff, res.Undo = nil, nil, nil, nil, nil, nil, nil, nil, nil
 		res.Err = sandbox.AsError(err)
 	}
 	if r.Guests.HasTransforms() {

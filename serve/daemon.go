@@ -634,7 +634,12 @@ func (d *Daemon) session(ctx context.Context, s *session, p *poolEntry, req *Run
 	}
 	if j != nil {
 		defer j.Close()
-		r.Journal = j
+		ws, err := engine.OpenRestorer(settings)
+		if err != nil {
+			return End{Kind: "sandbox", Message: err.Error()}
+		}
+		defer ws.Close()
+		r.Journal, r.Restorer = j, ws
 	}
 	rep, err := output.NewWith(cfg.Output.Format, frameWriter{c: s.c, typ: frameOutput}, output.Options{LineNumbers: cfg.Output.LineNumbers})
 	if err != nil {

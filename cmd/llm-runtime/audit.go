@@ -68,7 +68,7 @@ type auditCmd struct {
 type auditFilter struct {
 	Since   string `placeholder:"WHEN" help:"Only records at or after WHEN: a duration back from now (90m, 24h) or an RFC 3339 time."`
 	Until   string `placeholder:"WHEN" help:"Only records before WHEN (same forms as --since)."`
-	Op      string `placeholder:"OP" help:"Only this operation: open, write, edit, delete, move, list, search or exec (the commands of the language, as recorded)."`
+	Op      string `placeholder:"OP" help:"Only this operation: open, write, edit, delete, move, list, search, exec, diff or undo (the commands of the language, as recorded)."`
 	Outcome string `enum:",ok,denied,error" default:"" help:"Only this outcome: ok, denied or error."`
 	Path    string `placeholder:"GLOB" help:"Only targets matching GLOB (path.Match: src/*.go, *.env), as written or as resolved (links and .. followed)."`
 	Session string `help:"Only this session (one run of llm-runtime)."`

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,7 +14,6 @@ import (
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/config"
-	"github.com/llm-runtime/llm-runtime/edit"
 	"github.com/llm-runtime/llm-runtime/engine"
 	"github.com/llm-runtime/llm-runtime/journal"
 	"github.com/llm-runtime/llm-runtime/runner"
@@ -190,82 +187,11 @@ func (p changesShowCmd) Run(e env, c *cli) error {
 	if err != nil {
 		return fail(exitConfig, "%v", err)
 	}
-	return writeDiff(e.stdout, j, journal.Net(cs))
-}
-
-// writeDiff writes changes (one a path, as journal.Net makes them) as a unified
-// diff: files' content (created
-// from /dev/null, deleted to it), a binary file named as git names one.
-// What a unified diff cannot say (a directory made or removed, a link, a
-// mode) is said first, in lines that begin with "# ", which patch and git
-// apply skip as they skip any text before a diff.
-func writeDiff(w io.Writer, j *journal.Journal, cs []journal.Change) error {
-	var notes, diffs strings.Builder
-	for _, c := range cs {
-		b, a := c.Before, c.After
-		if b.Kind != journal.File && b.Kind != journal.None || a.Kind != journal.File && a.Kind != journal.None {
-			fmt.Fprintf(&notes, "# %s: %s -> %s\n", c.Path, describeState(b), describeState(a))
-			if b.Kind != journal.File && a.Kind != journal.File {
-				continue
-			}
-		}
-		if b.Kind == journal.File && a.Kind == journal.File && b.Mode != a.Mode {
-			fmt.Fprintf(&notes, "# %s: mode %o -> %o\n", c.Path, b.Mode, a.Mode)
-		}
-		var old, new []byte
-		var err error
-		if b.Kind == journal.File {
-			if old, err = j.Content(b); err != nil {
-				return fail(exitConfig, "%s before: %v", c.Path, err)
-			}
-		}
-		if a.Kind == journal.File {
-			if new, err = j.Content(a); err != nil {
-				return fail(exitConfig, "%s after: %v", c.Path, err)
-			}
-		}
-		from, to := "a/"+c.Path, "b/"+c.Path
-		if b.Kind != journal.File {
-			from = "/dev/null"
-		}
-		if a.Kind != journal.File {
-			to = "/dev/null"
-		}
-		if isBinary(old) || isBinary(new) {
-			fmt.Fprintf(&diffs, "Binary files %s and %s differ\n", from, to)
-			continue
-		}
-		d, _ := edit.Diff(c.Path, old, new, 0)
-		if d == "" {
-			if b.Kind != a.Kind { // an empty file made or removed: no line to show
-				fmt.Fprintf(&notes, "# %s: %s -> %s\n", c.Path, describeState(b), describeState(a))
-			}
-			continue
-		}
-		d = strings.Replace(d, "--- a/"+c.Path+"\n", "--- "+from+"\n", 1)
-		d = strings.Replace(d, "+++ b/"+c.Path+"\n", "+++ "+to+"\n", 1)
-		diffs.WriteString(d)
-	}
-	if _, err := io.WriteString(w, notes.String()+diffs.String()); err != nil {
-		return fail(exitUsage, "writing the diff: %v", err)
+	if err := runner.WriteDiff(e.stdout, j, journal.Net(cs)); err != nil {
+		return fail(exitUsage, "%v", err)
 	}
 	return nil
 }
-
-func describeState(s journal.State) string {
-	switch s.Kind {
-	case journal.None:
-		return "nothing"
-	case journal.Dir:
-		return fmt.Sprintf("directory (mode %o)", s.Mode)
-	case journal.Symlink:
-		return "link to " + s.Target
-	}
-	return fmt.Sprintf("file (mode %o, %d bytes)", s.Mode, s.Size)
-}
-
-// binary is the sandbox's rule: a NUL in the first 8000 bytes.
-func isBinary(b []byte) bool { return bytes.IndexByte(b[:min(len(b), 8000)], 0) >= 0 }
 
 type undoCmd struct {
 	Checkpoint int  `arg:"" optional:"" help:"The checkpoint to take back (default: the newest)."`

@@ -22,6 +22,7 @@ import (
 
 	"github.com/llm-runtime/llm-runtime/journal"
 	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
+	"github.com/llm-runtime/llm-runtime/runtime/wasm/wasmtest"
 )
 
 type checkpointLine struct {
@@ -410,4 +411,54 @@ func applyReverse(t *testing.T, dir, diff string, orig map[string]string) {
 			t.Errorf("after git apply -R, %s = %q (%v), want %q", name, b, err, content)
 		}
 	}
+}
+
+// TestE2EAModelSeesAndTakesBackItsChanges: a model's loop, reply by
+// reply: a fix written; <diff> shows today's work; <undo> takes back the
+// previous reply, <undo> again takes the undo back (redo); <diff PATH>
+// shows one file's; without the journal both are JOURNAL_DISABLED; a
+// policy built before them (ABI 1) denies them (issue 26 §3).
+func TestE2EAModelSeesAndTakesBackItsChanges(t *testing.T) {
+	t.Parallel()
+	bothSandboxes(t, func(t *testing.T, sb string) {
+		orig := map[string]string{"main.go": "package main\n\nfunc main() {}\n"}
+		dir := repo(t, orig)
+		on := []string{"LLM_RUNTIME_JOURNAL_ENABLED=true"}
+		if r := runBinary(t, dir, "<diff> <undo>", nil, "--sandbox", sb); strings.Count(r.stdout, "=== ERROR: JOURNAL_DISABLED ===") != 2 {
+			t.Fatalf("without the journal:\n%s", r.stdout)
+		}
+		reply1 := "<edit main.go>\n" + editBlock("func main() {}", "func main() { fix() }") + "</edit> <write fix.go>package main\n\nfunc fix() {}\n</write>"
+		if r := runBinary(t, dir, reply1, on, "--sandbox", sb); r.code != 0 || strings.Contains(r.stdout, "=== ERROR") {
+			t.Fatalf("reply 1: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		fixed := snapshot(t, dir)
+		r := runBinary(t, dir, "<diff> <undo>", on, "--sandbox", sb)
+		wantAll(t, r.stdout,
+			"=== DIFF: today's work (checkpoints 1 to 1) ===\nPaths: 2\n--- a/main.go\n+++ b/main.go\n",
+			"--- /dev/null\n+++ b/fix.go\n@@ -0,0 +1,3 @@\n+package main\n",
+			"=== UNDO SUCCESSFUL: checkpoint 1 ===\nPut back: 2\n  fix.go\n  main.go\nThis undo is checkpoint 2: <undo> takes it back\n")
+		if got := snapshot(t, dir); !equalSnap(got, orig) {
+			t.Fatalf("after <undo>: %v", got)
+		}
+		// The next reply's <undo> takes the undo back: the fix again.
+		r = runBinary(t, dir, "<undo> <diff fix.go>", on, "--sandbox", sb, "--format", "jsonl")
+		var recs []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+			var m map[string]any
+			json.Unmarshal([]byte(l), &m)
+			recs = append(recs, m)
+		}
+		if len(recs) != 2 || recs[0]["command"] != "undo" || recs[0]["of"] != "checkpoint 2" || recs[0]["checkpoint"] != float64(3) ||
+			recs[1]["command"] != "diff" || recs[1]["paths"] != float64(1) || !strings.Contains(fmt.Sprint(recs[1]["diff"]), "+func fix() {}") {
+			t.Fatalf("jsonl:\n%s", r.stdout)
+		}
+		if got := snapshot(t, dir); !equalSnap(got, fixed) {
+			t.Fatalf("after the second <undo>: %v, want %v", got, fixed)
+		}
+		old := wasmtest.Build(t, "runtime/wasm/testdata/abi1")
+		r = runBinary(t, dir, "<diff> <undo>", on, append([]string{"--sandbox", sb}, withPolicy(t, old)...)...)
+		if strings.Count(r.stdout, "=== ERROR: POLICY_DENIED ===\nMessage: denied by policy abi1: the policy speaks ABI 1") != 2 {
+			t.Fatalf("an ABI 1 policy:\n%s", r.stdout)
+		}
+	})
 }

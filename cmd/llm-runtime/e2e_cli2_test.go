@@ -232,7 +232,7 @@ func TestE2EConfigYAMLIsAFileThatLoadsBackToTheSameBytes(t *testing.T) {
 func TestE2EAuditListTakesEveryOperationTheLogRecords(t *testing.T) {
 	t.Parallel()
 	dir := repo(t, map[string]string{"a.txt": "A\n"})
-	in := "<open a.txt> <list> <edit a.txt>" + editBlock("A", "B") + "</edit> <write b.txt>B</write> <search B> <exec ls> <move b.txt c.txt> <delete c.txt>"
+	in := "<open a.txt> <list> <edit a.txt>" + editBlock("A", "B") + "</edit> <write b.txt>B</write> <search B> <exec ls> <move b.txt c.txt> <delete c.txt> <diff> <undo>"
 	if r := runBinary(t, dir, in, nil, "--sandbox", "local"); r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
@@ -248,7 +248,7 @@ func TestE2EAuditListTakesEveryOperationTheLogRecords(t *testing.T) {
 		}
 	}
 	r := runBinary(t, t.TempDir(), "", nil, "audit", "list", "--op", "remove")
-	if r.code != 1 || !strings.Contains(r.stderr, `--op "remove": want one of open, write, edit, delete, move, list, search or exec`) {
+	if r.code != 1 || !strings.Contains(r.stderr, `--op "remove": want one of open, write, edit, delete, move, list, search, exec, diff or undo`) {
 		t.Fatalf("--op remove: exit %d %q", r.code, r.stderr)
 	}
 	h := oneLine(runBinary(t, t.TempDir(), "", nil, "audit", "list", "--help").stdout)

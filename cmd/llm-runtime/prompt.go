@@ -49,6 +49,7 @@ func (p promptCmd) Run(e env, c *cli) error {
 		MaxListEntries:   cfg.List.MaxEntries,
 		Excluded:         cfg.Security.ExcludedPaths,
 		LineNumbers:      cfg.Output.LineNumbers,
+		Journal:          cfg.Journal.Enabled,
 	}
 	x, missing, err := engine.PromptExec(e.ctx, cfg, version)
 	if err != nil {

@@ -28,8 +28,9 @@
 // with "command" for exec and "query" for search instead of "path"; "config"
 // is the module's own configuration from llm-runtime's configuration file.
 // Ops are open, write (an edit too, "edit":true), list, search, exec, and
-// since ABI 2 delete ("path") and move ("path", "resolved", "to",
-// "to_resolved"). A guest that returns ABI version 1 was built before
+// since ABI 2 delete ("path"), move ("path", "resolved", "to",
+// "to_resolved"), diff and undo ("path": the argument, a path or a
+// checkpoint's number, or none). A guest that returns ABI version 1 was built before
 // delete and move existed: it is never asked about them, and they are
 // denied ("fail closed"), since a policy that knows no such op would
 // most likely allow it by default.
@@ -367,7 +368,7 @@ func (m *Module) ABI() int {
 }
 
 // newOps are the ops a guest of ABI 1 does not know.
-var newOps = map[string]bool{"delete": true, "move": true}
+var newOps = map[string]bool{"delete": true, "move": true, "diff": true, "undo": true}
 
 // Decide asks the module's policy about req. A guest of ABI 1 is not
 // asked about an op it does not know: it is denied.

@@ -1,0 +1,143 @@
+package runner
+
+import (
+	"cmp"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/llm-runtime/llm-runtime/journal"
+	"github.com/llm-runtime/llm-runtime/output"
+	"github.com/llm-runtime/llm-runtime/sandbox"
+)
+
+// noJournal is the error of <diff> and <undo> without a journal.
+func noJournal() error {
+	return sandbox.Errorf(CodeJournalDisabled, "changes are not journaled here (journal.enabled is false): there is nothing to diff or undo")
+}
+
+// diff is <diff>: today's work (the checkpoints begun since midnight,
+// local time), <diff N> checkpoint N, <diff PATH> today's changes to
+// PATH.
+func (r *Runner) diff(arg string) (*output.DiffResult, error) {
+	if r.Journal == nil {
+		return nil, noJournal()
+	}
+	var numbers []int
+	of := ""
+	filter := ""
+	if n, err := strconv.Atoi(arg); err == nil && n > 0 {
+		numbers, of = []int{n}, fmt.Sprintf("checkpoint %d", n)
+	} else {
+		list, err := r.Journal.Checkpoints()
+		if err != nil {
+			return nil, err
+		}
+		y, m, d := time.Now().Date()
+		midnight := time.Date(y, m, d, 0, 0, 0, 0, time.Local)
+		for _, cp := range list {
+			if !cp.Meta.Time.Before(midnight) {
+				numbers = append([]int{cp.Number}, numbers...) // oldest first
+			}
+		}
+		of = "today's work"
+		if len(numbers) > 0 {
+			of += fmt.Sprintf(" (checkpoints %d to %d)", numbers[0], numbers[len(numbers)-1])
+		}
+		if arg != "" {
+			filter = path.Clean(strings.TrimLeft(r.inRoot(arg), "/"))
+			of = filter + " in " + of
+		}
+	}
+	var all []journal.Change
+	for _, n := range numbers {
+		cs, err := r.Journal.Changes(n)
+		if err != nil {
+			return nil, sandbox.Errorf(sandbox.CodeFileNotFound, "%v", err)
+		}
+		all = append(all, cs...)
+	}
+	net := journal.Net(all)
+	if filter != "" {
+		kept := net[:0]
+		for _, c := range net {
+			if c.Path == filter || strings.HasPrefix(c.Path, filter+"/") {
+				kept = append(kept, c)
+			}
+		}
+		net = kept
+	}
+	var b strings.Builder
+	if err := WriteDiff(&b, r.Journal, net); err != nil {
+		return nil, err
+	}
+	text := b.String()
+	res := &output.DiffResult{Of: of, Paths: len(net), Lines: strings.Count(text, "\n")}
+	if res.Lines > output.MaxDiffLines {
+		cut := 0
+		for range output.MaxDiffLines {
+			cut += strings.IndexByte(text[cut:], '\n') + 1
+		}
+		text = text[:cut]
+	}
+	res.Text = text
+	return res, nil
+}
+
+// undo is <undo>: takes back the checkpoint before the one this run is
+// filling (the model's previous reply, or MCP call); <undo N> every
+// checkpoint after N, this run's too.
+func (r *Runner) undo(arg string) (*output.UndoResult, error) {
+	if r.Journal == nil || r.Restorer == nil {
+		return nil, noJournal()
+	}
+	list, err := r.Journal.Checkpoints()
+	if err != nil {
+		return nil, err
+	}
+	current := r.Checkpoint()
+	var numbers []int
+	if arg == "" {
+		for _, cp := range list { // newest first
+			if cp.Number != current {
+				numbers = []int{cp.Number}
+				break
+			}
+		}
+		if numbers == nil {
+			return nil, sandbox.Errorf(sandbox.CodeFileNotFound, "nothing to undo: no checkpoint before this one")
+		}
+	} else {
+		to, err := strconv.Atoi(arg)
+		if err != nil || to < 0 {
+			return nil, sandbox.Errorf(sandbox.CodeInvalidPath, "<undo N> takes a checkpoint's number, not %q; <undo> alone takes back the previous one", arg)
+		}
+		for _, cp := range list {
+			if cp.Number > to {
+				numbers = append([]int{cp.Number}, numbers...)
+			}
+		}
+		if numbers == nil {
+			return nil, sandbox.Errorf(sandbox.CodeFileNotFound, "nothing after checkpoint %d to undo", to)
+		}
+	}
+	of := "checkpoint " + joinNumbers(numbers)
+	if len(numbers) > 1 {
+		of = "checkpoints " + joinNumbers(numbers)
+	}
+	u, err := Undo(r.Journal, r.Restorer, numbers, journal.Meta{Session: r.Session, FrontEnd: cmp.Or(r.FrontEnd, "filter"), Name: "undo of " + joinNumbers(numbers)}, false)
+	if err != nil {
+		return nil, err
+	}
+	return &output.UndoResult{Of: of, Restored: u.Restored, Conflicts: u.Conflicts, Checkpoint: u.Checkpoint}, nil
+}
+
+func joinNumbers(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ", ")
+}
