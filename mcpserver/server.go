@@ -1,6 +1,7 @@
 // Package mcpserver is the MCP front end: it serves the engine's operations
 // (read_file, write_file, edit_file, delete_file, move_file,
-// list_directory, search and, when exec is enabled, exec) as the tools of a Model Context Protocol server, each
+// list_directory, search and, when exec is enabled, exec; diff and undo
+// when changes are journaled) as the tools of a Model Context Protocol server, each
 // call one operation on the runner's path (policies, sandbox, transforms, a
 // durable audit record before the result is sent).
 //
@@ -41,6 +42,7 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -74,6 +76,9 @@ type Options struct {
 	// ProgressEvery is how often a running exec reports progress when the
 	// client asked for it; 0 is DefaultProgressEvery.
 	ProgressEvery time.Duration
+	// Journal lists the diff and undo tools: changes are journaled
+	// (journal.enabled, the Runner's Journal).
+	Journal bool
 }
 
 // DefaultMaxResult is the default of Options.MaxResult: under the 25,000
@@ -149,6 +154,20 @@ func New(o Options) *mcp.Server {
 		Description: "Find the lines of the repository's text files that hold query; excluded, .gitignored, binary and oversized files are skipped and counted.",
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, OpenWorldHint: closed},
 	}, h.search)
+	if o.Journal {
+		addTool(s, &mcp.Tool{
+			Name:        "diff",
+			Title:       "Show changes",
+			Description: "A unified diff of today's changes to the repository (every call that changed something is a checkpoint), of one path, or of one checkpoint.",
+			Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, OpenWorldHint: closed},
+		}, h.diff)
+		addTool(s, &mcp.Tool{
+			Name:        "undo",
+			Title:       "Undo changes",
+			Description: "Take back the last call's changes (or every checkpoint after to), each file only if nothing changed it since; an undo is a checkpoint, so undo again takes it back.",
+			Annotations: &mcp.ToolAnnotations{DestructiveHint: &yes, OpenWorldHint: closed},
+		}, h.undo)
+	}
 	if o.Exec != nil {
 		addTool(s, &mcp.Tool{
 			Name:        "exec",
@@ -492,6 +511,75 @@ func (h *handler) moveFile(ctx context.Context, req *mcp.CallToolRequest, in Mov
 		text += "; the file that was there is replaced"
 	}
 	return textResult(text + hostToolNote(r.HostTool)), MoveOutput{From: r.From, To: r.To, Kind: r.Kind, Replaced: r.Replaced, Entries: r.Entries, HostToolFile: r.HostTool}, nil
+}
+
+// DiffInput is diff's arguments.
+type DiffInput struct {
+	Path       string `json:"path,omitempty" jsonschema:"only this path's changes (or a directory's)"`
+	Checkpoint int    `json:"checkpoint,omitempty" jsonschema:"this checkpoint's changes instead of today's"`
+}
+
+// DiffOutput is diff's result.
+type DiffOutput struct {
+	Of    string     `json:"of,omitempty"`
+	Paths int        `json:"paths,omitempty"`
+	Diff  string     `json:"diff,omitempty"`
+	Error *ErrorInfo `json:"error,omitempty"`
+}
+
+func (h *handler) diff(ctx context.Context, req *mcp.CallToolRequest, in DiffInput) (*mcp.CallToolResult, DiffOutput, error) {
+	arg := in.Path
+	if in.Checkpoint > 0 {
+		arg = strconv.Itoa(in.Checkpoint)
+	}
+	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Diff, Arg: arg}})
+	if err != nil {
+		return nil, DiffOutput{}, err
+	}
+	d := res.Diff
+	text, _, cut := h.fit(d.Text)
+	head := fmt.Sprintf("%s: %s changed\n", d.Of, plural(d.Paths, "path"))
+	if cut || d.Lines > output.MaxDiffLines {
+		text += "[the diff is cut; diff with a path shows one file's]\n"
+	}
+	return textResult(head + text), DiffOutput{Of: d.Of, Paths: d.Paths, Diff: text}, nil
+}
+
+// UndoInput is undo's arguments.
+type UndoInput struct {
+	To int `json:"to,omitempty" jsonschema:"take back every checkpoint after this one"`
+}
+
+// UndoOutput is undo's result.
+type UndoOutput struct {
+	Of         string     `json:"of,omitempty"`
+	Restored   []string   `json:"restored,omitempty"`
+	Conflicts  []string   `json:"conflicts,omitempty"`
+	Checkpoint int        `json:"checkpoint,omitempty"`
+	Error      *ErrorInfo `json:"error,omitempty"`
+}
+
+func (h *handler) undo(ctx context.Context, req *mcp.CallToolRequest, in UndoInput) (*mcp.CallToolResult, UndoOutput, error) {
+	arg := ""
+	if in.To > 0 {
+		arg = strconv.Itoa(in.To)
+	}
+	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Undo, Arg: arg}})
+	if err != nil {
+		return nil, UndoOutput{}, err
+	}
+	u := res.Undo
+	text := fmt.Sprintf("undid %s: %s put back", u.Of, plural(len(u.Restored), "path"))
+	if len(u.Restored) > 0 {
+		text += " (" + strings.Join(u.Restored, ", ") + ")"
+	}
+	if len(u.Conflicts) > 0 {
+		text += "; left as they are, changed since: " + strings.Join(u.Conflicts, "; ")
+	}
+	if u.Checkpoint > 0 {
+		text += fmt.Sprintf("; this undo is checkpoint %d: undo again takes it back", u.Checkpoint)
+	}
+	return textResult(text), UndoOutput{Of: u.Of, Restored: u.Restored, Conflicts: u.Conflicts, Checkpoint: u.Checkpoint}, nil
 }
 
 // Edit is one change of edit_file.

@@ -6,6 +6,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -461,4 +463,53 @@ func TestE2EAModelSeesAndTakesBackItsChanges(t *testing.T) {
 			t.Fatalf("an ABI 1 policy:\n%s", r.stdout)
 		}
 	})
+}
+
+// TestE2EMCPDiffAndUndo: with the journal, the MCP server lists diff and
+// undo; a call's changes are its own checkpoint, which undo takes back
+// and undo again puts back; without it, neither is listed.
+func TestE2EMCPDiffAndUndo(t *testing.T) {
+	t.Parallel()
+	dir := repo(t, map[string]string{"a.txt": "a\n"})
+	s := startMCP(t, dir, []string{"LLM_RUNTIME_JOURNAL_ENABLED=true"})
+	ctx := context.Background()
+	tools, err := s.cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tool := range tools.Tools {
+		names = append(names, tool.Name)
+	}
+	if !slices.Contains(names, "diff") || !slices.Contains(names, "undo") {
+		t.Fatalf("tools with the journal: %v", names)
+	}
+	res, text := s.call(t, "write_file", map[string]any{"path": "a.txt", "content": "A\n"})
+	mustSucceed(t, res, text)
+	res, text = s.call(t, "diff", map[string]any{"path": "a.txt"})
+	mustSucceed(t, res, text)
+	wantAll(t, text, "a.txt in today's work (checkpoints 1 to 1): 1 path changed\n", "-a\n+A\n")
+	res, text = s.call(t, "undo", map[string]any{})
+	mustSucceed(t, res, text)
+	if text != "undid checkpoint 1: 1 path put back (a.txt); this undo is checkpoint 2: undo again takes it back" {
+		t.Fatalf("undo: %q", text)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "a.txt")); string(b) != "a\n" {
+		t.Fatalf("after undo: %q", b)
+	}
+	res, text = s.call(t, "undo", map[string]any{})
+	mustSucceed(t, res, text)
+	if b, _ := os.ReadFile(filepath.Join(dir, "a.txt")); string(b) != "A\n" {
+		t.Fatalf("after undo again: %q, %s", b, text)
+	}
+	plain := startMCP(t, dir, nil)
+	tools, err = plain.cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range tools.Tools {
+		if tool.Name == "diff" || tool.Name == "undo" {
+			t.Errorf("%s is listed without the journal", tool.Name)
+		}
+	}
 }

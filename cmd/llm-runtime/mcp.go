@@ -94,6 +94,7 @@ func (m *mcpCmd) Run(e env, c *cli) error {
 		MaxResult: cfg.MCP.MaxResult,
 		Version:   version,
 		Logger:    logger,
+		Journal:   sess.Runner.Journal != nil,
 	})
 	// Our own standard streams are closed with the session, which unblocks
 	// a read in progress; an injected reader (a test) is left alone.
