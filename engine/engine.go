@@ -132,6 +132,9 @@ func (s *Session) Close() error {
 		err = errors.Join(err, s.audit.Close())
 	}
 	if s.journal != nil {
+		if s.Runner != nil {
+			err = errors.Join(err, s.Runner.EndCheckpoint()) // a group an MCP client left open
+		}
 		err = errors.Join(err, s.journal.Close())
 	}
 	if s.restorer != nil {

@@ -167,6 +167,12 @@ func New(o Options) *mcp.Server {
 			Description: "Take back the last call's changes (or every checkpoint after to), each file only if nothing changed it since; an undo is a checkpoint, so undo again takes it back.",
 			Annotations: &mcp.ToolAnnotations{DestructiveHint: &yes, OpenWorldHint: closed},
 		}, h.undo)
+		addTool(s, &mcp.Tool{
+			Name:        "checkpoint",
+			Title:       "Name a checkpoint",
+			Description: "Group the calls that follow into one checkpoint of this name (one undo takes them all back), until the next checkpoint call; an empty name ends the grouping.",
+			Annotations: &mcp.ToolAnnotations{OpenWorldHint: closed},
+		}, h.checkpoint)
 	}
 	if o.Exec != nil {
 		addTool(s, &mcp.Tool{
@@ -580,6 +586,27 @@ func (h *handler) undo(ctx context.Context, req *mcp.CallToolRequest, in UndoInp
 		text += fmt.Sprintf("; this undo is checkpoint %d: undo again takes it back", u.Checkpoint)
 	}
 	return textResult(text), UndoOutput{Of: u.Of, Restored: u.Restored, Conflicts: u.Conflicts, Checkpoint: u.Checkpoint}, nil
+}
+
+// CheckpointInput is checkpoint's arguments.
+type CheckpointInput struct {
+	Name string `json:"name" jsonschema:"the checkpoint's name; empty ends the grouping"`
+}
+
+// CheckpointOutput is checkpoint's result.
+type CheckpointOutput struct {
+	Name string `json:"name,omitempty"`
+}
+
+func (h *handler) checkpoint(ctx context.Context, req *mcp.CallToolRequest, in CheckpointInput) (*mcp.CallToolResult, CheckpointOutput, error) {
+	name := strings.TrimSpace(in.Name)
+	if err := h.o.Runner.Group(name); err != nil {
+		return nil, CheckpointOutput{}, err
+	}
+	if name == "" {
+		return textResult("each call that changes something is a checkpoint of its own again"), CheckpointOutput{}, nil
+	}
+	return textResult(fmt.Sprintf("the calls that follow are one checkpoint, %q, until the next checkpoint call", name)), CheckpointOutput{Name: name}, nil
 }
 
 // Edit is one change of edit_file.

@@ -75,6 +75,19 @@ type Runner struct {
 	cpMu  sync.Mutex
 	cp    *journal.Checkpoint // the checkpoint being filled, nil before the first change
 	inRun bool                // Run is running: its operations share one checkpoint
+	group string              // Group's name: operations asked for alone share one checkpoint
+}
+
+// Group makes the operations asked for alone from now on (MCP calls)
+// share one checkpoint named name, until the next Group; "" ends the
+// grouping: each changing call is its own checkpoint again. The
+// checkpoint being filled ends.
+func (r *Runner) Group(name string) error {
+	err := r.EndCheckpoint()
+	r.cpMu.Lock()
+	r.group = name
+	r.cpMu.Unlock()
+	return err
 }
 
 // changes says whether an operation of kind k changes the repository.
@@ -87,7 +100,7 @@ func (r *Runner) checkpoint() (*journal.Checkpoint, error) {
 	r.cpMu.Lock()
 	defer r.cpMu.Unlock()
 	if r.cp == nil {
-		cp, err := r.Journal.Begin(journal.Meta{Session: r.Session, FrontEnd: cmp.Or(r.FrontEnd, "filter")})
+		cp, err := r.Journal.Begin(journal.Meta{Session: r.Session, FrontEnd: cmp.Or(r.FrontEnd, "filter"), Name: r.group})
 		if err != nil {
 			return nil, err
 		}
@@ -246,7 +259,7 @@ func (r *Runner) DoOp(ctx context.Context, op Op) (*output.Result, error) {
 	octx, timing := sandbox.WithTiming(ctx)
 	res, gi := r.run(octx, op)
 	r.cpMu.Lock()
-	alone := !r.inRun
+	alone := !r.inRun && r.group == ""
 	r.cpMu.Unlock()
 	if alone && (changes(op.Kind) || op.Kind == parser.Exec) {
 		r.EndCheckpoint() // an operation asked for alone is its own checkpoint

@@ -502,6 +502,28 @@ func TestE2EMCPDiffAndUndo(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dir, "a.txt")); string(b) != "A\n" {
 		t.Fatalf("after undo again: %q, %s", b, text)
 	}
+	// Calls grouped under a name are one checkpoint: one undo takes them
+	// all back.
+	for _, call := range []struct {
+		tool string
+		args map[string]any
+	}{
+		{"checkpoint", map[string]any{"name": "refactor"}},
+		{"write_file", map[string]any{"path": "b.txt", "content": "b\n"}},
+		{"move_file", map[string]any{"from": "a.txt", "to": "c.txt"}},
+		{"checkpoint", map[string]any{"name": ""}},
+		{"undo", map[string]any{}},
+	} {
+		res, text := s.call(t, call.tool, call.args)
+		mustSucceed(t, res, text)
+	}
+	if got := snapshot(t, dir); !equalSnap(got, map[string]string{"a.txt": "A\n"}) {
+		t.Fatalf("after the grouped calls' undo: %v", got)
+	}
+	r := runBinary(t, dir, "", []string{"LLM_RUNTIME_JOURNAL_ENABLED=true"}, "changes")
+	if !strings.Contains(r.stdout, "(refactor) b.txt, a.txt, c.txt") {
+		t.Fatalf("changes:\n%s", r.stdout)
+	}
 	plain := startMCP(t, dir, nil)
 	tools, err = plain.cs.ListTools(ctx, nil)
 	if err != nil {
