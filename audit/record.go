@@ -133,6 +133,10 @@ type Record struct {
 	// operation changed (security.host_tool_files, mode warn), one a line:
 	// "PATH (PATTERN)"; "" for none and in records before version 4.
 	HostTools string
+	// Checkpoint is the journal of changes' checkpoint the operation's
+	// changes were recorded in (journal.enabled), or an undo's own; 0 for
+	// none and in records before version 5.
+	Checkpoint uint64
 
 	Prev [32]byte
 	Hash [32]byte
@@ -141,9 +145,9 @@ type Record struct {
 }
 
 // version is the encoding of new records; versions 1 (no Changes), 2 (no
-// FrontEnd or Client) and 3 (no Resolved or HostTools) still decode and
-// verify.
-const version = 4
+// FrontEnd or Client), 3 (no Resolved or HostTools) and 4 (no
+// Checkpoint) still decode and verify.
+const version = 5
 
 // Key returns the record's key.
 func (r *Record) Key() []byte {
@@ -202,6 +206,9 @@ func (r *Record) body() []byte {
 		b = binary.AppendUvarint(b, uint64(len(r.HostTools)))
 		b = append(b, r.HostTools...)
 	}
+	if v >= 5 {
+		b = binary.AppendUvarint(b, r.Checkpoint)
+	}
 	return append(b, r.Prev[:]...)
 }
 
@@ -240,6 +247,9 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 	}
 	if v >= 4 {
 		r.Resolved, r.HostTools = d.string(), d.string()
+	}
+	if v >= 5 {
+		r.Checkpoint = d.uvarint()
 	}
 	copy(r.Prev[:], d.bytes(32))
 	copy(r.Hash[:], d.bytes(32))

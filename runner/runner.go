@@ -149,6 +149,9 @@ type guestInfo struct {
 	// resolved is the path the operation touched, for the audit record:
 	// as the sandbox's result names it, or the policies' resolution.
 	resolved string
+	// rec is the operation's recorder, whose checkpoint the audit record
+	// names.
+	rec *lazyRecorder
 }
 
 // Run reads in to the end, running each command as soon as its text is
@@ -293,6 +296,9 @@ func (r *Runner) record(res *output.Result, t *sandbox.Timing, gi guestInfo) *au
 		Decider:   gi.decider,
 		Reason:    gi.reason,
 	}
+	if gi.rec != nil && gi.rec.cp != nil {
+		rec.Checkpoint = uint64(gi.rec.cp.Number())
+	}
 	if res.Command.Kind == parser.Write || res.Command.Kind == parser.Edit {
 		rec.BytesIn = res.Command.BodySize
 	}
@@ -307,6 +313,7 @@ func (r *Runner) record(res *output.Result, t *sandbox.Timing, gi guestInfo) *au
 			rec.HostTools = hostToolLine(res.Edit.Path, res.Edit.HostTool)
 		}
 	case res.Undo != nil:
+		rec.Checkpoint = uint64(res.Undo.Checkpoint)
 		for _, p := range res.Undo.Restored {
 			rec.Changes += "put back " + p + "\n"
 		}
@@ -557,7 +564,8 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 	if r.Journal != nil && (changes(cmd.Kind) || cmd.Kind == parser.Exec) && !opts.DryRun {
 		// The checkpoint begins with the first change recorded: a read-only
 		// exec, or a change refused before, makes none.
-		opts.Recorder = &lazyRecorder{r: r}
+		gi.rec = &lazyRecorder{r: r}
+		opts.Recorder = gi.rec
 	}
 	if !opts.IsZero() {
 		ctx = sandbox.WithOptions(ctx, opts)

@@ -445,6 +445,7 @@ type recordJSON struct {
 	HostTools   string `json:"host_tools,omitempty"` // the host tool files it changed, "PATH (PATTERN)" a line
 	FrontEnd    string `json:"front_end,omitempty"`  // filter or mcp
 	Client      string `json:"client,omitempty"`     // the MCP client's name and version
+	Checkpoint  uint64 `json:"checkpoint,omitempty"` // the journal's checkpoint of its changes
 	Hash        string `json:"hash"`
 }
 
@@ -453,7 +454,7 @@ func jsonRecord(r *audit.Record) recordJSON {
 		Time: r.Time.Format(time.RFC3339Nano), Session: r.Session, Seq: r.Seq, Repo: r.Repo, Op: r.Op, Target: r.Target, Resolved: r.Resolved,
 		Outcome: r.Outcome, Code: r.Code, BytesIn: r.BytesIn, BytesOut: r.BytesOut, LatencyNS: int64(r.Latency),
 		WaitNS: int64(r.Wait), PolicyNS: int64(r.Policy), SandboxNS: int64(r.Sandbox), TransformNS: int64(r.Transform),
-		Container: r.Container, Pooled: r.Pooled, Decider: r.Decider, Reason: r.Reason, Changes: r.Changes, HostTools: r.HostTools, FrontEnd: r.FrontEnd, Client: r.Client, Hash: hex.EncodeToString(r.Hash[:]),
+		Container: r.Container, Pooled: r.Pooled, Decider: r.Decider, Reason: r.Reason, Changes: r.Changes, HostTools: r.HostTools, FrontEnd: r.FrontEnd, Client: r.Client, Checkpoint: r.Checkpoint, Hash: hex.EncodeToString(r.Hash[:]),
 	}
 }
 

@@ -30,6 +30,8 @@ type auditLine struct {
 	Changes   string `json:"changes"`
 	FrontEnd  string `json:"front_end"`
 	Client    string `json:"client"`
+	// Checkpoint is the journal's checkpoint of the operation's changes.
+	Checkpoint int `json:"checkpoint"`
 }
 
 func auditOf(t *testing.T, dir string, args ...string) []auditLine {

@@ -86,6 +86,12 @@ func TestE2EChangesAreJournaledAndShown(t *testing.T) {
 			strings.Join(cps[0].Paths, " ") != "scratch scratch/a.txt main.go docs old.txt docs/old.md new.bin" {
 			t.Fatalf("checkpoints: %+v", cps)
 		}
+		// The audit records of the changes name their checkpoint.
+		for _, a := range auditOf(t, dir, "--op", "write") {
+			if a.Outcome == "ok" && a.Checkpoint != 1 && a.Target != "off.txt" {
+				t.Errorf("audit record %+v does not name checkpoint 1", a)
+			}
+		}
 		show := runBinary(t, dir, "", on, "changes", "show", "1")
 		wantAll(t, show.stdout,
 			"--- a/main.go\n+++ b/main.go\n", "-func main() {}\n+func main() { println(\"hi\") }\n",
