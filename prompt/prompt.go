@@ -66,6 +66,9 @@ type Example struct {
 	Input string   // the model's text, one command or a few
 	Shows []string // lines of the answer, in order, that the example relies on
 	Exec  bool     // an <exec>: one of ExecExamples
+	// Before is what an earlier reply did, run first (not shown): the
+	// journal's examples take back or show it.
+	Before string
 	// Numbered is Shows as the answer shows them with output.line_numbers
 	// on; nil when they are the same.
 	Numbered []string
@@ -128,6 +131,16 @@ var Examples = []Example{
 		Shows: []string{"=== MOVE SUCCESSFUL: internal/names ===", "Moved to: internal/greet/names", "What: directory (1 entry under it)"}},
 	{Title: "Delete a file (or an empty directory)", Input: "<delete README.md>", Shows: []string{"=== DELETE SUCCESSFUL: README.md ===", "Deleted: file (19 bytes)"}},
 	{Title: "A failed command says why, with a code", Input: "<open missing.go>", Shows: []string{"=== ERROR: FILE_NOT_FOUND ===", "Message: no such file: missing.go"}},
+}
+
+// JournalExamples are the examples of <diff> and <undo>, shown when
+// changes are journaled (Settings.Journal); each runs after its Before,
+// an earlier reply, in the same repository and journal.
+var JournalExamples = []Example{
+	{Title: "See what you changed today (<diff> for every file, <diff N> for checkpoint N)", Before: "<write docs/usage.md>\nRun `go run .`.\n</write>",
+		Input: "<diff docs/usage.md>", Shows: []string{"=== DIFF: docs/usage.md in today's work (checkpoints 1 to 1) ===", "--- /dev/null", "+++ b/docs/usage.md", "+Run `go run .`.", "=== END DIFF ==="}},
+	{Title: "Take back your previous reply's changes (<undo> again takes the undo back)", Before: "<write docs/usage.md>\nRun `go run .`.\n</write>",
+		Input: "<undo>", Shows: []string{"=== UNDO SUCCESSFUL: checkpoint 1 ===", "Put back: 2", "  docs/usage.md", "  docs", "This undo is checkpoint 2: <undo> takes it back"}},
 }
 
 // ExecExamples are the candidates for the prompt's exec example, in order
@@ -260,6 +273,9 @@ func Render(s Settings, format string) (string, error) {
 
 	heading("Examples")
 	examples := Examples
+	if s.Journal {
+		examples = append(append([]Example(nil), examples...), JournalExamples...)
+	}
 	if e := s.Exec.Example(); e != nil {
 		examples = append(append([]Example(nil), examples...), *e)
 	}

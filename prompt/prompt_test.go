@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llm-runtime/llm-runtime/journal"
 	"github.com/llm-runtime/llm-runtime/output"
 	"github.com/llm-runtime/llm-runtime/prompt"
 	"github.com/llm-runtime/llm-runtime/runner"
@@ -174,5 +175,53 @@ func TestThePromptTeachesDiffAndUndoOnlyWithTheJournal(t *testing.T) {
 		if strings.Contains(p, "`<diff>`") != on || strings.Contains(p, "`<undo>`") != on {
 			t.Errorf("journal %v: <diff> %v, <undo> %v", on, strings.Contains(p, "`<diff>`"), strings.Contains(p, "`<undo>`"))
 		}
+	}
+}
+
+// TestTheJournalsExamplesShowWhatThePromptSays runs each example of
+// <diff> and <undo> after its earlier reply, with a journal, and checks
+// that the answer shows the lines the prompt says.
+func TestTheJournalsExamplesShowWhatThePromptSays(t *testing.T) {
+	for _, e := range prompt.JournalExamples {
+		t.Run(e.Title, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, content := range prompt.ExampleRepo {
+				p := filepath.Join(dir, name)
+				os.MkdirAll(filepath.Dir(p), 0o755)
+				os.WriteFile(p, []byte(content), 0o644)
+			}
+			sb, err := sandbox.NewLocal(dir, sandbox.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sb.Close()
+			j, err := journal.Open(filepath.Join(t.TempDir(), "journal"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			ws, err := sandbox.OpenWorkspace(dir, sandbox.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ws.Close()
+			var out string
+			for _, in := range []string{e.Before, e.Input} {
+				var b bytes.Buffer
+				rep, _ := output.New("text", &b)
+				r := &runner.Runner{Sandbox: sb, Report: rep, MaxWriteSize: sandbox.DefaultMaxWriteSize, Roots: []string{dir}, Journal: j, Restorer: ws}
+				if _, err := r.Run(context.Background(), strings.NewReader(in)); err != nil {
+					t.Fatal(err)
+				}
+				out = b.String()
+			}
+			if err := e.Check(out); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	s := prompt.Settings{MaxFileSize: 1 << 20, MaxWriteSize: 100 << 10, MaxSearchResults: 100, MaxListEntries: 1000, Journal: true}
+	if p, _ := prompt.Render(s, "markdown"); !strings.Contains(p, "<undo>") || !strings.Contains(p, prompt.JournalExamples[0].Title) {
+		t.Errorf("the prompt with the journal lacks its examples")
 	}
 }
