@@ -43,23 +43,14 @@ func (w *Workspace) DeleteWith(p string, o Options) (*DeleteResult, error) {
 		before, err := stateOf(t)
 		return []PathChange{{Path: t.rel, Before: before, After: PathState{Kind: StateNone}}}, err
 	}, func() error {
-		aside, err := moveAside(t.top(), t.name, t.rel, &t.st)
-		if err != nil {
-			return err
+		err := removeEntry(t)
+		if errors.Is(err, errNotEmpty) {
+			return Errorf(CodeIsDirectory, "%s is a directory that is not empty: delete what is in it first; <list %s/**> shows what is in it", t.rel, t.rel)
 		}
-		flags := 0
-		if kind(t.st.Mode) == unix.S_IFDIR {
-			flags = unix.AT_REMOVEDIR
+		if err == nil {
+			syncDir(t.top())
 		}
-		if err := unix.Unlinkat(t.top(), aside, flags); err != nil {
-			putBack(t.top(), aside, t.name)
-			if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
-				return Errorf(CodeIsDirectory, "%s is a directory that is not empty: delete what is in it first; <list %s/**> shows what is in it", t.rel, t.rel)
-			}
-			return osError(err, t.rel)
-		}
-		syncDir(t.top())
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -132,6 +123,31 @@ func moveAside(dirfd int, name, rel string, st *unix.Stat_t) (string, error) {
 	return tmp, nil
 }
 
+// errNotEmpty is removeEntry's error for a directory that holds anything.
+var errNotEmpty = errors.New("directory not empty")
+
+// removeEntry removes what the walk found at t (a file, a link or an
+// empty directory), moved aside first so that it is that very object; a
+// directory that is not empty is put back, and the error is errNotEmpty.
+func removeEntry(t *target) error {
+	aside, err := moveAside(t.top(), t.name, t.rel, &t.st)
+	if err != nil {
+		return err
+	}
+	flags := 0
+	if kind(t.st.Mode) == unix.S_IFDIR {
+		flags = unix.AT_REMOVEDIR
+	}
+	if err := unix.Unlinkat(t.top(), aside, flags); err != nil {
+		putBack(t.top(), aside, t.name)
+		if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
+			return errNotEmpty
+		}
+		return osError(err, t.rel)
+	}
+	return nil
+}
+
 func changedMeanwhile(rel string) error {
 	return Errorf(CodePathSecurity, "%s changed while it was being changed (another process replaced it); nothing was done", rel)
 }
@@ -197,8 +213,11 @@ func (w *Workspace) MoveWith(src, dst string, o Options) (*MoveResult, error) {
 		return nil, err
 	}
 	defer d.close()
-	if err := entryNamed(d, dst, "replaced"); err != nil {
-		return nil, Errorf(CodeIsDirectory, "%s is a directory; to move %s into it, name the new path: %s/%s", d.rel, s.rel, d.rel, path.Base(s.rel))
+	isDirThere := func() error {
+		return Errorf(CodeIsDirectory, "%s is a directory; to move %s into it, name the new path: %s/%s", d.rel, s.rel, d.rel, path.Base(s.rel))
+	}
+	if entryNamed(d, dst, "replaced") != nil {
+		return nil, isDirThere()
 	}
 	if d.rel != to {
 		return nil, Errorf(CodePathSecurity, "%s changed while it was being moved to: it named %s, it now names %s; nothing was done", dst, to, d.rel)
@@ -209,7 +228,7 @@ func (w *Workspace) MoveWith(src, dst string, o Options) (*MoveResult, error) {
 	if d.found {
 		switch {
 		case kind(d.st.Mode) == unix.S_IFDIR:
-			return nil, Errorf(CodeIsDirectory, "%s is a directory; to move %s into it, name the new path: %s/%s", d.rel, s.rel, d.rel, path.Base(s.rel))
+			return nil, isDirThere()
 		case !o.Overwrite:
 			return nil, Errorf(CodeFileExists, "%s exists; nothing was moved (to replace it, ask to overwrite it)", d.rel)
 		case isDir:
@@ -235,7 +254,6 @@ func (w *Workspace) MoveWith(src, dst string, o Options) (*MoveResult, error) {
 	if err := record(o, changes, func() error { return w.move(s, d, to, isDir) }); err != nil {
 		return nil, err
 	}
-	res.Entries = len(sub)
 	res.HostTool = cmp.Or(w.HostTool(to), w.HostTool(s.rel))
 	for _, e := range sub {
 		if res.HostTool != "" {

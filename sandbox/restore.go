@@ -69,26 +69,17 @@ func (w *Workspace) restore(t *target, now, want PathState) error {
 	// What is there goes first, unless a file replaces a file (a rename
 	// over it, atomic).
 	if now.Kind != StateNone && !(now.Kind == StateFile && want.Kind == StateFile) {
-		aside, err := moveAside(dirfd, name, t.rel, &t.st)
+		err := removeEntry(t)
+		if errors.Is(err, errNotEmpty) {
+			return Errorf(CodeIsDirectory, "%s is a directory that is not empty; left as it is", t.rel)
+		}
 		if err != nil {
 			return err
-		}
-		flags := 0
-		if now.Kind == StateDir {
-			flags = unix.AT_REMOVEDIR
-		}
-		if err := unix.Unlinkat(dirfd, aside, flags); err != nil {
-			putBack(dirfd, aside, name)
-			if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
-				return Errorf(CodeIsDirectory, "%s is a directory that is not empty; left as it is", t.rel)
-			}
-			return osError(err, t.rel)
 		}
 	}
 	switch want.Kind {
 	case StateFile:
-		mode := want.Mode & 0o7777 &^ (unix.S_ISUID | unix.S_ISGID)
-		return w.replace(dirfd, name, t.rel, want.Data, mode)
+		return w.replace(dirfd, name, t.rel, want.Data, keptBits(want.Mode))
 	case StateDir:
 		if err := unix.Mkdirat(dirfd, name, want.Mode&0o1777); err != nil {
 			return osError(err, t.rel)

@@ -377,7 +377,11 @@ func (w *Workspace) WriteWith(p string, content []byte, o Options) (*WriteResult
 
 // keptMode is the mode a file keeps when a write or an edit replaces it:
 // its own, without the setuid and setgid bits.
-func keptMode(st *unix.Stat_t) uint32 { return st.Mode & 0o7777 &^ (unix.S_ISUID | unix.S_ISGID) }
+func keptMode(st *unix.Stat_t) uint32 { return keptBits(st.Mode) }
+
+// keptBits are the bits of mode a file written gets: its permission and
+// sticky bits, never setuid or setgid.
+func keptBits(mode uint32) uint32 { return mode & 0o7777 &^ (unix.S_ISUID | unix.S_ISGID) }
 
 // replace writes content to a new temporary file in the directory dirfd,
 // syncs it, renames it over name there and syncs the directory. On failure
