@@ -34,20 +34,24 @@ func journalState(s sandbox.PathState) journal.State {
 	return st
 }
 
-// lazyRecorder is the Recorder of one operation: its first Intend begins
-// the runner's checkpoint if none is being filled.
+// lazyRecorder is a Recorder whose checkpoint begins (begin) with its
+// first change, so that what changes nothing makes no checkpoint: an
+// operation's (the runner's checkpoint, begun if none is being filled) or
+// an undo's (its own).
 type lazyRecorder struct {
-	r  *Runner
-	cp *journal.Checkpoint
+	begin func() (*journal.Checkpoint, error)
+	cp    *journal.Checkpoint
 }
 
 func (l *lazyRecorder) Intend(changes []sandbox.PathChange) (uint64, error) {
-	cp, err := l.r.checkpoint()
-	if err != nil {
-		return 0, err
+	if l.cp == nil {
+		cp, err := l.begin()
+		if err != nil {
+			return 0, err
+		}
+		l.cp = cp
 	}
-	l.cp = cp
-	return JournalRecorder{Checkpoint: cp}.Intend(changes)
+	return JournalRecorder{Checkpoint: l.cp}.Intend(changes)
 }
 
 func (l *lazyRecorder) Done(id uint64) error { return JournalRecorder{Checkpoint: l.cp}.Done(id) }

@@ -114,30 +114,13 @@ func (r *Runner) undo(arg string) (*output.UndoResult, error) {
 		if err != nil || to < 0 {
 			return nil, sandbox.Errorf(sandbox.CodeInvalidPath, "<undo N> takes a checkpoint's number, not %q; <undo> alone takes back the previous one", arg)
 		}
-		for _, cp := range list {
-			if cp.Number > to {
-				numbers = append([]int{cp.Number}, numbers...)
-			}
-		}
-		if numbers == nil {
+		if numbers = CheckpointsAfter(list, to); numbers == nil {
 			return nil, sandbox.Errorf(sandbox.CodeFileNotFound, "nothing after checkpoint %d to undo", to)
 		}
 	}
-	of := "checkpoint " + joinNumbers(numbers)
-	if len(numbers) > 1 {
-		of = "checkpoints " + joinNumbers(numbers)
-	}
-	u, err := Undo(r.Journal, r.Restorer, numbers, journal.Meta{Session: r.Session, FrontEnd: cmp.Or(r.FrontEnd, "filter"), Name: "undo of " + joinNumbers(numbers)}, false)
+	u, err := Undo(r.Journal, r.Restorer, numbers, journal.Meta{Session: r.Session, FrontEnd: cmp.Or(r.FrontEnd, "filter")}, false)
 	if err != nil {
 		return nil, err
 	}
-	return &output.UndoResult{Of: of, Restored: u.Restored, Conflicts: u.Conflicts, Checkpoint: u.Checkpoint}, nil
-}
-
-func joinNumbers(ns []int) string {
-	s := make([]string, len(ns))
-	for i, n := range ns {
-		s[i] = strconv.Itoa(n)
-	}
-	return strings.Join(s, ", ")
+	return &output.UndoResult{Of: u.Of, Restored: u.Restored, Conflicts: u.Conflicts, Checkpoint: u.Checkpoint}, nil
 }

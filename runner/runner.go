@@ -90,9 +90,11 @@ func (r *Runner) Group(name string) error {
 	return err
 }
 
-// changes says whether an operation of kind k changes the repository.
-func changes(k parser.Kind) bool {
-	return k == parser.Write || k == parser.Edit || k == parser.Delete || k == parser.Move
+// journaled says whether an operation of kind k may change the
+// repository, so that its changes are journaled: an exec's when it is
+// writable.
+func journaled(k parser.Kind) bool {
+	return k == parser.Write || k == parser.Edit || k == parser.Delete || k == parser.Move || k == parser.Exec
 }
 
 // checkpoint returns the checkpoint being filled, begun now if none is.
@@ -264,7 +266,7 @@ func (r *Runner) DoOp(ctx context.Context, op Op) (*output.Result, error) {
 	r.cpMu.Lock()
 	alone := !r.inRun && r.group == ""
 	r.cpMu.Unlock()
-	if alone && (changes(op.Kind) || op.Kind == parser.Exec) {
+	if alone && journaled(op.Kind) {
 		r.EndCheckpoint() // an operation asked for alone is its own checkpoint
 	}
 	if r.Audit != nil {
@@ -561,10 +563,10 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 			opts.Expect, opts.ExpectTo = req.Resolved, req.ToResolved
 		}
 	}
-	if r.Journal != nil && (changes(cmd.Kind) || cmd.Kind == parser.Exec) && !opts.DryRun {
+	if r.Journal != nil && journaled(cmd.Kind) && !opts.DryRun {
 		// The checkpoint begins with the first change recorded: a read-only
 		// exec, or a change refused before, makes none.
-		gi.rec = &lazyRecorder{r: r}
+		gi.rec = &lazyRecorder{begin: r.checkpoint}
 		opts.Recorder = gi.rec
 	}
 	if !opts.IsZero() {

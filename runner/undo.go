@@ -1,9 +1,11 @@
 package runner
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/llm-runtime/llm-runtime/journal"
@@ -18,6 +20,7 @@ type Restorer interface {
 
 // UndoResult is what an undo did.
 type UndoResult struct {
+	Of         string   // what it took back: "checkpoint 4", "checkpoints 5, 6"
 	Checkpoint int      // the undo's own checkpoint (0 when nothing changed)
 	Restored   []string // the paths put back
 	Conflicts  []string // "PATH: why", left as they are
@@ -28,10 +31,20 @@ type UndoResult struct {
 // changed it, if it still holds what the last of them left; a path
 // changed since by anyone else is left as it is and listed as a conflict
 // (with force, it is put back all the same). The undo is a checkpoint of
-// its own, begun with meta, so an undo can be undone (a redo). Directories
-// are removed deepest first, and made shallowest first.
+// its own, begun with meta (named "undo of N" when meta has no name), so
+// an undo can be undone (a redo). Directories are removed deepest first,
+// and made shallowest first.
 func Undo(j *journal.Journal, ws Restorer, numbers []int, meta journal.Meta, force bool) (*UndoResult, error) {
 	slices.Sort(numbers)
+	list := make([]string, len(numbers))
+	for i, n := range numbers {
+		list[i] = strconv.Itoa(n)
+	}
+	res := &UndoResult{Of: "checkpoint " + strings.Join(list, ", ")}
+	if len(numbers) > 1 {
+		res.Of = "checkpoints " + strings.Join(list, ", ")
+	}
+	meta.Name = cmp.Or(meta.Name, "undo of "+strings.Join(list, ", "))
 	var all []journal.Change
 	for _, n := range numbers {
 		cs, err := j.Changes(n)
@@ -52,9 +65,7 @@ func Undo(j *journal.Journal, ws Restorer, numbers []int, meta journal.Meta, for
 	}
 	slices.SortStableFunc(removals, func(a, b journal.Change) int { return depth(b.Path) - depth(a.Path) })
 	slices.SortStableFunc(makes, func(a, b journal.Change) int { return depth(a.Path) - depth(b.Path) })
-	res := &UndoResult{}
-	var cp *journal.Checkpoint
-	rec := &lazyCheckpoint{j: j, meta: meta}
+	rec := &lazyRecorder{begin: func() (*journal.Checkpoint, error) { return j.Begin(meta) }}
 	defer func() {
 		if rec.cp != nil {
 			rec.cp.End()
@@ -79,10 +90,23 @@ func Undo(j *journal.Journal, ws Restorer, numbers []int, meta journal.Meta, for
 			return res, err
 		}
 	}
-	if cp = rec.cp; cp != nil {
-		res.Checkpoint = cp.Number()
+	if rec.cp != nil {
+		res.Checkpoint = rec.cp.Number()
 	}
 	return res, nil
+}
+
+// CheckpointsAfter are the numbers of the checkpoints of list after n,
+// oldest first: what an undo back to n takes back.
+func CheckpointsAfter(list []journal.CheckpointInfo, n int) []int {
+	var out []int
+	for _, cp := range list {
+		if cp.Number > n {
+			out = append(out, cp.Number)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // pathState is a journal state as a sandbox one, its content read.
@@ -96,29 +120,4 @@ func pathState(j *journal.Journal, s journal.State) (sandbox.PathState, error) {
 		p.Data = data
 	}
 	return p, nil
-}
-
-// lazyCheckpoint is a Recorder whose checkpoint begins with its first
-// change: an undo that changes nothing makes none.
-type lazyCheckpoint struct {
-	j    *journal.Journal
-	meta journal.Meta
-	cp   *journal.Checkpoint
-}
-
-func (l *lazyCheckpoint) Intend(changes []sandbox.PathChange) (uint64, error) {
-	if l.cp == nil {
-		cp, err := l.j.Begin(l.meta)
-		if err != nil {
-			return 0, err
-		}
-		l.cp = cp
-	}
-	return JournalRecorder{Checkpoint: l.cp}.Intend(changes)
-}
-
-func (l *lazyCheckpoint) Done(id uint64) error { return JournalRecorder{Checkpoint: l.cp}.Done(id) }
-
-func (l *lazyCheckpoint) Abort(id uint64, reason string) error {
-	return JournalRecorder{Checkpoint: l.cp}.Abort(id, reason)
 }

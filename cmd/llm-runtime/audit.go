@@ -47,13 +47,23 @@ func auditDir(flag string, cfg *config.Config, root string) (string, error) {
 	if err != nil {
 		return "", fail(exitConfig, "audit.dir %s: %v", dir, err)
 	}
-	if root != "" {
-		// Compared as real paths, so no link or spelling puts it inside.
-		if _, inside := engine.Within(root, abs); inside {
-			return "", fail(exitConfig, "audit.dir %s is inside the repository %s, where the sandbox can reach it; choose a directory outside it", abs, root)
-		}
+	if err := outsideRepo("audit.dir", abs, root); err != nil {
+		return "", err
 	}
 	return abs, nil
+}
+
+// outsideRepo refuses the directory dir of the setting key when it lies
+// inside the repository at root ("" for none), where the sandbox can reach
+// it. Compared as real paths, so no link or spelling puts it inside.
+func outsideRepo(key, dir, root string) error {
+	if root == "" {
+		return nil
+	}
+	if _, inside := engine.Within(root, dir); inside {
+		return fail(exitConfig, "%s %s is inside the repository %s, where the sandbox can reach it; choose a directory outside it", key, dir, root)
+	}
+	return nil
 }
 
 type auditCmd struct {

@@ -64,23 +64,31 @@ func journalDir(cfg *config.Config, root string) (string, error) {
 	if err != nil {
 		return "", fail(exitConfig, "%v", err)
 	}
-	if _, inside := engine.Within(root, base); inside {
-		return "", fail(exitConfig, "journal.dir %s is inside the repository %s, where the sandbox can reach it; choose a directory outside it", base, root)
+	if err := outsideRepo("journal.dir", base, root); err != nil {
+		return "", err
 	}
 	sum := sha256.Sum256([]byte(root))
 	return filepath.Join(base, hex.EncodeToString(sum[:8])), nil
 }
 
+// repoJournal is the journal of the repository --root names, with the
+// configuration it was found by.
+type repoJournal struct {
+	*journal.Journal
+	root, file string
+	cfg        *config.Config
+}
+
 // openJournalOf opens the journal of the repository --root names, nil
 // when none was ever recorded.
-func openJournalOf(e env, c *cli) (*journal.Journal, string, error) {
-	root, _, cfg, err := c.load(e, nil)
+func openJournalOf(e env, c *cli) (*repoJournal, error) {
+	root, file, cfg, err := c.load(e, nil)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	dir, err := journalDir(cfg, root)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		state := "journal.enabled is false: set it to record changes"
@@ -88,13 +96,13 @@ func openJournalOf(e env, c *cli) (*journal.Journal, string, error) {
 			state = "journal.enabled is true, and nothing was changed since"
 		}
 		fmt.Fprintf(e.stderr, "llm-runtime: no changes recorded for %s (%s)\n", root, state)
-		return nil, root, nil
+		return nil, nil
 	}
 	j, err := journal.Open(dir)
 	if err != nil {
-		return nil, "", fail(exitConfig, "%v", err)
+		return nil, fail(exitConfig, "%v", err)
 	}
-	return j, root, nil
+	return &repoJournal{Journal: j, root: root, file: file, cfg: cfg}, nil
 }
 
 type changesListCmd struct {
@@ -102,11 +110,12 @@ type changesListCmd struct {
 }
 
 func (p changesListCmd) Run(e env, c *cli) error {
-	j, root, err := openJournalOf(e, c)
+	j, err := openJournalOf(e, c)
 	if j == nil {
 		return err
 	}
 	defer j.Close()
+	root := j.root
 	list, err := j.Checkpoints()
 	if err != nil {
 		return fail(exitConfig, "%v", err)
@@ -142,15 +151,12 @@ func (p changesListCmd) Run(e env, c *cli) error {
 type changesPruneCmd struct{}
 
 func (changesPruneCmd) Run(e env, c *cli) error {
-	j, root, err := openJournalOf(e, c)
+	j, err := openJournalOf(e, c)
 	if j == nil {
 		return err
 	}
 	defer j.Close()
-	_, _, cfg, err := c.load(e, nil)
-	if err != nil {
-		return err
-	}
+	root, cfg := j.root, j.cfg
 	res, err := j.Prune(journal.Retention{MaxAge: cfg.Journal.MaxAge, MaxBytes: cfg.Journal.MaxSize, Keep: cfg.Journal.Keep})
 	if err != nil {
 		return fail(exitConfig, "%v", err)
@@ -172,7 +178,7 @@ type changesShowCmd struct {
 }
 
 func (p changesShowCmd) Run(e env, c *cli) error {
-	j, _, err := openJournalOf(e, c)
+	j, err := openJournalOf(e, c)
 	if j == nil {
 		if err == nil {
 			return fail(exitUsage, "no checkpoint %d", p.Checkpoint)
@@ -187,7 +193,7 @@ func (p changesShowCmd) Run(e env, c *cli) error {
 	if err != nil {
 		return fail(exitConfig, "%v", err)
 	}
-	if err := runner.WriteDiff(e.stdout, j, journal.Net(cs)); err != nil {
+	if err := runner.WriteDiff(e.stdout, j.Journal, journal.Net(cs)); err != nil {
 		return fail(exitUsage, "%v", err)
 	}
 	return nil
@@ -214,7 +220,7 @@ Examples:
 }
 
 func (p undoCmd) Run(e env, c *cli) error {
-	j, root, err := openJournalOf(e, c)
+	j, err := openJournalOf(e, c)
 	if j == nil {
 		if err == nil {
 			return fail(exitUsage, "nothing to undo")
@@ -234,12 +240,7 @@ func (p undoCmd) Run(e env, c *cli) error {
 	case p.To > 0 && p.Checkpoint > 0:
 		return fail(exitUsage, "give a checkpoint or --to, not both")
 	case p.To > 0:
-		for _, cp := range list {
-			if cp.Number > p.To {
-				numbers = append(numbers, cp.Number)
-			}
-		}
-		if len(numbers) == 0 {
+		if numbers = runner.CheckpointsAfter(list, p.To); numbers == nil {
 			return fail(exitUsage, "nothing after checkpoint %d to undo", p.To)
 		}
 	case p.Checkpoint > 0:
@@ -247,8 +248,7 @@ func (p undoCmd) Run(e env, c *cli) error {
 	default:
 		numbers = []int{list[0].Number}
 	}
-	name := "undo of " + joinInts(numbers)
-	return undoAndSay(e, c, j, root, numbers, name, p.Force)
+	return undoAndSay(e, j, numbers, "", p.Force)
 }
 
 type redoCmd struct{}
@@ -258,7 +258,7 @@ func (redoCmd) Help() string {
 }
 
 func (redoCmd) Run(e env, c *cli) error {
-	j, root, err := openJournalOf(e, c)
+	j, err := openJournalOf(e, c)
 	if j == nil {
 		if err == nil {
 			return fail(exitUsage, "nothing to redo")
@@ -273,31 +273,24 @@ func (redoCmd) Run(e env, c *cli) error {
 	if len(list) == 0 || !strings.HasPrefix(list[0].Meta.Name, "undo of ") {
 		return fail(exitUsage, "nothing to redo: the newest checkpoint is not an undo")
 	}
-	return undoAndSay(e, c, j, root, []int{list[0].Number}, "redo of "+strings.TrimPrefix(list[0].Meta.Name, "undo of "), false)
+	return undoAndSay(e, j, []int{list[0].Number}, "redo of "+strings.TrimPrefix(list[0].Meta.Name, "undo of "), false)
 }
 
-// undoAndSay takes back the checkpoints numbers on the repository at root,
-// through a workspace with the sandbox's rules, and says what it did.
-func undoAndSay(e env, c *cli, j *journal.Journal, root string, numbers []int, name string, force bool) error {
-	_, file, cfg, err := c.load(e, nil)
-	if err != nil {
-		return err
-	}
-	limits, _ := engine.Limits(engine.Settings{Root: root, ConfigFile: file, Config: cfg})
-	ws, err := sandbox.OpenWorkspace(root, limits)
+// undoAndSay takes back the checkpoints numbers of j's repository,
+// through a workspace with the sandbox's rules, and says what it did;
+// name is the undo's checkpoint's ("": "undo of N").
+func undoAndSay(e env, j *repoJournal, numbers []int, name string, force bool) error {
+	limits, _ := engine.Limits(engine.Settings{Root: j.root, ConfigFile: j.file, Config: j.cfg})
+	ws, err := sandbox.OpenWorkspace(j.root, limits)
 	if err != nil {
 		return fail(exitConfig, "%v", err)
 	}
 	defer ws.Close()
-	res, err := runner.Undo(j, ws, numbers, journal.Meta{FrontEnd: "cli", Name: name}, force)
+	res, err := runner.Undo(j.Journal, ws, numbers, journal.Meta{FrontEnd: "cli", Name: name}, force)
 	if err != nil {
 		return fail(exitConfig, "%v", err)
 	}
-	what := "checkpoint " + joinInts(numbers)
-	if len(numbers) > 1 {
-		what = "checkpoints " + joinInts(numbers)
-	}
-	fmt.Fprintf(e.stdout, "%s %s: %s put back\n", map[bool]string{true: "Redid (took back the undo)", false: "Undid"}[strings.HasPrefix(name, "redo")], what, plural(len(res.Restored), "path"))
+	fmt.Fprintf(e.stdout, "%s %s: %s put back\n", map[bool]string{true: "Redid (took back the undo)", false: "Undid"}[strings.HasPrefix(name, "redo")], res.Of, plural(len(res.Restored), "path"))
 	for _, p := range res.Restored {
 		fmt.Fprintf(e.stdout, "  %s\n", p)
 	}
@@ -311,12 +304,4 @@ func undoAndSay(e env, c *cli, j *journal.Journal, root string, numbers []int, n
 		fmt.Fprintf(e.stdout, "This is checkpoint %d: llm-runtime redo (or undo %d) takes it back.\n", res.Checkpoint, res.Checkpoint)
 	}
 	return nil
-}
-
-func joinInts(ns []int) string {
-	s := make([]string, len(ns))
-	for i, n := range ns {
-		s[i] = fmt.Sprint(n)
-	}
-	return strings.Join(s, ", ")
 }
