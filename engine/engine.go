@@ -119,8 +119,7 @@ type Session struct {
 	ExecEnabled bool
 	guests      *wasm.Chain
 	audit       *audit.Writer
-	journal     *journal.Journal
-	restorer    *sandbox.Workspace
+	changes     *Changes
 }
 
 // Close closes the sandbox (removing its containers), the guests and the
@@ -131,14 +130,8 @@ func (s *Session) Close() error {
 	if s.audit != nil {
 		err = errors.Join(err, s.audit.Close())
 	}
-	if s.journal != nil {
-		if s.Runner != nil {
-			err = errors.Join(err, s.Runner.EndCheckpoint()) // a group an MCP client left open
-		}
-		err = errors.Join(err, s.journal.Close())
-	}
-	if s.restorer != nil {
-		s.restorer.Close()
+	if s.changes != nil {
+		err = errors.Join(err, s.changes.Close())
 	}
 	return err
 }
@@ -171,37 +164,28 @@ func Open(ctx context.Context, s Settings) (*Session, error) {
 		s.logf("Audit: session %s in %s", w.Session(), s.AuditDir)
 	}
 	sess.Runner = NewRunner(s, sb, guests, w)
-	if sess.journal, err = OpenJournal(s); err != nil {
+	if sess.changes, err = OpenChanges(s, sess.Runner); err != nil {
 		sess.Close()
 		return nil, err
-	}
-	if sess.journal != nil {
-		if sess.restorer, err = OpenRestorer(s); err != nil {
-			sess.Close()
-			return nil, err
-		}
-		sess.Runner.Journal, sess.Runner.Restorer = sess.journal, sess.restorer
 	}
 	return sess, nil
 }
 
-// OpenRestorer opens what <undo> puts paths back through: a workspace of
-// this process on the repository, with the sandbox's rules (as copy
-// mode's writes are made).
-func OpenRestorer(s Settings) (*sandbox.Workspace, error) {
-	limits, _ := Limits(s)
-	ws, err := sandbox.OpenWorkspace(s.Root, limits)
-	if err != nil {
-		return nil, fail(KindSandbox, "%v", err)
-	}
-	return ws, nil
+// Changes is what a runner journals changes with: the repository's
+// journal, and the workspace <undo> puts paths back through.
+type Changes struct {
+	runner   *runner.Runner
+	journal  *journal.Journal
+	restorer *sandbox.Workspace
 }
 
-// OpenJournal opens the repository's journal of changes when the
-// configuration enables it (nil otherwise), recovering what a process
-// killed in the middle of a change left: each such change is settled by
-// what the disk holds.
-func OpenJournal(s Settings) (*journal.Journal, error) {
+// OpenChanges opens, when the configuration enables the journal (nil
+// otherwise), the repository's journal, recovering what a process killed
+// in the middle of a change left (each such change settled by what the
+// disk holds), and a workspace of this process on the repository, with
+// the sandbox's rules (as copy mode's writes are made), for <undo>; and
+// gives both to r.
+func OpenChanges(s Settings, r *runner.Runner) (*Changes, error) {
 	if !s.Config.Journal.Enabled || s.JournalDir == "" {
 		return nil, nil
 	}
@@ -215,7 +199,22 @@ func OpenJournal(s Settings) (*journal.Journal, error) {
 		return nil, fail(KindIO, "%v", err)
 	}
 	s.logf("Journal: %s (%d changes a killed process left settled, %d left as they are)", s.JournalDir, settled, unsettled)
-	return j, nil
+	limits, _ := Limits(s)
+	ws, err := sandbox.OpenWorkspace(s.Root, limits)
+	if err != nil {
+		j.Close()
+		return nil, fail(KindSandbox, "%v", err)
+	}
+	r.Journal, r.Restorer = j, ws
+	return &Changes{runner: r, journal: j, restorer: ws}, nil
+}
+
+// Close ends the runner's checkpoint left open (a group an MCP client
+// did not end), and closes the journal and the workspace.
+func (c *Changes) Close() error {
+	err := errors.Join(c.runner.EndCheckpoint(), c.journal.Close())
+	c.restorer.Close()
+	return err
 }
 
 // Recover settles the journal's pending intents (a process killed

@@ -628,18 +628,12 @@ func (d *Daemon) session(ctx context.Context, s *session, p *poolEntry, req *Run
 		sb = sessionHook(sb)
 	}
 	r := engine.NewRunner(settings, sb, guests, w)
-	j, err := engine.OpenJournal(settings)
+	ch, err := engine.OpenChanges(settings, r)
 	if err != nil {
-		return End{Kind: "io", Message: err.Error()}
+		return End{Kind: kindOf(err), Message: err.Error()}
 	}
-	if j != nil {
-		defer j.Close()
-		ws, err := engine.OpenRestorer(settings)
-		if err != nil {
-			return End{Kind: "sandbox", Message: err.Error()}
-		}
-		defer ws.Close()
-		r.Journal, r.Restorer = j, ws
+	if ch != nil {
+		defer ch.Close()
 	}
 	rep, err := output.NewWith(cfg.Output.Format, frameWriter{c: s.c, typ: frameOutput}, output.Options{LineNumbers: cfg.Output.LineNumbers})
 	if err != nil {
