@@ -96,26 +96,33 @@ func (j *Journal) Put(content []byte) (string, error) {
 	} else {
 		body = append(body, content...)
 	}
-	sub := filepath.Dir(p)
-	made := false
-	if err := os.Mkdir(sub, 0o700); err == nil {
-		made = true
-	} else if !errors.Is(err, fs.ErrExist) {
-		return "", fmt.Errorf("journal: %w", err)
+	if err := writeObject(p, body, true); err != nil {
+		return "", fmt.Errorf("journal: storing %s: %w", sum, err)
 	}
-	if made {
+	return sum, nil
+}
+
+// writeObject writes body to the object file p: to a temporary file in
+// objects/, renamed into place. With durable, the file is fsynced before
+// the rename, and the directories it is named in after it, so that an
+// intent may name it.
+func writeObject(p string, body []byte, durable bool) error {
+	sub := filepath.Dir(p)
+	if err := os.Mkdir(sub, 0o700); err == nil && durable {
 		// The new directory's entry must be durable too.
 		if err := syncDir(filepath.Dir(sub)); err != nil {
-			return "", err
+			return err
 		}
+	} else if err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
 	}
 	f, err := os.CreateTemp(filepath.Dir(sub), ".tmp-*")
 	if err != nil {
-		return "", fmt.Errorf("journal: %w", err)
+		return err
 	}
 	tmp := f.Name()
 	_, err = f.Write(body)
-	if err == nil {
+	if err == nil && durable {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -126,12 +133,12 @@ func (j *Journal) Put(content []byte) (string, error) {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return "", fmt.Errorf("journal: storing %s: %w", sum, err)
+		return err
 	}
-	if err := syncDir(sub); err != nil {
-		return "", err
+	if durable {
+		return syncDir(sub)
 	}
-	return sum, nil
+	return nil
 }
 
 // emptySum is the sum of no content, which every store holds.
@@ -145,22 +152,7 @@ func (j *Journal) putLazy(sum string, content []byte) {
 	if _, err := os.Stat(p); err == nil {
 		return
 	}
-	body := append([]byte{objRaw}, content...)
-	os.Mkdir(filepath.Dir(p), 0o700)
-	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
-	if err != nil {
-		return
-	}
-	_, err = f.Write(body)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), p)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
+	writeObject(p, append([]byte{objRaw}, content...), false)
 }
 
 // Content returns a file state's content: its Data, or what the store
