@@ -140,7 +140,7 @@ type op struct {
 	src, dst unix.Stat_t // the repository's object made (opPlace: stat again once placed), the copy's
 	action   string      // created or updated; "": nothing to say
 	failed   string      // why it did not land
-	landed   *PathChange // its record, when journaled
+	recorded int         // 1 + its change's index in the changeset's record; 0: none
 }
 
 // syncEachMax is the most files a changeset syncs one by one.
@@ -237,10 +237,12 @@ func (a *applier) run(items []item) ([]Change, error) {
 	// Journaled before they land: what each path holds, and what was
 	// made for it.
 	var intent uint64
+	var recorded []PathChange
 	if a.rec != nil {
-		cs, err := a.record()
-		if err == nil && len(cs) > 0 {
-			if intent, err = a.rec.Intend(cs); err != nil {
+		var err error
+		recorded, err = a.record()
+		if err == nil && len(recorded) > 0 {
+			if intent, err = a.rec.Intend(recorded); err != nil {
 				err = &Error{Code: CodeIO, Message: "the changes could not be journaled, so none was applied: " + err.Error(), Err: err}
 			}
 		}
@@ -251,7 +253,7 @@ func (a *applier) run(items []item) ([]Change, error) {
 	a.repo.close()
 	a.commit()
 	if intent != 0 {
-		a.settle(intent)
+		a.settle(intent, recorded)
 	}
 	a.x.undo(a.undo)
 	sort.SliceStable(a.changes, func(i, j int) bool { return a.changes[i].Path < a.changes[j].Path })
@@ -292,7 +294,7 @@ func (a *applier) record() ([]PathChange, error) {
 			}
 			total += before.Size
 			cs = append(cs, PathChange{Path: o.it.rel, Before: before, After: none})
-			o.landed = &cs[len(cs)-1]
+			o.recorded = len(cs)
 		case opPlace, opInside:
 			made := o.tmp
 			if o.kind == opInside {
@@ -313,7 +315,7 @@ func (a *applier) record() ([]PathChange, error) {
 			}
 			total += before.Size + after.Size
 			cs = append(cs, PathChange{Path: o.it.rel, Before: before, After: after})
-			o.landed = &cs[len(cs)-1]
+			o.recorded = len(cs)
 		}
 		if total > maxRecordedChangeset {
 			return nil, Errorf(CodeResourceLimit, "the changeset holds more than %s of content, more than the journal of changes records at once (journal.enabled); none was applied", FormatSize(maxRecordedChangeset))
@@ -326,7 +328,7 @@ func (a *applier) record() ([]PathChange, error) {
 // landed; else the intent is aborted and the changes that did land are
 // journaled as done (after the fact: a crash between the two leaves the
 // first intent settled by what the disk holds, a mix, for the user).
-func (a *applier) settle(intent uint64) {
+func (a *applier) settle(intent uint64, recorded []PathChange) {
 	failed := false
 	for i := range a.ops {
 		failed = failed || a.ops[i].failed != "" && a.ops[i].kind != opRecord
@@ -340,8 +342,8 @@ func (a *applier) settle(intent uint64) {
 	var landed []PathChange
 	for i := range a.ops {
 		o := &a.ops[i]
-		if o.failed == "" && o.kind != opRecord && o.landed != nil {
-			landed = append(landed, *o.landed)
+		if o.failed == "" && o.recorded > 0 {
+			landed = append(landed, recorded[o.recorded-1])
 		}
 	}
 	if len(landed) > 0 {
