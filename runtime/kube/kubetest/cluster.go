@@ -297,7 +297,23 @@ func (c *Cluster) applyCRDs() {
 		all.Write(out)
 	}
 	c.MustKubectl(all.String(), "apply", "--server-side", "-f", "-")
-	c.MustKubectl("", append([]string{"wait", "--for", "condition=established", "--timeout", "2m"}, names...)...)
+	// Not kubectl wait --for condition=established: for a CRD whose
+	// status the API server has not written yet, it fails at once
+	// (".status.conditions accessor error: <nil>"), which a loaded
+	// machine showed in CI. Each is asked until it says Established.
+	deadline := time.Now().Add(2 * time.Minute)
+	for _, name := range names {
+		for {
+			out, err := c.Kubectl("", "get", name, "-o", `jsonpath={.status.conditions[?(@.type=="Established")].status}`)
+			if err == nil && strings.TrimSpace(out) == "True" {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.t.Fatalf("%s is not established after 2 minutes: %q %v", name, out, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
 }
 
 // StartController runs agent-sandbox's controller, its extensions (claims,
