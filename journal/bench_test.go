@@ -80,7 +80,9 @@ func BenchmarkPlainWrite4KiB(b *testing.B) {
 
 // BenchmarkScan lists the checkpoints of a log of 1,000 checkpoints of 10
 // changes each (and reads one's changes), which reads the whole log.
-func BenchmarkScan(b *testing.B) {
+// bigLog journals 1,000 checkpoints of 10 changes each, as a long
+// session leaves them.
+func bigLog(b *testing.B) *Journal {
 	j := newJournal(b)
 	var changes []Change
 	for i := range 10 {
@@ -109,6 +111,11 @@ func BenchmarkScan(b *testing.B) {
 		}
 		cp.End()
 	}
+	return j
+}
+
+func BenchmarkScan(b *testing.B) {
+	j := bigLog(b)
 	for b.Loop() {
 		list, err := j.Checkpoints()
 		if err != nil || len(list) != 1000 || list[0].Changes != 10 {
@@ -150,5 +157,34 @@ func BenchmarkIntendInline4KiB(b *testing.B) {
 			b.Fatal(err)
 		}
 		before, after = after, before
+	}
+}
+
+// BenchmarkOpen is what a session's start and its <undo> read of a long
+// log: Open, the index, the last checkpoint's changes, Close; from the
+// head a Close saved, and (NoHead) from the log's start.
+func BenchmarkOpen(b *testing.B) {
+	for _, keep := range []bool{true, false} {
+		b.Run(map[bool]string{true: "Head", false: "NoHead"}[keep], func(b *testing.B) {
+			j := bigLog(b)
+			j.Close()
+			for b.Loop() {
+				if !keep {
+					os.Remove(j.headPath())
+				}
+				k, err := Open(j.Dir())
+				if err != nil {
+					b.Fatal(err)
+				}
+				list, err := k.Index()
+				if err != nil || len(list) != 1000 {
+					b.Fatal(len(list), err)
+				}
+				if cs, err := k.Changes(1000); err != nil || len(cs) != 10 {
+					b.Fatal(len(cs), err)
+				}
+				k.Close()
+			}
+		})
 	}
 }

@@ -2,10 +2,15 @@ package journal
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
+	"time"
 )
 
 // TestSmallContentIsJournaledInTheLog: content given with the intent is
@@ -55,19 +60,13 @@ func TestSmallContentIsJournaledInTheLog(t *testing.T) {
 			t.Errorf("Content of %s: %d bytes, %v", c.st.Sum, len(b), err)
 		}
 	}
-	// Its object is written at the checkpoint's end, without fsync; lost
-	// to a crash, the log has it.
-	if _, err := os.Stat(j.objectPath(Sum(small))); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("the inline content's object was written before the checkpoint's end: %v", err)
-	}
-	if b, err := j.Get(Sum(small)); err != nil || !bytes.Equal(b, small) {
-		t.Errorf("Get from the log: %q, %v", b, err)
-	}
+	// A content this small gets no object (it would take a block of the
+	// disk for a few bytes): the log has it.
 	if err := cp.End(); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Remove(j.objectPath(Sum(small))); err != nil {
-		t.Fatalf("the inline content's object was not written: %v", err)
+	if _, err := os.Stat(j.objectPath(Sum(small))); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the small inline content got an object: %v", err)
 	}
 	if b, err := j.Get(Sum(small)); err != nil || !bytes.Equal(b, small) {
 		t.Errorf("Get from the log: %q, %v", b, err)
@@ -78,5 +77,89 @@ func TestSmallContentIsJournaledInTheLog(t *testing.T) {
 	bad := []Change{{Path: "x", Before: State{Kind: None}, After: State{Kind: File, Sum: Sum([]byte("other")), Data: small}}}
 	if _, err := cp.Intend(bad); err == nil {
 		t.Error("Intend took Data that is not what its Sum names")
+	}
+}
+
+// TestContentIsCompressedInTheLogAndStoredOnce: inline content that
+// compresses is compressed in the log; content already stored (what an
+// earlier change left) is named, not written again; an object a crash
+// left empty is read from the log; and a Prune that drops the only record
+// holding a content inline writes its object first.
+func TestContentIsCompressedInTheLogAndStoredOnce(t *testing.T) {
+	j := newJournal(t)
+	// 20 KB of source that compresses to more than lazyMin: End writes
+	// its object.
+	var source []byte
+	rng := rand.New(rand.NewPCG(1, 2))
+	for len(source) < 20<<10 {
+		source = fmt.Appendf(source, "\tv%d := f(%#x, %q)\n", rng.IntN(1000), rng.Uint32(), []string{"alpha", "beta", "gamma"}[rng.IntN(3)])
+	}
+	next := append(slices.Clone(source), "// changed\n"...)
+	change := func(before, after []byte) int64 {
+		t.Helper()
+		cp, err := j.Begin(Meta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := Change{Path: "f.go", Before: State{Kind: None}, After: State{Kind: File, Mode: 0o644, Size: int64(len(after)), Data: after}}
+		if before != nil {
+			c.Before = State{Kind: File, Mode: 0o644, Size: int64(len(before)), Data: before}
+		}
+		was, _ := os.Stat(j.logPath())
+		id, err := cp.Intend([]Change{c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		now, _ := os.Stat(j.logPath())
+		cp.Done(id)
+		cp.End()
+		return now.Size() - was.Size()
+	}
+	if n := change(nil, source); n > int64(len(source))/2 {
+		t.Errorf("an intent with %d bytes of source is %d bytes of log", len(source), n)
+	}
+	log, _ := os.ReadFile(j.logPath())
+	if !bytes.Contains(log, []byte(`"zdata":"`)) {
+		t.Error("the content is not compressed in the log")
+	}
+	if b, _ := os.ReadFile(j.objectPath(Sum(source))); len(b) == 0 || b[0] != objZstd {
+		t.Errorf("the lazily written object is not compressed: %.20q", b)
+	}
+	// The next change names the content before it (stored) by its sum.
+	n := change(source, next)
+	if m := change(next, source); m >= n {
+		t.Errorf("an intent whose contents are both stored is %d bytes, not less than one with a new content (%d)", m, n)
+	}
+	cs, err := j.Changes(2)
+	if err != nil || len(cs) != 1 || cs[0].Before.Data != nil || cs[0].Before.Sum != Sum(source) {
+		t.Fatalf("checkpoint 2's change: %d changes, %v (the content before inline: %t)", len(cs), err, len(cs) == 1 && cs[0].Before.Data != nil)
+	}
+	if b, err := j.Content(cs[0].Before); err != nil || !bytes.Equal(b, source) {
+		t.Fatalf("the content named: %d bytes, %v", len(b), err)
+	}
+	// A crash left the lazily written object empty: the log has it.
+	if err := os.WriteFile(j.objectPath(Sum(source)), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := j.Get(Sum(source)); err != nil || !bytes.Equal(b, source) {
+		t.Fatalf("Get of an object a crash left empty: %d bytes, %v", len(b), err)
+	}
+	// A Prune that drops checkpoint 1, the only record holding source
+	// inline, while checkpoint 2 names it, writes its object first.
+	if _, err := j.Prune(Retention{Keep: 2, MaxAge: time.Nanosecond, Now: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Changes(1); !errors.Is(err, ErrNoCheckpoint) {
+		t.Fatalf("checkpoint 1 is still there: %v", err)
+	}
+	if log, _ := os.ReadFile(j.logPath()); bytes.Contains(log, []byte(`"zdata":"`+base64.StdEncoding.EncodeToString(encodeObject(source)[1:]))) {
+		t.Fatal("the log still holds the content inline")
+	}
+	b, err := os.ReadFile(j.objectPath(Sum(source)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if content, err := decodeObject(b); err != nil || !bytes.Equal(content, source) {
+		t.Fatalf("the object after the Prune: %d bytes, %v", len(content), err)
 	}
 }

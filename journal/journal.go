@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -39,6 +40,8 @@ type State struct {
 	// given back by Changes for content the log holds. Sum names it
 	// either way; Content reads a state's content wherever it is.
 	Data []byte
+
+	body []byte // Data as its object holds it (encodeObject), set by Intend
 }
 
 // InlineMax is the largest content an intent holds in the log itself:
@@ -82,7 +85,8 @@ type Journal struct {
 	cp     int      // the last checkpoint number
 	intent uint64   // the last intent number
 	open   map[uint64]*openIntent
-	dirty  bool // records appended since the last fsync
+	idx    index // where each checkpoint begins
+	dirty  bool  // records appended since the last fsync
 	closed bool
 }
 
@@ -109,6 +113,7 @@ func Open(dir string) (*Journal, error) {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
 	j := &Journal{dir: dir, lock: lock}
+	j.loadHead()
 	err = j.locked(func() error {
 		// A new log starts with its version.
 		if j.off == 0 {
@@ -173,7 +178,7 @@ func (j *Journal) catchUp() error {
 		if err != nil {
 			return fmt.Errorf("journal: %w", err)
 		}
-		j.log, j.off, j.cp, j.intent, j.open = f, 0, 0, 0, map[uint64]*openIntent{}
+		j.log, j.off, j.cp, j.intent, j.open, j.idx = f, 0, 0, 0, map[uint64]*openIntent{}, index{}
 		if st, err = f.Stat(); err != nil {
 			return fmt.Errorf("journal: %w", err)
 		}
@@ -192,7 +197,7 @@ func (j *Journal) catchUp() error {
 	end, err := frames(b, j.off, func(payload []byte, off int64) error {
 		r, err := decode(payload, off)
 		if err == nil {
-			j.apply(&r)
+			j.apply(&r, off, payload)
 		}
 		return err
 	})
@@ -209,14 +214,17 @@ func (j *Journal) catchUp() error {
 	return nil
 }
 
-// apply brings the state up to date with one record.
-func (j *Journal) apply(r *record) {
+// apply brings the state up to date with one record, whose frame is at
+// off in the log.
+func (j *Journal) apply(r *record, off int64, payload []byte) {
+	j.idx.last, j.idx.lastCRC = off, crc32.Checksum(payload, castagnoli)
 	switch r.Type {
 	case recLog:
 		j.cp = max(j.cp, r.Checkpoint)
 		j.intent = max(j.intent, r.Intent)
 	case recBegin:
 		j.cp = max(j.cp, r.Checkpoint)
+		j.idx.add(r.Checkpoint, off, r.Time)
 	case recIntent:
 		j.intent = max(j.intent, r.Intent)
 		j.open[r.Intent] = &openIntent{Intent{ID: r.Intent, Checkpoint: r.Checkpoint, Changes: r.Changes, Time: r.Time, PID: r.PID}, r.Start}
@@ -229,6 +237,7 @@ func (j *Journal) apply(r *record) {
 // the log when sync is set. It runs under the lock.
 func (j *Journal) append(sync bool, recs ...record) error {
 	var b []byte
+	payloads := make([][]byte, len(recs))
 	for i := range recs {
 		payload, err := json.Marshal(&recs[i])
 		if err != nil {
@@ -237,8 +246,10 @@ func (j *Journal) append(sync bool, recs ...record) error {
 		if len(payload) > maxRecord {
 			return fmt.Errorf("journal: a record of %d bytes is over the limit of %d: journal fewer changes at once", len(payload), maxRecord)
 		}
+		payloads[i] = payload
 		b = frame(b, payload)
 	}
+	at := j.off
 	if _, err := j.log.Write(b); err != nil {
 		// Part of it may be there: cut it off now, so that it cannot end
 		// up under records appended later.
@@ -248,7 +259,8 @@ func (j *Journal) append(sync bool, recs ...record) error {
 	j.off += int64(len(b))
 	j.dirty = true
 	for i := range recs {
-		j.apply(&recs[i])
+		j.apply(&recs[i], at, payloads[i])
+		at += int64(frameHeader + len(payloads[i]))
 	}
 	if sync {
 		if err := unix.Fdatasync(int(j.log.Fd())); err != nil {
@@ -270,6 +282,7 @@ func (j *Journal) Close() error {
 	j.closed = true
 	var err error
 	if j.log != nil {
+		j.saveHead()
 		if j.dirty {
 			err = unix.Fdatasync(int(j.log.Fd()))
 		}
@@ -293,9 +306,15 @@ type Checkpoint struct {
 	n int
 
 	mu      sync.Mutex
-	lazy    map[string][]byte // inline contents whose objects End writes
+	lazy    map[string][]byte // the objects of inline contents, which End writes
 	lazyLen int
 }
+
+// lazyMin is the smallest object End writes for an inline content: one
+// smaller would take a whole block of the disk for less, and the log
+// holds it anyway. Such a content is inline again in each intent that
+// names it.
+const lazyMin = 4 << 10
 
 // maxLazy bounds the inline contents a checkpoint holds until End writes
 // their objects; past it, they are written at once.
@@ -345,13 +364,21 @@ func (cp *Checkpoint) Intend(changes []Change) (uint64, error) {
 	var id uint64
 	err = cp.j.locked(func() error {
 		// Under the lock, since a Prune will remove objects under it.
-		for _, c := range changes {
-			for _, s := range []State{c.Before, c.After} {
-				if s.Kind != File || s.Data != nil || s.Sum == emptySum {
+		for i := range changes {
+			for _, s := range []*State{&changes[i].Before, &changes[i].After} {
+				if s.Kind != File || s.Sum == emptySum {
 					continue
 				}
-				if _, err := os.Stat(cp.j.objectPath(s.Sum)); err != nil {
-					return fmt.Errorf("journal: %q: the content %s is not in the store (Put it first): %w", c.Path, s.Sum, err)
+				fi, err := os.Stat(cp.j.objectPath(s.Sum))
+				switch {
+				case s.Data != nil && err == nil && fi.Size() > 0:
+					// Stored already (most often, what an earlier change
+					// left): the intent names it. An object written lazily
+					// is in the log too, inline, and a Prune that drops
+					// that record writes the object durably first.
+					s.Data, s.body = nil, nil
+				case s.Data == nil && err != nil:
+					return fmt.Errorf("journal: %q: the content %s is not in the store (Put it first): %w", changes[i].Path, s.Sum, err)
 				}
 			}
 		}
@@ -372,16 +399,16 @@ func (cp *Checkpoint) Intend(changes []Change) (uint64, error) {
 	for _, c := range changes {
 		for _, st := range []State{c.Before, c.After} {
 			switch {
-			case st.Data == nil:
-			case cp.lazyLen+len(st.Data) > maxLazy:
-				cp.j.putLazy(st.Sum, st.Data)
+			case len(st.body) < lazyMin:
+			case cp.lazyLen+len(st.body) > maxLazy:
+				cp.j.putLazy(st.Sum, st.body)
 			default:
 				if cp.lazy == nil {
 					cp.lazy = map[string][]byte{}
 				}
 				if _, ok := cp.lazy[st.Sum]; !ok {
-					cp.lazy[st.Sum] = st.Data
-					cp.lazyLen += len(st.Data)
+					cp.lazy[st.Sum] = st.body
+					cp.lazyLen += len(st.body)
 				}
 			}
 		}
@@ -404,13 +431,16 @@ func (j *Journal) inline(changes []Change) ([]Change, error) {
 				return nil, fmt.Errorf("journal: %q: the content given is not the content %s names", out[i].Path, st.Sum)
 			}
 			st.Sum = sum
-			if len(st.Data) > InlineMax {
+			switch {
+			case len(st.Data) > InlineMax:
 				if _, err := j.Put(st.Data); err != nil {
 					return nil, err
 				}
 				st.Data = nil
-			} else if len(st.Data) == 0 {
+			case len(st.Data) == 0:
 				st.Data = nil // the empty content needs no store
+			default:
+				st.body = encodeObject(st.Data)
 			}
 		}
 	}
@@ -461,13 +491,19 @@ func (cp *Checkpoint) outcome(r record, sync bool) error {
 // is listed as such; its done changes count as any other's.
 func (cp *Checkpoint) End() error {
 	cp.mu.Lock()
-	for sum, data := range cp.lazy {
-		cp.j.putLazy(sum, data)
+	for sum, body := range cp.lazy {
+		cp.j.putLazy(sum, body)
 	}
 	cp.lazy, cp.lazyLen = nil, 0
 	cp.mu.Unlock()
 	return cp.j.locked(func() error {
-		return cp.j.append(false, record{Type: recEnd, Checkpoint: cp.n})
+		if err := cp.j.append(false, record{Type: recEnd, Checkpoint: cp.n}); err != nil {
+			return err
+		}
+		if cp.j.off-cp.j.idx.saved > headEvery {
+			cp.j.saveHead() // for a process that keeps the journal open (a daemon)
+		}
+		return nil
 	})
 }
 

@@ -120,7 +120,8 @@ type wireState struct {
 	Sum      string `json:"sum,omitempty"`
 	Target   string `json:"target,omitempty"`
 	Target64 []byte `json:"target64,omitempty"`
-	Data     []byte `json:"data,omitempty"` // inline content, base64
+	Data     []byte `json:"data,omitempty"`  // inline content, base64
+	ZData    []byte `json:"zdata,omitempty"` // inline content, compressed with zstd, base64
 }
 
 type wireChange struct {
@@ -147,7 +148,15 @@ func (c *Change) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*c = Change{Path: w.Path, Before: fromWire(w.Before), After: fromWire(w.After)}
+	before, err := fromWire(w.Before)
+	if err != nil {
+		return err
+	}
+	after, err := fromWire(w.After)
+	if err != nil {
+		return err
+	}
+	*c = Change{Path: w.Path, Before: before, After: after}
 	if w.Path64 != nil {
 		c.Path = string(w.Path64)
 	}
@@ -156,6 +165,9 @@ func (c *Change) UnmarshalJSON(b []byte) error {
 
 func toWire(s State) wireState {
 	w := wireState{Kind: s.Kind, Mode: s.Mode, Size: s.Size, Sum: s.Sum, Data: s.Data}
+	if len(s.body) > 0 && s.body[0] == objZstd {
+		w.Data, w.ZData = nil, s.body[1:]
+	}
 	if utf8.ValidString(s.Target) {
 		w.Target = s.Target
 	} else {
@@ -164,10 +176,17 @@ func toWire(s State) wireState {
 	return w
 }
 
-func fromWire(w wireState) State {
+func fromWire(w wireState) (State, error) {
 	s := State{Kind: w.Kind, Mode: w.Mode, Size: w.Size, Sum: w.Sum, Target: w.Target, Data: w.Data}
 	if w.Target64 != nil {
 		s.Target = string(w.Target64)
 	}
-	return s
+	if w.ZData != nil {
+		data, err := decoder().DecodeAll(w.ZData, nil)
+		if err != nil {
+			return s, fmt.Errorf("inline content that does not decode: %w", err)
+		}
+		s.Data = data
+	}
+	return s, nil
 }

@@ -84,6 +84,16 @@ func (j *Journal) Put(content []byte) (string, error) {
 		os.Chtimes(p, now, now)
 		return sum, nil
 	}
+	if err := writeObject(p, encodeObject(content), true); err != nil {
+		return "", fmt.Errorf("journal: storing %s: %w", sum, err)
+	}
+	return sum, nil
+}
+
+// encodeObject is content as an object holds it: compressed with zstd
+// when that saves at least an eighth, else as it is, after the byte that
+// says which.
+func encodeObject(content []byte) []byte {
 	body := make([]byte, 1, 1+len(content))
 	body[0] = objRaw
 	if len(content) >= 64 {
@@ -96,10 +106,20 @@ func (j *Journal) Put(content []byte) (string, error) {
 	} else {
 		body = append(body, content...)
 	}
-	if err := writeObject(p, body, true); err != nil {
-		return "", fmt.Errorf("journal: storing %s: %w", sum, err)
+	return body
+}
+
+// decodeObject is the content of an object's body.
+func decodeObject(b []byte) ([]byte, error) {
+	switch {
+	case len(b) == 0:
+		return nil, errors.New("empty file")
+	case b[0] == objRaw:
+		return b[1:], nil
+	case b[0] == objZstd:
+		return decoder().DecodeAll(b[1:], nil)
 	}
-	return sum, nil
+	return nil, fmt.Errorf("unknown encoding %d", b[0])
 }
 
 // writeObject writes body to the object file p: to a temporary file in
@@ -144,15 +164,15 @@ func writeObject(p string, body []byte, durable bool) error {
 // emptySum is the sum of no content, which every store holds.
 var emptySum = Sum(nil)
 
-// putLazy writes content as the object sum without fsync: the log holds
-// it durably, inline, and the object is only a faster way to it. A
-// failure is no error (Get then reads the log).
-func (j *Journal) putLazy(sum string, content []byte) {
+// putLazy writes body (encodeObject's) as the object sum without fsync:
+// the log holds its content durably, inline, and the object is only a
+// faster way to it. A failure is no error (Get then reads the log).
+func (j *Journal) putLazy(sum string, body []byte) {
 	p := j.objectPath(sum)
 	if _, err := os.Stat(p); err == nil {
 		return
 	}
-	writeObject(p, append([]byte{objRaw}, content...), false)
+	writeObject(p, body, false)
 }
 
 // Content returns a file state's content: its Data, or what the store
@@ -178,32 +198,28 @@ func (j *Journal) Get(sum string) ([]byte, error) {
 	}
 	p := j.objectPath(sum)
 	b, err := os.ReadFile(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		if content, ok := j.inlined(sum); ok {
-			return content, nil
-		}
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("journal: object %s: %w", sum, err)
 	}
 	var content []byte
-	switch {
-	case len(b) == 0:
-		err = errors.New("empty file")
-	case b[0] == objRaw:
-		content = b[1:]
-	case b[0] == objZstd:
-		content, err = decoder().DecodeAll(b[1:], nil)
-	default:
-		err = fmt.Errorf("unknown encoding %d", b[0])
+	if err == nil {
+		content, err = decodeObject(b)
+		if err == nil && Sum(content) != sum {
+			err = errors.New("its content does not hash to its name")
+		}
+		if err == nil {
+			return content, nil
+		}
 	}
-	if err == nil && Sum(content) != sum {
-		err = errors.New("its content does not hash to its name")
+	// Missing, or damaged: an object written lazily is not fsynced, and a
+	// crash can lose it or leave it empty; the log holds its content.
+	if content, ok := j.inlined(sum); ok {
+		return content, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: object %s (%s): the content it held is lost; remove the file, and the changes that name it cannot be undone", ErrDamaged, p, err)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("journal: object %s: %w", sum, err)
 	}
-	return content, nil
+	return nil, fmt.Errorf("%w: object %s (%s): the content it held is lost; remove the file, and the changes that name it cannot be undone", ErrDamaged, p, err)
 }
 
 // inlined looks for content the log holds inline under sum, reading the

@@ -85,7 +85,8 @@ func (j *Journal) Prune(r Retention) (Pruned, error) {
 			time  time.Time
 			bytes int64
 			sums  map[string]bool
-			open  int // intents with no outcome
+			data  map[string][]byte // contents its records hold inline
+			open  int               // intents with no outcome
 			pid   int
 			start uint64
 			ended bool
@@ -103,7 +104,7 @@ func (j *Journal) Prune(r Retention) (Pruned, error) {
 			lastCp, lastIntent = max(lastCp, rec.Checkpoint), max(lastIntent, rec.Intent)
 			ci := byNum[rec.Checkpoint]
 			if rec.Type == recBegin && ci == nil {
-				ci = &cpInfo{n: rec.Checkpoint, time: rec.Time, sums: map[string]bool{}, pid: rec.PID, start: rec.Start}
+				ci = &cpInfo{n: rec.Checkpoint, time: rec.Time, sums: map[string]bool{}, data: map[string][]byte{}, pid: rec.PID, start: rec.Start}
 				byNum[rec.Checkpoint] = ci
 				order = append(order, ci)
 			}
@@ -119,6 +120,9 @@ func (j *Journal) Prune(r Retention) (Pruned, error) {
 					for _, st := range []State{c.Before, c.After} {
 						if st.Kind == File && st.Sum != emptySum {
 							ci.sums[st.Sum] = true
+							if st.Data != nil {
+								ci.data[st.Sum] = st.Data
+							}
 						}
 					}
 				}
@@ -173,6 +177,25 @@ func (j *Journal) Prune(r Retention) (Pruned, error) {
 			drop++
 		}
 		if drop > 0 {
+			// A content a kept record names may be held durably only
+			// inline in a dropped one (its object was written lazily, or
+			// a crash left it empty): write its object durably first.
+			inline := map[string]bool{}
+			for _, ci := range order[drop:] {
+				for s := range ci.data {
+					inline[s] = true
+				}
+			}
+			for _, ci := range order[:drop] {
+				for s, data := range ci.data {
+					if refs[s] > 0 && !inline[s] {
+						if err := writeObject(j.objectPath(s), encodeObject(data), true); err != nil {
+							return fmt.Errorf("journal: storing %s before pruning the record that holds it: %w", s, err)
+						}
+						inline[s] = true
+					}
+				}
+			}
 			first := lastCp + 1 // every checkpoint dropped
 			if drop < len(order) {
 				first = order[drop].n

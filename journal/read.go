@@ -108,43 +108,6 @@ func (j *Journal) Checkpoints() ([]CheckpointInfo, error) {
 // checkpoint (it was never made, or was pruned).
 var ErrNoCheckpoint = errors.New("journal: no such checkpoint")
 
-// Changes returns the changes done in checkpoint n, in the order of their
-// intents: aborted ones and intents with no outcome yet are left out. It
-// reads the whole log.
-func (j *Journal) Changes(n int) ([]Change, error) {
-	found := false
-	var ids []uint64
-	intents := map[uint64][]Change{}
-	done := map[uint64]bool{}
-	err := j.scan(func(r *record) {
-		if r.Checkpoint != n {
-			return
-		}
-		switch r.Type {
-		case recBegin:
-			found = true
-		case recIntent:
-			ids = append(ids, r.Intent)
-			intents[r.Intent] = r.Changes
-		case recDone:
-			done[r.Intent] = true
-		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, fmt.Errorf("%w: %d", ErrNoCheckpoint, n)
-	}
-	var list []Change
-	for _, id := range ids {
-		if done[id] {
-			list = append(list, intents[id]...)
-		}
-	}
-	return list, nil
-}
-
 // ModeOf is the Mode of a State for fi: its permission bits, with setuid,
 // setgid and sticky.
 func ModeOf(fi fs.FileInfo) uint32 {

@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/llm-runtime/llm-runtime/journal"
@@ -132,5 +136,119 @@ func BenchmarkUndo1000(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
+	}
+}
+
+// sourceRepo copies up to n source files of the Go installation (real
+// code, which compresses as a user's does) into a new directory, and
+// returns it and the files' names.
+func sourceRepo(tb testing.TB, n int) (string, []string) {
+	goroot := runtime.GOROOT()
+	dir := tb.TempDir()
+	var names []string
+	for _, top := range []string{"src", "test"} {
+		filepath.WalkDir(filepath.Join(goroot, top), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || len(names) >= n {
+				return fs.SkipDir
+			}
+			if d.IsDir() || !strings.HasSuffix(p, ".go") {
+				return nil
+			}
+			b, err := os.ReadFile(p)
+			if err != nil || len(b) > 64<<10 {
+				return nil
+			}
+			rel, _ := filepath.Rel(goroot, p)
+			os.MkdirAll(filepath.Join(dir, filepath.Dir(rel)), 0o755)
+			if os.WriteFile(filepath.Join(dir, rel), b, 0o644) == nil {
+				names = append(names, filepath.ToSlash(rel))
+			}
+			return nil
+		})
+	}
+	if len(names) < n {
+		tb.Skipf("the Go installation has %d source files under 64 KiB, not %d", len(names), n)
+	}
+	return dir, names
+}
+
+// journalSession plays a session of replies on a repository of files
+// source files, each reply its own checkpoint: two files edited (a line
+// changed in the middle), and every tenth reply a new file written and a
+// scratch file deleted. It returns the bytes the changes wrote (the new
+// content of each file changed), the size of the journal's files, and
+// the disk they take (whole blocks).
+func journalSession(tb testing.TB, files, replies int) (changed, stored, blocks int64) {
+	dir, names := sourceRepo(tb, files)
+	sb, err := sandbox.NewLocal(dir, sandbox.Limits{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer sb.Close()
+	jdir := filepath.Join(tb.TempDir(), "journal")
+	j, err := journal.Open(jdir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer j.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for r := range replies {
+		cp, err := j.Begin(journal.Meta{FrontEnd: "filter"})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ctx := sandbox.WithOptions(context.Background(), sandbox.Options{Recorder: runner.JournalRecorder{Checkpoint: cp}})
+		write := func(name string, content []byte) {
+			if _, err := sb.Write(ctx, name, content); err != nil {
+				tb.Fatal(err)
+			}
+			changed += int64(len(content))
+		}
+		for range 2 {
+			name := names[rng.IntN(len(names))]
+			b, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				tb.Fatal(err)
+			}
+			lines := strings.SplitAfter(string(b), "\n")
+			i := len(lines) / 2
+			lines[i] = fmt.Sprintf("\t// reply %d changed this line\n", r)
+			write(name, []byte(strings.Join(lines, "")))
+		}
+		if r%10 == 0 {
+			src, _ := os.ReadFile(filepath.Join(dir, names[rng.IntN(len(names))]))
+			write(fmt.Sprintf("scratch/new%d.go", r), src)
+			if r > 0 {
+				if _, err := sb.Delete(ctx, fmt.Sprintf("scratch/new%d.go", r-10)); err != nil {
+					tb.Fatal(err)
+				}
+			}
+		}
+		if err := cp.End(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	j.Close()
+	filepath.WalkDir(jdir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				stored += fi.Size()
+				blocks += fi.Sys().(*syscall.Stat_t).Blocks * 512
+			}
+		}
+		return nil
+	})
+	return changed, stored, blocks
+}
+
+// BenchmarkJournalOfASession: the journal of a 1,000-reply session on a
+// repository of 10,000 files, against the bytes its changes wrote.
+func BenchmarkJournalOfASession(b *testing.B) {
+	for b.Loop() {
+		changed, stored, blocks := journalSession(b, 10000, 1000)
+		b.ReportMetric(float64(changed)/1e6, "MB-changed")
+		b.ReportMetric(float64(stored)/1e6, "MB-journal")
+		b.ReportMetric(float64(stored)/float64(changed), "journal/changed")
+		b.ReportMetric(float64(blocks)/float64(changed), "disk/changed")
 	}
 }

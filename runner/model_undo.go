@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,15 +32,15 @@ func (r *Runner) diff(arg string) (*output.DiffResult, error) {
 	if n, err := strconv.Atoi(arg); err == nil && n > 0 {
 		numbers, of = []int{n}, fmt.Sprintf("checkpoint %d", n)
 	} else {
-		list, err := r.Journal.Checkpoints()
+		list, err := r.Journal.Index()
 		if err != nil {
 			return nil, err
 		}
 		y, m, d := time.Now().Date()
 		midnight := time.Date(y, m, d, 0, 0, 0, 0, time.Local)
-		for _, cp := range list {
-			if !cp.Meta.Time.Before(midnight) {
-				numbers = append([]int{cp.Number}, numbers...) // oldest first
+		for _, cp := range list { // oldest first
+			if !cp.Time.Before(midnight) {
+				numbers = append(numbers, cp.Number)
 			}
 		}
 		of = "today's work"
@@ -51,13 +52,9 @@ func (r *Runner) diff(arg string) (*output.DiffResult, error) {
 			of = filter + " in " + of
 		}
 	}
-	var all []journal.Change
-	for _, n := range numbers {
-		cs, err := r.Journal.Changes(n)
-		if err != nil {
-			return nil, sandbox.Errorf(sandbox.CodeFileNotFound, "%v", err)
-		}
-		all = append(all, cs...)
+	all, err := r.Journal.Changes(numbers...)
+	if err != nil {
+		return nil, sandbox.Errorf(sandbox.CodeFileNotFound, "%v", err)
 	}
 	net := journal.Net(all)
 	if filter != "" {
@@ -93,14 +90,14 @@ func (r *Runner) undo(arg string) (*output.UndoResult, error) {
 	if r.Journal == nil || r.Restorer == nil {
 		return nil, noJournal()
 	}
-	list, err := r.Journal.Checkpoints()
+	list, err := r.Journal.Index()
 	if err != nil {
 		return nil, err
 	}
 	current := r.Checkpoint()
 	var numbers []int
 	if arg == "" {
-		for _, cp := range list { // newest first
+		for _, cp := range slices.Backward(list) {
 			if cp.Number != current {
 				numbers = []int{cp.Number}
 				break
@@ -114,7 +111,10 @@ func (r *Runner) undo(arg string) (*output.UndoResult, error) {
 		if err != nil || to < 0 {
 			return nil, sandbox.Errorf(sandbox.CodeInvalidPath, "<undo N> takes a checkpoint's number, not %q; <undo> alone takes back the previous one", arg)
 		}
-		if numbers = CheckpointsAfter(list, to); numbers == nil {
+		if numbers, err = CheckpointsAfter(r.Journal, to); err != nil {
+			return nil, err
+		}
+		if numbers == nil {
 			return nil, sandbox.Errorf(sandbox.CodeFileNotFound, "nothing after checkpoint %d to undo", to)
 		}
 	}

@@ -45,13 +45,9 @@ func Undo(j *journal.Journal, ws Restorer, numbers []int, meta journal.Meta, for
 		res.Of = "checkpoints " + strings.Join(list, ", ")
 	}
 	meta.Name = cmp.Or(meta.Name, "undo of "+strings.Join(list, ", "))
-	var all []journal.Change
-	for _, n := range numbers {
-		cs, err := j.Changes(n)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, cs...)
+	all, err := j.Changes(numbers...)
+	if err != nil {
+		return nil, err
 	}
 	net := journal.Net(all) // per path, before the first change and after the last
 	depth := func(p string) int { return strings.Count(p, "/") }
@@ -96,17 +92,17 @@ func Undo(j *journal.Journal, ws Restorer, numbers []int, meta journal.Meta, for
 	return res, nil
 }
 
-// CheckpointsAfter are the numbers of the checkpoints of list after n,
-// oldest first: what an undo back to n takes back.
-func CheckpointsAfter(list []journal.CheckpointInfo, n int) []int {
+// CheckpointsAfter are the numbers of the journal's checkpoints after
+// n, oldest first: what an undo back to n takes back.
+func CheckpointsAfter(j *journal.Journal, n int) ([]int, error) {
+	list, err := j.Index()
 	var out []int
 	for _, cp := range list {
 		if cp.Number > n {
 			out = append(out, cp.Number)
 		}
 	}
-	slices.Sort(out)
-	return out
+	return out, err
 }
 
 // pathState is a journal state as a sandbox one, its content read.

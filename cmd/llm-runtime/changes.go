@@ -240,7 +240,10 @@ func (p undoCmd) Run(e env, c *cli) error {
 	case p.To > 0 && p.Checkpoint > 0:
 		return fail(exitUsage, "give a checkpoint or --to, not both")
 	case p.To > 0:
-		if numbers = runner.CheckpointsAfter(list, p.To); numbers == nil {
+		if numbers, err = runner.CheckpointsAfter(j.Journal, p.To); err != nil {
+			return fail(exitConfig, "%v", err)
+		}
+		if numbers == nil {
 			return fail(exitUsage, "nothing after checkpoint %d to undo", p.To)
 		}
 	case p.Checkpoint > 0:
