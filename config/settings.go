@@ -297,8 +297,8 @@ var settings = []Setting{
 		get: func(c *Config) string { return c.Audit.Dir },
 	},
 	{
-		Key: "journal.enabled", Default: "false",
-		Doc: "record every write, edit, delete and move, and every change a writable exec applies, in the repository's journal of changes, with what each path held before and after, a checkpoint per run (per call through MCP), for llm-runtime changes to list and show and llm-runtime undo to take back (a preview: the model's own <undo> is to come)",
+		Key: "journal.enabled", Default: "true",
+		Doc: "record every write, edit, delete and move, and every change a writable exec applies, in the repository's journal of changes, with what each path held before and after, a checkpoint per run (per call through MCP), for llm-runtime changes to list and show, llm-runtime undo and the model's <undo> to take back, and <diff>; false records nothing, and <diff> and <undo> are refused",
 		set: func(c *Config, v string) error { return boolean(&c.Journal.Enabled, v) },
 		get: func(c *Config) string { return strconv.FormatBool(c.Journal.Enabled) },
 	},
@@ -310,19 +310,19 @@ var settings = []Setting{
 	},
 	{
 		Key: "journal.max_age", Default: "720h",
-		Doc: "llm-runtime changes prune drops the checkpoints begun longer ago than this, oldest first (never the last journal.keep)",
+		Doc: "a session's end (once a day) and llm-runtime changes prune drop the checkpoints begun longer ago than this, oldest first (never the last journal.keep)",
 		set: func(c *Config, v string) error { return positive(&c.Journal.MaxAge, v) },
 		get: func(c *Config) string { return formatDuration(c.Journal.MaxAge) },
 	},
 	{
 		Key: "journal.max_size", Default: "1GiB",
-		Doc: "llm-runtime changes prune drops the oldest checkpoints while a repository's journal (its log and the contents only its records name) is larger than this (never the last journal.keep)",
+		Doc: "a session's end (once a day) and llm-runtime changes prune drop the oldest checkpoints while a repository's journal (its log and the contents only its records name) is larger than this (never the last journal.keep)",
 		set: func(c *Config, v string) error { return sizeIn(&c.Journal.MaxSize, v, 1<<20, 1<<50) },
 		get: func(c *Config) string { return FormatSize(c.Journal.MaxSize) },
 	},
 	{
 		Key: "journal.keep", Default: "20",
-		Doc: "how many of the newest checkpoints llm-runtime changes prune always keeps, whatever their age or size",
+		Doc: "how many of the newest checkpoints pruning always keeps, whatever their age or size",
 		set: func(c *Config, v string) error { return intIn(&c.Journal.Keep, v, 0, 1<<30) },
 		get: func(c *Config) string { return strconv.Itoa(c.Journal.Keep) },
 	},

@@ -174,9 +174,11 @@ func Open(ctx context.Context, s Settings) (*Session, error) {
 // Changes is what a runner journals changes with: the repository's
 // journal, and the workspace <undo> puts paths back through.
 type Changes struct {
-	runner   *runner.Runner
-	journal  *journal.Journal
-	restorer *sandbox.Workspace
+	runner    *runner.Runner
+	journal   *journal.Journal
+	restorer  *sandbox.Workspace
+	retention journal.Retention
+	logf      func(format string, args ...any)
 }
 
 // OpenChanges opens, when the configuration enables the journal (nil
@@ -206,13 +208,23 @@ func OpenChanges(s Settings, r *runner.Runner) (*Changes, error) {
 		return nil, fail(KindSandbox, "%v", err)
 	}
 	r.Journal, r.Restorer = j, ws
-	return &Changes{runner: r, journal: j, restorer: ws}, nil
+	return &Changes{runner: r, journal: j, restorer: ws, logf: s.logf,
+		retention: journal.Retention{MaxAge: s.Config.Journal.MaxAge, MaxBytes: s.Config.Journal.MaxSize, Keep: s.Config.Journal.Keep}}, nil
 }
 
 // Close ends the runner's checkpoint left open (a group an MCP client
-// did not end), and closes the journal and the workspace.
+// did not end), prunes the journal by the retention settings when a day
+// went by since it was last pruned, and closes the journal and the
+// workspace. A failed prune is said, not returned: the session's work is
+// done and journaled.
 func (c *Changes) Close() error {
-	err := errors.Join(c.runner.EndCheckpoint(), c.journal.Close())
+	err := c.runner.EndCheckpoint()
+	if res, due, perr := c.journal.PruneIfDue(c.retention); perr != nil {
+		c.logf("Journal: pruning %s failed: %v", c.journal.Dir(), perr)
+	} else if due {
+		c.logf("Journal: pruned %s: %d checkpoints, %d objects, %d bytes freed, %d kept", c.journal.Dir(), res.Checkpoints, res.Objects, res.Bytes, res.Left)
+	}
+	err = errors.Join(err, c.journal.Close())
 	c.restorer.Close()
 	return err
 }

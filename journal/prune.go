@@ -318,3 +318,28 @@ func (j *Journal) sweep(refs map[string]int, spare time.Time) (objects, tmps int
 	}
 	return objects, tmps, freed, nil
 }
+
+// PruneEvery is how often PruneIfDue prunes a journal.
+const PruneEvery = 24 * time.Hour
+
+// PruneIfDue prunes by r when no Prune through it ran in the last
+// PruneEvery: the file pruned in the journal's directory says when the
+// last one began (it is touched first, so that processes ending together
+// do not all prune). due says whether it pruned.
+func (j *Journal) PruneIfDue(r Retention) (res Pruned, due bool, err error) {
+	stamp := filepath.Join(j.dir, "pruned")
+	if fi, err := os.Stat(stamp); err == nil && time.Since(fi.ModTime()) < PruneEvery && fi.ModTime().Before(time.Now().Add(time.Minute)) {
+		return res, false, nil
+	}
+	f, err := os.OpenFile(stamp, os.O_WRONLY|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return res, false, fmt.Errorf("journal: %w", err)
+	}
+	f.Close()
+	now := time.Now()
+	if err := os.Chtimes(stamp, now, now); err != nil {
+		return res, false, fmt.Errorf("journal: %w", err)
+	}
+	res, err = j.Prune(r)
+	return res, true, err
+}

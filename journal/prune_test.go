@@ -149,3 +149,24 @@ func TestPruneBySizeAndWhatStays(t *testing.T) {
 		}
 	}
 }
+
+func TestPruneIfDuePrunesOnceADay(t *testing.T) {
+	j := newJournal(t)
+	journaled(t, j, 5, "s")
+	old := Retention{Keep: 2, MaxAge: time.Nanosecond, Now: time.Now().Add(time.Hour)}
+	res, due, err := j.PruneIfDue(old)
+	if err != nil || !due || res.Checkpoints != 3 {
+		t.Fatalf("the first PruneIfDue: %+v, due %t, %v; want 3 checkpoints pruned", res, due, err)
+	}
+	journaled(t, j, 3, "t")
+	if res, due, err := j.PruneIfDue(old); err != nil || due || res.Checkpoints != 0 {
+		t.Fatalf("a PruneIfDue the same day: %+v, due %t, %v; want none", res, due, err)
+	}
+	yesterday := time.Now().Add(-PruneEvery - time.Minute)
+	if err := os.Chtimes(filepath.Join(j.Dir(), "pruned"), yesterday, yesterday); err != nil {
+		t.Fatal(err)
+	}
+	if res, due, err := j.PruneIfDue(old); err != nil || !due || res.Checkpoints != 3 {
+		t.Fatalf("a PruneIfDue a day later: %+v, due %t, %v; want 3 checkpoints pruned", res, due, err)
+	}
+}

@@ -171,7 +171,9 @@ func New(o Options) *mcp.Server {
 			Name:        "checkpoint",
 			Title:       "Name a checkpoint",
 			Description: "Group the calls that follow into one checkpoint of this name (one undo takes them all back), until the next checkpoint call; an empty name ends the grouping.",
-			Annotations: &mcp.ToolAnnotations{OpenWorldHint: closed},
+			// It changes nothing, but is not read-only: it names the
+			// checkpoints of the calls after it.
+			Annotations: &mcp.ToolAnnotations{DestructiveHint: &no, OpenWorldHint: closed},
 		}, h.checkpoint)
 	}
 	if o.Exec != nil {

@@ -27,13 +27,14 @@ type changesCmd struct {
 }
 
 func (changesCmd) Help() string {
-	return `With journal.enabled (a preview, off by default), every write, edit, delete
-and move the sandbox makes, and every change a writable exec applies, is
-recorded before it is made, in the repository's journal of changes: what
-each path held before and after, content and mode. A run of the filter is
-one checkpoint (through the daemon too); through MCP, each call that
-changes something is one. Checkpoints are numbered per repository. Undo is
-to come.
+	return `With journal.enabled (the default), every write, edit, delete and move the
+sandbox makes, and every change a writable exec applies, is recorded before
+it is made, in the repository's journal of changes: what each path held
+before and after, content and mode. A run of the filter is one checkpoint
+(through the daemon too); through MCP, each call that changes something is
+one. Checkpoints are numbered per repository; llm-runtime undo takes them
+back. Sessions prune the journal once a day (journal.max_age,
+journal.max_size, journal.keep).
 
 Examples:
 

@@ -67,11 +67,12 @@ func TestE2EChangesAreJournaledAndShown(t *testing.T) {
 		orig := map[string]string{"main.go": "package main\n\nfunc main() {}\n", "old.txt": "old\n", "keep.txt": "keep\n"}
 		dir := repo(t, orig)
 		on := []string{"LLM_RUNTIME_JOURNAL_ENABLED=true"}
+		off := []string{"LLM_RUNTIME_JOURNAL_ENABLED=false"}
 		// Off: nothing recorded.
-		if r := runBinary(t, dir, "<write off.txt>x</write>", nil, "--sandbox", sb); r.code != 0 {
+		if r := runBinary(t, dir, "<write off.txt>x</write>", off, "--sandbox", sb); r.code != 0 {
 			t.Fatalf("exit %d", r.code)
 		}
-		if r := runBinary(t, dir, "", nil, "changes"); r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "journal.enabled is false") {
+		if r := runBinary(t, dir, "", off, "changes"); r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "journal.enabled is false") {
 			t.Fatalf("changes with nothing recorded: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
 		os.Remove(filepath.Join(dir, "off.txt"))
@@ -431,8 +432,8 @@ func TestE2EAModelSeesAndTakesBackItsChanges(t *testing.T) {
 	bothSandboxes(t, func(t *testing.T, sb string) {
 		orig := map[string]string{"main.go": "package main\n\nfunc main() {}\n"}
 		dir := repo(t, orig)
-		on := []string{"LLM_RUNTIME_JOURNAL_ENABLED=true"}
-		if r := runBinary(t, dir, "<diff> <undo>", nil, "--sandbox", sb); strings.Count(r.stdout, "=== ERROR: JOURNAL_DISABLED ===") != 2 {
+		on := []string(nil) // the default
+		if r := runBinary(t, dir, "<diff> <undo>", []string{"LLM_RUNTIME_JOURNAL_ENABLED=false"}, "--sandbox", sb); strings.Count(r.stdout, "=== ERROR: JOURNAL_DISABLED ===") != 2 {
 			t.Fatalf("without the journal:\n%s", r.stdout)
 		}
 		reply1 := "<edit main.go>\n" + editBlock("func main() {}", "func main() { fix() }") + "</edit> <write fix.go>package main\n\nfunc fix() {}\n</write>"
@@ -530,7 +531,7 @@ func TestE2EMCPDiffAndUndo(t *testing.T) {
 	if !strings.Contains(r.stdout, "(refactor) b.txt, a.txt, c.txt") {
 		t.Fatalf("changes:\n%s", r.stdout)
 	}
-	plain := startMCP(t, dir, nil)
+	plain := startMCP(t, dir, []string{"LLM_RUNTIME_JOURNAL_ENABLED=false"})
 	tools, err = plain.cs.ListTools(ctx, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -394,7 +394,7 @@ func TestE2EMCPMark3labsSession(t *testing.T) {
 		}
 	}
 	slices.Sort(names)
-	if wantNames := []string{"delete_file", "edit_file", "exec", "list_directory", "move_file", "read_file", "search", "write_file"}; !slices.Equal(names, wantNames) {
+	if wantNames := []string{"checkpoint", "delete_file", "diff", "edit_file", "exec", "list_directory", "move_file", "read_file", "search", "undo", "write_file"}; !slices.Equal(names, wantNames) {
 		t.Fatalf("tools %v, want %v", names, wantNames)
 	}
 
@@ -645,7 +645,7 @@ func TestE2EMCPMark3labsLegacyHandshake(t *testing.T) {
 		names = append(names, tool.Name)
 	}
 	slices.Sort(names)
-	if want := []string{"delete_file", "edit_file", "list_directory", "move_file", "read_file", "search", "write_file"}; !slices.Equal(names, want) {
+	if want := []string{"checkpoint", "delete_file", "diff", "edit_file", "list_directory", "move_file", "read_file", "search", "undo", "write_file"}; !slices.Equal(names, want) {
 		t.Errorf("tools without --exec: %v, want %v", names, want)
 	}
 

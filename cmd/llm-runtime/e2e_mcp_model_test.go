@@ -175,7 +175,7 @@ func TestE2EMCPResultsSayThingsOnceAndReadsCanBeNumbered(t *testing.T) {
 		}
 	}
 	json.Unmarshal([]byte(list), &l)
-	if len(l.Result.Tools) != 8 || len(list) >= 8000 {
+	if len(l.Result.Tools) != 11 || len(list) >= 10000 {
 		t.Errorf("tools/list: %d tools, %d bytes", len(l.Result.Tools), len(list))
 	}
 	for _, tool := range l.Result.Tools {

@@ -253,8 +253,9 @@ func TestE2EMCPGoSDKClientUsesEveryTool(t *testing.T) {
 			t.Errorf("%s: openWorldHint is not false: %+v", tool.Name, a)
 			continue
 		}
-		readOnly := tool.Name == "read_file" || tool.Name == "list_directory" || tool.Name == "search"
-		if a.ReadOnlyHint != readOnly || !readOnly && (a.DestructiveHint == nil || !*a.DestructiveHint) {
+		readOnly := tool.Name == "read_file" || tool.Name == "list_directory" || tool.Name == "search" || tool.Name == "diff"
+		destructive := !readOnly && tool.Name != "checkpoint"
+		if a.ReadOnlyHint != readOnly || !readOnly && (a.DestructiveHint == nil || *a.DestructiveHint != destructive) {
 			t.Errorf("%s: annotations %+v", tool.Name, a)
 		}
 		// read_file's result is its text: no output schema.
@@ -263,7 +264,7 @@ func TestE2EMCPGoSDKClientUsesEveryTool(t *testing.T) {
 		}
 	}
 	slices.Sort(names)
-	if want := []string{"delete_file", "edit_file", "exec", "list_directory", "move_file", "read_file", "search", "write_file"}; !slices.Equal(names, want) {
+	if want := []string{"checkpoint", "delete_file", "diff", "edit_file", "exec", "list_directory", "move_file", "read_file", "search", "undo", "write_file"}; !slices.Equal(names, want) {
 		t.Fatalf("tools %v, want %v", names, want)
 	}
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/sandbox"
@@ -114,9 +115,17 @@ func SessionSocket() string { return filepath.Join(socketDir, SocketName) }
 // Relay connects to the agent's socket at path and copies in to it and
 // what it answers to out, until either side ends: the process the host
 // execs in a pod to reach its agent. It knows no secret: the host sends
-// the secret first, on in, and the agent checks it.
+// the secret first, on in, and the agent checks it. A pod's agent that is
+// still starting (its socket not made yet, or not yet listened on) is
+// waited for, up to relayWait: a pod can be Ready a moment before its
+// agent listens.
 func Relay(path string, in io.Reader, out io.Writer) error {
 	c, err := net.Dial("unix", path)
+	for deadline := time.Now().Add(relayWait); err != nil && time.Now().Before(deadline) &&
+		(errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)); {
+		time.Sleep(20 * time.Millisecond)
+		c, err = net.Dial("unix", path)
+	}
 	if err != nil {
 		return fmt.Errorf("no agent listens on %s (%w): a pod of llm-runtime kubernetes manifests runs its agent with --listen; apply the manifests of this version", path, err)
 	}
@@ -130,6 +139,9 @@ func Relay(path string, in io.Reader, out io.Writer) error {
 	_, err = io.Copy(out, c)
 	return err
 }
+
+// relayWait is how long Relay waits for an agent that is starting.
+var relayWait = 30 * time.Second
 
 // errSessions is OpSocket's reply on an agent that serves sessions on its
 // socket already.

@@ -142,11 +142,15 @@ func TestASessionSocketServesOnlyTheSessionThatClaimedIt(t *testing.T) {
 
 // TestRelayCarriesASessionToTheSocket: the relay (what the host execs in
 // a pod) carries its input to the agent's socket and the agent's answers
-// back, and says plainly when no agent listens.
+// back, waits for an agent that is starting, and says plainly when no
+// agent listens.
 func TestRelayCarriesASessionToTheSocket(t *testing.T) {
 	socketDir = t.TempDir()
 	defer func() { socketDir = SocketDir }()
-	if err := Relay(SessionSocket(), strings.NewReader(""), io.Discard); err == nil || !strings.Contains(err.Error(), "no agent listens") {
+	relayWait = 100 * time.Millisecond
+	err := Relay(SessionSocket(), strings.NewReader(""), io.Discard)
+	relayWait = 30 * time.Second
+	if err == nil || !strings.Contains(err.Error(), "no agent listens") {
 		t.Fatalf("no agent: %v", err)
 	}
 	dir := t.TempDir()
@@ -156,11 +160,13 @@ func TestRelayCarriesASessionToTheSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.Close()
-	listening(t, ws, dir, io.Discard)
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	done := make(chan error, 1)
+	// The relay starts before the agent listens (a pod Ready a moment
+	// before its agent), and waits for it.
 	go func() { done <- Relay(SessionSocket(), inR, outW); outW.Close() }()
+	listening(t, ws, dir, io.Discard)
 	io.WriteString(inW, strings.Repeat("0f", SecretLen/2))
 	conn := NewConn(inW, outR, inW)
 	if f, err := conn.Open(context.Background(), "a.txt"); err != nil || string(f.Content) != "A\n" {
