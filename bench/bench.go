@@ -62,8 +62,9 @@ type Config struct {
 	Ops     []int  // the rows: operations per invocation
 	Modes   []Mode // in the order of Modes
 	Repeat  int    // timed invocations per cell
-	// Journal runs the invocations with journal.enabled, in a journal
-	// directory of the bench's own: what recording each change costs.
+	// Journal runs the invocations with journal.enabled (the default),
+	// else with it false; either way any journal is in a directory of the
+	// bench's own, never the user's.
 	Journal bool
 	// TempDir is where the temporary repository goes; "" is os.TempDir().
 	TempDir string
@@ -180,9 +181,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	b.env = Environ(cfg.Environ, configHome)
-	if cfg.Journal {
-		b.env = append(b.env, "LLM_RUNTIME_JOURNAL_ENABLED=true", "LLM_RUNTIME_JOURNAL_DIR="+filepath.Join(tmp, "journal"))
-	}
+	b.env = append(b.env, "LLM_RUNTIME_JOURNAL_ENABLED="+strconv.FormatBool(cfg.Journal), "LLM_RUNTIME_JOURNAL_DIR="+filepath.Join(tmp, "journal"))
 
 	total := 0.0
 	for _, m := range cfg.Modes {

@@ -32,7 +32,8 @@ done
 {
   echo "args:$args"
   echo "config:$XDG_CONFIG_HOME"
-  echo "llm:$(env | grep -c '^LLM_RUNTIME_')"
+  echo "llm:$(env | grep '^LLM_RUNTIME_' | grep -vc '^LLM_RUNTIME_JOURNAL_')"
+  echo "journal:$LLM_RUNTIME_JOURNAL_ENABLED:$LLM_RUNTIME_JOURNAL_DIR"
   echo "files:$(ls "$root" | wc -l)"
 } >> "$FAKE_DIR/calls"
 i=0
@@ -66,6 +67,7 @@ func TestBenchRunWithAFakeRuntime(t *testing.T) {
 		Binary:  bin,
 		Environ: append(os.Environ(), "FAKE_DIR="+dir, "LLM_RUNTIME_SANDBOX=local", "LLM_RUNTIME_CONTAINER_POOL_SIZE=1", "XDG_CONFIG_HOME=/nonexistent/user-config"),
 		Op:      Mixed,
+		Journal: true,
 		Ops:     []int{1, 4},
 		Modes:   []Mode{Unpooled, Pooled, Local},
 		Repeat:  2,
@@ -85,7 +87,7 @@ func TestBenchRunWithAFakeRuntime(t *testing.T) {
 	// The warm-ups (3) and 2 rows x 2 runs x 3 modes.
 	calls, _ := os.ReadFile(filepath.Join(dir, "calls"))
 	lines := strings.Split(strings.TrimSpace(string(calls)), "\n")
-	if len(lines) != 4*(3+12) {
+	if len(lines) != 5*(3+12) {
 		t.Fatalf("%d lines of calls:\n%s", len(lines), calls)
 	}
 	var args []string
@@ -107,6 +109,11 @@ func TestBenchRunWithAFakeRuntime(t *testing.T) {
 		case strings.HasPrefix(l, "llm:"):
 			if l != "llm:0" {
 				t.Errorf("LLM_RUNTIME_ variables reached the invocation: %q", l)
+			}
+		case strings.HasPrefix(l, "journal:"):
+			// The bench's own journal, never the user's.
+			if !strings.HasPrefix(l, "journal:true:"+tmp+"/llm-runtime-bench-") {
+				t.Errorf("the journal: %q", l)
 			}
 		}
 	}

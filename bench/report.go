@@ -155,9 +155,9 @@ func (r *Report) summary() string {
 	if r.Repeat == 1 {
 		runs = "run"
 	}
-	journal := ""
-	if r.Journal {
-		journal = ", every change journaled (journal.enabled)"
+	journal := "" // every change journaled, as by default
+	if !r.Journal {
+		journal = ", nothing journaled (--no-journal)"
 	}
 	return fmt.Sprintf("workload %s, %d %s per cell%s", r.Op, r.Repeat, runs, journal)
 }

@@ -12,7 +12,7 @@ func sampleReport(modes ...Mode) *Report {
 		Format: FormatVersion,
 		Machine: Machine{Date: "2026-11-27T14:00:00Z", CPUs: 2, CPUModel: "AMD EPYC", Platform: "linux/amd64", Load: 0.25,
 			Docker: "20.10.24", Image: "llm-runtime-io:0123456789abcdef", ImageID: "sha256:1d5a6e013af1ffff", Version: "llm-runtime v1.2.3 go1.26.8 linux/amd64"},
-		Op: Open, Modes: modes, Repeat: 3,
+		Op: Open, Modes: modes, Repeat: 3, Journal: true,
 	}
 	secs := map[Mode]map[int]float64{
 		Unpooled: {1: 0.61, 50: 17.83},

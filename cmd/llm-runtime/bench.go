@@ -20,7 +20,7 @@ type benchCmd struct {
 	Op       string `enum:"open,write,mixed" default:"open" placeholder:"WORKLOAD" help:"The workload: open (read small files), write (create small files) or mixed (open, write, open, ...); default ${default}."`
 	Modes    string `default:"unpooled,pooled" placeholder:"MODE,..." help:"The columns: unpooled (--no-pool), pooled (the default pool), attach (the pool, over the attach stream: container_pool.transport attach), served (through a daemon the bench starts and stops) and local (--sandbox local, the floor); default ${default}."`
 	Repeat   int    `default:"3" placeholder:"N" help:"Timed invocations per cell; the cell is their median (default ${default})."`
-	Journal  bool   `help:"Run the invocations with journal.enabled (in a journal of the bench's own, removed at the end): what recording every change costs."`
+	Journal  bool   `default:"true" negatable:"" help:"Run the invocations with journal.enabled, as by default, in a journal of the bench's own (removed at the end); --no-journal: without it, to see what recording every change costs."`
 	JSON     bool   `name:"json" xor:"format" help:"Print the report as JSON (stable fields, for scripts)."`
 	Markdown bool   `xor:"format" help:"Print the report as Markdown."`
 }
