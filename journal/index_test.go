@@ -16,23 +16,10 @@ func journaled(t testing.TB, j *Journal, n int, session string) []Change {
 	t.Helper()
 	var all []Change
 	for i := range n {
-		cp, err := j.Begin(Meta{Session: session})
-		if err != nil {
-			t.Fatal(err)
-		}
 		c := Change{Path: fmt.Sprintf("%s/%d.txt", session, i), Before: State{Kind: None},
 			After: State{Kind: File, Mode: 0o644, Size: 2, Data: []byte(fmt.Sprintf("%02d", i))}}
 		c.After.Sum = Sum(c.After.Data)
-		id, err := cp.Intend([]Change{c})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cp.Done(id); err != nil {
-			t.Fatal(err)
-		}
-		if err := cp.End(); err != nil {
-			t.Fatal(err)
-		}
+		commit(t, j, Meta{Session: session}, c)
 		all = append(all, c)
 	}
 	return all

@@ -157,6 +157,27 @@ func TestPutRefusesContentOver256MiB(t *testing.T) {
 }
 
 // change journals content as the new content of path, made from nothing.
+// commit journals changes, done, in a checkpoint of their own begun with
+// meta and ended, and returns its number.
+func commit(t testing.TB, j *Journal, meta Meta, changes ...Change) int {
+	t.Helper()
+	cp, err := j.Begin(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := cp.Intend(changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.Done(id); err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.End(); err != nil {
+		t.Fatal(err)
+	}
+	return cp.Number()
+}
+
 func fileChange(t testing.TB, j *Journal, path string, before, after []byte) Change {
 	t.Helper()
 	c := Change{Path: path, Before: State{Kind: None}, After: State{Kind: File, Mode: 0o644, Size: int64(len(after))}}

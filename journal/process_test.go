@@ -36,21 +36,8 @@ func TestHelperProcess(t *testing.T) {
 	case "checkpoints":
 		n, _ := strconv.Atoi(os.Getenv("LLM_RUNTIME_TEST_JOURNAL_N"))
 		for i := range n {
-			cp, err := j.Begin(Meta{Session: fmt.Sprint(os.Getpid()), FrontEnd: "filter"})
-			if err != nil {
-				t.Fatal(err)
-			}
 			c := fileChange(t, j, fmt.Sprintf("%d/%d", os.Getpid(), i), nil, []byte(fmt.Sprint(os.Getpid(), i)))
-			id, err := cp.Intend([]Change{c})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cp.Done(id); err != nil {
-				t.Fatal(err)
-			}
-			if err := cp.End(); err != nil {
-				t.Fatal(err)
-			}
+			commit(t, j, Meta{Session: fmt.Sprint(os.Getpid()), FrontEnd: "filter"}, c)
 		}
 	case "loop":
 		// Journaled changes to one file, forever, until killed: a

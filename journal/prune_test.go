@@ -30,24 +30,11 @@ func checkpoints(t *testing.T, j *Journal, n int, t0 time.Time) []string {
 	t.Helper()
 	var sums []string
 	for i := range n {
-		cp, err := j.Begin(Meta{FrontEnd: "filter", Time: t0.Add(time.Duration(i) * time.Hour)})
-		if err != nil {
-			t.Fatal(err)
-		}
 		unique := []byte(fmt.Sprintf("content of checkpoint %d, large enough to be put %0100d", i, i))
 		shared := []byte("the same in every checkpoint")
 		c1 := fileChange(t, j, fmt.Sprintf("f%d", i), nil, unique)
 		c2 := Change{Path: "shared", Before: State{Kind: None}, After: State{Kind: File, Size: int64(len(shared)), Data: shared}}
-		id, err := cp.Intend([]Change{c1, c2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cp.Done(id); err != nil {
-			t.Fatal(err)
-		}
-		if err := cp.End(); err != nil {
-			t.Fatal(err)
-		}
+		commit(t, j, Meta{FrontEnd: "filter", Time: t0.Add(time.Duration(i) * time.Hour)}, c1, c2)
 		sums = append(sums, c1.After.Sum)
 	}
 	return sums
