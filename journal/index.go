@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -156,7 +155,7 @@ func frameAt(f *os.File, off, end int64, crc uint32) bool {
 	if _, err := f.ReadAt(b, off); err != nil {
 		return false
 	}
-	return wholeAt(b, 0) == len(b) && binary.LittleEndian.Uint32(b[4:]) == crc && crc32.Checksum(b[frameHeader:], castagnoli) == crc
+	return wholeAt(b, 0) == len(b) && crcOf(b, 0) == crc // wholeAt checked the payload against it
 }
 
 func deltas(v []int64) []byte {
@@ -249,10 +248,9 @@ func (j *Journal) Changes(numbers ...int) ([]Change, error) {
 	}
 	var order []*intent
 	byID := map[uint64]*intent{}
-	_, err = frames(b, from, func(payload []byte, at int64) error {
-		r, err := decode(payload, at)
-		if err != nil || !want[r.Checkpoint] {
-			return err
+	_, err = records(b, from, func(r *record, _ int64, _ []byte) error {
+		if !want[r.Checkpoint] {
+			return nil
 		}
 		switch r.Type {
 		case recIntent:

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -194,12 +193,10 @@ func (j *Journal) catchUp() error {
 	if _, err := j.log.ReadAt(b, j.off); err != nil && err != io.EOF {
 		return fmt.Errorf("journal: reading the log: %w", err)
 	}
-	end, err := frames(b, j.off, func(payload []byte, off int64) error {
-		r, err := decode(payload, off)
-		if err == nil {
-			j.apply(&r, off, payload)
-		}
-		return err
+	base := j.off
+	end, err := records(b, base, func(r *record, off int64, _ []byte) error {
+		j.apply(r, off, crcOf(b, off-base))
+		return nil
 	})
 	if err != nil {
 		return err
@@ -215,9 +212,9 @@ func (j *Journal) catchUp() error {
 }
 
 // apply brings the state up to date with one record, whose frame is at
-// off in the log.
-func (j *Journal) apply(r *record, off int64, payload []byte) {
-	j.idx.last, j.idx.lastCRC = off, crc32.Checksum(payload, castagnoli)
+// off in the log, its CRC crc.
+func (j *Journal) apply(r *record, off int64, crc uint32) {
+	j.idx.last, j.idx.lastCRC = off, crc
 	switch r.Type {
 	case recLog:
 		j.cp = max(j.cp, r.Checkpoint)
@@ -237,7 +234,7 @@ func (j *Journal) apply(r *record, off int64, payload []byte) {
 // the log when sync is set. It runs under the lock.
 func (j *Journal) append(sync bool, recs ...record) error {
 	var b []byte
-	payloads := make([][]byte, len(recs))
+	at := make([]int64, len(recs)) // each frame's start in b
 	for i := range recs {
 		payload, err := json.Marshal(&recs[i])
 		if err != nil {
@@ -246,22 +243,20 @@ func (j *Journal) append(sync bool, recs ...record) error {
 		if len(payload) > maxRecord {
 			return fmt.Errorf("journal: a record of %d bytes is over the limit of %d: journal fewer changes at once", len(payload), maxRecord)
 		}
-		payloads[i] = payload
+		at[i] = int64(len(b))
 		b = frame(b, payload)
 	}
-	at := j.off
 	if _, err := j.log.Write(b); err != nil {
 		// Part of it may be there: cut it off now, so that it cannot end
 		// up under records appended later.
 		j.log.Truncate(j.off)
 		return fmt.Errorf("journal: appending to the log: %w", err)
 	}
+	for i := range recs {
+		j.apply(&recs[i], j.off+at[i], crcOf(b, at[i]))
+	}
 	j.off += int64(len(b))
 	j.dirty = true
-	for i := range recs {
-		j.apply(&recs[i], at, payloads[i])
-		at += int64(frameHeader + len(payloads[i]))
-	}
 	if sync {
 		if err := unix.Fdatasync(int(j.log.Fd())); err != nil {
 			return fmt.Errorf("journal: syncing the log: %w", err)

@@ -73,6 +73,22 @@ func frames(b []byte, base int64, fn func(payload []byte, off int64) error) (int
 	return int64(off), nil
 }
 
+// records calls fn with each whole record of b in turn, decoded, with
+// its frame's offset in the log and its payload: frames, each decoded. A
+// record that does not decode is an error (see decode).
+func records(b []byte, base int64, fn func(r *record, off int64, payload []byte) error) (int64, error) {
+	return frames(b, base, func(payload []byte, off int64) error {
+		r, err := decode(payload, off)
+		if err != nil {
+			return err
+		}
+		return fn(&r, off, payload)
+	})
+}
+
+// crcOf is the CRC-32C of the frame at b[i:] as its header gives it.
+func crcOf(b []byte, i int64) uint32 { return binary.LittleEndian.Uint32(b[i+4:]) }
+
 // record is one record of the log, every kind's fields together (see the
 // package doc).
 type record struct {

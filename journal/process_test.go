@@ -96,19 +96,18 @@ func helper(t *testing.T, mode, dir string, env ...string) *exec.Cmd {
 	return cmd
 }
 
-// records reads every record of the log at dir, and fails unless the log
-// is whole to its last byte.
-func records(t *testing.T, dir string) []record {
+// logRecords reads every record of the log at dir, and fails unless the
+// log is whole to its last byte.
+func logRecords(t *testing.T, dir string) []record {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var recs []record
-	end, err := frames(b, 0, func(payload []byte, off int64) error {
-		r, err := decode(payload, off)
-		recs = append(recs, r)
-		return err
+	end, err := records(b, 0, func(r *record, _ int64, _ []byte) error {
+		recs = append(recs, *r)
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +138,7 @@ func TestProcessesAppendingAtOnceKeepOneOrderedLog(t *testing.T) {
 	var begins []int
 	var last uint64
 	byPID := map[int]int{}
-	for _, r := range records(t, dir) {
+	for _, r := range logRecords(t, dir) {
 		switch r.Type {
 		case recBegin:
 			begins = append(begins, r.Checkpoint)
@@ -210,7 +209,7 @@ func TestKilledMidWriteTheJournalRecoversExactly(t *testing.T) {
 
 		j := open(t, dir)
 		// Open cut any torn tail: the log is whole.
-		recs := records(t, dir)
+		recs := logRecords(t, dir)
 		open := map[uint64]Change{}
 		for _, r := range recs {
 			switch r.Type {

@@ -96,11 +96,7 @@ func (j *Journal) Prune(r Retention) (Pruned, error) {
 		intentCp := map[uint64]*cpInfo{}
 		var lastCp int
 		var lastIntent uint64
-		end, err := frames(b, 0, func(payload []byte, off int64) error {
-			rec, err := decode(payload, off)
-			if err != nil {
-				return err
-			}
+		end, err := records(b, 0, func(rec *record, _ int64, payload []byte) error {
 			lastCp, lastIntent = max(lastCp, rec.Checkpoint), max(lastIntent, rec.Intent)
 			ci := byNum[rec.Checkpoint]
 			if rec.Type == recBegin && ci == nil {
@@ -223,11 +219,7 @@ func (j *Journal) rewrite(b []byte, first, lastCp int, lastIntent uint64) error 
 		return fmt.Errorf("journal: %w", err)
 	}
 	out := frame(nil, head)
-	_, err = frames(b, 0, func(payload []byte, off int64) error {
-		rec, err := decode(payload, off)
-		if err != nil {
-			return err
-		}
+	_, err = records(b, 0, func(rec *record, _ int64, payload []byte) error {
 		if rec.Type != recLog && rec.Checkpoint >= first {
 			out = frame(out, payload)
 		}

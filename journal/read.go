@@ -28,12 +28,9 @@ func (j *Journal) scan(fn func(r *record)) error {
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	_, err = frames(b, 0, func(payload []byte, off int64) error {
-		r, err := decode(payload, off)
-		if err == nil {
-			fn(&r)
-		}
-		return err
+	_, err = records(b, 0, func(r *record, _ int64, _ []byte) error {
+		fn(r)
+		return nil
 	})
 	return err
 }
