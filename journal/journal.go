@@ -364,15 +364,17 @@ func (cp *Checkpoint) Intend(changes []Change) (uint64, error) {
 				if s.Kind != File || s.Sum == emptySum {
 					continue
 				}
-				fi, err := os.Stat(cp.j.objectPath(s.Sum))
-				switch {
-				case s.Data != nil && err == nil && fi.Size() > 0:
-					// Stored already (most often, what an earlier change
-					// left): the intent names it. An object written lazily
-					// is in the log too, inline, and a Prune that drops
-					// that record writes the object durably first.
-					s.Data, s.body = nil, nil
-				case s.Data == nil && err != nil:
+				if s.Data != nil {
+					if cp.j.stored(s.Sum) {
+						// Stored already (most often, what an earlier change
+						// left): the intent names it. An object written
+						// lazily is in the log too, inline, and a Prune that
+						// drops that record writes the object durably first.
+						s.Data, s.body = nil, nil
+					}
+					continue
+				}
+				if _, err := os.Stat(cp.j.objectPath(s.Sum)); err != nil {
 					return fmt.Errorf("journal: %q: the content %s is not in the store (Put it first): %w", changes[i].Path, s.Sum, err)
 				}
 			}
@@ -412,8 +414,10 @@ func (cp *Checkpoint) Intend(changes []Change) (uint64, error) {
 }
 
 // inline prepares an intent's file states: a state given with its Data
-// gets its Sum (or has it checked), and content over InlineMax is Put and
-// named by its sum only. It returns a copy; changes is not modified.
+// gets its Sum (or has it checked), content over InlineMax is Put and
+// named by its sum only, and the rest is compressed for the log, unless
+// it is stored already (Intend will name it, the lock held, if it still
+// is). It returns a copy; changes is not modified.
 func (j *Journal) inline(changes []Change) ([]Change, error) {
 	out := slices.Clone(changes)
 	for i := range out {
@@ -434,7 +438,7 @@ func (j *Journal) inline(changes []Change) ([]Change, error) {
 				st.Data = nil
 			case len(st.Data) == 0:
 				st.Data = nil // the empty content needs no store
-			default:
+			case !j.stored(sum):
 				st.body = encodeObject(st.Data)
 			}
 		}

@@ -161,6 +161,13 @@ func writeObject(p string, body []byte, durable bool) error {
 	return nil
 }
 
+// stored says whether the object sum is there and not empty (a crash can
+// leave an object written lazily empty).
+func (j *Journal) stored(sum string) bool {
+	fi, err := os.Stat(j.objectPath(sum))
+	return err == nil && fi.Size() > 0
+}
+
 // emptySum is the sum of no content, which every store holds.
 var emptySum = Sum(nil)
 
