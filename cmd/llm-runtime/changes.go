@@ -229,7 +229,7 @@ func (p undoCmd) Run(e env, c *cli) error {
 		return err
 	}
 	defer j.Close()
-	list, err := j.Checkpoints()
+	list, err := j.Index() // oldest first; it reads only what was appended since the last session
 	if err != nil {
 		return fail(exitConfig, "%v", err)
 	}
@@ -250,7 +250,7 @@ func (p undoCmd) Run(e env, c *cli) error {
 	case p.Checkpoint > 0:
 		numbers = []int{p.Checkpoint}
 	default:
-		numbers = []int{list[0].Number}
+		numbers = []int{list[len(list)-1].Number}
 	}
 	return undoAndSay(e, j, numbers, "", p.Force)
 }
