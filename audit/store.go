@@ -20,6 +20,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/llm-runtime/llm-runtime/internal/private"
 	"github.com/llm-runtime/llm-runtime/internal/proc"
 )
 
@@ -753,12 +754,9 @@ func (m *merger) close() {
 // DefaultDir is the store's default directory: $XDG_STATE_HOME/llm-runtime/audit,
 // else ~/.local/state/llm-runtime/audit.
 func DefaultDir() (string, error) {
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "llm-runtime", "audit"), nil
-	}
-	home, err := os.UserHomeDir()
+	dir, err := private.StateDir("audit")
 	if err != nil {
-		return "", fmt.Errorf("audit: no state directory: %w", err)
+		return "", fmt.Errorf("audit: %w", err)
 	}
-	return filepath.Join(home, ".local", "state", "llm-runtime", "audit"), nil
+	return dir, nil
 }

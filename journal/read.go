@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
+
+	"github.com/llm-runtime/llm-runtime/internal/private"
 )
 
 // CheckpointInfo sums up a checkpoint.
@@ -180,12 +181,9 @@ func same(a, b State) bool {
 // $XDG_STATE_HOME/llm-runtime/journal, else
 // ~/.local/state/llm-runtime/journal.
 func DefaultDir() (string, error) {
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "llm-runtime", "journal"), nil
-	}
-	home, err := os.UserHomeDir()
+	dir, err := private.StateDir("journal")
 	if err != nil {
-		return "", fmt.Errorf("journal: no state directory: %w", err)
+		return "", fmt.Errorf("journal: %w", err)
 	}
-	return filepath.Join(home, ".local", "state", "llm-runtime", "journal"), nil
+	return dir, nil
 }

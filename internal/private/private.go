@@ -91,6 +91,20 @@ func runtimeDir(getenv func(string) string) (dir, why string) {
 	return fallback, why + ": using " + fallback + " instead"
 }
 
+// StateDir is the directory name of llm-runtime's in the user's state
+// directory: $XDG_STATE_HOME/llm-runtime/name when that variable is an
+// absolute path, else ~/.local/state/llm-runtime/name. It is not created.
+func StateDir(name string) (string, error) {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "llm-runtime", name), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no state directory: %w", err)
+	}
+	return filepath.Join(home, ".local", "state", "llm-runtime", name), nil
+}
+
 // MaxSocketPath is the longest path a unix socket can have on Linux
 // (sun_path holds 108 bytes, with the terminating NUL).
 const MaxSocketPath = 107

@@ -55,3 +55,17 @@ func TestRuntimeDir(t *testing.T) {
 		check("another uid's", filepath.Join(home, "st", "llm-runtime", "run"), "belongs to uid 65534")
 	}
 }
+
+func TestStateDir(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", "/state")
+	if d, err := private.StateDir("journal"); err != nil || d != "/state/llm-runtime/journal" {
+		t.Errorf("with XDG_STATE_HOME: %q, %v", d, err)
+	}
+	for _, state := range []string{"", "relative/state"} {
+		t.Setenv("XDG_STATE_HOME", state)
+		t.Setenv("HOME", "/home/u")
+		if d, err := private.StateDir("audit"); err != nil || d != "/home/u/.local/state/llm-runtime/audit" {
+			t.Errorf("with XDG_STATE_HOME %q: %q, %v", state, d, err)
+		}
+	}
+}
