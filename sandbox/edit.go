@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -77,10 +78,10 @@ func (w *Workspace) EditWith(p string, body []byte, o Options) (*EditResult, err
 		return res, nil
 	}
 	mode := keptMode(&t.st)
-	err = record(o, func() ([]PathChange, error) {
+	err = recordStaged(o, func() ([]PathChange, error) {
 		before := PathState{Kind: StateFile, Mode: t.st.Mode & 0o7777, Size: int64(len(content)), Data: content}
 		return []PathChange{{Path: rel, Before: before, After: PathState{Kind: StateFile, Mode: mode, Size: int64(len(r.Content)), Data: r.Content}}}, nil
-	}, func() error { return w.replace(t.top(), t.name, rel, r.Content, mode) })
+	}, func() (*staged, error) { return stage(t.top(), t.name, rel, bytes.NewReader(r.Content), mode) })
 	if err != nil {
 		return nil, err
 	}

@@ -74,6 +74,51 @@ func record(o Options, changes func() ([]PathChange, error), do func() error) er
 	return nil
 }
 
+// recordStaged is record for a file's new content, whose writing (stage:
+// a temporary file, written and synced) runs while the Recorder makes its
+// record durable, since neither needs the other: the change itself is
+// the rename (commit), made only once both are done. An intent that fails
+// discards what was staged; a stage that fails aborts the intent.
+func recordStaged(o Options, changes func() ([]PathChange, error), stage func() (*staged, error)) error {
+	if o.Recorder == nil {
+		s, err := stage()
+		if err != nil {
+			return err
+		}
+		return s.commit()
+	}
+	cs, err := changes()
+	if err != nil {
+		return err
+	}
+	type result struct {
+		s   *staged
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		s, err := stage()
+		ch <- result{s, err}
+	}()
+	id, err := o.Recorder.Intend(cs)
+	st := <-ch
+	if err != nil {
+		if st.s != nil {
+			st.s.discard()
+		}
+		return &Error{Code: CodeIO, Message: "the change could not be journaled, so it was not made: " + err.Error(), Err: err}
+	}
+	if st.err == nil {
+		st.err = st.s.commit()
+	}
+	if st.err != nil {
+		o.Recorder.Abort(id, AsError(st.err).Message)
+		return st.err
+	}
+	o.Recorder.Done(id)
+	return nil
+}
+
 // stateAt reads what name in dirfd holds, which st describes (as the walk
 // found it): the content of a file, read through a descriptor of that
 // very file (another one swapped in meanwhile is refused), a link's

@@ -365,10 +365,10 @@ func (w *Workspace) WriteWith(p string, content []byte, o Options) (*WriteResult
 			return nil, Errorf(CodeNotRegularFile, "%s is not a regular file (%s)", t.rel, fileType(t.st.Mode))
 		}
 	}
-	err = record(o, func() ([]PathChange, error) {
+	err = recordStaged(o, func() ([]PathChange, error) {
 		before, err := stateOf(t)
 		return append(madeDirs(t), PathChange{Path: t.rel, Before: before, After: PathState{Kind: StateFile, Mode: mode, Size: int64(len(content)), Data: content}}), err
-	}, func() error { return w.replace(t.top(), t.name, t.rel, content, mode) })
+	}, func() (*staged, error) { return stage(t.top(), t.name, t.rel, bytes.NewReader(content), mode) })
 	if err != nil {
 		return nil, err
 	}
@@ -391,13 +391,32 @@ func (w *Workspace) replace(dirfd int, name, rel string, content []byte, mode ui
 }
 
 // replaceFrom is replace with the content read from r.
-func (w *Workspace) replaceFrom(dirfd int, name, rel string, r io.Reader, mode uint32) (err error) {
+func (w *Workspace) replaceFrom(dirfd int, name, rel string, r io.Reader, mode uint32) error {
+	s, err := stage(dirfd, name, rel, r, mode)
+	if err != nil {
+		return err
+	}
+	return s.commit()
+}
+
+// staged is a file's new content, written and synced to a temporary file
+// beside it, which commit renames into place and discard removes: the
+// two halves of replace, between which a recorded change is journaled
+// (see recordStaged).
+type staged struct {
+	dirfd          int
+	tmp, name, rel string
+}
+
+// stage writes r to a new temporary file in dirfd with mode, and syncs
+// it. On failure nothing is left.
+func stage(dirfd int, name, rel string, r io.Reader, mode uint32) (_ *staged, err error) {
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	tmp := ".llm-runtime-" + hex.EncodeToString(rnd[:]) + ".tmp"
 	fd, err := openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW)
 	if err != nil {
-		return osError(err, rel)
+		return nil, osError(err, rel)
 	}
 	f := os.NewFile(uintptr(fd), tmp)
 	defer func() {
@@ -407,23 +426,34 @@ func (w *Workspace) replaceFrom(dirfd int, name, rel string, r io.Reader, mode u
 		}
 	}()
 	if _, err := io.Copy(f, r); err != nil {
-		return osError(err, rel)
+		return nil, osError(err, rel)
 	}
 	if err := unix.Fchmod(fd, mode); err != nil {
-		return osError(err, rel)
+		return nil, osError(err, rel)
 	}
 	if err := f.Sync(); err != nil {
-		return osError(err, rel)
+		return nil, osError(err, rel)
 	}
 	if err := f.Close(); err != nil {
-		return osError(err, rel)
+		return nil, osError(err, rel)
 	}
-	if err := unix.Renameat(dirfd, tmp, dirfd, name); err != nil {
-		return osError(err, rel)
+	return &staged{dirfd: dirfd, tmp: tmp, name: name, rel: rel}, nil
+}
+
+// commit renames the staged file over its name and syncs the directory;
+// on failure the temporary file is removed and the old file, if any, is
+// as it was.
+func (s *staged) commit() error {
+	if err := unix.Renameat(s.dirfd, s.tmp, s.dirfd, s.name); err != nil {
+		s.discard()
+		return osError(err, s.rel)
 	}
-	syncDir(dirfd) // dirfd is O_PATH, which fsync refuses (EBADF): the directory is opened for it
+	syncDir(s.dirfd) // dirfd is O_PATH, which fsync refuses (EBADF): the directory is opened for it
 	return nil
 }
+
+// discard removes the staged file.
+func (s *staged) discard() { unix.Unlinkat(s.dirfd, s.tmp, 0) }
 
 // FormatSize prints a byte count for people: "512 bytes", "100 KiB",
 // "1.5 MiB", "99.9 MiB".

@@ -18,9 +18,21 @@ type fakeRecorder struct {
 	intents [][]sandbox.PathChange
 	outcome []string
 	fail    bool
+	dir     string   // the repository, where an intent must find each file as it was
+	early   []string // changes found made before their intent returned
 }
 
 func (f *fakeRecorder) Intend(cs []sandbox.PathChange) (uint64, error) {
+	for _, c := range cs {
+		if c.Before.Kind != sandbox.StateFile {
+			continue
+		}
+		// A file's new content may be written beside it meanwhile (staged),
+		// never in its place before the record is durable.
+		if b, err := os.ReadFile(filepath.Join(f.dir, c.Path)); err != nil || string(b) != string(c.Before.Data) {
+			f.early = append(f.early, fmt.Sprintf("%s holds %q (%v) while its change is recorded", c.Path, b, err))
+		}
+	}
 	if f.fail {
 		return 0, errors.New("disk full")
 	}
@@ -67,7 +79,7 @@ func testRecord(t *testing.T, newSandbox Factory) {
 	os.Mkdir(filepath.Join(dir, "empty"), 0o750)
 	sb := newSandbox(t, dir, Limits)
 	defer sb.Close()
-	rec := &fakeRecorder{}
+	rec := &fakeRecorder{dir: dir}
 	ctx := sandbox.WithOptions(context.Background(), sandbox.Options{Recorder: rec})
 	steps := []struct {
 		do   func() error
@@ -120,11 +132,22 @@ func testRecord(t *testing.T, newSandbox Factory) {
 	if _, err := sb.Write(ctx, "a.go", []byte("lost\n")); err == nil || !strings.Contains(err.Error(), "could not be journaled, so it was not made: disk full") {
 		t.Fatalf("a write whose record failed: %v", err)
 	}
+	if _, err := sb.Edit(ctx, "a.go", []byte("<<<<<<< SEARCH\nnew\n=======\nlost\n>>>>>>> REPLACE\n")); err == nil || !strings.Contains(err.Error(), "could not be journaled") {
+		t.Fatalf("an edit whose record failed: %v", err)
+	}
 	if _, err := sb.Delete(ctx, "lib/pkg/sub/b.go"); err == nil {
 		t.Fatal("a delete whose record failed was made")
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "a.go")); string(b) != "new\n" {
 		t.Errorf("a.go = %q", b)
+	}
+	// The new contents, written beside a.go while the records failed, are
+	// gone with them.
+	if left, _ := filepath.Glob(filepath.Join(dir, ".llm-runtime-*")); len(left) > 0 {
+		t.Errorf("left behind: %q", left)
+	}
+	if len(rec.early) > 0 {
+		t.Errorf("changes made before their record:\n%s", strings.Join(rec.early, "\n"))
 	}
 	if _, err := os.Stat(filepath.Join(dir, "lib/pkg/sub/b.go")); err != nil {
 		t.Errorf("b.go: %v", err)
