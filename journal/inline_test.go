@@ -163,3 +163,65 @@ func TestContentIsCompressedInTheLogAndStoredOnce(t *testing.T) {
 		t.Fatalf("the object after the Prune: %d bytes, %v", len(content), err)
 	}
 }
+
+// TestAContentIsHashedOnceAndNeverGivenAnotherSum: the content a change
+// leaves is recognised, by its bytes, as the next change's content
+// before, and given the sum and the compressed form it had; a content
+// that differs, by one byte, or because the caller changed its buffer
+// after the intent (an agent sends what it likes), gets its own.
+func TestAContentIsHashedOnceAndNeverGivenAnotherSum(t *testing.T) {
+	j := newJournal(t)
+	cp, err := j.Begin(Meta{FrontEnd: "filter"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := func(b []byte) State { return State{Kind: File, Mode: 0o644, Size: int64(len(b)), Data: b} }
+	v1 := bytes.Repeat([]byte("package main // v1\n"), 300)
+	buf := bytes.Repeat([]byte("package main // v2\n"), 300)
+	v2 := bytes.Clone(buf)
+	intend := func(before, after []byte) {
+		t.Helper()
+		id, err := cp.Intend([]Change{{Path: "main.go", Before: file(before), After: file(after)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cp.Done(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	intend(v1, buf)
+	buf[100] = 'X' // the caller's buffer, changed after the intent
+	changed := bytes.Clone(buf)
+	intend(changed, v1) // not what the last change left
+	intend(v1, v2)      // what it left: recognised
+	near := bytes.Clone(v2)
+	near[len(near)-2] ^= 1
+	intend(near, v1) // one byte off
+	if err := cp.End(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := j.Changes(cp.Number())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][2][]byte{{v1, v2}, {changed, v1}, {v1, v2}, {near, v1}}
+	if len(got) != len(want) {
+		t.Fatalf("%d changes, want %d", len(got), len(want))
+	}
+	for i, c := range got {
+		for k, st := range []State{c.Before, c.After} {
+			if st.Sum != Sum(want[i][k]) {
+				t.Errorf("change %d, state %d: sum %s, want %s", i+1, k, st.Sum, Sum(want[i][k]))
+			}
+			content := st.Data
+			if content == nil {
+				if content, err = j.Get(st.Sum); err != nil {
+					t.Fatalf("change %d, state %d: %v", i+1, k, err)
+				}
+			}
+			if !bytes.Equal(content, want[i][k]) {
+				t.Errorf("change %d, state %d: the content is not the one given", i+1, k)
+			}
+		}
+	}
+}

@@ -87,6 +87,8 @@ type Journal struct {
 	idx    index // where each checkpoint begins
 	dirty  bool  // records appended since the last fsync
 	closed bool
+
+	last lastContents // the last content a change left at each path
 }
 
 type openIntent struct {
@@ -425,21 +427,36 @@ func (j *Journal) inline(changes []Change) ([]Change, error) {
 			if st.Kind != File || st.Data == nil {
 				continue
 			}
-			sum := Sum(st.Data)
+			// What a change leaves, the next change of the path most often
+			// finds: it is hashed and compressed once.
+			p, known := j.last.find(out[i].Path, st.Data)
+			if !known {
+				p = prepared{data: st.Data, sum: Sum(st.Data)}
+			}
+			sum := p.sum
 			if st.Sum != "" && st.Sum != sum {
 				return nil, fmt.Errorf("journal: %q: the content given is not the content %s names", out[i].Path, st.Sum)
 			}
 			st.Sum = sum
 			switch {
 			case len(st.Data) > InlineMax:
-				if _, err := j.Put(st.Data); err != nil {
+				if len(st.Data) > MaxObject {
+					return nil, ErrTooLarge
+				}
+				if _, err := j.put(sum, st.Data); err != nil {
 					return nil, err
 				}
 				st.Data = nil
 			case len(st.Data) == 0:
 				st.Data = nil // the empty content needs no store
 			case !j.stored(sum):
-				st.body = encodeObject(st.Data)
+				if p.body == nil {
+					p.body = encodeObject(st.Data)
+				}
+				st.body = p.body
+			}
+			if st == &out[i].After && !known {
+				j.last.keep(out[i].Path, p)
 			}
 		}
 	}

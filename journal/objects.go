@@ -75,7 +75,11 @@ func (j *Journal) Put(content []byte) (string, error) {
 	if len(content) > MaxObject {
 		return "", ErrTooLarge
 	}
-	sum := Sum(content)
+	return j.put(Sum(content), content)
+}
+
+// put is Put of content whose sum the caller computed.
+func (j *Journal) put(sum string, content []byte) (string, error) {
 	p := j.objectPath(sum)
 	if _, err := os.Stat(p); err == nil {
 		// Touched so that a Prune running now, which is to spare recent
