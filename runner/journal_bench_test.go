@@ -9,60 +9,117 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/llm-runtime/llm-runtime/journal"
 	"github.com/llm-runtime/llm-runtime/runner"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
-// BenchmarkWrite4KiB is a local sandbox's <write> of a 4 KiB file over
-// another, as today (the file and its directory fsynced); with
-// journaled, the same write with its record: the content before read
-// through the walk's descriptor, both contents inline in the intent, the
-// log's fsync.
-func BenchmarkWrite4KiB(b *testing.B) {
-	for _, journaled := range []bool{false, true} {
-		name := "plain"
-		if journaled {
-			name = "journaled"
+// paired times an operation on two local sandboxes, one without a
+// journal and one journaling each operation in a checkpoint of its own
+// (Begin, the operation and its record, End: a filter's reply, an MCP
+// call), one after the other in each iteration, so that both meet the
+// same load and the same disk. It reports each one's p50 and p95 and
+// the p50s' difference and ratio. op is called with the iteration's
+// number.
+func paired(b *testing.B, seed func(dir string), op func(ctx context.Context, sb *sandbox.Local, i int) error) {
+	var sbs [2]*sandbox.Local
+	for k := range sbs {
+		dir := b.TempDir()
+		seed(dir)
+		sb, err := sandbox.NewLocal(dir, sandbox.Limits{})
+		if err != nil {
+			b.Fatal(err)
 		}
-		b.Run(name, func(b *testing.B) {
-			sb, err := sandbox.NewLocal(b.TempDir(), sandbox.Limits{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer sb.Close()
+		defer sb.Close()
+		sbs[k] = sb
+	}
+	j, err := journal.Open(filepath.Join(b.TempDir(), "journal"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	var d [2][]time.Duration
+	for i := 0; b.Loop(); i++ {
+		for k, sb := range sbs {
+			start := time.Now()
 			ctx := context.Background()
-			if journaled {
-				j, err := journal.Open(filepath.Join(b.TempDir(), "journal"))
-				if err != nil {
+			var cp *journal.Checkpoint
+			if k == 1 {
+				if cp, err = j.Begin(journal.Meta{FrontEnd: "filter"}); err != nil {
 					b.Fatal(err)
 				}
-				defer j.Close()
-				cp, err := j.Begin(journal.Meta{FrontEnd: "filter"})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer cp.End()
 				ctx = sandbox.WithOptions(ctx, sandbox.Options{Recorder: runner.JournalRecorder{Checkpoint: cp}})
 			}
-			content := make([]byte, 4096)
-			for i := range content {
-				content[i] = "func main() {\n\treturn\n}\n"[i%24]
+			if err := op(ctx, sb, i); err != nil {
+				b.Fatal(err)
 			}
-			var n uint64
-			for b.Loop() {
-				n++
-				binary.LittleEndian.PutUint64(content, n)
-				if _, err := sb.Write(ctx, "src/main.go", content); err != nil {
+			if cp != nil {
+				if err := cp.End(); err != nil {
 					b.Fatal(err)
 				}
 			}
-		})
+			d[k] = append(d[k], time.Since(start))
+		}
 	}
+	var p50 [2]float64
+	for k, name := range []string{"plain", "journaled"} {
+		slices.Sort(d[k])
+		p50[k] = float64(d[k][len(d[k])/2].Microseconds())
+		b.ReportMetric(p50[k], name+"-p50-µs")
+		b.ReportMetric(float64(d[k][len(d[k])*95/100].Microseconds()), name+"-p95-µs")
+	}
+	b.ReportMetric(p50[1]-p50[0], "added-p50-µs")
+	b.ReportMetric(p50[1]/p50[0], "journaled/plain")
+}
+
+// BenchmarkWrite4KiB is a local sandbox's <write> of a 4 KiB file over
+// the one it wrote last (the file and its directory fsynced), without and
+// with its record (the content before read through the walk's
+// descriptor, both contents inline in the intent, the log's fsync,
+// while the new content is written beside the file): see paired.
+func BenchmarkWrite4KiB(b *testing.B) {
+	content := make([]byte, 4096)
+	for i := range content {
+		content[i] = "func main() {\n\treturn\n}\n"[i%24]
+	}
+	paired(b, func(string) {}, func(ctx context.Context, sb *sandbox.Local, i int) error {
+		binary.LittleEndian.PutUint64(content, uint64(i)) // new content each time
+		_, err := sb.Write(ctx, "src/main.go", content)
+		return err
+	})
+}
+
+// BenchmarkEdit3Blocks100KiB is a local sandbox's <edit> of a 100 KiB Go
+// file with 3 blocks, back and forth, without and with its record: see
+// paired.
+func BenchmarkEdit3Blocks100KiB(b *testing.B) {
+	var src strings.Builder
+	for i := 0; src.Len() < 100<<10; i++ {
+		fmt.Fprintf(&src, "func f%d(x int) int {\n\treturn x + %d\n}\n\n", i, i)
+	}
+	blk := func(s, r string) string {
+		return "<<<<<<< SEARCH\n" + s + "\n=======\n" + r + "\n>>>>>>> REPLACE\n"
+	}
+	there := []byte(blk("\treturn x + 10", "\treturn x - 10") + blk("\treturn x + 500", "\treturn x - 500") + blk("\treturn x + 1000", "\treturn x - 1000"))
+	back := []byte(blk("\treturn x - 10", "\treturn x + 10") + blk("\treturn x - 500", "\treturn x + 500") + blk("\treturn x - 1000", "\treturn x + 1000"))
+	paired(b, func(dir string) {
+		if err := os.WriteFile(filepath.Join(dir, "big.go"), []byte(src.String()[:100<<10-100]), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}, func(ctx context.Context, sb *sandbox.Local, i int) error {
+		body := there
+		if i%2 == 1 {
+			body = back
+		}
+		_, err := sb.Edit(ctx, "big.go", body)
+		return err
+	})
 }
 
 // journaledRepo is a local sandbox on a repository of files files, and a
