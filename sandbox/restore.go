@@ -54,9 +54,16 @@ func (w *Workspace) Restore(rel string, expect, want PathState, o Options) error
 	if SameState(now, want) {
 		return nil
 	}
-	return record(o, func() ([]PathChange, error) {
+	changes := func() ([]PathChange, error) {
 		return append(madeDirs(t), PathChange{Path: t.rel, Before: now, After: want}), nil
-	}, func() error { return w.restore(t, now, want) })
+	}
+	if want.Kind == StateFile && (now.Kind == StateFile || now.Kind == StateNone) {
+		// A file put back where a file or nothing is: a rename, as a write.
+		return recordStaged(o, changes, func() (*staged, error) {
+			return stage(t.top(), t.name, t.rel, bytes.NewReader(want.Data), keptBits(want.Mode))
+		})
+	}
+	return record(o, changes, func() error { return w.restore(t, now, want) })
 }
 
 func conflict(rel string, now, expect PathState) error {
