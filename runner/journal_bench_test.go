@@ -9,24 +9,19 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
+	"github.com/llm-runtime/llm-runtime/internal/pairbench"
 	"github.com/llm-runtime/llm-runtime/journal"
 	"github.com/llm-runtime/llm-runtime/runner"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
 // paired times an operation on two local sandboxes, one without a
-// journal and one journaling each operation in a checkpoint of its own
-// (Begin, the operation and its record, End: a filter's reply, an MCP
-// call), one after the other in each iteration, so that both meet the
-// same load and the same disk. It reports each one's p50 and p95 and
-// the p50s' difference and ratio. op is called with the iteration's
-// number.
+// journal and one journaling each operation (pairbench), one after the
+// other in each iteration. op is called with the iteration's number.
 func paired(b *testing.B, seed func(dir string), op func(ctx context.Context, sb *sandbox.Local, i int) error) {
 	var sbs [2]*sandbox.Local
 	for k := range sbs {
@@ -39,43 +34,13 @@ func paired(b *testing.B, seed func(dir string), op func(ctx context.Context, sb
 		defer sb.Close()
 		sbs[k] = sb
 	}
-	j, err := journal.Open(filepath.Join(b.TempDir(), "journal"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer j.Close()
-	var d [2][]time.Duration
+	p := pairbench.New(b)
 	for i := 0; b.Loop(); i++ {
 		for k, sb := range sbs {
-			start := time.Now()
-			ctx := context.Background()
-			var cp *journal.Checkpoint
-			if k == 1 {
-				if cp, err = j.Begin(journal.Meta{FrontEnd: "filter"}); err != nil {
-					b.Fatal(err)
-				}
-				ctx = sandbox.WithOptions(ctx, sandbox.Options{Recorder: runner.JournalRecorder{Checkpoint: cp}})
-			}
-			if err := op(ctx, sb, i); err != nil {
-				b.Fatal(err)
-			}
-			if cp != nil {
-				if err := cp.End(); err != nil {
-					b.Fatal(err)
-				}
-			}
-			d[k] = append(d[k], time.Since(start))
+			p.Time(k == 1, context.Background(), func(ctx context.Context) error { return op(ctx, sb, i) })
 		}
 	}
-	var p50 [2]float64
-	for k, name := range []string{"plain", "journaled"} {
-		slices.Sort(d[k])
-		p50[k] = float64(d[k][len(d[k])/2].Microseconds())
-		b.ReportMetric(p50[k], name+"-p50-µs")
-		b.ReportMetric(float64(d[k][len(d[k])*95/100].Microseconds()), name+"-p95-µs")
-	}
-	b.ReportMetric(p50[1]-p50[0], "added-p50-µs")
-	b.ReportMetric(p50[1]/p50[0], "journaled/plain")
+	p.Report()
 }
 
 // BenchmarkWrite4KiB is a local sandbox's <write> of a 4 KiB file over

@@ -14,8 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llm-runtime/llm-runtime/journal"
-	"github.com/llm-runtime/llm-runtime/runner"
+	"github.com/llm-runtime/llm-runtime/internal/pairbench"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
 	"github.com/llm-runtime/llm-runtime/sandbox"
@@ -170,11 +169,6 @@ func cpuTimes(b *testing.B) (self, all time.Duration) {
 func BenchmarkPooledWrite4KiB(b *testing.B) {
 	sb := fileSandbox(b, 0, 1, container.TransportSocket)
 	defer sb.Close()
-	j, err := journal.Open(filepath.Join(b.TempDir(), "journal"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer j.Close()
 	content := bytes.Repeat([]byte("func main() {\n\treturn\n}\n"), 4<<10/24+1)[:4<<10]
 	ctx := context.Background()
 	for _, name := range []string{"plain.txt", "journaled.txt"} { // warm up: the container is started
@@ -182,69 +176,18 @@ func BenchmarkPooledWrite4KiB(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	rec := &timedRecorder{}
-	var d [2][]time.Duration
+	p := pairbench.New(b)
 	for i := 0; b.Loop(); i++ {
 		binary.LittleEndian.PutUint64(content, uint64(i)) // new content each time
 		for k, name := range []string{"plain.txt", "journaled.txt"} {
-			start := time.Now()
-			ctx := context.Background()
-			var cp *journal.Checkpoint
-			if k == 1 {
-				if cp, err = j.Begin(journal.Meta{FrontEnd: "filter"}); err != nil {
-					b.Fatal(err)
-				}
-				rec.r = runner.JournalRecorder{Checkpoint: cp}
-				ctx = sandbox.WithOptions(ctx, sandbox.Options{Recorder: rec})
-			}
-			if _, err := sb.Write(ctx, name, content); err != nil {
-				b.Fatal(err)
-			}
-			if cp != nil {
-				if err := cp.End(); err != nil {
-					b.Fatal(err)
-				}
-			}
-			d[k] = append(d[k], time.Since(start))
+			p.Time(k == 1, ctx, func(ctx context.Context) error {
+				_, err := sb.Write(ctx, name, content)
+				return err
+			})
 		}
 	}
-	reportPaired(b, d, rec)
+	p.Report()
 }
-
-// reportPaired reports the p50 and p95 of operations without (d[0]) and
-// with (d[1]) their journal record, the p50s' difference, and the time
-// rec's Intend took on average.
-func reportPaired(b *testing.B, d [2][]time.Duration, rec *timedRecorder) {
-	var p50 [2]float64
-	for k, name := range []string{"plain", "journaled"} {
-		slices.Sort(d[k])
-		p50[k] = float64(d[k][len(d[k])/2].Microseconds())
-		b.ReportMetric(p50[k], name+"-p50-µs")
-		b.ReportMetric(float64(d[k][len(d[k])*95/100].Microseconds()), name+"-p95-µs")
-	}
-	b.ReportMetric(p50[1]-p50[0], "added-p50-µs")
-	if rec.n > 0 {
-		b.ReportMetric(float64(rec.in.Microseconds())/float64(rec.n), "journal-µs")
-	}
-}
-
-// timedRecorder times the journal's part of each change: the host's
-// Intend, the record made durable.
-type timedRecorder struct {
-	r  sandbox.Recorder
-	in time.Duration
-	n  int
-}
-
-func (t *timedRecorder) Intend(c []sandbox.PathChange) (uint64, error) {
-	start := time.Now()
-	id, err := t.r.Intend(c)
-	t.in += time.Since(start)
-	t.n++
-	return id, err
-}
-func (t *timedRecorder) Done(id uint64) error            { return t.r.Done(id) }
-func (t *timedRecorder) Abort(id uint64, r string) error { return t.r.Abort(id, r) }
 
 // BenchmarkExecTrue runs `true` in pre-started exec containers: each
 // iteration uses a container started while the last one ran.
@@ -297,45 +240,23 @@ func benchExecWritable10k(b *testing.B, env dockertest.Env, docker *container.Do
 	if _, err := sb.Exec(ctx, "true"); err != nil { // the first copy
 		b.Fatal(err)
 	}
-	j, err := journal.Open(filepath.Join(b.TempDir(), "journal"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer j.Close()
-	rec := &timedRecorder{}
-	var d [2][]time.Duration
+	p := pairbench.New(b)
 	n := 0
 	for b.Loop() {
-		for k := range d {
+		for k := range 2 {
 			time.Sleep(400 * time.Millisecond)
 			n++
 			cmd := fmt.Sprintf("sed -i s/^/%d/ pkg001/sub/f01.go pkg002/sub/f02.go pkg003/sub/f03.go", n)
-			start := time.Now()
-			ctx := ctx
-			var cp *journal.Checkpoint
-			if k == 1 {
-				if cp, err = j.Begin(journal.Meta{FrontEnd: "filter"}); err != nil {
-					b.Fatal(err)
+			p.Time(k == 1, ctx, func(ctx context.Context) error {
+				res, err := sb.Exec(ctx, cmd)
+				if err == nil && len(res.Changes) != 3 {
+					err = fmt.Errorf("changes: %+v", res.Changes)
 				}
-				rec.r = runner.JournalRecorder{Checkpoint: cp}
-				ctx = sandbox.WithOptions(ctx, sandbox.Options{Recorder: rec})
-			}
-			res, err := sb.Exec(ctx, cmd)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if cp != nil {
-				if err := cp.End(); err != nil {
-					b.Fatal(err)
-				}
-			}
-			d[k] = append(d[k], time.Since(start))
-			if len(res.Changes) != 3 {
-				b.Fatalf("changes: %+v", res.Changes)
-			}
+				return err
+			})
 		}
 	}
 	b.StopTimer()
-	reportPaired(b, d, rec)
+	p.Report()
 	sb.Close()
 }
