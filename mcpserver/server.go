@@ -343,8 +343,8 @@ func (h *handler) readFile(ctx context.Context, req *mcp.CallToolRequest, in Rea
 	if limit <= 0 {
 		limit = DefaultReadLines
 	}
-	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Open, Arg: in.Path},
-		Lines: &sandbox.Lines{Start: start, End: start + limit - 1}})
+	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Open, Arg: in.Path,
+		Args: parser.Args{Path: in.Path, Lines: &parser.Range{Start: start, End: start + limit - 1}}}})
 	if err != nil {
 		return nil, struct{}{}, err
 	}
@@ -443,7 +443,7 @@ func hostToolNote(pattern string) string {
 
 func (h *handler) writeFile(ctx context.Context, req *mcp.CallToolRequest, in WriteInput) (*mcp.CallToolResult, WriteOutput, error) {
 	body := []byte(in.Content)
-	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Write, Arg: in.Path, Body: body, BodySize: int64(len(body))}})
+	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Write, Arg: in.Path, Args: parser.Args{Path: in.Path}, Body: body, BodySize: int64(len(body))}})
 	if err != nil {
 		return nil, WriteOutput{}, err
 	}
@@ -470,7 +470,7 @@ type DeleteOutput struct {
 }
 
 func (h *handler) deleteFile(ctx context.Context, req *mcp.CallToolRequest, in DeleteInput) (*mcp.CallToolResult, DeleteOutput, error) {
-	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Delete, Arg: in.Path}})
+	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Delete, Arg: in.Path, Args: parser.Args{Path: in.Path}}})
 	if err != nil {
 		return nil, DeleteOutput{}, err
 	}
@@ -506,7 +506,7 @@ type MoveOutput struct {
 
 func (h *handler) moveFile(ctx context.Context, req *mcp.CallToolRequest, in MoveInput) (*mcp.CallToolResult, MoveOutput, error) {
 	m := parser.MoveArgs{From: in.From, To: in.To, Overwrite: in.Overwrite}
-	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Move, Arg: m.String()}, Move: &m})
+	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Move, Arg: m.String(), Args: parser.Args{Move: m}}})
 	if err != nil {
 		return nil, MoveOutput{}, err
 	}
@@ -536,11 +536,11 @@ type DiffOutput struct {
 }
 
 func (h *handler) diff(ctx context.Context, req *mcp.CallToolRequest, in DiffInput) (*mcp.CallToolResult, DiffOutput, error) {
-	arg := in.Path
+	c := parser.Command{Kind: parser.Diff, Arg: in.Path, Args: parser.Args{Path: in.Path}}
 	if in.Checkpoint > 0 {
-		arg = strconv.Itoa(in.Checkpoint)
+		c.Arg, c.Args = strconv.Itoa(in.Checkpoint), parser.Args{Checkpoint: &in.Checkpoint}
 	}
-	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Diff, Arg: arg}})
+	res, err := h.do(ctx, req, runner.Op{Command: c})
 	if err != nil {
 		return nil, DiffOutput{}, err
 	}
@@ -568,11 +568,11 @@ type UndoOutput struct {
 }
 
 func (h *handler) undo(ctx context.Context, req *mcp.CallToolRequest, in UndoInput) (*mcp.CallToolResult, UndoOutput, error) {
-	arg := ""
+	c := parser.Command{Kind: parser.Undo}
 	if in.To > 0 {
-		arg = strconv.Itoa(in.To)
+		c.Arg, c.Args = strconv.Itoa(in.To), parser.Args{Checkpoint: &in.To}
 	}
-	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Undo, Arg: arg}})
+	res, err := h.do(ctx, req, runner.Op{Command: c})
 	if err != nil {
 		return nil, UndoOutput{}, err
 	}
@@ -646,7 +646,7 @@ func (h *handler) editFile(ctx context.Context, req *mcp.CallToolRequest, in Edi
 		blocks = append(blocks, edit.Block{Search: textLines(e.OldText), Replace: textLines(e.NewText), All: e.ReplaceAll})
 		size += int64(len(e.OldText) + len(e.NewText))
 	}
-	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Edit, Arg: in.Path, BodySize: size}, Blocks: blocks, DryRun: in.DryRun})
+	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Edit, Arg: in.Path, Args: parser.Args{Path: in.Path}, BodySize: size}, Blocks: blocks, DryRun: in.DryRun})
 	if err != nil {
 		return nil, EditOutput{}, err
 	}
@@ -713,13 +713,14 @@ func (h *handler) listDirectory(ctx context.Context, req *mcp.CallToolRequest, i
 	if err != nil {
 		return nil, ListOutput{}, err
 	}
-	if strings.Contains(in.Pattern, "**") {
+	recursive := strings.Contains(in.Pattern, "**")
+	if recursive { // the argument as <list> would write it, for the audit log and the policies
 		arg = strings.TrimSuffix(dir, "/") + "/**"
 		if dir == "." {
 			arg = "**"
 		}
 	}
-	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.List, Arg: arg}})
+	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.List, Arg: arg, Args: parser.Args{Path: dir, Recursive: recursive}}})
 	if err != nil {
 		return nil, ListOutput{}, err
 	}
@@ -828,8 +829,8 @@ func (h *handler) search(ctx context.Context, req *mcp.CallToolRequest, in Searc
 	if in.Context < 0 || in.Context > sandbox.MaxContext {
 		return nil, SearchOutput{}, sandbox.Errorf(CodeInvalidArguments, "context is %d: it must be from 1 to %d lines (0, or none given, for no context)", in.Context, sandbox.MaxContext)
 	}
-	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Search, Arg: in.Query},
-		Search: &sandbox.SearchSpec{Regex: in.Regex, Scope: in.PathGlob, Max: max(in.MaxResults, 0), Context: in.Context}})
+	q := parser.Query{Text: in.Query, Regex: in.Regex, Scope: in.PathGlob, Max: max(in.MaxResults, 0), Context: in.Context}
+	res, err := h.do(ctx, req, runner.Op{Command: parser.Command{Kind: parser.Search, Arg: q.String(), Args: parser.Args{Query: q}}})
 	if err != nil {
 		return nil, SearchOutput{}, err
 	}

@@ -140,6 +140,12 @@ type Command struct {
 	// Err is non-nil when the command is malformed; it wraps ErrMalformed and
 	// says what is wrong. Such a command must not be run.
 	Err error
+	// Args is the argument in its parts (ParseArgs), for a well-formed
+	// command; ArgErr, an *ArgError, when the argument does not read as
+	// its kind's (a range, a search's -C, a move's paths): the command
+	// must not be run, and the error is its kind's, not a malformed tag's.
+	Args   Args
+	ArgErr error
 }
 
 // Truncated reports whether the write body was longer than Options.MaxBody.
@@ -231,6 +237,9 @@ func (p *Parser) Next() (Command, error) {
 			return Command{}, err
 		}
 		if cmd, ok := p.command(); ok {
+			if cmd.Err == nil {
+				cmd.Args, cmd.ArgErr = ParseArgs(cmd.Kind, cmd.Arg)
+			}
 			return cmd, nil
 		}
 	}

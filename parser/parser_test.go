@@ -70,7 +70,7 @@ func describe(cmds []Command) string {
 //	search
 //	one search argument a line
 //	----
-//	for each: the argument, then text=... scope=... context=N, or error=...
+//	for each: the argument, then text=... scope=... context=N [regex], or error=...
 //
 // or, for a move's argument (ParseMove),
 //
@@ -150,7 +150,11 @@ func describeSearches(input string) string {
 			fmt.Fprintf(&b, "  error=%s\n", err)
 			continue
 		}
-		fmt.Fprintf(&b, "  text=%q scope=%q context=%d\n", q.Text, q.Scope, q.Context)
+		fmt.Fprintf(&b, "  text=%q scope=%q context=%d", q.Text, q.Scope, q.Context)
+		if q.Regex {
+			b.WriteString(" regex")
+		}
+		b.WriteByte('\n')
 	}
 	return b.String()
 }

@@ -9,15 +9,28 @@ import (
 
 // Query is a search's argument in its parts.
 type Query struct {
-	// Text is what is searched for: a literal string, or "re:PATTERN", a
-	// regular expression. It may be empty (<search "">): the search says
-	// so.
-	Text string
+	// Text is what is searched for: a literal string, or with Regex a
+	// regular expression (RE2), written "re:PATTERN" in the command
+	// language. It may be empty (<search "">): the search says so.
+	Text  string `json:"text,omitempty"`
+	Regex bool   `json:"regex,omitempty"`
 	// Scope is the glob of " in GLOB", or "" for every file.
-	Scope string
-	// Context is N of " -C N", the lines shown around each match; 0
-	// without -C.
-	Context int
+	Scope string `json:"scope,omitempty"`
+	// Context is N of " -C N", the lines shown around each match, from 1
+	// to MaxContext; 0 without -C.
+	Context int `json:"context,omitempty"`
+	// Max lists at most this many matches (a front end's; the command
+	// language has none), 0 for the sandbox's limit.
+	Max int `json:"max,omitempty"`
+}
+
+// String is the query as the command language writes it: "re:" before a
+// regular expression.
+func (q Query) String() string {
+	if q.Regex {
+		return "re:" + q.Text
+	}
+	return q.Text
 }
 
 // MaxContext is the largest N of " -C N".
@@ -62,6 +75,9 @@ func ParseSearch(arg string) (Query, error) {
 	}
 	var err error
 	q.Text, q.Scope, err = splitScope(rest)
+	if text, ok := strings.CutPrefix(q.Text, "re:"); ok {
+		q.Text, q.Regex = text, true
+	}
 	return q, err
 }
 

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/journal"
 	"github.com/llm-runtime/llm-runtime/output"
+	"github.com/llm-runtime/llm-runtime/parser"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
@@ -22,14 +22,15 @@ func noJournal() error {
 // diff is <diff>: today's work (the checkpoints begun since midnight,
 // local time), <diff N> checkpoint N, <diff PATH> today's changes to
 // PATH.
-func (r *Runner) diff(arg string) (*output.DiffResult, error) {
+func (r *Runner) diff(a parser.Args) (*output.DiffResult, error) {
 	if r.Journal == nil {
 		return nil, noJournal()
 	}
 	var numbers []int
 	of := ""
 	filter := ""
-	if n, err := strconv.Atoi(arg); err == nil && n > 0 {
+	if a.Checkpoint != nil {
+		n := *a.Checkpoint
 		numbers, of = []int{n}, fmt.Sprintf("checkpoint %d", n)
 	} else {
 		list, err := r.Journal.Index()
@@ -47,8 +48,8 @@ func (r *Runner) diff(arg string) (*output.DiffResult, error) {
 		if len(numbers) > 0 {
 			of += fmt.Sprintf(" (checkpoints %d to %d)", numbers[0], numbers[len(numbers)-1])
 		}
-		if arg != "" {
-			filter = path.Clean(strings.TrimLeft(r.inRoot(arg), "/"))
+		if a.Path != "" {
+			filter = path.Clean(strings.TrimLeft(r.inRoot(a.Path), "/"))
 			of = filter + " in " + of
 		}
 	}
@@ -84,9 +85,9 @@ func (r *Runner) diff(arg string) (*output.DiffResult, error) {
 }
 
 // undo is <undo>: takes back the checkpoint before the one this run is
-// filling (the model's previous reply, or MCP call); <undo N> every
+// filling (the model's previous reply, or MCP call); <undo N> (to) every
 // checkpoint after N, this run's too.
-func (r *Runner) undo(arg string) (*output.UndoResult, error) {
+func (r *Runner) undo(to *int) (*output.UndoResult, error) {
 	if r.Journal == nil || r.Restorer == nil {
 		return nil, noJournal()
 	}
@@ -96,7 +97,7 @@ func (r *Runner) undo(arg string) (*output.UndoResult, error) {
 	}
 	current := r.Checkpoint()
 	var numbers []int
-	if arg == "" {
+	if to == nil {
 		for _, cp := range slices.Backward(list) {
 			if cp.Number != current {
 				numbers = []int{cp.Number}
@@ -107,15 +108,11 @@ func (r *Runner) undo(arg string) (*output.UndoResult, error) {
 			return nil, sandbox.Errorf(sandbox.CodeFileNotFound, "nothing to undo: no checkpoint before this one")
 		}
 	} else {
-		to, err := strconv.Atoi(arg)
-		if err != nil || to < 0 {
-			return nil, sandbox.Errorf(sandbox.CodeInvalidPath, "<undo N> takes a checkpoint's number, not %q; <undo> alone takes back the previous one", arg)
-		}
-		if numbers, err = CheckpointsAfter(r.Journal, to); err != nil {
+		if numbers, err = CheckpointsAfter(r.Journal, *to); err != nil {
 			return nil, err
 		}
 		if numbers == nil {
-			return nil, sandbox.Errorf(sandbox.CodeFileNotFound, "nothing after checkpoint %d to undo", to)
+			return nil, sandbox.Errorf(sandbox.CodeFileNotFound, "nothing after checkpoint %d to undo", *to)
 		}
 	}
 	u, err := Undo(r.Journal, r.Restorer, numbers, journal.Meta{Session: r.Session, FrontEnd: cmp.Or(r.FrontEnd, "filter")}, false)

@@ -231,24 +231,19 @@ func (r *Runner) Do(ctx context.Context, cmd parser.Command) (*output.Result, er
 }
 
 // Op is one operation as any front end asks for it: the command (its
-// kind, its argument as shown and audited, its body), and what a front end
-// that does not write the command language asks for in parts.
+// kind, its argument as shown and audited, the argument in its parts
+// (Args), its body), and what a front end that does not write the command
+// language asks for beyond it. The runner and the sandboxes take the
+// parts as they are; nothing reads the argument again, but for a policy
+// that rewrites it.
 type Op struct {
 	parser.Command
-	// Lines, for open: only these lines. When nil, a ":N-M" suffix of the
-	// argument is the range, as in <open PATH:N-M>.
-	Lines *sandbox.Lines
 	// Blocks, for edit: the SEARCH/REPLACE blocks (Body is then unused).
 	Blocks []edit.Block
 	// DryRun, for edit: the diff, and nothing written.
 	DryRun bool
-	// Search, for search: the query in parts; Arg is then its text, as is.
-	Search *sandbox.SearchSpec
 	// Timeout, for exec: shorter than exec.timeout.
 	Timeout time.Duration
-	// Move, for move: its paths and flag, given in parts; when nil they
-	// are parsed from Arg (parser.ParseMove).
-	Move *parser.MoveArgs
 	// Client names who asked, in the audit record (an MCP client's name
 	// and version).
 	Client string
@@ -256,7 +251,26 @@ type Op struct {
 
 // options is what the op asks of the sandbox beyond its argument.
 func (op *Op) options() sandbox.Options {
-	return sandbox.Options{Lines: op.Lines, Blocks: op.Blocks, DryRun: op.DryRun, Search: op.Search, Timeout: op.Timeout}
+	o := sandbox.Options{Blocks: op.Blocks, DryRun: op.DryRun, Timeout: op.Timeout}
+	if l := op.Args.Lines; l != nil && op.Kind == parser.Open {
+		o.Lines = &sandbox.Lines{Start: l.Start, End: l.End}
+	}
+	return o
+}
+
+// argError is the error of an argument that does not read as its kind's,
+// with the kind's code.
+func argError(kind parser.Kind, err error) *sandbox.Error {
+	code := CodeParseError
+	switch kind {
+	case parser.Open:
+		code = sandbox.CodeInvalidRange
+	case parser.Search:
+		code = sandbox.CodeInvalidQuery
+	case parser.Undo:
+		code = sandbox.CodeInvalidPath
+	}
+	return sandbox.Errorf(code, "%s", err)
 }
 
 // DoOp is Do for an operation given in parts.
@@ -446,30 +460,24 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 		res.Err = sandbox.Errorf(CodeParseError, "%s", msg)
 		return res, gi
 	}
-	// <open PATH:N-M> reads lines N to M; the range is not part of the path.
-	if cmd.Kind == parser.Open && op.Lines == nil {
-		var err error
-		if cmd.Arg, op.Lines, err = sandbox.ParseRange(cmd.Arg); err != nil {
-			res.Err = sandbox.AsError(err)
-			return res, gi
-		}
+	if cmd.ArgErr != nil {
+		res.Err = argError(cmd.Kind, cmd.ArgErr)
+		return res, gi
 	}
 	opts := op.options()
+	a := &cmd.Args
 	pathOp := cmd.Kind == parser.Open || cmd.Kind == parser.Write || cmd.Kind == parser.Edit || cmd.Kind == parser.List || cmd.Kind == parser.Delete
 	if pathOp {
-		cmd.Arg = r.inRoot(cmd.Arg) // res.Command keeps it as the model wrote it
-	}
-	var mv parser.MoveArgs
-	if cmd.Kind == parser.Move {
-		if op.Move != nil {
-			mv = *op.Move
-		} else {
-			var err error
-			if mv, err = parser.ParseMove(cmd.Arg); err != nil {
-				res.Err = sandbox.Errorf(CodeParseError, "%s", err)
-				return res, gi
-			}
+		// res.Command keeps the argument as the model wrote it; the
+		// policies see the path (an open's without its range).
+		a.Path = r.inRoot(a.Path)
+		cmd.Arg = r.inRoot(cmd.Arg)
+		if cmd.Kind == parser.Open {
+			cmd.Arg = a.Path
 		}
+	}
+	mv := &a.Move
+	if cmd.Kind == parser.Move {
 		mv.From, mv.To = r.inRoot(mv.From), r.inRoot(mv.To)
 		opts.Overwrite = mv.Overwrite
 	}
@@ -483,6 +491,9 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 		// The policies decide on what the operation touches: an open or
 		// write is resolved first, and then may touch only that file.
 		req := PolicyRequest(cmd, r.Session)
+		if cmd.Kind == parser.Move {
+			req.Path, req.To = mv.From, mv.To
+		}
 		rctx := ctx
 		if entry {
 			rctx = sandbox.WithOptions(ctx, sandbox.Options{Entry: true})
@@ -496,11 +507,7 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 			return rel, true
 		}
 		resolve := func() bool {
-			p := cmd.Arg
-			if cmd.Kind == parser.List {
-				p, _ = sandbox.ParseList(p) // the directory, without /**
-			}
-			rel, ok := resolvePath(p)
+			rel, ok := resolvePath(a.Path)
 			req.Resolved, gi.resolved = rel, rel
 			return ok
 		}
@@ -509,7 +516,6 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 		}
 		if cmd.Kind == parser.Move {
 			var ok bool
-			req.Path, req.To = mv.From, mv.To
 			if req.Resolved, ok = resolvePath(mv.From); !ok {
 				return res, gi
 			}
@@ -524,7 +530,7 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 		if cmd.Kind == parser.Edit {
 			dry := opts
 			dry.Expect, dry.DryRun = req.Resolved, true
-			dr, err := r.Sandbox.Edit(sandbox.WithOptions(ctx, dry), cmd.Arg, cmd.Body)
+			dr, err := r.Sandbox.Edit(sandbox.WithOptions(ctx, dry), a.Path, cmd.Body)
 			if err != nil {
 				res.Err = sandbox.AsError(err)
 				return res, gi
@@ -550,8 +556,19 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 				return res, gi
 			}
 		case v.Argument != cmd.Arg:
-			cmd.Arg = v.Argument // rewritten; the result shows the command as run
+			// Rewritten: the result shows the command as run, and its
+			// parts are read again (an open's path is the path alone).
+			cmd.Arg = v.Argument
 			res.Command = cmd
+			if cmd.Kind == parser.Open {
+				a.Path = v.Argument
+			} else if args, err := parser.ParseArgs(cmd.Kind, v.Argument); err != nil {
+				res.Err = argError(cmd.Kind, err)
+				return res, gi
+			} else {
+				args.Query.Max = a.Query.Max // a front end's, which the text does not carry
+				*a = args
+			}
 			if pathOp && !resolve() {
 				return res, gi
 			}
@@ -575,31 +592,34 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 	var err error
 	switch cmd.Kind {
 	case parser.Diff:
-		res.Diff, err = r.diff(cmd.Arg)
+		res.Diff, err = r.diff(*a)
 	case parser.Undo:
-		res.Undo, err = r.undo(cmd.Arg)
+		res.Undo, err = r.undo(a.Checkpoint)
 	case parser.Open:
-		res.File, err = r.Sandbox.Open(ctx, cmd.Arg)
+		res.File, err = r.Sandbox.Open(ctx, a.Path)
 	case parser.Write:
 		if r.tooLong(op) {
 			err = sandbox.Errorf(sandbox.CodeResourceLimit, "content is %s; the limit (security.max_write_size) is %s; nothing was written",
 				sandbox.FormatSize(cmd.BodySize), sandbox.FormatSize(r.MaxWriteSize))
 			break
 		}
-		res.Write, err = r.Sandbox.Write(ctx, cmd.Arg, cmd.Body)
+		res.Write, err = r.Sandbox.Write(ctx, a.Path, cmd.Body)
 	case parser.Edit:
-		res.Edit, err = r.Sandbox.Edit(ctx, cmd.Arg, cmd.Body)
+		res.Edit, err = r.Sandbox.Edit(ctx, a.Path, cmd.Body)
 	case parser.List:
-		res.List, err = r.Sandbox.List(ctx, cmd.Arg)
+		res.List, err = r.Sandbox.List(ctx, a.Path, a.Recursive)
 	case parser.Delete:
-		res.Delete, err = r.Sandbox.Delete(ctx, cmd.Arg)
+		res.Delete, err = r.Sandbox.Delete(ctx, a.Path)
 	case parser.Move:
 		res.Move, err = r.Sandbox.Move(ctx, mv.From, mv.To)
 	case parser.Search:
 		if r.Guests.HasPolicies() {
-			res.Search, err = r.searchAllowed(ctx, cmd.Arg, &gi)
+			res.Search, err = r.searchAllowed(ctx, a.Query, &gi)
 		} else {
-			res.Search, err = r.Sandbox.Search(ctx, cmd.Arg)
+			res.Search, err = r.Sandbox.Search(ctx, a.Query)
+		}
+		if res.Search != nil {
+			res.Search.Query = cmd.Arg // as written, for display
 		}
 	case parser.Exec:
 		res.Exec, err = r.Sandbox.Exec(ctx, cmd.Arg)
@@ -645,7 +665,7 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 // merely without the denied ones: a first search stopped at its time
 // limit did not look at every file, and the second, spared the denied
 // ones, could get further, to files never put to the policies.)
-func (r *Runner) searchAllowed(ctx context.Context, query string, gi *guestInfo) (*sandbox.SearchResult, error) {
+func (r *Runner) searchAllowed(ctx context.Context, query parser.Query, gi *guestInfo) (*sandbox.SearchResult, error) {
 	o := sandbox.OptionsFrom(ctx)
 	o.ListFiles = true
 	res, err := r.Sandbox.Search(sandbox.WithOptions(ctx, o), query)
@@ -710,10 +730,7 @@ func PolicyRequest(cmd parser.Command, session string) wasm.Request {
 	case parser.Search:
 		req.Query = cmd.Arg
 	case parser.Move:
-		req.Path = cmd.Arg
-		if m, err := parser.ParseMove(cmd.Arg); err == nil {
-			req.Path, req.To = m.From, m.To
-		}
+		req.Path, req.To = cmd.Args.Move.From, cmd.Args.Move.To
 	default:
 		req.Path = cmd.Arg
 	}

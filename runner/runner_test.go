@@ -340,19 +340,19 @@ func TestDoRunsOneCommandAndRecordsItFirst(t *testing.T) {
 	_, sb := setup(t, map[string]string{"a.txt": "A\n"})
 	rec := &recorder{}
 	r := &Runner{Sandbox: sb, MaxWriteSize: 64, Audit: rec, Repo: "/repo"}
-	res, err := r.Do(context.Background(), parser.Command{Kind: parser.Open, Arg: "a.txt"})
+	res, err := r.Do(context.Background(), parser.CommandOf(parser.Open, "a.txt"))
 	if err != nil || res.File == nil || string(res.File.Content) != "A\n" {
 		t.Fatalf("Do: %+v %v", res, err)
 	}
 	if len(rec.recs) != 1 || rec.recs[0].Op != "open" || rec.recs[0].Target != "a.txt" || rec.recs[0].Outcome != audit.OK {
 		t.Fatalf("records: %+v", rec.recs)
 	}
-	res, err = r.Do(context.Background(), parser.Command{Kind: parser.Open, Arg: "missing"})
+	res, err = r.Do(context.Background(), parser.CommandOf(parser.Open, "missing"))
 	if err != nil || res.Err == nil || res.Err.Code != sandbox.CodeFileNotFound || len(rec.recs) != 2 || rec.recs[1].Code != sandbox.CodeFileNotFound {
 		t.Fatalf("a failing command: %+v %v, records %d", res, err, len(rec.recs))
 	}
 	rec.err = errors.New("disk full")
-	if res, err := r.Do(context.Background(), parser.Command{Kind: parser.Open, Arg: "a.txt"}); err == nil || res != nil {
+	if res, err := r.Do(context.Background(), parser.CommandOf(parser.Open, "a.txt")); err == nil || res != nil {
 		t.Fatalf("with the audit log failing: %+v %v", res, err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/llm-runtime/llm-runtime/parser"
 )
 
 func benchWorkspace(b *testing.B) *Workspace {
@@ -51,7 +53,7 @@ func BenchmarkWrite4KiB(b *testing.B) {
 func BenchmarkSearch(b *testing.B) {
 	ws := benchWorkspace(b)
 	for b.Loop() {
-		if _, err := ws.Search(context.Background(), "return"); err != nil {
+		if _, err := ws.Search(context.Background(), parser.Query{Text: "return"}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -120,7 +122,7 @@ func benchList(b *testing.B, max int) {
 	}
 	defer ws.Close()
 	for b.Loop() {
-		l, err := ws.List(context.Background(), "**")
+		l, err := ws.List(context.Background(), ".", true)
 		if err != nil || l.Total < 10000 {
 			b.Fatal(l.Total, err)
 		}
@@ -156,7 +158,7 @@ func BenchmarkSearchTree(b *testing.B) {
 	}
 	defer ws.Close()
 	for b.Loop() {
-		r, err := ws.Search(context.Background(), cmpOr(os.Getenv("LLM_RUNTIME_SEARCH_QUERY"), "needle_here"))
+		r, err := ws.Search(context.Background(), parser.Query{Text: cmpOr(os.Getenv("LLM_RUNTIME_SEARCH_QUERY"), "needle_here")})
 		if err != nil || r.Total == 0 {
 			b.Fatal(r, err)
 		}

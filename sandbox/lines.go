@@ -3,57 +3,14 @@ package sandbox
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"strings"
+
+	"github.com/llm-runtime/llm-runtime/parser"
 )
 
-// ParseRange splits "flag.go:120-180" into the path and the range of lines
-// its suffix names: ":N-M" (lines N to M), ":N-" (N to the end) or ":N"
-// (line N alone), N and M from 1. A path without such a suffix comes back
-// whole, with a nil range. The suffix is always a range: a file whose name
-// itself ends so is opened with a range after its name
-// ("notes:1-2:1-" is all of the file "notes:1-2").
-func ParseRange(arg string) (string, *Lines, error) {
-	i := strings.LastIndexByte(arg, ':')
-	if i <= 0 {
-		return arg, nil, nil
-	}
-	spec := arg[i+1:]
-	if spec == "" || strings.Trim(spec, "0123456789-") != "" || !strings.ContainsAny(spec[:1], "0123456789") {
-		return arg, nil, nil
-	}
-	a, b, dash := strings.Cut(spec, "-")
-	start, err := strconv.Atoi(a)
-	if err != nil || start < 1 {
-		return arg, nil, Errorf(CodeInvalidRange, "%q: lines are numbered from 1 (write PATH:N-M, PATH:N- or PATH:N)", spec)
-	}
-	r := &Lines{Start: start, End: start}
-	if dash {
-		r.End = 0
-		if b != "" {
-			end, err := strconv.Atoi(b)
-			if err != nil || end < start {
-				return arg, nil, Errorf(CodeInvalidRange, "%q: the range must be N-M with M at least N (or N- for the rest of the file)", spec)
-			}
-			r.End = end
-		}
-	}
-	return arg[:i], r, nil
-}
-
 // String is "120-180", "120-" or "120".
-func (l Lines) String() string {
-	switch {
-	case l.End == l.Start:
-		return strconv.Itoa(l.Start)
-	case l.End == 0:
-		return strconv.Itoa(l.Start) + "-"
-	}
-	return fmt.Sprintf("%d-%d", l.Start, l.End)
-}
+func (l Lines) String() string { return parser.Range{Start: l.Start, End: l.End}.String() }
 
 // readLines reads the lines r names of the file t opened, and counts the
 // file's lines: a file of any size, the limit on what is returned.

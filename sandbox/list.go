@@ -32,24 +32,10 @@ func (l *ListResult) Truncated() bool { return l.Total > len(l.Entries) }
 // DefaultMaxListEntries is the default of Limits.MaxListEntries.
 const DefaultMaxListEntries = 1000
 
-// ParseList splits a list's argument into the directory and whether the
-// listing is recursive: "src/**" (or "**") lists everything under src,
-// "src" one level of it, "" the root.
-func ParseList(arg string) (string, bool) {
-	switch {
-	case arg == "**":
-		return ".", true
-	case strings.HasSuffix(arg, "/**"):
-		return strings.TrimSuffix(arg, "/**"), true
-	case arg == "":
-		return ".", false
-	}
-	return arg, false
-}
-
-// List lists the directory at p (see ParseList for its forms).
-func (w *Workspace) List(ctx context.Context, arg string) (*ListResult, error) {
-	return w.ListWith(ctx, arg, Options{})
+// List lists the directory at p: one level of it, or with recursive
+// everything under it.
+func (w *Workspace) List(ctx context.Context, p string, recursive bool) (*ListResult, error) {
+	return w.ListWith(ctx, p, recursive, Options{})
 }
 
 // ListWith is List with the options o: one level of the directory, or
@@ -57,8 +43,10 @@ func (w *Workspace) List(ctx context.Context, arg string) (*ListResult, error) {
 // a directory's contents right after it. Excluded entries are never
 // listed nor looked into, and neither are those .gitignore leaves out;
 // both are counted.
-func (w *Workspace) ListWith(ctx context.Context, arg string, o Options) (*ListResult, error) {
-	p, recursive := ParseList(arg)
+func (w *Workspace) ListWith(ctx context.Context, p string, recursive bool, o Options) (*ListResult, error) {
+	if p == "" {
+		p = "."
+	}
 	t, err := w.walk(p, walkOpen, false)
 	if err != nil {
 		return nil, err
@@ -232,6 +220,6 @@ func dtOf(mode uint32) uint8 {
 }
 
 // List implements Sandbox.
-func (l *Local) List(ctx context.Context, arg string) (*ListResult, error) {
-	return l.ws.ListWith(ctx, arg, OptionsFrom(ctx))
+func (l *Local) List(ctx context.Context, p string, recursive bool) (*ListResult, error) {
+	return l.ws.ListWith(ctx, p, recursive, OptionsFrom(ctx))
 }

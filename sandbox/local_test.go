@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llm-runtime/llm-runtime/parser"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 	"github.com/llm-runtime/llm-runtime/sandbox/sandboxtest"
 )
@@ -48,7 +49,7 @@ func TestSearchStopsAtItsTimeoutAndSaysItIsPartial(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := sb.Search(context.Background(), "needle")
+		res, err := sb.Search(context.Background(), parser.Query{Text: "needle"})
 		sb.Close()
 		if err != nil {
 			t.Fatal(err)

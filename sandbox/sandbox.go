@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/edit"
+	"github.com/llm-runtime/llm-runtime/parser"
 )
 
 // Error codes. Every failure a sandbox reports carries one of these.
@@ -108,15 +109,15 @@ type Sandbox interface {
 	Open(ctx context.Context, path string) (*File, error)
 	// Write creates or replaces a file atomically.
 	Write(ctx context.Context, path string, content []byte) (*WriteResult, error)
-	// Search looks for a literal string, or a regular expression written
-	// "re:PATTERN", in the repository's text files.
-	Search(ctx context.Context, query string) (*SearchResult, error)
+	// Search looks for a literal string, or a regular expression, in the
+	// repository's text files (see Workspace.Search).
+	Search(ctx context.Context, q parser.Query) (*SearchResult, error)
 	// Edit applies an edit's SEARCH/REPLACE blocks (package edit) to a
 	// file, all or none, atomically.
 	Edit(ctx context.Context, path string, body []byte) (*EditResult, error)
-	// List lists a directory: "PATH" one level, "PATH/**" everything
-	// under it, "" the root (see ParseList).
-	List(ctx context.Context, arg string) (*ListResult, error)
+	// List lists a directory ("" or "." the root): one level of it, or
+	// with recursive everything under it.
+	List(ctx context.Context, path string, recursive bool) (*ListResult, error)
 	// Delete removes a file, a symbolic link (not what it points to) or an
 	// empty directory, under the rules of a write.
 	Delete(ctx context.Context, path string) (*DeleteResult, error)
@@ -281,10 +282,6 @@ type Options struct {
 	// end that does not speak the command language; the body is then
 	// unused. A block must search for at least one line.
 	Blocks []edit.Block `json:"blocks,omitempty"`
-	// Search, for search: the query as given by a front end that does not
-	// speak the command language; the argument is then the query's text,
-	// taken as it is (no quotes, scope or context parsed from it).
-	Search *SearchSpec `json:"search,omitempty"`
 	// Timeout, for exec: a limit shorter than exec.timeout; a longer one
 	// is exec.timeout.
 	Timeout time.Duration `json:"timeout,omitempty"`
@@ -307,21 +304,10 @@ type Options struct {
 	Force bool `json:"-"`
 }
 
-// SearchSpec is a search's query in parts.
-type SearchSpec struct {
-	Regex bool   `json:"regex,omitempty"` // the text is a regular expression (RE2), not a literal
-	Scope string `json:"scope,omitempty"` // the glob of " in GLOB"
-	Max   int    `json:"max,omitempty"`   // list at most this many matches (at most search.max_results)
-	// Context is how many lines to show before and after each match, from
-	// 1 to MaxContext; 0 for none. Out of that range the search is refused
-	// (INVALID_QUERY).
-	Context int `json:"context,omitempty"`
-}
-
 // IsZero reports whether o asks for nothing.
 func (o Options) IsZero() bool {
 	return o.Expect == "" && len(o.Skip) == 0 && len(o.Only) == 0 && !o.ListFiles && !o.DryRun && o.Base == "" && o.Lines == nil &&
-		o.Blocks == nil && o.Search == nil && o.Timeout == 0 && !o.Overwrite && o.ExpectTo == "" && !o.Entry && o.Recorder == nil && !o.Force
+		o.Blocks == nil && o.Timeout == 0 && !o.Overwrite && o.ExpectTo == "" && !o.Entry && o.Recorder == nil && !o.Force
 }
 
 type optionsKey struct{}

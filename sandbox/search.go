@@ -22,9 +22,10 @@ import (
 	"github.com/llm-runtime/llm-runtime/parser"
 )
 
-// Search finds lines matching query in the workspace's text files. A query
-// "re:PATTERN" is a regular expression (RE2 syntax, linear time); anything
-// else is a literal, case-sensitive string. Excluded, .gitignored, binary,
+// Search finds lines matching q in the workspace's text files: a literal,
+// case-sensitive string, or with q.Regex a regular expression (RE2
+// syntax, linear time), in the files q.Scope names (all when empty), with
+// q.Context lines around each match. Excluded, .gitignored, binary,
 // oversized and symlinked files are skipped, as are excluded and ignored
 // directories. Files are visited in lexical order.
 //
@@ -33,8 +34,8 @@ import (
 // directory with O_NOFOLLOW, and the rules are decided on the names
 // traversed, so a file swapped for a link to an excluded one while the
 // search runs is skipped, never read.
-func (w *Workspace) Search(ctx context.Context, query string) (*SearchResult, error) {
-	return w.SearchWith(ctx, query, Options{})
+func (w *Workspace) Search(ctx context.Context, q parser.Query) (*SearchResult, error) {
+	return w.SearchWith(ctx, q, Options{})
 }
 
 // MaxContext is the most lines of context a search shows on each side of
@@ -52,48 +53,23 @@ const MaxContext = parser.MaxContext
 // It then returns what it found so far, its Partial saying why it
 // stopped. A ctx already done when it is called is CANCELED: nothing was
 // searched.
-func (w *Workspace) SearchWith(ctx context.Context, arg string, o Options) (*SearchResult, error) {
+func (w *Workspace) SearchWith(ctx context.Context, q parser.Query, o Options) (*SearchResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, AsError(err)
 	}
-	var (
-		query, scope string
-		ctxLines     int
-		m            matcher
-		err          error
-		max          = w.limits.MaxSearchResults
-	)
-	if s := o.Search; s != nil {
-		query, scope, ctxLines = arg, s.Scope, s.Context
-		if ctxLines < 0 || ctxLines > MaxContext {
-			return nil, Errorf(CodeInvalidQuery, "context is %d lines: it must be from 1 to %d (0 for none)", ctxLines, MaxContext)
-		}
-		if s.Max > 0 && (max <= 0 || s.Max < max) {
-			max = s.Max
-		}
-		if s.Regex {
-			m, err = compileQuery("re:" + query)
-		} else if query == "" {
-			err = Errorf(CodeInvalidQuery, "empty search")
-		} else {
-			m.lit = []byte(query)
-		}
-	} else {
-		q, perr := parser.ParseSearch(arg)
-		if perr != nil {
-			return nil, Errorf(CodeInvalidQuery, "%s", perr)
-		}
-		query, scope, ctxLines = q.Text, q.Scope, q.Context
-		m, err = compileQuery(query)
+	if q.Context < 0 || q.Context > MaxContext {
+		return nil, Errorf(CodeInvalidQuery, "context is %d lines: it must be from 1 to %d (0 for none)", q.Context, MaxContext)
 	}
+	max := w.limits.MaxSearchResults
+	if q.Max > 0 && (max <= 0 || q.Max < max) {
+		max = q.Max
+	}
+	m, err := compileQuery(q)
 	if err != nil {
 		return nil, err
 	}
-	text := query
-	if s := o.Search; s != nil && s.Regex {
-		text = "re:" + query
-	}
-	res := &SearchResult{Query: arg, Text: text, Scope: scope, Context: ctxLines}
+	scope, ctxLines := q.Scope, q.Context
+	res := &SearchResult{Query: q.String(), Text: q.String(), Scope: scope, Context: ctxLines}
 	sc := &searcher{matcher: m, res: res, list: o.ListFiles, max: max, maxLine: w.limits.MaxLineLength, maxSize: w.limits.MaxFileSize, context: ctxLines}
 	if scope != "" {
 		if sc.scope, sc.scopeDir, err = compileScope(scope); err != nil {
@@ -466,15 +442,15 @@ type matcher struct {
 	insts int
 }
 
-// compileQuery compiles a query: "re:PATTERN" is a regular expression of
-// at most MaxRegexpSize instructions, anything else a literal.
-func compileQuery(q string) (matcher, error) {
-	pat, ok := strings.CutPrefix(q, "re:")
-	if !ok {
-		if q == "" {
+// compileQuery compiles a query: a regular expression of at most
+// MaxRegexpSize instructions, or a literal.
+func compileQuery(q parser.Query) (matcher, error) {
+	pat := q.Text
+	if !q.Regex {
+		if pat == "" {
 			return matcher{}, Errorf(CodeInvalidQuery, "empty search; write <search TEXT> or <search re:PATTERN>")
 		}
-		return matcher{lit: []byte(q)}, nil
+		return matcher{lit: []byte(pat)}, nil
 	}
 	if pat == "" {
 		return matcher{}, Errorf(CodeInvalidQuery, "empty regular expression after re:")

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llm-runtime/llm-runtime/parser"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
@@ -31,10 +32,11 @@ func TestSearchLinesMergeContextAndShowEveryMatchAsAMatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sb.Close()
-	search := func(spec sandbox.SearchSpec) (*sandbox.SearchResult, error) {
-		return sb.Search(sandbox.WithOptions(context.Background(), sandbox.Options{Search: &spec}), "hit")
+	search := func(q parser.Query) (*sandbox.SearchResult, error) {
+		q.Text = "hit"
+		return sb.Search(context.Background(), q)
 	}
-	res, err := search(sandbox.SearchSpec{Context: 2})
+	res, err := search(parser.Query{Context: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +60,7 @@ func TestSearchLinesMergeContextAndShowEveryMatchAsAMatch(t *testing.T) {
 		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	// Without context: matches only, no breaks.
-	res, _ = search(sandbox.SearchSpec{})
+	res, _ = search(parser.Query{})
 	n := 0
 	for l := range res.Lines() {
 		if !l.Match || l.Break {
@@ -71,7 +73,7 @@ func TestSearchLinesMergeContextAndShowEveryMatchAsAMatch(t *testing.T) {
 	}
 	// Out of 0 to MaxContext: refused, saying the rule.
 	for _, c := range []int{-1, sandbox.MaxContext + 1} {
-		_, err := search(sandbox.SearchSpec{Context: c})
+		_, err := search(parser.Query{Context: c})
 		if e := sandbox.AsError(err); e == nil || e.Code != sandbox.CodeInvalidQuery || !strings.Contains(e.Message, "from 1 to 20") {
 			t.Errorf("context %d: %v", c, err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/llm-runtime/llm-runtime/parser"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
@@ -19,7 +20,7 @@ import (
 // times about 4,500 steps (Go's regexp is linear, but in the size of its
 // program too): about a minute for a line of a megabyte. It is under
 // sandbox.MaxRegexpSize, so only the time limit can stop it.
-const costly = `re:(.*.*...){500}x`
+var costly = parser.Query{Text: `(.*.*...){500}x`, Regex: true}
 
 // hostile is a repository of files that costly takes minutes to search.
 func hostile(t *testing.T, files map[string]string) (*sandbox.Local, string) {
@@ -50,14 +51,10 @@ func local(t *testing.T, dir string, limits sandbox.Limits) *sandbox.Local {
 func TestSearchRefusesARegularExpressionOverTheSizeLimit(t *testing.T) {
 	sb := local(t, t.TempDir(), sandbox.Limits{})
 	ctx := context.Background()
-	_, err := sb.Search(ctx, `re:(.*.*...){1000}x`)
+	_, err := sb.Search(ctx, parser.Query{Text: `(.*.*...){1000}x`, Regex: true})
 	want := fmt.Sprintf("it compiles to 9003 instructions, and the limit is %d", sandbox.MaxRegexpSize)
 	if e := sandbox.AsError(err); e == nil || e.Code != sandbox.CodeInvalidQuery || !strings.Contains(e.Message, want) {
 		t.Fatalf("got %v, want INVALID_QUERY saying %q", err, want)
-	}
-	spec := sandbox.WithOptions(ctx, sandbox.Options{Search: &sandbox.SearchSpec{Regex: true}})
-	if _, err := sb.Search(spec, `(.*.*...){1000}x`); code(err) != sandbox.CodeInvalidQuery {
-		t.Fatalf("a regex given in parts: got %v, want INVALID_QUERY", err)
 	}
 	var names []string
 	for i := 0; len(strings.Join(names, "|")) < 4000; i++ {
@@ -65,7 +62,7 @@ func TestSearchRefusesARegularExpressionOverTheSizeLimit(t *testing.T) {
 	}
 	for _, q := range []string{`func\s+\w+\(`, `(?i)(create|update|delete|select)\s+(from|into|table)\s+\w+`, `\w{1,1000}`,
 		`[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}`, strings.Join(names, "|")} {
-		if _, err := sb.Search(ctx, "re:"+q); err != nil {
+		if _, err := sb.Search(ctx, parser.Query{Text: q, Regex: true}); err != nil {
 			t.Errorf("%.40s: %v", q, err)
 		}
 	}
@@ -98,7 +95,7 @@ func TestSearchKeepsItsTimeLimitBetweenLinesAndDropsTheQueue(t *testing.T) {
 	}
 	sb, _ := hostile(t, files)
 	// About 60 steps a byte: 6 ms a line, 6 s a file, 2 minutes in all.
-	res, err := sb.Search(context.Background(), `re:(.*.*...){60}x`)
+	res, err := sb.Search(context.Background(), parser.Query{Text: `(.*.*...){60}x`, Regex: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +121,7 @@ func TestSearchGivesWayToItsContextWithWhatItFound(t *testing.T) {
 		<-read
 		cancel()
 	}()
-	res, err := sb.Search(ctx, costly+"|needle")
+	res, err := sb.Search(ctx, parser.Query{Text: costly.Text + "|needle", Regex: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +132,7 @@ func TestSearchGivesWayToItsContextWithWhatItFound(t *testing.T) {
 		t.Fatalf("got %+v, want the match of a.txt", res)
 	}
 	// Already cancelled, it searches nothing.
-	if _, err := sb.Search(ctx, "needle"); code(err) != sandbox.CodeCanceled {
+	if _, err := sb.Search(ctx, parser.Query{Text: "needle"}); code(err) != sandbox.CodeCanceled {
 		t.Fatalf("a cancelled search: %v, want CANCELED", err)
 	}
 }
@@ -180,7 +177,7 @@ func TestSearchOnlyLooksAtTheFilesNamed(t *testing.T) {
 		os.WriteFile(filepath.Join(dir, name), []byte("needle\n"), 0o644)
 	}
 	sb := local(t, dir, sandbox.Limits{})
-	res, err := sb.Search(sandbox.WithOptions(context.Background(), sandbox.Options{Only: []string{"a.txt", "c.txt"}, Skip: []string{"c.txt"}}), "needle")
+	res, err := sb.Search(sandbox.WithOptions(context.Background(), sandbox.Options{Only: []string{"a.txt", "c.txt"}, Skip: []string{"c.txt"}}), parser.Query{Text: "needle"})
 	if err != nil {
 		t.Fatal(err)
 	}

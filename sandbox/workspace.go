@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/llm-runtime/llm-runtime/parser"
 )
 
 // binarySniff is how much of a file is looked at for a NUL byte, as git does.
@@ -500,8 +502,8 @@ func (l *Local) Write(ctx context.Context, p string, content []byte) (*WriteResu
 }
 
 // Search implements Sandbox.
-func (l *Local) Search(ctx context.Context, query string) (*SearchResult, error) {
-	return l.ws.SearchWith(ctx, query, OptionsFrom(ctx))
+func (l *Local) Search(ctx context.Context, q parser.Query) (*SearchResult, error) {
+	return l.ws.SearchWith(ctx, q, OptionsFrom(ctx))
 }
 
 // Resolve implements Sandbox.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llm-runtime/llm-runtime/parser"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
 	"github.com/llm-runtime/llm-runtime/sandbox"
@@ -127,7 +128,7 @@ func TestDockerCopyPushesOnlyWhatChanged(t *testing.T) {
 	if first.Files < 200 || first.Bytes < 3<<20 {
 		t.Fatalf("the first push: %+v", first)
 	}
-	l, err := sb.List(ctx, "**")
+	l, err := sb.List(ctx, ".", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func TestDockerCopyPushesOnlyWhatChanged(t *testing.T) {
 	if sb.Volume() != volume {
 		t.Fatalf("the second run's volume %s, the first's %s", sb.Volume(), volume)
 	}
-	res, err := sb.Search(ctx, "package changed")
+	res, err := sb.Search(ctx, parser.Query{Text: "package changed"})
 	if err != nil || res.Total != 1 {
 		t.Fatalf("search: %+v %v", res, err)
 	}

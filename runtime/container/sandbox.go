@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/llm-runtime/llm-runtime/parser"
 	"github.com/llm-runtime/llm-runtime/pool"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
@@ -343,18 +344,18 @@ func (s *Sandbox) Move(ctx context.Context, src, dst string) (r *sandbox.MoveRes
 }
 
 // List implements sandbox.Sandbox; it is retried like Open.
-func (s *Sandbox) List(ctx context.Context, arg string) (r *sandbox.ListResult, err error) {
+func (s *Sandbox) List(ctx context.Context, path string, recursive bool) (r *sandbox.ListResult, err error) {
 	err = s.read(ctx, func(c *Container) error {
-		r, err = c.List(ctx, arg)
+		r, err = c.List(ctx, path, recursive)
 		return err
 	})
 	return r, err
 }
 
 // Search implements sandbox.Sandbox; it is retried like Open.
-func (s *Sandbox) Search(ctx context.Context, query string) (r *sandbox.SearchResult, err error) {
+func (s *Sandbox) Search(ctx context.Context, q parser.Query) (r *sandbox.SearchResult, err error) {
 	err = s.read(ctx, func(c *Container) error {
-		r, err = c.Search(ctx, query)
+		r, err = c.Search(ctx, q)
 		return err
 	})
 	return r, err

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
+	"github.com/llm-runtime/llm-runtime/parser"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/runtime/container/agent"
 	"github.com/llm-runtime/llm-runtime/sandbox"
@@ -202,14 +203,14 @@ func (s *Sandbox) Open(ctx context.Context, path string) (f *sandbox.File, err e
 }
 
 // List implements sandbox.Sandbox.
-func (s *Sandbox) List(ctx context.Context, arg string) (r *sandbox.ListResult, err error) {
-	err = s.read(ctx, func(c *agent.Conn) error { r, err = c.List(ctx, arg); return err })
+func (s *Sandbox) List(ctx context.Context, path string, recursive bool) (r *sandbox.ListResult, err error) {
+	err = s.read(ctx, func(c *agent.Conn) error { r, err = c.List(ctx, path, recursive); return err })
 	return r, err
 }
 
 // Search implements sandbox.Sandbox.
-func (s *Sandbox) Search(ctx context.Context, query string) (r *sandbox.SearchResult, err error) {
-	err = s.read(ctx, func(c *agent.Conn) error { r, err = c.Search(ctx, query); return err })
+func (s *Sandbox) Search(ctx context.Context, q parser.Query) (r *sandbox.SearchResult, err error) {
+	err = s.read(ctx, func(c *agent.Conn) error { r, err = c.Search(ctx, q); return err })
 	return r, err
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/llm-runtime/llm-runtime/parser"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
@@ -135,7 +136,7 @@ func testRacer(t *testing.T, newSandbox Factory) {
 			// It landed in the real d/config: put it back for the next.
 			sb.Write(ctx, "d/config", []byte("public\n"))
 		case 7:
-			l, err := sb.List(ctx, "d")
+			l, err := sb.List(ctx, "d", false)
 			if err != nil {
 				refused++
 				continue
@@ -168,7 +169,7 @@ func testRacer(t *testing.T, newSandbox Factory) {
 				refused++
 			}
 		case 3:
-			res, err := sb.Search(ctx, "SECRET")
+			res, err := sb.Search(ctx, parser.Query{Text: "SECRET"})
 			if err != nil {
 				t.Fatalf("search: %v", err)
 			}

@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/llm-runtime/llm-runtime/edit"
+	"github.com/llm-runtime/llm-runtime/parser"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
@@ -313,11 +314,11 @@ func testResolve(t *testing.T, newSandbox Factory) {
 	}
 	writeFile(t, filepath.Join(fx.Dir, "s1.txt"), "needle 1\n")
 	writeFile(t, filepath.Join(fx.Dir, "s2.txt"), "needle 2\nneedle 3\n")
-	res, err := sb.Search(sandbox.WithOptions(ctx, sandbox.Options{ListFiles: true}), "needle")
+	res, err := sb.Search(sandbox.WithOptions(ctx, sandbox.Options{ListFiles: true}), parser.Query{Text: "needle"})
 	if err != nil || strings.Join(res.MatchedFiles, ",") != "s1.txt,s2.txt" || res.Total != 3 {
 		t.Errorf("search listing files: %+v %v", res, err)
 	}
-	res, err = sb.Search(sandbox.WithOptions(ctx, sandbox.Options{Skip: []string{"s2.txt"}}), "needle")
+	res, err = sb.Search(sandbox.WithOptions(ctx, sandbox.Options{Skip: []string{"s2.txt"}}), parser.Query{Text: "needle"})
 	if err != nil || res.Total != 1 || res.Files != 1 || len(res.Matches) != 1 || res.Matches[0].Path != "s1.txt" || res.MatchedFiles != nil {
 		t.Errorf("search skipping a file: %+v %v", res, err)
 	}
@@ -655,7 +656,7 @@ func testList(t *testing.T, newSandbox Factory) {
 		}
 		return b.String()
 	}
-	l, err := sb.List(ctx, "")
+	l, err := sb.List(ctx, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -663,7 +664,7 @@ func testList(t *testing.T, newSandbox Factory) {
 	if got := entries(l); got != want || l.Path != "." || l.Total != 7 || l.Excluded != 1 || l.Ignored != 2 || l.Recursive {
 		t.Fatalf("list of the root:\n%s(total %d, excluded %d, ignored %d)\nwant\n%s", got, l.Total, l.Excluded, l.Ignored, want)
 	}
-	l, err = sb.List(ctx, "z/**")
+	l, err = sb.List(ctx, "z", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -671,12 +672,12 @@ func testList(t *testing.T, newSandbox Factory) {
 	if got := entries(l); got != want || l.Path != "z" || !l.Recursive {
 		t.Fatalf("list of z/**:\n%s\nwant\n%s", got, want)
 	}
-	l, err = sb.List(ctx, "**")
+	l, err = sb.List(ctx, ".", true)
 	if err != nil || l.Total != 13 || l.Excluded != 3 || l.Ignored != 2 || strings.Contains(entries(l), ".env") || strings.Contains(entries(l), "k.key") {
 		t.Fatalf("list of **: %v, total %d, excluded %d, ignored %d\n%s", err, l.Total, l.Excluded, l.Ignored, entries(l))
 	}
-	for arg, want := range map[string]string{".git": sandbox.CodePathSecurity, "out": sandbox.CodePathSecurity, "../": sandbox.CodePathSecurity, "a.go": sandbox.CodeNotDirectory, "nope": sandbox.CodeFileNotFound, "m/.env/**": sandbox.CodePathSecurity} {
-		if _, err := sb.List(ctx, arg); code(err) != want {
+	for arg, want := range map[string]string{".git": sandbox.CodePathSecurity, "out": sandbox.CodePathSecurity, "../": sandbox.CodePathSecurity, "a.go": sandbox.CodeNotDirectory, "nope": sandbox.CodeFileNotFound, "m/.env": sandbox.CodePathSecurity} {
+		if _, err := sb.List(ctx, arg, false); code(err) != want {
 			t.Errorf("list %s: %v, want %s", arg, err, want)
 		}
 	}
@@ -715,7 +716,7 @@ func testSearch(t *testing.T, newSandbox Factory) {
 	sb := newSandbox(t, fx.Dir, Limits)
 	defer sb.Close()
 	ctx := context.Background()
-	res, err := sb.Search(ctx, "TODO")
+	res, err := sb.Search(ctx, parser.Query{Text: "TODO"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -750,7 +751,7 @@ func testSearch(t *testing.T, newSandbox Factory) {
 	// regular expression too.
 	writeFile(t, filepath.Join(fx.Dir, "ctx/c.txt"), "hit one\r\ntwo\r\nthree\r\nhit four")
 	for _, q := range []string{"hit in ctx/ -C 2", "re:^hit in ctx/ -C 2"} {
-		r, err := sb.Search(ctx, q)
+		r, err := sb.Search(ctx, mustQuery(t, q))
 		if err != nil || len(r.Matches) != 2 {
 			t.Fatalf("%s: %+v %v", q, r, err)
 		}
@@ -758,8 +759,8 @@ func testSearch(t *testing.T, newSandbox Factory) {
 		if len(a.Before) != 0 || strings.Join(a.After, "|") != "two|three" || strings.Join(b.Before, "|") != "two|three" || len(b.After) != 0 || a.Text != "hit one" || b.Text != "hit four" {
 			t.Fatalf("%s: context %+v", q, r.Matches)
 		}
-		// The result gives the argument as written, and its parts.
-		if r.Query != q || r.Text != strings.TrimSuffix(q, " in ctx/ -C 2") || r.Scope != "ctx/" || r.Context != 2 {
+		// The result gives the query's parts.
+		if r.Text != strings.TrimSuffix(q, " in ctx/ -C 2") || r.Scope != "ctx/" || r.Context != 2 {
 			t.Fatalf("%s: query %q, text %q, scope %q, context %d", q, r.Query, r.Text, r.Scope, r.Context)
 		}
 	}
@@ -774,7 +775,7 @@ func testSearch(t *testing.T, newSandbox Factory) {
 		"TODO in nowhere/":      "",
 		"TODO in ../outside/**": "",
 	} {
-		r, err := sb.Search(ctx, q)
+		r, err := sb.Search(ctx, mustQuery(t, q))
 		if err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
@@ -787,29 +788,41 @@ func testSearch(t *testing.T, newSandbox Factory) {
 		}
 	}
 
-	res, err = sb.Search(ctx, "re:^foo[0-9]+$|^bar")
+	res, err = sb.Search(ctx, parser.Query{Text: "^foo[0-9]+$|^bar", Regex: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Total != 2 || res.Matches[0].Text != "foo123" || res.Matches[1].Line != 3 {
 		t.Fatalf("regexp search: %+v", res)
 	}
-	res, err = sb.Search(ctx, "needle")
+	res, err = sb.Search(ctx, parser.Query{Text: "needle"})
 	if err != nil || res.Total != 12 || len(res.Matches) != Limits.MaxSearchResults || res.Files != 1 {
 		t.Fatalf("capped search: %+v, %v", res, err)
 	}
-	res, err = sb.Search(ctx, "no such text anywhere")
+	res, err = sb.Search(ctx, parser.Query{Text: "no such text anywhere"})
 	if err != nil || res.Total != 0 || len(res.Matches) != 0 {
 		t.Fatalf("empty search: %+v, %v", res, err)
 	}
-	for _, q := range []string{"", "re:", "re:(unclosed", "TODO -C 21", "TODO in *.go -C 0", "TODO -C 1 in *.go"} {
+	// (A query the command language cannot read is the parser's error.)
+	for _, q := range []parser.Query{{}, {Regex: true}, {Text: "(unclosed", Regex: true}, {Text: "TODO", Context: parser.MaxContext + 1}, {Text: "TODO", Context: -1}} {
 		if _, err := sb.Search(ctx, q); code(err) != sandbox.CodeInvalidQuery {
-			t.Errorf("Search(%q): %v, want INVALID_QUERY", q, err)
+			t.Errorf("Search(%+v): %v, want INVALID_QUERY", q, err)
 		}
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := sb.Search(cctx, "TODO"); !errors.Is(err, context.Canceled) && code(err) != sandbox.CodeCanceled {
+	if _, err := sb.Search(cctx, parser.Query{Text: "TODO"}); !errors.Is(err, context.Canceled) && code(err) != sandbox.CodeCanceled {
 		t.Errorf("cancelled search: %v", err)
 	}
+}
+
+// mustQuery is a search's argument, written in the command language, in
+// its parts.
+func mustQuery(t *testing.T, arg string) parser.Query {
+	t.Helper()
+	q, err := parser.ParseSearch(arg)
+	if err != nil {
+		t.Fatalf("<search %s>: %v", arg, err)
+	}
+	return q
 }

@@ -40,6 +40,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/llm-runtime/llm-runtime/parser"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
@@ -103,12 +104,17 @@ const CancelGrace = 3 * time.Second
 // the model wrote them, invalid UTF-8 included, and the agent refuses what
 // the local sandbox refuses.
 type Request struct {
-	ID    uint64       `json:"id"`
-	Op    string       `json:"op"`
-	Path  []byte       `json:"path,omitempty"`
-	To    []byte       `json:"to,omitempty"` // OpMove's destination
-	Query []byte       `json:"query,omitempty"`
-	Exec  *ExecRequest `json:"exec,omitempty"`
+	ID    uint64 `json:"id"`
+	Op    string `json:"op"`
+	Path  []byte `json:"path,omitempty"`
+	To    []byte `json:"to,omitempty"`    // OpMove's destination
+	Query []byte `json:"query,omitempty"` // OpSearch's text
+	// Search is OpSearch's query but for its text (Query): regex, scope,
+	// context, max.
+	Search *parser.Query `json:"search,omitempty"`
+	// Recursive is OpList's: everything under Path.
+	Recursive bool         `json:"recursive,omitempty"`
+	Exec      *ExecRequest `json:"exec,omitempty"`
 	// Options are the operation's sandbox.Options (an expected path, files
 	// a search leaves out...).
 	Options *sandbox.Options `json:"options,omitempty"`
@@ -543,7 +549,7 @@ func handle(ctx context.Context, ws *sandbox.Workspace, req Request, body []byte
 	case OpEdit:
 		rep.Edit, err = ws.EditWith(string(req.Path), body, withRecorder(req.options(), rec))
 	case OpList:
-		rep.List, err = ws.ListWith(ctx, string(req.Path), req.options())
+		rep.List, err = ws.ListWith(ctx, string(req.Path), req.Recursive, req.options())
 	case OpDelete:
 		rep.Delete, err = ws.DeleteWith(string(req.Path), withRecorder(req.options(), rec))
 	case OpMove:
@@ -587,7 +593,12 @@ func handle(ctx context.Context, ws *sandbox.Workspace, req Request, body []byte
 	case OpResolve:
 		rep.Path, err = ws.ResolveWith(string(req.Path), req.options())
 	case OpSearch:
-		rep.Search, err = ws.SearchWith(ctx, string(req.Query), req.options())
+		var q parser.Query
+		if req.Search != nil {
+			q = *req.Search
+		}
+		q.Text = string(req.Query)
+		rep.Search, err = ws.SearchWith(ctx, q, req.options())
 	case OpExec:
 		if req.Exec == nil {
 			err = sandbox.Errorf(sandbox.CodeInternal, "agent: exec request without a command")
@@ -918,8 +929,8 @@ func (c *Conn) Edit(ctx context.Context, path string, body []byte) (*sandbox.Edi
 }
 
 // List lists a directory (see sandbox.Sandbox).
-func (c *Conn) List(ctx context.Context, arg string) (*sandbox.ListResult, error) {
-	rep, _, err := c.call(ctx, Request{Op: OpList, Path: []byte(arg), Options: optionsOf(ctx)}, nil)
+func (c *Conn) List(ctx context.Context, path string, recursive bool) (*sandbox.ListResult, error) {
+	rep, _, err := c.call(ctx, Request{Op: OpList, Path: []byte(path), Recursive: recursive, Options: optionsOf(ctx)}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -1047,8 +1058,10 @@ func (c *Conn) Exec(ctx context.Context, req ExecRequest) (*ExecReply, []byte, e
 }
 
 // Search searches the workspace.
-func (c *Conn) Search(ctx context.Context, query string) (*sandbox.SearchResult, error) {
-	rep, _, err := c.call(ctx, Request{Op: OpSearch, Query: []byte(query), Options: optionsOf(ctx)}, nil)
+func (c *Conn) Search(ctx context.Context, q parser.Query) (*sandbox.SearchResult, error) {
+	text := q.Text
+	q.Text = ""
+	rep, _, err := c.call(ctx, Request{Op: OpSearch, Query: []byte(text), Search: &q, Options: optionsOf(ctx)}, nil)
 	if err != nil {
 		return nil, err
 	}

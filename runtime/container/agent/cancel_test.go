@@ -12,12 +12,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/llm-runtime/llm-runtime/parser"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
 // costly takes about a minute to match a line of a megabyte; nothing but
 // a cancel stops it here (the agents of these tests have no time limit).
-const costly = `re:(.*.*...){500}x|needle`
+var costly = parser.Query{Text: `(.*.*...){500}x|needle`, Regex: true}
 
 // hostileDir holds a.txt, with a match, and b.txt, a megabyte costly
 // takes a minute to search; it returns a channel closed once b.txt has
@@ -87,7 +88,7 @@ func TestAgentStopsWhatRunsWhenItsInputEnds(t *testing.T) {
 	reqR, reqW := io.Pipe()
 	done := make(chan error, 1)
 	go func() { done <- Serve(reqR, io.Discard, ws, "test") }()
-	if err := WriteFrame(reqW, Request{ID: 1, Op: OpSearch, Query: []byte(costly)}, nil); err != nil {
+	if err := WriteFrame(reqW, Request{ID: 1, Op: OpSearch, Query: []byte(costly.Text), Search: &parser.Query{Regex: true}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	<-read
@@ -121,7 +122,7 @@ func TestConnGivesUpOnAStuckAgentAfterTheGrace(t *testing.T) {
 		<-got
 		cancel()
 	}()
-	_, err := c.Search(ctx, "x")
+	_, err := c.Search(ctx, parser.Query{Text: "x"})
 	if e := sandbox.AsError(err); e == nil || e.Code != sandbox.CodeCanceled {
 		t.Fatalf("got %v, want CANCELED", err)
 	}
