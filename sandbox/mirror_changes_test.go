@@ -480,3 +480,84 @@ func TestMirrorFindsAWriteMadeAsSoonAsTheCommandStarts(t *testing.T) {
 		}
 	}
 }
+
+// landingRecorder journals in memory, and makes the repository change
+// under the changeset (intrude) when its first intent is recorded: after
+// the changes were decided on and recorded, before they land.
+type landingRecorder struct {
+	intents  [][]sandbox.PathChange
+	outcomes []string
+	intrude  func()
+}
+
+func (r *landingRecorder) Intend(cs []sandbox.PathChange) (uint64, error) {
+	r.intents = append(r.intents, cs)
+	if len(r.intents) == 1 {
+		r.intrude()
+	}
+	return uint64(len(r.intents)), nil
+}
+func (r *landingRecorder) Done(id uint64) error {
+	r.outcomes = append(r.outcomes, fmt.Sprint("done ", id))
+	return nil
+}
+func (r *landingRecorder) Abort(id uint64, why string) error {
+	r.outcomes = append(r.outcomes, fmt.Sprint("abort ", id, ": ", why))
+	return nil
+}
+
+// TestMirrorJournalsWhatLandedOfAChangesetThatPartlyFailed: a command
+// removes a directory, rewrites a file and makes one; someone puts a file
+// in the directory after the changeset was journaled and before it lands.
+// The directory stays (refused), the rest lands, and the journal says so:
+// the first intent, which named all of it, is aborted, and what landed is
+// journaled again as done, so that an undo takes back exactly that.
+func TestMirrorJournalsWhatLandedOfAChangesetThatPartlyFailed(t *testing.T) {
+	t.Parallel()
+	f := newMirrorOf(t, map[string]string{"a.go": "a\n", "old/x.txt": "x\n"}, true)
+	write(t, filepath.Join(f.tree, "a.go"), "changed\n")
+	write(t, filepath.Join(f.tree, "new.txt"), "new\n")
+	os.RemoveAll(filepath.Join(f.tree, "old"))
+	rec := &landingRecorder{intrude: func() { write(t, filepath.Join(f.root, "old/intruder.txt"), "mine\n") }}
+	ctx := sandbox.WithOptions(t.Context(), sandbox.Options{Recorder: rec})
+	cs, err := f.m.Finish(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := func(cs []sandbox.PathChange) string {
+		var ps []string
+		for _, c := range cs {
+			ps = append(ps, c.Path)
+		}
+		slices.Sort(ps)
+		return strings.Join(ps, " ")
+	}
+	if len(rec.intents) != 2 || paths(rec.intents[0]) != "a.go new.txt old old/x.txt" || paths(rec.intents[1]) != "a.go new.txt old/x.txt" {
+		t.Fatalf("intents: %d\n%s", len(rec.intents), func() string {
+			var b strings.Builder
+			for _, in := range rec.intents {
+				b.WriteString(paths(in) + "\n")
+			}
+			return b.String()
+		}())
+	}
+	if len(rec.outcomes) != 2 || !strings.HasPrefix(rec.outcomes[0], "abort 1: ") || rec.outcomes[1] != "done 2" {
+		t.Fatalf("outcomes: %q", rec.outcomes)
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.root, "a.go")); string(b) != "changed\n" {
+		t.Errorf("a.go = %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.root, "new.txt")); string(b) != "new\n" {
+		t.Errorf("new.txt = %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.root, "old/intruder.txt")); string(b) != "mine\n" {
+		t.Errorf("old/intruder.txt = %q", b)
+	}
+	refused := false
+	for _, c := range cs {
+		refused = refused || c.Action == sandbox.ChangeRefused && strings.TrimSuffix(c.Path, "/") == "old"
+	}
+	if !refused {
+		t.Errorf("the directory's removal is not refused:\n%s", changesOf(cs))
+	}
+}
