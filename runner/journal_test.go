@@ -3,11 +3,14 @@ package runner_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/llm-runtime/llm-runtime/journal"
+	"github.com/llm-runtime/llm-runtime/parser"
 	"github.com/llm-runtime/llm-runtime/runner"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
@@ -82,5 +85,65 @@ func TestAJournalRecordsWhatAWorkspaceChanged(t *testing.T) {
 	}
 	if changes[1].Before.Mode != 0o600 || changes[2].After.Mode != 0o600 {
 		t.Errorf("modes: %o, %o", changes[1].Before.Mode, changes[2].After.Mode)
+	}
+}
+
+// TestCallsAskedForAloneAreEachTheirOwnCheckpoint: operations asked for
+// alone (MCP calls), running at once, each get a checkpoint of their own,
+// with only their own change in it, even when one ends while another is
+// being recorded.
+func TestCallsAskedForAloneAreEachTheirOwnCheckpoint(t *testing.T) {
+	sb, err := sandbox.NewLocal(t.TempDir(), sandbox.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	j, err := journal.Open(filepath.Join(t.TempDir(), "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	r := &runner.Runner{Sandbox: sb, Journal: j, FrontEnd: "mcp"}
+	const calls = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, calls)
+	for i := range calls {
+		wg.Go(func() {
+			name := fmt.Sprintf("f%d.txt", i)
+			c := parser.Command{Kind: parser.Write, Arg: name, Args: parser.Args{Path: name}, Body: []byte(name), BodySize: int64(len(name))}
+			res, err := r.DoOp(context.Background(), runner.Op{Command: c})
+			if err == nil && res.Err != nil {
+				err = res.Err
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := j.Index()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != calls {
+		t.Fatalf("%d checkpoints for %d calls", len(list), calls)
+	}
+	seen := map[string]bool{}
+	for _, cp := range list {
+		cs, err := j.Changes(cp.Number)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) != 1 || seen[cs[0].Path] {
+			t.Fatalf("checkpoint %d: %+v", cp.Number, cs)
+		}
+		seen[cs[0].Path] = true
+	}
+	if r.Checkpoint() != 0 {
+		t.Errorf("a checkpoint is left being filled: %d", r.Checkpoint())
 	}
 }

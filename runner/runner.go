@@ -276,12 +276,12 @@ func argError(kind parser.Kind, err error) *sandbox.Error {
 // DoOp is Do for an operation given in parts.
 func (r *Runner) DoOp(ctx context.Context, op Op) (*output.Result, error) {
 	octx, timing := sandbox.WithTiming(ctx)
-	res, gi := r.run(octx, op)
 	r.cpMu.Lock()
 	alone := !r.inRun && r.group == ""
 	r.cpMu.Unlock()
-	if alone && journaled(op.Kind) {
-		r.EndCheckpoint() // an operation asked for alone is its own checkpoint
+	res, gi := r.run(octx, op, alone)
+	if gi.rec != nil && alone && gi.rec.cp != nil {
+		gi.rec.cp.End() // an operation asked for alone is its own checkpoint
 	}
 	if r.Audit != nil {
 		rec := r.record(res, timing, gi)
@@ -449,7 +449,10 @@ func changeLines(cs []sandbox.Change, omitted map[string]int) string {
 	return b.String()
 }
 
-func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
+// run runs op; alone, its changes are a checkpoint of its own (an MCP
+// call: one that runs meanwhile has its own), else they go in the one
+// being filled.
+func (r *Runner) run(ctx context.Context, op Op, alone bool) (*output.Result, guestInfo) {
 	cmd := op.Command
 	res := &output.Result{Command: cmd}
 	var gi guestInfo
@@ -584,6 +587,11 @@ func (r *Runner) run(ctx context.Context, op Op) (*output.Result, guestInfo) {
 		// The checkpoint begins with the first change recorded: a read-only
 		// exec, or a change refused before, makes none.
 		gi.rec = &lazyRecorder{begin: r.checkpoint}
+		if alone {
+			gi.rec.begin = func() (*journal.Checkpoint, error) {
+				return r.Journal.Begin(journal.Meta{Session: r.Session, FrontEnd: cmp.Or(r.FrontEnd, "filter")})
+			}
+		}
 		opts.Recorder = gi.rec
 	}
 	if !opts.IsZero() {
