@@ -16,20 +16,28 @@ import (
 // TestSmallContentIsJournaledInTheLog: content given with the intent is
 // in the log itself (one fsync makes both durable), Changes gives it back,
 // Get finds it as an object written lazily or, that object lost to a
-// crash, in the log; content over InlineMax is Put and named only; the
-// empty content needs no store; a Data that is not what its Sum names is
-// refused.
+// crash, in the log; content over InlineMax once compressed is Put and
+// named only, and content over it that compresses under it is inline;
+// the empty content needs no store; a Data that is not what its Sum names
+// is refused.
 func TestSmallContentIsJournaledInTheLog(t *testing.T) {
 	j := newJournal(t)
 	cp, err := j.Begin(Meta{FrontEnd: "filter"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	small, big := []byte("package main\n"), bytes.Repeat([]byte("x"), InlineMax+1)
+	// big does not compress (random bytes); large does, to a fifth.
+	small, big := []byte("package main\n"), make([]byte, InlineMax+1)
+	rand.NewChaCha8([32]byte{}).Read(big)
+	var large bytes.Buffer
+	for i := 0; large.Len() < 4*InlineMax; i++ {
+		fmt.Fprintf(&large, "func f%d(x int) int {\n\treturn x * %d\n}\n\n", i, i*7919%1000)
+	}
 	changes := []Change{
 		{Path: "a.go", Before: State{Kind: None}, After: State{Kind: File, Mode: 0o644, Size: int64(len(small)), Data: small}},
-		{Path: "big.txt", Before: State{Kind: None}, After: State{Kind: File, Mode: 0o644, Size: int64(len(big)), Data: big}},
+		{Path: "big.bin", Before: State{Kind: None}, After: State{Kind: File, Mode: 0o644, Size: int64(len(big)), Data: big}},
 		{Path: "empty", Before: State{Kind: File, Mode: 0o600, Data: []byte{}}, After: State{Kind: None}},
+		{Path: "large.go", Before: State{Kind: None}, After: State{Kind: File, Mode: 0o644, Size: int64(large.Len()), Data: large.Bytes()}},
 	}
 	id, err := cp.Intend(changes)
 	if err != nil {
@@ -42,20 +50,27 @@ func TestSmallContentIsJournaledInTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	log, _ := os.ReadFile(j.logPath())
-	if !bytes.Contains(log, []byte(`"data":"cGFja2FnZSBtYWluCg=="`)) || bytes.Contains(log, []byte(`"data":"eHh4`)) {
-		t.Fatalf("the small content is not inline in the log, or the big one is")
+	if !bytes.Contains(log, []byte(`"data":"cGFja2FnZSBtYWluCg=="`)) || len(log) > len(big) {
+		t.Fatalf("the small content is not inline in the log, or the big one is (the log is %d bytes)", len(log))
+	}
+	if _, err := os.Stat(j.objectPath(Sum(big))); err != nil {
+		t.Fatalf("the big content was not stored: %v", err)
+	}
+	if _, err := os.Stat(j.objectPath(Sum(large.Bytes()))); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the large content, which compresses under InlineMax, was stored before the intent: %v", err)
 	}
 	got, err := j.Changes(cp.Number())
-	if err != nil || len(got) != 3 {
-		t.Fatal(got, err)
+	if err != nil || len(got) != 4 {
+		t.Fatal(len(got), err)
 	}
-	if !bytes.Equal(got[0].After.Data, small) || got[0].After.Sum != Sum(small) || got[1].After.Data != nil || got[1].After.Sum != Sum(big) || got[2].Before.Sum != Sum(nil) {
-		t.Fatalf("changes: %+v", got)
+	if !bytes.Equal(got[0].After.Data, small) || got[0].After.Sum != Sum(small) || got[1].After.Data != nil || got[1].After.Sum != Sum(big) || got[2].Before.Sum != Sum(nil) ||
+		!bytes.Equal(got[3].After.Data, large.Bytes()) || got[3].After.Sum != Sum(large.Bytes()) {
+		t.Fatalf("changes: the small or the large content is not given back from the log, or the big one is, or a sum is wrong")
 	}
 	for _, c := range []struct {
 		st   State
 		want []byte
-	}{{got[0].After, small}, {got[1].After, big}, {got[2].Before, []byte{}}} {
+	}{{got[0].After, small}, {got[1].After, big}, {got[2].Before, []byte{}}, {got[3].After, large.Bytes()}} {
 		if b, err := j.Content(c.st); err != nil || !bytes.Equal(b, c.want) {
 			t.Errorf("Content of %s: %d bytes, %v", c.st.Sum, len(b), err)
 		}

@@ -35,7 +35,8 @@ type State struct {
 	Sum    string // a file's content, as Put named it
 	Target string // a link's target, byte for byte
 	// Data is a file's content, given to Intend to be journaled with the
-	// intent itself (at most InlineMax bytes; more is Put first), and
+	// intent itself (at most InlineMax bytes compressed; more is Put
+	// first), and
 	// given back by Changes for content the log holds. Sum names it
 	// either way; Content reads a state's content wherever it is.
 	Data []byte
@@ -43,9 +44,10 @@ type State struct {
 	body []byte // Data as its object holds it (encodeObject), set by Intend
 }
 
-// InlineMax is the largest content an intent holds in the log itself:
-// one fsync (the log's) makes it durable with the intent, where Put costs
-// two of its own (the object's and its directory's).
+// InlineMax is the largest content an intent holds in the log itself,
+// compressed: one fsync (the log's) makes it durable with the intent,
+// where Put costs two of its own (the object's and its directory's). A
+// 100 KiB source file compresses to a fifth of it or less.
 const InlineMax = 64 << 10
 
 // Change is one path's change. Path is relative to the repository,
@@ -416,10 +418,10 @@ func (cp *Checkpoint) Intend(changes []Change) (uint64, error) {
 }
 
 // inline prepares an intent's file states: a state given with its Data
-// gets its Sum (or has it checked), content over InlineMax is Put and
-// named by its sum only, and the rest is compressed for the log, unless
+// gets its Sum (or has it checked) and is compressed for the log, unless
 // it is stored already (Intend will name it, the lock held, if it still
-// is). It returns a copy; changes is not modified.
+// is); content over InlineMax compressed is Put and named by its sum
+// only. It returns a copy; changes is not modified.
 func (j *Journal) inline(changes []Change) ([]Change, error) {
 	out := slices.Clone(changes)
 	for i := range out {
@@ -438,20 +440,26 @@ func (j *Journal) inline(changes []Change) ([]Change, error) {
 				return nil, fmt.Errorf("journal: %q: the content given is not the content %s names", out[i].Path, st.Sum)
 			}
 			st.Sum = sum
-			switch {
-			case len(st.Data) > InlineMax:
-				if len(st.Data) > MaxObject {
-					return nil, ErrTooLarge
-				}
-				if _, err := j.put(sum, st.Data); err != nil {
-					return nil, err
-				}
-				st.Data = nil
+			switch stored := j.stored(sum); {
 			case len(st.Data) == 0:
 				st.Data = nil // the empty content needs no store
-			case !j.stored(sum):
-				if p.body == nil {
+			case len(st.Data) > MaxObject:
+				return nil, ErrTooLarge
+			case stored && len(st.Data) <= InlineMax:
+				// Named by Intend, the lock held, if it is still stored.
+			default:
+				if !stored && p.body == nil {
 					p.body = encodeObject(st.Data)
+				}
+				if stored || len(p.body) > InlineMax {
+					// Too large for the log even compressed (or stored: put
+					// touches it, for a Prune to spare): an object of its
+					// own, durable before the intent names it.
+					if _, err := j.put(sum, st.Data, p.body); err != nil {
+						return nil, err
+					}
+					st.Data = nil
+					break
 				}
 				st.body = p.body
 			}

@@ -75,11 +75,12 @@ func (j *Journal) Put(content []byte) (string, error) {
 	if len(content) > MaxObject {
 		return "", ErrTooLarge
 	}
-	return j.put(Sum(content), content)
+	return j.put(Sum(content), content, nil)
 }
 
-// put is Put of content whose sum the caller computed.
-func (j *Journal) put(sum string, content []byte) (string, error) {
+// put is Put of content whose sum the caller computed, and its encoded
+// form when it has it (else nil).
+func (j *Journal) put(sum string, content, body []byte) (string, error) {
 	p := j.objectPath(sum)
 	if _, err := os.Stat(p); err == nil {
 		// Touched so that a Prune running now, which is to spare recent
@@ -88,7 +89,10 @@ func (j *Journal) put(sum string, content []byte) (string, error) {
 		os.Chtimes(p, now, now)
 		return sum, nil
 	}
-	if err := writeObject(p, encodeObject(content), true); err != nil {
+	if body == nil {
+		body = encodeObject(content)
+	}
+	if err := writeObject(p, body, true); err != nil {
 		return "", fmt.Errorf("journal: storing %s: %w", sum, err)
 	}
 	return sum, nil

@@ -61,28 +61,26 @@ func BenchmarkWrite4KiB(b *testing.B) {
 }
 
 // BenchmarkEdit3Blocks100KiB is a local sandbox's <edit> of a 100 KiB Go
-// file with 3 blocks, back and forth, without and with its record: see
-// paired.
+// file with 3 blocks, without and with its record (see paired): each edit
+// leaves a content never seen before, as a model's do.
 func BenchmarkEdit3Blocks100KiB(b *testing.B) {
 	var src strings.Builder
-	for i := 0; src.Len() < 100<<10; i++ {
+	for i := 0; src.Len() < 100<<10-100; i++ {
+		if i%600 == 10 {
+			fmt.Fprintf(&src, "// rev %c 0\n", 'a'+i/600)
+		}
 		fmt.Fprintf(&src, "func f%d(x int) int {\n\treturn x + %d\n}\n\n", i, i)
 	}
-	blk := func(s, r string) string {
-		return "<<<<<<< SEARCH\n" + s + "\n=======\n" + r + "\n>>>>>>> REPLACE\n"
-	}
-	there := []byte(blk("\treturn x + 10", "\treturn x - 10") + blk("\treturn x + 500", "\treturn x - 500") + blk("\treturn x + 1000", "\treturn x - 1000"))
-	back := []byte(blk("\treturn x - 10", "\treturn x + 10") + blk("\treturn x - 500", "\treturn x + 500") + blk("\treturn x - 1000", "\treturn x + 1000"))
 	paired(b, func(dir string) {
-		if err := os.WriteFile(filepath.Join(dir, "big.go"), []byte(src.String()[:100<<10-100]), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "big.go"), []byte(src.String()), 0o644); err != nil {
 			b.Fatal(err)
 		}
 	}, func(ctx context.Context, sb *sandbox.Local, i int) error {
-		body := there
-		if i%2 == 1 {
-			body = back
+		var body strings.Builder
+		for _, c := range "abc" {
+			fmt.Fprintf(&body, "<<<<<<< SEARCH\n// rev %c %d\n=======\n// rev %c %d\n>>>>>>> REPLACE\n", c, i, c, i+1)
 		}
-		_, err := sb.Edit(ctx, "big.go", body)
+		_, err := sb.Edit(ctx, "big.go", []byte(body.String()))
 		return err
 	})
 }
