@@ -28,16 +28,7 @@ func TestAJournalRecordsWhatAWorkspaceChanged(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "old.txt"), []byte("old\n"), 0o600)
 	os.WriteFile(filepath.Join(dir, "empty"), nil, 0o644)
-	sb, err := sandbox.NewLocal(dir, sandbox.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Close()
-	j, err := journal.Open(filepath.Join(t.TempDir(), "journal"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
+	sb, j := localJournaled(t, dir)
 	cp, err := j.Begin(journal.Meta{FrontEnd: "filter"})
 	if err != nil {
 		t.Fatal(err)
@@ -93,16 +84,7 @@ func TestAJournalRecordsWhatAWorkspaceChanged(t *testing.T) {
 // with only their own change in it, even when one ends while another is
 // being recorded.
 func TestCallsAskedForAloneAreEachTheirOwnCheckpoint(t *testing.T) {
-	sb, err := sandbox.NewLocal(t.TempDir(), sandbox.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Close()
-	j, err := journal.Open(filepath.Join(t.TempDir(), "journal"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
+	sb, j := localJournaled(t, t.TempDir())
 	r := &runner.Runner{Sandbox: sb, Journal: j, FrontEnd: "mcp"}
 	const calls = 8
 	var wg sync.WaitGroup
@@ -146,4 +128,21 @@ func TestCallsAskedForAloneAreEachTheirOwnCheckpoint(t *testing.T) {
 	if r.Checkpoint() != 0 {
 		t.Errorf("a checkpoint is left being filled: %d", r.Checkpoint())
 	}
+}
+
+// localJournaled is a local sandbox on dir and a journal of its own,
+// closed when the test ends.
+func localJournaled(t *testing.T, dir string) (*sandbox.Local, *journal.Journal) {
+	t.Helper()
+	sb, err := sandbox.NewLocal(dir, sandbox.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close() })
+	j, err := journal.Open(filepath.Join(t.TempDir(), "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return sb, j
 }
