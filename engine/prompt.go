@@ -7,6 +7,7 @@ import (
 	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/prompt"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
+	"github.com/llm-runtime/llm-runtime/whitelist"
 )
 
 // PromptExec is what the prompt, and the MCP exec tool's description, say
@@ -41,7 +42,7 @@ func promptExec(cfg *config.Config, xi *container.ExecImage) (*prompt.Exec, []st
 	c := cfg.Exec
 	runnable, missing := xi.Runnable(c.Whitelist)
 	allows := func(line string) bool {
-		programs, err := container.CheckCommand(line, c.Whitelist, c.Shell, c.Writable)
+		programs, err := whitelist.CheckCommand(line, c.Whitelist, c.Shell, c.Writable)
 		return err == nil && !slices.ContainsFunc(programs, func(p string) bool { return !xi.Has(p) })
 	}
 	return &prompt.Exec{Whitelist: runnable, Shell: c.Shell, Writable: c.Writable, Timeout: c.Timeout, Allows: allows}, missing, nil

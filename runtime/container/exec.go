@@ -17,6 +17,7 @@ import (
 	"github.com/llm-runtime/llm-runtime/pool"
 	"github.com/llm-runtime/llm-runtime/runtime/container/agent"
 	"github.com/llm-runtime/llm-runtime/sandbox"
+	"github.com/llm-runtime/llm-runtime/whitelist"
 )
 
 // ExecOptions configure <exec>.
@@ -103,7 +104,7 @@ func RepoStateDir(stateDir, root string) string {
 // it is applied afterwards through the rules of a write, or discarded.
 type execRunner struct {
 	opts  ExecOptions
-	white whitelist
+	white whitelist.List
 	pool  *pool.Pool[*Container]
 	destroyer
 
@@ -158,7 +159,7 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 		return nil, err
 	}
 	m.SetBounds(sandbox.Bounds{MaxChanges: o.MaxChanges, MaxDepth: o.MaxDepth, MaxSize: cmp.Or(o.CopyMaxSize, DefaultCopyMaxSize)})
-	x := &execRunner{opts: o, white: newWhitelist(o.Whitelist), ws: ws, mirror: m, turn: make(chan struct{}, 1)}
+	x := &execRunner{opts: o, white: whitelist.New(o.Whitelist), ws: ws, mirror: m, turn: make(chan struct{}, 1)}
 	pids := o.PIDs
 	if o.Runtime != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -300,14 +301,14 @@ func (x *execRunner) close() {
 
 // run validates and runs one command line.
 func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult, error) {
-	cmd, err := parseCommand(line, x.opts.Shell)
+	cmd, err := whitelist.Parse(line, x.opts.Shell)
 	if err != nil {
 		return nil, err
 	}
-	if err := x.white.check(cmd, x.opts.Writable); err != nil {
+	if err := x.white.Check(cmd, x.opts.Writable); err != nil {
 		return nil, err
 	}
-	argv := cmd[0].argv
+	argv := cmd[0].Argv
 	if x.opts.Shell {
 		argv = []string{"/bin/sh", "-c", line}
 	}
@@ -446,15 +447,15 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 // goCached are the go commands that compile, into the build cache that
 // persists between commands (GOCACHE, under CacheMount): killed at the
 // timeout, they leave what they compiled there for the next.
-var goCached = wordSet("build", "test", "vet", "install", "run", "list", "generate")
+var goCached = map[string]bool{"build": true, "test": true, "vet": true, "install": true, "run": true, "list": true, "generate": true}
 
 // retryHint says whether running a command killed at its timeout again can
 // help: shorter says the timeout was shorter than exec.timeout, limit.
-func retryHint(cmd command, shorter bool, limit time.Duration) string {
+func retryHint(cmd whitelist.Command, shorter bool, limit time.Duration) string {
 	cached := false
 	for _, s := range cmd {
-		for i, w := range s.argv[:max(len(s.argv)-1, 0)] {
-			if programName(w) == "go" && goCached[s.argv[i+1]] {
+		for i, w := range s.Argv[:max(len(s.Argv)-1, 0)] {
+			if whitelist.ProgramName(w) == "go" && goCached[s.Argv[i+1]] {
 				cached = true
 			}
 		}

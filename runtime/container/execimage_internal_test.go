@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/llm-runtime/llm-runtime/whitelist"
 )
 
 func TestRetryHintSaysARetryHelpsOnlyWhereTheBuildCacheKeepsTheWork(t *testing.T) {
@@ -23,7 +25,7 @@ func TestRetryHintSaysARetryHelpsOnlyWhereTheBuildCacheKeepsTheWork(t *testing.T
 		{"make test", false, false, "will likely be killed again"},
 		{"go test ./...", false, true, "with more time (up to exec.timeout, 5m0s)"},
 	} {
-		cmd, err := parseCommand(c.line, c.shell)
+		cmd, err := whitelist.Parse(c.line, c.shell)
 		if err != nil {
 			t.Fatalf("%s: %v", c.line, err)
 		}

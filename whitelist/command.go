@@ -1,4 +1,11 @@
-package container
+// Package whitelist decides what an <exec> may start, whatever runs it
+// (a Docker container today; any backend that runs a command line): the
+// line is parsed as argument vectors, never as a string prefix (Parse),
+// each must begin with an entry of exec.whitelist, and a program whose
+// arguments start another (find -exec, xargs, env, make, go, git...) or
+// write files has that checked in turn (programs.go). CheckCommand is all
+// of it at once.
+package whitelist
 
 import (
 	"errors"
@@ -27,19 +34,19 @@ import (
 // whose arguments decide what it starts (see rules) refuses one.
 
 // command is a parsed command line: its simple commands, in order.
-type command []simple
+type Command []Simple
 
 // simple is one simple command: its argument vector and, for each word
 // whose value is not known when the command is checked, why (open[i] is
 // empty for a known word). more, when set, says why words that are not
 // known may follow the last one (xargs appends its input).
-type simple struct {
-	argv []string
+type Simple struct {
+	Argv []string
 	open []string
 	more string
 }
 
-func (s simple) openAt(i int) string {
+func (s Simple) openAt(i int) string {
 	if i < len(s.open) {
 		return s.open[i]
 	}
@@ -47,13 +54,13 @@ func (s simple) openAt(i int) string {
 }
 
 // known returns the words before the first open one.
-func (s simple) known() []string {
-	for i := range s.argv {
+func (s Simple) known() []string {
+	for i := range s.Argv {
 		if s.openAt(i) != "" {
-			return s.argv[:i]
+			return s.Argv[:i]
 		}
 	}
-	return s.argv
+	return s.Argv
 }
 
 // operators the tokenizer recognises, longest first.
@@ -65,15 +72,15 @@ var chaining = map[string]bool{"&&": true, "||": true, "|": true, ";": true}
 const expandedByTheShell = "the shell expands it after the check: quote it, '...'"
 
 // parseCommand splits line into simple commands.
-func parseCommand(line string, shell bool) (command, error) {
+func Parse(line string, shell bool) (Command, error) {
 	if !utf8.ValidString(line) {
 		return nil, sandbox.Errorf(sandbox.CodeExecValidation, "the command is not valid UTF-8")
 	}
 	if strings.ContainsAny(line, "\x00\n\r") {
 		return nil, sandbox.Errorf(sandbox.CodeExecValidation, "the command holds a NUL byte or a line break")
 	}
-	var cmds command
-	var cur simple
+	var cmds Command
+	var cur Simple
 	var word strings.Builder
 	inWord := false
 	// What the shell would expand in the current word (exec.shell only):
@@ -86,7 +93,7 @@ func parseCommand(line string, shell bool) (command, error) {
 			if shell && (expands || braceOpen && braceSep && braceClose) {
 				open = expandedByTheShell
 			}
-			cur.argv = append(cur.argv, word.String())
+			cur.Argv = append(cur.Argv, word.String())
 			cur.open = append(cur.open, open)
 			word.Reset()
 			inWord = false
@@ -173,16 +180,16 @@ func parseCommand(line string, shell bool) (command, error) {
 			if !shell {
 				return nil, sandbox.Errorf(sandbox.CodeExecValidation, "%q needs a shell, and commands run without one (exec.shell: false); run one command at a time", op)
 			}
-			if len(cur.argv) == 0 {
+			if len(cur.Argv) == 0 {
 				return nil, sandbox.Errorf(sandbox.CodeExecValidation, "%q with no command before it", op)
 			}
 			cmds = append(cmds, cur)
-			cur = simple{}
+			cur = Simple{}
 			i += len(op)
 		}
 	}
 	flush()
-	if len(cur.argv) == 0 {
+	if len(cur.Argv) == 0 {
 		if len(cmds) == 0 {
 			return nil, sandbox.Errorf(sandbox.CodeExecValidation, "empty command")
 		}
@@ -201,25 +208,27 @@ func substitution() error {
 // exec.writable). It returns the program each command of the line names,
 // in order, for a caller that asks whether the image has them.
 func CheckCommand(line string, whitelist []string, shell, writable bool) ([]string, error) {
-	cmd, err := parseCommand(line, shell)
+	cmd, err := Parse(line, shell)
 	if err != nil {
 		return nil, err
 	}
-	if err := newWhitelist(whitelist).check(cmd, writable); err != nil {
+	if err := New(whitelist).Check(cmd, writable); err != nil {
 		return nil, err
 	}
 	programs := make([]string, len(cmd))
 	for i, s := range cmd {
-		programs[i] = s.argv[0]
+		programs[i] = s.Argv[0]
 	}
 	return programs, nil
 }
 
-// whitelist is a list of argument-vector prefixes; "*" allows anything.
-type whitelist [][]string
+// List is a whitelist: argument-vector prefixes; "*" allows anything.
+type List [][]string
 
-func newWhitelist(entries []string) whitelist {
-	var w whitelist
+// New is the whitelist of entries (exec.whitelist): each an argument
+// vector's first words, separated by blanks, or "*".
+func New(entries []string) List {
+	var w List
 	for _, e := range entries {
 		if f := strings.Fields(e); len(f) > 0 {
 			w = append(w, f)
@@ -230,7 +239,7 @@ func newWhitelist(entries []string) whitelist {
 
 // anything reports whether w holds "*", which allows any command and turns
 // every check of the arguments off.
-func (w whitelist) anything() bool {
+func (w List) anything() bool {
 	for _, e := range w {
 		if len(e) == 1 && e[0] == "*" {
 			return true
@@ -239,11 +248,11 @@ func (w whitelist) anything() bool {
 	return false
 }
 
-// check returns nil if every simple command of c passes: it starts with an
+// Check returns nil if every simple command of c passes: it starts with an
 // entry of the whitelist, and the programs its arguments make it start pass
 // in turn (rules); writable is exec.writable, without which the arguments
 // that make a program write files are refused too.
-func (w whitelist) check(c command, writable bool) error {
+func (w List) Check(c Command, writable bool) error {
 	if w.anything() {
 		return nil
 	}
@@ -257,16 +266,16 @@ func (w whitelist) check(c command, writable bool) error {
 
 // checkSimple checks one simple command; by names what starts it ("find
 // -exec"), empty for a command of the line itself.
-func (w whitelist) checkSimple(s simple, by string, writable bool) error {
-	line := strings.Join(s.argv, " ")
+func (w List) checkSimple(s Simple, by string, writable bool) error {
+	line := strings.Join(s.Argv, " ")
 	known := s.known()
 	if !w.allows(known) {
 		msg := fmt.Sprintf("%q is not on the whitelist (exec.whitelist: %s)", line, w)
 		if by != "" {
 			msg = fmt.Sprintf("%s starts %q, which is not on the whitelist (exec.whitelist: %s)", by, line, w)
 		}
-		if len(known) < len(s.argv) {
-			msg += fmt.Sprintf(": %q is not known when the command is checked (%s)", s.argv[len(known)], s.openAt(len(known)))
+		if len(known) < len(s.Argv) {
+			msg += fmt.Sprintf(": %q is not known when the command is checked (%s)", s.Argv[len(known)], s.openAt(len(known)))
 		}
 		return errors.New(msg)
 	}
@@ -277,7 +286,7 @@ func (w whitelist) checkSimple(s simple, by string, writable bool) error {
 		}
 		return errors.New(msg)
 	}
-	name, shown := programName(s.argv[0]), path.Base(s.argv[0])
+	name, shown := ProgramName(s.Argv[0]), path.Base(s.Argv[0])
 	if why, ok := refused[name]; ok {
 		return fail("%s %s; it is refused even when listed", shown, why)
 	}
@@ -285,27 +294,27 @@ func (w whitelist) checkSimple(s simple, by string, writable bool) error {
 	if !ok {
 		return nil
 	}
-	for i := range s.argv {
+	for i := range s.Argv {
 		if why := s.openAt(i); why != "" {
-			return fail("%s's arguments decide what it starts or writes, and %q is not known when the command is checked (%s)", shown, s.argv[i], why)
+			return fail("%s's arguments decide what it starts or writes, and %q is not known when the command is checked (%s)", shown, s.Argv[i], why)
 		}
 	}
 	if s.more != "" {
 		return fail("%s's arguments decide what it starts or writes, and %s", shown, s.more)
 	}
-	starts, err := r(s.argv, writable)
+	starts, err := r(s.Argv, writable)
 	if err != nil {
 		return fail("%v", err)
 	}
 	for _, n := range starts {
-		if err := w.checkSimple(n.simple, n.by, writable); err != nil {
+		if err := w.checkSimple(n.Simple, n.by, writable); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (w whitelist) allows(argv []string) bool {
+func (w List) allows(argv []string) bool {
 	for _, entry := range w {
 		if len(entry) == 1 && entry[0] == "*" {
 			return true
@@ -327,7 +336,7 @@ func (w whitelist) allows(argv []string) bool {
 	return false
 }
 
-func (w whitelist) String() string {
+func (w List) String() string {
 	if len(w) == 0 {
 		return "empty"
 	}

@@ -1,4 +1,4 @@
-package container
+package whitelist
 
 import (
 	"os"
@@ -10,10 +10,10 @@ import (
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
-func argvs(c command) [][]string {
+func argvs(c Command) [][]string {
 	var a [][]string
 	for _, s := range c {
-		a = append(a, s.argv)
+		a = append(a, s.Argv)
 	}
 	return a
 }
@@ -28,8 +28,8 @@ func TestParseCommandWithoutAShell(t *testing.T) {
 		`echo ""`:                      {"echo", ""},
 	}
 	for line, want := range ok {
-		c, err := parseCommand(line, false)
-		if err != nil || len(c) != 1 || !reflect.DeepEqual(c[0].argv, want) {
+		c, err := Parse(line, false)
+		if err != nil || len(c) != 1 || !reflect.DeepEqual(c[0].Argv, want) {
 			t.Errorf("%q: %q, %v; want %q", line, argvs(c), err, want)
 		}
 		if w := c[0].known(); len(w) != len(want) {
@@ -41,26 +41,26 @@ func TestParseCommandWithoutAShell(t *testing.T) {
 		"echo $(rm -rf /)", "echo `id`", `echo "$(id)"`, "(ls)", "echo 'unterminated", `echo "unterminated`,
 		"", "   ", "ls 2>/dev/null", "echo $'\\x41'", "ls\nrm -rf x", "ls\x00", "cat \xff",
 	} {
-		if _, err := parseCommand(line, false); sandbox.AsError(err).Code != sandbox.CodeExecValidation {
+		if _, err := Parse(line, false); sandbox.AsError(err).Code != sandbox.CodeExecValidation {
 			t.Errorf("%q accepted: %v", line, err)
 		}
 	}
 }
 
 func TestParseCommandWithAShellChecksEverySimpleCommand(t *testing.T) {
-	c, err := parseCommand("go test ./... && go vet ./... | wc -l; echo done", true)
+	c, err := Parse("go test ./... && go vet ./... | wc -l; echo done", true)
 	want := [][]string{{"go", "test", "./..."}, {"go", "vet", "./..."}, {"wc", "-l"}, {"echo", "done"}}
 	if err != nil || !reflect.DeepEqual(argvs(c), want) {
 		t.Fatalf("got %q, %v", argvs(c), err)
 	}
-	w := newWhitelist([]string{"go test", "go vet", "wc", "echo"})
-	if err := w.check(c, false); err != nil {
+	w := New([]string{"go test", "go vet", "wc", "echo"})
+	if err := w.Check(c, false); err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range []string{"ls && rm -rf x", "go test && go run evil.go", "echo $(id)", "go test > out", "&& ls", "ls &&", "ls & rm x"} {
-		c, err := parseCommand(line, true)
+		c, err := Parse(line, true)
 		if err == nil {
-			err = newWhitelist([]string{"go test", "ls", "echo"}).check(c, false)
+			err = New([]string{"go test", "ls", "echo"}).Check(c, false)
 		}
 		if sandbox.AsError(err).Code != sandbox.CodeExecValidation {
 			t.Errorf("%q accepted", line)
@@ -72,39 +72,39 @@ func TestParseCommandWithAShellChecksEverySimpleCommand(t *testing.T) {
 func TestParseCommandWithAShellMarksTheWordsItExpands(t *testing.T) {
 	line := `ls *.go '*.go' "$HOME" '$HOME' \* ~ a{b,c} {a..c} {} x,y "a b" f?o [ab] ./...`
 	open := []bool{false, true, false, true, false, false, true, true, true, false, false, false, true, true, false}
-	c, err := parseCommand(line, true)
+	c, err := Parse(line, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, w := range c[0].argv {
+	for i, w := range c[0].Argv {
 		if got := c[0].openAt(i) != ""; got != open[i] {
 			t.Errorf("%q: open %v, want %v", w, got, open[i])
 		}
 	}
-	c, _ = parseCommand(line, false)
+	c, _ = Parse(line, false)
 	if len(c[0].known()) != len(open) {
 		t.Error("without a shell a word is open")
 	}
 }
 
 func TestWhitelistMatchesArgumentVectorsNotPrefixes(t *testing.T) {
-	w := newWhitelist([]string{"go test", "ls", " make  build "})
+	w := New([]string{"go test", "ls", " make  build "})
 	for argv, want := range map[string]bool{
 		"go test ./...": true, "go test": true, "go testx": false, "go": false, "go run x": false,
 		"ls": true, "ls -la /": true, "lsblk": false, "make build": true, "make": false, "make install": false,
 	} {
-		c, err := parseCommand(argv, false)
+		c, err := Parse(argv, false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := w.allows(c[0].argv); got != want {
+		if got := w.allows(c[0].Argv); got != want {
 			t.Errorf("%q: allowed %v, want %v", argv, got, want)
 		}
 	}
-	if !newWhitelist([]string{"*"}).allows([]string{"anything", "at", "all"}) {
+	if !New([]string{"*"}).allows([]string{"anything", "at", "all"}) {
 		t.Error("* does not allow everything")
 	}
-	if newWhitelist(nil).allows([]string{"ls"}) {
+	if New(nil).allows([]string{"ls"}) {
 		t.Error("an empty whitelist allows ls")
 	}
 }
@@ -123,11 +123,11 @@ type whitelistCase struct {
 
 func checkCases(t *testing.T, white []string, shell, writable bool, cases []whitelistCase) {
 	t.Helper()
-	w := newWhitelist(white)
+	w := New(white)
 	for _, c := range cases {
-		cmd, err := parseCommand(c.line, shell)
+		cmd, err := Parse(c.line, shell)
 		if err == nil {
-			err = w.check(cmd, writable)
+			err = w.Check(cmd, writable)
 		}
 		switch {
 		case c.want == "" && err != nil:
@@ -478,7 +478,7 @@ func TestProgramNamesDropPathsVersionsAndAliases(t *testing.T) {
 		"python3.12": "python", "/usr/bin/gawk": "awk", "go1.22.0": "go", "bash": "sh", "/bin/ash": "sh",
 		"linux32": "linux32", "ls": "ls", "./find": "find", "perl5.36": "perl", "nodejs": "node", "base64": "base64",
 	} {
-		if got := programName(in); got != want {
+		if got := ProgramName(in); got != want {
 			t.Errorf("programName(%q) = %q, want %q", in, got, want)
 		}
 	}
@@ -490,7 +490,7 @@ var ruleless = map[string]bool{"ls": true, "cat": true, "grep": true, "head": tr
 
 func TestEveryProgramOfTheDefaultWhitelistIsConsidered(t *testing.T) {
 	for _, e := range config.DefaultWhitelist {
-		name := programName(strings.Fields(e)[0])
+		name := ProgramName(strings.Fields(e)[0])
 		if _, ok := rules[name]; !ok && !ruleless[name] {
 			t.Errorf("%q: its program %s has no rule and is not known to start nothing", e, name)
 		}
@@ -500,7 +500,7 @@ func TestEveryProgramOfTheDefaultWhitelistIsConsidered(t *testing.T) {
 // The exec reference (docs/exec.md) names every program with a rule, an
 // alias or a refusal.
 func TestTheExecDocNamesEveryProgramTheWhitelistChecks(t *testing.T) {
-	b, err := os.ReadFile("../../docs/exec.md")
+	b, err := os.ReadFile("../docs/exec.md")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package container
+package whitelist
 
 import (
 	"errors"
@@ -18,7 +18,7 @@ import (
 // started is a command that another starts, with what starts it.
 type started struct {
 	by string // "find -exec", "env"
-	simple
+	Simple
 }
 
 // A rule reads the arguments of a program (argv[0] is the program; every
@@ -77,7 +77,7 @@ var refused = func() map[string]string {
 // programName is the name a program's rule is under: the last element of
 // argv[0], without a version suffix (python3.12, go1.22.0) and with aliases
 // resolved (gawk is awk, bash is sh).
-func programName(argv0 string) string {
+func ProgramName(argv0 string) string {
 	base := path.Base(argv0)
 	for _, n := range []string{base, strings.TrimRight(base, "0123456789.")} {
 		if a, ok := aliases[n]; ok {
@@ -97,7 +97,7 @@ func launch(by string, argv []string) []started {
 	if len(argv) == 0 {
 		return nil
 	}
-	return []started{{by: by, simple: simple{argv: argv}}}
+	return []started{{by: by, Simple: Simple{Argv: argv}}}
 }
 
 // repoPath reports whether p names a file of the repository: a relative
@@ -320,13 +320,13 @@ func findRule(argv []string, writable bool) ([]started, error) {
 			if len(cmd) == 0 {
 				return nil, fmt.Errorf("find %s has no command", a)
 			}
-			s := simple{argv: cmd, open: make([]string, len(cmd))}
+			s := Simple{Argv: cmd, open: make([]string, len(cmd))}
 			for k, w := range cmd {
 				if strings.Contains(w, "{}") {
 					s.open[k] = "find puts file names in place of {}"
 				}
 			}
-			starts = append(starts, started{by: "find " + a, simple: s})
+			starts = append(starts, started{by: "find " + a, Simple: s})
 			i = j + 1
 		default:
 			return nil, fmt.Errorf("find %s: llm-runtime lets through only the expressions of find it has checked, and not this one", a)
@@ -370,13 +370,13 @@ func xargsRule(argv []string, _ bool) ([]started, error) {
 	if len(cmd) == 0 {
 		cmd = []string{"echo"}
 	}
-	s := simple{argv: cmd, open: make([]string, len(cmd)), more: "xargs adds arguments read from its input"}
+	s := Simple{Argv: cmd, open: make([]string, len(cmd)), more: "xargs adds arguments read from its input"}
 	for i, w := range cmd {
 		if replace != "" && strings.Contains(w, replace) {
 			s.open[i] = fmt.Sprintf("xargs puts its input in place of %q", replace)
 		}
 	}
-	return []started{{by: "xargs", simple: s}}, nil
+	return []started{{by: "xargs", Simple: s}}, nil
 }
 
 // busybox APPLET ARG... is APPLET ARG...
