@@ -424,6 +424,7 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 			Timeout: x.Timeout, MaxOutput: x.MaxOutput, Memory: x.Memory, PIDs: x.PIDs, TmpSize: x.TmpSize, StateDir: x.StateDir,
 			Runtime:    x.Runtime,
 			MaxChanges: x.MaxChanges, MaxDepth: x.MaxDepth, CopyMaxSize: cfg.SandboxCopyMaxSize,
+			Has: xi.Has,
 		}
 		mode, shell := "changes discarded", "no shell"
 		if x.Writable {
@@ -515,7 +516,7 @@ func RecommendedOrigin(ref string) string {
 func ExecImageReport(cfg *config.Config, xi *container.ExecImage) []string {
 	var lines []string
 	if _, missing := xi.Runnable(cfg.Exec.Whitelist); len(missing) > 0 {
-		lines = append(lines, fmt.Sprintf("Exec image: %s has no program for %s on its PATH (%s; known from %s): the prompt leaves them out, and they fail if run",
+		lines = append(lines, fmt.Sprintf("Exec image: %s has no program for %s on its PATH (%s; known from %s): the prompt leaves them out, and they are refused if run",
 			xi.Ref, strings.Join(missing, ", "), strings.Join(xi.Path, ":"), xi.Source))
 	}
 	for _, r := range xi.Recommended {

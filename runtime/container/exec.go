@@ -47,6 +47,10 @@ type ExecOptions struct {
 	// Rest is how long the copy is idle before its watches are released
 	// (default restAfter(0)).
 	Rest time.Duration
+	// Has says whether the image has a program a command names
+	// (ExecImage.Has): a command whose program it has not is refused
+	// before a container starts. Nil: every program is taken to be there.
+	Has func(program string) bool
 }
 
 // GVisorPIDs is what an exec container under gVisor (runsc) may hold
@@ -307,6 +311,14 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	}
 	if err := x.white.Check(cmd, x.opts.Writable); err != nil {
 		return nil, err
+	}
+	if x.opts.Has != nil {
+		for _, s := range cmd {
+			if p := s.Argv[0]; !x.opts.Has(p) {
+				return nil, sandbox.Errorf(sandbox.CodeExecValidation, "the exec image %s has no program %q on its PATH, so nothing was run; "+
+					"the user can name an image that has it in exec.image (llm-runtime image build go makes one with Go)", x.opts.Image, p)
+			}
+		}
 	}
 	argv := cmd[0].Argv
 	if x.opts.Shell {

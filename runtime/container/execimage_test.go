@@ -1,8 +1,6 @@
 package container_test
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -19,45 +17,6 @@ import (
 	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
 )
 
-// buildTestImage builds tag from a Dockerfile and files (name -> content;
-// a content starting with "->" makes a link to the rest, one ending in /
-// a directory; names under bin/ or ending in .sh are executable) with the
-// classic builder, labelled with the test's labels, and removes it when
-// the test ends.
-func buildTestImage(t *testing.T, env dockertest.Env, tag, dockerfile string, files map[string]string) {
-	t.Helper()
-	for k, v := range env.Labels {
-		dockerfile += "LABEL " + k + "=" + v + "\n"
-	}
-	var ctx bytes.Buffer
-	tw := tar.NewWriter(&ctx)
-	tw.WriteHeader(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(dockerfile)), Typeflag: tar.TypeReg})
-	tw.Write([]byte(dockerfile))
-	for name, content := range files {
-		switch {
-		case strings.HasPrefix(content, "->"):
-			tw.WriteHeader(&tar.Header{Name: name, Linkname: content[2:], Mode: 0o777, Typeflag: tar.TypeSymlink})
-		case strings.HasSuffix(name, "/"):
-			tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Typeflag: tar.TypeDir})
-		default:
-			mode := int64(0o644)
-			if strings.Contains(name, "bin/") && !strings.HasSuffix(name, "data") {
-				mode = 0o755
-			}
-			tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(content)), Typeflag: tar.TypeReg})
-			tw.Write([]byte(content))
-		}
-	}
-	tw.Close()
-	cmd := exec.Command("docker", "build", "-q", "-t", tag, "-")
-	cmd.Env = append(os.Environ(), "DOCKER_BUILDKIT=0")
-	cmd.Stdin = &ctx
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building %s: %v\n%s", tag, err, out)
-	}
-	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", tag).Run() })
-}
-
 func testTag(t *testing.T, what string) string {
 	var rnd [6]byte
 	rand.Read(rnd[:])
@@ -73,7 +32,7 @@ func TestInspectExecImageLooksUpProgramsInTheFilesystemOfAnImageNotOurs(t *testi
 	cache := t.TempDir()
 	t.Setenv("XDG_CACHE_HOME", cache)
 	tag := testTag(t, "probe")
-	buildTestImage(t, env, tag, "FROM scratch\nCOPY rootfs/ /\nENV PATH=/opt/none:/bin:/usr/bin:relative\n", map[string]string{
+	dockertest.BuildImage(t, env, tag, "FROM scratch\nCOPY rootfs/ /\nENV PATH=/opt/none:/bin:/usr/bin:relative\n", map[string]string{
 		"rootfs/bin/tool":         "#!/bin/tool\n",
 		"rootfs/bin/data":         "not executable\n",
 		"rootfs/usr/bin/real":     "#!/bin/tool\n",
@@ -142,7 +101,7 @@ func TestTheExecImagesLabelSaysWhatItsFilesystemHolds(t *testing.T) {
 		t.Fatalf("the busybox image is not read from its label: %+v", labelled)
 	}
 	derived := testTag(t, "derived")
-	buildTestImage(t, env, derived, "FROM "+ref+"\nCOPY extra /usr/bin/extra\n", map[string]string{"extra": "x"})
+	dockertest.BuildImage(t, env, derived, "FROM "+ref+"\nCOPY extra /usr/bin/extra\n", map[string]string{"extra": "x"})
 	start = time.Now()
 	looked, err := env.Docker.InspectExecImage(ctx, derived, names)
 	if err != nil {
@@ -160,7 +119,7 @@ func TestTheExecImagesLabelSaysWhatItsFilesystemHolds(t *testing.T) {
 	}
 
 	recommends := testTag(t, "recommends")
-	buildTestImage(t, env, recommends, "FROM "+ref+"\nLABEL "+container.LabelRecommended+"=\"exec.timeout=2m exec.whitelist=* exec.memory=768MiB\"\n", nil)
+	dockertest.BuildImage(t, env, recommends, "FROM "+ref+"\nLABEL "+container.LabelRecommended+"=\"exec.timeout=2m exec.whitelist=* exec.memory=768MiB\"\n", nil)
 	rec, err := env.Docker.InspectExecImage(ctx, recommends, []string{"ls"})
 	if err != nil {
 		t.Fatal(err)
