@@ -510,11 +510,14 @@ func RecommendedOrigin(ref string) string {
 	return "recommended by the image " + ref + " (label " + container.LabelRecommended + ")"
 }
 
-// ExecImageReport is what --verbose says of the exec image: which
-// entries of the whitelist it cannot run (the prompt leaves them out),
-// and which settings it set.
+// ExecImageReport is what --verbose says of the exec image: its
+// toolchains' versions, which entries of the whitelist it cannot run (the
+// prompt leaves them out), and which settings it set.
 func ExecImageReport(cfg *config.Config, xi *container.ExecImage) []string {
 	var lines []string
+	if len(xi.Toolchains) > 0 {
+		lines = append(lines, fmt.Sprintf("Exec image: %s has %s", xi.Ref, strings.Join(xi.Toolchains, ", ")))
+	}
 	if _, missing := xi.Runnable(cfg.Exec.Whitelist); len(missing) > 0 {
 		lines = append(lines, fmt.Sprintf("Exec image: %s has no program for %s on its PATH (%s; known from %s): the prompt leaves them out, and they are refused if run",
 			xi.Ref, strings.Join(missing, ", "), strings.Join(xi.Path, ":"), xi.Source))

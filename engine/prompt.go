@@ -45,5 +45,5 @@ func promptExec(cfg *config.Config, xi *container.ExecImage) (*prompt.Exec, []st
 		programs, err := whitelist.CheckCommand(line, c.Whitelist, c.Shell, c.Writable)
 		return err == nil && !slices.ContainsFunc(programs, func(p string) bool { return !xi.Has(p) })
 	}
-	return &prompt.Exec{Whitelist: runnable, Shell: c.Shell, Writable: c.Writable, Timeout: c.Timeout, Allows: allows}, missing, nil
+	return &prompt.Exec{Whitelist: runnable, Shell: c.Shell, Writable: c.Writable, Timeout: c.Timeout, Toolchains: xi.Toolchains, Allows: allows}, missing, nil
 }

@@ -38,6 +38,9 @@ type Exec struct {
 	Shell     bool
 	Writable  bool
 	Timeout   time.Duration
+	// Toolchains are the versions of the toolchains the image offers
+	// ("go1.26.8"), when it says.
+	Toolchains []string
 	// Allows reports whether a command line passes the configuration (the
 	// whitelist, as the sandbox checks it, and the image has its
 	// program): the exec example is the first of ExecExamples it allows,
@@ -244,7 +247,7 @@ func Render(s Settings, format string) (string, error) {
 	}
 	item("A body that must hold `</write>` or `</edit>` uses a label: `<write:EOF PATH>`...`</write:EOF>`, `<edit:EOF PATH>`...`</edit:EOF>`.")
 	if x := s.Exec; x != nil {
-		item("`<exec COMMAND>`: run a command in the repository, in a fresh container with no network, killed after %s.", x.Timeout)
+		item("`<exec COMMAND>`: run a command in the repository, in a fresh container with no network, killed after %s.%s", x.Timeout, toolchains(x.Toolchains))
 		for _, r := range ExecRules(*x, FilterTerms) {
 			item("%s", r)
 		}
@@ -296,6 +299,15 @@ func Render(s Settings, format string) (string, error) {
 // with output.line_numbers on.
 const LineNumbersRule = "Each line of a file is shown after its number in the file and a tab, as `cat -n` prints it (`    12\t` and then the line); a range's lines are numbered from its first. " +
 	"The number and the tab are not part of the file: leave them out of SEARCH blocks and of what you write."
+
+// toolchains is the sentence that names the image's toolchains, with a
+// space before it; "" for none.
+func toolchains(list []string) string {
+	if len(list) == 0 {
+		return ""
+	}
+	return " It has " + strings.Join(list, ", ") + "."
+}
 
 // ExecTerms are a front end's words for ExecRules: the command or tool
 // that runs a command line, and the ways its model changes files.

@@ -15,7 +15,8 @@ import (
 // not build, pushed to a registry (a real one, on loopback) and pulled
 // back, as a user pulls golang:1.26, works as exec.image: the agent is
 // mounted into it, the prompt offers only the whitelisted commands it can
-// run, a command runs in its filesystem, and one naming a program it has
+// run and names the toolchain its environment says it has, a command runs
+// in its filesystem, and one naming a program it has
 // not is refused before a container starts, with the image named and how
 // to pick another (issue 27, item 3).
 func TestE2EExecRunsInAnImagePulledFromARegistry(t *testing.T) {
@@ -26,7 +27,8 @@ func TestE2EExecRunsInAnImagePulledFromARegistry(t *testing.T) {
 	var rnd [6]byte
 	rand.Read(rnd[:])
 	built := "llm-runtime-exec:test-pushed-" + hex.EncodeToString(rnd[:])
-	dockertest.BuildImage(t, env, built, "FROM "+base+"\nCOPY rootfs/ /\n", map[string]string{"rootfs/etc/pulled": "from the registry\n"})
+	// It says its toolchain's version as the official language images do.
+	dockertest.BuildImage(t, env, built, "FROM "+base+"\nCOPY rootfs/ /\nENV PYTHON_VERSION=3.13.1\n", map[string]string{"rootfs/etc/pulled": "from the registry\n"})
 	ref := reg + "/tests/pulled-" + hex.EncodeToString(rnd[:]) + ":v1"
 	docker := func(args ...string) {
 		t.Helper()
@@ -50,6 +52,7 @@ func TestE2EExecRunsInAnImagePulledFromARegistry(t *testing.T) {
 	image := []string{"LLM_RUNTIME_EXEC_IMAGE=" + ref} // the tests' own is set for every run
 	p := runBinary(t, dir, "", image, "prompt", "--format", "text")
 	if p.code != 0 || !strings.Contains(p.stdout, "Allowed commands (a command must start with one of these): `cat`, `ls`.") ||
+		!strings.Contains(p.stdout, "killed after 1m0s. It has python 3.13.1.\n") ||
 		p.stderr != "llm-runtime: left out of the prompt: go test: the image "+ref+" has no such program\n" {
 		t.Fatalf("prompt: exit %d\n%s%s", p.code, p.stdout, p.stderr)
 	}

@@ -47,6 +47,10 @@ var RecommendableSettings = []string{"exec.timeout", "exec.memory", "exec.pids",
 // sets it (and the agent, when it finds none).
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+// versionVars are the environment variables in which the official
+// language images say their toolchain's version, and the toolchain's name.
+var versionVars = map[string]string{"GOLANG_VERSION": "go", "PYTHON_VERSION": "python", "NODE_VERSION": "node", "RUST_VERSION": "rust", "JAVA_VERSION": "java"}
+
 // ErrNoImage is InspectExecImage's error when the image is not on this
 // machine.
 var ErrNoImage = errors.New("no such image")
@@ -68,6 +72,11 @@ type ExecImage struct {
 	// Source says how its programs are known: from its label, or looked
 	// up in its filesystem (now, or cached by image id).
 	Source string
+	// Toolchains holds the versions of the toolchains it offers, such as
+	// "go1.26.8": an image of ours says so in its labels (LabelGo), one of
+	// the official language images in its environment (GOLANG_VERSION,
+	// PYTHON_VERSION, NODE_VERSION, RUST_VERSION, JAVA_VERSION).
+	Toolchains []string
 
 	found map[string]bool // program name (or path) -> on the PATH
 }
@@ -154,6 +163,13 @@ func (d *Docker) InspectExecImage(ctx context.Context, ref string, programs []st
 			if v, ok := strings.CutPrefix(kv, "PATH="); ok && v != "" {
 				pathVar = v
 			}
+			k, v, _ := strings.Cut(kv, "=")
+			if name, ok := versionVars[k]; ok && v != "" {
+				if name != "go" {
+					name += " "
+				}
+				x.Toolchains = append(x.Toolchains, name+v) // go1.26.8, as go version says it; python 3.13.1
+			}
 		}
 	}
 	for _, dir := range strings.Split(pathVar, ":") {
@@ -164,6 +180,9 @@ func (d *Docker) InspectExecImage(ctx context.Context, ref string, programs []st
 	x.Ours = labelledOurs(labels) && ii.RootFS.Layers != nil && len(ii.RootFS.Layers) == 1
 	if x.Ours {
 		x.Recommended = parseRecommended(labels[LabelRecommended])
+		if v := labels[LabelGo]; v != "" {
+			x.Toolchains = append(x.Toolchains, v)
+		}
 	}
 	if list, ok := labels[LabelPrograms]; x.Ours && ok {
 		files := map[string]bool{}

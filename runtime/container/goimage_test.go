@@ -78,13 +78,15 @@ func TestGoImageHoldsBusyboxAndTheGoInstallation(t *testing.T) {
 	if imgs[i].Size > 400<<20 {
 		t.Errorf("the image is %d MB; the parts of a Go installation it takes are ~250 MB", imgs[i].Size>>20)
 	}
-	// Its programs and the limits it needs are in its labels.
+	// Its programs, its Go's version and the limits it needs are in its
+	// labels.
 	xi, err := env.Docker.InspectExecImage(ctx, img.Ref, []string{"go", "gofmt", "ls", "sh", "make"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !xi.Ours || !strings.Contains(xi.Source, container.LabelPrograms) || !xi.Has("go") || !xi.Has("gofmt") || !xi.Has("ls") || xi.Has("make") ||
-		!slices.Equal(xi.Recommended, container.GoRecommended) || !slices.Equal(xi.Path, []string{"/usr/local/go/bin", "/bin"}) {
+		!slices.Equal(xi.Recommended, container.GoRecommended) || !slices.Equal(xi.Path, []string{"/usr/local/go/bin", "/bin"}) ||
+		!slices.Equal(xi.Toolchains, []string{wantVersion}) {
 		t.Errorf("what the image offers: %+v", xi)
 	}
 
