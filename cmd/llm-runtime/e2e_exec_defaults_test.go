@@ -7,7 +7,6 @@ package main
 // only when a command runs.
 
 import (
-	"archive/tar"
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
@@ -219,22 +218,7 @@ func TestE2EExecTimeoutShowsTheOutputSoFarAndWhetherARetryHelps(t *testing.T) {
 // labels, with the classic builder, and removes it when the test ends.
 func labelImage(t *testing.T, env dockertest.Env, tag, from, label string) {
 	t.Helper()
-	dockerfile := "FROM " + from + "\nLABEL " + label + "\n"
-	for k, v := range env.Labels {
-		dockerfile += "LABEL " + k + "=" + v + "\n"
-	}
-	var ctx bytes.Buffer
-	tw := tar.NewWriter(&ctx)
-	tw.WriteHeader(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(dockerfile)), Typeflag: tar.TypeReg})
-	tw.Write([]byte(dockerfile))
-	tw.Close()
-	cmd := exec.Command("docker", "build", "-q", "-t", tag, "-")
-	cmd.Env = append(os.Environ(), "DOCKER_BUILDKIT=0")
-	cmd.Stdin = &ctx
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building %s: %v\n%s", tag, err, out)
-	}
-	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", tag).Run() })
+	dockertest.BuildImage(t, env, tag, "FROM "+from+"\nLABEL "+label+"\n", nil)
 }
 
 func randomHex(n int) string {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"os/exec"
 	"strings"
 	"testing"
@@ -24,12 +22,11 @@ func TestE2EExecRunsInAnImagePulledFromARegistry(t *testing.T) {
 	env := dockertest.Require(t)
 	base := dockertest.RequireExecImage(t, env)
 	reg := kubetest.Registry(t)
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	built := "llm-runtime-exec:test-pushed-" + hex.EncodeToString(rnd[:])
+	id := randomHex(6)
+	built := "llm-runtime-exec:test-pushed-" + id
 	// It says its toolchain's version as the official language images do.
 	dockertest.BuildImage(t, env, built, "FROM "+base+"\nCOPY rootfs/ /\nENV PYTHON_VERSION=3.13.1\n", map[string]string{"rootfs/etc/pulled": "from the registry\n"})
-	ref := reg + "/tests/pulled-" + hex.EncodeToString(rnd[:]) + ":v1"
+	ref := reg + "/tests/pulled-" + id + ":v1"
 	docker := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command("docker", args...).CombinedOutput(); err != nil {
