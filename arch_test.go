@@ -32,6 +32,7 @@ var forbidden = map[string][]string{
 	"runtime/wasm": {"config", "pool", "audit", "runner", "cmd"},
 	"edit":         {"config", "sandbox", "output", "runner", "cmd", "pool", "audit", "runtime", "parser"},
 	"prompt":       {"config", "sandbox", "output", "runner", "cmd", "pool", "audit", "runtime", "parser"},
+	"egress":       {"config", "sandbox", "output", "runner", "engine", "mcpserver", "serve", "cmd", "pool", "audit", "runtime", "journal", "parser"},
 	"whitelist":    {"config", "output", "runner", "engine", "mcpserver", "serve", "cmd", "pool", "audit", "runtime", "journal"},
 	"journal":      {"config", "sandbox", "output", "runner", "engine", "mcpserver", "serve", "cmd", "pool", "audit", "runtime", "parser"},
 }

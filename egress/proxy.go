@@ -1,0 +1,249 @@
+package egress
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Conn is a connection through the proxy, as OnConn reports it once it
+// ended (or was refused).
+type Conn struct {
+	Method  string // CONNECT, or a plain request's method
+	Host    string // as the request named it
+	Port    int
+	Allowed bool
+	// Reason says why it was refused, or why it failed once allowed.
+	Reason string
+	// Addr is the address it was connected to, when allowed.
+	Addr string
+	// Sent and Received count the bytes to the destination and from it
+	// (a tunnel's, or a plain request's body and its response's).
+	Sent, Received int64
+}
+
+// Proxy is the HTTP proxy a command's traffic goes through. Its zero
+// value refuses everything.
+type Proxy struct {
+	Policy Policy
+	// Resolver resolves names; default net.DefaultResolver.
+	Resolver Resolver
+	// Dial connects to the address decided on; default a net.Dialer's,
+	// with DialTimeout.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// OnConn, if set, is told of every connection.
+	OnConn func(Conn)
+}
+
+// DialTimeout bounds the connection to a destination.
+const DialTimeout = 30 * time.Second
+
+func (p *Proxy) resolver() Resolver {
+	if p.Resolver != nil {
+		return p.Resolver
+	}
+	return net.DefaultResolver
+}
+
+func (p *Proxy) dial(ctx context.Context, addr string) (net.Conn, error) {
+	if p.Dial != nil {
+		return p.Dial(ctx, "tcp", addr)
+	}
+	d := net.Dialer{Timeout: DialTimeout}
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+func (p *Proxy) report(c Conn) {
+	if p.OnConn != nil {
+		p.OnConn(c)
+	}
+}
+
+// ServeHTTP serves CONNECT (a tunnel, for TLS) and plain HTTP requests
+// written for a proxy (an absolute http:// URL).
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect {
+		p.connect(w, r)
+		return
+	}
+	p.plain(w, r)
+}
+
+// destination is the host and port of authority ("name:port"), with
+// port def when it names none.
+func destination(authority string, def int) (string, int, bool) {
+	host, ps, err := net.SplitHostPort(authority)
+	if err != nil {
+		return authority, def, authority != ""
+	}
+	port, err := strconv.Atoi(ps)
+	return host, port, err == nil && host != ""
+}
+
+// refuse answers 403 with the reason, and reports the connection.
+func (p *Proxy) refuse(w http.ResponseWriter, c Conn) {
+	p.report(c)
+	http.Error(w, "llm-runtime: "+c.Host+":"+strconv.Itoa(c.Port)+" refused: "+c.Reason, http.StatusForbidden)
+}
+
+func (p *Proxy) connect(w http.ResponseWriter, r *http.Request) {
+	host, port, ok := destination(r.Host, 443)
+	c := Conn{Method: r.Method, Host: host, Port: port}
+	if !ok {
+		c.Reason = "not HOST:PORT"
+		p.refuse(w, c)
+		return
+	}
+	d := p.Policy.Decide(r.Context(), p.resolver(), host, port)
+	if !d.Allowed {
+		c.Reason = d.Reason
+		p.refuse(w, c)
+		return
+	}
+	c.Allowed, c.Addr = true, d.Addr.String()
+	dst, err := p.dial(r.Context(), c.Addr)
+	if err != nil {
+		c.Reason = err.Error()
+		p.report(c)
+		http.Error(w, "llm-runtime: "+host+": "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer dst.Close()
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		c.Reason = "the proxy's connection cannot be taken over"
+		p.report(c)
+		http.Error(w, c.Reason, http.StatusInternalServerError)
+		return
+	}
+	src, brw, err := hj.Hijack()
+	if err != nil {
+		c.Reason = err.Error()
+		p.report(c)
+		return
+	}
+	defer src.Close()
+	if _, err := io.WriteString(src, "HTTP/1.1 200 Connection Established\r\n\r\n"); err != nil {
+		c.Reason = err.Error()
+		p.report(c)
+		return
+	}
+	c.Sent, c.Received = splice(src, brw.Reader, dst)
+	p.report(c)
+}
+
+// splice copies both ways between the client (src, with what was read of
+// it ahead in in) and dst until both ends are done, and returns the bytes
+// sent to dst and received from it.
+func splice(src net.Conn, in *bufio.Reader, dst net.Conn) (sent, received int64) {
+	var wg sync.WaitGroup
+	var s, rcv atomic.Int64
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		n, _ := io.Copy(dst, in)
+		s.Store(n)
+		closeWrite(dst)
+	}()
+	go func() {
+		defer wg.Done()
+		n, _ := io.Copy(src, dst)
+		rcv.Store(n)
+		closeWrite(src)
+	}()
+	wg.Wait()
+	return s.Load(), rcv.Load()
+}
+
+// closeWrite says to c's peer that nothing more comes, or closes c.
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+		return
+	}
+	c.Close()
+}
+
+// hopHeaders are a connection's own headers, not passed on.
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+func (p *Proxy) plain(w http.ResponseWriter, r *http.Request) {
+	c := Conn{Method: r.Method}
+	if r.URL.Scheme != "http" || r.URL.Host == "" {
+		c.Host, c.Reason = r.Host, "a request to a proxy names an http:// URL (https goes through CONNECT)"
+		p.refuse(w, c)
+		return
+	}
+	host, port, ok := destination(r.URL.Host, 80)
+	c.Host, c.Port = host, port
+	if !ok {
+		c.Reason = "not HOST:PORT"
+		p.refuse(w, c)
+		return
+	}
+	d := p.Policy.Decide(r.Context(), p.resolver(), host, port)
+	if !d.Allowed {
+		c.Reason = d.Reason
+		p.refuse(w, c)
+		return
+	}
+	c.Allowed, c.Addr = true, d.Addr.String()
+	// One connection per request, to the address decided on, whatever
+	// name the request carries.
+	tr := &http.Transport{
+		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return p.dial(ctx, c.Addr) },
+		DisableKeepAlives: true,
+		Proxy:             nil,
+	}
+	defer tr.CloseIdleConnections()
+	out := r.Clone(r.Context())
+	out.RequestURI = ""
+	for _, h := range hopHeaders {
+		out.Header.Del(h)
+	}
+	body := &counter{r: r.Body}
+	if r.Body != nil && r.Body != http.NoBody {
+		out.Body = body
+	}
+	res, err := tr.RoundTrip(out)
+	c.Sent = body.n.Load()
+	if err != nil {
+		c.Reason = err.Error()
+		p.report(c)
+		http.Error(w, "llm-runtime: "+host+": "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer res.Body.Close()
+	for _, h := range hopHeaders {
+		res.Header.Del(h)
+	}
+	for k, vs := range res.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	w.WriteHeader(res.StatusCode)
+	c.Received, _ = io.Copy(w, res.Body)
+	c.Sent = body.n.Load()
+	p.report(c)
+}
+
+// counter counts what is read through it (by the transport's goroutine).
+type counter struct {
+	r io.ReadCloser
+	n atomic.Int64
+}
+
+func (c *counter) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *counter) Close() error { return c.r.Close() }
