@@ -154,7 +154,7 @@ func newWorld(t *testing.T) *world {
 	t.Cleanup(w.tlsSrv.Close)
 	w.plainSrv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		io.WriteString(rw, "plain "+r.Method+" "+r.URL.Path+" "+string(b)+" proxy-header="+r.Header.Get("Proxy-Authorization"))
+		io.WriteString(rw, "plain "+r.Method+" "+r.Host+r.URL.Path+" "+string(b)+" proxy-header="+r.Header.Get("Proxy-Authorization"))
 	}))
 	t.Cleanup(w.plainSrv.Close)
 	w.tlsPort = w.tlsSrv.Listener.Addr().(*net.TCPAddr).Port
@@ -282,8 +282,8 @@ func TestTheProxyTunnelsToListedNamesAndRefusesTheRest(t *testing.T) {
 }
 
 // TestTheProxyForwardsPlainHTTPToListedNames: a plain request through the
-// proxy reaches a listed name with its body, and the proxy's own headers
-// are not passed on; an https:// URL in a plain request is refused
+// proxy reaches a listed name with its body, under that name whatever
+// Host header it carries, and the proxy's own headers are not passed on; an https:// URL in a plain request is refused
 // (CONNECT is the way), and so is a name not listed.
 func TestTheProxyForwardsPlainHTTPToListedNames(t *testing.T) {
 	w := newWorld(t)
@@ -297,7 +297,7 @@ func TestTheProxyForwardsPlainHTTPToListedNames(t *testing.T) {
 	}
 	b, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if res.StatusCode != 200 || string(b) != "plain POST /x hello proxy-header=" {
+	if want := "plain POST plain.test:" + strconv.Itoa(port) + "/x hello proxy-header="; res.StatusCode != 200 || string(b) != want {
 		t.Fatalf("%s: %q", res.Status, b)
 	}
 	if got := w.conn(t); !got.Allowed || got.Method != "POST" || got.Sent != 5 || got.Received != int64(len(b)) {
@@ -314,14 +314,29 @@ func TestTheProxyForwardsPlainHTTPToListedNames(t *testing.T) {
 	if got := w.conn(t); got.Allowed || !strings.Contains(got.Reason, "not in exec.network_allow") {
 		t.Fatalf("reported %+v", got)
 	}
-	// A client that sends an https URL to the proxy as a plain request.
+	// A request whose Host header names another site than its URL (domain
+	// fronting) reaches the URL's, under the URL's name.
 	raw, err := net.Dial("tcp", w.proxy.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	io.WriteString(raw, "GET https://modules.test:"+strconv.Itoa(w.tlsPort)+"/ HTTP/1.1\r\nHost: modules.test\r\nConnection: close\r\n\r\n")
+	io.WriteString(raw, "GET http://plain.test:"+strconv.Itoa(port)+"/y HTTP/1.1\r\nHost: fronted.test\r\nConnection: close\r\n\r\n")
 	reply, _ := io.ReadAll(raw)
+	if want := "plain GET plain.test:" + strconv.Itoa(port) + "/y "; !strings.HasPrefix(string(reply), "HTTP/1.1 200") || !strings.Contains(string(reply), want) {
+		t.Fatalf("a fronted request: %q, want it to reach %q", reply, want)
+	}
+	if got := w.conn(t); !got.Allowed || got.Host != "plain.test" {
+		t.Fatalf("reported %+v", got)
+	}
+	// A client that sends an https URL to the proxy as a plain request.
+	raw, err = net.Dial("tcp", w.proxy.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	io.WriteString(raw, "GET https://modules.test:"+strconv.Itoa(w.tlsPort)+"/ HTTP/1.1\r\nHost: modules.test\r\nConnection: close\r\n\r\n")
+	reply, _ = io.ReadAll(raw)
 	if !strings.HasPrefix(string(reply), "HTTP/1.1 403") {
 		t.Fatalf("an https URL in a plain request: %q", reply)
 	}

@@ -204,6 +204,12 @@ func (p *Proxy) plain(w http.ResponseWriter, r *http.Request) {
 	defer tr.CloseIdleConnections()
 	out := r.Clone(r.Context())
 	out.RequestURI = ""
+	// The Host the name was decided on, not another the request's header
+	// names: the server at the address (a CDN's, say) must not be asked
+	// for a site the allowlist does not name (domain fronting). Go's
+	// server already takes an absolute URL's host over the header; this
+	// holds whatever serves the proxy.
+	out.Host = r.URL.Host
 	for _, h := range hopHeaders {
 		out.Header.Del(h)
 	}
