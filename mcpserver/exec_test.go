@@ -79,13 +79,14 @@ func TestExecThatDidNotRunHasNoExitCode(t *testing.T) {
 }
 
 // TestExecDescriptionSaysTheRulesAsConfigured: the exec tool's description
-// gives the whitelist, the timeout, the shell and whether changes are kept,
+// gives the whitelist, the timeout, the image's toolchains, the shell and
+// whether changes are kept,
 // in the sentences of the filter's prompt (prompt.ExecRules), so that a
 // model learns them before its first command.
 func TestExecDescriptionSaysTheRulesAsConfigured(t *testing.T) {
 	for _, x := range []*prompt.Exec{
 		testExec,
-		{Whitelist: []string{"*"}, Shell: true, Writable: true, Timeout: 10 * time.Minute},
+		{Whitelist: []string{"*"}, Shell: true, Writable: true, Timeout: 10 * time.Minute, Toolchains: []string{"go1.26.8"}},
 	} {
 		f := start(t, nil, mcpserver.Options{Exec: x})
 		res, err := f.cs.ListTools(context.Background(), nil)
@@ -98,7 +99,7 @@ func TestExecDescriptionSaysTheRulesAsConfigured(t *testing.T) {
 				desc = tool.Description
 			}
 		}
-		want := append(prompt.ExecRules(*x, mcpserver.MCPTerms), "killed after "+x.Timeout.String())
+		want := append(prompt.ExecRules(*x, mcpserver.MCPTerms), "killed after "+x.Timeout.String()+"."+prompt.Toolchains(x.Toolchains)+" ")
 		for _, w := range want {
 			if !strings.Contains(desc, w) {
 				t.Errorf("the description lacks %q:\n%s", w, desc)

@@ -247,7 +247,7 @@ func Render(s Settings, format string) (string, error) {
 	}
 	item("A body that must hold `</write>` or `</edit>` uses a label: `<write:EOF PATH>`...`</write:EOF>`, `<edit:EOF PATH>`...`</edit:EOF>`.")
 	if x := s.Exec; x != nil {
-		item("`<exec COMMAND>`: run a command in the repository, in a fresh container with no network, killed after %s.%s", x.Timeout, toolchains(x.Toolchains))
+		item("`<exec COMMAND>`: run a command in the repository, in a fresh container with no network, killed after %s.%s", x.Timeout, Toolchains(x.Toolchains))
 		for _, r := range ExecRules(*x, FilterTerms) {
 			item("%s", r)
 		}
@@ -300,9 +300,10 @@ func Render(s Settings, format string) (string, error) {
 const LineNumbersRule = "Each line of a file is shown after its number in the file and a tab, as `cat -n` prints it (`    12\t` and then the line); a range's lines are numbered from its first. " +
 	"The number and the tab are not part of the file: leave them out of SEARCH blocks and of what you write."
 
-// toolchains is the sentence that names the image's toolchains, with a
-// space before it; "" for none.
-func toolchains(list []string) string {
+// Toolchains is the sentence that names the image's toolchains, with a
+// space before it, as the filter's prompt and the MCP exec tool say it;
+// "" for none.
+func Toolchains(list []string) string {
 	if len(list) == 0 {
 		return ""
 	}
