@@ -92,26 +92,37 @@ func (p *Proxy) refuse(w http.ResponseWriter, c Conn) {
 	http.Error(w, "llm-runtime: "+c.Host+":"+strconv.Itoa(c.Port)+" refused: "+c.Reason, http.StatusForbidden)
 }
 
-func (p *Proxy) connect(w http.ResponseWriter, r *http.Request) {
-	host, port, ok := destination(r.Host, 443)
-	c := Conn{Method: r.Method, Host: host, Port: port}
+// admit decides on the destination authority names (port def when it
+// names none): refused, it answers 403 and reports it, and says false;
+// allowed, c holds the address to connect to.
+func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, authority string, def int, c *Conn) bool {
+	host, port, ok := destination(authority, def)
+	c.Host, c.Port = host, port
 	if !ok {
 		c.Reason = "not HOST:PORT"
-		p.refuse(w, c)
-		return
+		p.refuse(w, *c)
+		return false
 	}
 	d := p.Policy.Decide(r.Context(), p.resolver(), host, port)
 	if !d.Allowed {
 		c.Reason = d.Reason
-		p.refuse(w, c)
-		return
+		p.refuse(w, *c)
+		return false
 	}
 	c.Allowed, c.Addr = true, d.Addr.String()
+	return true
+}
+
+func (p *Proxy) connect(w http.ResponseWriter, r *http.Request) {
+	c := Conn{Method: r.Method}
+	if !p.admit(w, r, r.Host, 443, &c) {
+		return
+	}
 	dst, err := p.dial(r.Context(), c.Addr)
 	if err != nil {
 		c.Reason = err.Error()
 		p.report(c)
-		http.Error(w, "llm-runtime: "+host+": "+err.Error(), http.StatusBadGateway)
+		http.Error(w, "llm-runtime: "+c.Host+": "+err.Error(), http.StatusBadGateway)
 		return
 	}
 	defer dst.Close()
@@ -180,20 +191,9 @@ func (p *Proxy) plain(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, c)
 		return
 	}
-	host, port, ok := destination(r.URL.Host, 80)
-	c.Host, c.Port = host, port
-	if !ok {
-		c.Reason = "not HOST:PORT"
-		p.refuse(w, c)
+	if !p.admit(w, r, r.URL.Host, 80, &c) {
 		return
 	}
-	d := p.Policy.Decide(r.Context(), p.resolver(), host, port)
-	if !d.Allowed {
-		c.Reason = d.Reason
-		p.refuse(w, c)
-		return
-	}
-	c.Allowed, c.Addr = true, d.Addr.String()
 	// One connection per request, to the address decided on, whatever
 	// name the request carries.
 	tr := &http.Transport{
@@ -222,7 +222,7 @@ func (p *Proxy) plain(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		c.Reason = err.Error()
 		p.report(c)
-		http.Error(w, "llm-runtime: "+host+": "+err.Error(), http.StatusBadGateway)
+		http.Error(w, "llm-runtime: "+c.Host+": "+err.Error(), http.StatusBadGateway)
 		return
 	}
 	defer res.Body.Close()
