@@ -62,15 +62,26 @@ func record(o Options, changes func() ([]PathChange, error), do func() error) er
 	}
 	id, err := o.Recorder.Intend(cs)
 	if err != nil {
-		return &Error{Code: CodeIO, Message: "the change could not be journaled, so it was not made: " + err.Error(), Err: err}
+		return notJournaled(err)
 	}
-	if err := do(); err != nil {
-		o.Recorder.Abort(id, AsError(err).Message)
+	return outcome(o.Recorder, id, do())
+}
+
+// notJournaled is the error of a change whose record failed.
+func notJournaled(err error) error {
+	return &Error{Code: CodeIO, Message: "the change could not be journaled, so it was not made: " + err.Error(), Err: err}
+}
+
+// outcome tells rec how the change of intent id went (err, which it
+// returns): aborted, or done. A Done that fails leaves the intent without
+// an outcome: whoever opens the journal next finds the change made by
+// comparing the disk.
+func outcome(rec Recorder, id uint64, err error) error {
+	if err != nil {
+		rec.Abort(id, AsError(err).Message)
 		return err
 	}
-	// A Done that fails leaves the intent without an outcome: whoever
-	// opens the journal next finds the change made by comparing the disk.
-	o.Recorder.Done(id)
+	rec.Done(id)
 	return nil
 }
 
@@ -106,17 +117,12 @@ func recordStaged(o Options, changes func() ([]PathChange, error), stage func() 
 		if st.s != nil {
 			st.s.discard()
 		}
-		return &Error{Code: CodeIO, Message: "the change could not be journaled, so it was not made: " + err.Error(), Err: err}
+		return notJournaled(err)
 	}
 	if st.err == nil {
 		st.err = st.s.commit()
 	}
-	if st.err != nil {
-		o.Recorder.Abort(id, AsError(st.err).Message)
-		return st.err
-	}
-	o.Recorder.Done(id)
-	return nil
+	return outcome(o.Recorder, id, st.err)
 }
 
 // stateAt reads what name in dirfd holds, which st describes (as the walk
