@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"cmp"
 	"fmt"
 	"path"
 	"slices"
@@ -115,7 +114,7 @@ func (r *Runner) undo(to *int) (*output.UndoResult, error) {
 			return nil, sandbox.Errorf(sandbox.CodeFileNotFound, "nothing after checkpoint %d to undo", *to)
 		}
 	}
-	u, err := Undo(r.Journal, r.Restorer, numbers, journal.Meta{Session: r.Session, FrontEnd: cmp.Or(r.FrontEnd, "filter")}, false)
+	u, err := Undo(r.Journal, r.Restorer, numbers, r.meta(""), false)
 	if err != nil {
 		return nil, err
 	}

@@ -97,12 +97,18 @@ func journaled(k parser.Kind) bool {
 	return k == parser.Write || k == parser.Edit || k == parser.Delete || k == parser.Move || k == parser.Exec
 }
 
+// meta is what a checkpoint the runner begins says of itself, with the
+// name a client gave it (or "").
+func (r *Runner) meta(name string) journal.Meta {
+	return journal.Meta{Session: r.Session, FrontEnd: cmp.Or(r.FrontEnd, "filter"), Name: name}
+}
+
 // checkpoint returns the checkpoint being filled, begun now if none is.
 func (r *Runner) checkpoint() (*journal.Checkpoint, error) {
 	r.cpMu.Lock()
 	defer r.cpMu.Unlock()
 	if r.cp == nil {
-		cp, err := r.Journal.Begin(journal.Meta{Session: r.Session, FrontEnd: cmp.Or(r.FrontEnd, "filter"), Name: r.group})
+		cp, err := r.Journal.Begin(r.meta(r.group))
 		if err != nil {
 			return nil, err
 		}
@@ -588,9 +594,7 @@ func (r *Runner) run(ctx context.Context, op Op, alone bool) (*output.Result, gu
 		// exec, or a change refused before, makes none.
 		gi.rec = &lazyRecorder{begin: r.checkpoint}
 		if alone {
-			gi.rec.begin = func() (*journal.Checkpoint, error) {
-				return r.Journal.Begin(journal.Meta{Session: r.Session, FrontEnd: cmp.Or(r.FrontEnd, "filter")})
-			}
+			gi.rec.begin = func() (*journal.Checkpoint, error) { return r.Journal.Begin(r.meta("")) }
 		}
 		opts.Recorder = gi.rec
 	}
