@@ -440,14 +440,16 @@ func (j *Journal) inline(changes []Change) ([]Change, error) {
 				return nil, fmt.Errorf("journal: %q: the content given is not the content %s names", out[i].Path, st.Sum)
 			}
 			st.Sum = sum
-			switch stored := j.stored(sum); {
+			switch {
 			case len(st.Data) == 0:
 				st.Data = nil // the empty content needs no store
 			case len(st.Data) > MaxObject:
 				return nil, ErrTooLarge
-			case stored && len(st.Data) <= InlineMax:
-				// Named by Intend, the lock held, if it is still stored.
 			default:
+				stored := j.stored(sum)
+				if stored && len(st.Data) <= InlineMax {
+					break // named by Intend, the lock held, if it is still stored
+				}
 				if !stored && p.body == nil {
 					p.body = encodeObject(st.Data)
 				}
