@@ -231,7 +231,8 @@ func (c *Changes) Close() error {
 
 // Recover settles the journal's pending intents (a process killed
 // between recording a change and saying how it went) by what the
-// repository at root holds: made, when every path holds its state after;
+// repository at root holds: made, when every path holds its state after
+// (whose content the log does not hold yet is then read from it);
 // not made, when every path holds its state before. An intent whose paths
 // hold a mix, or something else (changed since by someone else), is left
 // pending and counted: nothing is guessed.
@@ -242,6 +243,7 @@ func Recover(j *journal.Journal, root string) (settled, unsettled int, err error
 	}
 	for _, in := range pending {
 		after, before := true, true
+		var found [][]byte // the contents after the log does not hold (Later), read from disk
 		for _, c := range in.Changes {
 			p := filepath.Join(root, filepath.FromSlash(c.Path))
 			var fi fs.FileInfo
@@ -255,12 +257,18 @@ func Recover(j *journal.Journal, root string) (settled, unsettled int, err error
 				}
 				return os.ReadFile(p)
 			}
-			after = after && journal.Matches(c.After, fi, content)
+			after = after && journal.Matches(c.After, fi, func() ([]byte, error) {
+				b, err := content()
+				if err == nil && c.After.Later {
+					found = append(found, b)
+				}
+				return b, err
+			})
 			before = before && journal.Matches(c.Before, fi, content)
 		}
 		switch {
 		case after:
-			err = j.Resolve(in.ID, true)
+			err = j.Resolve(in.ID, true, found...)
 		case before:
 			err = j.Resolve(in.ID, false)
 		default:

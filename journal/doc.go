@@ -36,18 +36,31 @@
 //
 // # Inline content
 //
-// Content of at most InlineMax (64 KiB) once compressed (a 100 KiB source
-// file takes a fifth of that) given to Intend as State.Data is written in
-// the intent record itself, compressed as an object would be
-// ("zdata", base64 in its JSON) or as it is ("data"): one fsync, the
-// log's, makes the intent and both contents durable, where a Put costs
-// two of its own (the object's and its directory's). A journaled change
-// of a 4 KiB file costs 0.34 to 0.60 ms (BenchmarkIntendInline4KiB, on a
-// loaded two-CPU machine) against 5 to 7 ms with both contents Put
-// (BenchmarkPut4KiB twice and BenchmarkIntendDone). Larger content is Put
-// by Intend and named: an edit of a 100 KiB file whose contents were both
-// Put cost 0.98 ms more than without the journal; inline, 0.2 ms
-// (runner's BenchmarkEdit3Blocks100KiB).
+// A content given to Intend as State.Data goes in the log itself,
+// compressed as an object would be ("zdata", base64 in its JSON) or as
+// it is ("data"), when it is at most InlineMax (64 KiB) once compressed
+// (a 100 KiB source file takes a fifth of that): one fsync, the log's,
+// makes it durable with its record, where a Put costs two of its own (the
+// object's and its directory's). Larger content is Put and named.
+//
+// The content before a change is in its intent: the change takes it
+// away, so it must be durable first. The content after is named in the
+// intent by its sum alone ("later"): the change itself puts it on disk,
+// so the intent need not hold it, and it is compressed, after Done
+// returns, into the done record (or Put, when it is larger), by the
+// journal's tail: work that one goroutine does in order while the caller
+// goes on (see Flush). Every reader in this process waits for the tail
+// first, and an intent waits for it only when its content before is one
+// the tail has not compressed yet. A done record lost with its process
+// (killed before the tail wrote it) leaves the intent pending, and the
+// disk then holds the content after: recovery reads it there and gives it
+// to Resolve, whose record holds it. So hashing the content after (60 µs
+// for 100 KiB) is the only work of the journal's that a change waits for
+// besides the log's fsync: an edit of a 100 KiB file cost 0.99-1.15 ms
+// more than without the journal with the content after compressed into
+// the intent, and 0.13-0.22 ms more since (runner's
+// BenchmarkEdit3Blocks100KiB, on a two-CPU machine whose disk's flush
+// takes 0.15-0.25 ms).
 //
 // Content already stored as an object (most often the content before a
 // change, which an earlier change left) is named by its sum, not written
@@ -76,14 +89,17 @@
 //
 //	{"type":"begin","checkpoint":N,"session":S,"front_end":F,"name":M,"time":T,"pid":P,"start":T0}
 //	{"type":"intent","checkpoint":N,"intent":I,"changes":[CHANGE...],"time":T,"pid":P,"start":T0}
-//	{"type":"done","checkpoint":N,"intent":I}                  the change was made
+//	{"type":"done","checkpoint":N,"intent":I,"changes":[HELD...]} the change was made
 //	{"type":"abort","checkpoint":N,"intent":I,"reason":R}      it was not
 //	{"type":"end","checkpoint":N}
 //
 // A CHANGE is {"path":P,"before":STATE,"after":STATE}, a STATE
-// {"kind":K,"mode":M,"size":Z,"sum":H,"target":L,"data":B64,"zdata":B64}, with the
+// {"kind":K,"mode":M,"size":Z,"sum":H,"target":L,"data":B64,"zdata":B64,"later":true}, with the
 // fields that do not apply left out ("zdata" is the content compressed
-// with zstd). A path or a link target that is not valid UTF-8 is
+// with zstd; "later" says that the intent's done record holds the
+// content). A HELD is a CHANGE with only its "after": a content the
+// intent named "later", which the done record holds ("changes" is left
+// out when there is none). A path or a link target that is not valid UTF-8 is
 // stored as "path64" or "target64" instead, its bytes in base64, so that
 // every byte comes back as it was (JSON would replace them). A done or
 // abort record written by Resolve carries "resolved":true. Readers ignore
@@ -145,15 +161,18 @@
 //     fails the caller does not make the change.
 //  3. Make the change.
 //  4. cp.Done(id), or cp.Abort(id, reason) if the change was not made.
-//     These are appended but not fsynced: the next Intend, Resolve or
-//     Close of any process fsyncs them along. A Done lost to a power cut
-//     is found again by comparing the disk, below.
+//     These return at once; the tail appends them (a done record with
+//     the contents after its intent named "later"), not fsynced: the next
+//     Intend, Resolve or Close of any process fsyncs them along. A Done
+//     lost to a kill or a power cut is found again by comparing the disk,
+//     below.
 //
 // An intent with no outcome whose process is gone (its pid and start
 // time name no running process) is pending: Pending lists them, and the
 // caller compares each path on disk with its before and after states
-// (Matches helps), and records its verdict with Resolve(id, applied). A
-// process that is still running may be between steps 2 and 4, so its
+// (Matches helps), and records its verdict with Resolve(id, applied,
+// found...), giving an applied intent the contents after it named
+// "later", as read from the disk. A process that is still running may be between steps 2 and 4, so its
 // intents are never pending. A process killed at each step leaves:
 //
 //   - in 1: perhaps a temporary file in objects/ and an object nothing
@@ -170,9 +189,13 @@
 //     state, or, for a batch, some paths of each. Recovery resolves it
 //     applied when every path holds its after state, not applied when
 //     every path holds its before state; a mix (or a path changed since
-//     by someone else) is the caller's to settle, with both contents at
-//     hand in the store, before it resolves.
-//   - in 4, before Done's write: as in 3, every path after: applied.
+//     by someone else) is the caller's to settle before it resolves: the
+//     store holds every content before (to put back), and a content after
+//     that the intent named "later" is on the disk of a path that holds
+//     it, where Resolve must be given it.
+//   - in 4, before the tail's write of Done: as in 3, every path after:
+//     applied, with the contents after the intent named "later" read
+//     from the disk and held by the record Resolve writes.
 //   - after 4: the outcome is in the log (and on the disk after the next
 //     fsync; a power cut before that makes it pending again, and the disk
 //     shows it applied). Its checkpoint has no end record, which only says

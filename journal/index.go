@@ -260,6 +260,7 @@ func (j *Journal) Changes(numbers ...int) ([]Change, error) {
 		case recDone:
 			if in := byID[r.Intent]; in != nil {
 				in.done = true
+				in.changes = withLater(in.changes, r.Changes)
 			}
 		}
 		return nil
@@ -280,4 +281,25 @@ func (j *Journal) Changes(numbers ...int) ([]Change, error) {
 		}
 	}
 	return list, nil
+}
+
+// withLater gives an intent's states after that name their content by sum
+// only (Later) the contents its done record holds (held): they are then
+// as if the intent held them.
+func withLater(changes, held []Change) []Change {
+	if len(held) == 0 {
+		return changes
+	}
+	data := map[string][]byte{}
+	for _, h := range held {
+		if h.After.Data != nil {
+			data[h.After.Sum] = h.After.Data
+		}
+	}
+	for i := range changes {
+		if a := &changes[i].After; a.Later && a.Data == nil && data[a.Sum] != nil {
+			a.Data, a.Later = data[a.Sum], false
+		}
+	}
+	return changes
 }

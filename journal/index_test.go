@@ -22,6 +22,10 @@ func journaled(t testing.TB, j *Journal, n int, session string) []Change {
 		commit(t, j, Meta{Session: session}, c)
 		all = append(all, c)
 	}
+	// As a process's would be a moment later, for the others to read.
+	if err := j.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	return all
 }
 

@@ -49,6 +49,10 @@ func TestSmallContentIsJournaledInTheLog(t *testing.T) {
 	if err := cp.Done(id); err != nil {
 		t.Fatal(err)
 	}
+	// The contents after are in the done record, which the tail writes.
+	if err := j.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	log, _ := os.ReadFile(j.logPath())
 	if !bytes.Contains(log, []byte(`"data":"cGFja2FnZSBtYWluCg=="`)) || len(log) > len(big) {
 		t.Fatalf("the small content is not inline in the log, or the big one is (the log is %d bytes)", len(log))
@@ -125,13 +129,16 @@ func TestContentIsCompressedInTheLogAndStoredOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		now, _ := os.Stat(j.logPath())
 		cp.Done(id)
 		cp.End()
+		if err := j.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		now, _ := os.Stat(j.logPath())
 		return now.Size() - was.Size()
 	}
 	if n := change(nil, source); n > int64(len(source))/2 {
-		t.Errorf("an intent with %d bytes of source is %d bytes of log", len(source), n)
+		t.Errorf("a change that left %d bytes of source is %d bytes of log", len(source), n)
 	}
 	log, _ := os.ReadFile(j.logPath())
 	if !bytes.Contains(log, []byte(`"zdata":"`)) {
@@ -143,7 +150,7 @@ func TestContentIsCompressedInTheLogAndStoredOnce(t *testing.T) {
 	// The next change names the content before it (stored) by its sum.
 	n := change(source, next)
 	if m := change(next, source); m >= n {
-		t.Errorf("an intent whose contents are both stored is %d bytes, not less than one with a new content (%d)", m, n)
+		t.Errorf("a change whose contents are both stored is %d bytes of log, not less than one with a new content (%d)", m, n)
 	}
 	cs, err := j.Changes(2)
 	if err != nil || len(cs) != 1 || cs[0].Before.Data != nil || cs[0].Before.Sum != Sum(source) {

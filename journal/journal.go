@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
@@ -40,6 +41,12 @@ type State struct {
 	// given back by Changes for content the log holds. Sum names it
 	// either way; Content reads a state's content wherever it is.
 	Data []byte
+	// Later, set by Intend on a state after, says that the intent names
+	// its content by Sum only: the content is compressed after the change
+	// is made, and held by the intent's done record, or, when a crash lost
+	// that, by the disk, where recovery reads it (Resolve). Intend ignores
+	// it as given.
+	Later bool
 
 	body []byte // Data as its object holds it (encodeObject), set by Intend
 }
@@ -91,6 +98,7 @@ type Journal struct {
 	closed bool
 
 	last lastContents // the last content a change left at each path
+	tail tail         // the records left for after the changes
 }
 
 type openIntent struct {
@@ -137,8 +145,16 @@ func (j *Journal) Dir() string { return j.dir }
 func (j *Journal) logPath() string { return filepath.Join(j.dir, "log") }
 
 // locked runs fn holding the journal's lock, with the state brought up to
-// date with what other processes appended and a torn tail cut off.
+// date with what this process left for its tail and other processes
+// appended, and a torn tail cut off.
 func (j *Journal) locked(fn func() error) error {
+	j.tail.wait()
+	return j.lockedNow(fn)
+}
+
+// lockedNow is locked without waiting for the tail: for the tail's own
+// work, and for an intent, which waits only for what it needs.
+func (j *Journal) lockedNow(fn func() error) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed {
@@ -273,17 +289,20 @@ func (j *Journal) append(sync bool, recs ...record) error {
 // Close fsyncs what was appended lazily (Done, Abort, End) and closes the
 // journal.
 func (j *Journal) Close() error {
+	terr := j.tail.flush()
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed {
 		return nil
 	}
 	j.closed = true
-	var err error
+	err := terr
 	if j.log != nil {
 		j.saveHead()
 		if j.dirty {
-			err = unix.Fdatasync(int(j.log.Fd()))
+			if serr := unix.Fdatasync(int(j.log.Fd())); err == nil {
+				err = serr
+			}
 		}
 		if cerr := j.log.Close(); err == nil {
 			err = cerr
@@ -305,8 +324,18 @@ type Checkpoint struct {
 	n int
 
 	mu      sync.Mutex
-	lazy    map[string][]byte // the objects of inline contents, which End writes
+	open    map[uint64][]later // its intents with no outcome yet, and their contents to come
+	lazy    map[string][]byte  // the objects of inline contents, which End writes
 	lazyLen int
+}
+
+// later is a content an intent names by sum only (State.Later), which its
+// done record is to hold: the change's index in the intent, and the
+// content, the caller's copy.
+type later struct {
+	i    int
+	path string
+	st   State
 }
 
 // lazyMin is the smallest object End writes for an inline content: one
@@ -325,7 +354,10 @@ func (j *Journal) Begin(meta Meta) (*Checkpoint, error) {
 		meta.Time = time.Now()
 	}
 	var n int
-	err := j.locked(func() error {
+	// Without waiting for the tail: records of checkpoints interleave as
+	// those of several processes do, and what the tail has left to append
+	// of the one before belongs to it by number.
+	err := j.lockedNow(func() error {
 		n = j.cp + 1
 		return j.append(false, record{Type: recBegin, Checkpoint: n, Session: meta.Session, FrontEnd: meta.FrontEnd,
 			Name: meta.Name, Time: meta.Time.UTC(), PID: os.Getpid(), Start: proc.Self})
@@ -333,7 +365,7 @@ func (j *Journal) Begin(meta Meta) (*Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Checkpoint{j: j, n: n}, nil
+	return &Checkpoint{j: j, n: n, open: map[uint64][]later{}}, nil
 }
 
 // Number is the checkpoint's number in the repository.
@@ -341,14 +373,19 @@ func (cp *Checkpoint) Number() int { return cp.n }
 
 // Intend records changes about to be made, and returns when the record is
 // on disk for good; only then may the caller make them, and then it says
-// how that went with Done or Abort. Every file state's content must have
-// been Put. An error means that nothing was recorded: the caller must not
-// make the changes.
+// how that went with Done or Abort. Every file state's content must be
+// given as its Data, or have been Put. An error means that nothing was
+// recorded: the caller must not make the changes.
+//
+// The intent holds each content before (the change takes it away) and
+// names each content after by its sum (State.Later): the change puts it
+// on disk, and Done compresses it into the done record after the caller
+// goes on. Intend keeps its own copy of it.
 func (cp *Checkpoint) Intend(changes []Change) (uint64, error) {
 	if len(changes) == 0 {
 		return 0, errors.New("journal: an intent with no changes")
 	}
-	changes, err := cp.j.inline(changes)
+	changes, contents, err := cp.j.inline(changes)
 	if err != nil {
 		return 0, err
 	}
@@ -361,11 +398,11 @@ func (cp *Checkpoint) Intend(changes []Change) (uint64, error) {
 		}
 	}
 	var id uint64
-	err = cp.j.locked(func() error {
+	err = cp.j.lockedNow(func() error {
 		// Under the lock, since a Prune will remove objects under it.
 		for i := range changes {
 			for _, s := range []*State{&changes[i].Before, &changes[i].After} {
-				if s.Kind != File || s.Sum == emptySum {
+				if s.Kind != File || s.Sum == emptySum || s.Later {
 					continue
 				}
 				if s.Data != nil {
@@ -390,61 +427,87 @@ func (cp *Checkpoint) Intend(changes []Change) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	// The log holds the inline contents for good. Their objects are
-	// written too, so that Get finds them without reading the log, by End
-	// (written now, each costs the next fsync of the log more than the
-	// log's own record) and without fsync: a crash may lose one, and Get
-	// then reads the log.
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
+	cp.open[id] = contents
 	for _, c := range changes {
-		for _, st := range []State{c.Before, c.After} {
-			switch {
-			case len(st.body) < lazyMin:
-			case cp.lazyLen+len(st.body) > maxLazy:
-				cp.j.putLazy(st.Sum, st.body)
-			default:
-				if cp.lazy == nil {
-					cp.lazy = map[string][]byte{}
-				}
-				if _, ok := cp.lazy[st.Sum]; !ok {
-					cp.lazy[st.Sum] = st.body
-					cp.lazyLen += len(st.body)
-				}
-			}
-		}
+		cp.keepLazy(c.Before)
 	}
 	return id, nil
 }
 
+// keepLazy keeps the object of an inline content for End to write (see
+// lazyMin), or writes it now when the checkpoint holds too many. The log
+// holds the content for good; the object is only a faster way to it,
+// written without fsync (each would add its metadata to the log's next
+// fsync): a crash may lose one, and Get then reads the log. cp.mu is
+// held.
+func (cp *Checkpoint) keepLazy(st State) {
+	switch {
+	case len(st.body) < lazyMin:
+	case cp.lazyLen+len(st.body) > maxLazy:
+		cp.j.putLazy(st.Sum, st.body)
+	default:
+		if cp.lazy == nil {
+			cp.lazy = map[string][]byte{}
+		}
+		if _, ok := cp.lazy[st.Sum]; !ok {
+			cp.lazy[st.Sum] = st.body
+			cp.lazyLen += len(st.body)
+		}
+	}
+}
+
 // inline prepares an intent's file states: a state given with its Data
-// gets its Sum (or has it checked) and is compressed for the log, unless
-// it is stored already (Intend will name it, the lock held, if it still
-// is); content over InlineMax compressed is Put and named by its sum
-// only. It returns a copy; changes is not modified.
-func (j *Journal) inline(changes []Change) ([]Change, error) {
+// gets its Sum (or has it checked). A state before is compressed for the
+// log, unless it is stored already (Intend will name it, the lock held,
+// if it still is); one over InlineMax compressed is Put and named by its
+// sum only. A state after not stored is named by its sum (Later), and
+// returned among the contents for its done record, with a copy of its
+// data. It returns a copy of changes, which is not modified.
+func (j *Journal) inline(changes []Change) ([]Change, []later, error) {
 	out := slices.Clone(changes)
+	var contents []later
 	for i := range out {
 		for _, st := range []*State{&out[i].Before, &out[i].After} {
+			st.Later = false
 			if st.Kind != File || st.Data == nil {
 				continue
 			}
+			after := st == &out[i].After
 			// What a change leaves, the next change of the path most often
 			// finds: it is hashed and compressed once.
 			p, known := j.last.find(out[i].Path, st.Data)
+			if known && p.body == nil && !after && !j.stored(p.sum) {
+				// Left by a change whose done record the tail has not
+				// written yet: it compresses it, and is waited for.
+				j.tail.wait()
+				p, known = j.last.find(out[i].Path, st.Data)
+			}
 			if !known {
 				p = prepared{data: st.Data, sum: Sum(st.Data)}
 			}
 			sum := p.sum
 			if st.Sum != "" && st.Sum != sum {
-				return nil, fmt.Errorf("journal: %q: the content given is not the content %s names", out[i].Path, st.Sum)
+				return nil, nil, fmt.Errorf("journal: %q: the content given is not the content %s names", out[i].Path, st.Sum)
 			}
 			st.Sum = sum
 			switch {
 			case len(st.Data) == 0:
 				st.Data = nil // the empty content needs no store
 			case len(st.Data) > MaxObject:
-				return nil, ErrTooLarge
+				return nil, nil, ErrTooLarge
+			case after:
+				if j.stored(sum) {
+					st.Data = nil // named by Intend, the lock held, if it is still stored
+					break
+				}
+				if !known {
+					p.data = bytes.Clone(st.Data)
+					j.last.keep(out[i].Path, p)
+				}
+				contents = append(contents, later{i: i, path: out[i].Path, st: State{Kind: File, Mode: st.Mode, Size: st.Size, Sum: sum, Data: p.data}})
+				st.Data, st.Later = nil, true
 			default:
 				stored := j.stored(sum)
 				if stored && len(st.Data) <= InlineMax {
@@ -458,19 +521,16 @@ func (j *Journal) inline(changes []Change) ([]Change, error) {
 					// touches it, for a Prune to spare): an object of its
 					// own, durable before the intent names it.
 					if _, err := j.put(sum, st.Data, p.body); err != nil {
-						return nil, err
+						return nil, nil, err
 					}
 					st.Data = nil
 					break
 				}
 				st.body = p.body
 			}
-			if st == &out[i].After && !known {
-				j.last.keep(out[i].Path, p)
-			}
 		}
 	}
-	return out, nil
+	return out, contents, nil
 }
 
 func (s State) check() error {
@@ -489,48 +549,101 @@ func (s State) check() error {
 	return nil
 }
 
-// Done records that the intent's changes were made. It is not fsynced:
+// Done records that the intent's changes were made. It returns at once:
+// the contents the changes left are compressed into the done record, and
+// it is appended, by the journal's tail (see Flush). It is not fsynced:
 // see the package doc for what a crash then leaves.
 func (cp *Checkpoint) Done(id uint64) error {
-	return cp.outcome(record{Type: recDone, Checkpoint: cp.n, Intent: id}, false)
-}
-
-// Abort records that the intent's changes were not made, and why.
-func (cp *Checkpoint) Abort(id uint64, reason string) error {
-	return cp.outcome(record{Type: recAbort, Checkpoint: cp.n, Intent: id, Reason: reason}, false)
-}
-
-func (cp *Checkpoint) outcome(r record, sync bool) error {
-	return cp.j.locked(func() error {
-		in, ok := cp.j.open[r.Intent]
-		switch {
-		case !ok:
-			return fmt.Errorf("journal: intent %d has an outcome already, or is not there", r.Intent)
-		case in.Checkpoint != cp.n:
-			return fmt.Errorf("journal: intent %d is of checkpoint %d, not %d", r.Intent, in.Checkpoint, cp.n)
-		}
-		return cp.j.append(sync, r)
-	})
-}
-
-// End closes the checkpoint. A checkpoint never ended (its process died)
-// is listed as such; its done changes count as any other's.
-func (cp *Checkpoint) End() error {
-	cp.mu.Lock()
-	for sum, body := range cp.lazy {
-		cp.j.putLazy(sum, body)
+	contents, err := cp.outcome(id)
+	if err != nil {
+		return err
 	}
-	cp.lazy, cp.lazyLen = nil, 0
-	cp.mu.Unlock()
-	return cp.j.locked(func() error {
-		if err := cp.j.append(false, record{Type: recEnd, Checkpoint: cp.n}); err != nil {
-			return err
+	cp.j.tail.add(func() error {
+		r := record{Type: recDone, Checkpoint: cp.n, Intent: id}
+		for _, c := range contents {
+			st, err := cp.j.hold(c.path, c.st)
+			if err != nil {
+				return err
+			}
+			r.Changes = append(r.Changes, Change{Path: c.path, After: st})
+			cp.mu.Lock()
+			cp.keepLazy(st)
+			cp.mu.Unlock()
 		}
-		if cp.j.off-cp.j.idx.saved > headEvery {
-			cp.j.saveHead() // for a process that keeps the journal open (a daemon)
-		}
-		return nil
+		return cp.j.lockedNow(func() error { return cp.j.append(false, r) })
 	})
+	return nil
+}
+
+// hold prepares a content an intent named by sum only (Later) for the
+// record that holds it: compressed, inline when that is at most
+// InlineMax, else Put (durably: the record names it). The last content
+// of path is given its compressed form, for the next change that finds
+// it.
+func (j *Journal) hold(path string, st State) (State, error) {
+	body := encodeObject(st.Data)
+	if len(body) > InlineMax {
+		if _, err := j.put(st.Sum, st.Data, body); err != nil {
+			return st, err
+		}
+		st.Data = nil
+		return st, nil
+	}
+	st.body = body
+	j.last.setBody(path, st.Sum, body)
+	return st, nil
+}
+
+// Abort records that the intent's changes were not made, and why. Like
+// Done, it is appended by the tail.
+func (cp *Checkpoint) Abort(id uint64, reason string) error {
+	if _, err := cp.outcome(id); err != nil {
+		return err
+	}
+	cp.j.tail.add(func() error {
+		return cp.j.lockedNow(func() error {
+			return cp.j.append(false, record{Type: recAbort, Checkpoint: cp.n, Intent: id, Reason: reason})
+		})
+	})
+	return nil
+}
+
+// outcome takes intent id, of this checkpoint and with no outcome yet,
+// off the open ones, with the contents its done record is to hold.
+func (cp *Checkpoint) outcome(id uint64) ([]later, error) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	contents, ok := cp.open[id]
+	if !ok {
+		return nil, fmt.Errorf("journal: intent %d has an outcome already, or is not of checkpoint %d", id, cp.n)
+	}
+	delete(cp.open, id)
+	return contents, nil
+}
+
+// End closes the checkpoint. It returns at once: the tail writes the
+// objects of its inline contents and appends its end. A checkpoint never
+// ended (its process died) is listed as such; its done changes count as
+// any other's.
+func (cp *Checkpoint) End() error {
+	cp.j.tail.add(func() error {
+		cp.mu.Lock()
+		for sum, body := range cp.lazy {
+			cp.j.putLazy(sum, body)
+		}
+		cp.lazy, cp.lazyLen = nil, 0
+		cp.mu.Unlock()
+		return cp.j.lockedNow(func() error {
+			if err := cp.j.append(false, record{Type: recEnd, Checkpoint: cp.n}); err != nil {
+				return err
+			}
+			if cp.j.off-cp.j.idx.saved > headEvery {
+				cp.j.saveHead() // for a process that keeps the journal open (a daemon)
+			}
+			return nil
+		})
+	})
+	return nil
 }
 
 // Pending lists, by number, the intents with no outcome whose process is
@@ -553,8 +666,10 @@ func (j *Journal) Pending() ([]Intent, error) {
 
 // Resolve records the verdict on a pending intent, once the caller has
 // compared the disk with its changes: applied when the changes were made.
-// It is fsynced.
-func (j *Journal) Resolve(id uint64, applied bool) error {
+// An applied intent's contents after that the log does not hold (Later:
+// its done record was lost) must be among found, as the caller read them
+// from the disk; the record holds them. It is fsynced.
+func (j *Journal) Resolve(id uint64, applied bool, found ...[]byte) error {
 	return j.locked(func() error {
 		in, ok := j.open[id]
 		switch {
@@ -566,6 +681,27 @@ func (j *Journal) Resolve(id uint64, applied bool) error {
 		r := record{Type: recAbort, Checkpoint: in.Checkpoint, Intent: id, Resolved: true, Reason: "not applied, found after a crash"}
 		if applied {
 			r = record{Type: recDone, Checkpoint: in.Checkpoint, Intent: id, Resolved: true}
+			byS := map[string][]byte{}
+			for _, b := range found {
+				byS[Sum(b)] = b
+			}
+			for _, c := range in.Changes {
+				if !c.After.Later {
+					continue
+				}
+				data, ok := byS[c.After.Sum]
+				if !ok {
+					return fmt.Errorf("journal: intent %d: %q was left with the content %s, which is not among those found: read it from the disk", id, c.Path, c.After.Sum)
+				}
+				st, err := j.hold(c.Path, State{Kind: File, Mode: c.After.Mode, Size: c.After.Size, Sum: c.After.Sum, Data: data})
+				if err != nil {
+					return err
+				}
+				if st.body != nil && len(st.body) >= lazyMin {
+					j.putLazy(st.Sum, st.body)
+				}
+				r.Changes = append(r.Changes, Change{Path: c.Path, After: st})
+			}
 		}
 		return j.append(true, r)
 	})

@@ -362,6 +362,9 @@ func TestPathsAndTargetsThatAreNotUTF8RoundTripExactly(t *testing.T) {
 	if err := cp.Done(id); err != nil {
 		t.Fatal(err)
 	}
+	if err := j.Flush(); err != nil { // for another Journal to read
+		t.Fatal(err)
+	}
 	got, err := open(t, j.Dir()).Changes(cp.Number())
 	if err != nil {
 		t.Fatal(err)
@@ -420,6 +423,7 @@ func TestDamageInTheMiddleIsReportedNotCut(t *testing.T) {
 		}
 		cp.End()
 	}
+	j.Flush()
 	b, _ := os.ReadFile(j.logPath())
 	i := bytes.Index(b, []byte("session"))
 	b[i] = 'S'

@@ -138,6 +138,7 @@ type wireState struct {
 	Target64 []byte `json:"target64,omitempty"`
 	Data     []byte `json:"data,omitempty"`  // inline content, base64
 	ZData    []byte `json:"zdata,omitempty"` // inline content, compressed with zstd, base64
+	Later    bool   `json:"later,omitempty"` // content held by the intent's done record
 }
 
 type wireChange struct {
@@ -180,7 +181,7 @@ func (c *Change) UnmarshalJSON(b []byte) error {
 }
 
 func toWire(s State) wireState {
-	w := wireState{Kind: s.Kind, Mode: s.Mode, Size: s.Size, Sum: s.Sum, Data: s.Data}
+	w := wireState{Kind: s.Kind, Mode: s.Mode, Size: s.Size, Sum: s.Sum, Data: s.Data, Later: s.Later}
 	if len(s.body) > 0 && s.body[0] == objZstd {
 		w.Data, w.ZData = nil, s.body[1:]
 	}
@@ -193,7 +194,7 @@ func toWire(s State) wireState {
 }
 
 func fromWire(w wireState) (State, error) {
-	s := State{Kind: w.Kind, Mode: w.Mode, Size: w.Size, Sum: w.Sum, Target: w.Target, Data: w.Data}
+	s := State{Kind: w.Kind, Mode: w.Mode, Size: w.Size, Sum: w.Sum, Target: w.Target, Data: w.Data, Later: w.Later}
 	if w.Target64 != nil {
 		s.Target = string(w.Target64)
 	}

@@ -39,6 +39,27 @@ func TestHelperProcess(t *testing.T) {
 			c := fileChange(t, j, fmt.Sprintf("%d/%d", os.Getpid(), i), nil, []byte(fmt.Sprint(os.Getpid(), i)))
 			commit(t, j, Meta{Session: fmt.Sprint(os.Getpid()), FrontEnd: "filter"}, c)
 		}
+	case "lost-done":
+		// A change made, its Done returned, and the process gone before
+		// the tail wrote the done record (os.Exit runs no deferred Close).
+		repo := filepath.Join(filepath.Dir(dir), "repo")
+		after := []byte(strings.Repeat("the content the change left\n", 100))
+		cp, err := j.Begin(Meta{FrontEnd: "filter"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := cp.Intend([]Change{{Path: "f", Before: State{Kind: None}, After: State{Kind: File, Mode: 0o644, Size: int64(len(after)), Data: after}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(repo, "f"), after, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		j.tail.add(func() error { select {} }) // the tail, stuck: Done's work waits behind
+		if err := cp.Done(id); err != nil {
+			t.Fatal(err)
+		}
+		os.Exit(0)
 	case "loop":
 		// Journaled changes to one file, forever, until killed: a
 		// checkpoint of three, every fifth aborted, the file replaced
@@ -60,7 +81,15 @@ func TestHelperProcess(t *testing.T) {
 				t.Fatal(err)
 			}
 			after := bytes.Repeat([]byte(fmt.Sprintf("change %d\n", i)), 1+i%50)
-			c := fileChange(t, j, "f", before, after)
+			// The contents as a sandbox gives them: the one before inline,
+			// the one after named by sum, held by the done record.
+			c := Change{Path: "f", Before: State{Kind: None}, After: State{Kind: File, Mode: 0o644, Size: int64(len(after)), Data: after}}
+			if before != nil {
+				c.Before = State{Kind: File, Mode: 0o644, Size: int64(len(before)), Data: before}
+			}
+			if i%7 == 6 {
+				c = fileChange(t, j, "f", before, after) // or Put first
+			}
 			fmt.Printf("put %d\n", i)
 			id, err := cp.Intend([]Change{c})
 			if err != nil {
@@ -83,6 +112,12 @@ func TestHelperProcess(t *testing.T) {
 				if err := cp.Done(id); err != nil {
 					t.Fatal(err)
 				}
+			}
+			// Done and Abort return before their record is written: a
+			// kill here leaves the intent pending.
+			fmt.Printf("returned %d\n", id)
+			if err := j.Flush(); err != nil {
+				t.Fatal(err)
 			}
 			fmt.Printf("outcome %d\n", id)
 		}
@@ -248,11 +283,16 @@ func TestKilledMidWriteTheJournalRecoversExactly(t *testing.T) {
 			}
 			fi, _ := os.Lstat(p)
 			c := in.Changes[0]
-			applied := Matches(c.After, fi, read)
+			var found []byte
+			applied := Matches(c.After, fi, func() ([]byte, error) {
+				b, err := read()
+				found = b
+				return b, err
+			})
 			if !applied && !Matches(c.Before, fi, read) {
 				t.Errorf("iteration %d: the file holds neither side of pending intent %d", iter, in.ID)
 			}
-			if err := j.Resolve(in.ID, applied); err != nil {
+			if err := j.Resolve(in.ID, applied, found); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -279,6 +319,70 @@ func TestKilledMidWriteTheJournalRecoversExactly(t *testing.T) {
 		if last == nil && !errors.Is(err, fs.ErrNotExist) || last != nil && last.After.Sum != Sum(got) {
 			t.Errorf("iteration %d: the file holds %q, the journal's last change %+v", iter, got, last)
 		}
+		// Every content a done change left can be read back, the last one's
+		// found on disk by Resolve when its done record was lost.
+		for _, ci := range list {
+			changes, err := j.Changes(ci.Number)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range changes {
+				for _, st := range []State{c.Before, c.After} {
+					if b, err := j.Content(st); st.Kind == File && (err != nil || Sum(b) != st.Sum) {
+						t.Errorf("iteration %d: checkpoint %d: the content %s of %s: %v", iter, ci.Number, st.Sum, c.Path, err)
+					}
+				}
+			}
+		}
 		t.Logf("iteration %d: killed after %d steps, %d records, %d pending", iter, lines, len(recs), len(pending))
+	}
+}
+
+// TestADoneLostWithItsProcessIsFoundOnDisk: the intent names the content
+// a change leaves by its sum only (Later), and the done record that holds
+// it is written after Done returns: a process gone before that leaves a
+// pending intent, which Resolve settles with the content read from disk,
+// and the journal then gives it back as if the done record had held it.
+func TestADoneLostWithItsProcessIsFoundOnDisk(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "journal")
+	os.Mkdir(filepath.Join(base, "repo"), 0o755)
+	if out, err := helper(t, "lost-done", dir).Output(); err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	j := open(t, dir)
+	pending, err := j.Pending()
+	if err != nil || len(pending) != 1 {
+		t.Fatalf("pending: %+v, %v", pending, err)
+	}
+	in := pending[0]
+	a := in.Changes[0].After
+	if !a.Later || a.Data != nil {
+		t.Fatalf("the state after in the intent: later %t, %d bytes inline", a.Later, len(a.Data))
+	}
+	if _, err := j.Get(a.Sum); err == nil {
+		t.Fatal("the content the lost done record was to hold is in the journal")
+	}
+	p := filepath.Join(base, "repo", "f")
+	fi, _ := os.Lstat(p)
+	var found []byte
+	if !Matches(a, fi, func() ([]byte, error) { b, err := os.ReadFile(p); found = b; return b, err }) {
+		t.Fatal("the file does not hold the state after")
+	}
+	if err := j.Resolve(in.ID, true); err == nil {
+		t.Fatal("Resolve took an applied intent without the content it names by sum only")
+	}
+	if err := j.Resolve(in.ID, true, []byte("something else")); err == nil {
+		t.Fatal("Resolve took a content that is not the one named")
+	}
+	if err := j.Resolve(in.ID, true, found); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := open(t, dir).Changes(in.Checkpoint)
+	if err != nil || len(changes) != 1 || !bytes.Equal(changes[0].After.Data, found) || changes[0].After.Later {
+		t.Fatalf("the change, read by another: %d changes, %v", len(changes), err)
+	}
+	if b, err := j.Get(a.Sum); err != nil || !bytes.Equal(b, found) {
+		t.Fatalf("Get: %d bytes, %v", len(b), err)
 	}
 }

@@ -112,22 +112,23 @@ func (j *Journal) Prune(r Retention) (Pruned, error) {
 			case recIntent:
 				ci.open++
 				intentCp[rec.Intent] = ci
-				for _, c := range rec.Changes {
-					for _, st := range []State{c.Before, c.After} {
-						if st.Kind == File && st.Sum != emptySum {
-							ci.sums[st.Sum] = true
-							if st.Data != nil {
-								ci.data[st.Sum] = st.Data
-							}
-						}
-					}
-				}
 			case recDone, recAbort:
 				if in := intentCp[rec.Intent]; in != nil && in.open > 0 {
 					in.open--
 				}
 			case recEnd:
 				ci.ended = true
+			}
+			// The contents an intent or its done record holds, or names.
+			for _, c := range rec.Changes {
+				for _, st := range []State{c.Before, c.After} {
+					if st.Kind == File && st.Sum != emptySum {
+						ci.sums[st.Sum] = true
+						if st.Data != nil {
+							ci.data[st.Sum] = st.Data
+						}
+					}
+				}
 			}
 			return nil
 		})

@@ -23,8 +23,10 @@ type CheckpointInfo struct {
 }
 
 // scan reads the whole log, without the lock, and calls fn with each
-// record: a reader sees the records whole up to some moment.
+// record: a reader sees the records whole up to some moment, and every
+// one this process left for its tail.
 func (j *Journal) scan(fn func(r *record)) error {
+	j.tail.wait()
 	b, err := os.ReadFile(j.logPath())
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)

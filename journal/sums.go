@@ -40,13 +40,12 @@ func (l *lastContents) find(path string, content []byte) (prepared, bool) {
 	return prepared{}, false
 }
 
-// keep remembers p as path's last content, with a copy of its data (the
-// caller's may change).
+// keep remembers p as path's last content. Its data is kept as it is:
+// the caller gives a copy no one changes.
 func (l *lastContents) keep(path string, p prepared) {
 	if len(p.data)+len(p.body) > lastContentsMax/4 {
 		return
 	}
-	p.data = bytes.Clone(p.data)
 	n := len(p.data) + len(p.body)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -58,4 +57,21 @@ func (l *lastContents) keep(path string, p prepared) {
 	}
 	l.m[path] = p
 	l.size += n
+}
+
+// setBody gives path's last content, when it is still the one sum names,
+// its encoded form (see Checkpoint.Done).
+func (l *lastContents) setBody(path, sum string, body []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p, ok := l.m[path]
+	if !ok || p.sum != sum || p.body != nil {
+		return
+	}
+	if l.size+len(body) > lastContentsMax {
+		return
+	}
+	p.body = body
+	l.m[path] = p
+	l.size += len(body)
 }

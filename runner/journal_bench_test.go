@@ -64,6 +64,30 @@ func BenchmarkWrite4KiB(b *testing.B) {
 // file with 3 blocks, without and with its record (see paired): each edit
 // leaves a content never seen before, as a model's do.
 func BenchmarkEdit3Blocks100KiB(b *testing.B) {
+	paired(b, seedBig, edit3Blocks)
+}
+
+// BenchmarkEdit3Blocks100KiBBackToBack is BenchmarkEdit3Blocks100KiB's
+// journaled edits alone, one right after the other: each waits for what
+// the journal's tail (see journal.Flush) has left to do of the one
+// before, which an edit with a model's reply between does not.
+func BenchmarkEdit3Blocks100KiBBackToBack(b *testing.B) {
+	dir := b.TempDir()
+	seedBig(dir)
+	sb, err := sandbox.NewLocal(dir, sandbox.Limits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sb.Close()
+	p := pairbench.New(b)
+	for i := 0; b.Loop(); i++ {
+		p.Time(true, context.Background(), func(ctx context.Context) error { return edit3Blocks(ctx, sb, i) })
+	}
+	p.Report()
+}
+
+// seedBig writes big.go, 100 KiB of Go, in dir.
+func seedBig(dir string) {
 	var src strings.Builder
 	for i := 0; src.Len() < 100<<10-100; i++ {
 		if i%600 == 10 {
@@ -71,18 +95,20 @@ func BenchmarkEdit3Blocks100KiB(b *testing.B) {
 		}
 		fmt.Fprintf(&src, "func f%d(x int) int {\n\treturn x + %d\n}\n\n", i, i)
 	}
-	paired(b, func(dir string) {
-		if err := os.WriteFile(filepath.Join(dir, "big.go"), []byte(src.String()), 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}, func(ctx context.Context, sb *sandbox.Local, i int) error {
-		var body strings.Builder
-		for _, c := range "abc" {
-			fmt.Fprintf(&body, "<<<<<<< SEARCH\n// rev %c %d\n=======\n// rev %c %d\n>>>>>>> REPLACE\n", c, i, c, i+1)
-		}
-		_, err := sb.Edit(ctx, "big.go", []byte(body.String()))
-		return err
-	})
+	if err := os.WriteFile(filepath.Join(dir, "big.go"), []byte(src.String()), 0o644); err != nil {
+		panic(err)
+	}
+}
+
+// edit3Blocks is the i-th edit of big.go: three blocks, which leave a
+// content never seen before.
+func edit3Blocks(ctx context.Context, sb *sandbox.Local, i int) error {
+	var body strings.Builder
+	for _, c := range "abc" {
+		fmt.Fprintf(&body, "<<<<<<< SEARCH\n// rev %c %d\n=======\n// rev %c %d\n>>>>>>> REPLACE\n", c, i, c, i+1)
+	}
+	_, err := sb.Edit(ctx, "big.go", []byte(body.String()))
+	return err
 }
 
 // journaledRepo is a local sandbox on a repository of files files, and a

@@ -65,23 +65,26 @@ func (p *Pairs) Time(journaled bool, ctx context.Context, op func(context.Contex
 	p.d[k] = append(p.d[k], time.Since(start))
 }
 
-// Report reports each one's p50 and p95, the p50s' difference and ratio,
-// and the time the journal's Intend took on average (journal-µs: the
-// record made durable).
+// Report reports each one's p50 and p95 (of those timed: a benchmark may
+// time only journaled operations), the p50s' difference and ratio when
+// both were, and the time the journal's Intend took on average
+// (journal-µs: the record made durable).
 func (p *Pairs) Report() {
 	var p50 [2]float64
 	for k, name := range []string{"plain", "journaled"} {
 		d := p.d[k]
 		if len(d) == 0 {
-			return
+			continue
 		}
 		slices.Sort(d)
 		p50[k] = float64(d[len(d)/2].Microseconds())
 		p.b.ReportMetric(p50[k], name+"-p50-µs")
 		p.b.ReportMetric(float64(d[len(d)*95/100].Microseconds()), name+"-p95-µs")
 	}
-	p.b.ReportMetric(p50[1]-p50[0], "added-p50-µs")
-	p.b.ReportMetric(p50[1]/p50[0], "journaled/plain")
+	if p50[0] > 0 && p50[1] > 0 {
+		p.b.ReportMetric(p50[1]-p50[0], "added-p50-µs")
+		p.b.ReportMetric(p50[1]/p50[0], "journaled/plain")
+	}
 	if p.intents > 0 {
 		p.b.ReportMetric(float64(p.intend.Microseconds())/float64(p.intents), "journal-µs")
 	}
