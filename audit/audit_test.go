@@ -398,7 +398,7 @@ func TestLeftoverSegmentsAreMergedByTheNextReader(t *testing.T) {
 }
 
 func TestOlderVersionsStillDecodeAndVerify(t *testing.T) {
-	for _, v := range []byte{1, 2, 3} {
+	for _, v := range []byte{1, 2, 3, 4, 5} {
 		r := &Record{Time: time.Unix(1700000000, 0).UTC(), Session: "s", Seq: 1, Op: "exec", Target: "true", Outcome: OK, enc: v}
 		if v >= 2 {
 			r.Changes = "created a.go\n"
@@ -418,11 +418,11 @@ func TestOlderVersionsStillDecodeAndVerify(t *testing.T) {
 		}
 	}
 	n := &Record{Time: time.Unix(1700000000, 0).UTC(), Session: "s", Seq: 2, Op: "exec", Changes: "created a.go\nrefused .git: no\n", FrontEnd: "mcp", Client: "claude-code 2.1",
-		Target: "cfg/a.go", Resolved: "config/a.go"}
+		Target: "cfg/a.go", Resolved: "config/a.go", Network: "allowed proxy.golang.org:443 (142.250.1.1:443) sent 517 received 4096\nrefused other.example:443: not in exec.network_allow\n"}
 	n.seal()
 	b, _ := n.MarshalBinary()
 	var back Record
-	if err := back.UnmarshalBinary(b); err != nil || back.Changes != n.Changes || back.FrontEnd != "mcp" || back.Client != n.Client || back.Resolved != n.Resolved || back.computeHash() != n.Hash {
+	if err := back.UnmarshalBinary(b); err != nil || back.Changes != n.Changes || back.FrontEnd != "mcp" || back.Client != n.Client || back.Resolved != n.Resolved || back.Network != n.Network || back.computeHash() != n.Hash {
 		t.Fatalf("version %d round trip: %v %+v", version, err, back)
 	}
 	m := *n

@@ -22,8 +22,8 @@
 //
 // A key is 16 bytes: the record's time in big-endian Unix nanoseconds, a
 // 32-bit hash of its session and its sequence number in the session, so a
-// time range is a key range. A value starts with its encoding version (4;
-// versions 1 to 3, which lack later fields, still decode and verify), then
+// time range is a key range. A value starts with its encoding version (6;
+// versions 1 to 5, which lack later fields, still decode and verify), then
 // the fields in a fixed binary order (see Record.MarshalBinary).
 //
 // # The chain
@@ -137,6 +137,11 @@ type Record struct {
 	// changes were recorded in (journal.enabled), or an undo's own; 0 for
 	// none and in records before version 5.
 	Checkpoint uint64
+	// Network is every connection an exec asked the egress proxy for
+	// (exec.network: allowlist), one a line: "allowed HOST:PORT (ADDR)
+	// sent N received M" or "refused HOST:PORT: why"; "" for none and in
+	// records before version 6.
+	Network string
 
 	Prev [32]byte
 	Hash [32]byte
@@ -145,9 +150,9 @@ type Record struct {
 }
 
 // version is the encoding of new records; versions 1 (no Changes), 2 (no
-// FrontEnd or Client), 3 (no Resolved or HostTools) and 4 (no
-// Checkpoint) still decode and verify.
-const version = 5
+// FrontEnd or Client), 3 (no Resolved or HostTools), 4 (no Checkpoint)
+// and 5 (no Network) still decode and verify.
+const version = 6
 
 // Key returns the record's key.
 func (r *Record) Key() []byte {
@@ -169,7 +174,7 @@ func timeKey(t time.Time) []byte {
 
 // body encodes every field but Hash.
 func (r *Record) body() []byte {
-	b := make([]byte, 0, 128+len(r.Session)+len(r.Repo)+len(r.Target)+len(r.Changes)+len(r.FrontEnd)+len(r.Client)+len(r.Resolved)+len(r.HostTools))
+	b := make([]byte, 0, 128+len(r.Session)+len(r.Repo)+len(r.Target)+len(r.Changes)+len(r.FrontEnd)+len(r.Client)+len(r.Resolved)+len(r.HostTools)+len(r.Network))
 	v := r.enc
 	if v == 0 {
 		v = version
@@ -208,6 +213,10 @@ func (r *Record) body() []byte {
 	}
 	if v >= 5 {
 		b = binary.AppendUvarint(b, r.Checkpoint)
+	}
+	if v >= 6 {
+		b = binary.AppendUvarint(b, uint64(len(r.Network)))
+		b = append(b, r.Network...)
 	}
 	return append(b, r.Prev[:]...)
 }
@@ -250,6 +259,9 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 	}
 	if v >= 5 {
 		r.Checkpoint = d.uvarint()
+	}
+	if v >= 6 {
+		r.Network = d.string()
 	}
 	copy(r.Prev[:], d.bytes(32))
 	copy(r.Hash[:], d.bytes(32))

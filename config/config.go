@@ -25,6 +25,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/llm-runtime/llm-runtime/egress"
 )
 
 // FileName is the name of the configuration file in a repository root.
@@ -167,6 +169,10 @@ type Exec struct {
 	// of it is applied.
 	MaxChanges int
 	MaxDepth   int
+	// Network is "none" (no network at all) or "allowlist": connections
+	// through the egress proxy to NetworkAllow's destinations only.
+	Network      string
+	NetworkAllow []egress.Rule
 }
 
 // Pool holds the settings of the container pooling guide.
@@ -315,6 +321,10 @@ func (c *Config) Validate() error {
 	if p.StartupContainers > p.Size {
 		return &Error{Source: c.origin["container_pool.startup_containers"], Key: "container_pool.startup_containers",
 			Msg: fmt.Sprintf("is %d, more than container_pool.size (%d)", p.StartupContainers, p.Size)}
+	}
+	if c.Exec.Network == "allowlist" && len(c.Exec.NetworkAllow) == 0 {
+		return &Error{Source: c.origin["exec.network"], Key: "exec.network",
+			Msg: "is allowlist, but exec.network_allow lists nothing: name the hosts commands may reach (proxy.golang.org, *.pypi.org:443), or set exec.network: none"}
 	}
 	return nil
 }

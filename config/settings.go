@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llm-runtime/llm-runtime/egress"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
@@ -277,6 +278,31 @@ var settings = []Setting{
 		Doc: "the deepest path, in directories, a command may make for its changes to be applied (exec.writable); past it none is, and the command answers RESOURCE_LIMIT with its output",
 		set: func(c *Config, v string) error { return intIn(&c.Exec.MaxDepth, v, 1, 2048) },
 		get: func(c *Config) string { return strconv.Itoa(c.Exec.MaxDepth) },
+	},
+	{
+		Key: "exec.network", Default: "none",
+		Doc: "a command's network: none (the container has no network interface at all) or allowlist (still none, but HTTP_PROXY and HTTPS_PROXY name a proxy the agent carries to llm-runtime, which lets through only CONNECT and plain HTTP to exec.network_allow's hosts, resolving them itself, never to a private or loopback address unless listed by address, never reading TLS; every connection audited and summed up in the result)",
+		set: func(c *Config, v string) error { return oneOf(&c.Exec.Network, v, "none", "allowlist") },
+		get: func(c *Config) string { return c.Exec.Network },
+	},
+	{
+		Key: "exec.network_allow", Default: "", List: true,
+		Doc: "the destinations of exec.network allowlist: host names (proxy.golang.org), \"*.\" and a domain for its subdomains (*.pypi.org, not pypi.org itself), each with :PORT for that port alone (else 443 and 80), or an IP address (127.0.0.1:8080) to allow that address even when private or loopback; see docs/exec.md for the presets of Go, PyPI, npm and crates.io",
+		set: func(c *Config, v string) error {
+			rules, err := egress.ParseRules(splitList(v))
+			if err != nil {
+				return err
+			}
+			c.Exec.NetworkAllow = rules
+			return nil
+		},
+		get: func(c *Config) string {
+			var s []string
+			for _, r := range c.Exec.NetworkAllow {
+				s = append(s, r.String())
+			}
+			return strings.Join(s, ",")
+		},
 	},
 	{
 		Key: "exec.state_dir", Default: "",

@@ -46,6 +46,8 @@ var changed = map[string]string{
 	"exec.max_changes":                      "500",
 	"exec.max_depth":                        "12",
 	"exec.state_dir":                        "/tmp/a dir: with # signs",
+	"exec.network":                          "allowlist",
+	"exec.network_allow":                    "proxy.golang.org,*.pypi.org:8443,127.0.0.1:9000,[::1]:8443",
 	"audit.enabled":                         "false",
 	"audit.dir":                             "~",
 	"journal.enabled":                       "true",

@@ -47,7 +47,7 @@ func ParseRules(entries []string) ([]Rule, error) {
 	for _, e := range entries {
 		r, err := parseRule(e)
 		if err != nil {
-			return nil, fmt.Errorf("exec.network_allow: %q: %w", e, err)
+			return nil, fmt.Errorf("%q: %w", e, err)
 		}
 		rules = append(rules, r)
 	}
@@ -101,6 +101,21 @@ func validName(s string) bool {
 		}
 	}
 	return true
+}
+
+// String is the rule as exec.network_allow spells it.
+func (r Rule) String() string {
+	h := r.Host
+	switch {
+	case r.Addr.IsValid():
+		h = r.Addr.String()
+	case r.Wildcard:
+		h = "*." + h
+	}
+	if r.Port == 0 {
+		return h
+	}
+	return net.JoinHostPort(h, strconv.Itoa(r.Port))
 }
 
 // portOK says whether a rule allows port.

@@ -140,6 +140,9 @@ func (p *Proxy) connect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer src.Close()
+	// The request's context ends the tunnel (the command is over).
+	stop := context.AfterFunc(r.Context(), func() { src.Close(); dst.Close() })
+	defer stop()
 	if _, err := io.WriteString(src, "HTTP/1.1 200 Connection Established\r\n\r\n"); err != nil {
 		c.Reason = err.Error()
 		p.report(c)

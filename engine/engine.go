@@ -20,6 +20,7 @@ import (
 
 	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/config"
+	"github.com/llm-runtime/llm-runtime/egress"
 	"github.com/llm-runtime/llm-runtime/internal/proc"
 	"github.com/llm-runtime/llm-runtime/journal"
 	"github.com/llm-runtime/llm-runtime/pool"
@@ -434,6 +435,15 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 			MaxChanges: x.MaxChanges, MaxDepth: x.MaxDepth, CopyMaxSize: cfg.SandboxCopyMaxSize,
 			Has: xi.Has,
 		}
+		network := "no network"
+		if x.Network == "allowlist" {
+			opts.Exec.Network = &egress.Proxy{Policy: egress.Policy{Rules: x.NetworkAllow}}
+			var names []string
+			for _, r := range x.NetworkAllow {
+				names = append(names, r.String())
+			}
+			network = "network to " + strings.Join(names, ", ") + " only, through the egress proxy"
+		}
 		mode, shell := "changes discarded", "no shell"
 		if x.Writable {
 			mode = "changes applied through the rules of <write>"
@@ -445,7 +455,7 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 		if x.Runtime != "" {
 			runtime = ", runtime " + x.Runtime
 		}
-		logf("Exec enabled: true (container mode: a fresh container of %s per command%s, on a copy of the repository, %s, %s, timeout %s)", x.Image, runtime, mode, shell, x.Timeout)
+		logf("Exec enabled: true (container mode: a fresh container of %s per command%s, on a copy of the repository, %s, %s, %s, timeout %s)", x.Image, runtime, mode, shell, network, x.Timeout)
 	} else {
 		logf("Exec enabled: false (exec.enabled is false; --exec turns it on)")
 	}

@@ -74,6 +74,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -237,6 +239,7 @@ func (t *Text) Result(r *Result) error {
 			fmt.Fprintf(w, "Exit code: %d\n", e.ExitCode)
 			fmt.Fprintf(w, "Duration: %.2fs\n", e.Duration.Seconds())
 			changes(w, e)
+			network(w, e)
 			w.WriteString("Output:\n")
 			block(w, e.Output, "END EXEC")
 		}
@@ -358,6 +361,7 @@ func (t *Text) Result(r *Result) error {
 		fmt.Fprintf(w, "Exit code: %d\n", e.ExitCode)
 		fmt.Fprintf(w, "Duration: %.2fs\n", e.Duration.Seconds())
 		changes(w, e)
+		network(w, e)
 		w.WriteString("Output:\n")
 		block(w, e.Output, "END EXEC")
 	}
@@ -409,6 +413,40 @@ func changes(w *bufio.Writer, e *sandbox.ExecResult) {
 	if more := total - min(len(cs), maxChangeLines); more > 0 {
 		fmt.Fprintf(w, "  ... and %d more\n", more)
 	}
+}
+
+// network sums up the connections an exec asked the egress proxy for:
+//
+//	Network: 3 connections to proxy.golang.org:443; 1 refused: other.example:443 (not in exec.network_allow)
+func network(w *bufio.Writer, e *sandbox.ExecResult) {
+	if len(e.Network) == 0 {
+		return
+	}
+	var allowed, refused []string
+	n, seen := 0, map[string]bool{}
+	for _, c := range e.Network {
+		hp := net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
+		if c.Allowed {
+			n++
+			if !seen[hp] {
+				seen[hp] = true
+				allowed = append(allowed, hp)
+			}
+			continue
+		}
+		if !seen["refused "+hp] {
+			seen["refused "+hp] = true
+			refused = append(refused, hp+" ("+c.Reason+")")
+		}
+	}
+	var parts []string
+	if n > 0 {
+		parts = append(parts, fmt.Sprintf("%d %s to %s", n, plural(n, "connection", "connections"), strings.Join(allowed, ", ")))
+	}
+	if r := len(e.Network) - n; r > 0 {
+		parts = append(parts, fmt.Sprintf("%d refused: %s", r, strings.Join(refused, ", ")))
+	}
+	fmt.Fprintf(w, "Network: %s\n", parser.Printable(strings.Join(parts, "; ")))
 }
 
 // list prints a listing: a line per entry, its path from the root (a
@@ -733,6 +771,9 @@ type Record struct {
 	Changes []sandbox.Change `json:"changes,omitempty"`
 	// ChangesOmitted counts, by action, the changes past the 1,000 listed.
 	ChangesOmitted map[string]int `json:"changes_omitted,omitempty"`
+	// Network is every connection an exec asked the egress proxy for
+	// (exec.network: allowlist).
+	Network []sandbox.NetConn `json:"network,omitempty"`
 	// Error is why the command failed, when OK is false.
 	Error *Error `json:"error,omitempty"`
 }
@@ -841,7 +882,7 @@ func (j *JSONL) Result(r *Result) error {
 		}
 	case r.Exec != nil:
 		out := string(bytes.ToValidUTF8(r.Exec.Output, []byte("\uFFFD")))
-		rec.ExitCode, rec.Output, rec.Changes, rec.ChangesOmitted = &r.Exec.ExitCode, &out, r.Exec.Changes, r.Exec.Omitted
+		rec.ExitCode, rec.Output, rec.Changes, rec.ChangesOmitted, rec.Network = &r.Exec.ExitCode, &out, r.Exec.Changes, r.Exec.Omitted, r.Exec.Network
 	}
 	enc := json.NewEncoder(j.w)
 	enc.SetEscapeHTML(false)

@@ -360,6 +360,9 @@ func (r *Runner) record(res *output.Result, t *sandbox.Timing, gi guestInfo) *au
 		for _, c := range res.Exec.Changes {
 			rec.HostTools += hostToolLine(c.Path, c.HostTool)
 		}
+		for _, c := range res.Exec.Network {
+			rec.Network += c.String() + "\n"
+		}
 	case res.Search != nil:
 		for _, m := range res.Search.Matches {
 			rec.BytesOut += int64(len(m.Path) + len(m.Text))

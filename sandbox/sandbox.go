@@ -29,7 +29,9 @@ import (
 	"fmt"
 	"io/fs"
 	"iter"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -413,6 +415,36 @@ type ExecResult struct {
 	// Omitted counts, by action, the changes left out of Changes, which
 	// lists at most MaxListedChanges (refusals first).
 	Omitted map[string]int
+	// Network is every connection the command asked the egress proxy for
+	// (exec.network: allowlist), in the order they ended.
+	Network []NetConn
+}
+
+// NetConn is one connection a command asked the egress proxy for.
+type NetConn struct {
+	Host    string `json:"host"` // as the command named it
+	Port    int    `json:"port"`
+	Allowed bool   `json:"allowed"`
+	Reason  string `json:"reason,omitempty"` // why it was refused, or failed once allowed
+	Addr    string `json:"addr,omitempty"`   // the address connected to, when allowed
+	// Sent and Received count the bytes to the destination and from it.
+	Sent     int64 `json:"sent"`
+	Received int64 `json:"received"`
+}
+
+// String is the connection as the audit log's Network has it, a line:
+// "allowed HOST:PORT (ADDR) sent N received M" or "refused HOST:PORT:
+// REASON".
+func (c NetConn) String() string {
+	hp := net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
+	if !c.Allowed {
+		return "refused " + hp + ": " + c.Reason
+	}
+	s := fmt.Sprintf("allowed %s (%s) sent %d received %d", hp, c.Addr, c.Sent, c.Received)
+	if c.Reason != "" {
+		s += ": " + c.Reason
+	}
+	return s
 }
 
 // MaxListedChanges is how many changes an ExecResult lists.

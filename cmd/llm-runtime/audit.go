@@ -456,6 +456,7 @@ type recordJSON struct {
 	FrontEnd    string `json:"front_end,omitempty"`  // filter or mcp
 	Client      string `json:"client,omitempty"`     // the MCP client's name and version
 	Checkpoint  uint64 `json:"checkpoint,omitempty"` // the journal's checkpoint of its changes
+	Network     string `json:"network,omitempty"`    // an exec's connections through the egress proxy, one a line
 	Hash        string `json:"hash"`
 }
 
@@ -464,7 +465,7 @@ func jsonRecord(r *audit.Record) recordJSON {
 		Time: r.Time.Format(time.RFC3339Nano), Session: r.Session, Seq: r.Seq, Repo: r.Repo, Op: r.Op, Target: r.Target, Resolved: r.Resolved,
 		Outcome: r.Outcome, Code: r.Code, BytesIn: r.BytesIn, BytesOut: r.BytesOut, LatencyNS: int64(r.Latency),
 		WaitNS: int64(r.Wait), PolicyNS: int64(r.Policy), SandboxNS: int64(r.Sandbox), TransformNS: int64(r.Transform),
-		Container: r.Container, Pooled: r.Pooled, Decider: r.Decider, Reason: r.Reason, Changes: r.Changes, HostTools: r.HostTools, FrontEnd: r.FrontEnd, Client: r.Client, Checkpoint: r.Checkpoint, Hash: hex.EncodeToString(r.Hash[:]),
+		Container: r.Container, Pooled: r.Pooled, Decider: r.Decider, Reason: r.Reason, Changes: r.Changes, HostTools: r.HostTools, FrontEnd: r.FrontEnd, Client: r.Client, Checkpoint: r.Checkpoint, Network: r.Network, Hash: hex.EncodeToString(r.Hash[:]),
 	}
 }
 
@@ -499,13 +500,13 @@ func printRecords(w io.Writer, format string, recs []*audit.Record) error {
 	case "csv":
 		cw := csv.NewWriter(w)
 		cw.Write([]string{"time", "session", "seq", "repo", "op", "target", "outcome", "code", "bytes_in", "bytes_out", "latency_ns", "wait_ns", "sandbox_ns", "container", "pooled",
-			"policy_ns", "transform_ns", "decider", "reason", "changes", "front_end", "client", "resolved", "host_tools", "hash"})
+			"policy_ns", "transform_ns", "decider", "reason", "changes", "front_end", "client", "resolved", "host_tools", "network", "hash"})
 		p := parser.Printable
 		for _, r := range recs {
 			cw.Write([]string{r.Time.Format(time.RFC3339Nano), p(r.Session), strconv.FormatUint(r.Seq, 10), p(r.Repo), p(r.Op), p(r.Target), p(r.Outcome), p(r.Code),
 				strconv.FormatInt(r.BytesIn, 10), strconv.FormatInt(r.BytesOut, 10), strconv.FormatInt(int64(r.Latency), 10),
 				strconv.FormatInt(int64(r.Wait), 10), strconv.FormatInt(int64(r.Sandbox), 10), p(r.Container), strconv.FormatBool(r.Pooled),
-				strconv.FormatInt(int64(r.Policy), 10), strconv.FormatInt(int64(r.Transform), 10), p(r.Decider), p(r.Reason), p(r.Changes), p(r.FrontEnd), p(r.Client), p(r.Resolved), p(r.HostTools), hex.EncodeToString(r.Hash[:])})
+				strconv.FormatInt(int64(r.Policy), 10), strconv.FormatInt(int64(r.Transform), 10), p(r.Decider), p(r.Reason), p(r.Changes), p(r.FrontEnd), p(r.Client), p(r.Resolved), p(r.HostTools), p(r.Network), hex.EncodeToString(r.Hash[:])})
 		}
 		cw.Flush()
 		return cw.Error()

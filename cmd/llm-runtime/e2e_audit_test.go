@@ -32,6 +32,8 @@ type auditLine struct {
 	Client    string `json:"client"`
 	// Checkpoint is the journal's checkpoint of the operation's changes.
 	Checkpoint int `json:"checkpoint"`
+	// Network is an exec's connections through the egress proxy.
+	Network string `json:"network"`
 }
 
 func auditOf(t *testing.T, dir string, args ...string) []auditLine {

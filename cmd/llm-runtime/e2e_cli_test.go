@@ -151,7 +151,7 @@ func TestE2EVerboseSaysWhatThePoolAndExecAreDoing(t *testing.T) {
 	env := dockertest.Require(t)
 	img := dockertest.RequireExecImage(t, env)
 	x := runBinary(t, dir, "", nil, "-v", "--exec")
-	if !strings.Contains(x.stderr, "\nExec enabled: true (container mode: a fresh container of "+img+" per command, on a copy of the repository, changes discarded, no shell, timeout 30s)\n") {
+	if !strings.Contains(x.stderr, "\nExec enabled: true (container mode: a fresh container of "+img+" per command, on a copy of the repository, changes discarded, no shell, no network, timeout 30s)\n") {
 		t.Errorf("--exec:\n%s", x.stderr)
 	}
 }

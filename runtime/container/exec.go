@@ -14,6 +14,7 @@ import (
 
 	"github.com/moby/moby/api/types/mount"
 
+	"github.com/llm-runtime/llm-runtime/egress"
 	"github.com/llm-runtime/llm-runtime/pool"
 	"github.com/llm-runtime/llm-runtime/runtime/container/agent"
 	"github.com/llm-runtime/llm-runtime/sandbox"
@@ -51,6 +52,14 @@ type ExecOptions struct {
 	// (ExecImage.Has): a command whose program it has not is refused
 	// before a container starts. Nil: every program is taken to be there.
 	Has func(program string) bool
+	// Network, set for exec.network allowlist, is the egress proxy each
+	// command's connections go through (its Policy, and for tests its
+	// Resolver and Dial; OnConn is set per command). The container still
+	// has no network interface: the agent listens on its loopback and
+	// carries each connection over a unix socket in the agent's socket
+	// directory to this process, which serves the proxy there. Nil: no
+	// network at all.
+	Network *egress.Proxy
 }
 
 // GVisorPIDs is what an exec container under gVisor (runsc) may hold
@@ -200,6 +209,8 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 		AgentArgs: []string{"--reserve-threads", "12"},
 		Tmpfs:     "rw,nosuid,nodev,exec,size=" + strconv.FormatInt(o.TmpSize, 10),
 		Runtime:   o.Runtime,
+		// The egress proxy's socket is in the agent's socket directory.
+		Socket: o.Network != nil,
 	}
 	fail := func(err error) (*execRunner, error) {
 		m.Close()
@@ -373,13 +384,23 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 			return nil, err
 		}
 	}
-	rep, out, err := c.Exec(hctx, agent.ExecRequest{
+	req := agent.ExecRequest{
 		Argv:      argv,
 		Dir:       "/workspace",
 		TimeoutMS: timeout.Milliseconds(),
 		MaxOutput: x.opts.MaxOutput,
 		Env:       execCacheEnv,
-	})
+	}
+	var egr *egressServer
+	if x.opts.Network != nil {
+		if egr, err = serveEgress(hctx, c, *x.opts.Network); err != nil {
+			r.Destroy()
+			return nil, err
+		}
+		defer egr.close()
+		req.Proxy = filepath.Join(agent.SocketDir, agent.EgressSocket)
+	}
+	rep, out, err := c.Exec(hctx, req)
 	alone := rep != nil && rep.Alone
 	if !alone {
 		// The agent could not vouch that nothing runs on: wait until the
@@ -414,6 +435,9 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 	}
 	res := &sandbox.ExecResult{ExitCode: -1}
 	res.Changes, res.Omitted = sandbox.ListChanges(changes)
+	if egr != nil {
+		res.Network = egr.close()
+	}
 	// A command that did not come back has no exit code or output to
 	// show; its changes, if any, are shown all the same.
 	partial := res

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,11 @@ type ExecRequest struct {
 	MaxOutput int64    `json:"max_output"`
 	// Env is set over the image's own environment (NAME=value).
 	Env []string `json:"env,omitempty"`
+	// Proxy, when set, is the unix socket (in SocketDir: EgressSocket)
+	// of the host's egress proxy: the agent listens on the container's
+	// loopback for the command's connections, carries each to it, and
+	// sets HTTP_PROXY, HTTPS_PROXY and NO_PROXY to that listener.
+	Proxy string `json:"proxy,omitempty"`
 }
 
 // ExecReply is the result of an exec; the output is the frame's body.
@@ -90,9 +96,18 @@ func runExec(req ExecRequest) (ExecReply, []byte, error) {
 		timeout = 30 * time.Second
 	}
 	out := &capped{max: req.MaxOutput}
+	env := req.Env
+	if req.Proxy != "" {
+		eg, err := startEgress(req.Proxy)
+		if err != nil {
+			return ExecReply{}, nil, fmt.Errorf("the network proxy: %v", err)
+		}
+		defer eg.Close() // after every process of the command is gone (reapAll)
+		env = append(slices.Clone(env), eg.env()...)
+	}
 	cmd := exec.Command(req.Argv[0], req.Argv[1:]...)
 	cmd.Dir = req.Dir
-	cmd.Env = execEnv(os.Environ(), req.Env)
+	cmd.Env = execEnv(os.Environ(), env)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// A background process that keeps the output pipe open must not hold
