@@ -220,10 +220,16 @@ func (b imageBuildCmd) Run(e env) error {
 		return nil
 	case "go":
 		ref := cmp.Or(b.Tag, container.GoImageName)
+		// This binary's agent compiles the image's standard library
+		// through its cache program (the image's seed).
+		self, err := os.Executable()
+		if err != nil {
+			return fail(exitSandbox, "the path of this llm-runtime: %v", err)
+		}
 		if b.Force {
-			img, err = d.BuildGoImage(e.ctx, goroot, b.Busybox, ref)
+			img, err = d.BuildGoImage(e.ctx, goroot, b.Busybox, self, ref)
 		} else {
-			img, stale, err = d.EnsureGoImage(e.ctx, goroot, b.Busybox, ref)
+			img, stale, err = d.EnsureGoImage(e.ctx, goroot, b.Busybox, self, ref)
 		}
 		if err != nil {
 			return fail(exitSandbox, "%v", err)

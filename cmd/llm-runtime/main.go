@@ -30,6 +30,7 @@ import (
 	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/engine"
+	"github.com/llm-runtime/llm-runtime/gocache"
 	"github.com/llm-runtime/llm-runtime/output"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/runtime/container/agent"
@@ -612,6 +613,10 @@ type agentCmd struct {
 	Lease     time.Duration `help:"Exit this long after the last request (the first starts it), for a transport that does not close the agent's input when the host goes away (a Kubernetes pod's); 0: never."`
 	Listen    bool          `help:"Serve sessions on the agent's socket, not on standard input (a Kubernetes pod: its input and output are the pod's attach and log): the first connection to send a secret claims the agent, later ones must send the same. Needs --lease."`
 	Connect   bool          `help:"Relay standard input and output to the agent's socket (what the host execs in a Kubernetes pod to reach its agent) and exit when either ends."`
+	// The Go build cache program an exec command's go runs (GOCACHEPROG).
+	GoCacheProg bool   `name:"gocacheprog" help:"Serve go's cache program protocol on standard input and output (GOCACHEPROG): the cache at --gocache-dir, over the read-only --gocache-base."`
+	GoCacheBase string `name:"gocache-base" placeholder:"DIR" help:"A read-only build cache read under --gocache-dir's (an exec image's precompiled standard library)."`
+	GoCacheDir  string `name:"gocache-dir" placeholder:"DIR" help:"The build cache go writes, in GOCACHE's layout."`
 }
 
 func (a agentCmd) Run(e env) error {
@@ -623,6 +628,13 @@ func (a agentCmd) Run(e env) error {
 	}
 	if a.Own != "" {
 		return ownWorkspace(a.Workspace, a.Own)
+	}
+	if a.GoCacheProg {
+		c := &gocache.Cache{Base: a.GoCacheBase, Dir: a.GoCacheDir}
+		if err := c.Serve(e.stdin, e.stdout); err != nil {
+			return fail(exitSandbox, "agent --gocacheprog: %v", err)
+		}
+		return nil
 	}
 	if a.Install != "" {
 		if err := agent.Install(a.Install); err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -52,6 +53,11 @@ type ExecOptions struct {
 	// (ExecImage.Has): a command whose program it has not is refused
 	// before a container starts. Nil: every program is taken to be there.
 	Has func(program string) bool
+	// GoSeed is the image's precompiled standard library (ExecImage's):
+	// when set, each command's go gets GOCACHEPROG, the agent's cache
+	// program, which reads it and writes what go compiles into the
+	// repository's own build cache. "": go uses that cache alone.
+	GoSeed string
 	// Network, set for exec.network allowlist, is the egress proxy each
 	// command's connections go through (its Policy, and for tests its
 	// Resolver and Dial; OnConn is set per command). The container still
@@ -130,6 +136,7 @@ type execRunner struct {
 	tree    *sandbox.Workspace
 	checked bool // the copy was checked (prepare); held by turn
 	idle    *resting
+	env     []string // each command's environment, over the image's
 }
 
 // restAfter is how long a copy is left idle before its inotify watches
@@ -172,7 +179,7 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 		return nil, err
 	}
 	m.SetBounds(sandbox.Bounds{MaxChanges: o.MaxChanges, MaxDepth: o.MaxDepth, MaxSize: cmp.Or(o.CopyMaxSize, DefaultCopyMaxSize)})
-	x := &execRunner{opts: o, white: whitelist.New(o.Whitelist), ws: ws, mirror: m, turn: make(chan struct{}, 1)}
+	x := &execRunner{opts: o, white: whitelist.New(o.Whitelist), ws: ws, mirror: m, turn: make(chan struct{}, 1), env: execCacheEnv}
 	pids := o.PIDs
 	if o.Runtime != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -217,6 +224,7 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 		ws.Close()
 		return nil, err
 	}
+	agentPath := agentMount
 	if o.Copy != "" {
 		// Copy mode: the copy goes to a volume of its own through each
 		// command's container, and what the command changed comes back
@@ -245,12 +253,19 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 		}
 		spec.Workspace, spec.Volume, spec.Agent = "", x.replica.volume, ""
 		spec.Mounts = []mount.Mount{{Type: mount.TypeVolume, Source: cache, Target: CacheMount}}
+		agentPath = agentVolumeMount + "/llm-runtime"
 	} else {
 		cache := filepath.Join(base, "cache")
 		if err := os.MkdirAll(cache, 0o700); err != nil {
 			return fail(fmt.Errorf("exec's state: %v", err))
 		}
 		spec.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: cache, Target: CacheMount}}
+	}
+	if o.GoSeed != "" {
+		// The agent's cache program layers the image's seed under the
+		// repository's own build cache (package gocache's layout, beside
+		// GOCACHE, which go still uses for its test results).
+		x.env = append(slices.Clone(execCacheEnv), "GOCACHEPROG="+agentPath+" agent --gocacheprog --gocache-base="+o.GoSeed+" --gocache-dir="+CacheMount+"/go-prog")
 	}
 	p, err := pool.New(pool.Config[*Container]{
 		Create:  func(ctx context.Context) (*Container, error) { return d.Start(ctx, spec) },
@@ -389,7 +404,7 @@ func (x *execRunner) run(ctx context.Context, line string) (*sandbox.ExecResult,
 		Dir:       "/workspace",
 		TimeoutMS: timeout.Milliseconds(),
 		MaxOutput: x.opts.MaxOutput,
-		Env:       execCacheEnv,
+		Env:       x.env,
 	}
 	var egr *egressServer
 	if x.opts.Network != nil {

@@ -77,6 +77,10 @@ type ExecImage struct {
 	// the official language images in its environment (GOLANG_VERSION,
 	// PYTHON_VERSION, NODE_VERSION, RUST_VERSION, JAVA_VERSION).
 	Toolchains []string
+	// GoSeed is the directory of its precompiled standard library
+	// (LabelGoSeed: the Go image's GoSeed), which a command's go reads
+	// through the agent's cache program; "" for none, and unless Ours.
+	GoSeed string
 
 	found map[string]bool // program name (or path) -> on the PATH
 }
@@ -182,6 +186,9 @@ func (d *Docker) InspectExecImage(ctx context.Context, ref string, programs []st
 		x.Recommended = parseRecommended(labels[LabelRecommended])
 		if v := labels[LabelGo]; v != "" {
 			x.Toolchains = append(x.Toolchains, v)
+		}
+		if v := labels[LabelGoSeed]; path.IsAbs(v) {
+			x.GoSeed = path.Clean(v)
 		}
 	}
 	if list, ok := labels[LabelPrograms]; x.Ours && ok {

@@ -40,6 +40,17 @@ var GoRecommended = [][2]string{{"exec.timeout", "5m"}, {"exec.memory", "1GiB"}}
 // goRoot is where the Go exec image holds the Go installation.
 const goRoot = "/usr/local/go"
 
+// GoSeed is where the Go exec image holds its seed: the standard library
+// compiled, a build cache in package gocache's layout, read-only.
+// A command's go reads it through the agent's cache program (GOCACHEPROG,
+// see package gocache), and writes what it compiles into its repository's
+// own cache: a new repository's first go test compiles its module and
+// its dependencies, not the standard library. LabelGoSeed names it.
+const GoSeed = "/usr/local/go-seed"
+
+// LabelGoSeed, on an exec image, is the directory of its seed (GoSeed).
+const LabelGoSeed = "io.llm-runtime.go-seed"
+
 // goParts are what the image takes of a Go installation: the go command
 // and its tools, the standard library's sources, which every build
 // compiles (into GOCACHE), and its data; not test/, api/, doc/ and misc/
@@ -136,7 +147,7 @@ func goVersion(root string) (string, error) {
 // it is missing or was built from another Go version or busybox (its
 // LabelGo or LabelBusybox differ). stale says that it was there but built
 // from another; img.Created, that it was built now.
-func (d *Docker) EnsureGoImage(ctx context.Context, goroot, busybox, ref string) (img Image, stale bool, err error) {
+func (d *Docker) EnsureGoImage(ctx context.Context, goroot, busybox, prog, ref string) (img Image, stale bool, err error) {
 	src, err := readGoSource(goroot, busybox)
 	if err != nil {
 		return Image{}, false, err
@@ -145,10 +156,10 @@ func (d *Docker) EnsureGoImage(ctx context.Context, goroot, busybox, ref string)
 	if err != nil {
 		return Image{}, false, err
 	}
-	if found && labels[LabelGo] == src.version && labels[LabelBusybox] == sum(src.busybox) {
+	if found && labels[LabelGo] == src.version && labels[LabelBusybox] == sum(src.busybox) && labels[LabelGoSeed] == GoSeed {
 		return Image{Ref: ref, ID: id}, false, nil
 	}
-	img, err = d.buildGo(ctx, src, ref)
+	img, err = d.buildGo(ctx, src, prog, ref)
 	return img, found, err
 }
 
@@ -158,15 +169,15 @@ func (d *Docker) EnsureGoImage(ctx context.Context, goroot, busybox, ref string)
 // (see goParts), with goEnv for its environment. The image records the Go
 // version in LabelGo and the busybox's SHA-256 in LabelBusybox. The build
 // context (~250 MB) is streamed as it is read, never held in memory.
-func (d *Docker) BuildGoImage(ctx context.Context, goroot, busybox, ref string) (Image, error) {
+func (d *Docker) BuildGoImage(ctx context.Context, goroot, busybox, prog, ref string) (Image, error) {
 	src, err := readGoSource(goroot, busybox)
 	if err != nil {
 		return Image{}, err
 	}
-	return d.buildGo(ctx, src, ref)
+	return d.buildGo(ctx, src, prog, ref)
 }
 
-func (d *Docker) buildGo(ctx context.Context, src goSource, ref string) (Image, error) {
+func (d *Docker) buildGo(ctx context.Context, src goSource, prog, ref string) (Image, error) {
 	var gobin []string
 	if des, err := os.ReadDir(filepath.Join(src.goroot, "bin")); err == nil {
 		for _, de := range des {
@@ -175,9 +186,17 @@ func (d *Docker) buildGo(ctx context.Context, src goSource, ref string) (Image, 
 			}
 		}
 	}
+	seed, err := os.MkdirTemp("", "llm-runtime-go-seed-")
+	if err != nil {
+		return Image{}, err
+	}
+	defer os.RemoveAll(seed)
+	if err := compileSeed(ctx, src.goroot, prog, seed); err != nil {
+		return Image{}, fmt.Errorf("building %s: %v", ref, err)
+	}
 	dockerfile := "FROM scratch\nCOPY rootfs/ /\nENV " + goEnv + "\nCMD [\"/bin/sh\"]\n" +
 		d.labelStep(map[string]string{LabelRole: "exec", LabelGo: src.version, LabelBusybox: sum(src.busybox),
-			LabelPrograms: busyboxPrograms(src.applets, gobin...), LabelRecommended: FormatRecommended(GoRecommended)})
+			LabelPrograms: busyboxPrograms(src.applets, gobin...), LabelRecommended: FormatRecommended(GoRecommended), LabelGoSeed: GoSeed})
 	// The context's own error, if writing it fails, says more than what
 	// Docker makes of a request cut short.
 	werr := make(chan error, 1)
@@ -188,6 +207,9 @@ func (d *Docker) buildGo(ctx context.Context, src goSource, ref string) (Image, 
 		}
 		if err == nil {
 			err = addGoRoot(tw, src.goroot)
+		}
+		if err == nil {
+			err = addTree(tw, "rootfs"+GoSeed, seed)
 		}
 		werr <- err
 		return err
@@ -243,6 +265,65 @@ func addGoRoot(tw *tar.Writer, root string) error {
 		}
 	}
 	return nil
+}
+
+// compileSeed compiles the standard library with the Go installation at
+// goroot, as the image's go would (its environment, goEnv: the same
+// GOOS, GOARCH, CGO_ENABLED=0), into dir, through the cache program of
+// the llm-runtime binary prog (agent --gocacheprog: the layout package
+// gocache reads). A standard library package's build is keyed by its
+// sources and the compiler's own ID, never by GOROOT's path, so what
+// this go compiles here the image's go, a copy of it, finds.
+func compileSeed(ctx context.Context, goroot, prog, dir string) error {
+	if strings.ContainsAny(prog, " \t\n'\"\\") {
+		return fmt.Errorf("the path of llm-runtime, %q, has a space or a quote, which GOCACHEPROG cannot hold: run it from another directory", prog)
+	}
+	home, err := os.MkdirTemp("", "llm-runtime-go-home-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(home)
+	cmd := exec.CommandContext(ctx, filepath.Join(goroot, "bin", "go"), "build", "std")
+	cmd.Dir = home
+	cmd.Env = append(strings.Fields(strings.ReplaceAll(goEnv, "PATH="+goRoot+"/bin", "PATH="+goroot+"/bin")),
+		"GOROOT="+goroot, "GOCACHE="+filepath.Join(home, "cache"), "GOCACHEPROG="+prog+" agent --gocacheprog --gocache-dir="+dir, "HOME="+home, "GOPATH="+filepath.Join(home, "go"), "GOENV=off", "GOTELEMETRY=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("compiling the standard library for the image's build cache (go build std): %v\n%s", err, out)
+	}
+	return nil
+}
+
+// addTree writes the directory dir to tw as name, its files readable by
+// all, owned by root and dated 1970.
+func addTree(tw *tar.Writer, name, dir string) error {
+	return filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		fi, err := de.Info()
+		if err != nil {
+			return err
+		}
+		return addGoFile(tw, filepath.ToSlash(filepath.Join(name, rel)), p, readable(fi))
+	})
+}
+
+// readable is fi with its permissions opened to all for reading (and
+// searching, for a directory): a seed is read by the command's user.
+func readable(fi fs.FileInfo) fs.FileInfo { return readableInfo{fi} }
+
+type readableInfo struct{ fs.FileInfo }
+
+func (r readableInfo) Mode() fs.FileMode {
+	m := r.FileInfo.Mode()
+	if m.IsDir() {
+		return m | 0o755
+	}
+	return m | 0o444
 }
 
 // addGoFile writes the file at p, named name in the archive, to tw.

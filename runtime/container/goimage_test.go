@@ -38,7 +38,7 @@ func requireGoImage(t *testing.T, env dockertest.Env) (container.Image, string) 
 		}
 		goImageRoot = strings.TrimSpace(string(out))
 		start := time.Now()
-		goImage, goImageErr = env.Docker.BuildGoImage(context.Background(), goImageRoot, "/bin/busybox", dockertest.Tag("go"))
+		goImage, goImageErr = env.Docker.BuildGoImage(context.Background(), goImageRoot, "/bin/busybox", env.Binary, dockertest.Tag("go"))
 		t.Logf("built %s (%s) from %s in %s", goImage.Ref, container.ShortID(goImage.ID), goImageRoot, time.Since(start).Round(time.Millisecond))
 	})
 	if goImageErr != nil {

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package gocache
+
+const openNonblock = 0
