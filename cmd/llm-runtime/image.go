@@ -239,7 +239,7 @@ func (b imageBuildCmd) Run(e env) error {
 		for _, r := range container.GoRecommended {
 			rec = append(rec, r[0]+" "+r[1])
 		}
-		fmt.Fprintf(e.stdout, "it recommends %s (its label %s): a first, cold go test compiles the standard library, which takes minutes on a loaded machine; these apply unless you set them\n",
+		fmt.Fprintf(e.stdout, "it recommends %s (its label %s): a first go test compiles the module and its dependencies (the standard library comes compiled, in the image), which takes tens of seconds on a loaded machine; these apply unless you set them\n",
 			strings.Join(rec, " and "), container.LabelRecommended)
 		fmt.Fprintf(e.stdout, "to run commands in it, set in llm-runtime.config.yaml:\n  exec:\n    enabled: true\n    image: %s\n    whitelist: [go build, go vet, go test, ls, cat, grep, find, head, tail, wc]\n", img.Ref)
 		return nil

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// cobraVersion is the spf13/cobra the acceptance test of issue 27 runs.
+const cobraVersion = "v1.10.2"
+
+// TestE2EExecFetchesARealProjectsModulesThroughTheAllowlistAndTestsIt is
+// issue 27's "done when": a fresh copy of spf13/cobra (its module, as the
+// module proxy serves it), with exec.network allowlist naming only a
+// module proxy this test serves (on an address of this machine that is
+// not the loopback, so that go, which never proxies the loopback, asks
+// exec's proxy for it), passes go mod download and go test ./... in the
+// Go image, without vendoring: the modules come through the proxy, a
+// destination not listed is refused and audited, and the repository's
+// first go test compiles cobra and its dependencies, not the standard
+// library (the image's seed).
+//
+// The test downloads cobra and its dependencies once, with this
+// machine's GOPROXY (go env GOPROXY), into a module cache of its own.
+func TestE2EExecFetchesARealProjectsModulesThroughTheAllowlistAndTestsIt(t *testing.T) {
+	t.Parallel()
+	requireGoImage(t)
+	work := t.TempDir()
+	modcache := filepath.Join(work, "modcache")
+	goEnv := append(os.Environ(), "GOMODCACHE="+modcache, "GOFLAGS=-modcacherw", "GOTOOLCHAIN=local", "GOWORK=off")
+	download := func(dir string, args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command("go", append([]string{"mod", "download"}, args...)...)
+		cmd.Dir, cmd.Env = dir, goEnv
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go mod download %v (GOPROXY from go env): %v\n%s", args, err, out)
+		}
+		return out
+	}
+	var mod struct{ Dir string }
+	if err := json.Unmarshal(download(work, "-json", "github.com/spf13/cobra@"+cobraVersion), &mod); err != nil {
+		t.Fatal(err)
+	}
+	dir := repo(t, nil)
+	if out, err := exec.Command("cp", "-R", mod.Dir+"/.", dir).CombinedOutput(); err != nil {
+		t.Fatalf("copying cobra: %v\n%s", err, out)
+	}
+	exec.Command("chmod", "-R", "u+w", dir).Run()
+	download(dir) // its dependencies, into the test's module cache, for the test's proxy to serve
+
+	// The proxy: the module cache's download directory is the module
+	// proxy protocol's layout.
+	ip := hostAddress(t)
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.FileServer(http.Dir(filepath.Join(modcache, "cache", "download")))}
+	go srv.Serve(ln)
+	defer srv.Close()
+	proxy := "http://" + ln.Addr().String()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+
+	cfg := goConfig(false, "[env, go mod download, go test, wget]") +
+		"  network: allowlist\n  network_allow: [\"" + ip + ":" + port + "\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, "llm-runtime.config.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := runGo(t, dir,
+		"env GOPROXY="+proxy+" GOSUMDB=off go mod download",
+		"go test ./...",
+		"wget -q -O - http://proxy.golang.org/",
+	)
+	for _, r := range res[:2] {
+		t.Logf("%s: %.0f ms\n%s", r.Argument, r.DurationMS, r.Output)
+	}
+	if r := res[0]; !r.OK {
+		t.Fatalf("go mod download through the allowlist: %+v", r)
+	}
+	if r := res[1]; !r.OK || !strings.Contains(r.Output, "ok  \tgithub.com/spf13/cobra\t") {
+		t.Fatalf("go test ./...: %+v", r)
+	}
+	if r := res[2]; r.OK || !strings.Contains(r.Output, "403") {
+		t.Errorf("a destination not listed: %+v; want the proxy's 403", r)
+	}
+	if n := cacheOutputs(t, dir); n > 150 {
+		t.Errorf("cobra's first go test put %d outputs in the repository's build cache: the standard library was compiled again", n)
+	}
+	var fetched, refused int
+	for _, a := range auditOf(t, dir, "--op", "exec") {
+		for _, l := range strings.Split(strings.TrimSpace(a.Network), "\n") {
+			switch {
+			case strings.HasPrefix(l, "allowed "+ip+":"+port+" "):
+				fetched++
+			case strings.HasPrefix(l, "refused proxy.golang.org:80: not in exec.network_allow"):
+				refused++
+			case l != "":
+				t.Errorf("audit: %q", l)
+			}
+		}
+	}
+	if fetched == 0 || refused != 1 {
+		t.Errorf("the audit log has %d connections to the test's proxy and %d refused; want some and 1", fetched, refused)
+	}
+}
+
+// hostAddress is an IPv4 address of this machine that is not the
+// loopback (Docker's bridge has one): exec's proxy on the host reaches it,
+// a container does not.
+func hostAddress(t *testing.T) string {
+	t.Helper()
+	ifs, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range ifs {
+		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+				return n.IP.String()
+			}
+		}
+	}
+	t.Fatal("this machine has no IPv4 address but the loopback")
+	return ""
+}
