@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -212,6 +213,50 @@ func benchExecTrue(b *testing.B, env dockertest.Env, docker *container.Docker, w
 	b.StopTimer()
 	percentiles(b, d)
 	sb.Close()
+}
+
+// BenchmarkExecTrueBackToBack runs `true` twice in a row, as a client
+// that runs go build and then go test does, after a pause in which the
+// pool refills (a model's think time), and beside them, in the same
+// iteration, bwrap's `true` (what sandbox-runtime and Codex spawn per
+// command), when bwrap is on the PATH: the p50 of the first exec, of the
+// second, and of bwrap, and the second's ratio to bwrap.
+func BenchmarkExecTrueBackToBack(b *testing.B) {
+	env := dockertest.Require(b)
+	t := &testing.T{}
+	sb := execSandboxOn(t, env, env.Docker, container.WorkspaceBind, b.TempDir(), container.ExecOptions{})
+	defer sb.Close()
+	bwrap, _ := exec.LookPath("bwrap")
+	ctx := context.Background()
+	var first, second, peer []time.Duration
+	for b.Loop() {
+		time.Sleep(time.Second) // think time: the pool refills
+		for _, d := range []*[]time.Duration{&first, &second} {
+			start := time.Now()
+			if _, err := sb.Exec(ctx, "true"); err != nil {
+				b.Fatal(err)
+			}
+			*d = append(*d, time.Since(start))
+		}
+		if bwrap != "" {
+			start := time.Now()
+			if out, err := exec.Command(bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all", "--die-with-parent", "true").CombinedOutput(); err != nil {
+				b.Fatalf("bwrap: %v\n%s", err, out)
+			}
+			peer = append(peer, time.Since(start))
+		}
+	}
+	b.StopTimer()
+	p50 := func(d []time.Duration) float64 {
+		slices.Sort(d)
+		return float64(d[len(d)/2].Microseconds())
+	}
+	b.ReportMetric(p50(first), "first-p50-µs")
+	b.ReportMetric(p50(second), "second-p50-µs")
+	if len(peer) > 0 {
+		b.ReportMetric(p50(peer), "bwrap-p50-µs")
+		b.ReportMetric(p50(second)/p50(peer), "second/bwrap")
+	}
 }
 
 // BenchmarkExecWritable10k runs a writable exec that changes 3 files in a
