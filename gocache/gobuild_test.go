@@ -2,6 +2,7 @@ package gocache
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,7 +110,7 @@ func TestGoBuild(t *testing.T) {
 	if len(entries) > 10 {
 		t.Errorf("the second build put %d entries in Dir, want those of one package: %v", len(entries), entries)
 	}
-	if after := snapshot(t, seed); !sameSnapshot(before, after) {
+	if after := snapshot(t, seed); !maps.Equal(before, after) {
 		t.Error("the second build changed Base")
 	}
 }
@@ -179,16 +180,4 @@ func compiles(out string) []string {
 	}
 	slices.Sort(pkgs)
 	return pkgs
-}
-
-func sameSnapshot(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }

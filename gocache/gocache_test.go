@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -600,7 +601,7 @@ func TestBase(t *testing.T) {
 		t.Errorf("Dir holds %v, want %v", got, want)
 	}
 	after := snapshot(t, base)
-	if !sameSnapshot(before, after) {
+	if !maps.Equal(before, after) {
 		t.Errorf("Base changed: %v, then %v", before, after)
 	}
 }

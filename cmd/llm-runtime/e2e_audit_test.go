@@ -193,3 +193,19 @@ func TestE2EAuditFlagsAndErrors(t *testing.T) {
 		t.Fatalf("audit dir in the repository: exit %d %s", r.code, r.stderr)
 	}
 }
+
+// auditNetwork is every connection line of the exec records of the
+// repository dir's audit log ("allowed HOST:PORT (ADDR) sent N received
+// M", "refused HOST:PORT: why").
+func auditNetwork(t *testing.T, dir string) []string {
+	t.Helper()
+	var lines []string
+	for _, a := range auditOf(t, dir, "--op", "exec") {
+		for _, l := range strings.Split(strings.TrimSpace(a.Network), "\n") {
+			if l != "" {
+				lines = append(lines, l)
+			}
+		}
+	}
+	return lines
+}

@@ -102,16 +102,14 @@ func TestE2EExecReachesOnlyTheListedHostsThroughTheProxy(t *testing.T) {
 		}
 	}
 	var allowed, refused int
-	for _, a := range auditOf(t, dir, "--op", "exec") {
-		for _, l := range strings.Split(strings.TrimSpace(a.Network), "\n") {
-			switch {
-			case strings.HasPrefix(l, "allowed 127.0.0.1:"+port+" (127.0.0.1:"+port+") sent "):
-				allowed++
-			case strings.HasPrefix(l, "refused "):
-				refused++
-			case l != "":
-				t.Errorf("audit: %q", l)
-			}
+	for _, l := range auditNetwork(t, dir) {
+		switch {
+		case strings.HasPrefix(l, "allowed 127.0.0.1:"+port+" (127.0.0.1:"+port+") sent "):
+			allowed++
+		case strings.HasPrefix(l, "refused "):
+			refused++
+		default:
+			t.Errorf("audit: %q", l)
 		}
 	}
 	if allowed != 3 || refused != 3 {

@@ -94,16 +94,14 @@ func TestE2EExecFetchesARealProjectsModulesThroughTheAllowlistAndTestsIt(t *test
 		t.Errorf("cobra's first go test put %d outputs in the repository's build cache: the standard library was compiled again", n)
 	}
 	var fetched, refused int
-	for _, a := range auditOf(t, dir, "--op", "exec") {
-		for _, l := range strings.Split(strings.TrimSpace(a.Network), "\n") {
-			switch {
-			case strings.HasPrefix(l, "allowed "+ip+":"+port+" "):
-				fetched++
-			case strings.HasPrefix(l, "refused proxy.golang.org:80: not in exec.network_allow"):
-				refused++
-			case l != "":
-				t.Errorf("audit: %q", l)
-			}
+	for _, l := range auditNetwork(t, dir) {
+		switch {
+		case strings.HasPrefix(l, "allowed "+ip+":"+port+" "):
+			fetched++
+		case strings.HasPrefix(l, "refused proxy.golang.org:80: not in exec.network_allow"):
+			refused++
+		default:
+			t.Errorf("audit: %q", l)
 		}
 	}
 	if fetched == 0 || refused != 1 {

@@ -211,7 +211,7 @@ func (d *Docker) buildGo(ctx context.Context, src goSource, prog, ref string) (I
 			err = addGoRoot(tw, src.goroot)
 		}
 		if err == nil {
-			err = addTree(tw, "rootfs"+GoSeed, seed)
+			err = addTree(tw, "rootfs"+GoSeed, seed, readable) // read by the command's user
 		}
 		werr <- err
 		return err
@@ -248,21 +248,7 @@ func addGoRoot(tw *tar.Writer, root string) error {
 		if err != nil {
 			return err
 		}
-		err = filepath.WalkDir(top, func(p string, de fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, err := filepath.Rel(top, p)
-			if err != nil {
-				return err
-			}
-			fi, err := de.Info()
-			if err != nil {
-				return err
-			}
-			return addGoFile(tw, filepath.ToSlash(filepath.Join("rootfs"+goRoot, part, rel)), p, fi)
-		})
-		if err != nil {
+		if err := addTree(tw, "rootfs"+goRoot+"/"+part, top, nil); err != nil {
 			return err
 		}
 	}
@@ -295,9 +281,9 @@ func compileSeed(ctx context.Context, goroot, prog, dir string) error {
 	return nil
 }
 
-// addTree writes the directory dir to tw as name, its files readable by
-// all, owned by root and dated 1970.
-func addTree(tw *tar.Writer, name, dir string) error {
+// addTree writes the directory dir to tw as name, owned by root and
+// dated 1970, each file's information through info when it is not nil.
+func addTree(tw *tar.Writer, name, dir string, info func(fs.FileInfo) fs.FileInfo) error {
 	return filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -310,7 +296,10 @@ func addTree(tw *tar.Writer, name, dir string) error {
 		if err != nil {
 			return err
 		}
-		return addGoFile(tw, filepath.ToSlash(filepath.Join(name, rel)), p, readable(fi))
+		if info != nil {
+			fi = info(fi)
+		}
+		return addGoFile(tw, filepath.ToSlash(filepath.Join(name, rel)), p, fi)
 	})
 }
 
