@@ -193,7 +193,7 @@ var MCPTerms = prompt.ExecTerms{Run: "call", Change: "edit_file or write_file"}
 // execDescription is the exec tool's description: the rules of exec as
 // configured, the same sentences the filter's prompt says.
 func execDescription(x prompt.Exec) string {
-	return fmt.Sprintf("Run a command line in a fresh container with no network, on a copy of the repository, killed after %s.%s ", x.Timeout, prompt.Toolchains(x.Toolchains)) +
+	return fmt.Sprintf("Run a command line in a fresh container %s, on a copy of the repository, killed after %s.%s ", prompt.Network(x.Network), x.Timeout, prompt.Toolchains(x.Toolchains)) +
 		strings.Join(prompt.ExecRules(x, MCPTerms), " ")
 }
 

@@ -41,6 +41,9 @@ type Exec struct {
 	// Toolchains are the versions of the toolchains the image offers
 	// ("go1.26.8"), when it says.
 	Toolchains []string
+	// Network holds the destinations of exec.network allowlist
+	// (exec.network_allow, as written), nil for no network at all.
+	Network []string
 	// Allows reports whether a command line passes the configuration (the
 	// whitelist, as the sandbox checks it, and the image has its
 	// program): the exec example is the first of ExecExamples it allows,
@@ -247,7 +250,7 @@ func Render(s Settings, format string) (string, error) {
 	}
 	item("A body that must hold `</write>` or `</edit>` uses a label: `<write:EOF PATH>`...`</write:EOF>`, `<edit:EOF PATH>`...`</edit:EOF>`.")
 	if x := s.Exec; x != nil {
-		item("`<exec COMMAND>`: run a command in the repository, in a fresh container with no network, killed after %s.%s", x.Timeout, Toolchains(x.Toolchains))
+		item("`<exec COMMAND>`: run a command in the repository, in a fresh container %s, killed after %s.%s", Network(x.Network), x.Timeout, Toolchains(x.Toolchains))
 		for _, r := range ExecRules(*x, FilterTerms) {
 			item("%s", r)
 		}
@@ -299,6 +302,17 @@ func Render(s Settings, format string) (string, error) {
 // with output.line_numbers on.
 const LineNumbersRule = "Each line of a file is shown after its number in the file and a tab, as `cat -n` prints it (`    12\t` and then the line); a range's lines are numbered from its first. " +
 	"The number and the tab are not part of the file: leave them out of SEARCH blocks and of what you write."
+
+// Network says what a command can reach, after "in a fresh container":
+// "with no network", or the hosts of exec.network allowlist, through the
+// proxy its environment names, as the filter's prompt and the MCP exec
+// tool say it.
+func Network(allow []string) string {
+	if len(allow) == 0 {
+		return "with no network"
+	}
+	return "whose only network is HTTP and HTTPS to " + strings.Join(allow, ", ") + " (through the proxy HTTPS_PROXY and HTTP_PROXY name, which refuses every other host)"
+}
 
 // Toolchains is the sentence that names the image's toolchains, with a
 // space before it, as the filter's prompt and the MCP exec tool say it;

@@ -105,10 +105,16 @@ func TestRenderSaysWhatIsConfigured(t *testing.T) {
 	allows := func(line string) bool { return strings.HasPrefix(line, "go test") || strings.HasPrefix(line, "ls ") }
 	s.Exec = &prompt.Exec{Whitelist: []string{"go test", "ls"}, Timeout: 30_000_000_000, Allows: allows}
 	p, _ := prompt.Render(s, "markdown")
-	for _, want := range []string{"<exec COMMAND>", "`go test`, `ls`", "killed after 30s", "No shell", "discarded", "EXEC_VALIDATION", "<exec ls internal/names>"} {
+	for _, want := range []string{"<exec COMMAND>", "`go test`, `ls`", "in a fresh container with no network, killed after 30s", "No shell", "discarded", "EXEC_VALIDATION", "<exec ls internal/names>"} {
 		if !strings.Contains(p, want) {
 			t.Errorf("with exec: no %q", want)
 		}
+	}
+	// With exec.network allowlist, the hosts a command reaches, and how.
+	s.Exec.Network = []string{"proxy.golang.org", "sum.golang.org"}
+	p, _ = prompt.Render(s, "markdown")
+	if want := "in a fresh container whose only network is HTTP and HTTPS to proxy.golang.org, sum.golang.org (through the proxy HTTPS_PROXY and HTTP_PROXY name, which refuses every other host), killed after 30s"; !strings.Contains(p, want) || strings.Contains(p, "no network") {
+		t.Errorf("with exec.network allowlist: no %q, or still \"no network\"", want)
 	}
 	if _, err := prompt.Render(s, "html"); err == nil {
 		t.Error("an unknown format was accepted")

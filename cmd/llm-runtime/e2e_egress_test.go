@@ -101,6 +101,10 @@ func TestE2EExecReachesOnlyTheListedHostsThroughTheProxy(t *testing.T) {
 			t.Errorf("no %q in\n%s", want, text.stdout)
 		}
 	}
+	// The prompt tells the model what a command can reach.
+	if pr := runBinary(t, dir, "", nil, "prompt"); pr.code != 0 || !strings.Contains(pr.stdout, "whose only network is HTTP and HTTPS to 127.0.0.1:"+port+" (through the proxy") {
+		t.Errorf("prompt: exit %d, no network sentence in\n%s%s", pr.code, pr.stdout, pr.stderr)
+	}
 	var allowed, refused int
 	for _, l := range auditNetwork(t, dir) {
 		switch {
