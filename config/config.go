@@ -173,6 +173,9 @@ type Exec struct {
 	// through the egress proxy to NetworkAllow's destinations only.
 	Network      string
 	NetworkAllow []egress.Rule
+	// Env holds NAME=VALUE variables set for every command, over the
+	// image's and exec's own.
+	Env []string
 }
 
 // Pool holds the settings of the container pooling guide.

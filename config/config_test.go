@@ -99,6 +99,10 @@ func TestParseRejectsBadFilesWithKeyAndLine(t *testing.T) {
 		{"security:\n  excluded_paths: .git\n", "f.yaml:2: security.excluded_paths: must be a list, like [.git, .env]"},
 		{"security:\n  excluded_paths: [\"[x\"]\n", `f.yaml:2: security.excluded_paths: bad pattern "[x": syntax error in pattern`},
 		{"output:\n  format: xml\n", `f.yaml:2: output.format: "xml" is not one of text, jsonl`},
+		{"exec:\n  env: [GOPROXY]\n", `f.yaml:2: exec.env: "GOPROXY" is not NAME=VALUE (a name of letters, digits and _, not starting with a digit)`},
+		{"exec:\n  env: [\"1X=a\"]\n", `f.yaml:2: exec.env: "1X=a" is not NAME=VALUE (a name of letters, digits and _, not starting with a digit)`},
+		{"exec:\n  network: open\n", `f.yaml:2: exec.network: "open" is not one of none, allowlist`},
+		{"exec:\n  network_allow: [\"a b\"]\n", `f.yaml:2: exec.network_allow: "a b": not a host name, *.NAME or an IP address (with :PORT if need be)`},
 		{"- a\n- b\n", "f.yaml:1: the file must be a mapping of keys to values"},
 		{"sandbox: local\n---\nsandbox: local\n", "f.yaml:2: a second YAML document; the file holds one"},
 		{"sandbox: [\n", "f.yaml:1: did not find expected node content"},
@@ -128,6 +132,12 @@ func TestValidateCrossChecks(t *testing.T) {
 	err = c.Validate()
 	if err == nil || err.Error() != "f.yaml:3: container_pool.startup_containers: is 3, more than container_pool.size (2)" {
 		t.Fatalf("got %v", err)
+	}
+	if c, err = Parse("f.yaml", []byte("exec:\n  network: allowlist\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), "f.yaml:2: exec.network: is allowlist, but exec.network_allow lists nothing") {
+		t.Fatalf("an allowlist of nothing: %v", err)
 	}
 }
 

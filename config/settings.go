@@ -305,6 +305,22 @@ var settings = []Setting{
 		},
 	},
 	{
+		Key: "exec.env", Default: "", List: true,
+		Doc: "variables set for every command, NAME=VALUE, over the image's and exec's own (GOPROXY=https://proxy.golang.org, with the Go preset of exec.network_allow, lets a first go test fetch its modules); a value cannot hold a comma (GOPROXY also takes | between proxies); yours, never the model's: its env refuses most such names",
+		set: func(c *Config, v string) error {
+			vars := splitList(v)
+			for _, kv := range vars {
+				name, _, ok := strings.Cut(kv, "=")
+				if !ok || !envName(name) {
+					return fmt.Errorf("%q is not NAME=VALUE (a name of letters, digits and _, not starting with a digit)", kv)
+				}
+			}
+			c.Exec.Env = vars
+			return nil
+		},
+		get: func(c *Config) string { return strings.Join(c.Exec.Env, ",") },
+	},
+	{
 		Key: "exec.state_dir", Default: "",
 		Doc: "where exec keeps, per repository, the copy commands run in and the build caches that persist between commands (GOCACHE, XDG_CACHE_HOME...); empty: $XDG_CACHE_HOME/llm-runtime/exec (~/.cache/llm-runtime/exec); 'llm-runtime cache' lists and removes them",
 		set: func(c *Config, v string) error { c.Exec.StateDir = strings.TrimSpace(v); return nil },
@@ -592,4 +608,15 @@ func kubeName(dst *string, v string) error {
 	}
 	*dst = v
 	return nil
+}
+
+// envName says whether s is an environment variable's name: letters,
+// digits and _, not starting with a digit.
+func envName(s string) bool {
+	for i, r := range s {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -47,6 +47,7 @@ var changed = map[string]string{
 	"exec.max_depth":                        "12",
 	"exec.state_dir":                        "/tmp/a dir: with # signs",
 	"exec.network":                          "allowlist",
+	"exec.env":                              "GOPROXY=https://proxy.golang.org|file:///workspace/proxy,GOSUMDB=off,EMPTY=",
 	"exec.network_allow":                    "proxy.golang.org,*.pypi.org:8443,127.0.0.1:9000,[::1]:8443",
 	"audit.enabled":                         "false",
 	"audit.dir":                             "~",

@@ -433,7 +433,7 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 			Timeout: x.Timeout, MaxOutput: x.MaxOutput, Memory: x.Memory, PIDs: x.PIDs, TmpSize: x.TmpSize, StateDir: x.StateDir,
 			Runtime:    x.Runtime,
 			MaxChanges: x.MaxChanges, MaxDepth: x.MaxDepth, CopyMaxSize: cfg.SandboxCopyMaxSize,
-			Has: xi.Has, GoSeed: xi.GoSeed,
+			Has: xi.Has, GoSeed: xi.GoSeed, Env: x.Env,
 		}
 		network := "no network"
 		if x.Network == "allowlist" {

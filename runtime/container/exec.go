@@ -53,6 +53,9 @@ type ExecOptions struct {
 	// (ExecImage.Has): a command whose program it has not is refused
 	// before a container starts. Nil: every program is taken to be there.
 	Has func(program string) bool
+	// Env holds NAME=VALUE variables set for every command, over the
+	// image's and exec's own (exec.env).
+	Env []string
 	// GoSeed is the image's precompiled standard library (ExecImage's):
 	// when set, each command's go gets GOCACHEPROG, the agent's cache
 	// program, which reads it and writes what go compiles into the
@@ -266,6 +269,9 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 		// repository's own build cache (package gocache's layout, beside
 		// GOCACHE, which go still uses for its test results).
 		x.env = append(slices.Clone(execCacheEnv), "GOCACHEPROG="+agentPath+" agent --gocacheprog --gocache-base="+o.GoSeed+" --gocache-dir="+CacheMount+"/go-prog")
+	}
+	if len(o.Env) > 0 {
+		x.env = append(slices.Clone(x.env), o.Env...) // the user's last: it wins
 	}
 	p, err := pool.New(pool.Config[*Container]{
 		Create:  func(ctx context.Context) (*Container, error) { return d.Start(ctx, spec) },
