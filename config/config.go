@@ -178,6 +178,24 @@ type Exec struct {
 	Env []string
 }
 
+// Reachable is what a command can reach: exec.network_allow's entries as
+// written, with exec.network allowlist; nil with none.
+func (e Exec) Reachable() []string {
+	if e.Network != "allowlist" {
+		return nil
+	}
+	return e.allowList()
+}
+
+// allowList is exec.network_allow's entries as written.
+func (e Exec) allowList() []string {
+	var s []string
+	for _, r := range e.NetworkAllow {
+		s = append(s, r.String())
+	}
+	return s
+}
+
 // Pool holds the settings of the container pooling guide.
 type Pool struct {
 	Enabled             bool

@@ -296,13 +296,7 @@ var settings = []Setting{
 			c.Exec.NetworkAllow = rules
 			return nil
 		},
-		get: func(c *Config) string {
-			var s []string
-			for _, r := range c.Exec.NetworkAllow {
-				s = append(s, r.String())
-			}
-			return strings.Join(s, ",")
-		},
+		get: func(c *Config) string { return strings.Join(c.Exec.allowList(), ",") },
 	},
 	{
 		Key: "exec.env", Default: "", List: true,

@@ -436,13 +436,9 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 			Has: xi.Has, GoSeed: xi.GoSeed, Env: x.Env,
 		}
 		network := "no network"
-		if x.Network == "allowlist" {
+		if reach := x.Reachable(); reach != nil {
 			opts.Exec.Network = &egress.Proxy{Policy: egress.Policy{Rules: x.NetworkAllow}}
-			var names []string
-			for _, r := range x.NetworkAllow {
-				names = append(names, r.String())
-			}
-			network = "network to " + strings.Join(names, ", ") + " only, through the egress proxy"
+			network = "network to " + strings.Join(reach, ", ") + " only, through the egress proxy"
 		}
 		mode, shell := "changes discarded", "no shell"
 		if x.Writable {

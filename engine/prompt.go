@@ -45,11 +45,5 @@ func promptExec(cfg *config.Config, xi *container.ExecImage) (*prompt.Exec, []st
 		programs, err := whitelist.CheckCommand(line, c.Whitelist, c.Shell, c.Writable)
 		return err == nil && !slices.ContainsFunc(programs, func(p string) bool { return !xi.Has(p) })
 	}
-	var network []string
-	if c.Network == "allowlist" {
-		for _, r := range c.NetworkAllow {
-			network = append(network, r.String())
-		}
-	}
-	return &prompt.Exec{Whitelist: runnable, Shell: c.Shell, Writable: c.Writable, Timeout: c.Timeout, Toolchains: xi.Toolchains, Network: network, Allows: allows}, missing, nil
+	return &prompt.Exec{Whitelist: runnable, Shell: c.Shell, Writable: c.Writable, Timeout: c.Timeout, Toolchains: xi.Toolchains, Network: c.Reachable(), Allows: allows}, missing, nil
 }

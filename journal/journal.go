@@ -330,10 +330,9 @@ type Checkpoint struct {
 }
 
 // later is a content an intent names by sum only (State.Later), which its
-// done record is to hold: the change's index in the intent, and the
-// content, the caller's copy.
+// done record is to hold: its path, and its state with the content (a copy
+// of the caller's).
 type later struct {
-	i    int
 	path string
 	st   State
 }
@@ -506,7 +505,7 @@ func (j *Journal) inline(changes []Change) ([]Change, []later, error) {
 					p.data = bytes.Clone(st.Data)
 					j.last.keep(out[i].Path, p)
 				}
-				contents = append(contents, later{i: i, path: out[i].Path, st: State{Kind: File, Mode: st.Mode, Size: st.Size, Sum: sum, Data: p.data}})
+				contents = append(contents, later{path: out[i].Path, st: State{Kind: File, Mode: st.Mode, Size: st.Size, Sum: sum, Data: p.data}})
 				st.Data, st.Later = nil, true
 			default:
 				stored := j.stored(sum)
@@ -570,7 +569,7 @@ func (cp *Checkpoint) Done(id uint64) error {
 			cp.keepLazy(st)
 			cp.mu.Unlock()
 		}
-		return cp.j.lockedNow(func() error { return cp.j.append(false, r) })
+		return cp.j.appendLazily(r)
 	})
 	return nil
 }
@@ -601,11 +600,15 @@ func (cp *Checkpoint) Abort(id uint64, reason string) error {
 		return err
 	}
 	cp.j.tail.add(func() error {
-		return cp.j.lockedNow(func() error {
-			return cp.j.append(false, record{Type: recAbort, Checkpoint: cp.n, Intent: id, Reason: reason})
-		})
+		return cp.j.appendLazily(record{Type: recAbort, Checkpoint: cp.n, Intent: id, Reason: reason})
 	})
 	return nil
+}
+
+// appendLazily appends r, not fsynced, for the tail (which must not wait
+// for itself).
+func (j *Journal) appendLazily(r record) error {
+	return j.lockedNow(func() error { return j.append(false, r) })
 }
 
 // outcome takes intent id, of this checkpoint and with no outcome yet,

@@ -74,8 +74,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -425,7 +423,7 @@ func network(w *bufio.Writer, e *sandbox.ExecResult) {
 	var allowed, refused []string
 	n, seen := 0, map[string]bool{}
 	for _, c := range e.Network {
-		hp := net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
+		hp := c.Destination()
 		if c.Allowed {
 			n++
 			if !seen[hp] {

@@ -121,16 +121,7 @@ func journaledRepo(b *testing.B, files, changed int) (*sandbox.Local, *journal.J
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		os.WriteFile(p, []byte(fmt.Sprintf("package pkg\n\n// file %d\nfunc F%d() {}\n", i, i)), 0o644)
 	}
-	sb, err := sandbox.NewLocal(dir, sandbox.Limits{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { sb.Close() })
-	j, err := journal.Open(filepath.Join(b.TempDir(), "journal"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { j.Close() })
+	sb, j := localJournaled(b, dir)
 	cp, err := j.Begin(journal.Meta{FrontEnd: "filter"})
 	if err != nil {
 		b.Fatal(err)

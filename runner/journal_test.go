@@ -132,7 +132,7 @@ func TestCallsAskedForAloneAreEachTheirOwnCheckpoint(t *testing.T) {
 
 // localJournaled is a local sandbox on dir and a journal of its own,
 // closed when the test ends.
-func localJournaled(t *testing.T, dir string) (*sandbox.Local, *journal.Journal) {
+func localJournaled(t testing.TB, dir string) (*sandbox.Local, *journal.Journal) {
 	t.Helper()
 	sb, err := sandbox.NewLocal(dir, sandbox.Limits{})
 	if err != nil {

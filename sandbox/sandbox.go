@@ -432,11 +432,14 @@ type NetConn struct {
 	Received int64 `json:"received"`
 }
 
+// Destination is HOST:PORT as the command named it.
+func (c NetConn) Destination() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
+
 // String is the connection as the audit log's Network has it, a line:
 // "allowed HOST:PORT (ADDR) sent N received M" or "refused HOST:PORT:
 // REASON".
 func (c NetConn) String() string {
-	hp := net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
+	hp := c.Destination()
 	if !c.Allowed {
 		return "refused " + hp + ": " + c.Reason
 	}

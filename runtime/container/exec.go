@@ -182,7 +182,7 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 		return nil, err
 	}
 	m.SetBounds(sandbox.Bounds{MaxChanges: o.MaxChanges, MaxDepth: o.MaxDepth, MaxSize: cmp.Or(o.CopyMaxSize, DefaultCopyMaxSize)})
-	x := &execRunner{opts: o, white: whitelist.New(o.Whitelist), ws: ws, mirror: m, turn: make(chan struct{}, 1), env: execCacheEnv}
+	x := &execRunner{opts: o, white: whitelist.New(o.Whitelist), ws: ws, mirror: m, turn: make(chan struct{}, 1)}
 	pids := o.PIDs
 	if o.Runtime != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -264,15 +264,14 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 		}
 		spec.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: cache, Target: CacheMount}}
 	}
+	env := slices.Clone(execCacheEnv)
 	if o.GoSeed != "" {
 		// The agent's cache program layers the image's seed under the
 		// repository's own build cache (package gocache's layout, beside
 		// GOCACHE, which go still uses for its test results).
-		x.env = append(slices.Clone(execCacheEnv), "GOCACHEPROG="+agentPath+" agent --gocacheprog --gocache-base="+o.GoSeed+" --gocache-dir="+CacheMount+"/go-prog")
+		env = append(env, "GOCACHEPROG="+agentPath+" agent --gocacheprog --gocache-base="+o.GoSeed+" --gocache-dir="+CacheMount+"/go-prog")
 	}
-	if len(o.Env) > 0 {
-		x.env = append(slices.Clone(x.env), o.Env...) // the user's last: it wins
-	}
+	x.env = append(env, o.Env...) // the user's last: it wins
 	p, err := pool.New(pool.Config[*Container]{
 		Create:  func(ctx context.Context) (*Container, error) { return d.Start(ctx, spec) },
 		Destroy: x.destroyer.destroy,
