@@ -161,6 +161,7 @@ type Exec struct {
 	Timeout   time.Duration
 	MaxOutput int64
 	Memory    int64
+	CPUs      float64 // an exec container's CPUs
 	PIDs      int64
 	TmpSize   int64  // the command's /tmp
 	Runtime   string // the Docker runtime of exec containers; "": the daemon's default

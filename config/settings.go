@@ -241,6 +241,19 @@ var settings = []Setting{
 		get: func(c *Config) string { return FormatSize(c.Exec.Memory) },
 	},
 	{
+		Key: "exec.cpus", Default: "1",
+		Doc: "CPUs an exec container may use (0.1 to 1024, fractions allowed), capped at what Docker has; unset, an exec image of llm-runtime's may recommend more (the go image: 2, for a build that compiles in parallel)",
+		set: func(c *Config, v string) error {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil || !(f >= 0.1 && f <= 1024) {
+				return fmt.Errorf("%q is not a number of CPUs from 0.1 to 1024 (1, 2, 0.5)", v)
+			}
+			c.Exec.CPUs = f
+			return nil
+		},
+		get: func(c *Config) string { return strconv.FormatFloat(c.Exec.CPUs, 'f', -1, 64) },
+	},
+	{
 		Key: "exec.pids", Default: "128",
 		Doc: "most processes in an exec container (stops fork bombs)",
 		set: func(c *Config, v string) error { return int64In(&c.Exec.PIDs, v, 8, 100000) },

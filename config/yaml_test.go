@@ -40,6 +40,7 @@ var changed = map[string]string{
 	"exec.timeout":                          "1m",
 	"exec.max_output":                       "123",
 	"exec.memory":                           "1GiB",
+	"exec.cpus":                             "1.5",
 	"exec.pids":                             "64",
 	"exec.tmp_size":                         "64MiB",
 	"exec.runtime":                          "runsc",

@@ -428,9 +428,13 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 			logf("%s", line)
 		}
 		x := cfg.Exec
+		if n, err := d.CPUs(ctx); err == nil && n > 0 && x.CPUs > float64(n) {
+			logf("exec.cpus %s: Docker's machine has %d CPUs; an exec container gets %d", cfg.Value("exec.cpus"), n, n)
+			x.CPUs = float64(n)
+		}
 		opts.Exec = &container.ExecOptions{
 			Image: x.Image, Agent: bin, Writable: x.Writable, Whitelist: x.Whitelist, Shell: x.Shell,
-			Timeout: x.Timeout, MaxOutput: x.MaxOutput, Memory: x.Memory, PIDs: x.PIDs, TmpSize: x.TmpSize, StateDir: x.StateDir,
+			Timeout: x.Timeout, MaxOutput: x.MaxOutput, Memory: x.Memory, CPUs: x.CPUs, PIDs: x.PIDs, TmpSize: x.TmpSize, StateDir: x.StateDir,
 			Runtime:    x.Runtime,
 			MaxChanges: x.MaxChanges, MaxDepth: x.MaxDepth, CopyMaxSize: cfg.SandboxCopyMaxSize,
 			Has: xi.Has, GoSeed: xi.GoSeed, Env: x.Env,

@@ -8,8 +8,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -247,7 +250,7 @@ func TestE2EExecImageRecommendedLimitsApplyUnlessTheUserSetThem(t *testing.T) {
 	busybox := dockertest.RequireExecImage(t, env)
 	tag := "llm-runtime-exec:test-recommends-" + randomHex(6)
 	labelImage(t, env, tag, busybox,
-		container.LabelRecommended+`="exec.timeout=2m exec.memory=768MiB exec.whitelist=* exec.shell=true"`)
+		container.LabelRecommended+`="exec.timeout=2m exec.memory=768MiB exec.cpus=1024 exec.whitelist=* exec.shell=true"`)
 	// The image is named in the environment, as the suite names its exec
 	// images (cleanEnv).
 	dir := repo(t, map[string]string{"llm-runtime.config.yaml": "exec:\n  enabled: true\n", "a.txt": "alpha\n"})
@@ -258,7 +261,7 @@ func TestE2EExecImageRecommendedLimitsApplyUnlessTheUserSetThem(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("config: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	for key, want := range map[string]string{"exec.timeout": "2m", "exec.memory": "768MiB"} {
+	for key, want := range map[string]string{"exec.timeout": "2m", "exec.memory": "768MiB", "exec.cpus": "1024"} {
 		if l := settingLine(r.stdout, key); !strings.HasPrefix(l, key+": "+want+" ") || !strings.HasSuffix(l, origin) {
 			t.Errorf("config: %q; want %s from the image", l, want)
 		}
@@ -277,17 +280,30 @@ func TestE2EExecImageRecommendedLimitsApplyUnlessTheUserSetThem(t *testing.T) {
 		t.Errorf("config with only the timeout set: %q", l)
 	}
 
-	r = runBinary(t, dir, "<exec cat a.txt>\n", image, "-v")
+	// More CPUs than Docker's machine has, which Docker would refuse, are
+	// capped at what it has: the container's CPU quota says so (cgroup v1
+	// or v2, whichever the machine has).
+	cpus, err := env.Docker.CPUs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = runBinary(t, dir, "<exec cat a.txt>\n<exec cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us>\n<exec cat /sys/fs/cgroup/cpu.max>\n", image, "-v")
+	quota := strconv.Itoa(cpus * 100000)
+	if !strings.Contains(r.stdout, "Output:\n"+quota+"\n") && !strings.Contains(r.stdout, "Output:\n"+quota+" 100000\n") {
+		t.Errorf("exec.cpus 1024 on a machine of %d CPUs: no CPU quota of %s in\n%s", cpus, quota, r.stdout)
+	}
 	for _, want := range []string{
 		"Exec image: exec.timeout: 2m, as the image recommends (set it to choose another)\n",
 		"Exec image: exec.memory: 768MiB, as the image recommends (set it to choose another)\n",
+		"Exec image: exec.cpus: 1024, as the image recommends (set it to choose another)\n",
+		fmt.Sprintf("exec.cpus 1024: Docker's machine has %d CPUs; an exec container gets %d\n", cpus, cpus),
 		", timeout 2m0s)\n",
 	} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("-v: no %q in:\n%s", want, r.stderr)
 		}
 	}
-	if r.code != 0 || !strings.Contains(r.stdout, "=== EXEC SUCCESSFUL: cat a.txt ===") {
+	if !strings.Contains(r.stdout, "=== EXEC SUCCESSFUL: cat a.txt ===") {
 		t.Errorf("the run: exit %d\n%s", r.code, r.stdout)
 	}
 	if p := runBinary(t, dir, "", image, "prompt"); !strings.Contains(p.stdout, "killed after 2m0s.") {
@@ -397,7 +413,7 @@ func TestE2EARunThatBuildsTheSandboxImageSaysSo(t *testing.T) {
 //
 // A step of TestE2EExecGo, on its repository dir.
 func goPromptTeachesAGoCommandThatRuns(t *testing.T, dir string) {
-	if out := goImage.r.stdout; !strings.Contains(out, "it recommends exec.timeout 5m and exec.memory 1GiB (its label "+container.LabelRecommended+")") ||
+	if out := goImage.r.stdout; !strings.Contains(out, "it recommends exec.timeout 5m, exec.memory 1GiB, exec.cpus 2 (its label "+container.LabelRecommended+")") ||
 		!strings.Contains(out, "    image: "+dockertest.Tag("go")+"\n    whitelist: [go build, go vet, go test,") {
 		t.Errorf("image build go does not say what the image needs:\n%s", out)
 	}

@@ -496,7 +496,7 @@ flags. A flag given for one run wins over the environment, which wins over
 the file (the convention of kubectl, docker and git); the comment after each
 value says which one it came from.
 An exec image built by llm-runtime may recommend limits (the go image:
-exec.timeout 5m, exec.memory 1GiB, in its label io.llm-runtime.exec.recommended):
+exec.timeout 5m, exec.memory 1GiB, exec.cpus 2, in its label io.llm-runtime.exec.recommended):
 with exec enabled they replace the defaults of the settings you did not set,
 and the comment after each says where its value came from.
 

@@ -137,6 +137,16 @@ func (d *Docker) ServerVersion(ctx context.Context) (string, error) {
 	return sv.Version, nil
 }
 
+// CPUs is how many CPUs the Docker daemon's machine has (docker info's
+// NCPU): a container asking for more is refused.
+func (d *Docker) CPUs(ctx context.Context) (int, error) {
+	info, err := d.cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return info.Info.NCPU, nil
+}
+
 // ErrUnknownRuntime: the daemon has no runtime of that name.
 var ErrUnknownRuntime = errors.New("the Docker daemon has no such runtime")
 

@@ -32,6 +32,7 @@ type ExecOptions struct {
 	Timeout   time.Duration
 	MaxOutput int64
 	Memory    int64
+	CPUs      float64 // the container's CPUs; default 1
 	PIDs      int64
 	TmpSize   int64  // the command's /tmp: a private, executable tmpfs; default 512 MiB
 	Runtime   string // the daemon's OCI runtime for exec containers (runsc); "" its default
@@ -214,6 +215,7 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 		Role:      "exec",
 		Labels:    labels,
 		Memory:    o.Memory,
+		NanoCPUs:  int64(o.CPUs * 1e9),
 		PIDs:      pids,
 		Agent:     o.Agent,
 		AgentArgs: []string{"--reserve-threads", "12"},

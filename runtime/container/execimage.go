@@ -41,7 +41,7 @@ const LabelRecommended = "io.llm-runtime.exec.recommended"
 // RecommendableSettings are the settings an image may recommend: limits
 // of resources, never what a command may do (the whitelist, the shell,
 // exec.writable), which the user alone decides.
-var RecommendableSettings = []string{"exec.timeout", "exec.memory", "exec.pids", "exec.tmp_size", "exec.max_output"}
+var RecommendableSettings = []string{"exec.timeout", "exec.memory", "exec.cpus", "exec.pids", "exec.tmp_size", "exec.max_output"}
 
 // DefaultPath is the PATH of a container whose image sets none, as Docker
 // sets it (and the agent, when it finds none).

@@ -50,12 +50,12 @@ func TestLookPathFindsANameInTheFirstDirectoryOfThePathThatHasIt(t *testing.T) {
 }
 
 func TestAnImageRecommendsOnlyLimitsNeverWhatACommandMayDo(t *testing.T) {
-	got := parseRecommended("exec.timeout=5m exec.whitelist=* exec.memory=1GiB exec.shell=true exec.writable=true junk exec.pids=")
-	want := [][2]string{{"exec.timeout", "5m"}, {"exec.memory", "1GiB"}}
+	got := parseRecommended("exec.timeout=5m exec.whitelist=* exec.memory=1GiB exec.shell=true exec.cpus=2 exec.writable=true junk exec.pids=")
+	want := [][2]string{{"exec.timeout", "5m"}, {"exec.memory", "1GiB"}, {"exec.cpus", "2"}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("parseRecommended: %v, want %v", got, want)
 	}
-	if FormatRecommended(GoRecommended) != "exec.timeout=5m exec.memory=1GiB" || !slices.Equal(parseRecommended(FormatRecommended(GoRecommended)), GoRecommended) {
+	if FormatRecommended(GoRecommended) != "exec.timeout=5m exec.memory=1GiB exec.cpus=2" || !slices.Equal(parseRecommended(FormatRecommended(GoRecommended)), GoRecommended) {
 		t.Fatalf("GoRecommended does not survive its label: %q", FormatRecommended(GoRecommended))
 	}
 }

@@ -31,13 +31,13 @@ const LabelGo = "io.llm-runtime.go"
 // GoRecommended are the exec settings the Go exec image recommends
 // (LabelRecommended), which apply unless the user set them: a first go
 // test of a module compiles the module and its dependencies into the
-// build cache (the standard library comes compiled, GoSeed: spf13/cobra's
-// took 9-21 s on a 2-core machine, and an image without the seed 28 s to
-// minutes, where the default 30 s kills it with nothing to show), and the
-// compiler and the linker need more than the default 512 MiB for a large
-// package. Once the cache is warm, go test of an unchanged package takes
-// ~1 s.
-var GoRecommended = [][2]string{{"exec.timeout", "5m"}, {"exec.memory", "1GiB"}}
+// build cache (the standard library comes compiled and vetted, GoSeed:
+// spf13/cobra's took 10-13 s on two CPUs, and an image without the seed
+// 28 s to minutes, where the default 30 s kills it with nothing to show),
+// the compiler and the linker need more than the default 512 MiB for a
+// large package, and a build compiles packages in parallel (one CPU: 16-19
+// s). Once the cache is warm, go test of an unchanged package takes ~1 s.
+var GoRecommended = [][2]string{{"exec.timeout", "5m"}, {"exec.memory", "1GiB"}, {"exec.cpus", "2"}}
 
 // goRoot is where the Go exec image holds the Go installation.
 const goRoot = "/usr/local/go"
@@ -52,6 +52,14 @@ const GoSeed = "/usr/local/go-seed"
 
 // LabelGoSeed, on an exec image, is the directory of its seed (GoSeed).
 const LabelGoSeed = "io.llm-runtime.go-seed"
+
+// LabelGoSeedHolds, on the Go exec image, says what its seed holds
+// (goSeedHolds); an image whose seed holds less is built again.
+const LabelGoSeedHolds = "io.llm-runtime.go-seed-holds"
+
+// goSeedHolds is what compileSeed puts in the seed: the standard
+// library compiled, and the vet facts go test computes of it.
+const goSeedHolds = "build std; go test's vet facts of std"
 
 // goParts are what the image takes of a Go installation: the go command
 // and its tools, the standard library's sources, which every build
@@ -146,9 +154,11 @@ func goVersion(root string) (string, error) {
 
 // EnsureGoImage returns ref, the Go exec image built from the Go
 // installation at goroot and the static busybox at busybox, building it if
-// it is missing or was built from another Go version or busybox (its
-// LabelGo or LabelBusybox differ). stale says that it was there but built
-// from another; img.Created, that it was built now.
+// it is missing, was built from another Go version or busybox (its
+// LabelGo or LabelBusybox differ), or by an llm-runtime whose image held
+// another seed or recommended other limits (LabelGoSeed, LabelGoSeedHolds,
+// LabelRecommended). stale says that it was there but built from another;
+// img.Created, that it was built now.
 func (d *Docker) EnsureGoImage(ctx context.Context, goroot, busybox, prog, ref string) (img Image, stale bool, err error) {
 	src, err := readGoSource(goroot, busybox)
 	if err != nil {
@@ -158,7 +168,8 @@ func (d *Docker) EnsureGoImage(ctx context.Context, goroot, busybox, prog, ref s
 	if err != nil {
 		return Image{}, false, err
 	}
-	if found && labels[LabelGo] == src.version && labels[LabelBusybox] == sum(src.busybox) && labels[LabelGoSeed] == GoSeed {
+	if found && labels[LabelGo] == src.version && labels[LabelBusybox] == sum(src.busybox) && labels[LabelGoSeed] == GoSeed && labels[LabelGoSeedHolds] == goSeedHolds &&
+		labels[LabelRecommended] == FormatRecommended(GoRecommended) {
 		return Image{Ref: ref, ID: id}, false, nil
 	}
 	img, err = d.buildGo(ctx, src, prog, ref)
@@ -198,7 +209,7 @@ func (d *Docker) buildGo(ctx context.Context, src goSource, prog, ref string) (I
 	}
 	dockerfile := "FROM scratch\nCOPY rootfs/ /\nENV " + goEnv + "\nCMD [\"/bin/sh\"]\n" +
 		d.labelStep(map[string]string{LabelRole: "exec", LabelGo: src.version, LabelBusybox: sum(src.busybox),
-			LabelPrograms: busyboxPrograms(src.applets, gobin...), LabelRecommended: FormatRecommended(GoRecommended), LabelGoSeed: GoSeed})
+			LabelPrograms: busyboxPrograms(src.applets, gobin...), LabelRecommended: FormatRecommended(GoRecommended), LabelGoSeed: GoSeed, LabelGoSeedHolds: goSeedHolds})
 	// The context's own error, if writing it fails, says more than what
 	// Docker makes of a request cut short.
 	werr := make(chan error, 1)
@@ -271,14 +282,62 @@ func compileSeed(ctx context.Context, goroot, prog, dir string) error {
 		return err
 	}
 	defer os.RemoveAll(home)
-	cmd := exec.CommandContext(ctx, filepath.Join(goroot, "bin", "go"), "build", "std")
-	cmd.Dir = home
-	cmd.Env = append(strings.Fields(strings.ReplaceAll(goEnv, "PATH="+goRoot+"/bin", "PATH="+goroot+"/bin")),
+	env := append(strings.Fields(strings.ReplaceAll(goEnv, "PATH="+goRoot+"/bin", "PATH="+goroot+"/bin")),
 		"GOROOT="+goroot, "GOCACHE="+filepath.Join(home, "cache"), "GOCACHEPROG="+prog+" agent --gocacheprog --gocache-dir="+dir, "HOME="+home, "GOPATH="+filepath.Join(home, "go"), "GOENV=off", "GOTELEMETRY=off")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("compiling the standard library for the image's build cache (go build std): %v\n%s", err, out)
+	run := func(what, wd string, args ...string) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, filepath.Join(goroot, "bin", "go"), args...)
+		cmd.Dir, cmd.Env = wd, env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("%s for the image's build cache (go %s): %v\n%s", what, strings.Join(args, " "), err, out)
+		}
+		return out, nil
 	}
-	return nil
+	if _, err := run("compiling the standard library", home, "build", "std"); err != nil {
+		return err
+	}
+	// go test vets what it tests, and first computes the vet facts of
+	// every package that imports, the standard library's included: a
+	// third of a small module's first go test. Those facts are keyed by
+	// the vet tool, the package's compiled output (the seed's) and its
+	// imports' facts, never by the module that asks, so a module that
+	// imports every package of the standard library, tested once here,
+	// leaves them all in the seed.
+	list, err := run("listing the standard library", home, "list", "std")
+	if err != nil {
+		return err
+	}
+	mod := filepath.Join(home, "seed")
+	if err := os.Mkdir(mod, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module seed\n\ngo 1.21\n"), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(mod, "seed.go"), seedImports(string(list)), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(mod, "seed_test.go"), []byte("package seed\n\nimport \"testing\"\n\nfunc TestSeed(t *testing.T) {}\n"), 0o644); err != nil {
+		return err
+	}
+	_, err = run("vetting the standard library", mod, "test", "-run=^$", ".")
+	return err
+}
+
+// seedImports is a Go file of package seed that imports, for their side
+// effects, the packages of list (go list std's output) that any module
+// may import: not internal or vendored ones.
+func seedImports(list string) []byte {
+	var b strings.Builder
+	b.WriteString("package seed\n\nimport (\n")
+	for _, p := range strings.Fields(list) {
+		if slices.Contains(strings.Split(p, "/"), "internal") || slices.Contains(strings.Split(p, "/"), "vendor") {
+			continue
+		}
+		fmt.Fprintf(&b, "\t_ %q\n", p)
+	}
+	b.WriteString(")\n")
+	return []byte(b.String())
 }
 
 // addTree writes the directory dir to tw as name, owned by root and
