@@ -20,9 +20,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -177,6 +180,9 @@ type Exec struct {
 	// Env holds NAME=VALUE variables set for every command, over the
 	// image's and exec's own.
 	Env []string
+	// GoProxy is the module proxy whose modules the user's repositories
+	// share, through a cache only llm-runtime writes; "": none.
+	GoProxy string
 }
 
 // Reachable is what a command can reach: exec.network_allow's entries as
@@ -347,6 +353,23 @@ func (c *Config) Validate() error {
 	if c.Exec.Network == "allowlist" && len(c.Exec.NetworkAllow) == 0 {
 		return &Error{Source: c.origin["exec.network"], Key: "exec.network",
 			Msg: "is allowlist, but exec.network_allow lists nothing: name the hosts commands may reach (proxy.golang.org, *.pypi.org:443), or set exec.network: none"}
+	}
+	if g := c.Exec.GoProxy; g != "" {
+		if c.Exec.Network != "allowlist" {
+			return &Error{Source: c.origin["exec.go_proxy"], Key: "exec.go_proxy",
+				Msg: "is set, but exec.network is none: a command reaches the shared module cache through the egress proxy; set exec.network: allowlist, with the proxy's host in exec.network_allow"}
+		}
+		u, _ := url.Parse(g)
+		port, _ := strconv.Atoi(u.Port())
+		if port == 0 {
+			port = map[string]int{"https": 443, "http": 80}[u.Scheme]
+		}
+		p := egress.Policy{Rules: c.Exec.NetworkAllow}
+		addr, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]"))
+		if err == nil && !p.Listed(addr, port) || err != nil && !p.AllowsName(u.Hostname(), port) {
+			return &Error{Source: c.origin["exec.go_proxy"], Key: "exec.go_proxy",
+				Msg: fmt.Sprintf("is %s, but exec.network_allow does not list %s:%d: llm-runtime fetches from it through the allowlist; add it there", g, u.Hostname(), port)}
+		}
 	}
 	return nil
 }

@@ -139,6 +139,26 @@ func TestValidateCrossChecks(t *testing.T) {
 	if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), "f.yaml:2: exec.network: is allowlist, but exec.network_allow lists nothing") {
 		t.Fatalf("an allowlist of nothing: %v", err)
 	}
+	for file, want := range map[string]string{
+		"exec:\n  go_proxy: https://proxy.golang.org\n":                                                            "f.yaml:2: exec.go_proxy: is set, but exec.network is none",
+		"exec:\n  go_proxy: https://proxy.golang.org\n  network: allowlist\n  network_allow: [sum.golang.org]\n":   "f.yaml:2: exec.go_proxy: is https://proxy.golang.org, but exec.network_allow does not list proxy.golang.org:443",
+		"exec:\n  go_proxy: http://10.0.0.5:3000/go\n  network: allowlist\n  network_allow: [10.0.0.5]\n":          "f.yaml:2: exec.go_proxy: is http://10.0.0.5:3000/go, but exec.network_allow does not list 10.0.0.5:3000",
+		"exec:\n  go_proxy: https://proxy.golang.org\n  network: allowlist\n  network_allow: [proxy.golang.org]\n": "",
+		"exec:\n  go_proxy: http://10.0.0.5:3000/go\n  network: allowlist\n  network_allow: [\"10.0.0.5:3000\"]\n": "",
+	} {
+		c, err := Parse("f.yaml", []byte(file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(); want == "" && err != nil || want != "" && (err == nil || !strings.HasPrefix(err.Error(), want)) {
+			t.Errorf("%s: %v; want %q", file, err, want)
+		}
+	}
+	for _, bad := range []string{"proxy.golang.org", "ftp://x.org", "https://u:p@x.org", "https://x.org/?a=b", "https://"} {
+		if _, err := Parse("f.yaml", []byte("exec:\n  go_proxy: \""+bad+"\"\n")); err == nil {
+			t.Errorf("exec.go_proxy %q was taken", bad)
+		}
+	}
 }
 
 func TestLayersFileThenEnvironmentThenFlags(t *testing.T) {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -310,6 +311,22 @@ var settings = []Setting{
 			return nil
 		},
 		get: func(c *Config) string { return strings.Join(c.Exec.allowList(), ",") },
+	},
+	{
+		Key: "exec.go_proxy", Default: "",
+		Doc: "a Go module proxy (https://proxy.golang.org) whose modules your repositories share: a command's go gets GOPROXY=http://" + egress.ModulesHost + ", which llm-runtime answers itself, from a download cache of yours (go-modules in exec.state_dir) that only it writes, fetching each version once from this proxy through exec.network_allow (which must list it); needs exec.network: allowlist",
+		set: func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			if v != "" {
+				u, err := url.Parse(v)
+				if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+					return fmt.Errorf("%q is not a module proxy's URL (https://proxy.golang.org, http://10.0.0.5:3000/go)", v)
+				}
+			}
+			c.Exec.GoProxy = v
+			return nil
+		},
+		get: func(c *Config) string { return c.Exec.GoProxy },
 	},
 	{
 		Key: "exec.env", Default: "", List: true,

@@ -50,6 +50,7 @@ var changed = map[string]string{
 	"exec.network":                          "allowlist",
 	"exec.env":                              "GOPROXY=https://proxy.golang.org|file:///workspace/proxy,GOSUMDB=off,EMPTY=",
 	"exec.network_allow":                    "proxy.golang.org,*.pypi.org:8443,127.0.0.1:9000,[::1]:8443",
+	"exec.go_proxy":                         "http://127.0.0.1:9000/go",
 	"audit.enabled":                         "false",
 	"audit.dir":                             "~",
 	"journal.enabled":                       "true",

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,31 @@ type Proxy struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// OnConn, if set, is told of every connection.
 	OnConn func(Conn)
+	// Local holds names this process serves itself, over plain HTTP on
+	// port 80 (ModulesHost, say): a request for one is answered by its
+	// handler, never resolved or connected to, and reported as allowed,
+	// its Addr "local".
+	Local map[string]http.Handler
+	// GoModules, when set, is the module cache a user's repositories
+	// share (its Dir and Upstream): Serve answers ModulesHost with it,
+	// fetching through Transport, so that what it fetches for a command
+	// is decided on and reported as the command's own requests are.
+	GoModules *Modules
+}
+
+// Serve is p ready to serve one command: GoModules, if set, answers
+// ModulesHost (in Local), its fetches through p's Transport.
+func (p Proxy) Serve() *Proxy {
+	if p.GoModules != nil {
+		m := *p.GoModules
+		m.Client = &http.Client{Transport: p.Transport()}
+		local := map[string]http.Handler{ModulesHost: &m}
+		for k, v := range p.Local {
+			local[k] = v
+		}
+		p.Local = local
+	}
+	return &p
 }
 
 // DialTimeout bounds the connection to a destination.
@@ -115,6 +141,11 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, authority string, 
 
 func (p *Proxy) connect(w http.ResponseWriter, r *http.Request) {
 	c := Conn{Method: r.Method}
+	if host, port, _ := destination(strings.ToLower(r.Host), 443); p.Local[host] != nil {
+		c.Host, c.Port, c.Reason = host, port, "served by llm-runtime over plain http only"
+		p.refuse(w, c)
+		return
+	}
 	if !p.admit(w, r, r.Host, 443, &c) {
 		return
 	}
@@ -194,6 +225,10 @@ func (p *Proxy) plain(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, c)
 		return
 	}
+	if host, port, _ := destination(strings.ToLower(r.URL.Host), 80); p.Local[host] != nil {
+		p.local(w, r, p.Local[host], Conn{Method: r.Method, Host: host, Port: port})
+		return
+	}
 	if !p.admit(w, r, r.URL.Host, 80, &c) {
 		return
 	}
@@ -241,6 +276,37 @@ func (p *Proxy) plain(w http.ResponseWriter, r *http.Request) {
 	c.Received, _ = io.Copy(w, res.Body)
 	c.Sent = body.n.Load()
 	p.report(c)
+}
+
+// local answers r, for a name this process serves, with h, on port 80
+// alone; reported with the bytes each way.
+func (p *Proxy) local(w http.ResponseWriter, r *http.Request, h http.Handler, c Conn) {
+	if c.Port != 80 {
+		c.Reason = "served by llm-runtime on port 80 only"
+		p.refuse(w, c)
+		return
+	}
+	c.Allowed, c.Addr = true, "local"
+	body := &counter{r: r.Body}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = body
+	}
+	cw := &countingWriter{ResponseWriter: w}
+	h.ServeHTTP(cw, r)
+	c.Sent, c.Received = body.n.Load(), cw.n
+	p.report(c)
+}
+
+// countingWriter counts the bytes of a response's body.
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (w *countingWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.n += int64(n)
+	return n, err
 }
 
 // counter counts what is read through it (by the transport's goroutine).

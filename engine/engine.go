@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -443,6 +444,15 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 		if reach := x.Reachable(); reach != nil {
 			opts.Exec.Network = &egress.Proxy{Policy: egress.Policy{Rules: x.NetworkAllow}}
 			network = "network to " + strings.Join(reach, ", ") + " only, through the egress proxy"
+			if x.GoProxy != "" {
+				m, err := goModules(x)
+				if err != nil {
+					d.Close()
+					return nil, fail(KindConfig, "exec.go_proxy: %v", err)
+				}
+				opts.Exec.Network.GoModules = m
+				network += "; Go modules from " + x.GoProxy + " through " + m.Dir + ", shared by your repositories"
+			}
 		}
 		mode, shell := "changes discarded", "no shell"
 		if x.Writable {
@@ -520,6 +530,27 @@ func ExecImage(ctx context.Context, d *container.Docker, cfg *config.Config, mor
 		}
 	}
 	return xi, nil
+}
+
+// goModules is the module cache of exec.go_proxy: its directory in
+// exec's state directory (made, private to the user), and its upstream.
+func goModules(x config.Exec) (*egress.Modules, error) {
+	state := x.StateDir
+	if state == "" {
+		var err error
+		if state, err = container.ExecStateDir(); err != nil {
+			return nil, err
+		}
+	}
+	dir := filepath.Join(state, container.GoModulesDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(x.GoProxy)
+	if err != nil {
+		return nil, err
+	}
+	return &egress.Modules{Dir: dir, Upstream: u}, nil
 }
 
 // RecommendedOrigin is the origin of a setting that took the value the

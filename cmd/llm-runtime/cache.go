@@ -20,7 +20,7 @@ import (
 
 type cacheCmd struct {
 	List   cacheListCmd   `cmd:"" default:"withargs" help:"List exec's and copy mode's copies and exec's build caches, one line per repository (the default)."`
-	Remove cacheRemoveCmd `cmd:"" help:"Remove the copies and build caches of this repository (--root), of repositories that are gone (--gone), or of every repository (--all)."`
+	Remove cacheRemoveCmd `cmd:"" help:"Remove the copies and build caches of this repository (--root), of repositories that are gone (--gone), or of every repository (--all, and the Go modules they share)."`
 }
 
 func (cacheCmd) Help() string {
@@ -31,6 +31,9 @@ CARGO_HOME, all under /.llm-runtime-cache in the container). Both live in
 exec.state_dir ($XDG_CACHE_HOME/llm-runtime/exec by default), in a directory
 per repository, and are kept between runs so that the next run copies only
 what changed and builds warm. They are never shared between repositories.
+One thing is: with exec.go_proxy, the Go modules fetched from that proxy, in
+go-modules there, which only llm-runtime writes (a command's go reads them
+over HTTP); 'cache' says its size and 'cache remove --all' removes it.
 
 Copy mode (sandbox_workspace: copy, the default on a Docker host that is not
 this machine) keeps a copy of the same kind there (replica-N), and pushes it
@@ -72,7 +75,7 @@ func cacheEntries(dir string) ([]cacheEntry, error) {
 	}
 	var out []cacheEntry
 	for _, d := range list {
-		if !d.IsDir() {
+		if !d.IsDir() || d.Name() == container.GoModulesDir {
 			continue
 		}
 		c := cacheEntry{dir: filepath.Join(dir, d.Name()), root: "(unknown)"}
@@ -127,6 +130,9 @@ func (cacheListCmd) Run(e env, c *cli) error {
 		return fail(exitUsage, "%v", err)
 	}
 	fmt.Fprintf(e.stdout, "Exec state: %s\n", dir)
+	if mods := filepath.Join(dir, container.GoModulesDir); exists(mods) {
+		fmt.Fprintf(e.stdout, "Go modules your repositories share (exec.go_proxy): %s in %s\n", sandbox.FormatSize(du(mods)), mods)
+	}
 	if len(list) == 0 {
 		fmt.Fprintln(e.stdout, "No repository has a copy or a build cache.")
 		return nil
@@ -167,6 +173,12 @@ func (r cacheRemoveCmd) Run(e env, c *cli) error {
 			if r.All || c.gone {
 				targets = append(targets, c.dir)
 			}
+		}
+		if mods := filepath.Join(dir, container.GoModulesDir); r.All && exists(mods) {
+			if err := os.RemoveAll(mods); err != nil {
+				return fail(exitUsage, "%v", err)
+			}
+			fmt.Fprintf(e.stdout, "Removed the Go modules your repositories shared (%s).\n", mods)
 		}
 	} else {
 		targets = []string{container.RepoStateDir(dir, root)}
@@ -258,4 +270,10 @@ func removeState(e env, dir string) bool {
 		removeVolumesOf(e, dir, replicas)
 	}
 	return all
+}
+
+// exists says whether there is something at path (not following a link).
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }

@@ -55,6 +55,7 @@ func serveEgress(ctx context.Context, c *Container, p egress.Proxy) (*egressServ
 		defer e.mu.Unlock()
 		e.conns = append(e.conns, sandbox.NetConn{Host: c.Host, Port: c.Port, Allowed: c.Allowed, Reason: c.Reason, Addr: c.Addr, Sent: c.Sent, Received: c.Received})
 	}
+	served := p.Serve()
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	e.cancel = cancel
 	e.srv = &http.Server{
@@ -71,7 +72,7 @@ func serveEgress(ctx context.Context, c *Container, p egress.Proxy) (*egressServ
 			// The command's end, not its client's, ends a request: a
 			// client that sends CONNECT and its first bytes and then
 			// shuts down its writing (as nc does) still gets its tunnel.
-			p.ServeHTTP(w, r.WithContext(cctx))
+			served.ServeHTTP(w, r.WithContext(cctx))
 		}),
 		ReadHeaderTimeout: 30 * time.Second,
 	}

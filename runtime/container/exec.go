@@ -111,6 +111,11 @@ func ExecStateDir() (string, error) {
 	return filepath.Join(dir, "llm-runtime", "exec"), nil
 }
 
+// GoModulesDir is the directory of StateDir that holds the Go module
+// download cache the user's repositories share (exec.go_proxy), which
+// only this process writes (egress.Modules); no repository's.
+const GoModulesDir = "go-modules"
+
 // RepoStateDir is the directory of StateDir that belongs to the
 // repository at root (its real path): the first 16 hex digits of the
 // path's SHA-256, which a file "root" in it names.
@@ -272,6 +277,10 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 		// repository's own build cache (package gocache's layout, beside
 		// GOCACHE, which go still uses for its test results).
 		env = append(env, "GOCACHEPROG="+agentPath+" agent --gocacheprog --gocache-base="+o.GoSeed+" --gocache-dir="+CacheMount+"/go-prog")
+	}
+	if o.Network != nil && o.Network.GoModules != nil {
+		// The shared module cache, which the host's proxy answers.
+		env = append(env, "GOPROXY=http://"+egress.ModulesHost)
 	}
 	x.env = append(env, o.Env...) // the user's last: it wins
 	p, err := pool.New(pool.Config[*Container]{
