@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -506,9 +507,40 @@ func makeAt(dfd int, name string, e CopyEntry, content []byte) error {
 	return fmt.Errorf("cannot make an object of mode %#o", e.Mode)
 }
 
-// Owned reports whether the workspace's root belongs to this process's
-// user, who can then write the replica (a new volume's root is root's).
+// Owned reports whether the workspace's root is this process's to write
+// the replica in, and no other user's (a new Docker volume's root is
+// root's, 0755: not yet). It is when the root is
+//   - this process's user's own; or
+//   - root's, in a group of this process's, group-writable and setgid:
+//     a pod's emptyDir as a real kubelet makes it with the pod's fsGroup
+//     (0:fsGroup, mode 2777). Only root, who could anyway, can change
+//     its mode or owner, and every file made in it is the group's.
+//
+// Either way no other user (not root, not the process's) owns it, who
+// could otherwise take it back. An emptyDir is also writable by others
+// (its mode's last 7): in a pod, the others are the pod's own containers,
+// which run as its user.
 func (w *Workspace) Owned() bool {
 	var st unix.Stat_t
-	return unix.Fstat(w.rootFD, &st) == nil && int(st.Uid) == os.Getuid()
+	if unix.Fstat(w.rootFD, &st) != nil {
+		return false
+	}
+	return ownedBy(st, os.Getuid(), os.Getgid(), supplementary())
+}
+
+// ownedBy is Owned's rule for a root of stat st and a process of uid,
+// gid and supplementary groups.
+func ownedBy(st unix.Stat_t, uid, gid int, groups []int) bool {
+	if int(st.Uid) == uid {
+		return true
+	}
+	inGroup := int(st.Gid) == gid || slices.Contains(groups, int(st.Gid))
+	return st.Uid == 0 && inGroup && st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Mode&unix.S_IWGRP != 0 && st.Mode&unix.S_IXGRP != 0 && st.Mode&unix.S_ISGID != 0
+}
+
+// supplementary is this process's supplementary groups (a pod's fsGroup
+// is one), or none if they cannot be read.
+func supplementary() []int {
+	g, _ := os.Getgroups()
+	return g
 }
