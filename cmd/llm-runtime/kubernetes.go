@@ -17,8 +17,8 @@ type kubernetesCmd struct {
 }
 
 func (kubernetesCmd) Help() string {
-	return `Kubernetes keeps sandboxes warm with kubernetes-sigs/agent-sandbox (v0.5.6
-and later, its extensions enabled): a SandboxWarmPool keeps pods of a
+	return `Kubernetes keeps sandboxes warm with kubernetes-sigs/agent-sandbox (v1.0.1;
+v0.5.x serves the same v1beta1 API; its extensions enabled): a SandboxWarmPool keeps pods of a
 SandboxTemplate ready, and a SandboxClaim takes one. The pods run
 llm-runtime's agent, from the sandbox image, which a cluster pulls from a
 registry: push it first (llm-runtime image push REGISTRY/llm-runtime-io) and

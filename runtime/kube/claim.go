@@ -24,7 +24,8 @@ import (
 	"k8s.io/client-go/dynamic"
 )
 
-// The resources of agent-sandbox v0.5.6 that a session touches.
+// The resources of agent-sandbox v1.0.1 that a session touches (its API
+// is v1beta1 alone; v1alpha1 is gone).
 var (
 	ClaimResource   = schema.GroupVersionResource{Group: "extensions.agents.x-k8s.io", Version: "v1beta1", Resource: "sandboxclaims"}
 	PoolResource    = schema.GroupVersionResource{Group: "extensions.agents.x-k8s.io", Version: "v1beta1", Resource: "sandboxwarmpools"}

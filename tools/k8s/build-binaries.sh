@@ -9,13 +9,20 @@
 # About 30 minutes on two cores when nothing is cached.
 set -euo pipefail
 out=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/llm-runtime/k8s-bin}
-KUBERNETES=v1.37.2 STAGING=v0.37.2 ETCD=v3.7.3 AGENT_SANDBOX=v0.5.6 DISTRIBUTION=v3.1.2
+KUBERNETES=v1.37.2 STAGING=v0.37.2 ETCD=v3.7.3 AGENT_SANDBOX=v1.0.1 DISTRIBUTION=v3.1.2
 stamp="kubernetes $KUBERNETES (kube-apiserver kube-controller-manager kubectl) etcd $ETCD agent-sandbox $AGENT_SANDBOX registry $DISTRIBUTION"
 mkdir -p "$out"
-if [ "$(cat "$out/versions" 2>/dev/null)" = "$stamp" ]; then
+old=$(cat "$out/versions" 2>/dev/null || true)
+if [ "$old" = "$stamp" ]; then
   echo "k8s test binaries: $out ($stamp), cached"
   exit 0
 fi
+# What was built from another version than this one goes: it is built
+# again below (what is there is kept only if its version is the same).
+case "$old " in *"kubernetes $KUBERNETES "*) ;; *) rm -f "$out/kube-apiserver" "$out/kube-controller-manager" "$out/kubectl" ;; esac
+case "$old " in *"etcd $ETCD "*) ;; *) rm -f "$out/etcd" ;; esac
+case "$old " in *"agent-sandbox $AGENT_SANDBOX "*) ;; *) rm -rf "$out/agent-sandbox-controller" "$out/crds" ;; esac
+case "$old " in *"registry $DISTRIBUTION "*) ;; *) rm -f "$out/registry" ;; esac
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export CGO_ENABLED=0 GOFLAGS=-mod=mod

@@ -266,9 +266,9 @@ func (c *Cluster) MustKubectl(stdin string, args ...string) string {
 	return out
 }
 
-// applyCRDs applies agent-sandbox's CRDs, their conversion webhook taken
-// out (there is no webhook here, and one version is served), and waits
-// until they are established.
+// applyCRDs applies agent-sandbox's CRDs (v1.0.1's serve v1beta1 alone,
+// with no conversion webhook; one, if a CRD names it, is taken out: there
+// is no webhook here), and waits until they are established.
 func (c *Cluster) applyCRDs() {
 	t := c.t
 	files, _ := filepath.Glob(filepath.Join(c.Bin, "crds", "*.yaml"))
@@ -324,8 +324,7 @@ func (c *Cluster) StartController() {
 		c.t.Fatalf("no agent-sandbox controller in %s (make k8s-binaries): %v", c.Bin, err)
 	}
 	c.daemon("agent-sandbox-controller", "--kubeconfig", c.Kubeconfig, "--extensions",
-		"--leader-elect=false", "--enable-webhook=false", "--manage-webhook-certs=false",
-		"--metrics-bind-address=0", "--health-probe-bind-address=0")
+		"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0")
 }
 
 // Namespace makes a namespace, and waits for its default service account
