@@ -55,6 +55,25 @@ func TestE2EARunLeavesNoAgentSocketDirectoryBehind(t *testing.T) {
 	}
 }
 
+// TestE2EAnExecRunLeavesNoAgentSocketDirectoryBehind: an exec container
+// is destroyed after its command, its agent done; its socket directory
+// goes then, not when Docker gets round to removing the container, which
+// a run that ends does not wait for.
+func TestE2EAnExecRunLeavesNoAgentSocketDirectoryBehind(t *testing.T) {
+	t.Parallel()
+	env := dockertest.Require(t)
+	dockertest.RequireExecImage(t, env)
+	dir := repo(t, map[string]string{"a.txt": "A\n", "llm-runtime.config.yaml": "exec:\n  enabled: true\n"})
+	rt := testenv.ShortDir(t)
+	r := runBinary(t, dir, "<exec cat a.txt>\n<exec cat a.txt>\n<exec cat a.txt>\n", []string{"XDG_RUNTIME_DIR=" + rt, "LLM_RUNTIME_SERVER=never"})
+	if r.code != 0 || strings.Count(r.stdout, "=== EXEC SUCCESSFUL: cat a.txt ===") != 3 {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if left := entries(t, filepath.Join(rt, "llm-runtime", "agents")); len(left) > 0 {
+		t.Fatalf("the run left socket directories behind: %q", left)
+	}
+}
+
 // TestE2EServeStopLeavesNoLockBehind: the daemon's socket and its lock
 // are gone once serve stop has stopped it, and a new daemon starts there.
 func TestE2EServeStopLeavesNoLockBehind(t *testing.T) {

@@ -633,6 +633,10 @@ wait:
 		case <-agentDone:
 			if !c.hungUp.Load() {
 				c.Conn.Close()
+				// The agent is gone: its socket directory goes now, not
+				// when Docker has removed the container, which this
+				// process may not live to see.
+				c.removeSockDir()
 				return
 			}
 			agentDone = nil // the stream ended because we hung up: that proves nothing
@@ -650,6 +654,15 @@ wait:
 	select {
 	case <-c.exited:
 	case <-ctx.Done():
+		c.removeSockDir()
+	}
+}
+
+// removeSockDir removes the agent's socket directory on the host, if it
+// has one (once nothing will connect to the agent again).
+func (c *Container) removeSockDir() {
+	if c.sockDir != "" {
+		os.RemoveAll(c.sockDir)
 	}
 }
 
@@ -672,9 +685,7 @@ func (c *Container) retire() {
 	// The agent is leaving and nothing will connect again: its socket
 	// directory goes now, not when Docker has removed the container,
 	// which this process (at the end of a run) does not wait for.
-	if c.sockDir != "" {
-		os.RemoveAll(c.sockDir)
-	}
+	c.removeSockDir()
 }
 
 // destroyer destroys a pool's containers: fully while the pool is in use,
