@@ -535,12 +535,9 @@ func ExecImage(ctx context.Context, d *container.Docker, cfg *config.Config, mor
 // goModules is the module cache of exec.go_proxy: its directory in
 // exec's state directory (made, private to the user), and its upstream.
 func goModules(x config.Exec) (*egress.Modules, error) {
-	state := x.StateDir
-	if state == "" {
-		var err error
-		if state, err = container.ExecStateDir(); err != nil {
-			return nil, err
-		}
+	state, err := container.ExecStateDir(x.StateDir)
+	if err != nil {
+		return nil, err
 	}
 	dir := filepath.Join(state, container.GoModulesDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {

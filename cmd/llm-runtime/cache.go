@@ -13,7 +13,6 @@ import (
 
 	"github.com/moby/moby/api/types/volume"
 
-	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
@@ -47,14 +46,6 @@ Examples:
   llm-runtime cache remove              # this repository's (--root, default .)
   llm-runtime cache remove --gone       # of repositories no longer there
   llm-runtime cache remove --all`
-}
-
-// execStateDir is exec.state_dir, or its default.
-func execStateDir(cfg *config.Config) (string, error) {
-	if cfg.Exec.StateDir != "" {
-		return cfg.Exec.StateDir, nil
-	}
-	return container.ExecStateDir()
 }
 
 type cacheEntry struct {
@@ -121,7 +112,7 @@ func (cacheListCmd) Run(e env, c *cli) error {
 	if err != nil {
 		return err
 	}
-	dir, err := execStateDir(cfg)
+	dir, err := container.ExecStateDir(cfg.Exec.StateDir)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
@@ -159,7 +150,7 @@ func (r cacheRemoveCmd) Run(e env, c *cli) error {
 	if err != nil {
 		return err
 	}
-	dir, err := execStateDir(cfg)
+	dir, err := container.ExecStateDir(cfg.Exec.StateDir)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}

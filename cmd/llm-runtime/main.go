@@ -588,7 +588,7 @@ func (cc *configCmd) Run(e env, c *cli) error {
 
 // execStateOrNone is exec.state_dir, or its default, for config.
 func execStateOrNone(cfg *config.Config) string {
-	dir, err := execStateDir(cfg)
+	dir, err := container.ExecStateDir(cfg.Exec.StateDir)
 	if err != nil {
 		return orNone("")
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/engine"
 	"github.com/llm-runtime/llm-runtime/internal/private"
+	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/serve"
 )
 
@@ -341,7 +342,7 @@ func runRequest(c *cli, root, file string, cfg *config.Config) (*serve.RunReques
 		req.JournalDir = dir
 	}
 	if cfg.Exec.Enabled && cfg.Exec.StateDir == "" {
-		if dir, err := execStateDir(cfg); err == nil {
+		if dir, err := container.ExecStateDir(cfg.Exec.StateDir); err == nil {
 			cfg.Exec.StateDir = dir
 		}
 	}

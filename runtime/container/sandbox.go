@@ -39,8 +39,8 @@ type Options struct {
 	// cannot work) or TransportAttach.
 	Transport string
 	// Workspace is WorkspaceBind (the default) or WorkspaceCopy: a replica
-	// in a volume, pushed from a copy kept in StateDir (default
-	// ExecStateDir()), holding at most CopyMaxSize bytes of content.
+	// in a volume, pushed from a copy kept in StateDir
+	// (ExecStateDir's default when empty), holding at most CopyMaxSize bytes of content.
 	Workspace   string
 	StateDir    string
 	CopyMaxSize int64
