@@ -20,7 +20,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -364,9 +363,7 @@ func (c *Config) Validate() error {
 		if port == 0 {
 			port = map[string]int{"https": 443, "http": 80}[u.Scheme]
 		}
-		p := egress.Policy{Rules: c.Exec.NetworkAllow}
-		addr, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]"))
-		if err == nil && !p.Listed(addr, port) || err != nil && !p.AllowsName(u.Hostname(), port) {
+		if !(egress.Policy{Rules: c.Exec.NetworkAllow}).Names(u.Hostname(), port) {
 			return &Error{Source: c.origin["exec.go_proxy"], Key: "exec.go_proxy",
 				Msg: fmt.Sprintf("is %s, but exec.network_allow does not list %s:%d: llm-runtime fetches from it through the allowlist; add it there", g, u.Hostname(), port)}
 		}

@@ -203,6 +203,22 @@ type Decision struct {
 	Reason string
 }
 
+// literal is host as an IP address, if it is one.
+func literal(host string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return a, err == nil
+}
+
+// Names says whether host:port passes the rules before anything is
+// resolved, as Decide's first step: an IP address listed, or a name
+// allowed.
+func (p Policy) Names(host string, port int) bool {
+	if a, ok := literal(host); ok {
+		return p.Listed(a, port)
+	}
+	return p.AllowsName(host, port)
+}
+
 // Decide decides on host:port as a request names it: an IP literal must
 // be listed; a name must be allowed, and is resolved once, and the first
 // of its addresses that is public, or listed, is the one to connect to.
@@ -210,7 +226,7 @@ func (p Policy) Decide(ctx context.Context, res Resolver, host string, port int)
 	if port < 1 || port > 65535 {
 		return Decision{Reason: "no such port"}
 	}
-	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+	if a, ok := literal(host); ok {
 		if p.Listed(a, port) {
 			return Decision{Allowed: true, Addr: netip.AddrPortFrom(a.Unmap(), uint16(port))}
 		}

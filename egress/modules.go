@@ -25,7 +25,8 @@ import (
 
 // ModulesHost is the name under which a command's go reaches the module
 // cache its user's repositories share (GOPROXY=http://ModulesHost): the
-// host's proxy serves it itself (Proxy.Local), the name is never resolved.
+// host's proxy serves it itself (Proxy.GoModules), the name is never
+// resolved.
 const ModulesHost = "go-modules.llm-runtime.internal"
 
 // Most a module's files may hold (the go command's own limits: a zip of

@@ -40,31 +40,32 @@ type Proxy struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// OnConn, if set, is told of every connection.
 	OnConn func(Conn)
-	// Local holds names this process serves itself, over plain HTTP on
-	// port 80 (ModulesHost, say): a request for one is answered by its
-	// handler, never resolved or connected to, and reported as allowed,
-	// its Addr "local".
-	Local map[string]http.Handler
 	// GoModules, when set, is the module cache a user's repositories
-	// share (its Dir and Upstream): Serve answers ModulesHost with it,
-	// fetching through Transport, so that what it fetches for a command
-	// is decided on and reported as the command's own requests are.
+	// share (its Dir and Upstream). The proxy serves it itself, as
+	// ModulesHost, over plain HTTP on port 80: a request for that name is
+	// never resolved or connected to, and is reported as allowed, its
+	// Addr "local". What the cache fetches for a command goes through
+	// Transport, decided on and reported as the command's own requests
+	// are (Serve).
 	GoModules *Modules
+	modules   *Modules // GoModules, with Serve's client
 }
 
-// Serve is p ready to serve one command: GoModules, if set, answers
-// ModulesHost (in Local), its fetches through p's Transport.
+// Serve is p ready to serve one command: GoModules, if set, with its
+// fetches through p's Transport.
 func (p Proxy) Serve() *Proxy {
 	if p.GoModules != nil {
 		m := *p.GoModules
 		m.Client = &http.Client{Transport: p.Transport()}
-		local := map[string]http.Handler{ModulesHost: &m}
-		for k, v := range p.Local {
-			local[k] = v
-		}
-		p.Local = local
+		p.modules = &m
 	}
 	return &p
+}
+
+// served says whether host is the name the proxy serves itself
+// (ModulesHost, with GoModules).
+func (p *Proxy) served(host string) bool {
+	return p.modules != nil && host == ModulesHost
 }
 
 // DialTimeout bounds the connection to a destination.
@@ -141,7 +142,7 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, authority string, 
 
 func (p *Proxy) connect(w http.ResponseWriter, r *http.Request) {
 	c := Conn{Method: r.Method}
-	if host, port, _ := destination(strings.ToLower(r.Host), 443); p.Local[host] != nil {
+	if host, port, _ := destination(strings.ToLower(r.Host), 443); p.served(host) {
 		c.Host, c.Port, c.Reason = host, port, "served by llm-runtime over plain http only"
 		p.refuse(w, c)
 		return
@@ -225,8 +226,8 @@ func (p *Proxy) plain(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, c)
 		return
 	}
-	if host, port, _ := destination(strings.ToLower(r.URL.Host), 80); p.Local[host] != nil {
-		p.local(w, r, p.Local[host], Conn{Method: r.Method, Host: host, Port: port})
+	if host, port, _ := destination(strings.ToLower(r.URL.Host), 80); p.served(host) {
+		p.local(w, r, p.modules, Conn{Method: r.Method, Host: host, Port: port})
 		return
 	}
 	if !p.admit(w, r, r.URL.Host, 80, &c) {

@@ -331,7 +331,7 @@ func seedImports(list string) []byte {
 	var b strings.Builder
 	b.WriteString("package seed\n\nimport (\n")
 	for _, p := range strings.Fields(list) {
-		if slices.Contains(strings.Split(p, "/"), "internal") || slices.Contains(strings.Split(p, "/"), "vendor") {
+		if elems := strings.Split(p, "/"); slices.Contains(elems, "internal") || slices.Contains(elems, "vendor") {
 			continue
 		}
 		fmt.Fprintf(&b, "\t_ %q\n", p)
