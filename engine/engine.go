@@ -22,6 +22,7 @@ import (
 	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/egress"
+	"github.com/llm-runtime/llm-runtime/internal/paths"
 	"github.com/llm-runtime/llm-runtime/internal/proc"
 	"github.com/llm-runtime/llm-runtime/journal"
 	"github.com/llm-runtime/llm-runtime/pool"
@@ -81,7 +82,7 @@ type Settings struct {
 	// (llm-runtime serve), is where that client keeps llm-runtime's files
 	// (its Own, as real paths): the sandbox refuses to write them as well
 	// as this process's own.
-	Client *Own
+	Client *paths.Own
 	// FrontEnd names the front end in audit records ("filter", "mcp").
 	FrontEnd string
 	// Version is llm-runtime's, for the Docker client.
@@ -320,9 +321,9 @@ func GuestSpecs(gs []config.Guest) []wasm.Spec {
 // repository.
 func Limits(s Settings) (limits sandbox.Limits, inside []guarded) {
 	cfg := s.Config
-	owns := []Own{OwnFiles()}
+	owns := []paths.Own{paths.OwnFiles()}
 	if s.Client != nil {
-		owns = []Own{*s.Client, owns[0]} // the client's first: its messages are those of its own run
+		owns = []paths.Own{*s.Client, owns[0]} // the client's first: its messages are those of its own run
 	}
 	paths, ids, inside := protection(s.Root, s.ConfigFile, cfg, owns)
 	return sandbox.Limits{
@@ -535,7 +536,7 @@ func ExecImage(ctx context.Context, d *container.Docker, cfg *config.Config, mor
 // goModules is the module cache of exec.go_proxy: its directory in
 // exec's state directory (made, private to the user), and its upstream.
 func goModules(x config.Exec) (*egress.Modules, error) {
-	state, err := container.ExecStateDir(x.StateDir)
+	state, err := paths.ExecStateDir(x.StateDir)
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/llm-runtime/llm-runtime/internal/paths"
 	"github.com/llm-runtime/llm-runtime/internal/private"
 
 	"github.com/llm-runtime/llm-runtime/audit"
@@ -824,7 +825,7 @@ func poolKey(req *RunRequest) (string, error) {
 // protects them by path inside the repository whether they exist or not,
 // and by identity those that existed when it opened, as a run of its own
 // does for its whole length.
-func ownKey(o engine.Own) []string {
+func ownKey(o paths.Own) []string {
 	out := o.Paths()
 	if o.Binary != "" {
 		out = append(out, rootID(o.Binary))

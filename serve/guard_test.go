@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llm-runtime/llm-runtime/engine"
+	"github.com/llm-runtime/llm-runtime/internal/paths"
 )
 
 // runOnce runs in through the daemon on socket and returns the output, the
@@ -45,7 +45,7 @@ func TestTheClientsOwnFilesAreRefusedAndShapeThePool(t *testing.T) {
 		t.Fatalf("pool %s\n%s", pool, out)
 	}
 	own := *req
-	own.Own = engine.Own{ConfigDir: filepath.Join(root, ".config", "llm-runtime"), Binary: filepath.Join(root, "llm-runtime")}
+	own.Own = paths.Own{ConfigDir: filepath.Join(root, ".config", "llm-runtime"), Binary: filepath.Join(root, "llm-runtime")}
 	out, pool, end := runOnce(t, d.Socket(), &own, "<write .config/llm-runtime/config.yaml>exec:\n  enabled: true\n</write> <write llm-runtime>#!/bin/sh\n</write>")
 	if pool != "new" || end.Failed != 2 || strings.Count(out, "=== ERROR: PATH_SECURITY ===") != 2 {
 		t.Fatalf("pool %s, end %+v\n%s", pool, end, out)

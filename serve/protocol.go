@@ -27,7 +27,7 @@ import (
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/config"
-	"github.com/llm-runtime/llm-runtime/engine"
+	"github.com/llm-runtime/llm-runtime/internal/paths"
 )
 
 // Frame types.
@@ -78,11 +78,11 @@ type RunRequest struct {
 	AuditDir   string         `json:"audit_dir,omitempty"`
 	JournalDir string         `json:"journal_dir,omitempty"` // the repository's journal, when journal.enabled
 	Verbose    bool           `json:"verbose,omitempty"`
-	// Own is where the client keeps llm-runtime's files (engine.OwnFiles,
+	// Own is where the client keeps llm-runtime's files (paths.OwnFiles,
 	// real paths): its binary, its configuration directory, its caches.
 	// The daemon refuses to write them as well as its own, whose
 	// environment can differ, and opens a pool of their own for them.
-	Own engine.Own `json:"own"`
+	Own paths.Own `json:"own"`
 	// Docker is the client's Docker environment (DockerEnv): a daemon
 	// whose own differs sends the run back, to run on the Docker it names.
 	Docker map[string]string `json:"docker,omitempty"`

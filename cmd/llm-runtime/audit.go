@@ -19,7 +19,7 @@ import (
 
 	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/config"
-	"github.com/llm-runtime/llm-runtime/engine"
+	"github.com/llm-runtime/llm-runtime/internal/paths"
 	"github.com/llm-runtime/llm-runtime/parser"
 )
 
@@ -60,7 +60,7 @@ func outsideRepo(key, dir, root string) error {
 	if root == "" {
 		return nil
 	}
-	if _, inside := engine.Within(root, dir); inside {
+	if _, inside := paths.Within(root, dir); inside {
 		return fail(exitConfig, "%s %s is inside the repository %s, where the sandbox can reach it; choose a directory outside it", key, dir, root)
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/moby/moby/api/types/volume"
 
+	"github.com/llm-runtime/llm-runtime/internal/paths"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
@@ -112,7 +113,7 @@ func (cacheListCmd) Run(e env, c *cli) error {
 	if err != nil {
 		return err
 	}
-	dir, err := container.ExecStateDir(cfg.Exec.StateDir)
+	dir, err := paths.ExecStateDir(cfg.Exec.StateDir)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
@@ -150,7 +151,7 @@ func (r cacheRemoveCmd) Run(e env, c *cli) error {
 	if err != nil {
 		return err
 	}
-	dir, err := container.ExecStateDir(cfg.Exec.StateDir)
+	dir, err := paths.ExecStateDir(cfg.Exec.StateDir)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}

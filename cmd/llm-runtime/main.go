@@ -31,10 +31,10 @@ import (
 	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/engine"
 	"github.com/llm-runtime/llm-runtime/gocache"
+	"github.com/llm-runtime/llm-runtime/internal/paths"
 	"github.com/llm-runtime/llm-runtime/output"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/runtime/container/agent"
-	"github.com/llm-runtime/llm-runtime/runtime/wasm"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
 
@@ -577,8 +577,8 @@ func (cc *configCmd) Run(e env, c *cli) error {
 	fmt.Fprintln(e.stdout, "# in use:")
 	for _, p := range []struct{ what, path string }{
 		{"audit store", audit},
-		{"image sum cache", orNone(container.SumCachePath())},
-		{"compilation cache", orNone(wasm.CacheDir())},
+		{"image sum cache", orNone(paths.AgentSumPath())},
+		{"compilation cache", orNone(paths.GuestCacheDir())},
 		{"exec state", execStateOrNone(cfg)},
 	} {
 		fmt.Fprintf(e.stdout, "#   %-18s %s\n", p.what+":", p.path)
@@ -588,7 +588,7 @@ func (cc *configCmd) Run(e env, c *cli) error {
 
 // execStateOrNone is exec.state_dir, or its default, for config.
 func execStateOrNone(cfg *config.Config) string {
-	dir, err := container.ExecStateDir(cfg.Exec.StateDir)
+	dir, err := paths.ExecStateDir(cfg.Exec.StateDir)
 	if err != nil {
 		return orNone("")
 	}

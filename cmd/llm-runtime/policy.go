@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/llm-runtime/llm-runtime/engine"
+	"github.com/llm-runtime/llm-runtime/internal/paths"
 	"github.com/llm-runtime/llm-runtime/parser"
 	"github.com/llm-runtime/llm-runtime/runner"
 	"github.com/llm-runtime/llm-runtime/runtime/wasm"
@@ -106,8 +106,8 @@ type policyCheckCmd struct {
 
 func (p policyCheckCmd) Run(e env, c *cli) error {
 	if root, err := filepath.Abs(c.Root); err == nil {
-		if _, inside := engine.Within(root, p.Module); inside {
-			fmt.Fprintf(e.stderr, "llm-runtime: warning: %s is inside the repository %s: a run refuses to write it from the sandbox, but anything else that can write the repository can replace this policy; keep guests outside\n", p.Module, engine.RealPath(root))
+		if _, inside := paths.Within(root, p.Module); inside {
+			fmt.Fprintf(e.stderr, "llm-runtime: warning: %s is inside the repository %s: a run refuses to write it from the sandbox, but anything else that can write the repository can replace this policy; keep guests outside\n", p.Module, paths.RealPath(root))
 		}
 	}
 	start := time.Now()
@@ -136,6 +136,6 @@ func (p policyCheckCmd) Run(e env, c *cli) error {
 	fmt.Fprintf(e.stdout, "%s: %s, %s\n", m.Name(), abi, strings.Join(roles, " and "))
 	fmt.Fprintf(e.stdout, "exports: %s\n", strings.Join(exports, ", "))
 	fmt.Fprintf(e.stdout, "compiled in %s, instantiated in %s (compilation cache: %s)\n",
-		compiled.Round(time.Millisecond), (time.Since(start) - compiled).Round(time.Millisecond), wasm.CacheDir())
+		compiled.Round(time.Millisecond), (time.Since(start) - compiled).Round(time.Millisecond), paths.GuestCacheDir())
 	return nil
 }

@@ -14,9 +14,8 @@ import (
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/config"
-	"github.com/llm-runtime/llm-runtime/engine"
+	"github.com/llm-runtime/llm-runtime/internal/paths"
 	"github.com/llm-runtime/llm-runtime/internal/private"
-	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/serve"
 )
 
@@ -307,7 +306,7 @@ func runRequest(c *cli, root, file string, cfg *config.Config) (*serve.RunReques
 	own := *cfg
 	own.Policies, own.Transforms = slices.Clone(cfg.Policies), slices.Clone(cfg.Transforms)
 	cfg = &own
-	req := &serve.RunRequest{Root: root, Config: cfg, Verbose: c.verbose(), Own: engine.OwnFiles()}
+	req := &serve.RunRequest{Root: root, Config: cfg, Verbose: c.verbose(), Own: paths.OwnFiles()}
 	if abs, err := filepath.Abs(c.Root); err == nil && abs != root {
 		req.Given = abs
 	}
@@ -342,7 +341,7 @@ func runRequest(c *cli, root, file string, cfg *config.Config) (*serve.RunReques
 		req.JournalDir = dir
 	}
 	if cfg.Exec.Enabled && cfg.Exec.StateDir == "" {
-		if dir, err := container.ExecStateDir(cfg.Exec.StateDir); err == nil {
+		if dir, err := paths.ExecStateDir(cfg.Exec.StateDir); err == nil {
 			cfg.Exec.StateDir = dir
 		}
 	}

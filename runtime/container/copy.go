@@ -35,6 +35,7 @@ import (
 	"github.com/moby/moby/client"
 	"golang.org/x/sys/unix"
 
+	"github.com/llm-runtime/llm-runtime/internal/paths"
 	"github.com/llm-runtime/llm-runtime/runtime/container/agent"
 	"github.com/llm-runtime/llm-runtime/sandbox"
 )
@@ -126,11 +127,11 @@ type replica struct {
 const replicaSlots = 16
 
 // openCopy opens a copy of the repository at root kept in stateDir
-// (ExecStateDir's default when empty) for the rules of limits: the repository's
+// (paths.ExecStateDir's default when empty) for the rules of limits: the repository's
 // workspace, and the first of the mirrors PREFIX-0, PREFIX-1... that no
 // other process holds. It returns the repository's state directory too.
 func openCopy(stateDir, root string, limits sandbox.Limits, prefix, what string) (base string, ws *sandbox.Workspace, m *sandbox.Mirror, dir string, err error) {
-	if stateDir, err = ExecStateDir(stateDir); err != nil {
+	if stateDir, err = paths.ExecStateDir(stateDir); err != nil {
 		return "", nil, nil, "", err
 	}
 	base = RepoStateDir(stateDir, root)
@@ -680,7 +681,7 @@ func sortPut(es []sandbox.CopyEntry) {
 type Replica struct{ r *replica }
 
 // OpenReplica opens a replica of the repository at root for the rules of
-// limits, its copy in stateDir (ExecStateDir's default when empty), holding at most
+// limits, its copy in stateDir (paths.ExecStateDir's default when empty), holding at most
 // maxSize bytes of content (0: DefaultCopyMaxSize).
 func OpenReplica(root, stateDir string, limits sandbox.Limits, maxSize int64) (*Replica, error) {
 	_, ws, m, dir, err := openCopy(stateDir, root, limits, "replica", "copy mode")

@@ -48,6 +48,7 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
+	"github.com/llm-runtime/llm-runtime/internal/paths"
 	"github.com/llm-runtime/llm-runtime/internal/private"
 	"github.com/llm-runtime/llm-runtime/internal/proc"
 	"github.com/llm-runtime/llm-runtime/runtime/container/agent"
@@ -251,7 +252,7 @@ func fileSum(path string) (string, error) {
 	}
 	cache := ""
 	if key != "" {
-		cache = SumCachePath()
+		cache = paths.AgentSumPath()
 	}
 	if cache != "" {
 		if b, err := os.ReadFile(cache); err == nil {
@@ -269,17 +270,6 @@ func fileSum(path string) (string, error) {
 		writeCache(cache, key+" = "+sum+"\n")
 	}
 	return sum, nil
-}
-
-// SumCachePath is where the agent binary's last sum is kept:
-// $XDG_CACHE_HOME/llm-runtime/agent-sum (~/.cache/llm-runtime/agent-sum),
-// or "" when there is no cache directory.
-func SumCachePath() string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(dir, "llm-runtime", "agent-sum")
 }
 
 // writeCache replaces the file at path with content, atomically, or does

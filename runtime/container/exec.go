@@ -36,7 +36,7 @@ type ExecOptions struct {
 	PIDs      int64
 	TmpSize   int64  // the command's /tmp: a private, executable tmpfs; default 512 MiB
 	Runtime   string // the daemon's OCI runtime for exec containers (runsc); "" its default
-	StateDir  string // the repositories' copies and build caches; ExecStateDir's default when empty
+	StateDir  string // the repositories' copies and build caches; paths.ExecStateDir's default when empty
 	// Copy, set in copy mode, is the sandbox image (which holds the agent
 	// and owns new volumes): the copy, the build caches and the agent are
 	// in volumes, and nothing of the host is mounted; CopyMaxSize bounds
@@ -98,20 +98,6 @@ var execCacheEnv = []string{
 	"npm_config_cache=" + CacheMount + "/npm",
 	"PIP_CACHE_DIR=" + CacheMount + "/pip",
 	"CARGO_HOME=" + CacheMount + "/cargo",
-}
-
-// ExecStateDir is where exec keeps, per repository, the copy commands run
-// in and the build caches: dir (exec.state_dir) when it is set, else
-// $XDG_CACHE_HOME/llm-runtime/exec (~/.cache/llm-runtime/exec).
-func ExecStateDir(dir string) (string, error) {
-	if dir != "" {
-		return dir, nil
-	}
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("no cache directory for exec's copies (set XDG_CACHE_HOME or HOME): %v", err)
-	}
-	return filepath.Join(dir, "llm-runtime", "exec"), nil
 }
 
 // GoModulesDir is the directory of StateDir that holds the Go module

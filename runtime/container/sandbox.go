@@ -40,7 +40,7 @@ type Options struct {
 	Transport string
 	// Workspace is WorkspaceBind (the default) or WorkspaceCopy: a replica
 	// in a volume, pushed from a copy kept in StateDir
-	// (ExecStateDir's default when empty), holding at most CopyMaxSize bytes of content.
+	// (paths.ExecStateDir's default when empty), holding at most CopyMaxSize bytes of content.
 	Workspace   string
 	StateDir    string
 	CopyMaxSize int64

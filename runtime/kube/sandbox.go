@@ -26,7 +26,7 @@ type Options struct {
 	Lease     time.Duration // the claim's and the agent's lifeline; renewed at a third of it
 	Root      string        // the repository on the host
 	Limits    sandbox.Limits
-	StateDir  string // where the copy the pod is pushed from is kept (container.ExecStateDir's default)
+	StateDir  string // where the copy the pod is pushed from is kept (paths.ExecStateDir's default)
 	MaxSize   int64  // the most content pushed (0: container.DefaultCopyMaxSize)
 	Session   string // labels the claim
 	// Log, if set, is told of what the API server does to the session:

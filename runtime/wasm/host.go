@@ -68,6 +68,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/llm-runtime/llm-runtime/internal/paths"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
@@ -164,15 +165,6 @@ type Module struct {
 	fns  map[string]api.Function // the instance's exports, looked up once: each lookup builds a call engine
 }
 
-// CacheDir is where compiled guests are cached: the user's cache
-// directory, llm-runtime/wazero.
-func CacheDir() string {
-	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "llm-runtime", "wazero")
-	}
-	return ""
-}
-
 var (
 	cacheOnce sync.Once
 	cache     wazero.CompilationCache
@@ -180,7 +172,7 @@ var (
 
 func compilationCache() wazero.CompilationCache {
 	cacheOnce.Do(func() {
-		if dir := CacheDir(); dir != "" {
+		if dir := paths.GuestCacheDir(); dir != "" {
 			if c, err := wazero.NewCompilationCacheWithDir(dir); err == nil {
 				cache = c
 				return
