@@ -1,3 +1,16 @@
+// Package serve is llm-runtime's daemon (llm-runtime serve):
+// a per-user process that holds warm pools of sandbox containers
+// across invocations of the filter, on a unix socket only its user can
+// reach.
+//
+// A filter run that finds the daemon sends it the run's resolved
+// configuration and then its input, and gets back the very bytes it would
+// have printed itself, and how the run ended (which the CLI turns into the
+// same exit code). The daemon runs the run on the engine's operation path
+// (policies, the sandbox, transforms, a durable audit record), on a pool
+// keyed by the repository and every setting that shapes the sandbox.
+//
+// The protocol and its client side are package wire.
 package serve
 
 import (
@@ -21,6 +34,7 @@ import (
 
 	"github.com/llm-runtime/llm-runtime/internal/paths"
 	"github.com/llm-runtime/llm-runtime/internal/private"
+	"github.com/llm-runtime/llm-runtime/serve/wire"
 
 	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/config"
@@ -89,7 +103,7 @@ type Daemon struct {
 // daemon left, and listens, 0600.
 func Listen(opts Options) (*Daemon, error) {
 	if opts.Socket == "" {
-		opts.Socket = DefaultSocket(os.Getenv)
+		opts.Socket = wire.DefaultSocket(os.Getenv)
 	}
 	if opts.MaxPools <= 0 {
 		opts.MaxPools = 8
@@ -344,7 +358,7 @@ type guestEntry struct {
 
 // session is one connection's run.
 type session struct {
-	c       *conn
+	c       *wire.Conn
 	verbose bool
 
 	// The run's log lines wait for its acceptance: a new pool opens on
@@ -366,20 +380,20 @@ func (s *session) log(format string, args ...any) {
 		s.pending = append(s.pending, line)
 		return
 	}
-	s.c.send(frameLog, line)
+	s.c.Send(wire.FrameLog, line)
 }
 
 // accept tells the client that the run is the daemon's, then sends the
 // log lines that came before.
-func (s *session) accept(a Accepted) error {
+func (s *session) accept(a wire.Accepted) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.c.sendJSON(frameAccepted, a); err != nil {
+	if err := s.c.SendJSON(wire.FrameAccepted, a); err != nil {
 		return err
 	}
 	s.accepted = true
 	for _, line := range s.pending {
-		s.c.send(frameLog, line)
+		s.c.Send(wire.FrameLog, line)
 	}
 	s.pending = nil
 	return nil
@@ -389,58 +403,58 @@ func (s *session) accept(a Accepted) error {
 // log says the same.
 func (s *session) notice(format string, args ...any) {
 	if !s.verbose {
-		s.c.send(frameNotice, fmt.Appendf(nil, format+"\n", args...))
+		s.c.Send(wire.FrameNotice, fmt.Appendf(nil, format+"\n", args...))
 	}
 }
 
 func (d *Daemon) handle(nc *net.UnixConn) {
 	defer nc.Close()
-	if uid, err := peerUID(nc); err != nil || uid != os.Getuid() {
+	if uid, err := wire.PeerUID(nc); err != nil || uid != os.Getuid() {
 		d.logf("Refused a connection from uid %d (%v): this daemon serves uid %d only", uid, err, os.Getuid())
 		return
 	}
-	c := &conn{rw: nc}
+	c := wire.NewConn(nc)
 	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	typ, b, err := c.recv()
+	typ, b, err := c.Recv()
 	nc.SetReadDeadline(time.Time{})
-	var h Hello
-	if err == nil && (typ != frameHello || json.Unmarshal(b, &h) != nil) {
-		err = errFrame
+	var h wire.Hello
+	if err == nil && (typ != wire.FrameHello || json.Unmarshal(b, &h) != nil) {
+		err = wire.ErrFrame
 	}
 	if err != nil {
 		d.logf("A connection without a hello: %v", err)
 		return
 	}
 	if h.Build != d.opts.Build {
-		c.sendJSON(frameBusy, Busy{Reason: fmt.Sprintf("the daemon is %s, the client %s", d.opts.Build, h.Build)})
+		c.SendJSON(wire.FrameBusy, wire.Busy{Reason: fmt.Sprintf("the daemon is %s, the client %s", d.opts.Build, h.Build)})
 		return
 	}
 	switch h.Op {
 	case "status":
-		c.sendJSON(frameReply, d.Status())
+		c.SendJSON(wire.FrameReply, d.Status())
 	case "stop":
 		d.logf("Stopping: asked by a client")
-		c.sendJSON(frameReply, map[string]any{"stopping": true, "pid": os.Getpid()})
+		c.SendJSON(wire.FrameReply, map[string]any{"stopping": true, "pid": os.Getpid()})
 		d.Stop()
 	case "run":
 		if h.Run == nil || h.Run.Config == nil {
-			c.sendJSON(frameBusy, Busy{Reason: "a run without its configuration"})
+			c.SendJSON(wire.FrameBusy, wire.Busy{Reason: "a run without its configuration"})
 			return
 		}
 		d.run(c, h.Run)
 	default:
-		c.sendJSON(frameBusy, Busy{Reason: fmt.Sprintf("unknown operation %q", h.Op)})
+		c.SendJSON(wire.FrameBusy, wire.Busy{Reason: fmt.Sprintf("unknown operation %q", h.Op)})
 	}
 }
 
 // Status says what the daemon holds.
-func (d *Daemon) Status() Status {
+func (d *Daemon) Status() wire.Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := Status{PID: os.Getpid(), Build: d.opts.Build, Socket: d.opts.Socket, Started: d.started,
-		Uptime: time.Since(d.started).Round(time.Second).String(), Sessions: len(d.sessions), Served: d.served, Pools: []PoolStatus{}}
+	st := wire.Status{PID: os.Getpid(), Build: d.opts.Build, Socket: d.opts.Socket, Started: d.started,
+		Uptime: time.Since(d.started).Round(time.Second).String(), Sessions: len(d.sessions), Served: d.served, Pools: []wire.PoolStatus{}}
 	for _, p := range d.pools {
-		ps := PoolStatus{Root: p.root, Sandbox: p.sandbox, Sessions: p.sessions, Runs: p.runs, LastUsed: p.lastUsed}
+		ps := wire.PoolStatus{Root: p.root, Sandbox: p.sandbox, Sessions: p.sessions, Runs: p.runs, LastUsed: p.lastUsed}
 		if p.isReady() && p.sb != nil {
 			s := engine.PoolStat(p.sb)
 			ps.Idle, ps.InUse, ps.Total, ps.Containers = s.Idle, s.InUse, s.Total, s.Created
@@ -479,30 +493,30 @@ func formatEnv(m map[string]string) string {
 	return strings.Join(keys, " ")
 }
 
-func (d *Daemon) run(c *conn, req *RunRequest) {
+func (d *Daemon) run(c *wire.Conn, req *wire.RunRequest) {
 	cfg := req.Config
 	s := &session{c: c, verbose: req.Verbose}
 	if err := cfg.Validate(); err != nil {
-		c.sendJSON(frameAccepted, Accepted{PID: os.Getpid()})
-		c.sendJSON(frameEnd, End{Kind: "config", Message: err.Error()})
+		c.SendJSON(wire.FrameAccepted, wire.Accepted{PID: os.Getpid()})
+		c.SendJSON(wire.FrameEnd, wire.End{Kind: "config", Message: err.Error()})
 		return
 	}
-	if cfg.Sandbox != "local" && !maps.Equal(req.Docker, DockerEnv(os.Getenv)) {
-		c.sendJSON(frameBusy, Busy{Reason: fmt.Sprintf("the run's Docker environment (%s) is not the daemon's (%s)", formatEnv(req.Docker), formatEnv(DockerEnv(os.Getenv)))})
+	if cfg.Sandbox != "local" && !maps.Equal(req.Docker, wire.DockerEnv(os.Getenv)) {
+		c.SendJSON(wire.FrameBusy, wire.Busy{Reason: fmt.Sprintf("the run's Docker environment (%s) is not the daemon's (%s)", formatEnv(req.Docker), formatEnv(wire.DockerEnv(os.Getenv)))})
 		return
 	}
 	if err := req.Own.Check(); err != nil {
-		c.sendJSON(frameBusy, Busy{Reason: "the client's own files: " + err.Error()})
+		c.SendJSON(wire.FrameBusy, wire.Busy{Reason: "the client's own files: " + err.Error()})
 		return
 	}
 	key, err := poolKey(req)
 	if err != nil {
-		c.sendJSON(frameBusy, Busy{Reason: err.Error()})
+		c.SendJSON(wire.FrameBusy, wire.Busy{Reason: err.Error()})
 		return
 	}
 	p, state, busy := d.acquirePool(key, req, s)
 	if p == nil {
-		c.sendJSON(frameBusy, Busy{Reason: busy})
+		c.SendJSON(wire.FrameBusy, wire.Busy{Reason: busy})
 		return
 	}
 	defer d.releasePool(p)
@@ -516,7 +530,7 @@ func (d *Daemon) run(c *conn, req *RunRequest) {
 		d.lastActive = time.Now()
 		d.mu.Unlock()
 	}()
-	if err := s.accept(Accepted{PID: os.Getpid(), Pool: state}); err != nil {
+	if err := s.accept(wire.Accepted{PID: os.Getpid(), Pool: state}); err != nil {
 		return
 	}
 
@@ -536,7 +550,7 @@ func (d *Daemon) run(c *conn, req *RunRequest) {
 		}()
 		ended := false
 		for {
-			typ, b, err := c.recv()
+			typ, b, err := c.Recv()
 			if err != nil {
 				if !ended {
 					pw.CloseWithError(errClientGone)
@@ -545,17 +559,17 @@ func (d *Daemon) run(c *conn, req *RunRequest) {
 				return
 			}
 			switch typ {
-			case frameInput:
+			case wire.FrameInput:
 				if !ended {
 					pw.Write(b)
 				}
-			case frameEOF:
+			case wire.FrameEOF:
 				ended = true
 				pw.Close()
-			case frameInputError:
+			case wire.FrameInputError:
 				ended = true
 				pw.CloseWithError(errors.New(string(b)))
-			case frameCancel:
+			case wire.FrameCancel:
 				cancel(context.Canceled)
 			}
 		}
@@ -570,7 +584,7 @@ func (d *Daemon) run(c *conn, req *RunRequest) {
 		d.logf("Session %s: the client went away after %d commands", end.Session, end.Commands)
 		return
 	}
-	c.sendJSON(frameEnd, end)
+	c.SendJSON(wire.FrameEnd, end)
 }
 
 // sessionHook, if set, wraps the sandbox of every session. Only tests
@@ -582,12 +596,12 @@ var sessionHook func(sandbox.Sandbox) sandbox.Sandbox
 // panic in it (a bug) ends this session alone: its End says so ("internal"),
 // its audit session gets a record of it, the daemon's error log gets its
 // stack, and p is retired, as it may hold a container never given back.
-func (d *Daemon) session(ctx context.Context, s *session, p *poolEntry, req *RunRequest, in io.Reader) (end End) {
+func (d *Daemon) session(ctx context.Context, s *session, p *poolEntry, req *wire.RunRequest, in io.Reader) (end wire.End) {
 	var w *audit.Writer
 	defer func() {
 		if v := recover(); v != nil {
 			err := d.internal("a session on "+req.Root, v)
-			end = End{Kind: "internal", Message: err.Error() + "; this run ended here, the daemon serves on"}
+			end = wire.End{Kind: "internal", Message: err.Error() + "; this run ended here, the daemon serves on"}
 			if w != nil {
 				end.Session = w.Session()
 				rec := &audit.Record{Time: time.Now(), Repo: req.Root, Op: "session", Outcome: audit.Error, Code: sandbox.CodeInternal,
@@ -604,13 +618,13 @@ func (d *Daemon) session(ctx context.Context, s *session, p *poolEntry, req *Run
 	}()
 	<-p.ready
 	if p.err != nil {
-		return End{Kind: kindOf(p.err), Message: p.err.Error()}
+		return wire.End{Kind: kindOf(p.err), Message: p.err.Error()}
 	}
 	cfg := req.Config
 	settings := d.settings(req)
 	guests, gkey, err := d.acquireGuests(ctx, cfg)
 	if err != nil {
-		return End{Kind: "config", Message: err.Error()}
+		return wire.End{Kind: "config", Message: err.Error()}
 	}
 	defer d.releaseGuests(gkey)
 	if guests != nil {
@@ -619,7 +633,7 @@ func (d *Daemon) session(ctx context.Context, s *session, p *poolEntry, req *Run
 	if cfg.Audit.Enabled {
 		l, err := d.auditLog(req.AuditDir)
 		if err != nil {
-			return End{Kind: "io", Message: err.Error()}
+			return wire.End{Kind: "io", Message: err.Error()}
 		}
 		w = l.Writer(audit.NewSession())
 		s.log("Audit: session %s in %s", w.Session(), req.AuditDir)
@@ -631,18 +645,18 @@ func (d *Daemon) session(ctx context.Context, s *session, p *poolEntry, req *Run
 	r := engine.NewRunner(settings, sb, guests, w)
 	ch, err := engine.OpenChanges(settings, r)
 	if err != nil {
-		return End{Kind: kindOf(err), Message: err.Error()}
+		return wire.End{Kind: kindOf(err), Message: err.Error()}
 	}
 	if ch != nil {
 		defer ch.Close()
 	}
-	rep, err := output.NewWith(cfg.Output.Format, frameWriter{c: s.c, typ: frameOutput}, output.Options{LineNumbers: cfg.Output.LineNumbers})
+	rep, err := output.NewWith(cfg.Output.Format, wire.FrameWriter{C: s.c, Typ: wire.FrameOutput}, output.Options{LineNumbers: cfg.Output.LineNumbers})
 	if err != nil {
-		return End{Kind: "config", Message: err.Error()}
+		return wire.End{Kind: "config", Message: err.Error()}
 	}
 	r.Report = rep
 	sum, err := r.Run(ctx, in)
-	end = End{Commands: sum.Commands, Failed: sum.Failed, Elapsed: sum.Elapsed, Session: r.Session}
+	end = wire.End{Commands: sum.Commands, Failed: sum.Failed, Elapsed: sum.Elapsed, Session: r.Session}
 	switch {
 	case err == nil:
 	case errors.Is(err, context.Canceled):
@@ -654,14 +668,14 @@ func (d *Daemon) session(ctx context.Context, s *session, p *poolEntry, req *Run
 }
 
 // settings are the engine's settings of a run.
-func (d *Daemon) settings(req *RunRequest) engine.Settings {
+func (d *Daemon) settings(req *wire.RunRequest) engine.Settings {
 	return engine.Settings{Root: req.Root, Given: req.Given, ConfigFile: req.ConfigFile, Config: req.Config, AuditDir: req.AuditDir, JournalDir: req.JournalDir,
 		Client: &req.Own, FrontEnd: "filter", Version: d.opts.Version}
 }
 
 // acquirePool finds or opens the pool of key, counting the session in it;
 // nil and why when every pool is busy and there are serve.max_pools.
-func (d *Daemon) acquirePool(key string, req *RunRequest, s *session) (*poolEntry, string, string) {
+func (d *Daemon) acquirePool(key string, req *wire.RunRequest, s *session) (*poolEntry, string, string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := time.Now()
@@ -788,7 +802,7 @@ func rootID(dir string) string {
 // guests (their files are protected), the client's own files (protected
 // too, by path and by the identity they have now), and the settings of
 // the sandbox, the pool and exec.
-func poolKey(req *RunRequest) (string, error) {
+func poolKey(req *wire.RunRequest) (string, error) {
 	cfg := req.Config
 	var st syscall.Stat_t
 	if err := syscall.Stat(req.Root, &st); err != nil {

@@ -12,14 +12,15 @@ import (
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/internal/paths"
+	"github.com/llm-runtime/llm-runtime/serve/wire"
 )
 
 // runOnce runs in through the daemon on socket and returns the output, the
 // pool it ran on and how it ended.
-func runOnce(t *testing.T, socket string, req *RunRequest, in string) (string, string, End) {
+func runOnce(t *testing.T, socket string, req *wire.RunRequest, in string) (string, string, wire.End) {
 	t.Helper()
 	var out bytes.Buffer
-	s, err := (&Run{Socket: socket, Build: "test", Request: req, Timeout: 10 * time.Second, In: strings.NewReader(in), Out: &out}).Start()
+	s, err := (&wire.Run{Socket: socket, Build: "test", Request: req, Timeout: 10 * time.Second, In: strings.NewReader(in), Out: &out}).Start()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,8 +70,8 @@ func TestTheClientsOwnFilesAreRefusedAndShapeThePool(t *testing.T) {
 	}
 	bad := own
 	bad.Own.CacheDir = "relative/llm-runtime"
-	_, err := (&Run{Socket: d.Socket(), Build: "test", Request: &bad, Timeout: 10 * time.Second, In: strings.NewReader(""), Out: io.Discard}).Start()
-	var busy *BusyError
+	_, err := (&wire.Run{Socket: d.Socket(), Build: "test", Request: &bad, Timeout: 10 * time.Second, In: strings.NewReader(""), Out: io.Discard}).Start()
+	var busy *wire.BusyError
 	if !errors.As(err, &busy) || !strings.Contains(busy.Reason, `"relative/llm-runtime" is not an absolute, clean path`) {
 		t.Fatalf("err = %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/llm-runtime/llm-runtime/audit"
 	"github.com/llm-runtime/llm-runtime/sandbox"
+	"github.com/llm-runtime/llm-runtime/serve/wire"
 )
 
 // panicOn wraps a sandbox so that an <open> of name panics, as a bug
@@ -55,11 +56,11 @@ func TestAPanicEndsItsSessionAlone(t *testing.T) {
 	// A session that stays open on the pool.
 	pr, pw := io.Pipe()
 	held := &lockedBuffer{}
-	hs, err := (&Run{Socket: d.Socket(), Build: "test", Request: localRun(t, root, auditDir), Timeout: 10 * time.Second, In: pr, Out: held}).Start()
+	hs, err := (&wire.Run{Socket: d.Socket(), Build: "test", Request: localRun(t, root, auditDir), Timeout: 10 * time.Second, In: pr, Out: held}).Start()
 	if err != nil {
 		t.Fatal(err)
 	}
-	heldEnd := make(chan End, 1)
+	heldEnd := make(chan wire.End, 1)
 	go func() {
 		end, err := hs.Wait(context.Background())
 		if err != nil {

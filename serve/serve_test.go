@@ -18,6 +18,7 @@ import (
 
 	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/internal/testenv"
+	"github.com/llm-runtime/llm-runtime/serve/wire"
 )
 
 // A test binary run with LLM_RUNTIME_TEST_CONNECT=SOCKET connects to it,
@@ -30,9 +31,9 @@ func TestMain(m *testing.M) {
 			fmt.Println("dial:", err)
 			os.Exit(1)
 		}
-		c := &conn{rw: nc}
-		c.sendJSON(frameHello, Hello{Build: "test", Op: "status"})
-		typ, b, err := c.recv()
+		c := wire.NewConn(nc)
+		c.SendJSON(wire.FrameHello, wire.Hello{Build: "test", Op: "status"})
+		typ, b, err := c.Recv()
 		fmt.Printf("reply %q %s %v\n", typ, b, err)
 		os.Exit(0)
 	}
@@ -74,11 +75,11 @@ func startDaemon(t *testing.T, dir string) (*Daemon, *logBuf) {
 	return d, log
 }
 
-func localRun(t *testing.T, root, audit string) *RunRequest {
+func localRun(t *testing.T, root, audit string) *wire.RunRequest {
 	cfg := config.Default()
 	cfg.Sandbox = "local"
 	cfg.Audit.Enabled = audit != ""
-	return &RunRequest{Root: root, Config: cfg, AuditDir: audit}
+	return &wire.RunRequest{Root: root, Config: cfg, AuditDir: audit}
 }
 
 func TestARunComesBackAsTheFilterPrintsIt(t *testing.T) {
@@ -86,7 +87,7 @@ func TestARunComesBackAsTheFilterPrintsIt(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "a.txt"), []byte("A\n"), 0o644)
 	d, _ := startDaemon(t, t.TempDir())
 	var out bytes.Buffer
-	r := &Run{Socket: d.Socket(), Build: "test", Request: localRun(t, root, t.TempDir()), Timeout: 10 * time.Second,
+	r := &wire.Run{Socket: d.Socket(), Build: "test", Request: localRun(t, root, t.TempDir()), Timeout: 10 * time.Second,
 		In: strings.NewReader("<open a.txt> <write b.txt>B</write> <open missing>"), Out: &out}
 	s, err := r.Start()
 	if err != nil {
@@ -123,9 +124,9 @@ func TestARunComesBackAsTheFilterPrintsIt(t *testing.T) {
 
 func TestAnotherBuildRunsOnItsOwn(t *testing.T) {
 	d, _ := startDaemon(t, t.TempDir())
-	r := &Run{Socket: d.Socket(), Build: "other", Request: localRun(t, t.TempDir(), ""), Timeout: 10 * time.Second, In: strings.NewReader(""), Out: io.Discard}
+	r := &wire.Run{Socket: d.Socket(), Build: "other", Request: localRun(t, t.TempDir(), ""), Timeout: 10 * time.Second, In: strings.NewReader(""), Out: io.Discard}
 	_, err := r.Start()
-	var busy *BusyError
+	var busy *wire.BusyError
 	if !errors.As(err, &busy) || !strings.Contains(busy.Reason, "the daemon is test, the client other") {
 		t.Fatalf("err = %v", err)
 	}
@@ -137,7 +138,7 @@ func TestACancelStopsTheRunAndSaysHowFarItGot(t *testing.T) {
 	d, _ := startDaemon(t, t.TempDir())
 	pr, pw := io.Pipe()
 	out := &lockedBuffer{}
-	r := &Run{Socket: d.Socket(), Build: "test", Request: localRun(t, root, ""), Timeout: 10 * time.Second, In: pr, Out: out}
+	r := &wire.Run{Socket: d.Socket(), Build: "test", Request: localRun(t, root, ""), Timeout: 10 * time.Second, In: pr, Out: out}
 	s, err := r.Start()
 	if err != nil {
 		t.Fatal(err)
@@ -183,8 +184,8 @@ func (l *lockedBuffer) String() string {
 
 func TestNoDaemonIsSaidSo(t *testing.T) {
 	dir := t.TempDir()
-	r := &Run{Socket: filepath.Join(dir, "none.sock"), Build: "test", Request: localRun(t, dir, ""), Timeout: time.Second}
-	if _, err := r.Start(); !errors.Is(err, ErrNoDaemon) {
+	r := &wire.Run{Socket: filepath.Join(dir, "none.sock"), Build: "test", Request: localRun(t, dir, ""), Timeout: time.Second}
+	if _, err := r.Start(); !errors.Is(err, wire.ErrNoDaemon) {
 		t.Fatalf("err = %v", err)
 	}
 	// A socket left by a dead daemon: nothing listens.
@@ -192,7 +193,7 @@ func TestNoDaemonIsSaidSo(t *testing.T) {
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close()
 	r.Socket = filepath.Join(dir, "dead.sock")
-	if _, err := r.Start(); !errors.Is(err, ErrNoDaemon) {
+	if _, err := r.Start(); !errors.Is(err, wire.ErrNoDaemon) {
 		t.Fatalf("err = %v", err)
 	}
 	// A new daemon takes that socket over.
@@ -222,11 +223,11 @@ func TestOneDaemonPerSocket(t *testing.T) {
 func TestDefaultSocket(t *testing.T) {
 	env := map[string]string{"XDG_RUNTIME_DIR": "/run/user/1000"}
 	get := func(k string) string { return env[k] }
-	if got := DefaultSocket(get); got != "/run/user/1000/llm-runtime/serve.sock" {
+	if got := wire.DefaultSocket(get); got != "/run/user/1000/llm-runtime/serve.sock" {
 		t.Fatal(got)
 	}
 	env = map[string]string{"XDG_RUNTIME_DIR": "relative", "TMPDIR": "/var/tmp"}
-	if got, want := DefaultSocket(get), fmt.Sprintf("/var/tmp/llm-runtime-%d/serve.sock", os.Getuid()); got != want {
+	if got, want := wire.DefaultSocket(get), fmt.Sprintf("/var/tmp/llm-runtime-%d/serve.sock", os.Getuid()); got != want {
 		t.Fatalf("%s, want %s", got, want)
 	}
 }
@@ -270,8 +271,7 @@ func TestAnotherUsersConnectionIsRefused(t *testing.T) {
 		t.Fatalf("log:\n%s", log)
 	}
 	// This user is served.
-	var st Status
-	if err := ask(d.Socket(), "test", "status", 5*time.Second, &st); err != nil || st.PID != os.Getpid() {
+	if st, err := wire.GetStatus(d.Socket(), "test", 5*time.Second); err != nil || st.PID != os.Getpid() {
 		t.Fatalf("status: %v %+v", err, st)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/llm-runtime/llm-runtime/serve/wire"
 )
 
 // TestAVerboseRunOnANewPoolIsAcceptedBeforeItsLogLines: the opening of a
@@ -23,7 +25,7 @@ func TestAVerboseRunOnANewPoolIsAcceptedBeforeItsLogLines(t *testing.T) {
 		req := localRun(t, root, "")
 		req.Verbose = true
 		var log lockedBuffer
-		r := &Run{Socket: d.Socket(), Build: "test", Request: req, Timeout: time.Minute,
+		r := &wire.Run{Socket: d.Socket(), Build: "test", Request: req, Timeout: time.Minute,
 			In: strings.NewReader("<open a.txt>"), Out: io.Discard, Log: &log}
 		s, err := r.Start()
 		if err != nil {

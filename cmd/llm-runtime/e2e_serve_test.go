@@ -28,7 +28,7 @@ import (
 	"github.com/llm-runtime/llm-runtime/runtime/container"
 	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
 	"github.com/llm-runtime/llm-runtime/runtime/wasm/wasmtest"
-	"github.com/llm-runtime/llm-runtime/serve"
+	"github.com/llm-runtime/llm-runtime/serve/wire"
 )
 
 // daemon is a running llm-runtime serve of a test, on a socket of its own.
@@ -121,10 +121,10 @@ func (d *daemon) log() string {
 	return string(b)
 }
 
-func (d *daemon) status() serve.Status {
+func (d *daemon) status() wire.Status {
 	d.t.Helper()
 	r := runBinary(d.t, d.cmd.Dir, "", d.env, "serve", "status", "--json")
-	var st serve.Status
+	var st wire.Status
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil {
 		d.t.Fatalf("serve status: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}

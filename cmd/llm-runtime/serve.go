@@ -17,6 +17,7 @@ import (
 	"github.com/llm-runtime/llm-runtime/internal/paths"
 	"github.com/llm-runtime/llm-runtime/internal/private"
 	"github.com/llm-runtime/llm-runtime/serve"
+	"github.com/llm-runtime/llm-runtime/serve/wire"
 )
 
 // serveCmd is the daemon and its two questions.
@@ -39,7 +40,7 @@ func (f socketFlag) path(e env, cfg *config.Config) (string, error) {
 	if filepath.IsAbs(cfg.Server) {
 		return cfg.Server, nil
 	}
-	return serve.DefaultSocket(e.getenv), nil
+	return wire.DefaultSocket(e.getenv), nil
 }
 
 // getenv is the value of key in the environment e was given.
@@ -109,7 +110,7 @@ func (s *serveStartCmd) Run(e env, c *cli) error {
 	if err != nil {
 		return fail(exitUsage, "--socket: %v", err)
 	}
-	if why := private.Squatted(e.getenv); why != "" && path == serve.DefaultSocket(e.getenv) {
+	if why := private.Squatted(e.getenv); why != "" && path == wire.DefaultSocket(e.getenv) {
 		fmt.Fprintf(e.stderr, "Note: %s (set XDG_RUNTIME_DIR to choose)\n", why)
 	}
 	opts := serve.Options{Socket: path, Build: versionString(), Version: version, MaxPools: cfg.Serve.MaxPools, IdleExit: cfg.Serve.IdleExit,
@@ -171,8 +172,8 @@ func (s *serveStatusCmd) Run(e env, c *cli) error {
 	if err != nil {
 		return fail(exitUsage, "--socket: %v", err)
 	}
-	st, err := serve.GetStatus(path, versionString(), 5*time.Second)
-	if errors.Is(err, serve.ErrNoDaemon) {
+	st, err := wire.GetStatus(path, versionString(), 5*time.Second)
+	if errors.Is(err, wire.ErrNoDaemon) {
 		return fail(exitSandbox, "no llm-runtime serve answers on %s (start one with 'llm-runtime serve &')", path)
 	}
 	if err != nil {
@@ -225,8 +226,8 @@ func (s *serveStopCmd) Run(e env, c *cli) error {
 	if err != nil {
 		return fail(exitUsage, "--socket: %v", err)
 	}
-	pid, err := serve.RequestStop(path, versionString(), 5*time.Second)
-	if errors.Is(err, serve.ErrNoDaemon) {
+	pid, err := wire.RequestStop(path, versionString(), 5*time.Second)
+	if errors.Is(err, wire.ErrNoDaemon) {
 		fmt.Fprintf(e.stdout, "no llm-runtime serve answers on %s: nothing to stop\n", path)
 		return nil
 	}
@@ -249,24 +250,24 @@ func (r *runCmd) served(e env, c *cli, root, file string, cfg *config.Config, in
 	path := cfg.Server
 	explicit := path != "auto"
 	if !explicit {
-		path = serve.DefaultSocket(e.getenv)
+		path = wire.DefaultSocket(e.getenv)
 	}
 	req, err := runRequest(c, root, file, cfg)
 	if err != nil {
 		return true, err
 	}
-	req.Docker = serve.DockerEnv(e.getenv)
+	req.Docker = wire.DockerEnv(e.getenv)
 	var logw io.Writer
 	if c.verbose() {
 		logw = e.stderr
 	}
-	run := &serve.Run{Socket: path, Build: versionString(), Request: req, Timeout: cfg.ContainerPool.AcquireTimeout, In: in, Out: out, Log: logw, Notice: e.stderr}
+	run := &wire.Run{Socket: path, Build: versionString(), Request: req, Timeout: cfg.ContainerPool.AcquireTimeout, In: in, Out: out, Log: logw, Notice: e.stderr}
 	started, err := run.Start()
 	if err != nil {
 		if explicit {
 			return true, fail(exitSandbox, "server %s: %v", path, err)
 		}
-		if c.verbose() && !errors.Is(err, serve.ErrNoDaemon) {
+		if c.verbose() && !errors.Is(err, wire.ErrNoDaemon) {
 			fmt.Fprintf(e.stderr, "Server: not used (%v); running on a pool of this run's own\n", err)
 		}
 		return false, nil
@@ -301,12 +302,12 @@ func (r *runCmd) served(e env, c *cli, root, file string, cfg *config.Config, in
 // absolute: guests, the configuration file, the audit store, exec's state;
 // and this process's own files (its binary, configuration directory and
 // caches), which the daemon guards with its own.
-func runRequest(c *cli, root, file string, cfg *config.Config) (*serve.RunRequest, error) {
+func runRequest(c *cli, root, file string, cfg *config.Config) (*wire.RunRequest, error) {
 	// A copy: the run falls back to itself with cfg as it was.
 	own := *cfg
 	own.Policies, own.Transforms = slices.Clone(cfg.Policies), slices.Clone(cfg.Transforms)
 	cfg = &own
-	req := &serve.RunRequest{Root: root, Config: cfg, Verbose: c.verbose(), Own: paths.OwnFiles()}
+	req := &wire.RunRequest{Root: root, Config: cfg, Verbose: c.verbose(), Own: paths.OwnFiles()}
 	if abs, err := filepath.Abs(c.Root); err == nil && abs != root {
 		req.Given = abs
 	}

@@ -1,20 +1,14 @@
-// Package serve is llm-runtime's daemon (llm-runtime serve) and its
-// client: a per-user process that holds warm pools of sandbox containers
-// across invocations of the filter, on a unix socket only its user can
-// reach.
-//
-// A filter run that finds the daemon sends it the run's resolved
-// configuration and then its input, and gets back the very bytes it would
-// have printed itself, and how the run ended (which the CLI turns into the
-// same exit code). The daemon runs the run on the engine's operation path
-// (policies, the sandbox, transforms, a durable audit record), on a pool
-// keyed by the repository and every setting that shapes the sandbox.
+// Package wire is the protocol between llm-runtime serve and its clients,
+// and the client side of it: what the filter, and the thin client
+// cmd/llm-runtime-client, need to hand a run to the daemon. It imports
+// configuration and paths, nothing that opens a sandbox, so that a client
+// starts in a few milliseconds.
 //
 // The wire: frames of one type byte, a big-endian uint32 length and that
 // many bytes. The client sends a hello (JSON), then input and its end, or
 // a cancel; the daemon answers accepted or busy, then output and log
 // frames, then the end (JSON). A status or stop hello gets one JSON frame.
-package serve
+package wire
 
 import (
 	"bufio"
@@ -33,20 +27,20 @@ import (
 // Frame types.
 const (
 	// client to daemon
-	frameHello  = 'h' // JSON Hello
-	frameInput  = 'i' // input bytes
-	frameEOF    = 'e' // the input ended
-	frameCancel = 'c' // the run was interrupted: stop it and say so
+	FrameHello  = 'h' // JSON Hello
+	FrameInput  = 'i' // input bytes
+	FrameEOF    = 'e' // the input ended
+	FrameCancel = 'c' // the run was interrupted: stop it and say so
 	// the input could not be read (the message): the run reads an error
-	frameInputError = 'f'
+	FrameInputError = 'f'
 	// daemon to client
-	frameAccepted = 'a' // JSON Accepted: the run is the daemon's now
-	frameBusy     = 'b' // JSON Busy: run it yourself
-	frameOutput   = 'o' // output bytes
-	frameLog      = 'l' // a line for standard error (--verbose)
-	frameNotice   = 'n' // a line for standard error, whatever --verbose
-	frameEnd      = 'x' // JSON End
-	frameReply    = 'r' // JSON: the answer to status or stop
+	FrameAccepted = 'a' // JSON Accepted: the run is the daemon's now
+	FrameBusy     = 'b' // JSON Busy: run it yourself
+	FrameOutput   = 'o' // output bytes
+	FrameLog      = 'l' // a line for standard error (--verbose)
+	FrameNotice   = 'n' // a line for standard error, whatever --verbose
+	FrameEnd      = 'x' // JSON End
+	FrameReply    = 'r' // JSON: the answer to status or stop
 )
 
 // maxFrame bounds a frame's payload: input is sent in chunks of at most
@@ -153,14 +147,18 @@ type PoolStatus struct {
 	Containers uint64    `json:"containers_created"`
 }
 
-// conn writes frames from any goroutine and reads them from one.
-type conn struct {
+// Conn writes frames from any goroutine and reads them from one.
+type Conn struct {
 	rw io.ReadWriter
 	br *bufio.Reader // over rw, made by the first recv
 	mu sync.Mutex
 }
 
-func (c *conn) send(typ byte, payload []byte) error {
+// NewConn frames rw.
+func NewConn(rw io.ReadWriter) *Conn { return &Conn{rw: rw} }
+
+// Send writes one frame of typ.
+func (c *Conn) Send(typ byte, payload []byte) error {
 	if len(payload) > maxFrame {
 		return fmt.Errorf("serve: a frame of %d bytes is over the limit", len(payload))
 	}
@@ -175,18 +173,20 @@ func (c *conn) send(typ byte, payload []byte) error {
 	return err
 }
 
-func (c *conn) sendJSON(typ byte, v any) error {
+// SendJSON writes v as one frame of typ.
+func (c *Conn) SendJSON(typ byte, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return c.send(typ, b)
+	return c.Send(typ, b)
 }
 
-// errFrame is a frame that breaks the protocol.
-var errFrame = errors.New("serve: malformed frame")
+// ErrFrame is a frame that breaks the protocol.
+var ErrFrame = errors.New("serve: malformed frame")
 
-func (c *conn) recv() (byte, []byte, error) {
+// Recv reads the next frame.
+func (c *Conn) Recv() (byte, []byte, error) {
 	if c.br == nil {
 		c.br = bufio.NewReaderSize(c.rw, chunk+5)
 	}
@@ -196,7 +196,7 @@ func (c *conn) recv() (byte, []byte, error) {
 	}
 	n := binary.BigEndian.Uint32(h[1:])
 	if n > maxFrame {
-		return 0, nil, errFrame
+		return 0, nil, ErrFrame
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(c.br, b); err != nil {
@@ -208,16 +208,16 @@ func (c *conn) recv() (byte, []byte, error) {
 	return h[0], b, nil
 }
 
-// frameWriter writes each Write as one frame of typ.
-type frameWriter struct {
-	c   *conn
-	typ byte
+// FrameWriter writes each Write as one frame of typ.
+type FrameWriter struct {
+	C   *Conn
+	Typ byte
 }
 
-func (w frameWriter) Write(p []byte) (int, error) {
+func (w FrameWriter) Write(p []byte) (int, error) {
 	for off := 0; off < len(p); {
 		n := min(len(p)-off, maxFrame)
-		if err := w.c.send(w.typ, p[off:off+n]); err != nil {
+		if err := w.C.Send(w.Typ, p[off:off+n]); err != nil {
 			return off, err
 		}
 		off += n

@@ -1,4 +1,4 @@
-package serve
+package wire
 
 import (
 	"context"
@@ -54,7 +54,7 @@ func dial(path string, timeout time.Duration) (*net.UnixConn, error) {
 		return nil, fmt.Errorf("socket %s: %w", path, err)
 	}
 	uc := nc.(*net.UnixConn)
-	if uid, err := peerUID(uc); err != nil || uid != os.Getuid() {
+	if uid, err := PeerUID(uc); err != nil || uid != os.Getuid() {
 		uc.Close()
 		return nil, fmt.Errorf("socket %s: its daemon runs as uid %d, not as this user (%d): not used", path, uid, os.Getuid())
 	}
@@ -68,24 +68,24 @@ func ask(path, build, op string, timeout time.Duration, v any) error {
 		return err
 	}
 	defer nc.Close()
-	c := &conn{rw: nc}
+	c := NewConn(nc)
 	nc.SetDeadline(time.Now().Add(timeout))
-	if err := c.sendJSON(frameHello, Hello{Build: build, Op: op}); err != nil {
+	if err := c.SendJSON(FrameHello, Hello{Build: build, Op: op}); err != nil {
 		return err
 	}
-	typ, b, err := c.recv()
+	typ, b, err := c.Recv()
 	if err != nil {
 		return fmt.Errorf("socket %s: no answer: %w", path, err)
 	}
 	switch typ {
-	case frameReply:
+	case FrameReply:
 		return json.Unmarshal(b, v)
-	case frameBusy:
+	case FrameBusy:
 		var busy Busy
 		json.Unmarshal(b, &busy)
 		return &BusyError{Reason: busy.Reason}
 	}
-	return errFrame
+	return ErrFrame
 }
 
 // GetStatus asks the daemon on path what it holds.
@@ -127,13 +127,13 @@ func (r *Run) Start() (*Started, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{rw: nc}
+	c := NewConn(nc)
 	nc.SetDeadline(time.Now().Add(r.Timeout))
-	if err := c.sendJSON(frameHello, Hello{Build: r.Build, Op: "run", Run: r.Request}); err != nil {
+	if err := c.SendJSON(FrameHello, Hello{Build: r.Build, Op: "run", Run: r.Request}); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("socket %s: %w", r.Socket, err)
 	}
-	typ, b, err := c.recv()
+	typ, b, err := c.Recv()
 	if err != nil {
 		nc.Close()
 		var ne net.Error
@@ -144,18 +144,18 @@ func (r *Run) Start() (*Started, error) {
 	}
 	nc.SetDeadline(time.Time{})
 	switch typ {
-	case frameAccepted:
+	case FrameAccepted:
 		var a Accepted
 		json.Unmarshal(b, &a)
 		return &Started{run: r, nc: nc, c: c, Accepted: a}, nil
-	case frameBusy:
+	case FrameBusy:
 		nc.Close()
 		var busy Busy
 		json.Unmarshal(b, &busy)
 		return nil, &BusyError{Reason: busy.Reason}
 	}
 	nc.Close()
-	return nil, fmt.Errorf("%w: a frame of type %q where the answer to the run was expected", errFrame, typ)
+	return nil, fmt.Errorf("%w: a frame of type %q where the answer to the run was expected", ErrFrame, typ)
 }
 
 // Started is a run the daemon took.
@@ -163,7 +163,7 @@ type Started struct {
 	Accepted
 	run *Run
 	nc  *net.UnixConn
-	c   *conn
+	c   *Conn
 }
 
 // Wait streams the input to the daemon and its output back until the run
@@ -177,44 +177,44 @@ func (s *Started) Wait(ctx context.Context) (End, error) {
 		for {
 			n, err := s.run.In.Read(buf)
 			if n > 0 {
-				if s.c.send(frameInput, buf[:n]) != nil {
+				if s.c.Send(FrameInput, buf[:n]) != nil {
 					return
 				}
 			}
 			if errors.Is(err, io.EOF) {
-				s.c.send(frameEOF, nil)
+				s.c.Send(FrameEOF, nil)
 				return
 			}
 			if err != nil {
-				s.c.send(frameInputError, []byte(err.Error()))
+				s.c.Send(FrameInputError, []byte(err.Error()))
 				return
 			}
 		}
 	}()
-	stop := context.AfterFunc(ctx, func() { s.c.send(frameCancel, nil) })
+	stop := context.AfterFunc(ctx, func() { s.c.Send(FrameCancel, nil) })
 	defer stop()
 	var werr error
 	for {
-		typ, b, err := s.c.recv()
+		typ, b, err := s.c.Recv()
 		if err != nil {
 			return End{}, &LostError{Err: err}
 		}
 		switch typ {
-		case frameOutput:
+		case FrameOutput:
 			if werr == nil {
 				if _, werr = s.run.Out.Write(b); werr != nil {
-					s.c.send(frameCancel, nil)
+					s.c.Send(FrameCancel, nil)
 				}
 			}
-		case frameLog:
+		case FrameLog:
 			if s.run.Log != nil {
 				s.run.Log.Write(b)
 			}
-		case frameNotice:
+		case FrameNotice:
 			if s.run.Notice != nil {
 				s.run.Notice.Write(b)
 			}
-		case frameEnd:
+		case FrameEnd:
 			var e End
 			if err := json.Unmarshal(b, &e); err != nil {
 				return End{}, &LostError{Err: err}
@@ -224,7 +224,7 @@ func (s *Started) Wait(ctx context.Context) (End, error) {
 			}
 			return e, nil
 		default:
-			return End{}, &LostError{Err: errFrame}
+			return End{}, &LostError{Err: ErrFrame}
 		}
 	}
 }
