@@ -9,9 +9,11 @@ GUESTS := protect-secrets readonly redact
 
 .PHONY: build test check fuzz guests clean k8s-binaries test-k8s
 
-## build: the static binary ./llm-runtime
+## build: the static binaries ./llm-runtime and ./llm-runtime-client (the filter through
+## llm-runtime serve alone, for a model loop; it runs ./llm-runtime for anything else)
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o llm-runtime ./cmd/llm-runtime
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o llm-runtime-client ./cmd/llm-runtime-client
 
 ## test: the whole suite under the race detector, through tools/gotest: each package as it
 ## ends, what still runs every minute, every skipped test with its reason, and then a check
@@ -56,4 +58,4 @@ fuzz:
 	go test -run='^$$' -fuzz=FuzzParser -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s ./parser
 
 clean:
-	rm -f llm-runtime guests/*/*.wasm
+	rm -f llm-runtime llm-runtime-client guests/*/*.wasm

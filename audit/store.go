@@ -20,7 +20,6 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
-	"github.com/llm-runtime/llm-runtime/internal/private"
 	"github.com/llm-runtime/llm-runtime/internal/proc"
 )
 
@@ -749,14 +748,4 @@ func (m *merger) close() {
 		c.it.Close()
 	}
 	m.its = nil
-}
-
-// DefaultDir is the store's default directory: $XDG_STATE_HOME/llm-runtime/audit,
-// else ~/.local/state/llm-runtime/audit.
-func DefaultDir() (string, error) {
-	dir, err := private.StateDir("audit")
-	if err != nil {
-		return "", fmt.Errorf("audit: %w", err)
-	}
-	return dir, nil
 }

@@ -298,7 +298,12 @@ const EnvPrefix = "LLM_RUNTIME_"
 // otherEnv are LLM_RUNTIME_ variables that are not settings.
 var otherEnv = map[string]string{
 	"LLM_RUNTIME_REQUIRE_DOCKER": "tests: fail instead of skipping when Docker is unreachable",
+	ClientBinaryEnv:              "set by llm-runtime-client when it runs llm-runtime: its own path, which llm-runtime guards as its own",
 }
+
+// ClientBinaryEnv is the variable by which llm-runtime-client tells the
+// llm-runtime it runs where it is.
+const ClientBinaryEnv = "LLM_RUNTIME_CLIENT_BINARY"
 
 // ApplyEnv applies the LLM_RUNTIME_* variables of environ (as os.Environ
 // returns it), over the file and under flags: call it before setting the

@@ -25,6 +25,7 @@ import (
 	"github.com/llm-runtime/llm-runtime/internal/paths"
 	"github.com/llm-runtime/llm-runtime/internal/proc"
 	"github.com/llm-runtime/llm-runtime/journal"
+	"github.com/llm-runtime/llm-runtime/output"
 	"github.com/llm-runtime/llm-runtime/pool"
 	"github.com/llm-runtime/llm-runtime/runner"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
@@ -610,21 +611,13 @@ func EventLine(ev pool.Event[*container.Container]) string {
 	switch ev.Kind {
 	case pool.EventCreated, pool.EventCreateFailed, pool.EventFirstUse:
 	default:
-		fmt.Fprintf(&b, " after %s", Plural(ev.Uses, "use"))
+		fmt.Fprintf(&b, " after %s", output.Plural(ev.Uses, "use"))
 	}
 	if ev.Err != nil {
 		fmt.Fprintf(&b, ": %v", ev.Err)
 	}
 	fmt.Fprintf(&b, " (%d idle, %d in use, %d total)", ev.Stats.Idle, ev.Stats.InUse, ev.Stats.Total)
 	return b.String()
-}
-
-// Plural is "1 use", "2 uses".
-func Plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // OrDefaults names the configuration file, or says there is none.

@@ -7,8 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"slices"
-
-	"github.com/llm-runtime/llm-runtime/internal/private"
 )
 
 // CheckpointInfo sums up a checkpoint.
@@ -177,15 +175,4 @@ func Net(changes []Change) []Change {
 // same says whether two states are the same object, for Net.
 func same(a, b State) bool {
 	return a.Kind == b.Kind && a.Mode == b.Mode && a.Sum == b.Sum && a.Target == b.Target
-}
-
-// DefaultDir is where the journals are kept when journal.dir is empty:
-// $XDG_STATE_HOME/llm-runtime/journal, else
-// ~/.local/state/llm-runtime/journal.
-func DefaultDir() (string, error) {
-	dir, err := private.StateDir("journal")
-	if err != nil {
-		return "", fmt.Errorf("journal: %w", err)
-	}
-	return dir, nil
 }

@@ -906,3 +906,11 @@ func (j *JSONL) Finish(s Summary) error {
 	}
 	return j.w.Flush()
 }
+
+// Plural is "1 use", "2 uses".
+func Plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -18,8 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/llm-runtime/llm-runtime/audit"
-	"github.com/llm-runtime/llm-runtime/config"
-	"github.com/llm-runtime/llm-runtime/internal/paths"
+	"github.com/llm-runtime/llm-runtime/internal/filtercli"
 	"github.com/llm-runtime/llm-runtime/parser"
 )
 
@@ -27,44 +26,6 @@ import (
 // checkpoint`) when a chain is broken, a record departs from a
 // checkpoint, or the store or a checkpoint is damaged.
 const exitTampered = 4
-
-// auditDir returns the store's directory: --audit-dir, else audit.dir,
-// else the user's state directory. It refuses a directory inside root,
-// where the sandbox could write.
-func auditDir(flag string, cfg *config.Config, root string) (string, error) {
-	dir := flag
-	if dir == "" && cfg != nil {
-		dir = cfg.Audit.Dir
-	}
-	if dir == "" {
-		d, err := audit.DefaultDir()
-		if err != nil {
-			return "", fail(exitConfig, "%v; set audit.dir or --audit-dir", err)
-		}
-		dir = d
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return "", fail(exitConfig, "audit.dir %s: %v", dir, err)
-	}
-	if err := outsideRepo("audit.dir", abs, root); err != nil {
-		return "", err
-	}
-	return abs, nil
-}
-
-// outsideRepo refuses the directory dir of the setting key when it lies
-// inside the repository at root ("" for none), where the sandbox can reach
-// it. Compared as real paths, so no link or spelling puts it inside.
-func outsideRepo(key, dir, root string) error {
-	if root == "" {
-		return nil
-	}
-	if _, inside := paths.Within(root, dir); inside {
-		return fail(exitConfig, "%s %s is inside the repository %s, where the sandbox can reach it; choose a directory outside it", key, dir, root)
-	}
-	return nil
-}
 
 type auditCmd struct {
 	List       auditListCmd       `cmd:"" help:"List operations, oldest first; --limit N keeps the newest N."`
@@ -155,7 +116,7 @@ func openReader(c *cli, e env) (*audit.Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := auditDir(c.AuditDir, cfg, "")
+	dir, err := filtercli.AuditDir(c.AuditDir, cfg, "")
 	if err != nil {
 		return nil, err
 	}

@@ -1,20 +1,18 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/engine"
+	"github.com/llm-runtime/llm-runtime/internal/filtercli"
 	"github.com/llm-runtime/llm-runtime/journal"
 	"github.com/llm-runtime/llm-runtime/runner"
 	"github.com/llm-runtime/llm-runtime/sandbox"
@@ -45,33 +43,6 @@ Examples:
   llm-runtime changes prune            # journal.max_age 720h, max_size 1GiB, keep 20`
 }
 
-// journalBase is journal.dir, or its default.
-func journalBase(cfg *config.Config) (string, error) {
-	if cfg.Journal.Dir != "" {
-		return filepath.Abs(cfg.Journal.Dir)
-	}
-	d, err := journal.DefaultDir()
-	if err != nil {
-		return "", fmt.Errorf("%w; set journal.dir", err)
-	}
-	return d, nil
-}
-
-// journalDir is the journal of the repository at root (its real path):
-// a directory of journal.dir named by the root's hash. It is never inside
-// the repository.
-func journalDir(cfg *config.Config, root string) (string, error) {
-	base, err := journalBase(cfg)
-	if err != nil {
-		return "", fail(exitConfig, "%v", err)
-	}
-	if err := outsideRepo("journal.dir", base, root); err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256([]byte(root))
-	return filepath.Join(base, hex.EncodeToString(sum[:8])), nil
-}
-
 // repoJournal is the journal of the repository --root names, with the
 // configuration it was found by.
 type repoJournal struct {
@@ -87,7 +58,7 @@ func openJournalOf(e env, c *cli) (*repoJournal, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := journalDir(cfg, root)
+	dir, err := filtercli.JournalDir(cfg, root)
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,12 @@ import (
 
 // twoRepos makes two copies of a case's repository.
 func twoRepos(t *testing.T, c servedCase) [2]string {
-	var dirs [2]string
+	return [2]string(repos(t, c, 2))
+}
+
+// repos is n copies of the case's repository.
+func repos(t *testing.T, c servedCase, n int) []string {
+	dirs := make([]string, n)
 	for i := range dirs {
 		dirs[i] = filepath.Join(t.TempDir(), "repo")
 		os.Mkdir(dirs[i], 0o755)

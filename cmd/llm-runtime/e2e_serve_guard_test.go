@@ -41,7 +41,13 @@ func runBinaryAt(t *testing.T, bin, dir, stdin string, env []string, args ...str
 // the same sandbox image and a daemon that takes its runs.
 func copyBinary(t *testing.T, path string) {
 	t.Helper()
-	src, err := os.Open(binary)
+	copyFile(t, binary, path)
+}
+
+// copyFile copies the executable from to path.
+func copyFile(t *testing.T, from, path string) {
+	t.Helper()
+	src, err := os.Open(from)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +67,8 @@ func copyBinary(t *testing.T, path string) {
 	}
 }
 
-// TestE2EServedRunsGuardTheClientsOwnFiles: the client's binary, its
+// TestE2EServedRunsGuardTheClientsOwnFiles: the client's binary (and the
+// thin client's), its
 // configuration directory and its caches (the guests' compilation cache,
 // the agent's sum), inside the repository, are refused through a daemon
 // whose own environment is elsewhere (a systemd unit, another shell)
@@ -114,6 +121,18 @@ func TestE2EServedRunsGuardTheClientsOwnFiles(t *testing.T) {
 			// with its directory.
 			" <delete bin/llm-runtime> <move bin/llm-runtime x> <move a.txt bin/llm-runtime --overwrite> <move bin bin2>",
 			keep: []string{"bin/llm-runtime"}},
+		// The thin client, which a model loop starts on every reply: guarded
+		// whether it hands the run to the daemon or runs llm-runtime (the one
+		// beside it) for it.
+		{name: "the thin client", bin: func(dir string) string {
+			copyBinary(t, filepath.Join(dir, "bin", "llm-runtime"))
+			client := filepath.Join(dir, "bin", "llm-runtime-client")
+			copyFile(t, clientBinary, client)
+			return client
+		}, in: "<write bin/llm-runtime-client>#!/bin/sh\ntouch pwned\n</write> <write ./bin//llm-runtime-client>x</write>" +
+			" <delete bin/llm-runtime-client> <move bin/llm-runtime-client x> <move a.txt bin/llm-runtime-client --overwrite>" +
+			" <write bin/llm-runtime>x</write>",
+			keep: []string{"bin/llm-runtime-client", "bin/llm-runtime"}},
 	}
 	for _, sb := range []string{"docker", "local"} {
 		for _, c := range cases {

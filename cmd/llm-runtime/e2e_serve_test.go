@@ -179,9 +179,10 @@ type servedCase struct {
 }
 
 // TestE2EServedRunsPrintTheSameBytes runs the filter's end-to-end cases
-// twice, on two copies of a repository: on a pool of the run's own
-// (server: never) and through a daemon. Output, exit code, standard error
-// and the repository afterwards are the same.
+// three times, on three copies of a repository: on a pool of the run's own
+// (server: never), through a daemon, and through the daemon by the thin
+// client, llm-runtime-client. Output, exit code, standard error and the
+// repository afterwards are the same.
 func TestE2EServedRunsPrintTheSameBytes(t *testing.T) {
 	t.Parallel()
 	env := dockertest.Require(t)
@@ -234,26 +235,32 @@ func TestE2EServedRunsPrintTheSameBytes(t *testing.T) {
 			in:  "<exec sed -i s/A/B/ a.txt> <exec ln -s /etc/passwd pw> <exec mkdir -p .git/hooks> <open a.txt>"},
 		{name: "the local sandbox", files: map[string]string{"a.txt": "A\n"}, args: []string{"--sandbox", "local"}, in: "<open a.txt> <write b.txt>B</write> <exec ls>"},
 		{name: "a configuration error", env: []string{"LLM_RUNTIME_CONTAINER_POOL_SIZE=zero"}, in: "<open a.txt>"},
+		{name: "an old flag's warning", files: map[string]string{"a.txt": "A\n"}, args: []string{"--json"}, in: "<open a.txt>"},
 	}
 	d := startServe(t, "", nil)
 	served := 0
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dirs := twoRepos(t, c)
+			dirs := repos(t, c, 3)
 			own := runBinary(t, dirs[0], c.in, append(append([]string{}, c.env...), "LLM_RUNTIME_SERVER=never"), c.args...)
-			before := d.status().Served
-			srv := runBinary(t, dirs[1], c.in, append(append([]string{}, c.env...), d.env...), c.args...)
-			if own.code != srv.code || normalized(own.stdout, dirs[0]) != normalized(srv.stdout, dirs[1]) || own.stderr != srv.stderr {
-				t.Fatalf("own pool: exit %d\n%s%s\nthrough the daemon: exit %d\n%s%s", own.code, own.stdout, own.stderr, srv.code, srv.stdout, srv.stderr)
-			}
-			if a, b := tree(t, dirs[0]), tree(t, dirs[1]); a != b {
-				t.Fatalf("the repositories differ afterwards:\n%s\n%s", a, b)
+			for i, bin := range []string{binary, clientBinary} {
+				dir := dirs[1+i]
+				before := d.status().Served
+				srv := runBinaryAt(t, bin, dir, c.in, append(append([]string{}, c.env...), d.env...), c.args...)
+				if own.code != srv.code || normalized(own.stdout, dirs[0]) != normalized(srv.stdout, dir) || own.stderr != srv.stderr {
+					t.Fatalf("own pool: exit %d\n%s%s\nthrough the daemon (%s): exit %d\n%s%s", own.code, own.stdout, own.stderr, filepath.Base(bin), srv.code, srv.stdout, srv.stderr)
+				}
+				if a, b := tree(t, dirs[0]), tree(t, dir); a != b {
+					t.Fatalf("the repositories differ afterwards (%s):\n%s\n%s", filepath.Base(bin), a, b)
+				}
+				if own.code == 0 {
+					if after := d.status().Served; after != before+1 {
+						t.Fatalf("the daemon served %d runs, want %d: the run of %s did not go through it", after, before+1, filepath.Base(bin))
+					}
+				}
 			}
 			if own.code == 0 {
 				served++
-				if after := d.status().Served; after != before+1 {
-					t.Fatalf("the daemon served %d runs, want %d: the run did not go through it", after, before+1)
-				}
 			}
 		})
 	}

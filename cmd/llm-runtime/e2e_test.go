@@ -27,7 +27,9 @@ import (
 	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
 )
 
-var binary string
+// binary is llm-runtime as built for the tests; clientBinary is its thin
+// client, built beside it (where the client finds llm-runtime).
+var binary, clientBinary string
 
 func TestMain(m *testing.M) {
 	// The process's own temporary, cache, config, state and runtime
@@ -48,6 +50,13 @@ func TestMain(m *testing.M) {
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building llm-runtime: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	clientBinary = filepath.Join(dir, "llm-runtime-client")
+	buildClient := exec.Command("go", "build", "-o", clientBinary, "../llm-runtime-client")
+	buildClient.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := buildClient.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building llm-runtime-client: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	// Its sandbox image is this process's alone, removed at the end.

@@ -17,9 +17,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +28,7 @@ import (
 	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/engine"
 	"github.com/llm-runtime/llm-runtime/gocache"
+	"github.com/llm-runtime/llm-runtime/internal/filtercli"
 	"github.com/llm-runtime/llm-runtime/internal/paths"
 	"github.com/llm-runtime/llm-runtime/output"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
@@ -45,27 +43,17 @@ var (
 	commit  = ""
 )
 
-// Exit codes.
+// Exit codes (filtercli's, which the thin client exits with too).
 const (
-	exitOK          = 0
-	exitUsage       = 1 // bad flags or arguments, unreadable input, unwritable output
-	exitConfig      = 2 // an invalid configuration file, flag value or environment variable
-	exitSandbox     = 3 // the sandbox cannot be started
-	exitInterrupted = 130
+	exitOK          = filtercli.ExitOK
+	exitUsage       = filtercli.ExitUsage
+	exitConfig      = filtercli.ExitConfig
+	exitSandbox     = filtercli.ExitSandbox
+	exitInternal    = filtercli.ExitInternal
+	exitInterrupted = filtercli.ExitInterrupted
 )
 
-// exitError carries an exit code out of a command's Run.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-func fail(code int, format string, args ...any) error {
-	return &exitError{code: code, err: fmt.Errorf(format, args...)}
-}
+func fail(code int, format string, args ...any) error { return filtercli.Fail(code, format, args...) }
 
 // env is what a command may use of the process: its streams and
 // environment, injected so that tests can run the CLI in-process.
@@ -77,11 +65,8 @@ type env struct {
 }
 
 type cli struct {
-	Root       string           `short:"r" default:"." placeholder:"DIR" help:"Repository root: the only directory commands can reach."`
-	ConfigFile string           `name:"config" short:"c" placeholder:"FILE" help:"Configuration file. Default: ROOT/llm-runtime.config.yaml, else ~/.config/llm-runtime/config.yaml, else built-in defaults."`
-	Verbose    int              `short:"v" type:"counter" help:"Report the root, the configuration and the sandbox on standard error; and the audit store's errors as Pebble reports them; -vv also its informational lines (WALs, flushes, compactions), for debugging it."`
-	AuditDir   string           `name:"audit-dir" placeholder:"DIR" help:"The audit store (audit.dir). Default: $XDG_STATE_HOME/llm-runtime/audit, else ~/.local/state/llm-runtime/audit."`
-	V          kong.VersionFlag `name:"version" help:"Print the version and exit."`
+	filtercli.Globals
+	V kong.VersionFlag `name:"version" help:"Print the version and exit."`
 
 	Run        runCmd        `cmd:"" default:"withargs" help:"Run the commands in model output (the default command)."`
 	Config     configCmd     `cmd:"" help:"Print the configuration in force and where each value comes from."`
@@ -193,9 +178,9 @@ func doMain(args []string, e env) (code int) {
 	}
 	if err := kctx.Run(e, &c); err != nil {
 		fmt.Fprintf(e.stderr, "llm-runtime: %v\n", err)
-		var xe *exitError
+		var xe *filtercli.ExitError
 		if errors.As(err, &xe) {
-			return xe.code
+			return xe.Code
 		}
 		return exitUsage
 	}
@@ -215,7 +200,23 @@ func printHelp(o kong.HelpOptions, ctx *kong.Context) error {
 }
 
 // verbose says whether -v was given; -vv is debug (see auditOptions).
-func (c *cli) verbose() bool { return c.Verbose > 0 }
+func (c *cli) verbose() bool { return c.Verbosely() }
+
+// own is this process's own files, and those of the thin client that ran
+// it for a run it did not hand to a daemon ($LLM_RUNTIME_CLIENT_BINARY),
+// guarded as this binary is.
+func (e env) own() paths.Own {
+	o := paths.OwnFiles()
+	if p := e.getenv(config.ClientBinaryEnv); p != "" {
+		o.Client = paths.RealPath(p)
+	}
+	return o
+}
+
+// load resolves the root and layers the configuration (filtercli.Load).
+func (c *cli) load(e env, o *filtercli.Overrides) (root, file string, cfg *config.Config, err error) {
+	return c.Load(e.environ, e.stderr, o)
+}
 
 // auditOptions are how the audit store is opened: -vv lets Pebble's own
 // informational lines through, and its lines go to standard error.
@@ -223,112 +224,8 @@ func (c *cli) auditOptions(e env) audit.Options {
 	return audit.Options{Verbose: c.Verbose > 0, Debug: c.Verbose > 1, Log: e.stderr}
 }
 
-// overrides are the flags that override settings, shared by the filter
-// and the config command.
-type overrides struct {
-	Sandbox     string   `placeholder:"NAME" help:"Where operations run: docker, kubernetes or local (only docker runs <exec>: the others refuse exec.enabled). Overrides the 'sandbox' setting."`
-	Format      string   `short:"f" placeholder:"FORMAT" help:"Output format: text or jsonl. Overrides 'output.format'."`
-	LineNumbers bool     `name:"line-numbers" help:"Start each line of a FILE block with its number in the file and a tab, as cat -n does (output.line_numbers: true)."`
-	NoPool      bool     `name:"no-pool" help:"A fresh container per operation (container_pool.enabled: false)."`
-	Exec        *bool    `name:"exec" negatable:"" help:"Allow <exec> (exec.enabled: true); --no-exec: not in this run, whatever the file or the environment say."`
-	Policy      []string `placeholder:"FILE.wasm" sep:"none" help:"Add a policy guest, after those of the configuration (repeatable)."`
-	Transform   []string `placeholder:"FILE.wasm" sep:"none" help:"Add a transform guest, after those of the configuration (repeatable)."`
-	Server      string   `placeholder:"auto|never|SOCKET" help:"Run through llm-runtime serve: auto (when it answers), never, or a socket's path (then it must answer). Overrides 'server'."`
-	legacyFlags
-}
-
-// load resolves the root and layers the configuration: defaults, the
-// file, LLM_RUNTIME_* variables, then flags (o may be nil; --audit-dir
-// always counts): a flag given for this one run wins over the
-// environment, which wins over the file, as with kubectl, docker and git.
-func (f *cli) load(e env, o *overrides) (root, file string, cfg *config.Config, err error) {
-	if o == nil {
-		o = &overrides{}
-	}
-	root, err = filepath.Abs(f.Root)
-	if err == nil {
-		// The real path: every comparison with it is between real paths,
-		// and the container mounts what the link points to anyway.
-		root, err = filepath.EvalSymlinks(root)
-	}
-	if err == nil {
-		var fi os.FileInfo
-		if fi, err = os.Stat(root); err == nil && !fi.IsDir() {
-			err = errors.New("not a directory")
-		}
-	}
-	if err != nil {
-		return "", "", nil, fail(exitUsage, "--root %s: %v", f.Root, unwrapPath(err))
-	}
-	if file, err = config.Find(f.ConfigFile, root); err != nil {
-		return "", "", nil, fail(exitConfig, "%v", err)
-	}
-	if cfg, err = config.Load(file); err != nil {
-		return "", "", nil, fail(exitConfig, "%v", err)
-	}
-	if err := cfg.ApplyEnv(e.environ); err != nil {
-		return "", "", nil, fail(exitConfig, "%v", err)
-	}
-	for _, s := range o.flagSettings(f) {
-		if err := cfg.Set(s.key, s.value, s.flag); err != nil {
-			return "", "", nil, fail(exitConfig, "%v", err)
-		}
-	}
-	if err := o.legacyFlags.apply(cfg, func(w string) { fmt.Fprintln(e.stderr, w) }); err != nil {
-		return "", "", nil, err
-	}
-	for _, p := range o.Policy {
-		cfg.Policies = append(cfg.Policies, config.Guest{Module: p, Source: "--policy"})
-	}
-	for _, p := range o.Transform {
-		cfg.Transforms = append(cfg.Transforms, config.Guest{Module: p, Source: "--transform"})
-	}
-	if err := cfg.Validate(); err != nil {
-		return "", "", nil, fail(exitConfig, "%v", err)
-	}
-	return root, file, cfg, nil
-}
-
-// flagSetting is a flag given that sets a setting: its spelling, the
-// setting's key, and the value in the setting's notation.
-type flagSetting struct{ flag, key, value string }
-
-// flagSettings are the settings the flags given set, in the order they
-// apply: those of o, then the global --audit-dir. The old spellings
-// (legacyFlags) apply after them.
-func (o *overrides) flagSettings(f *cli) []flagSetting {
-	var out []flagSetting
-	add := func(given bool, flag, key, value string) {
-		if given {
-			out = append(out, flagSetting{flag, key, value})
-		}
-	}
-	add(o.Sandbox != "", "--sandbox", "sandbox", o.Sandbox)
-	add(o.Format != "", "--format", "output.format", o.Format)
-	add(o.LineNumbers, "--line-numbers", "output.line_numbers", "true")
-	add(o.NoPool, "--no-pool", "container_pool.enabled", "false")
-	if o.Exec != nil {
-		flag := "--exec"
-		if !*o.Exec {
-			flag = "--no-exec"
-		}
-		add(true, flag, "exec.enabled", strconv.FormatBool(*o.Exec))
-	}
-	add(o.Server != "", "--server", "server", o.Server)
-	add(f.AuditDir != "", "--audit-dir", "audit.dir", f.AuditDir)
-	return out
-}
-
-func unwrapPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
-
 type runCmd struct {
-	overrides
+	filtercli.Overrides
 	Input  string `short:"i" placeholder:"FILE" help:"Read model output from FILE instead of standard input."`
 	Output string `short:"o" placeholder:"FILE" help:"Write results to FILE instead of standard output."`
 }
@@ -357,7 +254,7 @@ const commandsHelp = `Other commands ('llm-runtime COMMAND --help' for each):
   version                                     the version`
 
 func (r *runCmd) Run(e env, c *cli) error {
-	root, file, cfg, err := c.load(e, &r.overrides)
+	root, file, cfg, err := c.load(e, &r.Overrides)
 	if err != nil {
 		return err
 	}
@@ -432,18 +329,21 @@ func (c *cli) openSession(e env, root, file string, cfg *config.Config, frontEnd
 		s.Given = abs // the root as given, if a link leads to it
 	}
 	if cfg.Audit.Enabled {
-		dir, err := auditDir(c.AuditDir, cfg, root)
+		dir, err := filtercli.AuditDir(c.AuditDir, cfg, root)
 		if err != nil {
 			return nil, err
 		}
 		s.AuditDir = dir
 	}
 	if cfg.Journal.Enabled {
-		dir, err := journalDir(cfg, root)
+		dir, err := filtercli.JournalDir(cfg, root)
 		if err != nil {
 			return nil, err
 		}
 		s.JournalDir = dir
+	}
+	if own := e.own(); own.Client != "" {
+		s.Client = &own // guarded beside this process's own
 	}
 	if c.verbose() {
 		s.Log = func(format string, args ...any) { fmt.Fprintf(e.stderr, format+"\n", args...) }
@@ -476,7 +376,7 @@ func isTerminal(f *os.File) bool {
 }
 
 type configCmd struct {
-	overrides
+	filtercli.Overrides
 	YAML bool `name:"yaml" help:"Print a configuration file instead: every setting as in force, whatever it came from, which --config FILE loads back (no sources, no paths in use)."`
 }
 
@@ -527,7 +427,7 @@ func shown(v string, list bool) string {
 }
 
 func (cc *configCmd) Run(e env, c *cli) error {
-	root, file, cfg, err := c.load(e, &cc.overrides)
+	root, file, cfg, err := c.load(e, &cc.Overrides)
 	if err != nil {
 		return err
 	}
@@ -547,7 +447,7 @@ func (cc *configCmd) Run(e env, c *cli) error {
 	}
 	audit := "off (audit.enabled: false)"
 	if cfg.Audit.Enabled {
-		dir, err := auditDir(c.AuditDir, cfg, root)
+		dir, err := filtercli.AuditDir(c.AuditDir, cfg, root)
 		if err != nil {
 			return err
 		}
@@ -691,41 +591,9 @@ func (versionCmd) Run(e env) error {
 	return nil
 }
 
-// versionString is "llm-runtime VERSION COMMIT GO OS/ARCH": the version
-// and commit that make build stamps in (-X main.version, -X main.commit),
-// else what the Go toolchain recorded (a module version, vcs.revision,
-// which -buildvcs=false leaves out); the commit is cut to 12 digits and
-// left out when unknown.
-func versionString() string {
-	v, c := version, commit
-	if info, ok := debug.ReadBuildInfo(); ok {
-		if v == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
-			v = info.Main.Version
-		}
-		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" && c == "" {
-				c = s.Value
-			}
-		}
-	}
-	if c != "" {
-		c = " " + c[:min(12, len(c))]
-	}
-	return fmt.Sprintf("llm-runtime %s%s %s %s/%s", v, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-}
+// versionString is this build's version (filtercli.Version).
+func versionString() string { return filtercli.Version(version, commit) }
 
-func plural(n int, noun string) string { return engine.Plural(n, noun) }
+func plural(n int, noun string) string { return output.Plural(n, noun) }
 
-// peakRSS is the process's peak resident set (VmHWM), for --verbose.
-func peakRSS() string {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return "unknown"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
-}
+func peakRSS() string { return filtercli.PeakRSS() }

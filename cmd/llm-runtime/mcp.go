@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/llm-runtime/llm-runtime/engine"
+	"github.com/llm-runtime/llm-runtime/internal/filtercli"
 	"github.com/llm-runtime/llm-runtime/mcpserver"
 )
 
@@ -50,7 +51,7 @@ Examples:
 }
 
 func (m *mcpCmd) Run(e env, c *cli) error {
-	o := overrides{Sandbox: m.Sandbox, NoPool: m.NoPool, Exec: m.Exec, Policy: m.Policy, Transform: m.Transform}
+	o := filtercli.Overrides{Sandbox: m.Sandbox, NoPool: m.NoPool, Exec: m.Exec, Policy: m.Policy, Transform: m.Transform}
 	root, file, cfg, err := c.load(e, &o)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/llm-runtime/llm-runtime/engine"
+	"github.com/llm-runtime/llm-runtime/internal/filtercli"
 	"github.com/llm-runtime/llm-runtime/prompt"
 )
 
@@ -35,7 +36,7 @@ Examples:
 }
 
 func (p promptCmd) Run(e env, c *cli) error {
-	_, _, cfg, err := c.load(e, &overrides{Sandbox: p.Sandbox, Exec: p.Exec, LineNumbers: p.LineNumbers})
+	_, _, cfg, err := c.load(e, &filtercli.Overrides{Sandbox: p.Sandbox, Exec: p.Exec, LineNumbers: p.LineNumbers})
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/engine"
+	"github.com/llm-runtime/llm-runtime/internal/filtercli"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
 )
 
@@ -25,7 +26,7 @@ func exitOf(err error) error {
 		return err
 	}
 	code := map[engine.Kind]int{engine.KindConfig: exitConfig, engine.KindSandbox: exitSandbox, engine.KindIO: exitUsage}[ee.Kind]
-	return &exitError{code: code, err: ee.Err}
+	return &filtercli.ExitError{Code: code, Err: ee.Err}
 }
 
 type reaperCmd struct {

@@ -7,14 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/config"
-	"github.com/llm-runtime/llm-runtime/internal/paths"
+	"github.com/llm-runtime/llm-runtime/internal/filtercli"
 	"github.com/llm-runtime/llm-runtime/internal/private"
 	"github.com/llm-runtime/llm-runtime/serve"
 	"github.com/llm-runtime/llm-runtime/serve/wire"
@@ -238,113 +237,9 @@ func (s *serveStopCmd) Run(e env, c *cli) error {
 	return nil
 }
 
-// exitInternal is a run that llm-runtime serve ended for an internal
-// error (a bug), as sysexits' EX_SOFTWARE.
-const exitInternal = 70
-
 // served runs the filter through the daemon, when the server setting
-// allows and one takes the run. handled is false when the run is to run
-// here: no daemon (auto), or one that is busy, of another build, or does
-// not answer within container_pool.acquire_timeout (auto).
+// allows and one takes the run (filtercli.Served).
 func (r *runCmd) served(e env, c *cli, root, file string, cfg *config.Config, in io.Reader, out io.Writer) (handled bool, err error) {
-	path := cfg.Server
-	explicit := path != "auto"
-	if !explicit {
-		path = wire.DefaultSocket(e.getenv)
-	}
-	req, err := runRequest(c, root, file, cfg)
-	if err != nil {
-		return true, err
-	}
-	req.Docker = wire.DockerEnv(e.getenv)
-	var logw io.Writer
-	if c.verbose() {
-		logw = e.stderr
-	}
-	run := &wire.Run{Socket: path, Build: versionString(), Request: req, Timeout: cfg.ContainerPool.AcquireTimeout, In: in, Out: out, Log: logw, Notice: e.stderr}
-	started, err := run.Start()
-	if err != nil {
-		if explicit {
-			return true, fail(exitSandbox, "server %s: %v", path, err)
-		}
-		if c.verbose() && !errors.Is(err, wire.ErrNoDaemon) {
-			fmt.Fprintf(e.stderr, "Server: not used (%v); running on a pool of this run's own\n", err)
-		}
-		return false, nil
-	}
-	if c.verbose() {
-		fmt.Fprintf(e.stderr, "Server: llm-runtime serve (pid %d) on %s, pool %s\n", started.PID, path, started.Pool)
-	}
-	end, err := started.Wait(e.ctx)
-	if err != nil {
-		return true, fail(exitSandbox, "server %s: %v", path, err)
-	}
-	if c.verbose() {
-		fmt.Fprintf(e.stderr, "Commands: %d, failed: %d, time: %s, peak memory: %s (this client's)\n", end.Commands, end.Failed, end.Elapsed.Round(time.Microsecond), peakRSS())
-	}
-	switch end.Kind {
-	case "":
-		return true, nil
-	case "interrupted":
-		return true, fail(exitInterrupted, "interrupted after %s", plural(end.Commands, "command"))
-	case "config":
-		return true, fail(exitConfig, "%s", end.Message)
-	case "sandbox":
-		return true, fail(exitSandbox, "%s", end.Message)
-	case "internal":
-		return true, fail(exitInternal, "server %s: %s (the daemon's standard error has its stack; please report it)", path, end.Message)
-	}
-	return true, fail(exitUsage, "%s", end.Message)
-}
-
-// runRequest is the run as resolved here, with every path the daemon
-// would otherwise resolve against its own directory or environment made
-// absolute: guests, the configuration file, the audit store, exec's state;
-// and this process's own files (its binary, configuration directory and
-// caches), which the daemon guards with its own.
-func runRequest(c *cli, root, file string, cfg *config.Config) (*wire.RunRequest, error) {
-	// A copy: the run falls back to itself with cfg as it was.
-	own := *cfg
-	own.Policies, own.Transforms = slices.Clone(cfg.Policies), slices.Clone(cfg.Transforms)
-	cfg = &own
-	req := &wire.RunRequest{Root: root, Config: cfg, Verbose: c.verbose(), Own: paths.OwnFiles()}
-	if abs, err := filepath.Abs(c.Root); err == nil && abs != root {
-		req.Given = abs
-	}
-	if file != "" {
-		abs, err := filepath.Abs(file)
-		if err != nil {
-			return nil, fail(exitConfig, "%s: %v", file, err)
-		}
-		req.ConfigFile = abs
-	}
-	for _, gs := range [][]config.Guest{cfg.Policies, cfg.Transforms} {
-		for i := range gs {
-			abs, err := filepath.Abs(gs[i].Module)
-			if err != nil {
-				return nil, fail(exitConfig, "%s: %v", gs[i].Module, err)
-			}
-			gs[i].Module = abs
-		}
-	}
-	if cfg.Audit.Enabled {
-		dir, err := auditDir(c.AuditDir, cfg, root)
-		if err != nil {
-			return nil, err
-		}
-		req.AuditDir = dir
-	}
-	if cfg.Journal.Enabled {
-		dir, err := journalDir(cfg, root)
-		if err != nil {
-			return nil, err
-		}
-		req.JournalDir = dir
-	}
-	if cfg.Exec.Enabled && cfg.Exec.StateDir == "" {
-		if dir, err := paths.ExecStateDir(cfg.Exec.StateDir); err == nil {
-			cfg.Exec.StateDir = dir
-		}
-	}
-	return req, nil
+	return filtercli.Served(e.ctx, filtercli.Client{Globals: &c.Globals, Build: versionString(), Own: e.own(), Getenv: e.getenv, Stderr: e.stderr},
+		root, file, cfg, in, out)
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/llm-runtime/llm-runtime/internal/private"
 )
 
 // RealPath returns p made absolute with every symbolic link resolved, as
@@ -44,6 +46,27 @@ func Within(root, p string) (string, bool) {
 		return "", false
 	}
 	return filepath.ToSlash(rel), true
+}
+
+// DefaultAuditDir is the audit store's default directory:
+// $XDG_STATE_HOME/llm-runtime/audit, else ~/.local/state/llm-runtime/audit.
+func DefaultAuditDir() (string, error) {
+	dir, err := private.StateDir("audit")
+	if err != nil {
+		return "", fmt.Errorf("audit: %w", err)
+	}
+	return dir, nil
+}
+
+// DefaultJournalDir is where the journals are kept when journal.dir is
+// empty: $XDG_STATE_HOME/llm-runtime/journal, else
+// ~/.local/state/llm-runtime/journal.
+func DefaultJournalDir() (string, error) {
+	dir, err := private.StateDir("journal")
+	if err != nil {
+		return "", fmt.Errorf("journal: %w", err)
+	}
+	return dir, nil
 }
 
 // GuestCacheDir is the guests' compilation cache (wazero's machine code),

@@ -1,4 +1,4 @@
-package main
+package filtercli
 
 import (
 	"fmt"
@@ -6,11 +6,11 @@ import (
 	"github.com/llm-runtime/llm-runtime/config"
 )
 
-// legacyFlags are the original llm-runtime's spellings, accepted, hidden,
+// Legacy are the original llm-runtime's spellings, accepted, hidden,
 // where they mean one setting here; each one used warns once on standard
 // error with the spelling to use instead. The original's flags that have
 // no setting here are refused with the reason, never silently ignored.
-type legacyFlags struct {
+type Legacy struct {
 	ExecEnabled  bool   `name:"exec-enabled" hidden:""`
 	ExecList     string `name:"exec-whitelist" hidden:""`
 	ExecImage    string `name:"exec-image" hidden:""`
@@ -33,7 +33,7 @@ type legacySetting struct {
 }
 
 // settings returns the old flags that were given and the settings they set.
-func (l *legacyFlags) settings() []legacySetting {
+func (l *Legacy) settings() []legacySetting {
 	on := func(b bool, v string) string {
 		if b {
 			return v
@@ -63,7 +63,7 @@ func (l *legacyFlags) settings() []legacySetting {
 
 // refused returns an error for the first old flag given that has no
 // setting here.
-func (l *legacyFlags) refused() error {
+func (l *Legacy) refused() error {
 	for _, r := range []struct{ flag, value, why string }{
 		{"--io-image", l.IOImage, "the sandbox image is built from this binary (llm-runtime-io:<sum of the binary>) and cannot be replaced; see 'llm-runtime image status'"},
 		{"--io-container", l.IOCont, "the sandbox image is built from this binary (llm-runtime-io:<sum of the binary>) and cannot be replaced; see 'llm-runtime image status'"},
@@ -71,7 +71,7 @@ func (l *legacyFlags) refused() error {
 		{"--io-memory", l.IOMemory, "sandbox containers have a fixed 256 MiB (no swap); exec containers take exec.memory"},
 	} {
 		if r.value != "" {
-			return fail(exitUsage, "%s is a flag of the original llm-runtime with no equivalent here: %s", r.flag, r.why)
+			return Fail(ExitUsage, "%s is a flag of the original llm-runtime with no equivalent here: %s", r.flag, r.why)
 		}
 	}
 	return nil
@@ -79,14 +79,14 @@ func (l *legacyFlags) refused() error {
 
 // apply sets the settings of the old flags given, warning on warn for
 // each, and refuses those with no equivalent.
-func (l *legacyFlags) apply(cfg *config.Config, warn func(string)) error {
+func (l *Legacy) apply(cfg *config.Config, warn func(string)) error {
 	if err := l.refused(); err != nil {
 		return err
 	}
 	for _, s := range l.settings() {
 		warn(fmt.Sprintf("llm-runtime: %s is the original llm-runtime's spelling; it still works, but say %s", s.flag, s.instead))
 		if err := cfg.Set(s.key, s.value, s.flag); err != nil {
-			return fail(exitConfig, "%v", err)
+			return Fail(ExitConfig, "%v", err)
 		}
 	}
 	return nil
