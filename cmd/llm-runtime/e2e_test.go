@@ -44,20 +44,15 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "llm-runtime")
+	binary, clientBinary = filepath.Join(dir, "llm-runtime"), filepath.Join(dir, "llm-runtime-client")
 	stateDir = filepath.Join(dir, "state")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building llm-runtime: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	clientBinary = filepath.Join(dir, "llm-runtime-client")
-	buildClient := exec.Command("go", "build", "-o", clientBinary, "../llm-runtime-client")
-	buildClient.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := buildClient.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building llm-runtime-client: %v\n%s", err, out)
-		os.Exit(1)
+	for bin, pkg := range map[string]string{binary: ".", clientBinary: "../llm-runtime-client"} {
+		build := exec.Command("go", "build", "-o", bin, pkg)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", filepath.Base(bin), err, out)
+			os.Exit(1)
+		}
 	}
 	// Its sandbox image is this process's alone, removed at the end.
 	if err := dockertest.AppendRunID(binary); err != nil {
