@@ -212,7 +212,7 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 		NanoCPUs:  int64(o.CPUs * 1e9),
 		PIDs:      pids,
 		Agent:     o.Agent,
-		AgentArgs: []string{"--reserve-threads", "12"},
+		AgentArgs: []string{"--reserve-threads", "12", "--warm-path"},
 		Tmpfs:     "rw,nosuid,nodev,exec,size=" + strconv.FormatInt(o.TmpSize, 10),
 		Runtime:   o.Runtime,
 		// The egress proxy's socket is in the agent's socket directory.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -165,6 +167,32 @@ func BenchmarkAgentOpen4KiB(b *testing.B) {
 	for b.Loop() {
 		if _, err := p.Open(ctx, "4k.txt"); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestWarmPathLooksAndTouchesNothing: the lookups an exec container's
+// agent makes before its command create nothing, in the PATH's
+// directories or anywhere, and a PATH with a relative or missing directory
+// is no error.
+func TestWarmPathLooksAndTouchesNothing(t *testing.T) {
+	dirs := []string{t.TempDir(), t.TempDir()}
+	os.WriteFile(filepath.Join(dirs[1], "true"), []byte("#!/bin/sh\n"), 0o755)
+	cwd := t.TempDir()
+	t.Chdir(cwd)
+	t.Setenv("PATH", strings.Join([]string{dirs[0], "relative", filepath.Join(dirs[0], "missing"), dirs[1]}, ":"))
+	WarmPath()
+	for _, d := range append(dirs, cwd) {
+		es, err := os.ReadDir(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range es {
+			names = append(names, e.Name())
+		}
+		if want := map[string]string{dirs[1]: "true"}[d]; strings.Join(names, ",") != want {
+			t.Errorf("%s holds %q after WarmPath, want %q", d, names, want)
 		}
 	}
 }

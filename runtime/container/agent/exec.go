@@ -150,6 +150,27 @@ func runExec(req ExecRequest) (ExecReply, []byte, error) {
 	return rep, out.buf.Bytes(), nil
 }
 
+// WarmPath looks up, once, each directory of the PATH a command gets (the
+// image's, else execEnv's default) and a name in it that does not exist:
+// in a fresh container's overlay the first lookups under a directory are
+// slow (a command's lookup of true in busybox's PATH took 2.2-4 ms, 0.1-0.3
+// ms once the directories had been looked up), and every exec container
+// runs one command. It reads nothing of the workspace and starts nothing.
+func WarmPath() {
+	for _, kv := range execEnv(os.Environ(), nil) {
+		path, ok := strings.CutPrefix(kv, "PATH=")
+		if !ok {
+			continue
+		}
+		for _, dir := range filepath.SplitList(path) {
+			if filepath.IsAbs(dir) {
+				os.Stat(dir)
+				os.Lstat(filepath.Join(dir, ".llm-runtime-warm"))
+			}
+		}
+	}
+}
+
 // reapAll, in the agent that is its container's init (pid 1), kills every
 // other process of the container, whatever process group or session it
 // moved to, and waits until each is gone: after it nothing the command
