@@ -182,6 +182,8 @@ type Exec struct {
 	// GoProxy is the module proxy whose modules the user's repositories
 	// share, through a cache only llm-runtime writes; "": none.
 	GoProxy string
+	// GoProxyMaxSize bounds GoProxy's module cache.
+	GoProxyMaxSize int64
 }
 
 // Reachable is what a command can reach: exec.network_allow's entries as

@@ -329,6 +329,12 @@ var settings = []Setting{
 		get: func(c *Config) string { return c.Exec.GoProxy },
 	},
 	{
+		Key: "exec.go_proxy_max_size", Default: "4GiB",
+		Doc: "the most the module cache of exec.go_proxy may hold: past it, the files served least recently go first (the one just fetched stays, whatever its size), so no command can fill your disk by asking for many large modules",
+		set: func(c *Config, v string) error { return sizeIn(&c.Exec.GoProxyMaxSize, v, 64<<20, 1<<40) },
+		get: func(c *Config) string { return FormatSize(c.Exec.GoProxyMaxSize) },
+	},
+	{
 		Key: "exec.env", Default: "", List: true,
 		Doc: "variables set for every command, NAME=VALUE, over the image's and exec's own (GOPROXY=https://proxy.golang.org, with the Go preset of exec.network_allow, lets a first go test fetch its modules); a value cannot hold a comma (GOPROXY also takes | between proxies); yours, never the model's: its env refuses most such names",
 		set: func(c *Config, v string) error {

@@ -51,6 +51,7 @@ var changed = map[string]string{
 	"exec.env":                              "GOPROXY=https://proxy.golang.org|file:///workspace/proxy,GOSUMDB=off,EMPTY=",
 	"exec.network_allow":                    "proxy.golang.org,*.pypi.org:8443,127.0.0.1:9000,[::1]:8443",
 	"exec.go_proxy":                         "http://127.0.0.1:9000/go",
+	"exec.go_proxy_max_size":                "1GiB",
 	"audit.enabled":                         "false",
 	"audit.dir":                             "~",
 	"journal.enabled":                       "true",

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,6 +56,14 @@ type Modules struct {
 	// Client fetches from Upstream; its transport decides where it may
 	// connect (Proxy.Transport: through the allowlist).
 	Client *http.Client
+	// MaxSize bounds what Dir holds (0: no bound): past it, after a file
+	// is kept, the files served least recently are removed until Dir
+	// holds at most MaxSize, the file just kept apart (it is being
+	// served). A file's modification time is when it was last served.
+	MaxSize int64
+
+	mu   sync.Mutex
+	size int64 // what Dir held at the last walk, and what was kept since; 0 before the first
 }
 
 // ServeHTTP answers a GET of the module proxy protocol.
@@ -186,6 +195,11 @@ func (m *Modules) kept(w http.ResponseWriter, r *http.Request, p, kind string) {
 		http.Error(w, "llm-runtime: the module cache: "+name+" is not a file", http.StatusInternalServerError)
 		return
 	}
+	if m.MaxSize > 0 {
+		// Served now: the last to go when the cache is trimmed.
+		now := time.Now()
+		root.Chtimes(name, now, now)
+	}
 	w.Header().Set("Content-Type", map[string]string{"info": "application/json", "mod": "text/plain; charset=utf-8", "zip": "application/zip"}[kind])
 	http.ServeContent(w, r, "", fi.ModTime(), f)
 }
@@ -236,7 +250,58 @@ func (m *Modules) keep(ctx context.Context, root *os.Root, name, kind string) (i
 		root.Remove(tmp)
 		return http.StatusBadGateway, fmt.Errorf("fetching %s from the module proxy %s: %v", name, m.Upstream.Redacted(), err)
 	}
+	m.trim(root, name, n)
 	return http.StatusOK, nil
+}
+
+// trim, after kept (of n bytes) was added to the cache at root, removes
+// the files served least recently until the cache holds at most MaxSize,
+// kept apart. What the cache holds is counted by a walk, at the first
+// keep and whenever the count says it is over MaxSize (other processes
+// keep files too), and otherwise by adding what this one kept.
+func (m *Modules) trim(root *os.Root, kept string, n int64) {
+	if m.MaxSize <= 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.size > 0 {
+		m.size += n
+		if m.size <= m.MaxSize {
+			return
+		}
+	}
+	type file struct {
+		name string
+		size int64
+		used time.Time
+	}
+	var files []file
+	var total int64
+	fs.WalkDir(root.FS(), ".", func(p string, e fs.DirEntry, err error) error {
+		if err != nil || !e.Type().IsRegular() {
+			return nil
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return nil
+		}
+		total += fi.Size()
+		if p != kept && !strings.Contains(path.Base(p), ".tmp-") {
+			files = append(files, file{p, fi.Size(), fi.ModTime()})
+		}
+		return nil
+	})
+	slices.SortFunc(files, func(a, b file) int { return a.used.Compare(b.used) })
+	for _, f := range files {
+		if total <= m.MaxSize {
+			break
+		}
+		if root.Remove(f.name) == nil {
+			total -= f.size
+		}
+	}
+	m.size = total
 }
 
 // Transport is an http.Transport whose connections go where the Proxy's

@@ -3,15 +3,18 @@ package egress_test
 import (
 	"context"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/llm-runtime/llm-runtime/egress"
 )
@@ -31,6 +34,12 @@ type moduleWorld struct {
 }
 
 func newModuleWorld(t *testing.T, listUpstream bool) *moduleWorld {
+	return newModuleWorldOf(t, listUpstream, 0, nil)
+}
+
+// newModuleWorldOf is a world whose cache holds at most maxSize, with
+// the upstream's files and more.
+func newModuleWorldOf(t *testing.T, listUpstream bool, maxSize int64, more map[string]string) *moduleWorld {
 	w := &moduleWorld{dir: t.TempDir(), conns: make(chan egress.Conn, 64), asked: map[string]int{}, files: map[string]string{
 		"/example.com/m/@v/v1.0.0.info":                      `{"Version":"v1.0.0"}`,
 		"/example.com/m/@v/v1.0.0.mod":                       "module example.com/m\n",
@@ -39,6 +48,9 @@ func newModuleWorld(t *testing.T, listUpstream bool) *moduleWorld {
 		"/github.com/!big!corp/x/@v/v2.0.0+incompatible.mod": "module github.com/BigCorp/x\n",
 		"/sumdb/sum.golang.org/supported":                    "",
 	}}
+	for p, b := range more {
+		w.files[p] = b
+	}
 	w.upstream = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.mu.Lock()
 		w.asked[r.URL.Path]++
@@ -65,7 +77,7 @@ func newModuleWorld(t *testing.T, listUpstream bool) *moduleWorld {
 	}
 	up, _ := url.Parse(w.upstream.URL)
 	p := egress.Proxy{Policy: egress.Policy{Rules: rules}, OnConn: func(c egress.Conn) { w.conns <- c },
-		GoModules: &egress.Modules{Dir: w.dir, Upstream: up}}
+		GoModules: &egress.Modules{Dir: w.dir, Upstream: up, MaxSize: maxSize}}
 	w.proxy = httptest.NewServer(p.Serve())
 	t.Cleanup(w.proxy.Close)
 	return w
@@ -238,5 +250,72 @@ func TestTheModuleCacheFetchesOnlyFromAListedUpstream(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(w.dir, "example.com")); !os.IsNotExist(err) {
 		t.Errorf("the cache holds a directory for it: %v", err)
+	}
+}
+
+// The cache holds at most MaxSize: past it, the files served least
+// recently go, never the one just fetched; a file served again is kept
+// over one served before it; what goes is fetched again when asked for.
+func TestTheModuleCacheHoldsAtMostItsMaxSize(t *testing.T) {
+	const big = 40 << 10
+	more := map[string]string{}
+	for _, v := range []string{"v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0"} {
+		more["/example.com/big/@v/"+v+".zip"] = strings.Repeat(v[1:], big/5)
+	}
+	w := newModuleWorldOf(t, true, 100<<10, more)
+	zip := func(v string) string { return "/example.com/big/@v/" + v + ".zip" }
+	held := func() (n int64, names []string) {
+		filepath.WalkDir(w.dir, func(p string, e fs.DirEntry, err error) error {
+			if err == nil && e.Type().IsRegular() {
+				fi, _ := e.Info()
+				n += fi.Size()
+				names = append(names, strings.TrimPrefix(p, w.dir))
+			}
+			return nil
+		})
+		return n, names
+	}
+	get := func(p string) {
+		t.Helper()
+		if code, body := w.get(t, p); code != http.StatusOK || body != w.files[p] {
+			t.Fatalf("GET %s: %d, %d bytes", p, code, len(body))
+		}
+	}
+	get(zip("v1.0.0"))
+	time.Sleep(10 * time.Millisecond) // distinct modification times, which say when a file was served
+	get(zip("v1.1.0"))
+	time.Sleep(10 * time.Millisecond)
+	get(zip("v1.0.0")) // served again: now the later of the two
+	time.Sleep(10 * time.Millisecond)
+	get(zip("v1.2.0")) // 3 x 40 KiB > 100 KiB: v1.1.0, served least recently, goes
+	if n, names := held(); n > 100<<10 || len(names) != 2 || !slices.Contains(names, zip("v1.0.0")) || !slices.Contains(names, zip("v1.2.0")) {
+		t.Fatalf("the cache holds %d bytes: %q", n, names)
+	}
+	get(zip("v1.1.0")) // gone, so fetched again
+	if n := w.count(zip("v1.1.0")); n != 2 {
+		t.Fatalf("the upstream was asked for %s %d times, want 2", zip("v1.1.0"), n)
+	}
+	if n, _ := held(); n > 100<<10 {
+		t.Fatalf("the cache holds %d bytes", n)
+	}
+}
+
+// A file larger than MaxSize is served and kept alone: everything else
+// goes, it stays while it is the one just fetched.
+func TestTheModuleCacheKeepsTheFileJustFetchedWhateverItsSize(t *testing.T) {
+	huge := "/example.com/huge/@v/v1.0.0.zip"
+	w := newModuleWorldOf(t, true, 64<<10, map[string]string{huge: strings.Repeat("x", 100<<10)})
+	if code, _ := w.get(t, "/example.com/m/@v/v1.0.0.mod"); code != http.StatusOK {
+		t.Fatal(code)
+	}
+	if code, body := w.get(t, huge); code != http.StatusOK || body != w.files[huge] {
+		t.Fatalf("%d, %d bytes", code, len(body))
+	}
+	es, _ := os.ReadDir(filepath.Join(w.dir, "example.com", "m", "@v"))
+	if len(es) != 0 {
+		t.Fatalf("example.com/m is still in the cache: %v", es)
+	}
+	if _, err := os.Stat(filepath.Join(w.dir, filepath.FromSlash(huge[1:]))); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -54,10 +54,8 @@ type Proxy struct {
 // Serve is p ready to serve one command: GoModules, if set, with its
 // fetches through p's Transport.
 func (p Proxy) Serve() *Proxy {
-	if p.GoModules != nil {
-		m := *p.GoModules
-		m.Client = &http.Client{Transport: p.Transport()}
-		p.modules = &m
+	if g := p.GoModules; g != nil {
+		p.modules = &Modules{Dir: g.Dir, Upstream: g.Upstream, MaxSize: g.MaxSize, Client: &http.Client{Transport: p.Transport()}}
 	}
 	return &p
 }

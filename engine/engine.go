@@ -549,7 +549,7 @@ func goModules(x config.Exec) (*egress.Modules, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &egress.Modules{Dir: dir, Upstream: u}, nil
+	return &egress.Modules{Dir: dir, Upstream: u, MaxSize: x.GoProxyMaxSize}, nil
 }
 
 // RecommendedOrigin is the origin of a setting that took the value the
