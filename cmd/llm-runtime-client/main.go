@@ -146,12 +146,14 @@ func run(ctx context.Context, full string, args []string, stdin io.Reader, stdou
 		}
 		return ""
 	}
-	c := filtercli.Client{Globals: &f.Globals, Build: filtercli.Version(version, commit), Own: own, Getenv: getenv, Stderr: stderr}
+	// What Load said comes first, as llm-runtime says it before the run.
+	errw := &after{first: said.Bytes(), w: stderr}
+	c := filtercli.Client{Globals: &f.Globals, Build: filtercli.Version(version, commit), Own: own, Getenv: getenv, Stderr: errw, HandsOn: true}
 	handled, err = filtercli.Served(ctx, c, root, file, cfg, in, out)
 	if !handled {
 		return 0, false
 	}
-	stderr.Write(said.Bytes())
+	errw.Write(nil)
 	if err == nil && outFile != nil {
 		if cerr := outFile.Close(); cerr != nil {
 			err = filtercli.Fail(filtercli.ExitUsage, "--output: %v", cerr)
@@ -166,6 +168,23 @@ func run(ctx context.Context, full string, args []string, stdin io.Reader, stdou
 		return filtercli.ExitUsage, true
 	}
 	return filtercli.ExitOK, true
+}
+
+// after writes first before what is written to w, once.
+type after struct {
+	first []byte
+	w     io.Writer
+}
+
+func (a *after) Write(p []byte) (int, error) {
+	if a.first != nil {
+		a.w.Write(a.first)
+		a.first = nil
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	return a.w.Write(p)
 }
 
 // isTerminal reports whether f is a terminal.

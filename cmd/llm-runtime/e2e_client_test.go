@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llm-runtime/llm-runtime/internal/testenv"
 	"github.com/llm-runtime/llm-runtime/runtime/container/dockertest"
 )
 
@@ -80,5 +81,32 @@ func TestE2EThinClientWithoutLlmRuntime(t *testing.T) {
 	r = runBinaryAt(t, client, dir, "", []string{"PATH=" + filepath.Join(dir, "path")}, "version")
 	if want := runBinary(t, dir, "", nil, "version"); r.code != 0 || r.stdout != want.stdout {
 		t.Fatalf("exit %d\n%s%s\nwant %s", r.code, r.stdout, r.stderr, want.stdout)
+	}
+}
+
+// TestE2EThinClientSaysOnceWhyADaemonWasNotUsed: a daemon of another
+// build does not take the client's run; llm-runtime, which runs it, tries
+// the daemon again and says why it was not used, once (-v), as it does when
+// run itself.
+func TestE2EThinClientSaysOnceWhyADaemonWasNotUsed(t *testing.T) {
+	t.Parallel()
+	// The daemon on the default socket of a runtime directory of the test's.
+	rt := testenv.ShortDir(t)
+	startServeBin(t, hooksBinary(t), filepath.Join(rt, "llm-runtime", "serve.sock"), nil)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("A\n"), 0o644)
+	env := []string{"LLM_RUNTIME_SERVER=auto", "XDG_RUNTIME_DIR=" + rt}
+	var res [2]result
+	for i, bin := range []string{binary, clientBinary} {
+		res[i] = runBinaryAt(t, bin, dir, "<open a.txt>", env, "--sandbox", "local", "-v", "--json")
+		if n := strings.Count(res[i].stderr, "Server: not used (llm-runtime serve is busy: the daemon is"); res[i].code != 0 || n != 1 {
+			t.Fatalf("%s: exit %d, %d lines saying why the daemon was not used:\n%s", filepath.Base(bin), res[i].code, n, res[i].stderr)
+		}
+		if n := strings.Count(res[i].stderr, "--json is the original llm-runtime's spelling"); n != 1 {
+			t.Fatalf("%s: the old flag's warning %d times:\n%s", filepath.Base(bin), n, res[i].stderr)
+		}
+	}
+	if res[0].stdout != res[1].stdout {
+		t.Fatalf("llm-runtime:\n%s\nllm-runtime-client:\n%s", res[0].stdout, res[1].stdout)
 	}
 }

@@ -27,6 +27,10 @@ type Client struct {
 	Own     paths.Own           // the client's own files, which the daemon guards
 	Getenv  func(string) string // the client's environment
 	Stderr  io.Writer
+	// HandsOn: a run the daemon does not take goes to another process,
+	// which tries the daemon again and says why it did not take it (the
+	// thin client's llm-runtime): Served does not say it.
+	HandsOn bool
 }
 
 // Served runs the filter through the daemon, when the server setting
@@ -54,7 +58,7 @@ func Served(ctx context.Context, c Client, root, file string, cfg *config.Config
 		if explicit {
 			return true, Fail(ExitSandbox, "server %s: %v", path, err)
 		}
-		if c.Globals.Verbosely() && !errors.Is(err, wire.ErrNoDaemon) {
+		if c.Globals.Verbosely() && !c.HandsOn && !errors.Is(err, wire.ErrNoDaemon) {
 			fmt.Fprintf(c.Stderr, "Server: not used (%v); running on a pool of this run's own\n", err)
 		}
 		return false, nil
