@@ -84,29 +84,32 @@ func TestE2EThinClientWithoutLlmRuntime(t *testing.T) {
 	}
 }
 
-// TestE2EThinClientSaysOnceWhyADaemonWasNotUsed: a daemon of another
-// build does not take the client's run; llm-runtime, which runs it, tries
-// the daemon again and says why it was not used, once (-v), as it does when
-// run itself.
+// TestE2EThinClientSaysOnceWhyADaemonWasNotUsed: a daemon whose Docker
+// environment is not the client's does not take its run; llm-runtime,
+// which the client runs for it, tries the daemon again and says why it was
+// not used, once (-v), as it does when run itself; and an old flag's
+// warning is said once, before the run.
 func TestE2EThinClientSaysOnceWhyADaemonWasNotUsed(t *testing.T) {
 	t.Parallel()
 	// The daemon on the default socket of a runtime directory of the test's.
 	rt := testenv.ShortDir(t)
-	startServeBin(t, hooksBinary(t), filepath.Join(rt, "llm-runtime", "serve.sock"), nil)
+	startServe(t, filepath.Join(rt, "llm-runtime", "serve.sock"), nil)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("A\n"), 0o644)
-	env := []string{"LLM_RUNTIME_SERVER=auto", "XDG_RUNTIME_DIR=" + rt}
+	// DOCKER_CONFIG (the docker CLI's, which the daemon's client does not
+	// read) makes the client's Docker environment another than the daemon's.
+	env := []string{"LLM_RUNTIME_SERVER=auto", "XDG_RUNTIME_DIR=" + rt, "DOCKER_CONFIG=" + t.TempDir()}
 	var res [2]result
 	for i, bin := range []string{binary, clientBinary} {
-		res[i] = runBinaryAt(t, bin, dir, "<open a.txt>", env, "--sandbox", "local", "-v", "--json")
-		if n := strings.Count(res[i].stderr, "Server: not used (llm-runtime serve is busy: the daemon is"); res[i].code != 0 || n != 1 {
+		res[i] = runBinaryAt(t, bin, dir, "<open a.txt>", env, "-v", "--json")
+		if n := strings.Count(res[i].stderr, "Server: not used (llm-runtime serve is busy: the run's Docker environment"); res[i].code != 0 || n != 1 {
 			t.Fatalf("%s: exit %d, %d lines saying why the daemon was not used:\n%s", filepath.Base(bin), res[i].code, n, res[i].stderr)
 		}
-		if n := strings.Count(res[i].stderr, "--json is the original llm-runtime's spelling"); n != 1 {
-			t.Fatalf("%s: the old flag's warning %d times:\n%s", filepath.Base(bin), n, res[i].stderr)
+		if n := strings.Count(res[i].stderr, "--json is the original llm-runtime's spelling"); n != 1 || !strings.HasPrefix(res[i].stderr, "llm-runtime: --json") {
+			t.Fatalf("%s: the old flag's warning %d times, or not first:\n%s", filepath.Base(bin), n, res[i].stderr)
 		}
 	}
-	if res[0].stdout != res[1].stdout {
+	if normalized(res[0].stdout, dir) != normalized(res[1].stdout, dir) {
 		t.Fatalf("llm-runtime:\n%s\nllm-runtime-client:\n%s", res[0].stdout, res[1].stdout)
 	}
 }
