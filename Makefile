@@ -7,7 +7,7 @@ FUZZTIME ?= 300000x
 
 GUESTS := protect-secrets readonly redact
 
-.PHONY: build test check fuzz guests clean k8s-binaries test-k8s
+.PHONY: build test check fuzz guests clean k8s-binaries k8s-node-binaries test-k8s
 
 ## build: the static binaries ./llm-runtime and ./llm-runtime-client (the filter through
 ## llm-runtime serve alone, for a model loop; it runs ./llm-runtime for anything else)
@@ -33,6 +33,13 @@ test:
 K8S_BIN ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/llm-runtime/k8s-bin
 k8s-binaries:
 	tools/k8s/build-binaries.sh $(K8S_BIN)
+
+## k8s-node-binaries: what a real node needs (kubelet, kube-scheduler, containerd, crictl,
+## kube-network-policies from the proxy; runc and the CNI plugins from Debian), into
+## ~/.cache/llm-runtime/k8s-node-bin (K8S_NODE_BIN); the tests do not use it yet (issue 28)
+K8S_NODE_BIN ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/llm-runtime/k8s-node-bin
+k8s-node-binaries:
+	tools/k8s/build-node-binaries.sh $(K8S_NODE_BIN)
 
 ## test-k8s: the tests that need a real Kubernetes API server (make test runs them too when
 ## the binaries are there, and skips them otherwise)

@@ -8,6 +8,7 @@
 # the repository; what is there, built from the same versions, is kept.
 # About 30 minutes on two cores when nothing is cached.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 out=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/llm-runtime/k8s-bin}
 KUBERNETES=v1.37.2 STAGING=v0.37.2 ETCD=v3.7.3 AGENT_SANDBOX=v1.0.1 DISTRIBUTION=v3.1.2
 stamp="kubernetes $KUBERNETES (kube-apiserver kube-controller-manager kubectl) etcd $ETCD agent-sandbox $AGENT_SANDBOX registry $DISTRIBUTION"
@@ -34,20 +35,7 @@ for b in kube-apiserver kube-controller-manager kubectl; do
   [ -x "$out/$b" ] || missing+=("$b")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  mkdir "$work/k8s" && cd "$work/k8s"
-  go mod init k8s-test-binaries >/dev/null 2>&1
-  modfile=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
-  {
-    echo "require k8s.io/kubernetes $KUBERNETES"
-    echo "replace ("
-    sed -n 's#^\t\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\t\1 => \1 '"$STAGING"'#p' "$modfile"
-    echo ")"
-  } >> go.mod
-  printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager"\n\t_ "k8s.io/kubernetes/cmd/kubectl"\n)\n' > tools.go
-  go mod tidy
-  for b in "${missing[@]}"; do
-    go build -trimpath -o "$out/$b" "k8s.io/kubernetes/cmd/$b"
-  done
+  build_k8s "$out" "$KUBERNETES" "$STAGING" "$work" "${missing[@]}"
 fi
 # etcd: its modules replace each other with directories too.
 if ! [ -x "$out/etcd" ]; then
