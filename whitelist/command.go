@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -235,6 +236,18 @@ func New(entries []string) List {
 		}
 	}
 	return w
+}
+
+// Programs are the programs w's entries start, each once, in order: an
+// entry's first word ("go" of "go test"), "*" left out.
+func (w List) Programs() []string {
+	var out []string
+	for _, e := range w {
+		if e[0] != "*" && !slices.Contains(out, e[0]) {
+			out = append(out, e[0])
+		}
+	}
+	return out
 }
 
 // anything reports whether w holds "*", which allows any command and turns

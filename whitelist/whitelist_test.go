@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -218,4 +219,11 @@ func TestWhitelistDataDriven(t *testing.T) {
 		}
 		return b.String()
 	})
+}
+
+func TestProgramsAreTheEntriesFirstWordsOnce(t *testing.T) {
+	got := New([]string{"go test", "go build", "ls", "*", " python3  -m pytest", "/usr/bin/make"}).Programs()
+	if want := []string{"go", "ls", "python3", "/usr/bin/make"}; !slices.Equal(got, want) {
+		t.Fatalf("%q, want %q", got, want)
+	}
 }

@@ -508,7 +508,8 @@ type agentCmd struct {
 	Workspace string        `default:"/workspace" help:"The repository, as mounted in the container."`
 	Limits    string        `placeholder:"JSON" help:"The sandbox limits, as JSON."`
 	Threads   int           `name:"reserve-threads" help:"Start this many spare OS threads first, so a fork bomb in an exec cannot starve the agent."`
-	WarmPath  bool          `name:"warm-path" help:"Look up the directories of the commands' PATH once before serving, so that a fresh container's first command does not wait on cold lookups (an exec container's)."`
+	Warm      []string      `name:"warm" placeholder:"PROGRAM,..." help:"Before serving, look up the directories of the commands' PATH and read these programs' files as a command's lookup finds them, so that a fresh container's first command does not wait on a cold overlay (an exec container's: its whitelist's programs)."`
+	WarmPath  bool          `name:"warm-path" help:"Look up the directories of the commands' PATH before serving (--warm with no programs)."`
 	Own       string        `name:"own-workspace" placeholder:"UID:GID" help:"Give the workspace's root to UID:GID (mode 0700) and exit: run once, as root with CAP_CHOWN only, on a new volume of copy mode."`
 	Install   string        `name:"install-agent" placeholder:"DIR" help:"Copy this binary to DIR/llm-runtime and exit: run once on a new volume of copy mode's exec, which exec containers mount read-only."`
 	Lease     time.Duration `help:"Exit this long after the last request (the first starts it), for a transport that does not close the agent's input when the host goes away (a Kubernetes pod's); 0: never."`
@@ -552,8 +553,8 @@ func (a agentCmd) Run(e env) error {
 	if a.Threads > 0 {
 		agent.ReserveThreads(a.Threads)
 	}
-	if a.WarmPath {
-		agent.WarmPath()
+	if a.WarmPath || len(a.Warm) > 0 {
+		agent.Warm(a.Warm)
 	}
 	// Not dumpable: a command of the same uid cannot ptrace the agent or
 	// read its memory, so it cannot forge what the agent reports.

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/moby/moby/api/types/mount"
@@ -212,7 +213,7 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 		NanoCPUs:  int64(o.CPUs * 1e9),
 		PIDs:      pids,
 		Agent:     o.Agent,
-		AgentArgs: []string{"--reserve-threads", "12", "--warm-path"},
+		AgentArgs: warmArgs(x.white.Programs()),
 		Tmpfs:     "rw,nosuid,nodev,exec,size=" + strconv.FormatInt(o.TmpSize, 10),
 		Runtime:   o.Runtime,
 		// The egress proxy's socket is in the agent's socket directory.
@@ -298,6 +299,17 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 	// nothing copies nothing (the first container starts all the same, on
 	// the copy's directory, so that the command does not wait for it).
 	return x, nil
+}
+
+// warmArgs are an exec container's agent's arguments: threads kept in
+// reserve, and the PATH looked up and the whitelist's programs read while
+// the container waits in the pool (agent.Warm).
+func warmArgs(programs []string) []string {
+	args := []string{"--reserve-threads", "12", "--warm-path"}
+	if len(programs) > 0 {
+		args = append(args, "--warm", strings.Join(programs, ","))
+	}
+	return args
 }
 
 // prepare, at the first command (x.turn held), checks the copy: anything

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -171,17 +172,21 @@ func BenchmarkAgentOpen4KiB(b *testing.B) {
 	}
 }
 
-// TestWarmPathLooksAndTouchesNothing: the lookups an exec container's
-// agent makes before its command create nothing, in the PATH's
-// directories or anywhere, and a PATH with a relative or missing directory
-// is no error.
-func TestWarmPathLooksAndTouchesNothing(t *testing.T) {
+// TestWarmLooksAndTouchesNothing: the lookups and reads an exec
+// container's agent makes before its command create nothing, in the PATH's
+// directories or anywhere, and a PATH with a relative or missing directory,
+// a program that is nowhere or is the repository's, are no error.
+func TestWarmLooksAndTouchesNothing(t *testing.T) {
 	dirs := []string{t.TempDir(), t.TempDir()}
 	os.WriteFile(filepath.Join(dirs[1], "true"), []byte("#!/bin/sh\n"), 0o755)
+	// A FIFO where a program would be: opened without blocking, not read.
+	if err := syscall.Mkfifo(filepath.Join(dirs[0], "fifo"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	cwd := t.TempDir()
 	t.Chdir(cwd)
 	t.Setenv("PATH", strings.Join([]string{dirs[0], "relative", filepath.Join(dirs[0], "missing"), dirs[1]}, ":"))
-	WarmPath()
+	Warm([]string{"fifo", "true", "missing", "./relative", filepath.Join(dirs[1], "true")})
 	for _, d := range append(dirs, cwd) {
 		es, err := os.ReadDir(d)
 		if err != nil {
@@ -191,7 +196,7 @@ func TestWarmPathLooksAndTouchesNothing(t *testing.T) {
 		for _, e := range es {
 			names = append(names, e.Name())
 		}
-		if want := map[string]string{dirs[1]: "true"}[d]; strings.Join(names, ",") != want {
+		if want := map[string]string{dirs[0]: "fifo", dirs[1]: "true"}[d]; strings.Join(names, ",") != want {
 			t.Errorf("%s holds %q after WarmPath, want %q", d, names, want)
 		}
 	}
