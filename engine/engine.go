@@ -431,9 +431,12 @@ func OpenSandbox(ctx context.Context, s Settings) (sandbox.Sandbox, error) {
 			logf("%s", line)
 		}
 		x := cfg.Exec
-		if n, err := d.CPUs(ctx); err == nil && n > 0 && x.CPUs > float64(n) {
-			logf("exec.cpus %s: Docker's machine has %d CPUs; an exec container gets %d", cfg.Value("exec.cpus"), n, n)
-			x.CPUs = float64(n)
+		// Every machine has one CPU: only more is worth asking Docker about.
+		if x.CPUs > 1 {
+			if n, err := d.CPUs(ctx); err == nil && n > 0 && x.CPUs > float64(n) {
+				logf("exec.cpus %s: Docker's machine has %d CPUs; an exec container gets %d", cfg.Value("exec.cpus"), n, n)
+				x.CPUs = float64(n)
+			}
 		}
 		opts.Exec = &container.ExecOptions{
 			Image: x.Image, Agent: bin, Writable: x.Writable, Whitelist: x.Whitelist, Shell: x.Shell,

@@ -25,11 +25,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kong"
-	"golang.org/x/sys/unix"
 
 	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/internal/filtercli"
@@ -53,19 +51,25 @@ type flags struct {
 
 func main() {
 	args := os.Args[1:]
-	full, err := fullBinary()
+	// This binary's real path: where llm-runtime is looked for first, and
+	// what the daemon or llm-runtime guards as the client.
+	self := ""
+	if exe, err := os.Executable(); err == nil {
+		self = paths.RealPath(exe)
+	}
+	full, err := fullBinary(self)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "llm-runtime-client: %v\n", err)
 		os.Exit(filtercli.ExitUsage)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code, handled := run(ctx, full, args, os.Stdin, os.Stdout, os.Stderr, os.Environ())
+	code, handled := run(ctx, self, full, args, os.Stdin, os.Stdout, os.Stderr, os.Environ())
 	stop()
 	if !handled {
 		// The client's path, so that llm-runtime guards it as its own.
 		environ := os.Environ()
-		if exe, err := os.Executable(); err == nil {
-			environ = append(environ, config.ClientBinaryEnv+"="+paths.RealPath(exe))
+		if self != "" {
+			environ = append(environ, config.ClientBinaryEnv+"="+self)
 		}
 		err := syscall.Exec(full, append([]string{full}, args...), environ)
 		fmt.Fprintf(os.Stderr, "llm-runtime-client: running %s: %v\n", full, err)
@@ -75,10 +79,10 @@ func main() {
 }
 
 // fullBinary is the llm-runtime that runs what the client does not: the
-// one beside the client's real path, else the first on PATH.
-func fullBinary() (string, error) {
-	if exe, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(paths.RealPath(exe)), "llm-runtime")
+// one beside the client's real path, self, else the first on PATH.
+func fullBinary(self string) (string, error) {
+	if self != "" {
+		p := filepath.Join(filepath.Dir(self), "llm-runtime")
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
 			return p, nil
 		}
@@ -93,7 +97,7 @@ func fullBinary() (string, error) {
 // run hands the filter run of args to the daemon. handled is false when
 // llm-runtime is to run it instead, and then nothing was read of stdin,
 // written to stdout or said on stderr.
-func run(ctx context.Context, full string, args []string, stdin io.Reader, stdout, stderr io.Writer, environ []string) (code int, handled bool) {
+func run(ctx context.Context, self, full string, args []string, stdin io.Reader, stdout, stderr io.Writer, environ []string) (code int, handled bool) {
 	if len(args) > 0 && args[0] == "run" {
 		args = args[1:]
 	}
@@ -125,7 +129,7 @@ func run(ctx context.Context, full string, args []string, stdin io.Reader, stdou
 		}
 		defer file.Close()
 		in = file
-	} else if t, ok := in.(*os.File); ok && isTerminal(t) {
+	} else if t, ok := in.(*os.File); ok && filtercli.IsTerminal(t) {
 		return 0, false // llm-runtime says how to end the input
 	}
 	var outFile *os.File
@@ -137,18 +141,10 @@ func run(ctx context.Context, full string, args []string, stdin io.Reader, stdou
 		out = outFile
 	}
 	own := paths.OwnFiles()
-	own.Client, own.Binary = own.Binary, paths.RealPath(full)
-	getenv := func(key string) string {
-		for _, kv := range environ {
-			if k, v, ok := strings.Cut(kv, "="); ok && k == key {
-				return v
-			}
-		}
-		return ""
-	}
+	own.Client, own.Binary = self, paths.RealPath(full)
 	// What Load said comes first, as llm-runtime says it before the run.
 	errw := &after{first: said.Bytes(), w: stderr}
-	c := filtercli.Client{Globals: &f.Globals, Build: filtercli.Version(version, commit), Own: own, Getenv: getenv, Stderr: errw, HandsOn: true}
+	c := filtercli.Client{Globals: &f.Globals, Build: filtercli.Version(version, commit), Own: own, Getenv: filtercli.Getenv(environ), Stderr: errw, HandsOn: true}
 	handled, err = filtercli.Served(ctx, c, root, file, cfg, in, out)
 	if !handled {
 		return 0, false
@@ -185,10 +181,4 @@ func (a *after) Write(p []byte) (int, error) {
 		return 0, nil
 	}
 	return a.w.Write(p)
-}
-
-// isTerminal reports whether f is a terminal.
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }

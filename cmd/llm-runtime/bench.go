@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/bench"
+	"github.com/llm-runtime/llm-runtime/internal/filtercli"
 	"github.com/llm-runtime/llm-runtime/runtime/container"
 )
 
@@ -97,7 +98,7 @@ func (b *benchCmd) Run(e env, c *cli) error {
 		return fail(exitUsage, "%v", err)
 	}
 	terminal := false
-	if f, ok := e.stderr.(*os.File); ok && isTerminal(f) {
+	if f, ok := e.stderr.(*os.File); ok && filtercli.IsTerminal(f) {
 		terminal = true
 		cfg.Progress = e.stderr
 	}

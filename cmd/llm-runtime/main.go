@@ -269,7 +269,7 @@ func (r *runCmd) Run(e env, c *cli) error {
 		}
 		defer f.Close()
 		in = f
-	} else if f, ok := in.(*os.File); ok && isTerminal(f) {
+	} else if f, ok := in.(*os.File); ok && filtercli.IsTerminal(f) {
 		fmt.Fprintln(e.stderr, "llm-runtime: reading model output from the terminal; end it with Ctrl-D (see --help)")
 	}
 	out := e.stdout
@@ -366,13 +366,6 @@ func applyExecImage(e env, cfg *config.Config) error {
 	defer d.Close()
 	_, err = engine.ExecImage(e.ctx, d, cfg)
 	return err
-}
-
-// isTerminal reports whether f is a terminal: a character device that
-// answers a terminal's ioctl (/dev/null is a character device too).
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }
 
 type configCmd struct {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -43,14 +42,7 @@ func (f socketFlag) path(e env, cfg *config.Config) (string, error) {
 }
 
 // getenv is the value of key in the environment e was given.
-func (e env) getenv(key string) string {
-	for _, kv := range e.environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
-			return v
-		}
-	}
-	return ""
-}
+func (e env) getenv(key string) string { return filtercli.Getenv(e.environ)(key) }
 
 const serveHelp = `Run a per-user daemon that keeps warm pools of sandbox containers between
 invocations of the filter. A model loop runs the filter once per reply; on

@@ -16,9 +16,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/internal/paths"
+	"golang.org/x/sys/unix"
 )
 
 // Exit codes of llm-runtime, and of its thin client, which must exit as
@@ -224,4 +226,24 @@ func JournalDir(cfg *config.Config, root string) (string, error) {
 	}
 	sum := sha256.Sum256([]byte(root))
 	return filepath.Join(base, hex.EncodeToString(sum[:8])), nil
+}
+
+// Getenv is a getenv over environ (as os.Environ returns it): the first
+// value of key, "" when unset.
+func Getenv(environ []string) func(string) string {
+	return func(key string) string {
+		for _, kv := range environ {
+			if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+				return v
+			}
+		}
+		return ""
+	}
+}
+
+// IsTerminal reports whether f is a terminal: a character device that
+// answers a terminal's ioctl (/dev/null is a character device too).
+func IsTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }

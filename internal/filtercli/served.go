@@ -5,16 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/llm-runtime/llm-runtime/config"
 	"github.com/llm-runtime/llm-runtime/internal/paths"
+	"github.com/llm-runtime/llm-runtime/internal/proc"
 	"github.com/llm-runtime/llm-runtime/output"
 	"github.com/llm-runtime/llm-runtime/serve/wire"
 )
@@ -142,14 +141,8 @@ func runRequest(c Client, root, file string, cfg *config.Config) (*wire.RunReque
 
 // PeakRSS is the process's peak resident set (VmHWM), for --verbose.
 func PeakRSS() string {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return "unknown"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			return strings.TrimSpace(v)
-		}
+	if v, ok := proc.SelfStatus("VmHWM"); ok {
+		return v
 	}
 	return "unknown"
 }

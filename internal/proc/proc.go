@@ -1,4 +1,5 @@
-// Package proc answers questions about other processes on this host.
+// Package proc answers questions about processes on this host, this one
+// included.
 package proc
 
 import (
@@ -56,4 +57,19 @@ func Same(pid int, start uint64) bool {
 	}
 	t, err := StartTime(pid)
 	return err != nil || t == start // unreadable: as alive, the safe side
+}
+
+// SelfStatus is the value of field (Threads, VmHWM...) in this process's
+// /proc/self/status, trimmed; false when there is none.
+func SelfStatus(field string) (string, bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "", false
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte(field+":")); ok {
+			return string(bytes.TrimSpace(v)), true
+		}
+	}
+	return "", false
 }

@@ -3,6 +3,8 @@ package proc_test
 import (
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/llm-runtime/llm-runtime/internal/proc"
@@ -40,5 +42,18 @@ func TestStartTimeNamesOneProcess(t *testing.T) {
 	}
 	if !proc.Same(cmd.Process.Pid, st) {
 		t.Error("the child is not itself")
+	}
+}
+
+func TestSelfStatusReadsThisProcessesFields(t *testing.T) {
+	v, ok := proc.SelfStatus("Threads")
+	if n, err := strconv.Atoi(v); !ok || err != nil || n < 1 {
+		t.Fatalf("Threads: %q %v", v, ok)
+	}
+	if v, ok := proc.SelfStatus("VmHWM"); !ok || !strings.HasSuffix(v, " kB") {
+		t.Fatalf("VmHWM: %q %v", v, ok)
+	}
+	if v, ok := proc.SelfStatus("NoSuchField"); ok || v != "" {
+		t.Fatalf("NoSuchField: %q %v", v, ok)
 	}
 }

@@ -303,13 +303,13 @@ func newExecRunner(d *Docker, root string, limits sandbox.Limits, labels map[str
 
 // warmArgs are an exec container's agent's arguments: threads kept in
 // reserve, and the PATH looked up and the whitelist's programs read while
-// the container waits in the pool (agent.Warm).
+// the container waits in the pool (agent.Warm: --warm, or --warm-path
+// when the whitelist names none).
 func warmArgs(programs []string) []string {
-	args := []string{"--reserve-threads", "12", "--warm-path"}
-	if len(programs) > 0 {
-		args = append(args, "--warm", strings.Join(programs, ","))
+	if len(programs) == 0 {
+		return []string{"--reserve-threads", "12", "--warm-path"}
 	}
-	return args
+	return []string{"--reserve-threads", "12", "--warm", strings.Join(programs, ",")}
 }
 
 // prepare, at the first command (x.turn held), checks the copy: anything

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/llm-runtime/llm-runtime/internal/proc"
 )
 
 // ExecRequest is the body of an exec request, as JSON in the header.
@@ -304,17 +306,9 @@ func ReserveThreads(n int) {
 
 // threads returns the process's thread count, from /proc.
 func threads() int {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n
-		}
-	}
-	return 0
+	v, _ := proc.SelfStatus("Threads")
+	n, _ := strconv.Atoi(v)
+	return n
 }
 
 // Install copies the running binary to dir/llm-runtime (mode 0755), under
