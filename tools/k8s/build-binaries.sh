@@ -12,12 +12,7 @@ set -euo pipefail
 out=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/llm-runtime/k8s-bin}
 KUBERNETES=v1.37.2 STAGING=v0.37.2 ETCD=v3.7.3 AGENT_SANDBOX=v1.0.1 DISTRIBUTION=v3.1.2
 stamp="kubernetes $KUBERNETES (kube-apiserver kube-controller-manager kubectl) etcd $ETCD agent-sandbox $AGENT_SANDBOX registry $DISTRIBUTION"
-mkdir -p "$out"
-old=$(cat "$out/versions" 2>/dev/null || true)
-if [ "$old" = "$stamp" ]; then
-  echo "k8s test binaries: $out ($stamp), cached"
-  exit 0
-fi
+cached "k8s test binaries" "$out" "$stamp" && exit 0
 # What was built from another version than this one goes: it is built
 # again below (what is there is kept only if its version is the same).
 case "$old " in *"kubernetes $KUBERNETES "*) ;; *) rm -f "$out/kube-apiserver" "$out/kube-controller-manager" "$out/kubectl" ;; esac

@@ -15,12 +15,7 @@ set -euo pipefail
 out=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/llm-runtime/k8s-node-bin}
 KUBERNETES=v1.37.2 STAGING=v0.37.2 CONTAINERD=v2.4.2 CRI_TOOLS=v1.37.0 KNP=v0.8.0
 stamp="kubernetes $KUBERNETES (kubelet kube-scheduler) containerd $CONTAINERD cri-tools $CRI_TOOLS kube-network-policies $KNP"
-mkdir -p "$out"
-old=$(cat "$out/versions" 2>/dev/null || true)
-if [ "$old" = "$stamp" ]; then
-  echo "k8s node binaries: $out ($stamp), cached"
-  exit 0
-fi
+cached "k8s node binaries" "$out" "$stamp" && exit 0
 case "$old " in *"kubernetes $KUBERNETES "*) ;; *) rm -f "$out/kubelet" "$out/kube-scheduler" ;; esac
 case "$old " in *"containerd $CONTAINERD "*) ;; *) rm -f "$out/containerd" "$out/containerd-shim-runc-v2" "$out/ctr" ;; esac
 case "$old " in *"cri-tools $CRI_TOOLS "*) ;; *) rm -f "$out/crictl" ;; esac

@@ -1,5 +1,17 @@
 # Sourced by the build scripts of tools/k8s.
 
+# cached WHAT OUT STAMP: says so and succeeds when OUT holds what STAMP
+# names (its file versions), else says what OUT held before, in $old.
+cached() {
+  mkdir -p "$2"
+  old=$(cat "$2/versions" 2>/dev/null || true)
+  if [ "$old" = "$3" ]; then
+    echo "$1: $2 ($3), cached"
+    return 0
+  fi
+  return 1
+}
+
 # build_k8s OUT KUBERNETES STAGING WORK BINARY...: builds each BINARY
 # (k8s.io/kubernetes/cmd/BINARY) into OUT, from a module that requires
 # k8s.io/kubernetes at KUBERNETES, whose own go.mod replaces its staging
